@@ -1,0 +1,31 @@
+#pragma once
+// What the request handlers share: the catalog, limits, readiness. One per server, built by
+// tools/hookd.cpp; handlers only read it (the atomics are the exception).
+
+#include "core/catalog.hpp"
+#include "http/router.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <string>
+
+namespace hookd::http {
+
+class metrics;
+
+struct app {
+  catalog& cat;
+  metrics& stats;
+  std::size_t max_body_bytes = 64 * 1024;
+  std::atomic<bool> ready{false};     // storage open and catalog loaded
+  std::atomic<bool> draining{false};  // SIGTERM received: /readyz answers 503
+};
+
+// Registers the /api/v1 routes (admin, webhooks, openapi) on `r`; handlers capture `a` by
+// reference, so `a` must outlive the server.
+void register_api_routes(router& r, app& a);
+// Registers /healthz, /readyz and /metrics.
+void register_ops_routes(router& r, app& a);
+
+}  // namespace hookd::http

@@ -1,0 +1,26 @@
+#pragma once
+// The one table from domain errors to HTTP: status, problem type URI and title, and the
+// builders for application/problem+json and application/json responses.
+
+#include "core/error.hpp"
+#include "http/types.hpp"
+
+#include <boost/json/value.hpp>
+
+#include <string_view>
+
+namespace hookd::http {
+
+bhttp::status status_of(error_kind kind) noexcept;
+// "https://hookd.dev/problems/<slug>", stable; documented in docs/openapi.yaml.
+std::string_view problem_type(error_kind kind) noexcept;
+std::string_view problem_title(error_kind kind) noexcept;
+
+// {"type","title","status","detail","requestId","errors"?}, content-type application/problem+json.
+// Adds WWW-Authenticate: Bearer on 401.
+response problem_response(const problem& p, std::string_view request_id);
+response json_response(bhttp::status status, const boost::json::value& body);
+response json_response(bhttp::status status, std::string serialized_json);
+response empty_response(bhttp::status status);  // e.g. 204
+
+}  // namespace hookd::http
