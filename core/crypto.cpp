@@ -1,0 +1,240 @@
+#include "core/crypto.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+
+namespace hookd {
+
+namespace {
+
+const unsigned char* bytes_of(std::string_view s) noexcept {
+  return reinterpret_cast<const unsigned char*>(s.data());
+}
+
+[[noreturn]] void crypto_abort(const char* what) noexcept {
+  // These calls fail only when OpenSSL itself is broken (no entropy, no memory); carrying on
+  // would hand out predictable secrets or unsealed data.
+  std::fprintf(stderr, "hookd: fatal OpenSSL failure in %s\n", what);
+  std::abort();
+}
+
+constexpr char kBase64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+constexpr char kBase64Url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+std::string base64_with(std::string_view bytes, const char* alphabet, bool pad) {
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  const auto* p = bytes_of(bytes);
+  std::size_t i = 0;
+  for (; i + 3 <= bytes.size(); i += 3) {
+    const std::uint32_t v = (std::uint32_t{p[i]} << 16) | (std::uint32_t{p[i + 1]} << 8) | p[i + 2];
+    out.push_back(alphabet[(v >> 18) & 63]);
+    out.push_back(alphabet[(v >> 12) & 63]);
+    out.push_back(alphabet[(v >> 6) & 63]);
+    out.push_back(alphabet[v & 63]);
+  }
+  const std::size_t rest = bytes.size() - i;
+  if (rest == 1) {
+    const std::uint32_t v = std::uint32_t{p[i]} << 16;
+    out.push_back(alphabet[(v >> 18) & 63]);
+    out.push_back(alphabet[(v >> 12) & 63]);
+    if (pad) out.append("==");
+  } else if (rest == 2) {
+    const std::uint32_t v = (std::uint32_t{p[i]} << 16) | (std::uint32_t{p[i + 1]} << 8);
+    out.push_back(alphabet[(v >> 18) & 63]);
+    out.push_back(alphabet[(v >> 12) & 63]);
+    out.push_back(alphabet[(v >> 6) & 63]);
+    if (pad) out.push_back('=');
+  }
+  return out;
+}
+
+int base64_value(char c) noexcept {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+') return 62;
+  if (c == '/') return 63;
+  return -1;
+}
+
+struct cipher_ctx_deleter {
+  void operator()(EVP_CIPHER_CTX* ctx) const noexcept { EVP_CIPHER_CTX_free(ctx); }
+};
+using cipher_ctx = std::unique_ptr<EVP_CIPHER_CTX, cipher_ctx_deleter>;
+
+constexpr std::size_t kNonceSize = 12;
+constexpr std::size_t kTagSize = 16;
+
+int as_int(std::size_t n) {
+  if (n > static_cast<std::size_t>(INT_MAX)) crypto_abort("length over INT_MAX");
+  return static_cast<int>(n);
+}
+
+}  // namespace
+
+sha256_digest sha256(std::string_view data) noexcept {
+  sha256_digest out{};
+  unsigned int len = 0;
+  if (EVP_Digest(data.data(), data.size(), out.data(), &len, EVP_sha256(), nullptr) != 1 ||
+      len != out.size()) {
+    crypto_abort("EVP_Digest");
+  }
+  return out;
+}
+
+sha256_digest hmac_sha256(std::string_view key, std::string_view data) noexcept {
+  sha256_digest out{};
+  unsigned int len = 0;
+  // HMAC() rejects a null key pointer even with length 0, so give an empty key a real address.
+  static const unsigned char kEmpty = 0;
+  const unsigned char* key_ptr = key.empty() ? &kEmpty : bytes_of(key);
+  if (HMAC(EVP_sha256(), key_ptr, as_int(key.size()), bytes_of(data), data.size(), out.data(),
+           &len) == nullptr ||
+      len != out.size()) {
+    crypto_abort("HMAC");
+  }
+  return out;
+}
+
+void random_bytes(std::span<std::uint8_t> out) {
+  // RAND_bytes takes an int; fill large requests in pieces.
+  std::size_t done = 0;
+  while (done < out.size()) {
+    const std::size_t chunk = std::min<std::size_t>(out.size() - done, 1u << 20);
+    if (RAND_bytes(out.data() + done, static_cast<int>(chunk)) != 1) crypto_abort("RAND_bytes");
+    done += chunk;
+  }
+}
+
+std::string random_bytes(std::size_t n) {
+  std::string out(n, '\0');
+  random_bytes(std::span<std::uint8_t>(reinterpret_cast<std::uint8_t*>(out.data()), n));
+  return out;
+}
+
+bool constant_time_equal(std::string_view a, std::string_view b) noexcept {
+  // The length of a digest or token is not secret; only the content comparison must not leak.
+  if (a.size() != b.size()) return false;
+  if (a.empty()) return true;
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::string base64_encode(std::string_view bytes) {
+  return base64_with(bytes, kBase64, true);
+}
+
+std::string base64url_encode(std::string_view bytes) {
+  return base64_with(bytes, kBase64Url, false);
+}
+
+std::optional<std::string> base64_decode(std::string_view text) {
+  // Padding is optional, but when present it must complete the last quantum exactly.
+  std::size_t padding = 0;
+  while (padding < 2 && !text.empty() && text.back() == '=') {
+    text.remove_suffix(1);
+    ++padding;
+  }
+  if (padding > 0 && (text.size() + padding) % 4 != 0) return std::nullopt;
+  if (text.size() % 4 == 1) return std::nullopt;  // one leftover sextet cannot encode a byte
+
+  std::string out;
+  out.reserve(text.size() / 4 * 3 + 2);
+  std::uint32_t acc = 0;
+  int bits = 0;
+  for (char c : text) {
+    const int v = base64_value(c);  // also refuses '=' inside the text and any whitespace
+    if (v < 0) return std::nullopt;
+    acc = (acc << 6) | static_cast<std::uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
+    }
+  }
+  return out;
+}
+
+std::string hex_encode(std::string_view bytes) {
+  constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (char ch : bytes) {
+    const auto c = static_cast<unsigned char>(ch);
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 0x0F]);
+  }
+  return out;
+}
+
+std::optional<aes256gcm_key> aes256gcm_key::from_bytes(std::string_view raw) {
+  if (raw.size() != kKeySize) return std::nullopt;
+  aes256gcm_key k;
+  std::copy(raw.begin(), raw.end(), reinterpret_cast<char*>(k.key_.data()));
+  return k;
+}
+
+aes256gcm_key aes256gcm_key::generate() {
+  aes256gcm_key k;
+  random_bytes(std::span<std::uint8_t>(k.key_.data(), k.key_.size()));
+  return k;
+}
+
+std::string aes256gcm_key::seal(std::string_view plaintext, std::string_view aad) const {
+  std::string out(kNonceSize + plaintext.size() + kTagSize, '\0');
+  auto* nonce = reinterpret_cast<unsigned char*>(out.data());
+  random_bytes(std::span<std::uint8_t>(nonce, kNonceSize));
+  unsigned char* body = nonce + kNonceSize;
+
+  cipher_ctx ctx(EVP_CIPHER_CTX_new());
+  int len = 0;
+  if (!ctx || EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key_.data(), nonce) != 1 ||
+      (!aad.empty() &&
+       EVP_EncryptUpdate(ctx.get(), nullptr, &len, bytes_of(aad), as_int(aad.size())) != 1) ||
+      EVP_EncryptUpdate(ctx.get(), body, &len, bytes_of(plaintext), as_int(plaintext.size())) !=
+          1 ||
+      EVP_EncryptFinal_ex(ctx.get(), body + len, &len) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, static_cast<int>(kTagSize),
+                          body + plaintext.size()) != 1) {
+    crypto_abort("AES-256-GCM seal");
+  }
+  return out;
+}
+
+std::optional<std::string> aes256gcm_key::open(std::string_view sealed,
+                                               std::string_view aad) const {
+  if (sealed.size() < kNonceSize + kTagSize) return std::nullopt;
+  const auto* nonce = bytes_of(sealed);
+  const std::size_t body_size = sealed.size() - kNonceSize - kTagSize;
+  const unsigned char* body = nonce + kNonceSize;
+  // The tag is const in spirit; OpenSSL's ctrl signature takes void*.
+  unsigned char tag[kTagSize];
+  std::copy(body + body_size, body + body_size + kTagSize, tag);
+
+  std::string out(body_size, '\0');
+  auto* plain = reinterpret_cast<unsigned char*>(out.data());
+  cipher_ctx ctx(EVP_CIPHER_CTX_new());
+  int len = 0;
+  if (!ctx || EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key_.data(), nonce) != 1 ||
+      (!aad.empty() &&
+       EVP_DecryptUpdate(ctx.get(), nullptr, &len, bytes_of(aad), as_int(aad.size())) != 1) ||
+      EVP_DecryptUpdate(ctx.get(), plain, &len, body, as_int(body_size)) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, static_cast<int>(kTagSize), tag) != 1) {
+    return std::nullopt;
+  }
+  if (EVP_DecryptFinal_ex(ctx.get(), plain + len, &len) != 1) {
+    OPENSSL_cleanse(out.data(), out.size());  // never hand back unauthenticated plaintext
+    return std::nullopt;
+  }
+  return out;
+}
+
+}  // namespace hookd
