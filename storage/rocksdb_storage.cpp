@@ -1,0 +1,473 @@
+// hookd's storage on RocksDB. See rocksdb_storage.hpp for the contract.
+//
+// Layout: one column family per core table (named by table_name()), plus RocksDB's mandatory
+// "default" family, which hookd never writes. Every write() is one rocksdb::WriteBatch across
+// families, so a batch is atomic through the WAL no matter how many tables it touches.
+
+#include "storage/rocksdb_storage.hpp"
+
+#include <rocksdb/cache.h>
+#include <rocksdb/convenience.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/options.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <system_error>
+#include <utility>
+
+namespace hookd {
+namespace {
+
+namespace fs = std::filesystem;
+
+rocksdb::Slice to_slice(std::string_view s) noexcept {
+  return {s.data(), s.size()};
+}
+std::string_view to_view(const rocksdb::Slice& s) noexcept {
+  return {s.data(), s.size()};
+}
+
+bool contains(std::string_view haystack, std::string_view needle) noexcept {
+  return haystack.find(needle) != std::string_view::npos;
+}
+
+// ---- error mapping ------------------------------------------------------------------------
+// rocksdb::Status carries no errno, so the few cases an operator must tell apart are recognised
+// by the messages RocksDB 7.8's POSIX file system produces for them.
+
+problem in_use_problem(const std::string& path, std::string_view message) {
+  // The LOCK is taken with fcntl(F_SETLK), which a process never conflicts with itself on, so
+  // RocksDB also keeps a process-wide set of locked files and reports a second open in the same
+  // process separately. Both mean the same to the operator; the text says which one it was.
+  if (contains(message, "lock hold by current process")) {
+    return make_problem(error_kind::storage_failure,
+                        "data dir " + path +
+                            " is in use by this process already (RocksDB LOCK held): close the "
+                            "storage that has it open first, or choose another --data-dir");
+  }
+  return make_problem(error_kind::storage_failure,
+                      "data dir " + path +
+                          " is in use by another process (RocksDB LOCK held): stop the other "
+                          "hookd or choose another --data-dir");
+}
+
+problem corrupt_problem(const std::string& path, std::string_view why) {
+  return make_problem(error_kind::storage_failure,
+                      "database at " + path + " is corrupt or unreadable (" + std::string(why) +
+                          "): restore from backup; hookd will not start on an empty database "
+                          "over it");
+}
+
+problem permission_problem(const std::string& path, std::string_view why) {
+  return make_problem(error_kind::storage_failure,
+                      "database at " + path + " is not accessible to this user (" +
+                          std::string(why) +
+                          "): give the user running hookd read and write access to it (owner "
+                          "and mode of the data dir), or choose another --data-dir");
+}
+
+// Maps a failure of DB::Open or DB::ListColumnFamilies. `existing` is whether the directory held
+// a database before we tried: then anything that is not a lock or a permission problem means the
+// files cannot be trusted, and the operator must not get an empty database instead.
+problem open_problem(const std::string& path, const rocksdb::Status& status, bool existing) {
+  const std::string message = status.ToString();
+  if (status.IsIOError() &&
+      (contains(message, "While lock file") || contains(message, "lock hold by current process"))) {
+    return in_use_problem(path, message);
+  }
+  if (contains(message, "Permission denied") || contains(message, "Read-only file system")) {
+    return permission_problem(path, message);
+  }
+  if (existing || status.IsCorruption()) return corrupt_problem(path, message);
+  return make_problem(error_kind::storage_failure,
+                      "cannot open database at " + path + " (" + message + ")");
+}
+
+problem write_problem(const rocksdb::Status& status) {
+  return make_problem(error_kind::storage_failure,
+                      "the write did not become durable (RocksDB: " + status.ToString() + ")");
+}
+
+// ---- what is on disk before we open ------------------------------------------------------
+
+// Files that only exist once a database has held data. LOCK, LOG and IDENTITY are left behind by
+// a failed first open too, so they prove nothing.
+bool is_data_file(const std::string& name) noexcept {
+  auto ends_with = [&](std::string_view suffix) {
+    return name.ends_with(suffix);
+  };
+  return ends_with(".sst") || ends_with(".log") || ends_with(".blob") ||
+         name.starts_with("MANIFEST-") || name.starts_with("OPTIONS-");
+}
+
+struct disk_state {
+  bool has_current = false;      // CURRENT names the live MANIFEST
+  std::string orphan_data_file;  // a data file found although CURRENT is missing
+  std::size_t orphan_count = 0;
+};
+
+result<disk_state> inspect(const std::string& path) {
+  disk_state state;
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  if (ec && ec != std::errc::no_such_file_or_directory) {
+    if (ec == std::errc::permission_denied) return permission_problem(path, ec.message());
+    return make_problem(error_kind::storage_failure,
+                        "cannot inspect database directory " + path + " (" + ec.message() + ")");
+  }
+  if (!fs::exists(st)) return state;
+  if (!fs::is_directory(st)) {
+    return make_problem(error_kind::storage_failure,
+                        "database path " + path +
+                            " exists but is not a directory: move it away or choose another "
+                            "--data-dir");
+  }
+  // Checked explicitly because RocksDB would otherwise report the first file it failed to
+  // create, and root passes these checks anyway (so they only ever help).
+  if (::access(path.c_str(), R_OK | W_OK | X_OK) != 0) {
+    return permission_problem(path, std::error_code(errno, std::generic_category()).message());
+  }
+  state.has_current = fs::exists(fs::path(path) / "CURRENT", ec);
+  if (state.has_current) return state;
+  for (fs::directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (!is_data_file(name)) continue;
+    if (state.orphan_count++ == 0) state.orphan_data_file = name;
+  }
+  if (ec) {
+    return make_problem(error_kind::storage_failure,
+                        "cannot list database directory " + path + " (" + ec.message() + ")");
+  }
+  return state;
+}
+
+// ---- options -----------------------------------------------------------------------------
+
+// The entity tables are read by id (get) or loaded whole at start-up; the index and attempts
+// tables are read by prefix, where a whole-key bloom filter never helps, and meta holds a
+// handful of keys.
+bool wants_bloom_filter(table t) noexcept {
+  switch (t) {
+    case table::index:
+    case table::attempts:
+    case table::meta:
+      return false;
+    default:
+      return true;
+  }
+}
+
+struct compression_choice {
+  rocksdb::CompressionType levels = rocksdb::kNoCompression;
+  rocksdb::CompressionType bottommost = rocksdb::kDisableCompressionOption;
+};
+
+// LZ4 on the upper levels (cheap to write and read), ZSTD on the bottommost level, where most of
+// the data settles and is rewritten least often, so the better ratio is worth its CPU. Each only
+// if this librocksdb was built with it (Debian's has both); otherwise Snappy or nothing.
+compression_choice choose_compression() {
+  const std::vector<rocksdb::CompressionType> supported = rocksdb::GetSupportedCompressions();
+  auto has = [&](rocksdb::CompressionType c) {
+    return std::find(supported.begin(), supported.end(), c) != supported.end();
+  };
+  compression_choice choice;
+  if (has(rocksdb::kLZ4Compression)) {
+    choice.levels = rocksdb::kLZ4Compression;
+  } else if (has(rocksdb::kSnappyCompression)) {
+    choice.levels = rocksdb::kSnappyCompression;
+  }
+  if (has(rocksdb::kZSTD)) choice.bottommost = rocksdb::kZSTD;
+  return choice;
+}
+
+rocksdb::DBOptions make_db_options(const rocksdb_options& options) {
+  rocksdb::DBOptions db;
+  db.create_if_missing = options.create_if_missing;
+  // A database made by an older hookd may lack a table added since; creating the family is the
+  // migration. Existing families are always opened, so this never drops anything.
+  db.create_missing_column_families = options.create_if_missing;
+  // Default true already; stated because hookd relies on it: verify checksums and fail the open
+  // (rather than skip files) when something on disk is inconsistent.
+  db.paranoid_checks = true;
+  // Default -1 (unbounded). hookd shares its fd budget with client sockets; 256 table files is
+  // far more than a catalog of small values needs, and RocksDB closes the least recently used.
+  db.max_open_files = 256;
+  // Default 0 (derived from write buffers, i.e. unbounded in practice). With ten families, one
+  // that is rarely written would pin old WAL files forever; at 64 MiB RocksDB flushes it instead.
+  db.max_total_wal_size = 64u << 20;
+  // Default 0 (no cap). The memtables of all families together stay under 64 MiB.
+  db.db_write_buffer_size = 64u << 20;
+  // Default 2. Stated so that it is clear hookd does not tune background work per core: the
+  // write load is small values in fsync'd batches, and flush + compaction fit in two jobs.
+  db.max_background_jobs = 2;
+  // Default 1000 info LOG files and unbounded size. Keep the operator's data dir tidy.
+  db.keep_log_file_num = 5;
+  db.max_log_file_size = 16u << 20;
+  // Default kPointInTimeRecovery, stated because the crash guarantee rests on it: recovery
+  // replays the WAL up to the first torn record. Every acknowledged batch was fsync'd before
+  // write() returned, so it lies before any torn tail and survives.
+  db.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  return db;
+}
+
+rocksdb::ColumnFamilyOptions make_cf_options(std::optional<table> t,
+                                             const std::shared_ptr<rocksdb::Cache>& cache,
+                                             const compression_choice& compression) {
+  rocksdb::ColumnFamilyOptions cf;
+  // Default already; stated because hookd's reads are point gets and ordered prefix scans,
+  // which level compaction serves with the lowest read and space amplification.
+  cf.compaction_style = rocksdb::kCompactionStyleLevel;
+  // Default false. Sizes the levels from the bottom up, which keeps space amplification near
+  // 1.1x while the database grows from nothing, as every hookd database does.
+  cf.level_compaction_dynamic_level_bytes = true;
+  // Default 64 MiB per family; ten families of small records do not need 640 MiB of memtables.
+  // db_write_buffer_size above caps the total.
+  cf.write_buffer_size = 8u << 20;
+  cf.compression = compression.levels;
+  cf.bottommost_compression = compression.bottommost;
+
+  rocksdb::BlockBasedTableOptions table_options;
+  // One cache for all families (default: 8 MiB per family), so memory is bounded by one knob.
+  table_options.block_cache = cache;
+  // Index and filter blocks count against that cache instead of growing outside it...
+  table_options.cache_index_and_filter_blocks = true;
+  // ...but the ones of level-0 files stay pinned, as those files are read on every lookup.
+  table_options.pin_l0_filter_and_index_blocks_in_cache = true;
+  if (t && wants_bloom_filter(*t)) {
+    // Default: no filter. Ten bits per key give ~1% false positives, so a lookup of a missing
+    // id (a 404) rarely reads a data block.
+    table_options.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  }
+  cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table_options));
+  return cf;
+}
+
+constexpr std::array<table, kTableCount> kAllTables = {
+    table::meta,  table::organizations, table::projects,   table::tokens,   table::webhooks,
+    table::index, table::events,        table::deliveries, table::attempts, table::idempotency,
+};
+
+std::optional<table> table_of(std::string_view cf_name) noexcept {
+  for (table t : kAllTables) {
+    if (table_name(t) == cf_name) return t;
+  }
+  return std::nullopt;
+}
+
+// Smallest key greater than every key that starts with `prefix`; empty when there is none
+// (the prefix is empty or all 0xff).
+std::string prefix_successor(std::string_view prefix) {
+  std::string next(prefix);
+  while (!next.empty()) {
+    auto& last = reinterpret_cast<unsigned char&>(next.back());
+    if (last != 0xff) {
+      ++last;
+      return next;
+    }
+    next.pop_back();
+  }
+  return next;
+}
+
+// ---- the storage -------------------------------------------------------------------------
+
+// Thread safety: write() from one thread at a time; scan(), get() and stats() from any thread,
+// concurrently with it (rocksdb::DB is thread-safe; the counters are atomics).
+class rocksdb_storage final : public storage {
+ public:
+  rocksdb_storage(std::string path, rocksdb::DB* db,
+                  std::vector<rocksdb::ColumnFamilyHandle*> all_handles,
+                  std::array<rocksdb::ColumnFamilyHandle*, kTableCount> tables, bool sync)
+      : path_(std::move(path)),
+        db_(db),
+        all_handles_(std::move(all_handles)),
+        tables_(tables),
+        sync_(sync) {}
+
+  rocksdb_storage(const rocksdb_storage&) = delete;
+  rocksdb_storage& operator=(const rocksdb_storage&) = delete;
+
+  ~rocksdb_storage() override {
+    // With sync on, every acknowledged batch is on disk already; with sync off (benchmarks
+    // only) this is what makes a clean shutdown durable. Close() itself does not fsync the WAL.
+    if (rocksdb::Status s = db_->FlushWAL(/*sync=*/true); !s.ok()) {
+      std::fprintf(stderr, "hookd: flushing the WAL of %s on close failed: %s\n", path_.c_str(),
+                   s.ToString().c_str());
+    }
+    for (rocksdb::ColumnFamilyHandle* handle : all_handles_) {
+      (void)db_->DestroyColumnFamilyHandle(handle);
+    }
+    if (rocksdb::Status s = db_->Close(); !s.ok()) {
+      std::fprintf(stderr, "hookd: closing the database at %s failed: %s\n", path_.c_str(),
+                   s.ToString().c_str());
+    }
+    delete db_;
+  }
+
+  result<void> write(const write_batch& batch) override {
+    if (batch.empty()) return {};  // nothing to make durable; not counted as a batch
+    rocksdb::WriteBatch wb;
+    for (const write_batch::op& op : batch.ops) {
+      rocksdb::ColumnFamilyHandle* cf = handle(op.where);
+      if (cf == nullptr) {
+        failures_.fetch_add(1, std::memory_order_relaxed);
+        return make_problem(error_kind::internal, "write batch names an unknown table (" +
+                                                      std::to_string(static_cast<int>(op.where)) +
+                                                      "); nothing was written");
+      }
+      rocksdb::Status s = op.value ? wb.Put(cf, to_slice(op.key), to_slice(*op.value))
+                                   : wb.Delete(cf, to_slice(op.key));
+      if (!s.ok()) {
+        failures_.fetch_add(1, std::memory_order_relaxed);
+        return write_problem(s);
+      }
+    }
+    rocksdb::WriteOptions wo;
+    wo.sync = sync_;
+    if (rocksdb::Status s = db_->Write(wo, &wb); !s.ok()) {
+      failures_.fetch_add(1, std::memory_order_relaxed);
+      return write_problem(s);
+    }
+    batches_.fetch_add(1, std::memory_order_relaxed);
+    records_.fetch_add(batch.ops.size(), std::memory_order_relaxed);
+    if (sync_) syncs_.fetch_add(1, std::memory_order_relaxed);
+    return {};
+  }
+
+  result<void> scan(table t, std::string_view prefix,
+                    const std::function<bool(std::string_view key, std::string_view value)>& visit)
+      const override {
+    rocksdb::ColumnFamilyHandle* cf = handle(t);
+    if (cf == nullptr) return unknown_table(t);
+    rocksdb::ReadOptions ro;
+    // A scan of a whole table is the start-up load: it reads everything once, and caching it
+    // would only evict the blocks that later point reads want.
+    ro.fill_cache = !prefix.empty();
+    // Stop the iterator at the end of the prefix instead of letting it step over whatever
+    // (tombstones included) follows; the starts_with check below stays as the definition.
+    const std::string upper = prefix_successor(prefix);
+    rocksdb::Slice upper_slice(upper);
+    if (!upper.empty()) ro.iterate_upper_bound = &upper_slice;
+
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf));
+    for (it->Seek(to_slice(prefix)); it->Valid(); it->Next()) {
+      const std::string_view key = to_view(it->key());
+      if (!key.starts_with(prefix)) break;
+      if (!visit(key, to_view(it->value()))) break;
+    }
+    if (rocksdb::Status s = it->status(); !s.ok()) {
+      return make_problem(error_kind::storage_failure,
+                          "reading table " + std::string(table_name(t)) +
+                              " failed (RocksDB: " + s.ToString() + ")");
+    }
+    return {};
+  }
+
+  result<std::optional<std::string>> get(table t, std::string_view key) const override {
+    rocksdb::ColumnFamilyHandle* cf = handle(t);
+    if (cf == nullptr) return unknown_table(t);
+    std::string value;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf, to_slice(key), &value);
+    if (s.IsNotFound()) return std::optional<std::string>();
+    if (!s.ok()) {
+      return make_problem(error_kind::storage_failure,
+                          "reading table " + std::string(table_name(t)) +
+                              " failed (RocksDB: " + s.ToString() + ")");
+    }
+    return std::optional<std::string>(std::move(value));
+  }
+
+  storage_stats stats() const override {
+    storage_stats out;
+    out.batches = batches_.load(std::memory_order_relaxed);
+    out.records = records_.load(std::memory_order_relaxed);
+    out.syncs = syncs_.load(std::memory_order_relaxed);
+    out.failures = failures_.load(std::memory_order_relaxed);
+    return out;
+  }
+
+ private:
+  rocksdb::ColumnFamilyHandle* handle(table t) const noexcept {
+    const auto i = static_cast<std::size_t>(t);
+    return i < tables_.size() ? tables_[i] : nullptr;
+  }
+  static problem unknown_table(table t) {
+    return make_problem(error_kind::internal,
+                        "unknown table " + std::to_string(static_cast<int>(t)));
+  }
+
+  std::string path_;
+  rocksdb::DB* db_;  // owned; closed and deleted by the destructor after the handles
+  std::vector<rocksdb::ColumnFamilyHandle*> all_handles_;  // every family opened, "default" too
+  std::array<rocksdb::ColumnFamilyHandle*, kTableCount> tables_;  // indexed by table
+  bool sync_;
+  std::atomic<std::uint64_t> batches_{0}, records_{0}, syncs_{0}, failures_{0};
+};
+
+}  // namespace
+
+result<std::unique_ptr<storage>> open_rocksdb_storage(const std::string& path,
+                                                      const rocksdb_options& options) {
+  result<disk_state> disk = inspect(path);
+  if (!disk) return disk.error();
+  if (!disk->has_current && disk->orphan_count > 0) {
+    // RocksDB would create a fresh database here and delete the orphans as obsolete files.
+    return corrupt_problem(path, "CURRENT is missing but " + std::to_string(disk->orphan_count) +
+                                     " data file(s) remain, e.g. " + disk->orphan_data_file);
+  }
+  const bool existing = disk->has_current;
+
+  const rocksdb::DBOptions db_options = make_db_options(options);
+
+  std::vector<std::string> names;
+  if (existing) {
+    rocksdb::Status s = rocksdb::DB::ListColumnFamilies(db_options, path, &names);
+    if (!s.ok()) return open_problem(path, s, existing);
+  }
+  // Every table's family, then whatever else is on disk (RocksDB refuses an open that leaves a
+  // family out, and a newer hookd may have added one this build does not know).
+  std::vector<std::string> wanted{std::string(rocksdb::kDefaultColumnFamilyName)};
+  for (table t : kAllTables) wanted.emplace_back(table_name(t));
+  for (std::string& name : names) {
+    if (std::find(wanted.begin(), wanted.end(), name) == wanted.end()) {
+      wanted.push_back(std::move(name));
+    }
+  }
+
+  // 32 MiB for the whole database: a catalog of small values fits many times over.
+  const std::shared_ptr<rocksdb::Cache> cache = rocksdb::NewLRUCache(32u << 20);
+  const compression_choice compression = choose_compression();
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  descriptors.reserve(wanted.size());
+  for (const std::string& name : wanted) {
+    descriptors.emplace_back(name, make_cf_options(table_of(name), cache, compression));
+  }
+
+  rocksdb::DB* raw = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::Status s = rocksdb::DB::Open(db_options, path, descriptors, &handles, &raw);
+  if (!s.ok()) {
+    delete raw;  // null on failure; harmless
+    return open_problem(path, s, existing);
+  }
+
+  std::array<rocksdb::ColumnFamilyHandle*, kTableCount> tables{};
+  for (rocksdb::ColumnFamilyHandle* h : handles) {
+    if (std::optional<table> t = table_of(h->GetName())) {
+      tables[static_cast<std::size_t>(*t)] = h;
+    }
+  }
+  return std::unique_ptr<storage>(
+      std::make_unique<rocksdb_storage>(path, raw, std::move(handles), tables, options.sync));
+}
+
+}  // namespace hookd

@@ -1,0 +1,100 @@
+// Helper program for the storage tests, run with fork+exec so that it is a real second process
+// with its own RocksDB instance:
+//
+//   crash_child hold <db>                      open <db>, print "ready" (or "error: <detail>"),
+//                                              keep it open until stdin reaches EOF, close cleanly
+//   crash_child write <db> <first_seq> <seed>  open <db> and write the batches of
+//                                              crash_workload.hpp from <first_seq> on, printing
+//                                              each seq only after write() succeeded, until killed
+//
+// stdout is a pipe to the test; every line is written with one write(2), unbuffered, so that
+// nothing acknowledged is lost in a stdio buffer when the test SIGKILLs this process.
+
+#include "crash_workload.hpp"
+#include "storage/rocksdb_storage.hpp"
+
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <random>
+#include <string>
+
+namespace {
+
+using namespace hookd;
+namespace wl = hookd::crash_workload;
+
+bool say(const std::string& line) {
+  const std::string text = line + "\n";
+  return ::write(1, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+}
+
+write_batch make_batch(std::uint64_t seq, std::uint64_t seed) {
+  std::mt19937_64 rng(seed * 0x9e3779b97f4a7c15ULL + seq);
+  const std::size_t k = 1 + static_cast<std::size_t>(rng() % 24);
+  write_batch batch;
+  batch.put(table::meta, wl::marker_key(seq), std::to_string(k));
+  for (std::size_t j = 0; j < k; ++j) {
+    // Mostly small values, some of tens of KiB, so that memtables fill and flushes run while
+    // the test kills the process.
+    const bool large = rng() % 5 == 0;
+    const std::size_t len = static_cast<std::size_t>(large ? 1024 + rng() % 31744 : rng() % 257);
+    batch.put(wl::kRecordTables[j % wl::kRecordTables.size()], wl::record_key(seq, j),
+              wl::record_value(seq, j, len));
+  }
+  batch.put(table::meta, "last", std::to_string(seq));
+  batch.put(table::idempotency, wl::tmp_key(seq), std::to_string(seq));
+  if (seq > 1) batch.erase(table::idempotency, wl::tmp_key(seq - 1));
+  return batch;
+}
+
+int hold(const std::string& db) {
+  auto opened = open_rocksdb_storage(db);
+  if (!opened) {
+    say("error: " + opened.error().detail);
+    return 1;
+  }
+  say("ready");
+  char c;
+  while (::read(0, &c, 1) > 0) {
+  }
+  return 0;
+}
+
+int write_until_killed(const std::string& db, std::uint64_t first, std::uint64_t seed) {
+  // If the test dies, do not linger writing into its temp dir.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  auto opened = open_rocksdb_storage(db);
+  if (!opened) {
+    std::fprintf(stderr, "crash_child: %s\n", opened.error().detail.c_str());
+    return 1;
+  }
+  storage& store = **opened;
+  constexpr std::uint64_t kSafetyBound = 1'000'000;  // the test kills us long before this
+  for (std::uint64_t seq = first; seq < first + kSafetyBound; ++seq) {
+    if (auto written = store.write(make_batch(seq, seed)); !written) {
+      std::fprintf(stderr, "crash_child: write %llu failed: %s\n",
+                   static_cast<unsigned long long>(seq), written.error().detail.c_str());
+      return 2;
+    }
+    if (!say(std::to_string(seq))) return 3;  // the test stopped listening
+  }
+  return 4;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string mode = argc > 1 ? argv[1] : "";
+  if (mode == "hold" && argc == 3) return hold(argv[2]);
+  if (mode == "write" && argc == 5) {
+    const auto first = wl::parse_u64(argv[3]);
+    const auto seed = wl::parse_u64(argv[4]);
+    if (first && seed && *first > 0) return write_until_killed(argv[2], *first, *seed);
+  }
+  std::fprintf(stderr,
+               "usage: crash_child hold <db>\n"
+               "       crash_child write <db> <first_seq> <seed>\n");
+  return 64;
+}
