@@ -1,0 +1,963 @@
+// The catalog: reader indexes, the writer's planning, and start-up loading.
+//
+// Readers never wait for writers (beyond a pointer copy):
+// - Every entity is an immutable std::shared_ptr<const T>. A change builds a new object and
+//   replaces the pointer; nobody ever writes into a published object, so a reader can never see
+//   one half-updated, and what it holds stays valid after the catalog moves on.
+// - Lookups by id (organizations, projects, tokens, tokens by SHA-256 digest, webhooks) are hash
+//   maps split into 64 shards by id hash. Each shard has a std::shared_mutex held only to find and
+//   copy one shared_ptr (readers, shared) or to swap one (the writer, exclusive): nanoseconds, and
+//   readers of other shards are never touched. Replaced objects are released after the lock.
+// - Lists (the webhooks of a project, the projects of an organization, all organizations, all
+//   tokens) are immutable sorted vectors published as shared_ptr<const vector> snapshots and
+//   replaced whole on every change (copy-on-write). A webhook list holds at most
+//   max_webhooks_per_project pointers, so the copy is cheap; organizations, projects and tokens
+//   change rarely. A reader gets a consistent list with one pointer copy. Lists are ordered oldest
+//   first by (createdAt, id), the same order whether built live or by load().
+// - Counts are atomics.
+// Why not one big reader/writer lock: a writer holding it while it builds and fsyncs would stall
+// every request; and an RCU-style scheme would need hazard pointers that std does not offer.
+// shared_ptr copies are one atomic increment, and the lock hold time does not depend on I/O.
+//
+// Writes go through commit_writer (one thread, group commit; see commit_writer.hpp). Each write
+// call packs its input into a mutation. On the writer thread the mutation plans itself against
+// the published state plus `pending`, a writer-private overlay of what the earlier accepted
+// mutations of the same group will publish, so mutations of one group behave exactly as if run
+// one after another (two creates see each other's slug, the per-project limit counts both,
+// patch-after-create and delete-after-create find the new webhook). Planning computes every new
+// object and every new list snapshot; publishing, after the batch is durable, only installs them
+// in order. The overlay is cleared after every group, whether it committed or failed.
+//
+// The writer also keeps `slugs` (organization + slug -> project id), which only it reads.
+//
+// Storage: every change writes its entity and its index entries (codec.hpp) in one batch.
+// load() reads the four entity tables, checks references (a project's organization, a webhook's
+// project and organization), rebuilds the in-memory indexes and then VERIFIES the index table
+// against them: a missing, extra or wrong "ps", "pw" or "td" entry fails the start with the key
+// named, since it means the data was not written by this code or was damaged.
+
+#include "core/catalog.hpp"
+
+#include "core/codec.hpp"
+#include "core/commit_writer.hpp"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <set>
+#include <shared_mutex>
+#include <tuple>
+#include <unordered_map>
+#include <utility>
+
+namespace hookd {
+
+namespace {
+
+// ---------------------------------------------------------------- reader structures
+
+template <class K, class V, class Hash>
+class sharded_map {
+ public:
+  std::shared_ptr<const V> find(const K& key) const {
+    const shard& s = shards_[shard_index(key)];
+    std::shared_lock lock(s.mutex);
+    const auto it = s.map.find(key);
+    return it == s.map.end() ? nullptr : it->second;
+  }
+
+  // Inserts or replaces. Returns the replaced value so that it is released after the lock.
+  [[nodiscard]] std::shared_ptr<const V> put(const K& key, std::shared_ptr<const V> value) {
+    shard& s = shards_[shard_index(key)];
+    std::lock_guard lock(s.mutex);
+    auto [it, inserted] = s.map.try_emplace(key, nullptr);
+    it->second.swap(value);
+    return value;
+  }
+
+  [[nodiscard]] std::shared_ptr<const V> erase(const K& key) {
+    shard& s = shards_[shard_index(key)];
+    std::shared_ptr<const V> old;
+    std::lock_guard lock(s.mutex);
+    if (const auto it = s.map.find(key); it != s.map.end()) {
+      old = std::move(it->second);
+      s.map.erase(it);
+    }
+    return old;
+  }
+
+ private:
+  static constexpr std::size_t kShards = 64;
+  struct alignas(64) shard {
+    mutable std::shared_mutex mutex;
+    std::unordered_map<K, std::shared_ptr<const V>, Hash> map;
+  };
+  // Fibonacci hashing: the top 6 bits of a multiplicative mix, whatever the quality of Hash's
+  // low bits.
+  static std::size_t shard_index(const K& key) noexcept {
+    const auto h = static_cast<std::uint64_t>(Hash{}(key)) * 0x9E3779B97F4A7C15ull;
+    return static_cast<std::size_t>(h >> 58);
+  }
+  std::array<shard, kShards> shards_;
+};
+
+// One shared_ptr<const T> that readers copy and the writer replaces.
+template <class T>
+class snapshot_cell {
+ public:
+  std::shared_ptr<const T> load() const {
+    std::shared_lock lock(mutex_);
+    return value_;
+  }
+  [[nodiscard]] std::shared_ptr<const T> exchange(std::shared_ptr<const T> value) {
+    std::lock_guard lock(mutex_);
+    value_.swap(value);
+    return value;
+  }
+
+ private:
+  mutable std::shared_mutex mutex_;
+  std::shared_ptr<const T> value_;
+};
+
+struct digest_hash {
+  std::size_t operator()(const sha256_digest& d) const noexcept {
+    std::size_t h = 0;  // a digest is uniformly distributed already
+    std::memcpy(&h, d.data(), sizeof h);
+    return h;
+  }
+};
+
+template <class T>
+using snapshot_list = std::vector<std::shared_ptr<const T>>;
+using organization_list = snapshot_list<organization>;
+using project_list = snapshot_list<project>;
+using token_list = snapshot_list<api_token>;
+
+template <class T>
+bool older(const std::shared_ptr<const T>& a, const std::shared_ptr<const T>& b) noexcept {
+  return std::tie(a->created_at, a->id) < std::tie(b->created_at, b->id);
+}
+
+template <class T>
+std::shared_ptr<const snapshot_list<T>> with_added(const snapshot_list<T>* base,
+                                                   std::shared_ptr<const T> item) {
+  auto next = std::make_shared<snapshot_list<T>>();
+  next->reserve((base ? base->size() : 0) + 1);
+  if (base) next->assign(base->begin(), base->end());
+  next->insert(std::upper_bound(next->begin(), next->end(), item, older<T>), std::move(item));
+  return next;
+}
+
+template <class T>
+std::shared_ptr<const snapshot_list<T>> with_replaced(const snapshot_list<T>& base,
+                                                      const std::shared_ptr<const T>& item) {
+  auto next = std::make_shared<snapshot_list<T>>(base);
+  for (auto& p : *next) {
+    if (p->id == item->id) p = item;  // createdAt never changes, so the position holds
+  }
+  return next;
+}
+
+template <class T>
+std::shared_ptr<const snapshot_list<T>> without(const snapshot_list<T>& base, const object_id& id) {
+  auto next = std::make_shared<snapshot_list<T>>();
+  next->reserve(base.size());
+  for (const auto& p : base) {
+    if (p->id != id) next->push_back(p);
+  }
+  return next;
+}
+
+const std::shared_ptr<const webhook_list>& empty_webhook_list() {
+  static const std::shared_ptr<const webhook_list> empty = std::make_shared<webhook_list>();
+  return empty;
+}
+
+template <class T>
+void sort_oldest_first(snapshot_list<T>& list) {
+  std::sort(list.begin(), list.end(), older<T>);
+}
+
+std::string id_key(const object_id& id) {
+  return std::string(id.binary());
+}
+
+problem not_found(std::string what) {
+  return make_problem(error_kind::not_found, std::move(what));
+}
+
+std::uint32_t unix_seconds(timestamp t) {
+  return static_cast<std::uint32_t>(
+      std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count());
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- impl
+
+struct catalog::impl {
+  impl(storage& s, catalog_options o)
+      : store(s), options(std::move(o)), writer(s, [this] { pending.clear(); }) {}
+
+  storage& store;
+  const catalog_options options;
+  object_id_generator ids;
+
+  // ---- published state: read by any thread, written by the writer thread (or load()).
+  sharded_map<object_id, organization, object_id_hash> organizations;
+  sharded_map<object_id, project, object_id_hash> projects;
+  sharded_map<object_id, api_token, object_id_hash> tokens;
+  sharded_map<sha256_digest, api_token, digest_hash> tokens_by_digest;
+  sharded_map<object_id, webhook, object_id_hash> webhooks;
+  sharded_map<object_id, webhook_list, object_id_hash> webhooks_by_project;
+  sharded_map<object_id, project_list, object_id_hash> projects_by_organization;
+  snapshot_cell<organization_list> all_organizations;
+  snapshot_cell<token_list> all_tokens;
+  std::atomic<std::size_t> organization_count{0}, project_count{0}, token_count{0},
+      webhook_count{0}, admin_token_count{0};
+
+  // ---- writer thread only (and load(), before the writer starts).
+  std::map<std::pair<object_id, std::string>, object_id> slugs;
+
+  // What the accepted mutations of the current group will publish. A null pointer in a map is
+  // "deleted in this group".
+  struct overlay {
+    std::unordered_map<object_id, std::shared_ptr<const organization>> organizations;
+    std::unordered_map<object_id, std::shared_ptr<const project>> projects;
+    std::unordered_map<object_id, std::shared_ptr<const api_token>> tokens;
+    std::map<sha256_digest, std::shared_ptr<const api_token>> tokens_by_digest;
+    std::unordered_map<object_id, std::shared_ptr<const webhook>> webhooks;
+    std::unordered_map<object_id, std::shared_ptr<const webhook_list>> webhook_lists;
+    std::unordered_map<object_id, std::shared_ptr<const project_list>> project_lists;
+    std::set<std::pair<object_id, std::string>> slugs;
+    std::shared_ptr<const organization_list> organizations_list;
+    std::shared_ptr<const token_list> tokens_list;
+
+    void clear() { *this = overlay{}; }
+  } pending;
+
+  bool loaded = false;
+  bool started = false;
+
+  // Declared last: destroyed first, so the writer thread is gone before the state it uses.
+  commit_writer writer;
+
+  // ---- the state as the next mutation of the group sees it (writer thread)
+
+  template <class Map, class Published>
+  static auto current(const Map& overlay_map, const Published& published,
+                      const typename Map::key_type& key) {
+    if (const auto it = overlay_map.find(key); it != overlay_map.end()) return it->second;
+    return published.find(key);
+  }
+  std::shared_ptr<const organization> current_organization(const object_id& id) const {
+    return current(pending.organizations, organizations, id);
+  }
+  std::shared_ptr<const project> current_project(const object_id& id) const {
+    return current(pending.projects, projects, id);
+  }
+  std::shared_ptr<const api_token> current_token(const object_id& id) const {
+    return current(pending.tokens, tokens, id);
+  }
+  std::shared_ptr<const api_token> current_token_by_digest(const sha256_digest& d) const {
+    return current(pending.tokens_by_digest, tokens_by_digest, d);
+  }
+  std::shared_ptr<const webhook> current_webhook(const object_id& id) const {
+    return current(pending.webhooks, webhooks, id);
+  }
+  std::shared_ptr<const webhook_list> current_webhook_list(const object_id& project_id) const {
+    auto list = current(pending.webhook_lists, webhooks_by_project, project_id);
+    return list ? list : empty_webhook_list();
+  }
+  std::shared_ptr<const project_list> current_project_list(const object_id& org) const {
+    return current(pending.project_lists, projects_by_organization, org);
+  }
+  std::shared_ptr<const organization_list> current_organization_list() const {
+    return pending.organizations_list ? pending.organizations_list : all_organizations.load();
+  }
+  std::shared_ptr<const token_list> current_token_list() const {
+    return pending.tokens_list ? pending.tokens_list : all_tokens.load();
+  }
+  bool slug_taken(const object_id& org, const std::string& slug) const {
+    auto key = std::make_pair(org, slug);
+    return pending.slugs.contains(key) || slugs.contains(key);
+  }
+
+  object_id new_id(timestamp now) { return ids.next(unix_seconds(now)); }
+
+  result<catalog_counts> load();
+};
+
+namespace {
+
+// ---------------------------------------------------------------- mutations
+
+template <class T>
+void deliver(const completion<T>& done, result<void> outcome, T value) noexcept {
+  if (outcome) {
+    done(std::move(value));
+  } else {
+    done(std::move(outcome).error());
+  }
+}
+
+using impl = catalog::impl;
+
+class create_organization_op final : public commit_mutation {
+ public:
+  create_organization_op(impl& c, organization_input in,
+                         completion<std::shared_ptr<const organization>> done)
+      : c_(c), in_(std::move(in)), done_(std::move(done)) {}
+
+  result<void> plan(write_batch& batch) override {
+    const timestamp now = now_ms();
+    auto org = std::make_shared<organization>();
+    org->id = c_.new_id(now);
+    org->name = std::move(in_.name);
+    org->created_at = org->updated_at = now;
+    created_ = org;
+    batch.put(table::organizations, id_key(org->id), encode(*org));
+    list_ = with_added(c_.current_organization_list().get(), created_);
+    c_.pending.organizations[org->id] = created_;
+    c_.pending.organizations_list = list_;
+    return {};
+  }
+  void publish() override {
+    (void)c_.organizations.put(created_->id, created_);
+    (void)c_.all_organizations.exchange(list_);
+    c_.organization_count.fetch_add(1);
+  }
+  void complete(result<void> outcome) noexcept override {
+    deliver(done_, std::move(outcome), std::move(created_));
+  }
+
+ private:
+  impl& c_;
+  organization_input in_;
+  completion<std::shared_ptr<const organization>> done_;
+  std::shared_ptr<const organization> created_;
+  std::shared_ptr<const organization_list> list_;
+};
+
+class create_project_op final : public commit_mutation {
+ public:
+  create_project_op(impl& c, object_id org, project_input in,
+                    completion<std::shared_ptr<const project>> done)
+      : c_(c), org_(org), in_(std::move(in)), done_(std::move(done)) {}
+
+  result<void> plan(write_batch& batch) override {
+    if (!c_.current_organization(org_)) {
+      return not_found("Organization " + org_.to_string() + " does not exist.");
+    }
+    if (c_.slug_taken(org_, in_.slug)) {
+      return make_problem(error_kind::conflict, "The slug \"" + in_.slug +
+                                                    "\" is already used by another project of "
+                                                    "this organization.");
+    }
+    const timestamp now = now_ms();
+    auto p = std::make_shared<project>();
+    p->id = c_.new_id(now);
+    p->organization = org_;
+    p->name = std::move(in_.name);
+    p->slug = std::move(in_.slug);
+    p->description = std::move(in_.description);
+    p->status = in_.status;
+    p->app_icon_url = std::move(in_.app_icon_url);
+    p->created_at = p->updated_at = now;
+    created_ = p;
+    batch.put(table::projects, id_key(p->id), encode(*p));
+    batch.put(table::index, project_slug_key(org_, p->slug), id_key(p->id));
+    list_ = with_added(c_.current_project_list(org_).get(), created_);
+    c_.pending.projects[p->id] = created_;
+    c_.pending.slugs.emplace(org_, p->slug);
+    c_.pending.project_lists[org_] = list_;
+    return {};
+  }
+  void publish() override {
+    (void)c_.projects.put(created_->id, created_);
+    c_.slugs.emplace(std::make_pair(org_, created_->slug), created_->id);
+    (void)c_.projects_by_organization.put(org_, list_);
+    c_.project_count.fetch_add(1);
+  }
+  void complete(result<void> outcome) noexcept override {
+    deliver(done_, std::move(outcome), std::move(created_));
+  }
+
+ private:
+  impl& c_;
+  object_id org_;
+  project_input in_;
+  completion<std::shared_ptr<const project>> done_;
+  std::shared_ptr<const project> created_;
+  std::shared_ptr<const project_list> list_;
+};
+
+class create_token_op final : public commit_mutation {
+ public:
+  create_token_op(impl& c, token_input in, std::string secret, completion<created_token> done)
+      : c_(c), in_(std::move(in)), secret_(std::move(secret)), done_(std::move(done)) {}
+
+  result<void> plan(write_batch& batch) override {
+    std::vector<field_error> errors;
+    for (std::size_t i = 0; i < in_.organizations.size(); ++i) {
+      if (!c_.current_organization(in_.organizations[i])) {
+        errors.push_back({"organizations[" + std::to_string(i) + "]",
+                          "Organization " + in_.organizations[i].to_string() + " does not exist."});
+      }
+    }
+    if (!errors.empty()) return validation_problem(std::move(errors));
+    const sha256_digest digest = sha256(secret_);
+    if (c_.current_token_by_digest(digest)) {
+      // Only a chosen secret (the admin bootstrap) can collide; two tokens must not share one.
+      return make_problem(error_kind::conflict, "A token with this secret already exists.");
+    }
+    const timestamp now = now_ms();
+    auto t = std::make_shared<api_token>();
+    t->id = c_.new_id(now);
+    t->name = std::move(in_.name);
+    t->organizations = std::move(in_.organizations);
+    t->scopes = in_.scopes;
+    t->digest = digest;
+    t->created_at = now;
+    created_ = t;
+    batch.put(table::tokens, id_key(t->id), encode(*t));
+    batch.put(table::index, token_digest_key(digest), id_key(t->id));
+    list_ = with_added(c_.current_token_list().get(), created_);
+    c_.pending.tokens[t->id] = created_;
+    c_.pending.tokens_by_digest[digest] = created_;
+    c_.pending.tokens_list = list_;
+    return {};
+  }
+  void publish() override {
+    (void)c_.tokens.put(created_->id, created_);
+    (void)c_.tokens_by_digest.put(created_->digest, created_);
+    (void)c_.all_tokens.exchange(list_);
+    c_.token_count.fetch_add(1);
+    if (created_->scopes.has(scope::admin)) c_.admin_token_count.fetch_add(1);
+  }
+  void complete(result<void> outcome) noexcept override {
+    deliver(done_, std::move(outcome), created_token{std::move(created_), std::move(secret_)});
+  }
+
+ private:
+  impl& c_;
+  token_input in_;
+  std::string secret_;
+  completion<created_token> done_;
+  std::shared_ptr<const api_token> created_;
+  std::shared_ptr<const token_list> list_;
+};
+
+class delete_token_op final : public commit_mutation {
+ public:
+  delete_token_op(impl& c, object_id id, completion<void> done)
+      : c_(c), id_(id), done_(std::move(done)) {}
+
+  result<void> plan(write_batch& batch) override {
+    deleted_ = c_.current_token(id_);
+    if (!deleted_) return not_found("Token " + id_.to_string() + " does not exist.");
+    batch.erase(table::tokens, id_key(id_));
+    batch.erase(table::index, token_digest_key(deleted_->digest));
+    list_ = without(*c_.current_token_list(), id_);
+    c_.pending.tokens[id_] = nullptr;
+    c_.pending.tokens_by_digest[deleted_->digest] = nullptr;
+    c_.pending.tokens_list = list_;
+    return {};
+  }
+  void publish() override {
+    // The digest goes first: from here on the token no longer authenticates.
+    (void)c_.tokens_by_digest.erase(deleted_->digest);
+    (void)c_.tokens.erase(id_);
+    (void)c_.all_tokens.exchange(list_);
+    c_.token_count.fetch_sub(1);
+    if (deleted_->scopes.has(scope::admin)) c_.admin_token_count.fetch_sub(1);
+  }
+  void complete(result<void> outcome) noexcept override { done_(std::move(outcome)); }
+
+ private:
+  impl& c_;
+  object_id id_;
+  completion<void> done_;
+  std::shared_ptr<const api_token> deleted_;
+  std::shared_ptr<const token_list> list_;
+};
+
+// The webhook `id` of `project` in `org`, or not_found. A webhook of another project or
+// organization is reported exactly like one that does not exist.
+result<std::shared_ptr<const webhook>> webhook_in(const impl& c, const object_id& org,
+                                                  const object_id& project_id,
+                                                  const object_id& id) {
+  auto w = c.current_webhook(id);
+  if (!w || w->organization != org || w->project != project_id) {
+    return not_found("Webhook " + id.to_string() + " does not exist in project " +
+                     project_id.to_string() + ".");
+  }
+  return w;
+}
+
+class create_webhook_op final : public commit_mutation {
+ public:
+  create_webhook_op(impl& c, object_id org, object_id project_id, webhook_input in,
+                    std::string secret, completion<std::shared_ptr<const webhook>> done)
+      : c_(c),
+        org_(org),
+        project_(project_id),
+        in_(std::move(in)),
+        secret_(std::move(secret)),
+        done_(std::move(done)) {}
+
+  result<void> plan(write_batch& batch) override {
+    if (!c_.current_organization(org_)) {
+      return not_found("Organization " + org_.to_string() + " does not exist.");
+    }
+    const auto p = c_.current_project(project_);
+    if (!p || p->organization != org_) {
+      return not_found("Project " + project_.to_string() + " does not exist in organization " +
+                       org_.to_string() + ".");
+    }
+    const auto list = c_.current_webhook_list(project_);
+    const std::size_t limit = c_.options.max_webhooks_per_project;
+    if (list->size() >= limit) {
+      return make_problem(error_kind::limit_reached,
+                          "The project already has " + std::to_string(list->size()) +
+                              " webhooks; at most " + std::to_string(limit) + " are allowed.");
+    }
+    const timestamp now = now_ms();
+    auto w = std::make_shared<webhook>();
+    w->id = c_.new_id(now);
+    w->organization = org_;
+    w->project = project_;
+    w->name = std::move(in_.name);
+    w->url = std::move(in_.url);
+    w->headers = std::move(in_.headers);
+    w->active = in_.active;
+    w->events = std::move(in_.events);
+    w->secret = std::move(secret_);
+    w->created_at = w->updated_at = now;
+    created_ = w;
+    batch.put(table::webhooks, id_key(w->id), encode(*w, c_.options.master_key));
+    batch.put(table::index, project_webhook_key(project_, w->id), std::string{});
+    list_ = with_added(list.get(), created_);
+    c_.pending.webhooks[w->id] = created_;
+    c_.pending.webhook_lists[project_] = list_;
+    return {};
+  }
+  void publish() override {
+    (void)c_.webhooks.put(created_->id, created_);
+    (void)c_.webhooks_by_project.put(project_, list_);
+    c_.webhook_count.fetch_add(1);
+  }
+  void complete(result<void> outcome) noexcept override {
+    deliver(done_, std::move(outcome), std::move(created_));
+  }
+
+ private:
+  impl& c_;
+  object_id org_, project_;
+  webhook_input in_;
+  std::string secret_;
+  completion<std::shared_ptr<const webhook>> done_;
+  std::shared_ptr<const webhook> created_;
+  std::shared_ptr<const webhook_list> list_;
+};
+
+class update_webhook_op final : public commit_mutation {
+ public:
+  update_webhook_op(impl& c, object_id org, object_id project_id, object_id id, webhook_patch patch,
+                    completion<std::shared_ptr<const webhook>> done)
+      : c_(c),
+        org_(org),
+        project_(project_id),
+        id_(id),
+        patch_(std::move(patch)),
+        done_(std::move(done)) {}
+
+  result<void> plan(write_batch& batch) override {
+    auto found = webhook_in(c_, org_, project_, id_);
+    if (!found) return found.error();
+    const std::shared_ptr<const webhook>& old = *found;
+
+    webhook next = *old;
+    bool changed = false;
+    auto apply = [&changed](auto& field, auto& patched) {
+      if (patched && field != *patched) {
+        field = std::move(*patched);
+        changed = true;
+      }
+    };
+    apply(next.name, patch_.name);
+    apply(next.url, patch_.url);
+    apply(next.headers, patch_.headers);
+    apply(next.active, patch_.active);
+    apply(next.events, patch_.events);
+    if (!changed) {
+      result_ = old;  // nothing to write, nothing to publish, updatedAt stays
+      return {};
+    }
+    if (next.active && !old->active) {
+      // The client switched it back on: whatever disabled it no longer applies.
+      next.disabled_reason.reset();
+      next.disabled_at.reset();
+    }
+    // Strictly later than before, so that a client comparing updatedAt always sees the change.
+    next.updated_at = std::max(now_ms(), old->updated_at + std::chrono::milliseconds{1});
+    auto w = std::make_shared<const webhook>(std::move(next));
+    result_ = w;
+    updated_ = w;
+    batch.put(table::webhooks, id_key(id_), encode(*w, c_.options.master_key));
+    list_ = with_replaced(*c_.current_webhook_list(project_), updated_);
+    c_.pending.webhooks[id_] = updated_;
+    c_.pending.webhook_lists[project_] = list_;
+    return {};
+  }
+  void publish() override {
+    if (!updated_) return;
+    (void)c_.webhooks.put(id_, updated_);
+    (void)c_.webhooks_by_project.put(project_, list_);
+  }
+  void complete(result<void> outcome) noexcept override {
+    deliver(done_, std::move(outcome), std::move(result_));
+  }
+
+ private:
+  impl& c_;
+  object_id org_, project_, id_;
+  webhook_patch patch_;
+  completion<std::shared_ptr<const webhook>> done_;
+  std::shared_ptr<const webhook> result_;   // what the caller gets
+  std::shared_ptr<const webhook> updated_;  // what is published; null when nothing changed
+  std::shared_ptr<const webhook_list> list_;
+};
+
+class delete_webhook_op final : public commit_mutation {
+ public:
+  delete_webhook_op(impl& c, object_id org, object_id project_id, object_id id,
+                    completion<void> done)
+      : c_(c), org_(org), project_(project_id), id_(id), done_(std::move(done)) {}
+
+  result<void> plan(write_batch& batch) override {
+    auto found = webhook_in(c_, org_, project_, id_);
+    if (!found) return found.error();
+    batch.erase(table::webhooks, id_key(id_));
+    batch.erase(table::index, project_webhook_key(project_, id_));
+    list_ = without(*c_.current_webhook_list(project_), id_);
+    c_.pending.webhooks[id_] = nullptr;
+    c_.pending.webhook_lists[project_] = list_;
+    return {};
+  }
+  void publish() override {
+    // Out of the list first, so a reader walking the list never finds a webhook gone by id.
+    (void)c_.webhooks_by_project.put(project_, list_);
+    (void)c_.webhooks.erase(id_);
+    c_.webhook_count.fetch_sub(1);
+  }
+  void complete(result<void> outcome) noexcept override { done_(std::move(outcome)); }
+
+ private:
+  impl& c_;
+  object_id org_, project_, id_;
+  completion<void> done_;
+  std::shared_ptr<const webhook_list> list_;
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------- load
+
+namespace {
+
+problem record_problem(table t, std::string_view key, std::string_view what) {
+  return make_problem(error_kind::internal, "Cannot load the " + std::string(table_name(t)) +
+                                                " record " + printable_key(key) + ": " +
+                                                std::string(what));
+}
+
+// Decodes every record of `t` with `decode`, handing each entity to `take`. Stops at the first
+// record that does not decode.
+template <class Decode, class Take>
+result<void> load_table(const storage& store, table t, Decode decode, Take take) {
+  std::optional<problem> failure;
+  result<void> scanned = store.scan(t, {}, [&](std::string_view key, std::string_view value) {
+    auto decoded = decode(key, value);
+    if (!decoded) {
+      failure = record_problem(t, key, decoded.error().detail);
+      return false;
+    }
+    take(std::move(*decoded));
+    return true;
+  });
+  if (!scanned) {
+    return make_problem(scanned.error().kind, "Cannot read the " + std::string(table_name(t)) +
+                                                  " table: " + scanned.error().detail);
+  }
+  if (failure) return *failure;
+  return {};
+}
+
+}  // namespace
+
+result<catalog_counts> catalog::impl::load() {
+  if (loaded || started) {
+    return make_problem(error_kind::internal,
+                        "catalog::load() must be called once, before start()");
+  }
+
+  std::vector<std::shared_ptr<const organization>> orgs;
+  std::vector<std::shared_ptr<const project>> project_records;
+  std::vector<std::shared_ptr<const api_token>> token_records;
+  std::vector<std::shared_ptr<const webhook>> webhook_records;
+
+  auto loaded_orgs = load_table(
+      store, table::organizations, decode_organization,
+      [&](organization o) { orgs.push_back(std::make_shared<const organization>(std::move(o))); });
+  if (!loaded_orgs) return loaded_orgs.error();
+  auto loaded_projects = load_table(store, table::projects, decode_project, [&](project p) {
+    project_records.push_back(std::make_shared<const project>(std::move(p)));
+  });
+  if (!loaded_projects) return loaded_projects.error();
+  auto loaded_tokens = load_table(store, table::tokens, decode_token, [&](api_token t) {
+    token_records.push_back(std::make_shared<const api_token>(std::move(t)));
+  });
+  if (!loaded_tokens) return loaded_tokens.error();
+  const aes256gcm_key& key = options.master_key;
+  auto loaded_webhooks = load_table(
+      store, table::webhooks,
+      [&key](std::string_view k, std::string_view v) { return decode_webhook(k, v, key); },
+      [&](webhook w) { webhook_records.push_back(std::make_shared<const webhook>(std::move(w))); });
+  if (!loaded_webhooks) return loaded_webhooks.error();
+
+  // References, and the index entries the records imply.
+  std::unordered_map<object_id, std::shared_ptr<const organization>> org_by_id;
+  for (const auto& o : orgs) org_by_id.emplace(o->id, o);
+  std::unordered_map<object_id, std::shared_ptr<const project>> project_by_id;
+  std::map<std::string, std::string> expected_index;
+  for (const auto& p : project_records) {
+    if (!org_by_id.contains(p->organization)) {
+      return record_problem(table::projects, p->id.binary(),
+                            "its organization " + p->organization.to_string() + " does not exist");
+    }
+    auto [it, fresh] =
+        expected_index.emplace(project_slug_key(p->organization, p->slug), id_key(p->id));
+    if (!fresh) {
+      const auto other = object_id::from_binary(it->second);
+      return record_problem(table::projects, p->id.binary(),
+                            "its slug \"" + p->slug + "\" is also used by project " +
+                                (other ? other->to_string() : std::string("?")));
+    }
+    project_by_id.emplace(p->id, p);
+  }
+  for (const auto& t : token_records) {
+    if (!expected_index.emplace(token_digest_key(t->digest), id_key(t->id)).second) {
+      return record_problem(table::tokens, t->id.binary(), "another token has the same digest");
+    }
+  }
+  for (const auto& w : webhook_records) {
+    const auto p = project_by_id.find(w->project);
+    if (p == project_by_id.end() || p->second->organization != w->organization) {
+      return record_problem(table::webhooks, w->id.binary(),
+                            "its project " + w->project.to_string() +
+                                " does not exist in organization " + w->organization.to_string());
+    }
+    expected_index.emplace(project_webhook_key(w->project, w->id), std::string{});
+  }
+
+  // The index table must say exactly what the records imply (for the prefixes the catalog owns).
+  std::optional<problem> index_failure;
+  for (std::string_view prefix : {kProjectSlugPrefix, kProjectWebhookPrefix, kTokenDigestPrefix}) {
+    auto scanned = store.scan(table::index, prefix, [&](std::string_view k, std::string_view v) {
+      const auto it = expected_index.find(std::string(k));
+      if (it == expected_index.end()) {
+        index_failure = record_problem(table::index, k, "no record refers to this entry");
+        return false;
+      }
+      if (it->second != v) {
+        index_failure = record_problem(table::index, k, "it points at another record");
+        return false;
+      }
+      expected_index.erase(it);
+      return true;
+    });
+    if (!scanned) {
+      return make_problem(scanned.error().kind,
+                          "Cannot read the index table: " + scanned.error().detail);
+    }
+    if (index_failure) return *index_failure;
+  }
+  if (!expected_index.empty()) {
+    return make_problem(error_kind::internal, "Cannot load the index table: the entry " +
+                                                  printable_key(expected_index.begin()->first) +
+                                                  " is missing (and " +
+                                                  std::to_string(expected_index.size() - 1) +
+                                                  " more); the data directory is damaged");
+  }
+
+  // Publish. Nothing reads yet, but the same structures serve from here on.
+  sort_oldest_first(orgs);
+  sort_oldest_first(project_records);
+  sort_oldest_first(token_records);
+  std::vector<std::shared_ptr<const webhook>> sorted_webhooks = webhook_records;
+  std::sort(sorted_webhooks.begin(), sorted_webhooks.end(), older<webhook>);
+
+  for (const auto& o : orgs) (void)organizations.put(o->id, o);
+  (void)all_organizations.exchange(std::make_shared<const organization_list>(orgs));
+
+  std::unordered_map<object_id, project_list> projects_of;
+  for (const auto& p : project_records) {
+    (void)projects.put(p->id, p);
+    slugs.emplace(std::make_pair(p->organization, p->slug), p->id);
+    projects_of[p->organization].push_back(p);
+  }
+  for (auto& [org, list] : projects_of) {
+    (void)projects_by_organization.put(org, std::make_shared<const project_list>(std::move(list)));
+  }
+
+  std::size_t admins = 0;
+  for (const auto& t : token_records) {
+    (void)tokens.put(t->id, t);
+    (void)tokens_by_digest.put(t->digest, t);
+    if (t->scopes.has(scope::admin)) ++admins;
+  }
+  (void)all_tokens.exchange(std::make_shared<const token_list>(token_records));
+
+  std::unordered_map<object_id, webhook_list> webhooks_of;
+  for (const auto& w : sorted_webhooks) {
+    (void)webhooks.put(w->id, w);
+    webhooks_of[w->project].push_back(w);
+  }
+  for (auto& [project_id, list] : webhooks_of) {
+    (void)webhooks_by_project.put(project_id,
+                                  std::make_shared<const webhook_list>(std::move(list)));
+  }
+
+  organization_count = orgs.size();
+  project_count = project_records.size();
+  token_count = token_records.size();
+  webhook_count = webhook_records.size();
+  admin_token_count = admins;
+  loaded = true;
+  return catalog_counts{orgs.size(), project_records.size(), token_records.size(),
+                        webhook_records.size()};
+}
+
+// ---------------------------------------------------------------- catalog
+
+catalog::catalog(storage& store, catalog_options options)
+    : impl_(std::make_unique<impl>(store, std::move(options))) {}
+
+catalog::~catalog() {
+  stop();
+}
+
+result<catalog_counts> catalog::load() {
+  return impl_->load();
+}
+
+void catalog::start() {
+  impl_->started = true;
+  impl_->writer.start();
+}
+
+void catalog::stop() {
+  impl_->writer.stop();
+}
+
+std::shared_ptr<const organization> catalog::find_organization(const object_id& id) const {
+  return impl_->organizations.find(id);
+}
+
+std::vector<std::shared_ptr<const organization>> catalog::list_organizations() const {
+  const auto list = impl_->all_organizations.load();
+  return list ? *list : std::vector<std::shared_ptr<const organization>>{};
+}
+
+std::shared_ptr<const project> catalog::find_project(const object_id& id) const {
+  return impl_->projects.find(id);
+}
+
+std::vector<std::shared_ptr<const project>> catalog::list_projects(const object_id& org) const {
+  const auto list = impl_->projects_by_organization.find(org);
+  return list ? *list : std::vector<std::shared_ptr<const project>>{};
+}
+
+std::shared_ptr<const api_token> catalog::find_token(const object_id& id) const {
+  return impl_->tokens.find(id);
+}
+
+std::shared_ptr<const api_token> catalog::find_token_by_digest(const sha256_digest& digest) const {
+  return impl_->tokens_by_digest.find(digest);
+}
+
+std::vector<std::shared_ptr<const api_token>> catalog::list_tokens() const {
+  const auto list = impl_->all_tokens.load();
+  return list ? *list : std::vector<std::shared_ptr<const api_token>>{};
+}
+
+std::shared_ptr<const webhook> catalog::find_webhook(const object_id& id) const {
+  return impl_->webhooks.find(id);
+}
+
+std::shared_ptr<const webhook_list> catalog::list_webhooks(const object_id& project_id) const {
+  auto list = impl_->webhooks_by_project.find(project_id);
+  return list ? list : empty_webhook_list();
+}
+
+catalog_counts catalog::counts() const {
+  return catalog_counts{impl_->organization_count.load(), impl_->project_count.load(),
+                        impl_->token_count.load(), impl_->webhook_count.load()};
+}
+
+commit_stats catalog::stats() const {
+  return impl_->writer.stats();
+}
+
+bool catalog::has_admin_token() const {
+  return impl_->admin_token_count.load() > 0;
+}
+
+void catalog::create_organization(organization_input in,
+                                  completion<std::shared_ptr<const organization>> done) {
+  impl_->writer.submit(
+      std::make_unique<create_organization_op>(*impl_, std::move(in), std::move(done)));
+}
+
+void catalog::create_project(object_id org, project_input in,
+                             completion<std::shared_ptr<const project>> done) {
+  impl_->writer.submit(
+      std::make_unique<create_project_op>(*impl_, org, std::move(in), std::move(done)));
+}
+
+void catalog::create_token(token_input in, std::optional<std::string> secret,
+                           completion<created_token> done) {
+  // The random string is made here, on the caller's thread, to keep the writer's path short.
+  std::string token = secret ? std::move(*secret) : generate_api_token();
+  impl_->writer.submit(
+      std::make_unique<create_token_op>(*impl_, std::move(in), std::move(token), std::move(done)));
+}
+
+void catalog::delete_token(object_id id, completion<void> done) {
+  impl_->writer.submit(std::make_unique<delete_token_op>(*impl_, id, std::move(done)));
+}
+
+void catalog::create_webhook(object_id org, object_id project_id, webhook_input in,
+                             completion<std::shared_ptr<const webhook>> done) {
+  impl_->writer.submit(std::make_unique<create_webhook_op>(
+      *impl_, org, project_id, std::move(in), generate_webhook_secret(), std::move(done)));
+}
+
+void catalog::update_webhook(object_id org, object_id project_id, object_id id, webhook_patch patch,
+                             completion<std::shared_ptr<const webhook>> done) {
+  impl_->writer.submit(std::make_unique<update_webhook_op>(*impl_, org, project_id, id,
+                                                           std::move(patch), std::move(done)));
+}
+
+void catalog::delete_webhook(object_id org, object_id project_id, object_id id,
+                             completion<void> done) {
+  impl_->writer.submit(
+      std::make_unique<delete_webhook_op>(*impl_, org, project_id, id, std::move(done)));
+}
+
+}  // namespace hookd

@@ -1,0 +1,388 @@
+#include "core/codec.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/parse_options.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+#include <algorithm>
+#include <cstdint>
+#include <optional>
+#include <utility>
+
+namespace hookd {
+namespace json = boost::json;
+
+namespace {
+
+// Records are flat: an object holding arrays of strings or of pairs at most.
+constexpr std::size_t kMaxDepth = 8;
+
+std::int64_t to_millis(timestamp t) {
+  return t.time_since_epoch().count();
+}
+timestamp from_millis(std::int64_t ms) {
+  return timestamp{std::chrono::milliseconds{ms}};
+}
+
+json::object begin_record() {
+  json::object o;
+  o["v"] = kCodecVersion;
+  return o;
+}
+
+// Reads fields of one record, keeping the first thing found wrong. Unknown fields are ignored so
+// that a later version may add optional fields without a new "v".
+class record_reader {
+ public:
+  explicit record_reader(const json::object& obj) : obj_(obj) {}
+
+  bool ok() const noexcept { return error_.empty(); }
+  const std::string& error() const noexcept { return error_; }
+  void fail(std::string message) {
+    if (error_.empty()) error_ = std::move(message);
+  }
+
+  const json::value* field(std::string_view name, bool required) {
+    const json::value* v = obj_.if_contains(name);
+    if (v == nullptr && required) fail("field \"" + std::string(name) + "\" is missing");
+    return v;
+  }
+
+  std::string string(std::string_view name) {
+    return opt_string(name, true).value_or(std::string{});
+  }
+  std::optional<std::string> opt_string(std::string_view name, bool required = false) {
+    const json::value* v = field(name, required);
+    if (v == nullptr) return std::nullopt;
+    if (const json::string* s = v->if_string()) return std::string(*s);
+    fail("field \"" + std::string(name) + "\" is not a string");
+    return std::nullopt;
+  }
+
+  bool boolean(std::string_view name) {
+    const json::value* v = field(name, true);
+    if (v == nullptr) return false;
+    if (const bool* b = v->if_bool()) return *b;
+    fail("field \"" + std::string(name) + "\" is not a boolean");
+    return false;
+  }
+
+  timestamp time(std::string_view name) { return opt_time(name, true).value_or(timestamp{}); }
+  std::optional<timestamp> opt_time(std::string_view name, bool required = false) {
+    const json::value* v = field(name, required);
+    if (v == nullptr) return std::nullopt;
+    boost::system::error_code ec;
+    const auto ms = v->to_number<std::int64_t>(ec);
+    if (!ec) return from_millis(ms);
+    fail("field \"" + std::string(name) + "\" is not an integer of milliseconds");
+    return std::nullopt;
+  }
+
+  object_id id(std::string_view name) {
+    const std::optional<std::string> text = opt_string(name, true);
+    if (!text) return {};
+    if (auto parsed = object_id::parse(*text)) return *parsed;
+    fail("field \"" + std::string(name) + "\" is not a 24-hex-digit id");
+    return {};
+  }
+
+  const json::array* array(std::string_view name) {
+    const json::value* v = field(name, true);
+    if (v == nullptr) return nullptr;
+    if (const json::array* a = v->if_array()) return a;
+    fail("field \"" + std::string(name) + "\" is not an array");
+    return nullptr;
+  }
+
+  std::vector<std::string> strings(std::string_view name) {
+    std::vector<std::string> out;
+    const json::array* a = array(name);
+    if (a == nullptr) return out;
+    out.reserve(a->size());
+    for (const json::value& item : *a) {
+      const json::string* s = item.if_string();
+      if (s == nullptr) {
+        fail("field \"" + std::string(name) + "\" holds a value that is not a string");
+        return {};
+      }
+      out.emplace_back(*s);
+    }
+    return out;
+  }
+
+ private:
+  const json::object& obj_;
+  std::string error_;
+};
+
+problem decode_error(std::string what) {
+  return make_problem(error_kind::internal, std::move(what));
+}
+
+// Parses the value, checks it is an object of a version this code reads, and takes the id from
+// the key.
+result<std::pair<json::value, object_id>> open_record(std::string_view key,
+                                                      std::string_view value) {
+  const std::optional<object_id> id = object_id::from_binary(key);
+  if (!id) return decode_error("the key is not a 12-byte id");
+  json::parse_options options;
+  options.max_depth = kMaxDepth;
+  boost::system::error_code ec;
+  json::value parsed = json::parse(value, ec, {}, options);
+  if (ec) return decode_error("the value is not JSON (" + ec.message() + ")");
+  const json::object* obj = parsed.if_object();
+  if (obj == nullptr) return decode_error("the value is not a JSON object");
+  const json::value* v = obj->if_contains("v");
+  if (v == nullptr) return decode_error("the value has no version field \"v\"");
+  boost::system::error_code vec;
+  const auto version = v->to_number<std::int64_t>(vec);
+  if (vec) return decode_error("the version field \"v\" is not an integer");
+  if (version != kCodecVersion) {
+    return decode_error("the record has version " + std::to_string(version) +
+                        ", this hookd reads version " + std::to_string(kCodecVersion) +
+                        " (written by a newer hookd?)");
+  }
+  return std::pair<json::value, object_id>{std::move(parsed), *id};
+}
+
+template <class T>
+result<T> finish(const record_reader& r, T&& value) {
+  if (!r.ok()) return decode_error(r.error());
+  return std::forward<T>(value);
+}
+
+std::string digest_view(const sha256_digest& d) {
+  return std::string(reinterpret_cast<const char*>(d.data()), d.size());
+}
+
+}  // namespace
+
+// ---- organizations
+
+std::string encode(const organization& org) {
+  json::object o = begin_record();
+  o["name"] = org.name;
+  o["createdAt"] = to_millis(org.created_at);
+  o["updatedAt"] = to_millis(org.updated_at);
+  return json::serialize(o);
+}
+
+result<organization> decode_organization(std::string_view key, std::string_view value) {
+  auto rec = open_record(key, value);
+  if (!rec) return rec.error();
+  record_reader r(rec->first.get_object());
+  organization org;
+  org.id = rec->second;
+  org.name = r.string("name");
+  org.created_at = r.time("createdAt");
+  org.updated_at = r.time("updatedAt");
+  return finish(r, std::move(org));
+}
+
+// ---- projects
+
+std::string encode(const project& p) {
+  json::object o = begin_record();
+  o["organization"] = p.organization.to_string();
+  o["name"] = p.name;
+  o["slug"] = p.slug;
+  if (p.description) o["description"] = *p.description;
+  o["status"] = to_string(p.status);
+  if (p.app_icon_url) o["appIconUrl"] = *p.app_icon_url;
+  o["createdAt"] = to_millis(p.created_at);
+  o["updatedAt"] = to_millis(p.updated_at);
+  return json::serialize(o);
+}
+
+result<project> decode_project(std::string_view key, std::string_view value) {
+  auto rec = open_record(key, value);
+  if (!rec) return rec.error();
+  record_reader r(rec->first.get_object());
+  project p;
+  p.id = rec->second;
+  p.organization = r.id("organization");
+  p.name = r.string("name");
+  p.slug = r.string("slug");
+  p.description = r.opt_string("description");
+  const std::string status = r.string("status");
+  if (r.ok()) {
+    if (auto s = parse_project_status(status)) {
+      p.status = *s;
+    } else {
+      r.fail("field \"status\" is not draft, active or archived");
+    }
+  }
+  p.app_icon_url = r.opt_string("appIconUrl");
+  p.created_at = r.time("createdAt");
+  p.updated_at = r.time("updatedAt");
+  return finish(r, std::move(p));
+}
+
+// ---- tokens
+
+std::string encode(const api_token& t) {
+  json::object o = begin_record();
+  o["name"] = t.name;
+  json::array orgs;
+  orgs.reserve(t.organizations.size());
+  for (const object_id& id : t.organizations) orgs.emplace_back(id.to_string());
+  o["organizations"] = std::move(orgs);
+  json::array scopes;
+  for (std::string_view name : t.scopes.names()) scopes.emplace_back(name);
+  o["scopes"] = std::move(scopes);
+  o["digest"] = base64_encode(digest_view(t.digest));
+  o["createdAt"] = to_millis(t.created_at);
+  return json::serialize(o);
+}
+
+result<api_token> decode_token(std::string_view key, std::string_view value) {
+  auto rec = open_record(key, value);
+  if (!rec) return rec.error();
+  record_reader r(rec->first.get_object());
+  api_token t;
+  t.id = rec->second;
+  t.name = r.string("name");
+  for (const std::string& text : r.strings("organizations")) {
+    if (auto id = object_id::parse(text)) {
+      t.organizations.push_back(*id);
+    } else {
+      r.fail("field \"organizations\" holds \"" + text + "\", which is not an id");
+    }
+  }
+  for (const std::string& name : r.strings("scopes")) {
+    if (auto s = parse_scope(name)) {
+      t.scopes.add(*s);
+    } else {
+      r.fail("field \"scopes\" holds the unknown scope \"" + name + "\"");
+    }
+  }
+  const std::string digest_b64 = r.string("digest");
+  if (r.ok()) {
+    const std::optional<std::string> raw = base64_decode(digest_b64);
+    if (raw && raw->size() == t.digest.size()) {
+      std::copy(raw->begin(), raw->end(), reinterpret_cast<char*>(t.digest.data()));
+    } else {
+      r.fail("field \"digest\" is not the base64 of a 32-byte SHA-256 digest");
+    }
+  }
+  t.created_at = r.time("createdAt");
+  return finish(r, std::move(t));
+}
+
+// ---- webhooks
+
+std::string encode(const webhook& w, const aes256gcm_key& master_key) {
+  json::object o = begin_record();
+  o["organization"] = w.organization.to_string();
+  o["project"] = w.project.to_string();
+  o["name"] = w.name;
+  o["url"] = w.url;
+  json::array headers;
+  headers.reserve(w.headers.size());
+  for (const header_entry& h : w.headers) headers.push_back(json::array{h.name, h.value});
+  o["headers"] = std::move(headers);
+  o["active"] = w.active;
+  json::array events;
+  events.reserve(w.events.size());
+  for (const std::string& e : w.events) events.emplace_back(e);
+  o["events"] = std::move(events);
+  o["secret"] = base64_encode(master_key.seal(w.secret, w.id.binary()));
+  o["createdAt"] = to_millis(w.created_at);
+  o["updatedAt"] = to_millis(w.updated_at);
+  if (w.disabled_reason) o["disabledReason"] = *w.disabled_reason;
+  if (w.disabled_at) o["disabledAt"] = to_millis(*w.disabled_at);
+  return json::serialize(o);
+}
+
+result<webhook> decode_webhook(std::string_view key, std::string_view value,
+                               const aes256gcm_key& master_key) {
+  auto rec = open_record(key, value);
+  if (!rec) return rec.error();
+  record_reader r(rec->first.get_object());
+  webhook w;
+  w.id = rec->second;
+  w.organization = r.id("organization");
+  w.project = r.id("project");
+  w.name = r.string("name");
+  w.url = r.string("url");
+  if (const json::array* headers = r.array("headers")) {
+    for (const json::value& item : *headers) {
+      const json::array* pair = item.if_array();
+      if (pair == nullptr || pair->size() != 2 || !(*pair)[0].is_string() ||
+          !(*pair)[1].is_string()) {
+        r.fail("field \"headers\" holds an entry that is not a [name, value] pair of strings");
+        break;
+      }
+      w.headers.push_back(
+          header_entry{std::string((*pair)[0].get_string()), std::string((*pair)[1].get_string())});
+    }
+  }
+  w.active = r.boolean("active");
+  w.events = r.strings("events");
+  const std::string sealed_b64 = r.string("secret");
+  if (r.ok()) {
+    const std::optional<std::string> sealed = base64_decode(sealed_b64);
+    if (!sealed) {
+      r.fail("field \"secret\" is not base64");
+    } else if (auto plain = master_key.open(*sealed, w.id.binary())) {
+      w.secret = std::move(*plain);
+    } else {
+      r.fail(
+          "the signing secret does not open with the master key (a different master key than "
+          "the one this data was written with, or a damaged record)");
+    }
+  }
+  w.created_at = r.time("createdAt");
+  w.updated_at = r.time("updatedAt");
+  w.disabled_reason = r.opt_string("disabledReason");
+  w.disabled_at = r.opt_time("disabledAt");
+  return finish(r, std::move(w));
+}
+
+// ---- index keys
+
+std::string project_slug_key(const object_id& org, std::string_view slug) {
+  std::string key;
+  key.reserve(kProjectSlugPrefix.size() + object_id::kSize + slug.size());
+  key.append(kProjectSlugPrefix).append(org.binary()).append(slug);
+  return key;
+}
+
+std::string project_webhook_key(const object_id& project, const object_id& webhook) {
+  std::string key;
+  key.reserve(kProjectWebhookPrefix.size() + 2 * object_id::kSize);
+  key.append(kProjectWebhookPrefix).append(project.binary()).append(webhook.binary());
+  return key;
+}
+
+std::string token_digest_key(const sha256_digest& digest) {
+  std::string key;
+  key.reserve(kTokenDigestPrefix.size() + digest.size());
+  key.append(kTokenDigestPrefix).append(digest_view(digest));
+  return key;
+}
+
+std::string printable_key(std::string_view key) {
+  if (key.size() == object_id::kSize) return hex_encode(key);
+  const bool prefixed =
+      key.size() > 2 && key[0] >= 'a' && key[0] <= 'z' && key[1] >= 'a' && key[1] <= 'z';
+  if (!prefixed) return hex_encode(key);
+  std::string out(key.substr(0, 2));
+  out += ':';
+  if (key.starts_with(kProjectSlugPrefix) && key.size() > 2 + object_id::kSize) {
+    // The slug part was validated as [a-z0-9-] when written; print it as text.
+    out += hex_encode(key.substr(2, object_id::kSize));
+    out += ':';
+    const std::string_view slug = key.substr(2 + object_id::kSize);
+    const bool printable = std::all_of(slug.begin(), slug.end(), [](char c) {
+      return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+    });
+    out += printable ? std::string(slug) : hex_encode(slug);
+    return out;
+  }
+  out += hex_encode(key.substr(2));
+  return out;
+}
+
+}  // namespace hookd

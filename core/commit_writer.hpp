@@ -1,0 +1,87 @@
+#pragma once
+// The single writer with group commit (in the manner of LMAX's batching consumer).
+//
+// Callers submit mutations; submit() only pushes onto a queue and never waits for I/O. One writer
+// thread takes everything queued at once (a group) and, in queue order, asks each mutation to plan
+// itself into one shared write_batch. A refused mutation contributes nothing. The batch is written
+// with one storage.write (one fsync); when it is durable every accepted mutation publishes, in
+// order, and only then do the completions run, again in order. When the write fails nothing is
+// published and every accepted mutation completes with storage_failure.
+//
+// Everything queued while one fsync runs goes into the next group, so under load the cost of an
+// fsync is shared by all the changes that waited for it, and a lone change waits for no timer.
+//
+// Thread safety: submit(), stats() and stop() may be called from any thread. plan(), publish()
+// and complete() run on the writer thread only (or on the caller of stop() when the writer was
+// never started), never under a lock of this class.
+
+#include "core/catalog.hpp"  // commit_stats
+#include "core/error.hpp"
+#include "core/storage.hpp"
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace hookd {
+
+// One logical change. Its methods are called on the writer thread, at most once each, in the
+// order plan, publish (only if planned and durable), complete.
+class commit_mutation {
+ public:
+  virtual ~commit_mutation() = default;
+  // Decides the change against the published state plus what the earlier accepted mutations of
+  // this group planned (an overlay the owner keeps and clears in end_of_group). On success it
+  // appends its records to `batch` (possibly none: a change that changes nothing). On refusal it
+  // returns the problem and must leave the overlay as it was; records it appended are dropped.
+  virtual result<void> plan(write_batch& batch) = 0;
+  // The batch is durable: make the change visible to readers.
+  virtual void publish() = 0;
+  // Delivers the outcome: success after publish, or the refusal, storage_failure or unavailable.
+  // Must not throw.
+  virtual void complete(result<void> outcome) noexcept = 0;
+};
+
+class commit_writer {
+ public:
+  // `end_of_group` runs on the writer thread after each group has been written (or failed) and
+  // published, before the completions: the owner clears its planning overlay there.
+  commit_writer(storage& store, std::function<void()> end_of_group);
+  ~commit_writer();  // stop()
+  commit_writer(const commit_writer&) = delete;
+  commit_writer& operator=(const commit_writer&) = delete;
+
+  void start();  // starts the writer thread; mutations submitted before start wait for it
+  // Lets the writer finish everything queued (those complete normally), then joins it. When the
+  // writer was never started, queued mutations complete with `unavailable`. Idempotent.
+  void stop();
+
+  // Queues `m`. After stop() it completes `m` inline with `unavailable` instead.
+  void submit(std::unique_ptr<commit_mutation> m);
+
+  commit_stats stats() const noexcept;
+
+ private:
+  using queue_type = std::vector<std::unique_ptr<commit_mutation>>;
+  void run();
+  void commit_group(queue_type& group);
+
+  storage& store_;
+  std::function<void()> end_of_group_;
+
+  std::mutex stop_mutex_;  // serializes stop() so that one caller joins
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  queue_type queue_;       // guarded by mutex_
+  bool stopping_ = false;  // guarded by mutex_
+  bool started_ = false;   // guarded by mutex_
+  std::thread thread_;
+
+  std::atomic<std::uint64_t> groups_{0}, mutations_{0}, rejected_{0}, failed_{0};
+};
+
+}  // namespace hookd

@@ -1,0 +1,240 @@
+#include "core/codec.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <boost/json/parse.hpp>
+
+namespace hookd {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+timestamp at(std::int64_t ms) {
+  return timestamp{std::chrono::milliseconds{ms}};
+}
+
+object_id id_of(std::string_view hex) {
+  return object_id::parse(hex).value();
+}
+
+webhook sample_webhook() {
+  webhook w;
+  w.id = id_of("65a0f1c2aabbccddee000001");
+  w.organization = id_of("65a0f1c2aabbccddee0000aa");
+  w.project = id_of("65a0f1c2aabbccddee0000bb");
+  w.name = "Orders";
+  w.url = "https://example.com/hooks?x=1";
+  w.headers = {{"X-Zeta", "1"}, {"X-Alpha", "two \"quoted\""}};  // order is the client's
+  w.active = false;
+  w.events = {"order.created", "invoice.*"};
+  w.secret = "whsec_c2VjcmV0LXNpZ25pbmcta2V5LWJ5dGVzIQ==";
+  w.created_at = at(1'700'000'000'123);
+  w.updated_at = at(1'700'000'111'456);
+  w.disabled_reason = "failing for 5 days";
+  w.disabled_at = at(1'700'000'222'789);
+  return w;
+}
+
+TEST(Codec, OrganizationRoundTrips) {
+  organization o{id_of("65a0f1c2aabbccddee000002"), "Acme \xC3\xA9", at(1), at(2)};
+  const std::string value = encode(o);
+  auto back = decode_organization(o.id.binary(), value);
+  ASSERT_TRUE(back) << back.error().detail;
+  EXPECT_EQ(back->id, o.id);
+  EXPECT_EQ(back->name, o.name);
+  EXPECT_EQ(back->created_at, o.created_at);
+  EXPECT_EQ(back->updated_at, o.updated_at);
+}
+
+TEST(Codec, ValuesAreCompactJsonWithVersion) {
+  organization o{id_of("65a0f1c2aabbccddee000002"), "Acme", at(1), at(2)};
+  const std::string value = encode(o);
+  EXPECT_THAT(value, Not(HasSubstr(" ")));
+  const boost::json::value parsed = boost::json::parse(value);
+  EXPECT_EQ(parsed.at("v").as_int64(), 1);
+}
+
+TEST(Codec, ProjectRoundTripsWithAndWithoutOptionalFields) {
+  project p;
+  p.id = id_of("65a0f1c2aabbccddee000003");
+  p.organization = id_of("65a0f1c2aabbccddee0000aa");
+  p.name = "Shop";
+  p.slug = "shop-eu";
+  p.status = project_status::archived;
+  p.created_at = at(10);
+  p.updated_at = at(20);
+  {
+    auto back = decode_project(p.id.binary(), encode(p));
+    ASSERT_TRUE(back) << back.error().detail;
+    EXPECT_EQ(back->organization, p.organization);
+    EXPECT_EQ(back->slug, "shop-eu");
+    EXPECT_EQ(back->status, project_status::archived);
+    EXPECT_FALSE(back->description);
+    EXPECT_FALSE(back->app_icon_url);
+    EXPECT_EQ(back->created_at, at(10));
+    EXPECT_EQ(back->updated_at, at(20));
+  }
+  p.description = "";  // present but empty is not the same as absent
+  p.app_icon_url = "https://example.com/icon.png";
+  auto back = decode_project(p.id.binary(), encode(p));
+  ASSERT_TRUE(back) << back.error().detail;
+  EXPECT_EQ(back->description, std::optional<std::string>(""));
+  EXPECT_EQ(back->app_icon_url, p.app_icon_url);
+}
+
+TEST(Codec, TokenRoundTripsAndKeepsOnlyTheDigest) {
+  api_token t;
+  t.id = id_of("65a0f1c2aabbccddee000004");
+  t.name = "ci";
+  t.organizations = {id_of("65a0f1c2aabbccddee0000aa"), id_of("65a0f1c2aabbccddee0000ab")};
+  t.scopes.add(scope::webhooks_read);
+  t.scopes.add(scope::deliveries_write);
+  t.digest = sha256("hkd_the-token-string");
+  t.created_at = at(99);
+  const std::string value = encode(t);
+  EXPECT_THAT(value, Not(HasSubstr("hkd_the-token-string")));
+  auto back = decode_token(t.id.binary(), value);
+  ASSERT_TRUE(back) << back.error().detail;
+  EXPECT_EQ(back->name, "ci");
+  EXPECT_EQ(back->organizations, t.organizations);
+  EXPECT_EQ(back->scopes, t.scopes);
+  EXPECT_EQ(back->digest, t.digest);
+  EXPECT_EQ(back->created_at, at(99));
+}
+
+TEST(Codec, WebhookRoundTripsWithSecretSealed) {
+  const aes256gcm_key key = aes256gcm_key::generate();
+  const webhook w = sample_webhook();
+  const std::string value = encode(w, key);
+  EXPECT_THAT(value, Not(HasSubstr(w.secret)));
+  EXPECT_THAT(value, Not(HasSubstr("c2VjcmV0LXNpZ25pbmcta2V5LWJ5dGVzIQ")));
+  auto back = decode_webhook(w.id.binary(), value, key);
+  ASSERT_TRUE(back) << back.error().detail;
+  EXPECT_EQ(back->organization, w.organization);
+  EXPECT_EQ(back->project, w.project);
+  EXPECT_EQ(back->name, w.name);
+  EXPECT_EQ(back->url, w.url);
+  EXPECT_EQ(back->headers, w.headers);
+  EXPECT_EQ(back->active, w.active);
+  EXPECT_EQ(back->events, w.events);
+  EXPECT_EQ(back->secret, w.secret);
+  EXPECT_EQ(back->created_at, w.created_at);
+  EXPECT_EQ(back->updated_at, w.updated_at);
+  EXPECT_EQ(back->disabled_reason, w.disabled_reason);
+  EXPECT_EQ(back->disabled_at, w.disabled_at);
+}
+
+TEST(Codec, WebhookSealsWithFreshNonceEachTime) {
+  const aes256gcm_key key = aes256gcm_key::generate();
+  const webhook w = sample_webhook();
+  EXPECT_NE(encode(w, key), encode(w, key));
+}
+
+TEST(Codec, WebhookWithWrongMasterKeyFailsClearly) {
+  const webhook w = sample_webhook();
+  const std::string value = encode(w, aes256gcm_key::generate());
+  auto back = decode_webhook(w.id.binary(), value, aes256gcm_key::generate());
+  ASSERT_FALSE(back);
+  EXPECT_EQ(back.error().kind, error_kind::internal);
+  EXPECT_THAT(back.error().detail, HasSubstr("master key"));
+}
+
+TEST(Codec, WebhookSecretCannotBeMovedToAnotherId) {
+  const aes256gcm_key key = aes256gcm_key::generate();
+  const webhook w = sample_webhook();
+  const std::string value = encode(w, key);
+  const object_id other = id_of("65a0f1c2aabbccddee000099");
+  auto back = decode_webhook(other.binary(), value, key);
+  ASSERT_FALSE(back);
+  EXPECT_THAT(back.error().detail, HasSubstr("does not open"));
+}
+
+TEST(Codec, DamagedRecordsAreErrorsThatSayWhat) {
+  const std::string key(object_id{}.binary());
+  struct bad_case {
+    std::string value;
+    std::string expected;
+  };
+  const std::vector<bad_case> cases = {
+      {"not json", "not JSON"},
+      {"[1,2]", "not a JSON object"},
+      {R"({"name":"x","createdAt":1,"updatedAt":2})", "no version"},
+      {R"({"v":2,"name":"x","createdAt":1,"updatedAt":2})", "version 2"},
+      {R"({"v":"1","name":"x","createdAt":1,"updatedAt":2})", "not an integer"},
+      {R"({"v":1,"createdAt":1,"updatedAt":2})", "\"name\" is missing"},
+      {R"({"v":1,"name":7,"createdAt":1,"updatedAt":2})", "\"name\" is not a string"},
+      {R"({"v":1,"name":"x","createdAt":"yesterday","updatedAt":2})", "\"createdAt\""},
+      {R"({"v":1,"name":"x","createdAt":1.5,"updatedAt":2})", "\"createdAt\""},
+  };
+  for (const auto& c : cases) {
+    auto back = decode_organization(key, c.value);
+    ASSERT_FALSE(back) << c.value;
+    EXPECT_EQ(back.error().kind, error_kind::internal);
+    EXPECT_THAT(back.error().detail, HasSubstr(c.expected)) << c.value;
+  }
+  EXPECT_FALSE(decode_organization("short", R"({"v":1,"name":"x","createdAt":1,"updatedAt":2})"));
+  std::string deep(100, '[');
+  EXPECT_FALSE(decode_organization(key, deep + std::string(100, ']')));
+}
+
+TEST(Codec, DamagedFieldsOfOtherEntitiesAreErrors) {
+  const std::string key(id_of("65a0f1c2aabbccddee000004").binary());
+  auto bad_status = decode_project(
+      key, R"({"v":1,"organization":"65a0f1c2aabbccddee0000aa","name":"n","slug":"s1",)"
+           R"("status":"deleted","createdAt":1,"updatedAt":1})");
+  ASSERT_FALSE(bad_status);
+  EXPECT_THAT(bad_status.error().detail, HasSubstr("status"));
+
+  auto bad_org = decode_project(key, R"({"v":1,"organization":"xyz","name":"n","slug":"s1",)"
+                                     R"("status":"draft","createdAt":1,"updatedAt":1})");
+  ASSERT_FALSE(bad_org);
+  EXPECT_THAT(bad_org.error().detail, HasSubstr("\"organization\""));
+
+  auto bad_scope = decode_token(key, R"({"v":1,"name":"t","organizations":[],)"
+                                     R"("scopes":["root"],"digest":"","createdAt":1})");
+  ASSERT_FALSE(bad_scope);
+  EXPECT_THAT(bad_scope.error().detail, HasSubstr("root"));
+
+  auto bad_digest = decode_token(key, R"({"v":1,"name":"t","organizations":[],)"
+                                      R"("scopes":["admin"],"digest":"AAAA","createdAt":1})");
+  ASSERT_FALSE(bad_digest);
+  EXPECT_THAT(bad_digest.error().detail, HasSubstr("digest"));
+
+  const aes256gcm_key master = aes256gcm_key::generate();
+  auto bad_headers = decode_webhook(
+      key,
+      R"({"v":1,"organization":"65a0f1c2aabbccddee0000aa","project":"65a0f1c2aabbccddee0000bb",)"
+      R"("name":"n","url":"https://e.com","headers":[["only-name"]],"active":true,)"
+      R"("events":["*"],"secret":"AAAA","createdAt":1,"updatedAt":1})",
+      master);
+  ASSERT_FALSE(bad_headers);
+  EXPECT_THAT(bad_headers.error().detail, HasSubstr("headers"));
+}
+
+TEST(Codec, IndexKeysHaveTheDocumentedLayout) {
+  const object_id org = id_of("65a0f1c2aabbccddee0000aa");
+  const object_id proj = id_of("65a0f1c2aabbccddee0000bb");
+  const object_id hook = id_of("65a0f1c2aabbccddee0000cc");
+
+  const std::string ps = project_slug_key(org, "shop");
+  EXPECT_EQ(ps, "ps" + std::string(org.binary()) + "shop");
+  EXPECT_EQ(printable_key(ps), "ps:65a0f1c2aabbccddee0000aa:shop");
+
+  const std::string pw = project_webhook_key(proj, hook);
+  EXPECT_EQ(pw, "pw" + std::string(proj.binary()) + std::string(hook.binary()));
+  EXPECT_EQ(printable_key(pw), "pw:65a0f1c2aabbccddee0000bb65a0f1c2aabbccddee0000cc");
+  // All webhooks of a project share one prefix, so a scan finds them.
+  EXPECT_TRUE(pw.starts_with("pw" + std::string(proj.binary())));
+
+  const sha256_digest d = sha256("x");
+  const std::string td = token_digest_key(d);
+  ASSERT_EQ(td.size(), 2u + 32u);
+  EXPECT_TRUE(td.starts_with("td"));
+  EXPECT_EQ(printable_key(td).substr(0, 3), "td:");
+
+  EXPECT_EQ(printable_key(hook.binary()), "65a0f1c2aabbccddee0000cc");
+}
+
+}  // namespace
+}  // namespace hookd
