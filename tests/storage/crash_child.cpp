@@ -6,18 +6,26 @@
 //   crash_child write <db> <first_seq> <seed>  open <db> and write the batches of
 //                                              crash_workload.hpp from <first_seq> on, printing
 //                                              each seq only after write() succeeded, until killed
+//   crash_child catalog <data-dir>             open the data dir through the catalog, print
+//                                              "ready <project id>", then create webhooks, up to
+//                                              kCatalogWindow at a time, printing
+//                                              "wh <id> <name>" from each completion, until killed
 //
 // stdout is a pipe to the test; every line is written with one write(2), unbuffered, so that
 // nothing acknowledged is lost in a stdio buffer when the test SIGKILLs this process.
 
+#include "core/catalog.hpp"
 #include "crash_workload.hpp"
+#include "storage/data_dir.hpp"
 #include "storage/rocksdb_storage.hpp"
 
 #include <sys/prctl.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <future>
 #include <random>
+#include <semaphore>
 #include <string>
 
 namespace {
@@ -83,11 +91,87 @@ int write_until_killed(const std::string& db, std::uint64_t first, std::uint64_t
   return 4;
 }
 
+// Runs `start` with a completion and waits for its result.
+template <class T, class Start>
+result<T> await(Start start) {
+  std::promise<result<T>> done;
+  std::future<result<T>> future = done.get_future();
+  start([&done](result<T> r) { done.set_value(std::move(r)); });
+  return future.get();
+}
+
+int fail(const char* what, const problem& p) {
+  std::fprintf(stderr, "crash_child: %s: %s\n", what, p.detail.c_str());
+  return 1;
+}
+
+int catalog_until_killed(const std::string& data_dir) {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (auto made = ensure_data_dir(data_dir); !made) return fail("data dir", made.error());
+  auto key = load_or_create_master_key(data_dir, std::nullopt);
+  if (!key) return fail("master key", key.error());
+  auto opened = open_rocksdb_storage(data_dir + "/db");
+  if (!opened) return fail("open", opened.error());
+
+  catalog_options options;
+  options.master_key = *key;
+  options.max_webhooks_per_project = 1'000'000;  // the limit is not what this exercises
+  catalog cat(**opened, options);
+  if (auto loaded = cat.load(); !loaded) return fail("load", loaded.error());
+  cat.start();
+
+  std::shared_ptr<const organization> org;
+  if (auto orgs = cat.list_organizations(); !orgs.empty()) {
+    org = orgs.front();
+  } else {
+    auto created = await<std::shared_ptr<const organization>>(
+        [&](auto done) { cat.create_organization(organization_input{"Crash org"}, done); });
+    if (!created) return fail("create organization", created.error());
+    org = *created;
+  }
+  std::shared_ptr<const project> proj;
+  if (auto projects = cat.list_projects(org->id); !projects.empty()) {
+    proj = projects.front();
+  } else {
+    project_input in;
+    in.name = "Crash project";
+    in.slug = "crash";
+    auto created = await<std::shared_ptr<const project>>(
+        [&](auto done) { cat.create_project(org->id, in, done); });
+    if (!created) return fail("create project", created.error());
+    proj = *created;
+  }
+  if (!say("ready " + proj->id.to_string())) return 3;
+
+  // Several creates in flight, so that the writer groups them into shared batches (group
+  // commit) while the kill lands.
+  static std::counting_semaphore<wl::kCatalogWindow> slots(wl::kCatalogWindow);
+  const std::size_t base = cat.list_webhooks(proj->id)->size();
+  for (std::size_t n = base; n < base + 1'000'000; ++n) {
+    slots.acquire();
+    webhook_input in;
+    in.name = "hook-" + std::to_string(n);
+    in.url = "https://example.com/crash/" + std::to_string(n);
+    in.events = {"order.created"};
+    cat.create_webhook(
+        org->id, proj->id, std::move(in), [](result<std::shared_ptr<const webhook>> r) {
+          if (!r) {
+            std::fprintf(stderr, "crash_child: create webhook: %s\n", r.error().detail.c_str());
+            std::_Exit(2);
+          }
+          if (!say("wh " + (*r)->id.to_string() + " " + (*r)->name)) std::_Exit(3);
+          slots.release();
+        });
+  }
+  return 4;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "";
   if (mode == "hold" && argc == 3) return hold(argv[2]);
+  if (mode == "catalog" && argc == 3) return catalog_until_killed(argv[2]);
   if (mode == "write" && argc == 5) {
     const auto first = wl::parse_u64(argv[3]);
     const auto seed = wl::parse_u64(argv[4]);
@@ -95,6 +179,7 @@ int main(int argc, char** argv) {
   }
   std::fprintf(stderr,
                "usage: crash_child hold <db>\n"
-               "       crash_child write <db> <first_seq> <seed>\n");
+               "       crash_child write <db> <first_seq> <seed>\n"
+               "       crash_child catalog <data-dir>\n");
   return 64;
 }

@@ -33,6 +33,9 @@ namespace hookd::crash_workload {
 inline constexpr std::array<table, 4> kRecordTables = {table::events, table::deliveries,
                                                        table::attempts, table::webhooks};
 
+// How many catalog creates the child keeps in flight (crash_child catalog).
+inline constexpr std::ptrdiff_t kCatalogWindow = 16;
+
 inline std::string padded(std::uint64_t n) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%010llu", static_cast<unsigned long long>(n));
