@@ -1,0 +1,184 @@
+#pragma once
+// The delivery scheduler: which pending deliveries a dispatcher should attempt now, and what the
+// outcome of an attempt means for the delivery. No I/O, no threads of its own, no clock of its
+// own: every decision takes `now` from the caller, so tests drive it with a fake clock.
+//
+// How a dispatcher drives it:
+//   loop:
+//     wait until next_due() (or until the wake callback fires, or a completion calls done())
+//     auto batch = take_due(now, n)            // jobs to attempt, each holding an in-flight slot
+//     for each batch.dropped job: its webhook is gone; cancel the delivery (delivery_log)
+//     for each batch.ready job: attempt it; decide(); delivery_log::record_attempt(...)
+//   record_attempt releases the slot (done) and re-queues the job when it is to be retried.
+
+#include "core/clock.hpp"
+#include "core/object_id.hpp"
+#include "core/retry_policy.hpp"
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace hookd {
+
+// ---------------------------------------------------------------- decide
+
+// What one attempt produced, as far as the delivery's fate is concerned.
+struct attempt_response {
+  std::optional<int> status_code;  // nullopt: no response (refused, reset, timeout, DNS, TLS...)
+  std::optional<std::string> retry_after;  // the Retry-After header, when the response had one
+};
+
+enum class decision_kind { succeeded, retry, failed };
+
+struct attempt_decision {
+  decision_kind kind = decision_kind::retry;
+  std::optional<timestamp> retry_at;  // engaged exactly when kind == retry
+  std::optional<std::string> reason;  // engaged exactly when kind == failed (kReason* strings)
+
+  static attempt_decision succeeded() { return {decision_kind::succeeded, std::nullopt, {}}; }
+  static attempt_decision retry(timestamp at) { return {decision_kind::retry, at, {}}; }
+  static attempt_decision failed(std::string_view why) {
+    return {decision_kind::failed, std::nullopt, std::string(why)};
+  }
+};
+
+// The fate of a delivery after attempt number `attempt_number` (1-based) produced `response`:
+// - 2xx: succeeded;
+// - 410: failed "410 Gone", at once, whatever remains of the schedule;
+// - anything else (no response, 3xx since redirects are not followed, 4xx, 5xx): retried after
+//   policy.delay_after(attempt_number, random); for 429 and 503 a parseable Retry-After replaces
+//   the jittered wait, clamped to [step, 2 × step] (clamp_retry_after);
+// - when attempt_number was the last one the schedule allows: failed "retries exhausted".
+// Pure: same inputs, same decision.
+[[nodiscard]] attempt_decision decide(const attempt_response& response,
+                                      std::uint32_t attempt_number, const retry_policy& policy,
+                                      timestamp now, const random_source& random = uniform_random);
+
+// ---------------------------------------------------------------- scheduler
+
+struct scheduler_options {
+  // Attempts in flight at once, over all webhooks (--max-inflight-deliveries). Default 256: enough
+  // to keep many slow receivers busy without holding thousands of sockets and buffers.
+  std::size_t max_in_flight = 256;
+  // Attempts in flight at once to one webhook (--max-inflight-per-webhook). Default 4: a receiver
+  // is not flooded by a backlog, and one slow receiver cannot take the global slots from others.
+  std::size_t max_in_flight_per_webhook = 4;
+  // While jobs are held for an inactive webhook, next_due() asks to be polled at least this often
+  // so that they come out soon after the webhook is activated again. Default 1 s.
+  std::chrono::milliseconds held_recheck{1000};
+};
+
+enum class webhook_state { active, inactive, missing };
+
+// Looks a webhook up (e.g. in the catalog). Called with the scheduler's lock held, so it must not
+// call back into the scheduler; it should be a quick in-memory lookup.
+using webhook_lookup = std::function<webhook_state(const object_id& webhook)>;
+
+struct scheduled_job {
+  object_id delivery;
+  object_id webhook;
+  timestamp due{};
+  friend bool operator==(const scheduled_job&, const scheduled_job&) = default;
+};
+
+struct due_jobs {
+  std::vector<scheduled_job> ready;    // attempt these; each holds an in-flight slot until done()
+  std::vector<scheduled_job> dropped;  // their webhook no longer exists; no longer scheduled
+};
+
+struct scheduler_counts {
+  std::size_t queued = 0;     // waiting for their time or a slot (held ones included)
+  std::size_t in_flight = 0;  // taken and not yet done()
+  std::size_t held = 0;       // queued jobs of inactive webhooks
+};
+
+// Thread safety: every member may be called from any thread; one mutex guards the state, and
+// the wake callback runs after it is released.
+//
+// Structure: jobs are grouped per webhook, each webhook's jobs in an ordered set keyed by
+// (due, delivery id). A second ordered set, `heads`, holds (earliest due, webhook) for every
+// webhook that can give out a job right now: it has queued jobs, fewer than the per-webhook cap
+// in flight, and is not held. take_due pops from `heads`, so its cost is O(log n) per job handed
+// out, however many jobs wait behind a saturated or inactive webhook (a binary heap of all jobs
+// would have to step over them on every call). Ordered sets rather than heaps because jobs are
+// also removed by id (cancel, reschedule). Ties on the due time go by webhook id, then by delivery
+// id. Held webhooks sit in a set of their own and are looked up again on every take_due.
+class scheduler {
+ public:
+  explicit scheduler(webhook_lookup lookup, scheduler_options options = {});
+  scheduler(const scheduler&) = delete;
+  scheduler& operator=(const scheduler&) = delete;
+
+  // Called (outside the lock) when schedule() makes the earliest ready time earlier than it was,
+  // so that a dispatcher sleeping until next_due() re-arms its timer. Set it before use.
+  void set_wake(std::function<void()> wake);
+
+  // Queues a delivery, or moves it to `due` when it is queued already. A delivery that is in
+  // flight is queued when its done() comes (never handed out twice at once).
+  void schedule(const object_id& delivery, const object_id& webhook, timestamp due);
+  // Removes a queued delivery; one in flight simply is not re-queued. True when it was known.
+  bool cancel(const object_id& delivery);
+
+  // The earliest time at which take_due can hand out a job: the earliest due job of a webhook
+  // with a free slot, or sooner when jobs are held (held_recheck after the last take_due).
+  // nullopt when nothing can come out until schedule() or done() is called: nothing queued, the
+  // global cap reached, or every queued job's webhook at its cap.
+  std::optional<timestamp> next_due() const;
+
+  // Up to `max` jobs whose time has come (due <= now), earliest first, honouring both caps.
+  // Jobs of inactive webhooks stay queued (held); jobs of missing webhooks are removed and
+  // returned in `dropped`.
+  due_jobs take_due(timestamp now, std::size_t max);
+
+  // Releases the in-flight slot of a job taken by take_due. Unknown ids are ignored.
+  void done(const object_id& delivery);
+
+  scheduler_counts counts() const;
+  const scheduler_options& options() const noexcept { return options_; }
+
+ private:
+  using job_key = std::pair<timestamp, object_id>;  // (due, delivery id)
+  struct webhook_jobs {
+    std::set<job_key> queue;
+    std::size_t in_flight = 0;
+    bool held = false;
+    std::optional<timestamp> head;  // the due time under which it sits in heads_, if it does
+  };
+  struct queued_entry {
+    object_id webhook;
+    timestamp due{};
+  };
+  struct in_flight_entry {
+    object_id webhook;
+    std::optional<timestamp> again;  // schedule() came while in flight: queue at done()
+  };
+
+  void enqueue(const object_id& delivery, const object_id& webhook, timestamp due);
+  void refresh(const object_id& webhook);  // re-establishes heads_ / held_ for it
+  void drop_all(const object_id& webhook, std::vector<scheduled_job>& into);
+  std::optional<timestamp> earliest_ready() const;
+
+  webhook_lookup lookup_;
+  const scheduler_options options_;
+  std::function<void()> wake_;
+
+  mutable std::mutex mutex_;
+  std::unordered_map<object_id, webhook_jobs> webhooks_;
+  std::set<std::pair<timestamp, object_id>> heads_;  // (earliest due, webhook)
+  std::set<object_id> held_;
+  std::unordered_map<object_id, queued_entry> queued_;
+  std::unordered_map<object_id, in_flight_entry> in_flight_;
+  std::optional<timestamp> last_take_;
+};
+
+}  // namespace hookd

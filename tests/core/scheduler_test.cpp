@@ -1,0 +1,344 @@
+#include "core/scheduler.hpp"
+
+#include "core/delivery.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+
+namespace hookd {
+namespace {
+
+using std::chrono::hours;
+using std::chrono::milliseconds;
+using std::chrono::minutes;
+using std::chrono::seconds;
+
+const timestamp kT0{std::chrono::milliseconds{1'700'000'000'000}};
+
+// Ids whose order is their number.
+object_id nth_id(std::uint32_t n, std::uint8_t kind = 0) {
+  object_id::bytes_type b{};
+  b[0] = kind;
+  b[8] = static_cast<std::uint8_t>(n >> 24);
+  b[9] = static_cast<std::uint8_t>(n >> 16);
+  b[10] = static_cast<std::uint8_t>(n >> 8);
+  b[11] = static_cast<std::uint8_t>(n);
+  return object_id(b);
+}
+object_id delivery_id(std::uint32_t n) {
+  return nth_id(n, 1);
+}
+object_id webhook_id(std::uint32_t n) {
+  return nth_id(n, 2);
+}
+
+// The catalog as the scheduler sees it: webhooks that are active, inactive or gone.
+struct fake_webhooks {
+  std::map<object_id, webhook_state> states;
+  webhook_lookup lookup() {
+    return [this](const object_id& id) {
+      const auto it = states.find(id);
+      return it == states.end() ? webhook_state::missing : it->second;
+    };
+  }
+};
+
+std::vector<object_id> deliveries_of(const std::vector<scheduled_job>& jobs) {
+  std::vector<object_id> out;
+  for (const auto& j : jobs) out.push_back(j.delivery);
+  return out;
+}
+
+double mid() {
+  return 0.5;
+}  // no jitter: factor 1.0
+
+// ---------------------------------------------------------------- decide
+
+TEST(Decide, TwoHundredsSucceed) {
+  const retry_policy policy;
+  for (int status : {200, 201, 204, 299}) {
+    const attempt_decision d = decide({status, std::nullopt}, 1, policy, kT0, mid);
+    EXPECT_EQ(d.kind, decision_kind::succeeded) << status;
+    EXPECT_EQ(d.retry_at, std::nullopt);
+    EXPECT_EQ(d.reason, std::nullopt);
+  }
+}
+
+TEST(Decide, GoneFailsAtOnceEvenOnTheFirstAttempt) {
+  const attempt_decision d = decide({410, std::nullopt}, 1, retry_policy{}, kT0, mid);
+  EXPECT_EQ(d.kind, decision_kind::failed);
+  EXPECT_EQ(d.reason, "410 Gone");
+  EXPECT_EQ(d.retry_at, std::nullopt);
+}
+
+TEST(Decide, RedirectsAndServerErrorsAndNoResponseAreRetriedOnSchedule) {
+  const retry_policy policy;  // 5s, 5m, 30m, ...
+  for (std::optional<int> status :
+       {std::optional<int>(301), std::optional<int>(302), std::optional<int>(500),
+        std::optional<int>(400), std::optional<int>()}) {
+    const attempt_decision first = decide({status, std::nullopt}, 1, policy, kT0, mid);
+    EXPECT_EQ(first.kind, decision_kind::retry);
+    EXPECT_EQ(first.retry_at, kT0 + seconds(5));
+    const attempt_decision third = decide({status, std::nullopt}, 3, policy, kT0, mid);
+    EXPECT_EQ(third.retry_at, kT0 + minutes(30));
+  }
+}
+
+TEST(Decide, JitterComesFromTheInjectedSource) {
+  const retry_policy policy;
+  EXPECT_EQ(decide({500, std::nullopt}, 2, policy, kT0, [] { return 0.0; }).retry_at,
+            kT0 + minutes(4));  // 5m × 0.8
+  EXPECT_EQ(decide({500, std::nullopt}, 2, policy, kT0, [] { return 0.75; }).retry_at,
+            kT0 + milliseconds(330'000));  // 5m × 1.1
+}
+
+TEST(Decide, TooManyRequestsHonoursRetryAfterWithinTwiceTheStep) {
+  const retry_policy policy;
+  // Step after attempt 2 is 5 minutes: a Retry-After of 7 minutes is honoured as such.
+  attempt_decision d = decide({429, std::string("420")}, 2, policy, kT0, mid);
+  EXPECT_EQ(d.kind, decision_kind::retry);
+  EXPECT_EQ(d.retry_at, kT0 + minutes(7));
+  // Sooner than the step: the schedule wins.
+  d = decide({429, std::string("1")}, 2, policy, kT0, mid);
+  EXPECT_EQ(d.retry_at, kT0 + minutes(5));
+  // Much later: capped at twice the step.
+  d = decide({503, std::string("86400")}, 2, policy, kT0, mid);
+  EXPECT_EQ(d.retry_at, kT0 + minutes(10));
+  // An HTTP-date works too.
+  d = decide({503, std::string("Tue, 14 Nov 2023 22:21:20 GMT")}, 2, policy, kT0, mid);
+  EXPECT_EQ(d.retry_at, kT0 + minutes(8));
+  // Garbage is ignored: the jittered schedule applies.
+  d = decide({429, std::string("soon")}, 2, policy, kT0, [] { return 0.0; });
+  EXPECT_EQ(d.retry_at, kT0 + minutes(4));
+  // Retry-After on a plain 500 is not honoured.
+  d = decide({500, std::string("420")}, 2, policy, kT0, mid);
+  EXPECT_EQ(d.retry_at, kT0 + minutes(5));
+}
+
+TEST(Decide, AfterTheLastStepTheDeliveryFails) {
+  const retry_policy policy({seconds(1), seconds(2)});  // three attempts in all
+  EXPECT_EQ(decide({500, std::nullopt}, 2, policy, kT0, mid).kind, decision_kind::retry);
+  const attempt_decision last = decide({500, std::nullopt}, 3, policy, kT0, mid);
+  EXPECT_EQ(last.kind, decision_kind::failed);
+  EXPECT_EQ(last.reason, "retries exhausted");
+  // Retry-After does not extend the schedule.
+  EXPECT_EQ(decide({429, std::string("5")}, 3, policy, kT0, mid).reason, "retries exhausted");
+  // Success on the last attempt is still success.
+  EXPECT_EQ(decide({200, std::nullopt}, 3, policy, kT0, mid).kind, decision_kind::succeeded);
+  // The default schedule allows eight attempts.
+  EXPECT_EQ(decide({500, std::nullopt}, 7, retry_policy{}, kT0, mid).kind, decision_kind::retry);
+  EXPECT_EQ(decide({500, std::nullopt}, 8, retry_policy{}, kT0, mid).kind, decision_kind::failed);
+}
+
+// ---------------------------------------------------------------- scheduler
+
+TEST(Scheduler, HandsOutOnlyJobsWhoseTimeHasComeEarliestFirst) {
+  fake_webhooks hooks;
+  for (std::uint32_t w = 1; w <= 3; ++w) hooks.states[webhook_id(w)] = webhook_state::active;
+  scheduler s(hooks.lookup());
+  EXPECT_EQ(s.next_due(), std::nullopt);
+  s.schedule(delivery_id(1), webhook_id(1), kT0 + seconds(30));
+  s.schedule(delivery_id(2), webhook_id(2), kT0 + seconds(10));
+  s.schedule(delivery_id(3), webhook_id(3), kT0 + seconds(20));
+  s.schedule(delivery_id(4), webhook_id(1), kT0 + seconds(5));
+  EXPECT_EQ(s.next_due(), kT0 + seconds(5));
+
+  EXPECT_TRUE(s.take_due(kT0, 10).ready.empty());
+  const due_jobs first = s.take_due(kT0 + seconds(20), 10);
+  EXPECT_EQ(deliveries_of(first.ready),
+            (std::vector<object_id>{delivery_id(4), delivery_id(2), delivery_id(3)}));
+  EXPECT_EQ(first.ready[0].webhook, webhook_id(1));
+  EXPECT_EQ(first.ready[0].due, kT0 + seconds(5));
+  EXPECT_EQ(s.next_due(), kT0 + seconds(30));
+  EXPECT_EQ(deliveries_of(s.take_due(kT0 + hours(1), 10).ready),
+            std::vector<object_id>{delivery_id(1)});
+  EXPECT_EQ(s.counts().in_flight, 4u);
+  EXPECT_EQ(s.counts().queued, 0u);
+}
+
+TEST(Scheduler, TakeDueHonoursMax) {
+  fake_webhooks hooks;
+  hooks.states[webhook_id(1)] = webhook_state::active;
+  scheduler s(hooks.lookup(), {.max_in_flight = 100, .max_in_flight_per_webhook = 100});
+  for (std::uint32_t i = 1; i <= 5; ++i) s.schedule(delivery_id(i), webhook_id(1), kT0);
+  EXPECT_EQ(s.take_due(kT0, 2).ready.size(), 2u);
+  EXPECT_EQ(s.take_due(kT0, 10).ready.size(), 3u);
+}
+
+TEST(Scheduler, RescheduleMovesAQueuedJob) {
+  fake_webhooks hooks;
+  hooks.states[webhook_id(1)] = webhook_state::active;
+  scheduler s(hooks.lookup());
+  s.schedule(delivery_id(1), webhook_id(1), kT0 + seconds(1));
+  s.schedule(delivery_id(1), webhook_id(1), kT0 + seconds(60));
+  EXPECT_EQ(s.counts().queued, 1u);
+  EXPECT_TRUE(s.take_due(kT0 + seconds(30), 10).ready.empty());
+  EXPECT_EQ(s.take_due(kT0 + seconds(60), 10).ready.size(), 1u);
+}
+
+TEST(Scheduler, SlowWebhookNeverHoldsMoreThanItsCapAndOthersStillGetThrough) {
+  fake_webhooks hooks;
+  hooks.states[webhook_id(1)] = webhook_state::active;
+  hooks.states[webhook_id(2)] = webhook_state::active;
+  scheduler s(hooks.lookup(), {.max_in_flight = 256, .max_in_flight_per_webhook = 4});
+  // A thousand jobs for the slow webhook, all due before the other webhook's two.
+  for (std::uint32_t i = 1; i <= 1000; ++i) s.schedule(delivery_id(i), webhook_id(1), kT0);
+  s.schedule(delivery_id(5001), webhook_id(2), kT0 + seconds(1));
+  s.schedule(delivery_id(5002), webhook_id(2), kT0 + seconds(2));
+
+  const due_jobs taken = s.take_due(kT0 + seconds(10), 1000);
+  std::map<object_id, int> per_webhook;
+  for (const auto& j : taken.ready) ++per_webhook[j.webhook];
+  EXPECT_EQ(per_webhook[webhook_id(1)], 4);
+  EXPECT_EQ(per_webhook[webhook_id(2)], 2);
+  EXPECT_EQ(s.counts().in_flight, 6u);
+  EXPECT_EQ(s.counts().queued, 996u);
+
+  // Nothing more can come out until a slot is released; next_due says so.
+  EXPECT_TRUE(s.take_due(kT0 + seconds(10), 1000).ready.empty());
+  EXPECT_EQ(s.next_due(), std::nullopt);
+
+  // One done: exactly one more job of the slow webhook, the earliest remaining.
+  s.done(taken.ready[0].delivery);
+  EXPECT_EQ(s.next_due(), kT0);
+  const due_jobs next = s.take_due(kT0 + seconds(10), 1000);
+  ASSERT_EQ(next.ready.size(), 1u);
+  EXPECT_EQ(next.ready[0].delivery, delivery_id(5));
+}
+
+TEST(Scheduler, GlobalCapLimitsAllWebhooksTogether) {
+  fake_webhooks hooks;
+  for (std::uint32_t w = 1; w <= 10; ++w) hooks.states[webhook_id(w)] = webhook_state::active;
+  scheduler s(hooks.lookup(), {.max_in_flight = 5, .max_in_flight_per_webhook = 4});
+  std::uint32_t n = 0;
+  for (std::uint32_t w = 1; w <= 10; ++w) {
+    for (int k = 0; k < 3; ++k) s.schedule(delivery_id(++n), webhook_id(w), kT0);
+  }
+  const due_jobs taken = s.take_due(kT0, 100);
+  EXPECT_EQ(taken.ready.size(), 5u);
+  EXPECT_TRUE(s.take_due(kT0, 100).ready.empty());
+  EXPECT_EQ(s.next_due(), std::nullopt);
+  s.done(taken.ready[1].delivery);
+  s.done(taken.ready[2].delivery);
+  EXPECT_EQ(s.take_due(kT0, 100).ready.size(), 2u);
+  EXPECT_EQ(s.counts().in_flight, 5u);
+  s.done(delivery_id(999));  // unknown: ignored
+  EXPECT_EQ(s.counts().in_flight, 5u);
+}
+
+TEST(Scheduler, InactiveWebhookJobsAreHeldAndComeOutOnceActive) {
+  fake_webhooks hooks;
+  hooks.states[webhook_id(1)] = webhook_state::inactive;
+  hooks.states[webhook_id(2)] = webhook_state::active;
+  scheduler s(hooks.lookup(), {.held_recheck = seconds(1)});
+  s.schedule(delivery_id(1), webhook_id(1), kT0);
+  s.schedule(delivery_id(2), webhook_id(1), kT0 + seconds(1));
+  s.schedule(delivery_id(3), webhook_id(2), kT0 + seconds(2));
+
+  const due_jobs first = s.take_due(kT0 + seconds(5), 10);
+  EXPECT_EQ(deliveries_of(first.ready), std::vector<object_id>{delivery_id(3)});
+  EXPECT_TRUE(first.dropped.empty());
+  EXPECT_EQ(s.counts().held, 2u);
+  EXPECT_EQ(s.counts().queued, 2u);
+  // Held jobs do not make next_due fire at once (no busy loop), but ask for a recheck.
+  EXPECT_EQ(s.next_due(), kT0 + seconds(6));
+  EXPECT_TRUE(s.take_due(kT0 + seconds(6), 10).ready.empty());
+
+  hooks.states[webhook_id(1)] = webhook_state::active;
+  const due_jobs later = s.take_due(kT0 + seconds(7), 10);
+  EXPECT_EQ(deliveries_of(later.ready), (std::vector<object_id>{delivery_id(1), delivery_id(2)}));
+  EXPECT_EQ(s.counts().held, 0u);
+}
+
+TEST(Scheduler, JobsOfDeletedWebhooksAreDroppedAndReported) {
+  fake_webhooks hooks;
+  hooks.states[webhook_id(1)] = webhook_state::active;
+  hooks.states[webhook_id(2)] = webhook_state::inactive;
+  scheduler s(hooks.lookup());
+  s.schedule(delivery_id(1), webhook_id(1), kT0);
+  s.schedule(delivery_id(2), webhook_id(1), kT0 + hours(5));  // not due yet, dropped too
+  s.schedule(delivery_id(3), webhook_id(2), kT0);
+  s.schedule(delivery_id(4), webhook_id(3), kT0);  // never existed
+  const due_jobs first = s.take_due(kT0, 10);
+  EXPECT_EQ(deliveries_of(first.ready), std::vector<object_id>{delivery_id(1)});
+  EXPECT_EQ(deliveries_of(first.dropped), std::vector<object_id>{delivery_id(4)});
+  EXPECT_EQ(s.counts().held, 1u);
+
+  hooks.states.erase(webhook_id(1));
+  hooks.states.erase(webhook_id(2));  // held, then deleted
+  s.schedule(delivery_id(5), webhook_id(1), kT0);
+  const due_jobs taken = s.take_due(kT0 + seconds(1), 10);
+  EXPECT_TRUE(taken.ready.empty());
+  std::set<object_id> dropped;
+  for (const auto& j : taken.dropped) dropped.insert(j.delivery);
+  EXPECT_EQ(dropped, (std::set<object_id>{delivery_id(2), delivery_id(3), delivery_id(5)}));
+  EXPECT_EQ(s.counts().queued, 0u);
+  EXPECT_EQ(s.counts().held, 0u);
+}
+
+TEST(Scheduler, JobForUnknownWebhookIsDroppedWhenDue) {
+  fake_webhooks hooks;
+  scheduler s(hooks.lookup());
+  s.schedule(delivery_id(1), webhook_id(9), kT0);
+  const due_jobs taken = s.take_due(kT0, 10);
+  EXPECT_TRUE(taken.ready.empty());
+  ASSERT_EQ(taken.dropped.size(), 1u);
+  EXPECT_EQ(taken.dropped[0], (scheduled_job{delivery_id(1), webhook_id(9), kT0}));
+}
+
+TEST(Scheduler, CancelRemovesQueuedJobsAndAnInFlightJobIsNotRequeued) {
+  fake_webhooks hooks;
+  hooks.states[webhook_id(1)] = webhook_state::active;
+  scheduler s(hooks.lookup());
+  s.schedule(delivery_id(1), webhook_id(1), kT0);
+  s.schedule(delivery_id(2), webhook_id(1), kT0 + seconds(10));
+  EXPECT_TRUE(s.cancel(delivery_id(2)));
+  EXPECT_FALSE(s.cancel(delivery_id(7)));
+  ASSERT_EQ(s.take_due(kT0, 10).ready.size(), 1u);
+  // Rescheduled while in flight, then cancelled: done() must not bring it back.
+  s.schedule(delivery_id(1), webhook_id(1), kT0 + seconds(1));
+  EXPECT_TRUE(s.cancel(delivery_id(1)));
+  s.done(delivery_id(1));
+  EXPECT_EQ(s.counts().queued, 0u);
+  EXPECT_EQ(s.counts().in_flight, 0u);
+  EXPECT_TRUE(s.take_due(kT0 + hours(1), 10).ready.empty());
+  EXPECT_EQ(s.next_due(), std::nullopt);
+}
+
+TEST(Scheduler, AJobIsNeverHandedOutTwiceAtOnce) {
+  fake_webhooks hooks;
+  hooks.states[webhook_id(1)] = webhook_state::active;
+  scheduler s(hooks.lookup());
+  s.schedule(delivery_id(1), webhook_id(1), kT0);
+  ASSERT_EQ(s.take_due(kT0, 10).ready.size(), 1u);
+  s.schedule(delivery_id(1), webhook_id(1), kT0);  // e.g. a retry decided while in flight
+  EXPECT_TRUE(s.take_due(kT0 + seconds(1), 10).ready.empty());
+  s.done(delivery_id(1));
+  const due_jobs again = s.take_due(kT0 + seconds(1), 10);
+  ASSERT_EQ(again.ready.size(), 1u);
+  EXPECT_EQ(again.ready[0].delivery, delivery_id(1));
+}
+
+TEST(Scheduler, WakesTheDispatcherWhenSomethingBecomesReadySooner) {
+  fake_webhooks hooks;
+  hooks.states[webhook_id(1)] = webhook_state::active;
+  scheduler s(hooks.lookup(), {.max_in_flight = 1});
+  int wakes = 0;
+  s.set_wake([&wakes] { ++wakes; });
+  s.schedule(delivery_id(1), webhook_id(1), kT0 + seconds(10));
+  EXPECT_EQ(wakes, 1);
+  s.schedule(delivery_id(2), webhook_id(1), kT0 + seconds(20));  // later: no need to wake
+  EXPECT_EQ(wakes, 1);
+  s.schedule(delivery_id(3), webhook_id(1), kT0 + seconds(5));
+  EXPECT_EQ(wakes, 2);
+  ASSERT_EQ(s.take_due(kT0 + seconds(30), 10).ready.size(), 1u);  // global cap 1
+  s.done(delivery_id(3));  // frees the only slot: jobs are ready again
+  EXPECT_EQ(wakes, 3);
+}
+
+}  // namespace
+}  // namespace hookd
