@@ -21,6 +21,7 @@ commit_writer::~commit_writer() {
 }
 
 void commit_writer::start() {
+  std::lock_guard stop_lock(stop_mutex_);
   std::lock_guard lock(mutex_);
   if (started_ || stopping_) return;
   started_ = true;
@@ -28,6 +29,13 @@ void commit_writer::start() {
 }
 
 void commit_writer::stop() {
+  if (writer_id_.load() == std::this_thread::get_id()) {
+    // Called from a completion: the writer cannot join itself. It ends by itself once the queue
+    // is empty, and the next stop() from another thread (or the destructor) joins it.
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+    return;
+  }
   std::lock_guard stop_lock(stop_mutex_);
   queue_type never_run;
   {
@@ -37,9 +45,7 @@ void commit_writer::stop() {
   }
   wake_.notify_all();
   for (auto& m : never_run) m->complete(unavailable_problem());
-  // A completion that calls stop() runs on the writer thread, which cannot join itself; the
-  // writer ends by itself once the queue is empty, and the destructor joins it.
-  if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+  if (thread_.joinable()) thread_.join();
 }
 
 void commit_writer::submit(std::unique_ptr<commit_mutation> m) {
@@ -64,6 +70,7 @@ commit_stats commit_writer::stats() const noexcept {
 }
 
 void commit_writer::run() {
+  writer_id_.store(std::this_thread::get_id());
   queue_type group;
   for (;;) {
     {

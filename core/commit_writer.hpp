@@ -73,13 +73,14 @@ class commit_writer {
   storage& store_;
   std::function<void()> end_of_group_;
 
-  std::mutex stop_mutex_;  // serializes stop() so that one caller joins
+  std::mutex stop_mutex_;  // serializes start() and stop() so that one caller joins
   std::mutex mutex_;
   std::condition_variable wake_;
-  queue_type queue_;       // guarded by mutex_
-  bool stopping_ = false;  // guarded by mutex_
-  bool started_ = false;   // guarded by mutex_
-  std::thread thread_;
+  queue_type queue_;                          // guarded by mutex_
+  bool stopping_ = false;                     // guarded by mutex_
+  bool started_ = false;                      // guarded by mutex_
+  std::thread thread_;                        // guarded by stop_mutex_
+  std::atomic<std::thread::id> writer_id_{};  // set by the writer thread when it starts
 
   std::atomic<std::uint64_t> groups_{0}, mutations_{0}, rejected_{0}, failed_{0};
 };

@@ -1,0 +1,192 @@
+#include "core/commit_writer.hpp"
+
+#include "core/memory_storage.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <future>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace hookd {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+// What happened, in order, across all mutations of a test.
+class event_log {
+ public:
+  void add(std::string e) {
+    std::lock_guard lock(mutex_);
+    events_.push_back(std::move(e));
+  }
+  std::vector<std::string> events() const {
+    std::lock_guard lock(mutex_);
+    return events_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<std::string> events_;
+};
+
+enum class behaviour { accept, refuse_after_appending, throw_in_plan, accept_writing_nothing };
+
+class fake_mutation final : public commit_mutation {
+ public:
+  fake_mutation(event_log& log, std::string name, behaviour b,
+                std::function<void(result<void>)> done = {})
+      : log_(log), name_(std::move(name)), behaviour_(b), done_(std::move(done)) {}
+
+  result<void> plan(write_batch& batch) override {
+    log_.add("plan " + name_);
+    switch (behaviour_) {
+      case behaviour::accept:
+        batch.put(table::meta, name_, "value of " + name_);
+        return {};
+      case behaviour::accept_writing_nothing:
+        return {};
+      case behaviour::refuse_after_appending:
+        batch.put(table::meta, name_, "must not be written");
+        return make_problem(error_kind::conflict, name_ + " refused");
+      case behaviour::throw_in_plan:
+        throw std::runtime_error("boom in " + name_);
+    }
+    return {};
+  }
+  void publish() override { log_.add("publish " + name_); }
+  void complete(result<void> outcome) noexcept override {
+    log_.add("complete " + name_ + " " +
+             (outcome ? std::string("ok") : std::string(outcome.error().detail)));
+    if (done_) done_(std::move(outcome));
+  }
+
+ private:
+  event_log& log_;
+  std::string name_;
+  behaviour behaviour_;
+  std::function<void(result<void>)> done_;
+};
+
+TEST(CommitWriter, OneGroupPlansInOrderWritesOncePublishesThenCompletes) {
+  testing::memory_storage store;
+  event_log log;
+  commit_writer writer(store, [&log] { log.add("end of group"); });
+  // Submitted before start(), so all four are queued when the writer first looks.
+  writer.submit(std::make_unique<fake_mutation>(log, "a", behaviour::accept));
+  writer.submit(std::make_unique<fake_mutation>(log, "b", behaviour::refuse_after_appending));
+  writer.submit(std::make_unique<fake_mutation>(log, "c", behaviour::throw_in_plan));
+  writer.submit(std::make_unique<fake_mutation>(log, "d", behaviour::accept));
+  writer.start();
+  writer.stop();
+
+  EXPECT_THAT(log.events(),
+              ElementsAre("plan a", "plan b", "plan c", "plan d", "publish a", "publish d",
+                          "end of group", "complete a ok", "complete b b refused",
+                          "complete c planning the change failed: boom in c", "complete d ok"));
+  const auto batches = store.batches();
+  ASSERT_EQ(batches.size(), 1u);
+  ASSERT_EQ(batches[0].ops.size(), 2u);  // b's record was dropped with its refusal
+  EXPECT_EQ(batches[0].ops[0].key, "a");
+  EXPECT_EQ(batches[0].ops[1].key, "d");
+  const commit_stats s = writer.stats();
+  EXPECT_EQ(s.groups, 1u);
+  EXPECT_EQ(s.mutations, 2u);
+  EXPECT_EQ(s.rejected, 2u);
+  EXPECT_EQ(s.failed, 0u);
+}
+
+TEST(CommitWriter, FailedWritePublishesNothing) {
+  testing::memory_storage store;
+  store.fail_next_write();
+  event_log log;
+  commit_writer writer(store, [&log] { log.add("end of group"); });
+  writer.submit(std::make_unique<fake_mutation>(log, "a", behaviour::accept));
+  writer.submit(std::make_unique<fake_mutation>(log, "b", behaviour::refuse_after_appending));
+  writer.submit(std::make_unique<fake_mutation>(log, "c", behaviour::accept_writing_nothing));
+  writer.start();
+  writer.stop();
+
+  const auto events = log.events();
+  ASSERT_EQ(events.size(), 7u);
+  EXPECT_EQ(events[3], "end of group");
+  EXPECT_THAT(events[4], HasSubstr("complete a The change could not be made durable"));
+  EXPECT_THAT(events[4], HasSubstr("injected write failure"));
+  EXPECT_EQ(events[5], "complete b b refused");
+  EXPECT_THAT(events[6], HasSubstr("complete c The change could not be made durable"));
+  EXPECT_TRUE(store.records(table::meta).empty());
+  const commit_stats s = writer.stats();
+  EXPECT_EQ(s.groups, 0u);
+  EXPECT_EQ(s.failed, 2u);
+  EXPECT_EQ(s.rejected, 1u);
+}
+
+TEST(CommitWriter, GroupThatWritesNothingSkipsStorage) {
+  testing::memory_storage store;
+  event_log log;
+  commit_writer writer(store, [] {});
+  writer.submit(std::make_unique<fake_mutation>(log, "a", behaviour::accept_writing_nothing));
+  writer.submit(std::make_unique<fake_mutation>(log, "b", behaviour::refuse_after_appending));
+  writer.start();
+  writer.stop();
+  EXPECT_EQ(store.stats().batches, 0u);
+  EXPECT_EQ(writer.stats().groups, 0u);
+  EXPECT_THAT(log.events(), ElementsAre("plan a", "plan b", "publish a", "complete a ok",
+                                        "complete b b refused"));
+}
+
+TEST(CommitWriter, AfterStopSubmitCompletesInlineAsUnavailable) {
+  testing::memory_storage store;
+  event_log log;
+  commit_writer writer(store, [] {});
+  writer.start();
+  writer.stop();
+  writer.submit(std::make_unique<fake_mutation>(log, "late", behaviour::accept));
+  ASSERT_EQ(log.events().size(), 1u);
+  EXPECT_THAT(log.events()[0], HasSubstr("complete late"));
+  EXPECT_THAT(log.events()[0], HasSubstr("shutting down"));
+  EXPECT_EQ(store.stats().batches, 0u);
+}
+
+TEST(CommitWriter, StopWithoutStartCompletesQueuedAsUnavailable) {
+  testing::memory_storage store;
+  event_log log;
+  result<void> outcome;
+  {
+    commit_writer writer(store, [] {});
+    writer.submit(std::make_unique<fake_mutation>(log, "a", behaviour::accept,
+                                                  [&](result<void> r) { outcome = r; }));
+  }
+  ASSERT_FALSE(outcome);
+  EXPECT_EQ(outcome.error().kind, error_kind::unavailable);
+  EXPECT_THAT(log.events(), ElementsAre(::testing::StartsWith("complete a")));
+}
+
+TEST(CommitWriter, CompletionMaySubmitAndMayStop) {
+  testing::memory_storage store;
+  event_log log;
+  commit_writer writer(store, [] {});
+  writer.start();
+  std::promise<result<void>> second_done;
+  // The first completion queues a follow-up (no lock is held while it runs), and the follow-up's
+  // completion stops the writer from the writer thread itself (which must not self-join).
+  writer.submit(std::make_unique<fake_mutation>(log, "first", behaviour::accept, [&](result<void>) {
+    writer.submit(
+        std::make_unique<fake_mutation>(log, "second", behaviour::accept, [&](result<void> r) {
+          writer.stop();
+          second_done.set_value(r);
+        }));
+  }));
+  EXPECT_TRUE(second_done.get_future().get());
+  writer.stop();  // joins the thread that stopped itself
+  EXPECT_EQ(store.stats().batches, 2u);
+  writer.submit(std::make_unique<fake_mutation>(log, "third", behaviour::accept));
+  EXPECT_THAT(log.events().back(), HasSubstr("complete third hookd is shutting down"));
+}
+
+}  // namespace
+}  // namespace hookd
