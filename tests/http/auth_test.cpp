@@ -1,0 +1,196 @@
+// Authentication and tenancy through HTTP (CONTRACT §3, §4): where tokens come from, what a
+// missing, unknown or revoked one gets, and how organization access and scopes are enforced.
+
+#include "http/test_server.hpp"
+
+#include <gtest/gtest.h>
+
+namespace hookd::test {
+namespace {
+
+using bhttp::verb;
+
+class auth_test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    org_ = srv_.create_organization("Acme");
+    proj_ = srv_.create_project(org_, "shop");
+  }
+
+  std::string hooks() const { return test_server::webhooks_path(org_, proj_); }
+
+  test_server srv_;
+  std::string org_, proj_;
+};
+
+TEST_F(auth_test, missing_token_is_401_with_www_authenticate) {
+  auto r = srv_.get(hooks(), "");
+  expect_problem(r, 401);
+  EXPECT_EQ(r.header("WWW-Authenticate").rfind("Bearer", 0), 0u) << r.header("WWW-Authenticate");
+  EXPECT_EQ(r.str("type"), "https://hookd.dev/problems/unauthorized");
+}
+
+TEST_F(auth_test, unknown_token_is_401) {
+  auto r = srv_.get(hooks(), "hkd_not-a-token-anybody-issued");
+  expect_problem(r, 401);
+  EXPECT_FALSE(r.header("WWW-Authenticate").empty());
+}
+
+TEST_F(auth_test, admin_routes_need_a_token_too) {
+  expect_problem(srv_.get("/api/v1/organizations", ""), 401);
+  expect_problem(srv_.get("/api/v1/tokens", "wrong"), 401);
+  expect_problem(srv_.post("/api/v1/organizations", {{"name", "Nope"}}, ""), 401);
+}
+
+TEST_F(auth_test, bearer_scheme_is_case_insensitive) {
+  for (std::string scheme : {"Bearer", "bearer", "BEARER", "bEaReR"}) {
+    auto r = srv_.client().request(
+        verb::get, hooks(), std::nullopt,
+        {{"Authorization", scheme + " " + std::string(test_server::kAdminToken)}});
+    EXPECT_EQ(r.status, 200u) << scheme << ": " << r.body;
+  }
+}
+
+TEST_F(auth_test, other_schemes_and_empty_bearer_are_401) {
+  const std::string token(test_server::kAdminToken);
+  for (std::string value :
+       {"Basic " + token, token, std::string("Bearer"), std::string("Bearer ")}) {
+    auto r = srv_.client().request(verb::get, hooks(), std::nullopt, {{"Authorization", value}});
+    expect_problem(r, 401);
+  }
+}
+
+TEST_F(auth_test, x_access_token_header_works) {
+  auto r = srv_.client().request(verb::get, hooks(), std::nullopt,
+                                 {{"x-access-token", std::string(test_server::kAdminToken)}});
+  EXPECT_EQ(r.status, 200u) << r.body;
+
+  auto bad =
+      srv_.client().request(verb::get, hooks(), std::nullopt, {{"X-Access-Token", "hkd_unknown"}});
+  expect_problem(bad, 401);
+}
+
+TEST_F(auth_test, issued_token_authenticates_and_revoked_token_fails_at_once) {
+  auto token = srv_.create_token({org_}, {"webhooks:read"});
+  ASSERT_FALSE(token.secret.empty());
+  EXPECT_EQ(srv_.get(hooks(), token.secret).status, 200u);
+
+  auto revoked = srv_.del("/api/v1/tokens/" + token.id);
+  EXPECT_EQ(revoked.status, 204u) << revoked.body;
+
+  auto r = srv_.get(hooks(), token.secret);
+  expect_problem(r, 401);
+  EXPECT_FALSE(r.header("WWW-Authenticate").empty());
+}
+
+TEST_F(auth_test, token_without_the_organization_gets_the_same_403_whether_or_not_it_exists) {
+  const std::string other_org = srv_.create_organization("Other");
+  const std::string other_proj = srv_.create_project(other_org, "their-shop");
+  auto token = srv_.create_token({org_}, {"webhooks:read", "webhooks:write"});
+
+  auto existing = srv_.get(test_server::webhooks_path(other_org, other_proj), token.secret);
+  auto missing =
+      srv_.get(test_server::webhooks_path("0123456789abcdef01234567", "76543210fedcba9876543210"),
+               token.secret);
+  expect_problem(existing, 403);
+  expect_problem(missing, 403);
+  EXPECT_EQ(existing.str("detail"), missing.str("detail"));
+  EXPECT_EQ(existing.str("type"), missing.str("type"));
+  EXPECT_EQ(existing.str("title"), missing.str("title"));
+
+  // The same on every route of the webhook API, writes included.
+  const std::string hook = "aaaaaaaaaaaaaaaaaaaaaaaa";
+  auto p1 = srv_.patch(test_server::webhook_path(other_org, other_proj, hook), {{"active", false}},
+                       token.secret);
+  auto p2 = srv_.patch(test_server::webhook_path("0123456789abcdef01234567", other_proj, hook),
+                       {{"active", false}}, token.secret);
+  expect_problem(p1, 403);
+  expect_problem(p2, 403);
+  EXPECT_EQ(p1.str("detail"), p2.str("detail"));
+}
+
+TEST_F(auth_test, token_without_the_scope_gets_403_naming_it) {
+  auto reader = srv_.create_token({org_}, {"webhooks:read"});
+  auto r = srv_.post(hooks(), test_server::webhook_body(), reader.secret);
+  expect_problem(r, 403);
+  EXPECT_NE(r.str("detail").find("webhooks:write"), std::string::npos) << r.body;
+
+  auto writer = srv_.create_token({org_}, {"webhooks:write"});
+  auto list = srv_.get(hooks(), writer.secret);
+  expect_problem(list, 403);
+  EXPECT_NE(list.str("detail").find("webhooks:read"), std::string::npos) << list.body;
+
+  auto events_only = srv_.create_token({org_}, {"events:write"});
+  expect_problem(srv_.get(hooks(), events_only.secret), 403);
+}
+
+TEST_F(auth_test, scoped_token_can_use_its_organization) {
+  auto token = srv_.create_token({org_}, {"webhooks:read", "webhooks:write"});
+  auto created = srv_.post(hooks(), test_server::webhook_body(), token.secret);
+  ASSERT_EQ(created.status, 201u) << created.body;
+  const std::string id = created.str("_id");
+
+  EXPECT_EQ(srv_.get(hooks() + "/" + id, token.secret).status, 200u);
+  EXPECT_EQ(srv_.get(hooks() + "/" + id + "/secret", token.secret).status, 200u);
+  EXPECT_EQ(srv_.patch(hooks() + "/" + id, {{"active", false}}, token.secret).status, 200u);
+  EXPECT_EQ(srv_.del(hooks() + "/" + id, token.secret).status, 204u);
+}
+
+TEST_F(auth_test, non_admin_token_cannot_use_the_admin_api) {
+  auto token = srv_.create_token({org_}, {"webhooks:read", "webhooks:write", "events:write",
+                                          "deliveries:read", "deliveries:write"});
+  const std::vector<std::pair<verb, std::string>> routes = {
+      {verb::get, "/api/v1/organizations"},
+      {verb::get, test_server::org_path(org_)},
+      {verb::get, test_server::projects_path(org_)},
+      {verb::get, test_server::projects_path(org_) + "/" + proj_},
+      {verb::get, "/api/v1/tokens"},
+      {verb::delete_, "/api/v1/tokens/" + token.id},
+  };
+  for (const auto& [method, target] : routes) {
+    auto r = srv_.call(method, target, std::nullopt, token.secret);
+    expect_problem(r, 403);
+    EXPECT_NE(r.str("detail").find("admin"), std::string::npos) << target << ": " << r.body;
+  }
+  auto r = srv_.post("/api/v1/organizations", {{"name", "Mine"}}, token.secret);
+  expect_problem(r, 403);
+  auto t = srv_.post(
+      "/api/v1/tokens",
+      {{"name", "escalate"}, {"organizations", json::array{}}, {"scopes", json::array{"admin"}}},
+      token.secret);
+  expect_problem(t, 403);
+  // The token was not revoked by its own attempt above.
+  EXPECT_EQ(srv_.get(hooks(), token.secret).status, 200u);
+}
+
+// Order of checks: token, then id syntax, then organization access, then scope, then existence.
+TEST_F(auth_test, checks_run_in_the_documented_order) {
+  // A token of another organization: it lacks access to org_.
+  auto other = srv_.create_token({srv_.create_organization("Elsewhere")}, {"webhooks:read"});
+  auto reader = srv_.create_token({org_}, {"webhooks:read"});
+
+  // 401 beats a malformed id.
+  expect_problem(srv_.get(test_server::webhooks_path("nope", proj_), "hkd_unknown"), 401);
+  // A malformed id beats organization access.
+  auto bad_id = srv_.get(test_server::webhooks_path(org_, "nope"), other.secret);
+  expect_problem(bad_id, 400);
+  // Organization access beats scope: no org and no scope reads as "no org".
+  auto no_org = srv_.post(hooks(), test_server::webhook_body(), other.secret);
+  expect_problem(no_org, 403);
+  EXPECT_EQ(no_org.str("detail"), srv_.get(hooks(), other.secret).str("detail"));
+  // Scope beats existence: an unknown project in the token's org is still 403 without the scope.
+  auto no_scope = srv_.post(test_server::webhooks_path(org_, "ffffffffffffffffffffffff"),
+                            test_server::webhook_body(), reader.secret);
+  expect_problem(no_scope, 403);
+  // With the scope, an unknown project is 404.
+  expect_problem(
+      srv_.get(test_server::webhooks_path(org_, "ffffffffffffffffffffffff"), reader.secret), 404);
+  // Existence beats the body: a malformed body to an unknown project is 404.
+  auto writer = srv_.create_token({org_}, {"webhooks:write"});
+  auto r = srv_.call(verb::post, test_server::webhooks_path(org_, "ffffffffffffffffffffffff"),
+                     "{not json", writer.secret);
+  expect_problem(r, 404);
+}
+
+}  // namespace
+}  // namespace hookd::test
