@@ -7,6 +7,7 @@
 
 #include <boost/json/value.hpp>
 
+#include <string>
 #include <string_view>
 
 namespace hookd::http {
@@ -22,5 +23,11 @@ response problem_response(const problem& p, std::string_view request_id);
 response json_response(bhttp::status status, const boost::json::value& body);
 response json_response(bhttp::status status, std::string serialized_json);
 response empty_response(bhttp::status status);  // e.g. 204
+
+// Problems the HTTP transport raises itself, which have no domain error_kind: a known path with
+// another method (405; the caller adds Allow), a request head over the limit (431) and a request
+// that does not parse as HTTP/1.1 (400).
+enum class transport_error { method_not_allowed, headers_too_large, malformed_request };
+response problem_response(transport_error error, std::string detail, std::string_view request_id);
 
 }  // namespace hookd::http

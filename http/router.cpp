@@ -1,0 +1,148 @@
+// Segment matching over a short list of routes. A linear scan is deliberate: hookd registers a
+// few dozen routes, and comparing a handful of string_views per route beats building a trie
+// both in code size and, at this scale, in time.
+
+#include "http/router.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace hookd::http {
+namespace {
+
+// Deeper paths than this cannot match any route (add() refuses longer patterns).
+constexpr std::size_t kMaxSegments = 16;
+
+struct split_path {
+  std::array<std::string_view, kMaxSegments> segments{};
+  std::size_t size = 0;
+  bool too_deep = false;
+};
+
+// "/a/b/c" -> {"a","b","c"}; "/" -> {""}; "/a/" -> {"a",""}. Empty segments are kept so that
+// "/a//b" and "/a/" do not match "/a/b" and "/a".
+split_path split(std::string_view path) {
+  split_path out;
+  if (path.empty() || path.front() != '/') {
+    out.too_deep = true;  // not origin-form: matches nothing
+    return out;
+  }
+  path.remove_prefix(1);
+  for (;;) {
+    const auto slash = path.find('/');
+    if (out.size == kMaxSegments) {
+      out.too_deep = true;
+      return out;
+    }
+    out.segments[out.size++] = path.substr(0, slash);
+    if (slash == std::string_view::npos) break;
+    path.remove_prefix(slash + 1);
+  }
+  return out;
+}
+
+bool is_param(std::string_view segment) noexcept {
+  return segment.size() > 2 && segment.front() == '{' && segment.back() == '}';
+}
+
+// A literal segment beats a parameter at the first position where two patterns differ, so
+// "/tokens/current" wins over "/tokens/{tokenId}" whatever the registration order.
+bool more_specific(const std::vector<std::string>& a, const std::vector<std::string>& b) {
+  for (std::size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    const bool pa = is_param(a[i]), pb = is_param(b[i]);
+    if (pa != pb) return !pa;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string_view path_params::get(std::string_view name) const noexcept {
+  for (std::size_t i = 0; i < size_; ++i) {
+    if (items_[i].first == name) return items_[i].second;
+  }
+  return {};
+}
+
+void path_params::push(std::string_view name, std::string_view value) noexcept {
+  if (size_ < kMax) items_[size_++] = {name, value};
+}
+
+void router::add(bhttp::verb method, std::string_view pattern, handler h, std::string route) {
+  const auto parts = split(pattern);
+  if (parts.too_deep) {
+    throw std::invalid_argument(
+        "router: pattern must start with '/' and have at most 16 segments: " +
+        std::string(pattern));
+  }
+  entry e{method, {}, std::move(h), route.empty() ? std::string(pattern) : std::move(route)};
+  std::size_t params = 0;
+  for (std::size_t i = 0; i < parts.size; ++i) {
+    if (is_param(parts.segments[i])) ++params;
+    e.segments.emplace_back(parts.segments[i]);
+  }
+  if (params > path_params::kMax) {
+    throw std::invalid_argument("router: too many parameters in " + std::string(pattern));
+  }
+  for (const auto& other : entries_) {
+    if (other.method == e.method && other.segments == e.segments) {
+      throw std::invalid_argument("router: duplicate route " + std::string(pattern));
+    }
+  }
+  entries_.push_back(std::move(e));
+}
+
+router::match router::find(bhttp::verb method, std::string_view path) const {
+  match m;
+  const auto parts = split(path);
+  if (parts.too_deep) return m;
+
+  const entry* best = nullptr;   // most specific pattern with this method
+  const entry* known = nullptr;  // most specific pattern of this path, any method
+  for (const auto& e : entries_) {
+    if (e.segments.size() != parts.size) continue;
+    bool ok = true;
+    for (std::size_t i = 0; i < parts.size && ok; ++i) {
+      const auto& seg = e.segments[i];
+      ok = is_param(seg) ? !parts.segments[i].empty() : seg == parts.segments[i];
+    }
+    if (!ok) continue;
+    if (known == nullptr || more_specific(e.segments, known->segments)) known = &e;
+    if (e.method == method) {
+      if (best == nullptr || more_specific(e.segments, best->segments)) best = &e;
+    } else {
+      // Allow lists methods in registration order, each once.
+      const auto name = bhttp::to_string(e.method);
+      bool listed = false;
+      std::string_view rest = m.allow;
+      while (!rest.empty() && !listed) {
+        const auto comma = rest.find(", ");
+        listed = rest.substr(0, comma) == name;
+        rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 2);
+      }
+      if (!listed) {
+        if (!m.allow.empty()) m.allow += ", ";
+        m.allow.append(name.data(), name.size());
+      }
+    }
+  }
+
+  if (best != nullptr) {
+    m.outcome = match::kind::found;
+    m.target = &best->h;
+    m.route = best->route;
+    m.allow.clear();
+    for (std::size_t i = 0; i < parts.size; ++i) {
+      const auto& seg = best->segments[i];
+      if (is_param(seg)) {
+        m.params.push(std::string_view(seg).substr(1, seg.size() - 2), parts.segments[i]);
+      }
+    }
+  } else if (known != nullptr) {
+    m.outcome = match::kind::method_not_allowed;
+    m.route = known->route;
+  }
+  return m;
+}
+
+}  // namespace hookd::http
