@@ -3,6 +3,7 @@
 // tools/hookd.cpp; handlers only read it (the atomics are the exception).
 
 #include "core/catalog.hpp"
+#include "core/storage.hpp"
 #include "http/router.hpp"
 
 #include <atomic>
@@ -20,6 +21,7 @@ struct app {
   std::size_t max_body_bytes = 64 * 1024;
   std::atomic<bool> ready{false};     // storage open and catalog loaded
   std::atomic<bool> draining{false};  // SIGTERM received: /readyz answers 503
+  const storage* store = nullptr;     // for /metrics (write batches, fsyncs); may stay null
 };
 
 // Registers the /api/v1 routes (admin, webhooks, openapi) on `r`; handlers capture `a` by

@@ -1,0 +1,618 @@
+// The HTTP/1.1 transport.
+//
+// Threads: one io_context run by N threads. Every connection gets its own strand, so a session
+// never runs on two threads at once while different connections proceed in parallel.
+//
+// Pipelining: each session reads and answers requests strictly one after another. Bytes a client
+// sends ahead (request 2 while request 1 is being handled) stay in the session's flat_buffer and
+// in the socket's receive buffer, where TCP flow control bounds them; responses therefore leave
+// in request order with at most one queued per connection, which also honours max_pipelined.
+// A reader/writer pair with a response queue would overlap handler work across pipelined
+// requests, but clients that pipeline are rare, and this design cannot reorder.
+//
+// Timeouts: beast::tcp_stream's deadline is re-armed before every read and write. The wait for
+// the first byte of a keep-alive request uses idle_timeout; reading the rest of a request head,
+// a request body, and writing a response each use header_timeout (the peer must make progress).
+//
+// Shutdown: stop() closes the acceptor and sets `draining_`. A session checks it before waiting
+// for another request; sessions already idle (waiting for a first byte) are cancelled at once.
+// Sessions in the middle of a request finish it, answering with `Connection: close`. After
+// drain_timeout the remaining sockets are closed hard; then the threads are joined. Every
+// session and the accept loop are counted in `tasks_`, so stop() knows when all have ended.
+
+#include "http/server.hpp"
+
+#include "core/crypto.hpp"
+#include "http/app.hpp"
+#include "http/metrics.hpp"
+#include "http/problem.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <array>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+namespace hookd::http {
+namespace {
+
+using tcp = asio::ip::tcp;
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+// After the last response on a connection the server shuts down its send side and reads (and
+// discards) what the client still sends, for at most this long, before closing. Closing with
+// unread data would make the kernel send a reset, which can destroy the response in flight
+// (e.g. a 413 sent while the client is still uploading the body).
+constexpr std::chrono::milliseconds kLingerTimeout{1'000};
+constexpr std::size_t kLingerMaxBytes = 1 << 20;
+// After the hard close at drain_timeout, how long stop() still waits for sessions to unwind
+// before it stops the io_context regardless (a handler may be stuck on something external).
+constexpr std::chrono::milliseconds kHardCloseGrace{1'000};
+// How much a session reads while waiting for the first byte of a request.
+constexpr std::size_t kFirstReadBytes = 4096;
+// Back-off after an accept error that is not ours (EMFILE, ENFILE, ENOBUFS), so it cannot spin.
+constexpr std::chrono::milliseconds kAcceptBackoff{50};
+
+void log_line(const boost::json::object& line) {
+  auto text = boost::json::serialize(line);
+  text += '\n';
+  std::fwrite(text.data(), 1, text.size(), stderr);  // one call: lines never interleave
+}
+
+// Request ids: 16 random bytes as 32 hex digits. A per-thread xoshiro256** seeded once from
+// RAND_bytes is enough: ids must be unique, not secret.
+std::string generate_request_id() {
+  struct rng {
+    std::array<std::uint64_t, 4> s{};
+    rng() {
+      random_bytes(std::span(reinterpret_cast<std::uint8_t*>(s.data()), sizeof s));
+      if (s == std::array<std::uint64_t, 4>{}) s[0] = 1;  // the all-zero state is a fixed point
+    }
+    static std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+    std::uint64_t next() {
+      const auto result = rotl(s[1] * 5, 7) * 9;
+      const auto t = s[1] << 17;
+      s[2] ^= s[0];
+      s[3] ^= s[1];
+      s[1] ^= s[2];
+      s[0] ^= s[3];
+      s[2] ^= t;
+      s[3] = rotl(s[3], 45);
+      return result;
+    }
+  };
+  thread_local rng gen;
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id(32, '0');
+  for (std::size_t half = 0; half < 2; ++half) {
+    auto v = gen.next();
+    for (std::size_t i = 0; i < 16; ++i, v >>= 4) id[half * 16 + i] = kHex[v & 0xF];
+  }
+  return id;
+}
+
+bool valid_request_id(std::string_view v) noexcept {
+  if (v.empty() || v.size() > 128) return false;
+  for (const char c : v) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::string pick_request_id(const bhttp::fields& f) {
+  const auto incoming = f["X-Request-Id"];
+  return valid_request_id(incoming) ? std::string(incoming) : generate_request_id();
+}
+
+// Errors that mean "the bytes are not a valid HTTP/1.1 request" (answered with 400), as opposed
+// to the connection ending (EOF, reset, timeout, cancellation: no answer).
+bool is_malformed(const beast::error_code& ec) noexcept {
+  static const auto& http_category = bhttp::make_error_code(bhttp::error::bad_method).category();
+  if (ec.category() != http_category) return false;
+  switch (static_cast<bhttp::error>(ec.value())) {
+    case bhttp::error::end_of_stream:
+    case bhttp::error::partial_message:
+    case bhttp::error::need_more:
+    case bhttp::error::need_buffer:
+      return false;
+    default:
+      return true;
+  }
+}
+
+std::pair<std::string_view, std::string_view> split_target(std::string_view target) noexcept {
+  const auto q = target.find('?');
+  if (q == std::string_view::npos) return {target, {}};
+  return {target.substr(0, q), target.substr(q + 1)};
+}
+
+// A connection as the registry sees it. `idle` is read and written only on the strand.
+struct connection {
+  template <class Socket>
+  explicit connection(Socket&& s) : stream(std::forward<Socket>(s)) {}
+  beast::tcp_stream stream;
+  bool idle = false;
+};
+
+// What serve_one tells the session loop.
+enum class next_step {
+  read_next,       // keep-alive: wait for the next request
+  close_graceful,  // a final response was sent: shut down the send side, then close
+  close_now,       // the peer went away or timed out: close without a word
+};
+
+}  // namespace
+
+struct server::impl {
+  impl(server_options o, const router& r, app& a) : options(std::move(o)), routes(r), shared(a) {}
+  ~impl();
+
+  server_options options;
+  const router& routes;
+  app& shared;
+
+  std::atomic<bool> draining{false};
+  std::atomic<std::size_t> open{0};
+
+  std::mutex lifecycle_mutex;  // start/stop
+  bool is_started = false;
+  bool is_stopped = false;
+  std::vector<std::thread> threads;
+
+  std::mutex mutex;  // tasks, connections
+  std::condition_variable tasks_done;
+  std::size_t tasks = 0;  // the accept loop and every live session
+  std::uint64_t next_id = 0;
+  std::unordered_map<std::uint64_t, std::shared_ptr<connection>> connections;
+
+  // Declared last so that it is destroyed first, while everything sessions touch still exists.
+  asio::io_context ioc;
+  tcp::acceptor acceptor{asio::make_strand(ioc)};
+
+  result<tcp::endpoint> listen();
+  void start();
+  void stop();
+
+  asio::awaitable<void> accept_loop();
+  void spawn_session(tcp::socket socket);
+  void task_finished(std::uint64_t id, std::exception_ptr error, const char* what);
+  std::vector<std::shared_ptr<connection>> snapshot();
+
+  asio::awaitable<void> run_session(std::shared_ptr<connection> conn);
+  asio::awaitable<next_step> serve_one(connection& conn, beast::flat_buffer& buffer);
+  asio::awaitable<next_step> respond(connection& conn, response res, unsigned version, bool head,
+                                     bool keep_alive, std::string_view request_id,
+                                     std::string_view route,
+                                     std::chrono::steady_clock::time_point started);
+  asio::awaitable<void> linger_close(connection& conn);
+};
+
+server::impl::~impl() {
+  // Connections hold sockets of `ioc`; drop the registry's references before it goes.
+  std::lock_guard lock(mutex);
+  connections.clear();
+}
+
+result<tcp::endpoint> server::impl::listen() {
+  const auto fail = [&](const beast::error_code& ec) -> result<tcp::endpoint> {
+    beast::error_code ignored;
+    acceptor.close(ignored);
+    return make_problem(error_kind::internal, "cannot listen on " + options.host + ":" +
+                                                  std::to_string(options.port) + ": " +
+                                                  ec.message());
+  };
+  beast::error_code ec;
+  tcp::endpoint endpoint;
+  const auto address = asio::ip::make_address(options.host, ec);
+  if (!ec) {
+    endpoint = tcp::endpoint(address, options.port);
+  } else {
+    // A host name ("localhost"): start-up may block on the resolver, once.
+    tcp::resolver resolver(ioc);
+    const auto found = resolver.resolve(options.host, std::to_string(options.port), ec);
+    if (ec) return fail(ec);
+    if (found.empty()) return fail(asio::error::host_not_found);
+    endpoint = found.begin()->endpoint();
+  }
+  acceptor.open(endpoint.protocol(), ec);
+  if (ec) return fail(ec);
+  acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (ec) return fail(ec);
+  acceptor.bind(endpoint, ec);
+  if (ec) return fail(ec);
+  acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return fail(ec);
+  auto local = acceptor.local_endpoint(ec);
+  if (ec) return fail(ec);
+  return local;
+}
+
+void server::impl::start() {
+  std::lock_guard life(lifecycle_mutex);
+  if (is_started || is_stopped) return;
+  is_started = true;
+  {
+    std::lock_guard lock(mutex);
+    ++tasks;
+  }
+  asio::co_spawn(acceptor.get_executor(), accept_loop(), [this](std::exception_ptr e) {
+    task_finished(std::numeric_limits<std::uint64_t>::max(), e, "accept_loop");
+  });
+  auto n = options.threads != 0 ? options.threads : std::thread::hardware_concurrency();
+  if (n == 0) n = 1;
+  threads.reserve(n);
+  for (unsigned i = 0; i < n; ++i) {
+    threads.emplace_back([this] {
+      for (;;) {
+        try {
+          ioc.run();
+          return;
+        } catch (const std::exception& e) {
+          // Only a completion handler can throw here (co_spawn catches coroutine exceptions);
+          // log it and keep the thread serving.
+          log_line({{"level", "error"}, {"event", "io_thread_exception"}, {"error", e.what()}});
+        }
+      }
+    });
+  }
+}
+
+std::vector<std::shared_ptr<connection>> server::impl::snapshot() {
+  std::lock_guard lock(mutex);
+  std::vector<std::shared_ptr<connection>> out;
+  out.reserve(connections.size());
+  for (const auto& [id, conn] : connections) out.push_back(conn);
+  return out;
+}
+
+void server::impl::stop() {
+  std::lock_guard life(lifecycle_mutex);
+  if (is_stopped) return;
+  is_stopped = true;
+  draining.store(true);
+  if (!is_started) {
+    beast::error_code ignored;
+    acceptor.close(ignored);
+    return;
+  }
+
+  asio::post(acceptor.get_executor(), [this] {
+    beast::error_code ignored;
+    acceptor.close(ignored);
+  });
+  // Sessions waiting for a next request end now; busy ones notice `draining` after answering.
+  for (auto& conn : snapshot()) {
+    asio::post(conn->stream.get_executor(), [conn] {
+      if (conn->idle) conn->stream.cancel();
+    });
+  }
+
+  std::unique_lock lock(mutex);
+  if (!tasks_done.wait_for(lock, options.drain_timeout, [this] { return tasks == 0; })) {
+    lock.unlock();
+    for (auto& conn : snapshot()) {
+      asio::post(conn->stream.get_executor(), [conn] { conn->stream.close(); });
+    }
+    lock.lock();
+    tasks_done.wait_for(lock, kHardCloseGrace, [this] { return tasks == 0; });
+  }
+  lock.unlock();
+
+  ioc.stop();
+  for (auto& t : threads) t.join();
+  threads.clear();
+}
+
+void server::impl::task_finished(std::uint64_t id, std::exception_ptr error, const char* what) {
+  if (error) {
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+      log_line(
+          {{"level", "error"}, {"event", "task_exception"}, {"task", what}, {"error", e.what()}});
+    } catch (...) {
+      log_line({{"level", "error"}, {"event", "task_exception"}, {"task", what}});
+    }
+  }
+  std::shared_ptr<connection> last;  // released outside the lock
+  {
+    std::lock_guard lock(mutex);
+    if (const auto it = connections.find(id); it != connections.end()) {
+      last = std::move(it->second);
+      connections.erase(it);
+      open.fetch_sub(1);
+      shared.stats.connection_closed();
+    }
+    --tasks;
+  }
+  tasks_done.notify_all();
+}
+
+asio::awaitable<void> server::impl::accept_loop() {
+  for (;;) {
+    auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(ioc), use_tuple);
+    if (ec) {
+      if (draining.load() || ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+      log_line({{"level", "warn"}, {"event", "accept_failed"}, {"error", ec.message()}});
+      asio::steady_timer backoff(acceptor.get_executor(), kAcceptBackoff);
+      co_await backoff.async_wait(use_tuple);
+      continue;
+    }
+    spawn_session(tcp::socket(std::move(socket)));
+  }
+}
+
+void server::impl::spawn_session(tcp::socket socket) {
+  beast::error_code ignored;
+  socket.set_option(tcp::no_delay(true), ignored);  // responses go out in one write each
+  auto conn = std::make_shared<connection>(std::move(socket));
+  std::uint64_t id = 0;
+  {
+    std::lock_guard lock(mutex);
+    id = next_id++;
+    connections.emplace(id, conn);
+    ++tasks;
+  }
+  open.fetch_add(1);
+  shared.stats.connection_opened();
+  auto executor = conn->stream.get_executor();
+  asio::co_spawn(executor, run_session(std::move(conn)),
+                 [this, id](std::exception_ptr e) { task_finished(id, e, "session"); });
+}
+
+asio::awaitable<void> server::impl::run_session(std::shared_ptr<connection> conn) {
+  auto& stream = conn->stream;
+  beast::flat_buffer buffer;
+  bool first = true;
+  auto step = next_step::close_now;
+  for (;;) {
+    if (draining.load()) break;
+    if (buffer.size() == 0) {
+      // Waiting for a request that has not begun: this is the state stop() may cancel at once.
+      conn->idle = true;
+      stream.expires_after(first ? options.header_timeout : options.idle_timeout);
+      auto [ec, n] = co_await stream.async_read_some(buffer.prepare(kFirstReadBytes), use_tuple);
+      conn->idle = false;
+      if (ec) break;
+      buffer.commit(n);
+    }
+    first = false;
+    step = co_await serve_one(*conn, buffer);
+    if (step != next_step::read_next) break;
+  }
+  if (step == next_step::close_graceful) co_await linger_close(*conn);
+  stream.close();
+}
+
+asio::awaitable<void> server::impl::linger_close(connection& conn) {
+  beast::error_code ec;
+  conn.stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  if (ec) co_return;
+  conn.idle = true;  // nothing left to answer: stop() may cut this short
+  conn.stream.expires_after(kLingerTimeout);
+  std::array<char, 4096> sink;
+  std::size_t discarded = 0;
+  while (discarded < kLingerMaxBytes) {
+    auto [rec, n] = co_await conn.stream.async_read_some(asio::buffer(sink), use_tuple);
+    if (rec) break;
+    discarded += n;
+  }
+}
+
+asio::awaitable<next_step> server::impl::serve_one(connection& conn, beast::flat_buffer& buffer) {
+  auto& stream = conn.stream;
+  bhttp::request_parser<bhttp::string_body> parser;
+  parser.header_limit(static_cast<std::uint32_t>(
+      std::min<std::size_t>(options.max_header_bytes, std::numeric_limits<std::uint32_t>::max())));
+  // The body limit is decided from Content-Length below, with the whole head in hand.
+  parser.body_limit(boost::none);
+
+  stream.expires_after(options.header_timeout);
+  auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, use_tuple);
+  const auto started = std::chrono::steady_clock::now();
+  if (ec == bhttp::error::header_limit) {
+    const auto id = pick_request_id(parser.get());
+    co_return co_await respond(
+        conn,
+        problem_response(
+            transport_error::headers_too_large,
+            "The request head exceeds " + std::to_string(options.max_header_bytes) + " bytes.", id),
+        11, false, false, id, {}, started);
+  }
+  if (ec) {
+    if (!is_malformed(ec)) co_return next_step::close_now;
+    const auto id = pick_request_id(parser.get());
+    co_return co_await respond(
+        conn, problem_response(transport_error::malformed_request, ec.message() + ".", id), 11,
+        false, false, id, {}, started);
+  }
+
+  const auto& head = parser.get();
+  const auto request_id = pick_request_id(head);
+  const bool is_head = head.method() == bhttp::verb::head;
+
+  // Message framing (RFC 9112 §6.1): a request with Transfer-Encoding must end in chunked and
+  // must not also carry Content-Length; anything else is how requests get smuggled.
+  if (head.count(bhttp::field::transfer_encoding) != 0 &&
+      (head.count(bhttp::field::content_length) != 0 || !parser.chunked())) {
+    co_return co_await respond(
+        conn,
+        problem_response(transport_error::malformed_request,
+                         head.count(bhttp::field::content_length) != 0
+                             ? "The request has both Transfer-Encoding and Content-Length."
+                             : "The request's Transfer-Encoding does not end in chunked.",
+                         request_id),
+        head.version(), is_head, false, request_id, {}, started);
+  }
+
+  if (const auto length = parser.content_length(); length && *length > options.max_body_bytes) {
+    // Decided from the head alone: the body is never read.
+    const auto route = routes.find(head.method(), split_target(head.target()).first).route;
+    co_return co_await respond(
+        conn,
+        problem_response(make_problem(error_kind::payload_too_large,
+                                      "The request body is " + std::to_string(*length) +
+                                          " bytes; the limit is " +
+                                          std::to_string(options.max_body_bytes) + " bytes."),
+                         request_id),
+        head.version(), is_head, false, request_id, route, started);
+  }
+
+  if (!parser.is_done()) {
+    if (head.version() >= 11 && beast::iequals(head[bhttp::field::expect], "100-continue")) {
+      bhttp::response<bhttp::empty_body> go_on{bhttp::status::continue_, head.version()};
+      stream.expires_after(options.header_timeout);
+      auto [wec, wn] = co_await bhttp::async_write(stream, go_on, use_tuple);
+      if (wec) co_return next_step::close_now;
+    }
+    parser.body_limit(options.max_body_bytes);  // bounds chunked bodies too
+    stream.expires_after(options.header_timeout);
+    auto [bec, bn] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
+    if (bec == bhttp::error::body_limit) {
+      co_return co_await respond(
+          conn,
+          problem_response(make_problem(error_kind::payload_too_large,
+                                        "The request body exceeds " +
+                                            std::to_string(options.max_body_bytes) + " bytes."),
+                           request_id),
+          parser.get().version(), is_head, false, request_id, {}, started);
+    }
+    if (bec) {
+      if (!is_malformed(bec)) co_return next_step::close_now;
+      co_return co_await respond(
+          conn,
+          problem_response(transport_error::malformed_request, bec.message() + ".", request_id),
+          parser.get().version(), is_head, false, request_id, {}, started);
+    }
+  }
+
+  const request req = parser.release();
+  const bool keep_alive = req.keep_alive();
+  const auto [path, query] = split_target(req.target());
+  auto match = routes.find(req.method(), path);
+
+  response res;
+  switch (match.outcome) {
+    case router::match::kind::not_found:
+      res = problem_response(
+          make_problem(error_kind::not_found, "No route matches " + std::string(path) + "."),
+          request_id);
+      break;
+    case router::match::kind::method_not_allowed:
+      res = problem_response(transport_error::method_not_allowed,
+                             std::string(bhttp::to_string(req.method())) + " is not allowed on " +
+                                 std::string(path) + "; allowed: " + match.allow + ".",
+                             request_id);
+      res.set(bhttp::field::allow, match.allow);
+      break;
+    case router::match::kind::found: {
+      request_context ctx{req, match.params, path, query, request_id};
+      std::string failure;
+      try {
+        res = co_await (*match.target)(ctx);
+      } catch (const std::exception& e) {
+        failure = e.what();
+        if (failure.empty()) failure = "exception";
+      } catch (...) {
+        failure = "unknown exception";
+      }
+      if (!failure.empty()) {
+        log_line({{"level", "error"},
+                  {"event", "handler_exception"},
+                  {"method", bhttp::to_string(req.method())},
+                  {"route", match.route},
+                  {"requestId", request_id},
+                  {"error", failure}});
+        res = problem_response(
+            make_problem(error_kind::internal, "The server failed to handle the request."),
+            request_id);
+      }
+      break;
+    }
+  }
+  co_return co_await respond(conn, std::move(res), req.version(), req.method() == bhttp::verb::head,
+                             keep_alive, request_id, match.route, started);
+}
+
+asio::awaitable<next_step> server::impl::respond(connection& conn, response res, unsigned version,
+                                                 bool head, bool keep_alive,
+                                                 std::string_view request_id,
+                                                 std::string_view route,
+                                                 std::chrono::steady_clock::time_point started) {
+  // While draining, the request in flight is the connection's last.
+  const bool keep = keep_alive && !draining.load();
+  const auto finish = [&](response& r) {
+    r.version(version);
+    r.keep_alive(keep);
+    r.set("X-Request-Id", request_id);
+    r.prepare_payload();
+  };
+  try {
+    finish(res);
+  } catch (const std::exception& e) {
+    // prepare_payload refuses a body on 1xx/204/304: a handler bug, answered as one.
+    log_line({{"level", "error"},
+              {"event", "invalid_response"},
+              {"route", route},
+              {"requestId", request_id},
+              {"error", e.what()}});
+    res = problem_response(
+        make_problem(error_kind::internal, "The server built an invalid response."), request_id);
+    finish(res);
+  }
+
+  auto& stream = conn.stream;
+  stream.expires_after(options.header_timeout);
+  beast::error_code ec;
+  if (head) {
+    // A response to HEAD carries the headers of the GET it mirrors, never the body.
+    bhttp::response_serializer<bhttp::string_body> serializer{res};
+    auto [wec, n] = co_await bhttp::async_write_header(stream, serializer, use_tuple);
+    ec = wec;
+  } else {
+    auto [wec, n] = co_await bhttp::async_write(stream, res, use_tuple);
+    ec = wec;
+  }
+  shared.stats.record_request(route, res.result_int(), std::chrono::steady_clock::now() - started);
+  if (ec) co_return next_step::close_now;
+  co_return keep ? next_step::read_next : next_step::close_graceful;
+}
+
+// ---- server
+
+server::server(server_options options, const router& routes, app& shared)
+    : impl_(std::make_unique<impl>(std::move(options), routes, shared)) {}
+
+server::~server() {
+  stop();
+}
+
+result<asio::ip::tcp::endpoint> server::listen() {
+  return impl_->listen();
+}
+void server::start() {
+  impl_->start();
+}
+void server::stop() {
+  impl_->stop();
+}
+std::size_t server::open_connections() const noexcept {
+  return impl_->open.load();
+}
+
+}  // namespace hookd::http
