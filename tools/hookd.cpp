@@ -1,0 +1,253 @@
+// hookd: the server. Parses the configuration, opens the data dir, loads the catalog, makes
+// sure an admin token exists, serves HTTP until SIGTERM/SIGINT, then drains and exits 0.
+// Exit codes: 0 clean stop (and --help/--version), 1 start-up failure, 2 bad configuration.
+
+#include "core/catalog.hpp"
+#include "core/config.hpp"
+#include "core/entities.hpp"
+#include "hookd/version.hpp"
+#include "http/app.hpp"
+#include "http/metrics.hpp"
+#include "http/server.hpp"
+#include "storage/data_dir.hpp"
+#include "storage/rocksdb_storage.hpp"
+
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <systemd/sd-daemon.h>
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <future>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace {
+
+void log_line(const boost::json::object& line) {
+  auto text = boost::json::serialize(line);
+  text += '\n';
+  std::fwrite(text.data(), 1, text.size(), stderr);
+  std::fflush(stderr);
+}
+
+void fail_line(const std::string& message) {
+  std::fprintf(stderr, "hookd: %s\n", message.c_str());
+}
+
+std::optional<std::string> env(const std::string& name) {
+  const char* v = std::getenv(name.c_str());
+  if (v == nullptr) return std::nullopt;
+  return std::string(v);
+}
+
+std::string url_of(const boost::asio::ip::tcp::endpoint& ep) {
+  const auto host = ep.address().to_string();
+  return "http://" + (ep.address().is_v6() ? "[" + host + "]" : host) + ":" +
+         std::to_string(ep.port());
+}
+
+// The first start on an empty data dir creates the admin token: HOOKD_ADMIN_TOKEN when set,
+// else a generated one, printed once and written to <data-dir>/admin-token (0600). The file is
+// written before the token is created, so a crash in between leaves no admin nobody can reach:
+// the next start generates again and overwrites the file.
+int bootstrap_admin(hookd::catalog& cat, const std::filesystem::path& data_dir) {
+  const auto token_file = data_dir / "admin-token";
+  if (cat.has_admin_token()) {
+    boost::json::object line{{"event", "admin_token"}, {"source", "existing"}};
+    line["file"] = std::filesystem::exists(token_file) ? boost::json::value(token_file.string())
+                                                       : boost::json::value(nullptr);
+    log_line(line);
+    return 0;
+  }
+
+  auto secret = env("HOOKD_ADMIN_TOKEN");
+  if (secret && secret->empty()) secret.reset();
+  const bool generated = !secret;
+  if (generated) {
+    secret = hookd::generate_api_token();
+    if (auto written = hookd::write_admin_token_file(data_dir, *secret); !written) {
+      fail_line("cannot write " + token_file.string() + ": " + written.error().detail);
+      return 1;
+    }
+  }
+
+  hookd::token_input in;
+  in.name = "admin";
+  in.scopes.add(hookd::scope::admin);
+  std::promise<hookd::result<hookd::created_token>> done;
+  auto created = done.get_future();
+  cat.create_token(std::move(in), secret, [&done](hookd::result<hookd::created_token> r) {
+    done.set_value(std::move(r));
+  });
+  const auto r = created.get();
+  if (!r) {
+    fail_line("cannot create the admin token: " + r.error().detail);
+    return 1;
+  }
+
+  boost::json::object line{{"event", "admin_token"}};
+  if (generated) {
+    line["source"] = "generated";
+    line["token"] = *secret;  // shown this once; the server keeps only its digest
+    line["file"] = token_file.string();
+  } else {
+    line["source"] = "HOOKD_ADMIN_TOKEN";
+  }
+  log_line(line);
+  return 0;
+}
+
+int run(const hookd::config& cfg) {
+  const std::filesystem::path data_dir = cfg.data_dir;
+  if (auto ok = hookd::ensure_data_dir(data_dir); !ok) {
+    fail_line(ok.error().detail);
+    return 1;
+  }
+
+  auto opened = hookd::open_rocksdb_storage((data_dir / "db").string(),
+                                            hookd::rocksdb_options{.sync = !cfg.unsafe_no_fsync});
+  if (!opened) {
+    fail_line(opened.error().detail);
+    return 1;
+  }
+  std::unique_ptr<hookd::storage> store = std::move(*opened);
+  if (cfg.unsafe_no_fsync) {
+    log_line({{"level", "warn"},
+              {"event", "unsafe_no_fsync"},
+              {"detail", "writes are not fsynced: a crash can lose acknowledged changes"}});
+  }
+
+  const auto master_env = env("HOOKD_MASTER_KEY");
+  auto key = hookd::load_or_create_master_key(
+      data_dir, master_env ? std::optional<std::string_view>(*master_env) : std::nullopt);
+  if (!key) {
+    fail_line(key.error().detail);
+    return 1;
+  }
+
+  {
+    hookd::catalog_options options;
+    options.max_webhooks_per_project = cfg.max_webhooks_per_project;
+    options.master_key = *key;
+    hookd::catalog cat(*store, options);
+
+    const auto load_started = std::chrono::steady_clock::now();
+    const auto counts = cat.load();
+    if (!counts) {
+      fail_line("cannot load the catalog: " + counts.error().detail);
+      return 1;
+    }
+    const auto load_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::steady_clock::now() - load_started)
+                             .count();
+    log_line({{"event", "catalog_loaded"},
+              {"organizations", counts->organizations},
+              {"projects", counts->projects},
+              {"tokens", counts->tokens},
+              {"webhooks", counts->webhooks},
+              {"ms", load_ms}});
+    cat.start();
+
+    if (bootstrap_admin(cat, data_dir) != 0) {
+      cat.stop();
+      return 1;
+    }
+
+    hookd::http::metrics stats;
+    hookd::http::app shared{cat, stats, cfg.max_body_bytes};
+    shared.store = store.get();
+    hookd::http::router routes;
+    hookd::http::register_ops_routes(routes, shared);
+    hookd::http::register_api_routes(routes, shared);
+
+    hookd::http::server_options server_options;
+    server_options.host = cfg.listen_host;
+    server_options.port = cfg.listen_port;
+    server_options.threads = cfg.threads;
+    server_options.max_body_bytes = cfg.max_body_bytes;
+    server_options.header_timeout = cfg.header_timeout;
+    server_options.idle_timeout = cfg.idle_timeout;
+    server_options.drain_timeout = cfg.drain_timeout;
+    hookd::http::server http(server_options, routes, shared);
+
+    const auto endpoint = http.listen();
+    if (!endpoint) {
+      fail_line(endpoint.error().detail);
+      cat.stop();
+      return 1;
+    }
+    http.start();
+    const auto token_file = data_dir / "admin-token";
+    log_line({{"event", "listening"},
+              {"address", url_of(*endpoint)},
+              {"version", hookd::kVersion},
+              {"dataDir", data_dir.string()},
+              {"adminTokenFile", std::filesystem::exists(token_file)
+                                     ? boost::json::value(token_file.string())
+                                     : boost::json::value(nullptr)}});
+    shared.ready = true;
+    sd_notify(0, "READY=1");
+
+    // SIGTERM/SIGINT were blocked in main before any thread started, so they stay pending
+    // until this sigwait picks them up.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    int signal_number = 0;
+    sigwait(&signals, &signal_number);
+
+    log_line({{"event", "stopping"}, {"signal", signal_number == SIGINT ? "SIGINT" : "SIGTERM"}});
+    shared.draining = true;
+    sd_notify(0, "STOPPING=1");
+    http.stop();
+    cat.stop();  // drains queued writes
+  }
+  store.reset();  // closes RocksDB
+  log_line({{"event", "stopped"}});
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Block the stop signals in every thread (threads inherit the mask); main sigwaits for them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  std::vector<std::string> args(argv + 1, argv + argc);
+  const auto parsed = hookd::parse_config(args, env);
+  if (const auto* error = std::get_if<std::string>(&parsed)) {
+    std::fprintf(stderr, "%s\n", error->c_str());
+    return 2;
+  }
+  const auto& cfg = std::get<hookd::parsed_config>(parsed);
+  switch (cfg.action) {
+    case hookd::config_action::help:
+      std::cout << hookd::config_help();
+      return 0;
+    case hookd::config_action::version:
+      std::cout << "hookd " << hookd::kVersion << "\n";
+      return 0;
+    case hookd::config_action::run:
+      break;
+  }
+  try {
+    return run(cfg.values);
+  } catch (const std::exception& e) {
+    fail_line(std::string("fatal: ") + e.what());
+    return 1;
+  }
+}
