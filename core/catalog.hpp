@@ -56,7 +56,7 @@ using webhook_list = std::vector<std::shared_ptr<const webhook>>;  // oldest fir
 class catalog {
  public:
   catalog(storage& store, catalog_options options);
-  ~catalog();  // stops the writer; pending completions get `unavailable`
+  ~catalog();  // stop(): queued writes finish; a never-started catalog answers `unavailable`
   catalog(const catalog&) = delete;
   catalog& operator=(const catalog&) = delete;
 
