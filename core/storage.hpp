@@ -53,9 +53,9 @@ struct storage_stats {
   std::uint64_t failures = 0;
 };
 
-// Thread safety: write() is called from one writer thread at a time; scan() and get() may run
-// concurrently with it. Implementations must make a successful write() durable (fsync'd)
-// before returning.
+// Thread safety: write(), scan() and get() may run concurrently from several threads (the catalog
+// and the delivery log each have a writer thread; RocksDB groups their synced writes itself).
+// Implementations must make a successful write() durable (fsync'd) before returning.
 class storage {
  public:
   virtual ~storage() = default;
