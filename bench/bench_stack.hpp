@@ -1,0 +1,154 @@
+#pragma once
+// What the benchmarks share: a mkdtemp directory that removes itself, RocksDB storage in it, a
+// started catalog, and blocking helpers that turn the catalog's completions into values (set-up
+// only: they wait on a future, which is fine outside the timed loops).
+//
+// Not thread-safe by itself: build a stack on one thread, then read it from many.
+
+#include "core/catalog.hpp"
+#include "core/entities.hpp"
+#include "core/validation.hpp"
+#include "storage/rocksdb_storage.hpp"
+
+#include <cstdlib>
+#include <filesystem>
+#include <future>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace hookd::bench {
+
+// A fresh directory under $TMPDIR (or /tmp), removed with everything in it on destruction.
+class temp_dir {
+ public:
+  temp_dir() {
+    const char* base = std::getenv("TMPDIR");
+    std::string pattern =
+        std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/hookd-bench-XXXXXX";
+    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = pattern;
+  }
+  ~temp_dir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+  const std::filesystem::path& path() const noexcept { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// Runs one catalog write and waits for its completion; throws when it fails, since a benchmark
+// whose set-up failed measures nothing.
+template <class T, class Start>
+T wait_for(Start start) {
+  std::promise<result<T>> done;
+  auto future = done.get_future();
+  start(completion<T>([&done](result<T> r) { done.set_value(std::move(r)); }));
+  auto r = future.get();
+  if (!r) throw std::runtime_error("catalog write failed: " + r.error().detail);
+  if constexpr (!std::is_void_v<T>) return std::move(*r);
+}
+
+// Storage, catalog, and one organization with one project, started and ready.
+struct stack {
+  // `sync`: fsync every batch (the production setting) or not (read benchmarks, where only the
+  // published in-memory state matters and the disk would only add noise to the writers).
+  explicit stack(bool sync, std::size_t max_webhooks_per_project = 100) {
+    auto opened = open_rocksdb_storage((dir.path() / "db").string(), rocksdb_options{.sync = sync});
+    if (!opened) throw std::runtime_error("cannot open RocksDB: " + opened.error().detail);
+    store = std::move(*opened);
+    catalog_options options;
+    options.max_webhooks_per_project = max_webhooks_per_project;
+    cat = std::make_unique<catalog>(*store, options);
+    if (auto loaded = cat->load(); !loaded) {
+      throw std::runtime_error("catalog load failed: " + loaded.error().detail);
+    }
+    cat->start();
+    org = wait_for<std::shared_ptr<const organization>>([&](auto done) {
+            cat->create_organization({.name = "Bench Org"}, std::move(done));
+          })->id;
+    project = add_project("bench");
+  }
+  ~stack() {
+    cat->stop();
+    cat.reset();
+    store.reset();
+  }
+  stack(const stack&) = delete;
+  stack& operator=(const stack&) = delete;
+
+  object_id add_project(const std::string& slug) {
+    project_input in;
+    in.name = "Project " + slug;
+    in.slug = slug;
+    return wait_for<std::shared_ptr<const hookd::project>>(
+               [&](auto done) { cat->create_project(org, std::move(in), std::move(done)); })
+        ->id;
+  }
+
+  // `n` projects created concurrently, so that they share fsyncs through group commit.
+  std::vector<object_id> add_projects(const std::string& prefix, std::size_t n) {
+    std::vector<std::promise<result<std::shared_ptr<const hookd::project>>>> done(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      project_input in;
+      in.name = "Project " + prefix + std::to_string(i);
+      in.slug = prefix + std::to_string(i);
+      cat->create_project(org, std::move(in),
+                          [&promise = done[i]](result<std::shared_ptr<const hookd::project>> r) {
+                            promise.set_value(std::move(r));
+                          });
+    }
+    std::vector<object_id> ids;
+    ids.reserve(n);
+    for (auto& d : done) {
+      auto r = d.get_future().get();
+      if (!r) throw std::runtime_error("create_project failed: " + r.error().detail);
+      ids.push_back((*r)->id);
+    }
+    return ids;
+  }
+
+  // A token for `org` with `scopes`, whose string is `secret`.
+  std::shared_ptr<const api_token> add_token(const std::string& secret, scope_set scopes) {
+    token_input in;
+    in.name = "bench token";
+    in.organizations = {org};
+    in.scopes = scopes;
+    return wait_for<created_token>(
+               [&](auto done) { cat->create_token(std::move(in), secret, std::move(done)); })
+        .token;
+  }
+
+  std::shared_ptr<const webhook> add_webhook(const object_id& proj, webhook_input in) {
+    return wait_for<std::shared_ptr<const webhook>>(
+        [&](auto done) { cat->create_webhook(org, proj, std::move(in), std::move(done)); });
+  }
+
+  temp_dir dir;
+  std::unique_ptr<storage> store;
+  std::unique_ptr<catalog> cat;
+  object_id org;
+  object_id project;
+};
+
+// A realistic webhook: 3 custom headers, 3 event patterns, an https URL.
+inline webhook_input sample_webhook(const std::string& name) {
+  webhook_input in;
+  in.name = name;
+  in.url = "https://hooks.example.com/services/T024BE7LD/B08F3QZ1X/incoming";
+  in.headers = {{"X-Tenant", "acme-production"},
+                {"X-Api-Version", "2024-06-01"},
+                {"Authorization", "Basic YmVuY2g6c2VjcmV0LXZhbHVlLWZvci1iZW5jaA=="}};
+  in.events = {"invoice.paid", "invoice.payment_failed", "customer.*"};
+  return in;
+}
+
+}  // namespace hookd::bench
