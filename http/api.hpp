@@ -81,6 +81,7 @@ asio::awaitable<result<T>> await_catalog(Start start) {
 
 void register_admin_routes(router& r, app& a);
 void register_webhook_routes(router& r, app& a);
+void register_event_routes(router& r, app& a);  // events and deliveries (api_events.cpp)
 
 // docs/openapi.yaml as it was at build time (generated source, see http/CMakeLists.txt).
 std::string_view openapi_yaml() noexcept;

@@ -18,6 +18,7 @@ asio::awaitable<response> get_openapi(request_context&) {
 void register_api_routes(router& r, app& a) {
   register_admin_routes(r, a);
   register_webhook_routes(r, a);
+  register_event_routes(r, a);
   r.add(bhttp::verb::get, "/api/v1/openapi.yaml", get_openapi);
 }
 

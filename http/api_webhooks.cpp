@@ -4,6 +4,7 @@
 // the organization exists), scope (403), organization and project (404), body (415/400), then
 // the catalog. A webhook of another project is a 404, like an unknown one.
 
+#include "core/delivery_log.hpp"
 #include "core/entities.hpp"
 #include "core/validation.hpp"
 #include "http/api.hpp"
@@ -148,6 +149,13 @@ asio::awaitable<response> delete_webhook(app& a, request_context& ctx) {
     a.cat.delete_webhook(target->organization, target->project, *target->webhook, std::move(done));
   });
   if (!deleted) co_return fail(ctx, deleted.error());
+  if (a.deliveries != nullptr) {
+    // Its pending deliveries fail with "webhook deleted". Should this write fail, the webhook is
+    // gone all the same, and the dispatcher cancels them when the scheduler drops their jobs.
+    (void)co_await await_catalog<std::size_t>([&](completion<std::size_t> done) {
+      a.deliveries->cancel_webhook(*target->webhook, std::move(done));
+    });
+  }
   co_return empty_response(bhttp::status::no_content);
 }
 

@@ -11,9 +11,14 @@
 #include <cstddef>
 #include <string>
 
+namespace hookd {
+class delivery_log;
+}
+
 namespace hookd::http {
 
 class metrics;
+class delivery_metrics;
 
 struct app {
   catalog& cat;
@@ -22,6 +27,9 @@ struct app {
   std::atomic<bool> ready{false};     // storage open and catalog loaded
   std::atomic<bool> draining{false};  // SIGTERM received: /readyz answers 503
   const storage* store = nullptr;     // for /metrics (write batches, fsyncs); may stay null
+  // Events and deliveries (CONTRACT §5); while null, their routes answer 503.
+  delivery_log* deliveries = nullptr;
+  const delivery_metrics* delivery_stats = nullptr;  // the dispatcher's, for /metrics; may be null
 };
 
 // Registers the /api/v1 routes (admin, webhooks, openapi) on `r`; handlers capture `a` by

@@ -4,6 +4,7 @@
 #include "core/storage.hpp"
 #include "hookd/version.hpp"
 #include "http/app.hpp"
+#include "http/delivery_metrics.hpp"
 
 #include <charconv>
 #include <mutex>
@@ -229,6 +230,7 @@ std::string metrics::render(const app& a) const {
     single(out, "hookd_storage_write_failures_total", "counter", "Write batches that failed.",
            st.failures);
   }
+  render_delivery_metrics(out, a.deliveries, a.delivery_stats);
   return out;
 }
 

@@ -4,9 +4,11 @@
 
 #include "core/catalog.hpp"
 #include "core/config.hpp"
+#include "core/delivery_log.hpp"
 #include "core/entities.hpp"
 #include "hookd/version.hpp"
 #include "http/app.hpp"
+#include "http/dispatcher.hpp"
 #include "http/metrics.hpp"
 #include "http/server.hpp"
 #include "storage/data_dir.hpp"
@@ -20,6 +22,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -162,9 +165,50 @@ int run(const hookd::config& cfg) {
       return 1;
     }
 
+    // Events and deliveries: the log puts every pending delivery back on its scheduler.
+    hookd::delivery_log_options log_options;
+    log_options.retry = hookd::retry_policy(cfg.retry_schedule);
+    log_options.scheduling.max_in_flight = cfg.max_inflight_deliveries;
+    log_options.scheduling.max_in_flight_per_webhook = cfg.max_inflight_per_webhook;
+    hookd::delivery_log deliveries(*store, cat, log_options);
+    const auto log_started = std::chrono::steady_clock::now();
+    const auto log_counts = deliveries.load();
+    if (!log_counts) {
+      fail_line("cannot load the delivery log: " + log_counts.error().detail);
+      cat.stop();
+      return 1;
+    }
+    log_line({{"event", "deliveries_loaded"},
+              {"events", log_counts->events},
+              {"deliveries", log_counts->deliveries},
+              {"pending", log_counts->pending},
+              {"attempts", log_counts->attempts},
+              {"idempotencyKeys", log_counts->idempotency_keys},
+              {"ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::steady_clock::now() - log_started)
+                         .count()}});
+    deliveries.start();
+
+    hookd::http::dispatcher_options dispatch_options;
+    dispatch_options.client.total_timeout = cfg.delivery_timeout;
+    dispatch_options.client.connect_timeout =
+        std::min(dispatch_options.client.connect_timeout, cfg.delivery_timeout);
+    dispatch_options.client.tls_handshake_timeout =
+        std::min(dispatch_options.client.tls_handshake_timeout, cfg.delivery_timeout);
+    dispatch_options.client.allow_private_targets = cfg.allow_private_targets;
+    dispatch_options.client.user_agent = std::string("hookd/") + std::string(hookd::kVersion);
+    hookd::http::dispatcher dispatch(deliveries, cat, dispatch_options);
+    if (cfg.allow_private_targets) {
+      log_line({{"level", "warn"},
+                {"event", "allow_private_targets"},
+                {"detail", "deliveries may go to loopback and private addresses"}});
+    }
+
     hookd::http::metrics stats;
     hookd::http::app shared{cat, stats, cfg.max_body_bytes};
     shared.store = store.get();
+    shared.deliveries = &deliveries;
+    shared.delivery_stats = &dispatch.stats();
     hookd::http::router routes;
     hookd::http::register_ops_routes(routes, shared);
     hookd::http::register_api_routes(routes, shared);
@@ -182,10 +226,12 @@ int run(const hookd::config& cfg) {
     const auto endpoint = http.listen();
     if (!endpoint) {
       fail_line(endpoint.error().detail);
+      deliveries.stop();
       cat.stop();
       return 1;
     }
     http.start();
+    dispatch.start();
     const auto token_file = data_dir / "admin-token";
     log_line({{"event", "listening"},
               {"address", url_of(*endpoint)},
@@ -210,7 +256,15 @@ int run(const hookd::config& cfg) {
     shared.draining = true;
     sd_notify(0, "STOPPING=1");
     http.stop();
-    cat.stop();  // drains queued writes
+    // Attempts in flight finish (bounded by the delivery timeout); one cut short is attempted
+    // again after the next start.
+    if (!dispatch.stop()) {
+      log_line({{"level", "warn"},
+                {"event", "dispatcher_stop_timeout"},
+                {"detail", "attempts still in flight were abandoned; they will be retried"}});
+    }
+    deliveries.stop();  // drains queued writes
+    cat.stop();
   }
   store.reset();  // closes RocksDB
   log_line({{"event", "stopped"}});
