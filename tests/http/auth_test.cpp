@@ -70,6 +70,18 @@ TEST_F(auth_test, x_access_token_header_works) {
   expect_problem(bad, 401);
 }
 
+TEST_F(auth_test, authorization_header_wins_over_x_access_token) {
+  const std::string admin(test_server::kAdminToken);
+  auto good_first = srv_.client().request(
+      verb::get, hooks(), std::nullopt,
+      {{"Authorization", "Bearer " + admin}, {"x-access-token", "hkd_unknown"}});
+  EXPECT_EQ(good_first.status, 200u) << good_first.body;
+  auto bad_first =
+      srv_.client().request(verb::get, hooks(), std::nullopt,
+                            {{"Authorization", "Bearer hkd_unknown"}, {"x-access-token", admin}});
+  expect_problem(bad_first, 401);
+}
+
 TEST_F(auth_test, issued_token_authenticates_and_revoked_token_fails_at_once) {
   auto token = srv_.create_token({org_}, {"webhooks:read"});
   ASSERT_FALSE(token.secret.empty());

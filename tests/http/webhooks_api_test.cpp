@@ -295,6 +295,7 @@ TEST_F(webhooks_api_test, name_rules) {
   expect_rejected(with("name", "   "), "name");
   expect_rejected(with("name", json::string(std::string(101, 'n'))), "name");
   expect_rejected(with("name", 12), "name");
+  expect_rejected(with("name", "Tab\there"), "name");
   EXPECT_EQ(srv_.post(hooks(), with("name", json::string(std::string(100, 'n')))).status, 201u);
 }
 
@@ -309,6 +310,8 @@ TEST_F(webhooks_api_test, url_rules) {
   expect_rejected(with("url", json::string("https://example.com/" + std::string(2048, 'p'))),
                   "url");
   expect_rejected(with("url", json::array{"https://example.com"}), "url");
+  expect_rejected(with("url", "https://example.com:0/"), "url");
+  expect_rejected(with("url", "https://example.com:65536/"), "url");
   auto ok = srv_.post(hooks(), with("url", "http://hooks.example.com:8443/in?x=1"));
   EXPECT_EQ(ok.status, 201u) << ok.body;
 }
@@ -327,6 +330,7 @@ TEST_F(webhooks_api_test, header_rules) {
   expect_rejected(with("headers", {{"X-LF", "a\nb"}}), "headers.X-LF");
   expect_rejected(with("headers", {{"X-NUL", std::string("a\0b", 3)}}), "headers.X-NUL");
   expect_rejected(with("headers", {{"X-Num", 5}}), "headers.X-Num");
+  expect_rejected(with("headers", {{"X-Team", "a"}, {"x-team", "b"}}), "headers.x-team");
   for (std::string reserved :
        {"Host", "content-length", "Content-Type", "Transfer-Encoding", "connection", "Upgrade",
         "TE", "trailer", "Keep-Alive", "Proxy-Authorization", "proxy-anything", "User-Agent",
