@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Sets everything up, builds (release preset) and runs every test with ctest.
-# Usage: bash tools/test.sh [preset]   (release by default; asan, tsan, debug also work)
+# Sets everything up, builds (debug preset: -O0, quickest to compile) and runs every test with ctest.
+# Usage: bash tools/test.sh [preset]   (debug by default; release, asan, tsan also work)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-preset=${1:-release}
+preset=${1:-debug}
 bash tools/setup.sh
 cmake --preset "$preset" ${HOOKD_CMAKE_ARGS:-}
 cmake --build --preset "$preset"
