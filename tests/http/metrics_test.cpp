@@ -9,7 +9,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <future>
-#include <regex>
 #include <set>
 #include <sstream>
 
@@ -134,29 +133,47 @@ TEST_F(MetricsTest, ExpositionIsWellFormed) {
   const auto text = stats_.render(*app_);
   ASSERT_FALSE(text.empty());
   EXPECT_EQ(text.back(), '\n');
-  const std::regex help(R"(# HELP ([a-z_]+) .+)");
-  const std::regex type(R"(# TYPE ([a-z_]+) (counter|gauge|histogram))");
-  const std::regex sample(R"(([a-z_]+)(\{.*\})? -?[0-9.e+-]+)");
+  const auto metric_name = [](std::string_view s) {
+    std::size_t n = 0;
+    while (n < s.size() && ((s[n] >= 'a' && s[n] <= 'z') || s[n] == '_')) ++n;
+    return std::string(s.substr(0, n));
+  };
   std::set<std::string> typed;
   std::istringstream in(text);
   std::string line;
-  std::smatch m;
   while (std::getline(in, line)) {
-    if (std::regex_match(line, m, type)) {
-      EXPECT_TRUE(typed.insert(m[1]).second) << "TYPE twice: " << line;
-    } else if (!std::regex_match(line, help)) {
-      ASSERT_TRUE(std::regex_match(line, m, sample)) << line;
-      // Every sample belongs to a declared family (histograms add _bucket/_sum/_count).
-      auto family = m[1].str();
-      for (const auto* suffix : {"_bucket", "_sum", "_count"}) {
-        const std::string s = suffix;
-        if (!typed.count(family) && family.size() > s.size() &&
-            family.compare(family.size() - s.size(), s.size(), s) == 0) {
-          family.resize(family.size() - s.size());
-        }
-      }
-      EXPECT_TRUE(typed.count(family)) << "no TYPE before " << line;
+    if (line.rfind("# HELP ", 0) == 0) {
+      EXPECT_FALSE(metric_name(std::string_view(line).substr(7)).empty()) << line;
+      continue;
     }
+    if (line.rfind("# TYPE ", 0) == 0) {
+      const auto name = metric_name(std::string_view(line).substr(7));
+      const auto type = line.substr(7 + name.size());
+      EXPECT_TRUE(type == " counter" || type == " gauge" || type == " histogram") << line;
+      EXPECT_TRUE(typed.insert(name).second) << "TYPE twice: " << line;
+      continue;
+    }
+    auto family = metric_name(line);
+    ASSERT_FALSE(family.empty()) << line;
+    std::string_view rest = std::string_view(line).substr(family.size());
+    if (!rest.empty() && rest.front() == '{') {
+      const auto close = rest.rfind('}');
+      ASSERT_NE(close, std::string_view::npos) << line;
+      rest.remove_prefix(close + 1);
+    }
+    ASSERT_TRUE(rest.size() > 1 && rest.front() == ' ') << line;
+    std::size_t used = 0;
+    const auto value_text = std::string(rest.substr(1));
+    EXPECT_NO_THROW(std::stod(value_text, &used)) << line;
+    EXPECT_EQ(used, value_text.size()) << line;
+    // Every sample belongs to a declared family (histograms add _bucket/_sum/_count).
+    for (const std::string suffix : {"_bucket", "_sum", "_count"}) {
+      if (!typed.count(family) && family.size() > suffix.size() &&
+          family.compare(family.size() - suffix.size(), suffix.size(), suffix) == 0) {
+        family.resize(family.size() - suffix.size());
+      }
+    }
+    EXPECT_TRUE(typed.count(family)) << "no TYPE before " << line;
   }
 }
 
