@@ -269,6 +269,7 @@ asio::awaitable<response> get_delivery(app& a, request_context& ctx) {
     co_return fail(
         ctx, make_problem(error_kind::not_found, "Delivery " + id->to_string() + " not found."));
   }
+  // The list's attempt count becomes the attempts themselves: "a delivery with its attempts".
   boost::json::object out = to_json(*found->record);
   boost::json::array attempts;
   attempts.reserve(found->attempts->size());
