@@ -17,22 +17,22 @@ namespace hookd {
 struct config {
   std::string listen_host = "127.0.0.1";  // --listen HOST:PORT, default 127.0.0.1:8080
   std::uint16_t listen_port = 8080;
-  std::string data_dir = "./data";        // --data-dir
-  unsigned threads = 0;                   // --threads; 0 = hardware threads
-  std::size_t max_body_bytes = 64 * 1024;          // --max-body
-  std::size_t max_webhooks_per_project = 100;      // --max-webhooks-per-project
+  std::string data_dir = "./data";                        // --data-dir
+  unsigned threads = 0;                                   // --threads; 0 = hardware threads
+  std::size_t max_body_bytes = 64 * 1024;                 // --max-body
+  std::size_t max_webhooks_per_project = 100;             // --max-webhooks-per-project
   std::vector<std::chrono::milliseconds> retry_schedule;  // --retry-schedule, default below
   std::chrono::milliseconds delivery_timeout{15'000};     // --delivery-timeout
   std::chrono::milliseconds disable_after{5LL * 24 * 3600 * 1000};  // --disable-after
   std::chrono::milliseconds secret_grace{24LL * 3600 * 1000};       // --secret-grace
-  bool allow_private_targets = false;                     // --allow-private-targets
-  std::chrono::milliseconds header_timeout{10'000};       // --header-timeout
-  std::chrono::milliseconds idle_timeout{60'000};         // --idle-timeout
-  std::chrono::milliseconds drain_timeout{10'000};        // --drain-timeout
-  std::size_t max_inflight_deliveries = 256;              // --max-inflight-deliveries
-  std::size_t max_inflight_per_webhook = 4;               // --max-inflight-per-webhook
+  bool allow_private_targets = false;                               // --allow-private-targets
+  std::chrono::milliseconds header_timeout{10'000};                 // --header-timeout
+  std::chrono::milliseconds idle_timeout{60'000};                   // --idle-timeout
+  std::chrono::milliseconds drain_timeout{10'000};                  // --drain-timeout
+  std::size_t max_inflight_deliveries = 256;                        // --max-inflight-deliveries
+  std::size_t max_inflight_per_webhook = 4;                         // --max-inflight-per-webhook
   bool unsafe_no_fsync = false;  // --unsafe-no-fsync: benchmarks only; loses acknowledged writes
-  std::optional<std::string> config_file;                 // --config
+  std::optional<std::string> config_file;  // --config
 
   config();  // fills retry_schedule with 5s,5m,30m,2h,5h,10h,10h
 };

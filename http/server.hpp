@@ -20,11 +20,11 @@ struct app;
 
 struct server_options {
   std::string host = "127.0.0.1";
-  std::uint16_t port = 8080;  // 0 picks a free port (tests)
-  unsigned threads = 0;       // 0: std::thread::hardware_concurrency()
-  std::size_t max_body_bytes = 64 * 1024;    // larger Content-Length -> 413 before reading it
-  std::size_t max_header_bytes = 8 * 1024;   // larger request head -> 431
-  std::size_t max_pipelined = 16;            // responses queued per connection before reading stops
+  std::uint16_t port = 8080;                // 0 picks a free port (tests)
+  unsigned threads = 0;                     // 0: std::thread::hardware_concurrency()
+  std::size_t max_body_bytes = 64 * 1024;   // larger Content-Length -> 413 before reading it
+  std::size_t max_header_bytes = 8 * 1024;  // larger request head -> 431
+  std::size_t max_pipelined = 16;           // responses queued per connection before reading stops
   std::chrono::milliseconds header_timeout{10'000};  // to read one request head
   std::chrono::milliseconds idle_timeout{60'000};    // keep-alive wait for the next request
   std::chrono::milliseconds drain_timeout{10'000};   // in-flight requests get this long on stop
