@@ -1,6 +1,7 @@
 // End to end: events in over the API, deliveries out to a real receiver on 127.0.0.1, attempts
 // and outcomes back through the API (CONTRACT §5).
 
+#include "core/clock.hpp"
 #include "core/signing.hpp"
 #include "hookd/version.hpp"
 #include "http/delivery_fixture.hpp"
@@ -295,6 +296,34 @@ TEST_F(DeliveryE2E, RetriesAreExhaustedAfterTheLastStep) {
   EXPECT_EQ(d.at("reason").as_string(), "retries exhausted");
   EXPECT_EQ(d.at("attempts").as_array().size(), 3u);  // the first and one per step (100ms,200ms)
   EXPECT_EQ(sink.count("/down"), 3u);
+}
+
+TEST_F(DeliveryE2E, RetryAfterOn429And503IsHonouredWithinOneToTwoSteps) {
+  // One step of 1 h: a plain retry would wait 48..72 min; Retry-After moves it, clamped to
+  // [1 h, 2 h]. The wait is read from the recorded times, not measured.
+  delivery_stack_options options;
+  options.retry_schedule = {std::chrono::hours(1)};
+  make_stack(options);
+  sink.set_default("/slow-down", {429, {{"Retry-After", "5400"}}, ""});
+  sink.set_default("/unavailable", {503, {{"Retry-After", "86400"}}, ""});
+  auto slow = hook("Slow down", "/slow-down", {"order.created"});
+  auto unavailable = hook("Unavailable", "/unavailable", {"order.created"});
+  ASSERT_EQ(ingest({{"type", "order.created"}, {"data", 1}}).status, 202u);
+  ASSERT_TRUE(eventually([&] { return stack->log().counters().retries == 2; }));
+
+  auto wait_of = [&](const json::object& h) {
+    auto d = delivery_detail(id_of(h), only_delivery(id_of(h)));
+    const auto next = parse_rfc3339(d.at("nextAttemptAt").as_string());
+    const auto at = parse_rfc3339(d.at("attempts").as_array().at(0).at("at").as_string());
+    EXPECT_TRUE(next && at);
+    return next && at ? *next - *at : std::chrono::milliseconds(0);
+  };
+  const auto slow_wait = wait_of(slow);
+  EXPECT_GE(slow_wait, std::chrono::milliseconds(5400s));
+  EXPECT_LE(slow_wait, std::chrono::milliseconds(5400s + 10s));
+  const auto clamped = wait_of(unavailable);
+  EXPECT_GE(clamped, std::chrono::milliseconds(2h));
+  EXPECT_LE(clamped, std::chrono::milliseconds(2h + 10s));
 }
 
 TEST_F(DeliveryE2E, GoneStopsRetriesAtOnce) {
