@@ -403,6 +403,22 @@ TEST_F(DeliveryE2E, TheGuardRefusesALoopbackTargetUnlessPrivateTargetsAreAllowed
   EXPECT_NE(metrics.body.find("hookd_delivery_ssrf_refusals_total 2\n"), std::string::npos);
 }
 
+TEST_F(DeliveryE2E, AWebhookNeverGetsMoreThanItsInFlightCapAtOnce) {
+  delivery_stack_options options;
+  options.max_in_flight_per_webhook = 2;
+  make_stack(options);
+  sink.set_default("/capped", {200, {}, "ok", 200ms});
+  auto h = hook("Capped", "/capped", {"order.created"});
+  constexpr std::size_t kEvents = 6;
+  for (std::size_t i = 0; i < kEvents; ++i) {
+    ASSERT_EQ(ingest({{"type", "order.created"}, {"data", i}}).status, 202u);
+  }
+  ASSERT_TRUE(
+      eventually([&] { return deliveries_of(id_of(h), "&status=succeeded").size() == kEvents; }));
+  EXPECT_EQ(sink.count("/capped"), kEvents);
+  EXPECT_LE(sink.max_concurrent(), 2u);
+}
+
 // ---------------------------------------------------------------- webhook state
 
 TEST_F(DeliveryE2E, DeletingAWebhookCancelsItsPendingDeliveries) {

@@ -239,6 +239,12 @@ class receiver {
   std::size_t count(const std::string& path) const { return requests(path).size(); }
   std::size_t count() const { return requests().size(); }
 
+  // The most requests that were being answered at once (received, response not yet written).
+  std::size_t max_concurrent() const {
+    std::lock_guard lock(mutex_);
+    return max_concurrent_;
+  }
+
   // Waits until `path` got at least `n` requests (bounded).
   bool wait_for(const std::string& path, std::size_t n, std::chrono::milliseconds limit = 20s) {
     return eventually([&] { return count(path) >= n; }, limit);
@@ -283,6 +289,7 @@ class receiver {
       {
         std::lock_guard lock(self.mutex_);
         self.requests_.push_back(std::move(got));
+        self.max_concurrent_ = std::max(self.max_concurrent_, ++self.concurrent_);
       }
 
       if (reply.delay > 0ms) {
@@ -300,6 +307,10 @@ class receiver {
       auto [write_ec, written] =
           co_await bhttp::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
       (void)written;
+      {
+        std::lock_guard lock(self.mutex_);
+        --self.concurrent_;
+      }
       if (write_ec || !res.keep_alive()) co_return;
     }
   }
@@ -326,6 +337,7 @@ class receiver {
   std::map<std::string, std::deque<scripted_reply>> scripts_;
   std::map<std::string, scripted_reply> defaults_;
   std::vector<received_request> requests_;
+  std::size_t concurrent_ = 0, max_concurrent_ = 0;
 };
 
 // ---------------------------------------------------------------- the stack
@@ -338,6 +350,7 @@ struct delivery_stack_options {
   std::chrono::milliseconds delivery_timeout{5000};
   // The receivers are on 127.0.0.1; the guard test turns this off.
   bool allow_private_targets = true;
+  std::size_t max_in_flight_per_webhook = 4;
 };
 
 class delivery_stack {
@@ -470,6 +483,7 @@ class delivery_stack {
 
     delivery_log_options log_options;
     log_options.retry = retry_policy(options_.retry_schedule);
+    log_options.scheduling.max_in_flight_per_webhook = options_.max_in_flight_per_webhook;
     log_ = std::make_unique<delivery_log>(*storage_, *catalog_, log_options);
     auto log_loaded = log_->load();
     if (!log_loaded) throw std::runtime_error("delivery log load: " + log_loaded.error().detail);
