@@ -1,7 +1,7 @@
 #include "core/codec.hpp"
 
-#include <boost/json/parse.hpp>
-#include <boost/json/parse_options.hpp>
+#include "core/record_reader.hpp"
+
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
@@ -15,142 +15,12 @@ namespace json = boost::json;
 
 namespace {
 
-// Records are flat: an object holding arrays of strings or of pairs at most.
-constexpr std::size_t kMaxDepth = 8;
-
-std::int64_t to_millis(timestamp t) {
-  return t.time_since_epoch().count();
-}
-timestamp from_millis(std::int64_t ms) {
-  return timestamp{std::chrono::milliseconds{ms}};
-}
-
-json::object begin_record() {
-  json::object o;
-  o["v"] = kCodecVersion;
-  return o;
-}
-
-// Reads fields of one record, keeping the first thing found wrong. Unknown fields are ignored so
-// that a later version may add optional fields without a new "v".
-class record_reader {
- public:
-  explicit record_reader(const json::object& obj) : obj_(obj) {}
-
-  bool ok() const noexcept { return error_.empty(); }
-  const std::string& error() const noexcept { return error_; }
-  void fail(std::string message) {
-    if (error_.empty()) error_ = std::move(message);
-  }
-
-  const json::value* field(std::string_view name, bool required) {
-    const json::value* v = obj_.if_contains(name);
-    if (v == nullptr && required) fail("field \"" + std::string(name) + "\" is missing");
-    return v;
-  }
-
-  std::string string(std::string_view name) {
-    return opt_string(name, true).value_or(std::string{});
-  }
-  std::optional<std::string> opt_string(std::string_view name, bool required = false) {
-    const json::value* v = field(name, required);
-    if (v == nullptr) return std::nullopt;
-    if (const json::string* s = v->if_string()) return std::string(*s);
-    fail("field \"" + std::string(name) + "\" is not a string");
-    return std::nullopt;
-  }
-
-  bool boolean(std::string_view name) {
-    const json::value* v = field(name, true);
-    if (v == nullptr) return false;
-    if (const bool* b = v->if_bool()) return *b;
-    fail("field \"" + std::string(name) + "\" is not a boolean");
-    return false;
-  }
-
-  timestamp time(std::string_view name) { return opt_time(name, true).value_or(timestamp{}); }
-  std::optional<timestamp> opt_time(std::string_view name, bool required = false) {
-    const json::value* v = field(name, required);
-    if (v == nullptr) return std::nullopt;
-    boost::system::error_code ec;
-    const auto ms = v->to_number<std::int64_t>(ec);
-    if (!ec) return from_millis(ms);
-    fail("field \"" + std::string(name) + "\" is not an integer of milliseconds");
-    return std::nullopt;
-  }
-
-  object_id id(std::string_view name) {
-    const std::optional<std::string> text = opt_string(name, true);
-    if (!text) return {};
-    if (auto parsed = object_id::parse(*text)) return *parsed;
-    fail("field \"" + std::string(name) + "\" is not a 24-hex-digit id");
-    return {};
-  }
-
-  const json::array* array(std::string_view name) {
-    const json::value* v = field(name, true);
-    if (v == nullptr) return nullptr;
-    if (const json::array* a = v->if_array()) return a;
-    fail("field \"" + std::string(name) + "\" is not an array");
-    return nullptr;
-  }
-
-  std::vector<std::string> strings(std::string_view name) {
-    std::vector<std::string> out;
-    const json::array* a = array(name);
-    if (a == nullptr) return out;
-    out.reserve(a->size());
-    for (const json::value& item : *a) {
-      const json::string* s = item.if_string();
-      if (s == nullptr) {
-        fail("field \"" + std::string(name) + "\" holds a value that is not a string");
-        return {};
-      }
-      out.emplace_back(*s);
-    }
-    return out;
-  }
-
- private:
-  const json::object& obj_;
-  std::string error_;
-};
-
-problem decode_error(std::string what) {
-  return make_problem(error_kind::internal, std::move(what));
-}
-
-// Parses the value, checks it is an object of a version this code reads, and takes the id from
-// the key.
-result<std::pair<json::value, object_id>> open_record(std::string_view key,
-                                                      std::string_view value) {
-  const std::optional<object_id> id = object_id::from_binary(key);
-  if (!id) return decode_error("the key is not a 12-byte id");
-  json::parse_options options;
-  options.max_depth = kMaxDepth;
-  boost::system::error_code ec;
-  json::value parsed = json::parse(value, ec, {}, options);
-  if (ec) return decode_error("the value is not JSON (" + ec.message() + ")");
-  const json::object* obj = parsed.if_object();
-  if (obj == nullptr) return decode_error("the value is not a JSON object");
-  const json::value* v = obj->if_contains("v");
-  if (v == nullptr) return decode_error("the value has no version field \"v\"");
-  boost::system::error_code vec;
-  const auto version = v->to_number<std::int64_t>(vec);
-  if (vec) return decode_error("the version field \"v\" is not an integer");
-  if (version != kCodecVersion) {
-    return decode_error("the record has version " + std::to_string(version) +
-                        ", this hookd reads version " + std::to_string(kCodecVersion) +
-                        " (written by a newer hookd?)");
-  }
-  return std::pair<json::value, object_id>{std::move(parsed), *id};
-}
-
-template <class T>
-result<T> finish(const record_reader& r, T&& value) {
-  if (!r.ok()) return decode_error(r.error());
-  return std::forward<T>(value);
-}
+using detail::begin_record;
+using detail::decode_error;
+using detail::finish;
+using detail::open_record;
+using detail::record_reader;
+using detail::to_millis;
 
 std::string digest_view(const sha256_digest& d) {
   return std::string(reinterpret_cast<const char*>(d.data()), d.size());
@@ -171,9 +41,9 @@ std::string encode(const organization& org) {
 result<organization> decode_organization(std::string_view key, std::string_view value) {
   auto rec = open_record(key, value);
   if (!rec) return rec.error();
-  record_reader r(rec->first.get_object());
+  record_reader r(rec->value.get_object());
   organization org;
-  org.id = rec->second;
+  org.id = rec->id;
   org.name = r.string("name");
   org.created_at = r.time("createdAt");
   org.updated_at = r.time("updatedAt");
@@ -198,9 +68,9 @@ std::string encode(const project& p) {
 result<project> decode_project(std::string_view key, std::string_view value) {
   auto rec = open_record(key, value);
   if (!rec) return rec.error();
-  record_reader r(rec->first.get_object());
+  record_reader r(rec->value.get_object());
   project p;
-  p.id = rec->second;
+  p.id = rec->id;
   p.organization = r.id("organization");
   p.name = r.string("name");
   p.slug = r.string("slug");
@@ -239,9 +109,9 @@ std::string encode(const api_token& t) {
 result<api_token> decode_token(std::string_view key, std::string_view value) {
   auto rec = open_record(key, value);
   if (!rec) return rec.error();
-  record_reader r(rec->first.get_object());
+  record_reader r(rec->value.get_object());
   api_token t;
-  t.id = rec->second;
+  t.id = rec->id;
   t.name = r.string("name");
   for (const std::string& text : r.strings("organizations")) {
     if (auto id = object_id::parse(text)) {
@@ -299,9 +169,9 @@ result<webhook> decode_webhook(std::string_view key, std::string_view value,
                                const aes256gcm_key& master_key) {
   auto rec = open_record(key, value);
   if (!rec) return rec.error();
-  record_reader r(rec->first.get_object());
+  record_reader r(rec->value.get_object());
   webhook w;
-  w.id = rec->second;
+  w.id = rec->id;
   w.organization = r.id("organization");
   w.project = r.id("project");
   w.name = r.string("name");

@@ -1,6 +1,6 @@
 #include "core/delivery.hpp"
 
-#include "core/codec.hpp"  // kCodecVersion
+#include "core/record_reader.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/parse_options.hpp>
@@ -9,7 +9,6 @@
 #include <boost/json/value.hpp>
 
 #include <algorithm>
-#include <limits>
 #include <utility>
 
 namespace hookd {
@@ -17,136 +16,22 @@ namespace json = boost::json;
 
 namespace {
 
-// Records are flat objects; the idempotency record nests nothing either. `data` of an event is
-// stored as a string, so its own depth does not count here.
-constexpr std::size_t kMaxRecordDepth = 8;
+using detail::begin_record;
+using detail::decode_error;
+using detail::finish;
+using detail::open_record;
+using detail::record_reader;
+using detail::to_millis;
+
 // An event's data was accepted by the HTTP layer with a bounded depth; parsing it back for a
 // read uses a generous bound so that whatever was accepted can be shown.
 constexpr std::size_t kMaxDataDepth = 256;
-
-std::int64_t to_millis(timestamp t) {
-  return t.time_since_epoch().count();
-}
-timestamp from_millis(std::int64_t ms) {
-  return timestamp{std::chrono::milliseconds{ms}};
-}
 
 json::string time_json(timestamp t) {
   std::string text;
   text.reserve(24);
   append_rfc3339(text, t);
   return json::string(text.data(), text.size());
-}
-
-json::object begin_record() {
-  json::object o;
-  o["v"] = kCodecVersion;
-  return o;
-}
-
-problem decode_error(std::string what) {
-  return make_problem(error_kind::internal, std::move(what));
-}
-
-// Reads the fields of one record and keeps the first thing found wrong. Unknown fields are
-// ignored so that a later version may add optional ones without a new "v".
-class field_reader {
- public:
-  explicit field_reader(const json::object& obj) : obj_(obj) {}
-
-  bool ok() const noexcept { return error_.empty(); }
-  const std::string& error() const noexcept { return error_; }
-  void fail(std::string message) {
-    if (error_.empty()) error_ = std::move(message);
-  }
-
-  // Present and not null.
-  const json::value* field(std::string_view name, bool required) {
-    const json::value* v = obj_.if_contains(name);
-    if (v != nullptr && v->is_null()) v = nullptr;
-    if (v == nullptr && required) fail("field \"" + std::string(name) + "\" is missing");
-    return v;
-  }
-
-  std::string string(std::string_view name) {
-    return opt_string(name, true).value_or(std::string{});
-  }
-  std::optional<std::string> opt_string(std::string_view name, bool required = false) {
-    const json::value* v = field(name, required);
-    if (v == nullptr) return std::nullopt;
-    if (const json::string* s = v->if_string()) return std::string(*s);
-    fail("field \"" + std::string(name) + "\" is not a string");
-    return std::nullopt;
-  }
-
-  std::optional<std::int64_t> opt_integer(std::string_view name, bool required = false) {
-    const json::value* v = field(name, required);
-    if (v == nullptr) return std::nullopt;
-    boost::system::error_code ec;
-    const auto n = v->to_number<std::int64_t>(ec);
-    if (!ec) return n;
-    fail("field \"" + std::string(name) + "\" is not an integer");
-    return std::nullopt;
-  }
-  std::uint32_t count(std::string_view name) {
-    const std::int64_t n = opt_integer(name, true).value_or(0);
-    if (n < 0 || n > std::numeric_limits<std::uint32_t>::max()) {
-      fail("field \"" + std::string(name) + "\" is out of range");
-      return 0;
-    }
-    return static_cast<std::uint32_t>(n);
-  }
-
-  timestamp time(std::string_view name) { return opt_time(name, true).value_or(timestamp{}); }
-  std::optional<timestamp> opt_time(std::string_view name, bool required = false) {
-    const auto ms = opt_integer(name, required);
-    if (!ms) return std::nullopt;
-    return from_millis(*ms);
-  }
-
-  object_id id(std::string_view name) {
-    const std::optional<std::string> text = opt_string(name, true);
-    if (!text) return {};
-    if (auto parsed = object_id::parse(*text)) return *parsed;
-    fail("field \"" + std::string(name) + "\" is not a 24-hex-digit id");
-    return {};
-  }
-
- private:
-  const json::object& obj_;
-  std::string error_;
-};
-
-result<json::value> open_value(std::string_view value) {
-  json::parse_options options;
-  options.max_depth = kMaxRecordDepth;
-  boost::system::error_code ec;
-  json::value parsed = json::parse(value, ec, {}, options);
-  if (ec) return decode_error("the value is not JSON (" + ec.message() + ")");
-  const json::object* obj = parsed.if_object();
-  if (obj == nullptr) return decode_error("the value is not a JSON object");
-  const json::value* v = obj->if_contains("v");
-  if (v == nullptr) return decode_error("the value has no version field \"v\"");
-  boost::system::error_code vec;
-  const auto version = v->to_number<std::int64_t>(vec);
-  if (vec) return decode_error("the version field \"v\" is not an integer");
-  if (version != kCodecVersion) {
-    return decode_error("the record has version " + std::to_string(version) +
-                        ", this hookd reads version " + std::to_string(kCodecVersion) +
-                        " (written by a newer hookd?)");
-  }
-  return parsed;
-}
-
-result<object_id> id_from_key(std::string_view key) {
-  if (auto id = object_id::from_binary(key)) return *id;
-  return decode_error("the key is not a 12-byte id");
-}
-
-template <class T>
-result<T> finish(const field_reader& r, T&& value) {
-  if (!r.ok()) return decode_error(r.error());
-  return std::forward<T>(value);
 }
 
 void append_be32(std::string& out, std::uint32_t n) {
@@ -311,13 +196,11 @@ std::string encode(const event& e) {
 }
 
 result<event> decode_event(std::string_view key, std::string_view value) {
-  auto id = id_from_key(key);
-  if (!id) return id.error();
-  auto parsed = open_value(value);
-  if (!parsed) return parsed.error();
-  field_reader r(parsed->get_object());
+  auto rec = open_record(key, value);
+  if (!rec) return rec.error();
+  record_reader r(rec->value.get_object());
   event e;
-  e.id = *id;
+  e.id = rec->id;
   e.organization = r.id("organization");
   e.project = r.id("project");
   e.type = r.string("type");
@@ -343,13 +226,11 @@ std::string encode(const delivery& d) {
 }
 
 result<delivery> decode_delivery(std::string_view key, std::string_view value) {
-  auto id = id_from_key(key);
-  if (!id) return id.error();
-  auto parsed = open_value(value);
-  if (!parsed) return parsed.error();
-  field_reader r(parsed->get_object());
+  auto rec = open_record(key, value);
+  if (!rec) return rec.error();
+  record_reader r(rec->value.get_object());
   delivery d;
-  d.id = *id;
+  d.id = rec->id;
   d.event = r.id("event");
   d.webhook = r.id("webhook");
   d.type = r.string("type");
@@ -389,9 +270,9 @@ result<std::pair<object_id, attempt>> decode_attempt(std::string_view key, std::
     return decode_error("the key is not a 12-byte delivery id and a 4-byte attempt number");
   }
   const object_id delivery_id = *object_id::from_binary(key.substr(0, object_id::kSize));
-  auto parsed = open_value(value);
+  auto parsed = open_record(value);
   if (!parsed) return parsed.error();
-  field_reader r(parsed->get_object());
+  record_reader r(parsed->get_object());
   attempt a;
   a.number = read_be32(key.substr(object_id::kSize));
   if (a.number == 0) r.fail("the attempt number in the key is 0");
@@ -427,9 +308,9 @@ std::string encode(const idempotency_record& rec) {
 }
 
 result<idempotency_record> decode_idempotency(std::string_view value) {
-  auto parsed = open_value(value);
+  auto parsed = open_record(value);
   if (!parsed) return parsed.error();
-  field_reader r(parsed->get_object());
+  record_reader r(parsed->get_object());
   idempotency_record rec;
   const std::string hash = r.string("bodyHash");
   if (r.ok()) {
@@ -450,7 +331,7 @@ result<idempotency_record> decode_idempotency(std::string_view value) {
   const json::value* response = r.field("response", true);
   if (response != nullptr) {
     if (const json::object* obj = response->if_object()) {
-      field_reader rr(*obj);
+      record_reader rr(*obj);
       rec.event = rr.id("_id");
       rec.type = rr.string("type");
       rec.time = rr.time("timestamp");

@@ -1,4 +1,5 @@
 #include "core/codec.hpp"
+#include "core/test_util.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -7,16 +8,12 @@
 namespace hookd {
 namespace {
 
+using testing::at;
+using testing::id_of;
+using testing::with_null_field;
+
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-timestamp at(std::int64_t ms) {
-  return timestamp{std::chrono::milliseconds{ms}};
-}
-
-object_id id_of(std::string_view hex) {
-  return object_id::parse(hex).value();
-}
 
 webhook sample_webhook() {
   webhook w;
@@ -210,6 +207,45 @@ TEST(Codec, DamagedFieldsOfOtherEntitiesAreErrors) {
       master);
   ASSERT_FALSE(bad_headers);
   EXPECT_THAT(bad_headers.error().detail, HasSubstr("headers"));
+}
+
+// Encoders leave an absent optional field out; a null is damage, refused with the field's name
+// whether the field is required or optional.
+TEST(Codec, NullFieldsAreRefusedNamingTheField) {
+  const organization o{id_of("65a0f1c2aabbccddee000002"), "Acme", at(1), at(2)};
+  EXPECT_THAT(encode(o), Not(HasSubstr("null")));
+  auto org = decode_organization(o.id.binary(), with_null_field(encode(o), "name"));
+  ASSERT_FALSE(org);
+  EXPECT_EQ(org.error().kind, error_kind::internal);
+  EXPECT_THAT(org.error().detail, HasSubstr("field \"name\" is null"));
+
+  project p;
+  p.id = id_of("65a0f1c2aabbccddee000003");
+  p.organization = id_of("65a0f1c2aabbccddee0000aa");
+  p.name = "Shop";
+  p.slug = "shop";
+  p.created_at = at(10);
+  p.updated_at = at(20);
+  const std::string plain = encode(p);  // no description, no icon
+  EXPECT_THAT(plain, Not(HasSubstr("null")));
+  for (const char* optional : {"description", "appIconUrl"}) {
+    auto back = decode_project(p.id.binary(), with_null_field(plain, optional));
+    ASSERT_FALSE(back) << optional;
+    EXPECT_THAT(back.error().detail, HasSubstr("field \"" + std::string(optional) + "\" is null"));
+  }
+
+  const aes256gcm_key key = aes256gcm_key::generate();
+  webhook w = sample_webhook();
+  w.disabled_reason.reset();
+  w.disabled_at.reset();
+  const std::string hook = encode(w, key);
+  EXPECT_THAT(hook, Not(HasSubstr("null")));
+  ASSERT_TRUE(decode_webhook(w.id.binary(), hook, key));
+  for (const char* optional : {"disabledReason", "disabledAt"}) {
+    auto back = decode_webhook(w.id.binary(), with_null_field(hook, optional), key);
+    ASSERT_FALSE(back) << optional;
+    EXPECT_THAT(back.error().detail, HasSubstr("field \"" + std::string(optional) + "\" is null"));
+  }
 }
 
 TEST(Codec, IndexKeysHaveTheDocumentedLayout) {

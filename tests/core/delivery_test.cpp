@@ -1,6 +1,7 @@
 #include "core/delivery.hpp"
 
 #include "core/codec.hpp"
+#include "core/test_util.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -10,15 +11,12 @@
 namespace hookd {
 namespace {
 
+using testing::at;
+using testing::id_of;
+using testing::with_null_field;
+
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-timestamp at(std::int64_t ms) {
-  return timestamp{std::chrono::milliseconds{ms}};
-}
-object_id id_of(std::string_view hex) {
-  return object_id::parse(hex).value();
-}
 
 event sample_event() {
   event e;
@@ -270,6 +268,53 @@ TEST(DeliveryCodec, IdempotencyRecordRoundTrips) {
   EXPECT_EQ(back->deliveries, 3u);
   EXPECT_EQ(back->created_at, r.created_at);
   EXPECT_FALSE(decode_idempotency(R"({"v":1,"bodyHash":"zz","response":{},"createdAt":1})"));
+}
+
+// Encoders leave an absent optional field out (the wire JSON shows null; storage never holds
+// one); a null in storage is damage, refused with the field's name, optional fields included.
+TEST(DeliveryCodec, NullFieldsAreRefusedNamingTheField) {
+  delivery d = sample_delivery();
+  d.status = delivery_status::failed;
+  d.next_attempt_at.reset();
+  const std::string failed_without_reason = encode(d);
+  EXPECT_THAT(failed_without_reason, Not(HasSubstr("null")));
+  for (const char* optional : {"nextAttemptAt", "reason"}) {
+    auto back = decode_delivery(d.id.binary(), with_null_field(failed_without_reason, optional));
+    ASSERT_FALSE(back) << optional;
+    EXPECT_EQ(back.error().kind, error_kind::internal);
+    EXPECT_THAT(back.error().detail, HasSubstr("field \"" + std::string(optional) + "\" is null"));
+  }
+  auto null_type = decode_delivery(d.id.binary(), with_null_field(failed_without_reason, "type"));
+  ASSERT_FALSE(null_type);
+  EXPECT_THAT(null_type.error().detail, HasSubstr("field \"type\" is null"));
+
+  attempt a;
+  a.number = 1;
+  a.at = at(1'700'000'000'000);
+  const std::string bare = encode(a);  // no status code, no error
+  EXPECT_THAT(bare, Not(HasSubstr("null")));
+  const object_id id = id_of("65a0f1c2aabbccddee000002");
+  ASSERT_TRUE(decode_attempt(attempt_key(id, 1), bare));
+  for (const char* optional : {"statusCode", "error"}) {
+    auto back = decode_attempt(attempt_key(id, 1), with_null_field(bare, optional));
+    ASSERT_FALSE(back) << optional;
+    EXPECT_THAT(back.error().detail, HasSubstr("field \"" + std::string(optional) + "\" is null"));
+  }
+
+  const event e = sample_event();
+  auto null_data = decode_event(e.id.binary(), with_null_field(encode(e), "data"));
+  ASSERT_FALSE(null_data);
+  EXPECT_THAT(null_data.error().detail, HasSubstr("field \"data\" is null"));
+
+  idempotency_record r;
+  r.body_hash = sha256("body");
+  r.event = e.id;
+  r.type = e.type;
+  boost::json::value rec = boost::json::parse(encode(r));
+  rec.at("response").as_object()["_id"] = nullptr;
+  auto null_nested = decode_idempotency(boost::json::serialize(rec));
+  ASSERT_FALSE(null_nested);
+  EXPECT_THAT(null_nested.error().detail, HasSubstr("field \"response\": field \"_id\" is null"));
 }
 
 TEST(DeliveryCodec, IndexAndIdempotencyKeys) {
