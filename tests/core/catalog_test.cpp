@@ -2,14 +2,13 @@
 
 #include "core/codec.hpp"
 #include "core/memory_storage.hpp"
+#include "core/test_util.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
-#include <future>
 #include <mutex>
 #include <random>
 #include <set>
@@ -18,69 +17,12 @@
 namespace hookd {
 namespace {
 
+using testing::await;
+using testing::collector;
+using testing::write_gate;
+
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-// Runs one catalog write and waits for its completion.
-template <class T, class Start>
-result<T> await(Start&& start) {
-  std::promise<result<T>> promise;
-  auto future = promise.get_future();
-  start([&promise](result<T> r) { promise.set_value(std::move(r)); });
-  return future.get();
-}
-
-// Holds the writer inside its first storage write until released, so that a test can queue
-// several mutations and know they will form the next group together.
-class write_gate {
- public:
-  void hold() {
-    std::unique_lock lock(mutex_);
-    entered_ = true;
-    changed_.notify_all();
-    changed_.wait(lock, [this] { return open_; });
-  }
-  void wait_until_held() {
-    std::unique_lock lock(mutex_);
-    changed_.wait(lock, [this] { return entered_; });
-  }
-  void release() {
-    std::lock_guard lock(mutex_);
-    open_ = true;
-    changed_.notify_all();
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  bool entered_ = false, open_ = false;
-};
-
-// Collects results of asynchronous writes.
-template <class T>
-class collector {
- public:
-  completion<T> sink(std::size_t slot) {
-    return [this, slot](result<T> r) {
-      std::lock_guard lock(mutex_);
-      results_[slot] = std::move(r);
-      ++done_;
-      changed_.notify_all();
-    };
-  }
-  explicit collector(std::size_t n) : results_(n, make_problem(error_kind::internal, "pending")) {}
-  std::vector<result<T>> wait() {
-    std::unique_lock lock(mutex_);
-    changed_.wait(lock, [this] { return done_ == results_.size(); });
-    return results_;
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  std::vector<result<T>> results_;
-  std::size_t done_ = 0;
-};
 
 webhook_input hook_input(const std::string& name) {
   webhook_input in;

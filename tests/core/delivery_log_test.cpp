@@ -1,21 +1,23 @@
 #include "core/delivery_log.hpp"
 
 #include "core/memory_storage.hpp"
+#include "core/test_util.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
-#include <future>
 #include <map>
-#include <mutex>
 #include <set>
 #include <thread>
 
 namespace hookd {
 namespace {
+
+using testing::await;
+using testing::collector;
+using testing::write_gate;
 
 using std::chrono::hours;
 using std::chrono::milliseconds;
@@ -24,67 +26,6 @@ using std::chrono::seconds;
 using ::testing::HasSubstr;
 
 constexpr std::int64_t kT0 = 1'700'000'000'000;
-
-// Runs one asynchronous write and waits for its completion.
-template <class T, class Start>
-result<T> await(Start&& start) {
-  std::promise<result<T>> promise;
-  auto future = promise.get_future();
-  start([&promise](result<T> r) { promise.set_value(std::move(r)); });
-  return future.get();
-}
-
-// Holds a writer inside its storage write until released, so that a test can queue several
-// mutations and know they will form the next group together.
-class write_gate {
- public:
-  void hold() {
-    std::unique_lock lock(mutex_);
-    entered_ = true;
-    changed_.notify_all();
-    changed_.wait(lock, [this] { return open_; });
-  }
-  void wait_until_held() {
-    std::unique_lock lock(mutex_);
-    changed_.wait(lock, [this] { return entered_; });
-  }
-  void release() {
-    std::lock_guard lock(mutex_);
-    open_ = true;
-    changed_.notify_all();
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  bool entered_ = false, open_ = false;
-};
-
-// Collects the results of asynchronous writes.
-template <class T>
-class collector {
- public:
-  explicit collector(std::size_t n) : results_(n, make_problem(error_kind::internal, "pending")) {}
-  completion<T> sink(std::size_t slot) {
-    return [this, slot](result<T> r) {
-      std::lock_guard lock(mutex_);
-      results_[slot] = std::move(r);
-      ++done_;
-      changed_.notify_all();
-    };
-  }
-  std::vector<result<T>> wait() {
-    std::unique_lock lock(mutex_);
-    changed_.wait(lock, [this] { return done_ == results_.size(); });
-    return results_;
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  std::vector<result<T>> results_;
-  std::size_t done_ = 0;
-};
 
 class DeliveryLogTest : public ::testing::Test {
  protected:

@@ -1,17 +1,25 @@
 #pragma once
-// Helpers shared by the core tests: record fixtures (times, ids, damaged records) for the codec
-// tests. Header only.
+// Helpers shared by the core tests: record fixtures (times and ids) for the codec tests, and the
+// means to drive a single-writer component (catalog, delivery log) from a test: wait for one
+// write, hold the writer inside a storage write, collect many results. Header only.
 
+#include "core/catalog.hpp"  // completion<T>
 #include "core/clock.hpp"
+#include "core/error.hpp"
 #include "core/object_id.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
+#include <condition_variable>
 #include <cstdint>
+#include <future>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace hookd::testing {
 
@@ -31,5 +39,69 @@ inline std::string with_null_field(std::string_view record, std::string_view nam
   v.as_object()[name] = nullptr;
   return boost::json::serialize(v);
 }
+
+// Runs one asynchronous write and waits for its completion: `start` is called with the
+// completion to pass on.
+template <class T, class Start>
+result<T> await(Start&& start) {
+  std::promise<result<T>> promise;
+  auto future = promise.get_future();
+  start([&promise](result<T> r) { promise.set_value(std::move(r)); });
+  return future.get();
+}
+
+// Holds a writer inside a storage write until released (install hold() as the storage's
+// before-write hook), so that a test can queue several mutations and know they will form the
+// next group together.
+class write_gate {
+ public:
+  void hold() {
+    std::unique_lock lock(mutex_);
+    entered_ = true;
+    changed_.notify_all();
+    changed_.wait(lock, [this] { return open_; });
+  }
+  void wait_until_held() {
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [this] { return entered_; });
+  }
+  void release() {
+    std::lock_guard lock(mutex_);
+    open_ = true;
+    changed_.notify_all();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  bool entered_ = false, open_ = false;
+};
+
+// Collects the results of `n` asynchronous writes, one slot each; wait() returns them once all
+// have completed.
+template <class T>
+class collector {
+ public:
+  explicit collector(std::size_t n) : results_(n, make_problem(error_kind::internal, "pending")) {}
+  completion<T> sink(std::size_t slot) {
+    return [this, slot](result<T> r) {
+      std::lock_guard lock(mutex_);
+      results_[slot] = std::move(r);
+      ++done_;
+      changed_.notify_all();
+    };
+  }
+  std::vector<result<T>> wait() {
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [this] { return done_ == results_.size(); });
+    return results_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<result<T>> results_;
+  std::size_t done_ = 0;
+};
 
 }  // namespace hookd::testing
