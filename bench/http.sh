@@ -21,6 +21,9 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+bench_name=http.sh
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
 hookd_bin=${1:-${HOOKD_BIN:-$root/build/release/bin/hookd}}
 secs=${BENCH_SECONDS:-8}
 warmup_secs=2
@@ -29,95 +32,37 @@ post_connections=(1 16 64)
 project_count=${BENCH_PROJECTS:-64}
 time_budget=280
 
-die() {
-  echo "http.sh: $*" >&2
-  exit 1
-}
-log() { echo "http.sh: $*" >&2; }
-
 [[ -x $hookd_bin ]] || die "no hookd at $hookd_bin (build it: cmake --preset release && cmake --build --preset release --target hookd)"
-for tool in wrk nginx curl taskset awk sed; do
-  command -v "$tool" >/dev/null || die "$tool is missing (bash tools/setup.sh installs wrk and nginx-light)"
-done
+bench_require wrk nginx curl taskset awk sed split
 ((secs >= 5 && secs <= 10)) || die "BENCH_SECONDS must be 5..10, got $secs"
 ((project_count >= 1 && project_count <= 1000)) || die "BENCH_PROJECTS must be 1..1000"
-server_cpu=0
-client_cpu=1
-if (($(nproc) < 2)); then
-  log "only $(nproc) CPU: server and wrk share core 0, figures will be lower"
-  client_cpu=0
-fi
+bench_pick_cpus
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/hookd-http-bench.XXXXXX")
-pids=()
-cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
 started_at=$SECONDS
-load_start=$(cut -d' ' -f1 /proc/loadavg)
+load_start=$(load_1m)
 hookd_version=$("$hookd_bin" --version 2>/dev/null | head -1)
-commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [[ $commit != unknown && -n $(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null) ]]; then
-  commit="$commit+uncommitted"
-fi
+commit=$(git_commit "$root")
 check_budget() {
   ((SECONDS - started_at + secs + 5 < time_budget)) || die "time budget of ${time_budget}s would be exceeded; stopping"
 }
 
 # ------------------------------------------------------------------ hookd
-admin_token="hkd_bench_admin_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
-HOOKD_ADMIN_TOKEN=$admin_token taskset -c "$server_cpu" "$hookd_bin" \
-  --data-dir "$tmp/data" --listen 127.0.0.1:0 --threads 1 \
-  --max-webhooks-per-project 1000000 2>"$tmp/hookd.log" &
-hookd_pid=$!
-pids+=("$hookd_pid")
-hookd_url=
-for _ in $(seq 100); do
-  hookd_url=$(sed -n 's/.*"event":"listening","address":"\(http:[^"]*\)".*/\1/p' "$tmp/hookd.log")
-  [[ -n $hookd_url ]] && break
-  kill -0 "$hookd_pid" 2>/dev/null || { cat "$tmp/hookd.log" >&2; die "hookd exited"; }
-  sleep 0.1
-done
-[[ -n $hookd_url ]] || { cat "$tmp/hookd.log" >&2; die "hookd did not start listening within 10 s"; }
+admin_token="hkd_bench_admin_$(random_hex 16)"
+hookd_start "$hookd_bin" "$tmp/hookd.log" --data-dir "$tmp/data" --listen 127.0.0.1:0 --threads 1 \
+  --max-webhooks-per-project 1000000
 log "hookd at $hookd_url (pid $hookd_pid, core $server_cpu)"
 
-# api METHOD PATH TOKEN [BODY] -> prints the body; fails unless the status is 2xx.
-api() {
-  local method=$1 path=$2 token=$3 body=${4:-} out status
-  local args=(-sS --max-time 10 -X "$method" -H "Authorization: Bearer $token" -o "$tmp/api.out" -w '%{http_code}')
-  [[ -n $body ]] && args+=(-H 'Content-Type: application/json' --data-binary "$body")
-  status=$(curl "${args[@]}" "$hookd_url$path") || die "$method $path: curl failed"
-  out=$(cat "$tmp/api.out")
-  [[ $status == 2?? ]] || die "$method $path: HTTP $status: $out"
-  printf '%s' "$out"
-}
-json_field() { sed -n "s/.*\"$1\":\"\\([^\"]*\\)\".*/\\1/p"; }
-
-org=$(api POST /api/v1/organizations "$admin_token" '{"name":"Bench Org"}' | json_field _id)
-[[ -n $org ]] || die "no organization id"
+org=$(provision_org "Bench Org")
 projects=()
 for i in $(seq "$project_count"); do
-  id=$(api POST "/api/v1/organizations/$org/projects" "$admin_token" \
-    "{\"name\":\"Bench $i\",\"slug\":\"bench-$i\"}" | json_field _id)
-  [[ -n $id ]] || die "no project id"
-  projects+=("$id")
+  projects+=("$(provision_project "$org" "Bench $i" "bench-$i")")
 done
-token=$(api POST /api/v1/tokens "$admin_token" \
-  "{\"name\":\"bench\",\"organizations\":[\"$org\"],\"scopes\":[\"webhooks:read\",\"webhooks:write\"]}" |
-  json_field token)
-[[ -n $token ]] || die "no token"
+token=$(provision_token "$org" webhooks:read webhooks:write)
 hooks_path="/api/v1/organizations/$org/projects/${projects[0]}/settings/webhooks"
-hook=$(api POST "$hooks_path" "$token" '{"name":"Invoice notifications","url":"https://hooks.example.com/services/T024BE7LD/B08F3QZ1X/incoming","headers":{"X-Tenant":"acme-production","X-Api-Version":"2024-06-01","Authorization":"Basic YmVuY2g6c2VjcmV0LXZhbHVlLWZvci1iZW5jaA=="},"events":["invoice.paid","invoice.payment_failed","customer.*"]}' |
-  json_field _id)
+hook=$(api POST "$hooks_path" "$token" "$(bench_webhook_body "Invoice notifications" incoming)" | json_field _id)
 [[ -n $hook ]] || die "no webhook id"
 get_url="$hookd_url$hooks_path/$hook"
 curl -sS --max-time 10 -H "Authorization: Bearer $token" -D "$tmp/hookd.head" -o "$tmp/body.json" "$get_url"
@@ -126,65 +71,8 @@ body_bytes=$(wc -c <"$tmp/body.json")
 log "webhook $hook, GET body $body_bytes bytes"
 
 # ------------------------------------------------------------------ nginx
-# The body inside an nginx single-quoted string: '\' and ''' are escaped with '\' (nginx would
-# otherwise turn \n, \t, \r into control characters), and '$' would start a variable, so it
-# becomes ${dollar}, a geo variable whose value is a literal '$'.
-nginx_body=$(sed -e 's/\\/\\\\/g' -e "s/'/\\\\'/g" -e 's/\$/${dollar}/g' "$tmp/body.json")
-request_id_value=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')  # 32 hex digits, like hookd's
-mkdir -p "$tmp/nginx"
-start_nginx() {
-  local port=$1
-  cat >"$tmp/nginx/nginx.conf" <<EOF
-daemon off;
-master_process off;
-worker_processes 1;
-pid $tmp/nginx/nginx.pid;
-error_log $tmp/nginx/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  server_tokens off;
-  client_body_temp_path $tmp/nginx/body;
-  proxy_temp_path $tmp/nginx/proxy;
-  fastcgi_temp_path $tmp/nginx/fastcgi;
-  uwsgi_temp_path $tmp/nginx/uwsgi;
-  scgi_temp_path $tmp/nginx/scgi;
-  keepalive_requests 1000000;
-  geo \$dollar { default "\$"; }
-  server {
-    listen 127.0.0.1:$port;
-    location = /w {
-      default_type application/json;
-      add_header X-Request-Id $request_id_value;
-      return 200 '$nginx_body';
-    }
-  }
-}
-EOF
-  taskset -c "$server_cpu" nginx -p "$tmp/nginx" -e "$tmp/nginx/error.log" -c "$tmp/nginx/nginx.conf" &
-  nginx_pid=$!
-}
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-nginx_pid=
-nginx_url=
-for attempt in $(seq 10); do
-  port=$((20000 + (RANDOM % 40000)))
-  port_in_use "$port" && continue
-  start_nginx "$port"
-  for _ in $(seq 50); do
-    port_in_use "$port" && { nginx_url="http://127.0.0.1:$port/w"; break; }
-    kill -0 "$nginx_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if [[ -n $nginx_url ]]; then
-    pids+=("$nginx_pid")
-    break
-  fi
-  kill -KILL "$nginx_pid" 2>/dev/null || true
-  wait "$nginx_pid" 2>/dev/null || true
-  log "nginx did not start on port $port (attempt $attempt): $(tail -1 "$tmp/nginx/error.log" 2>/dev/null)"
-done
-[[ -n $nginx_url ]] || die "nginx did not start"
+nginx_start "$tmp/nginx" /w "$tmp/body.json"
+nginx_url="$nginx_base/w"
 curl -sS --max-time 10 -H "Authorization: Bearer $token" -D "$tmp/nginx.head" -o "$tmp/nginx.json" "$nginx_url"
 cmp -s "$tmp/body.json" "$tmp/nginx.json" || die "nginx does not serve the same body bytes as hookd"
 hookd_head_bytes=$(wc -c <"$tmp/hookd.head")
@@ -192,21 +80,6 @@ nginx_head_bytes=$(wc -c <"$tmp/nginx.head")
 log "nginx at $nginx_url (pid $nginx_pid): same $body_bytes body bytes; headers $hookd_head_bytes (hookd) vs $nginx_head_bytes (nginx) bytes"
 
 # ------------------------------------------------------------------ wrk
-# run_wrk OUT URL CONNECTIONS SECONDS [wrk args...] -> Requests/sec; fails on socket errors
-run_wrk() {
-  local out=$1 url=$2 conns=$3 duration=$4
-  shift 4
-  timeout $((duration + 20)) taskset -c "$client_cpu" \
-    wrk -t1 -c"$conns" -d"${duration}s" -H "Authorization: Bearer $token" "$@" "$url" >"$out" 2>&1 ||
-    { cat "$out" >&2; die "wrk failed"; }
-  local rps
-  rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
-  [[ -n $rps ]] || { cat "$out" >&2; die "wrk printed no Requests/sec"; }
-  printf '%s' "$rps"
-}
-non2xx() { awk '/Non-2xx or 3xx responses:/ {n=$5} END {print n+0}' "$1"; }
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {if (NR%2) print v[(NR+1)/2]; else printf "%.2f\n", (v[NR/2]+v[NR/2+1])/2}'; }
-
 log "warm-up: ${warmup_secs}s each"
 run_wrk "$tmp/warm.txt" "$get_url" 64 "$warmup_secs" >/dev/null
 run_wrk "$tmp/warm.txt" "$nginx_url" 64 "$warmup_secs" >/dev/null
@@ -227,14 +100,12 @@ for r in $(seq "$rounds"); do
 done
 hookd_median=$(median "${hookd_get[@]}")
 nginx_median=$(median "${nginx_get[@]}")
-ratio=$(awk -v a="$hookd_median" -v b="$nginx_median" 'BEGIN {printf "%.3f", a / b}')
+ratio=$(ratio "$hookd_median" "$nginx_median")
 hookd_latency=$(awk '/^    Latency/ {print $2; exit}' "$tmp/get-hookd-2.txt")
 nginx_latency=$(awk '/^    Latency/ {print $2; exit}' "$tmp/get-nginx-2.txt")
 log "GET medians: hookd $hookd_median, nginx $nginx_median req/s, ratio $ratio"
 
 # ------------------------------------------------------------------ POST create with fsync
-metric() { awk -v m="$1" '$1 == m {print $2}' "$2"; }
-scrape() { curl -sS --max-time 10 -o "$1" "$hookd_url/metrics" || die "GET /metrics failed"; }
 lua_projects=$(printf '"/api/v1/organizations/'"$org"'/projects/%s/settings/webhooks",' "${projects[@]}")
 post_json=()
 for c in "${post_connections[@]}"; do
@@ -270,12 +141,8 @@ EOF
   post_json+=("{\"connections\":$c,\"requests_per_s\":$rps,\"writes\":$mutations,\"fsyncs\":$fsyncs,\"batches\":$batches,\"commit_groups\":$groups,\"writes_per_fsync\":$per_fsync,\"non_2xx\":$errors}")
 done
 
-join() {
-  local IFS=,
-  echo "$*"
-}
 cat <<EOF
-{"machine":{"nproc":$(nproc),"cpu":"$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)","kernel":"$(uname -r)","load_1m_start":$load_start,"load_1m_end":$(cut -d' ' -f1 /proc/loadavg),"date":"$(date -u +%Y-%m-%dT%H:%M:%SZ)"},
+{"machine":{"nproc":$(nproc),"cpu":"$(cpu_model)","kernel":"$(uname -r)","load_1m_start":$load_start,"load_1m_end":$(load_1m),"date":"$(date -u +%Y-%m-%dT%H:%M:%SZ)"},
  "hookd":{"version":"$hookd_version","commit":"$commit"},
  "setup":{"wrk":"-t1 -c64 -d${secs}s on core $client_cpu","servers":"core $server_cpu","hookd_threads":1,"body_bytes":$body_bytes,"response_head_bytes":{"hookd":$hookd_head_bytes,"nginx":$nginx_head_bytes}},
  "get_by_id":{"hookd_rps":[$(join "${hookd_get[@]}")],"nginx_rps":[$(join "${nginx_get[@]}")],"hookd_median":$hookd_median,"nginx_median":$nginx_median,"ratio_hookd_nginx":$ratio,"latency_avg_round2":{"hookd":"$hookd_latency","nginx":"$nginx_latency"}},
