@@ -57,6 +57,8 @@ T wait_for(Start start) {
   if constexpr (!std::is_void_v<T>) return std::move(*r);
 }
 
+inline webhook_input sample_webhook(const std::string& name);  // defined below
+
 // Storage, catalog, and one organization with one project, started and ready.
 struct stack {
   // `sync`: fsync every batch (the production setting) or not (read benchmarks, where only the
@@ -130,6 +132,25 @@ struct stack {
   std::shared_ptr<const webhook> add_webhook(const object_id& proj, webhook_input in) {
     return wait_for<std::shared_ptr<const webhook>>(
         [&](auto done) { cat->create_webhook(org, proj, std::move(in), std::move(done)); });
+  }
+
+  // `n` sample_webhook()s in `proj`, created concurrently so that they share fsyncs.
+  std::vector<std::shared_ptr<const webhook>> add_webhooks(const object_id& proj, std::size_t n) {
+    std::vector<std::promise<result<std::shared_ptr<const webhook>>>> done(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      cat->create_webhook(org, proj, sample_webhook("hook " + std::to_string(i)),
+                          [&promise = done[i]](result<std::shared_ptr<const webhook>> r) {
+                            promise.set_value(std::move(r));
+                          });
+    }
+    std::vector<std::shared_ptr<const webhook>> hooks;
+    hooks.reserve(n);
+    for (auto& d : done) {
+      auto r = d.get_future().get();
+      if (!r) throw std::runtime_error("create_webhook failed: " + r.error().detail);
+      hooks.push_back(std::move(*r));
+    }
+    return hooks;
   }
 
   temp_dir dir;
