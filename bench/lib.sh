@@ -52,7 +52,8 @@ stop_pid() {
   pids=("${kept[@]}")
 }
 
-bench_cleanup() {
+# bench_stop_all: stops every tracked process. bench_cleanup: that, and removes $tmp.
+bench_stop_all() {
   local pid
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do
@@ -64,7 +65,10 @@ bench_cleanup() {
     wait "$pid" 2>/dev/null || true
   done
   pids=()
-  [[ -n ${tmp:-} ]] && rm -rf "$tmp"
+}
+bench_cleanup() {
+  bench_stop_all
+  if [[ -n ${tmp:-} ]]; then rm -rf "$tmp"; fi
 }
 
 random_hex() { od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'; }
