@@ -4,7 +4,7 @@
 #   bash bench/compare.sh [--only PHASES] [--quick] [--bin-dir DIR]
 #
 #   PHASES   comma-separated, default all: get,list,cpu,latency,post,fanout,ingest,million
-#   --quick  shorter runs (3 s wrk runs, 4-5 s hookd-load runs, 100 000 webhooks): about 5 minutes
+#   --quick  shorter runs (3 s wrk runs, 4-5 s hookd-load runs, 100 000 webhooks): about 3 minutes
 #   DIR      where hookd, hookd-load are (default build/release/bin, or $BENCH_BIN_DIR)
 #   BENCH_SECONDS   seconds per wrk run (default 8, quick 3)
 #   BENCH_WEBHOOKS  webhooks created by `million` (default 1000000, quick 100000)
@@ -86,6 +86,9 @@ rounds=3
 post_connections=(1 4 16 64 256)
 post_projects=64
 fanout_webhooks=10
+ingest_projects=8
+# hookd loads its whole catalog before /readyz answers 200: allow 60 s plus 1 s per 5000 webhooks.
+restart_bound=$((60 + webhook_count / 5000))
 ((secs >= 1 && secs <= 30)) || die "BENCH_SECONDS must be 1..30, got $secs"
 ((webhook_count >= 100 && webhook_count <= 10000000)) || die "BENCH_WEBHOOKS must be 100..10000000"
 ((budget >= 60)) || die "BENCH_BUDGET must be at least 60"
@@ -165,15 +168,15 @@ res_set() {
   jq --argjson v "$2" "$1 = \$v" "$results" >"$results.new" || die "res_set $1: bad JSON: $2"
   mv "$results.new" "$results"
 }
-res_get() { jq -r "$1 // empty" "$results"; }
+res_get() { jq -r "$1 | select(. != null)" "$results"; }
 jarr() { printf '[%s]' "$(join "$@")"; }
 sum() { printf '%s\n' "$@" | awk '{s += $1} END {printf "%d", s}'; }
-metric_delta() {  # metric_delta NAME BEFORE AFTER
+metric_delta() { # metric_delta NAME BEFORE AFTER [PRINTF_FORMAT]
   local a b
   a=$(metric "$1" "$3")
   b=$(metric "$1" "$2")
   [[ -n $a && -n $b ]] || die "/metrics has no $1"
-  awk -v a="$a" -v b="$b" 'BEGIN {printf "%d", a - b}'
+  awk -v a="$a" -v b="$b" -v f="${4:-%d}" 'BEGIN {printf f, a - b}'
 }
 
 # fresh_hookd NAME [hookd options]: a hookd on a new data dir, --threads 1, core 0.
@@ -422,18 +425,35 @@ phase_fanout() {
   fi
   scrape "$tmp/fanout/m-before.txt"
   log "fanout: hookd-load deliver, $fanout_webhooks webhooks per event, 16 connections, ${load_secs}s"
+  local ticks0 wall0
+  ticks0=$(proc_cpu_ticks "$hookd_pid")
+  wall0=$(date +%s%N)
   run_load fanout $((load_secs + drain + 90)) --scenario deliver --admin-token "$admin_token" \
     --projects 1 --webhooks "$fanout_webhooks" --connections 16 --duration "$load_secs" --drain "$drain"
+  # hookd's share of a core over the run (load, drain and the wait for it), and how many
+  # delivery log changes each of its commits (one fsync each) carried.
+  local util
+  util=$(awk -v t="$(($(proc_cpu_ticks "$hookd_pid") - ticks0))" -v k="$clk_tck" \
+    -v ns="$(($(date +%s%N) - wall0))" 'BEGIN {printf "%.2f", t / k / (ns / 1e9)}')
   scrape "$tmp/fanout/m-after.txt"
-  local succeeded retries
+  local succeeded retries groups fsyncs
   succeeded=$(metric_delta 'hookd_deliveries_total{outcome="succeeded"}' "$tmp/fanout/m-before.txt" "$tmp/fanout/m-after.txt")
   retries=$(metric_delta hookd_delivery_retries_total "$tmp/fanout/m-before.txt" "$tmp/fanout/m-after.txt")
+  groups=$(metric_delta hookd_delivery_commit_groups_total "$tmp/fanout/m-before.txt" "$tmp/fanout/m-after.txt")
+  fsyncs=$(metric_delta hookd_storage_fsyncs_total "$tmp/fanout/m-before.txt" "$tmp/fanout/m-after.txt")
+  local attempt_ms
+  attempt_ms=$(awk -v s="$(metric_delta hookd_delivery_attempt_duration_seconds_sum "$tmp/fanout/m-before.txt" "$tmp/fanout/m-after.txt" %.6f)" \
+    -v n="$(metric_delta hookd_delivery_attempt_duration_seconds_count "$tmp/fanout/m-before.txt" "$tmp/fanout/m-after.txt")" \
+    'BEGIN {if (n) printf "%.2f", s * 1000 / n; else print "null"}')
   stop_hookd
   res_set .fanout "$(jq --argjson ref "$get_rps" --arg src "$source" --argjson ok "$succeeded" --argjson retries "$retries" \
-    '{webhooks_per_event: .setup.webhooks, connections: .connections, events_per_s: .rps, events: .deliver.events,
+    --argjson groups "$groups" --argjson fsyncs "$fsyncs" --argjson util "$util" --argjson attempt_ms "$attempt_ms" \
+    '{webhooks_per_event: .deliver.webhooks_per_project, connections: .connections, events_per_s: .rps, events: .deliver.events,
       deliveries: .deliver.deliveries, deliveries_per_s: .deliver.deliveries_per_s, missing: .deliver.missing,
       errors: .errors, delivery_latency_us: .deliver.latency_us,
-      hookd_metrics: {deliveries_succeeded: $ok, retries: $retries},
+      hookd_metrics: {deliveries_succeeded: $ok, retries: $retries, delivery_commit_groups: $groups, fsyncs: $fsyncs,
+                      attempt_mean_ms: $attempt_ms},
+      hookd_cpu_cores_used: $util,
       get_rps_reference: $ref, reference_source: $src,
       ratio_deliveries_get: (.deliver.deliveries_per_s / $ref * 1000 | round / 1000)}' "$tmp/load-fanout.json")"
   log "fanout: $(res_get .fanout.deliveries_per_s) deliveries/s ($(res_get .fanout.events_per_s) events/s), $(res_get .fanout.ratio_deliveries_get) of GET $get_rps req/s, missing $(res_get .fanout.missing)"
@@ -443,9 +463,9 @@ phase_fanout() {
 phase_ingest() {
   step_fits 60
   fresh_hookd ingest-closed --allow-private-targets
-  log "ingest: closed loop, 1 webhook per event, 64 connections, ${load_secs}s"
+  log "ingest: closed loop, 1 webhook per event in each of $ingest_projects projects, 64 connections, ${load_secs}s"
   run_load ingest-closed $((load_secs + drain + 90)) --scenario deliver --admin-token "$admin_token" \
-    --projects 1 --webhooks 1 --connections 64 --duration "$load_secs" --drain "$drain"
+    --projects "$ingest_projects" --webhooks 1 --connections 64 --duration "$load_secs" --drain "$drain"
   stop_hookd
   local max rate
   max=$(jq .rps "$tmp/load-ingest-closed.json")
@@ -455,16 +475,23 @@ phase_ingest() {
   step_fits 60
   fresh_hookd ingest-open --allow-private-targets
   run_load ingest-open $((load_secs + drain + 90)) --scenario deliver --admin-token "$admin_token" \
-    --projects 1 --webhooks 1 --connections 64 --rate "$rate" --warmup 1 --duration "$load_secs" --drain "$drain"
+    --projects "$ingest_projects" --webhooks 1 --connections 64 --rate "$rate" --warmup 1 \
+    --duration "$load_secs" --drain "$drain"
   stop_hookd
+  # When the deliveries cannot keep up with the rate, the latency is the age of a growing
+  # backlog (it grows with the run's length), not the path's own latency: kept_up says which.
   res_set .ingest "$(jq -n --slurpfile c "$tmp/load-ingest-closed.json" --slurpfile o "$tmp/load-ingest-open.json" \
-    '{closed: {connections: $c[0].connections, events_per_s: $c[0].rps, ingest_latency_us: $c[0].latency_us,
+    --argjson projects "$ingest_projects" \
+    '{webhooks: $projects, webhooks_per_event: 1,
+      closed: {connections: $c[0].connections, events_per_s: $c[0].rps, ingest_latency_us: $c[0].latency_us,
                deliveries_per_s: $c[0].deliver.deliveries_per_s, missing: $c[0].deliver.missing,
                delivery_latency_us: $c[0].deliver.latency_us, errors: $c[0].errors},
       open: {rate: $o[0].rate, achieved_events_per_s: $o[0].rps, ingest_latency_us: $o[0].latency_us,
              delivery_latency_us: $o[0].deliver.latency_us, deliveries: $o[0].deliver.deliveries,
-             missing: $o[0].deliver.missing, errors: $o[0].errors}}')"
-  log "ingest: at $rate events/s, ingest -> first attempt p50 $(res_get .ingest.open.delivery_latency_us.p50) µs, p99 $(res_get .ingest.open.delivery_latency_us.p99) µs (ingest p99 $(res_get .ingest.open.ingest_latency_us.p99) µs)"
+             deliveries_per_s: $o[0].deliver.deliveries_per_s, missing: $o[0].deliver.missing,
+             drain_waited_s: $o[0].deliver.drain_waited_s, errors: $o[0].errors,
+             kept_up: ($o[0].deliver.missing == 0 and $o[0].deliver.deliveries_per_s >= 0.9 * $o[0].rate)}}')"
+  log "ingest: at $rate events/s, ingest -> first attempt p50 $(res_get .ingest.open.delivery_latency_us.p50) µs, p99 $(res_get .ingest.open.delivery_latency_us.p99) µs (ingest p99 $(res_get .ingest.open.ingest_latency_us.p99) µs); deliveries kept up: $(res_get .ingest.open.kept_up)"
 }
 
 # ------------------------------------------------------------------ million
@@ -479,8 +506,8 @@ phase_million() {
   local rss_empty
   rss_empty=$(proc_rss_kib "$hookd_pid")
   log "million: hookd RSS $rss_empty KiB empty; creating $webhook_count webhooks over $projects projects"
-  # The bound leaves 150 s for the restart; the measured part may use what the phase has left.
-  local bound=$((phase_deadline - SECONDS - 150))
+  # The bound leaves time for the stop and the restart; the creates may use what the phase has left.
+  local bound=$((phase_deadline - SECONDS - 90 - restart_bound))
   ((bound > 60)) || die "not enough time left in the phase for the creates"
   run_load million "$bound" --scenario create --admin-token "$admin_token" --projects "$projects" \
     --webhooks 0 --requests "$webhook_count" --duration $((bound - 30)) --connections 64 --keep
@@ -494,7 +521,7 @@ phase_million() {
   log "million: $created created ($in_catalog in the catalog) at $(jq .rps "$tmp/load-million.json") req/s; RSS $rss_full KiB"
   ((created > 0)) || die "no webhook was created"
 
-  step_fits 130
+  step_fits $((70 + restart_bound))
   local t0 t1 stop_ms
   t0=$(date +%s%N)
   stop_pid "$hookd_pid" 60
@@ -509,7 +536,7 @@ phase_million() {
   hookd_pid=$!
   bench_track "$hookd_pid"
   local ready=
-  while ((($(date +%s%N) - t0) / 1000000000 < 60)); do
+  while ((($(date +%s%N) - t0) / 1000000000 < restart_bound)); do
     if [[ $(readyz_status "$url") == 200 ]]; then
       ready=1
       break
@@ -518,7 +545,7 @@ phase_million() {
     sleep 0.01
   done
   t1=$(date +%s%N)
-  [[ -n $ready ]] || die "hookd was not ready within 60 s of its restart"
+  [[ -n $ready ]] || die "hookd was not ready within ${restart_bound}s of its restart"
   local restart_ms=$(((t1 - t0) / 1000000)) rss_restart
   rss_restart=$(proc_rss_kib "$hookd_pid")
   sleep 1
@@ -558,7 +585,7 @@ group_bound() {
     post) echo $((180 + 6 * (secs + 5))) ;;
     fanout) echo $((120 + secs + load_secs + drain + 90)) ;;
     ingest) echo $((120 + 2 * (load_secs + drain + 90))) ;;
-    million) echo $((300 + webhook_count / 1000)) ;;
+    million) echo $((180 + webhook_count / 1000 + restart_bound)) ;;
   esac
 }
 group_phases() {
@@ -679,7 +706,7 @@ jq --argjson nproc "$(nproc)" --arg cpu "$(cpu_model)" --arg kernel "$(uname -r)
        row("POST c=64 fsync vs --unsafe-no-fsync, req/s"; (.post.fsync[] | select(.connections == 64) | .requests_per_s); .post.no_fsync_64.requests_per_s; .post.ratio_fsync_nofsync_64) else empty end),
     (if .fanout then row("fan-out deliveries/s vs GET req/s"; .fanout.deliveries_per_s; .fanout.get_rps_reference; .fanout.ratio_deliveries_get) else empty end),
     (if .ingest then row("ingest max events/s (closed), open-loop rate"; .ingest.closed.events_per_s; .ingest.open.rate; null),
-       row("ingest -> first attempt p50/p99 us"; "\(.ingest.open.delivery_latency_us.p50)/\(.ingest.open.delivery_latency_us.p99)"; null; null) else empty end),
+       row("ingest -> first attempt p50/p99 us (kept up: \(.ingest.open.kept_up))"; "\(.ingest.open.delivery_latency_us.p50)/\(.ingest.open.delivery_latency_us.p99)"; null; null) else empty end),
     (if .million then row("\(.million.created) webhooks: bytes/webhook, after restart"; .million.bytes_per_webhook; .million.bytes_per_webhook_after_restart; null),
        row("restart to ready ms, catalog load ms"; .million.restart_ms; .million.startup_log.catalog_loaded_ms; null) else empty end),
     "",
