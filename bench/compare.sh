@@ -23,7 +23,9 @@
 #   cpu      CPU time per request in the get and list runs: utime+stime deltas of the server
 #            process (/proc/PID/stat, all threads, CLK_TCK ticks) over the requests wrk completed,
 #            summed over the three runs; hookd/nginx. (Selecting cpu runs get and list.)
-#   latency  hookd-load get, open loop (--rate) at 50% of hookd's median GET rate: p50/p99/p99.9.
+#   latency  hookd-load get, open loop (--rate) at 50% of hookd's median GET rate: p50/p99/p99.9;
+#            kept_up is false when fewer than 98% of the scheduled requests completed in time
+#            (the latency is then a growing backlog's age, as when other work takes the core).
 #   post     POST create with fsync at 1, 4, 16, 64, 256 connections (wrk + Lua, rotating over
 #            64 projects, --max-webhooks-per-project 1000000): req/s and writes per fsync from
 #            /metrics deltas; then 64 connections against a second hookd with --unsafe-no-fsync.
@@ -32,7 +34,8 @@
 #            reference wrk run when get is not selected).
 #   ingest   ingest -> first delivery attempt: hookd-load deliver closed loop (1 webhook per
 #            event, 64 connections) gives the max ingest rate; then, on a fresh hookd, open loop
-#            at half that rate: delivery latency p50/p99 (from the event's intended send time).
+#            at half that rate: delivery latency p50/p99 (from the event's intended send time);
+#            kept_up is false when the deliveries fell behind the events (a backlog's age again).
 #   million  hookd --unsafe-no-fsync, fresh data dir: VmRSS before and after hookd-load creates
 #            BENCH_WEBHOOKS webhooks over BENCH_WEBHOOKS/100 projects (limit 100 each); SIGTERM,
 #            restart on the same data dir and port: exec until /readyz answers 200, the load
@@ -338,8 +341,9 @@ latency_run() {
     --project "$project" --rate "$rate" --connections 32 --warmup 2 --duration "$latency_secs"
   res_set .latency "$(jq --argjson ref "$get_rps" --arg src "$source" --argjson rate "$rate" \
     '{get_rps_reference: $ref, reference_source: $src, rate: $rate, connections: .connections,
-      achieved_rps: .rps, requests: .requests, errors: .errors, latency_us: .latency_us}' "$tmp/load-latency.json")"
-  log "latency: p50 $(res_get .latency.latency_us.p50) µs, p99 $(res_get .latency.latency_us.p99) µs, p99.9 $(res_get .latency.latency_us.p999) µs, errors $(load_errors latency)"
+      achieved_rps: .rps, requests: .requests, errors: .errors, latency_us: .latency_us,
+      kept_up: (.rps >= 0.98 * $rate)}' "$tmp/load-latency.json")"
+  log "latency: p50 $(res_get .latency.latency_us.p50) µs, p99 $(res_get .latency.latency_us.p99) µs, p99.9 $(res_get .latency.latency_us.p999) µs, errors $(load_errors latency); achieved $(res_get .latency.achieved_rps) req/s (kept up: $(res_get .latency.kept_up))"
 }
 
 # ------------------------------------------------------------------ post
@@ -701,7 +705,7 @@ jq --argjson nproc "$(nproc)" --arg cpu "$(cpu_model)" --arg kernel "$(uname -r)
     (if .list then row("list of 20, req/s (median)"; .list.hookd_median; .list.nginx_median; .list.ratio_hookd_nginx) else empty end),
     (if .get then row("GET CPU us/request"; .get.cpu.hookd_us_per_request; .get.cpu.nginx_us_per_request; .get.cpu.ratio_hookd_nginx) else empty end),
     (if .list then row("list CPU us/request"; .list.cpu.hookd_us_per_request; .list.cpu.nginx_us_per_request; .list.cpu.ratio_hookd_nginx) else empty end),
-    (if .latency then row("GET open loop at \(.latency.rate)/s: p50/p99/p99.9 us"; "\(.latency.latency_us.p50)/\(.latency.latency_us.p99)/\(.latency.latency_us.p999)"; null; null) else empty end),
+    (if .latency then row("GET open loop at \(.latency.rate)/s (kept up: \(.latency.kept_up)): p50/p99/p99.9 us"; "\(.latency.latency_us.p50)/\(.latency.latency_us.p99)/\(.latency.latency_us.p999)"; null; null) else empty end),
     (if .post then (.post.fsync[] | row("POST fsync c=\(.connections): req/s, writes/fsync"; .requests_per_s; .writes_per_fsync; null)),
        row("POST c=64 fsync vs --unsafe-no-fsync, req/s"; (.post.fsync[] | select(.connections == 64) | .requests_per_s); .post.no_fsync_64.requests_per_s; .post.ratio_fsync_nofsync_64) else empty end),
     (if .fanout then row("fan-out deliveries/s vs GET req/s"; .fanout.deliveries_per_s; .fanout.get_rps_reference; .fanout.ratio_deliveries_get) else empty end),

@@ -175,10 +175,15 @@ nginx_start() {
 "
   done
   port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+  # A port below the ephemeral range: there, a port no one listens on may still be the local
+  # end of an outgoing connection, and nginx could not bind it.
+  local ephemeral_low
+  ephemeral_low=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+  ((ephemeral_low > 12000)) || ephemeral_low=32768
   nginx_pid=
   nginx_base=
   for attempt in $(seq 10); do
-    port=$((20000 + (RANDOM % 40000)))
+    port=$((10000 + (RANDOM % (ephemeral_low - 10000))))
     port_in_use "$port" && continue
     cat >"$dir/nginx.conf" <<EOF
 daemon off;
@@ -202,7 +207,7 @@ $geo
 $locations  }
 }
 EOF
-    taskset -c "$server_cpu" nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" &
+    taskset -c "$server_cpu" nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" 2>>"$dir/stderr.log" &
     nginx_pid=$!
     for _ in $(seq 50); do
       port_in_use "$port" && {
