@@ -1,8 +1,9 @@
 #include "core/crypto.hpp"
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 
 #include <algorithm>
@@ -79,28 +80,74 @@ int as_int(std::size_t n) {
   return static_cast<int>(n);
 }
 
+// OpenSSL 3 looks an algorithm up by name ("fetches" it, under a lock) on every call that is
+// given a legacy handle such as EVP_sha256(). These paths run per request (token digests) and
+// per delivery (signatures), so each algorithm is fetched once per process and each thread keeps
+// its own reusable context.
+const EVP_MD* sha256_md() noexcept {
+  static EVP_MD* const md = [] {
+    EVP_MD* fetched = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    if (fetched == nullptr) crypto_abort("EVP_MD_fetch(SHA256)");
+    return fetched;
+  }();
+  return md;
+}
+
+EVP_MAC* hmac_mac() noexcept {
+  static EVP_MAC* const mac = [] {
+    EVP_MAC* fetched = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+    if (fetched == nullptr) crypto_abort("EVP_MAC_fetch(HMAC)");
+    return fetched;
+  }();
+  return mac;
+}
+
+const EVP_CIPHER* aes256gcm_cipher() noexcept {
+  static EVP_CIPHER* const cipher = [] {
+    EVP_CIPHER* fetched = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
+    if (fetched == nullptr) crypto_abort("EVP_CIPHER_fetch(AES-256-GCM)");
+    return fetched;
+  }();
+  return cipher;
+}
+
+struct md_ctx_deleter {
+  void operator()(EVP_MD_CTX* ctx) const noexcept { EVP_MD_CTX_free(ctx); }
+};
+struct mac_ctx_deleter {
+  void operator()(EVP_MAC_CTX* ctx) const noexcept { EVP_MAC_CTX_free(ctx); }
+};
+
 }  // namespace
 
 sha256_digest sha256(std::string_view data) noexcept {
+  thread_local const std::unique_ptr<EVP_MD_CTX, md_ctx_deleter> ctx(EVP_MD_CTX_new());
   sha256_digest out{};
   unsigned int len = 0;
-  if (EVP_Digest(data.data(), data.size(), out.data(), &len, EVP_sha256(), nullptr) != 1 ||
-      len != out.size()) {
-    crypto_abort("EVP_Digest");
+  if (!ctx || EVP_DigestInit_ex2(ctx.get(), sha256_md(), nullptr) != 1 ||
+      EVP_DigestUpdate(ctx.get(), data.data(), data.size()) != 1 ||
+      EVP_DigestFinal_ex(ctx.get(), out.data(), &len) != 1 || len != out.size()) {
+    crypto_abort("SHA-256");
   }
   return out;
 }
 
 sha256_digest hmac_sha256(std::string_view key, std::string_view data) noexcept {
-  sha256_digest out{};
-  unsigned int len = 0;
-  // HMAC() rejects a null key pointer even with length 0, so give an empty key a real address.
+  thread_local const std::unique_ptr<EVP_MAC_CTX, mac_ctx_deleter> ctx(EVP_MAC_CTX_new(hmac_mac()));
+  static char kDigest[] = "SHA256";
+  const OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, kDigest, 0),
+      OSSL_PARAM_construct_end(),
+  };
+  // EVP_MAC_init refuses a null key pointer even with length 0, so give an empty key an address.
   static const unsigned char kEmpty = 0;
   const unsigned char* key_ptr = key.empty() ? &kEmpty : bytes_of(key);
-  if (HMAC(EVP_sha256(), key_ptr, as_int(key.size()), bytes_of(data), data.size(), out.data(),
-           &len) == nullptr ||
-      len != out.size()) {
-    crypto_abort("HMAC");
+  sha256_digest out{};
+  std::size_t len = 0;
+  if (!ctx || EVP_MAC_init(ctx.get(), key_ptr, key.size(), params) != 1 ||
+      EVP_MAC_update(ctx.get(), bytes_of(data), data.size()) != 1 ||
+      EVP_MAC_final(ctx.get(), out.data(), &len, out.size()) != 1 || len != out.size()) {
+    crypto_abort("HMAC-SHA256");
   }
   return out;
 }
@@ -196,7 +243,7 @@ std::string aes256gcm_key::seal(std::string_view plaintext, std::string_view aad
 
   cipher_ctx ctx(EVP_CIPHER_CTX_new());
   int len = 0;
-  if (!ctx || EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key_.data(), nonce) != 1 ||
+  if (!ctx || EVP_EncryptInit_ex(ctx.get(), aes256gcm_cipher(), nullptr, key_.data(), nonce) != 1 ||
       (!aad.empty() &&
        EVP_EncryptUpdate(ctx.get(), nullptr, &len, bytes_of(aad), as_int(aad.size())) != 1) ||
       EVP_EncryptUpdate(ctx.get(), body, &len, bytes_of(plaintext), as_int(plaintext.size())) !=
@@ -223,7 +270,7 @@ std::optional<std::string> aes256gcm_key::open(std::string_view sealed,
   auto* plain = reinterpret_cast<unsigned char*>(out.data());
   cipher_ctx ctx(EVP_CIPHER_CTX_new());
   int len = 0;
-  if (!ctx || EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key_.data(), nonce) != 1 ||
+  if (!ctx || EVP_DecryptInit_ex(ctx.get(), aes256gcm_cipher(), nullptr, key_.data(), nonce) != 1 ||
       (!aad.empty() &&
        EVP_DecryptUpdate(ctx.get(), nullptr, &len, bytes_of(aad), as_int(aad.size())) != 1) ||
       EVP_DecryptUpdate(ctx.get(), plain, &len, body, as_int(body_size)) != 1 ||
