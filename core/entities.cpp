@@ -1,6 +1,7 @@
 #include "core/entities.hpp"
 
 #include <boost/json/array.hpp>
+#include <boost/json/serialize.hpp>
 #include <boost/json/string.hpp>
 
 #include <algorithm>
@@ -124,6 +125,10 @@ json::object to_json(const webhook& w) {
   if (w.disabled_reason) j.emplace("disabledReason", text_json(*w.disabled_reason));
   if (w.disabled_at) j.emplace("disabledAt", time_json(*w.disabled_at));
   return j;
+}
+
+const std::string& to_json_text(const webhook& w) {
+  return w.json_cache.get([&w] { return json::serialize(to_json(w)); });
 }
 
 std::string generate_webhook_secret() {

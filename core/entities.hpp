@@ -9,6 +9,7 @@
 
 #include <boost/json/object.hpp>
 
+#include <atomic>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -59,6 +60,37 @@ struct header_entry {
   friend bool operator==(const header_entry&, const header_entry&) = default;
 };
 
+// The serialized JSON of one immutable entity version, made on first use and kept with it.
+// Readers on any thread may race to fill it: one wins (compare-exchange), the others drop their
+// copy. A copy of the cache starts empty, because the catalog makes a webhook's next version by
+// copying the current one and changing fields; it must never be filled before such changes.
+class json_text_cache {
+ public:
+  json_text_cache() noexcept = default;
+  json_text_cache(const json_text_cache&) noexcept {}
+  json_text_cache& operator=(const json_text_cache&) noexcept {
+    delete text_.exchange(nullptr, std::memory_order_acq_rel);
+    return *this;
+  }
+  ~json_text_cache() { delete text_.load(std::memory_order_acquire); }
+
+  template <class Make>
+  const std::string& get(Make make) const {
+    if (const std::string* text = text_.load(std::memory_order_acquire)) return *text;
+    auto* fresh = new std::string(make());
+    const std::string* expected = nullptr;
+    if (text_.compare_exchange_strong(expected, fresh, std::memory_order_acq_rel,
+                                      std::memory_order_acquire)) {
+      return *fresh;
+    }
+    delete fresh;
+    return *expected;
+  }
+
+ private:
+  mutable std::atomic<const std::string*> text_{nullptr};
+};
+
 struct webhook {
   object_id id;
   object_id organization;
@@ -73,12 +105,16 @@ struct webhook {
   timestamp updated_at{};
   std::optional<std::string> disabled_reason;  // set by auto-disable (delivery, later)
   std::optional<timestamp> disabled_at;
+  json_text_cache json_cache;  // for to_json_text; not part of the entity's value
 };
 
 boost::json::object to_json(const organization&);
 boost::json::object to_json(const project&);
 boost::json::object to_json(const api_token&);  // never the token string or its digest
 boost::json::object to_json(const webhook&);    // never the secret
+// serialize(to_json(w)), computed once per webhook version. Only for webhooks that no longer
+// change (the catalog's published, `const` ones): the text is not refreshed after an edit.
+const std::string& to_json_text(const webhook&);
 
 // A fresh signing secret: "whsec_" + standard base64 of 24 RAND_bytes.
 std::string generate_webhook_secret();

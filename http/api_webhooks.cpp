@@ -10,8 +10,6 @@
 #include "http/api.hpp"
 #include "http/auth.hpp"
 
-#include <boost/json/array.hpp>
-
 #include <optional>
 #include <string>
 
@@ -81,11 +79,19 @@ result<webhook_ptr> find_in_project(app& a, const project_target& target) {
 asio::awaitable<response> list_webhooks(app& a, request_context& ctx) {
   auto target = resolve(a, ctx, scope::webhooks_read, false);
   if (!target) co_return fail(ctx, target.error());
-  boost::json::array out;
+  // Each webhook's JSON text is cached with it; the list is those texts joined.
   auto hooks = a.cat.list_webhooks(target->project);
-  out.reserve(hooks->size());
-  for (const auto& hook : *hooks) out.push_back(to_json(*hook));
-  co_return json_response(bhttp::status::ok, out);
+  std::size_t size = 2;
+  for (const auto& hook : *hooks) size += to_json_text(*hook).size() + 1;
+  std::string out;
+  out.reserve(size);
+  out.push_back('[');
+  for (const auto& hook : *hooks) {
+    if (out.size() > 1) out.push_back(',');
+    out += to_json_text(*hook);
+  }
+  out.push_back(']');
+  co_return json_response(bhttp::status::ok, std::move(out));
 }
 
 asio::awaitable<response> create_webhook(app& a, request_context& ctx) {
@@ -113,7 +119,7 @@ asio::awaitable<response> get_webhook(app& a, request_context& ctx) {
   if (!target) co_return fail(ctx, target.error());
   auto hook = find_in_project(a, *target);
   if (!hook) co_return fail(ctx, hook.error());
-  co_return json_response(bhttp::status::ok, to_json(**hook));
+  co_return json_response(bhttp::status::ok, to_json_text(**hook));
 }
 
 asio::awaitable<response> get_webhook_secret(app& a, request_context& ctx) {
@@ -139,7 +145,7 @@ asio::awaitable<response> update_webhook(app& a, request_context& ctx) {
                          std::move(done));
   });
   if (!updated) co_return fail(ctx, updated.error());
-  co_return json_response(bhttp::status::ok, to_json(**updated));
+  co_return json_response(bhttp::status::ok, to_json_text(**updated));
 }
 
 asio::awaitable<response> delete_webhook(app& a, request_context& ctx) {

@@ -1,7 +1,12 @@
 #include "core/entities.hpp"
 
 #include <gtest/gtest.h>
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+
+#include <atomic>
+#include <thread>
+#include <vector>
 
 namespace hookd {
 namespace {
@@ -153,6 +158,52 @@ TEST(Entities, WebhookDisabledFieldsOnlyWhenSet) {
   EXPECT_EQ(j.at("active"), false);
   EXPECT_EQ(j.at("disabledReason"), "failing for 5 days");
   EXPECT_EQ(j.at("disabledAt"), "2026-11-30T02:01:01.234Z");
+}
+
+TEST(Entities, WebhookJsonTextIsItsSerializedShapeMadeOnce) {
+  const webhook w = sample_webhook();
+  const std::string& text = to_json_text(w);
+  EXPECT_EQ(text, json::serialize(to_json(w)));
+  EXPECT_EQ(&to_json_text(w), &text);  // the second read reuses the first text
+  EXPECT_EQ(text.find("whsec_"), std::string::npos);
+}
+
+TEST(Entities, ACopiedWebhookDoesNotInheritTheCachedText) {
+  // The catalog makes a webhook's next version by copying the published one and editing it.
+  const webhook published = sample_webhook();
+  const std::string before = to_json_text(published);
+  webhook next = published;
+  next.name = "Renamed";
+  next.active = false;
+  const json::value parsed = json::parse(to_json_text(next));
+  EXPECT_EQ(parsed.at("name"), "Renamed");
+  EXPECT_EQ(parsed.at("active"), false);
+  EXPECT_EQ(to_json_text(published), before);
+
+  webhook assigned = sample_webhook();
+  (void)to_json_text(assigned);
+  assigned = next;  // assignment drops the old text as well
+  EXPECT_EQ(to_json_text(assigned), to_json_text(next));
+}
+
+TEST(Entities, ConcurrentFirstReadsAgreeOnOneText) {
+  const webhook w = sample_webhook();
+  constexpr int kThreads = 8;
+  std::vector<const std::string*> seen(kThreads, nullptr);
+  std::atomic<bool> go{false};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      while (!go.load()) std::this_thread::yield();
+      seen[static_cast<std::size_t>(i)] = &to_json_text(w);
+    });
+  }
+  go.store(true);
+  for (auto& t : threads) t.join();
+  for (const std::string* text : seen) {
+    ASSERT_EQ(text, seen[0]);  // every racer returns the one text that was kept
+  }
+  EXPECT_EQ(*seen[0], json::serialize(to_json(w)));
 }
 
 TEST(Entities, GeneratedWebhookSecretIsWhsecBase64Of24Bytes) {
