@@ -136,6 +136,38 @@ response json_response(bhttp::status status, std::string serialized_json) {
   return res;
 }
 
+void finish_response(response& res, unsigned version, bool keep_alive,
+                     std::string_view request_id) {
+  res.version(version);
+  res.keep_alive(keep_alive);
+  res.set("X-Request-Id", request_id);
+  res.prepare_payload();  // Beast writes "Content-Length: 0" even where none is allowed
+  const auto status = res.result();
+  if (bhttp::to_status_class(status) == bhttp::status_class::informational ||
+      status == bhttp::status::no_content || status == bhttp::status::not_modified) {
+    res.erase(bhttp::field::content_length);
+  }
+}
+
+void render_head(const response& res, std::string& out) {
+  out.clear();
+  out += res.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+  const unsigned code = res.result_int();
+  out += static_cast<char>('0' + code / 100 % 10);
+  out += static_cast<char>('0' + code / 10 % 10);
+  out += static_cast<char>('0' + code % 10);
+  out += ' ';
+  out += res.reason();
+  out += "\r\n";
+  for (const auto& field : res) {
+    out += field.name_string();
+    out += ": ";
+    out += field.value();
+    out += "\r\n";
+  }
+  out += "\r\n";
+}
+
 response empty_response(bhttp::status status) {
   return response{status, 11};
 }

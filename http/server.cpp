@@ -1,7 +1,8 @@
 // The HTTP/1.1 transport.
 //
-// Threads: one io_context run by N threads. Every connection gets its own strand, so a session
-// never runs on two threads at once while different connections proceed in parallel.
+// Threads: one io_context run by N threads. With N > 1 every connection gets its own strand, so a
+// session never runs on two threads at once while different connections proceed in parallel;
+// with N = 1 the io_context's own executor already guarantees that, and the strand is skipped.
 //
 // Pipelining: each session reads and answers requests strictly one after another. Bytes a client
 // sends ahead (request 2 while request 1 is being handled) stay in the session's flat_buffer and
@@ -35,6 +36,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -147,6 +149,7 @@ struct connection {
   explicit connection(Socket&& s) : stream(std::forward<Socket>(s)) {}
   beast::tcp_stream stream;
   bool idle = false;
+  std::string head;  // the response head being written; its capacity is reused
 };
 
 // What serve_one tells the session loop.
@@ -181,8 +184,20 @@ struct server::impl {
   std::unordered_map<std::uint64_t, std::shared_ptr<connection>> connections;
 
   // Declared last so that it is destroyed first, while everything sessions touch still exists.
-  asio::io_context ioc;
+  // The number of threads is the io_context's concurrency hint: with one thread Asio skips
+  // cross-thread wake-ups, and sessions need no strand (everything runs on that thread).
+  const unsigned thread_count = resolve_threads(options.threads);
+  asio::io_context ioc{static_cast<int>(thread_count)};
   tcp::acceptor acceptor{asio::make_strand(ioc)};
+
+  static unsigned resolve_threads(unsigned requested) noexcept {
+    const unsigned n = requested != 0 ? requested : std::thread::hardware_concurrency();
+    return n != 0 ? n : 1;
+  }
+  asio::any_io_executor session_executor() {
+    if (thread_count == 1) return ioc.get_executor();
+    return asio::make_strand(ioc);
+  }
 
   result<tcp::endpoint> listen();
   void start();
@@ -253,8 +268,7 @@ void server::impl::start() {
   asio::co_spawn(acceptor.get_executor(), accept_loop(), [this](std::exception_ptr e) {
     task_finished(std::numeric_limits<std::uint64_t>::max(), e, "accept_loop");
   });
-  auto n = options.threads != 0 ? options.threads : std::thread::hardware_concurrency();
-  if (n == 0) n = 1;
+  const auto n = thread_count;
   threads.reserve(n);
   for (unsigned i = 0; i < n; ++i) {
     threads.emplace_back([this] {
@@ -345,7 +359,7 @@ void server::impl::task_finished(std::uint64_t id, std::exception_ptr error, con
 
 asio::awaitable<void> server::impl::accept_loop() {
   for (;;) {
-    auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(ioc), use_tuple);
+    auto [ec, socket] = co_await acceptor.async_accept(session_executor(), use_tuple);
     if (ec) {
       if (draining.load() || ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
       log_line({{"level", "warn"}, {"event", "accept_failed"}, {"error", ec.message()}});
@@ -557,10 +571,7 @@ asio::awaitable<next_step> server::impl::respond(connection& conn, response res,
   // While draining, the request in flight is the connection's last.
   const bool keep = keep_alive && !draining.load();
   const auto finish = [&](response& r) {
-    r.version(version);
-    r.keep_alive(keep);
-    r.set("X-Request-Id", request_id);
-    r.prepare_payload();
+    finish_response(r, version, keep, request_id);
   };
   try {
     finish(res);
@@ -578,16 +589,11 @@ asio::awaitable<next_step> server::impl::respond(connection& conn, response res,
 
   auto& stream = conn.stream;
   stream.expires_after(options.header_timeout);
-  beast::error_code ec;
-  if (head) {
-    // A response to HEAD carries the headers of the GET it mirrors, never the body.
-    bhttp::response_serializer<bhttp::string_body> serializer{res};
-    auto [wec, n] = co_await bhttp::async_write_header(stream, serializer, use_tuple);
-    ec = wec;
-  } else {
-    auto [wec, n] = co_await bhttp::async_write(stream, res, use_tuple);
-    ec = wec;
-  }
+  render_head(res, conn.head);
+  // A response to HEAD carries the headers of the GET it mirrors, never the body.
+  const std::array<asio::const_buffer, 2> bytes{
+      asio::buffer(conn.head), head ? asio::const_buffer() : asio::buffer(res.body())};
+  auto [ec, n] = co_await asio::async_write(stream, bytes, use_tuple);
   shared.stats.record_request(route, res.result_int(), std::chrono::steady_clock::now() - started);
   if (ec) co_return next_step::close_now;
   co_return keep ? next_step::read_next : next_step::close_graceful;
