@@ -47,8 +47,10 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <shared_mutex>
+#include <string_view>
 #include <tuple>
 #include <unordered_map>
 #include <utility>
@@ -76,6 +78,16 @@ class sharded_map {
     auto [it, inserted] = s.map.try_emplace(key, nullptr);
     it->second.swap(value);
     return value;
+  }
+
+  // Sizes every shard for `total` entries, spread evenly by the hash with some margin, so that a
+  // bulk fill (load()) does not rehash on the way.
+  void reserve(std::size_t total) {
+    const std::size_t per_shard = total / kShards + total / (4 * kShards) + 1;
+    for (shard& s : shards_) {
+      std::lock_guard lock(s.mutex);
+      s.map.reserve(per_shard);
+    }
   }
 
   [[nodiscard]] std::shared_ptr<const V> erase(const K& key) {
@@ -698,6 +710,21 @@ result<void> load_table(const storage& store, table t, Decode decode, Take take)
   return {};
 }
 
+// A "pw" index entry, project id then webhook id: ordered like its key (object_id compares its
+// bytes), so expected entries and a scan of the "pw" prefix can be merged.
+struct project_webhook_pair {
+  object_id project, webhook;
+  friend auto operator<=>(const project_webhook_pair&, const project_webhook_pair&) = default;
+};
+
+std::optional<project_webhook_pair> parse_project_webhook_key(std::string_view key) {
+  if (key.size() != kProjectWebhookPrefix.size() + 2 * object_id::kSize) return std::nullopt;
+  const auto project_id = object_id::from_binary(key.substr(2, object_id::kSize));
+  const auto webhook_id = object_id::from_binary(key.substr(2 + object_id::kSize));
+  if (!project_id || !webhook_id) return std::nullopt;
+  return project_webhook_pair{*project_id, *webhook_id};
+}
+
 }  // namespace
 
 result<catalog_counts> catalog::impl::load() {
@@ -730,56 +757,119 @@ result<catalog_counts> catalog::impl::load() {
       [&](webhook w) { webhook_records.push_back(std::make_shared<const webhook>(std::move(w))); });
   if (!loaded_webhooks) return loaded_webhooks.error();
 
-  // References, and the index entries the records imply.
+  // References, and the index entries the records imply. The "ps" and "td" entries (one per
+  // project or token) go into a map of expected entries. The "pw" entries, one per webhook, are
+  // checked by a merge instead, which costs no string per webhook: the projects come from their
+  // scan in id order and each one's webhooks, gathered from theirs, in id order too, which is the
+  // key order of "pw" + project id + webhook id.
   std::unordered_map<object_id, std::shared_ptr<const organization>> org_by_id;
+  org_by_id.reserve(orgs.size());
   for (const auto& o : orgs) org_by_id.emplace(o->id, o);
-  std::unordered_map<object_id, std::shared_ptr<const project>> project_by_id;
+  std::unordered_map<object_id, std::size_t> project_slot;  // index in project_records
+  project_slot.reserve(project_records.size());
   std::map<std::string, std::string> expected_index;
-  for (const auto& p : project_records) {
-    if (!org_by_id.contains(p->organization)) {
-      return record_problem(table::projects, p->id.binary(),
-                            "its organization " + p->organization.to_string() + " does not exist");
+  for (std::size_t i = 0; i < project_records.size(); ++i) {
+    const project& p = *project_records[i];
+    if (!org_by_id.contains(p.organization)) {
+      return record_problem(table::projects, p.id.binary(),
+                            "its organization " + p.organization.to_string() + " does not exist");
     }
     auto [it, fresh] =
-        expected_index.emplace(project_slug_key(p->organization, p->slug), id_key(p->id));
+        expected_index.emplace(project_slug_key(p.organization, p.slug), id_key(p.id));
     if (!fresh) {
       const auto other = object_id::from_binary(it->second);
-      return record_problem(table::projects, p->id.binary(),
-                            "its slug \"" + p->slug + "\" is also used by project " +
+      return record_problem(table::projects, p.id.binary(),
+                            "its slug \"" + p.slug + "\" is also used by project " +
                                 (other ? other->to_string() : std::string("?")));
     }
-    project_by_id.emplace(p->id, p);
+    project_slot.emplace(p.id, i);
   }
   for (const auto& t : token_records) {
     if (!expected_index.emplace(token_digest_key(t->digest), id_key(t->id)).second) {
       return record_problem(table::tokens, t->id.binary(), "another token has the same digest");
     }
   }
-  for (const auto& w : webhook_records) {
-    const auto p = project_by_id.find(w->project);
-    if (p == project_by_id.end() || p->second->organization != w->organization) {
-      return record_problem(table::webhooks, w->id.binary(),
-                            "its project " + w->project.to_string() +
-                                " does not exist in organization " + w->organization.to_string());
+  // Each project's webhooks, sized by a first pass so that every list is allocated once.
+  std::vector<std::uint32_t> slot_of_webhook(webhook_records.size());
+  std::vector<webhook_list> webhooks_of(project_records.size());
+  {
+    std::vector<std::size_t> sizes(project_records.size());
+    for (std::size_t i = 0; i < webhook_records.size(); ++i) {
+      const webhook& w = *webhook_records[i];
+      const auto p = project_slot.find(w.project);
+      if (p == project_slot.end() || project_records[p->second]->organization != w.organization) {
+        return record_problem(table::webhooks, w.id.binary(),
+                              "its project " + w.project.to_string() +
+                                  " does not exist in organization " + w.organization.to_string());
+      }
+      slot_of_webhook[i] = static_cast<std::uint32_t>(p->second);
+      ++sizes[p->second];
     }
-    expected_index.emplace(project_webhook_key(w->project, w->id), std::string{});
+    for (std::size_t slot = 0; slot < sizes.size(); ++slot) webhooks_of[slot].reserve(sizes[slot]);
   }
+  for (std::size_t i = 0; i < webhook_records.size(); ++i) {
+    webhooks_of[slot_of_webhook[i]].push_back(std::move(webhook_records[i]));
+  }
+  const std::size_t webhook_total = webhook_records.size();
+  webhook_records = {};
+  slot_of_webhook = {};
 
   // The index table must say exactly what the records imply (for the prefixes the catalog owns).
   std::optional<problem> index_failure;
+  std::size_t slot = 0, next = 0;  // the merge position: webhooks_of[slot][next]
+  std::size_t missing_webhook_entries = 0;
+  std::optional<std::string> first_missing_webhook_entry;
+  // The next expected "pw" entry's webhook, or null past the last one.
+  const auto expected_webhook = [&]() -> const webhook* {
+    while (slot < webhooks_of.size() && next == webhooks_of[slot].size()) {
+      ++slot;
+      next = 0;
+    }
+    return slot < webhooks_of.size() ? webhooks_of[slot][next].get() : nullptr;
+  };
+  const auto note_missing = [&](const webhook& w) {
+    if (missing_webhook_entries++ == 0) {
+      first_missing_webhook_entry = project_webhook_key(w.project, w.id);
+    }
+  };
+  const auto check_project_webhook = [&](std::string_view k, std::string_view v) {
+    const std::optional<project_webhook_pair> entry = parse_project_webhook_key(k);
+    const webhook* w = expected_webhook();
+    if (entry) {
+      for (; w != nullptr && project_webhook_pair{w->project, w->id} < *entry;
+           w = expected_webhook()) {
+        note_missing(*w);
+        ++next;
+      }
+    }
+    if (!entry || w == nullptr || project_webhook_pair{w->project, w->id} != *entry) {
+      index_failure = record_problem(table::index, k, "no record refers to this entry");
+      return false;
+    }
+    if (!v.empty()) {
+      index_failure = record_problem(table::index, k, "it points at another record");
+      return false;
+    }
+    ++next;
+    return true;
+  };
+  const auto check_mapped = [&](std::string_view k, std::string_view v) {
+    const auto it = expected_index.find(std::string(k));
+    if (it == expected_index.end()) {
+      index_failure = record_problem(table::index, k, "no record refers to this entry");
+      return false;
+    }
+    if (it->second != v) {
+      index_failure = record_problem(table::index, k, "it points at another record");
+      return false;
+    }
+    expected_index.erase(it);
+    return true;
+  };
   for (std::string_view prefix : {kProjectSlugPrefix, kProjectWebhookPrefix, kTokenDigestPrefix}) {
+    const bool webhook_entries = prefix == kProjectWebhookPrefix;
     auto scanned = store.scan(table::index, prefix, [&](std::string_view k, std::string_view v) {
-      const auto it = expected_index.find(std::string(k));
-      if (it == expected_index.end()) {
-        index_failure = record_problem(table::index, k, "no record refers to this entry");
-        return false;
-      }
-      if (it->second != v) {
-        index_failure = record_problem(table::index, k, "it points at another record");
-        return false;
-      }
-      expected_index.erase(it);
-      return true;
+      return webhook_entries ? check_project_webhook(k, v) : check_mapped(k, v);
     });
     if (!scanned) {
       return make_problem(scanned.error().kind,
@@ -787,11 +877,20 @@ result<catalog_counts> catalog::impl::load() {
     }
     if (index_failure) return *index_failure;
   }
-  if (!expected_index.empty()) {
+  for (const webhook* w = expected_webhook(); w != nullptr; w = expected_webhook()) {
+    note_missing(*w);
+    ++next;
+  }
+  if (const std::size_t missing = expected_index.size() + missing_webhook_entries; missing > 0) {
+    // The first missing entry in key order, as the index table would list it.
+    std::string first = first_missing_webhook_entry.value_or(std::string{});
+    if (!expected_index.empty() &&
+        (!first_missing_webhook_entry || expected_index.begin()->first < first)) {
+      first = expected_index.begin()->first;
+    }
     return make_problem(error_kind::internal, "Cannot load the index table: the entry " +
-                                                  printable_key(expected_index.begin()->first) +
-                                                  " is missing (and " +
-                                                  std::to_string(expected_index.size() - 1) +
+                                                  printable_key(first) + " is missing (and " +
+                                                  std::to_string(missing - 1) +
                                                   " more); the data directory is damaged");
   }
 
@@ -799,23 +898,26 @@ result<catalog_counts> catalog::impl::load() {
   sort_oldest_first(orgs);
   sort_oldest_first(project_records);
   sort_oldest_first(token_records);
-  std::vector<std::shared_ptr<const webhook>> sorted_webhooks = webhook_records;
-  std::sort(sorted_webhooks.begin(), sorted_webhooks.end(), older<webhook>);
 
+  organizations.reserve(orgs.size());
   for (const auto& o : orgs) (void)organizations.put(o->id, o);
   (void)all_organizations.exchange(std::make_shared<const organization_list>(orgs));
 
+  projects.reserve(project_records.size());
   std::unordered_map<object_id, project_list> projects_of;
   for (const auto& p : project_records) {
     (void)projects.put(p->id, p);
     slugs.emplace(std::make_pair(p->organization, p->slug), p->id);
     projects_of[p->organization].push_back(p);
   }
+  projects_by_organization.reserve(projects_of.size());
   for (auto& [org, list] : projects_of) {
     (void)projects_by_organization.put(org, std::make_shared<const project_list>(std::move(list)));
   }
 
   std::size_t admins = 0;
+  tokens.reserve(token_records.size());
+  tokens_by_digest.reserve(token_records.size());
   for (const auto& t : token_records) {
     (void)tokens.put(t->id, t);
     (void)tokens_by_digest.put(t->digest, t);
@@ -823,12 +925,14 @@ result<catalog_counts> catalog::impl::load() {
   }
   (void)all_tokens.exchange(std::make_shared<const token_list>(token_records));
 
-  std::unordered_map<object_id, webhook_list> webhooks_of;
-  for (const auto& w : sorted_webhooks) {
-    (void)webhooks.put(w->id, w);
-    webhooks_of[w->project].push_back(w);
-  }
-  for (auto& [project_id, list] : webhooks_of) {
+  // Published in the order every list is kept in, oldest first.
+  webhooks.reserve(webhook_total);
+  webhooks_by_project.reserve(project_records.size());
+  for (webhook_list& list : webhooks_of) {
+    if (list.empty()) continue;
+    const object_id project_id = list.front()->project;
+    for (const auto& w : list) (void)webhooks.put(w->id, w);
+    sort_oldest_first(list);
     (void)webhooks_by_project.put(project_id,
                                   std::make_shared<const webhook_list>(std::move(list)));
   }
@@ -836,11 +940,10 @@ result<catalog_counts> catalog::impl::load() {
   organization_count = orgs.size();
   project_count = project_records.size();
   token_count = token_records.size();
-  webhook_count = webhook_records.size();
+  webhook_count = webhook_total;
   admin_token_count = admins;
   loaded = true;
-  return catalog_counts{orgs.size(), project_records.size(), token_records.size(),
-                        webhook_records.size()};
+  return catalog_counts{orgs.size(), project_records.size(), token_records.size(), webhook_total};
 }
 
 // ---------------------------------------------------------------- catalog

@@ -2,6 +2,7 @@
 
 #include "core/record_reader.hpp"
 
+#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
@@ -22,6 +23,15 @@ using detail::open_record;
 using detail::record_reader;
 using detail::to_millis;
 
+// Room for one record's parsed JSON tree on the decoder's stack: a record fits, so parsing
+// allocates nothing on the heap (past it, the resource falls back to the heap). A record is
+// decoded once at start-up per entity, so this is per webhook at load.
+struct parse_arena {
+  unsigned char buffer[4096];
+  json::monotonic_resource resource{buffer, sizeof buffer};
+  json::storage_ptr storage() noexcept { return json::storage_ptr(&resource); }
+};
+
 std::string digest_view(const sha256_digest& d) {
   return std::string(reinterpret_cast<const char*>(d.data()), d.size());
 }
@@ -39,7 +49,8 @@ std::string encode(const organization& org) {
 }
 
 result<organization> decode_organization(std::string_view key, std::string_view value) {
-  auto rec = open_record(key, value);
+  parse_arena arena;  // outlives `rec`, whose tree it holds
+  auto rec = open_record(key, value, arena.storage());
   if (!rec) return rec.error();
   record_reader r(rec->value.get_object());
   organization org;
@@ -66,7 +77,8 @@ std::string encode(const project& p) {
 }
 
 result<project> decode_project(std::string_view key, std::string_view value) {
-  auto rec = open_record(key, value);
+  parse_arena arena;  // outlives `rec`, whose tree it holds
+  auto rec = open_record(key, value, arena.storage());
   if (!rec) return rec.error();
   record_reader r(rec->value.get_object());
   project p;
@@ -107,7 +119,8 @@ std::string encode(const api_token& t) {
 }
 
 result<api_token> decode_token(std::string_view key, std::string_view value) {
-  auto rec = open_record(key, value);
+  parse_arena arena;  // outlives `rec`, whose tree it holds
+  auto rec = open_record(key, value, arena.storage());
   if (!rec) return rec.error();
   record_reader r(rec->value.get_object());
   api_token t;
@@ -167,7 +180,8 @@ std::string encode(const webhook& w, const aes256gcm_key& master_key) {
 
 result<webhook> decode_webhook(std::string_view key, std::string_view value,
                                const aes256gcm_key& master_key) {
-  auto rec = open_record(key, value);
+  parse_arena arena;  // outlives `rec`, whose tree it holds
+  auto rec = open_record(key, value, arena.storage());
   if (!rec) return rec.error();
   record_reader r(rec->value.get_object());
   webhook w;

@@ -36,11 +36,11 @@ problem decode_error(std::string what) {
   return make_problem(error_kind::internal, std::move(what));
 }
 
-result<json::value> open_record(std::string_view value) {
+result<json::value> open_record(std::string_view value, json::storage_ptr sp) {
   json::parse_options options;
   options.max_depth = kMaxRecordDepth;
   boost::system::error_code ec;
-  json::value parsed = json::parse(value, ec, {}, options);
+  json::value parsed = json::parse(value, ec, std::move(sp), options);
   if (ec) return decode_error("the value is not JSON (" + ec.message() + ")");
   const json::object* obj = parsed.if_object();
   if (obj == nullptr) return decode_error("the value is not a JSON object");
@@ -62,10 +62,11 @@ result<object_id> id_from_key(std::string_view key) {
   return decode_error("the key is not a 12-byte id");
 }
 
-result<keyed_record> open_record(std::string_view key, std::string_view value) {
+result<keyed_record> open_record(std::string_view key, std::string_view value,
+                                 json::storage_ptr sp) {
   auto id = id_from_key(key);
   if (!id) return id.error();
-  auto parsed = open_record(value);
+  auto parsed = open_record(value, std::move(sp));
   if (!parsed) return parsed.error();
   return keyed_record{std::move(*parsed), *id};
 }

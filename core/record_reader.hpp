@@ -14,6 +14,7 @@
 
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
+#include <boost/json/storage_ptr.hpp>
 #include <boost/json/value.hpp>
 
 #include <cstdint>
@@ -39,8 +40,9 @@ boost::json::object begin_record();
 problem decode_error(std::string what);
 
 // Parses a stored value with a small depth bound (records are flat) and checks that it is an
-// object of the version this code reads. The result is an object.
-result<boost::json::value> open_record(std::string_view value);
+// object of the version this code reads. The result is an object, allocated from `sp` (default:
+// the heap; a decoder passes a monotonic_resource on its stack to save an allocation per field).
+result<boost::json::value> open_record(std::string_view value, boost::json::storage_ptr sp = {});
 
 // The id of a record whose key is the 12 raw id bytes.
 result<object_id> id_from_key(std::string_view key);
@@ -50,7 +52,8 @@ struct keyed_record {
   boost::json::value value;  // an object
   object_id id;              // from the key
 };
-result<keyed_record> open_record(std::string_view key, std::string_view value);
+result<keyed_record> open_record(std::string_view key, std::string_view value,
+                                 boost::json::storage_ptr sp = {});
 
 // Reads the fields of one record object and keeps the first thing found wrong; every accessor
 // returns an empty value after a failure, so a decoder reads on and reports once at the end.

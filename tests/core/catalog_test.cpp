@@ -797,6 +797,83 @@ TEST_F(CatalogTest, LoadFailsOnDamagedRecordsAndIndexEntries) {
   EXPECT_EQ(load_error(), "loaded");
 }
 
+// The "pw" entries (one per webhook) are checked against the webhooks exactly like the others:
+// every entry must belong to a webhook of that project, with an empty value, and every webhook
+// must have its entry; a missing one is reported first in key order, with the count of the rest.
+TEST_F(CatalogTest, LoadChecksEveryWebhookIndexEntry) {
+  open();
+  const auto org = make_org();
+  std::vector<std::shared_ptr<const project>> projects;
+  std::vector<std::shared_ptr<const webhook>> hooks;
+  for (int p = 0; p < 3; ++p) {
+    projects.push_back(make_project(org->id, "p" + std::to_string(p)));
+    for (int h = 0; h < 5; ++h) {
+      hooks.push_back(make_webhook(*projects.back(), "h" + std::to_string(p * 10 + h)));
+    }
+  }
+  // Interleaved creates, so that id order and project order differ.
+  for (std::size_t h = 0; h < 4; ++h) hooks.push_back(make_webhook(*projects[h % 3], "late"));
+  cat_->stop();
+  auto load_error = [&]() -> std::string {
+    catalog fresh(store_, options());
+    auto r = fresh.load();
+    return r ? std::string("loaded") : r.error().detail;
+  };
+  {
+    catalog fresh(store_, options());
+    ASSERT_TRUE(fresh.load());
+    for (const auto& proj : projects) {
+      expect_same_lists(*fresh.list_webhooks(proj->id), *cat_->list_webhooks(proj->id));
+    }
+  }
+  const auto missing = [](std::string_view first, std::size_t more) {
+    return "Cannot load the index table: the entry " + printable_key(first) + " is missing (and " +
+           std::to_string(more) + " more); the data directory is damaged";
+  };
+
+  // Two missing entries of different projects: the smaller key is named.
+  const std::string a = project_webhook_key(hooks[16]->project, hooks[16]->id);
+  const std::string b = project_webhook_key(hooks[3]->project, hooks[3]->id);
+  store_.erase_raw(table::index, a);
+  store_.erase_raw(table::index, b);
+  EXPECT_EQ(load_error(), missing(std::min(a, b), 1));
+  // A missing slug entry sorts before every "pw" entry.
+  const std::string slug = project_slug_key(org->id, projects[2]->slug);
+  store_.erase_raw(table::index, slug);
+  EXPECT_EQ(load_error(), missing(slug, 2));
+  store_.put_raw(table::index, slug, std::string(projects[2]->id.binary()));
+  store_.put_raw(table::index, a, "");
+  store_.put_raw(table::index, b, "");
+  ASSERT_EQ(load_error(), "loaded");
+
+  const auto refused = [&](const std::string& key, std::string_view why) {
+    return "Cannot load the index record " + printable_key(key) + ": " + std::string(why);
+  };
+  // An entry for a webhook that does not exist, between existing ones.
+  const std::string ghost = project_webhook_key(projects[1]->id, object_id_generator().next());
+  store_.put_raw(table::index, ghost, "");
+  EXPECT_EQ(load_error(), refused(ghost, "no record refers to this entry"));
+  store_.erase_raw(table::index, ghost);
+  // An existing webhook's entry under another project (its own entry gone).
+  const std::string own = project_webhook_key(hooks[0]->project, hooks[0]->id);
+  const std::string moved = project_webhook_key(projects[2]->id, hooks[0]->id);
+  store_.erase_raw(table::index, own);
+  store_.put_raw(table::index, moved, "");
+  EXPECT_EQ(load_error(), refused(moved, "no record refers to this entry"));
+  store_.erase_raw(table::index, moved);
+  store_.put_raw(table::index, own, "");
+  // A value where there is none.
+  store_.put_raw(table::index, own, "x");
+  EXPECT_EQ(load_error(), refused(own, "it points at another record"));
+  store_.put_raw(table::index, own, "");
+  // A key of the wrong length.
+  const std::string short_key = std::string(kProjectWebhookPrefix) + "12345";
+  store_.put_raw(table::index, short_key, "");
+  EXPECT_EQ(load_error(), refused(short_key, "no record refers to this entry"));
+  store_.erase_raw(table::index, short_key);
+  EXPECT_EQ(load_error(), "loaded");
+}
+
 TEST_F(CatalogTest, LoadOnlyOnceAndBeforeStart) {
   open();
   auto r = cat_->load();
