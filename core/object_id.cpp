@@ -2,6 +2,7 @@
 
 #include "core/crypto.hpp"
 
+#include <array>
 #include <chrono>
 #include <cstring>
 
@@ -12,11 +13,21 @@ namespace {
 constexpr char kHexDigits[] = "0123456789abcdef";
 
 // -1 for anything that is not a hex digit, so that one table lookup both validates and decodes.
+// Ids are parsed three times per API request: a table, not a chain of range tests.
+constexpr std::array<std::int8_t, 256> kHexValue = [] {
+  std::array<std::int8_t, 256> t{};
+  t.fill(-1);
+  for (int c = '0'; c <= '9'; ++c)
+    t[static_cast<std::size_t>(c)] = static_cast<std::int8_t>(c - '0');
+  for (int c = 'a'; c <= 'f'; ++c) {
+    t[static_cast<std::size_t>(c)] = static_cast<std::int8_t>(c - 'a' + 10);
+    t[static_cast<std::size_t>(c - 'a' + 'A')] = static_cast<std::int8_t>(c - 'a' + 10);
+  }
+  return t;
+}();
+
 constexpr int hex_value(char c) noexcept {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
+  return kHexValue[static_cast<unsigned char>(c)];
 }
 
 constexpr std::uint32_t kCounterMask = 0x00FF'FFFFu;
@@ -26,12 +37,14 @@ constexpr std::uint32_t kCounterMask = 0x00FF'FFFFu;
 std::optional<object_id> object_id::parse(std::string_view hex) noexcept {
   if (hex.size() != 2 * kSize) return std::nullopt;
   bytes_type b{};
+  int invalid = 0;  // one test at the end instead of one per digit
   for (std::size_t i = 0; i < kSize; ++i) {
     const int hi = hex_value(hex[2 * i]);
     const int lo = hex_value(hex[2 * i + 1]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    b[i] = static_cast<std::uint8_t>((hi << 4) | lo);
+    invalid |= hi | lo;
+    b[i] = static_cast<std::uint8_t>(((hi & 0x0F) << 4) | (lo & 0x0F));
   }
+  if (invalid < 0) return std::nullopt;
   return object_id(b);
 }
 

@@ -46,13 +46,12 @@ bool is_param(std::string_view segment) noexcept {
 }
 
 // A literal segment beats a parameter at the first position where two patterns differ, so
-// "/tokens/current" wins over "/tokens/{tokenId}" whatever the registration order.
-bool more_specific(const std::vector<std::string>& a, const std::vector<std::string>& b) {
-  for (std::size_t i = 0; i < a.size() && i < b.size(); ++i) {
-    const bool pa = is_param(a[i]), pb = is_param(b[i]);
-    if (pa != pb) return !pa;
-  }
-  return false;
+// "/tokens/current" wins over "/tokens/{tokenId}" whatever the registration order. Patterns of
+// one path have the same length, so comparing their parameter bit masks is enough.
+bool more_specific(std::uint32_t a_params, std::uint32_t b_params) noexcept {
+  const std::uint32_t differ = a_params ^ b_params;
+  if (differ == 0) return false;
+  return (a_params & (differ & (~differ + 1))) == 0;  // a is literal at the lowest difference
 }
 
 }  // namespace
@@ -78,7 +77,10 @@ void router::add(bhttp::verb method, std::string_view pattern, handler h, std::s
   entry e{method, {}, std::move(h), route.empty() ? std::string(pattern) : std::move(route)};
   std::size_t params = 0;
   for (std::size_t i = 0; i < parts.size; ++i) {
-    if (is_param(parts.segments[i])) ++params;
+    if (is_param(parts.segments[i])) {
+      ++params;
+      e.param_mask |= std::uint32_t{1} << i;
+    }
     e.segments.emplace_back(parts.segments[i]);
   }
   if (params > path_params::kMax) {
@@ -99,19 +101,25 @@ router::match router::find(bhttp::verb method, std::string_view path) const {
 
   const entry* best = nullptr;   // most specific pattern with this method
   const entry* known = nullptr;  // most specific pattern of this path, any method
-  for (const auto& e : entries_) {
-    if (e.segments.size() != parts.size) continue;
-    bool ok = true;
-    for (std::size_t i = 0; i < parts.size && ok; ++i) {
-      const auto& seg = e.segments[i];
-      ok = is_param(seg) ? !parts.segments[i].empty() : seg == parts.segments[i];
+  const auto matches = [&parts](const entry& e) {
+    if (e.segments.size() != parts.size) return false;
+    for (std::size_t i = 0; i < parts.size; ++i) {
+      const bool param = (e.param_mask >> i) & 1U;
+      if (param ? parts.segments[i].empty() : e.segments[i] != parts.segments[i]) return false;
     }
-    if (!ok) continue;
-    if (known == nullptr || more_specific(e.segments, known->segments)) known = &e;
-    if (e.method == method) {
-      if (best == nullptr || more_specific(e.segments, best->segments)) best = &e;
-    } else {
-      // Allow lists methods in registration order, each once.
+    return true;
+  };
+  for (const auto& e : entries_) {
+    if (!matches(e)) continue;
+    if (known == nullptr || more_specific(e.param_mask, known->param_mask)) known = &e;
+    if (e.method == method && (best == nullptr || more_specific(e.param_mask, best->param_mask))) {
+      best = &e;
+    }
+  }
+  if (best == nullptr && known != nullptr) {
+    // Allow lists the path's methods in registration order, each once.
+    for (const auto& e : entries_) {
+      if (!matches(e)) continue;
       const auto name = bhttp::to_string(e.method);
       bool listed = false;
       std::string_view rest = m.allow;
@@ -131,10 +139,9 @@ router::match router::find(bhttp::verb method, std::string_view path) const {
     m.outcome = match::kind::found;
     m.target = &best->h;
     m.route = best->route;
-    m.allow.clear();
     for (std::size_t i = 0; i < parts.size; ++i) {
       const auto& seg = best->segments[i];
-      if (is_param(seg)) {
+      if ((best->param_mask >> i) & 1U) {
         m.params.push(std::string_view(seg).substr(1, seg.size() - 2), parts.segments[i]);
       }
     }

@@ -7,6 +7,7 @@
 #include "http/types.hpp"
 
 #include <array>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -61,6 +62,7 @@ class router {
     std::vector<std::string> segments;  // "{name}" for parameters
     handler h;
     std::string route;
+    std::uint32_t param_mask = 0;  // bit i set: segment i is a parameter
   };
   std::vector<entry> entries_;
 };

@@ -75,8 +75,9 @@ void log_line(const boost::json::object& line) {
 }
 
 // Request ids: 16 random bytes as 32 hex digits. A per-thread xoshiro256** seeded once from
-// RAND_bytes is enough: ids must be unique, not secret.
-std::string generate_request_id() {
+// RAND_bytes is enough: ids must be unique, not secret. Written into `id`, whose capacity the
+// session reuses from one request to the next.
+void generate_request_id(std::string& id) {
   struct rng {
     std::array<std::uint64_t, 4> s{};
     rng() {
@@ -98,12 +99,11 @@ std::string generate_request_id() {
   };
   thread_local rng gen;
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string id(32, '0');
+  id.resize(32);
   for (std::size_t half = 0; half < 2; ++half) {
     auto v = gen.next();
     for (std::size_t i = 0; i < 16; ++i, v >>= 4) id[half * 16 + i] = kHex[v & 0xF];
   }
-  return id;
 }
 
 bool valid_request_id(std::string_view v) noexcept {
@@ -116,9 +116,15 @@ bool valid_request_id(std::string_view v) noexcept {
   return true;
 }
 
-std::string pick_request_id(const bhttp::fields& f) {
+// The request's id, kept in `storage` (the connection's buffer) until the next request.
+std::string_view pick_request_id(const bhttp::fields& f, std::string& storage) {
   const auto incoming = f["X-Request-Id"];
-  return valid_request_id(incoming) ? std::string(incoming) : generate_request_id();
+  if (valid_request_id(incoming)) {
+    storage.assign(incoming.data(), incoming.size());
+  } else {
+    generate_request_id(storage);
+  }
+  return storage;
 }
 
 // Errors that mean "the bytes are not a valid HTTP/1.1 request" (answered with 400), as opposed
@@ -149,7 +155,8 @@ struct connection {
   explicit connection(Socket&& s) : stream(std::forward<Socket>(s)) {}
   beast::tcp_stream stream;
   bool idle = false;
-  std::string head;  // the response head being written; its capacity is reused
+  std::string head;        // the response head being written; its capacity is reused
+  std::string request_id;  // the current request's id; likewise
 };
 
 // What serve_one tells the session loop.
@@ -440,7 +447,7 @@ asio::awaitable<next_step> server::impl::serve_one(connection& conn, beast::flat
   auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, use_tuple);
   const auto started = std::chrono::steady_clock::now();
   if (ec == bhttp::error::header_limit) {
-    const auto id = pick_request_id(parser.get());
+    const auto id = pick_request_id(parser.get(), conn.request_id);
     co_return co_await respond(
         conn,
         problem_response(
@@ -450,14 +457,14 @@ asio::awaitable<next_step> server::impl::serve_one(connection& conn, beast::flat
   }
   if (ec) {
     if (!is_malformed(ec)) co_return next_step::close_now;
-    const auto id = pick_request_id(parser.get());
+    const auto id = pick_request_id(parser.get(), conn.request_id);
     co_return co_await respond(
         conn, problem_response(transport_error::malformed_request, ec.message() + ".", id), 11,
         false, false, id, {}, started);
   }
 
   const auto& head = parser.get();
-  const auto request_id = pick_request_id(head);
+  const auto request_id = pick_request_id(head, conn.request_id);
   const bool is_head = head.method() == bhttp::verb::head;
 
   // Message framing (RFC 9112 §6.1): a request with Transfer-Encoding must end in chunked and

@@ -114,6 +114,30 @@ TEST(Router, LiteralSegmentBeatsParameterWhateverTheOrder) {
   EXPECT_EQ(post.allow, "GET, DELETE");
 }
 
+TEST(Router, TheFirstDifferingSegmentDecidesSpecificityWhateverTheOrder) {
+  for (const bool reversed : {false, true}) {
+    router r;
+    const auto add_a = [&] {
+      r.add(bhttp::verb::get, "/a/{x}/c", stub());
+    };
+    const auto add_b = [&] {
+      r.add(bhttp::verb::get, "/a/b/{y}", stub());
+    };
+    if (reversed) {
+      add_b();
+      add_a();
+    } else {
+      add_a();
+      add_b();
+    }
+    const auto m = r.find(bhttp::verb::get, "/a/b/c");
+    ASSERT_EQ(m.outcome, router::match::kind::found);
+    EXPECT_EQ(m.route, "/a/b/{y}");  // literal "b" at the second segment beats {x}
+    EXPECT_EQ(m.params.get("y"), "c");
+    EXPECT_EQ(r.find(bhttp::verb::get, "/a/z/c").route, "/a/{x}/c");
+  }
+}
+
 TEST(Router, RefusesBadPatternsAtStartUp) {
   router r;
   EXPECT_THROW(r.add(bhttp::verb::get, "healthz", stub()), std::invalid_argument);
