@@ -41,16 +41,23 @@
 #include "core/codec.hpp"
 #include "core/commit_writer.hpp"
 
+#if defined(__linux__)
+#include <sched.h>
+#endif
+
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <shared_mutex>
 #include <string_view>
+#include <thread>
 #include <tuple>
 #include <unordered_map>
 #include <utility>
@@ -710,6 +717,138 @@ result<void> load_table(const storage& store, table t, Decode decode, Take take)
   return {};
 }
 
+// CPUs this process may run on: its affinity mask where the platform tells (a process pinned
+// with taskset gets no use from more threads), else the hardware's.
+unsigned usable_cpus() {
+#if defined(__linux__)
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0) {
+    if (const int n = CPU_COUNT(&set); n > 0) return static_cast<unsigned>(n);
+  }
+#endif
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+// load_table on several threads, for the one big table: this thread scans and hands out batches
+// of copied records; `threads - 1` others decode them, and so does this one whenever enough
+// batches wait already. The outcome is load_table's exactly: every entity in key order, or the
+// problem of the first record in key order that does not decode (each batch stops at its first
+// failure, and every batch before a failing one is decoded whole, so the earliest is known).
+template <class T, class Decode>
+result<void> load_table_parallel(const storage& store, table t, unsigned threads, Decode decode,
+                                 std::vector<std::shared_ptr<const T>>& out) {
+  struct batch {
+    std::string bytes;  // keys and values back to back
+    struct record {
+      std::size_t offset, key_size, value_size;
+    };
+    std::vector<record> records;
+    std::vector<std::shared_ptr<const T>> decoded;
+    std::optional<problem> failure;
+  };
+  constexpr std::size_t kBatchRecords = 512;
+  const std::size_t max_waiting = 2 * std::size_t{threads};
+
+  std::vector<std::unique_ptr<batch>> batches;  // key order
+  std::mutex mutex;
+  std::condition_variable ready;
+  std::deque<batch*> waiting;
+  bool closed = false;
+  std::atomic<bool> failed{false};
+
+  const auto run = [&](batch& b) {
+    b.decoded.reserve(b.records.size());
+    for (const auto& r : b.records) {
+      const std::string_view key(b.bytes.data() + r.offset, r.key_size);
+      const std::string_view value(b.bytes.data() + r.offset + r.key_size, r.value_size);
+      auto decoded = decode(key, value);
+      if (!decoded) {
+        b.failure = record_problem(t, key, decoded.error().detail);
+        failed.store(true, std::memory_order_relaxed);
+        break;
+      }
+      b.decoded.push_back(std::make_shared<const T>(std::move(*decoded)));
+    }
+    b.bytes = std::string{};  // the copies are done with
+    b.records = {};
+  };
+  const auto work = [&] {
+    for (;;) {
+      batch* b = nullptr;
+      {
+        std::unique_lock lock(mutex);
+        ready.wait(lock, [&] { return closed || !waiting.empty(); });
+        if (waiting.empty()) return;
+        b = waiting.front();
+        waiting.pop_front();
+      }
+      run(*b);
+    }
+  };
+  const auto hand_out = [&](std::unique_ptr<batch> b) {
+    batch& mine = *batches.emplace_back(std::move(b));
+    {
+      std::lock_guard lock(mutex);
+      if (waiting.size() < max_waiting) {
+        waiting.push_back(&mine);
+        ready.notify_one();
+        return;
+      }
+    }
+    run(mine);  // the decoders are behind: help instead of queueing more copies
+  };
+
+  result<void> scanned;
+  {
+    std::vector<std::jthread> decoders;
+    decoders.reserve(threads - 1);
+    for (unsigned i = 1; i < threads; ++i) decoders.emplace_back(work);
+    // Destroyed before the decoders are joined, on every way out of this block.
+    struct closer {
+      std::mutex& mutex;
+      std::condition_variable& ready;
+      bool& closed;
+      ~closer() {
+        {
+          std::lock_guard lock(mutex);
+          closed = true;
+        }
+        ready.notify_all();
+      }
+    } close_when_done{mutex, ready, closed};
+    auto current = std::make_unique<batch>();
+    scanned = store.scan(t, {}, [&](std::string_view key, std::string_view value) {
+      current->records.push_back({current->bytes.size(), key.size(), value.size()});
+      current->bytes.append(key).append(value);
+      if (current->records.size() == kBatchRecords) {
+        hand_out(std::move(current));
+        current = std::make_unique<batch>();
+      }
+      return !failed.load(std::memory_order_relaxed);
+    });
+    if (!current->records.empty()) hand_out(std::move(current));
+  }  // closed: the decoders finish what is waiting and are joined
+
+  // A record that does not decode ends the sequential scan where it is, before anything the
+  // scan read or failed to read after it; so it comes first.
+  for (const auto& b : batches) {
+    if (b->failure) return *b->failure;
+  }
+  if (!scanned) {
+    return make_problem(scanned.error().kind, "Cannot read the " + std::string(table_name(t)) +
+                                                  " table: " + scanned.error().detail);
+  }
+  std::size_t total = 0;
+  for (const auto& b : batches) total += b->decoded.size();
+  out.reserve(total);
+  for (auto& b : batches) {
+    std::move(b->decoded.begin(), b->decoded.end(), std::back_inserter(out));
+    b.reset();
+  }
+  return {};
+}
+
 // A "pw" index entry, project id then webhook id: ordered like its key (object_id compares its
 // bytes), so expected entries and a scan of the "pw" prefix can be merged.
 struct project_webhook_pair {
@@ -751,10 +890,17 @@ result<catalog_counts> catalog::impl::load() {
   });
   if (!loaded_tokens) return loaded_tokens.error();
   const aes256gcm_key& key = options.master_key;
-  auto loaded_webhooks = load_table(
-      store, table::webhooks,
-      [&key](std::string_view k, std::string_view v) { return decode_webhook(k, v, key); },
-      [&](webhook w) { webhook_records.push_back(std::make_shared<const webhook>(std::move(w))); });
+  const auto decode_sealed = [&key](std::string_view k, std::string_view v) {
+    return decode_webhook(k, v, key);
+  };
+  const unsigned threads =
+      options.load_threads != 0 ? options.load_threads : std::min(usable_cpus(), 8u);
+  auto loaded_webhooks =
+      threads > 1
+          ? load_table_parallel(store, table::webhooks, threads, decode_sealed, webhook_records)
+          : load_table(store, table::webhooks, decode_sealed, [&](webhook w) {
+              webhook_records.push_back(std::make_shared<const webhook>(std::move(w)));
+            });
   if (!loaded_webhooks) return loaded_webhooks.error();
 
   // References, and the index entries the records imply. The "ps" and "td" entries (one per

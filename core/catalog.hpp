@@ -29,6 +29,10 @@ struct catalog_options {
   std::size_t max_webhooks_per_project = 100;
   // Key that seals webhook secrets at rest (AES-256-GCM). Required.
   aes256gcm_key master_key = aes256gcm_key::generate();
+  // Threads that decode webhook records (JSON, base64, AES-GCM open) during load(). 0: one per
+  // CPU this process may run on (its affinity mask), at most 8; 1: all on the calling thread.
+  // The outcome is the same for every value, refusals included.
+  unsigned load_threads = 0;
 };
 
 struct catalog_counts {

@@ -874,6 +874,70 @@ TEST_F(CatalogTest, LoadChecksEveryWebhookIndexEntry) {
   EXPECT_EQ(load_error(), "loaded");
 }
 
+// load() decodes the webhooks on several threads when asked (or when the CPUs allow): the result
+// must not depend on it, down to which damaged record is named.
+TEST_F(CatalogTest, ParallelLoadEqualsSequentialLoad) {
+  constexpr std::size_t kHooks = 3000;  // several batches of records, the last one partial
+  open(kHooks);
+  const auto org = make_org();
+  std::vector<std::shared_ptr<const project>> projects;
+  for (int p = 0; p < 3; ++p) projects.push_back(make_project(org->id, "p" + std::to_string(p)));
+  for (std::size_t i = 0; i < kHooks; ++i) {
+    ASSERT_TRUE(make_webhook(*projects[i % projects.size()], "h" + std::to_string(i)));
+  }
+  cat_->stop();
+
+  auto with_threads = [&](unsigned threads) {
+    catalog_options o = options(kHooks);
+    o.load_threads = threads;
+    return o;
+  };
+  catalog sequential(store_, with_threads(1));
+  catalog parallel(store_, with_threads(4));
+  const auto seq_counts = sequential.load();
+  const auto par_counts = parallel.load();
+  ASSERT_TRUE(seq_counts) << seq_counts.error().detail;
+  ASSERT_TRUE(par_counts) << par_counts.error().detail;
+  EXPECT_EQ(par_counts->webhooks, kHooks);
+  EXPECT_EQ(seq_counts->webhooks, kHooks);
+  for (const auto& proj : projects) {
+    ASSERT_EQ(parallel.list_webhooks(proj->id)->size(), kHooks / projects.size());
+    expect_same_lists(*parallel.list_webhooks(proj->id), *sequential.list_webhooks(proj->id));
+    expect_same_lists(*parallel.list_webhooks(proj->id), *cat_->list_webhooks(proj->id));
+  }
+  for (const auto& w : *cat_->list_webhooks(projects[1]->id)) {
+    ASSERT_TRUE(parallel.find_webhook(w->id));
+    expect_same(*parallel.find_webhook(w->id), *w);
+  }
+
+  auto load_error = [&](unsigned threads) -> std::string {
+    catalog fresh(store_, with_threads(threads));
+    auto r = fresh.load();
+    return r ? std::string("loaded") : r.error().detail;
+  };
+  // Two damaged records in the middle of the table: both loads name the first in key order.
+  const auto records = store_.records(table::webhooks);
+  ASSERT_EQ(records.size(), kHooks);
+  auto nth = [&](std::size_t n) {
+    return std::next(records.begin(), static_cast<long>(n));
+  };
+  const auto [first_key, first_value] = *nth(1700);
+  const auto [later_key, later_value] = *nth(2600);
+  store_.put_raw(table::webhooks, later_key, "{\"v\":1,");
+  // A sealed secret under another webhook's id does not open (the id is its associated data).
+  store_.put_raw(table::webhooks, first_key, nth(1701)->second);
+  const std::string expected = load_error(1);
+  EXPECT_THAT(expected, HasSubstr("webhooks record " + printable_key(first_key)));
+  EXPECT_THAT(expected, HasSubstr("master key"));
+  EXPECT_EQ(load_error(4), expected);
+  EXPECT_EQ(load_error(2), expected);
+  store_.put_raw(table::webhooks, first_key, first_value);
+  EXPECT_THAT(load_error(4), HasSubstr("webhooks record " + printable_key(later_key)));
+  EXPECT_EQ(load_error(4), load_error(1));
+  store_.put_raw(table::webhooks, later_key, later_value);
+  EXPECT_EQ(load_error(4), "loaded");
+}
+
 TEST_F(CatalogTest, LoadOnlyOnceAndBeforeStart) {
   open();
   auto r = cat_->load();
