@@ -3,7 +3,9 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <boost/json/object.hpp>
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 
 namespace hookd {
 namespace {
@@ -120,6 +122,91 @@ TEST(Codec, WebhookRoundTripsWithSecretSealed) {
   EXPECT_EQ(back->updated_at, w.updated_at);
   EXPECT_EQ(back->disabled_reason, w.disabled_reason);
   EXPECT_EQ(back->disabled_at, w.disabled_at);
+}
+
+void expect_same_webhook(const webhook& a, const webhook& b) {
+  EXPECT_EQ(a.id, b.id);
+  EXPECT_EQ(a.organization, b.organization);
+  EXPECT_EQ(a.project, b.project);
+  EXPECT_EQ(a.name, b.name);
+  EXPECT_EQ(a.url, b.url);
+  EXPECT_EQ(a.headers, b.headers);
+  EXPECT_EQ(a.active, b.active);
+  EXPECT_EQ(a.events, b.events);
+  EXPECT_EQ(a.secret, b.secret);
+  EXPECT_EQ(a.created_at, b.created_at);
+  EXPECT_EQ(a.updated_at, b.updated_at);
+  EXPECT_EQ(a.disabled_reason, b.disabled_reason);
+  EXPECT_EQ(a.disabled_at, b.disabled_at);
+}
+
+// decode_webhook reads the exact shape encode() writes directly and anything else through the
+// general JSON reader: every JSON spelling of the same record gives the same webhook, and a
+// record with the written shape but a bad value gets the general reader's message.
+TEST(Codec, WebhookDecodesTheSameWhateverTheJsonSpelling) {
+  const aes256gcm_key key = aes256gcm_key::generate();
+  std::vector<webhook> samples;
+  webhook plain = sample_webhook();  // printable ASCII, nothing to escape
+  plain.headers = {{"X-Zeta", "1"}, {"X-Alpha", "two"}};
+  samples.push_back(plain);
+  webhook minimal = plain;  // no headers, no events, no disabled fields, active
+  minimal.headers.clear();
+  minimal.events.clear();
+  minimal.active = true;
+  minimal.disabled_reason.reset();
+  minimal.disabled_at.reset();
+  samples.push_back(minimal);
+  webhook escaped = sample_webhook();  // a quote to escape, non-ASCII, a control character
+  escaped.name = "Caf\xC3\xA9 \"orders\"\t";
+  samples.push_back(escaped);
+  webhook at_zero = minimal;
+  at_zero.created_at = at(0);
+  at_zero.disabled_at = at(7);
+  samples.push_back(at_zero);
+
+  for (const webhook& w : samples) {
+    const std::string value = encode(w, key);
+    auto direct = decode_webhook(w.id.binary(), value, key);
+    ASSERT_TRUE(direct) << direct.error().detail;
+    expect_same_webhook(*direct, w);
+
+    const boost::json::object parsed = boost::json::parse(value).as_object();
+    std::vector<std::string> spellings;
+    boost::json::object reversed;  // the same fields in the opposite order
+    for (auto it = parsed.end(); it != parsed.begin();) {
+      --it;
+      reversed[it->key()] = it->value();
+    }
+    spellings.push_back(boost::json::serialize(reversed));
+    boost::json::object extra = parsed;  // a field a later version might add
+    extra["note"] = "later";
+    spellings.push_back(boost::json::serialize(extra));
+    spellings.push_back(" " + value + "\n");  // whitespace around
+    std::string spaced = value;               // whitespace after the first colon
+    spaced.insert(spaced.find(':') + 1, " ");
+    spellings.push_back(spaced);
+    for (const std::string& spelling : spellings) {
+      auto back = decode_webhook(w.id.binary(), spelling, key);
+      ASSERT_TRUE(back) << spelling << ": " << back.error().detail;
+      expect_same_webhook(*back, w);
+    }
+  }
+
+  // The written shape with values that do not check out: the general reader's messages.
+  const std::string value = encode(plain, key);
+  const auto detail = [&](const std::string& v) {
+    auto back = decode_webhook(plain.id.binary(), v, key);
+    return back ? std::string("decoded") : back.error().detail;
+  };
+  std::string bad_id = value;
+  bad_id.replace(bad_id.find(plain.organization.to_string()), 24, std::string(24, 'z'));
+  EXPECT_EQ(detail(bad_id), "field \"organization\" is not a 24-hex-digit id");
+  std::string bad_time = value;
+  bad_time.insert(bad_time.find("\"createdAt\":") + 12, "0");
+  EXPECT_THAT(detail(bad_time), HasSubstr("not JSON"));
+  std::string negative = value;
+  negative.insert(negative.find("\"updatedAt\":") + 12, "-");
+  EXPECT_EQ(detail(negative), "decoded");  // a valid integer, only not one encode() writes
 }
 
 TEST(Codec, WebhookSealsWithFreshNonceEachTime) {
