@@ -28,6 +28,7 @@
 #include "core/signing.hpp"
 #include "hookd/version.hpp"
 #include "http/delivery_client.hpp"
+#include "http/dispatcher.hpp"
 
 #include <benchmark/benchmark.h>
 #include <boost/beast/core/buffers_range.hpp>
@@ -447,25 +448,6 @@ BENCHMARK(BM_scheduler_next_due)->MinTime(0.2);
 
 // ---------------------------------------------------------------- the outbound request
 
-// A copy of build_request() in http/dispatcher.cpp, which is file-local there (and takes the
-// dispatcher's impl): the same headers in the same order. Keep the two in step.
-http::outbound_request build_request_copy(const std::string& user_agent, const webhook& hook,
-                                          const delivery& record, std::string body,
-                                          std::int64_t unix_seconds, const webhook_signer& signer) {
-  const std::string id = record.id.to_string();
-  http::outbound_request req;
-  req.url = hook.url;
-  req.headers.reserve(hook.headers.size() + 5);
-  req.headers.push_back({"content-type", "application/json"});
-  req.headers.push_back({"user-agent", user_agent});
-  for (const header_entry& h : hook.headers) req.headers.push_back(h);
-  req.headers.push_back({"webhook-id", id});
-  req.headers.push_back({"webhook-timestamp", std::to_string(unix_seconds)});
-  req.headers.push_back({"webhook-signature", signer.sign(id, unix_seconds, body)});
-  req.body = std::move(body);
-  return req;
-}
-
 // What delivery_client::send does with an outbound_request before writing it, approximated with
 // public pieces: its URL parsing (parse_target) and its header filters are file-local in
 // delivery_client.cpp, so this parses with Boost.URL and inserts every header unchecked. Then the
@@ -520,8 +502,8 @@ struct request_fixture {
     const auto signer = webhook_signer::create(hook->secret).value();
     const std::int64_t unix_seconds =
         std::chrono::duration_cast<std::chrono::seconds>(s.log.now().time_since_epoch()).count();
-    return build_request_copy(user_agent, *hook, *detail->record, delivery_body(*event),
-                              unix_seconds, signer);
+    return http::build_request(user_agent, *hook, *detail->record, delivery_body(*event),
+                               unix_seconds, signer);
   }
 };
 

@@ -179,6 +179,30 @@ due_jobs scheduler::take_due(timestamp now, std::size_t max) {
   return out;
 }
 
+void scheduler::release_webhook_slot(in_flight_entry& entry) {
+  if (entry.sent) return;
+  entry.sent = true;
+  if (const auto w = webhooks_.find(entry.webhook); w != webhooks_.end() && w->second.in_flight) {
+    --w->second.in_flight;
+  }
+}
+
+void scheduler::sent(const object_id& delivery) {
+  std::function<void()> wake;
+  {
+    std::lock_guard lock(mutex_);
+    const auto it = in_flight_.find(delivery);
+    if (it == in_flight_.end() || it->second.sent) return;
+    const std::optional<timestamp> before = earliest_ready();
+    release_webhook_slot(it->second);
+    ++recording_;
+    refresh(it->second.webhook);
+    const std::optional<timestamp> after = earliest_ready();
+    if (after && (!before || *after < *before)) wake = wake_;
+  }
+  if (wake) wake();
+}
+
 void scheduler::done(const object_id& delivery) {
   std::function<void()> wake;
   {
@@ -186,11 +210,10 @@ void scheduler::done(const object_id& delivery) {
     const auto it = in_flight_.find(delivery);
     if (it == in_flight_.end()) return;
     const std::optional<timestamp> before = earliest_ready();
-    const in_flight_entry entry = it->second;
+    in_flight_entry entry = it->second;
     in_flight_.erase(it);
-    if (const auto w = webhooks_.find(entry.webhook); w != webhooks_.end() && w->second.in_flight) {
-      --w->second.in_flight;
-    }
+    if (entry.sent) --recording_;
+    release_webhook_slot(entry);
     if (entry.again) {
       enqueue(delivery, entry.webhook, *entry.again);
     } else {
@@ -207,6 +230,7 @@ scheduler_counts scheduler::counts() const {
   scheduler_counts c;
   c.queued = queued_.size();
   c.in_flight = in_flight_.size();
+  c.recording = recording_;
   for (const object_id& webhook : held_) {
     if (const auto it = webhooks_.find(webhook); it != webhooks_.end()) {
       c.held += it->second.queue.size();

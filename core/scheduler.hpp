@@ -8,8 +8,10 @@
 //     wait until next_due() (or until the wake callback fires, or a completion calls done())
 //     auto batch = take_due(now, n)            // jobs to attempt, each holding an in-flight slot
 //     for each batch.dropped job: its webhook is gone; cancel the delivery (delivery_log)
-//     for each batch.ready job: attempt it; decide(); delivery_log::record_attempt(...)
-//   record_attempt releases the slot (done) and re-queues the job when it is to be retried.
+//     for each batch.ready job: attempt it; sent(); decide(); delivery_log::record_attempt(...)
+//   sent() frees the job's per-webhook slot as soon as the exchange with the receiver is over, so
+//   the next job of that webhook goes out while this attempt's record waits for its fsync;
+//   record_attempt releases the job (done) and re-queues it when it is to be retried.
 
 #include "core/clock.hpp"
 #include "core/object_id.hpp"
@@ -67,11 +69,14 @@ struct attempt_decision {
 // ---------------------------------------------------------------- scheduler
 
 struct scheduler_options {
-  // Attempts in flight at once, over all webhooks (--max-inflight-deliveries). Default 256: enough
-  // to keep many slow receivers busy without holding thousands of sockets and buffers.
+  // Attempts in flight at once, over all webhooks (--max-inflight-deliveries), from take_due to
+  // done(): being sent or being recorded. Default 256: enough to keep many slow receivers busy
+  // without holding thousands of sockets and buffers.
   std::size_t max_in_flight = 256;
-  // Attempts in flight at once to one webhook (--max-inflight-per-webhook). Default 4: a receiver
-  // is not flooded by a backlog, and one slow receiver cannot take the global slots from others.
+  // Attempts in flight at once to one webhook (--max-inflight-per-webhook), from take_due to sent()
+  // (or done(), whichever comes first): requests the receiver has open at once. Default 4: a
+  // receiver is not flooded by a backlog, and one slow receiver cannot take the global slots from
+  // others.
   std::size_t max_in_flight_per_webhook = 4;
   // While jobs are held for an inactive webhook, next_due() asks to be polled at least this often
   // so that they come out soon after the webhook is activated again. Default 1 s.
@@ -98,7 +103,8 @@ struct due_jobs {
 
 struct scheduler_counts {
   std::size_t queued = 0;     // waiting for their time or a slot (held ones included)
-  std::size_t in_flight = 0;  // taken and not yet done()
+  std::size_t in_flight = 0;  // taken and not yet done() (recording ones included)
+  std::size_t recording = 0;  // of those, sent() and not yet done()
   std::size_t held = 0;       // queued jobs of inactive webhooks
 };
 
@@ -140,6 +146,12 @@ class scheduler {
   // returned in `dropped`.
   due_jobs take_due(timestamp now, std::size_t max);
 
+  // The attempt of a job taken by take_due has finished talking to the receiver: its webhook's
+  // slot is free for the next job of that webhook. The job itself stays taken (never handed out
+  // twice, and counted against max_in_flight) until done(). Unknown ids and a second call are
+  // ignored.
+  void sent(const object_id& delivery);
+
   // Releases the in-flight slot of a job taken by take_due. Unknown ids are ignored.
   void done(const object_id& delivery);
 
@@ -161,7 +173,11 @@ class scheduler {
   struct in_flight_entry {
     object_id webhook;
     std::optional<timestamp> again;  // schedule() came while in flight: queue at done()
+    bool sent = false;               // sent() came: no longer counted against its webhook's cap
   };
+
+  // Gives the job's per-webhook slot back (once); the caller holds mutex_.
+  void release_webhook_slot(in_flight_entry& entry);
 
   void enqueue(const object_id& delivery, const object_id& webhook, timestamp due);
   void refresh(const object_id& webhook);  // re-establishes heads_ / held_ for it
@@ -179,6 +195,7 @@ class scheduler {
   std::unordered_map<object_id, queued_entry> queued_;
   std::unordered_map<object_id, in_flight_entry> in_flight_;
   std::optional<timestamp> last_take_;
+  std::size_t recording_ = 0;  // in_flight_ entries with sent set
 };
 
 }  // namespace hookd

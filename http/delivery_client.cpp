@@ -280,11 +280,13 @@ struct delivery_client::impl {
   tcp::resolver resolver;
   // origin -> idle connections, the most recently used at the back.
   std::map<std::string, std::deque<std::unique_ptr<connection>>, std::less<>> idle;
+  std::size_t idle_count = 0;  // connections in `idle`, over all origins
   client_stats stats;
 
   std::unique_ptr<connection> take_idle(const std::string& origin);
   void put_idle(const std::string& origin, std::unique_ptr<connection> c);
   void prune_idle(steady::time_point now);
+  void close_oldest_idle();
 
   asio::awaitable<std::optional<std::vector<ip_address>>> resolve(const target& t,
                                                                   steady::time_point deadline,
@@ -306,6 +308,7 @@ std::unique_ptr<connection> delivery_client::impl::take_idle(const std::string& 
   while (!list.empty() && !found) {
     std::unique_ptr<connection> c = std::move(list.back());
     list.pop_back();
+    --idle_count;
     if (c->looks_usable()) {
       found = std::move(c);
     } else {
@@ -326,8 +329,27 @@ void delivery_client::impl::put_idle(const std::string& origin, std::unique_ptr<
   while (list.size() >= options.max_idle_per_origin) {
     list.front()->close();
     list.pop_front();
+    --idle_count;
   }
   list.push_back(std::move(c));
+  ++idle_count;
+  while (options.max_idle_total != 0 && idle_count > options.max_idle_total) close_oldest_idle();
+}
+
+void delivery_client::impl::close_oldest_idle() {
+  // Each origin's list is oldest first, so the oldest of all is one of the fronts.
+  auto oldest = idle.end();
+  for (auto it = idle.begin(); it != idle.end(); ++it) {
+    if (oldest == idle.end() ||
+        it->second.front()->idle_since < oldest->second.front()->idle_since) {
+      oldest = it;
+    }
+  }
+  if (oldest == idle.end()) return;
+  oldest->second.front()->close();
+  oldest->second.pop_front();
+  --idle_count;
+  if (oldest->second.empty()) idle.erase(oldest);
 }
 
 void delivery_client::impl::prune_idle(steady::time_point now) {
@@ -337,6 +359,7 @@ void delivery_client::impl::prune_idle(steady::time_point now) {
     while (!list.empty() && now - list.front()->idle_since >= options.idle_expiry) {
       list.front()->close();
       list.pop_front();
+      --idle_count;
     }
     it = list.empty() ? idle.erase(it) : std::next(it);
   }
@@ -442,6 +465,13 @@ asio::awaitable<std::unique_ptr<connection>> delivery_client::impl::open(
     co_return nullptr;
   }
   ++stats.connections_opened;
+  {
+    // A request is written in one go and then answered: nothing is gained by Nagle's waiting for
+    // an ACK of the previous segment (a TLS handshake flight or a request larger than one
+    // segment would otherwise stall on the receiver's delayed ACK).
+    error_code ignored;
+    c->lowest().socket().set_option(tcp::no_delay(true), ignored);
+  }
   c->remote = endpoint_text(peer);
   result.remote_endpoint = c->remote;
 
@@ -641,12 +671,11 @@ void delivery_client::close_idle() {
     for (auto& c : list) c->close();
   }
   impl_->idle.clear();
+  impl_->idle_count = 0;
 }
 
 std::size_t delivery_client::idle_connections() const noexcept {
-  std::size_t n = 0;
-  for (const auto& [origin, list] : impl_->idle) n += list.size();
-  return n;
+  return impl_->idle_count;
 }
 
 const client_stats& delivery_client::stats() const noexcept {

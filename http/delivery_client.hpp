@@ -81,6 +81,10 @@ struct client_options {
   // Idle keep-alive connections kept per origin (scheme, host, port). 4 covers the parallel
   // deliveries one endpoint usually gets without hoarding sockets; 0 disables reuse.
   std::size_t max_idle_per_origin = 4;
+  // Idle keep-alive connections kept over all origins; past it the one idle longest is closed.
+  // 0: no bound but the per-origin one. The dispatcher sets it to its global in-flight cap, so
+  // that it never holds more idle sockets than it may have busy ones.
+  std::size_t max_idle_total = 0;
   // An idle connection older than this is closed rather than reused. 30 s keeps a connection
   // warm across a burst; servers that hang up sooner (Node and Apache wait 5 s) are caught by the
   // liveness peek before reuse or, in a race, by the one retry on a fresh connection.

@@ -39,13 +39,27 @@ struct wake_link {
   dispatcher::impl* target = nullptr;
 };
 
+// The client's keep-alive pool must hold as many connections per origin as attempts may run
+// at once to it: all the webhooks of a receiver share its origin, each with its own in-flight
+// cap, up to the global cap. With a smaller pool most attempts close their connection when they
+// end and the next one opens a new one (a connect, an accept, a TIME_WAIT socket per attempt).
+// Over all origins, idle connections are bounded by that cap too.
+dispatcher_options with_pool_for(dispatcher_options o, delivery_log& log) {
+  const std::size_t cap = log.jobs().options().max_in_flight;
+  if (o.client.max_idle_per_origin != 0) {
+    o.client.max_idle_per_origin = std::max(o.client.max_idle_per_origin, cap);
+  }
+  if (o.client.max_idle_total == 0) o.client.max_idle_total = cap;
+  return o;
+}
+
 }  // namespace
 
 struct dispatcher::impl {
   impl(delivery_log& l, const catalog& c, dispatcher_options o)
       : log(l),
         cat(c),
-        options(std::move(o)),
+        options(with_pool_for(std::move(o), l)),
         user_agent(std::string("hookd/") + std::string(kVersion)),
         timer(ioc),
         client(std::make_unique<delivery_client>(ioc.get_executor(), options.client)),
@@ -149,25 +163,6 @@ asio::awaitable<void> run_loop(impl& d) {
   }
 }
 
-// The Standard Webhooks request for one attempt (CONTRACT §5).
-outbound_request build_request(const impl& d, const webhook& hook, const delivery& record,
-                               std::string body, std::int64_t unix_seconds,
-                               const webhook_signer& signer) {
-  const std::string id = record.id.to_string();
-  outbound_request req;
-  req.url = hook.url;
-  req.headers.reserve(hook.headers.size() + 5);
-  req.headers.push_back({"content-type", "application/json"});
-  req.headers.push_back({"user-agent", d.user_agent});
-  // The catalog refuses custom headers that would collide with these (CONTRACT §4).
-  for (const header_entry& h : hook.headers) req.headers.push_back(h);
-  req.headers.push_back({"webhook-id", id});
-  req.headers.push_back({"webhook-timestamp", std::to_string(unix_seconds)});
-  req.headers.push_back({"webhook-signature", signer.sign(id, unix_seconds, body)});
-  req.body = std::move(body);
-  return req;
-}
-
 // One attempt of one job. `handed_over` becomes true once record_attempt owns the job's slot.
 asio::awaitable<void> attempt_job(impl& d, scheduled_job job, bool& handed_over) {
   const auto detail = d.log.find_delivery(job.delivery);
@@ -205,7 +200,10 @@ asio::awaitable<void> attempt_job(impl& d, scheduled_job job, bool& handed_over)
     const std::int64_t unix_seconds =
         std::chrono::duration_cast<std::chrono::seconds>(a.at.time_since_epoch()).count();
     attempt_result sent = co_await d.client->send(
-        build_request(d, *hook, record, delivery_body(*event), unix_seconds, *signer));
+        build_request(d.user_agent, *hook, record, delivery_body(*event), unix_seconds, *signer));
+    // The receiver is done with this attempt: the webhook's next job may go out while this one
+    // is being recorded. The delivery stays taken until record_attempt makes its outcome durable.
+    d.log.jobs().sent(job.delivery);
     a.duration = sent.duration;
     if (sent.has_response()) a.status_code = sent.status_code;
     a.response = response_excerpt(sent.body_prefix);
@@ -239,6 +237,24 @@ asio::awaitable<void> run_attempt(impl& d, scheduled_job job) {
 }
 
 }  // namespace
+
+outbound_request build_request(const std::string& user_agent, const webhook& hook,
+                               const delivery& record, std::string body, std::int64_t unix_seconds,
+                               const webhook_signer& signer) {
+  const std::string id = record.id.to_string();
+  outbound_request req;
+  req.url = hook.url;
+  req.headers.reserve(hook.headers.size() + 5);
+  req.headers.push_back({"content-type", "application/json"});
+  req.headers.push_back({"user-agent", user_agent});
+  // The catalog refuses custom headers that would collide with these (CONTRACT §4).
+  for (const header_entry& h : hook.headers) req.headers.push_back(h);
+  req.headers.push_back({"webhook-id", id});
+  req.headers.push_back({"webhook-timestamp", std::to_string(unix_seconds)});
+  req.headers.push_back({"webhook-signature", signer.sign(id, unix_seconds, body)});
+  req.body = std::move(body);
+  return req;
+}
 
 void dispatcher::impl::spawn_loop() {
   {

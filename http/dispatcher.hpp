@@ -6,10 +6,12 @@
 // job (set_wake) or when an attempt finishes and frees a slot; it then takes the due jobs and
 // spawns one attempt coroutine per job. An attempt looks up the delivery, its event and its
 // webhook, builds the body (delivery_body), signs it with the webhook's secret for the attempt's
-// unix seconds, sends it with the delivery_client, maps the result through decide(), and hands
-// the attempt and the decision to delivery_log::record_attempt, which makes it durable and
-// releases the job's slot. Jobs the scheduler dropped (their webhook no longer exists) are
-// cancelled with delivery_log::cancel_webhook.
+// unix seconds, sends it with the delivery_client, frees the webhook's slot at once
+// (scheduler::sent: the next job of that webhook need not wait for this one's fsync), maps the
+// result through decide(), and hands the attempt and the decision to
+// delivery_log::record_attempt, which makes it durable (group commit with every other attempt
+// and ingest queued meanwhile) and only then releases the job. Jobs the scheduler dropped (their
+// webhook no longer exists) are cancelled with delivery_log::cancel_webhook.
 //
 // Threads: the dispatcher runs its own io_context on one thread of its own, so the client (which
 // is not thread-safe), the timer and every attempt share that thread without a strand, and a slow
@@ -24,19 +26,35 @@
 // Thread safety: start() and stop() from one controlling thread; stats() and in_flight() from any.
 
 #include "core/catalog.hpp"
+#include "core/delivery.hpp"
 #include "core/delivery_log.hpp"
+#include "core/signing.hpp"
 #include "http/delivery_client.hpp"
 #include "http/delivery_metrics.hpp"
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
+#include <string>
 
 namespace hookd::http {
 
+// The Standard Webhooks request of one attempt (CONTRACT §5): the webhook's URL, then the headers
+// content-type, user-agent, the webhook's custom headers, webhook-id (the delivery id),
+// webhook-timestamp (`unix_seconds`) and webhook-signature (`signer` over id, time and body), in
+// that order, and `body` (delivery_body of the event). Pure; the dispatcher sends exactly this.
+[[nodiscard]] outbound_request build_request(const std::string& user_agent, const webhook& hook,
+                                             const delivery& record, std::string body,
+                                             std::int64_t unix_seconds,
+                                             const webhook_signer& signer);
+
 struct dispatcher_options {
   // The outbound client: total_timeout is --delivery-timeout, allow_private_targets is
-  // --allow-private-targets, user_agent should be "hookd/<version>".
+  // --allow-private-targets, user_agent should be "hookd/<version>". A non-zero
+  // max_idle_per_origin is raised to the scheduler's max_in_flight: the webhooks of one receiver
+  // share its origin, and a pool smaller than their attempts in flight would close a connection
+  // after most attempts and open a new one for the next. A max_idle_total of 0 becomes that cap.
   client_options client{};
   // Jobs taken from the scheduler per take_due call. 64 keeps one pass of the loop short; the
   // loop goes round again at once while full batches keep coming.

@@ -323,6 +323,66 @@ TEST(Scheduler, AJobIsNeverHandedOutTwiceAtOnce) {
   EXPECT_EQ(again.ready[0].delivery, delivery_id(1));
 }
 
+TEST(Scheduler, SentFreesTheWebhookSlotWhileTheJobStaysTakenUntilDone) {
+  fake_webhooks hooks;
+  hooks.states[webhook_id(1)] = webhook_state::active;
+  scheduler s(hooks.lookup(), {.max_in_flight = 3, .max_in_flight_per_webhook = 1});
+  int wakes = 0;
+  s.set_wake([&wakes] { ++wakes; });
+  for (std::uint32_t i = 1; i <= 4; ++i) s.schedule(delivery_id(i), webhook_id(1), kT0);
+  wakes = 0;
+
+  // The webhook's one slot is taken: nothing more until the first attempt is sent.
+  EXPECT_EQ(deliveries_of(s.take_due(kT0, 10).ready), std::vector{delivery_id(1)});
+  EXPECT_TRUE(s.take_due(kT0, 10).ready.empty());
+  EXPECT_EQ(s.next_due(), std::nullopt);
+
+  // Sent: the slot is free for the next job (and the dispatcher is woken for it), while the
+  // first one is still being recorded.
+  s.sent(delivery_id(1));
+  EXPECT_EQ(wakes, 1);
+  EXPECT_EQ(s.next_due(), kT0);
+  EXPECT_EQ(deliveries_of(s.take_due(kT0, 10).ready), std::vector{delivery_id(2)});
+  EXPECT_EQ(s.counts().in_flight, 2u);
+  EXPECT_EQ(s.counts().recording, 1u);
+
+  // A second sent() of the same job does not free another slot.
+  s.sent(delivery_id(1));
+  EXPECT_TRUE(s.take_due(kT0, 10).ready.empty());
+
+  // A recording job is still taken: a retry decided for it waits for done(), never handed out
+  // twice at once.
+  s.schedule(delivery_id(1), webhook_id(1), kT0);
+  s.sent(delivery_id(2));
+  EXPECT_EQ(deliveries_of(s.take_due(kT0, 10).ready), std::vector{delivery_id(3)});
+
+  // Recording jobs count against the global cap (3): jobs 1, 2 and 3 are all taken.
+  s.sent(delivery_id(3));
+  EXPECT_EQ(s.counts().in_flight, 3u);
+  EXPECT_EQ(s.counts().recording, 3u);
+  EXPECT_TRUE(s.take_due(kT0, 10).ready.empty());
+  EXPECT_EQ(s.next_due(), std::nullopt);
+
+  // done() of a sent job frees its global slot only (its webhook slot is free already), and
+  // queues the retry that came while it was recorded.
+  s.done(delivery_id(1));
+  EXPECT_EQ(s.counts().in_flight, 2u);
+  EXPECT_EQ(s.counts().recording, 2u);
+  EXPECT_EQ(s.counts().queued, 2u);  // 4 and the retry of 1
+  EXPECT_EQ(deliveries_of(s.take_due(kT0, 10).ready), std::vector{delivery_id(1)});
+  EXPECT_TRUE(s.take_due(kT0, 10).ready.empty());  // the webhook's slot: job 1 again
+
+  // done() without sent() (an attempt that never reached the receiver) frees both slots.
+  s.done(delivery_id(1));
+  s.done(delivery_id(2));
+  s.done(delivery_id(3));
+  EXPECT_EQ(s.counts().in_flight, 0u);
+  EXPECT_EQ(s.counts().recording, 0u);
+  EXPECT_EQ(deliveries_of(s.take_due(kT0, 10).ready), std::vector{delivery_id(4)});
+  s.sent(delivery_id(99));  // unknown: ignored
+  EXPECT_EQ(s.counts().in_flight, 1u);
+}
+
 TEST(Scheduler, WakesTheDispatcherWhenSomethingBecomesReadySooner) {
   fake_webhooks hooks;
   hooks.states[webhook_id(1)] = webhook_state::active;

@@ -341,6 +341,28 @@ TEST_F(delivery_client_test, reuses_one_keep_alive_connection) {
   EXPECT_EQ(r.connections(), 2U);
 }
 
+TEST_F(delivery_client_test, keeps_at_most_max_idle_total_over_all_origins_closing_the_oldest) {
+  receiver a, b, c;
+  client_options options = private_ok();
+  options.max_idle_total = 2;
+  auto client = make_client(options);
+  EXPECT_EQ(send(*client, url(a, "/ok")).status_code, 200);
+  EXPECT_EQ(send(*client, url(b, "/ok")).status_code, 200);
+  EXPECT_EQ(client->idle_connections(), 2U);
+  // A third idle connection: the one idle longest (to a) is closed.
+  EXPECT_EQ(send(*client, url(c, "/ok")).status_code, 200);
+  EXPECT_EQ(client->idle_connections(), 2U);
+
+  EXPECT_EQ(send(*client, url(b, "/ok")).status_code, 200);
+  EXPECT_EQ(send(*client, url(c, "/ok")).status_code, 200);
+  EXPECT_EQ(send(*client, url(a, "/ok")).status_code, 200);
+  EXPECT_EQ(b.connections(), 1U);  // reused
+  EXPECT_EQ(c.connections(), 1U);  // reused
+  EXPECT_EQ(a.connections(), 2U);  // its idle connection had been closed
+  EXPECT_EQ(client->idle_connections(), 2U);
+  EXPECT_EQ(client->stats().connections_reused, 2U);
+}
+
 TEST_F(delivery_client_test, an_expired_idle_connection_is_not_reused) {
   receiver r;
   client_options options = private_ok();

@@ -419,6 +419,28 @@ TEST_F(DeliveryE2E, AWebhookNeverGetsMoreThanItsInFlightCapAtOnce) {
   EXPECT_LE(sink.max_concurrent(), 2u);
 }
 
+TEST_F(DeliveryE2E, WebhooksOfOneReceiverShareItsKeepAliveConnections) {
+  // Three webhooks at one origin, two attempts in flight each: never more than six requests
+  // open at once, so six connections serve every round of deliveries. A pool that kept fewer
+  // idle connections than that would close some after each round and open new ones.
+  delivery_stack_options options;
+  options.max_in_flight_per_webhook = 2;
+  make_stack(options);
+  constexpr std::size_t kWebhooks = 3, kEvents = 8;
+  for (std::size_t w = 0; w < kWebhooks; ++w) {
+    const std::string path = "/shared-" + std::to_string(w);
+    sink.set_default(path, {200, {}, "ok", 50ms});
+    hook("Shared " + std::to_string(w), path, {"order.created"});
+  }
+  for (std::size_t i = 0; i < kEvents; ++i) {
+    ASSERT_EQ(ingest({{"type", "order.created"}, {"data", i}}).status, 202u);
+  }
+  ASSERT_TRUE(eventually([&] { return stack->log().counters().succeeded == kWebhooks * kEvents; }));
+  EXPECT_EQ(sink.count(), kWebhooks * kEvents);
+  EXPECT_LE(sink.max_concurrent(), kWebhooks * 2);
+  EXPECT_LE(sink.connections(), kWebhooks * 2);
+}
+
 // ---------------------------------------------------------------- webhook state
 
 TEST_F(DeliveryE2E, DeletingAWebhookCancelsItsPendingDeliveries) {

@@ -245,6 +245,12 @@ class receiver {
     return max_concurrent_;
   }
 
+  // TCP connections accepted so far.
+  std::size_t connections() const {
+    std::lock_guard lock(mutex_);
+    return connections_;
+  }
+
   // Waits until `path` got at least `n` requests (bounded).
   bool wait_for(const std::string& path, std::size_t n, std::chrono::milliseconds limit = 20s) {
     return eventually([&] { return count(path) >= n; }, limit);
@@ -257,6 +263,10 @@ class receiver {
     for (;;) {
       auto [ec, socket] = co_await self.acceptor_.async_accept(asio::as_tuple(asio::use_awaitable));
       if (ec) co_return;
+      {
+        std::lock_guard lock(self.mutex_);
+        ++self.connections_;
+      }
       ++self.tasks_;
       asio::co_spawn(self.ioc_, session(self, std::move(socket)),
                      [&self](std::exception_ptr) { self.task_done(); });
@@ -337,7 +347,7 @@ class receiver {
   std::map<std::string, std::deque<scripted_reply>> scripts_;
   std::map<std::string, scripted_reply> defaults_;
   std::vector<received_request> requests_;
-  std::size_t concurrent_ = 0, max_concurrent_ = 0;
+  std::size_t concurrent_ = 0, max_concurrent_ = 0, connections_ = 0;
 };
 
 // ---------------------------------------------------------------- the stack
