@@ -57,6 +57,7 @@
 #include <set>
 #include <shared_mutex>
 #include <string_view>
+#include <system_error>
 #include <thread>
 #include <tuple>
 #include <unordered_map>
@@ -803,7 +804,6 @@ result<void> load_table_parallel(const storage& store, table t, unsigned threads
   {
     std::vector<std::jthread> decoders;
     decoders.reserve(threads - 1);
-    for (unsigned i = 1; i < threads; ++i) decoders.emplace_back(work);
     // Destroyed before the decoders are joined, on every way out of this block.
     struct closer {
       std::mutex& mutex;
@@ -817,6 +817,13 @@ result<void> load_table_parallel(const storage& store, table t, unsigned threads
         ready.notify_all();
       }
     } close_when_done{mutex, ready, closed};
+    for (unsigned i = 1; i < threads; ++i) {
+      try {
+        decoders.emplace_back(work);
+      } catch (const std::system_error&) {
+        break;  // no more threads to be had: this one decodes whatever they cannot take
+      }
+    }
     auto current = std::make_unique<batch>();
     scanned = store.scan(t, {}, [&](std::string_view key, std::string_view value) {
       current->records.push_back({current->bytes.size(), key.size(), value.size()});
@@ -828,6 +835,17 @@ result<void> load_table_parallel(const storage& store, table t, unsigned threads
       return !failed.load(std::memory_order_relaxed);
     });
     if (!current->records.empty()) hand_out(std::move(current));
+    // Decode what still waits alongside the decoders (all of it, should none have started).
+    for (;;) {
+      batch* b = nullptr;
+      {
+        std::lock_guard lock(mutex);
+        if (waiting.empty()) break;
+        b = waiting.front();
+        waiting.pop_front();
+      }
+      run(*b);
+    }
   }  // closed: the decoders finish what is waiting and are joined
 
   // A record that does not decode ends the sequential scan where it is, before anything the
