@@ -297,6 +297,15 @@ class rocksdb_storage final : public storage {
   rocksdb_storage& operator=(const rocksdb_storage&) = delete;
 
   ~rocksdb_storage() override {
+    // A clean stop writes the memtables out, so that the next start opens without replaying the
+    // WAL into them first (up to max_total_wal_size of writes, about half a second per 64 MiB).
+    // Not needed for durability: the WAL holds all of it.
+    rocksdb::FlushOptions flush;
+    flush.wait = true;
+    if (rocksdb::Status s = db_->Flush(flush, all_handles_); !s.ok()) {
+      std::fprintf(stderr, "hookd: flushing the memtables of %s on close failed: %s\n",
+                   path_.c_str(), s.ToString().c_str());
+    }
     // With sync on, every acknowledged batch is on disk already; with sync off (benchmarks
     // only) this is what makes a clean shutdown durable. Close() itself does not fsync the WAL.
     if (rocksdb::Status s = db_->FlushWAL(/*sync=*/true); !s.ok()) {
