@@ -749,12 +749,14 @@ result<void> load_table_parallel(const storage& store, table t, unsigned threads
     std::optional<problem> failure;
   };
   constexpr std::size_t kBatchRecords = 512;
+  constexpr std::size_t kBatchBytes = 256 * 1024;  // 512 webhook records of ~400 bytes
   const std::size_t max_waiting = 2 * std::size_t{threads};
 
   std::vector<std::unique_ptr<batch>> batches;  // key order
   std::mutex mutex;
   std::condition_variable ready;
   std::deque<batch*> waiting;
+  std::vector<std::string> spare_buffers;
   bool closed = false;
   std::atomic<bool> failed{false};
 
@@ -771,8 +773,13 @@ result<void> load_table_parallel(const storage& store, table t, unsigned threads
       }
       b.decoded.push_back(std::make_shared<const T>(std::move(*decoded)));
     }
-    b.bytes = std::string{};  // the copies are done with
+    // The copies are done with; their buffer goes back for a later batch. Reused rather than
+    // freed, the buffers do not leave holes between the entities that stay (which cost ~300 bytes
+    // of RSS per webhook when each batch had its own).
     b.records = {};
+    b.bytes.clear();
+    std::lock_guard lock(mutex);
+    spare_buffers.push_back(std::move(b.bytes));
   };
   const auto work = [&] {
     for (;;) {
@@ -824,13 +831,26 @@ result<void> load_table_parallel(const storage& store, table t, unsigned threads
         break;  // no more threads to be had: this one decodes whatever they cannot take
       }
     }
-    auto current = std::make_unique<batch>();
+    const auto new_batch = [&] {
+      auto b = std::make_unique<batch>();
+      {
+        std::lock_guard lock(mutex);
+        if (!spare_buffers.empty()) {
+          b->bytes = std::move(spare_buffers.back());
+          spare_buffers.pop_back();
+        }
+      }
+      if (b->bytes.capacity() == 0) b->bytes.reserve(kBatchBytes);
+      b->records.reserve(kBatchRecords);
+      return b;
+    };
+    auto current = new_batch();
     scanned = store.scan(t, {}, [&](std::string_view key, std::string_view value) {
       current->records.push_back({current->bytes.size(), key.size(), value.size()});
       current->bytes.append(key).append(value);
       if (current->records.size() == kBatchRecords) {
         hand_out(std::move(current));
-        current = std::make_unique<batch>();
+        current = new_batch();
       }
       return !failed.load(std::memory_order_relaxed);
     });
