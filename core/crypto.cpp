@@ -7,6 +7,7 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <array>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
@@ -58,13 +59,18 @@ std::string base64_with(std::string_view bytes, const char* alphabet, bool pad) 
   return out;
 }
 
+// Start-up decodes every stored webhook secret: a table, not a chain of range tests.
+constexpr std::array<std::int8_t, 256> kBase64Value = [] {
+  std::array<std::int8_t, 256> t{};
+  t.fill(-1);
+  for (std::size_t i = 0; i < 64; ++i) {
+    t[static_cast<unsigned char>(kBase64[i])] = static_cast<std::int8_t>(i);
+  }
+  return t;
+}();
+
 int base64_value(char c) noexcept {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
+  return kBase64Value[static_cast<unsigned char>(c)];
 }
 
 struct cipher_ctx_deleter {
@@ -117,6 +123,31 @@ struct md_ctx_deleter {
 struct mac_ctx_deleter {
   void operator()(EVP_MAC_CTX* ctx) const noexcept { EVP_MAC_CTX_free(ctx); }
 };
+
+// A per-thread AES-256-GCM context for one direction that keeps the key schedule of the last key
+// it was given: each call then only sets the nonce. Start-up opens every stored webhook secret
+// with the same master key, and a fresh context and key schedule per call were a fifth of it.
+EVP_CIPHER_CTX* gcm_context(bool encrypt, const std::array<std::uint8_t, 32>& key) {
+  struct keyed {
+    cipher_ctx ctx{EVP_CIPHER_CTX_new()};
+    std::array<std::uint8_t, 32> key{};
+    bool ready = false;
+    ~keyed() { OPENSSL_cleanse(key.data(), key.size()); }
+  };
+  thread_local keyed contexts[2];
+  keyed& k = contexts[encrypt ? 1 : 0];
+  if (!k.ctx) crypto_abort("EVP_CIPHER_CTX_new");
+  if (!k.ready || k.key != key) {
+    k.ready = false;
+    if (EVP_CipherInit_ex(k.ctx.get(), aes256gcm_cipher(), nullptr, key.data(), nullptr,
+                          encrypt ? 1 : 0) != 1) {
+      crypto_abort("AES-256-GCM key");
+    }
+    k.key = key;
+    k.ready = true;
+  }
+  return k.ctx.get();
+}
 
 }  // namespace
 
@@ -241,15 +272,14 @@ std::string aes256gcm_key::seal(std::string_view plaintext, std::string_view aad
   random_bytes(std::span<std::uint8_t>(nonce, kNonceSize));
   unsigned char* body = nonce + kNonceSize;
 
-  cipher_ctx ctx(EVP_CIPHER_CTX_new());
+  EVP_CIPHER_CTX* ctx = gcm_context(true, key_);
   int len = 0;
-  if (!ctx || EVP_EncryptInit_ex(ctx.get(), aes256gcm_cipher(), nullptr, key_.data(), nonce) != 1 ||
+  if (EVP_EncryptInit_ex(ctx, nullptr, nullptr, nullptr, nonce) != 1 ||
       (!aad.empty() &&
-       EVP_EncryptUpdate(ctx.get(), nullptr, &len, bytes_of(aad), as_int(aad.size())) != 1) ||
-      EVP_EncryptUpdate(ctx.get(), body, &len, bytes_of(plaintext), as_int(plaintext.size())) !=
-          1 ||
-      EVP_EncryptFinal_ex(ctx.get(), body + len, &len) != 1 ||
-      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, static_cast<int>(kTagSize),
+       EVP_EncryptUpdate(ctx, nullptr, &len, bytes_of(aad), as_int(aad.size())) != 1) ||
+      EVP_EncryptUpdate(ctx, body, &len, bytes_of(plaintext), as_int(plaintext.size())) != 1 ||
+      EVP_EncryptFinal_ex(ctx, body + len, &len) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, static_cast<int>(kTagSize),
                           body + plaintext.size()) != 1) {
     crypto_abort("AES-256-GCM seal");
   }
@@ -268,16 +298,16 @@ std::optional<std::string> aes256gcm_key::open(std::string_view sealed,
 
   std::string out(body_size, '\0');
   auto* plain = reinterpret_cast<unsigned char*>(out.data());
-  cipher_ctx ctx(EVP_CIPHER_CTX_new());
+  EVP_CIPHER_CTX* ctx = gcm_context(false, key_);
   int len = 0;
-  if (!ctx || EVP_DecryptInit_ex(ctx.get(), aes256gcm_cipher(), nullptr, key_.data(), nonce) != 1 ||
+  if (EVP_DecryptInit_ex(ctx, nullptr, nullptr, nullptr, nonce) != 1 ||
       (!aad.empty() &&
-       EVP_DecryptUpdate(ctx.get(), nullptr, &len, bytes_of(aad), as_int(aad.size())) != 1) ||
-      EVP_DecryptUpdate(ctx.get(), plain, &len, body, as_int(body_size)) != 1 ||
-      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, static_cast<int>(kTagSize), tag) != 1) {
+       EVP_DecryptUpdate(ctx, nullptr, &len, bytes_of(aad), as_int(aad.size())) != 1) ||
+      EVP_DecryptUpdate(ctx, plain, &len, body, as_int(body_size)) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, static_cast<int>(kTagSize), tag) != 1) {
     return std::nullopt;
   }
-  if (EVP_DecryptFinal_ex(ctx.get(), plain + len, &len) != 1) {
+  if (EVP_DecryptFinal_ex(ctx, plain + len, &len) != 1) {
     OPENSSL_cleanse(out.data(), out.size());  // never hand back unauthenticated plaintext
     return std::nullopt;
   }

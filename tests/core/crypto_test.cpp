@@ -162,6 +162,24 @@ TEST_F(Aes256Gcm, WrongAadWrongKeyAndShortInputFail) {
   EXPECT_FALSE(key_.open(sealed.substr(0, sealed.size() - 1), "webhook-1"));
 }
 
+TEST_F(Aes256Gcm, KeysAlternatingOnOneThreadAndAFailureInBetween) {
+  // Each thread keeps a context with the last key's schedule: switching keys, and a failed open,
+  // must not leak into the next call.
+  const aes256gcm_key other = aes256gcm_key::generate();
+  for (int i = 0; i < 3; ++i) {
+    const std::string mine = key_.seal("first", "a");
+    const std::string theirs = other.seal("second", "b");
+    EXPECT_FALSE(other.open(mine, "a"));
+    EXPECT_EQ(key_.open(mine, "a"), "first");
+    EXPECT_FALSE(key_.open(theirs, "b"));
+    EXPECT_EQ(other.open(theirs, "b"), "second");
+    std::string bad = mine;
+    bad.back() = static_cast<char>(bad.back() ^ 0x01);
+    EXPECT_FALSE(key_.open(bad, "a"));
+    EXPECT_EQ(key_.open(mine, "a"), "first");
+  }
+}
+
 TEST_F(Aes256Gcm, KeyFromBytesRoundTrips) {
   const auto copy = aes256gcm_key::from_bytes(key_.raw());
   ASSERT_TRUE(copy.has_value());
