@@ -22,10 +22,10 @@ std::string random_bytes(std::size_t n);
 // Length-independent comparison for secrets and digests (CRYPTO_memcmp).
 bool constant_time_equal(std::string_view a, std::string_view b) noexcept;
 
-std::string base64_encode(std::string_view bytes);     // standard alphabet, padded
-std::string base64url_encode(std::string_view bytes);  // URL-safe alphabet, no padding
+std::string base64_encode(std::string_view bytes);                // standard alphabet, padded
+std::string base64url_encode(std::string_view bytes);             // URL-safe alphabet, no padding
 std::optional<std::string> base64_decode(std::string_view text);  // standard, padded or not
-std::string hex_encode(std::string_view bytes);        // lowercase
+std::string hex_encode(std::string_view bytes);                   // lowercase
 
 // AES-256-GCM with a random 96-bit nonce. The sealed form is nonce | ciphertext | 16-byte tag.
 // `aad` binds the ciphertext to its context (e.g. the webhook id) so it cannot be moved.

@@ -12,20 +12,20 @@
 namespace hookd {
 
 enum class error_kind {
-  invalid_json,         // 400: the body is not JSON, or nests too deep
-  validation,           // 400: JSON of the wrong shape; `errors` names the fields
-  bad_id,               // 400: a path id that is not 24 hex digits; `errors` names the parameter
-  unauthorized,         // 401: no token, or an unknown or revoked one
-  forbidden,            // 403: the token lacks the organization or the scope
-  not_found,            // 404: unknown organization, project, webhook, token or route
-  conflict,             // 409: a taken slug, an idempotency key reused with another body
-  limit_reached,        // 409: e.g. the per-project webhook limit
-  payload_too_large,    // 413
-  unsupported_media,    // 415
-  rate_limited,         // 429
-  unavailable,          // 503: starting or draining
-  storage_failure,      // 503: the write did not become durable; nothing was acknowledged
-  internal,             // 500
+  invalid_json,       // 400: the body is not JSON, or nests too deep
+  validation,         // 400: JSON of the wrong shape; `errors` names the fields
+  bad_id,             // 400: a path id that is not 24 hex digits; `errors` names the parameter
+  unauthorized,       // 401: no token, or an unknown or revoked one
+  forbidden,          // 403: the token lacks the organization or the scope
+  not_found,          // 404: unknown organization, project, webhook, token or route
+  conflict,           // 409: a taken slug, an idempotency key reused with another body
+  limit_reached,      // 409: e.g. the per-project webhook limit
+  payload_too_large,  // 413
+  unsupported_media,  // 415
+  rate_limited,       // 429
+  unavailable,        // 503: starting or draining
+  storage_failure,    // 503: the write did not become durable; nothing was acknowledged
+  internal,           // 500
 };
 
 struct field_error {

@@ -26,8 +26,8 @@ class object_id {
   // The 12 raw bytes, e.g. a RocksDB key; nullopt unless exactly 12 bytes.
   static std::optional<object_id> from_binary(std::string_view raw) noexcept;
 
-  std::string to_string() const;          // 24 lowercase hex digits
-  void append_to(std::string& out) const;  // same, appended without a temporary
+  std::string to_string() const;              // 24 lowercase hex digits
+  void append_to(std::string& out) const;     // same, appended without a temporary
   std::string_view binary() const noexcept {  // the 12 raw bytes (sorts like the hex form)
     return {reinterpret_cast<const char*>(bytes_.data()), kSize};
   }

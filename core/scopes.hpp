@@ -37,7 +37,7 @@ class scope_set {
   std::uint8_t bits_ = 0;
 };
 
-std::string_view scope_name(scope s) noexcept;              // "webhooks:read"
+std::string_view scope_name(scope s) noexcept;                // "webhooks:read"
 std::optional<scope> parse_scope(std::string_view) noexcept;  // exact, lowercase
 
 }  // namespace hookd

@@ -20,15 +20,15 @@ struct organization_input {
 };
 
 struct project_input {
-  std::string name;                         // 2..100 chars, not blank
-  std::string slug;                         // ^[a-z0-9-]{2,100}$
-  std::optional<std::string> description;   // <= 255 chars
+  std::string name;                        // 2..100 chars, not blank
+  std::string slug;                        // ^[a-z0-9-]{2,100}$
+  std::optional<std::string> description;  // <= 255 chars
   project_status status = project_status::draft;
   std::optional<std::string> app_icon_url;  // absolute http(s) URL
 };
 
 struct token_input {
-  std::string name;                     // 2..100 chars, not blank
+  std::string name;                      // 2..100 chars, not blank
   std::vector<object_id> organizations;  // 24-hex ids; existence is the catalog's check
   scope_set scopes;                      // at least one known scope
 };
