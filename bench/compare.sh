@@ -360,18 +360,7 @@ post_setup() {
   done
   token=$(provision_token "$org" webhooks:read webhooks:write)
   for c in "${post_connections[@]}"; do
-    cat >"$tmp/$name/post-$c.lua" <<EOF
--- One create per request, a unique name each, rotating over the projects.
-local paths = { ${paths%,} }
-local n = 0
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-request = function()
-  n = n + 1
-  local body = string.format('{"name":"$name c$c #%d","url":"https://hooks.example.com/services/in/%d","headers":{"X-Tenant":"acme-production"},"events":["invoice.paid","customer.*"]}', n, n)
-  return wrk.format(nil, paths[(n % #paths) + 1], nil, body)
-end
-EOF
+    write_post_lua "$tmp/$name/post-$c.lua" "$paths" "$name c$c"
   done
 }
 # post_run NAME CONNECTIONS -> prints a JSON object

@@ -110,18 +110,7 @@ lua_projects=$(printf '"/api/v1/organizations/'"$org"'/projects/%s/settings/webh
 post_json=()
 for c in "${post_connections[@]}"; do
   check_budget
-  cat >"$tmp/post-$c.lua" <<EOF
--- One create per request, a unique name each, rotating over the projects.
-local paths = { ${lua_projects%,} }
-local n = 0
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-request = function()
-  n = n + 1
-  local body = string.format('{"name":"bench c$c #%d","url":"https://hooks.example.com/services/in/%d","headers":{"X-Tenant":"acme-production"},"events":["invoice.paid","customer.*"]}', n, n)
-  return wrk.format(nil, paths[(n % #paths) + 1], nil, body)
-end
-EOF
+  write_post_lua "$tmp/post-$c.lua" "$lua_projects" "bench c$c"
   scrape "$tmp/metrics-before-$c.txt"
   rps=$(run_wrk "$tmp/post-$c.txt" "$hookd_url/" "$c" "$secs" -s "$tmp/post-$c.lua")
   sleep 0.5  # creates still in flight when wrk stopped finish and count in the metrics

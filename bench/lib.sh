@@ -256,6 +256,25 @@ join() {
   echo "$*"
 }
 
+# write_post_lua FILE PATHS NAME: a wrk script that POSTs one webhook per request, named
+# "NAME #n" (unique), rotating over PATHS (Lua string literals, comma-separated, e.g.
+# "/api/v1/.../webhooks","/api/v1/.../webhooks").
+write_post_lua() {
+  local file=$1 paths=$2 name=$3
+  cat >"$file" <<EOF
+-- One create per request, a unique name each, rotating over the projects.
+local paths = { ${paths%,} }
+local n = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  n = n + 1
+  local body = string.format('{"name":"$name #%d","url":"https://hooks.example.com/services/in/%d","headers":{"X-Tenant":"acme-production"},"events":["invoice.paid","customer.*"]}', n, n)
+  return wrk.format(nil, paths[(n % #paths) + 1], nil, body)
+end
+EOF
+}
+
 # /metrics of the current hookd
 metric() { awk -v m="$1" '$1 == m {print $2}' "$2"; }
 scrape() { curl -sS --max-time 10 -o "$1" "$hookd_url/metrics" || die "GET /metrics failed"; }
