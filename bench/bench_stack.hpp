@@ -10,6 +10,7 @@
 #include "core/validation.hpp"
 #include "storage/rocksdb_storage.hpp"
 
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <future>
@@ -22,6 +23,18 @@
 #include <vector>
 
 namespace hookd::bench {
+
+// xorshift64: a cheap (per-thread) index generator, so that a loop measures what it calls, not
+// an RNG. The seed must not be zero.
+struct xorshift {
+  std::uint64_t s;
+  std::uint64_t next() noexcept {
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    return s;
+  }
+};
 
 // A fresh directory under $TMPDIR (or /tmp), removed with everything in it on destruction.
 class temp_dir {

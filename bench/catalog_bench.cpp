@@ -33,16 +33,7 @@ constexpr int kReadProjects = 10;
 constexpr int kWebhooksPerProject = 100;
 constexpr std::uint64_t kReaderSeed = 0x2545F4914F6CDD1D;
 
-// xorshift64: a cheap per-thread index generator, so the loop measures the lookup, not an RNG.
-struct xorshift {
-  std::uint64_t s;
-  std::uint64_t next() noexcept {
-    s ^= s << 13;
-    s ^= s >> 7;
-    s ^= s << 17;
-    return s;
-  }
-};
+using bench::xorshift;
 
 // The read set, built once and shared by every read benchmark.
 struct read_fixture {

@@ -364,16 +364,7 @@ BENCHMARK(BM_record_attempt)
 
 constexpr std::size_t kQueuedJobs = 10'000;
 
-// xorshift64: a cheap index generator, so the loop measures the scheduler, not an RNG.
-struct xorshift {
-  std::uint64_t s;
-  std::uint64_t next() noexcept {
-    s ^= s << 13;
-    s ^= s >> 7;
-    s ^= s << 17;
-    return s;
-  }
-};
+using bench::xorshift;
 constexpr std::size_t kSchedulerWebhooks = 100;
 
 // 10k jobs queued over 100 active webhooks, due one millisecond apart; `now` is past all of them
