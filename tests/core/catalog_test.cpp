@@ -33,19 +33,7 @@ webhook_input hook_input(const std::string& name) {
 }
 
 void expect_same(const webhook& a, const webhook& b) {
-  EXPECT_EQ(a.id, b.id);
-  EXPECT_EQ(a.organization, b.organization);
-  EXPECT_EQ(a.project, b.project);
-  EXPECT_EQ(a.name, b.name);
-  EXPECT_EQ(a.url, b.url);
-  EXPECT_EQ(a.headers, b.headers);
-  EXPECT_EQ(a.active, b.active);
-  EXPECT_EQ(a.events, b.events);
-  EXPECT_EQ(a.secret, b.secret);
-  EXPECT_EQ(a.created_at, b.created_at);
-  EXPECT_EQ(a.updated_at, b.updated_at);
-  EXPECT_EQ(a.disabled_reason, b.disabled_reason);
-  EXPECT_EQ(a.disabled_at, b.disabled_at);
+  testing::expect_same_webhook(a, b);
 }
 
 void expect_same(const project& a, const project& b) {

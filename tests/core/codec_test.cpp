@@ -11,6 +11,7 @@ namespace hookd {
 namespace {
 
 using testing::at;
+using testing::expect_same_webhook;
 using testing::id_of;
 using testing::with_null_field;
 
@@ -122,22 +123,6 @@ TEST(Codec, WebhookRoundTripsWithSecretSealed) {
   EXPECT_EQ(back->updated_at, w.updated_at);
   EXPECT_EQ(back->disabled_reason, w.disabled_reason);
   EXPECT_EQ(back->disabled_at, w.disabled_at);
-}
-
-void expect_same_webhook(const webhook& a, const webhook& b) {
-  EXPECT_EQ(a.id, b.id);
-  EXPECT_EQ(a.organization, b.organization);
-  EXPECT_EQ(a.project, b.project);
-  EXPECT_EQ(a.name, b.name);
-  EXPECT_EQ(a.url, b.url);
-  EXPECT_EQ(a.headers, b.headers);
-  EXPECT_EQ(a.active, b.active);
-  EXPECT_EQ(a.events, b.events);
-  EXPECT_EQ(a.secret, b.secret);
-  EXPECT_EQ(a.created_at, b.created_at);
-  EXPECT_EQ(a.updated_at, b.updated_at);
-  EXPECT_EQ(a.disabled_reason, b.disabled_reason);
-  EXPECT_EQ(a.disabled_at, b.disabled_at);
 }
 
 // decode_webhook reads the exact shape encode() writes directly and anything else through the

@@ -5,9 +5,11 @@
 
 #include "core/catalog.hpp"  // completion<T>
 #include "core/clock.hpp"
+#include "core/entities.hpp"
 #include "core/error.hpp"
 #include "core/object_id.hpp"
 
+#include <gtest/gtest.h>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
@@ -22,6 +24,23 @@
 #include <vector>
 
 namespace hookd::testing {
+
+// Every field of two webhooks is equal (the JSON cache is not part of a webhook's value).
+inline void expect_same_webhook(const webhook& a, const webhook& b) {
+  EXPECT_EQ(a.id, b.id);
+  EXPECT_EQ(a.organization, b.organization);
+  EXPECT_EQ(a.project, b.project);
+  EXPECT_EQ(a.name, b.name);
+  EXPECT_EQ(a.url, b.url);
+  EXPECT_EQ(a.headers, b.headers);
+  EXPECT_EQ(a.active, b.active);
+  EXPECT_EQ(a.events, b.events);
+  EXPECT_EQ(a.secret, b.secret);
+  EXPECT_EQ(a.created_at, b.created_at);
+  EXPECT_EQ(a.updated_at, b.updated_at);
+  EXPECT_EQ(a.disabled_reason, b.disabled_reason);
+  EXPECT_EQ(a.disabled_at, b.disabled_at);
+}
 
 // The instant `ms` milliseconds after the unix epoch.
 inline timestamp at(std::int64_t ms) {
