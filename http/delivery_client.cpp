@@ -7,6 +7,7 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/ssl.hpp>
 #include <boost/url/parse.hpp>
 
@@ -20,6 +21,7 @@
 #include <deque>
 #include <map>
 #include <stdexcept>
+#include <unordered_map>
 #include <utility>
 #include <variant>
 
@@ -294,10 +296,26 @@ struct delivery_client::impl {
   asio::awaitable<std::unique_ptr<connection>> open(const target& t, steady::time_point deadline,
                                                     attempt_result& result);
   template <class Stream>
-  asio::awaitable<exchange_status> exchange(Stream& stream, connection& c,
-                                            const bhttp::request<bhttp::string_body>& req,
+  asio::awaitable<exchange_status> exchange(Stream& stream, connection& c, const std::string& wire,
                                             steady::time_point deadline, attempt_result& result);
+
+  // Parsed URLs, so that a webhook's URL is parsed once rather than on every attempt. Only
+  // successful parses are kept; past kMaxTargets entries the map starts over.
+  static constexpr std::size_t kMaxTargets = 4096;
+  std::unordered_map<std::string, target> targets;
+  const target* find_target(const std::string& url, std::string& error);
 };
+
+const target* delivery_client::impl::find_target(const std::string& url, std::string& error) {
+  if (const auto it = targets.find(url); it != targets.end()) return &it->second;
+  auto parsed = parse_target(url);
+  if (auto* why = std::get_if<std::string>(&parsed)) {
+    error = std::move(*why);
+    return nullptr;
+  }
+  if (targets.size() >= kMaxTargets) targets.clear();
+  return &targets.emplace(url, std::move(std::get<target>(parsed))).first->second;
+}
 
 std::unique_ptr<connection> delivery_client::impl::take_idle(const std::string& origin) {
   prune_idle(steady::now());
@@ -509,17 +527,20 @@ asio::awaitable<std::unique_ptr<connection>> delivery_client::impl::open(
 }
 
 template <class Stream>
-asio::awaitable<exchange_status> delivery_client::impl::exchange(
-    Stream& stream, connection& c, const bhttp::request<bhttp::string_body>& req,
-    steady::time_point deadline, attempt_result& result) {
-  const std::string timeout_text = "timeout after " + describe_duration(options.total_timeout);
+asio::awaitable<exchange_status> delivery_client::impl::exchange(Stream& stream, connection& c,
+                                                                 const std::string& wire,
+                                                                 steady::time_point deadline,
+                                                                 attempt_result& result) {
+  const auto timeout_text = [this] {
+    return "timeout after " + describe_duration(options.total_timeout);
+  };
 
   c.lowest().expires_at(deadline);
-  auto [write_ec, written] = co_await bhttp::async_write(stream, req, use_tuple);
+  auto [write_ec, written] = co_await asio::async_write(stream, asio::buffer(wire), use_tuple);
   (void)written;
   if (write_ec) {
     if (write_ec == beast::error::timeout) {
-      result.error = timeout_text + " sending the request to " + c.remote;
+      result.error = timeout_text() + " sending the request to " + c.remote;
       co_return exchange_status::done;
     }
     result.error = "sending the request to " + c.remote + " failed: " + write_ec.message();
@@ -538,7 +559,7 @@ asio::awaitable<exchange_status> delivery_client::impl::exchange(
     if (ec) {
       const bool nothing = informational == 0 && !parser->got_some() && c.buffer.size() == 0;
       if (ec == beast::error::timeout) {
-        result.error = timeout_text + " waiting for the response from " + c.remote;
+        result.error = timeout_text() + " waiting for the response from " + c.remote;
         co_return exchange_status::done;
       }
       if (ec == bhttp::error::end_of_stream ||
@@ -605,27 +626,38 @@ asio::awaitable<attempt_result> delivery_client::send(outbound_request outbound)
     result.duration = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - start);
   };
 
-  auto parsed = parse_target(outbound.url);
-  if (auto* why = std::get_if<std::string>(&parsed)) {
-    result.error = std::move(*why);
+  std::string url_error;
+  const target* found = self.find_target(outbound.url, url_error);
+  if (found == nullptr) {
+    result.error = std::move(url_error);
     finish();
     co_return result;
   }
-  const target& t = std::get<target>(parsed);
+  const target& t = *found;
 
-  bhttp::request<bhttp::string_body> req{bhttp::verb::post, t.path, 11};
-  req.set(bhttp::field::host, t.host_header);
+  // The request bytes, written with one write: the request line, Host, the caller's headers in
+  // their order, User-Agent when the caller gave none, Content-Length, then the body.
+  std::string wire;
+  {
+    std::size_t size = t.path.size() + t.host_header.size() + outbound.body.size() + 96 +
+                       self.options.user_agent.size();
+    for (const header_entry& h : outbound.headers) size += h.name.size() + h.value.size() + 4;
+    wire.reserve(size);
+  }
+  wire.append("POST ").append(t.path).append(" HTTP/1.1\r\nHost: ").append(t.host_header);
+  wire.append("\r\n");
   bool has_user_agent = false;
   for (const header_entry& h : outbound.headers) {
     if (!is_token(h.name) || !is_safe_value(h.value) || is_transport_header(h.name)) continue;
     has_user_agent = has_user_agent || iequals(h.name, "user-agent");
-    req.insert(h.name, h.value);
+    wire.append(h.name).append(": ").append(h.value).append("\r\n");
   }
-  if (!has_user_agent && !self.options.user_agent.empty()) {
-    req.set(bhttp::field::user_agent, self.options.user_agent);
+  if (!has_user_agent && !self.options.user_agent.empty() &&
+      is_safe_value(self.options.user_agent)) {
+    wire.append("User-Agent: ").append(self.options.user_agent).append("\r\n");
   }
-  req.body() = std::move(outbound.body);
-  req.prepare_payload();
+  wire.append("Content-Length: ").append(std::to_string(outbound.body.size()));
+  wire.append("\r\n\r\n").append(outbound.body);
 
   std::unique_ptr<connection> c = self.take_idle(t.origin);
   bool pooled = c != nullptr;
@@ -642,8 +674,8 @@ asio::awaitable<attempt_result> delivery_client::send(outbound_request outbound)
 
   for (;;) {
     const exchange_status status =
-        c->tls ? co_await self.exchange(*c->tls, *c, req, deadline, result)
-               : co_await self.exchange(*c->plain, *c, req, deadline, result);
+        c->tls ? co_await self.exchange(*c->tls, *c, wire, deadline, result)
+               : co_await self.exchange(*c->plain, *c, wire, deadline, result);
     if (status == exchange_status::stale && pooled) {
       // The server closed the idle connection while we were writing to it; nothing of this
       // request was answered, so a fresh connection gets the one retry.

@@ -451,6 +451,24 @@ TEST_F(delivery_client_test, sends_custom_headers_host_and_content_length) {
   EXPECT_EQ(seen.body_bytes, body.size());
 }
 
+TEST_F(delivery_client_test, each_url_keeps_its_own_target_across_sends) {
+  // Parsed URLs are remembered per client: alternating URLs must each reach their own target,
+  // and a bad URL is refused every time, not only the first.
+  receiver r;
+  auto client = make_client(private_ok());
+  for (int round = 0; round < 3; ++round) {
+    ASSERT_EQ(send(*client, url(r, "/a?round=1")).status_code, 200);
+    EXPECT_EQ(r.last().target, "/a?round=1");
+    ASSERT_EQ(send(*client, url(r, "/b")).status_code, 200);
+    EXPECT_EQ(r.last().target, "/b");
+    const attempt_result bad = send(*client, "ftp://127.0.0.1/x");
+    EXPECT_FALSE(bad.has_response());
+    EXPECT_NE(bad.error.find("invalid URL"), std::string::npos) << bad.error;
+  }
+  EXPECT_EQ(r.requests("/a?round=1"), 3U);
+  EXPECT_EQ(r.requests("/b"), 3U);
+}
+
 TEST_F(delivery_client_test, adds_the_default_user_agent_unless_the_request_has_one) {
   receiver r;
   client_options options = private_ok();
