@@ -106,12 +106,10 @@ fixture& the_fixture() {
   return f;
 }
 
-// Everything the session does to a handler's response before writing it, then the bytes.
-// What the server does after the handler: finish the message, render the head (http/problem.hpp),
-// and write head + body in one gather write (here: appended to `out`).
+// What the server does after the handler: render the head (http/problem.hpp) and write head +
+// body in one gather write (here: appended to `out`).
 std::size_t finish_and_serialize(http::response& res, std::string& out) {
-  http::finish_response(res, 11, true, kRequestId);
-  http::render_head(res, out);
+  http::render_head(res, 11, true, kRequestId, out);
   out += res.body();
   return out.size();
 }

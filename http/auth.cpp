@@ -2,6 +2,8 @@
 
 #include "core/crypto.hpp"
 
+#include <array>
+#include <functional>
 #include <string>
 
 namespace hookd::http {
@@ -34,11 +36,44 @@ problem unauthorized(std::string detail) {
   return make_problem(error_kind::unauthorized, std::move(detail));
 }
 
+// The SHA-256 of a presented token, remembered per thread for recently seen tokens: clients send
+// the same token with every request, and its hash was a tenth of a GET's instructions. Only the
+// hash is remembered; whether the token exists and what it may do is looked up in the catalog on
+// every request, so revocation still takes effect at once. Direct-mapped, bounded: 16 slots per
+// thread, tokens over 256 bytes are hashed every time.
+const sha256_digest& token_digest(std::string_view token) {
+  struct slot {
+    std::string token;
+    sha256_digest digest{};
+  };
+  constexpr std::size_t kSlots = 16;
+  constexpr std::size_t kMaxCachedToken = 256;
+  thread_local std::array<slot, kSlots> slots;
+  thread_local sha256_digest uncached;
+  if (token.size() > kMaxCachedToken) return uncached = sha256(token);
+  slot& s = slots[std::hash<std::string_view>{}(token) % kSlots];
+  if (s.token.empty() || s.token != token) {
+    s.digest = sha256(token);
+    s.token.assign(token);
+  }
+  return s.digest;
+}
+
 }  // namespace
 
 std::optional<std::string_view> extract_token(const request& req) noexcept {
-  if (auto it = req.find(bhttp::field::authorization); it != req.end()) {
-    std::string_view value = trim(it->value());
+  // One pass over the fields in arrival order, the first of each name counting (what find()
+  // returns, without its case-insensitive walk of a tree per name).
+  std::optional<std::string_view> authorization, access_token;
+  for (const auto& f : req) {
+    if (f.name() == bhttp::field::authorization) {
+      if (!authorization) authorization = f.value();
+    } else if (!access_token && iequals(f.name_string(), "x-access-token")) {
+      access_token = f.value();
+    }
+  }
+  if (authorization) {
+    std::string_view value = trim(*authorization);
     auto space = value.find_first_of(" \t");
     if (space == std::string_view::npos || !iequals(value.substr(0, space), kBearer))
       return std::nullopt;
@@ -46,8 +81,8 @@ std::optional<std::string_view> extract_token(const request& req) noexcept {
     if (token.empty()) return std::nullopt;
     return token;
   }
-  if (auto it = req.find("x-access-token"); it != req.end()) {
-    std::string_view token = trim(it->value());
+  if (access_token) {
+    std::string_view token = trim(*access_token);
     if (token.empty()) return std::nullopt;
     return token;
   }
@@ -61,7 +96,7 @@ result<std::shared_ptr<const api_token>> authenticate(const catalog& cat, const 
         "An API token is required: send 'Authorization: Bearer <token>' or "
         "'x-access-token: <token>'.");
   }
-  const sha256_digest digest = sha256(*presented);
+  const sha256_digest& digest = token_digest(*presented);
   auto token = cat.find_token_by_digest(digest);
   // The index lookup already matched; the constant-time comparison keeps the final decision
   // independent of how many leading bytes agree, whatever structure the index uses.

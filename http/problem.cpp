@@ -7,6 +7,8 @@
 #include <boost/json/serialize.hpp>
 
 #include <array>
+#include <stdexcept>
+#include <string>
 
 namespace hookd::http {
 namespace {
@@ -136,22 +138,35 @@ response json_response(bhttp::status status, std::string serialized_json) {
   return res;
 }
 
-void finish_response(response& res, unsigned version, bool keep_alive,
-                     std::string_view request_id) {
-  res.version(version);
-  res.keep_alive(keep_alive);
-  res.set("X-Request-Id", request_id);
-  res.prepare_payload();  // Beast writes "Content-Length: 0" even where none is allowed
-  const auto status = res.result();
-  if (bhttp::to_status_class(status) == bhttp::status_class::informational ||
-      status == bhttp::status::no_content || status == bhttp::status::not_modified) {
-    res.erase(bhttp::field::content_length);
-  }
+namespace {
+
+bool carries_no_content(bhttp::status status) noexcept {
+  return bhttp::to_status_class(status) == bhttp::status_class::informational ||
+         status == bhttp::status::no_content || status == bhttp::status::not_modified;
 }
 
-void render_head(const response& res, std::string& out) {
+void append_decimal(std::string& out, std::size_t n) {
+  char digits[20];
+  std::size_t i = sizeof digits;
+  do {
+    digits[--i] = static_cast<char>('0' + n % 10);
+    n /= 10;
+  } while (n != 0);
+  out.append(digits + i, sizeof digits - i);
+}
+
+}  // namespace
+
+void render_head(const response& res, unsigned version, bool keep_alive,
+                 std::string_view request_id, std::string& out) {
+  const auto status = res.result();
+  const bool no_content = carries_no_content(status);
+  if (no_content && !res.body().empty()) {
+    throw std::invalid_argument("a " + std::to_string(res.result_int()) +
+                                " response cannot carry a body");
+  }
   out.clear();
-  out += res.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+  out += version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
   const unsigned code = res.result_int();
   out += static_cast<char>('0' + code / 100 % 10);
   out += static_cast<char>('0' + code / 10 % 10);
@@ -160,9 +175,24 @@ void render_head(const response& res, std::string& out) {
   out += res.reason();
   out += "\r\n";
   for (const auto& field : res) {
+    const auto name = field.name();
+    if (name == bhttp::field::connection || name == bhttp::field::content_length ||
+        (name == bhttp::field::unknown && beast::iequals(field.name_string(), "X-Request-Id"))) {
+      continue;  // the transport's to decide, below
+    }
     out += field.name_string();
     out += ": ";
     out += field.value();
+    out += "\r\n";
+  }
+  if (version == 10 && keep_alive) out += "Connection: keep-alive\r\n";
+  if (version != 10 && !keep_alive) out += "Connection: close\r\n";
+  out += "X-Request-Id: ";
+  out += request_id;
+  out += "\r\n";
+  if (!no_content) {
+    out += "Content-Length: ";
+    append_decimal(out, res.body().size());
     out += "\r\n";
   }
   out += "\r\n";

@@ -24,15 +24,15 @@ response json_response(bhttp::status status, const boost::json::value& body);
 response json_response(bhttp::status status, std::string serialized_json);
 response empty_response(bhttp::status status);  // e.g. 204
 
-// What the server adds to every response: version, keep-alive, X-Request-Id, and the framing
-// (Content-Length from the body; none on 1xx, 204 and 304, which never carry one, RFC 9110
-// §8.6). Throws std::invalid_argument for a body on a status that cannot have one.
-void finish_response(response& res, unsigned version, bool keep_alive, std::string_view request_id);
-
-// The status line and header fields of a finished response (version, keep-alive and
-// Content-Length set) as HTTP/1.x text, replacing `out`'s contents. The server writes this and
-// the body in one gather write, without Beast's serializer (a quarter of a GET's instructions).
-void render_head(const response& res, std::string& out);
+// The status line and header fields of a response as HTTP/1.x text, replacing `out`'s contents.
+// The server writes this and the body in one gather write, without Beast's serializer. After the
+// handler's fields it adds what the transport decides: `Connection` (keep-alive on HTTP/1.0,
+// close on HTTP/1.1 when the connection ends), X-Request-Id, and the framing: Content-Length from
+// the body, none on 1xx, 204 and 304, which never carry one (RFC 9110 §8.6). Fields of those
+// three names set by a handler are not repeated. Throws std::invalid_argument for a body on a
+// status that cannot have one.
+void render_head(const response& res, unsigned version, bool keep_alive,
+                 std::string_view request_id, std::string& out);
 
 // Problems the HTTP transport raises itself, which have no domain error_kind: a known path with
 // another method (405; the caller adds Allow), a request head over the limit (431) and a request

@@ -1,6 +1,7 @@
-// Segment matching over a short list of routes. A linear scan is deliberate: hookd registers a
-// few dozen routes, and comparing a handful of string_views per route beats building a trie
-// both in code size and, at this scale, in time.
+// Segment matching over a short list of routes. A linear scan over the routes of the path's depth
+// is deliberate: hookd registers a few dozen routes, a handful share any one depth, and comparing
+// a few string_views per route beats building a trie both in code size and, at this scale, in
+// time.
 
 #include "http/router.hpp"
 
@@ -11,7 +12,7 @@ namespace hookd::http {
 namespace {
 
 // Deeper paths than this cannot match any route (add() refuses longer patterns).
-constexpr std::size_t kMaxSegments = 16;
+constexpr std::size_t kMaxSegments = router::kMaxSegments;
 
 struct split_path {
   std::array<std::string_view, kMaxSegments> segments{};
@@ -91,6 +92,7 @@ void router::add(bhttp::verb method, std::string_view pattern, handler h, std::s
       throw std::invalid_argument("router: duplicate route " + std::string(pattern));
     }
   }
+  by_depth_[parts.size].push_back(static_cast<std::uint32_t>(entries_.size()));
   entries_.push_back(std::move(e));
 }
 
@@ -101,15 +103,16 @@ router::match router::find(bhttp::verb method, std::string_view path) const {
 
   const entry* best = nullptr;   // most specific pattern with this method
   const entry* known = nullptr;  // most specific pattern of this path, any method
+  const auto& candidates = by_depth_[parts.size];
   const auto matches = [&parts](const entry& e) {
-    if (e.segments.size() != parts.size) return false;
     for (std::size_t i = 0; i < parts.size; ++i) {
       const bool param = (e.param_mask >> i) & 1U;
       if (param ? parts.segments[i].empty() : e.segments[i] != parts.segments[i]) return false;
     }
     return true;
   };
-  for (const auto& e : entries_) {
+  for (const auto index : candidates) {
+    const entry& e = entries_[index];
     if (!matches(e)) continue;
     if (known == nullptr || more_specific(e.param_mask, known->param_mask)) known = &e;
     if (e.method == method && (best == nullptr || more_specific(e.param_mask, best->param_mask))) {
@@ -118,7 +121,8 @@ router::match router::find(bhttp::verb method, std::string_view path) const {
   }
   if (best == nullptr && known != nullptr) {
     // Allow lists the path's methods in registration order, each once.
-    for (const auto& e : entries_) {
+    for (const auto index : candidates) {
+      const entry& e = entries_[index];
       if (!matches(e)) continue;
       const auto name = bhttp::to_string(e.method);
       bool listed = false;

@@ -44,6 +44,7 @@ using handler = std::function<asio::awaitable<response>(request_context&)>;
 
 class router {
  public:
+  static constexpr std::size_t kMaxSegments = 16;  // of a pattern; deeper paths match nothing
   // `route` is the metrics label; by default the pattern itself.
   void add(bhttp::verb method, std::string_view pattern, handler h, std::string route = {});
 
@@ -65,6 +66,9 @@ class router {
     std::uint32_t param_mask = 0;  // bit i set: segment i is a parameter
   };
   std::vector<entry> entries_;
+  // Indices into entries_ by number of segments, in registration order: a path is compared only
+  // with the patterns of its own depth (a few of the ~40 routes).
+  std::array<std::vector<std::uint32_t>, kMaxSegments + 1> by_depth_;
 };
 
 }  // namespace hookd::http

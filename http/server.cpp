@@ -11,9 +11,14 @@
 // A reader/writer pair with a response queue would overlap handler work across pipelined
 // requests, but clients that pipeline are rare, and this design cannot reorder.
 //
-// Timeouts: beast::tcp_stream's deadline is re-armed before every read and write. The wait for
-// the first byte of a keep-alive request uses idle_timeout; reading the rest of a request head,
-// a request body, and writing a response each use header_timeout (the peer must make progress).
+// Timeouts: every read and write runs under a deadline. The wait for the first byte of a
+// keep-alive request uses idle_timeout; reading the rest of a request head, a request body, and
+// writing a response each use header_timeout (the peer must make progress). The time a handler
+// takes is not limited here. A deadline is a time stamp on the connection that one timer per
+// connection (the watchdog) checks: setting it is a store, and the timer is re-armed only when it
+// fires or when a deadline comes earlier than the one it waits for, so a busy keep-alive
+// connection touches its timer about once per header_timeout instead of twice per request (what
+// beast::tcp_stream does, with a composed operation around every read and write).
 //
 // Shutdown: stop() closes the acceptor and sets `draining_`. A session checks it before waiting
 // for another request; sessions already idle (waiting for a first byte) are cancelled at once.
@@ -44,6 +49,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -118,7 +124,13 @@ bool valid_request_id(std::string_view v) noexcept {
 
 // The request's id, kept in `storage` (the connection's buffer) until the next request.
 std::string_view pick_request_id(const bhttp::fields& f, std::string& storage) {
-  const auto incoming = f["X-Request-Id"];
+  std::string_view incoming;
+  for (const auto& field : f) {  // the first one, without find()'s case-insensitive tree walk
+    if (beast::iequals(field.name_string(), "X-Request-Id")) {
+      incoming = field.value();
+      break;
+    }
+  }
   if (valid_request_id(incoming)) {
     storage.assign(incoming.data(), incoming.size());
   } else {
@@ -149,14 +161,73 @@ std::pair<std::string_view, std::string_view> split_target(std::string_view targ
   return {target.substr(0, q), target.substr(q + 1)};
 }
 
-// A connection as the registry sees it. `idle` is read and written only on the strand.
-struct connection {
-  template <class Socket>
-  explicit connection(Socket&& s) : stream(std::forward<Socket>(s)) {}
-  beast::tcp_stream stream;
+// A connection as the registry sees it. Everything but construction runs on the session's
+// executor (its strand, or the one I/O thread).
+struct connection : std::enable_shared_from_this<connection> {
+  using clock = std::chrono::steady_clock;
+  static constexpr auto kNoDeadline = clock::time_point::max();
+
+  explicit connection(tcp::socket s) : socket(std::move(s)), watchdog(socket.get_executor()) {}
+
+  tcp::socket socket;
   bool idle = false;
   std::string head;        // the response head being written; its capacity is reused
   std::string request_id;  // the current request's id; likewise
+  // The request being served and what it is answered with. They live here rather than in
+  // serve_one's coroutine frame: Asio recycles frames of up to 1020 bytes per thread, and with a
+  // parser inside, the frame was ~3.8 KB, so each request paid an aligned malloc and free for it
+  // (and evicted the recycled blocks of the smaller frames, which then paid too).
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser;
+  std::optional<request_context> context;  // what the handler is given
+  struct exchange {
+    response res;
+    unsigned version = 11;
+    bool head = false;  // answering HEAD: the headers of the GET, no body
+    bool keep_alive = false;
+    std::string_view request_id;  // in `request_id` above
+    std::string_view route;       // the metrics label; in the router
+    std::chrono::steady_clock::time_point started;
+  } x;
+
+  // The next read or write must complete within `timeout`; call before starting it.
+  void expires_after(clock::duration timeout) {
+    deadline_ = clock::now() + timeout;
+    if (deadline_ < armed_) arm(deadline_);
+  }
+  // The operation completed: no deadline until the next expires_after.
+  void operation_done() noexcept { deadline_ = kNoDeadline; }
+  // Closes the socket (pending operations complete with an error) and stops the watchdog.
+  void close() noexcept {
+    closed_ = true;
+    beast::error_code ignored;
+    watchdog.cancel();
+    socket.close(ignored);
+  }
+
+ private:
+  // Waits until `at`. A wait already pending is cancelled (its handler then does nothing).
+  void arm(clock::time_point at) {
+    armed_ = at;
+    watchdog.expires_at(at);
+    watchdog.async_wait([self = shared_from_this()](const beast::error_code& ec) {
+      if (!ec) self->on_watchdog();
+    });
+  }
+  void on_watchdog() {
+    armed_ = kNoDeadline;
+    if (closed_) return;
+    if (deadline_ == kNoDeadline) return;  // between operations: the next one arms again
+    if (deadline_ <= clock::now()) {
+      close();  // the peer did not make progress in time
+      return;
+    }
+    arm(deadline_);  // the deadline moved on since this wait began
+  }
+
+  asio::steady_timer watchdog;
+  clock::time_point deadline_ = kNoDeadline;
+  clock::time_point armed_ = kNoDeadline;  // what the watchdog waits for; max: no wait pending
+  bool closed_ = false;
 };
 
 // What serve_one tells the session loop.
@@ -165,6 +236,16 @@ enum class next_step {
   close_graceful,  // a final response was sent: shut down the send side, then close
   close_now,       // the peer went away or timed out: close without a word
 };
+
+// What a request head calls for.
+enum class head_verdict {
+  close_now,  // the connection ended or timed out before a head arrived
+  answer,     // refused from the head alone: the problem is in the exchange
+  read_body,  // a valid head with a body to read
+  handle,     // a valid head and nothing more to read
+};
+
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
 }  // namespace
 
@@ -217,10 +298,11 @@ struct server::impl {
 
   asio::awaitable<void> run_session(std::shared_ptr<connection> conn);
   asio::awaitable<next_step> serve_one(connection& conn, beast::flat_buffer& buffer);
-  asio::awaitable<next_step> respond(connection& conn, response res, unsigned version, bool head,
-                                     bool keep_alive, std::string_view request_id,
-                                     std::string_view route,
-                                     std::chrono::steady_clock::time_point started);
+  head_verdict check_head(connection& conn, const beast::error_code& ec);
+  const handler* route(connection& conn);
+  void refuse_body(connection& conn, const beast::error_code& ec);
+  void dispatch_failed(connection& conn, const std::string& failure);
+  asio::awaitable<next_step> respond(connection& conn);
   asio::awaitable<void> linger_close(connection& conn);
 };
 
@@ -318,8 +400,11 @@ void server::impl::stop() {
   });
   // Sessions waiting for a next request end now; busy ones notice `draining` after answering.
   for (auto& conn : snapshot()) {
-    asio::post(conn->stream.get_executor(), [conn] {
-      if (conn->idle) conn->stream.cancel();
+    asio::post(conn->socket.get_executor(), [conn] {
+      if (conn->idle) {
+        beast::error_code ignored;
+        conn->socket.cancel(ignored);
+      }
     });
   }
 
@@ -327,7 +412,7 @@ void server::impl::stop() {
   if (!tasks_done.wait_for(lock, options.drain_timeout, [this] { return tasks == 0; })) {
     lock.unlock();
     for (auto& conn : snapshot()) {
-      asio::post(conn->stream.get_executor(), [conn] { conn->stream.close(); });
+      asio::post(conn->socket.get_executor(), [conn] { conn->close(); });
     }
     lock.lock();
     tasks_done.wait_for(lock, kHardCloseGrace, [this] { return tasks == 0; });
@@ -391,13 +476,12 @@ void server::impl::spawn_session(tcp::socket socket) {
   }
   open.fetch_add(1);
   shared.stats.connection_opened();
-  auto executor = conn->stream.get_executor();
+  auto executor = conn->socket.get_executor();
   asio::co_spawn(executor, run_session(std::move(conn)),
                  [this, id](std::exception_ptr e) { task_finished(id, e, "session"); });
 }
 
 asio::awaitable<void> server::impl::run_session(std::shared_ptr<connection> conn) {
-  auto& stream = conn->stream;
   beast::flat_buffer buffer;
   bool first = true;
   auto step = next_step::close_now;
@@ -406,8 +490,10 @@ asio::awaitable<void> server::impl::run_session(std::shared_ptr<connection> conn
     if (buffer.size() == 0) {
       // Waiting for a request that has not begun: this is the state stop() may cancel at once.
       conn->idle = true;
-      stream.expires_after(first ? options.header_timeout : options.idle_timeout);
-      auto [ec, n] = co_await stream.async_read_some(buffer.prepare(kFirstReadBytes), use_tuple);
+      conn->expires_after(first ? options.header_timeout : options.idle_timeout);
+      auto [ec, n] =
+          co_await conn->socket.async_read_some(buffer.prepare(kFirstReadBytes), use_tuple);
+      conn->operation_done();
       conn->idle = false;
       if (ec) break;
       buffer.commit(n);
@@ -417,191 +503,213 @@ asio::awaitable<void> server::impl::run_session(std::shared_ptr<connection> conn
     if (step != next_step::read_next) break;
   }
   if (step == next_step::close_graceful) co_await linger_close(*conn);
-  stream.close();
+  conn->close();
 }
 
 asio::awaitable<void> server::impl::linger_close(connection& conn) {
   beast::error_code ec;
-  conn.stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  conn.socket.shutdown(tcp::socket::shutdown_send, ec);
   if (ec) co_return;
-  conn.idle = true;  // nothing left to answer: stop() may cut this short
-  conn.stream.expires_after(kLingerTimeout);
+  conn.idle = true;                    // nothing left to answer: stop() may cut this short
+  conn.expires_after(kLingerTimeout);  // for all of the lingering, not per read
   std::array<char, 4096> sink;
   std::size_t discarded = 0;
   while (discarded < kLingerMaxBytes) {
-    auto [rec, n] = co_await conn.stream.async_read_some(asio::buffer(sink), use_tuple);
+    auto [rec, n] = co_await conn.socket.async_read_some(asio::buffer(sink), use_tuple);
     if (rec) break;
     discarded += n;
   }
 }
 
 asio::awaitable<next_step> server::impl::serve_one(connection& conn, beast::flat_buffer& buffer) {
-  auto& stream = conn.stream;
-  bhttp::request_parser<bhttp::string_body> parser;
+  auto& parser = conn.parser.emplace();
   parser.header_limit(static_cast<std::uint32_t>(
       std::min<std::size_t>(options.max_header_bytes, std::numeric_limits<std::uint32_t>::max())));
   // The body limit is decided from Content-Length below, with the whole head in hand.
   parser.body_limit(boost::none);
 
-  stream.expires_after(options.header_timeout);
-  auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, use_tuple);
-  const auto started = std::chrono::steady_clock::now();
-  if (ec == bhttp::error::header_limit) {
-    const auto id = pick_request_id(parser.get(), conn.request_id);
-    co_return co_await respond(
-        conn,
-        problem_response(
-            transport_error::headers_too_large,
-            "The request head exceeds " + std::to_string(options.max_header_bytes) + " bytes.", id),
-        11, false, false, id, {}, started);
-  }
-  if (ec) {
-    if (!is_malformed(ec)) co_return next_step::close_now;
-    const auto id = pick_request_id(parser.get(), conn.request_id);
-    co_return co_await respond(
-        conn, problem_response(transport_error::malformed_request, ec.message() + ".", id), 11,
-        false, false, id, {}, started);
+  conn.expires_after(options.header_timeout);
+  const auto [ec, n] = co_await bhttp::async_read_header(conn.socket, buffer, parser, use_tuple);
+  conn.operation_done();
+  const auto verdict = check_head(conn, ec);
+  if (verdict == head_verdict::close_now) co_return next_step::close_now;
+  if (verdict == head_verdict::answer) co_return co_await respond(conn);
+
+  if (verdict == head_verdict::read_body) {
+    const auto& head = parser.get();
+    if (head.version() >= 11 && beast::iequals(head[bhttp::field::expect], "100-continue")) {
+      conn.expires_after(options.header_timeout);
+      const auto [wec, wn] =
+          co_await asio::async_write(conn.socket, asio::buffer(kContinue), use_tuple);
+      conn.operation_done();
+      if (wec) co_return next_step::close_now;
+    }
+    parser.body_limit(options.max_body_bytes);  // bounds chunked bodies too
+    conn.expires_after(options.header_timeout);
+    const auto [bec, bn] = co_await bhttp::async_read(conn.socket, buffer, parser, use_tuple);
+    conn.operation_done();
+    if (bec) {
+      if (bec != bhttp::error::body_limit && !is_malformed(bec)) co_return next_step::close_now;
+      refuse_body(conn, bec);
+      co_return co_await respond(conn);
+    }
   }
 
-  const auto& head = parser.get();
-  const auto request_id = pick_request_id(head, conn.request_id);
-  const bool is_head = head.method() == bhttp::verb::head;
+  if (const handler* target = route(conn)) {
+    std::string failure;
+    try {
+      conn.x.res = co_await (*target)(*conn.context);
+    } catch (const std::exception& e) {
+      failure = e.what();
+      if (failure.empty()) failure = "exception";
+    } catch (...) {
+      failure = "unknown exception";
+    }
+    if (!failure.empty()) dispatch_failed(conn, failure);
+  }
+  co_return co_await respond(conn);
+}
+
+// Reads the request head's outcome into the connection's exchange. Everything decided from the
+// head alone is answered without reading a body, and those answers end the connection.
+head_verdict server::impl::check_head(connection& conn, const beast::error_code& ec) {
+  auto& x = conn.x;
+  const auto& head = conn.parser->get();
+  x.started = std::chrono::steady_clock::now();
+  x.version = 11;
+  x.head = false;
+  x.keep_alive = false;
+  x.route = {};
+  if (ec == bhttp::error::header_limit) {
+    x.request_id = pick_request_id(head, conn.request_id);
+    x.res = problem_response(
+        transport_error::headers_too_large,
+        "The request head exceeds " + std::to_string(options.max_header_bytes) + " bytes.",
+        x.request_id);
+    return head_verdict::answer;
+  }
+  if (ec) {
+    if (!is_malformed(ec)) return head_verdict::close_now;
+    x.request_id = pick_request_id(head, conn.request_id);
+    x.res = problem_response(transport_error::malformed_request, ec.message() + ".", x.request_id);
+    return head_verdict::answer;
+  }
+
+  x.request_id = pick_request_id(head, conn.request_id);
+  x.version = head.version();
+  x.head = head.method() == bhttp::verb::head;
 
   // Message framing (RFC 9112 §6.1): a request with Transfer-Encoding must end in chunked and
   // must not also carry Content-Length; anything else is how requests get smuggled.
   if (head.count(bhttp::field::transfer_encoding) != 0 &&
-      (head.count(bhttp::field::content_length) != 0 || !parser.chunked())) {
-    co_return co_await respond(
-        conn,
-        problem_response(transport_error::malformed_request,
-                         head.count(bhttp::field::content_length) != 0
-                             ? "The request has both Transfer-Encoding and Content-Length."
-                             : "The request's Transfer-Encoding does not end in chunked.",
-                         request_id),
-        head.version(), is_head, false, request_id, {}, started);
+      (head.count(bhttp::field::content_length) != 0 || !conn.parser->chunked())) {
+    x.res = problem_response(transport_error::malformed_request,
+                             head.count(bhttp::field::content_length) != 0
+                                 ? "The request has both Transfer-Encoding and Content-Length."
+                                 : "The request's Transfer-Encoding does not end in chunked.",
+                             x.request_id);
+    return head_verdict::answer;
   }
 
-  if (const auto length = parser.content_length(); length && *length > options.max_body_bytes) {
+  if (const auto length = conn.parser->content_length();
+      length && *length > options.max_body_bytes) {
     // Decided from the head alone: the body is never read.
-    const auto route = routes.find(head.method(), split_target(head.target()).first).route;
-    co_return co_await respond(
-        conn,
-        problem_response(make_problem(error_kind::payload_too_large,
-                                      "The request body is " + std::to_string(*length) +
-                                          " bytes; the limit is " +
-                                          std::to_string(options.max_body_bytes) + " bytes."),
-                         request_id),
-        head.version(), is_head, false, request_id, route, started);
+    x.route = routes.find(head.method(), split_target(head.target()).first).route;
+    x.res = problem_response(
+        make_problem(error_kind::payload_too_large,
+                     "The request body is " + std::to_string(*length) + " bytes; the limit is " +
+                         std::to_string(options.max_body_bytes) + " bytes."),
+        x.request_id);
+    return head_verdict::answer;
   }
-
-  if (!parser.is_done()) {
-    if (head.version() >= 11 && beast::iequals(head[bhttp::field::expect], "100-continue")) {
-      bhttp::response<bhttp::empty_body> go_on{bhttp::status::continue_, head.version()};
-      stream.expires_after(options.header_timeout);
-      auto [wec, wn] = co_await bhttp::async_write(stream, go_on, use_tuple);
-      if (wec) co_return next_step::close_now;
-    }
-    parser.body_limit(options.max_body_bytes);  // bounds chunked bodies too
-    stream.expires_after(options.header_timeout);
-    auto [bec, bn] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
-    if (bec == bhttp::error::body_limit) {
-      co_return co_await respond(
-          conn,
-          problem_response(make_problem(error_kind::payload_too_large,
-                                        "The request body exceeds " +
-                                            std::to_string(options.max_body_bytes) + " bytes."),
-                           request_id),
-          parser.get().version(), is_head, false, request_id, {}, started);
-    }
-    if (bec) {
-      if (!is_malformed(bec)) co_return next_step::close_now;
-      co_return co_await respond(
-          conn,
-          problem_response(transport_error::malformed_request, bec.message() + ".", request_id),
-          parser.get().version(), is_head, false, request_id, {}, started);
-    }
-  }
-
-  const request req = parser.release();
-  const bool keep_alive = req.keep_alive();
-  const auto [path, query] = split_target(req.target());
-  auto match = routes.find(req.method(), path);
-
-  response res;
-  switch (match.outcome) {
-    case router::match::kind::not_found:
-      res = problem_response(
-          make_problem(error_kind::not_found, "No route matches " + std::string(path) + "."),
-          request_id);
-      break;
-    case router::match::kind::method_not_allowed:
-      res = problem_response(transport_error::method_not_allowed,
-                             std::string(bhttp::to_string(req.method())) + " is not allowed on " +
-                                 std::string(path) + "; allowed: " + match.allow + ".",
-                             request_id);
-      res.set(bhttp::field::allow, match.allow);
-      break;
-    case router::match::kind::found: {
-      request_context ctx{req, match.params, path, query, request_id};
-      std::string failure;
-      try {
-        res = co_await (*match.target)(ctx);
-      } catch (const std::exception& e) {
-        failure = e.what();
-        if (failure.empty()) failure = "exception";
-      } catch (...) {
-        failure = "unknown exception";
-      }
-      if (!failure.empty()) {
-        log_line({{"level", "error"},
-                  {"event", "handler_exception"},
-                  {"method", bhttp::to_string(req.method())},
-                  {"route", match.route},
-                  {"requestId", request_id},
-                  {"error", failure}});
-        res = problem_response(
-            make_problem(error_kind::internal, "The server failed to handle the request."),
-            request_id);
-      }
-      break;
-    }
-  }
-  co_return co_await respond(conn, std::move(res), req.version(), req.method() == bhttp::verb::head,
-                             keep_alive, request_id, match.route, started);
+  return conn.parser->is_done() ? head_verdict::handle : head_verdict::read_body;
 }
 
-asio::awaitable<next_step> server::impl::respond(connection& conn, response res, unsigned version,
-                                                 bool head, bool keep_alive,
-                                                 std::string_view request_id,
-                                                 std::string_view route,
-                                                 std::chrono::steady_clock::time_point started) {
+// A body over the limit (413) or one that does not parse (400).
+void server::impl::refuse_body(connection& conn, const beast::error_code& ec) {
+  if (ec == bhttp::error::body_limit) {
+    conn.x.res =
+        problem_response(make_problem(error_kind::payload_too_large,
+                                      "The request body exceeds " +
+                                          std::to_string(options.max_body_bytes) + " bytes."),
+                         conn.x.request_id);
+  } else {
+    conn.x.res =
+        problem_response(transport_error::malformed_request, ec.message() + ".", conn.x.request_id);
+  }
+}
+
+// The handler for the request, with its context in the connection; or nullptr when the request
+// is already answered in the exchange (no such route: 404; another method: 405 with Allow).
+const handler* server::impl::route(connection& conn) {
+  const request& req = conn.parser->get();
+  conn.x.keep_alive = req.keep_alive();
+  const auto [path, query] = split_target(req.target());
+  auto match = routes.find(req.method(), path);
+  conn.x.route = match.route;
+  switch (match.outcome) {
+    case router::match::kind::not_found:
+      conn.x.res = problem_response(
+          make_problem(error_kind::not_found, "No route matches " + std::string(path) + "."),
+          conn.x.request_id);
+      return nullptr;
+    case router::match::kind::method_not_allowed:
+      conn.x.res =
+          problem_response(transport_error::method_not_allowed,
+                           std::string(bhttp::to_string(req.method())) + " is not allowed on " +
+                               std::string(path) + "; allowed: " + match.allow + ".",
+                           conn.x.request_id);
+      conn.x.res.set(bhttp::field::allow, match.allow);
+      return nullptr;
+    case router::match::kind::found:
+      break;
+  }
+  conn.context.emplace(request_context{req, match.params, path, query, conn.x.request_id});
+  return match.target;
+}
+
+void server::impl::dispatch_failed(connection& conn, const std::string& failure) {
+  log_line({{"level", "error"},
+            {"event", "handler_exception"},
+            {"method", bhttp::to_string(conn.parser->get().method())},
+            {"route", conn.x.route},
+            {"requestId", conn.x.request_id},
+            {"error", failure}});
+  conn.x.res = problem_response(
+      make_problem(error_kind::internal, "The server failed to handle the request."),
+      conn.x.request_id);
+}
+
+asio::awaitable<next_step> server::impl::respond(connection& conn) {
+  auto& x = conn.x;
   // While draining, the request in flight is the connection's last.
-  const bool keep = keep_alive && !draining.load();
-  const auto finish = [&](response& r) {
-    finish_response(r, version, keep, request_id);
-  };
+  const bool keep = x.keep_alive && !draining.load();
   try {
-    finish(res);
+    render_head(x.res, x.version, keep, x.request_id, conn.head);
   } catch (const std::exception& e) {
-    // prepare_payload refuses a body on 1xx/204/304: a handler bug, answered as one.
+    // A body on 1xx/204/304: a handler bug, answered as one.
     log_line({{"level", "error"},
               {"event", "invalid_response"},
-              {"route", route},
-              {"requestId", request_id},
+              {"route", x.route},
+              {"requestId", x.request_id},
               {"error", e.what()}});
-    res = problem_response(
-        make_problem(error_kind::internal, "The server built an invalid response."), request_id);
-    finish(res);
+    x.res = problem_response(
+        make_problem(error_kind::internal, "The server built an invalid response."), x.request_id);
+    render_head(x.res, x.version, keep, x.request_id, conn.head);
   }
 
-  auto& stream = conn.stream;
-  stream.expires_after(options.header_timeout);
-  render_head(res, conn.head);
   // A response to HEAD carries the headers of the GET it mirrors, never the body.
   const std::array<asio::const_buffer, 2> bytes{
-      asio::buffer(conn.head), head ? asio::const_buffer() : asio::buffer(res.body())};
-  auto [ec, n] = co_await asio::async_write(stream, bytes, use_tuple);
-  shared.stats.record_request(route, res.result_int(), std::chrono::steady_clock::now() - started);
+      asio::buffer(conn.head), x.head ? asio::const_buffer() : asio::buffer(x.res.body())};
+  conn.expires_after(options.header_timeout);
+  const auto [ec, n] = co_await asio::async_write(conn.socket, bytes, use_tuple);
+  conn.operation_done();
+  shared.stats.record_request(x.route, x.res.result_int(),
+                              std::chrono::steady_clock::now() - x.started);
+  // An idle connection keeps neither the request nor the answer.
+  x.res = response{};
+  conn.context.reset();
+  conn.parser.reset();
   if (ec) co_return next_step::close_now;
   co_return keep ? next_step::read_next : next_step::close_graceful;
 }

@@ -95,6 +95,22 @@ TEST_F(auth_test, issued_token_authenticates_and_revoked_token_fails_at_once) {
   EXPECT_FALSE(r.header("WWW-Authenticate").empty());
 }
 
+// More tokens than the per-thread cache of token hashes has slots, used in turn, some revoked:
+// each is still judged as itself, however the cache's slots collide.
+TEST_F(auth_test, many_tokens_in_turn_are_each_judged_as_themselves) {
+  std::vector<test_server::issued_token> tokens;
+  for (int i = 0; i < 40; ++i) tokens.push_back(srv_.create_token({org_}, {"webhooks:read"}));
+  for (std::size_t i = 0; i < tokens.size(); i += 3) {
+    ASSERT_EQ(srv_.del("/api/v1/tokens/" + tokens[i].id).status, 204u);
+  }
+  for (int round = 0; round < 2; ++round) {
+    for (std::size_t i = 0; i < tokens.size(); ++i) {
+      const auto r = srv_.get(hooks(), tokens[i].secret);
+      EXPECT_EQ(r.status, i % 3 == 0 ? 401u : 200u) << "token " << i << " round " << round;
+    }
+  }
+}
+
 TEST_F(auth_test, token_without_the_organization_gets_the_same_403_whether_or_not_it_exists) {
   const std::string other_org = srv_.create_organization("Other");
   const std::string other_proj = srv_.create_project(other_org, "their-shop");

@@ -11,9 +11,8 @@ namespace {
 
 TEST(ResponseHead, StatusLineFieldsInOrderAndBlankLine) {
   response res = json_response(bhttp::status::ok, std::string(R"({"a":1})"));
-  finish_response(res, 11, true, "abc");
   std::string out = "left over from the previous response";
-  render_head(res, out);
+  render_head(res, 11, true, "abc", out);
   EXPECT_EQ(out,
             "HTTP/1.1 200 OK\r\n"
             "Content-Type: application/json\r\n"
@@ -24,15 +23,13 @@ TEST(ResponseHead, StatusLineFieldsInOrderAndBlankLine) {
 
 TEST(ResponseHead, Http10KeepAliveAndCloseAreExplicit) {
   response res = empty_response(bhttp::status::no_content);
-  finish_response(res, 10, true, "r1");
   std::string out;
-  render_head(res, out);
+  render_head(res, 10, true, "r1", out);
   // No Content-Length on a 204 (RFC 9110 §8.6), which Beast's prepare_payload would add.
   EXPECT_EQ(out, "HTTP/1.0 204 No Content\r\nConnection: keep-alive\r\nX-Request-Id: r1\r\n\r\n");
 
   response closing = problem_response(make_problem(error_kind::not_found, "No such thing."), "id");
-  finish_response(closing, 11, false, "id");
-  render_head(closing, out);
+  render_head(closing, 11, false, "id", out);
   EXPECT_EQ(out.rfind("HTTP/1.1 404 Not Found\r\n", 0), 0u);
   EXPECT_NE(out.find("\r\nConnection: close\r\n"), std::string::npos);
   EXPECT_NE(out.find("\r\nContent-Type: application/problem+json\r\n"), std::string::npos);
@@ -43,20 +40,37 @@ TEST(ResponseHead, Http10KeepAliveAndCloseAreExplicit) {
 
 TEST(ResponseHead, ABodyWhereNoneIsAllowedIsRefused) {
   response res = json_response(bhttp::status::no_content, std::string("{}"));
-  EXPECT_THROW(finish_response(res, 11, true, "r"), std::invalid_argument);
+  std::string out;
+  EXPECT_THROW(render_head(res, 11, true, "r", out), std::invalid_argument);
 }
 
 TEST(ResponseHead, ThreeDigitCodesWithTheirReason) {
   for (const auto status : {bhttp::status::created, bhttp::status::request_header_fields_too_large,
                             bhttp::status::service_unavailable}) {
     response res{status, 11};
-    finish_response(res, 11, true, "r");
     std::string out;
-    render_head(res, out);
+    render_head(res, 11, true, "r", out);
     const std::string expected = "HTTP/1.1 " + std::to_string(static_cast<unsigned>(status)) + " " +
                                  std::string(bhttp::obsolete_reason(status)) + "\r\n";
     EXPECT_EQ(out.substr(0, expected.size()), expected);
   }
+}
+
+// The transport owns framing, connection management and the request id: a handler's own
+// Content-Length, Connection or X-Request-Id never reaches the wire twice or wrong.
+TEST(ResponseHead, TransportFieldsAreNotTakenFromTheHandler) {
+  response res = json_response(bhttp::status::ok, std::string("{}"));
+  res.set(bhttp::field::content_length, "99");
+  res.set(bhttp::field::connection, "close");
+  res.set("x-request-id", "handler-made");
+  std::string out;
+  render_head(res, 11, true, "r", out);
+  EXPECT_EQ(out,
+            "HTTP/1.1 200 OK\r\n"
+            "Content-Type: application/json\r\n"
+            "X-Request-Id: r\r\n"
+            "Content-Length: 2\r\n"
+            "\r\n");
 }
 
 }  // namespace

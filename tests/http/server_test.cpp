@@ -380,6 +380,34 @@ TEST_F(ServerTest, IdleKeepAliveConnectionIsClosed) {
   EXPECT_TRUE(c.closed_by_server());  // within the client's 5 s receive timeout
 }
 
+// The deadline of a request head is header_timeout from when its first bytes came, even when the
+// connection's timer was waiting for the much later idle deadline of a keep-alive wait.
+TEST_F(ServerTest, StalledRequestHeadIsClosedAfterHeaderTimeout) {
+  server_options o;
+  o.header_timeout = 300ms;
+  o.idle_timeout = 60s;
+  raw_client c(start(o));
+  c.send(get("/echo"));
+  EXPECT_EQ(c.read().result(), bhttp::status::ok);
+  std::this_thread::sleep_for(600ms);  // past the first deadline: the timer now waits for 60 s
+  c.send("GET /echo HTTP/1.1\r\nHost: te");
+  EXPECT_TRUE(c.closed_by_server());  // within the client's 5 s receive timeout, not 60 s
+}
+
+// Deadlines bound the peer's reads and writes, not the handler: a response that takes longer
+// than header_timeout to compute is still delivered, and the connection stays usable.
+TEST_F(ServerTest, SlowHandlerIsNotCutByTheReadDeadline) {
+  server_options o;
+  o.header_timeout = 100ms;  // the /slow handler takes 300 ms
+  raw_client c(start(o));
+  c.send(get("/slow"));
+  const auto res = c.read();
+  EXPECT_EQ(res.result(), bhttp::status::ok);
+  EXPECT_EQ(res.body(), R"({"slow":true})");
+  c.send(get("/echo"));
+  EXPECT_EQ(c.read().result(), bhttp::status::ok);
+}
+
 TEST_F(ServerTest, StopLetsTheRequestInFlightFinish) {
   const auto ep = start();
   raw_client busy(ep);
