@@ -69,23 +69,125 @@ namespace {
 
 // ---------------------------------------------------------------- reader structures
 
+// An open-addressing hash table (linear probing, backward-shift deletion) of key -> non-null
+// shared_ptr: one array of slots, no node per entry. Start-up puts a million webhooks into these
+// tables; a node-based map cost a malloc, a hash computed twice and a pointer chase per entry.
+// Not thread-safe by itself: sharded_map guards each table with its shard's mutex.
+template <class K, class V>
+class flat_table {
+ public:
+  using value_ptr = std::shared_ptr<const V>;
+
+  const value_ptr* find(const K& key, std::uint64_t hash) const noexcept {
+    if (size_ == 0) return nullptr;
+    for (std::size_t i = home(hash);; i = (i + 1) & mask_) {
+      const slot& s = slots_[i];
+      if (!s.value) return nullptr;
+      if (s.key == key) return &s.value;
+    }
+  }
+
+  // Stores `value` (non-null) under `key`; returns what was there (null if nothing).
+  value_ptr put(const K& key, std::uint64_t hash, value_ptr value) {
+    if ((size_ + 1) * 4 > capacity() * 3) grow(capacity() == 0 ? 8 : 2 * capacity());
+    for (std::size_t i = home(hash);; i = (i + 1) & mask_) {
+      slot& s = slots_[i];
+      if (!s.value) {
+        s.key = key;
+        s.bits = bits(hash);
+        s.value = std::move(value);
+        ++size_;
+        return nullptr;
+      }
+      if (s.key == key) {
+        s.value.swap(value);
+        return value;
+      }
+    }
+  }
+
+  value_ptr erase(const K& key, std::uint64_t hash) {
+    if (size_ == 0) return nullptr;
+    std::size_t i = home(hash);
+    for (;; i = (i + 1) & mask_) {
+      if (!slots_[i].value) return nullptr;
+      if (slots_[i].key == key) break;
+    }
+    value_ptr old = std::move(slots_[i].value);
+    --size_;
+    // Backward shift: move later entries of the probe run into the hole when their home slot
+    // is not cyclically in (hole, their slot], so that every entry stays reachable from home.
+    for (std::size_t j = (i + 1) & mask_; slots_[j].value; j = (j + 1) & mask_) {
+      const std::size_t h = slots_[j].bits & mask_;
+      const bool stays = i <= j ? (i < h && h <= j) : (i < h || h <= j);
+      if (stays) continue;
+      slots_[i].key = slots_[j].key;
+      slots_[i].bits = slots_[j].bits;
+      slots_[i].value = std::move(slots_[j].value);
+      i = j;
+    }
+    return old;
+  }
+
+  // Room for `n` entries without growing.
+  void reserve(std::size_t n) {
+    std::size_t cap = 8;
+    while (cap * 3 < n * 4) cap *= 2;
+    if (cap > capacity()) grow(cap);
+  }
+
+ private:
+  struct slot {
+    K key{};
+    std::uint32_t bits = 0;  // bits(hash): where the entry's probe run starts, for moves
+    value_ptr value;         // null: empty slot
+  };
+  std::size_t capacity() const noexcept { return slots_ ? mask_ + 1 : 0; }
+  // The multiplicative mix's middle bits: its top bits choose the shard (sharded_map).
+  static std::uint32_t bits(std::uint64_t hash) noexcept {
+    return static_cast<std::uint32_t>(hash >> 16);
+  }
+  std::size_t home(std::uint64_t hash) const noexcept { return bits(hash) & mask_; }
+  void grow(std::size_t cap) {
+    const std::size_t old_cap = capacity();
+    auto old = std::move(slots_);
+    slots_ = std::make_unique<slot[]>(cap);
+    mask_ = cap - 1;
+    for (std::size_t i = 0; i < old_cap; ++i) {
+      if (!old[i].value) continue;
+      for (std::size_t j = old[i].bits & mask_;; j = (j + 1) & mask_) {
+        if (!slots_[j].value) {
+          slots_[j] = std::move(old[i]);
+          break;
+        }
+      }
+    }
+  }
+
+  std::unique_ptr<slot[]> slots_;
+  std::size_t mask_ = 0;
+  std::size_t size_ = 0;
+};
+
 template <class K, class V, class Hash>
 class sharded_map {
  public:
   std::shared_ptr<const V> find(const K& key) const {
-    const shard& s = shards_[shard_index(key)];
+    const std::uint64_t h = mix(key);
+    const shard& s = shards_[shard_index(h)];
     std::shared_lock lock(s.mutex);
-    const auto it = s.map.find(key);
-    return it == s.map.end() ? nullptr : it->second;
+    const auto* found = s.table.find(key, h);
+    return found ? *found : nullptr;
   }
 
-  // Inserts or replaces. Returns the replaced value so that it is released after the lock.
+  // Inserts or replaces (a null value erases). Returns the replaced value so that it is released
+  // after the lock.
   [[nodiscard]] std::shared_ptr<const V> put(const K& key, std::shared_ptr<const V> value) {
-    shard& s = shards_[shard_index(key)];
+    if (!value) return erase(key);
+    const std::uint64_t h = mix(key);
+    shard& s = shards_[shard_index(h)];
     std::lock_guard lock(s.mutex);
-    auto [it, inserted] = s.map.try_emplace(key, nullptr);
-    it->second.swap(value);
-    return value;
+    return s.table.put(key, h, std::move(value));
   }
 
   // Sizes every shard for `total` entries, spread evenly by the hash with some margin, so that a
@@ -94,31 +196,29 @@ class sharded_map {
     const std::size_t per_shard = total / kShards + total / (4 * kShards) + 1;
     for (shard& s : shards_) {
       std::lock_guard lock(s.mutex);
-      s.map.reserve(per_shard);
+      s.table.reserve(per_shard);
     }
   }
 
   [[nodiscard]] std::shared_ptr<const V> erase(const K& key) {
-    shard& s = shards_[shard_index(key)];
-    std::shared_ptr<const V> old;
+    const std::uint64_t h = mix(key);
+    shard& s = shards_[shard_index(h)];
     std::lock_guard lock(s.mutex);
-    if (const auto it = s.map.find(key); it != s.map.end()) {
-      old = std::move(it->second);
-      s.map.erase(it);
-    }
-    return old;
+    return s.table.erase(key, h);
   }
 
  private:
   static constexpr std::size_t kShards = 64;
   struct alignas(64) shard {
     mutable std::shared_mutex mutex;
-    std::unordered_map<K, std::shared_ptr<const V>, Hash> map;
+    flat_table<K, V> table;
   };
-  // Fibonacci hashing: the top 6 bits of a multiplicative mix, whatever the quality of Hash's
-  // low bits.
-  static std::size_t shard_index(const K& key) noexcept {
-    const auto h = static_cast<std::uint64_t>(Hash{}(key)) * 0x9E3779B97F4A7C15ull;
+  // Fibonacci hashing: a multiplicative mix of Hash, whatever the quality of its low bits. Its
+  // top 6 bits choose the shard, the bits below them the slot.
+  static std::uint64_t mix(const K& key) noexcept {
+    return static_cast<std::uint64_t>(Hash{}(key)) * 0x9E3779B97F4A7C15ull;
+  }
+  static std::size_t shard_index(std::uint64_t h) noexcept {
     return static_cast<std::size_t>(h >> 58);
   }
   std::array<shard, kShards> shards_;
