@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -191,13 +192,17 @@ class canonical_reader {
  public:
   explicit canonical_reader(std::string_view text) noexcept : rest_(text) {}
 
-  bool literal(std::string_view expected) noexcept {
-    if (!rest_.starts_with(expected)) return false;
-    rest_.remove_prefix(expected.size());
+  // A literal of known length: the comparison compiles to a few word compares, no memcmp call.
+  template <std::size_t N>
+  bool literal(const char (&expected)[N]) noexcept {
+    constexpr std::size_t n = N - 1;  // without the terminating NUL
+    if (rest_.size() < n || std::memcmp(rest_.data(), expected, n) != 0) return false;
+    rest_.remove_prefix(n);
     return true;
   }
   bool string(std::string_view& out) noexcept {
-    if (!literal("\"")) return false;
+    if (rest_.empty() || rest_.front() != '"') return false;
+    rest_.remove_prefix(1);
     for (std::size_t i = 0; i < rest_.size(); ++i) {
       const auto c = static_cast<unsigned char>(rest_[i]);
       if (c == '"') {
@@ -302,9 +307,11 @@ std::optional<webhook> read_canonical_webhook(std::string_view key, std::string_
     w.disabled_at = t;
   }
   if (!r.literal("}") || !r.at_end()) return std::nullopt;
-  const std::optional<std::string> sealed = base64_decode(sealed_b64);
-  if (!sealed) return std::nullopt;
-  std::optional<std::string> secret = master_key.open(*sealed, w.id.binary());
+  // The sealed bytes only live until opened: decoded into this thread's buffer, not a fresh
+  // string per webhook.
+  thread_local std::string sealed;
+  if (!base64_decode(sealed_b64, sealed)) return std::nullopt;
+  std::optional<std::string> secret = master_key.open(sealed, w.id.binary());
   if (!secret) return std::nullopt;
   w.secret = std::move(*secret);
   w.name = std::string(name);

@@ -25,7 +25,10 @@ bool constant_time_equal(std::string_view a, std::string_view b) noexcept;
 std::string base64_encode(std::string_view bytes);                // standard alphabet, padded
 std::string base64url_encode(std::string_view bytes);             // URL-safe alphabet, no padding
 std::optional<std::string> base64_decode(std::string_view text);  // standard, padded or not
-std::string hex_encode(std::string_view bytes);                   // lowercase
+// The same into `out` (its buffer reused); false, with `out` unspecified, where the above is
+// nullopt.
+bool base64_decode(std::string_view text, std::string& out);
+std::string hex_encode(std::string_view bytes);  // lowercase
 
 // AES-256-GCM with a random 96-bit nonce. The sealed form is nonce | ciphertext | 16-byte tag.
 // `aad` binds the ciphertext to its context (e.g. the webhook id) so it cannot be moved.
