@@ -309,6 +309,16 @@ void commit_writer::run_planning_ahead() {
       }
       continue;
     }
+    if (ahead) {
+      // What was queued while the result was on its way joins the group planned ahead, as it
+      // would have joined the next group without planning ahead.
+      queue_type late;
+      {
+        std::lock_guard lock(mutex_);
+        late.swap(queue_);
+      }
+      if (!late.empty()) plan_into(*ahead, late);
+    }
     publish_group(done);
     if (!ahead) {
       end_of_group_();
