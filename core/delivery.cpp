@@ -255,17 +255,42 @@ result<delivery> decode_delivery(std::string_view key, std::string_view value) {
 
 // ---- storage: attempts
 
-std::string encode(const attempt& a) {
+namespace {
+
+json::object attempt_object(const attempt& a) {
   json::object o = begin_record();
   o["at"] = to_millis(a.at);
   o["durationMs"] = a.duration.count();
   if (a.status_code) o["statusCode"] = *a.status_code;
   o["response"] = a.response;
   if (a.error) o["error"] = *a.error;
+  return o;
+}
+
+}  // namespace
+
+std::string encode(const attempt& a) {
+  return json::serialize(attempt_object(a));
+}
+
+std::string encode(const attempt& a, const delivery& after) {
+  json::object o = attempt_object(a);
+  o["deliveryStatus"] = to_string(after.status);
+  if (after.next_attempt_at) o["nextAttemptAt"] = to_millis(*after.next_attempt_at);
+  o["updatedAt"] = to_millis(after.updated_at);
+  if (after.reason) o["reason"] = *after.reason;
   return json::serialize(o);
 }
 
-result<std::pair<object_id, attempt>> decode_attempt(std::string_view key, std::string_view value) {
+void apply_state(delivery& d, std::uint32_t number, const delivery_state& s) {
+  d.attempts = number;
+  d.status = s.status;
+  d.next_attempt_at = s.next_attempt_at;
+  d.updated_at = s.updated_at;
+  d.reason = s.reason;
+}
+
+result<stored_attempt> decode_stored_attempt(std::string_view key, std::string_view value) {
   if (key.size() != object_id::kSize + 4) {
     return decode_error("the key is not a 12-byte delivery id and a 4-byte attempt number");
   }
@@ -287,8 +312,30 @@ result<std::pair<object_id, attempt>> decode_attempt(std::string_view key, std::
   }
   a.response = r.string("response");
   a.error = r.opt_string("error");
+  std::optional<delivery_state> state;
+  if (const auto status = r.opt_string("deliveryStatus")) {
+    delivery_state st;
+    if (auto parsed_status = parse_delivery_status(*status)) {
+      st.status = *parsed_status;
+    } else {
+      r.fail("field \"deliveryStatus\" is not pending, succeeded or failed");
+    }
+    st.next_attempt_at = r.opt_time("nextAttemptAt");
+    st.updated_at = r.time("updatedAt");
+    st.reason = r.opt_string("reason");
+    if (r.ok() && (st.status == delivery_status::pending) != st.next_attempt_at.has_value()) {
+      r.fail("field \"nextAttemptAt\" must be present exactly when the delivery is pending");
+    }
+    state = std::move(st);
+  }
   if (!r.ok()) return decode_error(r.error());
-  return std::pair<object_id, attempt>{delivery_id, std::move(a)};
+  return stored_attempt{delivery_id, std::move(a), std::move(state)};
+}
+
+result<std::pair<object_id, attempt>> decode_attempt(std::string_view key, std::string_view value) {
+  auto stored = decode_stored_attempt(key, value);
+  if (!stored) return stored.error();
+  return std::pair<object_id, attempt>{stored->delivery, std::move(stored->value)};
 }
 
 // ---- storage: idempotency

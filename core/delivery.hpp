@@ -12,7 +12,8 @@
 // ids as 24 hex digits, like core/codec.hpp):
 //   events       id (12 bytes)                                  -> encode(event)
 //   deliveries   id (12 bytes)                                  -> encode(delivery)
-//   attempts     delivery id + attempt number (4 bytes, BE)     -> encode(attempt)
+//   attempts     delivery id + attempt number (4 bytes, BE)     -> encode(attempt, delivery)
+//                (the delivery's state after the attempt included; see delivery_state)
 //   idempotency  token id (12 bytes) + idempotency key (text)   -> encode(idempotency_record)
 //   index        "dw" + webhook id + delivery id                -> ""  (a webhook's deliveries)
 // The big-endian attempt number makes a prefix scan by delivery id return attempts in order.
@@ -75,6 +76,28 @@ struct attempt {
   std::optional<std::string> error;  // transport error text (timeout, refused, ...), else null
 };
 
+// A delivery's state right after one of its attempts. Recording an attempt writes ONE record:
+// the attempt with this state in it (encode(attempt, delivery)); the delivery's own record keeps
+// what ingest (or cancel_webhook) wrote, and load() applies the state of every attempt numbered
+// past the delivery record's `attempts`, in order. Attempts written before this field existed
+// carry no state; their delivery record was rewritten with each of them.
+struct delivery_state {
+  delivery_status status = delivery_status::pending;
+  std::optional<timestamp> next_attempt_at;  // engaged exactly while pending
+  timestamp updated_at{};
+  std::optional<std::string> reason;
+};
+
+// Sets d's status, nextAttemptAt, updatedAt and reason from `s`, and its attempts to `number`.
+void apply_state(delivery& d, std::uint32_t number, const delivery_state& s);
+
+// An attempt as stored, with the delivery's state after it when the record has one.
+struct stored_attempt {
+  object_id delivery;
+  attempt value;
+  std::optional<delivery_state> state;
+};
+
 // What an idempotency key remembers: the request's fingerprint and the first answer.
 struct idempotency_record {
   sha256_digest body_hash{};
@@ -111,6 +134,10 @@ std::string response_excerpt(std::string_view body,
 std::string encode(const event& e);
 std::string encode(const delivery& d);
 std::string encode(const attempt& a);
+// The attempt and the state of `after` (the delivery once this attempt is counted), in one record:
+// the fields of encode(a) plus "deliveryStatus", "nextAttemptAt" (while pending), "updatedAt"
+// and "reason" (when set). Same "v": readers ignore fields they do not know.
+std::string encode(const attempt& a, const delivery& after);
 std::string encode(const idempotency_record& r);
 
 // `key` is the record's storage key. Errors are error_kind::internal, saying what is wrong with
@@ -119,6 +146,8 @@ result<event> decode_event(std::string_view key, std::string_view value);
 result<delivery> decode_delivery(std::string_view key, std::string_view value);
 // Returns the delivery id from the key as well as the attempt.
 result<std::pair<object_id, attempt>> decode_attempt(std::string_view key, std::string_view value);
+// The same with the delivery's state after the attempt, when the record has one.
+result<stored_attempt> decode_stored_attempt(std::string_view key, std::string_view value);
 result<idempotency_record> decode_idempotency(std::string_view value);
 
 inline constexpr std::string_view kWebhookDeliveryPrefix = "dw";

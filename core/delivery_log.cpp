@@ -405,8 +405,9 @@ class record_attempt_op final : public commit_mutation {
     }
     auto attempts = std::make_shared<std::vector<attempt>>(*current->attempts);
     attempts->push_back(attempt_);
-    batch.put(table::attempts, attempt_key(id_, attempt_.number), encode(attempt_));
-    batch.put(table::deliveries, std::string(id_.binary()), encode(*d));
+    // One record: the attempt with the delivery's new state in it (load() applies it). The
+    // delivery's own record stays as ingest wrote it.
+    batch.put(table::attempts, attempt_key(id_, attempt_.number), encode(attempt_, *d));
     entry_ = impl::delivery_entry{d, std::move(attempts)};
     was_pending_ = old.status == delivery_status::pending;
     log_.pending.deliveries[id_] = entry_;
@@ -562,21 +563,31 @@ result<delivery_log_counts> delivery_log::impl::load() {
 
   std::unordered_map<object_id, std::vector<attempt>> loaded_attempts;
   scanned = store.scan(table::attempts, {}, [&](std::string_view key, std::string_view value) {
-    auto a = decode_attempt(key, value);
+    auto a = decode_stored_attempt(key, value);
     if (!a) return fail(load_error(table::attempts, key, a.error().detail));
-    const auto d = loaded_deliveries.find(a->first);
+    const auto d = loaded_deliveries.find(a->delivery);
     if (d == loaded_deliveries.end()) {
       return fail(load_error(table::attempts, key,
-                             "its delivery " + a->first.to_string() + " does not exist"));
+                             "its delivery " + a->delivery.to_string() + " does not exist"));
     }
-    std::vector<attempt>& list = loaded_attempts[a->first];
+    std::vector<attempt>& list = loaded_attempts[a->delivery];
     // Keys sort by delivery id, then by big-endian number: attempts arrive 1, 2, 3...
-    if (a->second.number != list.size() + 1 || a->second.number > d->second.attempts) {
+    if (a->value.number != list.size() + 1) {
       return fail(load_error(table::attempts, key,
-                             "attempt " + std::to_string(a->second.number) +
+                             "attempt " + std::to_string(a->value.number) +
                                  " does not follow the delivery's recorded attempts"));
     }
-    list.push_back(std::move(a->second));
+    // An attempt past the delivery record's count carries the delivery's state after it.
+    if (a->value.number > d->second.attempts) {
+      if (!a->state) {
+        return fail(load_error(table::attempts, key,
+                               "attempt " + std::to_string(a->value.number) +
+                                   " is past the delivery's recorded attempts and has no "
+                                   "delivery state"));
+      }
+      apply_state(d->second, a->value.number, *a->state);
+    }
+    list.push_back(std::move(a->value));
     return true;
   });
   if (!scanned) return scanned.error();

@@ -618,6 +618,81 @@ TEST_F(DeliveryLogTest, LoadRestoresPendingJobsWithTheirTimes) {
   EXPECT_TRUE(ingest_ok(request("order.created", R"({"a":[1,2,3]})", "k1")).replay);
 }
 
+TEST_F(DeliveryLogTest, AnAttemptIsOneRecordAndItsStateSurvivesAReload) {
+  const object_id w = make_webhook({"*"});
+  ingest_ok(request());
+  const auto d = only_delivery_of(w);
+  ASSERT_TRUE(d);
+  const std::string ingested = store_.records(table::deliveries).at(std::string(d->id.binary()));
+  const timestamp retry_at = now() + seconds(5);
+  advance(seconds(1));
+  ASSERT_TRUE(record(d->id, 500, attempt_decision::retry(retry_at)));
+  advance(seconds(1));
+  auto last = record(d->id, 410, attempt_decision::failed(kReasonGone));
+  ASSERT_TRUE(last) << last.error().detail;
+  // Recording wrote the attempts only; the delivery's record is still the one ingest wrote.
+  EXPECT_EQ(store_.records(table::deliveries).at(std::string(d->id.binary())), ingested);
+  EXPECT_EQ(store_.records(table::attempts).size(), 2u);
+
+  auto loaded = reopen_and_load();
+  ASSERT_TRUE(loaded) << loaded.error().detail;
+  const auto detail = log_->find_delivery(d->id);
+  ASSERT_TRUE(detail);
+  EXPECT_EQ(detail->record->status, delivery_status::failed);
+  EXPECT_EQ(detail->record->attempts, 2u);
+  EXPECT_EQ(detail->record->reason, std::string(kReasonGone));
+  EXPECT_EQ(detail->record->next_attempt_at, std::nullopt);
+  EXPECT_EQ(detail->record->updated_at, (*last)->updated_at);
+  EXPECT_EQ(detail->record->created_at, d->created_at);
+  ASSERT_EQ(detail->attempts->size(), 2u);
+  EXPECT_EQ(detail->attempts->at(0).status_code, 500);
+  EXPECT_EQ(detail->attempts->at(1).status_code, 410);
+  EXPECT_EQ(deliveries_of(w, delivery_status::failed).size(), 1u);
+  EXPECT_EQ(log_->pending_count(), 0u);
+}
+
+TEST_F(DeliveryLogTest, LoadsTheEarlierFormatWhereTheDeliveryWasRewrittenPerAttempt) {
+  const object_id w = make_webhook({"*"});
+  ingest_ok(request());
+  const auto d = only_delivery_of(w);
+  ASSERT_TRUE(d);
+  // What an earlier hookd stored after one failed attempt: the attempt without state and the
+  // delivery record rewritten with the count and the retry time.
+  delivery old = *d;
+  old.attempts = 1;
+  old.next_attempt_at = now() + seconds(30);
+  old.updated_at = now() + seconds(1);
+  attempt a;
+  a.number = 1;
+  a.at = now();
+  a.status_code = 503;
+  a.response = "busy";
+  store_.put_raw(table::deliveries, std::string(d->id.binary()), encode(old));
+  store_.put_raw(table::attempts, attempt_key(d->id, 1), encode(a));
+
+  auto loaded = reopen_and_load();
+  ASSERT_TRUE(loaded) << loaded.error().detail;
+  auto detail = log_->find_delivery(d->id);
+  ASSERT_TRUE(detail);
+  EXPECT_EQ(detail->record->status, delivery_status::pending);
+  EXPECT_EQ(detail->record->attempts, 1u);
+  EXPECT_EQ(detail->record->next_attempt_at, old.next_attempt_at);
+  ASSERT_EQ(detail->attempts->size(), 1u);
+  EXPECT_EQ(detail->attempts->at(0).response, "busy");
+
+  // The next attempt is recorded in the new format on top of it, and both read back.
+  log_->start();
+  auto second = record(d->id, 200, attempt_decision::succeeded());
+  ASSERT_TRUE(second) << second.error().detail;
+  loaded = reopen_and_load();
+  ASSERT_TRUE(loaded) << loaded.error().detail;
+  detail = log_->find_delivery(d->id);
+  ASSERT_TRUE(detail);
+  EXPECT_EQ(detail->record->status, delivery_status::succeeded);
+  EXPECT_EQ(detail->record->attempts, 2u);
+  EXPECT_EQ(detail->attempts->size(), 2u);
+}
+
 TEST_F(DeliveryLogTest, LoadRefusesDamagedData) {
   const object_id w = make_webhook({"*"});
   ingest_ok(request());
@@ -637,12 +712,43 @@ TEST_F(DeliveryLogTest, LoadRefusesDamagedData) {
   EXPECT_THAT(extra_index.error().detail, HasSubstr("index"));
   store_.erase_raw(table::index, webhook_delivery_key(d->id, d->id));
 
+  // A second attempt; then attempt 1 lost leaves a gap before attempt 2.
+  ASSERT_TRUE(reopen_and_load());
+  log_->start();
+  ASSERT_TRUE(record(d->id, 500, attempt_decision::retry(now() + seconds(5))));
   const std::string attempt = store_.records(table::attempts).at(attempt_key(d->id, 1));
   store_.erase_raw(table::attempts, attempt_key(d->id, 1));
   auto lost_attempt = reopen_and_load();
   ASSERT_FALSE(lost_attempt);
   EXPECT_THAT(lost_attempt.error().detail, HasSubstr("attempts"));
   store_.put_raw(table::attempts, attempt_key(d->id, 1), attempt);
+
+  // A delivery record that counts more attempts than are stored (written by cancel_webhook or
+  // by an older hookd) is refused too.
+  const std::string delivery_record =
+      store_.records(table::deliveries).at(std::string(d->id.binary()));
+  {
+    delivery counted = *d;
+    counted.attempts = 3;
+    counted.status = delivery_status::failed;
+    counted.next_attempt_at.reset();
+    counted.reason = std::string(kReasonWebhookDeleted);
+    store_.put_raw(table::deliveries, std::string(d->id.binary()), encode(counted));
+  }
+  auto too_few = reopen_and_load();
+  ASSERT_FALSE(too_few);
+  EXPECT_THAT(too_few.error().detail, HasSubstr("counts 3 attempts but 2 are stored"));
+
+  // An attempt past the delivery record's count without the delivery's state (the old format
+  // always rewrote the delivery with its attempt) cannot be placed.
+  store_.put_raw(table::deliveries, std::string(d->id.binary()), delivery_record);
+  hookd::attempt bare;
+  bare.number = 2;
+  bare.at = now();
+  store_.put_raw(table::attempts, attempt_key(d->id, 2), encode(bare));
+  auto stateless = reopen_and_load();
+  ASSERT_FALSE(stateless);
+  EXPECT_THAT(stateless.error().detail, HasSubstr("no delivery state"));
 
   store_.put_raw(table::deliveries, std::string(d->id.binary()), "{\"v\":1}");
   auto damaged = reopen_and_load();
