@@ -79,6 +79,7 @@ random_hex() { od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'; }
 hookd_start() {
   local bin=$1 logfile=$2
   shift 2
+  : >"$logfile" # exists before the background job opens it: the loop below reads it at once
   HOOKD_ADMIN_TOKEN=$admin_token taskset -c "$server_cpu" "$bin" "$@" 2>"$logfile" &
   hookd_pid=$!
   bench_track "$hookd_pid"
