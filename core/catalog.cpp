@@ -321,7 +321,12 @@ std::uint32_t unix_seconds(timestamp t) {
 
 struct catalog::impl {
   impl(storage& s, catalog_options o)
-      : store(s), options(std::move(o)), writer(s, [this] { pending.clear(); }) {}
+      // Planning ahead: the next group is planned while the current one is being fsync'd. The
+      // overlay (`pending`) holds whole values, which is what that mode requires.
+      : store(s),
+        options(std::move(o)),
+        writer(
+            s, [this] { pending.clear(); }, commit_writer_options{.plan_ahead = true}) {}
 
   storage& store;
   const catalog_options options;
