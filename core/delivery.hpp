@@ -15,7 +15,9 @@
 //   attempts     delivery id + attempt number (4 bytes, BE)     -> encode(attempt, delivery)
 //                (the delivery's state after the attempt included; see delivery_state)
 //   idempotency  token id (12 bytes) + idempotency key (text)   -> encode(idempotency_record)
-//   index        "dw" + webhook id + delivery id                -> ""  (a webhook's deliveries)
+//   index        "dw" + webhook id + delivery id                -> ""  (written by earlier
+//                versions only; load() checks those it finds, the per-webhook index is built
+//                from the delivery records)
 // The big-endian attempt number makes a prefix scan by delivery id return attempts in order.
 
 #include "core/clock.hpp"

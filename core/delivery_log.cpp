@@ -277,8 +277,9 @@ class ingest_op final : public commit_mutation {
       d->status = delivery_status::pending;
       d->next_attempt_at = now;
       d->created_at = d->updated_at = now;
+      // No "dw" index entry: the delivery record names its webhook, and load() builds the
+      // per-webhook index from the deliveries.
       batch.put(table::deliveries, std::string(d->id.binary()), encode(*d));
-      batch.put(table::index, webhook_delivery_key(w->id, d->id), std::string());
       impl::delivery_entry entry{std::move(d), no_attempts()};
       log_.pending.deliveries[entry.record->id] = entry;
       created_.push_back(std::move(entry));
@@ -607,8 +608,8 @@ result<delivery_log_counts> delivery_log::impl::load() {
     install_locked(delivery_entry{std::make_shared<const delivery>(std::move(d)), attempts});
   }
 
-  // The "dw" index must list exactly the deliveries, under their webhooks.
-  std::size_t index_entries = 0;
+  // "dw" index entries are no longer written (the per-webhook index is built from the delivery
+  // records above); those an earlier hookd wrote must still name a delivery of their webhook.
   scanned =
       store.scan(table::index, kWebhookDeliveryPrefix, [&](std::string_view key, std::string_view) {
         const std::string_view rest = key.substr(kWebhookDeliveryPrefix.size());
@@ -621,21 +622,10 @@ result<delivery_log_counts> delivery_log::impl::load() {
         if (!webhook || d == deliveries.end() || d->second.record->webhook != *webhook) {
           return fail(load_error(table::index, key, "the entry names no delivery of that webhook"));
         }
-        ++index_entries;
         return true;
       });
   if (!scanned) return scanned.error();
   if (failure) return *failure;
-  if (index_entries != deliveries.size()) {
-    for (const auto& [id, entry] : deliveries) {
-      auto present = store.get(table::index, webhook_delivery_key(entry.record->webhook, id));
-      if (!present) return present.error();
-      if (!*present) {
-        return load_error(table::index, webhook_delivery_key(entry.record->webhook, id),
-                          "the entry of delivery " + id.to_string() + " is missing");
-      }
-    }
-  }
 
   scanned = store.scan(table::idempotency, {}, [&](std::string_view key, std::string_view value) {
     if (key.size() <= object_id::kSize) {

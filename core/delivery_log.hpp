@@ -144,7 +144,8 @@ class delivery_log {
   // Start-up: fills the index from storage and puts every pending delivery on the scheduler at
   // its stored nextAttemptAt. Call once, before start(). A record that does not decode, an
   // attempt or a delivery whose parent is missing, an attempt count that does not match, or a
-  // missing or extra "dw" index entry is an error naming the table and key.
+  // "dw" index entry (written by earlier versions) that names no delivery of its webhook is an
+  // error naming the table and key.
   result<delivery_log_counts> load();
   void start();  // starts the writer thread
   void stop();   // drains queued writes, then stops the writer thread
