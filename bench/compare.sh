@@ -433,8 +433,9 @@ phase_fanout() {
     --projects 1 --webhooks "$fanout_webhooks" --connections 16 --duration "$load_secs" --drain "$drain"
   # hookd's share of a core over the run (load, drain and the wait for it), and how many
   # delivery log changes each of its commits (one fsync each) carried.
-  local util
-  util=$(awk -v t="$(($(proc_cpu_ticks "$hookd_pid") - ticks0))" -v k="$clk_tck" \
+  local util ticks
+  ticks=$(($(proc_cpu_ticks "$hookd_pid") - ticks0))
+  util=$(awk -v t="$ticks" -v k="$clk_tck" \
     -v ns="$(($(date +%s%N) - wall0))" 'BEGIN {printf "%.2f", t / k / (ns / 1e9)}')
   scrape "$tmp/fanout/m-after.txt"
   local succeeded retries groups fsyncs
@@ -449,15 +450,17 @@ phase_fanout() {
   stop_hookd
   res_set .fanout "$(jq --argjson ref "$get_rps" --arg src "$source" --argjson ok "$succeeded" --argjson retries "$retries" \
     --argjson groups "$groups" --argjson fsyncs "$fsyncs" --argjson util "$util" --argjson attempt_ms "$attempt_ms" \
+    --argjson ticks "$ticks" --argjson clk "$clk_tck" \
     '{webhooks_per_event: .deliver.webhooks_per_project, connections: .connections, events_per_s: .rps, events: .deliver.events,
       deliveries: .deliver.deliveries, deliveries_per_s: .deliver.deliveries_per_s, missing: .deliver.missing,
       errors: .errors, delivery_latency_us: .deliver.latency_us,
       hookd_metrics: {deliveries_succeeded: $ok, retries: $retries, delivery_commit_groups: $groups, fsyncs: $fsyncs,
                       attempt_mean_ms: $attempt_ms},
       hookd_cpu_cores_used: $util,
+      hookd_cpu_us_per_delivery: (if .deliver.deliveries > 0 then ($ticks / $clk * 1e6 / .deliver.deliveries | . * 10 | round / 10) else null end),
       get_rps_reference: $ref, reference_source: $src,
       ratio_deliveries_get: (.deliver.deliveries_per_s / $ref * 1000 | round / 1000)}' "$tmp/load-fanout.json")"
-  log "fanout: $(res_get .fanout.deliveries_per_s) deliveries/s ($(res_get .fanout.events_per_s) events/s), $(res_get .fanout.ratio_deliveries_get) of GET $get_rps req/s, missing $(res_get .fanout.missing)"
+  log "fanout: $(res_get .fanout.deliveries_per_s) deliveries/s ($(res_get .fanout.events_per_s) events/s), $(res_get .fanout.ratio_deliveries_get) of GET $get_rps req/s, $(res_get .fanout.hookd_cpu_us_per_delivery) µs hookd CPU per delivery, missing $(res_get .fanout.missing)"
 }
 
 # ------------------------------------------------------------------ ingest
@@ -705,7 +708,8 @@ jq --argjson nproc "$(nproc)" --arg cpu "$(cpu_model)" --arg kernel "$(uname -r)
     (if .latency then row("GET open loop at \(.latency.rate)/s (kept up: \(.latency.kept_up)): p50/p99/p99.9 us"; "\(.latency.latency_us.p50)/\(.latency.latency_us.p99)/\(.latency.latency_us.p999)"; null; null) else empty end),
     (if .post then (.post.fsync[] | row("POST fsync c=\(.connections): req/s, writes/fsync"; .requests_per_s; .writes_per_fsync; null)),
        row("POST c=64 fsync vs --unsafe-no-fsync, req/s"; (.post.fsync[] | select(.connections == 64) | .requests_per_s); .post.no_fsync_64.requests_per_s; .post.ratio_fsync_nofsync_64) else empty end),
-    (if .fanout then row("fan-out deliveries/s vs GET req/s"; .fanout.deliveries_per_s; .fanout.get_rps_reference; .fanout.ratio_deliveries_get) else empty end),
+    (if .fanout then row("fan-out deliveries/s vs GET req/s"; .fanout.deliveries_per_s; .fanout.get_rps_reference; .fanout.ratio_deliveries_get),
+       row("fan-out hookd CPU us/delivery, cores used"; .fanout.hookd_cpu_us_per_delivery; .fanout.hookd_cpu_cores_used; null) else empty end),
     (if .ingest then row("ingest max events/s (closed), open-loop rate"; .ingest.closed.events_per_s; .ingest.open.rate; null),
        row("ingest -> first attempt p50/p99 us (kept up: \(.ingest.open.kept_up))"; "\(.ingest.open.delivery_latency_us.p50)/\(.ingest.open.delivery_latency_us.p99)"; null; null) else empty end),
     (if .million then row("\(.million.created) webhooks: bytes/webhook, after restart"; .million.bytes_per_webhook; .million.bytes_per_webhook_after_restart; null),
