@@ -360,9 +360,10 @@ class rocksdb_storage final : public storage {
     rocksdb::ColumnFamilyHandle* cf = handle(t);
     if (cf == nullptr) return unknown_table(t);
     rocksdb::ReadOptions ro;
-    // A scan of a whole table is the start-up load: it reads everything once, and caching it
+    // Scans are the start-up load (hookd never reads RocksDB to answer a request): they read
+    // everything once, whole tables and the index's prefixes alike, and caching what they read
     // would only evict the blocks that later point reads want.
-    ro.fill_cache = !prefix.empty();
+    ro.fill_cache = false;
     // Stop the iterator at the end of the prefix instead of letting it step over whatever
     // (tombstones included) follows; the starts_with check below stays as the definition.
     const std::string upper = prefix_successor(prefix);
