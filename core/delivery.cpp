@@ -225,6 +225,18 @@ std::string encode(const delivery& d) {
   return json::serialize(o);
 }
 
+namespace {
+
+// The status spelled `text`, read from `field` of a record; on anything else the reader fails
+// naming the field (and the returned value is not used).
+delivery_status read_status(record_reader& r, std::string_view field, std::string_view text) {
+  if (const auto s = parse_delivery_status(text)) return *s;
+  r.fail("field \"" + std::string(field) + "\" is not pending, succeeded or failed");
+  return delivery_status::pending;
+}
+
+}  // namespace
+
 result<delivery> decode_delivery(std::string_view key, std::string_view value) {
   auto rec = open_record(key, value);
   if (!rec) return rec.error();
@@ -235,13 +247,7 @@ result<delivery> decode_delivery(std::string_view key, std::string_view value) {
   d.webhook = r.id("webhook");
   d.type = r.string("type");
   const std::string status = r.string("status");
-  if (r.ok()) {
-    if (auto s = parse_delivery_status(status)) {
-      d.status = *s;
-    } else {
-      r.fail("field \"status\" is not pending, succeeded or failed");
-    }
-  }
+  if (r.ok()) d.status = read_status(r, "status", status);
   d.attempts = r.count("attempts");
   d.next_attempt_at = r.opt_time("nextAttemptAt");
   d.created_at = r.time("createdAt");
@@ -315,11 +321,7 @@ result<stored_attempt> decode_stored_attempt(std::string_view key, std::string_v
   std::optional<delivery_state> state;
   if (const auto status = r.opt_string("deliveryStatus")) {
     delivery_state st;
-    if (auto parsed_status = parse_delivery_status(*status)) {
-      st.status = *parsed_status;
-    } else {
-      r.fail("field \"deliveryStatus\" is not pending, succeeded or failed");
-    }
+    st.status = read_status(r, "deliveryStatus", *status);
     st.next_attempt_at = r.opt_time("nextAttemptAt");
     st.updated_at = r.time("updatedAt");
     st.reason = r.opt_string("reason");

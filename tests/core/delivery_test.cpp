@@ -248,6 +248,28 @@ TEST(DeliveryCodec, AttemptKeyOrdersByNumberAndRoundTrips) {
   EXPECT_FALSE(decode_attempt(d.binary(), encode(a)));  // no number in the key
 }
 
+// An attempt carries the delivery's state after it; a state that is not one of the three is
+// refused naming its field, like the delivery record's own status.
+TEST(DeliveryCodec, AttemptWithAnUnknownDeliveryStatusIsRefused) {
+  const delivery d = sample_delivery();
+  attempt a;
+  a.number = 1;
+  a.at = at(1'700'000'000'000);
+  a.response = "ok";
+  const std::string good = encode(a, d);
+  ASSERT_TRUE(decode_stored_attempt(attempt_key(d.id, 1), good));
+  std::string status = R"("deliveryStatus":")";
+  status += to_string(d.status);
+  status += '"';
+  const auto where = good.find(status);
+  ASSERT_NE(where, std::string::npos) << good;
+  std::string bad = good;
+  bad.replace(where, status.size(), R"("deliveryStatus":"lost")");
+  const auto refused = decode_stored_attempt(attempt_key(d.id, 1), bad);
+  ASSERT_FALSE(refused);
+  EXPECT_THAT(refused.error().detail, HasSubstr("field \"deliveryStatus\" is not pending"));
+}
+
 TEST(DeliveryCodec, IdempotencyRecordRoundTrips) {
   idempotency_record r;
   r.body_hash = sha256("body");
