@@ -11,17 +11,6 @@ namespace {
 
 constexpr std::string_view kBearer = "bearer";
 
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    auto lower = [](char c) {
-      return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
-    };
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
-
 std::string_view trim(std::string_view s) noexcept {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
@@ -68,14 +57,14 @@ std::optional<std::string_view> extract_token(const request& req) noexcept {
   for (const auto& f : req) {
     if (f.name() == bhttp::field::authorization) {
       if (!authorization) authorization = f.value();
-    } else if (!access_token && iequals(f.name_string(), "x-access-token")) {
+    } else if (!access_token && beast::iequals(f.name_string(), "x-access-token")) {
       access_token = f.value();
     }
   }
   if (authorization) {
     std::string_view value = trim(*authorization);
     auto space = value.find_first_of(" \t");
-    if (space == std::string_view::npos || !iequals(value.substr(0, space), kBearer))
+    if (space == std::string_view::npos || !beast::iequals(value.substr(0, space), kBearer))
       return std::nullopt;
     std::string_view token = trim(value.substr(space + 1));
     if (token.empty()) return std::nullopt;
