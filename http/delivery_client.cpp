@@ -300,21 +300,25 @@ struct delivery_client::impl {
                                             steady::time_point deadline, attempt_result& result);
 
   // Parsed URLs, so that a webhook's URL is parsed once rather than on every attempt. Only
-  // successful parses are kept; past kMaxTargets entries the map starts over.
-  static constexpr std::size_t kMaxTargets = 4096;
-  std::unordered_map<std::string, target> targets;
-  const target* find_target(const std::string& url, std::string& error);
+  // successful parses are kept; past options.max_cached_targets entries the map starts over.
+  // Shared ownership: a send() holds its target across every co_await, so starting the map over
+  // while attempts are in flight frees nothing they still read (host, origin, path).
+  std::unordered_map<std::string, std::shared_ptr<const target>> targets;
+  std::shared_ptr<const target> find_target(const std::string& url, std::string& error);
 };
 
-const target* delivery_client::impl::find_target(const std::string& url, std::string& error) {
-  if (const auto it = targets.find(url); it != targets.end()) return &it->second;
+std::shared_ptr<const target> delivery_client::impl::find_target(const std::string& url,
+                                                                 std::string& error) {
+  if (const auto it = targets.find(url); it != targets.end()) return it->second;
   auto parsed = parse_target(url);
   if (auto* why = std::get_if<std::string>(&parsed)) {
     error = std::move(*why);
     return nullptr;
   }
-  if (targets.size() >= kMaxTargets) targets.clear();
-  return &targets.emplace(url, std::move(std::get<target>(parsed))).first->second;
+  if (targets.size() >= std::max<std::size_t>(options.max_cached_targets, 1)) targets.clear();
+  auto made = std::make_shared<const target>(std::move(std::get<target>(parsed)));
+  targets.emplace(url, made);
+  return made;
 }
 
 std::unique_ptr<connection> delivery_client::impl::take_idle(const std::string& origin) {
@@ -627,13 +631,14 @@ asio::awaitable<attempt_result> delivery_client::send(outbound_request outbound)
   };
 
   std::string url_error;
-  const target* found = self.find_target(outbound.url, url_error);
-  if (found == nullptr) {
+  // Owned by this coroutine until it returns: the cache may start over while it is suspended.
+  const std::shared_ptr<const target> held = self.find_target(outbound.url, url_error);
+  if (!held) {
     result.error = std::move(url_error);
     finish();
     co_return result;
   }
-  const target& t = *found;
+  const target& t = *held;
 
   // The request bytes, written with one write: the request line, Host, the caller's headers in
   // their order, User-Agent when the caller gave none, Content-Length, then the body.

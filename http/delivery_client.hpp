@@ -96,6 +96,10 @@ struct client_options {
   std::string extra_ca_pem;
   // Sent unless the request has its own User-Agent. Empty: none.
   std::string user_agent;
+  // Parsed webhook URLs remembered per client, so that a URL is parsed once rather than on every
+  // attempt; past this many the cache starts over (attempts in flight keep theirs). 4096 covers
+  // the webhooks a dispatcher serves at once many times over; each entry is a few hundred bytes.
+  std::size_t max_cached_targets = 4096;
 };
 
 // Counters for metrics and tests. Monotonic.

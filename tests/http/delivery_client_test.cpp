@@ -109,7 +109,7 @@ struct seen_request {
 // Paths: /big (100 KiB body, UTF-8 two-byte characters after one ASCII byte), /medium (20 KiB),
 // /redirect (302 to /target), /hang (never answers), /retry (429 + Retry-After: 120),
 // /drop (closes without answering), /drop-next (answers, then drops the next request on the same
-// connection); anything else: 200 "ok".
+// connection), /gate... (answers 200 only once open_gate() is called); anything else: 200 "ok".
 class receiver {
  public:
   explicit receiver(std::optional<tls_material> tls = std::nullopt,
@@ -150,6 +150,19 @@ class receiver {
     std::size_t n = 0;
     for (const auto& r : seen_) n += r.target == path ? 1U : 0U;
     return n;
+  }
+  std::size_t requests_starting_with(std::string_view prefix) const {
+    std::lock_guard lock(mutex_);
+    std::size_t n = 0;
+    for (const auto& r : seen_) n += r.target.starts_with(prefix) ? 1U : 0U;
+    return n;
+  }
+  // Answers every /gate request held so far, and every later one at once.
+  void open_gate() {
+    asio::post(ioc_, [this] {
+      gate_open_ = true;
+      for (auto* s : sessions_) s->hang.cancel();
+    });
   }
   seen_request last() const {
     std::lock_guard lock(mutex_);
@@ -219,6 +232,13 @@ class receiver {
         co_await s.hang.async_wait(use_tuple);
         co_return;
       }
+      if (target.starts_with("/gate")) {
+        while (!gate_open_) {
+          s.hang.expires_after(30s);
+          auto [wait_ec] = co_await s.hang.async_wait(use_tuple);
+          if (!wait_ec) co_return;  // never opened: give up like /hang
+        }
+      }
 
       bhttp::response<bhttp::string_body> res{bhttp::status::ok, 11};
       res.keep_alive(req.keep_alive());
@@ -250,6 +270,7 @@ class receiver {
   std::optional<ssl::context> tls_context_;
   std::uint16_t port_ = 0;
   std::set<session*> sessions_;  // touched only on the receiver's thread
+  bool gate_open_ = false;       // likewise
   std::atomic<std::size_t> connections_{0};
   mutable std::mutex mutex_;
   std::vector<seen_request> seen_;
@@ -467,6 +488,59 @@ TEST_F(delivery_client_test, each_url_keeps_its_own_target_across_sends) {
   }
   EXPECT_EQ(r.requests("/a?round=1"), 3U);
   EXPECT_EQ(r.requests("/b"), 3U);
+}
+
+TEST_F(delivery_client_test, starting_the_url_cache_over_spares_the_attempts_in_flight) {
+  // Attempts suspended on their receiver must keep the parsed URL they started with when the
+  // cache of parsed URLs fills up and starts over meanwhile (a use-after-free under ASan before:
+  // the in-flight attempts read the freed host and origin when they resumed).
+  receiver r;
+  client_options options = private_ok();
+  options.max_cached_targets = 4;
+  auto client = make_client(options);
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  const auto run_until = [&](const auto& done) {
+    while (!done() && std::chrono::steady_clock::now() < deadline) {
+      ioc_.restart();
+      ioc_.run_for(5ms);
+    }
+    return done();
+  };
+  const auto all_ready = [](const std::vector<std::future<attempt_result>>& fs) {
+    for (const auto& f : fs) {
+      if (f.wait_for(0s) != std::future_status::ready) return false;
+    }
+    return true;
+  };
+
+  constexpr int kHeld = 8;
+  std::vector<std::future<attempt_result>> held;
+  for (int i = 0; i < kHeld; ++i) {
+    held.push_back(asio::co_spawn(
+        ioc_, client->send({url(r, "/gate?i=" + std::to_string(i)), {}, "{}"}), asio::use_future));
+  }
+  ASSERT_TRUE(run_until([&] { return r.requests_starting_with("/gate") == kHeld; }));
+
+  // Sixteen other URLs while the eight wait: the cache (4) starts over several times.
+  std::vector<std::future<attempt_result>> fills;
+  for (int j = 0; j < 16; ++j) {
+    fills.push_back(asio::co_spawn(
+        ioc_, client->send({url(r, "/fill?j=" + std::to_string(j)), {}, "{}"}), asio::use_future));
+  }
+  ASSERT_TRUE(run_until([&] { return all_ready(fills); }));
+  for (auto& f : fills) EXPECT_EQ(f.get().status_code, 200);
+
+  r.open_gate();
+  ASSERT_TRUE(run_until([&] { return all_ready(held); }));
+  for (auto& f : held) {
+    const attempt_result res = f.get();
+    EXPECT_EQ(res.status_code, 200) << res.error;
+  }
+  // Their connections went back to the pool of the right origin: the next send reuses one.
+  const std::size_t opened = client->stats().connections_opened;
+  ASSERT_EQ(send(*client, url(r, "/after")).status_code, 200);
+  EXPECT_EQ(client->stats().connections_opened, opened);
+  EXPECT_GE(client->stats().connections_reused, 1U);
 }
 
 TEST_F(delivery_client_test, adds_the_default_user_agent_unless_the_request_has_one) {
