@@ -122,8 +122,10 @@ asio::awaitable<response> get_webhook(app& a, request_context& ctx) {
   co_return json_response(bhttp::status::ok, to_json_text(**hook));
 }
 
+// The signing secret lets its holder forge deliveries, so reading it takes the scope that may
+// change the webhook (docs/operations.md, "Security model").
 asio::awaitable<response> get_webhook_secret(app& a, request_context& ctx) {
-  auto target = resolve(a, ctx, scope::webhooks_read, true);
+  auto target = resolve(a, ctx, scope::webhooks_write, true);
   if (!target) co_return fail(ctx, target.error());
   auto hook = find_in_project(a, *target);
   if (!hook) co_return fail(ctx, hook.error());

@@ -117,7 +117,7 @@ TEST(api_test, everything_survives_a_restart) {
   auto hook = srv.create_webhook(org, proj, body);
   const std::string hook_id(hook.at("_id").as_string());
   const std::string secret(hook.at("secret").as_string());
-  auto kept = srv.create_token({org}, {"webhooks:read"});
+  auto kept = srv.create_token({org}, {"webhooks:read", "webhooks:write"});
   auto revoked = srv.create_token({org}, {"webhooks:read"});
   ASSERT_EQ(srv.del("/api/v1/tokens/" + revoked.id).status, 204u);
 

@@ -152,6 +152,24 @@ TEST_F(auth_test, token_without_the_scope_gets_403_naming_it) {
   expect_problem(srv_.get(hooks(), events_only.secret), 403);
 }
 
+TEST_F(auth_test, the_signing_secret_needs_webhooks_write) {
+  // A read-only token could forge deliveries with the secret: it gets a 403 naming the scope.
+  auto writer = srv_.create_token({org_}, {"webhooks:write"});
+  auto created = srv_.post(hooks(), test_server::webhook_body(), writer.secret);
+  ASSERT_EQ(created.status, 201u) << created.body;
+  const std::string secret_path = hooks() + "/" + created.str("_id") + "/secret";
+
+  auto reader = srv_.create_token({org_}, {"webhooks:read", "deliveries:read"});
+  auto refused = srv_.get(secret_path, reader.secret);
+  expect_problem(refused, 403);
+  EXPECT_NE(refused.str("detail").find("webhooks:write"), std::string::npos) << refused.body;
+  EXPECT_EQ(refused.body.find(created.str("secret")), std::string::npos);
+
+  auto shown = srv_.get(secret_path, writer.secret);
+  ASSERT_EQ(shown.status, 200u) << shown.body;
+  EXPECT_EQ(shown.str("secret"), created.str("secret"));
+}
+
 TEST_F(auth_test, scoped_token_can_use_its_organization) {
   auto token = srv_.create_token({org_}, {"webhooks:read", "webhooks:write"});
   auto created = srv_.post(hooks(), test_server::webhook_body(), token.secret);
