@@ -38,6 +38,7 @@
 
 #include "core/catalog.hpp"
 
+#include "core/ascii.hpp"
 #include "core/codec.hpp"
 #include "core/commit_writer.hpp"
 
@@ -415,6 +416,7 @@ struct catalog::impl {
   object_id new_id(timestamp now) { return ids.next(unix_seconds(now)); }
 
   result<catalog_counts> load();
+  result<void> seal_plain_header_values(const std::vector<webhook_list>& lists);
 };
 
 namespace {
@@ -690,6 +692,30 @@ class create_webhook_op final : public commit_mutation {
   std::shared_ptr<const webhook_list> list_;
 };
 
+// A header a PATCH sends with kMaskedHeaderValue keeps the value stored under the same name
+// (compared case-insensitively), so that a client that only ever saw masked values can send a
+// webhook back unchanged. A mask under a name the webhook does not have is a validation error.
+result<void> keep_masked_values(std::vector<header_entry>& next,
+                                const std::vector<header_entry>& stored) {
+  std::vector<field_error> errors;
+  for (header_entry& h : next) {
+    if (h.value != kMaskedHeaderValue) continue;
+    const auto same = std::find_if(stored.begin(), stored.end(), [&h](const header_entry& s) {
+      return ascii_iequals(s.name, h.name);
+    });
+    if (same == stored.end()) {
+      errors.push_back({"headers." + h.name,
+                        "is the mask \"" + std::string(kMaskedHeaderValue) +
+                            "\", but the webhook has no header of that name whose value it could "
+                            "keep; send the real value"});
+    } else {
+      h.value = same->value;
+    }
+  }
+  if (!errors.empty()) return validation_problem(std::move(errors));
+  return {};
+}
+
 class update_webhook_op final : public commit_mutation {
  public:
   update_webhook_op(impl& c, object_id org, object_id project_id, object_id id, webhook_patch patch,
@@ -705,6 +731,11 @@ class update_webhook_op final : public commit_mutation {
     auto found = webhook_in(c_, org_, project_, id_);
     if (!found) return found.error();
     const std::shared_ptr<const webhook>& old = *found;
+    if (patch_.headers) {
+      if (auto kept = keep_masked_values(*patch_.headers, old->headers); !kept) {
+        return kept.error();
+      }
+    }
 
     webhook next = *old;
     bool changed = false;
@@ -1009,6 +1040,30 @@ std::optional<project_webhook_pair> parse_project_webhook_key(std::string_view k
 
 }  // namespace
 
+// Before header values were sealed (see codec.hpp), records held them in plain text. The first
+// start of a version that seals them rewrites every webhook with custom headers, in one batch
+// with a mark in the meta table that it is done, and compacts the table so that the plain values
+// leave the disk too; later starts see the mark and write nothing. Rewriting a record that is
+// sealed already is harmless, so records need no sign of their own.
+result<void> catalog::impl::seal_plain_header_values(const std::vector<webhook_list>& lists) {
+  auto done = store.get(table::meta, kHeadersSealedKey);
+  if (!done) return done.error();
+  if (*done) return {};
+  write_batch batch;
+  for (const webhook_list& list : lists) {
+    for (const auto& w : list) {
+      if (!w->headers.empty())
+        batch.put(table::webhooks, id_key(w->id), encode(*w, options.master_key));
+    }
+  }
+  // No webhook has headers: nothing to rewrite, and no mark (a store that never had any costs no
+  // write at start-up; the first load that finds some rewrites them once).
+  if (batch.empty()) return {};
+  batch.put(table::meta, std::string(kHeadersSealedKey), "1");
+  if (auto written = store.write(batch); !written) return written.error();
+  return store.compact(table::webhooks);
+}
+
 result<catalog_counts> catalog::impl::load() {
   if (loaded || started) {
     return make_problem(error_kind::internal,
@@ -1213,6 +1268,8 @@ result<catalog_counts> catalog::impl::load() {
     if (t->scopes.has(scope::admin)) ++admins;
   }
   (void)all_tokens.exchange(std::make_shared<const token_list>(token_records));
+
+  if (auto sealed = seal_plain_header_values(webhooks_of); !sealed) return sealed.error();
 
   // Published in the order every list is kept in, oldest first.
   webhooks.reserve(webhook_total);

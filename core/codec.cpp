@@ -3,6 +3,7 @@
 #include "core/record_reader.hpp"
 
 #include <boost/json/monotonic_resource.hpp>
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
@@ -36,6 +37,54 @@ struct parse_arena {
 
 std::string digest_view(const sha256_digest& d) {
   return std::string(reinterpret_cast<const char*>(d.data()), d.size());
+}
+
+// The associated data of a webhook's sealed header values: its id, after a label that tells
+// them from its sealed secret (whose associated data is the bare id), so that neither sealed
+// blob opens in the other's place or in another webhook.
+std::string headers_aad(const object_id& id) {
+  std::string aad("headers:");
+  aad.append(id.binary());
+  return aad;
+}
+
+// [["name","value"],...] as JSON text: the plaintext of sealed header values.
+std::string headers_plaintext(const std::vector<header_entry>& headers) {
+  json::array list;
+  list.reserve(headers.size());
+  for (const header_entry& h : headers) list.push_back(json::array{h.name, h.value});
+  return json::serialize(list);
+}
+
+// The pairs of a header list read from JSON: the sealed plaintext, or the plain array of records
+// written before header values were sealed. false when it is not a list of string pairs.
+bool read_header_pairs(const json::value& v, std::vector<header_entry>& out) {
+  const json::array* list = v.if_array();
+  if (list == nullptr) return false;
+  out.reserve(list->size());
+  for (const json::value& item : *list) {
+    const json::array* pair = item.if_array();
+    if (pair == nullptr || pair->size() != 2 || !(*pair)[0].is_string() ||
+        !(*pair)[1].is_string()) {
+      return false;
+    }
+    out.push_back(
+        header_entry{std::string((*pair)[0].get_string()), std::string((*pair)[1].get_string())});
+  }
+  return true;
+}
+
+// Opens sealed header values (base64 of AES-256-GCM under the master key). false when the
+// text is not base64, does not open, or does not hold a list of pairs.
+bool open_headers(std::string_view sealed_b64, const object_id& id, const aes256gcm_key& master_key,
+                  std::vector<header_entry>& out) {
+  const std::optional<std::string> sealed = base64_decode(sealed_b64);
+  if (!sealed) return false;
+  const std::optional<std::string> plain = master_key.open(*sealed, headers_aad(id));
+  if (!plain) return false;
+  boost::system::error_code ec;
+  const json::value parsed = json::parse(*plain, ec);
+  return !ec && read_header_pairs(parsed, out);
 }
 
 }  // namespace
@@ -163,10 +212,13 @@ std::string encode(const webhook& w, const aes256gcm_key& master_key) {
   o["project"] = w.project.to_string();
   o["name"] = w.name;
   o["url"] = w.url;
-  json::array headers;
-  headers.reserve(w.headers.size());
-  for (const header_entry& h : w.headers) headers.push_back(json::array{h.name, h.value});
-  o["headers"] = std::move(headers);
+  // Header values often carry the receiver's credentials: sealed like the secret. No headers
+  // stay an empty array (nothing to hide, nothing to open at start-up).
+  if (w.headers.empty()) {
+    o["headers"] = json::array();
+  } else {
+    o["headers"] = base64_encode(master_key.seal(headers_plaintext(w.headers), headers_aad(w.id)));
+  }
   o["active"] = w.active;
   json::array events;
   events.reserve(w.events.size());
@@ -279,11 +331,14 @@ std::optional<webhook> read_canonical_webhook(std::string_view key, std::string_
   canonical_reader r(value);
   webhook w;
   w.id = *id;
-  std::string_view name, url, sealed_b64;
+  std::string_view name, url, sealed_b64, sealed_headers_b64;
   if (!r.literal("{\"v\":1,\"organization\":") || !r.id(w.organization) ||
       !r.literal(",\"project\":") || !r.id(w.project) || !r.literal(",\"name\":") ||
-      !r.string(name) || !r.literal(",\"url\":") || !r.string(url) || !r.literal(",\"headers\":") ||
-      !r.headers(w.headers) || !r.literal(",\"active\":")) {
+      !r.string(name) || !r.literal(",\"url\":") || !r.string(url) || !r.literal(",\"headers\":")) {
+    return std::nullopt;
+  }
+  const bool sealed_headers = r.string(sealed_headers_b64);
+  if ((!sealed_headers && !r.headers(w.headers)) || !r.literal(",\"active\":")) {
     return std::nullopt;
   }
   if (r.literal("true")) {
@@ -314,6 +369,9 @@ std::optional<webhook> read_canonical_webhook(std::string_view key, std::string_
   std::optional<std::string> secret = master_key.open(sealed, w.id.binary());
   if (!secret) return std::nullopt;
   w.secret = std::move(*secret);
+  if (sealed_headers && !open_headers(sealed_headers_b64, w.id, master_key, w.headers)) {
+    return std::nullopt;
+  }
   w.name = std::string(name);
   w.url = std::string(url);
   return w;
@@ -336,17 +394,14 @@ result<webhook> decode_webhook(std::string_view key, std::string_view value,
   w.project = r.id("project");
   w.name = r.string("name");
   w.url = r.string("url");
-  if (const json::array* headers = r.array("headers")) {
-    for (const json::value& item : *headers) {
-      const json::array* pair = item.if_array();
-      if (pair == nullptr || pair->size() != 2 || !(*pair)[0].is_string() ||
-          !(*pair)[1].is_string()) {
-        r.fail("field \"headers\" holds an entry that is not a [name, value] pair of strings");
-        break;
-      }
-      w.headers.push_back(
-          header_entry{std::string((*pair)[0].get_string()), std::string((*pair)[1].get_string())});
-    }
+  // Sealed (a string), or a plain array as written before header values were sealed; opened
+  // after the secret, whose message is the one to give when a record does not open at all.
+  const json::value* headers = r.field("headers", true);
+  const json::string* sealed_headers = headers != nullptr ? headers->if_string() : nullptr;
+  if (headers != nullptr && sealed_headers == nullptr && !read_header_pairs(*headers, w.headers)) {
+    r.fail(
+        "field \"headers\" is neither sealed header values nor a list of [name, value] pairs of "
+        "strings");
   }
   w.active = r.boolean("active");
   w.events = r.strings("events");
@@ -362,6 +417,13 @@ result<webhook> decode_webhook(std::string_view key, std::string_view value,
           "the signing secret does not open with the master key (a different master key than "
           "the one this data was written with, or a damaged record)");
     }
+  }
+  if (sealed_headers != nullptr && r.ok() &&
+      !open_headers(std::string_view(sealed_headers->data(), sealed_headers->size()), w.id,
+                    master_key, w.headers)) {
+    r.fail(
+        "the header values do not open with the master key (a different master key than the one "
+        "this data was written with, or a damaged record)");
   }
   w.created_at = r.time("createdAt");
   w.updated_at = r.time("updatedAt");

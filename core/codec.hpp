@@ -5,8 +5,11 @@
 // Values are compact JSON objects with a version field "v":1, timestamps as integer unix
 // milliseconds and ids as 24 hex digits. A webhook's signing secret is sealed with the master key
 // (AES-256-GCM, the webhook id as associated data, so a sealed secret cannot be moved to another
-// webhook) and stored as base64; a token is stored by the SHA-256 digest of its string only.
-// Nothing in a value is a secret in plain text.
+// webhook) and stored as base64; so are its custom header values, together, as the JSON text
+// [["name","value"],...] with "headers:" + id as associated data (no headers: an empty array);
+// a token is stored by the SHA-256 digest of its string only. Nothing in a value is a secret in
+// plain text. Records written before header values were sealed hold them as a plain array; they
+// still decode, and the catalog rewrites them once (kHeadersSealedKey).
 //
 // Index entries live in table::index under two-letter prefixes:
 //   "ps" + organization id + slug     -> project id   (slug unique per organization)
@@ -42,6 +45,10 @@ result<webhook> decode_webhook(std::string_view key, std::string_view value,
 inline constexpr std::string_view kProjectSlugPrefix = "ps";
 inline constexpr std::string_view kProjectWebhookPrefix = "pw";
 inline constexpr std::string_view kTokenDigestPrefix = "td";
+
+// Meta table keys. kHeadersSealedKey is present once the webhooks written before header values
+// were sealed have been rewritten sealed (see catalog load).
+inline constexpr std::string_view kHeadersSealedKey = "headers_sealed";
 std::string project_slug_key(const object_id& org, std::string_view slug);
 std::string project_webhook_key(const object_id& project, const object_id& webhook);
 std::string token_digest_key(const sha256_digest& digest);

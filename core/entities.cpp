@@ -101,7 +101,7 @@ json::object to_json(const api_token& t) {
   return j;
 }
 
-json::object to_json(const webhook& w) {
+json::object to_json(const webhook& w, header_values values) {
   json::object j;
   j.reserve(12);
   j.emplace("_id", id_json(w.id));
@@ -112,7 +112,9 @@ json::object to_json(const webhook& w) {
   json::object headers;
   headers.reserve(w.headers.size());
   for (const header_entry& h : w.headers) {
-    headers.insert_or_assign(json::string_view(h.name.data(), h.name.size()), text_json(h.value));
+    headers.insert_or_assign(
+        json::string_view(h.name.data(), h.name.size()),
+        text_json(values == header_values::masked ? kMaskedHeaderValue : h.value));
   }
   j.emplace("headers", std::move(headers));
   j.emplace("active", w.active);
@@ -127,7 +129,11 @@ json::object to_json(const webhook& w) {
   return j;
 }
 
-const std::string& to_json_text(const webhook& w) {
+const std::string& to_json_text(const webhook& w, header_values values) {
+  if (values == header_values::masked && !w.headers.empty()) {
+    return w.masked_json_cache.get(
+        [&w] { return json::serialize(to_json(w, header_values::masked)); });
+  }
   return w.json_cache.get([&w] { return json::serialize(to_json(w)); });
 }
 

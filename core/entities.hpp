@@ -105,16 +105,26 @@ struct webhook {
   timestamp updated_at{};
   std::optional<std::string> disabled_reason;  // set by auto-disable (delivery, later)
   std::optional<timestamp> disabled_at;
-  json_text_cache json_cache;  // for to_json_text; not part of the entity's value
+  json_text_cache json_cache;         // for to_json_text; not part of the entity's value
+  json_text_cache masked_json_cache;  // for to_json_text(w, header_values::masked); likewise
 };
+
+// What a token that may read a webhook but not change it sees in place of each custom header
+// value, which often carries the receiver's credentials (docs/operations.md, "Security model").
+// A PATCH that sends it back as a header's value keeps the value stored under that name.
+inline constexpr std::string_view kMaskedHeaderValue = "********";
+
+enum class header_values : std::uint8_t { shown, masked };
 
 boost::json::object to_json(const organization&);
 boost::json::object to_json(const project&);
 boost::json::object to_json(const api_token&);  // never the token string or its digest
-boost::json::object to_json(const webhook&);    // never the secret
-// serialize(to_json(w)), computed once per webhook version. Only for webhooks that no longer
-// change (the catalog's published, `const` ones): the text is not refreshed after an edit.
-const std::string& to_json_text(const webhook&);
+// Never the secret; custom header values as they are, or each one kMaskedHeaderValue.
+boost::json::object to_json(const webhook&, header_values values = header_values::shown);
+// serialize(to_json(w, values)), computed once per webhook version and kind. Only for webhooks
+// that no longer change (the catalog's published, `const` ones): the text is not refreshed after
+// an edit.
+const std::string& to_json_text(const webhook&, header_values values = header_values::shown);
 
 // A fresh signing secret: "whsec_" + standard base64 of 24 RAND_bytes.
 std::string generate_webhook_secret();

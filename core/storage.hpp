@@ -67,6 +67,13 @@ class storage {
       const std::function<bool(std::string_view key, std::string_view value)>& visit) const = 0;
   virtual result<std::optional<std::string>> get(table t, std::string_view key) const = 0;
   virtual storage_stats stats() const = 0;
+  // Rewrites the table's files so that overwritten and deleted values leave the disk (after a
+  // migration that sealed what was stored in plain text). Blocking; start-up only. The default
+  // does nothing, for stores that keep no old versions.
+  virtual result<void> compact(table t) {
+    (void)t;
+    return {};
+  }
 };
 
 }  // namespace hookd

@@ -1,5 +1,7 @@
 #include "core/validation.hpp"
 
+#include "core/ascii.hpp"
+
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/string.hpp>
@@ -91,22 +93,6 @@ bool is_blank(std::string_view s) noexcept {
 bool is_control(char c) noexcept {
   const auto u = static_cast<unsigned char>(c);
   return u < 0x20 || u == 0x7F;
-}
-
-char ascii_lower(char c) noexcept {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return ascii_lower(x) == ascii_lower(y);
-         });
-}
-
-std::string lowered(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = ascii_lower(c);
-  return out;
 }
 
 // RFC 9110 §5.6.2: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" /
@@ -280,7 +266,9 @@ std::optional<std::string> checked_name(const json::object& obj, bool required, 
   return std::string(view(*s));
 }
 
-std::optional<std::vector<header_entry>> checked_headers(const json::object& obj,
+// `mask_keeps`: whether a value equal to kMaskedHeaderValue is allowed (a PATCH: it keeps the
+// stored value, see catalog::update_webhook) or refused (a create has nothing to keep).
+std::optional<std::vector<header_entry>> checked_headers(const json::object& obj, bool mask_keeps,
                                                          collector& errors) {
   const json::value* v = member(obj, "headers", false, errors);
   if (v == nullptr) return std::nullopt;
@@ -303,7 +291,7 @@ std::optional<std::vector<header_entry>> checked_headers(const json::object& obj
     if (auto message = check_header_name(name)) {
       errors.add(path, std::move(*message));
       ok = false;
-    } else if (!seen.insert(lowered(name)).second) {
+    } else if (!seen.insert(ascii_lowercase(name)).second) {
       errors.add(path, "duplicates another header name (names are case-insensitive)");
       ok = false;
     }
@@ -315,6 +303,13 @@ std::optional<std::vector<header_entry>> checked_headers(const json::object& obj
     const std::string_view value = view(h.value().get_string());
     if (auto message = check_header_value(value)) {
       errors.add(path, std::move(*message));
+      ok = false;
+      continue;
+    }
+    if (!mask_keeps && value == kMaskedHeaderValue) {
+      errors.add(path, "is the mask \"" + std::string(kMaskedHeaderValue) +
+                           "\" that read-only tokens see; a new webhook has no stored value to "
+                           "keep, send the real value");
       ok = false;
       continue;
     }
@@ -417,8 +412,8 @@ std::optional<std::string> check_header_name(std::string_view s) {
     return "header name must be an HTTP token (letters, digits and !#$%&'*+-.^_`|~)";
   }
   if (std::any_of(kReservedHeaders.begin(), kReservedHeaders.end(),
-                  [&](std::string_view r) { return iequals(s, r); }) ||
-      (s.size() >= 6 && iequals(s.substr(0, 6), "proxy-"))) {
+                  [&](std::string_view r) { return ascii_iequals(s, r); }) ||
+      (s.size() >= 6 && ascii_iequals(s.substr(0, 6), "proxy-"))) {
     return "header name is reserved for the transport or the signature";
   }
   return std::nullopt;
@@ -579,7 +574,7 @@ result<webhook_input> parse_webhook_input(const json::value& body) {
   webhook_input in;
   if (auto name = checked_name(obj, true, errors)) in.name = std::move(*name);
   if (auto url = checked_url(obj, true, errors)) in.url = std::move(*url);
-  if (auto headers = checked_headers(obj, errors)) in.headers = std::move(*headers);
+  if (auto headers = checked_headers(obj, false, errors)) in.headers = std::move(*headers);
   if (auto active = checked_active(obj, errors)) in.active = *active;
   if (auto events = checked_events(obj, true, errors)) in.events = std::move(*events);
   if (!errors.ok()) return errors.take();
@@ -594,7 +589,7 @@ result<webhook_patch> parse_webhook_patch(const json::value& body) {
   webhook_patch patch;
   patch.name = checked_name(obj, false, errors);
   patch.url = checked_url(obj, false, errors);
-  patch.headers = checked_headers(obj, errors);
+  patch.headers = checked_headers(obj, true, errors);
   patch.active = checked_active(obj, errors);
   patch.events = checked_events(obj, false, errors);
   if (!errors.ok()) return errors.take();

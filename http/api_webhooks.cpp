@@ -23,6 +23,9 @@ struct project_target {
   object_id organization;
   object_id project;
   std::optional<object_id> webhook;  // engaged on .../webhooks/{webhookId} routes
+  // What the token sees of custom header values: they often carry the receiver's credentials, so
+  // only a token that may change the webhook sees them (docs/operations.md, "Security model").
+  header_values values = header_values::masked;
 };
 
 std::string webhooks_path(const object_id& org, const object_id& proj) {
@@ -51,6 +54,7 @@ result<project_target> resolve(app& a, const request_context& ctx, scope needed,
   if (auto allowed = authorize(**token, needed, target.organization); !allowed) {
     return allowed.error();
   }
+  if ((*token)->scopes.allows(scope::webhooks_write)) target.values = header_values::shown;
   if (!a.cat.find_organization(target.organization)) {
     return make_problem(error_kind::not_found,
                         "Organization " + target.organization.to_string() + " not found.");
@@ -82,13 +86,13 @@ asio::awaitable<response> list_webhooks(app& a, request_context& ctx) {
   // Each webhook's JSON text is cached with it; the list is those texts joined.
   auto hooks = a.cat.list_webhooks(target->project);
   std::size_t size = 2;
-  for (const auto& hook : *hooks) size += to_json_text(*hook).size() + 1;
+  for (const auto& hook : *hooks) size += to_json_text(*hook, target->values).size() + 1;
   std::string out;
   out.reserve(size);
   out.push_back('[');
   for (const auto& hook : *hooks) {
     if (out.size() > 1) out.push_back(',');
-    out += to_json_text(*hook);
+    out += to_json_text(*hook, target->values);
   }
   out.push_back(']');
   co_return json_response(bhttp::status::ok, std::move(out));
@@ -119,7 +123,7 @@ asio::awaitable<response> get_webhook(app& a, request_context& ctx) {
   if (!target) co_return fail(ctx, target.error());
   auto hook = find_in_project(a, *target);
   if (!hook) co_return fail(ctx, hook.error());
-  co_return json_response(bhttp::status::ok, to_json_text(**hook));
+  co_return json_response(bhttp::status::ok, to_json_text(**hook, target->values));
 }
 
 // The signing secret lets its holder forge deliveries, so reading it takes the scope that may

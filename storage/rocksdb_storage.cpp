@@ -398,6 +398,28 @@ class rocksdb_storage final : public storage {
     return std::optional<std::string>(std::move(value));
   }
 
+  result<void> compact(table t) override {
+    rocksdb::ColumnFamilyHandle* cf = handle(t);
+    if (cf == nullptr) return unknown_table(t);
+    // The memtable first (its flush keeps only the newest version of each key, and lets the WAL
+    // files that hold older ones go), then every level down to the last, rewritten even where
+    // nothing overlaps, so that no file keeps an overwritten value.
+    rocksdb::FlushOptions flush;
+    flush.wait = true;
+    rocksdb::Status s = db_->Flush(flush, cf);
+    if (s.ok()) {
+      rocksdb::CompactRangeOptions range;
+      range.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+      s = db_->CompactRange(range, cf, nullptr, nullptr);
+    }
+    if (!s.ok()) {
+      return make_problem(error_kind::storage_failure,
+                          "compacting table " + std::string(table_name(t)) +
+                              " failed (RocksDB: " + s.ToString() + ")");
+    }
+    return {};
+  }
+
   storage_stats stats() const override {
     storage_stats out;
     out.batches = batches_.load(std::memory_order_relaxed);

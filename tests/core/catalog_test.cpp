@@ -6,6 +6,8 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -663,6 +665,64 @@ TEST_F(CatalogTest, StorageNeverShowsSecretsOrTokens) {
   EXPECT_THAT(dump, Not(HasSubstr(*raw_secret)));
   EXPECT_THAT(dump, Not(HasSubstr(token->secret)));
   EXPECT_THAT(dump, Not(HasSubstr(token->secret.substr(4, 16))));
+}
+
+TEST_F(CatalogTest, StorageNeverShowsHeaderValues) {
+  open();
+  const auto org = make_org();
+  const auto proj = make_project(org->id, "shop");
+  webhook_input in = hook_input("orders");
+  in.headers = {{"Authorization", "Bearer rcv-credential-7f3a"}};
+  auto created = await<std::shared_ptr<const webhook>>(
+      [&](auto done) { cat_->create_webhook(org->id, proj->id, std::move(in), std::move(done)); });
+  ASSERT_TRUE(created) << created.error().detail;
+  EXPECT_EQ((*created)->headers.at(0).value, "Bearer rcv-credential-7f3a");
+  webhook_patch p;
+  p.headers = std::vector<header_entry>{{"X-Api-Key", "key-9c2e-patched"}};
+  ASSERT_TRUE(patch(**created, p));
+
+  const std::string dump = store_.dump();
+  ASSERT_THAT(dump, HasSubstr("orders"));
+  EXPECT_THAT(dump, Not(HasSubstr("rcv-credential-7f3a")));
+  EXPECT_THAT(dump, Not(HasSubstr("key-9c2e-patched")));
+}
+
+// A store written before header values were sealed: the first load rewrites those webhooks
+// sealed (once, marked in the meta table) and reads the values back unchanged.
+TEST_F(CatalogTest, LoadSealsHeaderValuesWrittenInPlainText) {
+  open();
+  const auto org = make_org();
+  const auto proj = make_project(org->id, "shop");
+  const auto plain_hook = make_webhook(*proj, "with-headers");
+  const auto bare_hook = make_webhook(*proj, "without");
+  cat_->stop();
+  cat_.reset();
+  // Rewrite the first record the way earlier versions stored it: headers in plain text.
+  const std::string key(plain_hook->id.binary());
+  boost::json::object old = boost::json::parse(store_.records(table::webhooks).at(key)).as_object();
+  old["headers"] = boost::json::array{boost::json::array{"Authorization", "Bearer legacy-5d1b"}};
+  store_.put_raw(table::webhooks, key, boost::json::serialize(old));
+  store_.erase_raw(table::meta, std::string(kHeadersSealedKey));
+  const std::string bare_before =
+      store_.records(table::webhooks).at(std::string(bare_hook->id.binary()));
+  ASSERT_THAT(store_.dump(), HasSubstr("legacy-5d1b"));
+
+  open();
+  const auto loaded = cat_->find_webhook(plain_hook->id);
+  ASSERT_TRUE(loaded);
+  EXPECT_EQ(loaded->headers, (std::vector<header_entry>{{"Authorization", "Bearer legacy-5d1b"}}));
+  EXPECT_THAT(store_.dump(), Not(HasSubstr("legacy-5d1b")));
+  EXPECT_TRUE(store_.records(table::meta).contains(std::string(kHeadersSealedKey)));
+  // Only webhooks with headers are rewritten.
+  EXPECT_EQ(store_.records(table::webhooks).at(std::string(bare_hook->id.binary())), bare_before);
+
+  // The next start finds the mark and writes nothing.
+  cat_->stop();
+  cat_.reset();
+  const std::size_t batches = store_.batches().size();
+  open();
+  EXPECT_EQ(store_.batches().size(), batches);
+  EXPECT_EQ(cat_->find_webhook(plain_hook->id)->headers, loaded->headers);
 }
 
 TEST_F(CatalogTest, LoadRebuildsIdenticalState) {

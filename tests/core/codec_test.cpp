@@ -194,6 +194,45 @@ TEST(Codec, WebhookDecodesTheSameWhateverTheJsonSpelling) {
   EXPECT_EQ(detail(negative), "decoded");  // a valid integer, only not one encode() writes
 }
 
+TEST(Codec, WebhookHeaderValuesAreSealedBoundToTheWebhook) {
+  const aes256gcm_key key = aes256gcm_key::generate();
+  webhook w = sample_webhook();
+  w.headers = {{"Authorization", "Bearer receiver-credential-0123"}, {"X-Api-Key", "k-9876"}};
+  const std::string value = encode(w, key);
+  EXPECT_THAT(value, Not(HasSubstr("receiver-credential-0123")));
+  EXPECT_THAT(value, Not(HasSubstr("k-9876")));
+  EXPECT_THAT(value, Not(HasSubstr("Authorization")));
+  auto back = decode_webhook(w.id.binary(), value, key);
+  ASSERT_TRUE(back) << back.error().detail;
+  EXPECT_EQ(back->headers, w.headers);
+
+  // The sealed values open only for their webhook, and only in the headers' place.
+  auto moved = decode_webhook(id_of("65a0f1c2aabbccddee000099").binary(), value, key);
+  ASSERT_FALSE(moved);
+  boost::json::object swapped = boost::json::parse(value).as_object();
+  swapped["headers"] = swapped["secret"];
+  auto mixed = decode_webhook(w.id.binary(), boost::json::serialize(swapped), key);
+  ASSERT_FALSE(mixed);
+  EXPECT_THAT(mixed.error().detail, HasSubstr("header values do not open"));
+
+  // No headers: nothing sealed, an empty list.
+  webhook none = w;
+  none.headers.clear();
+  EXPECT_THAT(encode(none, key), HasSubstr("\"headers\":[]"));
+}
+
+TEST(Codec, WebhookWithPlainHeadersFromEarlierVersionsStillDecodes) {
+  // Records written before header values were sealed hold them as a plain [name, value] list.
+  const aes256gcm_key key = aes256gcm_key::generate();
+  const webhook w = sample_webhook();
+  boost::json::object old = boost::json::parse(encode(w, key)).as_object();
+  old["headers"] = boost::json::array{boost::json::array{"X-Zeta", "1"},
+                                      boost::json::array{"X-Alpha", "two \"quoted\""}};
+  auto back = decode_webhook(w.id.binary(), boost::json::serialize(old), key);
+  ASSERT_TRUE(back) << back.error().detail;
+  expect_same_webhook(*back, w);
+}
+
 TEST(Codec, WebhookSealsWithFreshNonceEachTime) {
   const aes256gcm_key key = aes256gcm_key::generate();
   const webhook w = sample_webhook();

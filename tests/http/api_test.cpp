@@ -159,11 +159,18 @@ TEST(api_test, the_data_dir_holds_no_secret_or_token_in_plain_text) {
   auto org = srv.create_organization("Acme");
   auto proj = srv.create_project(org, "shop");
   std::vector<std::string> secrets;
-  for (int i = 0; i < 3; ++i) {
+  for (int i = 0; i < 2; ++i) {
     auto hook =
         srv.create_webhook(org, proj, test_server::webhook_body("Hook " + std::to_string(i)));
     secrets.emplace_back(hook.at("secret").as_string());
   }
+  // Custom header values carry receivers' credentials: sealed like the secrets.
+  auto with_headers = test_server::webhook_body("With headers");
+  with_headers["headers"] = json::object{{"Authorization", "Bearer rcv_Zq8sLk2Pw9xT4vB7"},
+                                         {"X-Api-Key", "key_Hn3Mf6Rt1Yc5Ud8W"}};
+  secrets.emplace_back(srv.create_webhook(org, proj, with_headers).at("secret").as_string());
+  secrets.emplace_back("rcv_Zq8sLk2Pw9xT4vB7");
+  secrets.emplace_back("key_Hn3Mf6Rt1Yc5Ud8W");
   auto token = srv.create_token({org}, {"webhooks:read", "webhooks:write"});
   secrets.push_back(token.secret);
   secrets.emplace_back(test_server::kAdminToken);

@@ -484,5 +484,66 @@ TEST_F(webhooks_api_test, wrong_methods_are_405_with_allow) {
   EXPECT_NE(secret.header("Allow").find("GET"), std::string::npos);
 }
 
+// Custom header values often carry the receiver's credentials: a token that may only read the
+// webhook sees each value masked; one that may change it sees them (docs/operations.md).
+TEST_F(webhooks_api_test, header_values_are_masked_for_read_only_tokens) {
+  const json::object headers{{"Authorization", "Bearer receiver-secret-42"}, {"X-Team", "blue"}};
+  auto created = srv_.create_webhook(org_, proj_, with("headers", headers));
+  const std::string id(created.at("_id").as_string());
+  EXPECT_EQ(created.at("headers"), headers);
+
+  auto reader = srv_.create_token({org_}, {"webhooks:read"});
+  const json::object masked{{"Authorization", "********"}, {"X-Team", "********"}};
+  auto one = srv_.get(hook(id), reader.secret);
+  ASSERT_EQ(one.status, 200u) << one.body;
+  EXPECT_EQ(one.json().at("headers"), masked);
+  EXPECT_EQ(one.body.find("receiver-secret-42"), std::string::npos);
+  auto list = srv_.get(hooks(), reader.secret);
+  ASSERT_EQ(list.status, 200u) << list.body;
+  EXPECT_EQ(list.json().as_array().at(0).at("headers"), masked);
+  EXPECT_EQ(list.body.find("receiver-secret-42"), std::string::npos);
+
+  // A reader's view differs from a writer's in the header values only.
+  auto writer = srv_.create_token({org_}, {"webhooks:read", "webhooks:write"});
+  auto full = srv_.get(hook(id), writer.secret).json().as_object();
+  EXPECT_EQ(full.at("headers"), headers);
+  auto reader_view = one.json().as_object();
+  reader_view["headers"] = headers;
+  EXPECT_EQ(reader_view, full);
+  // The admin token may write everything: it sees the values.
+  EXPECT_EQ(srv_.get(hook(id)).json().at("headers"), headers);
+  EXPECT_EQ(srv_.get(hooks()).json().as_array().at(0).at("headers"), headers);
+}
+
+TEST_F(webhooks_api_test, a_patch_that_sends_the_mask_back_keeps_the_stored_value) {
+  auto created = srv_.create_webhook(
+      org_, proj_, with("headers", json::object{{"Authorization", "Bearer kept-1"}, {"X-A", "a"}}));
+  const std::string id(created.at("_id").as_string());
+
+  // The masked object as a read-only client saw it, with one value changed and the name's case
+  // changed on the other: the masked one keeps its value.
+  auto patched = srv_.patch(
+      hook(id), {{"headers", json::object{{"authorization", "********"}, {"X-A", "new"}}}});
+  ASSERT_EQ(patched.status, 200u) << patched.body;
+  EXPECT_EQ(patched.json().at("headers"),
+            (json::object{{"authorization", "Bearer kept-1"}, {"X-A", "new"}}));
+  srv_.restart();
+  EXPECT_EQ(srv_.get(hook(id)).json().at("headers"),
+            (json::object{{"authorization", "Bearer kept-1"}, {"X-A", "new"}}));
+
+  // A mask under a name the webhook does not have has nothing to keep: 400 naming the header,
+  // and nothing changed.
+  auto unknown = srv_.patch(hook(id), {{"headers", json::object{{"X-New", "********"}}}});
+  expect_problem(unknown, 400);
+  EXPECT_TRUE(has(error_fields(unknown), "headers.X-New")) << unknown.body;
+  EXPECT_EQ(srv_.get(hook(id)).json().at("headers"),
+            (json::object{{"authorization", "Bearer kept-1"}, {"X-A", "new"}}));
+}
+
+TEST_F(webhooks_api_test, a_create_cannot_send_the_mask_as_a_value) {
+  expect_rejected(with("headers", json::object{{"Authorization", "********"}}),
+                  "headers.Authorization");
+}
+
 }  // namespace
 }  // namespace hookd::test
