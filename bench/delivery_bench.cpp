@@ -367,11 +367,11 @@ constexpr std::size_t kQueuedJobs = 10'000;
 using bench::xorshift;
 constexpr std::size_t kSchedulerWebhooks = 100;
 
-// 10k jobs queued over 100 active webhooks, due one millisecond apart; `now` is past all of them
-// and past every time the benchmarks move a job to.
+// 10k jobs queued over 100 active webhooks of one organization, due one millisecond apart; `now`
+// is past all of them and past every time the benchmarks move a job to.
 struct scheduler_fixture {
   scheduler jobs{[](const object_id&) {
-    return webhook_state::active;
+    return webhook_info{webhook_state::active, object_id{}};  // one organization: the nil id
   }};
   std::vector<scheduled_job> queued;
   timestamp now = kEventTime + std::chrono::hours(24 * 365);

@@ -103,8 +103,9 @@ struct delivery_log::impl {
         sched(
             [catalog_ptr = &c](const object_id& id) {
               const auto w = catalog_ptr->find_webhook(id);
-              if (!w) return webhook_state::missing;
-              return w->active ? webhook_state::active : webhook_state::inactive;
+              if (!w) return webhook_info{};
+              return webhook_info{w->active ? webhook_state::active : webhook_state::inactive,
+                                  w->organization};
             },
             options.scheduling),
         writer(s, [this] { pending.clear(); }) {}

@@ -32,8 +32,21 @@ attempt_decision decide(const attempt_response& response, std::uint32_t attempt_
 
 // ---------------------------------------------------------------- scheduler
 
+namespace {
+
+// max_in_flight_per_organization in force: 0 is a quarter of the global cap, at least 1 (the
+// reasons are in scheduler_options).
+scheduler_options resolved(scheduler_options o) {
+  if (o.max_in_flight_per_organization == 0) {
+    o.max_in_flight_per_organization = std::max<std::size_t>(1, o.max_in_flight / 4);
+  }
+  return o;
+}
+
+}  // namespace
+
 scheduler::scheduler(webhook_lookup lookup, scheduler_options options)
-    : lookup_(std::move(lookup)), options_(options) {}
+    : lookup_(std::move(lookup)), options_(resolved(options)) {}
 
 void scheduler::set_wake(std::function<void()> wake) {
   std::lock_guard lock(mutex_);
@@ -56,25 +69,51 @@ std::optional<timestamp> scheduler::next_due() const {
   return next;
 }
 
+void scheduler::refresh_organization(const object_id& organization) {
+  const auto it = organizations_.find(organization);
+  if (it == organizations_.end()) return;
+  organization_slots& o = it->second;
+  if (o.head) {
+    heads_.erase(*o.head);
+    o.head.reset();
+  }
+  if (!o.ready.empty() && o.in_flight < options_.max_in_flight_per_organization) {
+    o.head = *o.ready.begin();
+    heads_.insert(*o.head);
+  }
+  if (o.ready.empty() && o.in_flight == 0) organizations_.erase(it);
+}
+
 void scheduler::refresh(const object_id& webhook) {
   const auto it = webhooks_.find(webhook);
   if (it == webhooks_.end()) return;
   webhook_jobs& w = it->second;
   if (w.head) {
-    heads_.erase({*w.head, webhook});
+    organizations_[*w.organization].ready.erase({*w.head, webhook});
     w.head.reset();
   }
+  if (!w.organization && !w.held && !w.queue.empty()) {
+    // Queued for the first time since it had nothing queued or in flight: its organization.
+    const webhook_info info = lookup_(webhook);
+    if (info.state == webhook_state::missing) {
+      w.held = true;  // the next take_due drops its jobs
+    } else {
+      w.organization = info.organization;
+    }
+  }
+  const std::optional<object_id> organization = w.organization;
   if (w.held && !w.queue.empty()) {
     held_.insert(webhook);
-    return;
+  } else {
+    held_.erase(webhook);
+    w.held = false;  // nothing queued: nothing to hold; it is looked up afresh next time
+    if (!w.queue.empty() && w.in_flight < options_.max_in_flight_per_webhook) {
+      w.head = w.queue.begin()->first;
+      organizations_[*organization].ready.emplace(*w.head, webhook);
+    }
+    if (w.queue.empty() && w.in_flight == 0) webhooks_.erase(it);
   }
-  held_.erase(webhook);
-  w.held = false;  // nothing queued: nothing to hold; it is looked up afresh next time
-  if (!w.queue.empty() && w.in_flight < options_.max_in_flight_per_webhook) {
-    w.head = w.queue.begin()->first;
-    heads_.emplace(*w.head, webhook);
-  }
-  if (w.queue.empty() && w.in_flight == 0) webhooks_.erase(it);
+  if (organization) refresh_organization(*organization);
 }
 
 void scheduler::enqueue(const object_id& delivery, const object_id& webhook, timestamp due) {
@@ -137,14 +176,19 @@ due_jobs scheduler::take_due(timestamp now, std::size_t max) {
   std::lock_guard lock(mutex_);
   last_take_ = now;
 
-  // Held webhooks first: those active again rejoin heads_, those deleted lose their jobs.
+  // Held webhooks first: those active again rejoin their organization, those deleted lose their
+  // jobs.
   const std::vector<object_id> held(held_.begin(), held_.end());
   for (const object_id& webhook : held) {
-    switch (lookup_(webhook)) {
-      case webhook_state::active:
-        webhooks_[webhook].held = false;
+    const webhook_info info = lookup_(webhook);
+    switch (info.state) {
+      case webhook_state::active: {
+        webhook_jobs& w = webhooks_[webhook];
+        w.held = false;
+        w.organization = info.organization;  // unknown yet when it was missing at first
         refresh(webhook);
         break;
+      }
       case webhook_state::missing:
         drop_all(webhook, out.dropped);
         break;
@@ -156,7 +200,7 @@ due_jobs scheduler::take_due(timestamp now, std::size_t max) {
   while (out.ready.size() < max && in_flight_.size() < options_.max_in_flight && !heads_.empty() &&
          heads_.begin()->first <= now) {
     const object_id webhook = heads_.begin()->second;
-    switch (lookup_(webhook)) {
+    switch (lookup_(webhook).state) {
       case webhook_state::missing:
         drop_all(webhook, out.dropped);
         continue;
@@ -168,22 +212,28 @@ due_jobs scheduler::take_due(timestamp now, std::size_t max) {
         break;
     }
     webhook_jobs& w = webhooks_[webhook];
+    const object_id organization = *w.organization;  // it is in heads_ under it
     const auto [due, delivery] = *w.queue.begin();
     w.queue.erase(w.queue.begin());
     ++w.in_flight;
+    ++organizations_[organization].in_flight;
     queued_.erase(delivery);
-    in_flight_[delivery] = in_flight_entry{webhook, std::nullopt};
+    in_flight_[delivery] = in_flight_entry{webhook, organization, std::nullopt};
     out.ready.push_back(scheduled_job{delivery, webhook, due});
     refresh(webhook);
   }
   return out;
 }
 
-void scheduler::release_webhook_slot(in_flight_entry& entry) {
+void scheduler::release_slots(in_flight_entry& entry) {
   if (entry.sent) return;
   entry.sent = true;
   if (const auto w = webhooks_.find(entry.webhook); w != webhooks_.end() && w->second.in_flight) {
     --w->second.in_flight;
+  }
+  if (const auto o = organizations_.find(entry.organization);
+      o != organizations_.end() && o->second.in_flight) {
+    --o->second.in_flight;
   }
 }
 
@@ -194,9 +244,9 @@ void scheduler::sent(const object_id& delivery) {
     const auto it = in_flight_.find(delivery);
     if (it == in_flight_.end() || it->second.sent) return;
     const std::optional<timestamp> before = earliest_ready();
-    release_webhook_slot(it->second);
+    release_slots(it->second);
     ++recording_;
-    refresh(it->second.webhook);
+    refresh(it->second.webhook);  // and its organization, under which it is in flight
     const std::optional<timestamp> after = earliest_ready();
     if (after && (!before || *after < *before)) wake = wake_;
   }
@@ -213,7 +263,7 @@ void scheduler::done(const object_id& delivery) {
     in_flight_entry entry = it->second;
     in_flight_.erase(it);
     if (entry.sent) --recording_;
-    release_webhook_slot(entry);
+    release_slots(entry);
     if (entry.again) {
       enqueue(delivery, entry.webhook, *entry.again);
     } else {
@@ -235,6 +285,9 @@ scheduler_counts scheduler::counts() const {
     if (const auto it = webhooks_.find(webhook); it != webhooks_.end()) {
       c.held += it->second.queue.size();
     }
+  }
+  for (const auto& [organization, o] : organizations_) {
+    if (o.in_flight >= options_.max_in_flight_per_organization) ++c.organizations_at_cap;
   }
   return c;
 }

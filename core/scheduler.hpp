@@ -9,8 +9,9 @@
 //     auto batch = take_due(now, n)            // jobs to attempt, each holding an in-flight slot
 //     for each batch.dropped job: its webhook is gone; cancel the delivery (delivery_log)
 //     for each batch.ready job: attempt it; sent(); decide(); delivery_log::record_attempt(...)
-//   sent() frees the job's per-webhook slot as soon as the exchange with the receiver is over, so
-//   the next job of that webhook goes out while this attempt's record waits for its fsync;
+//   sent() frees the job's per-webhook and per-organization slots as soon as the exchange with the
+//   receiver is over, so the next job of that webhook goes out while this attempt's record waits
+//   for its fsync;
 //   record_attempt releases the job (done) and re-queues it when it is to be retried.
 
 #include "core/clock.hpp"
@@ -78,6 +79,15 @@ struct scheduler_options {
   // receiver is not flooded by a backlog, and one slow receiver cannot take the global slots from
   // others.
   std::size_t max_in_flight_per_webhook = 4;
+  // Attempts in flight at once to all the webhooks of one organization
+  // (--max-inflight-per-organization), counted like the per-webhook cap: from take_due to sent()
+  // or done(). Without it, one tenant's webhooks at receivers that stall every request for the
+  // whole delivery timeout take every global slot, and all other organizations wait. Default 0:
+  // a quarter of max_in_flight (64 of 256), at least 1. A stalled tenant leaves three quarters of
+  // the slots to everyone else, and even three stalled tenants leave a quarter. An installation
+  // with a single organization should raise it to max_in_flight (docs/operations.md, "Limits
+  // between tenants"). options() reports the value in force.
+  std::size_t max_in_flight_per_organization = 0;
   // While jobs are held for an inactive webhook, next_due() asks to be polled at least this often
   // so that they come out soon after the webhook is activated again. Default 1 s.
   std::chrono::milliseconds held_recheck{1000};
@@ -85,9 +95,16 @@ struct scheduler_options {
 
 enum class webhook_state { active, inactive, missing };
 
+// What the scheduler needs to know of a webhook. A webhook's organization never changes, so the
+// scheduler keeps it while the webhook has jobs queued or in flight.
+struct webhook_info {
+  webhook_state state = webhook_state::missing;
+  object_id organization;  // meaningful unless missing
+};
+
 // Looks a webhook up (e.g. in the catalog). Called with the scheduler's lock held, so it must not
 // call back into the scheduler; it should be a quick in-memory lookup.
-using webhook_lookup = std::function<webhook_state(const object_id& webhook)>;
+using webhook_lookup = std::function<webhook_info(const object_id& webhook)>;
 
 struct scheduled_job {
   object_id delivery;
@@ -102,23 +119,28 @@ struct due_jobs {
 };
 
 struct scheduler_counts {
-  std::size_t queued = 0;     // waiting for their time or a slot (held ones included)
-  std::size_t in_flight = 0;  // taken and not yet done() (recording ones included)
-  std::size_t recording = 0;  // of those, sent() and not yet done()
-  std::size_t held = 0;       // queued jobs of inactive webhooks
+  std::size_t queued = 0;                // waiting for their time or a slot (held ones included)
+  std::size_t in_flight = 0;             // taken and not yet done() (recording ones included)
+  std::size_t recording = 0;             // of those, sent() and not yet done()
+  std::size_t held = 0;                  // queued jobs of inactive (or not found) webhooks
+  std::size_t organizations_at_cap = 0;  // organizations with max_in_flight_per_organization taken
 };
 
 // Thread safety: every member may be called from any thread; one mutex guards the state, and
 // the wake callback runs after it is released.
 //
 // Structure: jobs are grouped per webhook, each webhook's jobs in an ordered set keyed by
-// (due, delivery id). A second ordered set, `heads`, holds (earliest due, webhook) for every
-// webhook that can give out a job right now: it has queued jobs, fewer than the per-webhook cap
-// in flight, and is not held. take_due pops from `heads`, so its cost is O(log n) per job handed
-// out, however many jobs wait behind a saturated or inactive webhook (a binary heap of all jobs
-// would have to step over them on every call). Ordered sets rather than heaps because jobs are
-// also removed by id (cancel, reschedule). Ties on the due time go by webhook id, then by delivery
-// id. Held webhooks sit in a set of their own and are looked up again on every take_due.
+// (due, delivery id), and webhooks per organization. A webhook is ready when it has queued jobs,
+// fewer than the per-webhook cap in flight, and is not held; each organization keeps its ready
+// webhooks in an ordered set of (earliest due, webhook). A last ordered set, `heads`, holds the
+// first of those for every organization below its cap. take_due pops from `heads`, so its cost is
+// O(log n) per job handed out, however many jobs wait behind a saturated or inactive webhook or a
+// saturated organization (a binary heap of all jobs would have to step over them on every call),
+// and a slot freed in an organization puts back one entry. Ordered sets rather than heaps because
+// jobs are also removed by id (cancel, reschedule). Ties on the due time go by webhook id, then by
+// delivery id. Held webhooks sit in a set of their own and are looked up again on every take_due.
+// A webhook is looked up when it is first queued, for its organization; one the lookup does not
+// find is held, and the next take_due drops its jobs.
 class scheduler {
  public:
   explicit scheduler(webhook_lookup lookup, scheduler_options options = {});
@@ -136,20 +158,21 @@ class scheduler {
   bool cancel(const object_id& delivery);
 
   // The earliest time at which take_due can hand out a job: the earliest due job of a webhook
-  // with a free slot, or sooner when jobs are held (held_recheck after the last take_due).
-  // nullopt when nothing can come out until schedule() or done() is called: nothing queued, the
-  // global cap reached, or every queued job's webhook at its cap.
+  // with a free slot in an organization with a free slot, or sooner when jobs are held
+  // (held_recheck after the last take_due). nullopt when nothing can come out until schedule(),
+  // sent() or done() is called: nothing queued, the global cap reached, or every queued job's
+  // webhook or organization at its cap.
   std::optional<timestamp> next_due() const;
 
-  // Up to `max` jobs whose time has come (due <= now), earliest first, honouring both caps.
+  // Up to `max` jobs whose time has come (due <= now), earliest first, honouring the three caps.
   // Jobs of inactive webhooks stay queued (held); jobs of missing webhooks are removed and
   // returned in `dropped`.
   due_jobs take_due(timestamp now, std::size_t max);
 
   // The attempt of a job taken by take_due has finished talking to the receiver: its webhook's
-  // slot is free for the next job of that webhook. The job itself stays taken (never handed out
-  // twice, and counted against max_in_flight) until done(). Unknown ids and a second call are
-  // ignored.
+  // and its organization's slots are free for their next jobs. The job itself stays taken (never
+  // handed out twice, and counted against max_in_flight) until done(). Unknown ids and a second
+  // call are ignored.
   void sent(const object_id& delivery);
 
   // Releases the in-flight slot of a job taken by take_due. Unknown ids are ignored.
@@ -159,12 +182,19 @@ class scheduler {
   const scheduler_options& options() const noexcept { return options_; }
 
  private:
-  using job_key = std::pair<timestamp, object_id>;  // (due, delivery id)
+  using job_key = std::pair<timestamp, object_id>;   // (due, delivery id)
+  using head_key = std::pair<timestamp, object_id>;  // (earliest due, webhook)
   struct webhook_jobs {
     std::set<job_key> queue;
     std::size_t in_flight = 0;
     bool held = false;
-    std::optional<timestamp> head;  // the due time under which it sits in heads_, if it does
+    std::optional<object_id> organization;  // from the lookup, once it found the webhook
+    std::optional<timestamp> head;  // the due time under which it sits in its organization's ready
+  };
+  struct organization_slots {
+    std::size_t in_flight = 0;     // taken and neither sent() nor done()
+    std::set<head_key> ready;      // its ready webhooks; blocked by this cap alone when at it
+    std::optional<head_key> head;  // its entry in heads_, if it has one
   };
   struct queued_entry {
     object_id webhook;
@@ -172,15 +202,17 @@ class scheduler {
   };
   struct in_flight_entry {
     object_id webhook;
+    object_id organization;
     std::optional<timestamp> again;  // schedule() came while in flight: queue at done()
-    bool sent = false;               // sent() came: no longer counted against its webhook's cap
+    bool sent = false;  // sent() came: no longer counted against its webhook's and org's caps
   };
 
-  // Gives the job's per-webhook slot back (once); the caller holds mutex_.
-  void release_webhook_slot(in_flight_entry& entry);
+  // Gives the job's per-webhook and per-organization slots back (once); the caller holds mutex_.
+  void release_slots(in_flight_entry& entry);
 
   void enqueue(const object_id& delivery, const object_id& webhook, timestamp due);
-  void refresh(const object_id& webhook);  // re-establishes heads_ / held_ for it
+  void refresh(const object_id& webhook);  // re-establishes its place: ready (and heads_) or held_
+  void refresh_organization(const object_id& organization);  // re-establishes heads_ for it
   void drop_all(const object_id& webhook, std::vector<scheduled_job>& into);
   std::optional<timestamp> earliest_ready() const;
 
@@ -190,7 +222,8 @@ class scheduler {
 
   mutable std::mutex mutex_;
   std::unordered_map<object_id, webhook_jobs> webhooks_;
-  std::set<std::pair<timestamp, object_id>> heads_;  // (earliest due, webhook)
+  std::unordered_map<object_id, organization_slots> organizations_;
+  std::set<head_key> heads_;  // the first ready webhook of each organization below its cap
   std::set<object_id> held_;
   std::unordered_map<object_id, queued_entry> queued_;
   std::unordered_map<object_id, in_flight_entry> in_flight_;

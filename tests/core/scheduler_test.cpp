@@ -35,14 +35,27 @@ object_id webhook_id(std::uint32_t n) {
   return nth_id(n, 2);
 }
 
-// The catalog as the scheduler sees it: webhooks that are active, inactive or gone.
+object_id organization_id(std::uint32_t n) {
+  return nth_id(n, 3);
+}
+
+// The catalog as the scheduler sees it: webhooks that are active, inactive or gone, each in an
+// organization of its own unless `organizations` names another.
 struct fake_webhooks {
   std::map<object_id, webhook_state> states;
+  std::map<object_id, object_id> organizations;
   webhook_lookup lookup() {
     return [this](const object_id& id) {
       const auto it = states.find(id);
-      return it == states.end() ? webhook_state::missing : it->second;
+      if (it == states.end()) return webhook_info{};
+      const auto org = organizations.find(id);
+      return webhook_info{it->second, org == organizations.end() ? id : org->second};
     };
+  }
+  // An active webhook of `organization`.
+  void add(const object_id& webhook, const object_id& organization) {
+    states[webhook] = webhook_state::active;
+    organizations[webhook] = organization;
   }
 };
 
@@ -398,6 +411,215 @@ TEST(Scheduler, WakesTheDispatcherWhenSomethingBecomesReadySooner) {
   ASSERT_EQ(s.take_due(kT0 + seconds(30), 10).ready.size(), 1u);  // global cap 1
   s.done(delivery_id(3));  // frees the only slot: jobs are ready again
   EXPECT_EQ(wakes, 3);
+}
+
+// ---------------------------------------------------------------- per-organization cap
+
+TEST(Scheduler, OrganizationCapHoldsAcrossAllItsWebhooks) {
+  fake_webhooks hooks;
+  for (std::uint32_t w = 1; w <= 3; ++w) hooks.add(webhook_id(w), organization_id(1));
+  scheduler s(
+      hooks.lookup(),
+      {.max_in_flight = 100, .max_in_flight_per_webhook = 4, .max_in_flight_per_organization = 5});
+  std::uint32_t n = 0;
+  for (std::uint32_t w = 1; w <= 3; ++w) {
+    for (int k = 0; k < 4; ++k) s.schedule(delivery_id(++n), webhook_id(w), kT0);
+  }
+  // Each webhook could take four, twelve in all; the organization takes five.
+  EXPECT_EQ(s.take_due(kT0, 100).ready.size(), 5u);
+  EXPECT_TRUE(s.take_due(kT0 + hours(1), 100).ready.empty());
+  EXPECT_EQ(s.next_due(), std::nullopt);
+  EXPECT_EQ(s.counts().in_flight, 5u);
+  EXPECT_EQ(s.counts().queued, 7u);
+  EXPECT_EQ(s.counts().organizations_at_cap, 1u);
+}
+
+TEST(Scheduler, AnotherOrganizationStillGetsThroughWhileOneIsAtItsCap) {
+  fake_webhooks hooks;
+  for (std::uint32_t w = 1; w <= 3; ++w) hooks.add(webhook_id(w), organization_id(1));
+  hooks.add(webhook_id(4), organization_id(2));
+  // Organization 1 alone could fill the global cap (three webhooks, four each), and its jobs are
+  // all due before organization 2's.
+  scheduler s(
+      hooks.lookup(),
+      {.max_in_flight = 8, .max_in_flight_per_webhook = 4, .max_in_flight_per_organization = 4});
+  std::uint32_t n = 0;
+  for (std::uint32_t w = 1; w <= 3; ++w) {
+    for (int k = 0; k < 100; ++k) s.schedule(delivery_id(++n), webhook_id(w), kT0);
+  }
+  s.schedule(delivery_id(1001), webhook_id(4), kT0 + seconds(1));
+  const due_jobs taken = s.take_due(kT0 + seconds(10), 100);
+  std::map<object_id, int> per_webhook;
+  for (const auto& j : taken.ready) ++per_webhook[j.webhook];
+  EXPECT_EQ(per_webhook[webhook_id(1)] + per_webhook[webhook_id(2)] + per_webhook[webhook_id(3)],
+            4);
+  EXPECT_EQ(per_webhook[webhook_id(4)], 1);
+  EXPECT_EQ(taken.ready.back().delivery, delivery_id(1001));
+
+  // Organization 1 still at its cap: the next job of organization 2 is the next one due, and it
+  // comes out too.
+  s.schedule(delivery_id(1002), webhook_id(4), kT0 + seconds(20));
+  EXPECT_EQ(s.next_due(), kT0 + seconds(20));
+  EXPECT_EQ(deliveries_of(s.take_due(kT0 + seconds(20), 100).ready),
+            std::vector{delivery_id(1002)});
+  EXPECT_EQ(s.counts().organizations_at_cap, 1u);
+}
+
+TEST(Scheduler, AFreedOrganizationSlotLetsItsWebhooksOutAgainInDueOrder) {
+  fake_webhooks hooks;
+  for (std::uint32_t w = 1; w <= 3; ++w) hooks.add(webhook_id(w), organization_id(1));
+  scheduler s(
+      hooks.lookup(),
+      {.max_in_flight = 100, .max_in_flight_per_webhook = 4, .max_in_flight_per_organization = 2});
+  int wakes = 0;
+  s.set_wake([&wakes] { ++wakes; });
+  // Due one second apart, spread over the three webhooks: delivery n is due at n seconds.
+  for (std::uint32_t n = 1; n <= 8; ++n) {
+    s.schedule(delivery_id(n), webhook_id((n - 1) % 3 + 1), kT0 + seconds(n));
+  }
+  const timestamp later = kT0 + hours(1);
+  EXPECT_EQ(deliveries_of(s.take_due(later, 100).ready),
+            (std::vector{delivery_id(1), delivery_id(2)}));
+  EXPECT_EQ(s.next_due(), std::nullopt);
+
+  // sent() frees the organization's slot (the job stays taken): the earliest waiting job, of
+  // another webhook, comes out, and the dispatcher is woken for it.
+  wakes = 0;
+  s.sent(delivery_id(1));
+  EXPECT_EQ(wakes, 1);
+  EXPECT_EQ(s.next_due(), kT0 + seconds(3));
+  EXPECT_EQ(deliveries_of(s.take_due(later, 100).ready), std::vector{delivery_id(3)});
+  EXPECT_EQ(s.next_due(), std::nullopt);
+  // done() of that sent job frees nothing more: its organization slot is free already.
+  s.done(delivery_id(1));
+  EXPECT_TRUE(s.take_due(later, 100).ready.empty());
+
+  // done() without sent() frees it too.
+  s.done(delivery_id(2));
+  EXPECT_EQ(deliveries_of(s.take_due(later, 100).ready), std::vector{delivery_id(4)});
+  // Two slots at once: the next two in due order, whichever webhooks they belong to.
+  s.sent(delivery_id(3));
+  s.sent(delivery_id(4));
+  EXPECT_EQ(deliveries_of(s.take_due(later, 100).ready),
+            (std::vector{delivery_id(5), delivery_id(6)}));
+  EXPECT_EQ(s.counts().in_flight, 4u);  // 3 and 4 are still being recorded
+  EXPECT_EQ(s.counts().recording, 2u);
+}
+
+TEST(Scheduler, NextDueIgnoresJobsOfAnOrganizationAtItsCap) {
+  fake_webhooks hooks;
+  hooks.add(webhook_id(1), organization_id(1));
+  hooks.add(webhook_id(2), organization_id(1));
+  hooks.add(webhook_id(3), organization_id(2));
+  scheduler s(
+      hooks.lookup(),
+      {.max_in_flight = 100, .max_in_flight_per_webhook = 4, .max_in_flight_per_organization = 1});
+  s.schedule(delivery_id(1), webhook_id(1), kT0);
+  s.schedule(delivery_id(2), webhook_id(1), kT0);
+  s.schedule(delivery_id(3), webhook_id(2), kT0);
+  ASSERT_EQ(s.take_due(kT0, 100).ready.size(), 1u);
+  // Jobs 2 and 3 are due, and their webhooks have free slots, but their organization has none.
+  EXPECT_EQ(s.next_due(), std::nullopt);
+  // Another organization's later job is what comes next.
+  s.schedule(delivery_id(4), webhook_id(3), kT0 + hours(1));
+  EXPECT_EQ(s.next_due(), kT0 + hours(1));
+  EXPECT_TRUE(s.take_due(kT0 + minutes(1), 100).ready.empty());
+  ASSERT_EQ(s.take_due(kT0 + hours(1), 100).ready.size(), 1u);
+  EXPECT_EQ(s.next_due(), std::nullopt);
+  s.done(delivery_id(1));
+  EXPECT_EQ(s.next_due(), kT0);
+}
+
+TEST(Scheduler, CancelAndRescheduleWhileInFlightKeepTheOrganizationCountRight) {
+  fake_webhooks hooks;
+  hooks.add(webhook_id(1), organization_id(1));
+  hooks.add(webhook_id(2), organization_id(1));
+  scheduler s(
+      hooks.lookup(),
+      {.max_in_flight = 100, .max_in_flight_per_webhook = 4, .max_in_flight_per_organization = 2});
+  s.schedule(delivery_id(1), webhook_id(1), kT0);
+  s.schedule(delivery_id(2), webhook_id(1), kT0 + seconds(1));
+  s.schedule(delivery_id(3), webhook_id(1), kT0 + seconds(2));
+  s.schedule(delivery_id(4), webhook_id(2), kT0 + seconds(3));
+  const timestamp later = kT0 + minutes(1);
+  ASSERT_EQ(deliveries_of(s.take_due(later, 100).ready),
+            (std::vector{delivery_id(1), delivery_id(2)}));
+
+  // A retry decided while in flight, a cancel while in flight, a cancel of a queued job: none
+  // frees or takes an organization slot.
+  s.schedule(delivery_id(1), webhook_id(1), kT0 + seconds(5));
+  EXPECT_TRUE(s.cancel(delivery_id(2)));
+  EXPECT_TRUE(s.cancel(delivery_id(3)));
+  EXPECT_TRUE(s.take_due(later, 100).ready.empty());
+  EXPECT_EQ(s.next_due(), std::nullopt);
+
+  // done() of the cancelled one frees its slot: job 4 (3 is cancelled).
+  s.done(delivery_id(2));
+  EXPECT_EQ(deliveries_of(s.take_due(later, 100).ready), std::vector{delivery_id(4)});
+  // done() of the rescheduled one frees its slot and queues it again, and it takes the slot.
+  s.done(delivery_id(1));
+  EXPECT_EQ(deliveries_of(s.take_due(later, 100).ready), std::vector{delivery_id(1)});
+  EXPECT_EQ(s.counts().organizations_at_cap, 1u);
+  s.done(delivery_id(1));
+  s.done(delivery_id(4));
+  EXPECT_EQ(s.counts().in_flight, 0u);
+  EXPECT_EQ(s.counts().queued, 0u);
+  EXPECT_EQ(s.counts().organizations_at_cap, 0u);
+
+  // No slot leaked either way: the organization takes exactly two again.
+  for (std::uint32_t n = 11; n <= 15; ++n) s.schedule(delivery_id(n), webhook_id(n % 2 + 1), kT0);
+  EXPECT_EQ(s.take_due(later, 100).ready.size(), 2u);
+  EXPECT_TRUE(s.take_due(later, 100).ready.empty());
+}
+
+TEST(Scheduler, HeldAndDroppedWebhooksTakeNoOrganizationSlot) {
+  fake_webhooks hooks;
+  hooks.add(webhook_id(1), organization_id(1));
+  hooks.add(webhook_id(2), organization_id(1));
+  hooks.add(webhook_id(3), organization_id(1));
+  hooks.states[webhook_id(1)] = webhook_state::inactive;
+  scheduler s(
+      hooks.lookup(),
+      {.max_in_flight = 100, .max_in_flight_per_webhook = 4, .max_in_flight_per_organization = 2});
+  s.schedule(delivery_id(1), webhook_id(1), kT0);
+  s.schedule(delivery_id(2), webhook_id(2), kT0 + seconds(1));
+  s.schedule(delivery_id(3), webhook_id(3), kT0 + seconds(2));
+  s.schedule(delivery_id(4), webhook_id(3), kT0 + seconds(3));
+  hooks.states.erase(webhook_id(2));  // deleted after its job was queued
+  // The inactive webhook's job is held and the deleted one's dropped: both slots go to webhook 3.
+  const due_jobs taken = s.take_due(kT0 + minutes(1), 100);
+  EXPECT_EQ(deliveries_of(taken.ready), (std::vector{delivery_id(3), delivery_id(4)}));
+  EXPECT_EQ(deliveries_of(taken.dropped), std::vector{delivery_id(2)});
+  EXPECT_EQ(s.counts().held, 1u);
+
+  // Active again while its organization is at its cap: it waits for a slot like the others.
+  hooks.states[webhook_id(1)] = webhook_state::active;
+  EXPECT_TRUE(s.take_due(kT0 + minutes(2), 100).ready.empty());
+  EXPECT_EQ(s.counts().held, 0u);
+  EXPECT_EQ(s.next_due(), std::nullopt);
+  s.sent(delivery_id(3));
+  EXPECT_EQ(deliveries_of(s.take_due(kT0 + minutes(2), 100).ready), std::vector{delivery_id(1)});
+}
+
+TEST(Scheduler, OrganizationShareDefaultsToAQuarterOfTheGlobalCap) {
+  fake_webhooks hooks;
+  EXPECT_EQ(scheduler(hooks.lookup()).options().max_in_flight_per_organization, 64u);
+  EXPECT_EQ(
+      scheduler(hooks.lookup(), {.max_in_flight = 8}).options().max_in_flight_per_organization, 2u);
+  EXPECT_EQ(
+      scheduler(hooks.lookup(), {.max_in_flight = 3}).options().max_in_flight_per_organization,
+      1u);  // at least one
+  EXPECT_EQ(scheduler(hooks.lookup(), {.max_in_flight = 8, .max_in_flight_per_organization = 8})
+                .options()
+                .max_in_flight_per_organization,
+            8u);
+
+  // In force: two webhooks of one organization, room for eight globally and four each.
+  hooks.add(webhook_id(1), organization_id(1));
+  hooks.add(webhook_id(2), organization_id(1));
+  scheduler s(hooks.lookup(), {.max_in_flight = 8, .max_in_flight_per_webhook = 4});
+  for (std::uint32_t n = 1; n <= 8; ++n) s.schedule(delivery_id(n), webhook_id(n % 2 + 1), kT0);
+  EXPECT_EQ(s.take_due(kT0, 100).ready.size(), 2u);
 }
 
 }  // namespace
