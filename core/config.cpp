@@ -239,6 +239,11 @@ const std::array kOptions = {
                 [](config& c, std::string_view v) {
                   return set_count<std::size_t, 10'000>(c.max_inflight_per_webhook, v);
                 }},
+    option_spec{"max-inflight-per-organization", "N", "--max-inflight-deliveries / 4",
+                "Delivery attempts running at once against one organization's webhooks.",
+                [](config& c, std::string_view v) {
+                  return set_count<std::size_t, 1'000'000>(c.max_inflight_per_organization, v);
+                }},
     option_spec{"unsafe-no-fsync", "", "false",
                 "Do not fsync writes. Benchmarks only: a crash loses acknowledged writes.",
                 [](config& c, std::string_view v) { return set_bool(c.unsafe_no_fsync, v); }, true},

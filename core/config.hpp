@@ -31,6 +31,8 @@ struct config {
   std::chrono::milliseconds drain_timeout{10'000};                  // --drain-timeout
   std::size_t max_inflight_deliveries = 256;                        // --max-inflight-deliveries
   std::size_t max_inflight_per_webhook = 4;                         // --max-inflight-per-webhook
+  // --max-inflight-per-organization; 0: a quarter of max_inflight_deliveries, at least 1
+  std::size_t max_inflight_per_organization = 0;
   bool unsafe_no_fsync = false;  // --unsafe-no-fsync: benchmarks only; loses acknowledged writes
   std::optional<std::string> config_file;  // --config
 

@@ -79,6 +79,9 @@ void render_log(std::string& out, delivery_log& log) {
          std::uint64_t{s.in_flight});
   single(out, "hookd_delivery_jobs_held", "gauge",
          "Queued deliveries held because their webhook is inactive.", std::uint64_t{s.held});
+  single(out, "hookd_delivery_organizations_at_cap", "gauge",
+         "Organizations with all of their in-flight share taken (--max-inflight-per-organization).",
+         std::uint64_t{s.organizations_at_cap});
 
   const commit_stats w = log.stats();
   single(out, "hookd_delivery_commit_groups_total", "counter",

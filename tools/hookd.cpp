@@ -170,6 +170,7 @@ int run(const hookd::config& cfg) {
     log_options.retry = hookd::retry_policy(cfg.retry_schedule);
     log_options.scheduling.max_in_flight = cfg.max_inflight_deliveries;
     log_options.scheduling.max_in_flight_per_webhook = cfg.max_inflight_per_webhook;
+    log_options.scheduling.max_in_flight_per_organization = cfg.max_inflight_per_organization;
     hookd::delivery_log deliveries(*store, cat, log_options);
     const auto log_started = std::chrono::steady_clock::now();
     const auto log_counts = deliveries.load();

@@ -182,12 +182,22 @@ TEST_F(ConfigTest, MaxBodyAcceptsSizeSuffixes) {
 }
 
 TEST_F(ConfigTest, Counts) {
-  const auto c = ok({"--threads", "8", "--max-webhooks-per-project", "3",
-                     "--max-inflight-deliveries", "10", "--max-inflight-per-webhook", "2"});
+  const auto c =
+      ok({"--threads", "8", "--max-webhooks-per-project", "3", "--max-inflight-deliveries", "10",
+          "--max-inflight-per-webhook", "2", "--max-inflight-per-organization", "5"});
   EXPECT_EQ(c.threads, 8u);
   EXPECT_EQ(c.max_webhooks_per_project, 3u);
   EXPECT_EQ(c.max_inflight_deliveries, 10u);
   EXPECT_EQ(c.max_inflight_per_webhook, 2u);
+  EXPECT_EQ(c.max_inflight_per_organization, 5u);
+  // Unset, it is 0: the scheduler takes a quarter of the global cap.
+  EXPECT_EQ(ok({}).max_inflight_per_organization, 0u);
+  EXPECT_EQ(ok({}, {{"HOOKD_MAX_INFLIGHT_PER_ORGANIZATION", "256"}}).max_inflight_per_organization,
+            256u);
+  fails({"--max-inflight-per-organization", "0"});
+  fails({"--max-inflight-per-organization", "-1"});
+  EXPECT_TRUE(contains(fails({}, {{"HOOKD_MAX_INFLIGHT_PER_ORGANIZATION", "all"}}),
+                       "HOOKD_MAX_INFLIGHT_PER_ORGANIZATION"));
   const auto msg = fails({"--threads", "x"});
   EXPECT_TRUE(contains(msg, "--threads")) << msg;
   EXPECT_TRUE(contains(msg, "'x'")) << msg;
@@ -248,18 +258,26 @@ TEST_F(ConfigTest, HelpAndVersionActions) {
 
 TEST_F(ConfigTest, HelpListsEveryOptionWithItsEnvironmentTwin) {
   const auto help = config_help();
-  for (const auto* pair :
-       {"--listen|HOOKD_LISTEN", "--data-dir|HOOKD_DATA_DIR", "--threads|HOOKD_THREADS",
-        "--max-body|HOOKD_MAX_BODY", "--max-webhooks-per-project|HOOKD_MAX_WEBHOOKS_PER_PROJECT",
-        "--retry-schedule|HOOKD_RETRY_SCHEDULE", "--delivery-timeout|HOOKD_DELIVERY_TIMEOUT",
-        "--disable-after|HOOKD_DISABLE_AFTER", "--secret-grace|HOOKD_SECRET_GRACE",
-        "--allow-private-targets|HOOKD_ALLOW_PRIVATE_TARGETS",
-        "--header-timeout|HOOKD_HEADER_TIMEOUT", "--idle-timeout|HOOKD_IDLE_TIMEOUT",
-        "--drain-timeout|HOOKD_DRAIN_TIMEOUT",
-        "--max-inflight-deliveries|HOOKD_MAX_INFLIGHT_DELIVERIES",
-        "--max-inflight-per-webhook|HOOKD_MAX_INFLIGHT_PER_WEBHOOK",
-        "--unsafe-no-fsync|HOOKD_UNSAFE_NO_FSYNC", "--config|HOOKD_CONFIG", "--help|",
-        "--version|"}) {
+  for (const auto* pair : {"--listen|HOOKD_LISTEN",
+                           "--data-dir|HOOKD_DATA_DIR",
+                           "--threads|HOOKD_THREADS",
+                           "--max-body|HOOKD_MAX_BODY",
+                           "--max-webhooks-per-project|HOOKD_MAX_WEBHOOKS_PER_PROJECT",
+                           "--retry-schedule|HOOKD_RETRY_SCHEDULE",
+                           "--delivery-timeout|HOOKD_DELIVERY_TIMEOUT",
+                           "--disable-after|HOOKD_DISABLE_AFTER",
+                           "--secret-grace|HOOKD_SECRET_GRACE",
+                           "--allow-private-targets|HOOKD_ALLOW_PRIVATE_TARGETS",
+                           "--header-timeout|HOOKD_HEADER_TIMEOUT",
+                           "--idle-timeout|HOOKD_IDLE_TIMEOUT",
+                           "--drain-timeout|HOOKD_DRAIN_TIMEOUT",
+                           "--max-inflight-deliveries|HOOKD_MAX_INFLIGHT_DELIVERIES",
+                           "--max-inflight-per-webhook|HOOKD_MAX_INFLIGHT_PER_WEBHOOK",
+                           "--max-inflight-per-organization|HOOKD_MAX_INFLIGHT_PER_ORGANIZATION",
+                           "--unsafe-no-fsync|HOOKD_UNSAFE_NO_FSYNC",
+                           "--config|HOOKD_CONFIG",
+                           "--help|",
+                           "--version|"}) {
     const std::string s = pair;
     const auto bar = s.find('|');
     EXPECT_TRUE(contains(help, s.substr(0, bar) + " ") || contains(help, s.substr(0, bar) + "\n"))
