@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <barrier>
+#include <iostream>
 #include <set>
 
 namespace hookd::test {
@@ -442,6 +443,129 @@ TEST_F(DeliveryE2E, WebhooksOfOneReceiverShareItsKeepAliveConnections) {
   EXPECT_EQ(sink.count(), kWebhooks * kEvents);
   EXPECT_LE(sink.max_concurrent(), kWebhooks * kCap);
   EXPECT_LE(sink.connections(), kWebhooks * kCap);
+}
+
+// ---------------------------------------------------------------- tenants
+
+// Two organizations over a global cap of 8: A (the fixture's) with three webhooks at a receiver
+// that holds every request until the test releases it (a tenant whose receivers stall each
+// attempt), and B with one webhook at a receiver that answers 200 at once.
+class TenantShareE2E : public DeliveryE2E {
+ protected:
+  static constexpr std::size_t kGlobalCap = 8, kStalledWebhooks = 3, kStalledEvents = 8;
+  static constexpr std::size_t kStalledDeliveries = kStalledWebhooks * kStalledEvents;
+
+  void SetUp() override {}  // start() makes the stack
+
+  void start(std::size_t share) {
+    delivery_stack_options options;
+    options.max_in_flight = kGlobalCap;
+    options.max_in_flight_per_organization = share;
+    options.delivery_timeout = 60s;  // no held attempt times out while the test looks at it
+    make_stack(options);
+    for (std::size_t w = 0; w < kStalledWebhooks; ++w) {
+      const std::string path = "/stalled-" + std::to_string(w);
+      stalled.set_default(path, {.hold = true});
+      stack->create_webhook(org, proj,
+                            {{"name", "Stalled " + std::to_string(w)},
+                             {"url", stalled.url(path)},
+                             {"events", json::array{"order.created"}}});
+    }
+    other_org = stack->create_organization("Beta");
+    other_proj = stack->create_project(other_org, "shop");
+    other_hook = id_of(stack->create_webhook(other_org, other_proj,
+                                             {{"name", "Prompt"},
+                                              {"url", prompt.url("/prompt")},
+                                              {"events", json::array{"order.created"}}}));
+  }
+
+  // kStalledEvents events into A: three deliveries each, held as they reach the receiver.
+  void ingest_into_stalled() {
+    for (std::size_t i = 0; i < kStalledEvents; ++i) {
+      ASSERT_EQ(ingest({{"type", "order.created"}, {"data", i}}).status, 202u);
+    }
+  }
+  void ingest_into_other() {
+    ASSERT_EQ(
+        stack->ingest(other_org, other_proj, {{"type", "order.created"}, {"data", "b"}}).status,
+        202u);
+  }
+  std::size_t other_succeeded() {
+    auto r = stack->get(delivery_stack::deliveries_path(other_org, other_proj, other_hook) +
+                        "?status=succeeded");
+    auto v = r.json();
+    return v.is_object() && v.as_object().contains("data")
+               ? v.as_object().at("data").as_array().size()
+               : 0;
+  }
+  bool all_succeeded() { return stack->log().counters().succeeded == kStalledDeliveries + 1; }
+
+  // For the record, not asserted: timings depend on the machine.
+  void record(const char* name, std::chrono::steady_clock::duration d) {
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+    RecordProperty(name, static_cast<int>(ms));
+    std::cout << "[ record   ] " << name << " = " << ms << " ms\n";
+  }
+
+  receiver stalled, prompt;  // destroyed before the stack: held attempts end with their sockets
+  std::string other_org, other_proj, other_hook;
+};
+
+TEST_F(TenantShareE2E, AStalledOrganizationCannotTakeTheSlotsOfAnother) {
+  constexpr std::size_t kShare = 4;
+  start(kShare);
+  const auto stalled_ingested = std::chrono::steady_clock::now();
+  ingest_into_stalled();
+  // A takes its share: 4 requests held, 20 deliveries queued behind them, 4 global slots free.
+  ASSERT_TRUE(eventually([&] { return stalled.held() >= kShare; }));
+  EXPECT_NE(stack->get("/metrics", "").body.find("hookd_delivery_organizations_at_cap 1\n"),
+            std::string::npos);
+
+  const auto other_ingested = std::chrono::steady_clock::now();
+  ingest_into_other();
+  ASSERT_TRUE(eventually([&] { return other_succeeded() == 1; }));
+  // B succeeded while every request of A was still held, and A had no more than its share.
+  EXPECT_EQ(stalled.answered(), 0u);
+  EXPECT_EQ(stalled.held(), kShare);
+  EXPECT_EQ(stalled.count(), kShare);
+  EXPECT_EQ(stack->log().jobs().counts().in_flight, kShare);
+  record("b_first_attempt_ms", prompt.requests().at(0).at - other_ingested);
+
+  const auto released = std::chrono::steady_clock::now();
+  stalled.release_held();
+  ASSERT_TRUE(eventually([&] { return all_succeeded(); }));
+  EXPECT_EQ(stalled.count(), kStalledDeliveries);
+  EXPECT_EQ(stalled.answered(), kStalledDeliveries);
+  EXPECT_LE(stalled.max_concurrent(), kShare);
+  record("a_first_attempt_ms", released - stalled_ingested);  // held until released
+}
+
+TEST_F(TenantShareE2E, WithTheShareAtTheGlobalCapAStalledOrganizationHoldsEverySlot) {
+  // What happened before the share: A's held requests fill the global cap, and B waits for them.
+  start(kGlobalCap);
+  const auto stalled_ingested = std::chrono::steady_clock::now();
+  ingest_into_stalled();
+  ASSERT_TRUE(eventually([&] { return stalled.held() == kGlobalCap; }));
+
+  const auto other_ingested = std::chrono::steady_clock::now();
+  ingest_into_other();
+  // B's job is queued (the ingest answered after scheduling it) and cannot come out: every slot
+  // is held by A, and none frees before the release.
+  const scheduler_counts jobs = stack->log().jobs().counts();
+  EXPECT_EQ(jobs.in_flight, kGlobalCap);
+  EXPECT_EQ(jobs.queued, kStalledDeliveries - kGlobalCap + 1);
+  EXPECT_FALSE(eventually([&] { return prompt.count() > 0; }, 300ms));  // a look: it cannot come
+  EXPECT_EQ(other_succeeded(), 0u);
+  EXPECT_EQ(stalled.answered(), 0u);
+
+  const auto released = std::chrono::steady_clock::now();
+  stalled.release_held();
+  ASSERT_TRUE(eventually([&] { return all_succeeded(); }));
+  // B went out only once A's answers freed slots.
+  EXPECT_GT(prompt.requests().at(0).at, released);
+  EXPECT_LE(stalled.max_concurrent(), kGlobalCap);
+  record("b_first_attempt_ms", prompt.requests().at(0).at - other_ingested);
+  record("a_first_attempt_ms", released - stalled_ingested);  // held until released
 }
 
 // ---------------------------------------------------------------- webhook state

@@ -2,7 +2,8 @@
 // Fixtures for the delivery tests:
 // - `receiver`: a real HTTP/1.1 webhook receiver on 127.0.0.1 port 0 (its own io_context and
 //   thread) that records every request and answers from a script per path: a status, extra
-//   headers, and an optional delay (a "hang", bounded, cut short when the receiver stops).
+//   headers, an optional delay (a "hang", bounded, cut short when the receiver stops), and an
+//   optional hold until the test calls release_held().
 // - `delivery_stack`: the whole hookd stack in-process like test_server (RocksDB in a mkdtemp
 //   dir, catalog, admin token, router, server on port 0) plus the delivery log and the
 //   dispatcher, with short retry schedules and timeouts for tests. restart() reopens everything
@@ -28,6 +29,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 extern char** environ;
@@ -173,13 +175,15 @@ struct scripted_reply {
   std::vector<std::pair<std::string, std::string>> headers;  // e.g. Location, Retry-After
   std::string body = "ok";
   std::chrono::milliseconds delay{0};  // before answering; a hang when longer than the timeout
+  bool hold = false;  // after the delay, wait for receiver::release_held() (bounded like delays)
 };
 
 struct received_request {
   std::string path;
   std::map<std::string, std::string> headers;  // names lowercased
   std::string body;
-  unsigned answered = 0;  // the status the receiver chose for it
+  unsigned answered = 0;                     // the status the receiver chose for it
+  std::chrono::steady_clock::time_point at;  // when it was read
 
   std::string header(const std::string& name) const {
     auto it = headers.find(name);
@@ -245,6 +249,25 @@ class receiver {
     return max_concurrent_;
   }
 
+  // Requests held now: received, waiting for release_held().
+  std::size_t held() const {
+    std::lock_guard lock(mutex_);
+    return held_;
+  }
+  // Requests answered so far (their response written).
+  std::size_t answered() const {
+    std::lock_guard lock(mutex_);
+    return answered_;
+  }
+
+  // Answers every held request, and from now on every request scripted to hold at once.
+  void release_held() {
+    asio::post(ioc_, [this] {
+      released_ = true;
+      for (asio::steady_timer* wait : holding_) wait->cancel();
+    });
+  }
+
   // TCP connections accepted so far.
   std::size_t connections() const {
     std::lock_guard lock(mutex_);
@@ -296,6 +319,7 @@ class receiver {
       got.body = req.body();
       const scripted_reply reply = self.next_reply(got.path);
       got.answered = reply.status;
+      got.at = std::chrono::steady_clock::now();
       {
         std::lock_guard lock(self.mutex_);
         self.requests_.push_back(std::move(got));
@@ -306,6 +330,20 @@ class receiver {
         asio::steady_timer timer(stream.get_executor());
         timer.expires_after(std::min<std::chrono::milliseconds>(reply.delay, kIoTimeout));
         (void)co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+      }
+      if (reply.hold && !self.released_) {
+        asio::steady_timer wait(stream.get_executor(), kIoTimeout);
+        self.holding_.insert(&wait);
+        {
+          std::lock_guard lock(self.mutex_);
+          ++self.held_;
+        }
+        (void)co_await wait.async_wait(asio::as_tuple(asio::use_awaitable));
+        self.holding_.erase(&wait);
+        {
+          std::lock_guard lock(self.mutex_);
+          --self.held_;
+        }
       }
       bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(reply.status), 11};
       for (const auto& [name, value] : reply.headers) res.set(name, value);
@@ -320,6 +358,7 @@ class receiver {
       {
         std::lock_guard lock(self.mutex_);
         --self.concurrent_;
+        if (!write_ec) ++self.answered_;
       }
       if (write_ec || !res.keep_alive()) co_return;
     }
@@ -343,11 +382,15 @@ class receiver {
   std::thread thread_;
   std::atomic<int> tasks_{0};  // accept loop and sessions running (tracked, never detached)
 
+  // The receiver's thread only: the waits of held requests, and whether they are over.
+  std::set<asio::steady_timer*> holding_;
+  bool released_ = false;
+
   mutable std::mutex mutex_;
   std::map<std::string, std::deque<scripted_reply>> scripts_;
   std::map<std::string, scripted_reply> defaults_;
   std::vector<received_request> requests_;
-  std::size_t concurrent_ = 0, max_concurrent_ = 0, connections_ = 0;
+  std::size_t concurrent_ = 0, max_concurrent_ = 0, connections_ = 0, held_ = 0, answered_ = 0;
 };
 
 // ---------------------------------------------------------------- the stack
@@ -360,7 +403,9 @@ struct delivery_stack_options {
   std::chrono::milliseconds delivery_timeout{5000};
   // The receivers are on 127.0.0.1; the guard test turns this off.
   bool allow_private_targets = true;
+  std::size_t max_in_flight = 256;
   std::size_t max_in_flight_per_webhook = 4;
+  std::size_t max_in_flight_per_organization = 0;  // 0: the scheduler's default
 };
 
 class delivery_stack {
@@ -493,7 +538,9 @@ class delivery_stack {
 
     delivery_log_options log_options;
     log_options.retry = retry_policy(options_.retry_schedule);
+    log_options.scheduling.max_in_flight = options_.max_in_flight;
     log_options.scheduling.max_in_flight_per_webhook = options_.max_in_flight_per_webhook;
+    log_options.scheduling.max_in_flight_per_organization = options_.max_in_flight_per_organization;
     log_ = std::make_unique<delivery_log>(*storage_, *catalog_, log_options);
     auto log_loaded = log_->load();
     if (!log_loaded) throw std::runtime_error("delivery log load: " + log_loaded.error().detail);
