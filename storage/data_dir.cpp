@@ -218,6 +218,14 @@ result<void> ensure_data_dir(const fs::path& dir) {
                             " exists but is not a directory: move it away or choose another "
                             "--data-dir");
   }
+  // The directory holds the master key and the database: another user who can list or enter it
+  // sees what it holds and could, with group write, swap files in. Refused rather than fixed:
+  // the mode may be an operator's mistake worth knowing about (a shared parent, a wrong umask).
+  if ((st.st_mode & 077) != 0) {
+    return make_problem(error_kind::storage_failure,
+                        "data dir " + dir.string() + " has mode " + mode_text(st.st_mode) +
+                            ", open to group or other users: run `chmod 700 " + dir.string() + "`");
+  }
   if (::access(dir.c_str(), R_OK | W_OK | X_OK) != 0) {
     return fs_problem("data dir " + dir.string() +
                           " is not writable by this user: fix its owner or mode, or choose "

@@ -1,7 +1,8 @@
 #pragma once
 // Files in the data directory besides the database: the master key and the admin-token file.
 //
-//   <data-dir>/db/          RocksDB (LOCK held while hookd runs)
+//   <data-dir>/             mode 0700; refused when open to group or others
+//   <data-dir>/db/          RocksDB (LOCK held while hookd runs), mode 0700
 //   <data-dir>/master.key   base64 of 32 random bytes, mode 0600 (unless HOOKD_MASTER_KEY is set)
 //   <data-dir>/admin-token  the generated admin token, mode 0600, written once on first start
 
@@ -15,7 +16,8 @@
 
 namespace hookd {
 
-// Creates the directory (mode 0700) when missing; fails when it is not a writable directory.
+// Creates the directory (mode 0700) when missing; fails when it is not a writable directory, or
+// when it has any group or other permission bits (the detail names the chmod that fixes it).
 result<void> ensure_data_dir(const std::filesystem::path& dir);
 
 // The master key: from `env_value` (HOOKD_MASTER_KEY: base64 or 64 hex digits of 32 bytes) when

@@ -14,11 +14,13 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <filesystem>
 #include <system_error>
@@ -148,6 +150,30 @@ result<disk_state> inspect(const std::string& path) {
                         "cannot list database directory " + path + " (" + ec.message() + ")");
   }
   return state;
+}
+
+// The database directory is private: RocksDB would create it 0755 (its own CreateDirIfMissing),
+// and it holds hookd's records (token digests, sealed secrets, event payloads). Created 0700
+// before RocksDB opens it; an existing one with group or other bits is made 0700, since it is
+// hookd's own directory (inside the data dir, which data_dir.cpp keeps private too). Anything
+// that is not a plain directory is left to inspect(), which names the problem.
+result<void> make_private_dir(const std::string& path, bool create) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    const int err = errno;
+    if (err != ENOENT || !create) return {};  // inspect() and RocksDB report these
+    if (::mkdir(path.c_str(), 0700) == 0 || errno == EEXIST) return {};
+    const std::error_code ec(errno, std::generic_category());
+    if (ec == std::errc::permission_denied) return permission_problem(path, ec.message());
+    return make_problem(error_kind::storage_failure,
+                        "cannot create database directory " + path + " (" + ec.message() + ")");
+  }
+  if (!S_ISDIR(st.st_mode) || (st.st_mode & 077) == 0) return {};
+  if (::chmod(path.c_str(), 0700) != 0) {
+    return permission_problem(path, "cannot make it private: " +
+                                        std::error_code(errno, std::generic_category()).message());
+  }
+  return {};
 }
 
 // ---- options -----------------------------------------------------------------------------
@@ -451,6 +477,9 @@ class rocksdb_storage final : public storage {
 
 result<std::unique_ptr<storage>> open_rocksdb_storage(const std::string& path,
                                                       const rocksdb_options& options) {
+  if (result<void> made = make_private_dir(path, options.create_if_missing); !made) {
+    return made.error();
+  }
   result<disk_state> disk = inspect(path);
   if (!disk) return disk.error();
   if (!disk->has_current && disk->orphan_count > 0) {

@@ -18,7 +18,8 @@ struct rocksdb_options {
   bool create_if_missing = true;
 };
 
-// Opens the database in `path` (e.g. "<data-dir>/db"). Fails, with a detail that says what to do,
+// Opens the database in `path` (e.g. "<data-dir>/db"), a private directory: created 0700, made
+// 0700 when found with group or other bits. Fails, with a detail that says what to do,
 // when another process holds the directory's LOCK, when the files are corrupt or unreadable, or
 // when the directory is not writable; never opens an empty database over unreadable files.
 result<std::unique_ptr<storage>> open_rocksdb_storage(const std::string& path,

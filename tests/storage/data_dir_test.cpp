@@ -7,6 +7,7 @@
 
 #include <sys/stat.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -37,6 +38,11 @@ class DataDirTest : public ::testing::Test {
     struct stat st {};
     EXPECT_EQ(::stat(p.c_str(), &st), 0) << p;
     return st.st_mode & 07777;
+  }
+  static std::string mode_text(mode_t mode) {
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode));
+    return buf;
   }
   static std::string read(const fs::path& p) {
     std::ifstream in(p, std::ios::binary);
@@ -79,11 +85,24 @@ TEST_F(DataDirTest, CreatesAMissingDirectoryAndItsParentsWithMode0700) {
   ASSERT_TRUE(made) << made.error().detail;
   EXPECT_TRUE(fs::is_directory(nested));
   EXPECT_EQ(mode_of(nested), 0700u);
-  // Idempotent, and an existing directory is accepted as it is.
+  // Idempotent: an existing private directory is accepted as it is.
   ASSERT_TRUE(ensure_data_dir(nested));
-  ASSERT_EQ(::chmod(nested.c_str(), 0750), 0);
-  ASSERT_TRUE(ensure_data_dir(nested));
-  EXPECT_EQ(mode_of(nested), 0750u);
+  EXPECT_EQ(mode_of(nested), 0700u);
+}
+
+TEST_F(DataDirTest, AnExistingDirectoryOpenToGroupOrOthersIsRefusedNamingChmod) {
+  ASSERT_EQ(::mkdir(dir_.c_str(), 0700), 0);
+  for (mode_t mode : {0755u, 0750u, 0705u, 0710u, 0701u, 0770u, 0777u}) {
+    ASSERT_EQ(::chmod(dir_.c_str(), mode), 0);
+    auto made = ensure_data_dir(dir_);
+    ASSERT_FALSE(made) << std::oct << mode;
+    EXPECT_THAT(made.error().detail, HasSubstr(dir_.string()));
+    EXPECT_THAT(made.error().detail, HasSubstr(mode_text(mode)));
+    EXPECT_THAT(made.error().detail, HasSubstr("chmod 700 " + dir_.string()));
+    EXPECT_EQ(mode_of(dir_), mode) << "left as it was";
+  }
+  ASSERT_EQ(::chmod(dir_.c_str(), 0700), 0);
+  EXPECT_TRUE(ensure_data_dir(dir_));
 }
 
 TEST_F(DataDirTest, AFileWhereTheDirectoryShouldBeIsRefused) {

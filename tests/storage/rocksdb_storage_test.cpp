@@ -10,6 +10,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <atomic>
@@ -510,6 +511,26 @@ TEST_F(RocksdbStorageTest, WithoutCreateIfMissingAnEmptyDirIsAnError) {
   const std::string detail = open_error(options);
   EXPECT_THAT(detail, HasSubstr(db_path_));
   EXPECT_FALSE(fs::exists(fs::path(db_path_) / "CURRENT"));
+}
+
+// The database directory holds hookd's records (secrets sealed, token digests): it is private
+// whether the open creates it or finds it wider (RocksDB alone would create it 0755).
+TEST_F(RocksdbStorageTest, TheDatabaseDirectoryIsCreatedPrivateAndTightenedWhenWider) {
+  const auto mode = [&] {
+    struct stat st {};
+    EXPECT_EQ(::stat(db_path_.c_str(), &st), 0);
+    return st.st_mode & 07777;
+  };
+  const mode_t old_umask = ::umask(022);
+  reopen();
+  ::umask(old_umask);
+  EXPECT_EQ(mode(), 0700u);
+
+  store_.reset();
+  ASSERT_EQ(::chmod(db_path_.c_str(), 0755), 0);
+  reopen();
+  EXPECT_EQ(mode(), 0700u);
+  EXPECT_TRUE(scan(table::meta).empty());  // the same database, opened as before
 }
 
 TEST_F(RocksdbStorageTest, APathThatIsAFileIsRefused) {
