@@ -700,8 +700,9 @@ std::string config_help() {
       "\n"
       "Other environment: HOOKD_MASTER_KEY (base64 or hex of 32 bytes; else "
       "<data-dir>/master.key),\n"
-      "HOOKD_ADMIN_TOKEN (the admin token on first start; else one is generated into\n"
-      "<data-dir>/admin-token).\n";
+      "HOOKD_ADMIN_TOKEN (the admin token on first start, at least 32 characters, e.g. from\n"
+      "`openssl rand -base64 32`; else one is generated into <data-dir>/admin-token, mode 0600,\n"
+      "and never logged).\n";
   return out;
 }
 

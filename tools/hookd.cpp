@@ -1,6 +1,7 @@
 // hookd: the server. Parses the configuration, opens the data dir, loads the catalog, makes
 // sure an admin token exists, serves HTTP until SIGTERM/SIGINT, then drains and exits 0.
-// Exit codes: 0 clean stop (and --help/--version), 1 start-up failure, 2 bad configuration.
+// Exit codes: 0 clean stop (and --help/--version), 1 start-up failure, 2 bad configuration
+// (including a HOOKD_ADMIN_TOKEN too short on the first start).
 
 #include "core/catalog.hpp"
 #include "core/config.hpp"
@@ -58,10 +59,15 @@ std::string url_of(const boost::asio::ip::tcp::endpoint& ep) {
          std::to_string(ep.port());
 }
 
-// The first start on an empty data dir creates the admin token: HOOKD_ADMIN_TOKEN when set,
-// else a generated one, printed once and written to <data-dir>/admin-token (0600). The file is
-// written before the token is created, so a crash in between leaves no admin nobody can reach:
-// the next start generates again and overwrites the file.
+// The shortest HOOKD_ADMIN_TOKEN accepted: 32 characters, what `openssl rand -base64 32` gives
+// with room to spare (44), so that a chosen admin token is no easier to guess than a generated one.
+constexpr std::size_t kMinAdminTokenChars = 32;
+
+// The first start on an empty data dir creates the admin token: HOOKD_ADMIN_TOKEN when set (at
+// least kMinAdminTokenChars, else exit 2), else a generated one, written to
+// <data-dir>/admin-token (0600) and never logged: the log names the file. The file is written
+// before the token is created, so a crash in between leaves no admin nobody can reach: the next
+// start generates again and overwrites the file. Returns the exit code, 0 to go on.
 int bootstrap_admin(hookd::catalog& cat, const std::filesystem::path& data_dir) {
   const auto token_file = data_dir / "admin-token";
   if (cat.has_admin_token()) {
@@ -75,6 +81,12 @@ int bootstrap_admin(hookd::catalog& cat, const std::filesystem::path& data_dir) 
   auto secret = env("HOOKD_ADMIN_TOKEN");
   if (secret && secret->empty()) secret.reset();
   const bool generated = !secret;
+  if (secret && secret->size() < kMinAdminTokenChars) {
+    fail_line("HOOKD_ADMIN_TOKEN is " + std::to_string(secret->size()) +
+              " characters; an admin token needs at least " + std::to_string(kMinAdminTokenChars) +
+              ": make one with `openssl rand -base64 32`");
+    return 2;
+  }
   if (generated) {
     secret = hookd::generate_api_token();
     if (auto written = hookd::write_admin_token_file(data_dir, *secret); !written) {
@@ -100,8 +112,7 @@ int bootstrap_admin(hookd::catalog& cat, const std::filesystem::path& data_dir) 
   boost::json::object line{{"event", "admin_token"}};
   if (generated) {
     line["source"] = "generated";
-    line["token"] = *secret;  // shown this once; the server keeps only its digest
-    line["file"] = token_file.string();
+    line["file"] = token_file.string();  // the token itself stays out of logs and journals
   } else {
     line["source"] = "HOOKD_ADMIN_TOKEN";
   }
@@ -160,9 +171,9 @@ int run(const hookd::config& cfg) {
               {"ms", load_ms}});
     cat.start();
 
-    if (bootstrap_admin(cat, data_dir) != 0) {
+    if (const int code = bootstrap_admin(cat, data_dir); code != 0) {
       cat.stop();
-      return 1;
+      return code;
     }
 
     // Events and deliveries: the log puts every pending delivery back on its scheduler.

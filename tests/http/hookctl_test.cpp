@@ -37,7 +37,7 @@ namespace {
 namespace fs = std::filesystem;
 namespace json = boost::json;
 
-constexpr const char* kAdminToken = "hkd_test_admin_token_0123456789";
+constexpr const char* kAdminToken = "hkd_test_admin_token_0123456789abcdef";
 
 const fs::path kBinDir = HOOKD_BIN_DIR;
 
