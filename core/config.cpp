@@ -173,6 +173,11 @@ const std::array kOptions = {
                 [](config& c, std::string_view v) {
                   return set_count<unsigned, 1024>(c.threads, v);
                 }},
+    option_spec{"max-connections", "N", "10000",
+                "Inbound connections open at once; a new one beyond it gets a 503 and is closed.",
+                [](config& c, std::string_view v) {
+                  return set_count<std::size_t, 1'000'000>(c.max_connections, v);
+                }},
     option_spec{"max-body", "BYTES", "64KiB",
                 "Largest request body accepted (suffixes k/KiB, m/MiB); larger is a 413.",
                 [](config& c, std::string_view v) -> apply_result {

@@ -17,8 +17,12 @@ namespace hookd {
 struct config {
   std::string listen_host = "127.0.0.1";  // --listen HOST:PORT, default 127.0.0.1:8080
   std::uint16_t listen_port = 8080;
-  std::string data_dir = "./data";                        // --data-dir
-  unsigned threads = 0;                                   // --threads; 0 = hardware threads
+  std::string data_dir = "./data";  // --data-dir
+  unsigned threads = 0;             // --threads; 0 = hardware threads
+  // --max-connections: inbound connections open at once; beyond it a new one gets a 503 and is
+  // closed. 10000 stays well under the unit's LimitNOFILE=65536 (deploy/hookd.service), leaving
+  // descriptors for RocksDB's files and for outbound deliveries.
+  std::size_t max_connections = 10'000;
   std::size_t max_body_bytes = 64 * 1024;                 // --max-body
   std::size_t max_webhooks_per_project = 100;             // --max-webhooks-per-project
   std::vector<std::chrono::milliseconds> retry_schedule;  // --retry-schedule, default below

@@ -123,6 +123,10 @@ void metrics::connection_closed() noexcept {
   open_connections_.fetch_sub(1, std::memory_order_relaxed);
 }
 
+void metrics::connection_refused() noexcept {
+  connections_refused_total_.fetch_add(1, std::memory_order_relaxed);
+}
+
 std::uint64_t metrics::requests_total() const noexcept {
   return requests_total_.load(std::memory_order_relaxed);
 }
@@ -197,6 +201,9 @@ std::string metrics::render(const app& a) const {
          open_connections());
   single(out, "hookd_http_connections_total", "counter", "HTTP connections accepted.",
          connections_total_.load(std::memory_order_relaxed));
+  single(out, "hookd_http_connections_refused_total", "counter",
+         "HTTP connections answered 503 and closed at the connection limit (--max-connections).",
+         connections_refused_total_.load(std::memory_order_relaxed));
 
   const auto counts = a.cat.counts();
   header(out, "hookd_catalog_objects", "gauge", "Objects in the catalog, by kind.");

@@ -35,6 +35,8 @@ class metrics {
   void record_request(std::string_view route, unsigned status, std::chrono::nanoseconds latency);
   void connection_opened() noexcept;
   void connection_closed() noexcept;
+  // A connection answered 503 and closed because the server was at its connection limit.
+  void connection_refused() noexcept;
 
   std::uint64_t requests_total() const noexcept;
   std::int64_t open_connections() const noexcept;
@@ -51,6 +53,7 @@ class metrics {
   std::map<std::string, std::unique_ptr<route_stats>, std::less<>> routes_;
   std::atomic<std::int64_t> open_connections_{0};
   std::atomic<std::uint64_t> connections_total_{0};
+  std::atomic<std::uint64_t> connections_refused_total_{0};
   std::atomic<std::uint64_t> requests_total_{0};
 };
 

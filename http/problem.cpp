@@ -57,9 +57,11 @@ constexpr std::array kTransportTable = {
                 HOOKD_PROBLEM_TYPE("headers-too-large"), "Request header fields too large"},
     problem_row{bhttp::status::bad_request, HOOKD_PROBLEM_TYPE("malformed-request"),
                 "Malformed HTTP request"},
+    problem_row{bhttp::status::service_unavailable, HOOKD_PROBLEM_TYPE("connection-limit"),
+                "Too many connections"},
 };
 static_assert(kTransportTable.size() ==
-              static_cast<std::size_t>(transport_error::malformed_request) + 1);
+              static_cast<std::size_t>(transport_error::connection_limit) + 1);
 
 #undef HOOKD_PROBLEM_TYPE
 

@@ -35,9 +35,14 @@ void render_head(const response& res, unsigned version, bool keep_alive,
                  std::string_view request_id, std::string& out);
 
 // Problems the HTTP transport raises itself, which have no domain error_kind: a known path with
-// another method (405; the caller adds Allow), a request head over the limit (431) and a request
-// that does not parse as HTTP/1.1 (400).
-enum class transport_error { method_not_allowed, headers_too_large, malformed_request };
+// another method (405; the caller adds Allow), a request head over the limit (431), a request
+// that does not parse as HTTP/1.1 (400) and a connection beyond --max-connections (503).
+enum class transport_error {
+  method_not_allowed,
+  headers_too_large,
+  malformed_request,
+  connection_limit
+};
 response problem_response(transport_error error, std::string detail, std::string_view request_id);
 
 }  // namespace hookd::http

@@ -20,6 +20,13 @@
 // connection touches its timer about once per header_timeout instead of twice per request (what
 // beast::tcp_stream does, with a composed operation around every read and write).
 //
+// Connection limit: while max_connections sessions are open, the accept loop still accepts (the
+// kernel's backlog would otherwise hold clients in silence) but answers the connection with a 503
+// problem+json and `Connection: close` at once, without reading a request, then lingers and
+// closes like any last response. Refusals in progress are bounded too (kMaxRefusing): past that,
+// a connection is closed without a word. Each refusal counts in the metrics; the log gets one line
+// per kRefusalLogInterval at most, with the number refused since the previous line.
+//
 // Shutdown: stop() closes the acceptor and sets `draining_`. A session checks it before waiting
 // for another request; sessions already idle (waiting for a first byte) are cancelled at once.
 // Sessions in the middle of a request finish it, answering with `Connection: close`. After
@@ -73,6 +80,11 @@ constexpr std::chrono::milliseconds kHardCloseGrace{1'000};
 constexpr std::size_t kFirstReadBytes = 4096;
 // Back-off after an accept error that is not ours (EMFILE, ENFILE, ENOBUFS), so it cannot spin.
 constexpr std::chrono::milliseconds kAcceptBackoff{50};
+// Connections being answered 503 at the limit at once (each lingers up to kLingerTimeout); past
+// this a connection beyond the limit is closed unanswered, so a flood cannot pile up descriptors.
+constexpr std::size_t kMaxRefusing = 64;
+// At most one connections_refused log line per this interval.
+constexpr std::chrono::seconds kRefusalLogInterval{10};
 
 void log_line(const boost::json::object& line) {
   auto text = boost::json::serialize(line);
@@ -171,6 +183,7 @@ struct connection : std::enable_shared_from_this<connection> {
 
   tcp::socket socket;
   bool idle = false;
+  bool refused = false;    // answered 503 at the connection limit; not an open session
   std::string head;        // the response head being written; its capacity is reused
   std::string request_id;  // the current request's id; likewise
   // The request being served and what it is answered with. They live here rather than in
@@ -259,6 +272,11 @@ struct server::impl {
 
   std::atomic<bool> draining{false};
   std::atomic<std::size_t> open{0};
+  std::atomic<std::size_t> refusing{0};  // connections being answered 503 at the limit
+
+  // The connections_refused log line; only the accept loop touches these.
+  std::uint64_t refused_since_log = 0;
+  std::chrono::steady_clock::time_point last_refusal_log{};
 
   std::mutex lifecycle_mutex;  // start/stop
   bool is_started = false;
@@ -293,6 +311,9 @@ struct server::impl {
 
   asio::awaitable<void> accept_loop();
   void spawn_session(tcp::socket socket);
+  void refuse(tcp::socket socket);
+  void log_refusal();
+  asio::awaitable<void> answer_refusal(std::shared_ptr<connection> conn);
   void task_finished(std::uint64_t id, std::exception_ptr error, const char* what);
   std::vector<std::shared_ptr<connection>> snapshot();
 
@@ -441,8 +462,12 @@ void server::impl::task_finished(std::uint64_t id, std::exception_ptr error, con
     if (const auto it = connections.find(id); it != connections.end()) {
       last = std::move(it->second);
       connections.erase(it);
-      open.fetch_sub(1);
-      shared.stats.connection_closed();
+      if (last->refused) {
+        refusing.fetch_sub(1);
+      } else {
+        open.fetch_sub(1);
+        shared.stats.connection_closed();
+      }
     }
     --tasks;
   }
@@ -459,8 +484,71 @@ asio::awaitable<void> server::impl::accept_loop() {
       co_await backoff.async_wait(use_tuple);
       continue;
     }
-    spawn_session(tcp::socket(std::move(socket)));
+    // Only this loop adds to `open`, so the count cannot pass the limit between check and add.
+    if (open.load() >= options.max_connections) {
+      refuse(tcp::socket(std::move(socket)));
+    } else {
+      spawn_session(tcp::socket(std::move(socket)));
+    }
   }
+}
+
+void server::impl::refuse(tcp::socket socket) {
+  shared.stats.connection_refused();
+  log_refusal();
+  if (refusing.load() >= kMaxRefusing) {
+    beast::error_code ignored;
+    socket.close(ignored);
+    return;
+  }
+  auto conn = std::make_shared<connection>(std::move(socket));
+  conn->refused = true;
+  std::uint64_t id = 0;
+  {
+    std::lock_guard lock(mutex);
+    id = next_id++;
+    connections.emplace(id, conn);
+    ++tasks;
+  }
+  refusing.fetch_add(1);
+  auto executor = conn->socket.get_executor();
+  asio::co_spawn(executor, answer_refusal(std::move(conn)),
+                 [this, id](std::exception_ptr e) { task_finished(id, e, "refusal"); });
+}
+
+void server::impl::log_refusal() {
+  ++refused_since_log;
+  const auto now = std::chrono::steady_clock::now();
+  if (last_refusal_log != std::chrono::steady_clock::time_point{} &&
+      now - last_refusal_log < kRefusalLogInterval) {
+    return;
+  }
+  log_line({{"level", "warn"},
+            {"event", "connections_refused"},
+            {"refused", refused_since_log},  // since the previous connections_refused line
+            {"maxConnections", options.max_connections},
+            {"detail", "at the connection limit: new connections get a 503 and are closed"}});
+  refused_since_log = 0;
+  last_refusal_log = now;
+}
+
+// The 503 goes out before any request is read; the client's request, if it sent one, is read and
+// discarded while lingering, so that closing does not reset the connection under the answer.
+asio::awaitable<void> server::impl::answer_refusal(std::shared_ptr<connection> conn) {
+  generate_request_id(conn->request_id);
+  conn->x.res = problem_response(transport_error::connection_limit,
+                                 "The server is at its connection limit (" +
+                                     std::to_string(options.max_connections) +
+                                     " open connections); try again later.",
+                                 conn->request_id);
+  render_head(conn->x.res, 11, false, conn->request_id, conn->head);
+  const std::array<asio::const_buffer, 2> bytes{asio::buffer(conn->head),
+                                                asio::buffer(conn->x.res.body())};
+  conn->expires_after(options.header_timeout);
+  const auto [ec, n] = co_await asio::async_write(conn->socket, bytes, use_tuple);
+  conn->operation_done();
+  if (!ec) co_await linger_close(*conn);
+  conn->close();
 }
 
 void server::impl::spawn_session(tcp::socket socket) {

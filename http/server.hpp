@@ -20,8 +20,12 @@ struct app;
 
 struct server_options {
   std::string host = "127.0.0.1";
-  std::uint16_t port = 8080;                // 0 picks a free port (tests)
-  unsigned threads = 0;                     // 0: std::thread::hardware_concurrency()
+  std::uint16_t port = 8080;  // 0 picks a free port (tests)
+  unsigned threads = 0;       // 0: std::thread::hardware_concurrency()
+  // Connections served at once. One more is accepted, answered 503 (problem+json, Connection:
+  // close) and closed, so that clients see why; descriptors stay bounded. The default is hookd's
+  // --max-connections default (core/config.hpp says why).
+  std::size_t max_connections = 10'000;
   std::size_t max_body_bytes = 64 * 1024;   // larger Content-Length -> 413 before reading it
   std::size_t max_header_bytes = 8 * 1024;  // larger request head -> 431
   std::size_t max_pipelined = 16;           // responses queued per connection before reading stops

@@ -229,6 +229,7 @@ int run(const hookd::config& cfg) {
     server_options.host = cfg.listen_host;
     server_options.port = cfg.listen_port;
     server_options.threads = cfg.threads;
+    server_options.max_connections = cfg.max_connections;
     server_options.max_body_bytes = cfg.max_body_bytes;
     server_options.header_timeout = cfg.header_timeout;
     server_options.idle_timeout = cfg.idle_timeout;

@@ -77,6 +77,7 @@ TEST_F(ConfigTest, DefaultsMatchTheContract) {
   EXPECT_EQ(c.listen_port, 8080);
   EXPECT_EQ(c.data_dir, "./data");
   EXPECT_EQ(c.threads, 0u);
+  EXPECT_EQ(c.max_connections, 10'000u);
   EXPECT_EQ(c.max_body_bytes, 64u * 1024);
   EXPECT_EQ(c.max_webhooks_per_project, 100u);
   const std::vector<std::chrono::milliseconds> schedule{5s, 5min, 30min, 2h, 5h, 10h, 10h};
@@ -198,6 +199,10 @@ TEST_F(ConfigTest, Counts) {
   fails({"--max-inflight-per-organization", "-1"});
   EXPECT_TRUE(contains(fails({}, {{"HOOKD_MAX_INFLIGHT_PER_ORGANIZATION", "all"}}),
                        "HOOKD_MAX_INFLIGHT_PER_ORGANIZATION"));
+  EXPECT_EQ(ok({"--max-connections", "2"}).max_connections, 2u);
+  EXPECT_EQ(ok({}, {{"HOOKD_MAX_CONNECTIONS", "500"}}).max_connections, 500u);
+  EXPECT_TRUE(contains(fails({"--max-connections", "0"}), "--max-connections"));
+  EXPECT_TRUE(contains(fails({}, {{"HOOKD_MAX_CONNECTIONS", "lots"}}), "HOOKD_MAX_CONNECTIONS"));
   const auto msg = fails({"--threads", "x"});
   EXPECT_TRUE(contains(msg, "--threads")) << msg;
   EXPECT_TRUE(contains(msg, "'x'")) << msg;
@@ -261,6 +266,7 @@ TEST_F(ConfigTest, HelpListsEveryOptionWithItsEnvironmentTwin) {
   for (const auto* pair : {"--listen|HOOKD_LISTEN",
                            "--data-dir|HOOKD_DATA_DIR",
                            "--threads|HOOKD_THREADS",
+                           "--max-connections|HOOKD_MAX_CONNECTIONS",
                            "--max-body|HOOKD_MAX_BODY",
                            "--max-webhooks-per-project|HOOKD_MAX_WEBHOOKS_PER_PROJECT",
                            "--retry-schedule|HOOKD_RETRY_SCHEDULE",

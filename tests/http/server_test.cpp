@@ -435,6 +435,54 @@ TEST_F(ServerTest, StopLetsTheRequestInFlightFinish) {
   EXPECT_TRUE(ec) << "the listener is closed after stop()";
 }
 
+TEST_F(ServerTest, AConnectionBeyondTheLimitGetsA503AndIsClosed) {
+  server_options o;
+  o.max_connections = 2;
+  const auto ep = start(o);
+  auto first = std::make_unique<raw_client>(ep);
+  raw_client second(ep);
+  // Both answered, so both are counted before the third arrives.
+  first->send(get("/healthz"));
+  EXPECT_EQ(first->read().result(), bhttp::status::ok);
+  second.send(get("/healthz"));
+  EXPECT_EQ(second.read().result(), bhttp::status::ok);
+
+  {
+    raw_client third(ep);
+    third.send(get("/healthz"));  // a request already sent is discarded, not reset
+    const auto res = third.read();
+    EXPECT_EQ(res.result(), bhttp::status::service_unavailable);
+    EXPECT_EQ(res[bhttp::field::content_type], "application/problem+json");
+    EXPECT_FALSE(res.keep_alive());
+    EXPECT_FALSE(res[bhttp::field::retry_after].empty());
+    const auto body = json_of(res);
+    EXPECT_EQ(body.at("status").as_int64(), 503);
+    EXPECT_EQ(body.at("type").as_string(), "https://hookd.dev/problems/connection-limit");
+    EXPECT_NE(body.at("detail").as_string().find("connection limit"), std::string::npos)
+        << body.at("detail").as_string();
+    EXPECT_EQ(body.at("requestId").as_string(), res["X-Request-Id"]);
+    EXPECT_TRUE(third.closed_by_server());
+  }
+
+  second.send(get("/metrics"));
+  const auto metrics_text = second.read().body();
+  EXPECT_NE(metrics_text.find("# TYPE hookd_http_connections_refused_total counter"),
+            std::string::npos);
+  EXPECT_NE(metrics_text.find("\nhookd_http_connections_refused_total 1\n"), std::string::npos)
+      << metrics_text;
+  EXPECT_NE(metrics_text.find("\nhookd_http_open_connections 2\n"), std::string::npos);
+
+  first.reset();  // closes: the server notices the EOF and frees its place
+  const auto give_up = std::chrono::steady_clock::now() + 5s;
+  while (server_->open_connections() > 1 && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_EQ(server_->open_connections(), 1u);
+  raw_client fourth(ep);
+  fourth.send(get("/healthz"));
+  EXPECT_EQ(fourth.read().result(), bhttp::status::ok);
+}
+
 TEST_F(ServerTest, OpsRoutes) {
   raw_client c(start());
   c.send(get("/healthz"));
