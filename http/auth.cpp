@@ -1,9 +1,8 @@
 #include "http/auth.hpp"
 
 #include "core/crypto.hpp"
+#include "http/token_digest_cache.hpp"
 
-#include <array>
-#include <functional>
 #include <string>
 
 namespace hookd::http {
@@ -23,29 +22,6 @@ std::string_view as_view(const sha256_digest& d) noexcept {
 
 problem unauthorized(std::string detail) {
   return make_problem(error_kind::unauthorized, std::move(detail));
-}
-
-// The SHA-256 of a presented token, remembered per thread for recently seen tokens: clients send
-// the same token with every request, and its hash was a tenth of a GET's instructions. Only the
-// hash is remembered; whether the token exists and what it may do is looked up in the catalog on
-// every request, so revocation still takes effect at once. Direct-mapped, bounded: 16 slots per
-// thread, tokens over 256 bytes are hashed every time.
-const sha256_digest& token_digest(std::string_view token) {
-  struct slot {
-    std::string token;
-    sha256_digest digest{};
-  };
-  constexpr std::size_t kSlots = 16;
-  constexpr std::size_t kMaxCachedToken = 256;
-  thread_local std::array<slot, kSlots> slots;
-  thread_local sha256_digest uncached;
-  if (token.size() > kMaxCachedToken) return uncached = sha256(token);
-  slot& s = slots[std::hash<std::string_view>{}(token) % kSlots];
-  if (s.token.empty() || s.token != token) {
-    s.digest = sha256(token);
-    s.token.assign(token);
-  }
-  return s.digest;
 }
 
 }  // namespace
@@ -85,11 +61,15 @@ result<std::shared_ptr<const api_token>> authenticate(const catalog& cat, const 
         "An API token is required: send 'Authorization: Bearer <token>' or "
         "'x-access-token: <token>'.");
   }
-  const sha256_digest& digest = token_digest(*presented);
+  // Hashed through the thread's cache (http/token_digest_cache.hpp); only the digest is looked up,
+  // so revocation still takes effect at once.
+  token_digest_cache& digests = this_thread_token_digests();
+  const sha256_digest& digest = digests.digest(*presented);
   auto token = cat.find_token_by_digest(digest);
   // The index lookup already matched; the constant-time comparison keeps the final decision
   // independent of how many leading bytes agree, whatever structure the index uses.
   if (!token || !constant_time_equal(as_view(token->digest), as_view(digest))) {
+    digests.forget(*presented);  // an unknown or revoked token's text does not stay cached
     return unauthorized("The API token is unknown or has been revoked.");
   }
   return token;

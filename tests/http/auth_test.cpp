@@ -1,9 +1,13 @@
 // Authentication and tenancy through HTTP (CONTRACT §3, §4): where tokens come from, what a
 // missing, unknown or revoked one gets, and how organization access and scopes are enforced.
 
+#include "http/auth.hpp"
 #include "http/test_server.hpp"
+#include "http/token_digest_cache.hpp"
 
 #include <gtest/gtest.h>
+
+#include <cstdio>
 
 namespace hookd::test {
 namespace {
@@ -109,6 +113,25 @@ TEST_F(auth_test, many_tokens_in_turn_are_each_judged_as_themselves) {
       EXPECT_EQ(r.status, i % 3 == 0 ? 401u : 200u) << "token " << i << " round " << round;
     }
   }
+}
+
+// authenticate() on this thread, so that this thread's cache is the one it uses.
+TEST_F(auth_test, an_unknown_or_revoked_token_does_not_stay_in_the_threads_digest_cache) {
+  const auto token = srv_.create_token({org_}, {"webhooks:read"});
+  http::token_digest_cache& cache = http::this_thread_token_digests();
+  http::request req{verb::get, hooks(), 11};
+  req.set(bhttp::field::authorization, "Bearer " + token.secret);
+  ASSERT_TRUE(http::authenticate(srv_.cat(), req));
+  EXPECT_TRUE(cache.contains(token.secret));
+
+  ASSERT_EQ(srv_.del("/api/v1/tokens/" + token.id).status, 204u);
+  EXPECT_FALSE(http::authenticate(srv_.cat(), req));
+  EXPECT_FALSE(cache.contains(token.secret));
+
+  const std::string unknown = "hkd_never-issued-0123456789abcdef0123456789";
+  req.set(bhttp::field::authorization, "Bearer " + unknown);
+  EXPECT_FALSE(http::authenticate(srv_.cat(), req));
+  EXPECT_FALSE(cache.contains(unknown));
 }
 
 TEST_F(auth_test, token_without_the_organization_gets_the_same_403_whether_or_not_it_exists) {
@@ -236,6 +259,66 @@ TEST_F(auth_test, checks_run_in_the_documented_order) {
   auto r = srv_.call(verb::post, test_server::webhooks_path(org_, "ffffffffffffffffffffffff"),
                      "{not json", writer.secret);
   expect_problem(r, 404);
+}
+
+// ---- the cache of token digests itself (http/token_digest_cache.hpp)
+
+// Token i of `length` bytes: "<iii>" repeated, so that any fragment left of it is recognisable.
+std::string patterned_token(int i, std::size_t length) {
+  char unit[8];
+  std::snprintf(unit, sizeof unit, "<%03d>", i);
+  std::string out;
+  while (out.size() < length) out += unit;
+  out.resize(length);
+  return out;
+}
+
+// Whether the cache object's own bytes hold `fragment`. Its slots are inline, so this is what a
+// dump of the thread's memory would show of the tokens it has seen.
+bool memory_holds(const http::token_digest_cache& cache, std::string_view fragment) {
+  const std::string_view bytes(reinterpret_cast<const char*>(&cache), sizeof cache);
+  return bytes.find(fragment) != std::string_view::npos;
+}
+
+TEST(token_digest_cache, digest_is_the_sha256_and_the_token_is_remembered) {
+  http::token_digest_cache cache;
+  const std::string token = "hkd_some-token-0123456789abcdef";
+  EXPECT_EQ(cache.digest(token), sha256(token));
+  EXPECT_TRUE(cache.contains(token));
+  EXPECT_EQ(cache.size(), 1u);
+  EXPECT_EQ(cache.digest(token), sha256(token));
+
+  const std::string long_token(http::token_digest_cache::kMaxTokenBytes + 1, 'x');
+  EXPECT_EQ(cache.digest(long_token), sha256(long_token));
+  EXPECT_FALSE(cache.contains(long_token));
+  EXPECT_EQ(cache.size(), 1u);
+}
+
+// More tokens than slots, each shorter than the one before, so that a slot reused without a wipe
+// would keep the tail of the longer token it held.
+TEST(token_digest_cache, a_displaced_or_forgotten_token_leaves_no_text_behind) {
+  http::token_digest_cache cache;
+  std::vector<std::string> tokens;
+  for (int i = 0; i < 24; ++i) {
+    tokens.push_back(patterned_token(i, 250 - 10 * static_cast<std::size_t>(i)));
+  }
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
+    EXPECT_EQ(cache.digest(tokens[i]), sha256(tokens[i]));
+    for (std::size_t j = 0; j <= i; ++j) {
+      // The first unit of token j is the same text as all of its units.
+      EXPECT_EQ(memory_holds(cache, tokens[j].substr(0, 5)), cache.contains(tokens[j]))
+          << "token " << j << " after token " << i;
+    }
+  }
+  EXPECT_LE(cache.size(), http::token_digest_cache::kSlots);
+  EXPECT_LT(cache.size(), tokens.size());  // some slots were reused
+
+  for (const auto& token : tokens) {
+    cache.forget(token);
+    EXPECT_FALSE(cache.contains(token));
+    EXPECT_FALSE(memory_holds(cache, token.substr(0, 5)));
+  }
+  EXPECT_EQ(cache.size(), 0u);
 }
 
 }  // namespace
