@@ -100,7 +100,7 @@ bool host_char(char c) noexcept {
 
 // "127.0.0.1:8080", "localhost:8080", "[::1]:8080". IPv6 needs brackets: "::1:8080" is
 // ambiguous, so it is refused rather than guessed.
-apply_result apply_listen(config& c, std::string_view v) {
+apply_result parse_listen_address(std::string_view v, listen_address& out) {
   constexpr auto kExpected = "expected HOST:PORT such as 127.0.0.1:8080 or [::1]:8080";
   std::string_view host, port;
   if (!v.empty() && v.front() == '[') {
@@ -125,8 +125,29 @@ apply_result apply_listen(config& c, std::string_view v) {
   }
   const auto p = parse_uint(port);
   if (!p || *p > 65535) return kExpected;
-  c.listen_host = std::string(host);
-  c.listen_port = static_cast<std::uint16_t>(*p);
+  out.host = std::string(host);
+  out.port = static_cast<std::uint16_t>(*p);
+  return std::nullopt;
+}
+
+apply_result apply_listen(config& c, std::string_view v) {
+  listen_address address;
+  if (auto problem = parse_listen_address(v, address)) return problem;
+  c.listen_host = std::move(address.host);
+  c.listen_port = address.port;
+  return std::nullopt;
+}
+
+// An empty value (a flag or a file; an empty HOOKD_METRICS_LISTEN counts as unset) turns the
+// second listener off again.
+apply_result apply_metrics_listen(config& c, std::string_view v) {
+  if (v.empty()) {
+    c.metrics_listen.reset();
+    return std::nullopt;
+  }
+  listen_address address;
+  if (auto problem = parse_listen_address(v, address)) return problem;
+  c.metrics_listen = std::move(address);
   return std::nullopt;
 }
 
@@ -162,6 +183,10 @@ const std::array kOptions = {
     option_spec{"listen", "HOST:PORT", "127.0.0.1:8080",
                 "Address to listen on; IPv6 in brackets, e.g. [::1]:8080. Port 0 picks a free one.",
                 apply_listen},
+    option_spec{"metrics-listen", "HOST:PORT", "none",
+                "A second address serving /metrics, /healthz and /readyz; the main one then "
+                "answers /metrics with 404.",
+                apply_metrics_listen},
     option_spec{"data-dir", "DIR", "./data",
                 "Directory for the database, master.key and admin-token (created 0700).",
                 [](config& c, std::string_view v) -> apply_result {
@@ -670,6 +695,12 @@ std::variant<parsed_config, std::string> parse_config(std::span<const std::strin
   for (const auto& f : flags) {
     if (f.spec->name == "config") continue;
     if (auto problem = f.spec->apply(c, f.value)) return bad_value(f.where, *problem, f.value);
+  }
+  // The same address twice would fail to bind only at start-up, as a start-up failure (exit 1).
+  if (c.metrics_listen && c.metrics_listen->port != 0 && c.metrics_listen->port == c.listen_port &&
+      c.metrics_listen->host == c.listen_host) {
+    return failure("--metrics-listen", "must differ from --listen (" + c.listen_host + ":" +
+                                           std::to_string(c.listen_port) + ")");
   }
   return out;
 }

@@ -14,9 +14,18 @@
 
 namespace hookd {
 
+struct listen_address {
+  std::string host;
+  std::uint16_t port = 0;
+};
+
 struct config {
   std::string listen_host = "127.0.0.1";  // --listen HOST:PORT, default 127.0.0.1:8080
   std::uint16_t listen_port = 8080;
+  // --metrics-listen HOST:PORT: a second listener serving /metrics, /healthz and /readyz, and the
+  // main one then answers /metrics with 404. None (the default): /metrics on the main listener,
+  // like every ops route without a token, as before the option existed.
+  std::optional<listen_address> metrics_listen;
   std::string data_dir = "./data";  // --data-dir
   unsigned threads = 0;             // --threads; 0 = hardware threads
   // --max-connections: inbound connections open at once; beyond it a new one gets a 503 and is

@@ -37,5 +37,8 @@ struct app {
 void register_api_routes(router& r, app& a);
 // Registers /healthz, /readyz and /metrics.
 void register_ops_routes(router& r, app& a);
+// Registers /healthz and /readyz only: the main listener's, when /metrics has a listener of its
+// own (--metrics-listen).
+void register_health_routes(router& r, app& a);
 
 }  // namespace hookd::http

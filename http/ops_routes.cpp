@@ -1,4 +1,5 @@
-// /healthz, /readyz and /metrics: unauthenticated, cheap, and never touching storage.
+// /healthz, /readyz and /metrics: unauthenticated, cheap, and never touching storage. /metrics
+// can move to a listener of its own (--metrics-listen; docs/operations.md, "Security model").
 
 #include "http/app.hpp"
 #include "http/metrics.hpp"
@@ -32,11 +33,15 @@ asio::awaitable<response> metrics_text(const app& a, request_context&) {
 
 }  // namespace
 
-void register_ops_routes(router& r, app& a) {
-  // Plain lambdas that call coroutine functions: the coroutine frames hold `a` as a parameter,
-  // not as a lambda capture that could dangle.
+// Plain lambdas that call coroutine functions: the coroutine frames hold `a` as a parameter, not
+// as a lambda capture that could dangle.
+void register_health_routes(router& r, app& a) {
   r.add(bhttp::verb::get, "/healthz", [](request_context& ctx) { return healthz(ctx); });
   r.add(bhttp::verb::get, "/readyz", [&a](request_context& ctx) { return readyz(a, ctx); });
+}
+
+void register_ops_routes(router& r, app& a) {
+  register_health_routes(r, a);
   r.add(bhttp::verb::get, "/metrics", [&a](request_context& ctx) { return metrics_text(a, ctx); });
 }
 

@@ -59,6 +59,10 @@ std::string url_of(const boost::asio::ip::tcp::endpoint& ep) {
          std::to_string(ep.port());
 }
 
+// Connections the --metrics-listen listener serves at once: scrapers and probes need a handful,
+// and a scan of that port holds no more descriptors than this.
+constexpr std::size_t kOpsMaxConnections = 64;
+
 // The shortest HOOKD_ADMIN_TOKEN accepted: 32 characters, what `openssl rand -base64 32` gives
 // with room to spare (44), so that a chosen admin token is no easier to guess than a generated one.
 constexpr std::size_t kMinAdminTokenChars = 32;
@@ -221,8 +225,14 @@ int run(const hookd::config& cfg) {
     shared.store = store.get();
     shared.deliveries = &deliveries;
     shared.delivery_stats = &dispatch.stats();
+    // With --metrics-listen, /metrics leaves the main listener (a 404 there, like any unknown
+    // path) for a second one that serves it with the probes, on one thread.
     hookd::http::router routes;
-    hookd::http::register_ops_routes(routes, shared);
+    if (cfg.metrics_listen) {
+      hookd::http::register_health_routes(routes, shared);
+    } else {
+      hookd::http::register_ops_routes(routes, shared);
+    }
     hookd::http::register_api_routes(routes, shared);
 
     hookd::http::server_options server_options;
@@ -236,18 +246,37 @@ int run(const hookd::config& cfg) {
     server_options.drain_timeout = cfg.drain_timeout;
     hookd::http::server http(server_options, routes, shared);
 
+    hookd::http::router ops_routes;
+    std::optional<hookd::http::server> ops_http;
+    if (cfg.metrics_listen) {
+      hookd::http::register_ops_routes(ops_routes, shared);
+      hookd::http::server_options ops_options = server_options;
+      ops_options.host = cfg.metrics_listen->host;
+      ops_options.port = cfg.metrics_listen->port;
+      ops_options.threads = 1;
+      ops_options.max_connections = kOpsMaxConnections;
+      ops_http.emplace(ops_options, ops_routes, shared);
+    }
+
     const auto endpoint = http.listen();
-    if (!endpoint) {
-      fail_line(endpoint.error().detail);
-      deliveries.stop();
-      cat.stop();
-      return 1;
+    const auto ops_endpoint =
+        ops_http ? ops_http->listen() : hookd::result<boost::asio::ip::tcp::endpoint>();
+    for (const auto* bound : {&endpoint, &ops_endpoint}) {
+      if (!*bound) {
+        fail_line(bound->error().detail);
+        deliveries.stop();
+        cat.stop();
+        return 1;
+      }
     }
     http.start();
+    if (ops_http) ops_http->start();
     dispatch.start();
     const auto token_file = data_dir / "admin-token";
     log_line({{"event", "listening"},
               {"address", url_of(*endpoint)},
+              {"metricsAddress",
+               ops_http ? boost::json::value(url_of(*ops_endpoint)) : boost::json::value(nullptr)},
               {"version", hookd::kVersion},
               {"dataDir", data_dir.string()},
               {"adminTokenFile", std::filesystem::exists(token_file)
@@ -269,6 +298,7 @@ int run(const hookd::config& cfg) {
     shared.draining = true;
     sd_notify(0, "STOPPING=1");
     http.stop();
+    if (ops_http) ops_http->stop();
     // Attempts in flight finish (bounded by the delivery timeout); one cut short is attempted
     // again after the next start.
     if (!dispatch.stop()) {

@@ -75,6 +75,7 @@ TEST_F(ConfigTest, DefaultsMatchTheContract) {
   const auto c = ok({});
   EXPECT_EQ(c.listen_host, "127.0.0.1");
   EXPECT_EQ(c.listen_port, 8080);
+  EXPECT_FALSE(c.metrics_listen.has_value());
   EXPECT_EQ(c.data_dir, "./data");
   EXPECT_EQ(c.threads, 0u);
   EXPECT_EQ(c.max_connections, 10'000u);
@@ -144,6 +145,29 @@ TEST_F(ConfigTest, ListenForms) {
     EXPECT_TRUE(contains(msg, "--listen")) << msg;
     EXPECT_TRUE(contains(msg, std::string("'") + bad + "'")) << msg;
   }
+}
+
+TEST_F(ConfigTest, MetricsListen) {
+  auto c = ok({"--metrics-listen", "127.0.0.1:9100"});
+  ASSERT_TRUE(c.metrics_listen.has_value());
+  EXPECT_EQ(c.metrics_listen->host, "127.0.0.1");
+  EXPECT_EQ(c.metrics_listen->port, 9100);
+  EXPECT_EQ(c.listen_port, 8080);  // the main listener is unchanged
+  c = ok({}, {{"HOOKD_METRICS_LISTEN", "[::1]:9100"}});
+  ASSERT_TRUE(c.metrics_listen.has_value());
+  EXPECT_EQ(c.metrics_listen->host, "::1");
+  // An empty flag turns it off again; an empty variable counts as unset.
+  EXPECT_FALSE(ok({"--metrics-listen="}, {{"HOOKD_METRICS_LISTEN", "127.0.0.1:9100"}})
+                   .metrics_listen.has_value());
+  EXPECT_FALSE(ok({}, {{"HOOKD_METRICS_LISTEN", ""}}).metrics_listen.has_value());
+  // Port 0 on both picks two free ports.
+  c = ok({"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"});
+  EXPECT_TRUE(c.metrics_listen.has_value());
+
+  EXPECT_TRUE(contains(fails({"--metrics-listen", "9100"}), "--metrics-listen"));
+  const auto same = fails({"--listen", "0.0.0.0:8080", "--metrics-listen", "0.0.0.0:8080"});
+  EXPECT_TRUE(contains(same, "--metrics-listen")) << same;
+  EXPECT_TRUE(contains(same, "0.0.0.0:8080")) << same;
 }
 
 TEST_F(ConfigTest, Durations) {
@@ -264,6 +288,7 @@ TEST_F(ConfigTest, HelpAndVersionActions) {
 TEST_F(ConfigTest, HelpListsEveryOptionWithItsEnvironmentTwin) {
   const auto help = config_help();
   for (const auto* pair : {"--listen|HOOKD_LISTEN",
+                           "--metrics-listen|HOOKD_METRICS_LISTEN",
                            "--data-dir|HOOKD_DATA_DIR",
                            "--threads|HOOKD_THREADS",
                            "--max-connections|HOOKD_MAX_CONNECTIONS",

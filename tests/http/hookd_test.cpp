@@ -1,5 +1,6 @@
 // hookd, the executable (tools/hookd.cpp), run as a real process over a mkdtemp data dir: what
-// only the binary does, such as the admin-token bootstrap and the log lines.
+// only the binary does, namely the admin-token bootstrap, the listeners it opens and the log
+// lines that name them.
 
 #include "http/delivery_fixture.hpp"
 
@@ -137,6 +138,42 @@ TEST_F(HookdTest, AGeneratedAdminTokenIsInItsFileAndNeverInTheLog) {
   EXPECT_EQ(hookd->wait_exit(60s), std::optional<int>(0));
   EXPECT_EQ(hookd->output(true).find(token), std::string::npos) << "the token is in stderr";
   EXPECT_EQ(hookd->output(false).find(token), std::string::npos) << "the token is in stdout";
+}
+
+TEST_F(HookdTest, MetricsListenMovesMetricsToASecondListener) {
+  auto hookd = start("metrics", {"HOOKD_ADMIN_TOKEN=" + std::string(kToken)},
+                     {"--metrics-listen", "127.0.0.1:0"});
+  const auto up = listening(*hookd);
+  ASSERT_TRUE(up) << hookd->output(true);
+  ASSERT_TRUE(up->contains("metricsAddress") && up->at("metricsAddress").is_string()) << *up;
+  const auto main_endpoint = endpoint_of(str_of(*up, "address"));
+  const auto metrics_endpoint = endpoint_of(str_of(*up, "metricsAddress"));
+  EXPECT_NE(main_endpoint.port(), metrics_endpoint.port());
+
+  http_client ops(metrics_endpoint);
+  auto r = get(ops, "/metrics");
+  EXPECT_EQ(r.status, 200u);
+  EXPECT_EQ(r.header("Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_NE(r.body.find("hookd_catalog_objects"), std::string::npos) << r.body;
+  EXPECT_EQ(get(ops, "/healthz").status, 200u);
+  EXPECT_EQ(get(ops, "/readyz").status, 200u);
+  expect_problem(get(ops, "/api/v1/organizations", kToken), 404);  // the API is not served here
+
+  http_client api(main_endpoint);
+  expect_problem(get(api, "/metrics"), 404);
+  EXPECT_EQ(get(api, "/healthz").status, 200u);
+  EXPECT_EQ(get(api, "/readyz").status, 200u);
+  EXPECT_EQ(get(api, "/api/v1/organizations", kToken).status, 200u);
+}
+
+TEST_F(HookdTest, WithoutMetricsListenMetricsStayOnTheMainListener) {
+  auto hookd = start("main", {"HOOKD_ADMIN_TOKEN=" + std::string(kToken)});
+  const auto up = listening(*hookd);
+  ASSERT_TRUE(up) << hookd->output(true);
+  ASSERT_TRUE(up->contains("metricsAddress")) << *up;
+  EXPECT_TRUE(up->at("metricsAddress").is_null());
+  http_client client(endpoint_of(str_of(*up, "address")));
+  EXPECT_EQ(get(client, "/metrics").status, 200u);
 }
 
 }  // namespace
