@@ -188,7 +188,7 @@ const std::array kOptions = {
                 "answers /metrics with 404.",
                 apply_metrics_listen},
     option_spec{"data-dir", "DIR", "./data",
-                "Directory for the database, master.key and admin-token (created 0700).",
+                "Database, master.key and admin-token (mode 0700; refused when wider).",
                 [](config& c, std::string_view v) -> apply_result {
                   if (v.empty()) return "expected a directory path";
                   c.data_dir = std::string(v);
