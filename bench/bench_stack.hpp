@@ -5,9 +5,9 @@
 //
 // Not thread-safe by itself: build a stack on one thread, then read it from many.
 
-#include "core/catalog.hpp"
-#include "core/entities.hpp"
-#include "core/validation.hpp"
+#include "core/catalog/catalog.hpp"
+#include "core/catalog/entities.hpp"
+#include "core/catalog/validation.hpp"
 #include "storage/rocksdb_storage.hpp"
 
 #include <cstdint>

@@ -21,14 +21,14 @@
 
 #include "bench_stack.hpp"
 
-#include "core/delivery.hpp"
-#include "core/delivery_log.hpp"
-#include "core/event_match.hpp"
-#include "core/scheduler.hpp"
-#include "core/signing.hpp"
+#include "core/delivery/delivery.hpp"
+#include "core/delivery/delivery_log.hpp"
+#include "core/delivery/event_match.hpp"
+#include "core/delivery/scheduler.hpp"
+#include "core/delivery/signing.hpp"
 #include "hookd/version.hpp"
-#include "http/delivery_client.hpp"
-#include "http/dispatcher.hpp"
+#include "http/outbound/delivery_client.hpp"
+#include "http/outbound/dispatcher.hpp"
 
 #include <benchmark/benchmark.h>
 #include <boost/beast/core/buffers_range.hpp>

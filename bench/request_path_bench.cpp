@@ -2,7 +2,7 @@
 // the handler and the whole in-process path together. Where a GET's time goes before any socket
 // is involved; bench/http.sh measures the same request over loopback against nginx.
 //
-// Stages, in the order the server runs them (http/server.cpp):
+// Stages, in the order the server runs them (http/server/server.cpp):
 //   parse        Beast request_parser over the raw request bytes (parser built per request, as
 //                the server does), then release() of the message
 //   route        router::find on the real route table (register_api_routes + register_ops_routes)
@@ -21,12 +21,12 @@
 
 #include "bench_stack.hpp"
 
-#include "core/crypto.hpp"
-#include "http/app.hpp"
-#include "http/auth.hpp"
-#include "http/metrics.hpp"
-#include "http/problem.hpp"
-#include "http/router.hpp"
+#include "core/common/crypto.hpp"
+#include "http/api/app.hpp"
+#include "http/api/auth.hpp"
+#include "http/server/metrics.hpp"
+#include "http/server/problem.hpp"
+#include "http/server/router.hpp"
 
 #include <benchmark/benchmark.h>
 #include <boost/asio/co_spawn.hpp>
@@ -106,8 +106,8 @@ fixture& the_fixture() {
   return f;
 }
 
-// What the server does after the handler: render the head (http/problem.hpp) and write head +
-// body in one gather write (here: appended to `out`).
+// What the server does after the handler: render the head (http/server/problem.hpp) and write head
+// + body in one gather write (here: appended to `out`).
 std::size_t finish_and_serialize(http::response& res, std::string& out) {
   http::render_head(res, 11, true, kRequestId, out);
   out += res.body();

@@ -6,8 +6,8 @@
 //   <data-dir>/master.key   base64 of 32 random bytes, mode 0600 (unless HOOKD_MASTER_KEY is set)
 //   <data-dir>/admin-token  the generated admin token, mode 0600, written once on first start
 
-#include "core/crypto.hpp"
-#include "core/error.hpp"
+#include "core/common/crypto.hpp"
+#include "core/common/error.hpp"
 
 #include <filesystem>
 #include <optional>

@@ -2,8 +2,8 @@
 // hookd's storage on RocksDB: one column family per core table, every write a WriteBatch with
 // sync=true, so that a successful write() has been fsync'd. RocksDB appears only in the .cpp.
 
-#include "core/error.hpp"
-#include "core/storage.hpp"
+#include "core/common/error.hpp"
+#include "core/durable/storage.hpp"
 
 #include <memory>
 #include <string>

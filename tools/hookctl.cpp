@@ -7,7 +7,7 @@
 // its own --url.
 
 #include "hookd/version.hpp"
-#include "http/cli_client.hpp"
+#include "http/cli/cli_client.hpp"
 
 #include <boost/json.hpp>
 

@@ -1,5 +1,5 @@
 // hookd-load: the load generator people point at hookd (issue #4). The command line and the JSON
-// it prints are agreed with bench/compare.sh (see kHelp in tools/load_options.hpp).
+// it prints are agreed with bench/compare.sh (see kHelp in tools/load/load_options.hpp).
 //
 // Shape: a controller coroutine on shard 0 (main's thread) provisions what the scenario needs,
 // spreads --connections worker coroutines over --threads shards (one io_context and thread each),
@@ -9,9 +9,9 @@
 // (open loop, --rate), in which case latency counts from the intended time, so a stalled server
 // cannot hide its stall by slowing the client down (coordinated omission).
 
-#include "tools/load_deliver.hpp"
-#include "tools/load_http.hpp"
-#include "tools/load_options.hpp"
+#include "tools/load/load_deliver.hpp"
+#include "tools/load/load_http.hpp"
+#include "tools/load/load_options.hpp"
 
 #include <boost/asio/signal_set.hpp>
 #include <boost/json.hpp>

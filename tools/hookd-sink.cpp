@@ -2,7 +2,7 @@
 // signatures, answers with scripted statuses, and prints one JSON line per delivery.
 // Single-threaded: one io_context, one coroutine per connection, all state on that thread.
 
-#include "core/signing.hpp"
+#include "core/delivery/signing.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>

@@ -3,15 +3,15 @@
 // Exit codes: 0 clean stop (and --help/--version), 1 start-up failure, 2 bad configuration
 // (including a HOOKD_ADMIN_TOKEN too short on the first start).
 
-#include "core/catalog.hpp"
-#include "core/config.hpp"
-#include "core/delivery_log.hpp"
-#include "core/entities.hpp"
+#include "core/catalog/catalog.hpp"
+#include "core/catalog/entities.hpp"
+#include "core/config/config.hpp"
+#include "core/delivery/delivery_log.hpp"
 #include "hookd/version.hpp"
-#include "http/app.hpp"
-#include "http/dispatcher.hpp"
-#include "http/metrics.hpp"
-#include "http/server.hpp"
+#include "http/api/app.hpp"
+#include "http/outbound/dispatcher.hpp"
+#include "http/server/metrics.hpp"
+#include "http/server/server.hpp"
 #include "storage/data_dir.hpp"
 #include "storage/rocksdb_storage.hpp"
 

@@ -7,7 +7,7 @@ preset=${1:-debug}
 bash tools/setup.sh
 cmake --preset "$preset" ${HOOKD_CMAKE_ARGS:-}
 cmake --build --preset "$preset"
-# The Node receiver of tests/http/standardwebhooks_test.cpp (the npm standardwebhooks package,
+# The Node receiver of tests/http/outbound/standardwebhooks_test.cpp (the npm standardwebhooks package,
 # pinned by tests/node/package-lock.json).
 npm ci --prefix tests/node --no-audit --no-fund --silent
 ctest --preset "$preset" --parallel 2 --timeout 600

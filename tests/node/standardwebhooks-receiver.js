@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // A webhook receiver that verifies every request with the npm `standardwebhooks` library, the way
-// a receiver of hookd's deliveries would (CONTRACT §5). Used by tests/http/standardwebhooks_test.cpp.
+// a receiver of hookd's deliveries would (docs/openapi.yaml). Used by tests/http/outbound/standardwebhooks_test.cpp.
 //
 //   node standardwebhooks-receiver.js --secret whsec_... [--max-seconds 120]
 //

@@ -14,7 +14,7 @@
 // stdout is a pipe to the test; every line is written with one write(2), unbuffered, so that
 // nothing acknowledged is lost in a stdio buffer when the test SIGKILLs this process.
 
-#include "core/catalog.hpp"
+#include "core/catalog/catalog.hpp"
 #include "crash_workload.hpp"
 #include "storage/data_dir.hpp"
 #include "storage/rocksdb_storage.hpp"

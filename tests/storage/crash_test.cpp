@@ -7,7 +7,7 @@
 // SIGKILL loses what the process had not handed to the kernel; it does not lose the page cache,
 // so this checks the software's protocol (WAL, sync, recovery), not the disk's.
 
-#include "core/catalog.hpp"
+#include "core/catalog/catalog.hpp"
 #include "crash_workload.hpp"
 #include "storage/data_dir.hpp"
 #include "storage/rocksdb_storage.hpp"

@@ -10,7 +10,7 @@
 // so after any crash a batch is either entirely there or entirely absent, exactly one "tmp/"
 // key exists, and "last" names the newest batch.
 
-#include "core/storage.hpp"
+#include "core/durable/storage.hpp"
 
 #include <fcntl.h>
 #include <poll.h>

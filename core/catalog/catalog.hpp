@@ -1,0 +1,117 @@
+#pragma once
+// The catalog: hookd's in-memory index of organizations, projects, tokens and webhooks, and the
+// single path by which they change.
+//
+// Reads (find_*, list_*) run on any thread, never touch storage and never wait for a writer.
+// Writes are validated inputs; each becomes one write_batch that a single writer thread commits
+// with group commit (everything queued while the previous fsync ran goes into the next batch and
+// shares one fsync). A change is published to readers only after it is durable, and the
+// completion runs after that, so a client that sees its 201 can read what it wrote.
+//
+// See catalog.cpp for the data structure chosen for readers and why.
+
+#include "core/catalog/entities.hpp"
+#include "core/catalog/validation.hpp"
+#include "core/common/error.hpp"
+#include "core/durable/storage.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace hookd {
+
+struct catalog_options {
+  // Limit per project; the next create is a 409 (limit_reached). Default 100 (docs/operations.md).
+  std::size_t max_webhooks_per_project = 100;
+  // Key that seals webhook secrets at rest (AES-256-GCM). Required.
+  aes256gcm_key master_key = aes256gcm_key::generate();
+  // Threads that decode webhook records (JSON, base64, AES-GCM open) during load(). 0: one per
+  // CPU this process may run on (its affinity mask), at most 8; 1: all on the calling thread.
+  // The outcome is the same for every value, refusals included.
+  unsigned load_threads = 0;
+};
+
+struct catalog_counts {
+  std::size_t organizations = 0, projects = 0, tokens = 0, webhooks = 0;
+};
+
+struct commit_stats {
+  std::uint64_t groups = 0;     // batches the writer committed (one fsync each)
+  std::uint64_t mutations = 0;  // logical changes inside them
+  std::uint64_t rejected = 0;   // changes refused before writing (conflict, limit, not found)
+  std::uint64_t failed = 0;     // changes whose batch failed to become durable
+};
+
+// What create_token returns: the stored token and the secret string, shown this once.
+struct created_token {
+  std::shared_ptr<const api_token> token;
+  std::string secret;
+};
+
+template <class T>
+using completion = std::function<void(result<T>)>;
+
+using webhook_list = std::vector<std::shared_ptr<const webhook>>;  // oldest first
+
+class catalog {
+ public:
+  catalog(storage& store, catalog_options options);
+  ~catalog();  // stop(): queued writes finish; a never-started catalog answers `unavailable`
+  catalog(const catalog&) = delete;
+  catalog& operator=(const catalog&) = delete;
+
+  // Start-up: fills the index from storage. Call once, before start(). A record that does not
+  // decode (or a secret that does not open with the master key) is an error naming the table and
+  // key, never skipped silently.
+  result<catalog_counts> load();
+  void start();  // starts the writer thread
+  void stop();   // drains queued writes, then stops the writer thread
+
+  // ---- reads: any thread, lock-light, never storage
+  std::shared_ptr<const organization> find_organization(const object_id& id) const;
+  std::vector<std::shared_ptr<const organization>> list_organizations() const;  // oldest first
+  std::shared_ptr<const project> find_project(const object_id& id) const;
+  std::vector<std::shared_ptr<const project>> list_projects(const object_id& org) const;
+  std::shared_ptr<const api_token> find_token(const object_id& id) const;
+  std::shared_ptr<const api_token> find_token_by_digest(const sha256_digest& digest) const;
+  std::vector<std::shared_ptr<const api_token>> list_tokens() const;
+  std::shared_ptr<const webhook> find_webhook(const object_id& id) const;
+  std::shared_ptr<const webhook_list> list_webhooks(const object_id& project) const;  // never null
+  catalog_counts counts() const;
+  commit_stats stats() const;
+  bool has_admin_token() const;  // any token with the admin scope
+
+  // ---- writes: completion runs exactly once, on the writer thread (or inline on the caller
+  // when the change is refused before queueing, e.g. after stop()). Outcomes:
+  //   not_found      organization / project / webhook / token does not exist (or not in scope)
+  //   conflict       project slug taken in the organization
+  //   limit_reached  the project already has max_webhooks_per_project webhooks
+  //   validation     token organizations that do not exist (field "organizations[i]")
+  //   storage_failure the batch did not become durable; nothing changed
+  //   unavailable    the catalog is stopped
+  void create_organization(organization_input in,
+                           completion<std::shared_ptr<const organization>> done);
+  void create_project(object_id org, project_input in,
+                      completion<std::shared_ptr<const project>> done);
+  // `secret` overrides the generated token string (admin bootstrap from HOOKD_ADMIN_TOKEN).
+  void create_token(token_input in, std::optional<std::string> secret,
+                    completion<created_token> done);
+  void delete_token(object_id id, completion<void> done);
+  void create_webhook(object_id org, object_id project, webhook_input in,
+                      completion<std::shared_ptr<const webhook>> done);
+  // Merges `patch`; `updatedAt` moves only when a field actually changed.
+  void update_webhook(object_id org, object_id project, object_id id, webhook_patch patch,
+                      completion<std::shared_ptr<const webhook>> done);
+  void delete_webhook(object_id org, object_id project, object_id id, completion<void> done);
+
+  struct impl;
+
+ private:
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace hookd

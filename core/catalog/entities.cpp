@@ -1,0 +1,149 @@
+#include "core/catalog/entities.hpp"
+
+#include <boost/json/array.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/string.hpp>
+
+#include <algorithm>
+
+namespace hookd {
+
+namespace {
+
+namespace json = boost::json;
+
+json::string id_json(const object_id& id) {
+  constexpr char kHex[] = "0123456789abcdef";
+  char buf[2 * object_id::kSize];  // JSON output is hot: no temporary std::string
+  char* p = buf;
+  for (std::uint8_t byte : id.bytes()) {
+    *p++ = kHex[byte >> 4];
+    *p++ = kHex[byte & 0x0F];
+  }
+  return json::string(buf, sizeof buf);
+}
+
+json::string time_json(timestamp t) {
+  std::string text;
+  text.reserve(24);
+  append_rfc3339(text, t);
+  return json::string(text.data(), text.size());
+}
+
+json::string text_json(std::string_view s) {
+  return json::string(s.data(), s.size());
+}
+
+}  // namespace
+
+std::string_view to_string(project_status s) noexcept {
+  switch (s) {
+    case project_status::draft:
+      return "draft";
+    case project_status::active:
+      return "active";
+    case project_status::archived:
+      return "archived";
+  }
+  return "draft";
+}
+
+std::optional<project_status> parse_project_status(std::string_view text) noexcept {
+  if (text == "draft") return project_status::draft;
+  if (text == "active") return project_status::active;
+  if (text == "archived") return project_status::archived;
+  return std::nullopt;
+}
+
+bool api_token::can_access(const object_id& org) const noexcept {
+  return scopes.has(scope::admin) ||
+         std::find(organizations.begin(), organizations.end(), org) != organizations.end();
+}
+
+json::object to_json(const organization& o) {
+  json::object j;
+  j.reserve(4);
+  j.emplace("_id", id_json(o.id));
+  j.emplace("name", text_json(o.name));
+  j.emplace("createdAt", time_json(o.created_at));
+  j.emplace("updatedAt", time_json(o.updated_at));
+  return j;
+}
+
+json::object to_json(const project& p) {
+  json::object j;
+  j.reserve(9);
+  j.emplace("_id", id_json(p.id));
+  j.emplace("name", text_json(p.name));
+  j.emplace("slug", text_json(p.slug));
+  if (p.description) j.emplace("description", text_json(*p.description));
+  j.emplace("organization", id_json(p.organization));
+  j.emplace("status", text_json(to_string(p.status)));
+  if (p.app_icon_url) j.emplace("appIconUrl", text_json(*p.app_icon_url));
+  j.emplace("createdAt", time_json(p.created_at));
+  j.emplace("updatedAt", time_json(p.updated_at));
+  return j;
+}
+
+json::object to_json(const api_token& t) {
+  json::object j;
+  j.reserve(5);
+  j.emplace("_id", id_json(t.id));
+  j.emplace("name", text_json(t.name));
+  json::array orgs;
+  orgs.reserve(t.organizations.size());
+  for (const object_id& org : t.organizations) orgs.emplace_back(id_json(org));
+  j.emplace("organizations", std::move(orgs));
+  json::array scopes;
+  for (std::string_view name : t.scopes.names()) scopes.emplace_back(text_json(name));
+  j.emplace("scopes", std::move(scopes));
+  j.emplace("createdAt", time_json(t.created_at));
+  return j;
+}
+
+json::object to_json(const webhook& w, header_values values) {
+  json::object j;
+  j.reserve(12);
+  j.emplace("_id", id_json(w.id));
+  j.emplace("organization", id_json(w.organization));
+  j.emplace("project", id_json(w.project));
+  j.emplace("name", text_json(w.name));
+  j.emplace("url", text_json(w.url));
+  json::object headers;
+  headers.reserve(w.headers.size());
+  for (const header_entry& h : w.headers) {
+    headers.insert_or_assign(
+        json::string_view(h.name.data(), h.name.size()),
+        text_json(values == header_values::masked ? kMaskedHeaderValue : h.value));
+  }
+  j.emplace("headers", std::move(headers));
+  j.emplace("active", w.active);
+  json::array events;
+  events.reserve(w.events.size());
+  for (const std::string& e : w.events) events.emplace_back(text_json(e));
+  j.emplace("events", std::move(events));
+  j.emplace("createdAt", time_json(w.created_at));
+  j.emplace("updatedAt", time_json(w.updated_at));
+  if (w.disabled_reason) j.emplace("disabledReason", text_json(*w.disabled_reason));
+  if (w.disabled_at) j.emplace("disabledAt", time_json(*w.disabled_at));
+  return j;
+}
+
+const std::string& to_json_text(const webhook& w, header_values values) {
+  if (values == header_values::masked && !w.headers.empty()) {
+    return w.masked_json_cache.get(
+        [&w] { return json::serialize(to_json(w, header_values::masked)); });
+  }
+  return w.json_cache.get([&w] { return json::serialize(to_json(w)); });
+}
+
+std::string generate_webhook_secret() {
+  // 24 bytes (192 bits) is within the 24..64 byte range Standard Webhooks recommends.
+  return "whsec_" + base64_encode(random_bytes(24));
+}
+
+std::string generate_api_token() {
+  return "hkd_" + base64url_encode(random_bytes(32));
+}
+
+}  // namespace hookd

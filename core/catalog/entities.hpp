@@ -1,0 +1,134 @@
+#pragma once
+// The domain entities as the catalog holds them (immutable once published) and their JSON
+// shapes on the wire. Secrets never appear in `to_json`; see webhook_secret_json.
+
+#include "core/catalog/scopes.hpp"
+#include "core/common/clock.hpp"
+#include "core/common/crypto.hpp"
+#include "core/common/object_id.hpp"
+
+#include <boost/json/object.hpp>
+
+#include <atomic>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace hookd {
+
+enum class project_status : std::uint8_t { draft, active, archived };
+std::string_view to_string(project_status s) noexcept;
+std::optional<project_status> parse_project_status(std::string_view) noexcept;
+
+struct organization {
+  object_id id;
+  std::string name;
+  timestamp created_at{};
+  timestamp updated_at{};
+};
+
+// The platform's Project schema. `credential`, `additionalCredentials` and `lastActivityAt`
+// belong to the platform; hookd stores none and omits them from its JSON.
+struct project {
+  object_id id;
+  object_id organization;
+  std::string name;
+  std::string slug;
+  std::optional<std::string> description;
+  project_status status = project_status::draft;
+  std::optional<std::string> app_icon_url;
+  timestamp created_at{};
+  timestamp updated_at{};
+};
+
+// An API token as stored: only the SHA-256 digest of the secret string is kept.
+struct api_token {
+  object_id id;
+  std::string name;
+  std::vector<object_id> organizations;
+  scope_set scopes;
+  sha256_digest digest{};
+  timestamp created_at{};
+
+  bool can_access(const object_id& org) const noexcept;  // admin, or org listed
+};
+
+struct header_entry {
+  std::string name;
+  std::string value;
+  friend bool operator==(const header_entry&, const header_entry&) = default;
+};
+
+// The serialized JSON of one immutable entity version, made on first use and kept with it.
+// Readers on any thread may race to fill it: one wins (compare-exchange), the others drop their
+// copy. A copy of the cache starts empty, because the catalog makes a webhook's next version by
+// copying the current one and changing fields; it must never be filled before such changes.
+class json_text_cache {
+ public:
+  json_text_cache() noexcept = default;
+  json_text_cache(const json_text_cache&) noexcept {}
+  json_text_cache& operator=(const json_text_cache&) noexcept {
+    delete text_.exchange(nullptr, std::memory_order_acq_rel);
+    return *this;
+  }
+  ~json_text_cache() { delete text_.load(std::memory_order_acquire); }
+
+  template <class Make>
+  const std::string& get(Make make) const {
+    if (const std::string* text = text_.load(std::memory_order_acquire)) return *text;
+    auto* fresh = new std::string(make());
+    const std::string* expected = nullptr;
+    if (text_.compare_exchange_strong(expected, fresh, std::memory_order_acq_rel,
+                                      std::memory_order_acquire)) {
+      return *fresh;
+    }
+    delete fresh;
+    return *expected;
+  }
+
+ private:
+  mutable std::atomic<const std::string*> text_{nullptr};
+};
+
+struct webhook {
+  object_id id;
+  object_id organization;
+  object_id project;
+  std::string name;
+  std::string url;
+  std::vector<header_entry> headers;  // in the order the client gave them
+  bool active = true;
+  std::vector<std::string> events;
+  std::string secret;  // "whsec_" + base64(24 random bytes); plaintext in memory only
+  timestamp created_at{};
+  timestamp updated_at{};
+  std::optional<std::string> disabled_reason;  // set by auto-disable (delivery, later)
+  std::optional<timestamp> disabled_at;
+  json_text_cache json_cache;         // for to_json_text; not part of the entity's value
+  json_text_cache masked_json_cache;  // for to_json_text(w, header_values::masked); likewise
+};
+
+// What a token that may read a webhook but not change it sees in place of each custom header
+// value, which often carries the receiver's credentials (docs/operations.md, "Security model").
+// A PATCH that sends it back as a header's value keeps the value stored under that name.
+inline constexpr std::string_view kMaskedHeaderValue = "********";
+
+enum class header_values : std::uint8_t { shown, masked };
+
+boost::json::object to_json(const organization&);
+boost::json::object to_json(const project&);
+boost::json::object to_json(const api_token&);  // never the token string or its digest
+// Never the secret; custom header values as they are, or each one kMaskedHeaderValue.
+boost::json::object to_json(const webhook&, header_values values = header_values::shown);
+// serialize(to_json(w, values)), computed once per webhook version and kind. Only for webhooks
+// that no longer change (the catalog's published, `const` ones): the text is not refreshed after
+// an edit.
+const std::string& to_json_text(const webhook&, header_values values = header_values::shown);
+
+// A fresh signing secret: "whsec_" + standard base64 of 24 RAND_bytes.
+std::string generate_webhook_secret();
+// A fresh API token string: "hkd_" + base64url of 32 RAND_bytes.
+std::string generate_api_token();
+
+}  // namespace hookd

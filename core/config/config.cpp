@@ -1,0 +1,740 @@
+// Configuration: one table of options drives the flags, the HOOKD_* environment twins, the
+// config-file keys and --help, so the four can never disagree about names or value syntax.
+
+#include "core/config/config.hpp"
+
+#include "core/common/ascii.hpp"
+
+#include "core/common/clock.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string_view>
+#include <variant>
+
+namespace hookd {
+
+config::config()
+    : retry_schedule{std::chrono::seconds(5), std::chrono::minutes(5), std::chrono::minutes(30),
+                     std::chrono::hours(2),   std::chrono::hours(5),   std::chrono::hours(10),
+                     std::chrono::hours(10)} {}
+
+namespace {
+
+using std::chrono::milliseconds;
+
+// A value problem, phrased to follow "<where>: ": e.g. "expected a positive integer".
+using apply_result = std::optional<std::string>;
+using apply_fn = apply_result (*)(config&, std::string_view);
+
+struct option_spec {
+  std::string_view name;      // flag without "--", e.g. "data-dir"
+  std::string_view metavar;   // "" for boolean flags
+  std::string_view fallback;  // the default, as --help shows it
+  std::string_view help;
+  apply_fn apply;
+  bool boolean = false;
+};
+
+constexpr std::uint64_t kMaxBodyCeiling = 1ull << 30;  // bodies are held in memory: 1 GiB at most
+
+std::optional<std::uint64_t> parse_uint(std::string_view text) noexcept {
+  if (text.empty()) return std::nullopt;
+  std::uint64_t v = 0;
+  const auto* end = text.data() + text.size();
+  const auto r = std::from_chars(text.data(), end, v);
+  if (r.ec != std::errc{} || r.ptr != end) return std::nullopt;
+  return v;
+}
+
+std::optional<bool> parse_bool(std::string_view text) noexcept {
+  for (const auto t : {"1", "true", "yes", "on"}) {
+    if (ascii_iequals(text, t)) return true;
+  }
+  for (const auto f : {"0", "false", "no", "off"}) {
+    if (ascii_iequals(text, f)) return false;
+  }
+  return std::nullopt;
+}
+
+// "65536", "64k", "64KiB", "1m", "1MiB" (binary multiples; "kb"/"mb" are read the same way).
+std::optional<std::uint64_t> parse_bytes(std::string_view text) noexcept {
+  std::size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  const auto number = parse_uint(text.substr(0, digits));
+  if (!number) return std::nullopt;
+  const auto suffix = text.substr(digits);
+  std::uint64_t unit = 0;
+  if (suffix.empty() || ascii_iequals(suffix, "b")) {
+    unit = 1;
+  } else if (ascii_iequals(suffix, "k") || ascii_iequals(suffix, "kib") ||
+             ascii_iequals(suffix, "kb")) {
+    unit = 1024;
+  } else if (ascii_iequals(suffix, "m") || ascii_iequals(suffix, "mib") ||
+             ascii_iequals(suffix, "mb")) {
+    unit = 1024 * 1024;
+  } else {
+    return std::nullopt;
+  }
+  if (*number > kMaxBodyCeiling / unit) return std::nullopt;
+  return *number * unit;
+}
+
+bool host_char(char c) noexcept {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+         c == '-' || c == '_';
+}
+
+// "127.0.0.1:8080", "localhost:8080", "[::1]:8080". IPv6 needs brackets: "::1:8080" is
+// ambiguous, so it is refused rather than guessed.
+apply_result parse_listen_address(std::string_view v, listen_address& out) {
+  constexpr auto kExpected = "expected HOST:PORT such as 127.0.0.1:8080 or [::1]:8080";
+  std::string_view host, port;
+  if (!v.empty() && v.front() == '[') {
+    const auto close = v.find(']');
+    if (close == std::string_view::npos || close + 1 >= v.size() || v[close + 1] != ':') {
+      return kExpected;
+    }
+    host = v.substr(1, close - 1);
+    port = v.substr(close + 2);
+    if (host.find(':') == std::string_view::npos) return kExpected;
+    for (const char ch : host) {
+      const bool ok = (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') ||
+                      (ch >= 'A' && ch <= 'F') || ch == ':' || ch == '.';
+      if (!ok) return kExpected;
+    }
+  } else {
+    const auto colon = v.rfind(':');
+    if (colon == std::string_view::npos) return kExpected;
+    host = v.substr(0, colon);
+    port = v.substr(colon + 1);
+    if (host.empty() || !std::all_of(host.begin(), host.end(), host_char)) return kExpected;
+  }
+  const auto p = parse_uint(port);
+  if (!p || *p > 65535) return kExpected;
+  out.host = std::string(host);
+  out.port = static_cast<std::uint16_t>(*p);
+  return std::nullopt;
+}
+
+apply_result apply_listen(config& c, std::string_view v) {
+  listen_address address;
+  if (auto problem = parse_listen_address(v, address)) return problem;
+  c.listen_host = std::move(address.host);
+  c.listen_port = address.port;
+  return std::nullopt;
+}
+
+// An empty value (a flag or a file; an empty HOOKD_METRICS_LISTEN counts as unset) turns the
+// second listener off again.
+apply_result apply_metrics_listen(config& c, std::string_view v) {
+  if (v.empty()) {
+    c.metrics_listen.reset();
+    return std::nullopt;
+  }
+  listen_address address;
+  if (auto problem = parse_listen_address(v, address)) return problem;
+  c.metrics_listen = std::move(address);
+  return std::nullopt;
+}
+
+template <class T, std::uint64_t Max>
+apply_result set_count(T& out, std::string_view v) {
+  const auto n = parse_uint(v);
+  if (!n || *n == 0 || *n > Max) {
+    return "expected a positive integer (at most " + std::to_string(Max) + ")";
+  }
+  out = static_cast<T>(*n);
+  return std::nullopt;
+}
+
+apply_result set_duration(milliseconds& out, std::string_view v, bool allow_zero) {
+  const auto d = parse_duration(v);
+  if (!d || (!allow_zero && d->count() == 0)) {
+    return allow_zero ? "expected a duration such as 30s, 5m, 2h or 5d"
+                      : "expected a positive duration such as 30s, 5m, 2h or 5d";
+  }
+  out = *d;
+  return std::nullopt;
+}
+
+apply_result set_bool(bool& out, std::string_view v) {
+  const auto b = parse_bool(v);
+  if (!b) return "expected true or false (also 1/0, yes/no)";
+  out = *b;
+  return std::nullopt;
+}
+
+// The single source of truth for option names, defaults and syntax.
+const std::array kOptions = {
+    option_spec{"listen", "HOST:PORT", "127.0.0.1:8080",
+                "Address to listen on; IPv6 in brackets, e.g. [::1]:8080. Port 0 picks a free one.",
+                apply_listen},
+    option_spec{"metrics-listen", "HOST:PORT", "none",
+                "A second address serving /metrics, /healthz and /readyz; the main one then "
+                "answers /metrics with 404.",
+                apply_metrics_listen},
+    option_spec{"data-dir", "DIR", "./data",
+                "Database, master.key and admin-token (mode 0700; refused when wider).",
+                [](config& c, std::string_view v) -> apply_result {
+                  if (v.empty()) return "expected a directory path";
+                  c.data_dir = std::string(v);
+                  return std::nullopt;
+                }},
+    option_spec{"threads", "N", "hardware threads", "Threads serving HTTP.",
+                [](config& c, std::string_view v) {
+                  return set_count<unsigned, 1024>(c.threads, v);
+                }},
+    option_spec{"max-connections", "N", "10000",
+                "Inbound connections open at once; a new one beyond it gets a 503 and is closed.",
+                [](config& c, std::string_view v) {
+                  return set_count<std::size_t, 1'000'000>(c.max_connections, v);
+                }},
+    option_spec{"max-body", "BYTES", "64KiB",
+                "Largest request body accepted (suffixes k/KiB, m/MiB); larger is a 413.",
+                [](config& c, std::string_view v) -> apply_result {
+                  const auto n = parse_bytes(v);
+                  if (!n || *n == 0)
+                    return "expected a size in bytes such as 65536, 64k or 1MiB (at most 1GiB)";
+                  c.max_body_bytes = static_cast<std::size_t>(*n);
+                  return std::nullopt;
+                }},
+    option_spec{"max-webhooks-per-project", "N", "100",
+                "Webhooks a project may have; the next create is a 409.",
+                [](config& c, std::string_view v) {
+                  return set_count<std::size_t, 1'000'000>(c.max_webhooks_per_project, v);
+                }},
+    option_spec{"retry-schedule", "LIST", "5s,5m,30m,2h,5h,10h,10h",
+                "Delays between delivery attempts (each with +-20% jitter), comma-separated.",
+                [](config& c, std::string_view v) -> apply_result {
+                  auto steps = parse_duration_list(v);
+                  if (!steps)
+                    return "expected comma-separated positive durations such as 5s,5m,30m";
+                  c.retry_schedule = std::move(*steps);
+                  return std::nullopt;
+                }},
+    option_spec{"delivery-timeout", "DURATION", "15s",
+                "How long a webhook endpoint has to answer a delivery with a 2xx.",
+                [](config& c, std::string_view v) {
+                  return set_duration(c.delivery_timeout, v, false);
+                }},
+    option_spec{"disable-after", "DURATION", "5d",
+                "A webhook failing without a single success this long is set inactive.",
+                [](config& c, std::string_view v) {
+                  return set_duration(c.disable_after, v, false);
+                }},
+    option_spec{"secret-grace", "DURATION", "24h",
+                "How long the previous secret keeps signing after a rotation (0s: not at all).",
+                [](config& c, std::string_view v) {
+                  return set_duration(c.secret_grace, v, true);
+                }},
+    option_spec{
+        "allow-private-targets", "", "false",
+        "Allow webhook URLs resolving to loopback/private/reserved addresses (testing only).",
+        [](config& c, std::string_view v) { return set_bool(c.allow_private_targets, v); }, true},
+    option_spec{"header-timeout", "DURATION", "10s",
+                "Time allowed to receive a request head, then its body, and to write a response.",
+                [](config& c, std::string_view v) {
+                  return set_duration(c.header_timeout, v, false);
+                }},
+    option_spec{"idle-timeout", "DURATION", "60s",
+                "How long a keep-alive connection may wait for its next request.",
+                [](config& c, std::string_view v) {
+                  return set_duration(c.idle_timeout, v, false);
+                }},
+    option_spec{"drain-timeout", "DURATION", "10s",
+                "On SIGTERM/SIGINT, how long in-flight requests get before connections are cut.",
+                [](config& c, std::string_view v) {
+                  return set_duration(c.drain_timeout, v, true);
+                }},
+    option_spec{"max-inflight-deliveries", "N", "256", "Delivery attempts running at once.",
+                [](config& c, std::string_view v) {
+                  return set_count<std::size_t, 1'000'000>(c.max_inflight_deliveries, v);
+                }},
+    option_spec{"max-inflight-per-webhook", "N", "4",
+                "Delivery attempts running at once against one webhook.",
+                [](config& c, std::string_view v) {
+                  return set_count<std::size_t, 10'000>(c.max_inflight_per_webhook, v);
+                }},
+    option_spec{"max-inflight-per-organization", "N", "--max-inflight-deliveries / 4",
+                "Delivery attempts running at once against one organization's webhooks.",
+                [](config& c, std::string_view v) {
+                  return set_count<std::size_t, 1'000'000>(c.max_inflight_per_organization, v);
+                }},
+    option_spec{"unsafe-no-fsync", "", "false",
+                "Do not fsync writes. Benchmarks only: a crash loses acknowledged writes.",
+                [](config& c, std::string_view v) { return set_bool(c.unsafe_no_fsync, v); }, true},
+    option_spec{"config", "FILE", "none",
+                "TOML or JSON file with any of these options (keys as above, '-' or '_').",
+                [](config& c, std::string_view v) -> apply_result {
+                  if (v.empty()) return "expected a file path";
+                  c.config_file = std::string(v);
+                  return std::nullopt;
+                }},
+};
+
+const option_spec* find_option(std::string_view name) noexcept {
+  for (const auto& o : kOptions) {
+    if (o.name == name) return &o;
+  }
+  return nullptr;
+}
+
+std::string env_name(std::string_view option) {
+  std::string out = "HOOKD_";
+  for (const char c : option) {
+    if (c == '-') {
+      out += '_';
+    } else if (c >= 'a' && c <= 'z') {
+      out += static_cast<char>('A' + (c - 'a'));
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+// Values are quoted in messages on one line, whatever they contain.
+std::string printable(std::string_view v) {
+  std::string out;
+  const std::size_t limit = 200;
+  for (const char c : v.substr(0, limit)) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[(static_cast<unsigned char>(c) >> 4) & 0xF];
+      out += kHex[static_cast<unsigned char>(c) & 0xF];
+    } else {
+      out += c;
+    }
+  }
+  if (v.size() > limit) out += "...";
+  return out;
+}
+
+std::string failure(std::string_view where, std::string_view what) {
+  std::string out = "hookd: ";
+  if (!where.empty()) out.append(where).append(": ");
+  out.append(what).append(" (see hookd --help)");
+  return out;
+}
+
+std::string bad_value(std::string_view where, std::string_view expected, std::string_view value) {
+  std::string what(expected);
+  what.append(", got '").append(printable(value)).append("'");
+  return failure(where, what);
+}
+
+// ---- config files
+
+// One key = value from a file, its value already in option syntax ("5s,5m" for a list).
+struct file_entry {
+  std::string key;  // normalized: '_' -> '-'
+  std::string value;
+  std::string where;  // "<file>:<line>: <key>" or "<file>: <key>", for messages
+};
+
+std::string normalize_key(std::string_view key) {
+  std::string out(key);
+  std::replace(out.begin(), out.end(), '_', '-');
+  return out;
+}
+
+// A deliberately small TOML: `key = value` lines, values are strings ("basic" with escapes or
+// 'literal'), integers, booleans, or arrays of strings (which may span lines). Comments with #.
+// Tables, dates and floats are refused with the line number, never ignored.
+class toml_reader {
+ public:
+  toml_reader(std::string_view text, std::string_view file) : text_(text), file_(file) {}
+
+  std::variant<std::vector<file_entry>, std::string> read() {
+    std::vector<file_entry> out;
+    for (;;) {
+      skip_blank_lines();
+      if (at_end()) return out;
+      if (peek() == '[')
+        return error("tables ([section]) are not supported; put keys at the top level");
+      const auto key = read_key();
+      if (!key) return error("expected key = value");
+      skip_spaces();
+      if (at_end() || peek() != '=')
+        return error("expected '=' after key '" + printable(*key) + "'");
+      ++pos_;
+      skip_spaces();
+      const auto key_line = line_;
+      auto value = read_value(normalize_key(*key));
+      if (!value) return error(error_);
+      skip_spaces();
+      skip_comment();
+      if (!at_end() && peek() != '\n' && peek() != '\r')
+        return error("unexpected text after the value");
+      out.push_back({normalize_key(*key), std::move(*value),
+                     std::string(file_) + ":" + std::to_string(key_line) + ": " + *key});
+    }
+  }
+
+ private:
+  bool at_end() const noexcept { return pos_ >= text_.size(); }
+  char peek() const noexcept { return text_[pos_]; }
+  std::string error(const std::string& what) const {
+    return failure(std::string(file_) + ":" + std::to_string(line_), what);
+  }
+  void skip_spaces() {
+    while (!at_end() && (peek() == ' ' || peek() == '\t')) ++pos_;
+  }
+  void skip_comment() {
+    if (!at_end() && peek() == '#') {
+      while (!at_end() && peek() != '\n') ++pos_;
+    }
+  }
+  void skip_blank_lines() {
+    for (;;) {
+      skip_spaces();
+      skip_comment();
+      if (at_end()) return;
+      if (peek() == '\r') {
+        ++pos_;
+      } else if (peek() == '\n') {
+        ++pos_;
+        ++line_;
+      } else {
+        return;
+      }
+    }
+  }
+  std::optional<std::string> read_key() {
+    if (peek() == '"' || peek() == '\'') return read_string();
+    const auto start = pos_;
+    while (!at_end() && (host_char(peek()) && peek() != '.')) ++pos_;
+    if (pos_ == start) return std::nullopt;
+    return std::string(text_.substr(start, pos_ - start));
+  }
+  std::optional<std::string> read_string() {
+    const char quote = peek();
+    ++pos_;
+    std::string out;
+    while (!at_end() && peek() != quote) {
+      char c = peek();
+      if (c == '\n') break;
+      ++pos_;
+      if (quote == '"' && c == '\\') {
+        if (at_end()) break;
+        const char e = peek();
+        ++pos_;
+        switch (e) {
+          case 'n':
+            c = '\n';
+            break;
+          case 't':
+            c = '\t';
+            break;
+          case 'r':
+            c = '\r';
+            break;
+          case '"':
+            c = '"';
+            break;
+          case '\\':
+            c = '\\';
+            break;
+          default:
+            error_ = std::string("unsupported escape '\\") + e + "' in a string";
+            return std::nullopt;
+        }
+      }
+      out += c;
+    }
+    if (at_end() || peek() != quote) {
+      error_ = "unterminated string";
+      return std::nullopt;
+    }
+    ++pos_;
+    return out;
+  }
+  std::optional<std::string> read_value(const std::string& key) {
+    error_.clear();
+    if (at_end()) {
+      error_ = "missing value";
+      return std::nullopt;
+    }
+    const char c = peek();
+    if (c == '"' || c == '\'') return read_string();
+    if (c == '[') return read_array(key);
+    const auto start = pos_;
+    while (!at_end() && peek() != ' ' && peek() != '\t' && peek() != '#' && peek() != '\n' &&
+           peek() != '\r') {
+      ++pos_;
+    }
+    const auto word = text_.substr(start, pos_ - start);
+    if (word == "true" || word == "false") return std::string(word);
+    std::string digits;
+    for (const char d : word) {
+      if (d != '_') digits += d;
+    }
+    if (!digits.empty() && parse_uint(digits)) return digits;
+    error_ = "unsupported value '" + printable(word) +
+             "' (use a \"string\", an integer, true/false or an array of strings)";
+    return std::nullopt;
+  }
+  std::optional<std::string> read_array(const std::string& key) {
+    ++pos_;  // '['
+    std::string joined;
+    bool first = true;
+    for (;;) {
+      skip_blank_lines();
+      if (at_end()) {
+        error_ = "unterminated array";
+        return std::nullopt;
+      }
+      if (peek() == ']') {
+        ++pos_;
+        break;
+      }
+      if (!first) {
+        if (peek() != ',') {
+          error_ = "expected ',' or ']' in an array";
+          return std::nullopt;
+        }
+        ++pos_;
+        skip_blank_lines();
+        if (!at_end() && peek() == ']') {  // trailing comma
+          ++pos_;
+          break;
+        }
+      }
+      if (at_end() || (peek() != '"' && peek() != '\'')) {
+        error_ = "array elements must be strings";
+        return std::nullopt;
+      }
+      auto item = read_string();
+      if (!item) return std::nullopt;
+      if (!first) joined += ',';
+      joined += *item;
+      first = false;
+    }
+    if (key != "retry-schedule") {
+      error_ = "'" + key + "' takes a single value, not an array";
+      return std::nullopt;
+    }
+    return joined;
+  }
+
+  std::string_view text_;
+  std::string_view file_;
+  std::size_t pos_ = 0;
+  std::size_t line_ = 1;
+  std::string error_;
+};
+
+std::variant<std::vector<file_entry>, std::string> read_json(std::string_view text,
+                                                             std::string_view file) {
+  boost::system::error_code ec;
+  boost::json::parse_options opts;
+  opts.max_depth = 8;
+  const auto doc = boost::json::parse(text, ec, {}, opts);
+  if (ec) return failure(file, "not valid JSON: " + ec.message());
+  if (!doc.is_object()) return failure(file, "expected a JSON object of options");
+  std::vector<file_entry> out;
+  for (const auto& [k, v] : doc.as_object()) {
+    const auto key = normalize_key(k);
+    const auto where = std::string(file) + ": " + std::string(k);
+    std::string value;
+    switch (v.kind()) {
+      case boost::json::kind::string:
+        value = std::string(v.get_string());
+        break;
+      case boost::json::kind::int64:
+        value = std::to_string(v.get_int64());
+        break;
+      case boost::json::kind::uint64:
+        value = std::to_string(v.get_uint64());
+        break;
+      case boost::json::kind::bool_:
+        value = v.get_bool() ? "true" : "false";
+        break;
+      case boost::json::kind::array: {
+        if (key != "retry-schedule") return failure(where, "takes a single value, not an array");
+        for (const auto& item : v.get_array()) {
+          if (!item.is_string()) return failure(where, "array elements must be strings");
+          if (!value.empty()) value += ',';
+          value += item.get_string();
+        }
+        break;
+      }
+      default:
+        return failure(where, "unsupported value (use a string, an integer or a boolean)");
+    }
+    out.push_back({key, std::move(value), where});
+  }
+  return out;
+}
+
+std::optional<std::string> apply_file(config& c, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return failure("--config", "cannot read '" + printable(path) + "': " + std::strerror(errno));
+  }
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  const auto text = buf.str();
+
+  const auto ends_with = [&](std::string_view suffix) {
+    return path.size() >= suffix.size() &&
+           ascii_iequals(std::string_view(path).substr(path.size() - suffix.size()), suffix);
+  };
+  bool json = false;
+  if (ends_with(".json")) {
+    json = true;
+  } else if (!ends_with(".toml")) {
+    const auto first = text.find_first_not_of(" \t\r\n");
+    json = first != std::string::npos && text[first] == '{';
+  }
+  auto entries = json ? read_json(text, path) : toml_reader(text, path).read();
+  if (auto* err = std::get_if<std::string>(&entries)) return *err;
+
+  for (const auto& e : std::get<std::vector<file_entry>>(entries)) {
+    const auto* spec = find_option(e.key);
+    if (spec == nullptr) return failure(e.where, "unknown key");
+    if (spec->name == "config") return failure(e.where, "a config file cannot name another one");
+    if (auto problem = spec->apply(c, e.value)) return bad_value(e.where, *problem, e.value);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::variant<parsed_config, std::string> parse_config(std::span<const std::string> args,
+                                                      const env_lookup& env) {
+  // Pass 1: the flags' syntax, so that an unknown option fails before anything is read, and
+  // --help/--version work whatever the environment holds.
+  struct flag {
+    const option_spec* spec;
+    std::string value;
+    std::string where;
+  };
+  std::vector<flag> flags;
+  bool help = false, version = false;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string_view arg = args[i];
+    if (arg == "--help" || arg == "-h") {
+      help = true;
+      continue;
+    }
+    if (arg == "--version") {
+      version = true;
+      continue;
+    }
+    if (arg.size() < 3 || arg.substr(0, 2) != "--") {
+      return failure({}, "unexpected argument '" + printable(arg) + "'");
+    }
+    const auto eq = arg.find('=');
+    const auto name = arg.substr(2, eq == std::string_view::npos ? std::string_view::npos : eq - 2);
+    const auto* spec = find_option(name);
+    if (spec == nullptr) {
+      if (name == "help" || name == "version") {
+        return failure("--" + std::string(name), "takes no value");
+      }
+      return failure({}, "unknown option '--" + printable(name) + "'");
+    }
+    const auto where = "--" + std::string(spec->name);
+    if (eq != std::string_view::npos) {
+      flags.push_back({spec, std::string(arg.substr(eq + 1)), where});
+    } else if (spec->boolean) {
+      flags.push_back({spec, "true", where});
+    } else if (i + 1 < args.size()) {
+      flags.push_back({spec, args[++i], where});
+    } else {
+      return failure(where, "expected a value (" + std::string(spec->metavar) + ")");
+    }
+  }
+  if (help) return parsed_config{config_action::help, config{}};
+  if (version) return parsed_config{config_action::version, config{}};
+
+  const auto from_env = [&](std::string_view option) -> std::optional<std::string> {
+    if (!env) return std::nullopt;
+    auto v = env(env_name(option));
+    if (v && v->empty()) return std::nullopt;  // HOOKD_X= counts as unset
+    return v;
+  };
+
+  parsed_config out;
+  config& c = out.values;
+
+  // The file path itself: flag over environment.
+  std::optional<std::string> file;
+  if (auto v = from_env("config")) file = std::move(v);
+  for (const auto& f : flags) {
+    if (f.spec->name == "config") file = f.value;
+  }
+  if (file) {
+    if (file->empty()) return failure("--config", "expected a file path");
+    c.config_file = *file;
+    if (auto err = apply_file(c, *file)) return *err;
+  }
+
+  for (const auto& spec : kOptions) {
+    if (spec.name == "config") continue;
+    if (auto v = from_env(spec.name)) {
+      if (auto problem = spec.apply(c, *v)) return bad_value(env_name(spec.name), *problem, *v);
+    }
+  }
+
+  for (const auto& f : flags) {
+    if (f.spec->name == "config") continue;
+    if (auto problem = f.spec->apply(c, f.value)) return bad_value(f.where, *problem, f.value);
+  }
+  // The same address twice would fail to bind only at start-up, as a start-up failure (exit 1).
+  if (c.metrics_listen && c.metrics_listen->port != 0 && c.metrics_listen->port == c.listen_port &&
+      c.metrics_listen->host == c.listen_host) {
+    return failure("--metrics-listen", "must differ from --listen (" + c.listen_host + ":" +
+                                           std::to_string(c.listen_port) + ")");
+  }
+  return out;
+}
+
+std::string config_help() {
+  std::string out =
+      "Usage: hookd [OPTIONS]\n"
+      "\n"
+      "hookd is a self-hosted webhook service: it stores webhooks per project and delivers\n"
+      "signed events to them with retries.\n"
+      "\n"
+      "Options (each also as an environment variable, and as a key in the --config file):\n";
+  for (const auto& o : kOptions) {
+    std::string left = "  --" + std::string(o.name);
+    if (!o.metavar.empty()) left += " " + std::string(o.metavar);
+    out += left;
+    out += std::string(left.size() < 40 ? 40 - left.size() : 1, ' ');
+    out += o.help;
+    out += "\n";
+    out += std::string(40, ' ');
+    out += "env " + env_name(o.name) + ", default " + std::string(o.fallback) + "\n";
+  }
+  out +=
+      "  --help                                Print this help and exit.\n"
+      "  --version                             Print the version and exit.\n"
+      "\n"
+      "Values: --opt VALUE or --opt=VALUE. Durations: 250ms, 30s, 5m, 2h, 5d, or combined 1h30m.\n"
+      "Booleans (flags, environment, files): true/false, 1/0, yes/no.\n"
+      "Precedence, lowest first: defaults, config file, HOOKD_* environment, flags.\n"
+      "Config files: .json (an object) or .toml (key = value lines), e.g.\n"
+      "  data_dir = \"/var/lib/hookd\"\n"
+      "  retry_schedule = [\"5s\", \"5m\", \"30m\"]\n"
+      "\n"
+      "Other environment: HOOKD_MASTER_KEY (base64 or hex of 32 bytes; else "
+      "<data-dir>/master.key),\n"
+      "HOOKD_ADMIN_TOKEN (the admin token on first start, at least 32 characters, e.g. from\n"
+      "`openssl rand -base64 32`; else one is generated into <data-dir>/admin-token, mode 0600,\n"
+      "and never logged).\n";
+  return out;
+}
+
+}  // namespace hookd

@@ -1,0 +1,44 @@
+#pragma once
+// What the request handlers share: the catalog, limits, readiness. One per server, built by
+// tools/hookd.cpp; handlers only read it (the atomics are the exception).
+
+#include "core/catalog/catalog.hpp"
+#include "core/durable/storage.hpp"
+#include "http/server/router.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <string>
+
+namespace hookd {
+class delivery_log;
+}
+
+namespace hookd::http {
+
+class metrics;
+class delivery_metrics;
+
+struct app {
+  catalog& cat;
+  metrics& stats;
+  std::size_t max_body_bytes = 64 * 1024;
+  std::atomic<bool> ready{false};     // storage open and catalog loaded
+  std::atomic<bool> draining{false};  // SIGTERM received: /readyz answers 503
+  const storage* store = nullptr;     // for /metrics (write batches, fsyncs); may stay null
+  // Events and deliveries (docs/openapi.yaml); while null, their routes answer 503.
+  delivery_log* deliveries = nullptr;
+  const delivery_metrics* delivery_stats = nullptr;  // the dispatcher's, for /metrics; may be null
+};
+
+// Registers the /api/v1 routes (admin, webhooks, openapi) on `r`; handlers capture `a` by
+// reference, so `a` must outlive the server.
+void register_api_routes(router& r, app& a);
+// Registers /healthz, /readyz and /metrics.
+void register_ops_routes(router& r, app& a);
+// Registers /healthz and /readyz only: the main listener's, when /metrics has a listener of its
+// own (--metrics-listen).
+void register_health_routes(router& r, app& a);
+
+}  // namespace hookd::http

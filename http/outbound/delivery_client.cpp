@@ -1,0 +1,713 @@
+#include "http/outbound/delivery_client.hpp"
+
+#include "core/common/ascii.hpp"
+#include "core/common/clock.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/url/parse.hpp>
+
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <deque>
+#include <map>
+#include <stdexcept>
+#include <unordered_map>
+#include <utility>
+#include <variant>
+
+namespace hookd::http {
+
+namespace {
+
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+using steady = std::chrono::steady_clock;
+using error_code = boost::system::error_code;
+using tls_stream = beast::ssl_stream<beast::tcp_stream>;
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+// 1xx answers (100 Continue, 103 Early Hints) skipped before the final response; a server that
+// sends more than this is not speaking HTTP in good faith.
+constexpr int kMaxInformationalResponses = 8;
+
+// ---------------------------------------------------------------- the URL
+
+struct target {
+  bool tls = false;
+  std::string host;                   // decoded; IPv6 without brackets; names lowercased
+  std::optional<ip_address> literal;  // when the host is an IP literal, in any accepted spelling
+  std::uint16_t port = 0;
+  std::string host_header;  // as the URL spells host and port, IPv6 in brackets
+  std::string path;         // origin-form request target: path and query
+  std::string origin;       // the pool key: scheme, normalized host, port
+};
+
+std::variant<target, std::string> parse_target(std::string_view url) {
+  auto parsed = boost::urls::parse_uri(url);
+  if (!parsed) return "invalid URL: " + parsed.error().message();
+  const boost::urls::url_view& u = *parsed;
+
+  target t;
+  if (u.scheme_id() == boost::urls::scheme::https) {
+    t.tls = true;
+  } else if (u.scheme_id() != boost::urls::scheme::http) {
+    return "invalid URL: the scheme must be http or https, not '" + std::string(u.scheme()) + "'";
+  }
+
+  switch (u.host_type()) {
+    case boost::urls::host_type::ipv4:
+    case boost::urls::host_type::ipv6:
+      t.host = u.host_address();
+      break;
+    case boost::urls::host_type::name:
+      t.host = ascii_lowercase(u.host_name());
+      break;
+    default:
+      return std::string("invalid URL: no usable host");
+  }
+  if (t.host.empty()) return std::string("invalid URL: empty host");
+  // Boost.URL calls "127.1" and "0x7f.1" names; a browser and getaddrinfo call them 127.0.0.1.
+  t.literal = parse_ip_literal(t.host);
+  if (!t.literal && host_ends_in_a_number(t.host)) {
+    return "invalid URL: " + t.host + " is not a valid IPv4 address";
+  }
+
+  t.port = t.tls ? 443 : 80;
+  t.host_header = std::string(u.encoded_host());
+  if (u.has_port() && !u.port().empty()) {
+    const std::string_view port = u.port();
+    unsigned value = 0;
+    for (char c : port) {
+      if (c < '0' || c > '9' || value > 65535)
+        return "invalid URL: bad port '" + std::string(port) + "'";
+      value = value * 10 + static_cast<unsigned>(c - '0');
+    }
+    if (value == 0 || value > 65535) return "invalid URL: bad port '" + std::string(port) + "'";
+    t.port = static_cast<std::uint16_t>(value);
+    t.host_header += ':';
+    t.host_header += port;
+  }
+
+  t.path = std::string(u.encoded_path());
+  if (t.path.empty()) t.path = "/";
+  if (u.has_query()) {
+    t.path += '?';
+    t.path += u.encoded_query();
+  }
+
+  const std::string key_host = t.literal ? t.literal->to_string() : t.host;
+  t.origin = (t.tls ? "https://" : "http://") + key_host + ':' + std::to_string(t.port);
+  return t;
+}
+
+// ---------------------------------------------------------------- small helpers
+
+ip_address from_asio(const asio::ip::address& a) {
+  if (a.is_v4()) {
+    const auto bytes = a.to_v4().to_bytes();
+    return *ip_address::from_bytes(std::span<const std::uint8_t>(bytes.data(), bytes.size()));
+  }
+  const auto bytes = a.to_v6().to_bytes();
+  return *ip_address::from_bytes(std::span<const std::uint8_t>(bytes.data(), bytes.size()));
+}
+
+asio::ip::address to_asio(const ip_address& a) {
+  const auto bytes = a.bytes();
+  if (a.is_v4()) {
+    asio::ip::address_v4::bytes_type b{};
+    std::copy(bytes.begin(), bytes.end(), b.begin());
+    return asio::ip::address_v4(b);
+  }
+  asio::ip::address_v6::bytes_type b{};
+  std::copy(bytes.begin(), bytes.end(), b.begin());
+  return asio::ip::address_v6(b);
+}
+
+std::string endpoint_text(const tcp::endpoint& ep) {
+  const auto a = ep.address();
+  std::string out = a.is_v6() ? '[' + a.to_string() + ']' : a.to_string();
+  return out + ':' + std::to_string(ep.port());
+}
+
+std::string endpoints_text(const std::vector<tcp::endpoint>& eps) {
+  std::string out;
+  for (const auto& ep : eps) {
+    if (!out.empty()) out += ", ";
+    out += endpoint_text(ep);
+  }
+  return out;
+}
+
+std::string describe_duration(std::chrono::milliseconds d) {
+  return format_duration(d);
+}
+
+// RFC 9110 token characters: a header name that is not a token could smuggle a second header.
+bool is_token(std::string_view s) noexcept {
+  if (s.empty()) return false;
+  for (char c : s) {
+    const bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                    std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+    if (!ok) return false;
+  }
+  return true;
+}
+
+bool is_safe_value(std::string_view s) noexcept {
+  return s.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
+}
+
+// Headers that frame the message or steer the connection belong to the client.
+bool is_transport_header(std::string_view name) noexcept {
+  for (std::string_view reserved : {"host", "content-length", "transfer-encoding", "connection",
+                                    "keep-alive", "upgrade", "te", "trailer"}) {
+    if (ascii_iequals(name, reserved)) return true;
+  }
+  return false;
+}
+
+// The longest prefix of at most `max` bytes that does not end inside a UTF-8 sequence. Only
+// continuation bytes are stepped over (at most 3): invalid input is cut like any other.
+void cut_on_utf8_boundary(std::string& s, std::size_t max) {
+  if (s.size() <= max) return;
+  std::size_t cut = max;
+  for (int back = 0; back < 3 && cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0U) == 0x80U;
+       ++back) {
+    --cut;
+  }
+  if ((static_cast<unsigned char>(s[cut]) & 0xC0U) == 0x80U) cut = max;  // not UTF-8 anyway
+  s.resize(cut);
+}
+
+// The X.509 reason behind a failed handshake ("hostname mismatch", "self-signed certificate").
+std::string tls_failure(const error_code& ec, SSL* ssl) {
+  std::string out = "TLS handshake failed: " + ec.message();
+  const long verify = SSL_get_verify_result(ssl);
+  if (verify != X509_V_OK) {
+    out += " (";
+    out += X509_verify_cert_error_string(verify);
+    out += ')';
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- connections
+
+struct connection {
+  std::unique_ptr<beast::tcp_stream> plain;
+  std::unique_ptr<tls_stream> tls;
+  beast::flat_buffer buffer;
+  std::string remote;  // "ip:port" of the peer
+  steady::time_point idle_since{};
+
+  beast::tcp_stream& lowest() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
+
+  void close() {
+    error_code ignored;
+    lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
+    lowest().socket().close(ignored);
+  }
+
+  // An idle connection the peer has closed (or written to unasked, like a 408 before closing) is
+  // not worth a request. Over TLS, pending bytes may be a session ticket: left to the read.
+  [[nodiscard]] bool looks_usable() {
+    auto& socket = lowest().socket();
+    if (!socket.is_open()) return false;
+    char byte = 0;
+    const auto n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0) return false;
+    if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK;
+    return tls != nullptr;
+  }
+};
+
+enum class exchange_status {
+  reusable,  // a complete response; the connection may serve another request
+  done,      // a response (or a failure) after which the connection is closed
+  stale,     // failed before a single response byte: a pooled connection's peer had gone
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------- impl
+
+struct delivery_client::impl {
+  impl(asio::any_io_executor ex, client_options opts)
+      : executor(std::move(ex)),
+        options(std::move(opts)),
+        tls_context(ssl::context::tls_client),
+        resolver(executor) {
+    tls_context.set_default_verify_paths();
+    tls_context.set_verify_mode(ssl::verify_peer);
+    tls_context.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                            ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
+                            ssl::context::no_tlsv1_1);
+    if (!options.extra_ca_pem.empty()) {
+      error_code ec;
+      tls_context.add_certificate_authority(asio::buffer(options.extra_ca_pem), ec);
+      if (ec) throw std::invalid_argument("client_options.extra_ca_pem: " + ec.message());
+    }
+  }
+
+  asio::any_io_executor executor;
+  client_options options;
+  ssl::context tls_context;
+  tcp::resolver resolver;
+  // origin -> idle connections, the most recently used at the back.
+  std::map<std::string, std::deque<std::unique_ptr<connection>>, std::less<>> idle;
+  std::size_t idle_count = 0;  // connections in `idle`, over all origins
+  client_stats stats;
+
+  std::unique_ptr<connection> take_idle(const std::string& origin);
+  void put_idle(const std::string& origin, std::unique_ptr<connection> c);
+  void prune_idle(steady::time_point now);
+  void close_oldest_idle();
+
+  asio::awaitable<std::optional<std::vector<ip_address>>> resolve(const target& t,
+                                                                  steady::time_point deadline,
+                                                                  attempt_result& result);
+  asio::awaitable<std::unique_ptr<connection>> open(const target& t, steady::time_point deadline,
+                                                    attempt_result& result);
+  template <class Stream>
+  asio::awaitable<exchange_status> exchange(Stream& stream, connection& c, const std::string& wire,
+                                            steady::time_point deadline, attempt_result& result);
+
+  // Parsed URLs, so that a webhook's URL is parsed once rather than on every attempt. Only
+  // successful parses are kept; past options.max_cached_targets entries the map starts over.
+  // Shared ownership: a send() holds its target across every co_await, so starting the map over
+  // while attempts are in flight frees nothing they still read (host, origin, path).
+  std::unordered_map<std::string, std::shared_ptr<const target>> targets;
+  std::shared_ptr<const target> find_target(const std::string& url, std::string& error);
+};
+
+std::shared_ptr<const target> delivery_client::impl::find_target(const std::string& url,
+                                                                 std::string& error) {
+  if (const auto it = targets.find(url); it != targets.end()) return it->second;
+  auto parsed = parse_target(url);
+  if (auto* why = std::get_if<std::string>(&parsed)) {
+    error = std::move(*why);
+    return nullptr;
+  }
+  if (targets.size() >= std::max<std::size_t>(options.max_cached_targets, 1)) targets.clear();
+  auto made = std::make_shared<const target>(std::move(std::get<target>(parsed)));
+  targets.emplace(url, made);
+  return made;
+}
+
+std::unique_ptr<connection> delivery_client::impl::take_idle(const std::string& origin) {
+  prune_idle(steady::now());
+  auto it = idle.find(origin);
+  if (it == idle.end()) return nullptr;
+  auto& list = it->second;
+  std::unique_ptr<connection> found;
+  while (!list.empty() && !found) {
+    std::unique_ptr<connection> c = std::move(list.back());
+    list.pop_back();
+    --idle_count;
+    if (c->looks_usable()) {
+      found = std::move(c);
+    } else {
+      c->close();
+    }
+  }
+  if (list.empty()) idle.erase(it);
+  return found;
+}
+
+void delivery_client::impl::put_idle(const std::string& origin, std::unique_ptr<connection> c) {
+  if (options.max_idle_per_origin == 0) {
+    c->close();
+    return;
+  }
+  c->idle_since = steady::now();
+  auto& list = idle[origin];
+  while (list.size() >= options.max_idle_per_origin) {
+    list.front()->close();
+    list.pop_front();
+    --idle_count;
+  }
+  list.push_back(std::move(c));
+  ++idle_count;
+  while (options.max_idle_total != 0 && idle_count > options.max_idle_total) close_oldest_idle();
+}
+
+void delivery_client::impl::close_oldest_idle() {
+  // Each origin's list is oldest first, so the oldest of all is one of the fronts.
+  auto oldest = idle.end();
+  for (auto it = idle.begin(); it != idle.end(); ++it) {
+    if (oldest == idle.end() ||
+        it->second.front()->idle_since < oldest->second.front()->idle_since) {
+      oldest = it;
+    }
+  }
+  if (oldest == idle.end()) return;
+  oldest->second.front()->close();
+  oldest->second.pop_front();
+  --idle_count;
+  if (oldest->second.empty()) idle.erase(oldest);
+}
+
+void delivery_client::impl::prune_idle(steady::time_point now) {
+  for (auto it = idle.begin(); it != idle.end();) {
+    auto& list = it->second;
+    // Oldest first: stop at the first one still fresh.
+    while (!list.empty() && now - list.front()->idle_since >= options.idle_expiry) {
+      list.front()->close();
+      list.pop_front();
+      --idle_count;
+    }
+    it = list.empty() ? idle.erase(it) : std::next(it);
+  }
+}
+
+namespace {
+
+// What the system resolver's completion handler leaves behind. Shared with the handler so that
+// a lookup outliving its deadline (getaddrinfo cannot be interrupted) writes into memory that
+// still exists; the waiting coroutine has long moved on by then.
+struct resolve_state {
+  explicit resolve_state(const asio::any_io_executor& ex) : signal(ex) {}
+  asio::steady_timer signal;  // cancelled by the handler: "the lookup is done"
+  bool done = false;
+  error_code ec;
+  tcp::resolver::results_type results;
+};
+
+}  // namespace
+
+asio::awaitable<std::optional<std::vector<ip_address>>> delivery_client::impl::resolve(
+    const target& t, steady::time_point deadline, attempt_result& result) {
+  std::vector<ip_address> addresses;
+  if (options.resolver) {
+    addresses = options.resolver(t.host);
+    if (addresses.empty()) {
+      result.error = "DNS lookup failed for " + t.host + ": no addresses";
+      co_return std::nullopt;
+    }
+    co_return addresses;
+  }
+
+  auto state = std::make_shared<resolve_state>(executor);
+  state->signal.expires_at(deadline);
+  resolver.async_resolve(t.host, std::to_string(t.port),
+                         [state](const error_code& ec, tcp::resolver::results_type results) {
+                           state->done = true;
+                           state->ec = ec;
+                           state->results = std::move(results);
+                           state->signal.cancel();
+                         });
+  if (!state->done) co_await state->signal.async_wait(use_tuple);
+  if (!state->done) {
+    result.error =
+        "DNS lookup timeout after " + describe_duration(options.total_timeout) + " for " + t.host;
+    co_return std::nullopt;
+  }
+  if (state->ec) {
+    result.error = "DNS lookup failed for " + t.host + ": " + state->ec.message();
+    co_return std::nullopt;
+  }
+  for (const auto& entry : state->results)
+    addresses.push_back(from_asio(entry.endpoint().address()));
+  if (addresses.empty()) {
+    result.error = "DNS lookup failed for " + t.host + ": no addresses";
+    co_return std::nullopt;
+  }
+  co_return addresses;
+}
+
+asio::awaitable<std::unique_ptr<connection>> delivery_client::impl::open(
+    const target& t, steady::time_point deadline, attempt_result& result) {
+  std::vector<ip_address> resolved;
+  if (!t.literal) {
+    auto addresses = co_await resolve(t, deadline, result);
+    if (!addresses) co_return nullptr;
+    resolved = std::move(*addresses);
+  }
+  // For a literal check_target ignores `resolved` and judges the literal itself.
+  guard_decision decision = check_target(t.host, resolved, options.allow_private_targets);
+  if (!decision.allowed) {
+    ++stats.guard_refusals;
+    result.refused_by_guard = true;
+    result.error = std::move(decision.reason);
+    co_return nullptr;
+  }
+
+  std::vector<tcp::endpoint> endpoints;
+  endpoints.reserve(decision.addresses.size());
+  for (const ip_address& a : decision.addresses) endpoints.emplace_back(to_asio(a), t.port);
+
+  auto c = std::make_unique<connection>();
+  if (t.tls) {
+    c->tls = std::make_unique<tls_stream>(executor, tls_context);
+  } else {
+    c->plain = std::make_unique<beast::tcp_stream>(executor);
+  }
+
+  const auto now = steady::now();
+  const bool connect_bound = now + options.connect_timeout < deadline;
+  c->lowest().expires_at(connect_bound ? now + options.connect_timeout : deadline);
+  auto [connect_ec, peer] = co_await c->lowest().async_connect(endpoints, use_tuple);
+  if (connect_ec == beast::error::timeout) {
+    result.error =
+        (connect_bound
+             ? "connect timeout after " + describe_duration(options.connect_timeout)
+             : "timeout after " + describe_duration(options.total_timeout) + " connecting") +
+        " to " + endpoints_text(endpoints);
+    co_return nullptr;
+  }
+  if (connect_ec) {
+    result.error = "connect failed to " + endpoints_text(endpoints) + ": " + connect_ec.message();
+    co_return nullptr;
+  }
+  ++stats.connections_opened;
+  {
+    // A request is written in one go and then answered: nothing is gained by Nagle's waiting for
+    // an ACK of the previous segment (a TLS handshake flight or a request larger than one
+    // segment would otherwise stall on the receiver's delayed ACK).
+    error_code ignored;
+    c->lowest().socket().set_option(tcp::no_delay(true), ignored);
+  }
+  c->remote = endpoint_text(peer);
+  result.remote_endpoint = c->remote;
+
+  if (t.tls) {
+    SSL* handle = c->tls->native_handle();
+    if (t.literal) {
+      // No SNI for addresses (RFC 6066 §3); the certificate must name the IP instead.
+      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(handle), t.literal->to_string().c_str());
+    } else {
+      if (SSL_set_tlsext_host_name(handle, t.host.c_str()) != 1 ||
+          SSL_set1_host(handle, t.host.c_str()) != 1) {
+        result.error = "TLS setup failed for " + t.host;
+        co_return nullptr;
+      }
+    }
+    const auto hs_now = steady::now();
+    const bool hs_bound = hs_now + options.tls_handshake_timeout < deadline;
+    c->lowest().expires_at(hs_bound ? hs_now + options.tls_handshake_timeout : deadline);
+    auto [hs_ec] = co_await c->tls->async_handshake(ssl::stream_base::client, use_tuple);
+    if (hs_ec == beast::error::timeout) {
+      result.error = (hs_bound ? "TLS handshake timeout after " +
+                                     describe_duration(options.tls_handshake_timeout)
+                               : "timeout after " + describe_duration(options.total_timeout) +
+                                     " in the TLS handshake") +
+                     " with " + c->remote;
+      co_return nullptr;
+    }
+    if (hs_ec) {
+      result.error = tls_failure(hs_ec, handle);
+      c->close();
+      co_return nullptr;
+    }
+  }
+  co_return c;
+}
+
+template <class Stream>
+asio::awaitable<exchange_status> delivery_client::impl::exchange(Stream& stream, connection& c,
+                                                                 const std::string& wire,
+                                                                 steady::time_point deadline,
+                                                                 attempt_result& result) {
+  const auto timeout_text = [this] {
+    return "timeout after " + describe_duration(options.total_timeout);
+  };
+
+  c.lowest().expires_at(deadline);
+  auto [write_ec, written] = co_await asio::async_write(stream, asio::buffer(wire), use_tuple);
+  (void)written;
+  if (write_ec) {
+    if (write_ec == beast::error::timeout) {
+      result.error = timeout_text() + " sending the request to " + c.remote;
+      co_return exchange_status::done;
+    }
+    result.error = "sending the request to " + c.remote + " failed: " + write_ec.message();
+    co_return exchange_status::stale;
+  }
+
+  // The head of the final response, after any 1xx.
+  std::optional<bhttp::response_parser<bhttp::buffer_body>> parser;
+  for (int informational = 0;; ++informational) {
+    parser.emplace();
+    parser->header_limit(options.max_response_header_bytes);
+    parser->body_limit(boost::none);  // enforced below: the excess is discarded, not an error
+    c.lowest().expires_at(deadline);
+    auto [ec, n] = co_await bhttp::async_read_header(stream, c.buffer, *parser, use_tuple);
+    (void)n;
+    if (ec) {
+      const bool nothing = informational == 0 && !parser->got_some() && c.buffer.size() == 0;
+      if (ec == beast::error::timeout) {
+        result.error = timeout_text() + " waiting for the response from " + c.remote;
+        co_return exchange_status::done;
+      }
+      if (ec == bhttp::error::end_of_stream ||
+          (nothing && (ec == asio::error::eof || ec == ssl::error::stream_truncated))) {
+        result.error = c.remote + " closed the connection without a response";
+      } else {
+        result.error = "reading the response from " + c.remote + " failed: " + ec.message();
+      }
+      co_return nothing ? exchange_status::stale : exchange_status::done;
+    }
+    const auto status = static_cast<int>(parser->get().result_int());
+    if (status >= 200 || status == 101 || informational + 1 >= kMaxInformationalResponses) break;
+  }
+
+  auto& head = parser->get();
+  result.status_code = static_cast<int>(head.result_int());
+  if (auto it = head.find(bhttp::field::retry_after); it != head.end()) {
+    result.retry_after = std::string(it->value());
+  }
+
+  // The body: keep the prefix, count the rest, give up on the connection past the read bound.
+  std::array<char, 8192> chunk{};
+  std::string kept;
+  std::uint64_t total = 0;
+  bool complete = parser->is_done();
+  while (!complete) {
+    head.body().data = chunk.data();
+    head.body().size = chunk.size();
+    c.lowest().expires_at(deadline);
+    auto [ec, n] = co_await bhttp::async_read(stream, c.buffer, *parser, use_tuple);
+    (void)n;
+    const std::size_t got = chunk.size() - head.body().size;
+    total += got;
+    if (kept.size() <= kBodyPrefixBytes) {
+      kept.append(chunk.data(), std::min(got, kBodyPrefixBytes + 1 - kept.size()));
+    }
+    if (ec && ec != bhttp::error::need_buffer) break;  // best effort: the head already counts
+    complete = parser->is_done();
+    if (total > options.max_response_read_bytes) break;
+  }
+  cut_on_utf8_boundary(kept, kBodyPrefixBytes);
+  result.body_prefix = std::move(kept);
+
+  const bool reusable =
+      complete && head.keep_alive() && result.status_code != 101 && c.buffer.size() == 0;
+  co_return reusable ? exchange_status::reusable : exchange_status::done;
+}
+
+// ---------------------------------------------------------------- the client
+
+delivery_client::delivery_client(asio::any_io_executor executor, client_options options)
+    : impl_(std::make_unique<impl>(std::move(executor), std::move(options))) {}
+
+delivery_client::~delivery_client() {
+  close_idle();
+}
+
+asio::awaitable<attempt_result> delivery_client::send(outbound_request outbound) {
+  impl& self = *impl_;
+  const auto start = steady::now();
+  const auto deadline = start + self.options.total_timeout;
+  attempt_result result;
+  auto finish = [&result, start] {
+    result.duration = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - start);
+  };
+
+  std::string url_error;
+  // Owned by this coroutine until it returns: the cache may start over while it is suspended.
+  const std::shared_ptr<const target> held = self.find_target(outbound.url, url_error);
+  if (!held) {
+    result.error = std::move(url_error);
+    finish();
+    co_return result;
+  }
+  const target& t = *held;
+
+  // The request bytes, written with one write: the request line, Host, the caller's headers in
+  // their order, User-Agent when the caller gave none, Content-Length, then the body.
+  std::string wire;
+  {
+    std::size_t size = t.path.size() + t.host_header.size() + outbound.body.size() + 96 +
+                       self.options.user_agent.size();
+    for (const header_entry& h : outbound.headers) size += h.name.size() + h.value.size() + 4;
+    wire.reserve(size);
+  }
+  wire.append("POST ").append(t.path).append(" HTTP/1.1\r\nHost: ").append(t.host_header);
+  wire.append("\r\n");
+  bool has_user_agent = false;
+  for (const header_entry& h : outbound.headers) {
+    if (!is_token(h.name) || !is_safe_value(h.value) || is_transport_header(h.name)) continue;
+    has_user_agent = has_user_agent || ascii_iequals(h.name, "user-agent");
+    wire.append(h.name).append(": ").append(h.value).append("\r\n");
+  }
+  if (!has_user_agent && !self.options.user_agent.empty() &&
+      is_safe_value(self.options.user_agent)) {
+    wire.append("User-Agent: ").append(self.options.user_agent).append("\r\n");
+  }
+  wire.append("Content-Length: ").append(std::to_string(outbound.body.size()));
+  wire.append("\r\n\r\n").append(outbound.body);
+
+  std::unique_ptr<connection> c = self.take_idle(t.origin);
+  bool pooled = c != nullptr;
+  if (pooled) {
+    ++self.stats.connections_reused;
+    result.remote_endpoint = c->remote;
+  } else {
+    c = co_await self.open(t, deadline, result);
+    if (!c) {
+      finish();
+      co_return result;
+    }
+  }
+
+  for (;;) {
+    const exchange_status status =
+        c->tls ? co_await self.exchange(*c->tls, *c, wire, deadline, result)
+               : co_await self.exchange(*c->plain, *c, wire, deadline, result);
+    if (status == exchange_status::stale && pooled) {
+      // The server closed the idle connection while we were writing to it; nothing of this
+      // request was answered, so a fresh connection gets the one retry.
+      ++self.stats.stale_retries;
+      c->close();
+      pooled = false;
+      result = attempt_result{};
+      c = co_await self.open(t, deadline, result);
+      if (!c) break;
+      continue;
+    }
+    if (status == exchange_status::reusable) {
+      self.put_idle(t.origin, std::move(c));
+    } else {
+      c->close();
+    }
+    break;
+  }
+  finish();
+  co_return result;
+}
+
+void delivery_client::close_idle() {
+  for (auto& [origin, list] : impl_->idle) {
+    for (auto& c : list) c->close();
+  }
+  impl_->idle.clear();
+  impl_->idle_count = 0;
+}
+
+std::size_t delivery_client::idle_connections() const noexcept {
+  return impl_->idle_count;
+}
+
+const client_stats& delivery_client::stats() const noexcept {
+  return impl_->stats;
+}
+const client_options& delivery_client::options() const noexcept {
+  return impl_->options;
+}
+const asio::any_io_executor& delivery_client::get_executor() const noexcept {
+  return impl_->executor;
+}
+
+}  // namespace hookd::http

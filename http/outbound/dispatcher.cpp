@@ -1,0 +1,349 @@
+#include "http/outbound/dispatcher.hpp"
+
+#include "core/delivery/delivery.hpp"
+#include "core/delivery/signing.hpp"
+#include "hookd/version.hpp"
+#include "http/api/api.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstdio>
+#include <exception>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_set>
+#include <utility>
+
+namespace hookd::http {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+// After an attempt ended by an exception before its outcome reached the log, the delivery is
+// tried again this much later (the log does the same for outcomes it could not record).
+constexpr std::chrono::milliseconds kUnrecordedRetryDelay = 5s;
+
+// The scheduler's wake callback may be running on the log's writer thread while the dispatcher
+// stops; it reaches the dispatcher only through this link, which stop() cuts under its mutex.
+struct wake_link {
+  std::mutex mutex;
+  dispatcher::impl* target = nullptr;
+};
+
+// The client's keep-alive pool must hold as many connections per origin as attempts may run
+// at once to it: all the webhooks of a receiver share its origin, each with its own in-flight
+// cap, up to the global cap. With a smaller pool most attempts close their connection when they
+// end and the next one opens a new one (a connect, an accept, a TIME_WAIT socket per attempt).
+// Over all origins, idle connections are bounded by that cap too.
+dispatcher_options with_pool_for(dispatcher_options o, delivery_log& log) {
+  const std::size_t cap = log.jobs().options().max_in_flight;
+  if (o.client.max_idle_per_origin != 0) {
+    o.client.max_idle_per_origin = std::max(o.client.max_idle_per_origin, cap);
+  }
+  if (o.client.max_idle_total == 0) o.client.max_idle_total = cap;
+  return o;
+}
+
+}  // namespace
+
+struct dispatcher::impl {
+  impl(delivery_log& l, const catalog& c, dispatcher_options o)
+      : log(l),
+        cat(c),
+        options(with_pool_for(std::move(o), l)),
+        user_agent(std::string("hookd/") + std::string(kVersion)),
+        timer(ioc),
+        client(std::make_unique<delivery_client>(ioc.get_executor(), options.client)),
+        link(std::make_shared<wake_link>()) {
+    if (options.batch == 0) options.batch = 1;
+    if (options.stop_timeout <= 0ms) options.stop_timeout = options.client.total_timeout + 5s;
+  }
+
+  delivery_log& log;
+  const catalog& cat;
+  dispatcher_options options;
+  const std::string user_agent;
+  delivery_metrics metrics;
+
+  // Declared before what is bound to it, so that it is destroyed last.
+  asio::io_context ioc{1};
+  asio::steady_timer timer;
+  std::unique_ptr<delivery_client> client;
+  std::shared_ptr<wake_link> link;
+  std::thread thread;
+  bool started = false;
+  bool stopped = false;
+
+  // The dispatcher thread only.
+  bool stopping = false;
+  bool woken = false;
+
+  // Shared between the dispatcher thread and stop().
+  std::mutex state_mutex;
+  std::condition_variable state_changed;
+  std::size_t attempts_running = 0;
+  bool loop_running = false;
+  std::atomic<std::size_t> attempts_gauge{0};
+
+  // ---- on the dispatcher thread
+
+  void wake_loop() {
+    woken = true;
+    timer.cancel();
+  }
+
+  void spawn_loop();
+  void spawn_attempt(const scheduled_job& job);
+
+  void attempt_finished() {
+    {
+      std::lock_guard lock(state_mutex);
+      --attempts_running;
+    }
+    attempts_gauge.fetch_sub(1, std::memory_order_relaxed);
+    state_changed.notify_all();
+    wake_loop();  // a slot is free: a job waiting for it may go now
+  }
+
+  // Fails the pending deliveries of a webhook that no longer exists. The outcome needs no
+  // answer: if the write fails, the deliveries stay pending and are dropped again by the
+  // scheduler after the next start.
+  void cancel_webhook(const object_id& webhook) {
+    log.cancel_webhook(webhook, [](result<std::size_t>) {});
+  }
+
+  // Frees the slot of a job that was not attempted, and puts it back at `due` when its delivery
+  // is still pending.
+  void release(const scheduled_job& job, timestamp due) {
+    log.jobs().done(job.delivery);
+    const auto detail = log.find_delivery(job.delivery);
+    if (detail && detail->record->status == delivery_status::pending) {
+      log.jobs().schedule(job.delivery, job.webhook, due);
+    }
+  }
+};
+
+namespace {
+
+using impl = dispatcher::impl;
+
+asio::awaitable<void> run_loop(impl& d) {
+  scheduler& jobs = d.log.jobs();
+  while (!d.stopping) {
+    d.woken = false;
+    due_jobs batch = jobs.take_due(d.log.now(), d.options.batch);
+
+    std::unordered_set<object_id> gone;
+    for (const scheduled_job& job : batch.dropped) gone.insert(job.webhook);
+    for (const object_id& webhook : gone) d.cancel_webhook(webhook);
+    for (const scheduled_job& job : batch.ready) d.spawn_attempt(job);
+
+    if (batch.ready.size() >= d.options.batch) {
+      // More may be due: go round again, after letting the attempts just spawned start.
+      co_await asio::post(d.ioc, asio::use_awaitable);
+      continue;
+    }
+
+    std::chrono::milliseconds wait = d.options.max_sleep;
+    if (const auto next = jobs.next_due()) {
+      wait = std::clamp<std::chrono::milliseconds>(*next - d.log.now(), 1ms, d.options.max_sleep);
+    }
+    if (d.woken || d.stopping) continue;
+    d.timer.expires_after(wait);
+    (void)co_await d.timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+}
+
+// One attempt of one job. `handed_over` becomes true once record_attempt owns the job's slot.
+asio::awaitable<void> attempt_job(impl& d, scheduled_job job, bool& handed_over) {
+  const auto detail = d.log.find_delivery(job.delivery);
+  if (!detail || detail->record->status != delivery_status::pending) {
+    d.log.jobs().done(job.delivery);  // finished or cancelled meanwhile: nothing to send
+    co_return;
+  }
+  const delivery& record = *detail->record;
+  const auto hook = d.cat.find_webhook(job.webhook);
+  if (!hook) {
+    d.log.jobs().done(job.delivery);
+    d.cancel_webhook(job.webhook);  // deleted since take_due
+    co_return;
+  }
+  if (!hook->active) {
+    d.release(job, job.due);  // deactivated since take_due: held like the rest of its jobs
+    co_return;
+  }
+
+  attempt a;
+  a.number = record.attempts + 1;
+  a.at = d.log.now();
+  attempt_response response;
+  const auto event = d.log.find_event(record.event);
+  auto signer = webhook_signer::create(hook->secret);
+  if (!event) {
+    // load() verifies that every delivery has its event, so this is damage, not a race; the
+    // attempt is recorded as an error so that the delivery runs out its schedule visibly.
+    a.error = "the event " + record.event.to_string() + " is missing";
+    d.metrics.record_attempt(std::nullopt, a.duration, false);
+  } else if (!signer) {
+    a.error = "cannot sign: " + signer.error().detail;
+    d.metrics.record_attempt(std::nullopt, a.duration, false);
+  } else {
+    const std::int64_t unix_seconds =
+        std::chrono::duration_cast<std::chrono::seconds>(a.at.time_since_epoch()).count();
+    attempt_result sent = co_await d.client->send(
+        build_request(d.user_agent, *hook, record, delivery_body(*event), unix_seconds, *signer));
+    // The receiver is done with this attempt: the webhook's next job may go out while this one
+    // is being recorded. The delivery stays taken until record_attempt makes its outcome durable.
+    d.log.jobs().sent(job.delivery);
+    a.duration = sent.duration;
+    if (sent.has_response()) a.status_code = sent.status_code;
+    a.response = response_excerpt(sent.body_prefix);
+    if (!sent.error.empty()) a.error = std::move(sent.error);
+    response.status_code = a.status_code;
+    response.retry_after = std::move(sent.retry_after);
+    d.metrics.record_attempt(a.status_code, a.duration, sent.refused_by_guard);
+  }
+
+  attempt_decision decision = d.log.decide(response, a.number);
+  handed_over = true;
+  auto recorded = co_await await_catalog<std::shared_ptr<const delivery>>(
+      [&](completion<std::shared_ptr<const delivery>> done) {
+        d.log.record_attempt(job.delivery, std::move(a), std::move(decision), std::move(done));
+      });
+  if (!recorded) d.metrics.record_unrecorded();
+}
+
+asio::awaitable<void> run_attempt(impl& d, scheduled_job job) {
+  bool handed_over = false;
+  try {
+    co_await attempt_job(d, job, handed_over);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "hookd: delivery %s: attempt failed: %s\n",
+                 job.delivery.to_string().c_str(), e.what());
+    if (!handed_over) {
+      d.metrics.record_unrecorded();
+      d.release(job, d.log.now() + kUnrecordedRetryDelay);
+    }
+  }
+}
+
+}  // namespace
+
+outbound_request build_request(const std::string& user_agent, const webhook& hook,
+                               const delivery& record, std::string body, std::int64_t unix_seconds,
+                               const webhook_signer& signer) {
+  const std::string id = record.id.to_string();
+  outbound_request req;
+  req.url = hook.url;
+  req.headers.reserve(hook.headers.size() + 5);
+  req.headers.push_back({"content-type", "application/json"});
+  req.headers.push_back({"user-agent", user_agent});
+  // The catalog refuses custom headers that would collide with these (docs/openapi.yaml).
+  for (const header_entry& h : hook.headers) req.headers.push_back(h);
+  req.headers.push_back({"webhook-id", id});
+  req.headers.push_back({"webhook-timestamp", std::to_string(unix_seconds)});
+  req.headers.push_back({"webhook-signature", signer.sign(id, unix_seconds, body)});
+  req.body = std::move(body);
+  return req;
+}
+
+void dispatcher::impl::spawn_loop() {
+  {
+    std::lock_guard lock(state_mutex);
+    loop_running = true;
+  }
+  asio::co_spawn(ioc, run_loop(*this), [this](std::exception_ptr error) {
+    if (error && !stopping) {
+      // Only resource exhaustion gets here; without the loop nothing would be delivered.
+      try {
+        std::rethrow_exception(error);
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "hookd: dispatcher loop failed, restarting it: %s\n", e.what());
+      }
+      spawn_loop();
+      return;
+    }
+    {
+      std::lock_guard lock(state_mutex);
+      loop_running = false;
+    }
+    state_changed.notify_all();
+  });
+}
+
+void dispatcher::impl::spawn_attempt(const scheduled_job& job) {
+  {
+    std::lock_guard lock(state_mutex);
+    ++attempts_running;
+  }
+  attempts_gauge.fetch_add(1, std::memory_order_relaxed);
+  asio::co_spawn(ioc, run_attempt(*this, job), [this](std::exception_ptr) { attempt_finished(); });
+}
+
+dispatcher::dispatcher(delivery_log& log, const catalog& cat, dispatcher_options options)
+    : impl_(std::make_unique<impl>(log, cat, std::move(options))) {}
+
+dispatcher::~dispatcher() {
+  stop();
+}
+
+void dispatcher::start() {
+  impl& d = *impl_;
+  if (d.started) return;
+  d.started = true;
+  d.link->target = &d;
+  d.log.jobs().set_wake([link = d.link] {
+    std::lock_guard lock(link->mutex);
+    if (link->target == nullptr) return;
+    impl* target = link->target;
+    asio::post(target->ioc, [target] { target->wake_loop(); });
+  });
+  d.spawn_loop();
+  d.thread = std::thread([&d] { d.ioc.run(); });
+}
+
+bool dispatcher::stop() {
+  impl& d = *impl_;
+  if (!d.started || d.stopped) return true;
+  d.stopped = true;
+  {
+    std::lock_guard lock(d.link->mutex);
+    d.link->target = nullptr;
+  }
+  asio::post(d.ioc, [&d] {
+    d.stopping = true;
+    d.timer.cancel();
+  });
+
+  bool finished = false;
+  {
+    std::unique_lock lock(d.state_mutex);
+    finished = d.state_changed.wait_for(
+        lock, d.options.stop_timeout, [&d] { return !d.loop_running && d.attempts_running == 0; });
+  }
+  // Anything still running was cut short by the bound; its frame is destroyed with the
+  // io_context, after the client (see the member order).
+  d.ioc.stop();
+  d.thread.join();
+  d.client->close_idle();
+  return finished;
+}
+
+std::size_t dispatcher::in_flight() const noexcept {
+  return impl_->attempts_gauge.load(std::memory_order_relaxed);
+}
+
+const delivery_metrics& dispatcher::stats() const noexcept {
+  return impl_->metrics;
+}
+
+}  // namespace hookd::http

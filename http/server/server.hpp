@@ -1,0 +1,59 @@
+#pragma once
+// The HTTP/1.1 server: an acceptor and one coroutine session per connection on an Asio thread
+// pool, each connection on its own strand. Thread-safe to stop from any thread.
+
+#include "core/common/error.hpp"
+#include "http/server/router.hpp"
+#include "http/server/types.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace hookd::http {
+
+struct app;
+
+struct server_options {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 8080;  // 0 picks a free port (tests)
+  unsigned threads = 0;       // 0: std::thread::hardware_concurrency()
+  // Connections served at once. One more is accepted, answered 503 (problem+json, Connection:
+  // close) and closed, so that clients see why; descriptors stay bounded. The default is hookd's
+  // --max-connections default (core/config/config.hpp says why).
+  std::size_t max_connections = 10'000;
+  std::size_t max_body_bytes = 64 * 1024;   // larger Content-Length -> 413 before reading it
+  std::size_t max_header_bytes = 8 * 1024;  // larger request head -> 431
+  std::size_t max_pipelined = 16;           // responses queued per connection before reading stops
+  std::chrono::milliseconds header_timeout{10'000};  // to read one request head
+  std::chrono::milliseconds idle_timeout{60'000};    // keep-alive wait for the next request
+  std::chrono::milliseconds drain_timeout{10'000};   // in-flight requests get this long on stop
+};
+
+class server {
+ public:
+  server(server_options options, const router& routes, app& shared);
+  ~server();  // stop() if still running
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+
+  // Binds and listens; the endpoint it got (the real port when options.port was 0).
+  result<asio::ip::tcp::endpoint> listen();
+  // Starts the accept loop and the thread pool; returns at once.
+  void start();
+  // Graceful: stop accepting, let in-flight requests finish (bounded by drain_timeout), close
+  // idle connections, then join the threads. Idempotent.
+  void stop();
+  std::size_t open_connections() const noexcept;
+
+  struct impl;
+
+ private:
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace hookd::http

@@ -1,0 +1,392 @@
+#include "core/config/config.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace hookd {
+namespace {
+
+using namespace std::chrono_literals;
+using env_map = std::map<std::string, std::string>;
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "hookd-config-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::string write(const std::string& name, const std::string& text) {
+    const auto path = (dir_ / name).string();
+    std::ofstream(path) << text;
+    return path;
+  }
+
+  static std::variant<parsed_config, std::string> parse(std::vector<std::string> args,
+                                                        env_map env = {}) {
+    return parse_config(args, [env](const std::string& name) -> std::optional<std::string> {
+      const auto it = env.find(name);
+      if (it == env.end()) return std::nullopt;
+      return it->second;
+    });
+  }
+
+  static config ok(std::vector<std::string> args, env_map env = {}) {
+    auto r = parse(std::move(args), std::move(env));
+    if (auto* err = std::get_if<std::string>(&r)) {
+      ADD_FAILURE() << *err;
+      return config{};
+    }
+    const auto& parsed = std::get<parsed_config>(r);
+    EXPECT_EQ(parsed.action, config_action::run);
+    return parsed.values;
+  }
+
+  // The error for a bad value: one line, naming where and what, pointing at --help.
+  static std::string fails(std::vector<std::string> args, env_map env = {}) {
+    auto r = parse(std::move(args), std::move(env));
+    if (!std::holds_alternative<std::string>(r)) {
+      ADD_FAILURE() << "expected an error";
+      return {};
+    }
+    const auto msg = std::get<std::string>(r);
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    EXPECT_NE(msg.find("see hookd --help"), std::string::npos) << msg;
+    EXPECT_EQ(msg.rfind("hookd: ", 0), 0u) << msg;
+    return msg;
+  }
+
+  std::filesystem::path dir_;
+};
+
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+TEST_F(ConfigTest, DefaultsMatchTheContract) {
+  const auto c = ok({});
+  EXPECT_EQ(c.listen_host, "127.0.0.1");
+  EXPECT_EQ(c.listen_port, 8080);
+  EXPECT_FALSE(c.metrics_listen.has_value());
+  EXPECT_EQ(c.data_dir, "./data");
+  EXPECT_EQ(c.threads, 0u);
+  EXPECT_EQ(c.max_connections, 10'000u);
+  EXPECT_EQ(c.max_body_bytes, 64u * 1024);
+  EXPECT_EQ(c.max_webhooks_per_project, 100u);
+  const std::vector<std::chrono::milliseconds> schedule{5s, 5min, 30min, 2h, 5h, 10h, 10h};
+  EXPECT_EQ(c.retry_schedule, schedule);
+  EXPECT_EQ(c.delivery_timeout, 15s);
+  EXPECT_EQ(c.disable_after, 120h);
+  EXPECT_EQ(c.secret_grace, 24h);
+  EXPECT_FALSE(c.allow_private_targets);
+  EXPECT_FALSE(c.unsafe_no_fsync);
+  EXPECT_FALSE(c.config_file.has_value());
+}
+
+TEST_F(ConfigTest, PrecedenceIsDefaultsThenFileThenEnvironmentThenFlags) {
+  const auto file = write("hookd.toml",
+                          "threads = 2\n"
+                          "data_dir = \"/from/file\"\n"
+                          "max-webhooks-per-project = 7\n"
+                          "idle_timeout = \"5s\"\n");
+  const env_map env{{"HOOKD_THREADS", "3"}, {"HOOKD_DATA_DIR", "/from/env"}};
+  const auto c = ok({"--config", file, "--threads", "4"}, env);
+  EXPECT_EQ(c.threads, 4u);                   // flag over env over file
+  EXPECT_EQ(c.data_dir, "/from/env");         // env over file
+  EXPECT_EQ(c.max_webhooks_per_project, 7u);  // file over default
+  EXPECT_EQ(c.idle_timeout, 5s);              // file over default
+  EXPECT_EQ(c.delivery_timeout, 15s);         // default
+  EXPECT_EQ(c.config_file, file);
+
+  // Without the flag, the environment wins over the file.
+  EXPECT_EQ(ok({"--config", file}, env).threads, 3u);
+  // Without the environment, the file wins over the default.
+  EXPECT_EQ(ok({"--config", file}).threads, 2u);
+}
+
+TEST_F(ConfigTest, ConfigPathComesFromEnvironmentUnlessTheFlagNamesAnother) {
+  const auto a = write("a.toml", "threads = 5\n");
+  const auto b = write("b.toml", "threads = 6\n");
+  EXPECT_EQ(ok({}, {{"HOOKD_CONFIG", a}}).threads, 5u);
+  EXPECT_EQ(ok({"--config=" + b}, {{"HOOKD_CONFIG", a}}).threads, 6u);
+}
+
+TEST_F(ConfigTest, BothFlagFormsAndLastFlagWins) {
+  const auto c = ok({"--data-dir=/x", "--threads", "2", "--threads=3"});
+  EXPECT_EQ(c.data_dir, "/x");
+  EXPECT_EQ(c.threads, 3u);
+}
+
+TEST_F(ConfigTest, ListenForms) {
+  auto c = ok({"--listen", "0.0.0.0:9000"});
+  EXPECT_EQ(c.listen_host, "0.0.0.0");
+  EXPECT_EQ(c.listen_port, 9000);
+  c = ok({"--listen=[::1]:8081"});
+  EXPECT_EQ(c.listen_host, "::1");
+  EXPECT_EQ(c.listen_port, 8081);
+  c = ok({"--listen", "localhost:0"});
+  EXPECT_EQ(c.listen_host, "localhost");
+  EXPECT_EQ(c.listen_port, 0);
+  c = ok({}, {{"HOOKD_LISTEN", "[fe80::1]:65535"}});
+  EXPECT_EQ(c.listen_host, "fe80::1");
+  EXPECT_EQ(c.listen_port, 65535);
+
+  for (const auto* bad : {"8080", "::1:8080", "host:", ":8080", "host:65536", "host:-1",
+                          "[::1]8080", "[::1]", "[]:80", "[nothex]:80", "a b:80", "host:80x"}) {
+    const auto msg = fails({"--listen", bad});
+    EXPECT_TRUE(contains(msg, "--listen")) << msg;
+    EXPECT_TRUE(contains(msg, std::string("'") + bad + "'")) << msg;
+  }
+}
+
+TEST_F(ConfigTest, MetricsListen) {
+  auto c = ok({"--metrics-listen", "127.0.0.1:9100"});
+  ASSERT_TRUE(c.metrics_listen.has_value());
+  EXPECT_EQ(c.metrics_listen->host, "127.0.0.1");
+  EXPECT_EQ(c.metrics_listen->port, 9100);
+  EXPECT_EQ(c.listen_port, 8080);  // the main listener is unchanged
+  c = ok({}, {{"HOOKD_METRICS_LISTEN", "[::1]:9100"}});
+  ASSERT_TRUE(c.metrics_listen.has_value());
+  EXPECT_EQ(c.metrics_listen->host, "::1");
+  // An empty flag turns it off again; an empty variable counts as unset.
+  EXPECT_FALSE(ok({"--metrics-listen="}, {{"HOOKD_METRICS_LISTEN", "127.0.0.1:9100"}})
+                   .metrics_listen.has_value());
+  EXPECT_FALSE(ok({}, {{"HOOKD_METRICS_LISTEN", ""}}).metrics_listen.has_value());
+  // Port 0 on both picks two free ports.
+  c = ok({"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"});
+  EXPECT_TRUE(c.metrics_listen.has_value());
+
+  EXPECT_TRUE(contains(fails({"--metrics-listen", "9100"}), "--metrics-listen"));
+  const auto same = fails({"--listen", "0.0.0.0:8080", "--metrics-listen", "0.0.0.0:8080"});
+  EXPECT_TRUE(contains(same, "--metrics-listen")) << same;
+  EXPECT_TRUE(contains(same, "0.0.0.0:8080")) << same;
+}
+
+TEST_F(ConfigTest, Durations) {
+  const auto c = ok({"--delivery-timeout", "30s", "--disable-after=1h30m", "--secret-grace", "0s",
+                     "--header-timeout", "250ms", "--drain-timeout", "2m"});
+  EXPECT_EQ(c.delivery_timeout, 30s);
+  EXPECT_EQ(c.disable_after, 90min);
+  EXPECT_EQ(c.secret_grace, 0s);
+  EXPECT_EQ(c.header_timeout, 250ms);
+  EXPECT_EQ(c.drain_timeout, 2min);
+
+  EXPECT_TRUE(contains(fails({"--delivery-timeout", "soon"}), "--delivery-timeout"));
+  EXPECT_TRUE(contains(fails({"--delivery-timeout", "0s"}), "'0s'"));  // must be positive
+  EXPECT_TRUE(contains(fails({"--idle-timeout", "-5s"}), "--idle-timeout"));
+  EXPECT_TRUE(contains(fails({}, {{"HOOKD_DISABLE_AFTER", "5 days"}}), "HOOKD_DISABLE_AFTER"));
+}
+
+TEST_F(ConfigTest, RetrySchedule) {
+  const std::vector<std::chrono::milliseconds> expected{1s, 2min, 3h};
+  EXPECT_EQ(ok({"--retry-schedule", "1s,2m,3h"}).retry_schedule, expected);
+  EXPECT_EQ(ok({}, {{"HOOKD_RETRY_SCHEDULE", "1s, 2m, 3h"}}).retry_schedule, expected);
+  const auto msg = fails({"--retry-schedule", "1s,,3h"});
+  EXPECT_TRUE(contains(msg, "--retry-schedule")) << msg;
+  EXPECT_TRUE(contains(msg, "'1s,,3h'")) << msg;
+  fails({"--retry-schedule", "0s"});
+}
+
+TEST_F(ConfigTest, MaxBodyAcceptsSizeSuffixes) {
+  EXPECT_EQ(ok({"--max-body", "1000"}).max_body_bytes, 1000u);
+  EXPECT_EQ(ok({"--max-body", "64k"}).max_body_bytes, 65536u);
+  EXPECT_EQ(ok({"--max-body", "64KiB"}).max_body_bytes, 65536u);
+  EXPECT_EQ(ok({"--max-body", "1m"}).max_body_bytes, 1048576u);
+  EXPECT_EQ(ok({"--max-body", "2MiB"}).max_body_bytes, 2u * 1048576u);
+  for (const auto* bad : {"", "0", "1x", "k", "-1", "2GiB", "99999999999999999999"}) {
+    EXPECT_TRUE(contains(fails({"--max-body", bad}), "--max-body")) << bad;
+  }
+}
+
+TEST_F(ConfigTest, Counts) {
+  const auto c =
+      ok({"--threads", "8", "--max-webhooks-per-project", "3", "--max-inflight-deliveries", "10",
+          "--max-inflight-per-webhook", "2", "--max-inflight-per-organization", "5"});
+  EXPECT_EQ(c.threads, 8u);
+  EXPECT_EQ(c.max_webhooks_per_project, 3u);
+  EXPECT_EQ(c.max_inflight_deliveries, 10u);
+  EXPECT_EQ(c.max_inflight_per_webhook, 2u);
+  EXPECT_EQ(c.max_inflight_per_organization, 5u);
+  // Unset, it is 0: the scheduler takes a quarter of the global cap.
+  EXPECT_EQ(ok({}).max_inflight_per_organization, 0u);
+  EXPECT_EQ(ok({}, {{"HOOKD_MAX_INFLIGHT_PER_ORGANIZATION", "256"}}).max_inflight_per_organization,
+            256u);
+  fails({"--max-inflight-per-organization", "0"});
+  fails({"--max-inflight-per-organization", "-1"});
+  EXPECT_TRUE(contains(fails({}, {{"HOOKD_MAX_INFLIGHT_PER_ORGANIZATION", "all"}}),
+                       "HOOKD_MAX_INFLIGHT_PER_ORGANIZATION"));
+  EXPECT_EQ(ok({"--max-connections", "2"}).max_connections, 2u);
+  EXPECT_EQ(ok({}, {{"HOOKD_MAX_CONNECTIONS", "500"}}).max_connections, 500u);
+  EXPECT_TRUE(contains(fails({"--max-connections", "0"}), "--max-connections"));
+  EXPECT_TRUE(contains(fails({}, {{"HOOKD_MAX_CONNECTIONS", "lots"}}), "HOOKD_MAX_CONNECTIONS"));
+  const auto msg = fails({"--threads", "x"});
+  EXPECT_TRUE(contains(msg, "--threads")) << msg;
+  EXPECT_TRUE(contains(msg, "'x'")) << msg;
+  fails({"--threads", "0"});
+  fails({"--threads", "-2"});
+  fails({"--threads", "2.5"});
+  fails({"--max-webhooks-per-project", ""});
+  EXPECT_TRUE(contains(fails({}, {{"HOOKD_MAX_INFLIGHT_PER_WEBHOOK", "many"}}),
+                       "HOOKD_MAX_INFLIGHT_PER_WEBHOOK"));
+}
+
+TEST_F(ConfigTest, BooleansInFlagsAndEnvironment) {
+  EXPECT_TRUE(ok({"--allow-private-targets"}).allow_private_targets);
+  EXPECT_FALSE(ok({"--allow-private-targets=false"}).allow_private_targets);
+  EXPECT_TRUE(ok({"--unsafe-no-fsync"}).unsafe_no_fsync);
+  for (const auto* yes : {"1", "true", "yes", "TRUE"}) {
+    EXPECT_TRUE(ok({}, {{"HOOKD_ALLOW_PRIVATE_TARGETS", yes}}).allow_private_targets) << yes;
+  }
+  for (const auto* no : {"0", "false", "no"}) {
+    EXPECT_FALSE(ok({"--allow-private-targets=" + std::string(no)}).allow_private_targets) << no;
+  }
+  // A boolean flag never swallows the next argument.
+  const auto c = ok({"--allow-private-targets", "--threads", "2"});
+  EXPECT_TRUE(c.allow_private_targets);
+  EXPECT_EQ(c.threads, 2u);
+  // The flag overrides the environment in both directions.
+  EXPECT_FALSE(ok({"--allow-private-targets=no"}, {{"HOOKD_ALLOW_PRIVATE_TARGETS", "yes"}})
+                   .allow_private_targets);
+  const auto msg = fails({}, {{"HOOKD_ALLOW_PRIVATE_TARGETS", "maybe"}});
+  EXPECT_TRUE(contains(msg, "HOOKD_ALLOW_PRIVATE_TARGETS")) << msg;
+  EXPECT_TRUE(contains(msg, "'maybe'")) << msg;
+}
+
+TEST_F(ConfigTest, EmptyEnvironmentValueCountsAsUnset) {
+  EXPECT_EQ(ok({}, {{"HOOKD_THREADS", ""}}).threads, 0u);
+}
+
+TEST_F(ConfigTest, UnknownOptionsAndMissingValues) {
+  EXPECT_TRUE(contains(fails({"--bogus"}), "'--bogus'"));
+  EXPECT_TRUE(contains(fails({"--bogus=1"}), "'--bogus'"));
+  EXPECT_TRUE(contains(fails({"positional"}), "'positional'"));
+  EXPECT_TRUE(contains(fails({"--data-dir"}), "--data-dir"));
+  fails({"--help=yes"});
+}
+
+TEST_F(ConfigTest, HelpAndVersionActions) {
+  auto r = parse({"--help"});
+  ASSERT_TRUE(std::holds_alternative<parsed_config>(r));
+  EXPECT_EQ(std::get<parsed_config>(r).action, config_action::help);
+  // --help works whatever the environment holds.
+  r = parse({"-h"}, {{"HOOKD_THREADS", "garbage"}});
+  ASSERT_TRUE(std::holds_alternative<parsed_config>(r));
+  EXPECT_EQ(std::get<parsed_config>(r).action, config_action::help);
+  r = parse({"--version"});
+  ASSERT_TRUE(std::holds_alternative<parsed_config>(r));
+  EXPECT_EQ(std::get<parsed_config>(r).action, config_action::version);
+}
+
+TEST_F(ConfigTest, HelpListsEveryOptionWithItsEnvironmentTwin) {
+  const auto help = config_help();
+  for (const auto* pair : {"--listen|HOOKD_LISTEN",
+                           "--metrics-listen|HOOKD_METRICS_LISTEN",
+                           "--data-dir|HOOKD_DATA_DIR",
+                           "--threads|HOOKD_THREADS",
+                           "--max-connections|HOOKD_MAX_CONNECTIONS",
+                           "--max-body|HOOKD_MAX_BODY",
+                           "--max-webhooks-per-project|HOOKD_MAX_WEBHOOKS_PER_PROJECT",
+                           "--retry-schedule|HOOKD_RETRY_SCHEDULE",
+                           "--delivery-timeout|HOOKD_DELIVERY_TIMEOUT",
+                           "--disable-after|HOOKD_DISABLE_AFTER",
+                           "--secret-grace|HOOKD_SECRET_GRACE",
+                           "--allow-private-targets|HOOKD_ALLOW_PRIVATE_TARGETS",
+                           "--header-timeout|HOOKD_HEADER_TIMEOUT",
+                           "--idle-timeout|HOOKD_IDLE_TIMEOUT",
+                           "--drain-timeout|HOOKD_DRAIN_TIMEOUT",
+                           "--max-inflight-deliveries|HOOKD_MAX_INFLIGHT_DELIVERIES",
+                           "--max-inflight-per-webhook|HOOKD_MAX_INFLIGHT_PER_WEBHOOK",
+                           "--max-inflight-per-organization|HOOKD_MAX_INFLIGHT_PER_ORGANIZATION",
+                           "--unsafe-no-fsync|HOOKD_UNSAFE_NO_FSYNC",
+                           "--config|HOOKD_CONFIG",
+                           "--help|",
+                           "--version|"}) {
+    const std::string s = pair;
+    const auto bar = s.find('|');
+    EXPECT_TRUE(contains(help, s.substr(0, bar) + " ") || contains(help, s.substr(0, bar) + "\n"))
+        << s;
+    EXPECT_TRUE(contains(help, s.substr(bar + 1))) << s;
+  }
+}
+
+TEST_F(ConfigTest, TomlFile) {
+  const auto file = write("full.toml",
+                          "# hookd configuration\n"
+                          "listen = \"[::1]:9090\"   # trailing comment\n"
+                          "data-dir = '/var/lib/hookd'\n"
+                          "\n"
+                          "threads = 1_2\n"
+                          "max_body = \"128k\"\n"
+                          "allow_private_targets = true\n"
+                          "retry_schedule = [\n"
+                          "  \"1s\",  # first\n"
+                          "  \"10s\",\n"
+                          "]\n"
+                          "\"secret_grace\" = \"1h\"\n");
+  const auto c = ok({"--config", file});
+  EXPECT_EQ(c.listen_host, "::1");
+  EXPECT_EQ(c.listen_port, 9090);
+  EXPECT_EQ(c.data_dir, "/var/lib/hookd");
+  EXPECT_EQ(c.threads, 12u);
+  EXPECT_EQ(c.max_body_bytes, 128u * 1024);
+  EXPECT_TRUE(c.allow_private_targets);
+  const std::vector<std::chrono::milliseconds> schedule{1s, 10s};
+  EXPECT_EQ(c.retry_schedule, schedule);
+  EXPECT_EQ(c.secret_grace, 1h);
+}
+
+TEST_F(ConfigTest, JsonFileIncludingDetectionWithoutExtension) {
+  const auto json = R"({"listen": "127.0.0.1:7000", "threads": 3, "unsafe_no_fsync": true,
+                        "retry-schedule": ["2s", "4s"], "max-body": "1MiB"})";
+  for (const auto& name : {"c.json", "c.conf"}) {
+    const auto c = ok({"--config", write(name, json)});
+    EXPECT_EQ(c.listen_port, 7000);
+    EXPECT_EQ(c.threads, 3u);
+    EXPECT_TRUE(c.unsafe_no_fsync);
+    const std::vector<std::chrono::milliseconds> schedule{2s, 4s};
+    EXPECT_EQ(c.retry_schedule, schedule);
+    EXPECT_EQ(c.max_body_bytes, 1048576u);
+  }
+}
+
+TEST_F(ConfigTest, FileErrorsNameTheFileAndKey) {
+  auto msg = fails({"--config", write("u.toml", "threads = 2\nlisten_addr = \"x\"\n")});
+  EXPECT_TRUE(contains(msg, "listen_addr")) << msg;
+  EXPECT_TRUE(contains(msg, "unknown key")) << msg;
+
+  msg = fails({"--config", write("u.json", R"({"bogus": 1})")});
+  EXPECT_TRUE(contains(msg, "bogus")) << msg;
+  EXPECT_TRUE(contains(msg, "u.json")) << msg;
+
+  msg = fails({"--config", write("t.toml", "threads = \"many\"\n")});
+  EXPECT_TRUE(contains(msg, "threads")) << msg;
+  EXPECT_TRUE(contains(msg, "'many'")) << msg;
+
+  msg = fails({"--config", write("j.json", R"({"threads": true})")});
+  EXPECT_TRUE(contains(msg, "threads")) << msg;
+
+  msg = fails({"--config", write("d.json", R"({"delivery_timeout": 15})")});
+  EXPECT_TRUE(contains(msg, "delivery_timeout")) << msg;
+
+  fails({"--config", write("s.toml", "[server]\nthreads = 2\n")});
+  fails({"--config", write("q.toml", "data_dir = \"unterminated\n")});
+  fails({"--config", write("a.toml", "threads = [\"1\"]\n")});
+  fails({"--config", write("f.toml", "threads = 1.5\n")});
+  fails({"--config", write("x.toml", "threads 2\n")});
+  fails({"--config", write("bad.json", "{\"threads\": ")});
+  fails({"--config", write("arr.json", "[1, 2]")});
+  fails({"--config", write("nested.json", R"({"config": "other.toml"})")});
+  msg = fails({"--config", (dir_ / "missing.toml").string()});
+  EXPECT_TRUE(contains(msg, "missing.toml")) << msg;
+}
+
+}  // namespace
+}  // namespace hookd

@@ -1,0 +1,355 @@
+#include "core/delivery/delivery.hpp"
+
+#include "core/catalog/codec.hpp"
+#include "support/test_util.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+namespace hookd {
+namespace {
+
+using testing::at;
+using testing::id_of;
+using testing::with_null_field;
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+event sample_event() {
+  event e;
+  e.id = id_of("65a0f1c2aabbccddee000001");
+  e.organization = id_of("65a0f1c2aabbccddee0000aa");
+  e.project = id_of("65a0f1c2aabbccddee0000bb");
+  e.type = "order.created";
+  e.data = R"({"id":42,"items":[1,2],"note":"caf\u00e9 \"q\""})";
+  e.time = at(1'700'000'000'123);
+  return e;
+}
+
+delivery sample_delivery() {
+  delivery d;
+  d.id = id_of("65a0f1c2aabbccddee000002");
+  d.event = id_of("65a0f1c2aabbccddee000001");
+  d.webhook = id_of("65a0f1c2aabbccddee0000cc");
+  d.type = "order.created";
+  d.status = delivery_status::pending;
+  d.attempts = 2;
+  d.next_attempt_at = at(1'700'000'300'000);
+  d.created_at = at(1'700'000'000'123);
+  d.updated_at = at(1'700'000'100'000);
+  return d;
+}
+
+TEST(DeliveryStatus, NamesRoundTrip) {
+  for (auto s : {delivery_status::pending, delivery_status::succeeded, delivery_status::failed}) {
+    EXPECT_EQ(parse_delivery_status(to_string(s)), s);
+  }
+  EXPECT_EQ(parse_delivery_status("Pending"), std::nullopt);
+  EXPECT_EQ(parse_delivery_status(""), std::nullopt);
+}
+
+TEST(DeliveryJson, EventCarriesDataAsJson) {
+  const boost::json::object o = to_json(sample_event());
+  EXPECT_EQ(o.at("_id").as_string(), "65a0f1c2aabbccddee000001");
+  EXPECT_EQ(o.at("organization").as_string(), "65a0f1c2aabbccddee0000aa");
+  EXPECT_EQ(o.at("project").as_string(), "65a0f1c2aabbccddee0000bb");
+  EXPECT_EQ(o.at("type").as_string(), "order.created");
+  EXPECT_EQ(o.at("timestamp").as_string(), "2023-11-14T22:13:20.123Z");
+  EXPECT_EQ(o.at("data").at("id").as_int64(), 42);
+  EXPECT_EQ(o.at("data").at("note").as_string(), "caf\xC3\xA9 \"q\"");
+}
+
+TEST(DeliveryJson, PendingDeliveryShowsNextAttempt) {
+  const boost::json::object o = to_json(sample_delivery());
+  EXPECT_EQ(o.at("_id").as_string(), "65a0f1c2aabbccddee000002");
+  EXPECT_EQ(o.at("event").as_string(), "65a0f1c2aabbccddee000001");
+  EXPECT_EQ(o.at("webhook").as_string(), "65a0f1c2aabbccddee0000cc");
+  EXPECT_EQ(o.at("type").as_string(), "order.created");
+  EXPECT_EQ(o.at("status").as_string(), "pending");
+  EXPECT_EQ(o.at("attempts").to_number<int>(), 2);
+  EXPECT_EQ(o.at("nextAttemptAt").as_string(), "2023-11-14T22:18:20.000Z");
+  EXPECT_EQ(o.at("createdAt").as_string(), "2023-11-14T22:13:20.123Z");
+  EXPECT_FALSE(o.contains("reason"));
+}
+
+TEST(DeliveryJson, FailedDeliveryHasReasonAndNullNextAttempt) {
+  delivery d = sample_delivery();
+  d.status = delivery_status::failed;
+  d.reason = std::string(kReasonGone);
+  // Even a stray next time is not shown once the delivery is no longer pending.
+  const boost::json::object o = to_json(d);
+  EXPECT_TRUE(o.at("nextAttemptAt").is_null());
+  EXPECT_EQ(o.at("reason").as_string(), "410 Gone");
+}
+
+TEST(DeliveryJson, AttemptWithoutResponseHasNullStatus) {
+  attempt a;
+  a.number = 1;
+  a.at = at(1'700'000'000'000);
+  a.duration = std::chrono::milliseconds{15000};
+  a.error = "timeout after 15s";
+  const boost::json::object o = to_json(a);
+  EXPECT_EQ(o.at("at").as_string(), "2023-11-14T22:13:20.000Z");
+  EXPECT_EQ(o.at("durationMs").to_number<int>(), 15000);
+  EXPECT_TRUE(o.at("statusCode").is_null());
+  EXPECT_EQ(o.at("response").as_string(), "");
+  EXPECT_EQ(o.at("error").as_string(), "timeout after 15s");
+  EXPECT_FALSE(o.contains("number"));
+
+  a.status_code = 500;
+  a.error.reset();
+  a.response = "oops";
+  const boost::json::object o2 = to_json(a);
+  EXPECT_EQ(o2.at("statusCode").to_number<int>(), 500);
+  EXPECT_TRUE(o2.at("error").is_null());
+  EXPECT_EQ(o2.at("response").as_string(), "oops");
+}
+
+TEST(DeliveryBody, IsTypeTimestampAndVerbatimData) {
+  const event e = sample_event();
+  const std::string body = delivery_body(e);
+  EXPECT_EQ(body,
+            std::string(R"({"type":"order.created","timestamp":"2023-11-14T22:13:20.123Z",)") +
+                R"("data":)" + e.data + "}");
+  const boost::json::value parsed = boost::json::parse(body);
+  EXPECT_EQ(parsed.at("data").at("items").as_array().size(), 2u);
+}
+
+TEST(ResponseExcerpt, KeepsShortBodiesAndCutsLongOnes) {
+  EXPECT_EQ(response_excerpt("ok"), "ok");
+  const std::string big(10000, 'x');
+  EXPECT_EQ(response_excerpt(big), std::string(kMaxResponseExcerptBytes, 'x'));
+}
+
+TEST(ResponseExcerpt, NeverSplitsAUtf8Sequence) {
+  // 4095 ASCII bytes, then a 2-byte "é": the whole character does not fit in 4096 bytes.
+  const std::string body = std::string(4095, 'a') + "\xC3\xA9" + "tail";
+  const std::string cut = response_excerpt(body);
+  EXPECT_EQ(cut, std::string(4095, 'a'));
+  // With one byte less before it, it fits.
+  const std::string body2 = std::string(4094, 'a') + "\xC3\xA9" + "tail";
+  EXPECT_EQ(response_excerpt(body2), std::string(4094, 'a') + "\xC3\xA9");
+  // A 4-byte emoji straddling the limit is dropped whole.
+  const std::string body3 = std::string(4093, 'a') + "\xF0\x9F\x98\x80";
+  EXPECT_EQ(response_excerpt(body3), std::string(4093, 'a'));
+}
+
+TEST(ResponseExcerpt, ReplacesInvalidBytesSoTheJsonIsValid) {
+  const std::string body = std::string("a\xFF") + "b\xC3" + "c\xED\xA0\x80";  // bad, cut, surrogate
+  const std::string cut = response_excerpt(body);
+  EXPECT_EQ(cut,
+            "a\xEF\xBF\xBD"
+            "b\xEF\xBF\xBD"
+            "c\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
+  attempt a;
+  a.response = cut;
+  const std::string text = boost::json::serialize(to_json(a));
+  boost::system::error_code ec;
+  (void)boost::json::parse(text, ec);
+  EXPECT_FALSE(ec);
+  // A binary body never yields more than the limit, even though replacements are longer.
+  EXPECT_LE(response_excerpt(std::string(5000, '\x80')).size(), kMaxResponseExcerptBytes);
+}
+
+TEST(DeliveryCodec, EventRoundTripsWithExactData) {
+  const event e = sample_event();
+  const std::string value = encode(e);
+  EXPECT_THAT(value, Not(HasSubstr("\n")));
+  EXPECT_EQ(boost::json::parse(value).at("v").as_int64(), 1);
+  auto back = decode_event(e.id.binary(), value);
+  ASSERT_TRUE(back) << back.error().detail;
+  EXPECT_EQ(back->id, e.id);
+  EXPECT_EQ(back->organization, e.organization);
+  EXPECT_EQ(back->project, e.project);
+  EXPECT_EQ(back->type, e.type);
+  EXPECT_EQ(back->data, e.data);
+  EXPECT_EQ(back->time, e.time);
+}
+
+TEST(DeliveryCodec, DeliveryRoundTripsPendingAndFailed) {
+  delivery d = sample_delivery();
+  auto back = decode_delivery(d.id.binary(), encode(d));
+  ASSERT_TRUE(back) << back.error().detail;
+  EXPECT_EQ(back->id, d.id);
+  EXPECT_EQ(back->event, d.event);
+  EXPECT_EQ(back->webhook, d.webhook);
+  EXPECT_EQ(back->type, d.type);
+  EXPECT_EQ(back->status, delivery_status::pending);
+  EXPECT_EQ(back->attempts, 2u);
+  EXPECT_EQ(back->next_attempt_at, d.next_attempt_at);
+  EXPECT_EQ(back->created_at, d.created_at);
+  EXPECT_EQ(back->updated_at, d.updated_at);
+  EXPECT_EQ(back->reason, std::nullopt);
+
+  d.status = delivery_status::failed;
+  d.next_attempt_at.reset();
+  d.reason = std::string(kReasonExhausted);
+  back = decode_delivery(d.id.binary(), encode(d));
+  ASSERT_TRUE(back) << back.error().detail;
+  EXPECT_EQ(back->status, delivery_status::failed);
+  EXPECT_EQ(back->next_attempt_at, std::nullopt);
+  EXPECT_EQ(back->reason, "retries exhausted");
+}
+
+TEST(DeliveryCodec, RejectsDamagedDeliveries) {
+  const delivery d = sample_delivery();
+  EXPECT_FALSE(decode_delivery("short", encode(d)));
+  EXPECT_FALSE(decode_delivery(d.id.binary(), "not json"));
+  auto bad_status = decode_delivery(
+      d.id.binary(),
+      R"({"v":1,"event":"65a0f1c2aabbccddee000001","webhook":"65a0f1c2aabbccddee0000cc",)"
+      R"("type":"a","status":"lost","attempts":0,"nextAttemptAt":1,"createdAt":1,"updatedAt":1})");
+  ASSERT_FALSE(bad_status);
+  EXPECT_THAT(bad_status.error().detail, HasSubstr("status"));
+  auto no_next = decode_delivery(
+      d.id.binary(),
+      R"({"v":1,"event":"65a0f1c2aabbccddee000001","webhook":"65a0f1c2aabbccddee0000cc",)"
+      R"("type":"a","status":"pending","attempts":0,"createdAt":1,"updatedAt":1})");
+  ASSERT_FALSE(no_next);
+  EXPECT_THAT(no_next.error().detail, HasSubstr("nextAttemptAt"));
+  auto newer = decode_delivery(d.id.binary(), R"({"v":2})");
+  ASSERT_FALSE(newer);
+  EXPECT_THAT(newer.error().detail, HasSubstr("version 2"));
+}
+
+TEST(DeliveryCodec, AttemptKeyOrdersByNumberAndRoundTrips) {
+  const object_id d = id_of("65a0f1c2aabbccddee000002");
+  EXPECT_EQ(attempt_key(d, 1).size(), 16u);
+  EXPECT_LT(attempt_key(d, 9), attempt_key(d, 10));     // big-endian: numeric order
+  EXPECT_LT(attempt_key(d, 255), attempt_key(d, 256));  // across a byte boundary too
+  EXPECT_TRUE(attempt_key(d, 3).starts_with(d.binary()));
+
+  attempt a;
+  a.number = 3;
+  a.at = at(1'700'000'000'000);
+  a.duration = std::chrono::milliseconds{123};
+  a.status_code = 503;
+  a.response = "busy";
+  auto back = decode_attempt(attempt_key(d, 3), encode(a));
+  ASSERT_TRUE(back) << back.error().detail;
+  EXPECT_EQ(back->first, d);
+  EXPECT_EQ(back->second.number, 3u);
+  EXPECT_EQ(back->second.at, a.at);
+  EXPECT_EQ(back->second.duration, a.duration);
+  EXPECT_EQ(back->second.status_code, 503);
+  EXPECT_EQ(back->second.response, "busy");
+  EXPECT_EQ(back->second.error, std::nullopt);
+
+  a.status_code.reset();
+  a.error = "connection refused";
+  back = decode_attempt(attempt_key(d, 3), encode(a));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->second.status_code, std::nullopt);
+  EXPECT_EQ(back->second.error, "connection refused");
+
+  EXPECT_FALSE(decode_attempt(d.binary(), encode(a)));  // no number in the key
+}
+
+// An attempt carries the delivery's state after it; a state that is not one of the three is
+// refused naming its field, like the delivery record's own status.
+TEST(DeliveryCodec, AttemptWithAnUnknownDeliveryStatusIsRefused) {
+  const delivery d = sample_delivery();
+  attempt a;
+  a.number = 1;
+  a.at = at(1'700'000'000'000);
+  a.response = "ok";
+  const std::string good = encode(a, d);
+  ASSERT_TRUE(decode_stored_attempt(attempt_key(d.id, 1), good));
+  std::string status = R"("deliveryStatus":")";
+  status += to_string(d.status);
+  status += '"';
+  const auto where = good.find(status);
+  ASSERT_NE(where, std::string::npos) << good;
+  std::string bad = good;
+  bad.replace(where, status.size(), R"("deliveryStatus":"lost")");
+  const auto refused = decode_stored_attempt(attempt_key(d.id, 1), bad);
+  ASSERT_FALSE(refused);
+  EXPECT_THAT(refused.error().detail, HasSubstr("field \"deliveryStatus\" is not pending"));
+}
+
+TEST(DeliveryCodec, IdempotencyRecordRoundTrips) {
+  idempotency_record r;
+  r.body_hash = sha256("body");
+  r.event = id_of("65a0f1c2aabbccddee000001");
+  r.type = "order.created";
+  r.time = at(1'700'000'000'123);
+  r.deliveries = 3;
+  r.created_at = at(1'700'000'000'124);
+  const std::string value = encode(r);
+  const boost::json::value parsed = boost::json::parse(value);
+  EXPECT_EQ(parsed.at("response").at("_id").as_string(), "65a0f1c2aabbccddee000001");
+  auto back = decode_idempotency(value);
+  ASSERT_TRUE(back) << back.error().detail;
+  EXPECT_EQ(back->body_hash, r.body_hash);
+  EXPECT_EQ(back->event, r.event);
+  EXPECT_EQ(back->type, r.type);
+  EXPECT_EQ(back->time, r.time);
+  EXPECT_EQ(back->deliveries, 3u);
+  EXPECT_EQ(back->created_at, r.created_at);
+  EXPECT_FALSE(decode_idempotency(R"({"v":1,"bodyHash":"zz","response":{},"createdAt":1})"));
+}
+
+// Encoders leave an absent optional field out (the wire JSON shows null; storage never holds
+// one); a null in storage is damage, refused with the field's name, optional fields included.
+TEST(DeliveryCodec, NullFieldsAreRefusedNamingTheField) {
+  delivery d = sample_delivery();
+  d.status = delivery_status::failed;
+  d.next_attempt_at.reset();
+  const std::string failed_without_reason = encode(d);
+  EXPECT_THAT(failed_without_reason, Not(HasSubstr("null")));
+  for (const char* optional : {"nextAttemptAt", "reason"}) {
+    auto back = decode_delivery(d.id.binary(), with_null_field(failed_without_reason, optional));
+    ASSERT_FALSE(back) << optional;
+    EXPECT_EQ(back.error().kind, error_kind::internal);
+    EXPECT_THAT(back.error().detail, HasSubstr("field \"" + std::string(optional) + "\" is null"));
+  }
+  auto null_type = decode_delivery(d.id.binary(), with_null_field(failed_without_reason, "type"));
+  ASSERT_FALSE(null_type);
+  EXPECT_THAT(null_type.error().detail, HasSubstr("field \"type\" is null"));
+
+  attempt a;
+  a.number = 1;
+  a.at = at(1'700'000'000'000);
+  const std::string bare = encode(a);  // no status code, no error
+  EXPECT_THAT(bare, Not(HasSubstr("null")));
+  const object_id id = id_of("65a0f1c2aabbccddee000002");
+  ASSERT_TRUE(decode_attempt(attempt_key(id, 1), bare));
+  for (const char* optional : {"statusCode", "error"}) {
+    auto back = decode_attempt(attempt_key(id, 1), with_null_field(bare, optional));
+    ASSERT_FALSE(back) << optional;
+    EXPECT_THAT(back.error().detail, HasSubstr("field \"" + std::string(optional) + "\" is null"));
+  }
+
+  const event e = sample_event();
+  auto null_data = decode_event(e.id.binary(), with_null_field(encode(e), "data"));
+  ASSERT_FALSE(null_data);
+  EXPECT_THAT(null_data.error().detail, HasSubstr("field \"data\" is null"));
+
+  idempotency_record r;
+  r.body_hash = sha256("body");
+  r.event = e.id;
+  r.type = e.type;
+  boost::json::value rec = boost::json::parse(encode(r));
+  rec.at("response").as_object()["_id"] = nullptr;
+  auto null_nested = decode_idempotency(boost::json::serialize(rec));
+  ASSERT_FALSE(null_nested);
+  EXPECT_THAT(null_nested.error().detail, HasSubstr("field \"response\": field \"_id\" is null"));
+}
+
+TEST(DeliveryCodec, IndexAndIdempotencyKeys) {
+  const object_id w = id_of("65a0f1c2aabbccddee0000cc");
+  const object_id d = id_of("65a0f1c2aabbccddee000002");
+  const std::string key = webhook_delivery_key(w, d);
+  EXPECT_EQ(key.size(), 26u);
+  EXPECT_TRUE(key.starts_with("dw"));
+  EXPECT_TRUE(key.starts_with(webhook_delivery_prefix(w)));
+  EXPECT_EQ(key.substr(14), d.binary());
+  const object_id t = id_of("65a0f1c2aabbccddee0000dd");
+  EXPECT_EQ(idempotency_key(t, "k-1"), std::string(t.binary()) + "k-1");
+}
+
+}  // namespace
+}  // namespace hookd

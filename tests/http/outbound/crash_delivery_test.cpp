@@ -1,0 +1,142 @@
+// A job whose 202 was sent is delivered after kill -9 (docs/openapi.yaml): the real hookd binary
+// accepts events while its receiver fails, is SIGKILLed, and is started again over the same data
+// dir with the receiver now answering 200; every accepted event arrives, under the delivery id it
+// had before the crash.
+
+#include "support/delivery_fixture.hpp"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+
+namespace hookd::test {
+namespace {
+
+constexpr std::string_view kToken = "hkd_crash-test-admin-token-0123456789abcdef";
+
+class hookd_process {
+ public:
+  hookd_process(const std::filesystem::path& data_dir, const std::string& name) {
+    const std::string binary = std::string(HOOKD_BIN_DIR) + "/hookd";
+    if (::access(binary.c_str(), X_OK) != 0) {
+      throw std::runtime_error(binary + " is not built (ninja hookd)");
+    }
+    // Retries every 200 ms, 40 times: enough that nothing runs out of attempts during the test.
+    std::string schedule = "200ms";
+    for (int i = 1; i < 40; ++i) schedule += ",200ms";
+    child_ = std::make_unique<child_process>(
+        binary,
+        std::vector<std::string>{
+            "--listen", "127.0.0.1:0", "--data-dir", (data_dir / "data").string(), "--threads", "2",
+            "--allow-private-targets", "--retry-schedule", schedule, "--delivery-timeout", "5s"},
+        data_dir / name, std::vector<std::string>{"HOOKD_ADMIN_TOKEN=" + std::string(kToken)});
+    auto listening = child_->wait_for_json(
+        [](const json::object& o) {
+          const auto* e = o.if_contains("event");
+          return e && e->is_string() && e->as_string() == "listening";
+        },
+        true, 60s);
+    if (!listening) {
+      throw std::runtime_error("hookd did not start: " + child_->output(true));
+    }
+    const std::string address(listening->at("address").as_string());  // http://127.0.0.1:PORT
+    const auto port = std::stoi(address.substr(address.rfind(':') + 1));
+    endpoint_ = {asio::ip::make_address("127.0.0.1"), static_cast<std::uint16_t>(port)};
+  }
+
+  asio::ip::tcp::endpoint endpoint() const { return endpoint_; }
+  child_process& child() { return *child_; }
+
+ private:
+  std::unique_ptr<child_process> child_;
+  asio::ip::tcp::endpoint endpoint_;
+};
+
+http_reply call(http_client& client, bhttp::verb method, const std::string& target,
+                const json::value& body) {
+  return client.request(
+      method, target, json::serialize(body),
+      {{"Authorization", "Bearer " + std::string(kToken)}, {"Content-Type", "application/json"}});
+}
+
+TEST(CrashDelivery, EveryAcceptedDeliveryArrivesAfterKillNine) {
+  std::string pattern = (std::filesystem::temp_directory_path() / "hookd-crash-XXXXXX").string();
+  ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+  const std::filesystem::path dir = pattern;
+
+  receiver sink;
+  sink.set_default("/crash", {500, {}, "not yet"});
+  constexpr std::size_t kEvents = 30;
+  std::string org, proj, hook_id;
+  {
+    hookd_process first(dir, "first");
+    http_client client(first.endpoint());
+    auto r = call(client, bhttp::verb::post, "/api/v1/organizations", {{"name", "Crash"}});
+    ASSERT_EQ(r.status, 201u) << r.body;
+    org = r.str("_id");
+    r = call(client, bhttp::verb::post, test_server::projects_path(org),
+             {{"name", "Crash project"}, {"slug", "crash"}});
+    ASSERT_EQ(r.status, 201u) << r.body;
+    proj = r.str("_id");
+    r = call(client, bhttp::verb::post, test_server::webhooks_path(org, proj),
+             {{"name", "Crash hook"}, {"url", sink.url("/crash")}, {"events", json::array{"*"}}});
+    ASSERT_EQ(r.status, 201u) << r.body;
+    hook_id = r.str("_id");
+
+    for (std::size_t i = 0; i < kEvents; ++i) {
+      r = call(client, bhttp::verb::post, delivery_stack::events_path(org, proj),
+               {{"type", "crash.test"}, {"data", {{"seq", i}}}});
+      ASSERT_EQ(r.status, 202u) << r.body;
+      ASSERT_EQ(r.json().at("deliveries").as_int64(), 1);
+    }
+    // Some attempts have failed (and some may be in flight) when the process dies.
+    ASSERT_TRUE(sink.wait_for("/crash", 5));
+    client.close();
+    first.child().signal(SIGKILL);
+    ASSERT_EQ(first.child().wait_exit(), 128 + SIGKILL);
+  }
+  const auto failed_before = sink.count("/crash");
+
+  sink.set_default("/crash", {200, {}, "thanks"});
+  hookd_process second(dir, "second");
+  auto delivered = [&] {
+    std::set<std::int64_t> seqs;
+    for (const auto& got : sink.requests("/crash")) {
+      if (got.answered != 200) continue;
+      seqs.insert(json::parse(got.body).at("data").at("seq").as_int64());
+    }
+    return seqs;
+  };
+  ASSERT_TRUE(eventually([&] { return delivered().size() == kEvents; }, 60s))
+      << delivered().size() << " of " << kEvents << " delivered";
+  EXPECT_GT(sink.count("/crash"), failed_before);
+
+  // Every request for one event carried the same delivery id, before and after the crash.
+  std::map<std::int64_t, std::set<std::string>> ids_by_seq;
+  for (const auto& got : sink.requests("/crash")) {
+    ids_by_seq[json::parse(got.body).at("data").at("seq").as_int64()].insert(
+        got.header("webhook-id"));
+  }
+  ASSERT_EQ(ids_by_seq.size(), kEvents);
+  for (const auto& [seq, ids] : ids_by_seq) EXPECT_EQ(ids.size(), 1u) << "seq " << seq;
+
+  // The API agrees: all succeeded.
+  http_client client(second.endpoint());
+  ASSERT_TRUE(eventually([&] {
+    auto r = client.request(
+        bhttp::verb::get,
+        delivery_stack::deliveries_path(org, proj, hook_id) + "?status=succeeded&limit=100", {},
+        {{"Authorization", "Bearer " + std::string(kToken)}});
+    return r.status == 200 && r.json().at("data").as_array().size() == kEvents;
+  }));
+  client.close();
+
+  second.child().signal(SIGTERM);
+  EXPECT_EQ(second.child().wait_exit(), 0) << second.child().output(true);
+  std::error_code ignored;
+  std::filesystem::remove_all(dir, ignored);
+}
+
+}  // namespace
+}  // namespace hookd::test

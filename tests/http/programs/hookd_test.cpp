@@ -1,0 +1,180 @@
+// hookd, the executable (tools/hookd.cpp), run as a real process over a mkdtemp data dir: what
+// only the binary does, namely the admin-token bootstrap, the listeners it opens and the log
+// lines that name them.
+
+#include "support/delivery_fixture.hpp"
+
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+
+#include <string>
+#include <vector>
+
+namespace hookd::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string kHookd = std::string(HOOKD_BIN_DIR) + "/hookd";
+constexpr std::string_view kToken = "hkd_hookd-test-admin-token-0123456789abcdef";
+
+bool has_event(const json::object& o, std::string_view event) {
+  const auto* e = o.if_contains("event");
+  return e && e->is_string() && e->as_string() == event;
+}
+
+// A string field of a log line; "" when it is missing or not a string.
+std::string str_of(const json::object& o, std::string_view key) {
+  const auto* v = o.if_contains(key);
+  return v && v->is_string() ? std::string(v->as_string()) : std::string();
+}
+
+// "http://127.0.0.1:PORT" as an endpoint.
+asio::ip::tcp::endpoint endpoint_of(std::string_view url) {
+  const auto port = std::stoi(std::string(url.substr(url.rfind(':') + 1)));
+  return {asio::ip::make_address("127.0.0.1"), static_cast<std::uint16_t>(port)};
+}
+
+std::string read_text(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+class HookdTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(::access(kHookd.c_str(), X_OK), 0) << kHookd << " is not built";
+    std::string pattern = (fs::temp_directory_path() / "hookd-bin-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+  }
+  void TearDown() override {
+    std::error_code ignored;
+    fs::remove_all(dir_, ignored);
+  }
+
+  fs::path data_dir() const { return dir_ / "data"; }
+
+  // hookd over data_dir() on a free port, with `extra` options and `env` ("NAME=value").
+  std::unique_ptr<child_process> start(const std::string& name, std::vector<std::string> env,
+                                       std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{"--listen",          "127.0.0.1:0", "--data-dir",
+                                  data_dir().string(), "--threads",   "1"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return std::make_unique<child_process>(kHookd, std::move(args), dir_ / name, std::move(env));
+  }
+
+  static std::optional<json::object> listening(child_process& hookd) {
+    return hookd.wait_for_json([](const json::object& o) { return has_event(o, "listening"); },
+                               true, 60s);
+  }
+
+  fs::path dir_;
+};
+
+http_reply get(http_client& client, const std::string& target, std::string_view token = {}) {
+  header_list headers;
+  if (!token.empty()) headers.emplace_back("Authorization", "Bearer " + std::string(token));
+  return client.request(bhttp::verb::get, target, std::nullopt, headers);
+}
+
+TEST_F(HookdTest, AShortAdminTokenExitsTwoNamingItsLengthAndCreatesNoToken) {
+  const std::string short_token = "hkd_short-token-0123456789";  // 26 characters
+  {
+    auto hookd = start("short", {"HOOKD_ADMIN_TOKEN=" + short_token});
+    ASSERT_EQ(hookd->wait_exit(60s), std::optional<int>(2)) << hookd->output(true);
+    const auto lines = hookd->lines(true);
+    ASSERT_FALSE(lines.empty());
+    const auto& message = lines.back();
+    EXPECT_EQ(message.rfind("hookd: ", 0), 0u) << message;
+    EXPECT_NE(message.find("HOOKD_ADMIN_TOKEN"), std::string::npos) << message;
+    EXPECT_NE(message.find("26 characters"), std::string::npos) << message;
+    EXPECT_NE(message.find("at least 32"), std::string::npos) << message;
+    EXPECT_NE(message.find("openssl rand -base64 32"), std::string::npos) << message;
+    EXPECT_EQ(hookd->output(true).find(short_token), std::string::npos) << "never echoed";
+    EXPECT_FALSE(fs::exists(data_dir() / "admin-token"));
+  }
+
+  // No token was created: the next start still takes HOOKD_ADMIN_TOKEN as the first one.
+  auto hookd = start("long", {"HOOKD_ADMIN_TOKEN=" + std::string(kToken)});
+  const auto admin = hookd->wait_for_json(
+      [](const json::object& o) { return has_event(o, "admin_token"); }, true, 60s);
+  ASSERT_TRUE(admin) << hookd->output(true);
+  EXPECT_EQ(str_of(*admin, "source"), "HOOKD_ADMIN_TOKEN");
+  const auto up = listening(*hookd);
+  ASSERT_TRUE(up) << hookd->output(true);
+  http_client client(endpoint_of(str_of(*up, "address")));
+  EXPECT_EQ(get(client, "/api/v1/organizations", kToken).status, 200u);
+  EXPECT_EQ(get(client, "/api/v1/organizations", short_token).status, 401u);
+}
+
+TEST_F(HookdTest, AGeneratedAdminTokenIsInItsFileAndNeverInTheLog) {
+  // An empty HOOKD_ADMIN_TOKEN counts as unset, whatever the test's own environment holds.
+  auto hookd = start("generated", {"HOOKD_ADMIN_TOKEN="});
+  const auto up = listening(*hookd);
+  ASSERT_TRUE(up) << hookd->output(true);
+
+  const fs::path file = data_dir() / "admin-token";
+  ASSERT_TRUE(fs::exists(file));
+  struct stat st {};
+  ASSERT_EQ(::stat(file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  const std::string token = read_text(file);
+  ASSERT_GE(token.size(), 32u);
+
+  const auto admin = hookd->wait_for_json(
+      [](const json::object& o) { return has_event(o, "admin_token"); }, true, 5s);
+  ASSERT_TRUE(admin);
+  EXPECT_EQ(str_of(*admin, "source"), "generated");
+  EXPECT_EQ(str_of(*admin, "file"), file.string());
+  EXPECT_FALSE(admin->contains("token"));
+
+  http_client client(endpoint_of(str_of(*up, "address")));
+  EXPECT_EQ(get(client, "/api/v1/organizations", token).status, 200u);
+  client.close();
+
+  hookd->signal(SIGTERM);
+  EXPECT_EQ(hookd->wait_exit(60s), std::optional<int>(0));
+  EXPECT_EQ(hookd->output(true).find(token), std::string::npos) << "the token is in stderr";
+  EXPECT_EQ(hookd->output(false).find(token), std::string::npos) << "the token is in stdout";
+}
+
+TEST_F(HookdTest, MetricsListenMovesMetricsToASecondListener) {
+  auto hookd = start("metrics", {"HOOKD_ADMIN_TOKEN=" + std::string(kToken)},
+                     {"--metrics-listen", "127.0.0.1:0"});
+  const auto up = listening(*hookd);
+  ASSERT_TRUE(up) << hookd->output(true);
+  ASSERT_TRUE(up->contains("metricsAddress") && up->at("metricsAddress").is_string()) << *up;
+  const auto main_endpoint = endpoint_of(str_of(*up, "address"));
+  const auto metrics_endpoint = endpoint_of(str_of(*up, "metricsAddress"));
+  EXPECT_NE(main_endpoint.port(), metrics_endpoint.port());
+
+  http_client ops(metrics_endpoint);
+  auto r = get(ops, "/metrics");
+  EXPECT_EQ(r.status, 200u);
+  EXPECT_EQ(r.header("Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_NE(r.body.find("hookd_catalog_objects"), std::string::npos) << r.body;
+  EXPECT_EQ(get(ops, "/healthz").status, 200u);
+  EXPECT_EQ(get(ops, "/readyz").status, 200u);
+  expect_problem(get(ops, "/api/v1/organizations", kToken), 404);  // the API is not served here
+
+  http_client api(main_endpoint);
+  expect_problem(get(api, "/metrics"), 404);
+  EXPECT_EQ(get(api, "/healthz").status, 200u);
+  EXPECT_EQ(get(api, "/readyz").status, 200u);
+  EXPECT_EQ(get(api, "/api/v1/organizations", kToken).status, 200u);
+}
+
+TEST_F(HookdTest, WithoutMetricsListenMetricsStayOnTheMainListener) {
+  auto hookd = start("main", {"HOOKD_ADMIN_TOKEN=" + std::string(kToken)});
+  const auto up = listening(*hookd);
+  ASSERT_TRUE(up) << hookd->output(true);
+  ASSERT_TRUE(up->contains("metricsAddress")) << *up;
+  EXPECT_TRUE(up->at("metricsAddress").is_null());
+  http_client client(endpoint_of(str_of(*up, "address")));
+  EXPECT_EQ(get(client, "/metrics").status, 200u);
+}
+
+}  // namespace
+}  // namespace hookd::test

@@ -1,0 +1,530 @@
+// The transport end to end: a real server on 127.0.0.1 port 0 over a real catalog on RocksDB in
+// a mkdtemp dir, driven by a raw TCP client that sends exact bytes.
+
+#include "http/server/server.hpp"
+
+#include "core/catalog/catalog.hpp"
+#include "http/api/app.hpp"
+#include "http/server/metrics.hpp"
+#include "http/server/problem.hpp"
+#include "storage/rocksdb_storage.hpp"
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/json/parse.hpp>
+
+#include <gtest/gtest.h>
+
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <future>
+#include <thread>
+
+namespace hookd::http {
+namespace {
+
+using namespace std::chrono_literals;
+using tcp = asio::ip::tcp;
+using client_response = bhttp::response<bhttp::string_body>;
+
+// ---- test handlers: plain functions, or lambdas that pass what they need as arguments
+
+asio::awaitable<response> echo(request_context& ctx) {
+  boost::json::object body{{"method", bhttp::to_string(ctx.req.method())},
+                           {"path", ctx.path},
+                           {"query", ctx.query},
+                           {"body", ctx.req.body()},
+                           {"id", ctx.params.get("id")}};
+  co_return json_response(bhttp::status::ok, body);
+}
+
+asio::awaitable<response> fail(request_context&) {
+  throw std::runtime_error("handler blew up");
+  co_return response{};
+}
+
+asio::awaitable<response> slow(std::promise<void>* started, request_context&) {
+  started->set_value();
+  asio::steady_timer timer(co_await asio::this_coro::executor, 300ms);
+  co_await timer.async_wait(asio::use_awaitable);
+  co_return json_response(bhttp::status::ok, std::string(R"({"slow":true})"));
+}
+
+bool is_generated_id(std::string_view id) {
+  return id.size() == 32 && id.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+
+// A blocking client with a receive timeout, so a server that fails to answer or to close makes
+// the test fail instead of hang.
+class raw_client {
+ public:
+  explicit raw_client(const tcp::endpoint& ep) : socket_(ioc_) {
+    socket_.connect(ep);
+    timeval tv{5, 0};
+    ::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  void send(std::string_view bytes) { asio::write(socket_, asio::buffer(bytes)); }
+  client_response read(bool head_request = false) {
+    bhttp::response_parser<bhttp::string_body> parser;
+    parser.skip(head_request);
+    parser.body_limit(1 << 20);
+    beast::error_code ec;
+    bhttp::read(socket_, buffer_, parser, ec);
+    EXPECT_FALSE(ec) << "reading a response: " << ec.message();
+    return parser.release();
+  }
+  // True when the server closed its side: the next read sees EOF and nothing else.
+  bool closed_by_server() {
+    if (buffer_.size() != 0) return false;
+    char c = 0;
+    beast::error_code ec;
+    const auto n = socket_.read_some(asio::buffer(&c, 1), ec);
+    return n == 0 && ec == asio::error::eof;
+  }
+
+ private:
+  asio::io_context ioc_;
+  tcp::socket socket_;
+  beast::flat_buffer buffer_;
+};
+
+boost::json::object json_of(const client_response& res) {
+  return boost::json::parse(res.body()).as_object();
+}
+
+std::string get(std::string_view target, std::string_view extra_headers = {}) {
+  std::string out = "GET ";
+  out.append(target).append(" HTTP/1.1\r\nHost: test\r\n").append(extra_headers).append("\r\n");
+  return out;
+}
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "hookd-server-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    auto opened = open_rocksdb_storage((dir_ / "db").string());
+    ASSERT_TRUE(opened.has_value()) << opened.error().detail;
+    store_ = std::move(*opened);
+    cat_ = std::make_unique<catalog>(*store_, catalog_options{});
+    ASSERT_TRUE(cat_->load().has_value());
+    app_ = std::make_unique<app>(*cat_, metrics_);
+    app_->store = store_.get();
+
+    register_ops_routes(routes_, *app_);
+    routes_.add(bhttp::verb::get, "/echo", echo);
+    routes_.add(bhttp::verb::post, "/echo", echo);
+    routes_.add(bhttp::verb::get, "/w/{id}", echo);
+    routes_.add(bhttp::verb::delete_, "/w/{id}", echo);
+    routes_.add(bhttp::verb::get, "/fail", fail);
+    routes_.add(bhttp::verb::get, "/slow",
+                [this](request_context& ctx) { return slow(&slow_started_, ctx); });
+  }
+
+  void TearDown() override {
+    if (server_) server_->stop();
+    server_.reset();
+    app_.reset();
+    cat_.reset();
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  tcp::endpoint start(server_options options = {}) {
+    options.host = "127.0.0.1";
+    options.port = 0;
+    options.threads = 2;
+    server_ = std::make_unique<server>(options, routes_, *app_);
+    auto ep = server_->listen();
+    EXPECT_TRUE(ep.has_value());
+    server_->start();
+    return *ep;
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<storage> store_;
+  std::unique_ptr<catalog> cat_;
+  metrics metrics_;
+  std::unique_ptr<app> app_;
+  router routes_;
+  std::promise<void> slow_started_;
+  std::unique_ptr<server> server_;
+};
+
+TEST_F(ServerTest, UnknownRouteIsProblemJson404WithRequestId) {
+  raw_client c(start());
+  c.send(get("/nope"));
+  const auto res = c.read();
+  EXPECT_EQ(res.result(), bhttp::status::not_found);
+  EXPECT_EQ(res[bhttp::field::content_type], "application/problem+json");
+  const auto id = std::string(res["X-Request-Id"]);
+  EXPECT_TRUE(is_generated_id(id)) << id;
+  const auto body = json_of(res);
+  EXPECT_EQ(body.at("status").as_int64(), 404);
+  EXPECT_EQ(body.at("type").as_string(), "https://hookd.dev/problems/not-found");
+  EXPECT_EQ(body.at("requestId").as_string(), id);
+  EXPECT_FALSE(body.at("title").as_string().empty());
+  EXPECT_FALSE(body.at("detail").as_string().empty());
+  EXPECT_TRUE(res.keep_alive());
+}
+
+TEST_F(ServerTest, KnownPathOtherMethodIs405WithAllow) {
+  raw_client c(start());
+  c.send("POST /w/42 HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\n\r\n");
+  const auto res = c.read();
+  EXPECT_EQ(res.result(), bhttp::status::method_not_allowed);
+  EXPECT_EQ(res[bhttp::field::allow], "GET, DELETE");
+  EXPECT_EQ(res[bhttp::field::content_type], "application/problem+json");
+  EXPECT_TRUE(is_generated_id(res["X-Request-Id"]));
+  EXPECT_EQ(json_of(res).at("status").as_int64(), 405);
+}
+
+TEST_F(ServerTest, RoutesWithParametersPathAndQuery) {
+  raw_client c(start());
+  c.send(get("/w/abc?x=1&y=2"));
+  const auto res = c.read();
+  ASSERT_EQ(res.result(), bhttp::status::ok);
+  const auto body = json_of(res);
+  EXPECT_EQ(body.at("id").as_string(), "abc");
+  EXPECT_EQ(body.at("path").as_string(), "/w/abc");
+  EXPECT_EQ(body.at("query").as_string(), "x=1&y=2");
+  EXPECT_EQ(res[bhttp::field::content_length], std::to_string(res.body().size()));
+}
+
+TEST_F(ServerTest, HeadersOverTheLimitAre431ThenClose) {
+  raw_client c(start());
+  c.send(get("/echo", "X-Big: " + std::string(9 * 1024, 'a') + "\r\n"));
+  const auto res = c.read();
+  EXPECT_EQ(res.result(), bhttp::status::request_header_fields_too_large);
+  EXPECT_EQ(res[bhttp::field::content_type], "application/problem+json");
+  EXPECT_FALSE(res["X-Request-Id"].empty());
+  EXPECT_FALSE(res.keep_alive());
+  EXPECT_TRUE(c.closed_by_server());
+}
+
+TEST_F(ServerTest, BodyOverTheLimitIs413FromContentLengthBeforeTheBodyIsSent) {
+  server_options o;
+  o.max_body_bytes = 1024;
+  raw_client c(start(o));
+  // Only the head: the 413 must come without the server waiting for the body.
+  c.send(
+      "POST /echo HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+      "X-Request-Id: big-1\r\nContent-Length: 100000\r\n\r\n");
+  const auto res = c.read();
+  EXPECT_EQ(res.result(), bhttp::status::payload_too_large);
+  EXPECT_EQ(res["X-Request-Id"], "big-1");
+  EXPECT_EQ(json_of(res).at("type").as_string(), "https://hookd.dev/problems/payload-too-large");
+  EXPECT_FALSE(res.keep_alive());
+  EXPECT_TRUE(c.closed_by_server());
+}
+
+TEST_F(ServerTest, ChunkedBodyOverTheLimitIs413) {
+  server_options o;
+  o.max_body_bytes = 16;
+  raw_client c(start(o));
+  c.send(
+      "POST /echo HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "20\r\n" +
+      std::string(32, 'x') + "\r\n0\r\n\r\n");
+  const auto res = c.read();
+  EXPECT_EQ(res.result(), bhttp::status::payload_too_large);
+  EXPECT_TRUE(c.closed_by_server());
+}
+
+TEST_F(ServerTest, BodyAtTheLimitIsServed) {
+  server_options o;
+  o.max_body_bytes = 16;
+  raw_client c(start(o));
+  c.send("POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 16\r\n\r\n0123456789abcdef");
+  const auto res = c.read();
+  ASSERT_EQ(res.result(), bhttp::status::ok);
+  EXPECT_EQ(json_of(res).at("body").as_string(), "0123456789abcdef");
+}
+
+TEST_F(ServerTest, TransferEncodingWithContentLengthIs400ThenClose) {
+  const auto ep = start();
+  for (const auto* framing : {"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
+                              "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+                              "Transfer-Encoding: gzip\r\nContent-Length: 5\r\n"}) {
+    raw_client c(ep);
+    c.send(std::string("POST /echo HTTP/1.1\r\nHost: test\r\n") + framing + "\r\nhello");
+    const auto res = c.read();
+    EXPECT_EQ(res.result(), bhttp::status::bad_request) << framing;
+    EXPECT_EQ(res[bhttp::field::content_type], "application/problem+json") << framing;
+    EXPECT_FALSE(res["X-Request-Id"].empty());
+    EXPECT_TRUE(c.closed_by_server()) << framing;
+  }
+}
+
+TEST_F(ServerTest, MalformedRequestIs400ThenClose) {
+  raw_client c(start());
+  c.send("THIS IS NOT HTTP\r\n\r\n");
+  const auto res = c.read();
+  EXPECT_EQ(res.result(), bhttp::status::bad_request);
+  EXPECT_EQ(json_of(res).at("type").as_string(), "https://hookd.dev/problems/malformed-request");
+  EXPECT_TRUE(c.closed_by_server());
+}
+
+TEST_F(ServerTest, PipelinedRequestsAreAnsweredInOrder) {
+  raw_client c(start());
+  c.send(get("/echo?n=1") +
+         "POST /echo?n=2 HTTP/1.1\r\nHost: test\r\nContent-Length: 3\r\n\r\nabc" +
+         get("/echo?n=3"));
+  const auto first = c.read();
+  const auto second = c.read();
+  const auto third = c.read();
+  EXPECT_EQ(json_of(first).at("query").as_string(), "n=1");
+  EXPECT_EQ(json_of(second).at("query").as_string(), "n=2");
+  EXPECT_EQ(json_of(second).at("body").as_string(), "abc");
+  EXPECT_EQ(json_of(third).at("query").as_string(), "n=3");
+  EXPECT_NE(first["X-Request-Id"], third["X-Request-Id"]);
+}
+
+TEST_F(ServerTest, ConnectionCloseIsHonoured) {
+  raw_client c(start());
+  c.send(get("/echo", "Connection: close\r\n"));
+  const auto res = c.read();
+  EXPECT_EQ(res.result(), bhttp::status::ok);
+  EXPECT_FALSE(res.keep_alive());
+  EXPECT_TRUE(c.closed_by_server());
+}
+
+TEST_F(ServerTest, Http10WithoutKeepAliveCloses) {
+  raw_client c(start());
+  c.send("GET /healthz HTTP/1.0\r\n\r\n");
+  const auto res = c.read();
+  EXPECT_EQ(res.result(), bhttp::status::ok);
+  EXPECT_EQ(res.version(), 10u);
+  EXPECT_TRUE(c.closed_by_server());
+}
+
+TEST_F(ServerTest, KeepAliveServesTwoRequestsOnOneConnection) {
+  raw_client c(start());
+  c.send(get("/echo?n=1"));
+  const auto first = c.read();
+  EXPECT_TRUE(first.keep_alive());
+  EXPECT_EQ(server_->open_connections(), 1u);
+  c.send(get("/echo?n=2"));
+  const auto second = c.read();
+  EXPECT_EQ(json_of(first).at("query").as_string(), "n=1");
+  EXPECT_EQ(json_of(second).at("query").as_string(), "n=2");
+}
+
+TEST_F(ServerTest, RequestIdIsEchoedWhenValidAndReplacedOtherwise) {
+  raw_client c(start());
+  c.send(get("/nope", "X-Request-Id: abc-123_X.y\r\n"));
+  auto res = c.read();
+  EXPECT_EQ(res["X-Request-Id"], "abc-123_X.y");
+  EXPECT_EQ(json_of(res).at("requestId").as_string(), "abc-123_X.y");
+
+  const std::string too_long(129, 'a');
+  for (const auto& bad : {std::string("has space"), std::string("semi;colon"), too_long}) {
+    c.send(get("/echo", "X-Request-Id: " + bad + "\r\n"));
+    res = c.read();
+    EXPECT_TRUE(is_generated_id(res["X-Request-Id"])) << bad;
+  }
+  const std::string longest(128, 'b');
+  c.send(get("/echo", "X-Request-Id: " + longest + "\r\n"));
+  EXPECT_EQ(c.read()["X-Request-Id"], longest);
+}
+
+TEST_F(ServerTest, HandlerExceptionIs500AndTheConnectionSurvives) {
+  raw_client c(start());
+  c.send(get("/fail"));
+  const auto res = c.read();
+  EXPECT_EQ(res.result(), bhttp::status::internal_server_error);
+  EXPECT_EQ(json_of(res).at("type").as_string(), "https://hookd.dev/problems/internal");
+  EXPECT_EQ(json_of(res).at("detail").as_string().find("blew up"), std::string::npos)
+      << "exception text must not leak to clients";
+  c.send(get("/echo"));
+  EXPECT_EQ(c.read().result(), bhttp::status::ok);
+}
+
+TEST_F(ServerTest, HeadResponseHasNoBodyAndKeepsTheConnectionInSync) {
+  raw_client c(start());
+  c.send("HEAD /healthz HTTP/1.1\r\nHost: test\r\n\r\n");
+  const auto head = c.read(/*head_request=*/true);
+  EXPECT_EQ(head.result(), bhttp::status::method_not_allowed);  // HEAD is not routed to GET
+  EXPECT_EQ(head[bhttp::field::allow], "GET");
+  EXPECT_TRUE(head.body().empty());
+  c.send(get("/healthz"));
+  const auto next = c.read();
+  EXPECT_EQ(next.result(), bhttp::status::ok);
+  EXPECT_EQ(next.body(), R"({"status":"ok"})");
+}
+
+TEST_F(ServerTest, ExpectContinueGetsAnInterimResponse) {
+  raw_client c(start());
+  c.send("POST /echo HTTP/1.1\r\nHost: test\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
+  const auto interim = c.read();
+  EXPECT_EQ(interim.result(), bhttp::status::continue_);
+  c.send("hello");
+  const auto res = c.read();
+  ASSERT_EQ(res.result(), bhttp::status::ok);
+  EXPECT_EQ(json_of(res).at("body").as_string(), "hello");
+}
+
+TEST_F(ServerTest, IdleKeepAliveConnectionIsClosed) {
+  server_options o;
+  o.idle_timeout = 200ms;
+  raw_client c(start(o));
+  c.send(get("/echo"));
+  EXPECT_EQ(c.read().result(), bhttp::status::ok);
+  EXPECT_TRUE(c.closed_by_server());  // within the client's 5 s receive timeout
+}
+
+// The deadline of a request head is header_timeout from when its first bytes came, even when the
+// connection's timer was waiting for the much later idle deadline of a keep-alive wait.
+TEST_F(ServerTest, StalledRequestHeadIsClosedAfterHeaderTimeout) {
+  server_options o;
+  o.header_timeout = 300ms;
+  o.idle_timeout = 60s;
+  raw_client c(start(o));
+  c.send(get("/echo"));
+  EXPECT_EQ(c.read().result(), bhttp::status::ok);
+  std::this_thread::sleep_for(600ms);  // past the first deadline: the timer now waits for 60 s
+  c.send("GET /echo HTTP/1.1\r\nHost: te");
+  EXPECT_TRUE(c.closed_by_server());  // within the client's 5 s receive timeout, not 60 s
+}
+
+// Deadlines bound the peer's reads and writes, not the handler: a response that takes longer
+// than header_timeout to compute is still delivered, and the connection stays usable.
+TEST_F(ServerTest, SlowHandlerIsNotCutByTheReadDeadline) {
+  server_options o;
+  o.header_timeout = 100ms;  // the /slow handler takes 300 ms
+  raw_client c(start(o));
+  c.send(get("/slow"));
+  const auto res = c.read();
+  EXPECT_EQ(res.result(), bhttp::status::ok);
+  EXPECT_EQ(res.body(), R"({"slow":true})");
+  c.send(get("/echo"));
+  EXPECT_EQ(c.read().result(), bhttp::status::ok);
+}
+
+TEST_F(ServerTest, StopLetsTheRequestInFlightFinish) {
+  const auto ep = start();
+  raw_client busy(ep);
+  raw_client idle(ep);
+  idle.send(get("/healthz"));
+  EXPECT_EQ(idle.read().result(), bhttp::status::ok);
+
+  busy.send(get("/slow"));
+  slow_started_.get_future().wait();
+  auto stopped = std::async(std::launch::async, [this] { server_->stop(); });
+
+  const auto res = busy.read();
+  EXPECT_EQ(res.result(), bhttp::status::ok);
+  EXPECT_EQ(res.body(), R"({"slow":true})");
+  EXPECT_FALSE(res.keep_alive());  // the last request of a draining connection
+  EXPECT_TRUE(busy.closed_by_server());
+  EXPECT_TRUE(idle.closed_by_server());
+  stopped.get();
+  EXPECT_EQ(server_->open_connections(), 0u);
+
+  asio::io_context ioc;
+  tcp::socket late(ioc);
+  beast::error_code ec;
+  late.connect(ep, ec);
+  EXPECT_TRUE(ec) << "the listener is closed after stop()";
+}
+
+TEST_F(ServerTest, AConnectionBeyondTheLimitGetsA503AndIsClosed) {
+  server_options o;
+  o.max_connections = 2;
+  const auto ep = start(o);
+  auto first = std::make_unique<raw_client>(ep);
+  raw_client second(ep);
+  // Both answered, so both are counted before the third arrives.
+  first->send(get("/healthz"));
+  EXPECT_EQ(first->read().result(), bhttp::status::ok);
+  second.send(get("/healthz"));
+  EXPECT_EQ(second.read().result(), bhttp::status::ok);
+
+  {
+    raw_client third(ep);
+    third.send(get("/healthz"));  // a request already sent is discarded, not reset
+    const auto res = third.read();
+    EXPECT_EQ(res.result(), bhttp::status::service_unavailable);
+    EXPECT_EQ(res[bhttp::field::content_type], "application/problem+json");
+    EXPECT_FALSE(res.keep_alive());
+    EXPECT_FALSE(res[bhttp::field::retry_after].empty());
+    const auto body = json_of(res);
+    EXPECT_EQ(body.at("status").as_int64(), 503);
+    EXPECT_EQ(body.at("type").as_string(), "https://hookd.dev/problems/connection-limit");
+    EXPECT_NE(body.at("detail").as_string().find("connection limit"), std::string::npos)
+        << body.at("detail").as_string();
+    EXPECT_EQ(body.at("requestId").as_string(), res["X-Request-Id"]);
+    EXPECT_TRUE(third.closed_by_server());
+  }
+
+  second.send(get("/metrics"));
+  const auto metrics_text = second.read().body();
+  EXPECT_NE(metrics_text.find("# TYPE hookd_http_connections_refused_total counter"),
+            std::string::npos);
+  EXPECT_NE(metrics_text.find("\nhookd_http_connections_refused_total 1\n"), std::string::npos)
+      << metrics_text;
+  EXPECT_NE(metrics_text.find("\nhookd_http_open_connections 2\n"), std::string::npos);
+
+  first.reset();  // closes: the server notices the EOF and frees its place
+  const auto give_up = std::chrono::steady_clock::now() + 5s;
+  while (server_->open_connections() > 1 && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_EQ(server_->open_connections(), 1u);
+  raw_client fourth(ep);
+  fourth.send(get("/healthz"));
+  EXPECT_EQ(fourth.read().result(), bhttp::status::ok);
+}
+
+TEST_F(ServerTest, OpsRoutes) {
+  raw_client c(start());
+  c.send(get("/healthz"));
+  auto res = c.read();
+  EXPECT_EQ(res.result(), bhttp::status::ok);
+  EXPECT_EQ(res[bhttp::field::content_type], "application/json");
+
+  c.send(get("/readyz"));
+  res = c.read();
+  EXPECT_EQ(res.result(), bhttp::status::service_unavailable);  // not ready yet
+  EXPECT_FALSE(res[bhttp::field::retry_after].empty());
+
+  app_->ready = true;
+  c.send(get("/readyz"));
+  EXPECT_EQ(c.read().result(), bhttp::status::ok);
+
+  c.send(get("/metrics"));
+  res = c.read();
+  EXPECT_EQ(res.result(), bhttp::status::ok);
+  EXPECT_EQ(res[bhttp::field::content_type], "text/plain; version=0.0.4; charset=utf-8");
+  const auto& text = res.body();
+  EXPECT_NE(text.find("# TYPE hookd_http_requests_total counter"), std::string::npos);
+  EXPECT_NE(text.find(R"(hookd_http_requests_total{route="/healthz",code="200"} 1)"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find(R"(hookd_http_requests_total{route="/readyz",code="503"} 1)"),
+            std::string::npos);
+  EXPECT_NE(
+      text.find(R"(hookd_http_request_duration_seconds_bucket{route="/healthz",le="+Inf"} 1)"),
+      std::string::npos);
+  EXPECT_NE(
+      text.find(R"(hookd_http_request_duration_seconds_bucket{route="/healthz",le="0.0005"})"),
+      std::string::npos);
+  EXPECT_NE(text.find("hookd_http_open_connections 1"), std::string::npos);
+  EXPECT_NE(text.find(R"(hookd_catalog_objects{kind="webhooks"} 0)"), std::string::npos);
+  EXPECT_NE(text.find("hookd_catalog_commit_groups_total"), std::string::npos);
+  EXPECT_NE(text.find("hookd_storage_fsyncs_total"), std::string::npos);
+
+  app_->draining = true;
+  c.send(get("/readyz"));
+  EXPECT_EQ(c.read().result(), bhttp::status::service_unavailable);
+}
+
+}  // namespace
+}  // namespace hookd::http

@@ -1,0 +1,615 @@
+#pragma once
+// Fixtures for the delivery tests:
+// - `receiver`: a real HTTP/1.1 webhook receiver on 127.0.0.1 port 0 (its own io_context and
+//   thread) that records every request and answers from a script per path: a status, extra
+//   headers, an optional delay (a "hang", bounded, cut short when the receiver stops), and an
+//   optional hold until the test calls release_held().
+// - `delivery_stack`: the whole hookd stack in-process like test_server (RocksDB in a mkdtemp
+//   dir, catalog, admin token, router, server on port 0) plus the delivery log and the
+//   dispatcher, with short retry schedules and timeouts for tests. restart() reopens everything
+//   over the same data dir.
+
+#include "core/delivery/delivery_log.hpp"
+#include "http/outbound/dispatcher.hpp"
+#include "support/test_server.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+extern char** environ;
+
+namespace hookd::test {
+
+using namespace std::chrono_literals;
+
+// ---------------------------------------------------------------- child processes
+
+// A program run as a real child process (posix_spawn), its stdout and stderr going to files so
+// that a chatty child never blocks on a full pipe. The destructor SIGKILLs it if it still runs.
+class child_process {
+ public:
+  child_process(const std::string& program, std::vector<std::string> args,
+                const std::filesystem::path& output_prefix, std::vector<std::string> extra_env = {})
+      : out_path_(output_prefix.string() + ".out"), err_path_(output_prefix.string() + ".err") {
+    args.insert(args.begin(), program);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    std::vector<std::string> env_strings = std::move(extra_env);
+    for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
+    std::vector<char*> envp;
+    for (auto& e : env_strings) envp.push_back(e.data());
+    envp.push_back(nullptr);
+
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out_path_.c_str(),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err_path_.c_str(),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    const int rc = posix_spawn(&pid_, program.c_str(), &actions, nullptr, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&actions);
+    if (rc != 0)
+      throw std::runtime_error("posix_spawn " + program + " failed: " + std::to_string(rc));
+  }
+  ~child_process() {
+    if (!exited_) {
+      ::kill(pid_, SIGKILL);
+      int status = 0;
+      ::waitpid(pid_, &status, 0);
+    }
+  }
+  child_process(const child_process&) = delete;
+  child_process& operator=(const child_process&) = delete;
+
+  // Complete lines written so far to stdout (or stderr).
+  std::vector<std::string> lines(bool from_stderr = false) const {
+    std::ifstream in(from_stderr ? err_path_ : out_path_, std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    std::vector<std::string> out;
+    std::size_t start = 0;
+    for (std::size_t nl; (nl = text.find('\n', start)) != std::string::npos; start = nl + 1) {
+      out.push_back(text.substr(start, nl - start));
+    }
+    return out;
+  }
+  std::string output(bool from_stderr = false) const {
+    std::ifstream in(from_stderr ? err_path_ : out_path_, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), {});
+  }
+
+  // The first JSON object line (stdout or stderr) for which `match` holds, waiting up to
+  // `limit`; nullopt when none came or the process exited first.
+  template <class Match>
+  std::optional<json::object> wait_for_json(Match match, bool from_stderr,
+                                            std::chrono::milliseconds limit = 20s) {
+    std::optional<json::object> found;
+    eventually_impl(
+        [&] {
+          for (const auto& line : lines(from_stderr)) {
+            boost::system::error_code ec;
+            auto v = json::parse(line, ec);
+            if (!ec && v.is_object() && match(v.as_object())) {
+              found = v.as_object();
+              return true;
+            }
+          }
+          return running() ? false : true;
+        },
+        limit);
+    return found;
+  }
+
+  bool running() {
+    if (exited_) return false;
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      exited_ = true;
+      exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      return false;
+    }
+    return true;
+  }
+
+  void signal(int sig) {
+    if (!exited_) ::kill(pid_, sig);
+  }
+
+  // The exit code (128 + signal when killed), or nullopt if still running after `limit`.
+  std::optional<int> wait_exit(std::chrono::milliseconds limit = 30s) {
+    eventually_impl([&] { return !running(); }, limit);
+    if (!exited_) return std::nullopt;
+    return exit_code_;
+  }
+
+  pid_t pid() const { return pid_; }
+
+ private:
+  template <class Condition>
+  static void eventually_impl(Condition condition, std::chrono::milliseconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!condition() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(20ms);
+    }
+  }
+
+  std::string out_path_, err_path_;
+  pid_t pid_ = -1;
+  bool exited_ = false;
+  int exit_code_ = -1;
+};
+
+// Polls `condition` every 10 ms until it holds or `limit` passes; the result of the last poll.
+// For waiting on asynchronous effects (a delivery arriving), never for asserting durations.
+template <class Condition>
+bool eventually(Condition condition, std::chrono::milliseconds limit = 20s) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() >= deadline) return condition();
+    std::this_thread::sleep_for(10ms);
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------- receiver
+
+struct scripted_reply {
+  unsigned status = 200;
+  std::vector<std::pair<std::string, std::string>> headers;  // e.g. Location, Retry-After
+  std::string body = "ok";
+  std::chrono::milliseconds delay{0};  // before answering; a hang when longer than the timeout
+  bool hold = false;  // after the delay, wait for receiver::release_held() (bounded like delays)
+};
+
+struct received_request {
+  std::string path;
+  std::map<std::string, std::string> headers;  // names lowercased
+  std::string body;
+  unsigned answered = 0;                     // the status the receiver chose for it
+  std::chrono::steady_clock::time_point at;  // when it was read
+
+  std::string header(const std::string& name) const {
+    auto it = headers.find(name);
+    return it == headers.end() ? std::string() : it->second;
+  }
+};
+
+class receiver {
+ public:
+  // Bounds every socket operation of the receiver and every scripted delay.
+  static constexpr std::chrono::seconds kIoTimeout{30};
+
+  receiver() : acceptor_(ioc_, {asio::ip::make_address("127.0.0.1"), 0}) {
+    asio::co_spawn(ioc_, accept_loop(*this), [this](std::exception_ptr) { task_done(); });
+    ++tasks_;
+    thread_ = std::thread([this] { ioc_.run(); });
+  }
+  ~receiver() { stop(); }
+  receiver(const receiver&) = delete;
+  receiver& operator=(const receiver&) = delete;
+
+  // Ends every connection and pending delay; frames still waiting go with the io_context.
+  void stop() {
+    if (!thread_.joinable()) return;
+    ioc_.stop();
+    thread_.join();
+  }
+
+  std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
+  std::string url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(port()) + path;
+  }
+
+  // Replies for the next requests to `path`, in order; after them, the default for the path.
+  void script(const std::string& path, std::vector<scripted_reply> replies) {
+    std::lock_guard lock(mutex_);
+    auto& q = scripts_[path];
+    for (auto& r : replies) q.push_back(std::move(r));
+  }
+  // The reply once a path's script is used up (200 "ok" unless set).
+  void set_default(const std::string& path, scripted_reply reply) {
+    std::lock_guard lock(mutex_);
+    defaults_[path] = std::move(reply);
+  }
+
+  std::vector<received_request> requests() const {
+    std::lock_guard lock(mutex_);
+    return requests_;
+  }
+  std::vector<received_request> requests(const std::string& path) const {
+    std::vector<received_request> out;
+    for (auto& r : requests()) {
+      if (r.path == path) out.push_back(std::move(r));
+    }
+    return out;
+  }
+  std::size_t count(const std::string& path) const { return requests(path).size(); }
+  std::size_t count() const { return requests().size(); }
+
+  // The most requests that were being answered at once (received, response not yet written).
+  std::size_t max_concurrent() const {
+    std::lock_guard lock(mutex_);
+    return max_concurrent_;
+  }
+
+  // Requests held now: received, waiting for release_held().
+  std::size_t held() const {
+    std::lock_guard lock(mutex_);
+    return held_;
+  }
+  // Requests answered so far (their response written).
+  std::size_t answered() const {
+    std::lock_guard lock(mutex_);
+    return answered_;
+  }
+
+  // Answers every held request, and from now on every request scripted to hold at once.
+  void release_held() {
+    asio::post(ioc_, [this] {
+      released_ = true;
+      for (asio::steady_timer* wait : holding_) wait->cancel();
+    });
+  }
+
+  // TCP connections accepted so far.
+  std::size_t connections() const {
+    std::lock_guard lock(mutex_);
+    return connections_;
+  }
+
+  // Waits until `path` got at least `n` requests (bounded).
+  bool wait_for(const std::string& path, std::size_t n, std::chrono::milliseconds limit = 20s) {
+    return eventually([&] { return count(path) >= n; }, limit);
+  }
+
+ private:
+  using tcp = asio::ip::tcp;
+
+  static asio::awaitable<void> accept_loop(receiver& self) {
+    for (;;) {
+      auto [ec, socket] = co_await self.acceptor_.async_accept(asio::as_tuple(asio::use_awaitable));
+      if (ec) co_return;
+      {
+        std::lock_guard lock(self.mutex_);
+        ++self.connections_;
+      }
+      ++self.tasks_;
+      asio::co_spawn(self.ioc_, session(self, std::move(socket)),
+                     [&self](std::exception_ptr) { self.task_done(); });
+    }
+  }
+
+  static asio::awaitable<void> session(receiver& self, tcp::socket socket) {
+    beast::tcp_stream stream(std::move(socket));
+    beast::flat_buffer buffer;
+    for (;;) {
+      bhttp::request_parser<bhttp::string_body> parser;
+      parser.body_limit(1024 * 1024);
+      stream.expires_after(kIoTimeout);
+      auto [read_ec, n] =
+          co_await bhttp::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
+      (void)n;
+      if (read_ec) co_return;
+      auto req = parser.release();
+
+      received_request got;
+      got.path = std::string(req.target());
+      for (const auto& field : req) {
+        std::string name(field.name_string());
+        for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        got.headers[name] = std::string(field.value());
+      }
+      got.body = req.body();
+      const scripted_reply reply = self.next_reply(got.path);
+      got.answered = reply.status;
+      got.at = std::chrono::steady_clock::now();
+      {
+        std::lock_guard lock(self.mutex_);
+        self.requests_.push_back(std::move(got));
+        self.max_concurrent_ = std::max(self.max_concurrent_, ++self.concurrent_);
+      }
+
+      if (reply.delay > 0ms) {
+        asio::steady_timer timer(stream.get_executor());
+        timer.expires_after(std::min<std::chrono::milliseconds>(reply.delay, kIoTimeout));
+        (void)co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+      }
+      if (reply.hold && !self.released_) {
+        asio::steady_timer wait(stream.get_executor(), kIoTimeout);
+        self.holding_.insert(&wait);
+        {
+          std::lock_guard lock(self.mutex_);
+          ++self.held_;
+        }
+        (void)co_await wait.async_wait(asio::as_tuple(asio::use_awaitable));
+        self.holding_.erase(&wait);
+        {
+          std::lock_guard lock(self.mutex_);
+          --self.held_;
+        }
+      }
+      bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(reply.status), 11};
+      for (const auto& [name, value] : reply.headers) res.set(name, value);
+      res.set(bhttp::field::content_type, "text/plain");
+      res.body() = reply.body;
+      res.keep_alive(req.keep_alive());
+      res.prepare_payload();
+      stream.expires_after(kIoTimeout);
+      auto [write_ec, written] =
+          co_await bhttp::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
+      (void)written;
+      {
+        std::lock_guard lock(self.mutex_);
+        --self.concurrent_;
+        if (!write_ec) ++self.answered_;
+      }
+      if (write_ec || !res.keep_alive()) co_return;
+    }
+  }
+
+  scripted_reply next_reply(const std::string& path) {
+    std::lock_guard lock(mutex_);
+    if (auto it = scripts_.find(path); it != scripts_.end() && !it->second.empty()) {
+      scripted_reply r = std::move(it->second.front());
+      it->second.pop_front();
+      return r;
+    }
+    if (auto it = defaults_.find(path); it != defaults_.end()) return it->second;
+    return {};
+  }
+
+  void task_done() { --tasks_; }
+
+  asio::io_context ioc_{1};
+  tcp::acceptor acceptor_;
+  std::thread thread_;
+  std::atomic<int> tasks_{0};  // accept loop and sessions running (tracked, never detached)
+
+  // The receiver's thread only: the waits of held requests, and whether they are over.
+  std::set<asio::steady_timer*> holding_;
+  bool released_ = false;
+
+  mutable std::mutex mutex_;
+  std::map<std::string, std::deque<scripted_reply>> scripts_;
+  std::map<std::string, scripted_reply> defaults_;
+  std::vector<received_request> requests_;
+  std::size_t concurrent_ = 0, max_concurrent_ = 0, connections_ = 0, held_ = 0, answered_ = 0;
+};
+
+// ---------------------------------------------------------------- the stack
+
+struct delivery_stack_options {
+  std::size_t max_body_bytes = 16 * 1024;
+  std::size_t max_webhooks_per_project = 10;
+  // Short, so that retries happen within a test.
+  std::vector<std::chrono::milliseconds> retry_schedule{100ms, 200ms};
+  std::chrono::milliseconds delivery_timeout{5000};
+  // The receivers are on 127.0.0.1; the guard test turns this off.
+  bool allow_private_targets = true;
+  std::size_t max_in_flight = 256;
+  std::size_t max_in_flight_per_webhook = 4;
+  std::size_t max_in_flight_per_organization = 0;  // 0: the scheduler's default
+};
+
+class delivery_stack {
+ public:
+  static constexpr std::string_view kAdminToken = test_server::kAdminToken;
+
+  explicit delivery_stack(delivery_stack_options options = {}) : options_(std::move(options)) {
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "hookd-delivery-test-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    data_dir_ = pattern;
+    open();
+  }
+  ~delivery_stack() {
+    shutdown();
+    std::error_code ignored;
+    std::filesystem::remove_all(data_dir_, ignored);
+  }
+  delivery_stack(const delivery_stack&) = delete;
+  delivery_stack& operator=(const delivery_stack&) = delete;
+
+  // Stops everything in the order hookd does and reopens it over the same data dir.
+  void restart() {
+    shutdown();
+    open();
+  }
+
+  catalog& cat() { return *catalog_; }
+  delivery_log& log() { return *log_; }
+  http::dispatcher& dispatch() { return *dispatcher_; }
+  http_client& client() { return *client_; }
+  std::uint16_t port() const { return endpoint_.port(); }
+  asio::ip::tcp::endpoint endpoint() const { return endpoint_; }
+
+  // ---- requests; an empty token sends no credentials
+
+  http_reply call(bhttp::verb method, const std::string& target,
+                  std::optional<std::string> body = {}, std::string_view token = kAdminToken,
+                  header_list headers = {}) {
+    if (!token.empty()) headers.emplace_back("Authorization", "Bearer " + std::string(token));
+    if (body) headers.emplace_back("Content-Type", "application/json");
+    return client_->request(method, target, std::move(body), headers);
+  }
+  http_reply get(const std::string& target, std::string_view token = kAdminToken) {
+    return call(bhttp::verb::get, target, std::nullopt, token);
+  }
+  http_reply post(const std::string& target, const json::value& body,
+                  std::string_view token = kAdminToken, header_list headers = {}) {
+    return call(bhttp::verb::post, target, json::serialize(body), token, std::move(headers));
+  }
+  http_reply patch(const std::string& target, const json::value& body,
+                   std::string_view token = kAdminToken) {
+    return call(bhttp::verb::patch, target, json::serialize(body), token);
+  }
+  http_reply del(const std::string& target, std::string_view token = kAdminToken) {
+    return call(bhttp::verb::delete_, target, std::nullopt, token);
+  }
+
+  // ---- fixtures through the API; each expects its 201
+
+  std::string create_organization(const std::string& name) {
+    auto r = post("/api/v1/organizations", {{"name", name}});
+    EXPECT_EQ(r.status, 201u) << r.body;
+    return r.str("_id");
+  }
+  std::string create_project(const std::string& org, const std::string& slug) {
+    auto r = post(test_server::projects_path(org), {{"name", "Project " + slug}, {"slug", slug}});
+    EXPECT_EQ(r.status, 201u) << r.body;
+    return r.str("_id");
+  }
+  test_server::issued_token create_token(std::initializer_list<std::string> orgs,
+                                         std::initializer_list<std::string> scopes) {
+    json::array org_list, scope_list;
+    for (const auto& o : orgs) org_list.emplace_back(o);
+    for (const auto& s : scopes) scope_list.emplace_back(s);
+    auto r = post("/api/v1/tokens",
+                  {{"name", "test token"}, {"organizations", org_list}, {"scopes", scope_list}});
+    EXPECT_EQ(r.status, 201u) << r.body;
+    return {r.str("_id"), r.str("token")};
+  }
+  // The created webhook, with its `secret`.
+  json::object create_webhook(const std::string& org, const std::string& proj,
+                              const json::object& body) {
+    auto r = post(test_server::webhooks_path(org, proj), body);
+    EXPECT_EQ(r.status, 201u) << r.body;
+    auto v = r.json();
+    return v.is_object() ? v.as_object() : json::object{};
+  }
+
+  static std::string events_path(const std::string& org, const std::string& proj) {
+    return test_server::projects_path(org) + "/" + proj + "/events";
+  }
+  static std::string deliveries_path(const std::string& org, const std::string& proj,
+                                     const std::string& hook) {
+    return test_server::webhook_path(org, proj, hook) + "/deliveries";
+  }
+
+  // POST …/events.
+  http_reply ingest(const std::string& org, const std::string& proj, const json::value& body,
+                    std::string_view token = kAdminToken, header_list headers = {}) {
+    return post(events_path(org, proj), body, token, std::move(headers));
+  }
+
+ private:
+  void open() {
+    auto dir = ensure_data_dir(data_dir_);
+    if (!dir) throw std::runtime_error("data dir: " + dir.error().detail);
+    auto key = load_or_create_master_key(data_dir_, std::nullopt);
+    if (!key) throw std::runtime_error("master key: " + key.error().detail);
+    auto store = open_rocksdb_storage((data_dir_ / "db").string());
+    if (!store) throw std::runtime_error("storage: " + store.error().detail);
+    storage_ = std::move(*store);
+
+    catalog_options cat_options;
+    cat_options.max_webhooks_per_project = options_.max_webhooks_per_project;
+    cat_options.master_key = *key;
+    catalog_ = std::make_unique<catalog>(*storage_, cat_options);
+    auto loaded = catalog_->load();
+    if (!loaded) throw std::runtime_error("catalog load: " + loaded.error().detail);
+    catalog_->start();
+    if (!catalog_->has_admin_token()) {
+      token_input admin;
+      admin.name = "admin";
+      admin.scopes.add(scope::admin);
+      auto created = wait_for<created_token>([&](completion<created_token> done) {
+        catalog_->create_token(std::move(admin), std::string(kAdminToken), std::move(done));
+      });
+      if (!created) throw std::runtime_error("admin token: " + created.error().detail);
+    }
+
+    delivery_log_options log_options;
+    log_options.retry = retry_policy(options_.retry_schedule);
+    log_options.scheduling.max_in_flight = options_.max_in_flight;
+    log_options.scheduling.max_in_flight_per_webhook = options_.max_in_flight_per_webhook;
+    log_options.scheduling.max_in_flight_per_organization = options_.max_in_flight_per_organization;
+    log_ = std::make_unique<delivery_log>(*storage_, *catalog_, log_options);
+    auto log_loaded = log_->load();
+    if (!log_loaded) throw std::runtime_error("delivery log load: " + log_loaded.error().detail);
+    log_->start();
+
+    http::dispatcher_options dispatch_options;
+    dispatch_options.client.total_timeout = options_.delivery_timeout;
+    dispatch_options.client.connect_timeout = options_.delivery_timeout;
+    dispatch_options.client.allow_private_targets = options_.allow_private_targets;
+    dispatcher_ = std::make_unique<http::dispatcher>(*log_, *catalog_, dispatch_options);
+
+    metrics_ = std::make_unique<http::metrics>();
+    app_.reset(new http::app{*catalog_, *metrics_, options_.max_body_bytes});
+    app_->store = storage_.get();
+    app_->deliveries = log_.get();
+    app_->delivery_stats = &dispatcher_->stats();
+    router_ = std::make_unique<http::router>();
+    http::register_ops_routes(*router_, *app_);
+    http::register_api_routes(*router_, *app_);
+
+    http::server_options server_options;
+    server_options.host = "127.0.0.1";
+    server_options.port = 0;
+    server_options.threads = 2;
+    server_options.max_body_bytes = options_.max_body_bytes;
+    server_ = std::make_unique<http::server>(server_options, *router_, *app_);
+    auto endpoint = server_->listen();
+    if (!endpoint) throw std::runtime_error("listen: " + endpoint.error().detail);
+    endpoint_ = *endpoint;
+    server_->start();
+    dispatcher_->start();
+    app_->ready = true;
+
+    if (client_) {
+      client_->set_endpoint(endpoint_);
+    } else {
+      client_ = std::make_unique<http_client>(endpoint_);
+    }
+  }
+
+  // The order of tools/hookd.cpp: server, dispatcher, delivery log, catalog.
+  void shutdown() {
+    if (client_) client_->close();
+    if (server_) server_->stop();
+    if (dispatcher_) dispatcher_->stop();
+    if (log_) log_->stop();
+    if (catalog_) catalog_->stop();
+    server_.reset();
+    router_.reset();
+    app_.reset();
+    metrics_.reset();
+    dispatcher_.reset();
+    log_.reset();
+    catalog_.reset();
+    storage_.reset();
+  }
+
+  delivery_stack_options options_;
+  std::filesystem::path data_dir_;
+  std::unique_ptr<storage> storage_;
+  std::unique_ptr<catalog> catalog_;
+  std::unique_ptr<delivery_log> log_;
+  std::unique_ptr<http::dispatcher> dispatcher_;
+  std::unique_ptr<http::metrics> metrics_;
+  std::unique_ptr<http::app> app_;
+  std::unique_ptr<http::router> router_;
+  std::unique_ptr<http::server> server_;
+  asio::ip::tcp::endpoint endpoint_;
+  std::unique_ptr<http_client> client_;
+};
+
+}  // namespace hookd::test

@@ -1,0 +1,409 @@
+#pragma once
+// The whole hookd stack in-process for black-box HTTP tests: a mkdtemp data dir, RocksDB, the
+// master key, the catalog, an admin token with a known secret, the router with the ops and API
+// routes, and the server on 127.0.0.1 port 0. `restart()` stops everything and reopens it over
+// the same data dir, the way a process restart would.
+//
+// `http_client` is a small blocking HTTP/1.1 client (Beast) that keeps one connection alive
+// and reconnects only when the server said `Connection: close`.
+
+#include "core/catalog/catalog.hpp"
+#include "core/catalog/entities.hpp"
+#include "core/catalog/validation.hpp"
+#include "http/api/app.hpp"
+#include "http/server/metrics.hpp"
+#include "http/server/router.hpp"
+#include "http/server/server.hpp"
+#include "storage/data_dir.hpp"
+#include "storage/rocksdb_storage.hpp"
+
+#include <gtest/gtest.h>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <initializer_list>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace hookd::test {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+namespace json = boost::json;
+
+// One response as the client saw it.
+struct http_reply {
+  unsigned status = 0;
+  bhttp::fields headers;
+  std::string body;
+
+  std::string header(std::string_view name) const {
+    auto it = headers.find(name);
+    return it == headers.end() ? std::string() : std::string(it->value());
+  }
+  bool has_header(std::string_view name) const { return headers.find(name) != headers.end(); }
+  // The body as JSON; a failed test (and null) when it is not JSON.
+  json::value json() const {
+    boost::system::error_code ec;
+    json::value v = json::parse(body, ec);
+    if (ec) {
+      ADD_FAILURE() << "response body is not JSON (" << ec.message() << "): " << body;
+      return nullptr;
+    }
+    return v;
+  }
+  // Shorthands for problem bodies and JSON objects.
+  std::string str(std::string_view key) const {
+    auto v = json();
+    if (!v.is_object()) return {};
+    const auto* field = v.as_object().if_contains(key);
+    return field && field->is_string() ? std::string(field->as_string()) : std::string();
+  }
+};
+
+struct header_list : std::vector<std::pair<std::string, std::string>> {
+  using vector::vector;
+};
+
+class http_client {
+ public:
+  static constexpr std::chrono::seconds kTimeout{20};
+
+  explicit http_client(asio::ip::tcp::endpoint endpoint) : endpoint_(endpoint) {}
+
+  void set_endpoint(asio::ip::tcp::endpoint endpoint) {
+    close();
+    endpoint_ = endpoint;
+  }
+
+  // Sends `req` (version, Host and Content-Length filled in) and reads one response.
+  http_reply send(bhttp::request<bhttp::string_body> req) {
+    req.version(11);
+    req.set(bhttp::field::host, "127.0.0.1:" + std::to_string(endpoint_.port()));
+    req.prepare_payload();
+    if (!stream_) connect();
+
+    boost::system::error_code ec;
+    stream_->expires_after(kTimeout);
+    bhttp::write(*stream_, req, ec);
+    if (ec) return failed("write", ec);
+
+    bhttp::response_parser<bhttp::string_body> parser;
+    parser.body_limit(boost::none);
+    stream_->expires_after(kTimeout);
+    bhttp::read(*stream_, buffer_, parser, ec);
+    if (ec) return failed("read", ec);
+
+    auto res = parser.release();
+    http_reply out;
+    out.status = res.result_int();
+    out.body = std::move(res.body());
+    for (const auto& field : res) out.headers.insert(field.name_string(), field.value());
+    if (!res.keep_alive()) close();
+    return out;
+  }
+
+  http_reply request(bhttp::verb method, std::string target, std::optional<std::string> body = {},
+                     const header_list& headers = {}) {
+    bhttp::request<bhttp::string_body> req{method, target, 11};
+    for (const auto& [name, value] : headers) req.set(name, value);
+    if (body) req.body() = std::move(*body);
+    return send(std::move(req));
+  }
+
+  bool connected() const { return stream_ != nullptr; }
+
+  void close() {
+    if (stream_) {
+      boost::system::error_code ignored;
+      stream_->socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+      stream_->close();
+    }
+    stream_.reset();
+    buffer_.clear();
+  }
+
+ private:
+  void connect() {
+    stream_ = std::make_unique<beast::tcp_stream>(ioc_);
+    stream_->expires_after(kTimeout);
+    stream_->connect(endpoint_);
+  }
+
+  http_reply failed(const char* what, boost::system::error_code ec) {
+    close();
+    ADD_FAILURE() << "HTTP " << what << " failed: " << ec.message();
+    return {};
+  }
+
+  asio::io_context ioc_;
+  asio::ip::tcp::endpoint endpoint_;
+  std::unique_ptr<beast::tcp_stream> stream_;
+  beast::flat_buffer buffer_;
+};
+
+struct test_server_options {
+  // Small, so that the 413 test sends little and the limit test creates few webhooks.
+  std::size_t max_body_bytes = 16 * 1024;
+  std::size_t max_webhooks_per_project = 3;
+};
+
+// Waits for a catalog completion on the test thread.
+template <class T, class Start>
+result<T> wait_for(Start start) {
+  std::promise<result<T>> promise;
+  auto future = promise.get_future();
+  start([&promise](result<T> r) { promise.set_value(std::move(r)); });
+  return future.get();
+}
+
+class test_server {
+ public:
+  // The admin token's secret, set at bootstrap like HOOKD_ADMIN_TOKEN would.
+  static constexpr std::string_view kAdminToken = "hkd_test-admin-token-0123456789abcdefABCDEF";
+
+  explicit test_server(test_server_options options = {}) : options_(options) {
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "hookd-http-test-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    data_dir_ = pattern;
+    open();
+  }
+
+  ~test_server() {
+    shutdown();
+    std::error_code ignored;
+    std::filesystem::remove_all(data_dir_, ignored);
+  }
+
+  test_server(const test_server&) = delete;
+  test_server& operator=(const test_server&) = delete;
+
+  // Stops the server and the catalog, closes RocksDB, and opens everything again over the same
+  // data dir, on a new port.
+  void restart() {
+    shutdown();
+    open();
+  }
+
+  const std::filesystem::path& data_dir() const { return data_dir_; }
+  catalog& cat() { return *catalog_; }
+  http_client& client() { return *client_; }
+  std::uint16_t port() const { return endpoint_.port(); }
+
+  // ---- requests; an empty token sends no credentials
+
+  http_reply call(bhttp::verb method, const std::string& target,
+                  std::optional<std::string> body = {}, std::string_view token = kAdminToken,
+                  header_list headers = {}) {
+    if (!token.empty()) headers.emplace_back("Authorization", "Bearer " + std::string(token));
+    if (body) headers.emplace_back("Content-Type", "application/json");
+    return client_->request(method, target, std::move(body), headers);
+  }
+  http_reply get(const std::string& target, std::string_view token = kAdminToken) {
+    return call(bhttp::verb::get, target, std::nullopt, token);
+  }
+  http_reply post(const std::string& target, const json::value& body,
+                  std::string_view token = kAdminToken) {
+    return call(bhttp::verb::post, target, json::serialize(body), token);
+  }
+  http_reply patch(const std::string& target, const json::value& body,
+                   std::string_view token = kAdminToken) {
+    return call(bhttp::verb::patch, target, json::serialize(body), token);
+  }
+  http_reply del(const std::string& target, std::string_view token = kAdminToken) {
+    return call(bhttp::verb::delete_, target, std::nullopt, token);
+  }
+
+  // ---- fixtures through the API; each asserts its 201
+
+  std::string create_organization(const std::string& name) {
+    auto r = post("/api/v1/organizations", {{"name", name}});
+    EXPECT_EQ(r.status, 201u) << r.body;
+    return r.str("_id");
+  }
+  std::string create_project(const std::string& org, const std::string& slug) {
+    auto r = post(projects_path(org), {{"name", "Project " + slug}, {"slug", slug}});
+    EXPECT_EQ(r.status, 201u) << r.body;
+    return r.str("_id");
+  }
+  struct issued_token {
+    std::string id;
+    std::string secret;
+  };
+  issued_token create_token(std::initializer_list<std::string> orgs,
+                            std::initializer_list<std::string> scopes) {
+    json::array org_list, scope_list;
+    for (const auto& o : orgs) org_list.emplace_back(o);
+    for (const auto& s : scopes) scope_list.emplace_back(s);
+    auto r = post("/api/v1/tokens",
+                  {{"name", "test token"}, {"organizations", org_list}, {"scopes", scope_list}});
+    EXPECT_EQ(r.status, 201u) << r.body;
+    return {r.str("_id"), r.str("token")};
+  }
+  // A valid create body; tests change one field at a time.
+  static json::object webhook_body(const std::string& name = "Orders") {
+    return {{"name", name},
+            {"url", "https://example.com/hooks"},
+            {"events", json::array{"order.created", "order.*"}}};
+  }
+  json::object create_webhook(const std::string& org, const std::string& proj,
+                              const json::object& body) {
+    auto r = post(webhooks_path(org, proj), body);
+    EXPECT_EQ(r.status, 201u) << r.body;
+    auto v = r.json();
+    return v.is_object() ? v.as_object() : json::object{};
+  }
+
+  static std::string org_path(const std::string& org) { return "/api/v1/organizations/" + org; }
+  static std::string projects_path(const std::string& org) { return org_path(org) + "/projects"; }
+  static std::string webhooks_path(const std::string& org, const std::string& proj) {
+    return projects_path(org) + "/" + proj + "/settings/webhooks";
+  }
+  static std::string webhook_path(const std::string& org, const std::string& proj,
+                                  const std::string& hook) {
+    return webhooks_path(org, proj) + "/" + hook;
+  }
+
+ private:
+  void open() {
+    auto dir = ensure_data_dir(data_dir_);
+    if (!dir) throw std::runtime_error("data dir: " + dir.error().detail);
+    auto key = load_or_create_master_key(data_dir_, std::nullopt);
+    if (!key) throw std::runtime_error("master key: " + key.error().detail);
+    auto store = open_rocksdb_storage((data_dir_ / "db").string());
+    if (!store) throw std::runtime_error("storage: " + store.error().detail);
+    storage_ = std::move(*store);
+
+    catalog_options cat_options;
+    cat_options.max_webhooks_per_project = options_.max_webhooks_per_project;
+    cat_options.master_key = *key;
+    catalog_ = std::make_unique<catalog>(*storage_, cat_options);
+    auto loaded = catalog_->load();
+    if (!loaded) throw std::runtime_error("catalog load: " + loaded.error().detail);
+    catalog_->start();
+    bootstrap_admin_token();
+
+    metrics_ = std::make_unique<http::metrics>();
+    app_.reset(new http::app{*catalog_, *metrics_, options_.max_body_bytes});
+    router_ = std::make_unique<http::router>();
+    http::register_ops_routes(*router_, *app_);
+    http::register_api_routes(*router_, *app_);
+
+    http::server_options server_options;
+    server_options.host = "127.0.0.1";
+    server_options.port = 0;
+    server_options.threads = 2;
+    server_options.max_body_bytes = options_.max_body_bytes;
+    server_ = std::make_unique<http::server>(server_options, *router_, *app_);
+    auto endpoint = server_->listen();
+    if (!endpoint) throw std::runtime_error("listen: " + endpoint.error().detail);
+    endpoint_ = *endpoint;
+    server_->start();
+    app_->ready = true;
+
+    if (client_) {
+      client_->set_endpoint(endpoint_);
+    } else {
+      client_ = std::make_unique<http_client>(endpoint_);
+    }
+  }
+
+  // What tools/hookd does on first start with HOOKD_ADMIN_TOKEN set; restarts keep the token.
+  void bootstrap_admin_token() {
+    if (catalog_->has_admin_token()) return;
+    token_input admin;
+    admin.name = "admin";
+    admin.scopes.add(scope::admin);
+    auto created = wait_for<created_token>([&](completion<created_token> done) {
+      catalog_->create_token(std::move(admin), std::string(kAdminToken), std::move(done));
+    });
+    if (!created) throw std::runtime_error("admin token: " + created.error().detail);
+  }
+
+  void shutdown() {
+    if (client_) client_->close();
+    if (server_) server_->stop();
+    if (catalog_) catalog_->stop();
+    server_.reset();
+    router_.reset();
+    app_.reset();
+    metrics_.reset();
+    catalog_.reset();
+    storage_.reset();
+  }
+
+  test_server_options options_;
+  std::filesystem::path data_dir_;
+  std::unique_ptr<storage> storage_;
+  std::unique_ptr<catalog> catalog_;
+  std::unique_ptr<http::metrics> metrics_;
+  std::unique_ptr<http::app> app_;
+  std::unique_ptr<http::router> router_;
+  std::unique_ptr<http::server> server_;
+  asio::ip::tcp::endpoint endpoint_;
+  std::unique_ptr<http_client> client_;
+};
+
+// Every byte of every file under `dir`, for scans of what reaches the disk.
+inline std::vector<std::pair<std::filesystem::path, std::string>> read_all_files(
+    const std::filesystem::path& dir) {
+  std::vector<std::pair<std::filesystem::path, std::string>> out;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+    if (!entry.is_regular_file()) continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    out.emplace_back(entry.path(), std::string(std::istreambuf_iterator<char>(in), {}));
+  }
+  return out;
+}
+
+// Asserts the RFC 9457 shape every error shares, and that requestId matches X-Request-Id.
+inline void expect_problem(const http_reply& r, unsigned status) {
+  EXPECT_EQ(r.status, status) << r.body;
+  EXPECT_EQ(r.header("Content-Type"), "application/problem+json") << r.body;
+  auto v = r.json();
+  ASSERT_TRUE(v.is_object()) << r.body;
+  const auto& o = v.as_object();
+  ASSERT_TRUE(o.contains("type") && o.at("type").is_string()) << r.body;
+  ASSERT_TRUE(o.contains("title") && o.at("title").is_string()) << r.body;
+  ASSERT_TRUE(o.contains("detail") && o.at("detail").is_string()) << r.body;
+  ASSERT_TRUE(o.contains("status") && o.at("status").is_int64()) << r.body;
+  EXPECT_EQ(o.at("status").as_int64(), static_cast<std::int64_t>(status));
+  ASSERT_TRUE(o.contains("requestId") && o.at("requestId").is_string()) << r.body;
+  EXPECT_FALSE(r.header("X-Request-Id").empty());
+  EXPECT_EQ(o.at("requestId").as_string(), r.header("X-Request-Id"));
+}
+
+// The `field` of every entry of a problem's `errors`.
+inline std::vector<std::string> error_fields(const http_reply& r) {
+  std::vector<std::string> out;
+  auto v = r.json();
+  if (!v.is_object()) return out;
+  const auto* errors = v.as_object().if_contains("errors");
+  if (!errors || !errors->is_array()) return out;
+  for (const auto& e : errors->as_array()) {
+    if (const auto* f = e.is_object() ? e.as_object().if_contains("field") : nullptr;
+        f && f->is_string()) {
+      out.emplace_back(f->as_string());
+    }
+  }
+  return out;
+}
+
+}  // namespace hookd::test
