@@ -1,6 +1,6 @@
 #pragma once
-// What the benchmarks share: a mkdtemp directory that removes itself, RocksDB storage in it, a
-// started catalog, and blocking helpers that turn the catalog's completions into values (set-up
+// What the benchmarks share: a mkdtemp directory that removes itself, hookd's stack in it (see
+// stack below), and blocking helpers that turn the catalog's completions into values (set-up
 // only: they wait on a future, which is fine outside the timed loops).
 //
 // Not thread-safe by itself: build a stack on one thread, then read it from many.
@@ -8,7 +8,7 @@
 #include "core/catalog/catalog.hpp"
 #include "core/catalog/entities.hpp"
 #include "core/catalog/validation.hpp"
-#include "storage/rocksdb_storage.hpp"
+#include "tools/service/service.hpp"
 
 #include <cstdint>
 #include <cstdlib>
@@ -20,6 +20,7 @@
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <variant>
 #include <vector>
 
 namespace hookd::bench {
@@ -72,33 +73,40 @@ T wait_for(Start start) {
 
 inline webhook_input sample_webhook(const std::string& name);  // defined below
 
-// Storage, catalog, and one organization with one project, started and ready.
+// hookd's stack from the composition root (tools/service), opened but not started: storage,
+// catalog and delivery log with their writers running, no listener serving and no dispatcher
+// sending (benchmarks never send to the sample webhooks' hosts); plus one organization with one
+// project.
 struct stack {
   // `sync`: fsync every batch (the production setting) or not (read benchmarks, where only the
   // published in-memory state matters and the disk would only add noise to the writers).
   explicit stack(bool sync, std::size_t max_webhooks_per_project = 100) {
-    auto opened = open_rocksdb_storage((dir.path() / "db").string(), rocksdb_options{.sync = sync});
-    if (!opened) throw std::runtime_error("cannot open RocksDB: " + opened.error().detail);
-    store = std::move(*opened);
-    catalog_options options;
-    options.max_webhooks_per_project = max_webhooks_per_project;
-    cat = std::make_unique<catalog>(*store, options);
-    if (auto loaded = cat->load(); !loaded) {
-      throw std::runtime_error("catalog load failed: " + loaded.error().detail);
+    service_options o;
+    o.settings.data_dir = (dir.path() / "data").string();
+    o.settings.listen_port = 0;
+    o.settings.threads = 1;
+    o.settings.unsafe_no_fsync = !sync;
+    o.settings.max_webhooks_per_project = max_webhooks_per_project;
+    o.admin_token = std::string(kAdminToken);
+    o.log = [](const boost::json::object&) {
+    };
+    auto opened = service::open(std::move(o));
+    if (auto* failed = std::get_if<service_failure>(&opened)) {
+      throw std::runtime_error("cannot open the stack: " + failed->message);
     }
-    cat->start();
+    svc = std::move(std::get<std::unique_ptr<service>>(opened));
+    cat = &svc->cat();
+    store = &svc->store();
+    deliveries = &svc->deliveries();
     org = wait_for<std::shared_ptr<const organization>>([&](auto done) {
             cat->create_organization({.name = "Bench Org"}, std::move(done));
           })->id;
     project = add_project("bench");
   }
-  ~stack() {
-    cat->stop();
-    cat.reset();
-    store.reset();
-  }
   stack(const stack&) = delete;
   stack& operator=(const stack&) = delete;
+
+  static constexpr std::string_view kAdminToken = "hkd_bench-admin-token-0123456789abcdefABCDEF";
 
   object_id add_project(const std::string& slug) {
     project_input in;
@@ -167,8 +175,10 @@ struct stack {
   }
 
   temp_dir dir;
-  std::unique_ptr<storage> store;
-  std::unique_ptr<catalog> cat;
+  std::unique_ptr<service> svc;  // stopped by its destructor: writers drained, RocksDB closed
+  catalog* cat = nullptr;
+  storage* store = nullptr;
+  delivery_log* deliveries = nullptr;
   object_id org;
   object_id project;
 };

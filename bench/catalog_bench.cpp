@@ -14,6 +14,7 @@
 // groups over the timed part). One sync-off run at 16 in flight shows what fsync costs.
 
 #include "bench_stack.hpp"
+#include "storage/rocksdb_storage.hpp"
 
 #include <benchmark/benchmark.h>
 

@@ -53,8 +53,7 @@ struct fixture {
   bench::stack stack{/*sync=*/false};
   std::string token_secret = generate_api_token();
   std::shared_ptr<const webhook> hook;
-  http::metrics stats;
-  http::app shared{*stack.cat, stats};
+  http::app& shared = stack.svc->shared();
   http::router routes;
   std::string path;
   std::string raw_request;  // the bytes a client sends
@@ -71,7 +70,6 @@ struct fixture {
       stack.add_webhook(stack.project, bench::sample_webhook(name));
     }
     hook = stack.add_webhook(stack.project, bench::sample_webhook("Invoice notifications"));
-    shared.store = stack.store.get();
     http::register_ops_routes(routes, shared);
     http::register_api_routes(routes, shared);
 
@@ -249,7 +247,7 @@ void BM_metrics(benchmark::State& state) {
   auto& f = the_fixture();
   const auto route = f.routes.find(bhttp::verb::get, f.path).route;
   for (auto _ : state) {
-    f.stats.record_request(route, 200, std::chrono::microseconds(180));
+    f.shared.stats.record_request(route, 200, std::chrono::microseconds(180));
   }
 }
 BENCHMARK(BM_metrics);
@@ -280,7 +278,8 @@ asio::awaitable<void> full_loop(benchmark::State& state, fixture& f) {
     http::response res = co_await (*m.target)(ctx);
     auto n = finish_and_serialize(res, out);
     benchmark::DoNotOptimize(n);
-    f.stats.record_request(m.route, res.result_int(), std::chrono::steady_clock::now() - started);
+    f.shared.stats.record_request(m.route, res.result_int(),
+                                  std::chrono::steady_clock::now() - started);
   }
 }
 

@@ -433,9 +433,9 @@ class delivery_stack {
     open();
   }
 
-  catalog& cat() { return *catalog_; }
-  delivery_log& log() { return *log_; }
-  http::dispatcher& dispatch() { return *dispatcher_; }
+  catalog& cat() { return service_->cat(); }
+  delivery_log& log() { return service_->deliveries(); }
+  http::dispatcher& dispatch() { return service_->dispatch(); }
   http_client& client() { return *client_; }
   std::uint16_t port() const { return endpoint_.port(); }
   asio::ip::tcp::endpoint endpoint() const { return endpoint_; }
@@ -510,70 +510,32 @@ class delivery_stack {
   }
 
  private:
+  // The stack comes from the composition root (tools/service), like hookd's: only the values of
+  // the configuration are the test's.
   void open() {
-    auto dir = ensure_data_dir(data_dir_);
-    if (!dir) throw std::runtime_error("data dir: " + dir.error().detail);
-    auto key = load_or_create_master_key(data_dir_, std::nullopt);
-    if (!key) throw std::runtime_error("master key: " + key.error().detail);
-    auto store = open_rocksdb_storage((data_dir_ / "db").string());
-    if (!store) throw std::runtime_error("storage: " + store.error().detail);
-    storage_ = std::move(*store);
-
-    catalog_options cat_options;
-    cat_options.max_webhooks_per_project = options_.max_webhooks_per_project;
-    cat_options.master_key = *key;
-    catalog_ = std::make_unique<catalog>(*storage_, cat_options);
-    auto loaded = catalog_->load();
-    if (!loaded) throw std::runtime_error("catalog load: " + loaded.error().detail);
-    catalog_->start();
-    if (!catalog_->has_admin_token()) {
-      token_input admin;
-      admin.name = "admin";
-      admin.scopes.add(scope::admin);
-      auto created = wait_for<created_token>([&](completion<created_token> done) {
-        catalog_->create_token(std::move(admin), std::string(kAdminToken), std::move(done));
-      });
-      if (!created) throw std::runtime_error("admin token: " + created.error().detail);
+    service_options o;
+    o.settings.data_dir = data_dir_.string();
+    o.settings.listen_host = "127.0.0.1";
+    o.settings.listen_port = 0;
+    o.settings.threads = 2;
+    o.settings.max_body_bytes = options_.max_body_bytes;
+    o.settings.max_webhooks_per_project = options_.max_webhooks_per_project;
+    o.settings.retry_schedule = options_.retry_schedule;
+    o.settings.delivery_timeout = options_.delivery_timeout;
+    o.settings.allow_private_targets = options_.allow_private_targets;
+    o.settings.max_inflight_deliveries = options_.max_in_flight;
+    o.settings.max_inflight_per_webhook = options_.max_in_flight_per_webhook;
+    o.settings.max_inflight_per_organization = options_.max_in_flight_per_organization;
+    o.admin_token = std::string(kAdminToken);
+    o.log = [](const json::object&) {
+    };
+    auto opened = service::open(std::move(o));
+    if (auto* failed = std::get_if<service_failure>(&opened)) {
+      throw std::runtime_error("service: " + failed->message);
     }
-
-    delivery_log_options log_options;
-    log_options.retry = retry_policy(options_.retry_schedule);
-    log_options.scheduling.max_in_flight = options_.max_in_flight;
-    log_options.scheduling.max_in_flight_per_webhook = options_.max_in_flight_per_webhook;
-    log_options.scheduling.max_in_flight_per_organization = options_.max_in_flight_per_organization;
-    log_ = std::make_unique<delivery_log>(*storage_, *catalog_, log_options);
-    auto log_loaded = log_->load();
-    if (!log_loaded) throw std::runtime_error("delivery log load: " + log_loaded.error().detail);
-    log_->start();
-
-    http::dispatcher_options dispatch_options;
-    dispatch_options.client.total_timeout = options_.delivery_timeout;
-    dispatch_options.client.connect_timeout = options_.delivery_timeout;
-    dispatch_options.client.allow_private_targets = options_.allow_private_targets;
-    dispatcher_ = std::make_unique<http::dispatcher>(*log_, *catalog_, dispatch_options);
-
-    metrics_ = std::make_unique<http::metrics>();
-    app_.reset(new http::app{*catalog_, *metrics_, options_.max_body_bytes});
-    app_->store = storage_.get();
-    app_->deliveries = log_.get();
-    app_->delivery_stats = &dispatcher_->stats();
-    router_ = std::make_unique<http::router>();
-    http::register_ops_routes(*router_, *app_);
-    http::register_api_routes(*router_, *app_);
-
-    http::server_options server_options;
-    server_options.host = "127.0.0.1";
-    server_options.port = 0;
-    server_options.threads = 2;
-    server_options.max_body_bytes = options_.max_body_bytes;
-    server_ = std::make_unique<http::server>(server_options, *router_, *app_);
-    auto endpoint = server_->listen();
-    if (!endpoint) throw std::runtime_error("listen: " + endpoint.error().detail);
-    endpoint_ = *endpoint;
-    server_->start();
-    dispatcher_->start();
-    app_->ready = true;
-
+    service_ = std::move(std::get<std::unique_ptr<service>>(opened));
+    service_->start();
+    endpoint_ = service_->endpoint();
     if (client_) {
       client_->set_endpoint(endpoint_);
     } else {
@@ -581,33 +543,15 @@ class delivery_stack {
     }
   }
 
-  // The order of tools/hookd.cpp: server, dispatcher, delivery log, catalog.
+  // In the order hookd stops: listeners, dispatcher, delivery log, catalog, storage.
   void shutdown() {
     if (client_) client_->close();
-    if (server_) server_->stop();
-    if (dispatcher_) dispatcher_->stop();
-    if (log_) log_->stop();
-    if (catalog_) catalog_->stop();
-    server_.reset();
-    router_.reset();
-    app_.reset();
-    metrics_.reset();
-    dispatcher_.reset();
-    log_.reset();
-    catalog_.reset();
-    storage_.reset();
+    service_.reset();
   }
 
   delivery_stack_options options_;
   std::filesystem::path data_dir_;
-  std::unique_ptr<storage> storage_;
-  std::unique_ptr<catalog> catalog_;
-  std::unique_ptr<delivery_log> log_;
-  std::unique_ptr<http::dispatcher> dispatcher_;
-  std::unique_ptr<http::metrics> metrics_;
-  std::unique_ptr<http::app> app_;
-  std::unique_ptr<http::router> router_;
-  std::unique_ptr<http::server> server_;
+  std::unique_ptr<service> service_;
   asio::ip::tcp::endpoint endpoint_;
   std::unique_ptr<http_client> client_;
 };

@@ -7,15 +7,9 @@
 // `http_client` is a small blocking HTTP/1.1 client (Beast) that keeps one connection alive
 // and reconnects only when the server said `Connection: close`.
 
-#include "core/catalog/catalog.hpp"
 #include "core/catalog/entities.hpp"
 #include "core/catalog/validation.hpp"
-#include "http/api/app.hpp"
-#include "http/server/metrics.hpp"
-#include "http/server/router.hpp"
-#include "http/server/server.hpp"
-#include "storage/data_dir.hpp"
-#include "storage/rocksdb_storage.hpp"
+#include "tools/service/service.hpp"
 
 #include <gtest/gtest.h>
 #include <boost/asio/connect.hpp>
@@ -38,6 +32,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <variant>
 #include <vector>
 
 namespace hookd::test {
@@ -203,7 +198,7 @@ class test_server {
   }
 
   const std::filesystem::path& data_dir() const { return data_dir_; }
-  catalog& cat() { return *catalog_; }
+  catalog& cat() { return service_->cat(); }
   http_client& client() { return *client_; }
   std::uint16_t port() const { return endpoint_.port(); }
 
@@ -282,42 +277,25 @@ class test_server {
   }
 
  private:
+  // The stack comes from the composition root (tools/service), like hookd's.
   void open() {
-    auto dir = ensure_data_dir(data_dir_);
-    if (!dir) throw std::runtime_error("data dir: " + dir.error().detail);
-    auto key = load_or_create_master_key(data_dir_, std::nullopt);
-    if (!key) throw std::runtime_error("master key: " + key.error().detail);
-    auto store = open_rocksdb_storage((data_dir_ / "db").string());
-    if (!store) throw std::runtime_error("storage: " + store.error().detail);
-    storage_ = std::move(*store);
-
-    catalog_options cat_options;
-    cat_options.max_webhooks_per_project = options_.max_webhooks_per_project;
-    cat_options.master_key = *key;
-    catalog_ = std::make_unique<catalog>(*storage_, cat_options);
-    auto loaded = catalog_->load();
-    if (!loaded) throw std::runtime_error("catalog load: " + loaded.error().detail);
-    catalog_->start();
-    bootstrap_admin_token();
-
-    metrics_ = std::make_unique<http::metrics>();
-    app_.reset(new http::app{*catalog_, *metrics_, options_.max_body_bytes});
-    router_ = std::make_unique<http::router>();
-    http::register_ops_routes(*router_, *app_);
-    http::register_api_routes(*router_, *app_);
-
-    http::server_options server_options;
-    server_options.host = "127.0.0.1";
-    server_options.port = 0;
-    server_options.threads = 2;
-    server_options.max_body_bytes = options_.max_body_bytes;
-    server_ = std::make_unique<http::server>(server_options, *router_, *app_);
-    auto endpoint = server_->listen();
-    if (!endpoint) throw std::runtime_error("listen: " + endpoint.error().detail);
-    endpoint_ = *endpoint;
-    server_->start();
-    app_->ready = true;
-
+    service_options o;
+    o.settings.data_dir = data_dir_.string();
+    o.settings.listen_host = "127.0.0.1";
+    o.settings.listen_port = 0;
+    o.settings.threads = 2;
+    o.settings.max_body_bytes = options_.max_body_bytes;
+    o.settings.max_webhooks_per_project = options_.max_webhooks_per_project;
+    o.admin_token = std::string(kAdminToken);  // what HOOKD_ADMIN_TOKEN would do
+    o.log = [](const json::object&) {
+    };
+    auto opened = service::open(std::move(o));
+    if (auto* failed = std::get_if<service_failure>(&opened)) {
+      throw std::runtime_error("service: " + failed->message);
+    }
+    service_ = std::move(std::get<std::unique_ptr<service>>(opened));
+    service_->start();
+    endpoint_ = service_->endpoint();
     if (client_) {
       client_->set_endpoint(endpoint_);
     } else {
@@ -325,38 +303,14 @@ class test_server {
     }
   }
 
-  // What tools/hookd does on first start with HOOKD_ADMIN_TOKEN set; restarts keep the token.
-  void bootstrap_admin_token() {
-    if (catalog_->has_admin_token()) return;
-    token_input admin;
-    admin.name = "admin";
-    admin.scopes.add(scope::admin);
-    auto created = wait_for<created_token>([&](completion<created_token> done) {
-      catalog_->create_token(std::move(admin), std::string(kAdminToken), std::move(done));
-    });
-    if (!created) throw std::runtime_error("admin token: " + created.error().detail);
-  }
-
   void shutdown() {
     if (client_) client_->close();
-    if (server_) server_->stop();
-    if (catalog_) catalog_->stop();
-    server_.reset();
-    router_.reset();
-    app_.reset();
-    metrics_.reset();
-    catalog_.reset();
-    storage_.reset();
+    service_.reset();
   }
 
   test_server_options options_;
   std::filesystem::path data_dir_;
-  std::unique_ptr<storage> storage_;
-  std::unique_ptr<catalog> catalog_;
-  std::unique_ptr<http::metrics> metrics_;
-  std::unique_ptr<http::app> app_;
-  std::unique_ptr<http::router> router_;
-  std::unique_ptr<http::server> server_;
+  std::unique_ptr<service> service_;
   asio::ip::tcp::endpoint endpoint_;
   std::unique_ptr<http_client> client_;
 };

@@ -1,0 +1,328 @@
+#include "tools/service/service.hpp"
+
+#include "core/catalog/entities.hpp"
+#include "hookd/version.hpp"
+#include "storage/data_dir.hpp"
+#include "storage/rocksdb_storage.hpp"
+
+#include <boost/json/serialize.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <future>
+#include <utility>
+
+namespace hookd {
+
+namespace {
+
+using steady = std::chrono::steady_clock;
+
+// Connections the --metrics-listen listener serves at once: scrapers and probes need a handful,
+// and a scan of that port holds no more descriptors than this.
+constexpr std::size_t kOpsMaxConnections = 64;
+
+void stderr_line(const boost::json::object& line) {
+  auto text = boost::json::serialize(line);
+  text += '\n';
+  std::fwrite(text.data(), 1, text.size(), stderr);
+  std::fflush(stderr);
+}
+
+std::int64_t ms_since(steady::time_point start) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - start).count();
+}
+
+std::string url_of(const boost::asio::ip::tcp::endpoint& ep) {
+  const auto host = ep.address().to_string();
+  return "http://" + (ep.address().is_v6() ? "[" + host + "]" : host) + ":" +
+         std::to_string(ep.port());
+}
+
+service_failure start_failure(std::string message) {
+  return service_failure{1, std::move(message)};
+}
+
+}  // namespace
+
+struct service::parts {
+  explicit parts(service_options o)
+      : options(std::move(o)),
+        log(options.log ? options.log : log_sink(stderr_line)),
+        data_dir(options.settings.data_dir),
+        token_file(data_dir / "admin-token") {}
+
+  // Destroyed in reverse: the listeners first, the storage last.
+  service_options options;
+  log_sink log;
+  std::filesystem::path data_dir;
+  std::filesystem::path token_file;
+  std::unique_ptr<storage> store;
+  std::unique_ptr<catalog> cat;
+  std::unique_ptr<delivery_log> deliveries;
+  std::unique_ptr<http::dispatcher> dispatch;
+  http::metrics stats;
+  std::unique_ptr<http::app> shared;
+  http::router routes;
+  http::router ops_routes;
+  std::unique_ptr<http::server> server;
+  std::unique_ptr<http::server> ops_server;  // --metrics-listen
+  boost::asio::ip::tcp::endpoint endpoint;
+  std::optional<boost::asio::ip::tcp::endpoint> ops_endpoint;
+  bool started = false;
+  bool stopped = false;
+
+  std::optional<service_failure> bootstrap_admin();
+};
+
+// The first start on an empty data dir creates the admin token: the given one when set (at
+// least kMinAdminTokenChars, else exit 2), else a generated one, written to
+// <data-dir>/admin-token (0600) and never logged: the log names the file. The file is written
+// before the token is created, so a crash in between leaves no admin nobody can reach: the next
+// start generates again and overwrites the file.
+std::optional<service_failure> service::parts::bootstrap_admin() {
+  if (cat->has_admin_token()) {
+    boost::json::object line{{"event", "admin_token"}, {"source", "existing"}};
+    line["file"] = std::filesystem::exists(token_file) ? boost::json::value(token_file.string())
+                                                       : boost::json::value(nullptr);
+    log(line);
+    return std::nullopt;
+  }
+
+  std::optional<std::string> secret = options.admin_token;
+  if (secret && secret->empty()) secret.reset();
+  const bool generated = !secret;
+  if (secret && secret->size() < kMinAdminTokenChars) {
+    return service_failure{2, "HOOKD_ADMIN_TOKEN is " + std::to_string(secret->size()) +
+                                  " characters; an admin token needs at least " +
+                                  std::to_string(kMinAdminTokenChars) +
+                                  ": make one with `openssl rand -base64 32`"};
+  }
+  if (generated) {
+    secret = generate_api_token();
+    if (auto written = write_admin_token_file(data_dir, *secret); !written) {
+      return start_failure("cannot write " + token_file.string() + ": " + written.error().detail);
+    }
+  }
+
+  token_input in;
+  in.name = "admin";
+  in.scopes.add(scope::admin);
+  std::promise<result<created_token>> done;
+  auto created = done.get_future();
+  cat->create_token(std::move(in), secret,
+                    [&done](result<created_token> r) { done.set_value(std::move(r)); });
+  if (const auto r = created.get(); !r) {
+    return start_failure("cannot create the admin token: " + r.error().detail);
+  }
+
+  boost::json::object line{{"event", "admin_token"}};
+  if (generated) {
+    line["source"] = "generated";
+    line["file"] = token_file.string();  // the token itself stays out of logs and journals
+  } else {
+    line["source"] = "HOOKD_ADMIN_TOKEN";
+  }
+  log(line);
+  return std::nullopt;
+}
+
+std::variant<std::unique_ptr<service>, service_failure> service::open(service_options options) {
+  auto p = std::make_unique<parts>(std::move(options));
+  const config& cfg = p->options.settings;
+
+  if (auto ok = ensure_data_dir(p->data_dir); !ok) return start_failure(ok.error().detail);
+  auto opened = open_rocksdb_storage((p->data_dir / "db").string(),
+                                     rocksdb_options{.sync = !cfg.unsafe_no_fsync});
+  if (!opened) return start_failure(opened.error().detail);
+  p->store = std::move(*opened);
+  if (cfg.unsafe_no_fsync) {
+    p->log({{"level", "warn"},
+            {"event", "unsafe_no_fsync"},
+            {"detail", "writes are not fsynced: a crash can lose acknowledged changes"}});
+  }
+
+  const std::optional<std::string_view> master_env =
+      p->options.master_key ? std::optional<std::string_view>(*p->options.master_key)
+                            : std::nullopt;
+  auto key = load_or_create_master_key(p->data_dir, master_env);
+  if (!key) return start_failure(key.error().detail);
+
+  catalog_options cat_options;
+  cat_options.max_webhooks_per_project = cfg.max_webhooks_per_project;
+  cat_options.master_key = *key;
+  p->cat = std::make_unique<catalog>(*p->store, cat_options);
+  const auto cat_started = steady::now();
+  const auto counts = p->cat->load();
+  if (!counts) return start_failure("cannot load the catalog: " + counts.error().detail);
+  p->log({{"event", "catalog_loaded"},
+          {"organizations", counts->organizations},
+          {"projects", counts->projects},
+          {"tokens", counts->tokens},
+          {"webhooks", counts->webhooks},
+          {"ms", ms_since(cat_started)}});
+  p->cat->start();
+  if (auto failed = p->bootstrap_admin()) return std::move(*failed);
+
+  // Events and deliveries: the log puts every pending delivery back on its scheduler.
+  delivery_log_options log_options;
+  log_options.retry = retry_policy(cfg.retry_schedule);
+  log_options.scheduling.max_in_flight = cfg.max_inflight_deliveries;
+  log_options.scheduling.max_in_flight_per_webhook = cfg.max_inflight_per_webhook;
+  log_options.scheduling.max_in_flight_per_organization = cfg.max_inflight_per_organization;
+  p->deliveries = std::make_unique<delivery_log>(*p->store, *p->cat, log_options);
+  const auto log_started = steady::now();
+  const auto log_counts = p->deliveries->load();
+  if (!log_counts) {
+    return start_failure("cannot load the delivery log: " + log_counts.error().detail);
+  }
+  p->log({{"event", "deliveries_loaded"},
+          {"events", log_counts->events},
+          {"deliveries", log_counts->deliveries},
+          {"pending", log_counts->pending},
+          {"attempts", log_counts->attempts},
+          {"idempotencyKeys", log_counts->idempotency_keys},
+          {"ms", ms_since(log_started)}});
+  p->deliveries->start();
+
+  http::dispatcher_options dispatch_options;
+  dispatch_options.client.total_timeout = cfg.delivery_timeout;
+  dispatch_options.client.connect_timeout =
+      std::min(dispatch_options.client.connect_timeout, cfg.delivery_timeout);
+  dispatch_options.client.tls_handshake_timeout =
+      std::min(dispatch_options.client.tls_handshake_timeout, cfg.delivery_timeout);
+  dispatch_options.client.allow_private_targets = cfg.allow_private_targets;
+  dispatch_options.client.user_agent = std::string("hookd/") + std::string(kVersion);
+  p->dispatch = std::make_unique<http::dispatcher>(*p->deliveries, *p->cat, dispatch_options);
+  if (cfg.allow_private_targets) {
+    p->log({{"level", "warn"},
+            {"event", "allow_private_targets"},
+            {"detail", "deliveries may go to loopback and private addresses"}});
+  }
+
+  p->shared = std::make_unique<http::app>(*p->cat, p->stats, cfg.max_body_bytes);
+  p->shared->store = p->store.get();
+  p->shared->deliveries = p->deliveries.get();
+  p->shared->delivery_stats = &p->dispatch->stats();
+  // With --metrics-listen, /metrics leaves the main listener (a 404 there, like any unknown
+  // path) for a second one that serves it with the probes, on one thread.
+  if (cfg.metrics_listen) {
+    http::register_health_routes(p->routes, *p->shared);
+  } else {
+    http::register_ops_routes(p->routes, *p->shared);
+  }
+  http::register_api_routes(p->routes, *p->shared);
+
+  http::server_options server_options;
+  server_options.host = cfg.listen_host;
+  server_options.port = cfg.listen_port;
+  server_options.threads = cfg.threads;
+  server_options.max_connections = cfg.max_connections;
+  server_options.max_body_bytes = cfg.max_body_bytes;
+  server_options.header_timeout = cfg.header_timeout;
+  server_options.idle_timeout = cfg.idle_timeout;
+  server_options.drain_timeout = cfg.drain_timeout;
+  p->server = std::make_unique<http::server>(server_options, p->routes, *p->shared);
+  const auto bound = p->server->listen();
+  if (!bound) return start_failure(bound.error().detail);
+  p->endpoint = *bound;
+
+  if (cfg.metrics_listen) {
+    http::register_ops_routes(p->ops_routes, *p->shared);
+    http::server_options ops_options = server_options;
+    ops_options.host = cfg.metrics_listen->host;
+    ops_options.port = cfg.metrics_listen->port;
+    ops_options.threads = 1;
+    ops_options.max_connections = kOpsMaxConnections;
+    p->ops_server = std::make_unique<http::server>(ops_options, p->ops_routes, *p->shared);
+    const auto ops_bound = p->ops_server->listen();
+    if (!ops_bound) return start_failure(ops_bound.error().detail);
+    p->ops_endpoint = *ops_bound;
+  }
+  return std::unique_ptr<service>(new service(std::move(p)));
+}
+
+service::service(std::unique_ptr<parts> p) : parts_(std::move(p)) {}
+
+service::~service() {
+  stop();
+}
+
+void service::start() {
+  parts& p = *parts_;
+  if (p.started) return;
+  p.started = true;
+  p.server->start();
+  if (p.ops_server) p.ops_server->start();
+  p.dispatch->start();
+  p.log({{"event", "listening"},
+         {"address", url_of(p.endpoint)},
+         {"metricsAddress", p.ops_endpoint ? boost::json::value(url_of(*p.ops_endpoint))
+                                           : boost::json::value(nullptr)},
+         {"version", kVersion},
+         {"dataDir", p.data_dir.string()},
+         {"adminTokenFile", std::filesystem::exists(p.token_file)
+                                ? boost::json::value(p.token_file.string())
+                                : boost::json::value(nullptr)}});
+  p.shared->ready = true;
+}
+
+void service::drain() {
+  parts_->shared->draining = true;
+}
+
+void service::stop() {
+  parts& p = *parts_;
+  if (p.stopped) return;
+  p.stopped = true;
+  p.shared->draining = true;
+  p.server->stop();
+  if (p.ops_server) p.ops_server->stop();
+  // Attempts in flight finish (bounded by the delivery timeout); one cut short is attempted
+  // again after the next start.
+  if (!p.dispatch->stop()) {
+    p.log({{"level", "warn"},
+           {"event", "dispatcher_stop_timeout"},
+           {"detail", "attempts still in flight were abandoned; they will be retried"}});
+  }
+  p.deliveries->stop();  // commits queued writes
+  p.cat->stop();
+  p.ops_server.reset();
+  p.server.reset();
+  p.dispatch.reset();
+  p.deliveries.reset();
+  p.cat.reset();
+  p.store.reset();  // closes RocksDB
+  if (p.started) p.log({{"event", "stopped"}});
+}
+
+const boost::asio::ip::tcp::endpoint& service::endpoint() const noexcept {
+  return parts_->endpoint;
+}
+const std::optional<boost::asio::ip::tcp::endpoint>& service::metrics_endpoint() const noexcept {
+  return parts_->ops_endpoint;
+}
+const std::filesystem::path& service::data_dir() const noexcept {
+  return parts_->data_dir;
+}
+const std::filesystem::path& service::admin_token_file() const noexcept {
+  return parts_->token_file;
+}
+catalog& service::cat() noexcept {
+  return *parts_->cat;
+}
+delivery_log& service::deliveries() noexcept {
+  return *parts_->deliveries;
+}
+http::dispatcher& service::dispatch() noexcept {
+  return *parts_->dispatch;
+}
+storage& service::store() noexcept {
+  return *parts_->store;
+}
+http::app& service::shared() noexcept {
+  return *parts_->shared;
+}
+
+}  // namespace hookd
