@@ -25,6 +25,10 @@ std::string_view table_name(table t) noexcept {
       return "attempts";
     case table::idempotency:
       return "idempotency";
+    case table::queue:
+      return "queue";
+    case table::history:
+      return "history";
   }
   return "unknown";
 }

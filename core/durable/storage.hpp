@@ -1,7 +1,8 @@
 #pragma once
-// The storage interface the catalog writes through. It is a dumb, durable, ordered key-value
-// store with tables; the catalog owns the encoding of values. storage/ implements it on RocksDB
-// (one column family per table).
+// The storage interface the catalog and the delivery log write through. It is a dumb, durable,
+// ordered key-value store with tables; they own the encoding of keys and values. storage/
+// implements it on RocksDB (one column family per table); tests/support/memory_storage.hpp in
+// memory.
 
 #include "core/common/error.hpp"
 
@@ -21,12 +22,14 @@ enum class table : std::uint8_t {
   tokens,         // key: id -> encoded token (digest only)
   webhooks,       // key: id -> encoded webhook (secret sealed with AES-256-GCM)
   index,          // secondary index entries, prefixed keys (e.g. "ps" + org + slug -> project id)
-  events,         // delivery issue: key: id -> encoded event
-  deliveries,     // delivery issue: key: id -> encoded delivery
-  attempts,       // delivery issue: key: delivery id + attempt number -> encoded attempt
-  idempotency,    // delivery issue: key: token id + key -> encoded first answer
+  events,         // before the history layout: key: id -> encoded event (read once, to migrate)
+  deliveries,     // before the history layout: key: id -> encoded delivery (likewise)
+  attempts,       // before the history layout: delivery id + attempt number (likewise)
+  idempotency,    // key: token id + key -> encoded first answer
+  queue,          // pending deliveries: key: delivery id -> encoded delivery (see delivery/)
+  history,        // events, attempts and finished deliveries, keyed by time bucket and project
 };
-inline constexpr std::size_t kTableCount = 10;
+inline constexpr std::size_t kTableCount = 12;
 std::string_view table_name(table t) noexcept;  // the column family name, e.g. "webhooks"
 
 // One logical change: every put and delete in it becomes durable together, or none does.
@@ -34,14 +37,22 @@ struct write_batch {
   struct op {
     table where;
     std::string key;
-    std::optional<std::string> value;  // nullopt deletes `key`
+    std::optional<std::string> value;  // nullopt deletes `key` (or, with range_end, the range)
+    std::optional<std::string> range_end;  // engaged: deletes every key in [key, range_end)
   };
   std::vector<op> ops;
 
   void put(table t, std::string key, std::string value) {
-    ops.push_back({t, std::move(key), std::move(value)});
+    ops.push_back({t, std::move(key), std::move(value), std::nullopt});
   }
-  void erase(table t, std::string key) { ops.push_back({t, std::move(key), std::nullopt}); }
+  void erase(table t, std::string key) {
+    ops.push_back({t, std::move(key), std::nullopt, std::nullopt});
+  }
+  // Deletes every key k with begin <= k < end, whatever is stored there, at the cost of one
+  // record (a range tombstone), not one per key. begin < end.
+  void erase_range(table t, std::string begin, std::string end) {
+    ops.push_back({t, std::move(begin), std::nullopt, std::move(end)});
+  }
   bool empty() const noexcept { return ops.empty(); }
   void clear() noexcept { ops.clear(); }
 };
@@ -53,25 +64,51 @@ struct storage_stats {
   std::uint64_t failures = 0;
 };
 
-// Thread safety: write(), scan() and get() may run concurrently from several threads (the catalog
-// and the delivery log each have a writer thread; RocksDB groups their synced writes itself).
-// Implementations must make a successful write() durable (fsync'd) before returning.
+// What one table holds, as the store estimates it cheaply (no scan).
+struct table_size {
+  std::uint64_t bytes = 0;  // on disk and in memory buffers, compressed where the store compresses
+  std::uint64_t keys = 0;   // live keys, estimated
+};
+
+enum class scan_order : std::uint8_t { ascending, descending };
+
+using scan_visitor = std::function<bool(std::string_view key, std::string_view value)>;
+
+// Thread safety: write(), scan*(), get() and the rest may run concurrently from several threads
+// (the catalog and the delivery log each have a writer thread; RocksDB groups their synced writes
+// itself; history reads run on a reader pool). Implementations must make a successful write()
+// durable (fsync'd) before returning.
 class storage {
  public:
   virtual ~storage() = default;
   virtual result<void> write(const write_batch& batch) = 0;
   // Visits every record of `t` in key order (optionally only keys starting with `prefix`) until
-  // the visitor returns false. Used at start-up to load the catalog.
-  virtual result<void> scan(
-      table t, std::string_view prefix,
-      const std::function<bool(std::string_view key, std::string_view value)>& visit) const = 0;
+  // the visitor returns false. Start-up loading: what it reads is not kept in any cache.
+  virtual result<void> scan(table t, std::string_view prefix, const scan_visitor& visit) const = 0;
+  // Visits the records with lower <= key < upper (an empty `upper`: to the end of the table) in
+  // `order` until the visitor returns false: one seek, then one step per record, so a page of n
+  // costs n reads whatever the table holds. For request-time reads: what it reads is cached like
+  // point reads.
+  virtual result<void> scan_range(table t, std::string_view lower, std::string_view upper,
+                                  scan_order order, const scan_visitor& visit) const = 0;
   virtual result<std::optional<std::string>> get(table t, std::string_view key) const = 0;
   virtual storage_stats stats() const = 0;
+  virtual table_size size(table t) const = 0;
   // Rewrites the table's files so that overwritten and deleted values leave the disk (after a
   // migration that sealed what was stored in plain text). Blocking; start-up only. The default
   // does nothing, for stores that keep no old versions.
   virtual result<void> compact(table t) {
     (void)t;
+    return {};
+  }
+  // Frees now, rather than at some later compaction, the disk space of [begin, end) of `t`,
+  // whose keys a committed erase_range deleted: files wholly inside the range are dropped and
+  // the rest of it is compacted. Blocking and slow (seconds): never on a request's path. The
+  // default does nothing, for stores that hold nothing on disk.
+  virtual result<void> reclaim(table t, std::string_view begin, std::string_view end) {
+    (void)t;
+    (void)begin;
+    (void)end;
     return {};
   }
 };
