@@ -178,9 +178,9 @@ result<void> make_private_dir(const std::string& path, bool create) {
 
 // ---- options -----------------------------------------------------------------------------
 
-// The entity tables are read by id (get) or loaded whole at start-up; the index and attempts
-// tables are read by prefix, where a whole-key bloom filter never helps, and meta holds a
-// handful of keys.
+// The entity tables and the queue are read by id (get) or loaded whole at start-up, and history
+// by key as well as by range; the index and attempts tables are read by prefix, where a
+// whole-key bloom filter never helps, and meta holds a handful of keys.
 bool wants_bloom_filter(table t) noexcept {
   switch (t) {
     case table::index:
@@ -247,19 +247,34 @@ rocksdb::DBOptions make_db_options(const rocksdb_options& options) {
   return db;
 }
 
+// The history table differs from the others: it takes most of hookd's writes (every event,
+// attempt and finished delivery), appended at the end of its key space (keys start with a
+// big-endian time bucket); it is read a page at a time by range scans, newest first, and by
+// point gets; and it is deleted a whole range of old buckets at a time, from its beginning. It
+// grows to gigabytes where the other tables hold megabytes. The options below that mention it
+// are chosen for that.
 rocksdb::ColumnFamilyOptions make_cf_options(std::optional<table> t,
                                              const std::shared_ptr<rocksdb::Cache>& cache,
                                              const compression_choice& compression) {
+  const bool history = t == table::history;
   rocksdb::ColumnFamilyOptions cf;
-  // Default already; stated because hookd's reads are point gets and ordered prefix scans,
-  // which level compaction serves with the lowest read and space amplification.
+  // Default already; stated because hookd's reads are point gets and ordered scans, which level
+  // compaction serves with the lowest read and space amplification.
   cf.compaction_style = rocksdb::kCompactionStyleLevel;
   // Default false. Sizes the levels from the bottom up, which keeps space amplification near
-  // 1.1x while the database grows from nothing, as every hookd database does.
+  // 1.1x while the database grows from nothing, as every hookd database does. For history it
+  // also means that ~90 % of the data sits in the last level, in files of disjoint key ranges
+  // that reclaim() can drop whole once a range delete covers them.
   cf.level_compaction_dynamic_level_bytes = true;
-  // Default 64 MiB per family; ten families of small records do not need 640 MiB of memtables.
-  // db_write_buffer_size above caps the total.
-  cf.write_buffer_size = 8u << 20;
+  // Default 64 MiB per family; a dozen families do not need 768 MiB of memtables, and
+  // db_write_buffer_size above caps the total at 64 MiB anyway. 8 MiB suits the tables of small,
+  // rarely written records. History gets half of the cap: it takes most of the writes, and a
+  // larger memtable means fewer flushes and fewer level-0 files to merge for the same data.
+  // When all memtables together reach the cap, RocksDB flushes the largest early.
+  cf.write_buffer_size = history ? 32u << 20 : 8u << 20;
+  // LZ4 for history too, although it is not loaded whole at start-up: ZSTD at the last level
+  // would save disk, but would cost CPU on every compaction of the table that takes most
+  // writes, on hosts where hookd shares two cores. Measure before changing it.
   cf.compression = compression.levels;
   cf.bottommost_compression = compression.bottommost;
 
@@ -272,17 +287,43 @@ rocksdb::ColumnFamilyOptions make_cf_options(std::optional<table> t,
   table_options.pin_l0_filter_and_index_blocks_in_cache = true;
   if (t && wants_bloom_filter(*t)) {
     // Default: no filter. Ten bits per key give ~1% false positives, so a lookup of a missing
-    // id (a 404) rarely reads a data block.
+    // id (a 404) rarely reads a data block. A whole-key filter: history's range scans do not
+    // consult it, its point gets skip every file but the one that holds the key.
     table_options.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  }
+  if (history) {
+    // Default 4 KiB. A page of a range scan reads neighbouring records, so larger blocks mean
+    // fewer reads per page and better compression of the payloads, and a quarter of the index
+    // entries; a point get reads 16 KiB instead of 4, which costs an SSD about the same time.
+    table_options.block_size = 16u << 10;
+    // Default: one index block and one filter block per file, read whole. A 64 MiB history
+    // file's filter and index are hundreds of KiB each; in the shared 32 MiB cache they would
+    // evict the other tables' blocks and each other. Partitioned, a lookup reads only the
+    // 4 KiB partitions it needs, and only the small top-level blocks stay pinned (the
+    // pin_top_level_index_and_filter default).
+    table_options.index_type = rocksdb::BlockBasedTableOptions::kTwoLevelIndexSearch;
+    table_options.partition_filters = true;
   }
   cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table_options));
   return cf;
 }
 
 constexpr std::array<table, kTableCount> kAllTables = {
-    table::meta,  table::organizations, table::projects,   table::tokens,   table::webhooks,
-    table::index, table::events,        table::deliveries, table::attempts, table::idempotency,
+    table::meta,     table::organizations, table::projects, table::tokens,
+    table::webhooks, table::index,         table::events,   table::deliveries,
+    table::attempts, table::idempotency,   table::queue,    table::history,
 };
+
+// A table added to the enum but not here would leave a zero (table::meta) in its slot and open
+// "meta" twice.
+static_assert(
+    [] {
+      for (std::size_t i = 0; i < kAllTables.size(); ++i) {
+        if (static_cast<std::size_t>(kAllTables[i]) != i) return false;
+      }
+      return true;
+    }(),
+    "kAllTables lists every table once, in enum order");
 
 std::optional<table> table_of(std::string_view cf_name) noexcept {
   for (table t : kAllTables) {
@@ -308,8 +349,8 @@ std::string prefix_successor(std::string_view prefix) {
 
 // ---- the storage -------------------------------------------------------------------------
 
-// Thread safety: write() from one thread at a time; scan(), get() and stats() from any thread,
-// concurrently with it (rocksdb::DB is thread-safe; the counters are atomics).
+// Thread safety: every member from any thread, concurrently (rocksdb::DB is thread-safe and
+// groups concurrent writes itself; the counters are atomics).
 class rocksdb_storage final : public storage {
  public:
   rocksdb_storage(std::string path, rocksdb::DB* db,
@@ -361,8 +402,19 @@ class rocksdb_storage final : public storage {
                                                       std::to_string(static_cast<int>(op.where)) +
                                                       "); nothing was written");
       }
-      rocksdb::Status s = op.value ? wb.Put(cf, to_slice(op.key), to_slice(*op.value))
-                                   : wb.Delete(cf, to_slice(op.key));
+      if (op.range_end && op.key > *op.range_end) {
+        // RocksDB would refuse it too, but only while applying the batch to the memtable, after
+        // the WAL holds it. An empty range (begin == end) deletes nothing and passes.
+        failures_.fetch_add(1, std::memory_order_relaxed);
+        return make_problem(error_kind::internal, "write batch erases a range of table " +
+                                                      std::string(table_name(op.where)) +
+                                                      " whose end comes before its beginning; "
+                                                      "nothing was written");
+      }
+      rocksdb::Status s = op.range_end
+                              ? wb.DeleteRange(cf, to_slice(op.key), to_slice(*op.range_end))
+                          : op.value ? wb.Put(cf, to_slice(op.key), to_slice(*op.value))
+                                     : wb.Delete(cf, to_slice(op.key));
       if (!s.ok()) {
         failures_.fetch_add(1, std::memory_order_relaxed);
         return write_problem(s);
@@ -380,15 +432,13 @@ class rocksdb_storage final : public storage {
     return {};
   }
 
-  result<void> scan(table t, std::string_view prefix,
-                    const std::function<bool(std::string_view key, std::string_view value)>& visit)
-      const override {
+  result<void> scan(table t, std::string_view prefix, const scan_visitor& visit) const override {
     rocksdb::ColumnFamilyHandle* cf = handle(t);
     if (cf == nullptr) return unknown_table(t);
     rocksdb::ReadOptions ro;
-    // Scans are the start-up load (hookd never reads RocksDB to answer a request): they read
-    // everything once, whole tables and the index's prefixes alike, and caching what they read
-    // would only evict the blocks that later point reads want.
+    // Scans are the start-up load: they read everything once, whole tables and the index's
+    // prefixes alike, and caching what they read would only evict the blocks that later point
+    // reads and range scans want.
     ro.fill_cache = false;
     // Stop the iterator at the end of the prefix instead of letting it step over whatever
     // (tombstones included) follows; the starts_with check below stays as the definition.
@@ -402,11 +452,38 @@ class rocksdb_storage final : public storage {
       if (!key.starts_with(prefix)) break;
       if (!visit(key, to_view(it->value()))) break;
     }
-    if (rocksdb::Status s = it->status(); !s.ok()) {
-      return make_problem(error_kind::storage_failure,
-                          "reading table " + std::string(table_name(t)) +
-                              " failed (RocksDB: " + s.ToString() + ")");
+    if (rocksdb::Status s = it->status(); !s.ok()) return read_problem(t, s);
+    return {};
+  }
+
+  result<void> scan_range(table t, std::string_view lower, std::string_view upper, scan_order order,
+                          const scan_visitor& visit) const override {
+    rocksdb::ColumnFamilyHandle* cf = handle(t);
+    if (cf == nullptr) return unknown_table(t);
+    if (!upper.empty() && lower >= upper) return {};  // an empty range
+    rocksdb::ReadOptions ro;
+    // Default already; stated because these are request-time reads (a page of history), whose
+    // blocks the next page or a get of the same records is likely to want again.
+    ro.fill_cache = true;
+    // The iterator itself stops at the bounds, in either direction, without stepping over
+    // whatever (tombstones of a range delete included) lies beyond them.
+    const rocksdb::Slice lower_slice = to_slice(lower);
+    const rocksdb::Slice upper_slice = to_slice(upper);
+    ro.iterate_lower_bound = &lower_slice;
+    if (!upper.empty()) ro.iterate_upper_bound = &upper_slice;
+
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf));
+    if (order == scan_order::ascending) {
+      for (it->Seek(lower_slice); it->Valid(); it->Next()) {
+        if (!visit(to_view(it->key()), to_view(it->value()))) break;
+      }
+    } else {
+      // With an upper bound, SeekToLast() lands on the last key below it.
+      for (it->SeekToLast(); it->Valid(); it->Prev()) {
+        if (!visit(to_view(it->key()), to_view(it->value()))) break;
+      }
     }
+    if (rocksdb::Status s = it->status(); !s.ok()) return read_problem(t, s);
     return {};
   }
 
@@ -416,11 +493,7 @@ class rocksdb_storage final : public storage {
     std::string value;
     rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf, to_slice(key), &value);
     if (s.IsNotFound()) return std::optional<std::string>();
-    if (!s.ok()) {
-      return make_problem(error_kind::storage_failure,
-                          "reading table " + std::string(table_name(t)) +
-                              " failed (RocksDB: " + s.ToString() + ")");
-    }
+    if (!s.ok()) return read_problem(t, s);
     return std::optional<std::string>(std::move(value));
   }
 
@@ -446,6 +519,62 @@ class rocksdb_storage final : public storage {
     return {};
   }
 
+  result<void> reclaim(table t, std::string_view begin, std::string_view end) override {
+    rocksdb::ColumnFamilyHandle* cf = handle(t);
+    if (cf == nullptr) return unknown_table(t);
+    if (begin >= end) return {};  // an empty range holds nothing
+    const rocksdb::Slice begin_slice = to_slice(begin);
+    const rocksdb::Slice end_slice = to_slice(end);
+    // First the files that lie wholly inside [begin, end), dropped without being read: for a
+    // range of history that is most of it. DeleteFilesInRange drops them whatever they hold
+    // (keys written into the range after the erase too), which is why the contract requires
+    // the range erased first: that tombstone, written after everything it covers, keeps the
+    // older versions in files that are not dropped from resurfacing; and the tombstone is never
+    // in a dropped file, as the file that holds it reaches `end` (or beyond), which
+    // include_end = false leaves alone. Level-0 files and files being compacted are skipped
+    // (the compaction below takes them).
+    rocksdb::Status s = rocksdb::DeleteFilesInRange(db_, cf, &begin_slice, &end_slice,
+                                                    /*include_end=*/false);
+    if (s.ok()) {
+      // Then the rest: the memtable if it overlaps the range (CompactRange flushes it), the
+      // level-0 files, and the files that straddle `begin` or `end`, compacted level by level
+      // down to the last. The tombstone lies above every key it covers, so on its way down it
+      // meets them all and the compaction drops them, and at the last level the tombstone
+      // itself. Rewriting the last level's files again (kForce, as compact() does) would only
+      // copy their live keys once more, so the default, which skips that, is enough.
+      rocksdb::CompactRangeOptions range;
+      range.bottommost_level_compaction =
+          rocksdb::BottommostLevelCompaction::kIfHaveCompactionFilter;
+      s = db_->CompactRange(range, cf, &begin_slice, &end_slice);
+    }
+    if (!s.ok()) {
+      return make_problem(error_kind::storage_failure,
+                          "reclaiming space in table " + std::string(table_name(t)) +
+                              " failed (RocksDB: " + s.ToString() + ")");
+    }
+    return {};
+  }
+
+  // bytes: the table files of the current version ("live-sst-files-size": what the table
+  // occupies on disk now, deleted and overwritten records included until a compaction drops
+  // them) plus the active and unflushed memtables ("cur-size-all-mem-tables": their memory,
+  // uncompressed, with the skiplist's overhead; never zero, even for an empty table). Not
+  // counted: the WAL, which all tables share (up to max_total_wal_size), and files that only an
+  // open iterator still holds. keys: "rocksdb.estimate-num-keys", entries minus twice the point
+  // deletes, from the memtables and the files' properties (sampled in large tables); it counts
+  // an overwritten key once per version and every key a range delete covers until a compaction
+  // drops them (reclaim() does), and it undercounts after deletes of absent keys.
+  table_size size(table t) const override {
+    rocksdb::ColumnFamilyHandle* cf = handle(t);
+    if (cf == nullptr) return {};
+    std::uint64_t files = 0, memtables = 0, keys = 0;
+    // GetIntProperty fails only for a property it does not know, and leaves 0 then.
+    (void)db_->GetIntProperty(cf, rocksdb::DB::Properties::kLiveSstFilesSize, &files);
+    (void)db_->GetIntProperty(cf, rocksdb::DB::Properties::kCurSizeAllMemTables, &memtables);
+    (void)db_->GetIntProperty(cf, rocksdb::DB::Properties::kEstimateNumKeys, &keys);
+    return {files + memtables, keys};
+  }
+
   storage_stats stats() const override {
     storage_stats out;
     out.batches = batches_.load(std::memory_order_relaxed);
@@ -463,6 +592,10 @@ class rocksdb_storage final : public storage {
   static problem unknown_table(table t) {
     return make_problem(error_kind::internal,
                         "unknown table " + std::to_string(static_cast<int>(t)));
+  }
+  static problem read_problem(table t, const rocksdb::Status& s) {
+    return make_problem(error_kind::storage_failure, "reading table " + std::string(table_name(t)) +
+                                                         " failed (RocksDB: " + s.ToString() + ")");
   }
 
   std::string path_;

@@ -1,5 +1,6 @@
 // The RocksDB storage against a real database in a temp dir: round trips, atomicity, reopen,
-// prefix scans, and the refusals an operator relies on (directory in use, corrupt files).
+// prefix and range scans, range deletes and the space they free, and the refusals an operator
+// relies on (directory in use, corrupt files).
 
 #include "storage/rocksdb_storage.hpp"
 #include "crash_workload.hpp"
@@ -14,11 +15,14 @@
 #include <sys/wait.h>
 
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <latch>
+#include <limits>
 #include <map>
+#include <random>
 #include <thread>
 
 namespace hookd {
@@ -28,11 +32,56 @@ namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
 constexpr std::array<table, kTableCount> kAllTables = {
-    table::meta,  table::organizations, table::projects,   table::tokens,   table::webhooks,
-    table::index, table::events,        table::deliveries, table::attempts, table::idempotency,
+    table::meta,     table::organizations, table::projects, table::tokens,
+    table::webhooks, table::index,         table::events,   table::deliveries,
+    table::attempts, table::idempotency,   table::queue,    table::history,
 };
 
 using records = std::vector<std::pair<std::string, std::string>>;
+using key_list = std::vector<std::string>;
+
+// A history-style key: a 4-byte big-endian time bucket, then a 4-byte big-endian sequence.
+std::string bucket_key(std::uint32_t bucket, std::uint32_t n) {
+  std::string key;
+  for (std::uint32_t part : {bucket, n}) {
+    for (int shift = 24; shift >= 0; shift -= 8) {
+      key.push_back(static_cast<char>((part >> shift) & 0xff));
+    }
+  }
+  return key;
+}
+
+// A database opened with RocksDB directly, to lay out what hookd itself would not (an older
+// hookd's families, small files in chosen levels). Closed, handles first, when it goes.
+struct raw_database {
+  rocksdb::DB* db = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;  // in the order of the names given
+
+  // "default" is opened too, first; `families` are created if missing.
+  raw_database(const std::string& path, const std::vector<std::string>& families,
+               const rocksdb::ColumnFamilyOptions& cf_options = {}) {
+    rocksdb::DBOptions options;
+    options.create_if_missing = true;
+    options.create_missing_column_families = true;
+    std::vector<rocksdb::ColumnFamilyDescriptor> descriptors{
+        {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()}};
+    for (const std::string& name : families) descriptors.emplace_back(name, cf_options);
+    std::vector<rocksdb::ColumnFamilyHandle*> all;
+    const rocksdb::Status s = rocksdb::DB::Open(options, path, descriptors, &all, &db);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    if (!s.ok()) return;
+    (void)db->DestroyColumnFamilyHandle(all[0]);
+    handles.assign(all.begin() + 1, all.end());
+  }
+  ~raw_database() {
+    if (db == nullptr) return;
+    for (rocksdb::ColumnFamilyHandle* h : handles) (void)db->DestroyColumnFamilyHandle(h);
+    EXPECT_TRUE(db->Close().ok());
+    delete db;
+  }
+  raw_database(const raw_database&) = delete;
+  raw_database& operator=(const raw_database&) = delete;
+};
 
 class RocksdbStorageTest : public ::testing::Test {
  protected:
@@ -66,6 +115,24 @@ class RocksdbStorageTest : public ::testing::Test {
     return out;
   }
 
+  key_list scan_range(table t, std::string_view lower, std::string_view upper, scan_order order,
+                      std::size_t limit = std::numeric_limits<std::size_t>::max()) const {
+    key_list out;
+    auto scanned =
+        store_->scan_range(t, lower, upper, order, [&](std::string_view k, std::string_view) {
+          out.emplace_back(k);
+          return out.size() < limit;
+        });
+    EXPECT_TRUE(scanned) << scanned.error().detail;
+    return out;
+  }
+
+  key_list all_keys(table t) const {
+    key_list out;
+    for (auto& [k, v] : scan(t)) out.push_back(k);
+    return out;
+  }
+
   std::optional<std::string> get(table t, std::string_view key) const {
     auto got = store_->get(t, key);
     EXPECT_TRUE(got) << got.error().detail;
@@ -81,6 +148,15 @@ class RocksdbStorageTest : public ::testing::Test {
     auto opened = open_rocksdb_storage(db_path_, options);
     EXPECT_FALSE(opened) << "open succeeded although it should have failed";
     return opened ? std::string() : opened.error().detail;
+  }
+
+  // What the table files in the directory occupy: the disk space that reclaim() is for.
+  std::uintmax_t sst_bytes_on_disk() const {
+    std::uintmax_t total = 0;
+    for (const auto& entry : fs::directory_iterator(db_path_)) {
+      if (entry.path().extension() == ".sst") total += entry.file_size();
+    }
+    return total;
   }
 
   std::vector<std::string> files_in_db() const {
@@ -537,6 +613,385 @@ TEST_F(RocksdbStorageTest, APathThatIsAFileIsRefused) {
   std::ofstream(db_path_) << "not a database";
   EXPECT_THAT(open_error(), HasSubstr("is not a directory"));
   EXPECT_EQ(fs::file_size(db_path_), 14u);
+}
+
+// ---- the queue and history tables, range deletes, range scans, sizes, reclaim ---------------
+
+// A database as the hookd before the queue and history tables left it: "default" and the ten
+// older families (their names spelled out: they are on operators' disks), with a record.
+TEST_F(RocksdbStorageTest, AStoreWithOnlyTheTenOlderTablesOpensAndGainsTheNewOnes) {
+  const std::vector<std::string> older = {"meta",     "organizations", "projects", "tokens",
+                                          "webhooks", "index",         "events",   "deliveries",
+                                          "attempts", "idempotency"};
+  {
+    raw_database raw(db_path_, older);
+    ASSERT_NE(raw.db, nullptr);
+    ASSERT_TRUE(
+        raw.db->Put(rocksdb::WriteOptions(), raw.handles[4], "w", "from an older hookd").ok());
+  }
+
+  reopen();
+  EXPECT_EQ(get(table::webhooks, "w"), "from an older hookd");
+  EXPECT_EQ(scan(table::queue), records{});
+  EXPECT_EQ(scan(table::history), records{});
+  write_batch batch;
+  batch.put(table::queue, "d1", "pending");
+  batch.put(table::history, "h1", "finished");
+  write(batch);
+
+  reopen();
+  EXPECT_EQ(get(table::webhooks, "w"), "from an older hookd");
+  EXPECT_EQ(get(table::queue, "d1"), "pending");
+  EXPECT_EQ(get(table::history, "h1"), "finished");
+  store_.reset();
+
+  std::vector<std::string> families;
+  ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), db_path_, &families).ok());
+  std::vector<std::string> expected{std::string(rocksdb::kDefaultColumnFamilyName)};
+  for (table t : kAllTables) expected.emplace_back(table_name(t));
+  std::sort(families.begin(), families.end());
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(families, expected);
+}
+
+TEST_F(RocksdbStorageTest, EraseRangeDeletesExactlyTheRangeAndSurvivesAReopen) {
+  reopen();
+  // Keys at both edges of ["c", "m"): just below "c", "c" itself, just below "m", "m" and just
+  // above it. Half of them reach a table file before the erase, half stay in the memtable.
+  const key_list in_file = {"a", "b\xff", "c", std::string("c\0", 2), "l\xff\xff", "m", "z"};
+  const key_list in_memtable = {"b", "c1", "k", std::string("m\0", 2)};
+  write_batch first;
+  for (const std::string& k : in_file) {
+    first.put(table::history, k, "v");
+    first.put(table::queue, k, "v");  // the same keys in another table
+  }
+  write(first);
+  reopen();
+  write_batch second;
+  for (const std::string& k : in_memtable) second.put(table::history, k, "v");
+  write(second);
+
+  const storage_stats before = store_->stats();
+  write_batch erase;
+  erase.erase_range(table::history, "c", "m");
+  ASSERT_EQ(erase.ops.size(), 1u);
+  write(erase);
+  EXPECT_EQ(store_->stats().records - before.records, 1u);  // one record, however many keys
+
+  const key_list left = {"a", "b", "b\xff", "m", std::string("m\0", 2), "z"};
+  auto expect_erased = [&] {
+    EXPECT_EQ(all_keys(table::history), left);
+    EXPECT_EQ(get(table::history, "c"), std::nullopt);
+    EXPECT_EQ(get(table::history, "l\xff\xff"), std::nullopt);
+    EXPECT_EQ(get(table::history, "m"), "v");
+    EXPECT_EQ(scan_range(table::history, "", "", scan_order::descending),
+              key_list(left.rbegin(), left.rend()));
+    EXPECT_EQ(scan_range(table::history, "b\xff", "z", scan_order::descending),
+              (key_list{std::string("m\0", 2), "m", "b\xff"}));
+    EXPECT_EQ(all_keys(table::queue).size(), in_file.size());
+  };
+  expect_erased();
+  reopen();  // the tombstone replayed from the WAL, then flushed into a table file
+  expect_erased();
+  ASSERT_TRUE(store_->compact(table::history));  // and once compaction applied it
+  reopen();
+  expect_erased();
+}
+
+TEST_F(RocksdbStorageTest, EraseRangeAppliesInBatchOrder) {
+  reopen();
+  write_batch existing;
+  existing.put(table::history, "k1", "old");
+  write(existing);
+  write_batch batch;
+  batch.put(table::history, "k2", "written before the erase");
+  batch.erase_range(table::history, "k", "l");
+  batch.put(table::history, "k3", "written after it");
+  write(batch);
+  EXPECT_EQ(scan(table::history), (records{{"k3", "written after it"}}));
+  reopen();
+  EXPECT_EQ(scan(table::history), (records{{"k3", "written after it"}}));
+}
+
+TEST_F(RocksdbStorageTest, AnEraseRangeThatEndsBeforeItBeginsWritesNothing) {
+  reopen();
+  write_batch existing;
+  existing.put(table::history, "a", "1");
+  existing.put(table::history, "b", "2");
+  write(existing);
+
+  write_batch backwards;
+  backwards.put(table::history, "c", "3");
+  backwards.erase_range(table::history, "b", "a");
+  auto written = store_->write(backwards);
+  ASSERT_FALSE(written);
+  EXPECT_EQ(written.error().kind, error_kind::internal);
+  EXPECT_EQ(store_->stats().failures, 1u);
+  EXPECT_EQ(all_keys(table::history), (key_list{"a", "b"}));
+
+  write_batch empty_range;  // begin == end: nothing to delete, and not an error
+  empty_range.erase_range(table::history, "a", "a");
+  write(empty_range);
+  EXPECT_EQ(all_keys(table::history), (key_list{"a", "b"}));
+}
+
+TEST_F(RocksdbStorageTest, ScanRangeVisitsTheBoundsInEitherOrder) {
+  reopen();
+  // Half in a table file, half in the memtable: both orders merge the two.
+  write_batch first;
+  for (const char* k : {"a", "c", "e"}) first.put(table::history, k, std::string("value of ") + k);
+  first.put(table::queue, "b2", "another table");
+  write(first);
+  reopen();
+  write_batch second;
+  for (const char* k : {"b", "d"}) second.put(table::history, k, std::string("value of ") + k);
+  write(second);
+
+  constexpr auto up = scan_order::ascending;
+  constexpr auto down = scan_order::descending;
+  const table h = table::history;
+  EXPECT_EQ(scan_range(h, "", "", up), (key_list{"a", "b", "c", "d", "e"}));
+  EXPECT_EQ(scan_range(h, "", "", down), (key_list{"e", "d", "c", "b", "a"}));
+  EXPECT_EQ(scan_range(h, "b", "d", up), (key_list{"b", "c"}));  // lower in, upper out
+  EXPECT_EQ(scan_range(h, "b", "d", down), (key_list{"c", "b"}));
+  EXPECT_EQ(scan_range(h, "bb", "dd", up), (key_list{"c", "d"}));  // bounds between keys
+  EXPECT_EQ(scan_range(h, "bb", "dd", down), (key_list{"d", "c"}));
+  EXPECT_EQ(scan_range(h, "c", "", up), (key_list{"c", "d", "e"}));  // to the end
+  EXPECT_EQ(scan_range(h, "c", "", down), (key_list{"e", "d", "c"}));
+  EXPECT_EQ(scan_range(h, "", "c", up), (key_list{"a", "b"}));
+  EXPECT_EQ(scan_range(h, "", "c", down), (key_list{"b", "a"}));
+  // Stopping early: the first n in either order.
+  EXPECT_EQ(scan_range(h, "", "", up, 2), (key_list{"a", "b"}));
+  EXPECT_EQ(scan_range(h, "", "", down, 2), (key_list{"e", "d"}));
+  EXPECT_EQ(scan_range(h, "b", "e", down, 1), (key_list{"d"}));
+  // Empty ranges.
+  for (scan_order order : {up, down}) {
+    EXPECT_EQ(scan_range(h, "c", "c", order), key_list{});
+    EXPECT_EQ(scan_range(h, "d", "b", order), key_list{});
+    EXPECT_EQ(scan_range(h, "bb", "bc", order), key_list{});
+    EXPECT_EQ(scan_range(h, "f", "", order), key_list{});
+    EXPECT_EQ(scan_range(table::meta, "", "", order), key_list{});
+  }
+  // The values come with their keys.
+  records seen;
+  ASSERT_TRUE(store_->scan_range(h, "d", "", down, [&](std::string_view k, std::string_view v) {
+    seen.emplace_back(k, v);
+    return true;
+  }));
+  EXPECT_EQ(seen, (records{{"e", "value of e"}, {"d", "value of d"}}));
+}
+
+TEST_F(RocksdbStorageTest, ScanRangeOrdersTimeBucketsByTheirBytes) {
+  reopen();
+  const std::vector<std::uint32_t> buckets = {0,          1,          0xff,      0x100,
+                                              0x7fffffff, 0x80000000, 0xffffffff};
+  write_batch batch;
+  for (std::uint32_t b : buckets) {
+    for (std::uint32_t n : {0u, 1u}) batch.put(table::history, bucket_key(b, n), "v");
+  }
+  write(batch);
+  // Newest first from bucket 0x80000000 (excluded) down to bucket 0xff (included).
+  EXPECT_EQ(scan_range(table::history, bucket_key(0xff, 0), bucket_key(0x80000000, 0),
+                       scan_order::descending),
+            (key_list{bucket_key(0x7fffffff, 1), bucket_key(0x7fffffff, 0), bucket_key(0x100, 1),
+                      bucket_key(0x100, 0), bucket_key(0xff, 1), bucket_key(0xff, 0)}));
+  EXPECT_EQ(scan_range(table::history, bucket_key(0xffffffff, 1), "", scan_order::ascending),
+            (key_list{bucket_key(0xffffffff, 1)}));
+}
+
+TEST_F(RocksdbStorageTest, UnknownTablesAreRefusedByTheNewOperations) {
+  reopen();
+  const auto bad = static_cast<table>(200);
+  auto scanned = store_->scan_range(bad, "", "", scan_order::ascending,
+                                    [](std::string_view, std::string_view) { return true; });
+  ASSERT_FALSE(scanned);
+  EXPECT_EQ(scanned.error().kind, error_kind::internal);
+  auto reclaimed = store_->reclaim(bad, "a", "b");
+  ASSERT_FALSE(reclaimed);
+  EXPECT_EQ(reclaimed.error().kind, error_kind::internal);
+  EXPECT_EQ(store_->size(bad).bytes, 0u);
+  EXPECT_EQ(store_->size(bad).keys, 0u);
+}
+
+// 20 000 records of 1 KiB of random bytes (LZ4 cannot shrink them), in 20 time buckets of 1000.
+class HistorySizeTest : public RocksdbStorageTest {
+ protected:
+  static constexpr std::uint32_t kBuckets = 20;
+  static constexpr std::uint32_t kPerBucket = 1000;
+  static constexpr std::uint64_t kKeys = kBuckets * kPerBucket;
+  static constexpr std::size_t kValueBytes = 1024;
+  static constexpr std::uint64_t kDataBytes = kKeys * kValueBytes;
+
+  static std::string value_of(std::uint32_t bucket, std::uint32_t n) {
+    std::mt19937_64 random(bucket * kPerBucket + n);
+    std::string value(kValueBytes, '\0');
+    for (char& c : value) c = static_cast<char>(random() & 0xff);
+    return value;
+  }
+
+  void fill() {
+    for (std::uint32_t b = 0; b < kBuckets; ++b) {
+      write_batch batch;
+      for (std::uint32_t n = 0; n < kPerBucket; ++n) {
+        batch.put(table::history, bucket_key(b, n), value_of(b, n));
+      }
+      write(batch);
+    }
+  }
+
+  // Only buckets [first, kBuckets) are left, and intact.
+  void expect_left_from(std::uint32_t first) {
+    const key_list newest = scan_range(table::history, "", "", scan_order::descending, 1);
+    ASSERT_EQ(newest, key_list{bucket_key(kBuckets - 1, kPerBucket - 1)});
+    const key_list all = scan_range(table::history, "", "", scan_order::ascending);
+    ASSERT_EQ(all.size(), (kBuckets - first) * kPerBucket);
+    EXPECT_EQ(all.front(), bucket_key(first, 0));
+    EXPECT_EQ(get(table::history, bucket_key(first - 1, kPerBucket - 1)), std::nullopt);
+    EXPECT_EQ(get(table::history, bucket_key(first, 7)), value_of(first, 7));
+    EXPECT_EQ(get(table::history, bucket_key(kBuckets - 1, 3)), value_of(kBuckets - 1, 3));
+  }
+};
+
+TEST_F(HistorySizeTest, SizeGrowsWithWritesAndReclaimFreesMostOfAnErasedRange) {
+  reopen();
+  const table_size empty = store_->size(table::history);
+  EXPECT_EQ(empty.keys, 0u);
+  fill();
+  const table_size in_memory = store_->size(table::history);
+  EXPECT_GT(in_memory.bytes, kDataBytes);  // the memtable: uncompressed, with its overhead
+  EXPECT_EQ(in_memory.keys, kKeys);        // exact while it is all in the memtable
+
+  reopen();  // flushed into table files
+  const table_size on_disk = store_->size(table::history);
+  EXPECT_GT(on_disk.bytes, kDataBytes * 9 / 10);
+  EXPECT_LT(on_disk.bytes, kDataBytes * 3 / 2);
+  EXPECT_GT(on_disk.keys, kKeys * 9 / 10);
+  EXPECT_LT(on_disk.keys, kKeys * 11 / 10);
+
+  // The oldest 18 buckets of 20. The erase alone frees nothing: the data is still on disk, and
+  // the key estimate still counts what the tombstone covers.
+  const std::string begin = bucket_key(0, 0), end = bucket_key(18, 0);
+  write_batch erase;
+  erase.erase_range(table::history, begin, end);
+  write(erase);
+  expect_left_from(18);
+  const table_size erased = store_->size(table::history);
+  EXPECT_GE(erased.bytes, on_disk.bytes);
+  EXPECT_GT(erased.keys, kKeys / 2);
+
+  const std::uintmax_t files_before = sst_bytes_on_disk();
+  ASSERT_TRUE(store_->reclaim(table::history, begin, end));
+  const table_size reclaimed = store_->size(table::history);
+  EXPECT_LT(reclaimed.bytes, on_disk.bytes / 2);
+  EXPECT_LT(reclaimed.keys, kKeys / 2);
+  EXPECT_LT(sst_bytes_on_disk(), files_before - kDataBytes / 2);  // the files left the disk
+  expect_left_from(18);
+
+  reopen();
+  EXPECT_LT(store_->size(table::history).bytes, on_disk.bytes / 2);
+  expect_left_from(18);
+}
+
+// The same once the data has reached the last level and the tombstone is in a level-0 file above
+// it, as it is after a long run: reclaim() compacts it down through the data without forcing
+// a rewrite of the last level.
+TEST_F(HistorySizeTest, ReclaimFreesAnErasedRangeThatLiesInTheLastLevel) {
+  reopen();
+  fill();
+  ASSERT_TRUE(store_->compact(table::history));
+  const table_size compacted = store_->size(table::history);
+  const std::string begin = bucket_key(0, 0), end = bucket_key(18, 0);
+  write_batch erase;
+  erase.erase_range(table::history, begin, end);
+  write(erase);
+  reopen();
+  ASSERT_TRUE(store_->reclaim(table::history, begin, end));
+  EXPECT_LT(store_->size(table::history).bytes, compacted.bytes / 2);
+  expect_left_from(18);
+}
+
+// A layout that lets DeleteFilesInRange drop files, built with RocksDB directly since hookd's own
+// files are 64 MiB: many 64 KiB files in the last two levels, the first version of every key
+// in level 6 and the second in level 5 above it. Nothing of the erased range may come back,
+// neither version, once the files wholly inside it are gone.
+TEST_F(RocksdbStorageTest, ReclaimDropsWholeFilesAndNothingErasedResurfaces) {
+  constexpr std::uint32_t kBuckets = 10, kPerBucket = 100;
+  auto value = [](int version, std::uint32_t b, std::uint32_t n) {
+    std::string v =
+        "v" + std::to_string(version) + "/" + std::to_string(b) + "/" + std::to_string(n) + "/";
+    v.resize(1024, 'x');
+    return v;
+  };
+  {
+    rocksdb::ColumnFamilyOptions cf_options;
+    cf_options.disable_auto_compactions = true;
+    cf_options.compression = rocksdb::kNoCompression;
+    raw_database raw(db_path_, {"history"}, cf_options);
+    ASSERT_NE(raw.db, nullptr);
+    rocksdb::ColumnFamilyHandle* history = raw.handles[0];
+    for (int version : {1, 2}) {
+      for (std::uint32_t b = 0; b < kBuckets; ++b) {
+        for (std::uint32_t n = 0; n < kPerBucket; ++n) {
+          ASSERT_TRUE(
+              raw.db->Put(rocksdb::WriteOptions(), history, bucket_key(b, n), value(version, b, n))
+                  .ok());
+        }
+      }
+      ASSERT_TRUE(raw.db->Flush(rocksdb::FlushOptions(), history).ok());
+      rocksdb::ColumnFamilyMetaData meta;
+      raw.db->GetColumnFamilyMetaData(history, &meta);
+      std::vector<std::string> level0;
+      for (const rocksdb::SstFileMetaData& f : meta.levels[0].files) level0.push_back(f.name);
+      rocksdb::CompactionOptions compaction;
+      compaction.compression = rocksdb::kNoCompression;  // its default is Snappy
+      compaction.output_file_size_limit = 64u << 10;
+      ASSERT_TRUE(raw.db->CompactFiles(compaction, history, level0, version == 1 ? 6 : 5).ok());
+    }
+    rocksdb::ColumnFamilyMetaData meta;
+    raw.db->GetColumnFamilyMetaData(history, &meta);
+    ASSERT_GT(meta.levels[5].files.size(), 10u);
+    ASSERT_GT(meta.levels[6].files.size(), 10u);
+  }
+
+  reopen();
+  const table_size before = store_->size(table::history);
+  const std::string begin = bucket_key(1, 0), end = bucket_key(9, 0);
+  write_batch erase;
+  erase.erase_range(table::history, begin, end);
+  write(erase);
+  ASSERT_TRUE(store_->reclaim(table::history, begin, end));
+
+  // Buckets 0 and 9 are left, each key once, in its second version.
+  std::size_t seen = 0;
+  ASSERT_TRUE(store_->scan_range(table::history, "", "", scan_order::ascending,
+                                 [&](std::string_view k, std::string_view v) {
+                                   const bool kept = k < begin || k >= end;
+                                   EXPECT_TRUE(kept) << "an erased key resurfaced";
+                                   EXPECT_TRUE(v.starts_with("v2/")) << "an old version resurfaced";
+                                   ++seen;
+                                   return true;
+                                 }));
+  EXPECT_EQ(seen, 2u * kPerBucket);
+  EXPECT_EQ(get(table::history, bucket_key(5, 5)), std::nullopt);
+  EXPECT_EQ(get(table::history, bucket_key(9, 5)), value(2, 9, 5));
+  EXPECT_LT(store_->size(table::history).bytes, before.bytes / 2);
+  reopen();
+  EXPECT_EQ(scan_range(table::history, begin, end, scan_order::descending), key_list{});
+  EXPECT_EQ(scan_range(table::history, "", "", scan_order::ascending).size(), 2u * kPerBucket);
+}
+
+TEST_F(RocksdbStorageTest, ReclaimOfAnEmptyOrUnwrittenRangeSucceedsAndChangesNothing) {
+  reopen();
+  ASSERT_TRUE(store_->reclaim(table::history, "a", "b"));  // nothing ever written
+  write_batch batch;
+  for (const char* k : {"a", "b", "c"}) batch.put(table::history, k, "v");
+  write(batch);
+  reopen();
+  ASSERT_TRUE(store_->reclaim(table::history, "", ""));
+  ASSERT_TRUE(store_->reclaim(table::history, "b", "b"));
+  ASSERT_TRUE(store_->reclaim(table::history, "c", "a"));  // end before begin: empty
+  ASSERT_TRUE(store_->reclaim(table::history, "x", "z"));  // no keys there
+  EXPECT_EQ(all_keys(table::history), (key_list{"a", "b", "c"}));
 }
 
 }  // namespace

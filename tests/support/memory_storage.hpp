@@ -10,6 +10,7 @@
 
 #include "core/durable/storage.hpp"
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <functional>
@@ -89,9 +90,23 @@ class memory_storage final : public storage {
       ++stats_.failures;
       return make_problem(error_kind::storage_failure, "injected write failure");
     }
+    // Refused before anything is applied, as the RocksDB store does: the batch stays atomic.
+    for (const auto& op : batch.ops) {
+      if (index(op.where) >= tables_.size()) {
+        ++stats_.failures;
+        return make_problem(error_kind::internal, "write batch names an unknown table");
+      }
+      if (op.range_end && op.key > *op.range_end) {
+        ++stats_.failures;
+        return make_problem(error_kind::internal,
+                            "write batch erases a range whose end comes before its beginning");
+      }
+    }
     for (const auto& op : batch.ops) {
       auto& t = tables_[index(op.where)];
-      if (op.value) {
+      if (op.range_end) {
+        t.erase(t.lower_bound(op.key), t.lower_bound(*op.range_end));
+      } else if (op.value) {
         t[op.key] = *op.value;
       } else {
         t.erase(op.key);
@@ -104,9 +119,7 @@ class memory_storage final : public storage {
     return {};
   }
 
-  result<void> scan(
-      table t, std::string_view prefix,
-      const std::function<bool(std::string_view, std::string_view)>& visit) const override {
+  result<void> scan(table t, std::string_view prefix, const scan_visitor& visit) const override {
     std::vector<std::pair<std::string, std::string>> matching;
     {
       std::lock_guard lock(mutex_);
@@ -116,6 +129,24 @@ class memory_storage final : public storage {
         matching.emplace_back(*it);
       }
     }
+    for (const auto& [k, v] : matching) {
+      if (!visit(k, v)) break;
+    }
+    return {};
+  }
+
+  // Copies the range out and visits it outside the lock, so that a visitor may call the store.
+  result<void> scan_range(table t, std::string_view lower, std::string_view upper, scan_order order,
+                          const scan_visitor& visit) const override {
+    std::vector<std::pair<std::string, std::string>> matching;
+    {
+      std::lock_guard lock(mutex_);
+      const auto& m = tables_[index(t)];
+      const auto first = m.lower_bound(std::string(lower));
+      const auto last = upper.empty() ? m.end() : m.lower_bound(std::string(upper));
+      if (upper.empty() || lower < upper) matching.assign(first, last);
+    }
+    if (order == scan_order::descending) std::reverse(matching.begin(), matching.end());
     for (const auto& [k, v] : matching) {
       if (!visit(k, v)) break;
     }
@@ -134,6 +165,18 @@ class memory_storage final : public storage {
     std::lock_guard lock(mutex_);
     return stats_;
   }
+
+  // Exact, where RocksDB estimates: the bytes of the keys and values, and their number.
+  table_size size(table t) const override {
+    std::lock_guard lock(mutex_);
+    table_size out;
+    for (const auto& [k, v] : tables_[index(t)]) {
+      out.bytes += k.size() + v.size();
+      ++out.keys;
+    }
+    return out;
+  }
+  // reclaim() and compact(): the defaults, which do nothing; an erase frees its memory at once.
 
  private:
   static std::size_t index(table t) { return static_cast<std::size_t>(t); }
