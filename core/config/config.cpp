@@ -231,6 +231,11 @@ const std::array kOptions = {
                 [](config& c, std::string_view v) {
                   return set_duration(c.disable_after, v, false);
                 }},
+    option_spec{"retention", "DURATION", "30d",
+                "Events and finished deliveries older than this leave the API and the disk.",
+                [](config& c, std::string_view v) {
+                  return set_duration(c.retention, v, false);
+                }},
     option_spec{"secret-grace", "DURATION", "24h",
                 "How long the previous secret keeps signing after a rotation (0s: not at all).",
                 [](config& c, std::string_view v) {

@@ -38,12 +38,15 @@ struct config {
   std::chrono::milliseconds delivery_timeout{15'000};     // --delivery-timeout
   std::chrono::milliseconds disable_after{5LL * 24 * 3600 * 1000};  // --disable-after
   std::chrono::milliseconds secret_grace{24LL * 3600 * 1000};       // --secret-grace
-  bool allow_private_targets = false;                               // --allow-private-targets
-  std::chrono::milliseconds header_timeout{10'000};                 // --header-timeout
-  std::chrono::milliseconds idle_timeout{60'000};                   // --idle-timeout
-  std::chrono::milliseconds drain_timeout{10'000};                  // --drain-timeout
-  std::size_t max_inflight_deliveries = 256;                        // --max-inflight-deliveries
-  std::size_t max_inflight_per_webhook = 4;                         // --max-inflight-per-webhook
+  // --retention: events, finished deliveries and attempts older than this leave the API at once
+  // and the disk within about a sixteenth of it (docs/delivery.md). 30 days by default.
+  std::chrono::milliseconds retention{30LL * 24 * 3600 * 1000};
+  bool allow_private_targets = false;                // --allow-private-targets
+  std::chrono::milliseconds header_timeout{10'000};  // --header-timeout
+  std::chrono::milliseconds idle_timeout{60'000};    // --idle-timeout
+  std::chrono::milliseconds drain_timeout{10'000};   // --drain-timeout
+  std::size_t max_inflight_deliveries = 256;         // --max-inflight-deliveries
+  std::size_t max_inflight_per_webhook = 4;          // --max-inflight-per-webhook
   // --max-inflight-per-organization; 0: a quarter of max_inflight_deliveries, at least 1
   std::size_t max_inflight_per_organization = 0;
   bool unsafe_no_fsync = false;  // --unsafe-no-fsync: benchmarks only; loses acknowledged writes

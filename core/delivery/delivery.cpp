@@ -1,5 +1,6 @@
 #include "core/delivery/delivery.hpp"
 
+#include "core/delivery/history_keys.hpp"
 #include "core/durable/record_reader.hpp"
 
 #include <boost/json/parse.hpp>
@@ -32,19 +33,6 @@ json::string time_json(timestamp t) {
   text.reserve(24);
   append_rfc3339(text, t);
   return json::string(text.data(), text.size());
-}
-
-void append_be32(std::string& out, std::uint32_t n) {
-  out.push_back(static_cast<char>((n >> 24) & 0xFF));
-  out.push_back(static_cast<char>((n >> 16) & 0xFF));
-  out.push_back(static_cast<char>((n >> 8) & 0xFF));
-  out.push_back(static_cast<char>(n & 0xFF));
-}
-
-std::uint32_t read_be32(std::string_view b) {
-  std::uint32_t n = 0;
-  for (std::size_t i = 0; i < 4; ++i) n = (n << 8) | static_cast<std::uint8_t>(b[i]);
-  return n;
 }
 
 // Length of the valid UTF-8 sequence starting at s[i], or 0 when the bytes there are not one
@@ -192,6 +180,14 @@ std::string encode(const event& e) {
   o["type"] = e.type;
   o["data"] = e.data;  // as text: the record stays flat and the bytes stay exact
   o["timestamp"] = to_millis(e.time);
+  if (!e.deliveries.empty()) {
+    json::array list;
+    list.reserve(e.deliveries.size());
+    for (const fanout_entry& f : e.deliveries) {
+      list.push_back(json::array{f.delivery.to_string(), f.webhook.to_string()});
+    }
+    o["deliveries"] = std::move(list);
+  }
   return json::serialize(o);
 }
 
@@ -206,6 +202,21 @@ result<event> decode_event(std::string_view key, std::string_view value) {
   e.type = r.string("type");
   e.data = r.string("data");
   e.time = r.time("timestamp");
+  if (const json::value* list = r.field("deliveries", false)) {
+    const json::array* items = list->if_array();
+    bool good = items != nullptr;
+    for (std::size_t i = 0; good && i < items->size(); ++i) {
+      const json::array* pair = (*items)[i].if_array();
+      good =
+          pair != nullptr && pair->size() == 2 && (*pair)[0].is_string() && (*pair)[1].is_string();
+      if (!good) break;
+      const auto d = object_id::parse((*pair)[0].get_string());
+      const auto w = object_id::parse((*pair)[1].get_string());
+      good = d && w;
+      if (good) e.deliveries.push_back({*d, *w});
+    }
+    if (!good) r.fail("field \"deliveries\" is not a list of [delivery id, webhook id] pairs");
+  }
   return finish(r, std::move(e));
 }
 
@@ -215,6 +226,7 @@ std::string encode(const delivery& d) {
   json::object o = begin_record();
   o["event"] = d.event.to_string();
   o["webhook"] = d.webhook.to_string();
+  if (!d.project.is_nil()) o["project"] = d.project.to_string();
   o["type"] = d.type;
   o["status"] = to_string(d.status);
   o["attempts"] = d.attempts;
@@ -245,6 +257,7 @@ result<delivery> decode_delivery(std::string_view key, std::string_view value) {
   d.id = rec->id;
   d.event = r.id("event");
   d.webhook = r.id("webhook");
+  if (r.field("project", false) != nullptr) d.project = r.id("project");
   d.type = r.string("type");
   const std::string status = r.string("status");
   if (r.ok()) d.status = read_status(r, "status", status);
@@ -408,7 +421,7 @@ std::string webhook_delivery_prefix(const object_id& webhook) {
   return key;
 }
 
-std::string attempt_key(const object_id& delivery, std::uint32_t number) {
+std::string legacy_attempt_key(const object_id& delivery, std::uint32_t number) {
   std::string key;
   key.reserve(object_id::kSize + 4);
   key.append(delivery.binary());

@@ -11,14 +11,16 @@
 //
 // Storage (values are compact JSON objects with "v":1, timestamps as integer unix milliseconds,
 // ids as 24 hex digits, like core/catalog/codec.hpp):
-//   events       id (12 bytes)                                  -> encode(event)
-//   deliveries   id (12 bytes)                                  -> encode(delivery)
-//   attempts     delivery id + attempt number (4 bytes, BE)     -> encode(attempt, delivery)
+//   queue        delivery id (12 bytes)                        -> encode(delivery), while pending
+//   history      see history_keys.hpp: events, attempts, finished deliveries by time bucket
+//   idempotency  token id (12 bytes) + idempotency key (text)  -> encode(idempotency_record)
+// Before the history layout (read once, to migrate; see delivery_log load):
+//   events       id (12 bytes)                                 -> encode(event)
+//   deliveries   id (12 bytes)                                 -> encode(delivery)
+//   attempts     delivery id + attempt number (4 bytes, BE)    -> encode(attempt, delivery)
 //                (the delivery's state after the attempt included; see delivery_state)
-//   idempotency  token id (12 bytes) + idempotency key (text)   -> encode(idempotency_record)
-//   index        "dw" + webhook id + delivery id                -> ""  (written by earlier
-//                versions only; load() checks those it finds, the per-webhook index is built
-//                from the delivery records)
+//   index        "dw" + webhook id + delivery id               -> ""  (written by still earlier
+//                versions)
 // The big-endian attempt number makes a prefix scan by delivery id return attempts in order.
 
 #include "core/common/clock.hpp"
@@ -33,6 +35,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace hookd {
 
@@ -40,13 +43,21 @@ enum class delivery_status : std::uint8_t { pending, succeeded, failed };
 std::string_view to_string(delivery_status s) noexcept;
 std::optional<delivery_status> parse_delivery_status(std::string_view text) noexcept;
 
+// One delivery an event fanned out to, as the event's record lists it.
+struct fanout_entry {
+  object_id delivery;
+  object_id webhook;
+  friend bool operator==(const fanout_entry&, const fanout_entry&) = default;
+};
+
 struct event {
   object_id id;
   object_id organization;
   object_id project;
   std::string type;
-  std::string data;  // compact serialized JSON, exactly as ingested
-  timestamp time{};  // wire name "timestamp"
+  std::string data;                      // compact serialized JSON, exactly as ingested
+  timestamp time{};                      // wire name "timestamp"
+  std::vector<fanout_entry> deliveries;  // what ingest created for it, in webhook order
 };
 
 // Why a delivery failed (the `reason` field). Fixed strings so that clients can match on them.
@@ -58,7 +69,8 @@ struct delivery {
   object_id id;  // the Standard Webhooks webhook-id
   object_id event;
   object_id webhook;
-  std::string type;  // the event's type, copied so that lists need no event lookup
+  object_id project;  // the event's: where its history is kept
+  std::string type;   // the event's type, copied so that lists need no event lookup
   delivery_status status = delivery_status::pending;
   std::uint32_t attempts = 0;                // attempts made so far
   std::optional<timestamp> next_attempt_at;  // engaged exactly while pending
@@ -134,7 +146,9 @@ std::string response_excerpt(std::string_view body,
 
 // ---- storage
 
+// With "deliveries": [[delivery id, webhook id], ...] when the event fanned out.
 std::string encode(const event& e);
+// With "project" when the delivery knows it (records before the history layout do not).
 std::string encode(const delivery& d);
 std::string encode(const attempt& a);
 // The attempt and the state of `after` (the delivery once this attempt is counted), in one record:
@@ -143,8 +157,9 @@ std::string encode(const attempt& a);
 std::string encode(const attempt& a, const delivery& after);
 std::string encode(const idempotency_record& r);
 
-// `key` is the record's storage key. Errors are error_kind::internal, saying what is wrong with
-// the value (the caller names the table and key; see printable_key in codec.hpp).
+// `key` is the record's id (12 bytes; the end of a history key) or, for attempts, the delivery id
+// and the attempt number (16 bytes; likewise). Errors are error_kind::internal, saying what is
+// wrong with the value (the caller names the table and key; see printable_key in codec.hpp).
 result<event> decode_event(std::string_view key, std::string_view value);
 result<delivery> decode_delivery(std::string_view key, std::string_view value);
 // Returns the delivery id from the key as well as the attempt.
@@ -153,10 +168,12 @@ result<std::pair<object_id, attempt>> decode_attempt(std::string_view key, std::
 result<stored_attempt> decode_stored_attempt(std::string_view key, std::string_view value);
 result<idempotency_record> decode_idempotency(std::string_view value);
 
+std::string idempotency_key(const object_id& token, std::string_view key);
+
+// Keys of the layout before history (the migration reads them).
 inline constexpr std::string_view kWebhookDeliveryPrefix = "dw";
 std::string webhook_delivery_key(const object_id& webhook, const object_id& delivery);
 std::string webhook_delivery_prefix(const object_id& webhook);
-std::string attempt_key(const object_id& delivery, std::uint32_t number);
-std::string idempotency_key(const object_id& token, std::string_view key);
+std::string legacy_attempt_key(const object_id& delivery, std::uint32_t number);
 
 }  // namespace hookd

@@ -1,34 +1,28 @@
 #pragma once
-// The delivery log: hookd's durable record of events, deliveries and attempts, its in-memory
-// index, and the single path by which they change (docs/openapi.yaml).
+// The delivery log: hookd's durable record of events, deliveries and attempts, the pending work it
+// keeps in memory, and the single path by which they change (docs/delivery.md).
 //
-// Writes (ingest, record_attempt, cancel_webhook) are mutations committed by a commit_writer of
-// the log's own (group commit, see commit_writer.hpp): each one becomes part of ONE write_batch,
-// is made durable, is published to the index and to the scheduler, and only then completes. So a
-// 202 for an event is sent only after the event and all its delivery jobs are fsynced, and a
-// reader that sees the 202 can read what it created. The log's writer and the catalog's writer
-// each call storage::write from their own thread; RocksDB's DB::Write is thread-safe and groups
-// concurrent sync writers into one WAL write itself (its write-group leader), so two writers
-// cost no extra fsync under load.
+// Memory holds what is still to do, and nothing else: every pending delivery with the event it
+// sends (shared by the event's deliveries), per-webhook and per-project indexes of them, the
+// scheduler's jobs, and the idempotency keys inside their window. A delivery that reaches a final
+// state (succeeded, failed) leaves memory in the same step that makes it durable in the history
+// table; its event leaves memory with the last of its pending deliveries.
 //
-// In-memory index (readers: any thread; the writer thread publishes):
-//   events       hash map id -> shared_ptr<const event>
-//   deliveries   hash map id -> {shared_ptr<const delivery>, shared_ptr<const vector<attempt>>}
-//   by webhook   hash map webhook id -> ordered sets of delivery ids: all of them, and one per
-//                status. Ids grow with time, so "newest first, strictly older than the cursor"
-//                is a reverse walk from lower_bound(cursor): O(log n + limit), with or without a
-//                status filter.
-//   pending      ordered set of (createdAt, id) of pending deliveries: count and oldest age.
-// One std::shared_mutex guards them: readers hold it shared while they copy a few shared_ptrs;
-// the writer holds it exclusively only to install already-built objects (no I/O, no encoding
-// under the lock). Published objects are immutable, so what a reader holds stays valid.
-// Idempotency records are read and written by the writer thread only (and load()), so they
-// need no lock.
+// Storage (see delivery.hpp and history_keys.hpp): pending deliveries in the `queue` table
+// (start-up reads only that table, the events they need and the idempotency keys, so its time does
+// not grow with history); events, attempts and finished deliveries in the `history` table under
+// keys that start with a time bucket and the project, so that retention drops whole buckets with a
+// range delete and reads of a project's history are range scans.
 //
-// Known limit (retention): the whole history (every event with its data, every delivery and
-// attempt) stays in memory and in storage for now; a retention window that prunes old succeeded
-// and failed deliveries, their attempts and their events is future work. Idempotency records are
-// pruned: each ingest erases a few records older than the TTL, in its own batch.
+// Writes (ingest, record_attempt, cancel_webhook, sweep) are mutations committed by a
+// commit_writer of the log's own (group commit, see commit_writer.hpp): each becomes part of ONE
+// write_batch, is made durable, is published to memory and to the scheduler, and only then
+// completes. So a 202 for an event is sent only after the event and all its delivery jobs are
+// fsynced, and a reader that sees the 202 can read what it created.
+//
+// Reads of history (find_delivery, list_deliveries, find_event) go to storage: they may wait on
+// the disk and must run off the threads that serve the catalog (the HTTP layer runs them on a small
+// reader pool). find_pending, counts and metrics read memory only.
 //
 // Delivery guarantee: at least once. A job is durable before its 202; load() puts every pending
 // delivery back on the scheduler with its stored nextAttemptAt. An attempt in flight when the
@@ -45,6 +39,7 @@
 
 #include <boost/json/object.hpp>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -59,7 +54,7 @@ struct delivery_log_options {
   // When failed attempts are retried (--retry-schedule). Default 5s,5m,30m,2h,5h,10h,10h.
   retry_policy retry{};
   // How long an idempotency key remembers its first answer (docs/openapi.yaml). Default 24 h; an
-  // older key is treated as new.
+  // older key is treated as new, and leaves memory and disk at the next sweep.
   std::chrono::milliseconds idempotency_ttl{24LL * 3600 * 1000};
   // In-flight caps and the held-job recheck period of the scheduler.
   scheduler_options scheduling{};
@@ -69,6 +64,16 @@ struct delivery_log_options {
   // Expired idempotency records erased by one ingest, at most. Default 64: pruning keeps up with
   // any ingest rate (each ingest adds at most one record) while keeping each batch small.
   std::size_t idempotency_prune_per_ingest = 64;
+  // --retention: events, finished deliveries and their attempts older than this (counted from the
+  // event's time) leave the read API at once and the disk at the next sweep. Pending deliveries
+  // are kept however old. Default 30 days, what webhook services commonly keep.
+  std::chrono::milliseconds retention{30LL * 24 * 3600 * 1000};
+  // How often start()'s sweeper thread runs sweep() and then reclaim_history(). 0 (the default):
+  // a quarter of a history bucket (a sixteenth of the retention), from 1 s to 1 min, so that what
+  // outlives the window on disk stays within about one bucket. Tests that sweep by hand turn the
+  // thread off with automatic_sweeps = false.
+  std::chrono::milliseconds sweep_interval{0};
+  bool automatic_sweeps = true;
 };
 
 using clock_function = std::function<timestamp()>;
@@ -81,9 +86,8 @@ struct ingest_request {
   object_id organization;
   object_id project;
   std::string type;  // an event type (check_event_type)
-  // The event's data as JSON text. Pass the compact serialization of the parsed value
-  // (boost::json::serialize): the idempotency fingerprint is over this text, so formatting
-  // differences would otherwise count as another body.
+  // The event's data: compact JSON text (what boost::json::serialize of the parsed value gives).
+  // The idempotency fingerprint is over this text. Not parsed again: the HTTP layer parsed it.
   std::string data;
   std::optional<std::string> idempotency_key;
 };
@@ -98,13 +102,53 @@ struct ingest_result {
 };
 boost::json::object to_json(const ingest_result& r);
 
+// A delivery with its attempts, oldest first.
 struct delivery_detail {
   std::shared_ptr<const delivery> record;
-  std::shared_ptr<const std::vector<attempt>> attempts;  // oldest first; never null
+  std::vector<attempt> attempts;
+};
+
+// A pending delivery as the dispatcher attempts it: its state and the event it sends.
+struct pending_delivery {
+  std::shared_ptr<const delivery> record;
+  std::shared_ptr<const event> source_event;  // the event it sends, shared by its deliveries
+};
+
+// An event with the status of each delivery it fanned out to.
+struct event_detail {
+  event record;
+  struct entry {
+    object_id delivery;
+    object_id webhook;
+    delivery_status status = delivery_status::pending;
+  };
+  std::vector<entry> deliveries;
+};
+boost::json::object to_json(const event_detail& e);
+
+// The statuses a query asks for: none set means all of them.
+class status_filter {
+ public:
+  void add(delivery_status s) noexcept { bits_ |= bit(s); }
+  [[nodiscard]] bool empty() const noexcept { return bits_ == 0; }
+  [[nodiscard]] bool allows(delivery_status s) const noexcept {
+    return bits_ == 0 || (bits_ & bit(s)) != 0;
+  }
+
+ private:
+  static std::uint8_t bit(delivery_status s) noexcept {
+    return static_cast<std::uint8_t>(1u << static_cast<unsigned>(s));
+  }
+  std::uint8_t bits_ = 0;
 };
 
 struct delivery_query {
-  std::optional<delivery_status> status;  // only deliveries in this status
+  object_id project;
+  std::optional<object_id> webhook;  // only this webhook's deliveries
+  status_filter statuses;
+  std::optional<std::string> event_type;  // only deliveries of events of exactly this type
+  std::optional<timestamp> since;         // created at or after
+  std::optional<timestamp> until;         // created before
   std::size_t limit = 20;                 // 1..100
   std::optional<object_id> after;         // cursor: only deliveries older than this id
 };
@@ -117,18 +161,43 @@ struct delivery_page {
 
 // Since start(), not persisted: for /metrics.
 struct delivery_counters {
-  std::uint64_t events = 0;      // events created (replays not counted)
-  std::uint64_t deliveries = 0;  // deliveries created by fan-out
-  std::uint64_t replays = 0;     // ingests answered from an idempotency record
-  std::uint64_t attempts = 0;    // attempts recorded
-  std::uint64_t retries = 0;     // attempts after which the delivery was rescheduled
-  std::uint64_t succeeded = 0;   // deliveries that succeeded
-  std::uint64_t failed = 0;      // deliveries that failed (410, exhausted, webhook deleted)
-  std::uint64_t cancelled = 0;   // of those, failed by cancel_webhook
+  std::uint64_t events = 0;          // events created (replays not counted)
+  std::uint64_t deliveries = 0;      // deliveries created by fan-out
+  std::uint64_t replays = 0;         // ingests answered from an idempotency record
+  std::uint64_t attempts = 0;        // attempts recorded
+  std::uint64_t retries = 0;         // attempts after which the delivery was rescheduled
+  std::uint64_t succeeded = 0;       // deliveries that succeeded
+  std::uint64_t failed = 0;          // deliveries that failed (410, exhausted, webhook deleted)
+  std::uint64_t cancelled = 0;       // of those, failed by cancel_webhook
+  std::uint64_t expired = 0;         // finished deliveries dropped by retention sweeps
+  std::uint64_t sweeps = 0;          // retention sweeps committed
+  std::uint64_t sweep_failures = 0;  // sweeps or reclaims that failed (retried at the next one)
 };
 
+// What memory holds (and, for history, what storage holds), for the start-up log and /metrics.
 struct delivery_log_counts {
-  std::size_t events = 0, deliveries = 0, pending = 0, attempts = 0, idempotency_keys = 0;
+  std::size_t events = 0;                // events of pending deliveries, in memory
+  std::size_t pending = 0;               // pending deliveries, in memory
+  std::size_t idempotency_keys = 0;      // in memory, within their window
+  std::uint64_t history_deliveries = 0;  // finished deliveries in the history table
+};
+
+struct history_stats {
+  std::uint64_t bytes = 0;  // the history table on disk (an estimate, see storage::size)
+  std::uint64_t keys = 0;   // its records (likewise)
+  // now - the start of the oldest bucket on disk, as of the last sweep; nullopt when empty.
+  std::optional<std::chrono::milliseconds> oldest_age;
+};
+
+// What one sweep did.
+struct sweep_result {
+  std::uint32_t cutoff_bucket = 0;  // every bucket before this one was dropped
+  // The key ranges of the history table the sweep erased: everything before the cutoff bucket
+  // but the records kept for pending deliveries. reclaim_history frees these, and only these.
+  std::vector<std::pair<std::string, std::string>> erased;
+  std::uint64_t expired_deliveries = 0;
+  std::size_t pinned = 0;               // records kept for pending deliveries older than the window
+  std::size_t expired_idempotency = 0;  // idempotency records erased
 };
 
 class delivery_log {
@@ -141,14 +210,13 @@ class delivery_log {
   delivery_log(const delivery_log&) = delete;
   delivery_log& operator=(const delivery_log&) = delete;
 
-  // Start-up: fills the index from storage and puts every pending delivery on the scheduler at
-  // its stored nextAttemptAt. Call once, before start(). A record that does not decode, an
-  // attempt or a delivery whose parent is missing, an attempt count that does not match, or a
-  // "dw" index entry (written by earlier versions) that names no delivery of its webhook is an
-  // error naming the table and key.
+  // Start-up: migrates a store written before the history layout (once), then reads the pending
+  // deliveries, the events they send and the idempotency keys, and puts every pending delivery on
+  // the scheduler at its stored nextAttemptAt. Call once, before start(). A record that does not
+  // decode, or a pending delivery whose event is missing, is an error naming the table and key.
   result<delivery_log_counts> load();
-  void start();  // starts the writer thread
-  void stop();   // drains queued writes, then stops the writer thread
+  void start();  // starts the writer thread, and the sweeper thread (automatic_sweeps)
+  void stop();   // stops the sweeper, drains queued writes, then stops the writer thread
 
   // ---- writes: the completion runs exactly once, on the writer thread (or inline on the caller
   // when the request is refused before queueing).
@@ -157,48 +225,70 @@ class delivery_log {
   // `events` match the type, with the idempotency record, in one batch. With a key already used by
   // this token within the TTL: the same request fingerprint (project, type, data) completes with
   // the first answer (replay = true) and writes nothing; another fingerprint is a `conflict`.
-  // Outcomes: validation (type, data, idempotencyKey), not_found (project not in organization),
+  // Outcomes: validation (type, idempotencyKey), not_found (project not in organization),
   // conflict, storage_failure, unavailable.
   void ingest(ingest_request request, completion<ingest_result> done);
 
-  // Appends attempt `a` (a.number must be the delivery's attempts + 1, else `conflict`) and
-  // applies `decision` to a pending delivery: succeeded, pending with nextAttemptAt, or failed
-  // with its reason. A delivery no longer pending (its webhook was deleted while the attempt was
-  // in flight) keeps its status; the attempt is still recorded. On success the scheduler's slot
-  // is released and a retried delivery is queued at its new time. When the outcome cannot be
-  // recorded, the slot is released too and a still-pending delivery is queued again after
-  // unrecorded_retry_delay. Outcomes: the updated delivery, not_found, conflict,
-  // storage_failure, unavailable.
-  void record_attempt(object_id delivery_id, attempt a, attempt_decision decision,
-                      completion<std::shared_ptr<const delivery>> done);
+  // Records attempt `a` of a pending delivery (a.number must be its attempts + 1, else
+  // `conflict`) and applies `decision`: pending again with nextAttemptAt (the queue record is
+  // rewritten), or finished, succeeded or failed with its reason (the queue record goes, the
+  // finished record goes to history, the delivery leaves memory). A delivery that finished while
+  // the attempt was in flight (its webhook was deleted) keeps its status; the attempt is still
+  // recorded and counted. On success the scheduler's slot is released and a retried delivery is
+  // queued at its new time. When the outcome cannot be recorded, the slot is released too and a
+  // still-pending delivery is queued again after unrecorded_retry_delay. Outcomes: the delivery
+  // after the attempt, not_found, conflict, storage_failure, unavailable.
+  // `attempted` is the delivery as the attempt found it (find_pending).
+  void record_attempt(std::shared_ptr<const delivery> attempted, attempt a,
+                      attempt_decision decision, completion<std::shared_ptr<const delivery>> done);
 
   // Fails every pending delivery of `webhook` with "webhook deleted" and takes them off the
   // scheduler. Call after the catalog deleted the webhook, and for jobs take_due dropped.
   // Completes with the number of deliveries failed.
   void cancel_webhook(object_id webhook, completion<std::size_t> done);
 
+  // One retention pass: drops every history bucket that ended before now - retention, with range
+  // deletes around the records of pending deliveries older than that (kept until they finish),
+  // and erases the idempotency records past their window. Completes once durable; the disk space
+  // is freed by reclaim_history(), which the caller runs after (off the writer: it is slow).
+  void sweep(completion<sweep_result> done);
+  // Frees the disk space of the ranges the sweep erased (storage::reclaim, range by range, so that
+  // no file holding a kept record is dropped). Blocking.
+  result<void> reclaim_history(const sweep_result& swept);
+
   // decide() with this log's retry policy and clock.
   attempt_decision decide(const attempt_response& response, std::uint32_t attempt_number,
                           const random_source& random = uniform_random) const;
 
-  // ---- reads: any thread, never storage
-  std::shared_ptr<const event> find_event(const object_id& id) const;
-  std::optional<delivery_detail> find_delivery(const object_id& id) const;
-  // Newest first. `validation` (field "limit") when limit is outside 1..100. An unknown webhook
-  // has no deliveries.
-  result<delivery_page> list_deliveries(const object_id& webhook,
-                                        const delivery_query& query) const;
+  // ---- reads of history: any thread, storage (may wait on the disk). Records older than the
+  // retention are not found, whether or not a sweep has dropped them yet.
+
+  // The delivery of `project` with this id, with its attempts; nullopt when there is none.
+  result<std::optional<delivery_detail>> find_delivery(const object_id& project,
+                                                       const object_id& id) const;
+  // Newest first across every webhook of the project (or one), pending ones from memory and
+  // finished ones from history, merged. `validation` (field "limit") when limit is outside
+  // 1..100.
+  result<delivery_page> list_deliveries(const delivery_query& query) const;
+  // The event of `project` with this id and the status of each of its deliveries.
+  result<std::optional<event_detail>> find_event(const object_id& project,
+                                                 const object_id& id) const;
+
+  // ---- reads of memory: any thread, never storage.
+  std::optional<pending_delivery> find_pending(const object_id& id) const;
   std::size_t pending_count() const;
   // now - createdAt of the oldest pending delivery; nullopt when none is pending.
   std::optional<std::chrono::milliseconds> oldest_pending_age() const;
   delivery_counters counters() const;
   delivery_log_counts counts() const;
-  commit_stats stats() const;  // of the log's writer
+  history_stats history() const;  // asks storage for its size estimates (cheap, no scan)
+  commit_stats stats() const;     // of the log's writer
 
   // The scheduler the dispatcher drives (take_due / done / next_due). record_attempt and
   // cancel_webhook keep it in step; the dispatcher only takes jobs and reports outcomes.
   scheduler& jobs() noexcept;
   const retry_policy& policy() const noexcept;
+  const delivery_log_options& options() const noexcept;
   timestamp now() const;
 
   struct impl;

@@ -1,17 +1,29 @@
 // Events and deliveries (docs/openapi.yaml):
 //   POST /api/v1/organizations/{organizationId}/projects/{projectId}/events         events:write
-//   GET  …/settings/webhooks/{webhookId}/deliveries?status=&limit=&after=           deliveries:read
+//   GET  …/projects/{projectId}/events/{eventId}                                    deliveries:read
+//   GET  …/projects/{projectId}/deliveries?status=&webhook=&eventType=&since=&until=&limit=&after=
+//                                                                                   deliveries:read
+//   GET  …/settings/webhooks/{webhookId}/deliveries?status=&…&limit=&after=         deliveries:read
 //   GET  …/settings/webhooks/{webhookId}/deliveries/{deliveryId}                    deliveries:read
 // Order of checks as for webhooks: token (401), path ids (400), organization access (403, the
 // same whether or not it exists), scope (403), organization and project (404), then the request.
 //
+// Reads of history go to storage and may wait on the disk, so they run on the reader pool
+// (app::history_readers), never on the threads that serve the catalog's GETs
+// (docs/delivery.md, "Reads").
+//
 // A deleted webhook's deliveries stay readable: the catalog no longer knows the webhook, so the
-// webhook id is accepted when its deliveries belong to an event of this project. That is how a
-// client sees the deliveries that the delete cancelled ("webhook deleted").
+// webhook id is accepted when the project has deliveries of it. That is how a client sees the
+// deliveries that the delete cancelled ("webhook deleted").
 
+#include "core/catalog/validation.hpp"
 #include "core/delivery/delivery_log.hpp"
+#include "core/delivery/ingest_input.hpp"
 #include "http/api/api.hpp"
 #include "http/api/auth.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
 
 #include <boost/json/array.hpp>
 #include <boost/json/serialize.hpp>
@@ -44,7 +56,7 @@ result<project_target> resolve(app& a, const request_context& ctx, scope needed)
   if (!found || found->organization != *org) {
     return make_problem(error_kind::not_found, "Project " + proj->to_string() + " not found.");
   }
-  if (a.deliveries == nullptr) {
+  if (a.deliveries == nullptr || a.history_readers == nullptr) {
     return make_problem(error_kind::unavailable, "Event delivery is not running.");
   }
   return project_target{std::move(*token), *org, *proj};
@@ -54,92 +66,75 @@ problem webhook_not_found(const object_id& id) {
   return make_problem(error_kind::not_found, "Webhook " + id.to_string() + " not found.");
 }
 
-bool event_in_project(const delivery_log& log, const object_id& event_id,
-                      const project_target& target) {
-  const auto e = log.find_event(event_id);
-  return e && e->project == target.project && e->organization == target.organization;
+// Runs `read` (a history read: storage, may wait on the disk) on the reader pool, and resumes
+// the calling coroutine on its own executor with the result. Not a coroutine itself: `read` goes
+// to the heap and the initiation holds it by value, so nothing refers to this call's parameters
+// once it has returned the awaitable (the initiation runs later, at the co_await).
+template <class T, class Read>
+asio::awaitable<result<T>> read_history(app& a, Read read) {
+  auto shared = std::make_shared<Read>(std::move(read));
+  return await_catalog<T>([pool = a.history_readers, shared](completion<T> done) {
+    asio::post(*pool, [shared, done = std::move(done)] { done((*shared)()); });
+  });
 }
 
+// The history reads, as plain function objects. Each is built, and handed to read_history, in a
+// statement of its own before the co_await: GCC 12 miscompiled a non-trivial temporary in the
+// same full-expression as the co_await (a moved std::string kept pointing into the coroutine
+// frame, and was freed from there).
+struct list_read {
+  const delivery_log* log;
+  delivery_query query;
+  result<delivery_page> operator()() const { return log->list_deliveries(query); }
+};
+struct delivery_read {
+  const delivery_log* log;
+  object_id project, id;
+  result<std::optional<delivery_detail>> operator()() const {
+    return log->find_delivery(project, id);
+  }
+};
+struct event_read {
+  const delivery_log* log;
+  object_id project, id;
+  result<std::optional<event_detail>> operator()() const { return log->find_event(project, id); }
+};
+
 // The webhook id of the path, when the webhook is in the target project, or was and has been
-// deleted (its deliveries' events are in the project).
-result<object_id> resolve_webhook(app& a, const request_context& ctx,
-                                  const project_target& target) {
+// deleted (the project has deliveries of it).
+asio::awaitable<result<object_id>> resolve_webhook(app& a, const request_context& ctx,
+                                                   const project_target& target) {
   auto id = path_id(ctx, "webhookId");
-  if (!id) return id.error();
+  if (!id) co_return id.error();
   if (const auto hook = a.cat.find_webhook(*id)) {
     if (hook->project != target.project || hook->organization != target.organization) {
-      return webhook_not_found(*id);
+      co_return webhook_not_found(*id);
     }
-    return *id;
+    co_return *id;
   }
-  const auto page = a.deliveries->list_deliveries(*id, delivery_query{std::nullopt, 1, {}});
-  if (page && !page->items.empty() &&
-      event_in_project(*a.deliveries, page->items.front()->event, target)) {
-    return *id;
-  }
-  return webhook_not_found(*id);
+  delivery_query any;
+  any.project = target.project;
+  any.webhook = *id;
+  any.limit = 1;
+  auto reading = read_history<delivery_page>(a, list_read{a.deliveries, std::move(any)});
+  auto page = co_await std::move(reading);
+  if (!page) co_return page.error();
+  if (page->items.empty()) co_return webhook_not_found(*id);
+  co_return *id;
 }
 
 // ---------------------------------------------------------------- ingest
 
 constexpr std::string_view kIdempotencyHeader = "Idempotency-Key";
 
-result<ingest_request> parse_ingest(const request& req, const boost::json::value& body) {
-  if (!body.is_object()) {
-    return validation_problem({{"body", "must be a JSON object"}},
-                              "The request body must be a JSON object.");
-  }
-  const boost::json::object& obj = body.get_object();
-  std::vector<field_error> errors;
-  for (const auto& member : obj) {
-    const std::string_view key(member.key().data(), member.key().size());
-    if (key != "type" && key != "data" && key != "idempotencyKey") {
-      errors.push_back({std::string(key), "unknown field"});
-    }
-  }
-
-  ingest_request in;
-  if (const auto* type = obj.if_contains("type"); type == nullptr) {
-    errors.push_back({"type", "is required"});
-  } else if (!type->is_string()) {
-    errors.push_back({"type", "must be a string"});
-  } else {
-    in.type = std::string(type->get_string());
-  }
-  // Any JSON value, null included; only absence is an error.
-  if (const auto* data = obj.if_contains("data"); data == nullptr) {
-    errors.push_back({"data", "is required (any JSON value, null included)"});
-  } else {
-    in.data = boost::json::serialize(*data);
-  }
-
-  std::optional<std::string> from_body;
-  if (const auto* key = obj.if_contains("idempotencyKey"); key != nullptr) {
-    if (!key->is_string()) {
-      errors.push_back({"idempotencyKey", "must be a string"});
-    } else {
-      from_body = std::string(key->get_string());
-    }
-  }
-  std::optional<std::string> from_header;
-  if (auto it = req.find(kIdempotencyHeader); it != req.end()) {
-    from_header = std::string(it->value());
-  }
-  if (from_body && from_header && *from_body != *from_header) {
-    errors.push_back({"idempotencyKey", "differs from the Idempotency-Key header; send one"});
-  }
-  in.idempotency_key = from_body ? std::move(from_body) : std::move(from_header);
-
-  if (!errors.empty()) return validation_problem(std::move(errors));
-  return in;
-}
-
 asio::awaitable<response> ingest_event(app& a, request_context& ctx) {
   auto target = resolve(a, ctx, scope::events_write);
   if (!target) co_return fail(ctx, target.error());
   auto body = read_json_body(ctx.req, a.max_body_bytes);
   if (!body) co_return fail(ctx, body.error());
-  auto in = parse_ingest(ctx.req, *body);
+  std::optional<std::string_view> header;
+  if (auto it = ctx.req.find(kIdempotencyHeader); it != ctx.req.end()) header = it->value();
+  auto in = parse_ingest(*body, header);
   if (!in) co_return fail(ctx, in.error());
   in->token = target->token->id;
   in->organization = target->organization;
@@ -186,8 +181,12 @@ std::optional<std::string> form_decode(std::string_view s) {
   return out;
 }
 
-result<delivery_query> parse_delivery_query(std::string_view query) {
+// `status` takes one status or a comma-separated list ("pending,failed": what is not yet
+// delivered); `webhook` only on the project's list.
+result<delivery_query> parse_delivery_query(std::string_view query, const project_target& target,
+                                            bool webhook_param) {
   delivery_query q;
+  q.project = target.project;
   std::vector<field_error> errors;
   while (!query.empty()) {
     const std::size_t amp = query.find('&');
@@ -205,10 +204,22 @@ result<delivery_query> parse_delivery_query(std::string_view query) {
     const std::string& key = *decoded_key;
     const std::string& value = *decoded_value;
     if (key == "status") {
-      if (auto s = parse_delivery_status(value)) {
-        q.status = *s;
-      } else {
-        errors.push_back({"status", "must be pending, succeeded or failed"});
+      // Every piece between commas must be a status: "pending," and ",failed" are refused.
+      std::string_view rest = value;
+      bool good = true;
+      for (bool last = false; good && !last;) {
+        const std::size_t comma = rest.find(',');
+        last = comma == std::string_view::npos;
+        if (auto s = parse_delivery_status(rest.substr(0, comma))) {
+          q.statuses.add(*s);
+        } else {
+          good = false;
+        }
+        if (!last) rest = rest.substr(comma + 1);
+      }
+      if (!good) {
+        errors.push_back(
+            {"status", "must be pending, succeeded or failed, or a comma-separated list of them"});
       }
     } else if (key == "limit") {
       std::size_t n = 0;
@@ -226,10 +237,31 @@ result<delivery_query> parse_delivery_query(std::string_view query) {
       } else {
         errors.push_back({"after", "must be a delivery id (24 hexadecimal digits)"});
       }
+    } else if (key == "webhook" && webhook_param) {
+      if (auto id = object_id::parse(value)) {
+        q.webhook = *id;
+      } else {
+        errors.push_back({"webhook", "must be a webhook id (24 hexadecimal digits)"});
+      }
+    } else if (key == "eventType") {
+      if (auto message = check_event_type(value)) {
+        errors.push_back({"eventType", std::move(*message)});
+      } else {
+        q.event_type = value;
+      }
+    } else if (key == "since" || key == "until") {
+      if (auto t = parse_rfc3339(value)) {
+        (key == "since" ? q.since : q.until) = *t;
+      } else {
+        errors.push_back({key, "must be an RFC 3339 time such as 2026-12-01T00:00:00Z"});
+      }
     } else {
       // A typo such as ?stauts= must not silently list everything.
       errors.push_back({key, "unknown query parameter"});
     }
+  }
+  if (q.since && q.until && *q.until <= *q.since) {
+    errors.push_back({"until", "must be later than since"});
   }
   if (!errors.empty()) {
     return validation_problem(std::move(errors), "The query string is invalid.");
@@ -237,45 +269,79 @@ result<delivery_query> parse_delivery_query(std::string_view query) {
   return q;
 }
 
-asio::awaitable<response> list_deliveries(app& a, request_context& ctx) {
-  auto target = resolve(a, ctx, scope::deliveries_read);
-  if (!target) co_return fail(ctx, target.error());
-  auto webhook = resolve_webhook(a, ctx, *target);
-  if (!webhook) co_return fail(ctx, webhook.error());
-  auto query = parse_delivery_query(ctx.query);
-  if (!query) co_return fail(ctx, query.error());
-  auto page = a.deliveries->list_deliveries(*webhook, *query);
-  if (!page) co_return fail(ctx, page.error());
-
+response page_response(const delivery_page& page) {
   boost::json::array items;
-  items.reserve(page->items.size());
-  for (const auto& d : page->items) items.push_back(to_json(*d));
+  items.reserve(page.items.size());
+  for (const auto& d : page.items) items.push_back(to_json(*d));
   boost::json::object out;
   out["data"] = std::move(items);
-  out["next"] = page->next ? boost::json::value(page->next->to_string()) : nullptr;
-  co_return json_response(bhttp::status::ok, out);
+  out["next"] = page.next ? boost::json::value(page.next->to_string()) : nullptr;
+  return json_response(bhttp::status::ok, out);
+}
+
+asio::awaitable<response> list_webhook_deliveries(app& a, request_context& ctx) {
+  auto target = resolve(a, ctx, scope::deliveries_read);
+  if (!target) co_return fail(ctx, target.error());
+  auto webhook = co_await resolve_webhook(a, ctx, *target);
+  if (!webhook) co_return fail(ctx, webhook.error());
+  auto query = parse_delivery_query(ctx.query, *target, false);
+  if (!query) co_return fail(ctx, query.error());
+  query->webhook = *webhook;
+  auto reading = read_history<delivery_page>(a, list_read{a.deliveries, std::move(*query)});
+  auto page = co_await std::move(reading);
+  if (!page) co_return fail(ctx, page.error());
+  co_return page_response(*page);
+}
+
+asio::awaitable<response> list_project_deliveries(app& a, request_context& ctx) {
+  auto target = resolve(a, ctx, scope::deliveries_read);
+  if (!target) co_return fail(ctx, target.error());
+  auto query = parse_delivery_query(ctx.query, *target, true);
+  if (!query) co_return fail(ctx, query.error());
+  auto reading = read_history<delivery_page>(a, list_read{a.deliveries, std::move(*query)});
+  auto page = co_await std::move(reading);
+  if (!page) co_return fail(ctx, page.error());
+  co_return page_response(*page);
 }
 
 asio::awaitable<response> get_delivery(app& a, request_context& ctx) {
   auto target = resolve(a, ctx, scope::deliveries_read);
   if (!target) co_return fail(ctx, target.error());
-  auto webhook = resolve_webhook(a, ctx, *target);
+  auto webhook = co_await resolve_webhook(a, ctx, *target);
   if (!webhook) co_return fail(ctx, webhook.error());
   auto id = path_id(ctx, "deliveryId");
   if (!id) co_return fail(ctx, id.error());
-  const auto found = a.deliveries->find_delivery(*id);
-  if (!found || found->record->webhook != *webhook ||
-      !event_in_project(*a.deliveries, found->record->event, *target)) {
+  auto reading = read_history<std::optional<delivery_detail>>(
+      a, delivery_read{a.deliveries, target->project, *id});
+  auto found = co_await std::move(reading);
+  if (!found) co_return fail(ctx, found.error());
+  if (!*found || (*found)->record->webhook != *webhook) {
     co_return fail(
         ctx, make_problem(error_kind::not_found, "Delivery " + id->to_string() + " not found."));
   }
   // The list's attempt count becomes the attempts themselves: "a delivery with its attempts".
-  boost::json::object out = to_json(*found->record);
+  boost::json::object out = to_json(*(*found)->record);
   boost::json::array attempts;
-  attempts.reserve(found->attempts->size());
-  for (const attempt& at : *found->attempts) attempts.push_back(to_json(at));
+  attempts.reserve((*found)->attempts.size());
+  for (const attempt& at : (*found)->attempts) attempts.push_back(to_json(at));
   out["attempts"] = std::move(attempts);
   co_return json_response(bhttp::status::ok, out);
+}
+
+asio::awaitable<response> get_event(app& a, request_context& ctx) {
+  auto target = resolve(a, ctx, scope::deliveries_read);
+  if (!target) co_return fail(ctx, target.error());
+  auto id = path_id(ctx, "eventId");
+  if (!id) co_return fail(ctx, id.error());
+  auto reading =
+      read_history<std::optional<event_detail>>(a, event_read{a.deliveries, target->project, *id});
+  auto found = co_await std::move(reading);
+  if (!found) co_return fail(ctx, found.error());
+  if (!*found) {
+    co_return fail(ctx,
+                   make_problem(error_kind::not_found, "Event " + id->to_string() + " not found."));
+  }
+  co_return json_response(bhttp::status::ok, to_json(**found));
 }
 
 }  // namespace
@@ -285,7 +351,11 @@ void register_event_routes(router& r, app& a) {
   const std::string project = "/api/v1/organizations/{organizationId}/projects/{projectId}";
   const std::string deliveries = project + "/settings/webhooks/{webhookId}/deliveries";
   r.add(verb::post, project + "/events", [&a](request_context& c) { return ingest_event(a, c); });
-  r.add(verb::get, deliveries, [&a](request_context& c) { return list_deliveries(a, c); });
+  r.add(verb::get, project + "/events/{eventId}",
+        [&a](request_context& c) { return get_event(a, c); });
+  r.add(verb::get, project + "/deliveries",
+        [&a](request_context& c) { return list_project_deliveries(a, c); });
+  r.add(verb::get, deliveries, [&a](request_context& c) { return list_webhook_deliveries(a, c); });
   r.add(verb::get, deliveries + "/{deliveryId}",
         [&a](request_context& c) { return get_delivery(a, c); });
 }

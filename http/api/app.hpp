@@ -6,6 +6,8 @@
 #include "core/durable/storage.hpp"
 #include "http/server/router.hpp"
 
+#include <boost/asio/thread_pool.hpp>
+
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -29,6 +31,9 @@ struct app {
   const storage* store = nullptr;     // for /metrics (write batches, fsyncs); may stay null
   // Events and deliveries (docs/openapi.yaml); while null, their routes answer 503.
   delivery_log* deliveries = nullptr;
+  // Where history reads run (they may wait on the disk): a small pool of its own, so that they
+  // never hold up the threads that serve the catalog. Null with `deliveries`.
+  boost::asio::thread_pool* history_readers = nullptr;
   const delivery_metrics* delivery_stats = nullptr;  // the dispatcher's, for /metrics; may be null
 };
 

@@ -125,10 +125,7 @@ struct dispatcher::impl {
   // is still pending.
   void release(const scheduled_job& job, timestamp due) {
     log.jobs().done(job.delivery);
-    const auto detail = log.find_delivery(job.delivery);
-    if (detail && detail->record->status == delivery_status::pending) {
-      log.jobs().schedule(job.delivery, job.webhook, due);
-    }
+    if (log.find_pending(job.delivery)) log.jobs().schedule(job.delivery, job.webhook, due);
   }
 };
 
@@ -165,12 +162,12 @@ asio::awaitable<void> run_loop(impl& d) {
 
 // One attempt of one job. `handed_over` becomes true once record_attempt owns the job's slot.
 asio::awaitable<void> attempt_job(impl& d, scheduled_job job, bool& handed_over) {
-  const auto detail = d.log.find_delivery(job.delivery);
-  if (!detail || detail->record->status != delivery_status::pending) {
+  const auto pending = d.log.find_pending(job.delivery);
+  if (!pending) {
     d.log.jobs().done(job.delivery);  // finished or cancelled meanwhile: nothing to send
     co_return;
   }
-  const delivery& record = *detail->record;
+  const delivery& record = *pending->record;
   const auto hook = d.cat.find_webhook(job.webhook);
   if (!hook) {
     d.log.jobs().done(job.delivery);
@@ -186,11 +183,11 @@ asio::awaitable<void> attempt_job(impl& d, scheduled_job job, bool& handed_over)
   a.number = record.attempts + 1;
   a.at = d.log.now();
   attempt_response response;
-  const auto event = d.log.find_event(record.event);
+  const std::shared_ptr<const event>& event = pending->source_event;
   auto signer = webhook_signer::create(hook->secret);
   if (!event) {
-    // load() verifies that every delivery has its event, so this is damage, not a race; the
-    // attempt is recorded as an error so that the delivery runs out its schedule visibly.
+    // load() verifies that every pending delivery has its event, so this is damage, not a race;
+    // the attempt is recorded as an error so that the delivery runs out its schedule visibly.
     a.error = "the event " + record.event.to_string() + " is missing";
     d.metrics.record_attempt(std::nullopt, a.duration, false);
   } else if (!signer) {
@@ -217,7 +214,7 @@ asio::awaitable<void> attempt_job(impl& d, scheduled_job job, bool& handed_over)
   handed_over = true;
   auto recorded = co_await await_catalog<std::shared_ptr<const delivery>>(
       [&](completion<std::shared_ptr<const delivery>> done) {
-        d.log.record_attempt(job.delivery, std::move(a), std::move(decision), std::move(done));
+        d.log.record_attempt(pending->record, std::move(a), std::move(decision), std::move(done));
       });
   if (!recorded) d.metrics.record_unrecorded();
 }

@@ -405,7 +405,8 @@ struct delivery_stack_options {
   bool allow_private_targets = true;
   std::size_t max_in_flight = 256;
   std::size_t max_in_flight_per_webhook = 4;
-  std::size_t max_in_flight_per_organization = 0;  // 0: the scheduler's default
+  std::size_t max_in_flight_per_organization = 0;                // 0: the scheduler's default
+  std::chrono::milliseconds retention{30LL * 24 * 3600 * 1000};  // --retention
 };
 
 class delivery_stack {
@@ -434,6 +435,7 @@ class delivery_stack {
   }
 
   catalog& cat() { return service_->cat(); }
+  storage& store() { return service_->store(); }
   delivery_log& log() { return service_->deliveries(); }
   http::dispatcher& dispatch() { return service_->dispatch(); }
   http_client& client() { return *client_; }
@@ -498,6 +500,13 @@ class delivery_stack {
   static std::string events_path(const std::string& org, const std::string& proj) {
     return test_server::projects_path(org) + "/" + proj + "/events";
   }
+  static std::string project_deliveries_path(const std::string& org, const std::string& proj) {
+    return test_server::projects_path(org) + "/" + proj + "/deliveries";
+  }
+  static std::string event_path(const std::string& org, const std::string& proj,
+                                const std::string& event) {
+    return events_path(org, proj) + "/" + event;
+  }
   static std::string deliveries_path(const std::string& org, const std::string& proj,
                                      const std::string& hook) {
     return test_server::webhook_path(org, proj, hook) + "/deliveries";
@@ -526,6 +535,7 @@ class delivery_stack {
     o.settings.max_inflight_deliveries = options_.max_in_flight;
     o.settings.max_inflight_per_webhook = options_.max_in_flight_per_webhook;
     o.settings.max_inflight_per_organization = options_.max_in_flight_per_organization;
+    o.settings.retention = options_.retention;
     o.admin_token = std::string(kAdminToken);
     o.log = [](const json::object&) {
     };

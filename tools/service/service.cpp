@@ -62,6 +62,10 @@ struct service::parts {
   std::unique_ptr<catalog> cat;
   std::unique_ptr<delivery_log> deliveries;
   std::unique_ptr<http::dispatcher> dispatch;
+  // History reads (they may wait on the disk) run here, off the threads that serve the catalog.
+  // Two threads: a page is one seek and a few hundred reads, and two keep one slow disk read from
+  // holding up the next page.
+  boost::asio::thread_pool readers{2};
   http::metrics stats;
   std::unique_ptr<http::app> shared;
   http::router routes;
@@ -171,6 +175,7 @@ std::variant<std::unique_ptr<service>, service_failure> service::open(service_op
   log_options.scheduling.max_in_flight = cfg.max_inflight_deliveries;
   log_options.scheduling.max_in_flight_per_webhook = cfg.max_inflight_per_webhook;
   log_options.scheduling.max_in_flight_per_organization = cfg.max_inflight_per_organization;
+  log_options.retention = cfg.retention;
   p->deliveries = std::make_unique<delivery_log>(*p->store, *p->cat, log_options);
   const auto log_started = steady::now();
   const auto log_counts = p->deliveries->load();
@@ -178,11 +183,10 @@ std::variant<std::unique_ptr<service>, service_failure> service::open(service_op
     return start_failure("cannot load the delivery log: " + log_counts.error().detail);
   }
   p->log({{"event", "deliveries_loaded"},
-          {"events", log_counts->events},
-          {"deliveries", log_counts->deliveries},
           {"pending", log_counts->pending},
-          {"attempts", log_counts->attempts},
+          {"events", log_counts->events},
           {"idempotencyKeys", log_counts->idempotency_keys},
+          {"historyDeliveries", log_counts->history_deliveries},
           {"ms", ms_since(log_started)}});
   p->deliveries->start();
 
@@ -204,6 +208,7 @@ std::variant<std::unique_ptr<service>, service_failure> service::open(service_op
   p->shared = std::make_unique<http::app>(*p->cat, p->stats, cfg.max_body_bytes);
   p->shared->store = p->store.get();
   p->shared->deliveries = p->deliveries.get();
+  p->shared->history_readers = &p->readers;
   p->shared->delivery_stats = &p->dispatch->stats();
   // With --metrics-listen, /metrics leaves the main listener (a 404 there, like any unknown
   // path) for a second one that serves it with the probes, on one thread.
@@ -286,6 +291,7 @@ void service::stop() {
            {"event", "dispatcher_stop_timeout"},
            {"detail", "attempts still in flight were abandoned; they will be retried"}});
   }
+  p.readers.join();      // reads still running finish; the servers that asked for them are gone
   p.deliveries->stop();  // commits queued writes
   p.cat->stop();
   p.ops_server.reset();

@@ -1,5 +1,7 @@
 #include "core/delivery/delivery_log.hpp"
 
+#include "core/delivery/delivery_log_impl.hpp"  // meta keys, for the migration and damage tests
+#include "core/delivery/history_keys.hpp"
 #include "support/memory_storage.hpp"
 #include "support/test_util.hpp"
 
@@ -86,19 +88,28 @@ class DeliveryLogTest : public ::testing::Test {
     ASSERT_TRUE(r) << r.error().detail;
   }
 
+  // Tests sweep by hand: no sweeper thread unless a test asks for one.
+  // The scheduler's caps are its own tests' business: here a test may take every due job at once.
+  static delivery_log_options manual(delivery_log_options o = {}) {
+    o.automatic_sweeps = false;
+    o.scheduling.max_in_flight = 100'000;
+    o.scheduling.max_in_flight_per_webhook = 100'000;
+    o.scheduling.max_in_flight_per_organization = 100'000;
+    return o;
+  }
+
   // (Re)opens the log over the same storage, as a restart would.
-  void open(delivery_log_options options = {}) {
-    log_.reset();
-    log_ = std::make_unique<delivery_log>(store_, cat_, std::move(options),
-                                          [this] { return timestamp{milliseconds{now_.load()}}; });
-    auto loaded = log_->load();
+  void open(delivery_log_options options = manual()) {
+    options_ = options;
+    auto loaded = reopen_and_load(options);
     ASSERT_TRUE(loaded) << loaded.error().detail;
     log_->start();
   }
 
-  result<delivery_log_counts> reopen_and_load() {
+  result<delivery_log_counts> reopen_and_load(
+      std::optional<delivery_log_options> options = std::nullopt) {
     log_.reset();
-    log_ = std::make_unique<delivery_log>(store_, cat_, delivery_log_options{},
+    log_ = std::make_unique<delivery_log>(store_, cat_, options.value_or(options_),
                                           [this] { return timestamp{milliseconds{now_.load()}}; });
     return log_->load();
   }
@@ -125,36 +136,97 @@ class DeliveryLogTest : public ::testing::Test {
     return out ? *out : ingest_result{};
   }
 
-  result<std::shared_ptr<const delivery>> record(const object_id& delivery_id,
-                                                 std::optional<int> status,
-                                                 attempt_decision decision) {
-    const auto current = log_->find_delivery(delivery_id);
+  // Records the next attempt of `attempted` (the delivery as the attempt found it).
+  result<std::shared_ptr<const delivery>> record_on(std::shared_ptr<const delivery> attempted,
+                                                    std::optional<int> status,
+                                                    attempt_decision decision) {
     attempt a;
-    a.number = current ? current->record->attempts + 1 : 1;
+    a.number = attempted->attempts + 1;
     a.at = now();
     a.duration = milliseconds{42};
     a.status_code = status;
     a.response = status ? "body " + std::to_string(*status) : "";
     if (!status) a.error = "connection refused";
     return await<std::shared_ptr<const delivery>>([&](auto done) {
-      log_->record_attempt(delivery_id, std::move(a), std::move(decision), std::move(done));
+      log_->record_attempt(std::move(attempted), std::move(a), std::move(decision),
+                           std::move(done));
     });
+  }
+
+  // The same for a pending delivery, as the dispatcher finds it.
+  result<std::shared_ptr<const delivery>> record(const object_id& delivery_id,
+                                                 std::optional<int> status,
+                                                 attempt_decision decision) {
+    const auto pending = log_->find_pending(delivery_id);
+    EXPECT_TRUE(pending) << delivery_id.to_string() << " is not pending";
+    if (!pending) return make_problem(error_kind::not_found, "not pending");
+    return record_on(pending->record, status, std::move(decision));
+  }
+
+  std::optional<delivery_detail> detail_of(const object_id& id,
+                                           std::optional<object_id> project = std::nullopt) {
+    auto found = log_->find_delivery(project.value_or(project_), id);
+    EXPECT_TRUE(found) << found.error().detail;
+    return found ? *found : std::nullopt;
+  }
+
+  std::optional<event_detail> event_of(const object_id& id) {
+    auto found = log_->find_event(project_, id);
+    EXPECT_TRUE(found) << found.error().detail;
+    return found ? *found : std::nullopt;
+  }
+
+  // Every page of `q` in turn, newest first.
+  std::vector<std::shared_ptr<const delivery>> all_pages(delivery_query q) {
+    std::vector<std::shared_ptr<const delivery>> out;
+    for (;;) {
+      auto page = log_->list_deliveries(q);
+      EXPECT_TRUE(page) << page.error().detail;
+      if (!page) break;
+      out.insert(out.end(), page->items.begin(), page->items.end());
+      if (!page->next) break;
+      EXPECT_EQ(*page->next, page->items.back()->id);
+      q.after = page->next;
+    }
+    return out;
+  }
+
+  delivery_query query(std::optional<object_id> webhook = std::nullopt,
+                       std::initializer_list<delivery_status> statuses = {}) {
+    delivery_query q;
+    q.project = project_;
+    q.webhook = webhook;
+    for (const delivery_status s : statuses) q.statuses.add(s);
+    q.limit = kMaxDeliveryPage;
+    return q;
   }
 
   std::vector<std::shared_ptr<const delivery>> deliveries_of(
       const object_id& webhook, std::optional<delivery_status> status = std::nullopt) {
-    delivery_query q;
-    q.status = status;
-    q.limit = kMaxDeliveryPage;
-    auto page = log_->list_deliveries(webhook, q);
-    EXPECT_TRUE(page);
-    return page ? page->items : std::vector<std::shared_ptr<const delivery>>{};
+    delivery_query q = query(webhook);
+    if (status) q.statuses.add(*status);
+    return all_pages(q);
   }
 
   std::shared_ptr<const delivery> only_delivery_of(const object_id& webhook) {
     auto list = deliveries_of(webhook);
     EXPECT_EQ(list.size(), 1u);
     return list.empty() ? nullptr : list.front();
+  }
+
+  // History records of one kind ('e', 'a', 'd', 'w'), whatever the bucket or project.
+  std::size_t history_records(history_kind kind) const {
+    std::size_t n = 0;
+    for (const auto& [key, value] : store_.records(table::history)) {
+      n += key.size() > kHistoryPrefixBytes && key[kHistoryPrefixBytes] == static_cast<char>(kind)
+               ? 1
+               : 0;
+    }
+    return n;
+  }
+
+  result<sweep_result> sweep() {
+    return await<sweep_result>([&](auto done) { log_->sweep(std::move(done)); });
   }
 
   // Holds the log's writer in the write of a throwaway event until the gate is released;
@@ -178,6 +250,7 @@ class DeliveryLogTest : public ::testing::Test {
   object_id org_, project_, other_project_;
   object_id token_ = object_id::parse("65a0f1c2aabbccddee0000dd").value();
   int webhook_count_ = 0;
+  delivery_log_options options_ = manual();
   std::unique_ptr<delivery_log> log_;
 };
 
@@ -203,23 +276,36 @@ TEST_F(DeliveryLogTest, FansOutOnlyToActiveMatchingWebhooksOfTheProject) {
     ASSERT_TRUE(d);
     EXPECT_EQ(d->event, r.event);
     EXPECT_EQ(d->webhook, w);
+    EXPECT_EQ(d->project, project_);
     EXPECT_EQ(d->type, "order.created");
     EXPECT_EQ(d->status, delivery_status::pending);
     EXPECT_EQ(d->attempts, 0u);
     EXPECT_EQ(d->next_attempt_at, now());
     EXPECT_EQ(d->created_at, now());
+    // What the dispatcher sends: the event, shared by its deliveries.
+    const auto pending = log_->find_pending(d->id);
+    ASSERT_TRUE(pending);
+    EXPECT_EQ(pending->source_event->data, R"({"id":7})");
   }
   for (const object_id& w : {other_type, prefix_only_children, inactive, elsewhere}) {
     EXPECT_TRUE(deliveries_of(w).empty());
   }
 
-  const auto e = log_->find_event(r.event);
+  const auto e = event_of(r.event);
   ASSERT_TRUE(e);
-  EXPECT_EQ(e->organization, org_);
-  EXPECT_EQ(e->project, project_);
-  EXPECT_EQ(e->data, R"({"id":7})");
-  EXPECT_EQ(e->time, now());
+  EXPECT_EQ(e->record.organization, org_);
+  EXPECT_EQ(e->record.project, project_);
+  EXPECT_EQ(e->record.data, R"({"id":7})");
+  EXPECT_EQ(e->record.time, now());
+  ASSERT_EQ(e->deliveries.size(), 3u);
+  std::set<object_id> fanned;
+  for (const auto& entry : e->deliveries) {
+    fanned.insert(entry.webhook);
+    EXPECT_EQ(entry.status, delivery_status::pending);
+  }
+  EXPECT_EQ(fanned, (std::set<object_id>{exact, prefix, all}));
   EXPECT_EQ(log_->pending_count(), 3u);
+  EXPECT_EQ(log_->counts().events, 1u);  // one event in memory, shared by its three deliveries
   EXPECT_EQ(log_->counters().events, 1u);
   EXPECT_EQ(log_->counters().deliveries, 3u);
 
@@ -233,12 +319,17 @@ TEST_F(DeliveryLogTest, FansOutOnlyToActiveMatchingWebhooksOfTheProject) {
   EXPECT_EQ(webhooks, (std::set<object_id>{exact, prefix, all}));
 }
 
-TEST_F(DeliveryLogTest, AnEventWithoutSubscribersIsStillStored) {
+TEST_F(DeliveryLogTest, AnEventWithoutSubscribersIsStoredButNotKeptInMemory) {
   make_webhook({"invoice.paid"});
   const ingest_result r = ingest_ok(request("order.created"));
   EXPECT_EQ(r.deliveries, 0u);
-  EXPECT_TRUE(log_->find_event(r.event));
+  const auto e = event_of(r.event);
+  ASSERT_TRUE(e);
+  EXPECT_TRUE(e->deliveries.empty());
+  EXPECT_EQ(log_->counts().events, 0u);
   EXPECT_EQ(log_->jobs().next_due(), std::nullopt);
+  // Another project's id does not find it.
+  EXPECT_FALSE(log_->find_event(other_project_, r.event).value());
 }
 
 TEST_F(DeliveryLogTest, OneIngestIsOneBatch) {
@@ -254,48 +345,33 @@ TEST_F(DeliveryLogTest, OneIngestIsOneBatch) {
     EXPECT_TRUE(op.value.has_value());
     ++per_table[op.where];
   }
-  EXPECT_EQ(per_table[table::events], 1);
-  EXPECT_EQ(per_table[table::deliveries], 3);
-  EXPECT_EQ(per_table[table::index], 0);
+  EXPECT_EQ(per_table[table::history], 1);  // the event
+  EXPECT_EQ(per_table[table::queue], 3);    // its pending deliveries
   EXPECT_EQ(per_table[table::idempotency], 1);
   EXPECT_EQ(batches.back().ops.size(), 5u);
 
-  EXPECT_EQ(store_.records(table::events).count(std::string(r.event.binary())), 1u);
+  EXPECT_EQ(history_records(history_kind::event), 1u);
   for (const object_id& w : {a, b, c}) {
     const auto d = only_delivery_of(w);
     ASSERT_TRUE(d);
-    // The delivery record is the only record of a delivery: no "dw" index entry.
-    EXPECT_EQ(store_.records(table::index).count(webhook_delivery_key(w, d->id)), 0u);
-    EXPECT_EQ(store_.records(table::deliveries).count(std::string(d->id.binary())), 1u);
+    EXPECT_EQ(store_.records(table::queue).count(std::string(d->id.binary())), 1u);
   }
   EXPECT_EQ(store_.records(table::idempotency).count(idempotency_key(token_, "key-1")), 1u);
+  (void)r;
 }
 
-TEST_F(DeliveryLogTest, RefusesBadInputBeforeWriting) {
+TEST_F(DeliveryLogTest, AProjectOfAnotherOrganizationIsNotFoundAndWritesNothing) {
   const std::size_t before = store_.batches().size();
-  auto bad_type = ingest(request("Order Created"));
-  ASSERT_FALSE(bad_type);
-  EXPECT_EQ(bad_type.error().kind, error_kind::validation);
-  ASSERT_EQ(bad_type.error().errors.size(), 1u);
-  EXPECT_EQ(bad_type.error().errors[0].field, "type");
-
-  auto bad_data = ingest(request("order.created", "{not json"));
-  ASSERT_FALSE(bad_data);
-  EXPECT_EQ(bad_data.error().errors.at(0).field, "data");
-
-  auto empty_key = ingest(request("order.created", "{}", ""));
-  ASSERT_FALSE(empty_key);
-  EXPECT_EQ(empty_key.error().errors.at(0).field, "idempotencyKey");
-  auto long_key = ingest(request("order.created", "{}", std::string(256, 'k')));
-  ASSERT_FALSE(long_key);
-  EXPECT_TRUE(ingest(request("order.created", "{}", std::string(255, 'k'))));
-
   ingest_request elsewhere = request();
   elsewhere.organization = other_project_;  // not an organization of that project
   auto not_found = ingest(std::move(elsewhere));
   ASSERT_FALSE(not_found);
   EXPECT_EQ(not_found.error().kind, error_kind::not_found);
-  EXPECT_EQ(store_.batches().size(), before + 1);  // only the valid one
+  // A request that skipped validation is refused before it is queued.
+  auto unchecked = ingest(request("order.created", "{}", ""));
+  ASSERT_FALSE(unchecked);
+  EXPECT_EQ(unchecked.error().kind, error_kind::internal);
+  EXPECT_EQ(store_.batches().size(), before);
 }
 
 TEST_F(DeliveryLogTest, StorageFailurePublishesNothing) {
@@ -331,7 +407,7 @@ TEST_F(DeliveryLogTest, SameKeySameBodyReplaysTheFirstAnswerAndWritesNothing) {
   EXPECT_EQ(replay.time, first.time);
   EXPECT_EQ(replay.deliveries, 1u);
   EXPECT_EQ(store_.batches().size(), after_webhook);
-  EXPECT_EQ(log_->counts().events, 1u);
+  EXPECT_EQ(log_->counters().events, 1u);
   EXPECT_EQ(log_->counters().replays, 1u);
 }
 
@@ -349,7 +425,7 @@ TEST_F(DeliveryLogTest, SameKeyOtherBodyIsAConflict) {
   auto moved = ingest(std::move(other_project));
   ASSERT_FALSE(moved);
   EXPECT_EQ(moved.error().kind, error_kind::conflict);
-  EXPECT_EQ(log_->counts().events, 1u);
+  EXPECT_EQ(log_->counters().events, 1u);
 }
 
 TEST_F(DeliveryLogTest, KeysAreScopedPerToken) {
@@ -394,6 +470,18 @@ TEST_F(DeliveryLogTest, ExpiredIdempotencyRecordsArePrunedByLaterIngests) {
   EXPECT_TRUE(ingest_ok(request("order.created", "{}", "young")).replay);
 }
 
+TEST_F(DeliveryLogTest, ASweepErasesExpiredIdempotencyKeysWithoutAnyIngest) {
+  ingest_ok(request("order.created", "{}", "a"));
+  ingest_ok(request("order.created", "{}", "b"));
+  advance(hours(24) + milliseconds(1));
+  ASSERT_EQ(log_->counts().idempotency_keys, 2u);
+  auto swept = sweep();
+  ASSERT_TRUE(swept) << swept.error().detail;
+  EXPECT_EQ(swept->expired_idempotency, 2u);
+  EXPECT_TRUE(store_.records(table::idempotency).empty());
+  EXPECT_EQ(log_->counts().idempotency_keys, 0u);
+}
+
 TEST_F(DeliveryLogTest, FiftyConcurrentIdenticalRequestsCreateOneEvent) {
   make_webhook({"*"});
   make_webhook({"order.*"});
@@ -420,9 +508,9 @@ TEST_F(DeliveryLogTest, FiftyConcurrentIdenticalRequestsCreateOneEvent) {
   }
   EXPECT_EQ(events.size(), 1u);
   EXPECT_EQ(fresh, 1u);
-  EXPECT_EQ(log_->counts().events, 2u);  // the unrelated event that held the writer, and this
-  EXPECT_EQ(log_->counts().deliveries, 2u);
-  EXPECT_EQ(store_.records(table::events).size(), 2u);
+  EXPECT_EQ(log_->counters().events, 2u);  // the unrelated event that held the writer, and this
+  EXPECT_EQ(log_->counters().deliveries, 2u);
+  EXPECT_EQ(history_records(history_kind::event), 2u);
 }
 
 TEST_F(DeliveryLogTest, FiftyConcurrentIdenticalRequestsWithoutAGateCreateOneEvent) {
@@ -442,14 +530,14 @@ TEST_F(DeliveryLogTest, FiftyConcurrentIdenticalRequestsWithoutAGateCreateOneEve
     events.insert(r->event);
   }
   EXPECT_EQ(events.size(), 1u);
-  EXPECT_EQ(store_.records(table::events).size(), 1u);
+  EXPECT_EQ(history_records(history_kind::event), 1u);
 }
 
 // ---------------------------------------------------------------- attempts
 
-TEST_F(DeliveryLogTest, SuccessEndsTheDeliveryAndReleasesTheSlot) {
+TEST_F(DeliveryLogTest, SuccessMovesTheDeliveryFromMemoryAndQueueToHistory) {
   const object_id w = make_webhook({"*"});
-  ingest_ok(request());
+  const ingest_result e = ingest_ok(request());
   const auto taken = log_->jobs().take_due(now(), 10);
   ASSERT_EQ(taken.ready.size(), 1u);
   const object_id id = taken.ready[0].delivery;
@@ -464,22 +552,34 @@ TEST_F(DeliveryLogTest, SuccessEndsTheDeliveryAndReleasesTheSlot) {
   EXPECT_EQ((*r)->updated_at, now());
   EXPECT_EQ(log_->jobs().counts().in_flight, 0u);
   EXPECT_EQ(log_->jobs().counts().queued, 0u);
-  EXPECT_EQ(log_->pending_count(), 0u);
 
-  const auto detail = log_->find_delivery(id);
+  // Memory holds nothing of it any more; storage holds it in history only.
+  EXPECT_EQ(log_->pending_count(), 0u);
+  EXPECT_EQ(log_->counts().events, 0u);
+  EXPECT_FALSE(log_->find_pending(id));
+  EXPECT_TRUE(store_.records(table::queue).empty());
+  EXPECT_EQ(history_records(history_kind::finished), 1u);
+  EXPECT_EQ(history_records(history_kind::by_webhook), 1u);
+  EXPECT_EQ(history_records(history_kind::attempt), 1u);
+  EXPECT_EQ(log_->counts().history_deliveries, 1u);
+
+  const auto detail = detail_of(id);
   ASSERT_TRUE(detail);
-  ASSERT_EQ(detail->attempts->size(), 1u);
-  EXPECT_EQ(detail->attempts->at(0).number, 1u);
-  EXPECT_EQ(detail->attempts->at(0).status_code, 200);
-  EXPECT_EQ(detail->attempts->at(0).response, "body 200");
-  EXPECT_EQ(detail->attempts->at(0).duration, milliseconds{42});
+  EXPECT_EQ(detail->record->status, delivery_status::succeeded);
+  ASSERT_EQ(detail->attempts.size(), 1u);
+  EXPECT_EQ(detail->attempts.at(0).number, 1u);
+  EXPECT_EQ(detail->attempts.at(0).status_code, 200);
+  EXPECT_EQ(detail->attempts.at(0).response, "body 200");
+  EXPECT_EQ(detail->attempts.at(0).duration, milliseconds{42});
   EXPECT_EQ(deliveries_of(w, delivery_status::succeeded).size(), 1u);
   EXPECT_TRUE(deliveries_of(w, delivery_status::pending).empty());
-  EXPECT_EQ(store_.records(table::attempts).count(attempt_key(id, 1)), 1u);
+  EXPECT_EQ(event_of(e.event)->deliveries.at(0).status, delivery_status::succeeded);
   EXPECT_EQ(log_->counters().succeeded, 1u);
+  // Not readable through another project.
+  EXPECT_FALSE(detail_of(id, other_project_));
 }
 
-TEST_F(DeliveryLogTest, ARetryIsRescheduledAtItsTime) {
+TEST_F(DeliveryLogTest, ARetryRewritesTheQueueRecordAndIsRescheduledAtItsTime) {
   make_webhook({"*"});
   ingest_ok(request());
   const object_id id = log_->jobs().take_due(now(), 10).ready.at(0).delivery;
@@ -497,10 +597,20 @@ TEST_F(DeliveryLogTest, ARetryIsRescheduledAtItsTime) {
   ASSERT_EQ(again.ready.size(), 1u);
   EXPECT_EQ(again.ready[0].delivery, id);
   EXPECT_EQ(log_->counters().retries, 1u);
+  // Still pending: in memory with its event, its queue record says attempt 1 and the new time.
+  const auto pending = log_->find_pending(id);
+  ASSERT_TRUE(pending);
+  EXPECT_TRUE(pending->source_event);
+  auto queued =
+      decode_delivery(id.binary(), store_.records(table::queue).at(std::string(id.binary())));
+  ASSERT_TRUE(queued);
+  EXPECT_EQ(queued->attempts, 1u);
+  EXPECT_EQ(queued->next_attempt_at, now() + seconds(5));
+  EXPECT_EQ(detail_of(id)->attempts.size(), 1u);
 }
 
 TEST_F(DeliveryLogTest, GoneAndExhaustionFailTheDelivery) {
-  delivery_log_options options;
+  delivery_log_options options = manual();
   options.retry = retry_policy({seconds(1)});  // two attempts in all
   open(options);
   make_webhook({"*"});
@@ -528,36 +638,41 @@ TEST_F(DeliveryLogTest, GoneAndExhaustionFailTheDelivery) {
   EXPECT_EQ(log_->counters().failed, 2u);
 
   // Durable: a restart shows the same.
-  open();
-  const auto d = log_->find_delivery(taken[1].delivery);
+  open(options);
+  const auto d = detail_of(taken[1].delivery);
   ASSERT_TRUE(d);
   EXPECT_EQ(d->record->status, delivery_status::failed);
   EXPECT_EQ(d->record->reason, "retries exhausted");
-  ASSERT_EQ(d->attempts->size(), 2u);
-  EXPECT_EQ(d->attempts->at(0).status_code, std::nullopt);
-  EXPECT_EQ(d->attempts->at(0).error, "connection refused");
-  EXPECT_EQ(d->attempts->at(1).status_code, 502);
+  ASSERT_EQ(d->attempts.size(), 2u);
+  EXPECT_EQ(d->attempts.at(0).status_code, std::nullopt);
+  EXPECT_EQ(d->attempts.at(0).error, "connection refused");
+  EXPECT_EQ(d->attempts.at(1).status_code, 502);
+  EXPECT_EQ(log_->counts().history_deliveries, 2u);
 }
 
 TEST_F(DeliveryLogTest, AttemptsMustBeRecordedInOrder) {
   make_webhook({"*"});
   ingest_ok(request());
   const object_id id = log_->jobs().take_due(now(), 10).ready.at(0).delivery;
+  const auto pending = log_->find_pending(id);
+  ASSERT_TRUE(pending);
   attempt a;
   a.number = 2;  // attempt 1 was never recorded
   auto r = await<std::shared_ptr<const delivery>>([&](auto done) {
-    log_->record_attempt(id, a, attempt_decision::succeeded(), std::move(done));
+    log_->record_attempt(pending->record, a, attempt_decision::succeeded(), std::move(done));
   });
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().kind, error_kind::conflict);
-  EXPECT_TRUE(store_.records(table::attempts).empty());
+  EXPECT_EQ(history_records(history_kind::attempt), 0u);
 
-  auto unknown = await<std::shared_ptr<const delivery>>([&](auto done) {
-    log_->record_attempt(object_id::parse("65a0f1c2aabbccddee000999").value(), a,
+  delivery unknown = *pending->record;
+  unknown.id = object_id::parse("65a0f1c2aabbccddee000999").value();
+  auto missing = await<std::shared_ptr<const delivery>>([&](auto done) {
+    log_->record_attempt(std::make_shared<const delivery>(unknown), a,
                          attempt_decision::succeeded(), std::move(done));
   });
-  ASSERT_FALSE(unknown);
-  EXPECT_EQ(unknown.error().kind, error_kind::not_found);
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().kind, error_kind::not_found);
 }
 
 TEST_F(DeliveryLogTest, AnUnrecordedOutcomeFreesTheSlotAndTriesAgainLater) {
@@ -568,8 +683,9 @@ TEST_F(DeliveryLogTest, AnUnrecordedOutcomeFreesTheSlotAndTriesAgainLater) {
   auto r = record(id, 200, attempt_decision::succeeded());
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().kind, error_kind::storage_failure);
-  EXPECT_EQ(log_->find_delivery(id)->record->status, delivery_status::pending);
-  EXPECT_EQ(log_->find_delivery(id)->attempts->size(), 0u);
+  EXPECT_EQ(detail_of(id)->record->status, delivery_status::pending);
+  EXPECT_EQ(detail_of(id)->attempts.size(), 0u);
+  EXPECT_TRUE(log_->find_pending(id));
   EXPECT_EQ(log_->jobs().counts().in_flight, 0u);
   EXPECT_EQ(log_->jobs().next_due(), now() + seconds(5));  // unrecorded_retry_delay
 }
@@ -590,15 +706,13 @@ TEST_F(DeliveryLogTest, LoadRestoresPendingJobsWithTheirTimes) {
   ASSERT_TRUE(record(taken[0].delivery, 503, attempt_decision::retry(retry_at)));
   ASSERT_TRUE(record(taken[1].delivery, 204, attempt_decision::succeeded()));
   const object_id in_flight = taken[2].delivery;
-  const auto in_flight_due = log_->find_delivery(in_flight)->record->next_attempt_at;
+  const auto in_flight_due = log_->find_pending(in_flight)->record->next_attempt_at;
 
   advance(hours(1));
   open();
-  EXPECT_EQ(log_->counts().events, 2u);
-  EXPECT_EQ(log_->counts().deliveries, 3u);
   EXPECT_EQ(log_->counts().pending, 2u);
-  EXPECT_EQ(log_->counts().attempts, 2u);
   EXPECT_EQ(log_->counts().idempotency_keys, 1u);
+  EXPECT_EQ(log_->counts().history_deliveries, 1u);
   EXPECT_EQ(log_->pending_count(), 2u);
 
   // The pending jobs are back at their stored times; the in-flight one is simply due again.
@@ -607,160 +721,286 @@ TEST_F(DeliveryLogTest, LoadRestoresPendingJobsWithTheirTimes) {
   EXPECT_EQ(due.size(), 2u);
   EXPECT_EQ(due.at(taken[0].delivery), retry_at);
   EXPECT_EQ(due.at(in_flight), in_flight_due.value());
+  // With their events, to send.
+  for (const auto& [id, at] : due) EXPECT_TRUE(log_->find_pending(id)->source_event);
 
-  const auto e = log_->find_event(e1.event);
+  const auto e = event_of(e1.event);
   ASSERT_TRUE(e);
-  EXPECT_EQ(e->data, R"({"a":[1,2,3]})");
+  EXPECT_EQ(e->record.data, R"({"a":[1,2,3]})");
   EXPECT_EQ(deliveries_of(w1).size(), 1u);
   EXPECT_EQ(deliveries_of(w2).size(), 2u);
-  EXPECT_EQ(log_->find_delivery(taken[1].delivery)->record->status, delivery_status::succeeded);
-  EXPECT_EQ(log_->find_delivery(taken[0].delivery)->attempts->at(0).status_code, 503);
+  EXPECT_EQ(detail_of(taken[1].delivery)->record->status, delivery_status::succeeded);
+  EXPECT_EQ(detail_of(taken[0].delivery)->attempts.at(0).status_code, 503);
   // The idempotency record survived too.
   EXPECT_TRUE(ingest_ok(request("order.created", R"({"a":[1,2,3]})", "k1")).replay);
 }
 
-TEST_F(DeliveryLogTest, AnAttemptIsOneRecordAndItsStateSurvivesAReload) {
+TEST_F(DeliveryLogTest, StartUpReadsPendingWorkOnlyNeverTheHistory) {
   const object_id w = make_webhook({"*"});
-  ingest_ok(request());
-  const auto d = only_delivery_of(w);
-  ASSERT_TRUE(d);
-  const std::string ingested = store_.records(table::deliveries).at(std::string(d->id.binary()));
-  const timestamp retry_at = now() + seconds(5);
-  advance(seconds(1));
-  ASSERT_TRUE(record(d->id, 500, attempt_decision::retry(retry_at)));
-  advance(seconds(1));
-  auto last = record(d->id, 410, attempt_decision::failed(kReasonGone));
-  ASSERT_TRUE(last) << last.error().detail;
-  // Recording wrote the attempts only; the delivery's record is still the one ingest wrote.
-  EXPECT_EQ(store_.records(table::deliveries).at(std::string(d->id.binary())), ingested);
-  EXPECT_EQ(store_.records(table::attempts).size(), 2u);
-
-  auto loaded = reopen_and_load();
-  ASSERT_TRUE(loaded) << loaded.error().detail;
-  const auto detail = log_->find_delivery(d->id);
-  ASSERT_TRUE(detail);
-  EXPECT_EQ(detail->record->status, delivery_status::failed);
-  EXPECT_EQ(detail->record->attempts, 2u);
-  EXPECT_EQ(detail->record->reason, std::string(kReasonGone));
-  EXPECT_EQ(detail->record->next_attempt_at, std::nullopt);
-  EXPECT_EQ(detail->record->updated_at, (*last)->updated_at);
-  EXPECT_EQ(detail->record->created_at, d->created_at);
-  ASSERT_EQ(detail->attempts->size(), 2u);
-  EXPECT_EQ(detail->attempts->at(0).status_code, 500);
-  EXPECT_EQ(detail->attempts->at(1).status_code, 410);
-  EXPECT_EQ(deliveries_of(w, delivery_status::failed).size(), 1u);
-  EXPECT_EQ(log_->pending_count(), 0u);
-}
-
-TEST_F(DeliveryLogTest, LoadsTheEarlierFormatWhereTheDeliveryWasRewrittenPerAttempt) {
-  const object_id w = make_webhook({"*"});
-  ingest_ok(request());
-  const auto d = only_delivery_of(w);
-  ASSERT_TRUE(d);
-  // What an earlier hookd stored after one failed attempt: the attempt without state and the
-  // delivery record rewritten with the count and the retry time.
-  delivery old = *d;
-  old.attempts = 1;
-  old.next_attempt_at = now() + seconds(30);
-  old.updated_at = now() + seconds(1);
-  attempt a;
-  a.number = 1;
-  a.at = now();
-  a.status_code = 503;
-  a.response = "busy";
-  store_.put_raw(table::deliveries, std::string(d->id.binary()), encode(old));
-  store_.put_raw(table::attempts, attempt_key(d->id, 1), encode(a));
-
-  auto loaded = reopen_and_load();
-  ASSERT_TRUE(loaded) << loaded.error().detail;
-  auto detail = log_->find_delivery(d->id);
-  ASSERT_TRUE(detail);
-  EXPECT_EQ(detail->record->status, delivery_status::pending);
-  EXPECT_EQ(detail->record->attempts, 1u);
-  EXPECT_EQ(detail->record->next_attempt_at, old.next_attempt_at);
-  ASSERT_EQ(detail->attempts->size(), 1u);
-  EXPECT_EQ(detail->attempts->at(0).response, "busy");
-
-  // The next attempt is recorded in the new format on top of it, and both read back.
-  log_->start();
-  auto second = record(d->id, 200, attempt_decision::succeeded());
-  ASSERT_TRUE(second) << second.error().detail;
-  loaded = reopen_and_load();
-  ASSERT_TRUE(loaded) << loaded.error().detail;
-  detail = log_->find_delivery(d->id);
-  ASSERT_TRUE(detail);
-  EXPECT_EQ(detail->record->status, delivery_status::succeeded);
-  EXPECT_EQ(detail->record->attempts, 2u);
-  EXPECT_EQ(detail->attempts->size(), 2u);
-}
-
-TEST_F(DeliveryLogTest, LoadRefusesDamagedData) {
-  const object_id w = make_webhook({"*"});
-  ingest_ok(request());
-  const auto d = only_delivery_of(w);
-  ASSERT_TRUE(d);
-  ASSERT_TRUE(record(d->id, 500, attempt_decision::retry(now() + seconds(5))));
-
-  // An entry an earlier hookd wrote loads when it names the delivery under its webhook.
-  store_.put_raw(table::index, webhook_delivery_key(w, d->id), "");
-  auto earlier_index = reopen_and_load();
-  ASSERT_TRUE(earlier_index) << earlier_index.error().detail;
-  EXPECT_EQ(log_->list_deliveries(w, {})->items.size(), 1u);
-
-  store_.put_raw(table::index, webhook_delivery_key(d->id, d->id), "");
-  auto extra_index = reopen_and_load();
-  ASSERT_FALSE(extra_index);
-  EXPECT_THAT(extra_index.error().detail, HasSubstr("index"));
-  store_.erase_raw(table::index, webhook_delivery_key(d->id, d->id));
-
-  // A second attempt; then attempt 1 lost leaves a gap before attempt 2.
-  ASSERT_TRUE(reopen_and_load());
-  log_->start();
-  ASSERT_TRUE(record(d->id, 500, attempt_decision::retry(now() + seconds(5))));
-  const std::string attempt = store_.records(table::attempts).at(attempt_key(d->id, 1));
-  store_.erase_raw(table::attempts, attempt_key(d->id, 1));
-  auto lost_attempt = reopen_and_load();
-  ASSERT_FALSE(lost_attempt);
-  EXPECT_THAT(lost_attempt.error().detail, HasSubstr("attempts"));
-  store_.put_raw(table::attempts, attempt_key(d->id, 1), attempt);
-
-  // A delivery record that counts more attempts than are stored (written by cancel_webhook or
-  // by an older hookd) is refused too.
-  const std::string delivery_record =
-      store_.records(table::deliveries).at(std::string(d->id.binary()));
-  {
-    delivery counted = *d;
-    counted.attempts = 3;
-    counted.status = delivery_status::failed;
-    counted.next_attempt_at.reset();
-    counted.reason = std::string(kReasonWebhookDeleted);
-    store_.put_raw(table::deliveries, std::string(d->id.binary()), encode(counted));
+  for (int i = 0; i < 30; ++i) ingest_ok(request());
+  for (const auto& j : log_->jobs().take_due(now(), 100).ready) {
+    ASSERT_TRUE(record(j.delivery, 200, attempt_decision::succeeded()));
   }
-  auto too_few = reopen_and_load();
-  ASSERT_FALSE(too_few);
-  EXPECT_THAT(too_few.error().detail, HasSubstr("counts 3 attempts but 2 are stored"));
+  ingest_ok(request());  // one still pending
+  // Damage every finished delivery's history record: a start-up that read history would fail.
+  const auto history = store_.records(table::history);
+  std::size_t damaged = 0;
+  for (const auto& [key, value] : history) {
+    if (key[kHistoryPrefixBytes] == static_cast<char>(history_kind::finished)) {
+      store_.put_raw(table::history, key, "{\"v\":1}");
+      ++damaged;
+    }
+  }
+  ASSERT_EQ(damaged, 30u);
+  auto loaded = reopen_and_load();
+  ASSERT_TRUE(loaded) << loaded.error().detail;
+  EXPECT_EQ(loaded->pending, 1u);
+  EXPECT_EQ(loaded->events, 1u);
+  EXPECT_EQ(loaded->history_deliveries, 30u);  // counted from the meta table, not by a scan
+  // A read of a damaged record says which.
+  const auto finished = deliveries_of(w, delivery_status::pending);
+  ASSERT_EQ(finished.size(), 1u);
+  delivery_query q = query(std::nullopt, {delivery_status::succeeded});
+  auto page = log_->list_deliveries(q);
+  ASSERT_FALSE(page);
+  EXPECT_THAT(page.error().detail, HasSubstr("history"));
+}
 
-  // An attempt past the delivery record's count without the delivery's state (the old format
-  // always rewrote the delivery with its attempt) cannot be placed.
-  store_.put_raw(table::deliveries, std::string(d->id.binary()), delivery_record);
-  hookd::attempt bare;
-  bare.number = 2;
+TEST_F(DeliveryLogTest, LoadRefusesDamagedPendingWork) {
+  const object_id w = make_webhook({"*"});
+  const ingest_result e = ingest_ok(request());
+  const auto d = only_delivery_of(w);
+  ASSERT_TRUE(d);
+  const std::string key(d->id.binary());
+  const std::string record = store_.records(table::queue).at(key);
+
+  store_.put_raw(table::queue, key, "{\"v\":1}");
+  auto damaged = reopen_and_load();
+  ASSERT_FALSE(damaged);
+  EXPECT_THAT(damaged.error().detail, HasSubstr("queue"));
+  EXPECT_THAT(damaged.error().detail, HasSubstr(d->id.to_string()));
+  store_.put_raw(table::queue, key, record);
+
+  // A pending delivery whose event is gone cannot be sent.
+  const std::string event_key_bytes =
+      event_key(bucket_plan(bucket_plan::width_for(options_.retention)).start_of(e.event.seconds()),
+                project_, e.event);
+  const std::string event_record = store_.records(table::history).at(event_key_bytes);
+  store_.erase_raw(table::history, event_key_bytes);
+  auto orphan = reopen_and_load();
+  ASSERT_FALSE(orphan);
+  EXPECT_THAT(orphan.error().detail, HasSubstr("its event " + e.event.to_string()));
+  store_.put_raw(table::history, event_key_bytes, event_record);
+
+  store_.put_raw(table::meta, std::string(kBucketPlanKey), "[[5,1]]");
+  auto plan = reopen_and_load();
+  ASSERT_FALSE(plan);
+  EXPECT_THAT(plan.error().detail, HasSubstr("bucket plan"));
+}
+
+// ---------------------------------------------------------------- the earlier layout
+
+// What a hookd before the history layout stored: events, deliveries and attempts by id, the
+// delivery's state in its latest attempt. The first load migrates it, once.
+class EarlierLayoutTest : public DeliveryLogTest {
+ protected:
+  struct old_delivery {
+    delivery d;
+    std::vector<std::pair<attempt, std::optional<delivery>>> attempts;  // with state: after
+  };
+
+  void plant(const event& e, const std::vector<old_delivery>& deliveries) {
+    store_.put_raw(table::events, std::string(e.id.binary()), encode(e));
+    for (const old_delivery& od : deliveries) {
+      delivery as_ingested = od.d;  // the record keeps what ingest wrote
+      as_ingested.project = object_id{};
+      as_ingested.attempts = 0;
+      as_ingested.status = delivery_status::pending;
+      as_ingested.next_attempt_at = e.time;
+      as_ingested.updated_at = e.time;
+      as_ingested.reason.reset();
+      store_.put_raw(table::deliveries, std::string(od.d.id.binary()), encode(as_ingested));
+      for (const auto& [a, after] : od.attempts) {
+        store_.put_raw(table::attempts, legacy_attempt_key(od.d.id, a.number),
+                       after ? encode(a, *after) : encode(a));
+      }
+    }
+  }
+
+  object_id_generator ids_;
+};
+
+TEST_F(EarlierLayoutTest, TheFirstLoadMigratesEveryRecordAndDeletesTheOldTables) {
+  const object_id w1 = make_webhook({"*"});
+  const object_id w2 = make_webhook({"*"});
+  event e;
+  e.id = ids_.next(static_cast<std::uint32_t>(kT0 / 1000));
+  e.organization = org_;
+  e.project = project_;
+  e.type = "order.created";
+  e.data = R"({"n":42})";
+  e.time = now();
+
+  old_delivery done;  // succeeded at its second attempt
+  done.d.id = ids_.next(static_cast<std::uint32_t>(kT0 / 1000));
+  done.d.event = e.id;
+  done.d.webhook = w1;
+  done.d.type = e.type;
+  done.d.created_at = now();
+  {
+    attempt a1;
+    a1.number = 1;
+    a1.at = now();
+    a1.status_code = 500;
+    delivery after1 = done.d;
+    after1.attempts = 1;
+    after1.status = delivery_status::pending;
+    after1.next_attempt_at = now() + seconds(5);
+    after1.updated_at = now();
+    attempt a2 = a1;
+    a2.number = 2;
+    a2.status_code = 200;
+    delivery after2 = after1;
+    after2.attempts = 2;
+    after2.status = delivery_status::succeeded;
+    after2.next_attempt_at.reset();
+    after2.updated_at = now() + seconds(6);
+    done.attempts = {{a1, after1}, {a2, after2}};
+  }
+  old_delivery waiting;  // one failed attempt, retry due later
+  waiting.d = done.d;
+  waiting.d.id = ids_.next(static_cast<std::uint32_t>(kT0 / 1000));
+  waiting.d.webhook = w2;
+  {
+    attempt a1;
+    a1.number = 1;
+    a1.at = now();
+    a1.error = "connection refused";
+    delivery after1 = waiting.d;
+    after1.attempts = 1;
+    after1.status = delivery_status::pending;
+    after1.next_attempt_at = now() + minutes(5);
+    after1.updated_at = now();
+    waiting.attempts = {{a1, after1}};
+  }
+  plant(e, {done, waiting});
+  store_.put_raw(table::index, webhook_delivery_key(w1, done.d.id), "");  // a still older entry
+  store_.erase_raw(table::meta, std::string(kDeliveryLayoutKey));
+
+  auto loaded = reopen_and_load();
+  ASSERT_TRUE(loaded) << loaded.error().detail;
+  log_->start();
+  EXPECT_EQ(loaded->pending, 1u);
+  EXPECT_EQ(loaded->history_deliveries, 1u);
+  EXPECT_TRUE(store_.records(table::events).empty());
+  EXPECT_TRUE(store_.records(table::deliveries).empty());
+  EXPECT_TRUE(store_.records(table::attempts).empty());
+  EXPECT_TRUE(store_.records(table::index).empty() ||
+              store_.records(table::index).begin()->first.substr(0, 2) != "dw");
+  EXPECT_EQ(store_.records(table::meta).at(std::string(kDeliveryLayoutKey)), "2");
+
+  const auto migrated_done = detail_of(done.d.id);
+  ASSERT_TRUE(migrated_done);
+  EXPECT_EQ(migrated_done->record->status, delivery_status::succeeded);
+  EXPECT_EQ(migrated_done->record->attempts, 2u);
+  EXPECT_EQ(migrated_done->record->project, project_);
+  ASSERT_EQ(migrated_done->attempts.size(), 2u);
+  EXPECT_EQ(migrated_done->attempts[1].status_code, 200);
+
+  const auto pending = log_->find_pending(waiting.d.id);
+  ASSERT_TRUE(pending);
+  EXPECT_EQ(pending->record->attempts, 1u);
+  EXPECT_EQ(pending->record->next_attempt_at, now() + minutes(5));
+  EXPECT_EQ(pending->source_event->data, R"({"n":42})");
+  EXPECT_EQ(detail_of(waiting.d.id)->attempts.at(0).error, "connection refused");
+  const auto due = log_->jobs().take_due(now() + minutes(5), 10).ready;
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_EQ(due[0].delivery, waiting.d.id);
+
+  const auto ev = event_of(e.id);
+  ASSERT_TRUE(ev);
+  EXPECT_EQ(ev->deliveries.size(), 2u);
+  EXPECT_EQ(deliveries_of(w1).size(), 1u);
+  EXPECT_EQ(deliveries_of(w2).size(), 1u);
+
+  // Migrated once: the next load writes nothing.
+  const std::size_t batches = store_.batches().size();
+  ASSERT_TRUE(reopen_and_load());
+  EXPECT_EQ(store_.batches().size(), batches);
+}
+
+TEST_F(EarlierLayoutTest, AMigrationCutShortIsDoneAgainFromTheOldTables) {
+  const object_id w = make_webhook({"*"});
+  event e;
+  e.id = ids_.next(static_cast<std::uint32_t>(kT0 / 1000));
+  e.organization = org_;
+  e.project = project_;
+  e.type = "order.created";
+  e.data = "1";
+  e.time = now();
+  old_delivery d;
+  d.d.id = ids_.next(static_cast<std::uint32_t>(kT0 / 1000));
+  d.d.event = e.id;
+  d.d.webhook = w;
+  d.d.type = e.type;
+  d.d.created_at = now();
+  plant(e, {d});
+  store_.erase_raw(table::meta, std::string(kDeliveryLayoutKey));
+
+  // The records are written, then the last batch (mark, old tables emptied) fails.
+  std::atomic<int> writes{0};
+  store_.set_before_write([&] {
+    if (++writes == 2) store_.fail_next_write();
+  });
+  auto cut = reopen_and_load();
+  ASSERT_FALSE(cut);
+  store_.set_before_write({});
+  EXPECT_EQ(store_.records(table::events).size(), 1u);  // still whole
+
+  auto loaded = reopen_and_load();
+  ASSERT_TRUE(loaded) << loaded.error().detail;
+  EXPECT_EQ(loaded->pending, 1u);
+  EXPECT_EQ(store_.records(table::queue).size(), 1u);
+  EXPECT_EQ(history_records(history_kind::event), 1u);
+  EXPECT_TRUE(store_.records(table::events).empty());
+}
+
+TEST_F(EarlierLayoutTest, DamagedOldRecordsAreRefusedNamingThem) {
+  const object_id w = make_webhook({"*"});
+  event e;
+  e.id = ids_.next(static_cast<std::uint32_t>(kT0 / 1000));
+  e.organization = org_;
+  e.project = project_;
+  e.type = "order.created";
+  e.data = "1";
+  e.time = now();
+  old_delivery d;
+  d.d.id = ids_.next(static_cast<std::uint32_t>(kT0 / 1000));
+  d.d.event = e.id;
+  d.d.webhook = w;
+  d.d.type = e.type;
+  d.d.created_at = now();
+  attempt bare;  // past the delivery record's count, without the delivery's state
+  bare.number = 1;
   bare.at = now();
-  store_.put_raw(table::attempts, attempt_key(d->id, 2), encode(bare));
+  d.attempts = {{bare, std::nullopt}};
+  plant(e, {d});
+  store_.erase_raw(table::meta, std::string(kDeliveryLayoutKey));
   auto stateless = reopen_and_load();
   ASSERT_FALSE(stateless);
   EXPECT_THAT(stateless.error().detail, HasSubstr("no delivery state"));
 
-  store_.put_raw(table::deliveries, std::string(d->id.binary()), "{\"v\":1}");
+  store_.erase_raw(table::attempts, legacy_attempt_key(d.d.id, 1));
+  store_.put_raw(table::deliveries, std::string(d.d.id.binary()), "{\"v\":1}");
   auto damaged = reopen_and_load();
   ASSERT_FALSE(damaged);
   EXPECT_THAT(damaged.error().detail, HasSubstr("deliveries"));
-  EXPECT_THAT(damaged.error().detail, HasSubstr(d->id.to_string()));
+  EXPECT_THAT(damaged.error().detail, HasSubstr(d.d.id.to_string()));
 }
 
 // ---------------------------------------------------------------- lists
 
-TEST_F(DeliveryLogTest, ListsNewestFirstWithCursorAndStatusFilter) {
+TEST_F(DeliveryLogTest, ListsNewestFirstWithCursorAndStatusFilters) {
   const object_id w = make_webhook({"*"});
   std::vector<object_id> ids;  // oldest first
   for (int i = 0; i < 25; ++i) {
@@ -770,17 +1010,25 @@ TEST_F(DeliveryLogTest, ListsNewestFirstWithCursorAndStatusFilter) {
   for (const auto& d : deliveries_of(w)) ids.insert(ids.begin(), d->id);
   ASSERT_EQ(ids.size(), 25u);
   ASSERT_TRUE(std::is_sorted(ids.begin(), ids.end()));
-  // Every third delivery succeeds.
-  for (std::size_t i = 0; i < ids.size(); i += 3) {
-    ASSERT_TRUE(record(ids[i], 200, attempt_decision::succeeded()));
+  // Every third delivery succeeds, every fifth (of the rest) fails.
+  std::set<object_id> succeeded_ids, failed_ids;
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    if (i % 3 == 0) {
+      ASSERT_TRUE(record(ids[i], 200, attempt_decision::succeeded()));
+      succeeded_ids.insert(ids[i]);
+    } else if (i % 5 == 0) {
+      ASSERT_TRUE(record(ids[i], 410, attempt_decision::failed(kReasonGone)));
+      failed_ids.insert(ids[i]);
+    }
   }
 
-  delivery_query q;
+  // All of them, in pages of 10: pending (memory) and finished (history) merged.
+  delivery_query q = query(w);
   q.limit = 10;
   std::vector<object_id> seen;
   std::vector<std::size_t> page_sizes;
   for (;;) {
-    auto page = log_->list_deliveries(w, q);
+    auto page = log_->list_deliveries(q);
     ASSERT_TRUE(page);
     page_sizes.push_back(page->items.size());
     for (const auto& d : page->items) seen.push_back(d->id);
@@ -792,55 +1040,306 @@ TEST_F(DeliveryLogTest, ListsNewestFirstWithCursorAndStatusFilter) {
   EXPECT_EQ(seen, std::vector<object_id>(ids.rbegin(), ids.rend()));
 
   // The default page size is 20.
-  auto first = log_->list_deliveries(w, delivery_query{});
+  q = query(w);
+  q.limit = 20;
+  auto first = log_->list_deliveries(q);
   ASSERT_TRUE(first);
   EXPECT_EQ(first->items.size(), 20u);
   EXPECT_EQ(first->next, ids[5]);
 
-  // Status filter: the 9 succeeded ones, newest first, paged by 4.
-  q = delivery_query{};
-  q.status = delivery_status::succeeded;
+  // One status, paged by 4.
+  q = query(w, {delivery_status::succeeded});
   q.limit = 4;
   std::vector<object_id> succeeded;
-  for (;;) {
-    auto page = log_->list_deliveries(w, q);
-    ASSERT_TRUE(page);
-    for (const auto& d : page->items) {
-      EXPECT_EQ(d->status, delivery_status::succeeded);
-      succeeded.push_back(d->id);
-    }
-    if (!page->next) break;
-    q.after = page->next;
+  for (const auto& d : all_pages(q)) {
+    EXPECT_EQ(d->status, delivery_status::succeeded);
+    succeeded.push_back(d->id);
   }
+  EXPECT_EQ(succeeded, std::vector<object_id>(succeeded_ids.rbegin(), succeeded_ids.rend()));
+
+  // Two statuses: "what has not been delivered", newest first.
+  q = query(w, {delivery_status::pending, delivery_status::failed});
+  q.limit = 3;
+  std::vector<object_id> undelivered;
+  for (const auto& d : all_pages(q)) undelivered.push_back(d->id);
   std::vector<object_id> expected;
-  for (std::size_t i = 0; i < ids.size(); i += 3) expected.push_back(ids[i]);
-  std::reverse(expected.begin(), expected.end());
-  EXPECT_EQ(succeeded, expected);
+  for (auto it = ids.rbegin(); it != ids.rend(); ++it) {
+    if (!succeeded_ids.contains(*it)) expected.push_back(*it);
+  }
+  EXPECT_EQ(undelivered, expected);
 
   // An exact last page has no next cursor.
-  q = delivery_query{};
-  q.status = delivery_status::pending;
-  q.limit = 16;
-  auto pending = log_->list_deliveries(w, q);
+  q = query(w, {delivery_status::pending});
+  q.limit = static_cast<std::size_t>(ids.size() - succeeded_ids.size() - failed_ids.size());
+  auto pending = log_->list_deliveries(q);
   ASSERT_TRUE(pending);
-  EXPECT_EQ(pending->items.size(), 16u);
+  EXPECT_EQ(pending->items.size(), q.limit);
   EXPECT_EQ(pending->next, std::nullopt);
 
   // A cursor older than everything gives an empty page.
-  q = delivery_query{};
+  q = query(w);
   q.after = ids.front();
-  EXPECT_TRUE(log_->list_deliveries(w, q)->items.empty());
+  EXPECT_TRUE(log_->list_deliveries(q)->items.empty());
 
-  q = delivery_query{};
+  q = query(w);
   q.limit = 0;
-  auto zero = log_->list_deliveries(w, q);
+  auto zero = log_->list_deliveries(q);
   ASSERT_FALSE(zero);
   EXPECT_EQ(zero.error().errors.at(0).field, "limit");
   q.limit = 101;
-  EXPECT_FALSE(log_->list_deliveries(w, q));
-  EXPECT_TRUE(
-      log_->list_deliveries(object_id::parse("65a0f1c2aabbccddee000999").value(), delivery_query{})
-          ->items.empty());
+  EXPECT_FALSE(log_->list_deliveries(q));
+  EXPECT_TRUE(all_pages(query(object_id::parse("65a0f1c2aabbccddee000999").value())).empty());
+}
+
+TEST_F(DeliveryLogTest, TheProjectListSpansItsWebhooksAndFiltersByTypeAndTime) {
+  const object_id orders = make_webhook({"order.*"});
+  const object_id all = make_webhook({"*"});
+  const object_id elsewhere = make_webhook({"*"}, true, other_project_);
+  const timestamp start = now();
+  ingest_ok(request("order.created"));  // orders + all
+  advance(seconds(2));
+  const timestamp middle = now();
+  ingest_ok(request("user.created"));  // all
+  advance(seconds(2));
+  ingest_ok(request("order.paid"));  // orders + all
+  ingest_request there = request("order.created");
+  there.project = other_project_;
+  ingest_ok(std::move(there));
+
+  const auto everything = all_pages(query());
+  ASSERT_EQ(everything.size(), 5u);
+  for (const auto& d : everything) EXPECT_EQ(d->project, project_);
+  EXPECT_TRUE(std::is_sorted(everything.begin(), everything.end(),
+                             [](const auto& a, const auto& b) { return a->id > b->id; }));
+
+  delivery_query q = query();
+  q.event_type = "order.created";
+  EXPECT_EQ(all_pages(q).size(), 2u);
+  q = query(all);
+  q.event_type = "user.created";
+  EXPECT_EQ(all_pages(q).size(), 1u);
+  q = query();
+  q.since = middle;
+  EXPECT_EQ(all_pages(q).size(), 3u);
+  q.until = middle + seconds(1);
+  EXPECT_EQ(all_pages(q).size(), 1u);
+  q = query();
+  q.until = middle;
+  const auto before = all_pages(q);
+  ASSERT_EQ(before.size(), 2u);
+  for (const auto& d : before) EXPECT_EQ(d->created_at, start);
+  EXPECT_EQ(all_pages(query(orders)).size(), 2u);
+  EXPECT_TRUE(all_pages(query(elsewhere)).empty());  // a webhook of another project
+}
+
+TEST_F(DeliveryLogTest, PagesCrossHistoryBucketsNewestFirst) {
+  // A 16 s retention makes 1 s buckets: 40 finished deliveries over 8 seconds fill 8 of them.
+  delivery_log_options options = manual();
+  options.retention = seconds(16);
+  open(options);
+  const object_id w = make_webhook({"*"});
+  std::vector<object_id> ids;
+  for (int second = 0; second < 8; ++second) {
+    for (int i = 0; i < 5; ++i) ingest_ok(request());
+    for (const auto& j : log_->jobs().take_due(now(), 100).ready) {
+      ASSERT_TRUE(record(j.delivery, 200, attempt_decision::succeeded()));
+      ids.push_back(j.delivery);
+    }
+    advance(seconds(1));
+  }
+  std::sort(ids.begin(), ids.end(), std::greater<>());
+  ASSERT_EQ(ids.size(), 40u);
+  std::set<std::uint32_t> buckets;
+  for (const auto& [key, value] : store_.records(table::history))
+    buckets.insert(bucket_of_key(key));
+  EXPECT_EQ(buckets.size(), 8u);
+
+  for (const std::size_t limit : {1u, 3u, 7u, 100u}) {
+    delivery_query q = query(w, {delivery_status::succeeded});
+    q.limit = limit;
+    std::vector<object_id> seen;
+    for (const auto& d : all_pages(q)) seen.push_back(d->id);
+    EXPECT_EQ(seen, ids) << "limit " << limit;
+  }
+}
+
+// ---------------------------------------------------------------- retention
+
+TEST_F(DeliveryLogTest, RetentionHidesOldHistoryAtOnceAndASweepDropsItsBuckets) {
+  delivery_log_options options = manual();
+  options.retention = seconds(160);  // 10 s buckets
+  open(options);
+  const object_id w = make_webhook({"*"});
+  const ingest_result old_event = ingest_ok(request());
+  const object_id old_id = log_->jobs().take_due(now(), 10).ready.at(0).delivery;
+  ASSERT_TRUE(record(old_id, 200, attempt_decision::succeeded()));
+  advance(seconds(100));
+  const ingest_result young_event = ingest_ok(request());
+  const object_id young_id = log_->jobs().take_due(now(), 10).ready.at(0).delivery;
+  ASSERT_TRUE(record(young_id, 200, attempt_decision::succeeded()));
+  const std::size_t records_before = store_.records(table::history).size();
+
+  // 160 s after the first event, exactly: still there.
+  advance(seconds(60));
+  EXPECT_TRUE(detail_of(old_id));
+  EXPECT_EQ(deliveries_of(w).size(), 2u);
+  // A millisecond later it is gone from every read, before any sweep.
+  advance(milliseconds(1));
+  EXPECT_FALSE(detail_of(old_id));
+  EXPECT_FALSE(event_of(old_event.event));
+  const auto listed = deliveries_of(w);
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0]->id, young_id);
+  EXPECT_EQ(store_.records(table::history).size(), records_before);
+
+  // The sweep drops the old bucket with range deletes, not one delete per record.
+  advance(seconds(10));  // the old bucket has ended before now - retention
+  const std::size_t batches = store_.batches().size();
+  auto swept = sweep();
+  ASSERT_TRUE(swept) << swept.error().detail;
+  EXPECT_EQ(swept->expired_deliveries, 1u);
+  EXPECT_EQ(swept->pinned, 0u);
+  ASSERT_EQ(store_.batches().size(), batches + 1);
+  std::size_t ranges = 0, point_deletes = 0;
+  const auto written = store_.batches();
+  for (const auto& op : written.back().ops) {
+    if (op.where != table::history) continue;
+    EXPECT_FALSE(op.value);
+    ranges += op.range_end ? 1 : 0;
+    point_deletes += op.range_end ? 0 : 1;
+  }
+  EXPECT_EQ(ranges, 1u);
+  EXPECT_EQ(point_deletes, 0u);
+  // What is left is the young event's: its event, attempt and two finished records.
+  EXPECT_EQ(store_.records(table::history).size(), 4u);
+  EXPECT_TRUE(detail_of(young_id));
+  EXPECT_TRUE(event_of(young_event.event));
+  EXPECT_EQ(log_->counters().expired, 1u);
+  EXPECT_EQ(log_->counts().history_deliveries, 1u);
+  ASSERT_TRUE(log_->reclaim_history(*swept));
+  EXPECT_LT(*log_->history().oldest_age, seconds(160));
+
+  // The counts survive a restart.
+  open(options);
+  EXPECT_EQ(log_->counts().history_deliveries, 1u);
+}
+
+TEST_F(DeliveryLogTest, ASweepCostsTheSameRangesHoweverManyRecordsItDrops) {
+  delivery_log_options options = manual();
+  options.retention = seconds(16);  // 1 s buckets
+  open(options);
+  make_webhook({"*"});
+  make_webhook({"*"});
+  for (int second = 0; second < 5; ++second) {
+    for (int i = 0; i < 40; ++i) ingest_ok(request());
+    for (const auto& j : log_->jobs().take_due(now(), 1000).ready) {
+      ASSERT_TRUE(record(j.delivery, 200, attempt_decision::succeeded()));
+    }
+    advance(seconds(1));
+  }
+  ASSERT_EQ(log_->counts().history_deliveries, 400u);
+  advance(seconds(30));
+  auto swept = sweep();
+  ASSERT_TRUE(swept);
+  EXPECT_EQ(swept->expired_deliveries, 400u);
+  std::size_t history_ops = 0;
+  const auto written = store_.batches();
+  for (const auto& op : written.back().ops) history_ops += op.where == table::history;
+  EXPECT_EQ(history_ops, 1u);  // 2 000 records, one range
+  EXPECT_TRUE(store_.records(table::history).empty());
+  EXPECT_EQ(log_->counts().history_deliveries, 0u);
+}
+
+TEST_F(DeliveryLogTest, ASweepKeepsWhatPendingDeliveriesOlderThanTheWindowNeed) {
+  delivery_log_options options = manual();
+  options.retention = seconds(16);  // 1 s buckets
+  open(options);
+  const object_id w = make_webhook({"*"});
+  const ingest_result kept_event = ingest_ok(request("order.created", R"({"keep":true})"));
+  ingest_ok(request("order.created", R"({"keep":false})"));
+  const auto jobs = log_->jobs().take_due(now(), 10).ready;
+  ASSERT_EQ(jobs.size(), 2u);
+  object_id waiting, finished;
+  for (const auto& j : jobs) {
+    (log_->find_pending(j.delivery)->record->event == kept_event.event ? waiting : finished) =
+        j.delivery;
+  }
+  ASSERT_TRUE(record(waiting, 503, attempt_decision::retry(now() + hours(1))));
+  ASSERT_TRUE(record(finished, 200, attempt_decision::succeeded()));
+
+  advance(minutes(5));
+  auto swept = sweep();
+  ASSERT_TRUE(swept) << swept.error().detail;
+  EXPECT_EQ(swept->pinned, 1u);
+  EXPECT_EQ(swept->expired_deliveries, 1u);
+  // The finished one is gone; the waiting one keeps its event and its attempt.
+  EXPECT_FALSE(detail_of(finished));
+  const auto d = detail_of(waiting);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->record->status, delivery_status::pending);
+  ASSERT_EQ(d->attempts.size(), 1u);
+  EXPECT_EQ(d->attempts[0].status_code, 503);
+  EXPECT_EQ(history_records(history_kind::event), 1u);
+  EXPECT_EQ(history_records(history_kind::attempt), 1u);
+  EXPECT_EQ(all_pages(query(w)).size(), 1u);  // pending work is never hidden by retention
+  // It survives a restart, with its event to send.
+  open(options);
+  ASSERT_TRUE(log_->find_pending(waiting));
+  EXPECT_EQ(log_->find_pending(waiting)->source_event->data, R"({"keep":true})");
+
+  // Once it finishes, the next sweep drops it with the rest.
+  ASSERT_TRUE(record(waiting, 200, attempt_decision::succeeded()));
+  swept = sweep();
+  ASSERT_TRUE(swept);
+  EXPECT_EQ(swept->pinned, 0u);
+  EXPECT_EQ(swept->expired_deliveries, 1u);
+  EXPECT_TRUE(store_.records(table::history).empty());
+}
+
+TEST_F(DeliveryLogTest, AChangedRetentionStartsANewBucketEpochAndKeepsOldRecordsReadable) {
+  delivery_log_options options = manual();
+  options.retention = hours(16);  // 1 h buckets
+  open(options);
+  const object_id w = make_webhook({"*"});
+  ingest_ok(request());
+  const object_id first = log_->jobs().take_due(now(), 10).ready.at(0).delivery;
+  ASSERT_TRUE(record(first, 200, attempt_decision::succeeded()));
+  advance(seconds(10));
+
+  options.retention = minutes(16);  // 1 min buckets from now on
+  open(options);
+  const auto plan =
+      bucket_plan::decode(store_.records(table::meta).at(std::string(kBucketPlanKey)));
+  ASSERT_TRUE(plan);
+  ASSERT_GE(plan->epochs().size(), 2u);
+  EXPECT_EQ(plan->epochs().back().width, 60u);
+  EXPECT_GT(plan->epochs().back().from, unix_seconds(now()));  // this second keeps its bucket
+  ingest_ok(request());
+  const object_id second = log_->jobs().take_due(now(), 10).ready.at(0).delivery;
+  ASSERT_TRUE(record(second, 200, attempt_decision::succeeded()));
+  EXPECT_TRUE(detail_of(first));
+  EXPECT_TRUE(detail_of(second));
+  EXPECT_EQ(deliveries_of(w).size(), 2u);
+}
+
+TEST_F(DeliveryLogTest, TheSweeperThreadSweepsOnItsOwn) {
+  delivery_log_options options = manual();
+  options.automatic_sweeps = true;
+  options.retention = seconds(16);
+  options.sweep_interval = milliseconds(20);
+  open(options);
+  make_webhook({"*"});
+  ingest_ok(request());
+  ASSERT_TRUE(record(log_->jobs().take_due(now(), 10).ready.at(0).delivery, 200,
+                     attempt_decision::succeeded()));
+  advance(minutes(1));
+  const auto deadline = std::chrono::steady_clock::now() + seconds(10);
+  while (log_->counters().expired == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  EXPECT_EQ(log_->counters().expired, 1u);
+  EXPECT_GE(log_->counters().sweeps, 1u);
+  EXPECT_EQ(log_->counters().sweep_failures, 0u);
 }
 
 // ---------------------------------------------------------------- cancel
@@ -853,6 +1352,8 @@ TEST_F(DeliveryLogTest, CancelWebhookFailsItsPendingDeliveriesDurably) {
   const auto done_one = deliveries_of(doomed).back();  // the older one succeeds first
   ASSERT_EQ(log_->jobs().take_due(now(), 10).ready.size(), 4u);
   ASSERT_TRUE(record(done_one->id, 200, attempt_decision::succeeded()));
+  const auto in_flight = log_->find_pending(deliveries_of(doomed).front()->id);
+  ASSERT_TRUE(in_flight);
 
   delete_webhook(doomed);
   advance(seconds(9));
@@ -871,10 +1372,12 @@ TEST_F(DeliveryLogTest, CancelWebhookFailsItsPendingDeliveriesDurably) {
 
   // Its in-flight attempt comes back afterwards: recorded, but the delivery stays failed and
   // is not rescheduled.
-  auto late = record(failed[0]->id, 500, attempt_decision::retry(now() + seconds(5)));
+  auto late = record_on(in_flight->record, 500, attempt_decision::retry(now() + seconds(5)));
   ASSERT_TRUE(late) << late.error().detail;
   EXPECT_EQ((*late)->status, delivery_status::failed);
   EXPECT_EQ((*late)->attempts, 1u);
+  EXPECT_EQ(detail_of(failed[0]->id)->attempts.size(), 1u);
+  EXPECT_EQ(detail_of(failed[0]->id)->record->attempts, 1u);
   EXPECT_EQ(log_->jobs().counts().in_flight, 2u);  // only the kept webhook's two
   EXPECT_EQ(log_->jobs().counts().queued, 0u);
 
@@ -884,7 +1387,7 @@ TEST_F(DeliveryLogTest, CancelWebhookFailsItsPendingDeliveriesDurably) {
   ASSERT_TRUE(again);
   EXPECT_EQ(*again, 0u);
   open();
-  EXPECT_EQ(log_->find_delivery(failed[0]->id)->record->reason, "webhook deleted");
+  EXPECT_EQ(detail_of(failed[0]->id)->record->reason, "webhook deleted");
   EXPECT_EQ(log_->jobs().counts().queued, 2u);
 }
 
@@ -921,6 +1424,8 @@ TEST_F(DeliveryLogTest, CancelInTheSameGroupAsTheIngestSeesItsDeliveries) {
   ASSERT_TRUE(d);
   EXPECT_EQ(d->status, delivery_status::failed);
   EXPECT_EQ(log_->jobs().counts().queued, 0u);
+  EXPECT_EQ(log_->pending_count(), 0u);
+  EXPECT_TRUE(store_.records(table::queue).empty());
 }
 
 // ---------------------------------------------------------------- scheduling and metrics

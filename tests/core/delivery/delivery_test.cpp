@@ -217,10 +217,10 @@ TEST(DeliveryCodec, RejectsDamagedDeliveries) {
 
 TEST(DeliveryCodec, AttemptKeyOrdersByNumberAndRoundTrips) {
   const object_id d = id_of("65a0f1c2aabbccddee000002");
-  EXPECT_EQ(attempt_key(d, 1).size(), 16u);
-  EXPECT_LT(attempt_key(d, 9), attempt_key(d, 10));     // big-endian: numeric order
-  EXPECT_LT(attempt_key(d, 255), attempt_key(d, 256));  // across a byte boundary too
-  EXPECT_TRUE(attempt_key(d, 3).starts_with(d.binary()));
+  EXPECT_EQ(legacy_attempt_key(d, 1).size(), 16u);
+  EXPECT_LT(legacy_attempt_key(d, 9), legacy_attempt_key(d, 10));     // big-endian: numeric order
+  EXPECT_LT(legacy_attempt_key(d, 255), legacy_attempt_key(d, 256));  // across a byte boundary too
+  EXPECT_TRUE(legacy_attempt_key(d, 3).starts_with(d.binary()));
 
   attempt a;
   a.number = 3;
@@ -228,7 +228,7 @@ TEST(DeliveryCodec, AttemptKeyOrdersByNumberAndRoundTrips) {
   a.duration = std::chrono::milliseconds{123};
   a.status_code = 503;
   a.response = "busy";
-  auto back = decode_attempt(attempt_key(d, 3), encode(a));
+  auto back = decode_attempt(legacy_attempt_key(d, 3), encode(a));
   ASSERT_TRUE(back) << back.error().detail;
   EXPECT_EQ(back->first, d);
   EXPECT_EQ(back->second.number, 3u);
@@ -240,7 +240,7 @@ TEST(DeliveryCodec, AttemptKeyOrdersByNumberAndRoundTrips) {
 
   a.status_code.reset();
   a.error = "connection refused";
-  back = decode_attempt(attempt_key(d, 3), encode(a));
+  back = decode_attempt(legacy_attempt_key(d, 3), encode(a));
   ASSERT_TRUE(back);
   EXPECT_EQ(back->second.status_code, std::nullopt);
   EXPECT_EQ(back->second.error, "connection refused");
@@ -257,7 +257,7 @@ TEST(DeliveryCodec, AttemptWithAnUnknownDeliveryStatusIsRefused) {
   a.at = at(1'700'000'000'000);
   a.response = "ok";
   const std::string good = encode(a, d);
-  ASSERT_TRUE(decode_stored_attempt(attempt_key(d.id, 1), good));
+  ASSERT_TRUE(decode_stored_attempt(legacy_attempt_key(d.id, 1), good));
   std::string status = R"("deliveryStatus":")";
   status += to_string(d.status);
   status += '"';
@@ -265,7 +265,7 @@ TEST(DeliveryCodec, AttemptWithAnUnknownDeliveryStatusIsRefused) {
   ASSERT_NE(where, std::string::npos) << good;
   std::string bad = good;
   bad.replace(where, status.size(), R"("deliveryStatus":"lost")");
-  const auto refused = decode_stored_attempt(attempt_key(d.id, 1), bad);
+  const auto refused = decode_stored_attempt(legacy_attempt_key(d.id, 1), bad);
   ASSERT_FALSE(refused);
   EXPECT_THAT(refused.error().detail, HasSubstr("field \"deliveryStatus\" is not pending"));
 }
@@ -316,9 +316,9 @@ TEST(DeliveryCodec, NullFieldsAreRefusedNamingTheField) {
   const std::string bare = encode(a);  // no status code, no error
   EXPECT_THAT(bare, Not(HasSubstr("null")));
   const object_id id = id_of("65a0f1c2aabbccddee000002");
-  ASSERT_TRUE(decode_attempt(attempt_key(id, 1), bare));
+  ASSERT_TRUE(decode_attempt(legacy_attempt_key(id, 1), bare));
   for (const char* optional : {"statusCode", "error"}) {
-    auto back = decode_attempt(attempt_key(id, 1), with_null_field(bare, optional));
+    auto back = decode_attempt(legacy_attempt_key(id, 1), with_null_field(bare, optional));
     ASSERT_FALSE(back) << optional;
     EXPECT_THAT(back.error().detail, HasSubstr("field \"" + std::string(optional) + "\" is null"));
   }

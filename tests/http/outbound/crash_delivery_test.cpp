@@ -9,6 +9,7 @@
 
 #include <map>
 #include <set>
+#include <thread>
 
 namespace hookd::test {
 namespace {
@@ -17,7 +18,8 @@ constexpr std::string_view kToken = "hkd_crash-test-admin-token-0123456789abcdef
 
 class hookd_process {
  public:
-  hookd_process(const std::filesystem::path& data_dir, const std::string& name) {
+  hookd_process(const std::filesystem::path& data_dir, const std::string& name,
+                std::vector<std::string> extra_args = {}) {
     const std::string binary = std::string(HOOKD_BIN_DIR) + "/hookd";
     if (::access(binary.c_str(), X_OK) != 0) {
       throw std::runtime_error(binary + " is not built (ninja hookd)");
@@ -25,12 +27,21 @@ class hookd_process {
     // Retries every 200 ms, 40 times: enough that nothing runs out of attempts during the test.
     std::string schedule = "200ms";
     for (int i = 1; i < 40; ++i) schedule += ",200ms";
+    std::vector<std::string> args{"--listen",
+                                  "127.0.0.1:0",
+                                  "--data-dir",
+                                  (data_dir / "data").string(),
+                                  "--threads",
+                                  "2",
+                                  "--allow-private-targets",
+                                  "--retry-schedule",
+                                  schedule,
+                                  "--delivery-timeout",
+                                  "5s"};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
     child_ = std::make_unique<child_process>(
-        binary,
-        std::vector<std::string>{
-            "--listen", "127.0.0.1:0", "--data-dir", (data_dir / "data").string(), "--threads", "2",
-            "--allow-private-targets", "--retry-schedule", schedule, "--delivery-timeout", "5s"},
-        data_dir / name, std::vector<std::string>{"HOOKD_ADMIN_TOKEN=" + std::string(kToken)});
+        binary, std::move(args), data_dir / name,
+        std::vector<std::string>{"HOOKD_ADMIN_TOKEN=" + std::string(kToken)});
     auto listening = child_->wait_for_json(
         [](const json::object& o) {
           const auto* e = o.if_contains("event");
@@ -134,6 +145,74 @@ TEST(CrashDelivery, EveryAcceptedDeliveryArrivesAfterKillNine) {
 
   second.child().signal(SIGTERM);
   EXPECT_EQ(second.child().wait_exit(), 0) << second.child().output(true);
+  std::error_code ignored;
+  std::filesystem::remove_all(dir, ignored);
+}
+
+// kill -9 while retention sweeps run (--retention 1s: a sweep every second, dropping the
+// finished deliveries of one webhook) loses no pending delivery of the other: after five crashes,
+// every event accepted for it arrives once its receiver answers.
+TEST(CrashDelivery, KillNineDuringRetentionSweepsLosesNoPendingDelivery) {
+  std::string pattern = (std::filesystem::temp_directory_path() / "hookd-crash-XXXXXX").string();
+  ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+  const std::filesystem::path dir = pattern;
+  // Five rounds of failures must not run a delivery out of attempts: 600 retries, 200 ms apart.
+  std::string schedule = "200ms";
+  for (int i = 1; i < 600; ++i) schedule += ",200ms";
+  const std::vector<std::string> args{"--retention", "1s", "--retry-schedule", schedule};
+
+  receiver sink;
+  sink.set_default("/later", {500, {}, "not yet"});
+  sink.set_default("/now", {200, {}, "ok"});
+  std::string org, proj, later_hook;
+  std::size_t accepted = 0;
+  for (int round = 0; round < 5; ++round) {
+    hookd_process run(dir, "run" + std::to_string(round), args);
+    http_client client(run.endpoint());
+    http_reply r;
+    if (round == 0) {
+      r = call(client, bhttp::verb::post, "/api/v1/organizations", {{"name", "Sweep"}});
+      ASSERT_EQ(r.status, 201u) << r.body;
+      org = r.str("_id");
+      r = call(client, bhttp::verb::post, test_server::projects_path(org),
+               {{"name", "Sweep project"}, {"slug", "sweep"}});
+      ASSERT_EQ(r.status, 201u) << r.body;
+      proj = r.str("_id");
+      for (const char* path : {"/later", "/now"}) {
+        r = call(client, bhttp::verb::post, test_server::webhooks_path(org, proj),
+                 {{"name", std::string("Hook ") + path},
+                  {"url", sink.url(path)},
+                  {"events", json::array{"*"}}});
+        ASSERT_EQ(r.status, 201u) << r.body;
+        if (std::string_view(path) == "/later") later_hook = r.str("_id");
+      }
+    }
+    for (int i = 0; i < 20; ++i, ++accepted) {
+      r = call(client, bhttp::verb::post, delivery_stack::events_path(org, proj),
+               {{"type", "sweep.test"}, {"data", {{"seq", accepted}}}});
+      ASSERT_EQ(r.status, 202u) << r.body;
+    }
+    // Sweeps run while deliveries to /now finish and /later fails; then the process dies.
+    ASSERT_TRUE(sink.wait_for("/now", accepted));
+    std::this_thread::sleep_for(1500ms);
+    client.close();
+    run.child().signal(SIGKILL);
+    ASSERT_EQ(run.child().wait_exit(), 128 + SIGKILL);
+  }
+
+  sink.set_default("/later", {200, {}, "thanks"});
+  hookd_process last(dir, "last", args);
+  auto delivered = [&] {
+    std::set<std::int64_t> seqs;
+    for (const auto& got : sink.requests("/later")) {
+      if (got.answered == 200) seqs.insert(json::parse(got.body).at("data").at("seq").as_int64());
+    }
+    return seqs;
+  };
+  ASSERT_TRUE(eventually([&] { return delivered().size() == accepted; }, 60s))
+      << delivered().size() << " of " << accepted << " delivered";
+  last.child().signal(SIGTERM);
+  EXPECT_EQ(last.child().wait_exit(), 0) << last.child().output(true);
   std::error_code ignored;
   std::filesystem::remove_all(dir, ignored);
 }

@@ -147,7 +147,7 @@ TEST_F(DeliveryE2E, AnEventWithoutMatchingWebhooksIsAcceptedWithNoDeliveries) {
   auto r = ingest({{"type", "invoice.paid"}, {"data", nullptr}});
   ASSERT_EQ(r.status, 202u) << r.body;
   EXPECT_EQ(r.json().at("deliveries").as_int64(), 0);
-  EXPECT_EQ(stack->log().counts().events, 1u);
+  EXPECT_EQ(stack->log().counters().events, 1u);
 }
 
 TEST_F(DeliveryE2E, IngestValidatesTypeDataFieldsScopeAndProject) {
@@ -182,7 +182,7 @@ TEST_F(DeliveryE2E, IngestValidatesTypeDataFieldsScopeAndProject) {
   auto other_proj = stack->create_project(other_org, "theirs");
   expect_problem(stack->ingest(org, other_proj, {{"type", "a.b"}, {"data", 1}}), 404);
   expect_problem(stack->ingest(org, "not-an-id", {{"type", "a.b"}, {"data", 1}}), 400);
-  EXPECT_EQ(stack->log().counts().events, 0u);
+  EXPECT_EQ(stack->log().counters().events, 0u);
 }
 
 TEST_F(DeliveryE2E, IdempotencyKeyReplaysTheFirstAnswerAndRefusesAnotherBody) {
@@ -219,7 +219,7 @@ TEST_F(DeliveryE2E, IdempotencyKeyReplaysTheFirstAnswerAndRefusesAnotherBody) {
   expect_problem(mixed, 400);
   EXPECT_EQ(error_fields(mixed), std::vector<std::string>{"idempotencyKey"});
 
-  EXPECT_EQ(stack->log().counts().events, 2u);
+  EXPECT_EQ(stack->log().counters().events, 2u);
   ASSERT_TRUE(sink.wait_for("/all", 2));
 }
 
@@ -251,8 +251,8 @@ TEST_F(DeliveryE2E, FiftyConcurrentIdenticalIngestsCreateOneEvent) {
     ids.insert(r.str("_id"));
   }
   EXPECT_EQ(ids.size(), 1u);
-  EXPECT_EQ(stack->log().counts().events, 1u);
-  EXPECT_EQ(stack->log().counts().deliveries, 1u);
+  EXPECT_EQ(stack->log().counters().events, 1u);
+  EXPECT_EQ(stack->log().counters().deliveries, 1u);
   EXPECT_EQ(stack->log().counters().replays, static_cast<std::uint64_t>(kRequests - 1));
   ASSERT_TRUE(wait_status(id_of(all), only_delivery(id_of(all)), "succeeded"));
   EXPECT_EQ(sink.count("/all"), 1u);

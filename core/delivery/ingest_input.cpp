@@ -1,0 +1,71 @@
+#include "core/delivery/ingest_input.hpp"
+
+#include "core/catalog/validation.hpp"
+
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <string>
+#include <vector>
+
+namespace hookd {
+
+result<ingest_request> parse_ingest(const boost::json::value& body,
+                                    std::optional<std::string_view> idempotency_header) {
+  if (!body.is_object()) {
+    return validation_problem({{"body", "must be a JSON object"}},
+                              "The request body must be a JSON object.");
+  }
+  const boost::json::object& obj = body.get_object();
+  std::vector<field_error> errors;
+  for (const auto& member : obj) {
+    const std::string_view key(member.key().data(), member.key().size());
+    if (key != "type" && key != "data" && key != "idempotencyKey") {
+      errors.push_back({std::string(key), "unknown field"});
+    }
+  }
+
+  ingest_request in;
+  if (const auto* type = obj.if_contains("type"); type == nullptr) {
+    errors.push_back({"type", "is required"});
+  } else if (!type->is_string()) {
+    errors.push_back({"type", "must be a string"});
+  } else {
+    in.type = std::string(type->get_string());
+    if (auto message = check_event_type(in.type)) errors.push_back({"type", *message});
+  }
+  // Any JSON value, null included; only absence is an error. The parser already bounded its
+  // depth, so it is valid JSON: serialized once, compactly, and never parsed again.
+  if (const auto* data = obj.if_contains("data"); data == nullptr) {
+    errors.push_back({"data", "is required (any JSON value, null included)"});
+  } else {
+    in.data = boost::json::serialize(*data);
+  }
+
+  std::optional<std::string> from_body;
+  if (const auto* key = obj.if_contains("idempotencyKey"); key != nullptr) {
+    if (!key->is_string()) {
+      errors.push_back({"idempotencyKey", "must be a string"});
+    } else {
+      from_body = std::string(key->get_string());
+    }
+  }
+  if (from_body && idempotency_header && *from_body != *idempotency_header) {
+    errors.push_back({"idempotencyKey", "differs from the Idempotency-Key header; send one"});
+  }
+  if (from_body) {
+    in.idempotency_key = std::move(from_body);
+  } else if (idempotency_header) {
+    in.idempotency_key = std::string(*idempotency_header);
+  }
+  if (in.idempotency_key &&
+      (in.idempotency_key->empty() || in.idempotency_key->size() > kMaxIdempotencyKeyBytes)) {
+    errors.push_back({"idempotencyKey",
+                      "must be 1 to " + std::to_string(kMaxIdempotencyKeyBytes) + " bytes long"});
+  }
+
+  if (!errors.empty()) return validation_problem(std::move(errors));
+  return in;
+}
+
+}  // namespace hookd
