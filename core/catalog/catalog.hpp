@@ -8,7 +8,7 @@
 // shares one fsync). A change is published to readers only after it is durable, and the
 // completion runs after that, so a client that sees its 201 can read what it wrote.
 //
-// See catalog.cpp for the data structure chosen for readers and why.
+// See catalog_impl.hpp for the data structure chosen for readers and why.
 
 #include "core/catalog/entities.hpp"
 #include "core/catalog/validation.hpp"

@@ -1,0 +1,513 @@
+// The catalog's writes: one commit_mutation per change (create, update and delete of
+// organizations, projects, tokens and webhooks), and the public entry points that submit them.
+//
+// Writes go through commit_writer (one thread, group commit; see commit_writer.hpp). Each write
+// call packs its input into a mutation. On the writer thread the mutation plans itself against
+// the published state plus `pending`, a writer-private overlay of what the earlier accepted
+// mutations of the same group will publish, so mutations of one group behave exactly as if run
+// one after another (two creates see each other's slug, the per-project limit counts both,
+// patch-after-create and delete-after-create find the new webhook). Planning computes every new
+// object and every new list snapshot; publishing, after the batch is durable, only installs them
+// in order. The overlay is cleared after every group, whether it committed or failed.
+//
+// The writer also keeps `slugs` (organization + slug -> project id), which only it reads.
+//
+// Every change writes its entity and its index entries (codec.hpp) in one batch; load()
+// (catalog_load.cpp) checks at start-up that the two agree.
+
+#include "core/catalog/catalog_impl.hpp"
+#include "core/catalog/codec.hpp"
+#include "core/common/ascii.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace hookd {
+
+namespace {
+
+// The next snapshot of a list (copy-on-write), built on the writer thread from the current one.
+template <class T>
+std::shared_ptr<const snapshot_list<T>> with_added(const snapshot_list<T>* base,
+                                                   std::shared_ptr<const T> item) {
+  auto next = std::make_shared<snapshot_list<T>>();
+  next->reserve((base ? base->size() : 0) + 1);
+  if (base) next->assign(base->begin(), base->end());
+  next->insert(std::upper_bound(next->begin(), next->end(), item, older<T>), std::move(item));
+  return next;
+}
+
+template <class T>
+std::shared_ptr<const snapshot_list<T>> with_replaced(const snapshot_list<T>& base,
+                                                      const std::shared_ptr<const T>& item) {
+  auto next = std::make_shared<snapshot_list<T>>(base);
+  for (auto& p : *next) {
+    if (p->id == item->id) p = item;  // createdAt never changes, so the position holds
+  }
+  return next;
+}
+
+template <class T>
+std::shared_ptr<const snapshot_list<T>> without(const snapshot_list<T>& base, const object_id& id) {
+  auto next = std::make_shared<snapshot_list<T>>();
+  next->reserve(base.size());
+  for (const auto& p : base) {
+    if (p->id != id) next->push_back(p);
+  }
+  return next;
+}
+
+problem not_found(std::string what) {
+  return make_problem(error_kind::not_found, std::move(what));
+}
+
+// ---------------------------------------------------------------- mutations
+
+template <class T>
+void deliver(const completion<T>& done, result<void> outcome, T value) noexcept {
+  if (outcome) {
+    done(std::move(value));
+  } else {
+    done(std::move(outcome).error());
+  }
+}
+
+using impl = catalog::impl;
+
+class create_organization_op final : public commit_mutation {
+ public:
+  create_organization_op(impl& c, organization_input in,
+                         completion<std::shared_ptr<const organization>> done)
+      : c_(c), in_(std::move(in)), done_(std::move(done)) {}
+
+  result<void> plan(write_batch& batch) override {
+    const timestamp now = now_ms();
+    auto org = std::make_shared<organization>();
+    org->id = c_.new_id(now);
+    org->name = std::move(in_.name);
+    org->created_at = org->updated_at = now;
+    created_ = org;
+    batch.put(table::organizations, id_key(org->id), encode(*org));
+    list_ = with_added(c_.current_organization_list().get(), created_);
+    c_.pending.organizations[org->id] = created_;
+    c_.pending.organizations_list = list_;
+    return {};
+  }
+  void publish() override {
+    (void)c_.organizations.put(created_->id, created_);
+    (void)c_.all_organizations.exchange(list_);
+    c_.organization_count.fetch_add(1);
+  }
+  void complete(result<void> outcome) noexcept override {
+    deliver(done_, std::move(outcome), std::move(created_));
+  }
+
+ private:
+  impl& c_;
+  organization_input in_;
+  completion<std::shared_ptr<const organization>> done_;
+  std::shared_ptr<const organization> created_;
+  std::shared_ptr<const organization_list> list_;
+};
+
+class create_project_op final : public commit_mutation {
+ public:
+  create_project_op(impl& c, object_id org, project_input in,
+                    completion<std::shared_ptr<const project>> done)
+      : c_(c), org_(org), in_(std::move(in)), done_(std::move(done)) {}
+
+  result<void> plan(write_batch& batch) override {
+    if (!c_.current_organization(org_)) {
+      return not_found("Organization " + org_.to_string() + " does not exist.");
+    }
+    if (c_.slug_taken(org_, in_.slug)) {
+      return make_problem(error_kind::conflict, "The slug \"" + in_.slug +
+                                                    "\" is already used by another project of "
+                                                    "this organization.");
+    }
+    const timestamp now = now_ms();
+    auto p = std::make_shared<project>();
+    p->id = c_.new_id(now);
+    p->organization = org_;
+    p->name = std::move(in_.name);
+    p->slug = std::move(in_.slug);
+    p->description = std::move(in_.description);
+    p->status = in_.status;
+    p->app_icon_url = std::move(in_.app_icon_url);
+    p->created_at = p->updated_at = now;
+    created_ = p;
+    batch.put(table::projects, id_key(p->id), encode(*p));
+    batch.put(table::index, project_slug_key(org_, p->slug), id_key(p->id));
+    list_ = with_added(c_.current_project_list(org_).get(), created_);
+    c_.pending.projects[p->id] = created_;
+    c_.pending.slugs.emplace(org_, p->slug);
+    c_.pending.project_lists[org_] = list_;
+    return {};
+  }
+  void publish() override {
+    (void)c_.projects.put(created_->id, created_);
+    c_.slugs.emplace(std::make_pair(org_, created_->slug), created_->id);
+    (void)c_.projects_by_organization.put(org_, list_);
+    c_.project_count.fetch_add(1);
+  }
+  void complete(result<void> outcome) noexcept override {
+    deliver(done_, std::move(outcome), std::move(created_));
+  }
+
+ private:
+  impl& c_;
+  object_id org_;
+  project_input in_;
+  completion<std::shared_ptr<const project>> done_;
+  std::shared_ptr<const project> created_;
+  std::shared_ptr<const project_list> list_;
+};
+
+class create_token_op final : public commit_mutation {
+ public:
+  create_token_op(impl& c, token_input in, std::string secret, completion<created_token> done)
+      : c_(c), in_(std::move(in)), secret_(std::move(secret)), done_(std::move(done)) {}
+
+  result<void> plan(write_batch& batch) override {
+    std::vector<field_error> errors;
+    for (std::size_t i = 0; i < in_.organizations.size(); ++i) {
+      if (!c_.current_organization(in_.organizations[i])) {
+        errors.push_back({"organizations[" + std::to_string(i) + "]",
+                          "Organization " + in_.organizations[i].to_string() + " does not exist."});
+      }
+    }
+    if (!errors.empty()) return validation_problem(std::move(errors));
+    const sha256_digest digest = sha256(secret_);
+    if (c_.current_token_by_digest(digest)) {
+      // Only a chosen secret (the admin bootstrap) can collide; two tokens must not share one.
+      return make_problem(error_kind::conflict, "A token with this secret already exists.");
+    }
+    const timestamp now = now_ms();
+    auto t = std::make_shared<api_token>();
+    t->id = c_.new_id(now);
+    t->name = std::move(in_.name);
+    t->organizations = std::move(in_.organizations);
+    t->scopes = in_.scopes;
+    t->digest = digest;
+    t->created_at = now;
+    created_ = t;
+    batch.put(table::tokens, id_key(t->id), encode(*t));
+    batch.put(table::index, token_digest_key(digest), id_key(t->id));
+    list_ = with_added(c_.current_token_list().get(), created_);
+    c_.pending.tokens[t->id] = created_;
+    c_.pending.tokens_by_digest[digest] = created_;
+    c_.pending.tokens_list = list_;
+    return {};
+  }
+  void publish() override {
+    (void)c_.tokens.put(created_->id, created_);
+    (void)c_.tokens_by_digest.put(created_->digest, created_);
+    (void)c_.all_tokens.exchange(list_);
+    c_.token_count.fetch_add(1);
+    if (created_->scopes.has(scope::admin)) c_.admin_token_count.fetch_add(1);
+  }
+  void complete(result<void> outcome) noexcept override {
+    deliver(done_, std::move(outcome), created_token{std::move(created_), std::move(secret_)});
+  }
+
+ private:
+  impl& c_;
+  token_input in_;
+  std::string secret_;
+  completion<created_token> done_;
+  std::shared_ptr<const api_token> created_;
+  std::shared_ptr<const token_list> list_;
+};
+
+class delete_token_op final : public commit_mutation {
+ public:
+  delete_token_op(impl& c, object_id id, completion<void> done)
+      : c_(c), id_(id), done_(std::move(done)) {}
+
+  result<void> plan(write_batch& batch) override {
+    deleted_ = c_.current_token(id_);
+    if (!deleted_) return not_found("Token " + id_.to_string() + " does not exist.");
+    batch.erase(table::tokens, id_key(id_));
+    batch.erase(table::index, token_digest_key(deleted_->digest));
+    list_ = without(*c_.current_token_list(), id_);
+    c_.pending.tokens[id_] = nullptr;
+    c_.pending.tokens_by_digest[deleted_->digest] = nullptr;
+    c_.pending.tokens_list = list_;
+    return {};
+  }
+  void publish() override {
+    // The digest goes first: from here on the token no longer authenticates.
+    (void)c_.tokens_by_digest.erase(deleted_->digest);
+    (void)c_.tokens.erase(id_);
+    (void)c_.all_tokens.exchange(list_);
+    c_.token_count.fetch_sub(1);
+    if (deleted_->scopes.has(scope::admin)) c_.admin_token_count.fetch_sub(1);
+  }
+  void complete(result<void> outcome) noexcept override { done_(std::move(outcome)); }
+
+ private:
+  impl& c_;
+  object_id id_;
+  completion<void> done_;
+  std::shared_ptr<const api_token> deleted_;
+  std::shared_ptr<const token_list> list_;
+};
+
+// The webhook `id` of `project` in `org`, or not_found. A webhook of another project or
+// organization is reported exactly like one that does not exist.
+result<std::shared_ptr<const webhook>> webhook_in(const impl& c, const object_id& org,
+                                                  const object_id& project_id,
+                                                  const object_id& id) {
+  auto w = c.current_webhook(id);
+  if (!w || w->organization != org || w->project != project_id) {
+    return not_found("Webhook " + id.to_string() + " does not exist in project " +
+                     project_id.to_string() + ".");
+  }
+  return w;
+}
+
+class create_webhook_op final : public commit_mutation {
+ public:
+  create_webhook_op(impl& c, object_id org, object_id project_id, webhook_input in,
+                    std::string secret, completion<std::shared_ptr<const webhook>> done)
+      : c_(c),
+        org_(org),
+        project_(project_id),
+        in_(std::move(in)),
+        secret_(std::move(secret)),
+        done_(std::move(done)) {}
+
+  result<void> plan(write_batch& batch) override {
+    if (!c_.current_organization(org_)) {
+      return not_found("Organization " + org_.to_string() + " does not exist.");
+    }
+    const auto p = c_.current_project(project_);
+    if (!p || p->organization != org_) {
+      return not_found("Project " + project_.to_string() + " does not exist in organization " +
+                       org_.to_string() + ".");
+    }
+    const auto list = c_.current_webhook_list(project_);
+    const std::size_t limit = c_.options.max_webhooks_per_project;
+    if (list->size() >= limit) {
+      return make_problem(error_kind::limit_reached,
+                          "The project already has " + std::to_string(list->size()) +
+                              " webhooks; at most " + std::to_string(limit) + " are allowed.");
+    }
+    const timestamp now = now_ms();
+    auto w = std::make_shared<webhook>();
+    w->id = c_.new_id(now);
+    w->organization = org_;
+    w->project = project_;
+    w->name = std::move(in_.name);
+    w->url = std::move(in_.url);
+    w->headers = std::move(in_.headers);
+    w->active = in_.active;
+    w->events = std::move(in_.events);
+    w->secret = std::move(secret_);
+    w->created_at = w->updated_at = now;
+    created_ = w;
+    batch.put(table::webhooks, id_key(w->id), encode(*w, c_.options.master_key));
+    batch.put(table::index, project_webhook_key(project_, w->id), std::string{});
+    list_ = with_added(list.get(), created_);
+    c_.pending.webhooks[w->id] = created_;
+    c_.pending.webhook_lists[project_] = list_;
+    return {};
+  }
+  void publish() override {
+    (void)c_.webhooks.put(created_->id, created_);
+    (void)c_.webhooks_by_project.put(project_, list_);
+    c_.webhook_count.fetch_add(1);
+  }
+  void complete(result<void> outcome) noexcept override {
+    deliver(done_, std::move(outcome), std::move(created_));
+  }
+
+ private:
+  impl& c_;
+  object_id org_, project_;
+  webhook_input in_;
+  std::string secret_;
+  completion<std::shared_ptr<const webhook>> done_;
+  std::shared_ptr<const webhook> created_;
+  std::shared_ptr<const webhook_list> list_;
+};
+
+// A header a PATCH sends with kMaskedHeaderValue keeps the value stored under the same name
+// (compared case-insensitively), so that a client that only ever saw masked values can send a
+// webhook back unchanged. A mask under a name the webhook does not have is a validation error.
+result<void> keep_masked_values(std::vector<header_entry>& next,
+                                const std::vector<header_entry>& stored) {
+  std::vector<field_error> errors;
+  for (header_entry& h : next) {
+    if (h.value != kMaskedHeaderValue) continue;
+    const auto same = std::find_if(stored.begin(), stored.end(), [&h](const header_entry& s) {
+      return ascii_iequals(s.name, h.name);
+    });
+    if (same == stored.end()) {
+      errors.push_back({"headers." + h.name,
+                        "is the mask \"" + std::string(kMaskedHeaderValue) +
+                            "\", but the webhook has no header of that name whose value it could "
+                            "keep; send the real value"});
+    } else {
+      h.value = same->value;
+    }
+  }
+  if (!errors.empty()) return validation_problem(std::move(errors));
+  return {};
+}
+
+class update_webhook_op final : public commit_mutation {
+ public:
+  update_webhook_op(impl& c, object_id org, object_id project_id, object_id id, webhook_patch patch,
+                    completion<std::shared_ptr<const webhook>> done)
+      : c_(c),
+        org_(org),
+        project_(project_id),
+        id_(id),
+        patch_(std::move(patch)),
+        done_(std::move(done)) {}
+
+  result<void> plan(write_batch& batch) override {
+    auto found = webhook_in(c_, org_, project_, id_);
+    if (!found) return found.error();
+    const std::shared_ptr<const webhook>& old = *found;
+    if (patch_.headers) {
+      if (auto kept = keep_masked_values(*patch_.headers, old->headers); !kept) {
+        return kept.error();
+      }
+    }
+
+    webhook next = *old;
+    bool changed = false;
+    auto apply = [&changed](auto& field, auto& patched) {
+      if (patched && field != *patched) {
+        field = std::move(*patched);
+        changed = true;
+      }
+    };
+    apply(next.name, patch_.name);
+    apply(next.url, patch_.url);
+    apply(next.headers, patch_.headers);
+    apply(next.active, patch_.active);
+    apply(next.events, patch_.events);
+    if (!changed) {
+      result_ = old;  // nothing to write, nothing to publish, updatedAt stays
+      return {};
+    }
+    if (next.active && !old->active) {
+      // The client switched it back on: whatever disabled it no longer applies.
+      next.disabled_reason.reset();
+      next.disabled_at.reset();
+    }
+    // Strictly later than before, so that a client comparing updatedAt always sees the change.
+    next.updated_at = std::max(now_ms(), old->updated_at + std::chrono::milliseconds{1});
+    auto w = std::make_shared<const webhook>(std::move(next));
+    result_ = w;
+    updated_ = w;
+    batch.put(table::webhooks, id_key(id_), encode(*w, c_.options.master_key));
+    list_ = with_replaced(*c_.current_webhook_list(project_), updated_);
+    c_.pending.webhooks[id_] = updated_;
+    c_.pending.webhook_lists[project_] = list_;
+    return {};
+  }
+  void publish() override {
+    if (!updated_) return;
+    (void)c_.webhooks.put(id_, updated_);
+    (void)c_.webhooks_by_project.put(project_, list_);
+  }
+  void complete(result<void> outcome) noexcept override {
+    deliver(done_, std::move(outcome), std::move(result_));
+  }
+
+ private:
+  impl& c_;
+  object_id org_, project_, id_;
+  webhook_patch patch_;
+  completion<std::shared_ptr<const webhook>> done_;
+  std::shared_ptr<const webhook> result_;   // what the caller gets
+  std::shared_ptr<const webhook> updated_;  // what is published; null when nothing changed
+  std::shared_ptr<const webhook_list> list_;
+};
+
+class delete_webhook_op final : public commit_mutation {
+ public:
+  delete_webhook_op(impl& c, object_id org, object_id project_id, object_id id,
+                    completion<void> done)
+      : c_(c), org_(org), project_(project_id), id_(id), done_(std::move(done)) {}
+
+  result<void> plan(write_batch& batch) override {
+    auto found = webhook_in(c_, org_, project_, id_);
+    if (!found) return found.error();
+    batch.erase(table::webhooks, id_key(id_));
+    batch.erase(table::index, project_webhook_key(project_, id_));
+    list_ = without(*c_.current_webhook_list(project_), id_);
+    c_.pending.webhooks[id_] = nullptr;
+    c_.pending.webhook_lists[project_] = list_;
+    return {};
+  }
+  void publish() override {
+    // Out of the list first, so a reader walking the list never finds a webhook gone by id.
+    (void)c_.webhooks_by_project.put(project_, list_);
+    (void)c_.webhooks.erase(id_);
+    c_.webhook_count.fetch_sub(1);
+  }
+  void complete(result<void> outcome) noexcept override { done_(std::move(outcome)); }
+
+ private:
+  impl& c_;
+  object_id org_, project_, id_;
+  completion<void> done_;
+  std::shared_ptr<const webhook_list> list_;
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------- catalog
+
+void catalog::create_organization(organization_input in,
+                                  completion<std::shared_ptr<const organization>> done) {
+  impl_->writer.submit(
+      std::make_unique<create_organization_op>(*impl_, std::move(in), std::move(done)));
+}
+
+void catalog::create_project(object_id org, project_input in,
+                             completion<std::shared_ptr<const project>> done) {
+  impl_->writer.submit(
+      std::make_unique<create_project_op>(*impl_, org, std::move(in), std::move(done)));
+}
+
+void catalog::create_token(token_input in, std::optional<std::string> secret,
+                           completion<created_token> done) {
+  // The random string is made here, on the caller's thread, to keep the writer's path short.
+  std::string token = secret ? std::move(*secret) : generate_api_token();
+  impl_->writer.submit(
+      std::make_unique<create_token_op>(*impl_, std::move(in), std::move(token), std::move(done)));
+}
+
+void catalog::delete_token(object_id id, completion<void> done) {
+  impl_->writer.submit(std::make_unique<delete_token_op>(*impl_, id, std::move(done)));
+}
+
+void catalog::create_webhook(object_id org, object_id project_id, webhook_input in,
+                             completion<std::shared_ptr<const webhook>> done) {
+  impl_->writer.submit(std::make_unique<create_webhook_op>(
+      *impl_, org, project_id, std::move(in), generate_webhook_secret(), std::move(done)));
+}
+
+void catalog::update_webhook(object_id org, object_id project_id, object_id id, webhook_patch patch,
+                             completion<std::shared_ptr<const webhook>> done) {
+  impl_->writer.submit(std::make_unique<update_webhook_op>(*impl_, org, project_id, id,
+                                                           std::move(patch), std::move(done)));
+}
+
+void catalog::delete_webhook(object_id org, object_id project_id, object_id id,
+                             completion<void> done) {
+  impl_->writer.submit(
+      std::make_unique<delete_webhook_op>(*impl_, org, project_id, id, std::move(done)));
+}
+
+}  // namespace hookd
