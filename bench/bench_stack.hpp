@@ -8,6 +8,7 @@
 #include "core/catalog/catalog.hpp"
 #include "core/catalog/entities.hpp"
 #include "core/catalog/validation.hpp"
+#include "core/common/completion.hpp"
 #include "tools/service/service.hpp"
 
 #include <cstdint>
@@ -59,14 +60,11 @@ class temp_dir {
   std::filesystem::path path_;
 };
 
-// Runs one catalog write and waits for its completion; throws when it fails, since a benchmark
-// whose set-up failed measures nothing.
+// hookd::wait_for for one catalog write, throwing when it fails, since a benchmark whose set-up
+// failed measures nothing.
 template <class T, class Start>
 T wait_for(Start start) {
-  std::promise<result<T>> done;
-  auto future = done.get_future();
-  start(completion<T>([&done](result<T> r) { done.set_value(std::move(r)); }));
-  auto r = future.get();
+  auto r = hookd::wait_for<T>(std::move(start));
   if (!r) throw std::runtime_error("catalog write failed: " + r.error().detail);
   if constexpr (!std::is_void_v<T>) return std::move(*r);
 }

@@ -21,6 +21,7 @@
 
 #include "bench_stack.hpp"
 
+#include "core/common/completion.hpp"
 #include "core/delivery/delivery.hpp"
 #include "core/delivery/delivery_log.hpp"
 #include "core/delivery/event_match.hpp"
@@ -56,15 +57,6 @@ namespace bhttp = boost::beast::http;
 
 constexpr timestamp kEventTime{std::chrono::milliseconds{1'718'000'000'000}};
 constexpr std::int64_t kUnixSeconds = 1'718'000'000;
-
-// Waits for one delivery-log write. Benchmark threads block on purpose: one write in flight each.
-template <class T, class Start>
-result<T> await_write(Start start) {
-  std::promise<result<T>> done;
-  auto future = done.get_future();
-  start(completion<T>([&done](result<T> r) { done.set_value(std::move(r)); }));
-  return future.get();
-}
 
 // Invoice-like event data whose body as a receiver gets it (delivery_body) is `body_bytes` long:
 // line items while more than one fits, then a memo that fills the rest.
@@ -250,7 +242,7 @@ void BM_ingest(benchmark::State& state) {
   std::uint64_t failures = 0;
   for (auto _ : state) {
     log_stack& s = *shared_log;
-    auto r = await_write<ingest_result>(
+    auto r = wait_for<ingest_result>(
         [&](completion<ingest_result> done) { s.log.ingest(s.request(data), std::move(done)); });
     if (r && r->deliveries == fanout) {
       deliveries += r->deliveries;
@@ -338,7 +330,7 @@ void BM_record_attempt(benchmark::State& state) {
     a.duration = 120ms;
     a.status_code = 503;
     a.response = R"({"error":"busy"})";
-    auto r = await_write<std::shared_ptr<const delivery>>(
+    auto r = wait_for<std::shared_ptr<const delivery>>(
         [&](completion<std::shared_ptr<const delivery>> done) {
           s.log.record_attempt(target->record, std::move(a),
                                attempt_decision::retry(s.log.now() + std::chrono::hours(1)),
@@ -476,7 +468,7 @@ struct request_fixture {
   std::string user_agent = std::string("hookd/") + std::string(kVersion);
 
   request_fixture() {
-    auto r = await_write<ingest_result>([&](completion<ingest_result> done) {
+    auto r = wait_for<ingest_result>([&](completion<ingest_result> done) {
       s.log.ingest(s.request(invoice_data(500)), std::move(done));
     });
     if (!r || r->deliveries != 1) throw std::runtime_error("set-up ingest failed");

@@ -12,11 +12,11 @@
 
 #include "core/catalog/entities.hpp"
 #include "core/catalog/validation.hpp"
+#include "core/common/completion.hpp"
 #include "core/common/error.hpp"
 #include "core/durable/storage.hpp"
 
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -51,9 +51,6 @@ struct created_token {
   std::shared_ptr<const api_token> token;
   std::string secret;
 };
-
-template <class T>
-using completion = std::function<void(result<T>)>;
 
 using webhook_list = std::vector<std::shared_ptr<const webhook>>;  // oldest first
 

@@ -15,6 +15,7 @@
 // nothing acknowledged is lost in a stdio buffer when the test SIGKILLs this process.
 
 #include "core/catalog/catalog.hpp"
+#include "core/common/completion.hpp"
 #include "crash_workload.hpp"
 #include "storage/data_dir.hpp"
 #include "storage/rocksdb_storage.hpp"
@@ -23,7 +24,6 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <future>
 #include <random>
 #include <semaphore>
 #include <string>
@@ -91,15 +91,6 @@ int write_until_killed(const std::string& db, std::uint64_t first, std::uint64_t
   return 4;
 }
 
-// Runs `start` with a completion and waits for its result.
-template <class T, class Start>
-result<T> await(Start start) {
-  std::promise<result<T>> done;
-  std::future<result<T>> future = done.get_future();
-  start([&done](result<T> r) { done.set_value(std::move(r)); });
-  return future.get();
-}
-
 int fail(const char* what, const problem& p) {
   std::fprintf(stderr, "crash_child: %s: %s\n", what, p.detail.c_str());
   return 1;
@@ -124,7 +115,7 @@ int catalog_until_killed(const std::string& data_dir) {
   if (auto orgs = cat.list_organizations(); !orgs.empty()) {
     org = orgs.front();
   } else {
-    auto created = await<std::shared_ptr<const organization>>(
+    auto created = wait_for<std::shared_ptr<const organization>>(
         [&](auto done) { cat.create_organization(organization_input{"Crash org"}, done); });
     if (!created) return fail("create organization", created.error());
     org = *created;
@@ -136,7 +127,7 @@ int catalog_until_killed(const std::string& data_dir) {
     project_input in;
     in.name = "Crash project";
     in.slug = "crash";
-    auto created = await<std::shared_ptr<const project>>(
+    auto created = wait_for<std::shared_ptr<const project>>(
         [&](auto done) { cat.create_project(org->id, in, done); });
     if (!created) return fail("create project", created.error());
     proj = *created;

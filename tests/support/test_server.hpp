@@ -23,7 +23,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <future>
 #include <initializer_list>
 #include <iterator>
 #include <memory>
@@ -158,15 +157,6 @@ struct test_server_options {
   std::size_t max_body_bytes = 16 * 1024;
   std::size_t max_webhooks_per_project = 3;
 };
-
-// Waits for a catalog completion on the test thread.
-template <class T, class Start>
-result<T> wait_for(Start start) {
-  std::promise<result<T>> promise;
-  auto future = promise.get_future();
-  start([&promise](result<T> r) { promise.set_value(std::move(r)); });
-  return future.get();
-}
 
 class test_server {
  public:

@@ -1,11 +1,12 @@
 #pragma once
 // Helpers shared by the core tests: record fixtures (times and ids) for the codec tests, and the
-// means to drive a single-writer component (catalog, delivery log) from a test: wait for one
-// write, hold the writer inside a storage write, collect many results. Header only.
+// means to drive a single-writer component (catalog, delivery log) from a test: hold the writer
+// inside a storage write, collect many results (wait_for in core/common/completion.hpp waits for
+// one). Header only.
 
-#include "core/catalog/catalog.hpp"  // completion<T>
 #include "core/catalog/entities.hpp"
 #include "core/common/clock.hpp"
+#include "core/common/completion.hpp"
 #include "core/common/error.hpp"
 #include "core/common/object_id.hpp"
 
@@ -16,7 +17,6 @@
 
 #include <condition_variable>
 #include <cstdint>
-#include <future>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -57,16 +57,6 @@ inline std::string with_null_field(std::string_view record, std::string_view nam
   boost::json::value v = boost::json::parse(record);
   v.as_object()[name] = nullptr;
   return boost::json::serialize(v);
-}
-
-// Runs one asynchronous write and waits for its completion: `start` is called with the
-// completion to pass on.
-template <class T, class Start>
-result<T> await(Start&& start) {
-  std::promise<result<T>> promise;
-  auto future = promise.get_future();
-  start([&promise](result<T> r) { promise.set_value(std::move(r)); });
-  return future.get();
 }
 
 // Holds a writer inside a storage write until released (install hold() as the storage's

@@ -1,6 +1,7 @@
 #include "tools/service/service.hpp"
 
 #include "core/catalog/entities.hpp"
+#include "core/common/completion.hpp"
 #include "hookd/version.hpp"
 #include "storage/data_dir.hpp"
 #include "storage/rocksdb_storage.hpp"
@@ -10,7 +11,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <future>
 #include <utility>
 
 namespace hookd {
@@ -113,12 +113,10 @@ std::optional<service_failure> service::parts::bootstrap_admin() {
   token_input in;
   in.name = "admin";
   in.scopes.add(scope::admin);
-  std::promise<result<created_token>> done;
-  auto created = done.get_future();
-  cat->create_token(std::move(in), secret,
-                    [&done](result<created_token> r) { done.set_value(std::move(r)); });
-  if (const auto r = created.get(); !r) {
-    return start_failure("cannot create the admin token: " + r.error().detail);
+  const auto created = wait_for<created_token>(
+      [&](auto done) { cat->create_token(std::move(in), secret, std::move(done)); });
+  if (!created) {
+    return start_failure("cannot create the admin token: " + created.error().detail);
   }
 
   boost::json::object line{{"event", "admin_token"}};

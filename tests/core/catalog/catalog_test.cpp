@@ -19,7 +19,6 @@
 namespace hookd {
 namespace {
 
-using testing::await;
 using testing::collector;
 using testing::write_gate;
 
@@ -90,7 +89,7 @@ class CatalogTest : public ::testing::Test {
   }
 
   std::shared_ptr<const organization> make_org(const std::string& name = "Acme") {
-    auto r = await<std::shared_ptr<const organization>>(
+    auto r = wait_for<std::shared_ptr<const organization>>(
         [&](auto done) { cat_->create_organization({name}, std::move(done)); });
     EXPECT_TRUE(r) << r.error().detail;
     return r ? *r : nullptr;
@@ -101,7 +100,7 @@ class CatalogTest : public ::testing::Test {
     project_input in;
     in.name = "Project " + slug;
     in.slug = slug;
-    return await<std::shared_ptr<const project>>(
+    return wait_for<std::shared_ptr<const project>>(
         [&](auto done) { cat_->create_project(org, std::move(in), std::move(done)); });
   }
 
@@ -113,7 +112,7 @@ class CatalogTest : public ::testing::Test {
 
   result<std::shared_ptr<const webhook>> try_webhook(const object_id& org, const object_id& proj,
                                                      const std::string& name) {
-    return await<std::shared_ptr<const webhook>>(
+    return wait_for<std::shared_ptr<const webhook>>(
         [&](auto done) { cat_->create_webhook(org, proj, hook_input(name), std::move(done)); });
   }
 
@@ -124,17 +123,17 @@ class CatalogTest : public ::testing::Test {
   }
 
   result<std::shared_ptr<const webhook>> patch(const webhook& w, webhook_patch p) {
-    return await<std::shared_ptr<const webhook>>([&](auto done) {
+    return wait_for<std::shared_ptr<const webhook>>([&](auto done) {
       cat_->update_webhook(w.organization, w.project, w.id, std::move(p), std::move(done));
     });
   }
 
   result<void> remove(const object_id& org, const object_id& proj, const object_id& id) {
-    return await<void>([&](auto done) { cat_->delete_webhook(org, proj, id, std::move(done)); });
+    return wait_for<void>([&](auto done) { cat_->delete_webhook(org, proj, id, std::move(done)); });
   }
 
   result<created_token> make_token(token_input in, std::optional<std::string> secret = {}) {
-    return await<created_token>(
+    return wait_for<created_token>(
         [&](auto done) { cat_->create_token(std::move(in), std::move(secret), std::move(done)); });
   }
 
@@ -289,7 +288,7 @@ TEST_F(CatalogTest, WebhookOutsideItsProjectOrOrganizationIsNotFound) {
   // Update and delete with the right id but the wrong project or organization.
   webhook_patch p;
   p.name = "renamed";
-  auto wrong_project = await<std::shared_ptr<const webhook>>(
+  auto wrong_project = wait_for<std::shared_ptr<const webhook>>(
       [&](auto done) { cat_->update_webhook(acme->id, blog->id, hook->id, p, std::move(done)); });
   ASSERT_FALSE(wrong_project);
   EXPECT_EQ(wrong_project.error().kind, error_kind::not_found);
@@ -486,7 +485,7 @@ TEST_F(CatalogTest, StorageFailurePublishesNothing) {
   project_input in;
   in.name = "Blog";
   in.slug = "blog";
-  auto blog = await<std::shared_ptr<const project>>(
+  auto blog = wait_for<std::shared_ptr<const project>>(
       [&](auto done) { cat_->create_project(org->id, in, std::move(done)); });
   ASSERT_FALSE(blog);
   EXPECT_TRUE(cat_->list_projects(org->id).size() == 1u);
@@ -601,13 +600,13 @@ TEST_F(CatalogTest, TokenIsFoundByDigestUntilDeleted) {
   EXPECT_FALSE(cat_->has_admin_token());
 
   auto deleted =
-      await<void>([&](auto done) { cat_->delete_token(created->token->id, std::move(done)); });
+      wait_for<void>([&](auto done) { cat_->delete_token(created->token->id, std::move(done)); });
   ASSERT_TRUE(deleted);
   EXPECT_EQ(cat_->find_token_by_digest(sha256(created->secret)), nullptr);
   EXPECT_EQ(cat_->find_token(created->token->id), nullptr);
   EXPECT_TRUE(cat_->list_tokens().empty());
   auto again =
-      await<void>([&](auto done) { cat_->delete_token(created->token->id, std::move(done)); });
+      wait_for<void>([&](auto done) { cat_->delete_token(created->token->id, std::move(done)); });
   ASSERT_FALSE(again);
   EXPECT_EQ(again.error().kind, error_kind::not_found);
 }
@@ -636,7 +635,8 @@ TEST_F(CatalogTest, ChosenSecretBootstrapsAdminAndCannotBeReused) {
   auto dup = make_token(in, std::string("my-admin-secret"));
   ASSERT_FALSE(dup);
   EXPECT_EQ(dup.error().kind, error_kind::conflict);
-  ASSERT_TRUE(await<void>([&](auto done) { cat_->delete_token(r->token->id, std::move(done)); }));
+  ASSERT_TRUE(
+      wait_for<void>([&](auto done) { cat_->delete_token(r->token->id, std::move(done)); }));
   EXPECT_FALSE(cat_->has_admin_token());
 }
 
@@ -673,7 +673,7 @@ TEST_F(CatalogTest, StorageNeverShowsHeaderValues) {
   const auto proj = make_project(org->id, "shop");
   webhook_input in = hook_input("orders");
   in.headers = {{"Authorization", "Bearer rcv-credential-7f3a"}};
-  auto created = await<std::shared_ptr<const webhook>>(
+  auto created = wait_for<std::shared_ptr<const webhook>>(
       [&](auto done) { cat_->create_webhook(org->id, proj->id, std::move(in), std::move(done)); });
   ASSERT_TRUE(created) << created.error().detail;
   EXPECT_EQ((*created)->headers.at(0).value, "Bearer rcv-credential-7f3a");
@@ -749,7 +749,7 @@ TEST_F(CatalogTest, LoadRebuildsIdenticalState) {
   ASSERT_TRUE(ci_token);
   const auto gone = make_token(ci);
   ASSERT_TRUE(
-      await<void>([&](auto done) { cat_->delete_token(gone->token->id, std::move(done)); }));
+      wait_for<void>([&](auto done) { cat_->delete_token(gone->token->id, std::move(done)); }));
   cat_->stop();
 
   catalog reloaded(store_, options(10));
@@ -786,7 +786,7 @@ TEST_F(CatalogTest, LoadRebuildsIdenticalState) {
   project_input in;
   in.name = "Shop";
   in.slug = "shop";
-  auto dup = await<std::shared_ptr<const project>>(
+  auto dup = wait_for<std::shared_ptr<const project>>(
       [&](auto done) { reloaded.create_project(acme->id, in, std::move(done)); });
   ASSERT_FALSE(dup);
   EXPECT_EQ(dup.error().kind, error_kind::conflict);

@@ -17,7 +17,6 @@
 namespace hookd {
 namespace {
 
-using testing::await;
 using testing::collector;
 using testing::write_gate;
 
@@ -35,7 +34,7 @@ class DeliveryLogTest : public ::testing::Test {
     auto loaded = cat_.load();
     ASSERT_TRUE(loaded) << loaded.error().detail;
     cat_.start();
-    auto org = await<std::shared_ptr<const organization>>(
+    auto org = wait_for<std::shared_ptr<const organization>>(
         [&](auto done) { cat_.create_organization({"Acme"}, std::move(done)); });
     ASSERT_TRUE(org);
     org_ = (*org)->id;
@@ -53,7 +52,7 @@ class DeliveryLogTest : public ::testing::Test {
     project_input in;
     in.name = "Project " + slug;
     in.slug = slug;
-    auto p = await<std::shared_ptr<const project>>(
+    auto p = wait_for<std::shared_ptr<const project>>(
         [&](auto done) { cat_.create_project(org_, std::move(in), std::move(done)); });
     EXPECT_TRUE(p) << p.error().detail;
     return p ? (*p)->id : object_id{};
@@ -66,7 +65,7 @@ class DeliveryLogTest : public ::testing::Test {
     in.url = "https://example.com/" + std::to_string(webhook_count_);
     in.events = std::move(events);
     in.active = active;
-    auto w = await<std::shared_ptr<const webhook>>([&](auto done) {
+    auto w = wait_for<std::shared_ptr<const webhook>>([&](auto done) {
       cat_.create_webhook(org_, in_project.value_or(project_), std::move(in), std::move(done));
     });
     EXPECT_TRUE(w) << w.error().detail;
@@ -76,14 +75,14 @@ class DeliveryLogTest : public ::testing::Test {
   void set_active(const object_id& webhook_id, bool active) {
     webhook_patch patch;
     patch.active = active;
-    auto w = await<std::shared_ptr<const webhook>>([&](auto done) {
+    auto w = wait_for<std::shared_ptr<const webhook>>([&](auto done) {
       cat_.update_webhook(org_, project_, webhook_id, std::move(patch), std::move(done));
     });
     ASSERT_TRUE(w) << w.error().detail;
   }
 
   void delete_webhook(const object_id& webhook_id) {
-    auto r = await<void>(
+    auto r = wait_for<void>(
         [&](auto done) { cat_.delete_webhook(org_, project_, webhook_id, std::move(done)); });
     ASSERT_TRUE(r) << r.error().detail;
   }
@@ -127,7 +126,7 @@ class DeliveryLogTest : public ::testing::Test {
   }
 
   result<ingest_result> ingest(ingest_request r) {
-    return await<ingest_result>([&](auto done) { log_->ingest(std::move(r), std::move(done)); });
+    return wait_for<ingest_result>([&](auto done) { log_->ingest(std::move(r), std::move(done)); });
   }
 
   ingest_result ingest_ok(ingest_request r) {
@@ -147,7 +146,7 @@ class DeliveryLogTest : public ::testing::Test {
     a.status_code = status;
     a.response = status ? "body " + std::to_string(*status) : "";
     if (!status) a.error = "connection refused";
-    return await<std::shared_ptr<const delivery>>([&](auto done) {
+    return wait_for<std::shared_ptr<const delivery>>([&](auto done) {
       log_->record_attempt(std::move(attempted), std::move(a), std::move(decision),
                            std::move(done));
     });
@@ -226,7 +225,7 @@ class DeliveryLogTest : public ::testing::Test {
   }
 
   result<sweep_result> sweep() {
-    return await<sweep_result>([&](auto done) { log_->sweep(std::move(done)); });
+    return wait_for<sweep_result>([&](auto done) { log_->sweep(std::move(done)); });
   }
 
   // Holds the log's writer in the write of a throwaway event until the gate is released;
@@ -658,7 +657,7 @@ TEST_F(DeliveryLogTest, AttemptsMustBeRecordedInOrder) {
   ASSERT_TRUE(pending);
   attempt a;
   a.number = 2;  // attempt 1 was never recorded
-  auto r = await<std::shared_ptr<const delivery>>([&](auto done) {
+  auto r = wait_for<std::shared_ptr<const delivery>>([&](auto done) {
     log_->record_attempt(pending->record, a, attempt_decision::succeeded(), std::move(done));
   });
   ASSERT_FALSE(r);
@@ -667,7 +666,7 @@ TEST_F(DeliveryLogTest, AttemptsMustBeRecordedInOrder) {
 
   delivery unknown = *pending->record;
   unknown.id = object_id::parse("65a0f1c2aabbccddee000999").value();
-  auto missing = await<std::shared_ptr<const delivery>>([&](auto done) {
+  auto missing = wait_for<std::shared_ptr<const delivery>>([&](auto done) {
     log_->record_attempt(std::make_shared<const delivery>(unknown), a,
                          attempt_decision::succeeded(), std::move(done));
   });
@@ -1357,7 +1356,7 @@ TEST_F(DeliveryLogTest, CancelWebhookFailsItsPendingDeliveriesDurably) {
 
   delete_webhook(doomed);
   advance(seconds(9));
-  auto n = await<std::size_t>([&](auto done) { log_->cancel_webhook(doomed, std::move(done)); });
+  auto n = wait_for<std::size_t>([&](auto done) { log_->cancel_webhook(doomed, std::move(done)); });
   ASSERT_TRUE(n) << n.error().detail;
   EXPECT_EQ(*n, 1u);
   const auto failed = deliveries_of(doomed, delivery_status::failed);
@@ -1383,7 +1382,7 @@ TEST_F(DeliveryLogTest, CancelWebhookFailsItsPendingDeliveriesDurably) {
 
   // A second cancel finds nothing; a restart still shows the failure.
   auto again =
-      await<std::size_t>([&](auto done) { log_->cancel_webhook(doomed, std::move(done)); });
+      wait_for<std::size_t>([&](auto done) { log_->cancel_webhook(doomed, std::move(done)); });
   ASSERT_TRUE(again);
   EXPECT_EQ(*again, 0u);
   open();
@@ -1399,7 +1398,7 @@ TEST_F(DeliveryLogTest, QueuedJobsOfADeletedWebhookAreDroppedThenCancelled) {
   EXPECT_TRUE(taken.ready.empty());
   ASSERT_EQ(taken.dropped.size(), 1u);
   EXPECT_EQ(taken.dropped[0].webhook, w);
-  auto n = await<std::size_t>(
+  auto n = wait_for<std::size_t>(
       [&](auto done) { log_->cancel_webhook(taken.dropped[0].webhook, std::move(done)); });
   ASSERT_TRUE(n);
   EXPECT_EQ(*n, 1u);
