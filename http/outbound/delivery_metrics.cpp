@@ -1,8 +1,8 @@
 #include "http/outbound/delivery_metrics.hpp"
 
 #include "core/delivery/delivery_log.hpp"
+#include "http/server/prometheus.hpp"
 
-#include <charconv>
 #include <string_view>
 
 namespace hookd::http {
@@ -10,102 +10,68 @@ namespace {
 
 constexpr auto relaxed = std::memory_order_relaxed;
 
-void append_number(std::string& out, double v) {
-  char buf[64];
-  const auto r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::fixed);
-  out.append(buf, r.ptr);
-}
-
-void append_number(std::string& out, std::uint64_t v) {
-  char buf[24];
-  const auto r = std::to_chars(buf, buf + sizeof buf, v);
-  out.append(buf, r.ptr);
-}
-
-void header(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
-  out.append("# HELP ").append(name).append(" ").append(help).append("\n");
-  out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
-}
-
-void sample(std::string& out, std::string_view name, std::string_view labels, std::uint64_t v) {
-  out.append(name);
-  if (!labels.empty()) out.append("{").append(labels).append("}");
-  out += ' ';
-  append_number(out, v);
-  out += '\n';
-}
-
-void single(std::string& out, std::string_view name, std::string_view type, std::string_view help,
-            std::uint64_t v) {
-  header(out, name, type, help);
-  sample(out, name, {}, v);
-}
-
 constexpr std::string_view kClassLabels[delivery_metrics::kClasses] = {"2xx", "3xx", "4xx", "5xx",
                                                                        "error"};
 
-void render_log(std::string& out, delivery_log& log) {
+void render_log(prometheus_writer& w, delivery_log& log) {
   const delivery_counters c = log.counters();
-  single(out, "hookd_events_total", "counter", "Events accepted by ingest (replays not counted).",
-         c.events);
-  single(out, "hookd_event_replays_total", "counter",
-         "Ingests answered from an idempotency record; nothing was created.", c.replays);
-  single(out, "hookd_deliveries_created_total", "counter",
-         "Deliveries created by fan-out (one per matching active webhook).", c.deliveries);
+  w.single("hookd_events_total", metric_type::counter,
+           "Events accepted by ingest (replays not counted).", c.events);
+  w.single("hookd_event_replays_total", metric_type::counter,
+           "Ingests answered from an idempotency record; nothing was created.", c.replays);
+  w.single("hookd_deliveries_created_total", metric_type::counter,
+           "Deliveries created by fan-out (one per matching active webhook).", c.deliveries);
 
   // Mutually exclusive outcomes: failed counts neither 410/exhausted twice nor cancellations.
-  header(out, "hookd_deliveries_total", "counter",
-         "Deliveries that reached a final state, by outcome: succeeded, failed (410 Gone or "
-         "retries exhausted), cancelled (webhook deleted).");
-  sample(out, "hookd_deliveries_total", "outcome=\"succeeded\"", c.succeeded);
-  sample(out, "hookd_deliveries_total", "outcome=\"failed\"",
-         c.failed >= c.cancelled ? c.failed - c.cancelled : 0);
-  sample(out, "hookd_deliveries_total", "outcome=\"cancelled\"", c.cancelled);
-  single(out, "hookd_delivery_retries_total", "counter",
-         "Attempts after which the delivery was scheduled again.", c.retries);
+  w.family("hookd_deliveries_total", metric_type::counter,
+           "Deliveries that reached a final state, by outcome: succeeded, failed (410 Gone or "
+           "retries exhausted), cancelled (webhook deleted).");
+  w.sample("hookd_deliveries_total", {{"outcome", "succeeded"}}, c.succeeded);
+  w.sample("hookd_deliveries_total", {{"outcome", "failed"}},
+           c.failed >= c.cancelled ? c.failed - c.cancelled : 0);
+  w.sample("hookd_deliveries_total", {{"outcome", "cancelled"}}, c.cancelled);
+  w.single("hookd_delivery_retries_total", metric_type::counter,
+           "Attempts after which the delivery was scheduled again.", c.retries);
 
-  single(out, "hookd_delivery_jobs_pending", "gauge",
-         "Deliveries pending (waiting for their time, a slot, or in flight).",
-         std::uint64_t{log.pending_count()});
+  w.single("hookd_delivery_jobs_pending", metric_type::gauge,
+           "Deliveries pending (waiting for their time, a slot, or in flight).",
+           std::uint64_t{log.pending_count()});
   const auto oldest = log.oldest_pending_age();
-  header(out, "hookd_delivery_oldest_pending_age_seconds", "gauge",
-         "Age of the oldest pending delivery since it was created; 0 when none is pending.");
-  out.append("hookd_delivery_oldest_pending_age_seconds ");
-  append_number(out, oldest ? static_cast<double>(oldest->count()) / 1000.0 : 0.0);
-  out += '\n';
+  w.single("hookd_delivery_oldest_pending_age_seconds", metric_type::gauge,
+           "Age of the oldest pending delivery since it was created; 0 when none is pending.",
+           oldest ? static_cast<double>(oldest->count()) / 1000.0 : 0.0);
 
   const scheduler_counts s = log.jobs().counts();
-  single(out, "hookd_delivery_jobs_in_flight", "gauge", "Delivery attempts in flight.",
-         std::uint64_t{s.in_flight});
-  single(out, "hookd_delivery_jobs_held", "gauge",
-         "Queued deliveries held because their webhook is inactive.", std::uint64_t{s.held});
-  single(out, "hookd_delivery_organizations_at_cap", "gauge",
-         "Organizations with all of their in-flight share taken (--max-inflight-per-organization).",
-         std::uint64_t{s.organizations_at_cap});
+  w.single("hookd_delivery_jobs_in_flight", metric_type::gauge, "Delivery attempts in flight.",
+           std::uint64_t{s.in_flight});
+  w.single("hookd_delivery_jobs_held", metric_type::gauge,
+           "Queued deliveries held because their webhook is inactive.", std::uint64_t{s.held});
+  w.single(
+      "hookd_delivery_organizations_at_cap", metric_type::gauge,
+      "Organizations with all of their in-flight share taken (--max-inflight-per-organization).",
+      std::uint64_t{s.organizations_at_cap});
 
-  const commit_stats w = log.stats();
-  single(out, "hookd_delivery_commit_groups_total", "counter",
-         "Batches the delivery log's writer committed (one fsync each).", w.groups);
-  single(out, "hookd_delivery_commit_failed_total", "counter",
-         "Delivery log changes whose batch failed to become durable.", w.failed);
+  const commit_stats st = log.stats();
+  w.single("hookd_delivery_commit_groups_total", metric_type::counter,
+           "Batches the delivery log's writer committed (one fsync each).", st.groups);
+  w.single("hookd_delivery_commit_failed_total", metric_type::counter,
+           "Delivery log changes whose batch failed to become durable.", st.failed);
 }
 
-void render_dispatcher(std::string& out, const delivery_metrics& m) {
-  header(out, "hookd_delivery_attempts_total", "counter",
-         "Delivery attempts, by the class of the response status; error: no response (refused, "
-         "timeout, reset, TLS, DNS, SSRF guard).");
+void render_dispatcher(prometheus_writer& w, const delivery_metrics& m) {
+  w.family("hookd_delivery_attempts_total", metric_type::counter,
+           "Delivery attempts, by the class of the response status; error: no response (refused, "
+           "timeout, reset, TLS, DNS, SSRF guard).");
   for (std::size_t i = 0; i < delivery_metrics::kClasses; ++i) {
-    std::string labels = "class=\"";
-    labels.append(kClassLabels[i]).append("\"");
-    sample(out, "hookd_delivery_attempts_total", labels,
-           m.attempts(static_cast<delivery_metrics::attempt_class>(i)));
+    w.sample("hookd_delivery_attempts_total", {{"class", kClassLabels[i]}},
+             m.attempts(static_cast<delivery_metrics::attempt_class>(i)));
   }
-  single(out, "hookd_delivery_ssrf_refusals_total", "counter",
-         "Attempts refused by the outbound address guard (no connection was made).",
-         m.guard_refusals());
-  single(out, "hookd_delivery_unrecorded_attempts_total", "counter",
-         "Attempts whose outcome could not be recorded; the delivery is tried again.",
-         m.unrecorded());
+  w.single("hookd_delivery_ssrf_refusals_total", metric_type::counter,
+           "Attempts refused by the outbound address guard (no connection was made).",
+           m.guard_refusals());
+  w.single("hookd_delivery_unrecorded_attempts_total", metric_type::counter,
+           "Attempts whose outcome could not be recorded; the delivery is tried again.",
+           m.unrecorded());
 }
 
 }  // namespace
@@ -143,32 +109,20 @@ std::uint64_t delivery_metrics::unrecorded() const noexcept {
   return unrecorded_.load(relaxed);
 }
 
-void render_delivery_metrics(std::string& out, delivery_log* log, const delivery_metrics* stats) {
-  if (log != nullptr) render_log(out, *log);
+void render_delivery_metrics(prometheus_writer& w, delivery_log* log,
+                             const delivery_metrics* stats) {
+  if (log != nullptr) render_log(w, *log);
   if (stats == nullptr) return;
-  render_dispatcher(out, *stats);
+  render_dispatcher(w, *stats);
 
   constexpr std::string_view name = "hookd_delivery_attempt_duration_seconds";
-  header(out, name, "histogram",
-         "Time from the start of a delivery attempt to its end (response read, error or timeout).");
-  std::uint64_t cumulative = 0;
-  for (std::size_t i = 0; i <= delivery_metrics::kAttemptBuckets.size(); ++i) {
-    cumulative += stats->buckets_[i].load(relaxed);
-    out.append(name).append("_bucket{le=\"");
-    if (i < delivery_metrics::kAttemptBuckets.size()) {
-      append_number(out, delivery_metrics::kAttemptBuckets[i]);
-    } else {
-      out.append("+Inf");
-    }
-    out.append("\"} ");
-    append_number(out, cumulative);
-    out += '\n';
-  }
-  out.append(name).append("_sum ");
-  append_number(out, static_cast<double>(stats->duration_ms_sum_.load(relaxed)) / 1000.0);
-  out.append("\n").append(name).append("_count ");
-  append_number(out, cumulative);
-  out += '\n';
+  w.family(
+      name, metric_type::histogram,
+      "Time from the start of a delivery attempt to its end (response read, error or timeout).");
+  std::array<std::uint64_t, delivery_metrics::kAttemptBuckets.size() + 1> counts;
+  for (std::size_t i = 0; i < counts.size(); ++i) counts[i] = stats->buckets_[i].load(relaxed);
+  w.histogram(name, {}, delivery_metrics::kAttemptBuckets, counts,
+              static_cast<double>(stats->duration_ms_sum_.load(relaxed)) / 1000.0);
 }
 
 }  // namespace hookd::http

@@ -11,13 +11,14 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
-#include <string>
 
 namespace hookd {
 class delivery_log;
 }
 
 namespace hookd::http {
+
+class prometheus_writer;
 
 class delivery_metrics {
  public:
@@ -46,7 +47,7 @@ class delivery_metrics {
   std::uint64_t unrecorded() const noexcept;
 
  private:
-  friend void render_delivery_metrics(std::string&, delivery_log*, const delivery_metrics*);
+  friend void render_delivery_metrics(prometheus_writer&, delivery_log*, const delivery_metrics*);
 
   std::array<std::atomic<std::uint64_t>, kClasses> by_class_{};
   // Non-cumulative counts per bucket; the last slot is "above the highest bound".
@@ -59,6 +60,7 @@ class delivery_metrics {
 // Appends the delivery series for /metrics: the log's (when `log` is set) and the dispatcher's
 // (when `stats` is set). Called by metrics::render.
 // Non-const `log` because its scheduler is reached through delivery_log::jobs(); nothing changes.
-void render_delivery_metrics(std::string& out, delivery_log* log, const delivery_metrics* stats);
+void render_delivery_metrics(prometheus_writer& w, delivery_log* log,
+                             const delivery_metrics* stats);
 
 }  // namespace hookd::http

@@ -5,8 +5,8 @@
 #include "hookd/version.hpp"
 #include "http/api/app.hpp"
 #include "http/outbound/delivery_metrics.hpp"
+#include "http/server/prometheus.hpp"
 
-#include <charconv>
 #include <mutex>
 
 namespace hookd::http {
@@ -25,58 +25,6 @@ struct metrics::route_stats {
 namespace {
 
 constexpr std::string_view kUnmatched = "unmatched";
-
-// Fixed notation ("0.0005", not "5e-04"): what Prometheus' own clients print for bucket bounds.
-void append_number(std::string& out, double v) {
-  char buf[64];
-  const auto r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::fixed);
-  out.append(buf, r.ptr);
-}
-
-void append_number(std::string& out, std::uint64_t v) {
-  char buf[24];
-  const auto r = std::to_chars(buf, buf + sizeof buf, v);
-  out.append(buf, r.ptr);
-}
-
-void append_number(std::string& out, std::int64_t v) {
-  char buf[24];
-  const auto r = std::to_chars(buf, buf + sizeof buf, v);
-  out.append(buf, r.ptr);
-}
-
-// Label values escape backslash, double quote and newline (exposition format 0.0.4).
-void append_label_value(std::string& out, std::string_view v) {
-  for (const char c : v) {
-    switch (c) {
-      case '\\':
-        out += "\\\\";
-        break;
-      case '"':
-        out += "\\\"";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      default:
-        out += c;
-    }
-  }
-}
-
-void header(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
-  out.append("# HELP ").append(name).append(" ").append(help).append("\n");
-  out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
-}
-
-template <class T>
-void single(std::string& out, std::string_view name, std::string_view type, std::string_view help,
-            T value) {
-  header(out, name, type, help);
-  out.append(name).append(" ");
-  append_number(out, value);
-  out += '\n';
-}
 
 }  // namespace
 
@@ -138,106 +86,83 @@ std::int64_t metrics::open_connections() const noexcept {
 std::string metrics::render(const app& a) const {
   std::string out;
   out.reserve(8192);
+  prometheus_writer w(out);
 
-  header(out, "hookd_build_info", "gauge", "Version of the running hookd.");
-  out.append("hookd_build_info{version=\"");
-  append_label_value(out, kVersion);
-  out.append("\"} 1\n");
-  single(out, "hookd_ready", "gauge", "1 when storage is open and the catalog loaded, else 0.",
-         std::uint64_t{a.ready.load() && !a.draining.load() ? 1u : 0u});
-  single(out, "hookd_draining", "gauge", "1 after SIGTERM/SIGINT while requests drain, else 0.",
-         std::uint64_t{a.draining.load() ? 1u : 0u});
+  w.family("hookd_build_info", metric_type::gauge, "Version of the running hookd.");
+  w.sample("hookd_build_info", {{"version", kVersion}}, std::uint64_t{1});
+  w.single("hookd_ready", metric_type::gauge,
+           "1 when storage is open and the catalog loaded, else 0.",
+           std::uint64_t{a.ready.load() && !a.draining.load() ? 1u : 0u});
+  w.single("hookd_draining", metric_type::gauge,
+           "1 after SIGTERM/SIGINT while requests drain, else 0.",
+           std::uint64_t{a.draining.load() ? 1u : 0u});
 
   {
     std::shared_lock lock(mutex_);
-    header(out, "hookd_http_requests_total", "counter",
-           "HTTP requests answered, by route pattern and status code.");
+    w.family("hookd_http_requests_total", metric_type::counter,
+             "HTTP requests answered, by route pattern and status code.");
     for (const auto& [route, s] : routes_) {
       for (std::size_t i = 0; i < s->by_status.size(); ++i) {
         const auto n = s->by_status[i].load(std::memory_order_relaxed);
         if (n == 0) continue;
-        out.append("hookd_http_requests_total{route=\"");
-        append_label_value(out, route);
-        out.append("\",code=\"");
-        append_number(out, std::uint64_t{route_stats::kFirstStatus + i});
-        out.append("\"} ");
-        append_number(out, n);
-        out += '\n';
+        const auto code = std::to_string(route_stats::kFirstStatus + i);
+        w.sample("hookd_http_requests_total", {{"route", route}, {"code", code}}, n);
       }
     }
 
-    header(out, "hookd_http_request_duration_seconds", "histogram",
-           "Time from a complete request head to the response written, by route pattern.");
+    w.family("hookd_http_request_duration_seconds", metric_type::histogram,
+             "Time from a complete request head to the response written, by route pattern.");
     for (const auto& [route, s] : routes_) {
-      std::uint64_t cumulative = 0;
-      for (std::size_t i = 0; i <= kLatencyBuckets.size(); ++i) {
-        cumulative += s->buckets[i].load(std::memory_order_relaxed);
-        out.append("hookd_http_request_duration_seconds_bucket{route=\"");
-        append_label_value(out, route);
-        out.append("\",le=\"");
-        if (i < kLatencyBuckets.size()) {
-          append_number(out, kLatencyBuckets[i]);
-        } else {
-          out.append("+Inf");
-        }
-        out.append("\"} ");
-        append_number(out, cumulative);
-        out += '\n';
+      std::array<std::uint64_t, kLatencyBuckets.size() + 1> counts;
+      for (std::size_t i = 0; i < counts.size(); ++i) {
+        counts[i] = s->buckets[i].load(std::memory_order_relaxed);
       }
-      out.append("hookd_http_request_duration_seconds_sum{route=\"");
-      append_label_value(out, route);
-      out.append("\"} ");
-      append_number(out, static_cast<double>(s->sum_ns.load(std::memory_order_relaxed)) / 1e9);
-      out.append("\nhookd_http_request_duration_seconds_count{route=\"");
-      append_label_value(out, route);
-      out.append("\"} ");
-      // The +Inf bucket and _count must agree; both come from the bucket sum read above.
-      append_number(out, cumulative);
-      out += '\n';
+      // _count is the bucket total, not s->count: the +Inf bucket and _count must agree.
+      w.histogram("hookd_http_request_duration_seconds", {{"route", route}}, kLatencyBuckets,
+                  counts, static_cast<double>(s->sum_ns.load(std::memory_order_relaxed)) / 1e9);
     }
   }
 
-  single(out, "hookd_http_open_connections", "gauge", "HTTP connections currently open.",
-         open_connections());
-  single(out, "hookd_http_connections_total", "counter", "HTTP connections accepted.",
-         connections_total_.load(std::memory_order_relaxed));
-  single(out, "hookd_http_connections_refused_total", "counter",
-         "HTTP connections answered 503 and closed at the connection limit (--max-connections).",
-         connections_refused_total_.load(std::memory_order_relaxed));
+  w.single("hookd_http_open_connections", metric_type::gauge, "HTTP connections currently open.",
+           open_connections());
+  w.single("hookd_http_connections_total", metric_type::counter, "HTTP connections accepted.",
+           connections_total_.load(std::memory_order_relaxed));
+  w.single("hookd_http_connections_refused_total", metric_type::counter,
+           "HTTP connections answered 503 and closed at the connection limit (--max-connections).",
+           connections_refused_total_.load(std::memory_order_relaxed));
 
   const auto counts = a.cat.counts();
-  header(out, "hookd_catalog_objects", "gauge", "Objects in the catalog, by kind.");
+  w.family("hookd_catalog_objects", metric_type::gauge, "Objects in the catalog, by kind.");
   const std::pair<std::string_view, std::size_t> kinds[] = {{"organizations", counts.organizations},
                                                             {"projects", counts.projects},
                                                             {"tokens", counts.tokens},
                                                             {"webhooks", counts.webhooks}};
   for (const auto& [kind, n] : kinds) {
-    out.append("hookd_catalog_objects{kind=\"").append(kind).append("\"} ");
-    append_number(out, std::uint64_t{n});
-    out += '\n';
+    w.sample("hookd_catalog_objects", {{"kind", kind}}, std::uint64_t{n});
   }
 
   const auto commits = a.cat.stats();
-  single(out, "hookd_catalog_commit_groups_total", "counter",
-         "Batches the catalog writer committed (one fsync each).", commits.groups);
-  single(out, "hookd_catalog_commit_mutations_total", "counter",
-         "Logical changes committed inside those batches.", commits.mutations);
-  single(out, "hookd_catalog_commit_rejected_total", "counter",
-         "Changes refused before writing (conflict, limit, not found).", commits.rejected);
-  single(out, "hookd_catalog_commit_failed_total", "counter",
-         "Changes whose batch failed to become durable.", commits.failed);
+  w.single("hookd_catalog_commit_groups_total", metric_type::counter,
+           "Batches the catalog writer committed (one fsync each).", commits.groups);
+  w.single("hookd_catalog_commit_mutations_total", metric_type::counter,
+           "Logical changes committed inside those batches.", commits.mutations);
+  w.single("hookd_catalog_commit_rejected_total", metric_type::counter,
+           "Changes refused before writing (conflict, limit, not found).", commits.rejected);
+  w.single("hookd_catalog_commit_failed_total", metric_type::counter,
+           "Changes whose batch failed to become durable.", commits.failed);
 
   if (a.store != nullptr) {
     const auto st = a.store->stats();
-    single(out, "hookd_storage_write_batches_total", "counter",
-           "Write batches storage made durable.", st.batches);
-    single(out, "hookd_storage_records_written_total", "counter",
-           "Puts and deletes inside those batches.", st.records);
-    single(out, "hookd_storage_fsyncs_total", "counter", "fsyncs storage performed.", st.syncs);
-    single(out, "hookd_storage_write_failures_total", "counter", "Write batches that failed.",
-           st.failures);
+    w.single("hookd_storage_write_batches_total", metric_type::counter,
+             "Write batches storage made durable.", st.batches);
+    w.single("hookd_storage_records_written_total", metric_type::counter,
+             "Puts and deletes inside those batches.", st.records);
+    w.single("hookd_storage_fsyncs_total", metric_type::counter, "fsyncs storage performed.",
+             st.syncs);
+    w.single("hookd_storage_write_failures_total", metric_type::counter,
+             "Write batches that failed.", st.failures);
   }
-  render_delivery_metrics(out, a.deliveries, a.delivery_stats);
+  render_delivery_metrics(w, a.deliveries, a.delivery_stats);
   return out;
 }
 
