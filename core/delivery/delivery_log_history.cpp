@@ -166,8 +166,17 @@ result<delivery_page> delivery_log::list_deliveries(const delivery_query& q) con
     }
   }
 
-  // Each source gave its newest `want`: the newest `limit` of all of them are among those.
-  std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a->id > b->id; });
+  // Each source gave its newest `want`: the newest `limit` of all of them are among those. A
+  // delivery that finished between the look at memory and the look at history is in both: the
+  // finished record, read last, is the one kept (memory is read first for that reason, so that
+  // none is missed either).
+  std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) {
+    if (a->id != b->id) return a->id > b->id;
+    return a->status != delivery_status::pending && b->status == delivery_status::pending;
+  });
+  found.erase(std::unique(found.begin(), found.end(),
+                          [](const auto& a, const auto& b) { return a->id == b->id; }),
+              found.end());
   delivery_page page;
   if (found.size() > q.limit) {
     found.resize(q.limit);

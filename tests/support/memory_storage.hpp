@@ -40,6 +40,12 @@ class memory_storage final : public storage {
     delay_ = d;
   }
   // Runs at the start of each write(), outside the lock (e.g. to hold the writer in a write).
+  // Runs at the start of each scan_range(), outside the lock, once per hook set (it clears
+  // itself first): to change the store between two reads of one request.
+  void set_before_scan_range(std::function<void()> hook) {
+    std::lock_guard lock(mutex_);
+    before_scan_range_ = std::move(hook);
+  }
   void set_before_write(std::function<void()> hook) {
     std::lock_guard lock(mutex_);
     before_write_ = std::move(hook);
@@ -138,6 +144,13 @@ class memory_storage final : public storage {
   // Copies the range out and visits it outside the lock, so that a visitor may call the store.
   result<void> scan_range(table t, std::string_view lower, std::string_view upper, scan_order order,
                           const scan_visitor& visit) const override {
+    std::function<void()> hook;
+    {
+      std::lock_guard lock(mutex_);
+      hook = std::move(before_scan_range_);
+      before_scan_range_ = nullptr;
+    }
+    if (hook) hook();
     std::vector<std::pair<std::string, std::string>> matching;
     {
       std::lock_guard lock(mutex_);
@@ -189,6 +202,7 @@ class memory_storage final : public storage {
   bool fail_all_ = false;
   std::chrono::milliseconds delay_{};
   std::function<void()> before_write_;
+  mutable std::function<void()> before_scan_range_;
 };
 
 }  // namespace hookd::testing

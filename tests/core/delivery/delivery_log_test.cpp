@@ -1090,6 +1090,20 @@ TEST_F(DeliveryLogTest, ListsNewestFirstWithCursorAndStatusFilters) {
   EXPECT_TRUE(all_pages(query(object_id::parse("65a0f1c2aabbccddee000999").value())).empty());
 }
 
+TEST_F(DeliveryLogTest, ADeliveryFinishingWhileAPageIsReadIsListedOnceFinished) {
+  const object_id w = make_webhook({"*"});
+  ingest_ok(request());
+  const object_id id = log_->jobs().take_due(now(), 10).ready.at(0).delivery;
+  // The page reads memory (pending), then history: the delivery finishes in between.
+  store_.set_before_scan_range(
+      [&] { ASSERT_TRUE(record(id, 200, attempt_decision::succeeded())); });
+  const auto page = log_->list_deliveries(query(w));
+  ASSERT_TRUE(page) << page.error().detail;
+  ASSERT_EQ(page->items.size(), 1u);
+  EXPECT_EQ(page->items[0]->status, delivery_status::succeeded);
+  EXPECT_EQ(page->next, std::nullopt);
+}
+
 TEST_F(DeliveryLogTest, TheProjectListSpansItsWebhooksAndFiltersByTypeAndTime) {
   const object_id orders = make_webhook({"order.*"});
   const object_id all = make_webhook({"*"});
