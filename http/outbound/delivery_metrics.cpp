@@ -51,6 +51,30 @@ void render_log(prometheus_writer& w, delivery_log& log) {
       "Organizations with all of their in-flight share taken (--max-inflight-per-organization).",
       std::uint64_t{s.organizations_at_cap});
 
+  // History and retention (docs/delivery.md).
+  const delivery_log_counts counts = log.counts();
+  w.single("hookd_history_deliveries", metric_type::gauge,
+           "Finished deliveries kept in the history table (within --retention).",
+           counts.history_deliveries);
+  w.single("hookd_history_expired_deliveries_total", metric_type::counter,
+           "Finished deliveries dropped by retention sweeps, since start.", c.expired);
+  w.single("hookd_history_sweeps_total", metric_type::counter,
+           "Retention sweeps committed, since start.", c.sweeps);
+  w.single("hookd_history_sweep_failures_total", metric_type::counter,
+           "Retention sweeps (or the freeing of their disk space) that failed; the next one "
+           "tries again.",
+           c.sweep_failures);
+  const history_stats h = log.history();
+  w.single("hookd_history_bytes", metric_type::gauge,
+           "The history table's size on disk and in memory buffers, as RocksDB estimates it.",
+           h.bytes);
+  w.single("hookd_history_oldest_age_seconds", metric_type::gauge,
+           "Age of the oldest history bucket on disk (as of the last sweep); 0 when empty.",
+           h.oldest_age ? static_cast<double>(h.oldest_age->count()) / 1000.0 : 0.0);
+  w.single("hookd_idempotency_keys", metric_type::gauge,
+           "Idempotency keys remembered (used within their 24-hour window).",
+           std::uint64_t{counts.idempotency_keys});
+
   const commit_stats st = log.stats();
   w.single("hookd_delivery_commit_groups_total", metric_type::counter,
            "Batches the delivery log's writer committed (one fsync each).", st.groups);

@@ -733,7 +733,11 @@ TEST_F(DeliveryE2E, MetricsCountAttemptsOutcomesAndPendingJobs) {
         "hookd_deliveries_total{outcome=\"succeeded\"} 1\n",
         "hookd_deliveries_total{outcome=\"failed\"} 0\n", "hookd_delivery_jobs_pending 0\n",
         "hookd_delivery_oldest_pending_age_seconds 0",
-        "hookd_delivery_attempt_duration_seconds_count 2\n", "hookd_events_total 1\n"}) {
+        "hookd_delivery_attempt_duration_seconds_count 2\n", "hookd_events_total 1\n",
+        // History: the finished delivery is on disk, nothing has expired yet.
+        "hookd_history_deliveries 1\n", "hookd_history_expired_deliveries_total 0\n",
+        "hookd_history_sweep_failures_total 0\n", "# TYPE hookd_history_bytes gauge\n",
+        "# TYPE hookd_history_oldest_age_seconds gauge\n", "hookd_idempotency_keys 0\n"}) {
     EXPECT_NE(text.find(line), std::string::npos) << line << "\n" << text;
   }
 }
