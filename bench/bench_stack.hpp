@@ -79,27 +79,26 @@ struct stack {
   // `sync`: fsync every batch (the production setting) or not (read benchmarks, where only the
   // published in-memory state matters and the disk would only add noise to the writers).
   explicit stack(bool sync, std::size_t max_webhooks_per_project = 100) {
-    service_options o;
-    o.settings.data_dir = (dir.path() / "data").string();
-    o.settings.listen_port = 0;
-    o.settings.threads = 1;
-    o.settings.unsafe_no_fsync = !sync;
-    o.settings.max_webhooks_per_project = max_webhooks_per_project;
-    o.admin_token = std::string(kAdminToken);
-    o.log = [](const boost::json::object&) {
+    options.settings.data_dir = (dir.path() / "data").string();
+    options.settings.listen_port = 0;
+    options.settings.threads = 1;
+    options.settings.unsafe_no_fsync = !sync;
+    options.settings.max_webhooks_per_project = max_webhooks_per_project;
+    options.admin_token = std::string(kAdminToken);
+    options.log = [](const boost::json::object&) {
     };
-    auto opened = service::open(std::move(o));
-    if (auto* failed = std::get_if<service_failure>(&opened)) {
-      throw std::runtime_error("cannot open the stack: " + failed->message);
-    }
-    svc = std::move(std::get<std::unique_ptr<service>>(opened));
-    cat = &svc->cat();
-    store = &svc->store();
-    deliveries = &svc->deliveries();
+    open();
     org = wait_for<std::shared_ptr<const organization>>([&](auto done) {
             cat->create_organization({.name = "Bench Org"}, std::move(done));
           })->id;
     project = add_project("bench");
+  }
+
+  // Stops the stack (writers drained, RocksDB closed) and opens it again over the same data dir,
+  // as a restart of hookd would.
+  void reopen() {
+    svc.reset();
+    open();
   }
   stack(const stack&) = delete;
   stack& operator=(const stack&) = delete;
@@ -172,7 +171,19 @@ struct stack {
     return hooks;
   }
 
+  void open() {
+    auto opened = service::open(options);
+    if (auto* failed = std::get_if<service_failure>(&opened)) {
+      throw std::runtime_error("cannot open the stack: " + failed->message);
+    }
+    svc = std::move(std::get<std::unique_ptr<service>>(opened));
+    cat = &svc->cat();
+    store = &svc->store();
+    deliveries = &svc->deliveries();
+  }
+
   temp_dir dir;
+  service_options options;
   std::unique_ptr<service> svc;  // stopped by its destructor: writers drained, RocksDB closed
   catalog* cat = nullptr;
   storage* store = nullptr;
