@@ -247,6 +247,14 @@ class delivery_log {
   // Completes with the number of deliveries failed.
   void cancel_webhook(object_id webhook, completion<std::size_t> done);
 
+  // Removes everything of `project` (docs/delivery.md, "Deleting"): its pending deliveries are
+  // cancelled (out of the queue, memory and the scheduler: never attempted once this completes)
+  // and its history goes with one range delete per history bucket, not a delete per record.
+  // Call after the catalog deleted the project (so that nothing new is ingested for it); a start
+  // that finds pending deliveries of a project the catalog no longer has finishes the job.
+  // Completes with the number of pending deliveries cancelled.
+  void delete_project(object_id project, completion<std::size_t> done);
+
   // One retention pass: drops every history bucket that ended before now - retention, with range
   // deletes around the records of pending deliveries older than that (kept until they finish),
   // and erases the idempotency records past their window. Completes once durable; the disk space
