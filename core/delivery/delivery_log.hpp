@@ -169,6 +169,7 @@ struct delivery_counters {
   std::uint64_t succeeded = 0;       // deliveries that succeeded
   std::uint64_t failed = 0;          // deliveries that failed (410, exhausted, webhook deleted)
   std::uint64_t cancelled = 0;       // of those, failed by cancel_webhook
+  std::uint64_t deleted = 0;         // pending deliveries dropped with their project
   std::uint64_t expired = 0;         // finished deliveries dropped by retention sweeps
   std::uint64_t sweeps = 0;          // retention sweeps committed
   std::uint64_t sweep_failures = 0;  // sweeps or reclaims that failed (retried at the next one)

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <set>
 
 namespace hookd {
 
@@ -226,9 +227,11 @@ result<delivery_log_counts> delivery_log::impl::load() {
   if (failure) return *failure;
 
   std::unordered_map<object_id, std::shared_ptr<const event>> events;
+  std::set<object_id> orphaned;  // projects the catalog no longer has
   {
     std::unique_lock lock(mutex);
     for (const auto& d : queued) {
+      if (!cat.find_project(d->project)) orphaned.insert(d->project);
       auto& e = events[d->event];
       if (!e) {
         const std::string key = event_key(bucket_of(*d), d->project, d->event);
@@ -269,6 +272,11 @@ result<delivery_log_counts> delivery_log::impl::load() {
 
   loaded = true;
   for (const auto& d : queued) sched.schedule(d->id, d->webhook, *d->next_attempt_at);
+  // A project deleted from the catalog whose deliveries were not yet (the process stopped in
+  // between): its deletion is finished first thing once the writer starts.
+  for (const object_id& project : orphaned) {
+    writer.submit(make_delete_project(project, [](result<std::size_t>) {}));
+  }
   delivery_log_counts counts;
   counts.events = events.size();
   counts.pending = queued.size();

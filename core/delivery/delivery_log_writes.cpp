@@ -389,6 +389,69 @@ class cancel_webhook_op final : public commit_mutation {
   std::vector<std::pair<std::uint32_t, std::uint64_t>> counts_;
 };
 
+// ---------------------------------------------------------------- delete_project
+
+// A deleted project: its pending deliveries leave the queue, memory and the scheduler (point
+// deletes: as many as there is pending work), and its history goes with one range per bucket
+// that can hold it, from the oldest (the window's, or an older one a pending delivery of it still
+// uses) to the newest.
+class delete_project_op final : public commit_mutation {
+ public:
+  delete_project_op(impl& log, object_id project, completion<std::size_t> done)
+      : log_(log), project_(project), done_(std::move(done)) {}
+
+  result<void> plan(write_batch& batch) override {
+    const timestamp now = log_.clock();
+    std::uint32_t oldest = log_.bucket_of(now - log_.options.retention);
+    const auto cancel = [&](const pending_entry& entry) {
+      const delivery& d = *entry.record;
+      batch.erase(table::queue, std::string(d.id.binary()));
+      log_.overlay.deliveries[d.id] = std::nullopt;
+      cancelled_.push_back(d.id);
+      oldest = std::min(oldest, log_.bucket_of(d));
+    };
+    {
+      std::shared_lock lock(log_.mutex);
+      if (const auto it = log_.pending_by_project.find(project_);
+          it != log_.pending_by_project.end()) {
+        for (const object_id& id : it->second) {
+          if (!log_.overlay.deliveries.contains(id)) cancel(log_.pending.at(id));
+        }
+      }
+    }
+    for (const auto& [id, entry] : log_.overlay.deliveries) {
+      if (entry && entry->record->project == project_) cancel(*entry);
+    }
+    for (std::optional<std::uint32_t> bucket = log_.bucket_of(now); bucket && *bucket >= oldest;
+         bucket = log_.buckets.previous(*bucket)) {
+      const std::string prefix = history_prefix(*bucket, project_);
+      batch.erase_range(table::history, prefix, prefix_end(prefix));
+      ++ranges_;
+    }
+    return {};
+  }
+
+  void publish() override {
+    {
+      std::unique_lock lock(log_.mutex);
+      for (const object_id& id : cancelled_) log_.remove_locked(id);
+    }
+    for (const object_id& id : cancelled_) log_.sched.cancel(id);
+    log_.n_deleted.fetch_add(cancelled_.size(), std::memory_order_relaxed);
+  }
+
+  void complete(result<void> outcome) noexcept override {
+    deliver(done_, std::move(outcome), cancelled_.size());
+  }
+
+ private:
+  impl& log_;
+  object_id project_;
+  completion<std::size_t> done_;
+  std::vector<object_id> cancelled_;
+  std::size_t ranges_ = 0;
+};
+
 // ---------------------------------------------------------------- sweep
 
 // Retention: every bucket that ended before now - retention goes, with a handful of range
@@ -521,6 +584,15 @@ void delivery_log::record_attempt(std::shared_ptr<const delivery> attempted, att
 
 void delivery_log::cancel_webhook(object_id webhook, completion<std::size_t> done) {
   impl_->writer.submit(std::make_unique<cancel_webhook_op>(*impl_, webhook, std::move(done)));
+}
+
+void delivery_log::delete_project(object_id project, completion<std::size_t> done) {
+  impl_->writer.submit(impl_->make_delete_project(project, std::move(done)));
+}
+
+std::unique_ptr<commit_mutation> delivery_log::impl::make_delete_project(
+    object_id project, completion<std::size_t> done) {
+  return std::make_unique<delete_project_op>(*this, project, std::move(done));
 }
 
 void delivery_log::sweep(completion<sweep_result> done) {

@@ -25,11 +25,13 @@ void render_log(prometheus_writer& w, delivery_log& log) {
   // Mutually exclusive outcomes: failed counts neither 410/exhausted twice nor cancellations.
   w.family("hookd_deliveries_total", metric_type::counter,
            "Deliveries that reached a final state, by outcome: succeeded, failed (410 Gone or "
-           "retries exhausted), cancelled (webhook deleted).");
+           "retries exhausted), cancelled (webhook deleted), deleted (pending when its project was "
+           "deleted).");
   w.sample("hookd_deliveries_total", {{"outcome", "succeeded"}}, c.succeeded);
   w.sample("hookd_deliveries_total", {{"outcome", "failed"}},
            c.failed >= c.cancelled ? c.failed - c.cancelled : 0);
   w.sample("hookd_deliveries_total", {{"outcome", "cancelled"}}, c.cancelled);
+  w.sample("hookd_deliveries_total", {{"outcome", "deleted"}}, c.deleted);
   w.single("hookd_delivery_retries_total", metric_type::counter,
            "Attempts after which the delivery was scheduled again.", c.retries);
 

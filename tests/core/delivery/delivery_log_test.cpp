@@ -1441,6 +1441,101 @@ TEST_F(DeliveryLogTest, CancelInTheSameGroupAsTheIngestSeesItsDeliveries) {
   EXPECT_TRUE(store_.records(table::queue).empty());
 }
 
+// ---------------------------------------------------------------- deleting a project
+
+TEST_F(DeliveryLogTest, DeletingAProjectDropsItsPendingWorkAndItsHistoryByRanges) {
+  delivery_log_options options = manual();
+  options.retention = seconds(160);  // 10 s buckets: the history spans several
+  open(options);
+  const object_id doomed = make_webhook({"*"});
+  const object_id kept = make_webhook({"*"}, true, other_project_);
+  for (int i = 0; i < 3; ++i) {
+    ingest_ok(request());
+    ingest_request there = request();
+    there.project = other_project_;
+    ingest_ok(std::move(there));
+    for (const auto& j : log_->jobs().take_due(now(), 100).ready) {
+      ASSERT_TRUE(record(j.delivery, 200, attempt_decision::succeeded()));
+    }
+    advance(seconds(30));
+  }
+  const ingest_result waiting = ingest_ok(request());  // still pending in the doomed project
+  ingest_request there = request();
+  there.project = other_project_;
+  ingest_ok(std::move(there));
+  const std::size_t kept_records_before = [&] {
+    std::size_t n = 0;
+    for (const auto& [key, value] : store_.records(table::history)) {
+      n += key.substr(kBucketBytes, object_id::kSize) == other_project_.binary();
+    }
+    return n;
+  }();
+
+  auto cancelled =
+      wait_for<std::size_t>([&](auto done) { log_->delete_project(project_, std::move(done)); });
+  ASSERT_TRUE(cancelled) << cancelled.error().detail;
+  EXPECT_EQ(*cancelled, 1u);
+  // Nothing of the project is left: not in memory, not on the scheduler, not in storage.
+  EXPECT_TRUE(all_pages(query()).empty());
+  EXPECT_FALSE(log_->find_event(project_, waiting.event).value());
+  EXPECT_EQ(log_->counts().pending, 1u);  // the other project's
+  for (const auto& j : log_->jobs().take_due(now(), 100).ready) {
+    EXPECT_NE(log_->find_pending(j.delivery)->record->project, project_);
+  }
+  EXPECT_EQ(store_.records(table::queue).size(), 1u);
+  for (const auto& [key, value] : store_.records(table::history)) {
+    EXPECT_NE(key.substr(kBucketBytes, object_id::kSize), project_.binary());
+  }
+  // By ranges: the batch deletes history with range tombstones only, one per bucket.
+  const auto written = store_.batches();
+  std::size_t history_ops = 0;
+  for (const auto& op : written.back().ops) {
+    if (op.where != table::history) continue;
+    EXPECT_TRUE(op.range_end.has_value());
+    ++history_ops;
+  }
+  EXPECT_GE(history_ops, 10u);  // 160 s of 10 s buckets, and the one of now
+  EXPECT_LE(history_ops, 20u);
+  // The other project is untouched.
+  std::size_t kept_records = 0;
+  for (const auto& [key, value] : store_.records(table::history)) {
+    kept_records += key.substr(kBucketBytes, object_id::kSize) == other_project_.binary();
+  }
+  EXPECT_EQ(kept_records, kept_records_before);
+  delivery_query theirs = query(kept);
+  theirs.project = other_project_;
+  EXPECT_EQ(all_pages(theirs).size(), 4u);
+  EXPECT_EQ(log_->counters().deleted, 1u);
+  (void)doomed;
+}
+
+TEST_F(DeliveryLogTest, AStartFinishesTheDeletionOfAProjectTheCatalogNoLongerHas) {
+  make_webhook({"*"});
+  ingest_ok(request());
+  ASSERT_EQ(log_->pending_count(), 1u);
+  log_.reset();
+  // The catalog deleted the project, then the process stopped before the log did its part: a
+  // catalog without the project, over its own store, stands for that one.
+  testing::memory_storage other_store;
+  catalog without(other_store, catalog_options{});
+  ASSERT_TRUE(without.load());
+  without.start();
+  log_ = std::make_unique<delivery_log>(store_, without, options_,
+                                        [this] { return timestamp{milliseconds{now_.load()}}; });
+  auto reloaded = log_->load();
+  ASSERT_TRUE(reloaded) << reloaded.error().detail;
+  log_->start();
+  const auto deadline = std::chrono::steady_clock::now() + seconds(10);
+  while (log_->pending_count() != 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  EXPECT_EQ(log_->pending_count(), 0u);
+  EXPECT_TRUE(store_.records(table::queue).empty());
+  EXPECT_EQ(log_->counters().deleted, 1u);
+  log_.reset();
+  without.stop();
+}
+
 // ---------------------------------------------------------------- scheduling and metrics
 
 TEST_F(DeliveryLogTest, RetriesOfADeactivatedWebhookAreHeldUntilItIsActiveAgain) {
