@@ -272,6 +272,13 @@ rocksdb::ColumnFamilyOptions make_cf_options(std::optional<table> t,
   // larger memtable means fewer flushes and fewer level-0 files to merge for the same data.
   // When all memtables together reach the cap, RocksDB flushes the largest early.
   cf.write_buffer_size = history ? 32u << 20 : 8u << 20;
+  if (history) {
+    // Default: off (files are compacted only when their level overflows). Every history file is
+    // rewritten at least once a day, so that records deleted one by one (an erased subject) leave
+    // the disk within a day even where no new data overlaps their file (docs/delivery.md,
+    // "Erasing a subject"). Retention drops whole files and ranges and does not rely on this.
+    cf.periodic_compaction_seconds = 24 * 3600;
+  }
   // LZ4 for history too, although it is not loaded whole at start-up: ZSTD at the last level
   // would save disk, but would cost CPU on every compaction of the table that takes most
   // writes, on hosts where hookd shares two cores. Measure before changing it.

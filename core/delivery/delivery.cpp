@@ -103,6 +103,7 @@ json::object to_json(const event& e) {
   json::value data = json::parse(e.data, ec, {}, options);
   o["data"] = ec ? json::value() : std::move(data);
   o["timestamp"] = time_json(e.time);
+  if (e.subject) o["subject"] = *e.subject;
   return o;
 }
 
@@ -180,6 +181,7 @@ std::string encode(const event& e) {
   o["type"] = e.type;
   o["data"] = e.data;  // as text: the record stays flat and the bytes stay exact
   o["timestamp"] = to_millis(e.time);
+  if (e.subject) o["subject"] = *e.subject;
   if (!e.deliveries.empty()) {
     json::array list;
     list.reserve(e.deliveries.size());
@@ -202,6 +204,7 @@ result<event> decode_event(std::string_view key, std::string_view value) {
   e.type = r.string("type");
   e.data = r.string("data");
   e.time = r.time("timestamp");
+  e.subject = r.opt_string("subject");
   if (const json::value* list = r.field("deliveries", false)) {
     const json::array* items = list->if_array();
     bool good = items != nullptr;

@@ -58,7 +58,13 @@ struct event {
   std::string data;                      // compact serialized JSON, exactly as ingested
   timestamp time{};                      // wire name "timestamp"
   std::vector<fanout_entry> deliveries;  // what ingest created for it, in webhook order
+  // Whom the event is about (a user id, say), so that all of that subject's events can be erased
+  // at once (docs/delivery.md, "Erasing a subject"). Not sent to receivers.
+  std::optional<std::string> subject;
 };
+
+// A subject is 1 to 128 bytes of text without control characters.
+inline constexpr std::size_t kMaxSubjectBytes = 128;
 
 // Why a delivery failed (the `reason` field). Fixed strings so that clients can match on them.
 inline constexpr std::string_view kReasonGone = "410 Gone";

@@ -259,6 +259,7 @@ delivery_counters delivery_log::counters() const {
   c.failed = i.n_failed.load(relaxed);
   c.cancelled = i.n_cancelled.load(relaxed);
   c.deleted = i.n_deleted.load(relaxed);
+  c.erased_events = i.n_erased_events.load(relaxed);
   c.expired = i.n_expired.load(relaxed);
   c.sweeps = i.n_sweeps.load(relaxed);
   c.sweep_failures = i.n_sweep_failures.load(relaxed);

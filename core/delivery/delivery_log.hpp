@@ -90,6 +90,7 @@ struct ingest_request {
   // The idempotency fingerprint is over this text. Not parsed again: the HTTP layer parsed it.
   std::string data;
   std::optional<std::string> idempotency_key;
+  std::optional<std::string> subject;  // see event::subject
 };
 
 // The 202 answer: {_id, type, timestamp, deliveries}.
@@ -169,6 +170,7 @@ struct delivery_counters {
   std::uint64_t succeeded = 0;       // deliveries that succeeded
   std::uint64_t failed = 0;          // deliveries that failed (410, exhausted, webhook deleted)
   std::uint64_t cancelled = 0;       // of those, failed by cancel_webhook
+  std::uint64_t erased_events = 0;   // events erased with their subject
   std::uint64_t deleted = 0;         // pending deliveries dropped with their project
   std::uint64_t expired = 0;         // finished deliveries dropped by retention sweeps
   std::uint64_t sweeps = 0;          // retention sweeps committed
@@ -247,6 +249,14 @@ class delivery_log {
   // scheduler. Call after the catalog deleted the webhook, and for jobs take_due dropped.
   // Completes with the number of deliveries failed.
   void cancel_webhook(object_id webhook, completion<std::size_t> done);
+
+  // Erases every event of `subject` in `project` (docs/delivery.md, "Erasing a subject"), with
+  // its deliveries and their attempts: gone from every read once this completes, pending ones
+  // cancelled (never attempted after). Each event costs a few point deletes and one range (its
+  // attempts); finding them costs one range scan of the subject's index per history bucket. The
+  // records leave the disk at the next compaction of their files (at most a day: the history
+  // table compacts every file at least that often). Completes with the number of events erased.
+  void erase_subject(object_id project, std::string subject, completion<std::size_t> done);
 
   // Removes everything of `project` (docs/delivery.md, "Deleting"): its pending deliveries are
   // cancelled (out of the queue, memory and the scheduler: never attempted once this completes)

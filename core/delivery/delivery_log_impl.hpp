@@ -93,7 +93,7 @@ struct delivery_log::impl {
 
   std::atomic<std::uint64_t> n_events{0}, n_deliveries{0}, n_replays{0}, n_attempts{0},
       n_retries{0}, n_succeeded{0}, n_failed{0}, n_cancelled{0}, n_expired{0}, n_sweeps{0},
-      n_deleted{0};
+      n_deleted{0}, n_erased_events{0};
   std::atomic<std::size_t> idempotency_size{0};      // idempotency.size(), for readers
   std::atomic<std::uint64_t> history_deliveries{0};  // sum of bucket_counts, for readers
   std::atomic<std::int64_t> oldest_bucket{-1};       // the first bucket on disk; -1: none

@@ -27,6 +27,12 @@ sha256_digest fingerprint(const ingest_request& r) {
   text.append(r.organization.binary()).append(r.project.binary()).append(r.type);
   text.push_back('\0');  // a type cannot contain NUL, so (type, data) splits one way only
   text.append(r.data);
+  if (r.subject) {
+    // Only when there is one, so that the fingerprints of requests without a subject (all of
+    // them, before subjects existed) stay what they were.
+    text.push_back('\0');
+    text.append(*r.subject);
+  }
   return sha256(text);
 }
 
@@ -89,6 +95,7 @@ class ingest_op final : public commit_mutation {
     e->type = request_.type;
     e->data = std::move(request_.data);
     e->time = now;
+    e->subject = request_.subject;
 
     std::vector<std::shared_ptr<delivery>> created;
     const std::shared_ptr<const webhook_list> hooks = log_.cat.list_webhooks(request_.project);
@@ -108,6 +115,10 @@ class ingest_op final : public commit_mutation {
       created.push_back(std::move(d));
     }
     batch.put(table::history, event_key(log_.bucket_of(now), e->project, e->id), encode(*e));
+    if (e->subject) {
+      batch.put(table::history, subject_key(log_.bucket_of(now), e->project, *e->subject, e->id),
+                std::string());
+    }
     std::shared_ptr<const event> sent = std::move(e);
     for (auto& d : created) {
       pending_entry entry{std::move(d), sent};
@@ -389,6 +400,111 @@ class cancel_webhook_op final : public commit_mutation {
   std::vector<std::pair<std::uint32_t, std::uint64_t>> counts_;
 };
 
+// ---------------------------------------------------------------- erase_subject
+
+// Every event of one subject in one project, with its deliveries and their attempts. The events
+// are found through the subject's index, one range scan per bucket (these reads run on the
+// writer, as erasure is rare and a subject has few events); each costs point deletes (the event,
+// its index entry, each finished delivery's two records) and one range (each delivery's attempts).
+class erase_subject_op final : public commit_mutation {
+ public:
+  erase_subject_op(impl& log, object_id project, std::string subject, completion<std::size_t> done)
+      : log_(log), project_(project), subject_(std::move(subject)), done_(std::move(done)) {}
+
+  result<void> plan(write_batch& batch) override {
+    const timestamp now = log_.clock();
+    std::uint32_t oldest = log_.bucket_of(now - log_.options.retention);
+    {
+      std::shared_lock lock(log_.mutex);
+      if (const auto it = log_.pending_by_project.find(project_);
+          it != log_.pending_by_project.end()) {
+        for (const object_id& id : it->second) {
+          oldest = std::min(oldest, log_.bucket_of(*log_.pending.at(id).record));
+        }
+      }
+    }
+    for (std::optional<std::uint32_t> bucket = log_.bucket_of(now); bucket && *bucket >= oldest;
+         bucket = log_.buckets.previous(*bucket)) {
+      if (auto erased = erase_bucket(batch, *bucket); !erased) return erased;
+    }
+    return {};
+  }
+
+  void publish() override {
+    {
+      std::unique_lock lock(log_.mutex);
+      for (const object_id& id : cancelled_) log_.remove_locked(id);
+    }
+    for (const object_id& id : cancelled_) log_.sched.cancel(id);
+    for (const auto& [bucket, count] : counts_) log_.set_bucket_count(bucket, count);
+    log_.n_deleted.fetch_add(cancelled_.size(), std::memory_order_relaxed);
+    log_.n_erased_events.fetch_add(events_, std::memory_order_relaxed);
+  }
+
+  void complete(result<void> outcome) noexcept override {
+    deliver(done_, std::move(outcome), events_);
+  }
+
+ private:
+  result<void> erase_bucket(write_batch& batch, std::uint32_t bucket) {
+    const std::string prefix = subject_prefix(bucket, project_, subject_);
+    std::vector<object_id> events;
+    auto scanned = log_.store.scan_range(
+        table::history, prefix, prefix_end(prefix), scan_order::ascending,
+        [&events](std::string_view key, std::string_view) {
+          if (auto id = object_id::from_binary(key.substr(key.size() - object_id::kSize))) {
+            events.push_back(*id);
+          }
+          return true;
+        });
+    if (!scanned) return scanned;
+    for (const object_id& id : events) {
+      const std::string key = event_key(bucket, project_, id);
+      auto value = log_.store.get(table::history, key);
+      if (!value) return value.error();
+      batch.erase(table::history, subject_key(bucket, project_, subject_, id));
+      ++events_;
+      if (!*value) continue;  // erased already, or dropped by retention
+      auto e = decode_event(id.binary(), **value);
+      if (!e)
+        return make_problem(error_kind::internal,
+                            "history record " + hex_encode(key) + ": " + e.error().detail);
+      batch.erase(table::history, key);
+      for (const fanout_entry& f : e->deliveries) {
+        if (const auto pending = log_.current_pending(f.delivery)) {
+          batch.erase(table::queue, std::string(f.delivery.binary()));
+          log_.overlay.deliveries[f.delivery] = std::nullopt;
+          cancelled_.push_back(f.delivery);
+        } else {
+          auto finished = log_.read_finished(bucket, project_, f.delivery);
+          if (!finished) return finished.error();
+          if (*finished) {
+            const delivery_status s = (*finished)->status;
+            batch.erase(table::history, finished_key(bucket, project_, s, f.delivery));
+            batch.erase(table::history, by_webhook_key(bucket, project_, f.webhook, s, f.delivery));
+            const std::uint64_t count = log_.current_bucket_count(bucket);
+            const std::uint64_t left = count > 0 ? count - 1 : 0;
+            log_.overlay.bucket_counts[bucket] = left;
+            batch.put(table::meta, bucket_count_key(bucket), std::to_string(left));
+            counts_.emplace_back(bucket, left);
+          }
+        }
+        const std::string attempts = attempt_prefix(bucket, project_, f.delivery);
+        batch.erase_range(table::history, attempts, prefix_end(attempts));
+      }
+    }
+    return {};
+  }
+
+  impl& log_;
+  object_id project_;
+  std::string subject_;
+  completion<std::size_t> done_;
+  std::size_t events_ = 0;
+  std::vector<object_id> cancelled_;
+  std::vector<std::pair<std::uint32_t, std::uint64_t>> counts_;
+};
+
 // ---------------------------------------------------------------- delete_project
 
 // A deleted project: its pending deliveries leave the queue, memory and the scheduler (point
@@ -584,6 +700,12 @@ void delivery_log::record_attempt(std::shared_ptr<const delivery> attempted, att
 
 void delivery_log::cancel_webhook(object_id webhook, completion<std::size_t> done) {
   impl_->writer.submit(std::make_unique<cancel_webhook_op>(*impl_, webhook, std::move(done)));
+}
+
+void delivery_log::erase_subject(object_id project, std::string subject,
+                                 completion<std::size_t> done) {
+  impl_->writer.submit(
+      std::make_unique<erase_subject_op>(*impl_, project, std::move(subject), std::move(done)));
 }
 
 void delivery_log::delete_project(object_id project, completion<std::size_t> done) {

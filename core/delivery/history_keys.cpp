@@ -179,6 +179,19 @@ std::string by_webhook_key(std::uint32_t bucket, const object_id& project, const
   return by_webhook_prefix(bucket, project, webhook, s).append(delivery.binary());
 }
 
+std::string subject_prefix(std::uint32_t bucket, const object_id& project,
+                           std::string_view subject) {
+  std::string key = with_kind(bucket, project, history_kind::subject);
+  key.append(subject);
+  key.push_back('\0');
+  return key;
+}
+
+std::string subject_key(std::uint32_t bucket, const object_id& project, std::string_view subject,
+                        const object_id& event) {
+  return subject_prefix(bucket, project, subject).append(event.binary());
+}
+
 std::string prefix_end(std::string_view prefix) {
   std::string end(prefix);
   while (!end.empty()) {

@@ -11,6 +11,7 @@
 //     'a' + delivery id (12) + attempt number (4, BE)       -> encode(attempt)
 //     'd' + status (1) + delivery id (12)                   -> encode(delivery), once finished
 //     'w' + webhook id (12) + status (1) + delivery id (12) -> the same record, by webhook
+//     's' + subject + NUL + event id (12)                   -> "" (the events of one subject)
 //
 // An event, its deliveries and their attempts share the bucket of the event's second (a delivery
 // id carries that second: ids are made when the event is ingested). Ids grow with time, so within
@@ -74,7 +75,13 @@ class bucket_plan {
 // The meta key under which the plan is kept.
 inline constexpr std::string_view kBucketPlanKey = "history_buckets";
 
-enum class history_kind : char { event = 'e', attempt = 'a', finished = 'd', by_webhook = 'w' };
+enum class history_kind : char {
+  event = 'e',
+  attempt = 'a',
+  finished = 'd',
+  by_webhook = 'w',
+  subject = 's',
+};
 
 // The status byte of a finished delivery's keys.
 char status_byte(delivery_status s) noexcept;
@@ -103,6 +110,13 @@ std::string by_webhook_prefix(std::uint32_t bucket, const object_id& project,
                               const object_id& webhook, delivery_status s);
 std::string by_webhook_key(std::uint32_t bucket, const object_id& project, const object_id& webhook,
                            delivery_status s, const object_id& delivery);
+
+// The events of one subject in one bucket: the prefix, and one event's entry. A subject holds no
+// NUL (check_subject), so one subject's prefix is never another's.
+std::string subject_prefix(std::uint32_t bucket, const object_id& project,
+                           std::string_view subject);
+std::string subject_key(std::uint32_t bucket, const object_id& project, std::string_view subject,
+                        const object_id& event);
 
 // The smallest key greater than every key that starts with `prefix` (prefix + 0xFF... would not
 // do: ids may hold 0xFF). Empty when there is none (a prefix of only 0xFF bytes).

@@ -10,6 +10,18 @@
 
 namespace hookd {
 
+std::optional<std::string> check_subject(std::optional<std::string_view> subject) {
+  if (!subject) return "must be a string";
+  if (subject->empty() || subject->size() > kMaxSubjectBytes) {
+    return "must be 1 to " + std::to_string(kMaxSubjectBytes) + " bytes long";
+  }
+  for (const char c : *subject) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7F) return "must not contain control characters";
+  }
+  return std::nullopt;
+}
+
 result<ingest_request> parse_ingest(const boost::json::value& body,
                                     std::optional<std::string_view> idempotency_header) {
   if (!body.is_object()) {
@@ -20,7 +32,7 @@ result<ingest_request> parse_ingest(const boost::json::value& body,
   std::vector<field_error> errors;
   for (const auto& member : obj) {
     const std::string_view key(member.key().data(), member.key().size());
-    if (key != "type" && key != "data" && key != "idempotencyKey") {
+    if (key != "type" && key != "data" && key != "idempotencyKey" && key != "subject") {
       errors.push_back({std::string(key), "unknown field"});
     }
   }
@@ -40,6 +52,17 @@ result<ingest_request> parse_ingest(const boost::json::value& body,
     errors.push_back({"data", "is required (any JSON value, null included)"});
   } else {
     in.data = boost::json::serialize(*data);
+  }
+
+  if (const auto* subject = obj.if_contains("subject"); subject != nullptr) {
+    const std::optional<std::string_view> text =
+        subject->is_string() ? std::optional<std::string_view>(subject->get_string())
+                             : std::nullopt;
+    if (auto message = check_subject(text)) {
+      errors.push_back({"subject", std::move(*message)});
+    } else {
+      in.subject = std::string(*text);
+    }
   }
 
   std::optional<std::string> from_body;

@@ -5,6 +5,7 @@
 //                                                                                   deliveries:read
 //   GET  …/settings/webhooks/{webhookId}/deliveries?status=&…&limit=&after=         deliveries:read
 //   GET  …/settings/webhooks/{webhookId}/deliveries/{deliveryId}                    deliveries:read
+//   DELETE …/projects/{projectId}/subjects/{subject} deliveries:write
 // Order of checks as for webhooks: token (401), path ids (400), organization access (403, the
 // same whether or not it exists), scope (403), organization and project (404), then the request.
 //
@@ -328,6 +329,47 @@ asio::awaitable<response> get_delivery(app& a, request_context& ctx) {
   co_return json_response(bhttp::status::ok, out);
 }
 
+// A path segment with its %XX escapes decoded ('+' stays '+'); nullopt for a broken escape.
+std::optional<std::string> path_decode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out += s[i];
+      continue;
+    }
+    if (i + 2 >= s.size()) return std::nullopt;
+    const int hi = hex_value(s[i + 1]), lo = hex_value(s[i + 2]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out += static_cast<char>(hi * 16 + lo);
+    i += 2;
+  }
+  return out;
+}
+
+// DELETE …/subjects/{subject}: every event of the subject in the project, with its deliveries
+// and attempts, gone from every read before the 202 (docs/delivery.md, "Erasing a subject").
+asio::awaitable<response> erase_subject(app& a, request_context& ctx) {
+  auto target = resolve(a, ctx, scope::deliveries_write);
+  if (!target) co_return fail(ctx, target.error());
+  const std::optional<std::string> subject = path_decode(ctx.params.get("subject"));
+  const auto invalid = check_subject(subject ? std::optional<std::string_view>(*subject)
+                                             : std::optional<std::string_view>("\x01"));
+  if (invalid) {
+    co_return fail(
+        ctx, validation_problem({{"subject", subject ? *invalid : "has a malformed %-escape"}},
+                                "The subject in the path is invalid."));
+  }
+  delivery_log& log = *a.deliveries;
+  auto erasing = await_catalog<std::size_t>([&](completion<std::size_t> done) {
+    log.erase_subject(target->project, *subject, std::move(done));
+  });
+  auto erased = co_await std::move(erasing);
+  if (!erased) co_return fail(ctx, erased.error());
+  co_return json_response(bhttp::status::accepted,
+                          boost::json::object{{"events", static_cast<std::uint64_t>(*erased)}});
+}
+
 asio::awaitable<response> get_event(app& a, request_context& ctx) {
   auto target = resolve(a, ctx, scope::deliveries_read);
   if (!target) co_return fail(ctx, target.error());
@@ -353,6 +395,8 @@ void register_event_routes(router& r, app& a) {
   r.add(verb::post, project + "/events", [&a](request_context& c) { return ingest_event(a, c); });
   r.add(verb::get, project + "/events/{eventId}",
         [&a](request_context& c) { return get_event(a, c); });
+  r.add(verb::delete_, project + "/subjects/{subject}",
+        [&a](request_context& c) { return erase_subject(a, c); });
   r.add(verb::get, project + "/deliveries",
         [&a](request_context& c) { return list_project_deliveries(a, c); });
   r.add(verb::get, deliveries, [&a](request_context& c) { return list_webhook_deliveries(a, c); });

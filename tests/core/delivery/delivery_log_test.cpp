@@ -1441,6 +1441,76 @@ TEST_F(DeliveryLogTest, CancelInTheSameGroupAsTheIngestSeesItsDeliveries) {
   EXPECT_TRUE(store_.records(table::queue).empty());
 }
 
+// ---------------------------------------------------------------- erasing a subject
+
+TEST_F(DeliveryLogTest, ErasingASubjectRemovesItsEventsDeliveriesAndAttemptsEverywhere) {
+  delivery_log_options options = manual();
+  options.retention = seconds(160);  // 10 s buckets: the subject's events span several
+  open(options);
+  const object_id ok = make_webhook({"*"});
+  const object_id slow = make_webhook({"*"});
+  const auto with_subject = [&](std::optional<std::string> subject) {
+    ingest_request r = request();
+    r.subject = std::move(subject);
+    return ingest_ok(std::move(r));
+  };
+  std::vector<object_id> erased_events, kept_events;
+  for (int round = 0; round < 3; ++round) {
+    erased_events.push_back(with_subject("user-1").event);
+    kept_events.push_back(with_subject("user-2").event);
+    kept_events.push_back(with_subject(std::nullopt).event);
+    // The first webhook's deliveries succeed; the second's stay pending (a retry an hour out).
+    for (const auto& j : log_->jobs().take_due(now(), 100).ready) {
+      ASSERT_TRUE(record(j.delivery, j.webhook == ok ? 200 : 503,
+                         j.webhook == ok ? attempt_decision::succeeded()
+                                         : attempt_decision::retry(now() + hours(1))));
+    }
+    advance(seconds(25));
+  }
+  ASSERT_EQ(log_->pending_count(), 9u);
+  EXPECT_EQ(event_of(erased_events[0])->record.subject, "user-1");
+  const std::uint64_t history_before = log_->counts().history_deliveries;
+
+  auto erased = wait_for<std::size_t>(
+      [&](auto done) { log_->erase_subject(project_, "user-1", std::move(done)); });
+  ASSERT_TRUE(erased) << erased.error().detail;
+  EXPECT_EQ(*erased, 3u);
+
+  std::set<object_id> gone_deliveries;
+  for (const object_id& e : erased_events) EXPECT_FALSE(log_->find_event(project_, e).value());
+  for (const object_id& e : kept_events) EXPECT_TRUE(event_of(e));
+  for (const auto& d : all_pages(query())) {
+    EXPECT_TRUE(std::find(erased_events.begin(), erased_events.end(), d->event) ==
+                erased_events.end());
+  }
+  EXPECT_EQ(all_pages(query()).size(), 12u);  // 6 events x 2 webhooks left
+  EXPECT_EQ(log_->pending_count(), 6u);       // the three pending of user-1 cancelled
+  EXPECT_EQ(log_->counters().deleted, 3u);
+  EXPECT_EQ(log_->counters().erased_events, 3u);
+  EXPECT_EQ(log_->counts().history_deliveries, history_before - 3);
+  // Storage holds nothing that names an erased event or its subject any more.
+  for (const auto& [key, value] : store_.records(table::history)) {
+    for (const object_id& e : erased_events) {
+      EXPECT_EQ(key.find(e.binary()), std::string::npos);
+      EXPECT_EQ(value.find(e.to_string()), std::string::npos);
+    }
+    EXPECT_EQ(key.find("user-1"), std::string::npos);
+  }
+  for (const auto& [key, value] : store_.records(table::queue)) {
+    for (const object_id& e : erased_events)
+      EXPECT_EQ(value.find(e.to_string()), std::string::npos);
+  }
+  // A second erasure finds nothing; the other subject is whole.
+  EXPECT_EQ(*wait_for<std::size_t>(
+                [&](auto done) { log_->erase_subject(project_, "user-1", std::move(done)); }),
+            0u);
+  EXPECT_EQ(*wait_for<std::size_t>(
+                [&](auto done) { log_->erase_subject(other_project_, "user-2", std::move(done)); }),
+            0u);  // another project's subject of the same name is another subject
+  EXPECT_EQ(event_of(kept_events[0])->record.subject, "user-2");
+  (void)slow;
+}
+
 // ---------------------------------------------------------------- deleting a project
 
 TEST_F(DeliveryLogTest, DeletingAProjectDropsItsPendingWorkAndItsHistoryByRanges) {

@@ -52,6 +52,21 @@ TEST(IngestInput, NamesEveryFieldAtFault) {
   EXPECT_TRUE(parse(R"({"type":"a.b","data":1})", std::string(255, 'k')));
 }
 
+TEST(IngestInput, ASubjectIsShortTextWithoutControlCharacters) {
+  auto r = parse(R"({"type":"a.b","data":1,"subject":"user_42@example.com"})");
+  ASSERT_TRUE(r) << r.error().detail;
+  EXPECT_EQ(r->subject, "user_42@example.com");
+  EXPECT_FALSE(parse(R"({"type":"a.b","data":1})")->subject);
+  for (const char* bad :
+       {R"({"type":"a.b","data":1,"subject":""})", R"({"type":"a.b","data":1,"subject":7})",
+        R"({"type":"a.b","data":1,"subject":"a\nb"})"}) {
+    EXPECT_EQ(fields(parse(bad)), std::vector<std::string>{"subject"}) << bad;
+  }
+  const std::string long_one =
+      R"({"type":"a.b","data":1,"subject":")" + std::string(129, 's') + "\"}";
+  EXPECT_EQ(fields(parse(long_one)), std::vector<std::string>{"subject"});
+}
+
 TEST(IngestInput, TheHeaderKeyCountsAndMustAgreeWithTheBody) {
   auto by_header = parse(R"({"type":"a.b","data":1})", "h-1");
   ASSERT_TRUE(by_header);

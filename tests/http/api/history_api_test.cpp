@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <set>
+#include <thread>
 
 namespace hookd::test {
 namespace {
@@ -200,6 +201,61 @@ TEST_F(HistoryApi, ShortRetentionRemovesFinishedHistoryFromTheApiAndFromStorage)
   EXPECT_EQ(stack->log().counts().pending, 20u);
   EXPECT_EQ(project_deliveries("&status=pending").size(), 20u);
   EXPECT_TRUE(project_deliveries("&status=succeeded").empty());
+}
+
+// DELETE …/subjects/{subject}: the subject's events, deliveries and attempts leave every read
+// before the 202; its pending deliveries are never attempted again.
+TEST_F(HistoryApi, ErasingASubjectRemovesItsEventsFromEveryReadAndStopsTheirDeliveries) {
+  delivery_stack_options options;
+  // Retries every 300 ms, many times: the pending deliveries keep knocking until erased.
+  options.retry_schedule =
+      std::vector<std::chrono::milliseconds>(50, std::chrono::milliseconds(300));
+  make_stack(options);
+  const std::string ok = hook("/ok", {"*"});
+  const std::string slow = hook("/slow", {"*"});
+  sink.set_default("/slow", scripted_reply{503});
+  const auto ingest_for = [&](const std::string& subject) {
+    auto r = stack->ingest(
+        org, proj, {{"type", "user.updated"}, {"data", {{"who", subject}}}, {"subject", subject}});
+    EXPECT_EQ(r.status, 202u) << r.body;
+    return r.str("_id");
+  };
+  // Requests /slow received for one subject's event so far.
+  const auto slow_for = [&](const std::string& subject) {
+    std::size_t n = 0;
+    for (const auto& got : sink.requests("/slow")) {
+      n += json::parse(got.body).at("data").at("who").as_string() == subject ? 1 : 0;
+    }
+    return n;
+  };
+  const std::string erased_event = ingest_for("user 42");
+  const std::string kept_event = ingest_for("user-7");
+  ASSERT_TRUE(eventually([&] { return stack->log().counters().succeeded == 2; }));
+  ASSERT_TRUE(eventually([&] { return slow_for("user 42") >= 1 && slow_for("user-7") >= 1; }));
+
+  auto r = stack->del(test_server::projects_path(org) + "/" + proj + "/subjects/user%2042");
+  ASSERT_EQ(r.status, 202u) << r.body;
+  EXPECT_EQ(r.json(), (json::object{{"events", 1}}));
+  const std::size_t erased_requests = slow_for("user 42");
+  expect_problem(stack->get(delivery_stack::event_path(org, proj, erased_event)), 404);
+  EXPECT_EQ(stack->get(delivery_stack::event_path(org, proj, kept_event)).status, 200u);
+  for (const auto& d : project_deliveries()) EXPECT_NE(d.at("event").as_string(), erased_event);
+  EXPECT_EQ(project_deliveries().size(), 2u);
+  EXPECT_EQ(stack->log().counters().deleted, 1u);
+  // The kept subject's pending delivery is retried (every 300 ms); the erased one's never again.
+  const std::size_t kept_requests = slow_for("user-7");
+  ASSERT_TRUE(eventually([&] { return slow_for("user-7") >= kept_requests + 2; }));
+  EXPECT_EQ(slow_for("user 42"), erased_requests);
+
+  // Bad subjects and the scope.
+  const std::string base = test_server::projects_path(org) + "/" + proj + "/subjects/";
+  for (const char* bad : {"%ZZ", "a%0Ab"}) {
+    auto refused = stack->del(base + bad);
+    expect_problem(refused, 400);
+    EXPECT_EQ(error_fields(refused), std::vector<std::string>{"subject"}) << bad;
+  }
+  auto reader = stack->create_token({org}, {"deliveries:read"});
+  expect_problem(stack->del(base + "user-7", reader.secret), 403);
 }
 
 }  // namespace
