@@ -218,8 +218,8 @@ class DeliveryLogTest : public ::testing::Test {
     std::size_t n = 0;
     for (const auto& [key, value] : store_.records(table::history)) {
       n += key.size() > kHistoryPrefixBytes && key[kHistoryPrefixBytes] == static_cast<char>(kind)
-               ? 1
-               : 0;
+               ? 1u
+               : 0u;
     }
     return n;
   }
@@ -1218,8 +1218,8 @@ TEST_F(DeliveryLogTest, RetentionHidesOldHistoryAtOnceAndASweepDropsItsBuckets) 
   for (const auto& op : written.back().ops) {
     if (op.where != table::history) continue;
     EXPECT_FALSE(op.value);
-    ranges += op.range_end ? 1 : 0;
-    point_deletes += op.range_end ? 0 : 1;
+    ranges += op.range_end ? 1u : 0u;
+    point_deletes += op.range_end ? 0u : 1u;
   }
   EXPECT_EQ(ranges, 1u);
   EXPECT_EQ(point_deletes, 0u);
