@@ -104,6 +104,16 @@ class catalog {
   void update_webhook(object_id org, object_id project, object_id id, webhook_patch patch,
                       completion<std::shared_ptr<const webhook>> done);
   void delete_webhook(object_id org, object_id project, object_id id, completion<void> done);
+  // Deletes project `project` of `org` and its webhooks, with their index entries; its slug is
+  // free for another project of the organization from then on. The project's deliveries are the
+  // caller's to delete once this completes: delivery_log::delete_project (docs/delivery.md,
+  // "Deleting").
+  void delete_project(object_id org, object_id project, completion<void> done);
+  // Deletes organization `org`, its projects and their webhooks, and takes it out of every API
+  // token's `organizations` (a token keeps the others; one left with none stays, for an admin to
+  // revoke). Completes with the ids of the projects it deleted, whose deliveries are the caller's
+  // to delete likewise. Its id is never given out again.
+  void delete_organization(object_id org, completion<std::vector<object_id>> done);
 
   struct impl;
 

@@ -34,7 +34,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <shared_mutex>
 #include <string>
 #include <tuple>
@@ -294,7 +293,8 @@ struct catalog::impl {
     std::unordered_map<object_id, std::shared_ptr<const webhook>> webhooks;
     std::unordered_map<object_id, std::shared_ptr<const webhook_list>> webhook_lists;
     std::unordered_map<object_id, std::shared_ptr<const project_list>> project_lists;
-    std::set<std::pair<object_id, std::string>> slugs;
+    // true: taken by a project created in this group; false: freed by one deleted in it.
+    std::map<std::pair<object_id, std::string>, bool> slugs;
     std::shared_ptr<const organization_list> organizations_list;
     std::shared_ptr<const token_list> tokens_list;
 
@@ -345,7 +345,8 @@ struct catalog::impl {
   }
   bool slug_taken(const object_id& org, const std::string& slug) const {
     auto key = std::make_pair(org, slug);
-    return pending.slugs.contains(key) || slugs.contains(key);
+    if (const auto it = pending.slugs.find(key); it != pending.slugs.end()) return it->second;
+    return slugs.contains(key);
   }
 
   object_id new_id(timestamp now) { return ids.next(unix_seconds(now)); }

@@ -144,7 +144,7 @@ class create_project_op final : public commit_mutation {
     batch.put(table::index, project_slug_key(org_, p->slug), id_key(p->id));
     list_ = with_added(c_.current_project_list(org_).get(), created_);
     c_.pending.projects[p->id] = created_;
-    c_.pending.slugs.emplace(org_, p->slug);
+    c_.pending.slugs[{org_, p->slug}] = true;
     c_.pending.project_lists[org_] = list_;
     return {};
   }
@@ -464,6 +464,146 @@ class delete_webhook_op final : public commit_mutation {
   std::shared_ptr<const webhook_list> list_;
 };
 
+// What deleting one project takes away: the project and its "ps" slug entry, and each of its
+// webhooks and their "pw" entries, one point delete each. A project has at most
+// max_webhooks_per_project webhooks (100 by default) and the catalog is small, so a hundred
+// deletes in one batch cost little, and load() finds exactly the entries the records imply.
+class project_removal {
+ public:
+  // Plans the deletion into `batch` and the overlay; the organization's project list is the
+  // caller's.
+  void plan(impl& c, write_batch& batch, std::shared_ptr<const project> p) {
+    hooks_ = c.current_webhook_list(p->id);
+    for (const auto& w : *hooks_) {
+      batch.erase(table::webhooks, id_key(w->id));
+      batch.erase(table::index, project_webhook_key(p->id, w->id));
+      c.pending.webhooks[w->id] = nullptr;
+    }
+    batch.erase(table::projects, id_key(p->id));
+    batch.erase(table::index, project_slug_key(p->organization, p->slug));
+    c.pending.webhook_lists[p->id] = nullptr;
+    c.pending.projects[p->id] = nullptr;
+    c.pending.slugs[{p->organization, p->slug}] = false;
+    project_ = std::move(p);
+  }
+  // Lists first, then ids, like delete_webhook: a reader walking a list never finds an entry
+  // gone by id.
+  void publish(impl& c) {
+    (void)c.webhooks_by_project.erase(project_->id);
+    for (const auto& w : *hooks_) (void)c.webhooks.erase(w->id);
+    (void)c.projects.erase(project_->id);
+    c.slugs.erase({project_->organization, project_->slug});
+    c.webhook_count.fetch_sub(hooks_->size());
+    c.project_count.fetch_sub(1);
+  }
+  const object_id& id() const { return project_->id; }
+
+ private:
+  std::shared_ptr<const project> project_;
+  std::shared_ptr<const webhook_list> hooks_;
+};
+
+class delete_project_op final : public commit_mutation {
+ public:
+  delete_project_op(impl& c, object_id org, object_id project_id, completion<void> done)
+      : c_(c), org_(org), project_(project_id), done_(std::move(done)) {}
+
+  result<void> plan(write_batch& batch) override {
+    auto p = c_.current_project(project_);
+    if (!p || p->organization != org_) {
+      return not_found("Project " + project_.to_string() + " does not exist in organization " +
+                       org_.to_string() + ".");
+    }
+    removal_.plan(c_, batch, std::move(p));
+    list_ = without(*c_.current_project_list(org_), project_);
+    c_.pending.project_lists[org_] = list_;
+    return {};
+  }
+  void publish() override {
+    (void)c_.projects_by_organization.put(org_, list_);
+    removal_.publish(c_);
+  }
+  void complete(result<void> outcome) noexcept override { done_(std::move(outcome)); }
+
+ private:
+  impl& c_;
+  object_id org_, project_;
+  completion<void> done_;
+  project_removal removal_;
+  std::shared_ptr<const project_list> list_;
+};
+
+class delete_organization_op final : public commit_mutation {
+ public:
+  delete_organization_op(impl& c, object_id org, completion<std::vector<object_id>> done)
+      : c_(c), org_(org), done_(std::move(done)) {}
+
+  result<void> plan(write_batch& batch) override {
+    if (!c_.current_organization(org_)) {
+      return not_found("Organization " + org_.to_string() + " does not exist.");
+    }
+    if (const auto projects = c_.current_project_list(org_)) {
+      for (const auto& p : *projects) removals_.emplace_back().plan(c_, batch, p);
+    }
+    c_.pending.project_lists[org_] = nullptr;
+
+    // Tokens keep their other organizations: each one that lists this one is rewritten without
+    // it (its digest, and so its "td" entry, stays).
+    auto tokens = std::make_shared<token_list>(*c_.current_token_list());
+    for (auto& t : *tokens) {
+      if (std::find(t->organizations.begin(), t->organizations.end(), org_) ==
+          t->organizations.end()) {
+        continue;
+      }
+      auto next = std::make_shared<api_token>(*t);
+      std::erase(next->organizations, org_);
+      batch.put(table::tokens, id_key(next->id), encode(*next));
+      t = std::move(next);
+      c_.pending.tokens[t->id] = t;
+      c_.pending.tokens_by_digest[t->digest] = t;
+      rewritten_.push_back(t);
+    }
+    if (!rewritten_.empty()) {
+      tokens_ = std::move(tokens);
+      c_.pending.tokens_list = tokens_;
+    }
+
+    batch.erase(table::organizations, id_key(org_));
+    organizations_ = without(*c_.current_organization_list(), org_);
+    c_.pending.organizations[org_] = nullptr;
+    c_.pending.organizations_list = organizations_;
+    return {};
+  }
+  void publish() override {
+    // Lists before ids, as in project_removal.
+    (void)c_.all_organizations.exchange(organizations_);
+    (void)c_.projects_by_organization.erase(org_);
+    (void)c_.organizations.erase(org_);
+    for (project_removal& r : removals_) r.publish(c_);
+    for (const auto& t : rewritten_) {
+      (void)c_.tokens_by_digest.put(t->digest, t);
+      (void)c_.tokens.put(t->id, t);
+    }
+    if (tokens_) (void)c_.all_tokens.exchange(tokens_);
+    c_.organization_count.fetch_sub(1);
+  }
+  void complete(result<void> outcome) noexcept override {
+    std::vector<object_id> projects;
+    projects.reserve(removals_.size());
+    for (const project_removal& r : removals_) projects.push_back(r.id());
+    deliver(done_, std::move(outcome), std::move(projects));
+  }
+
+ private:
+  impl& c_;
+  object_id org_;
+  completion<std::vector<object_id>> done_;
+  std::vector<project_removal> removals_;
+  std::vector<std::shared_ptr<const api_token>> rewritten_;
+  std::shared_ptr<const token_list> tokens_;  // null when no token listed the organization
+  std::shared_ptr<const organization_list> organizations_;
+};
+
 }  // namespace
 
 // ---------------------------------------------------------------- catalog
@@ -508,6 +648,15 @@ void catalog::delete_webhook(object_id org, object_id project_id, object_id id,
                              completion<void> done) {
   impl_->writer.submit(
       std::make_unique<delete_webhook_op>(*impl_, org, project_id, id, std::move(done)));
+}
+
+void catalog::delete_project(object_id org, object_id project_id, completion<void> done) {
+  impl_->writer.submit(
+      std::make_unique<delete_project_op>(*impl_, org, project_id, std::move(done)));
+}
+
+void catalog::delete_organization(object_id org, completion<std::vector<object_id>> done) {
+  impl_->writer.submit(std::make_unique<delete_organization_op>(*impl_, org, std::move(done)));
 }
 
 }  // namespace hookd

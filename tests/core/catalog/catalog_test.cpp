@@ -640,6 +640,318 @@ TEST_F(CatalogTest, ChosenSecretBootstrapsAdminAndCannotBeReused) {
   EXPECT_FALSE(cat_->has_admin_token());
 }
 
+// ---------------------------------------------------------------- deleting projects and
+// organizations
+
+// The raw index entries of one kind ("ps", "pw" or "td"), as the store holds them.
+std::set<std::string> index_keys(const testing::memory_storage& store, std::string_view prefix) {
+  std::set<std::string> out;
+  for (const auto& [key, value] : store.records(table::index)) {
+    if (key.starts_with(prefix)) out.insert(key);
+  }
+  return out;
+}
+
+TEST_F(CatalogTest, DeletingAProjectTakesItsWebhooksSlugAndIndexEntriesInOneBatch) {
+  open();
+  const auto org = make_org();
+  const auto shop = make_project(org->id, "shop");
+  const auto blog = make_project(org->id, "blog");
+  std::vector<std::shared_ptr<const webhook>> hooks;
+  for (int i = 0; i < 3; ++i) hooks.push_back(make_webhook(*shop, "hook-" + std::to_string(i)));
+  const auto kept = make_webhook(*blog, "kept");
+  const std::size_t batches = store_.batches().size();
+
+  ASSERT_TRUE(
+      wait_for<void>([&](auto done) { cat_->delete_project(org->id, shop->id, std::move(done)); }));
+  ASSERT_EQ(store_.batches().size(), batches + 1);
+  EXPECT_EQ(store_.batches().back().ops.size(), 2u + 2 * hooks.size());
+
+  EXPECT_EQ(cat_->find_project(shop->id), nullptr);
+  ASSERT_EQ(cat_->list_projects(org->id).size(), 1u);
+  EXPECT_EQ(cat_->list_projects(org->id)[0], blog);
+  EXPECT_TRUE(cat_->list_webhooks(shop->id)->empty());
+  for (const auto& h : hooks) EXPECT_EQ(cat_->find_webhook(h->id), nullptr);
+  EXPECT_EQ(cat_->find_webhook(kept->id), kept);
+  const catalog_counts counts = cat_->counts();
+  EXPECT_EQ(counts.projects, 1u);
+  EXPECT_EQ(counts.webhooks, 1u);
+
+  // In storage: only the other project's records and entries are left.
+  EXPECT_FALSE(store_.records(table::projects).contains(std::string(shop->id.binary())));
+  ASSERT_EQ(store_.records(table::webhooks).size(), 1u);
+  EXPECT_TRUE(store_.records(table::webhooks).contains(std::string(kept->id.binary())));
+  EXPECT_EQ(index_keys(store_, kProjectSlugPrefix),
+            std::set<std::string>{project_slug_key(org->id, "blog")});
+  EXPECT_EQ(index_keys(store_, kProjectWebhookPrefix),
+            std::set<std::string>{project_webhook_key(blog->id, kept->id)});
+
+  // Gone for every later write; the slug is free for a new project.
+  auto again =
+      wait_for<void>([&](auto done) { cat_->delete_project(org->id, shop->id, std::move(done)); });
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().kind, error_kind::not_found);
+  auto orphan = try_webhook(org->id, shop->id, "orphan");
+  ASSERT_FALSE(orphan);
+  EXPECT_EQ(orphan.error().kind, error_kind::not_found);
+  webhook_patch rename;
+  rename.name = "renamed";
+  auto patched = patch(*hooks[0], rename);
+  ASSERT_FALSE(patched);
+  EXPECT_EQ(patched.error().kind, error_kind::not_found);
+  const auto reborn = make_project(org->id, "shop");
+  ASSERT_TRUE(reborn);
+  EXPECT_NE(reborn->id, shop->id);
+  make_webhook(*reborn, "new");
+  cat_->stop();
+
+  // A reload checks the index against the records and shows the same.
+  catalog reloaded(store_, options());
+  auto loaded = reloaded.load();
+  ASSERT_TRUE(loaded) << loaded.error().detail;
+  EXPECT_EQ(loaded->projects, 2u);
+  EXPECT_EQ(loaded->webhooks, 2u);
+  EXPECT_EQ(reloaded.find_project(shop->id), nullptr);
+  for (const auto& h : hooks) EXPECT_EQ(reloaded.find_webhook(h->id), nullptr);
+  expect_same_lists(reloaded.list_projects(org->id), cat_->list_projects(org->id));
+  for (const auto& p : cat_->list_projects(org->id)) {
+    expect_same_lists(*reloaded.list_webhooks(p->id), *cat_->list_webhooks(p->id));
+  }
+}
+
+TEST_F(CatalogTest, DeletingAnUnknownOrForeignProjectOrOrganizationIsNotFound) {
+  open();
+  const auto acme = make_org("Acme");
+  const auto other = make_org("Other");
+  const auto shop = make_project(acme->id, "shop");
+  const object_id unknown = object_id::parse("65a0f1c2aabbccddee000001").value();
+  const std::size_t batches = store_.batches().size();
+  const commit_stats before = cat_->stats();
+
+  for (auto [org, proj] : {std::pair{other->id, shop->id}, std::pair{acme->id, unknown},
+                           std::pair{unknown, shop->id}}) {
+    auto r = wait_for<void>([&](auto done) { cat_->delete_project(org, proj, std::move(done)); });
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().kind, error_kind::not_found);
+  }
+  auto r = wait_for<std::vector<object_id>>(
+      [&](auto done) { cat_->delete_organization(unknown, std::move(done)); });
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind, error_kind::not_found);
+
+  EXPECT_EQ(cat_->stats().rejected - before.rejected, 4u);
+  EXPECT_EQ(store_.batches().size(), batches);
+  EXPECT_EQ(cat_->find_project(shop->id), shop);
+  EXPECT_EQ(cat_->list_organizations().size(), 2u);
+}
+
+TEST_F(CatalogTest, FailedDeletePublishesNothing) {
+  open();
+  const auto org = make_org();
+  const auto shop = make_project(org->id, "shop");
+  const auto hook = make_webhook(*shop, "orders");
+
+  store_.fail_next_write();
+  auto project_gone =
+      wait_for<void>([&](auto done) { cat_->delete_project(org->id, shop->id, std::move(done)); });
+  ASSERT_FALSE(project_gone);
+  EXPECT_EQ(project_gone.error().kind, error_kind::storage_failure);
+  store_.fail_next_write();
+  auto org_gone = wait_for<std::vector<object_id>>(
+      [&](auto done) { cat_->delete_organization(org->id, std::move(done)); });
+  ASSERT_FALSE(org_gone);
+  EXPECT_EQ(org_gone.error().kind, error_kind::storage_failure);
+
+  EXPECT_EQ(cat_->find_organization(org->id), org);
+  EXPECT_EQ(cat_->find_project(shop->id), shop);
+  EXPECT_EQ(cat_->find_webhook(hook->id), hook);
+  const catalog_counts counts = cat_->counts();
+  EXPECT_EQ(counts.organizations, 1u);
+  EXPECT_EQ(counts.projects, 1u);
+  EXPECT_EQ(counts.webhooks, 1u);
+  // The slug is still taken: the failed groups' overlay is gone.
+  auto taken = try_project(org->id, "shop");
+  ASSERT_FALSE(taken);
+  EXPECT_EQ(taken.error().kind, error_kind::conflict);
+}
+
+TEST_F(CatalogTest, DeletingAnOrganizationTakesItsProjectsAndRewritesTokens) {
+  open();
+  const auto acme = make_org("Acme");
+  const auto other = make_org("Other");
+  const auto shop = make_project(acme->id, "shop");
+  const auto blog = make_project(acme->id, "blog");
+  const auto foreign = make_project(other->id, "shop");
+  std::vector<std::shared_ptr<const webhook>> hooks{
+      make_webhook(*shop, "a"), make_webhook(*shop, "b"), make_webhook(*blog, "c")};
+  const auto kept = make_webhook(*foreign, "kept");
+  token_input both_in{"both", {acme->id, other->id}, scope_set{}};
+  both_in.scopes.add(scope::webhooks_read);
+  const auto both = make_token(both_in);
+  const auto acme_only = make_token(token_input{"acme only", {acme->id}, both_in.scopes});
+  const auto other_only = make_token(token_input{"other only", {other->id}, both_in.scopes});
+  ASSERT_TRUE(both && acme_only && other_only);
+
+  auto deleted = wait_for<std::vector<object_id>>(
+      [&](auto done) { cat_->delete_organization(acme->id, std::move(done)); });
+  ASSERT_TRUE(deleted) << deleted.error().detail;
+  EXPECT_EQ(*deleted, (std::vector<object_id>{shop->id, blog->id}));
+
+  EXPECT_EQ(cat_->find_organization(acme->id), nullptr);
+  ASSERT_EQ(cat_->list_organizations().size(), 1u);
+  EXPECT_EQ(cat_->list_organizations()[0], other);
+  EXPECT_TRUE(cat_->list_projects(acme->id).empty());
+  EXPECT_EQ(cat_->find_project(shop->id), nullptr);
+  EXPECT_EQ(cat_->find_project(blog->id), nullptr);
+  for (const auto& h : hooks) EXPECT_EQ(cat_->find_webhook(h->id), nullptr);
+  EXPECT_EQ(cat_->find_project(foreign->id), foreign);
+  EXPECT_EQ(cat_->find_webhook(kept->id), kept);
+  const catalog_counts counts = cat_->counts();
+  EXPECT_EQ(counts.organizations, 1u);
+  EXPECT_EQ(counts.projects, 1u);
+  EXPECT_EQ(counts.webhooks, 1u);
+  EXPECT_EQ(counts.tokens, 3u);
+
+  // Tokens keep their other organizations; one left with none stays, reaching nothing.
+  const auto organizations_of = [&](const created_token& t) {
+    const auto by_digest = cat_->find_token_by_digest(sha256(t.secret));
+    EXPECT_EQ(by_digest, cat_->find_token(t.token->id));
+    return by_digest ? by_digest->organizations : std::vector<object_id>{object_id{}};
+  };
+  EXPECT_EQ(organizations_of(*both), std::vector<object_id>{other->id});
+  EXPECT_TRUE(organizations_of(*acme_only).empty());
+  EXPECT_FALSE(cat_->find_token(acme_only->token->id)->can_access(acme->id));
+  EXPECT_EQ(cat_->find_token(other_only->token->id), other_only->token) << "not rewritten";
+  for (const auto& t : cat_->list_tokens()) EXPECT_EQ(t, cat_->find_token(t->id));
+
+  // In storage: the organization, its projects, their webhooks and entries are gone, and the
+  // token records say what memory says.
+  EXPECT_FALSE(store_.records(table::organizations).contains(std::string(acme->id.binary())));
+  EXPECT_EQ(store_.records(table::projects).size(), 1u);
+  EXPECT_EQ(store_.records(table::webhooks).size(), 1u);
+  EXPECT_EQ(index_keys(store_, kProjectSlugPrefix),
+            std::set<std::string>{project_slug_key(other->id, "shop")});
+  EXPECT_EQ(index_keys(store_, kProjectWebhookPrefix),
+            std::set<std::string>{project_webhook_key(foreign->id, kept->id)});
+  EXPECT_EQ(index_keys(store_, kTokenDigestPrefix).size(), 3u);
+  const std::string both_key(both->token->id.binary());
+  auto stored = decode_token(both_key, store_.records(table::tokens).at(both_key));
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->organizations, std::vector<object_id>{other->id});
+
+  // Nothing can be made under it again.
+  auto project = try_project(acme->id, "again");
+  ASSERT_FALSE(project);
+  EXPECT_EQ(project.error().kind, error_kind::not_found);
+  auto token = make_token(token_input{"late", {acme->id}, both_in.scopes});
+  ASSERT_FALSE(token);
+  EXPECT_EQ(token.error().kind, error_kind::validation);
+  cat_->stop();
+
+  catalog reloaded(store_, options());
+  auto loaded = reloaded.load();
+  ASSERT_TRUE(loaded) << loaded.error().detail;
+  EXPECT_EQ(loaded->organizations, 1u);
+  EXPECT_EQ(loaded->projects, 1u);
+  EXPECT_EQ(loaded->webhooks, 1u);
+  EXPECT_EQ(loaded->tokens, 3u);
+  expect_same_lists(reloaded.list_organizations(), cat_->list_organizations());
+  expect_same_lists(reloaded.list_tokens(), cat_->list_tokens());
+  EXPECT_TRUE(reloaded.list_projects(acme->id).empty());
+  EXPECT_EQ(reloaded.find_token_by_digest(sha256(both->secret))->organizations,
+            std::vector<object_id>{other->id});
+}
+
+// Deletes plan against the group's overlay like every other write: what an earlier mutation of
+// the group created goes with them, and what a later one addresses is gone already.
+TEST_F(CatalogTest, DeletesSeeTheRestOfTheirGroup) {
+  open();
+  const auto org = make_org();
+  const auto shop = make_project(org->id, "shop");
+  const auto blog = make_project(org->id, "blog");
+  const auto hook = make_webhook(*shop, "orders");
+  token_input in{"ci", {org->id}, scope_set{}};
+  in.scopes.add(scope::events_write);
+  const auto token = make_token(in);
+  ASSERT_TRUE(token);
+  const commit_stats before = cat_->stats();
+
+  const auto gate = hold_writer();
+  collector<std::shared_ptr<const webhook>> hooks(3);
+  collector<void> project_deletes(2);
+  collector<std::shared_ptr<const project>> projects(2);
+  collector<created_token> tokens(2);
+  collector<std::vector<object_id>> org_deletes(2);
+  cat_->create_webhook(org->id, shop->id, hook_input("early"), hooks.sink(0));  // goes with it
+  cat_->delete_project(org->id, shop->id, project_deletes.sink(0));
+  cat_->create_webhook(org->id, shop->id, hook_input("late"), hooks.sink(1));  // not_found
+  webhook_patch rename;
+  rename.name = "renamed";
+  cat_->update_webhook(org->id, shop->id, hook->id, rename, hooks.sink(2));  // not_found
+  cat_->delete_project(org->id, shop->id, project_deletes.sink(1));          // not_found
+  project_input again;
+  again.name = "Shop again";
+  again.slug = "shop";
+  cat_->create_project(org->id, again, projects.sink(0));  // the slug is free again
+  cat_->create_token(in, std::nullopt, tokens.sink(0));    // rewritten by the delete below
+  cat_->delete_organization(org->id, org_deletes.sink(0));
+  cat_->delete_organization(org->id, org_deletes.sink(1));  // not_found
+  again.slug = "other";
+  cat_->create_project(org->id, again, projects.sink(1));  // not_found
+  cat_->create_token(in, std::nullopt, tokens.sink(1));    // validation
+  gate->release();
+
+  const auto h = hooks.wait();
+  const auto pd = project_deletes.wait();
+  const auto p = projects.wait();
+  const auto t = tokens.wait();
+  const auto od = org_deletes.wait();
+  ASSERT_TRUE(h[0]);
+  ASSERT_FALSE(h[1]);
+  EXPECT_EQ(h[1].error().kind, error_kind::not_found);
+  ASSERT_FALSE(h[2]);
+  EXPECT_EQ(h[2].error().kind, error_kind::not_found);
+  EXPECT_TRUE(pd[0]);
+  ASSERT_FALSE(pd[1]);
+  EXPECT_EQ(pd[1].error().kind, error_kind::not_found);
+  ASSERT_TRUE(p[0]);
+  ASSERT_FALSE(p[1]);
+  EXPECT_EQ(p[1].error().kind, error_kind::not_found);
+  ASSERT_TRUE(t[0]);
+  ASSERT_FALSE(t[1]);
+  EXPECT_EQ(t[1].error().kind, error_kind::validation);
+  ASSERT_TRUE(od[0]);
+  // The projects left when it ran: the one before the group and the one created in it.
+  EXPECT_EQ(*od[0], (std::vector<object_id>{blog->id, (*p[0])->id}));
+  ASSERT_FALSE(od[1]);
+  EXPECT_EQ(od[1].error().kind, error_kind::not_found);
+  EXPECT_EQ(cat_->stats().groups - before.groups, 2u);  // the held one, then all of these
+
+  EXPECT_EQ(cat_->find_organization(org->id), nullptr);
+  EXPECT_EQ(cat_->find_project((*p[0])->id), nullptr);
+  EXPECT_EQ(cat_->find_webhook((*h[0])->id), nullptr);
+  EXPECT_EQ(cat_->find_webhook(hook->id), nullptr);
+  EXPECT_TRUE(cat_->find_token(token->token->id)->organizations.empty());
+  EXPECT_TRUE(cat_->find_token_by_digest(sha256(t[0]->secret))->organizations.empty());
+  const catalog_counts counts = cat_->counts();
+  EXPECT_EQ(counts.organizations, 1u);  // the one hold_writer made
+  EXPECT_EQ(counts.projects, 0u);
+  EXPECT_EQ(counts.webhooks, 0u);
+  EXPECT_EQ(counts.tokens, 2u);
+  EXPECT_TRUE(store_.records(table::projects).empty());
+  EXPECT_TRUE(store_.records(table::webhooks).empty());
+  EXPECT_TRUE(index_keys(store_, kProjectSlugPrefix).empty());
+  EXPECT_TRUE(index_keys(store_, kProjectWebhookPrefix).empty());
+  cat_->stop();
+
+  catalog reloaded(store_, options());
+  auto loaded = reloaded.load();
+  ASSERT_TRUE(loaded) << loaded.error().detail;
+  EXPECT_EQ(loaded->projects, 0u);
+  EXPECT_EQ(loaded->webhooks, 0u);
+  expect_same_lists(reloaded.list_tokens(), cat_->list_tokens());
+}
+
 // ---------------------------------------------------------------- at rest
 
 TEST_F(CatalogTest, StorageNeverShowsSecretsOrTokens) {
