@@ -4,12 +4,14 @@
 
 #include "core/catalog/entities.hpp"
 #include "core/catalog/validation.hpp"
+#include "core/delivery/delivery_log.hpp"
 #include "http/api/api.hpp"
 #include "http/api/auth.hpp"
 
 #include <boost/json/array.hpp>
 
 #include <string>
+#include <vector>
 
 namespace hookd::http {
 namespace {
@@ -46,6 +48,35 @@ result<org_ptr> admin_organization(app& a, const request_context& ctx) {
   return existing_organization(a, *org);
 }
 
+// The project of the path, likewise; a project of another organization is a 404.
+result<project_ptr> admin_project(app& a, const request_context& ctx) {
+  auto token = authenticate(a.cat, ctx.req);
+  if (!token) return token.error();
+  auto org = path_id(ctx, "organizationId");
+  if (!org) return org.error();
+  auto proj_id = path_id(ctx, "projectId");
+  if (!proj_id) return proj_id.error();
+  if (auto allowed = authorize(**token, scope::admin); !allowed) return allowed.error();
+  if (auto found = existing_organization(a, *org); !found) return found.error();
+  auto proj = a.cat.find_project(*proj_id);
+  if (!proj || proj->organization != *org) {
+    return make_problem(error_kind::not_found, "Project " + proj_id->to_string() + " not found.");
+  }
+  return proj;
+}
+
+// The delivery side of deleting projects (docs/delivery.md, "Deleting"), once the catalog no
+// longer has them, so that nothing new is ingested for them meanwhile. Should a write fail, the
+// projects are gone all the same: their pending deliveries are never attempted (their webhooks
+// are gone), and the next start finishes what is left in the queue.
+asio::awaitable<void> delete_deliveries(app& a, std::vector<object_id> projects) {
+  if (a.deliveries == nullptr) co_return;
+  for (const object_id& p : projects) {
+    (void)co_await await_catalog<std::size_t>(
+        [&](completion<std::size_t> done) { a.deliveries->delete_project(p, std::move(done)); });
+  }
+}
+
 // ---- organizations
 
 asio::awaitable<response> create_organization(app& a, request_context& ctx) {
@@ -75,6 +106,20 @@ asio::awaitable<response> get_organization(app& a, request_context& ctx) {
   co_return json_response(bhttp::status::ok, to_json(**org));
 }
 
+// The 204 comes once the organization, its projects and their deliveries are gone.
+asio::awaitable<response> delete_organization(app& a, request_context& ctx) {
+  auto org = admin_organization(a, ctx);
+  if (!org) co_return fail(ctx, org.error());
+  const object_id org_id = (*org)->id;
+  auto deleted =
+      co_await await_catalog<std::vector<object_id>>([&](completion<std::vector<object_id>> done) {
+        a.cat.delete_organization(org_id, std::move(done));
+      });
+  if (!deleted) co_return fail(ctx, deleted.error());
+  co_await delete_deliveries(a, std::move(*deleted));
+  co_return empty_response(bhttp::status::no_content);
+}
+
 // ---- projects
 
 asio::awaitable<response> create_project(app& a, request_context& ctx) {
@@ -102,21 +147,24 @@ asio::awaitable<response> list_projects(app& a, request_context& ctx) {
 }
 
 asio::awaitable<response> get_project(app& a, request_context& ctx) {
-  auto token = authenticate(a.cat, ctx.req);
-  if (!token) co_return fail(ctx, token.error());
-  auto org = path_id(ctx, "organizationId");
-  if (!org) co_return fail(ctx, org.error());
-  auto proj_id = path_id(ctx, "projectId");
-  if (!proj_id) co_return fail(ctx, proj_id.error());
-  if (auto allowed = authorize(**token, scope::admin); !allowed)
-    co_return fail(ctx, allowed.error());
-  if (auto found = existing_organization(a, *org); !found) co_return fail(ctx, found.error());
-  auto proj = a.cat.find_project(*proj_id);
-  if (!proj || proj->organization != *org) {
-    co_return fail(ctx, make_problem(error_kind::not_found,
-                                     "Project " + proj_id->to_string() + " not found."));
-  }
-  co_return json_response(bhttp::status::ok, to_json(*proj));
+  auto proj = admin_project(a, ctx);
+  if (!proj) co_return fail(ctx, proj.error());
+  co_return json_response(bhttp::status::ok, to_json(**proj));
+}
+
+// The 204 comes once the project, its webhooks and its deliveries are gone.
+asio::awaitable<response> delete_project(app& a, request_context& ctx) {
+  auto proj = admin_project(a, ctx);
+  if (!proj) co_return fail(ctx, proj.error());
+  const object_id org_id = (*proj)->organization;
+  const object_id proj_id = (*proj)->id;
+  auto deleted = co_await await_catalog<void>(
+      [&](completion<void> done) { a.cat.delete_project(org_id, proj_id, std::move(done)); });
+  if (!deleted) co_return fail(ctx, deleted.error());
+  // Built before the co_await: GCC 12 rejects a braced initializer inside an awaited call.
+  std::vector<object_id> projects{proj_id};
+  co_await delete_deliveries(a, std::move(projects));
+  co_return empty_response(bhttp::status::no_content);
 }
 
 // ---- tokens
@@ -194,10 +242,13 @@ void register_admin_routes(router& r, app& a) {
   r.add(verb::post, orgs, [&a](request_context& c) { return create_organization(a, c); });
   r.add(verb::get, orgs, [&a](request_context& c) { return list_organizations(a, c); });
   r.add(verb::get, org, [&a](request_context& c) { return get_organization(a, c); });
+  r.add(verb::delete_, org, [&a](request_context& c) { return delete_organization(a, c); });
   r.add(verb::post, projects, [&a](request_context& c) { return create_project(a, c); });
   r.add(verb::get, projects, [&a](request_context& c) { return list_projects(a, c); });
   r.add(verb::get, projects + "/{projectId}",
         [&a](request_context& c) { return get_project(a, c); });
+  r.add(verb::delete_, projects + "/{projectId}",
+        [&a](request_context& c) { return delete_project(a, c); });
   r.add(verb::post, tokens, [&a](request_context& c) { return create_token(a, c); });
   r.add(verb::get, tokens, [&a](request_context& c) { return list_tokens(a, c); });
   r.add(verb::get, tokens + "/{tokenId}", [&a](request_context& c) { return get_token(a, c); });

@@ -1,5 +1,7 @@
-// The admin API through HTTP (docs/openapi.yaml): organizations, projects and tokens.
+// The admin API through HTTP (docs/openapi.yaml): organizations, projects and tokens; and what
+// deleting an organization or a project does to its deliveries (docs/delivery.md, "Deleting").
 
+#include "support/delivery_fixture.hpp"
 #include "support/test_server.hpp"
 
 #include <gtest/gtest.h>
@@ -306,6 +308,130 @@ TEST_F(admin_api_test, delete_token_is_204_then_404) {
   EXPECT_EQ(error_fields(bad), std::vector<std::string>{"tokenId"});
 }
 
+// ---- deleting organizations and projects
+
+TEST_F(admin_api_test, delete_project_is_204_and_takes_its_webhooks) {
+  auto org = srv_.create_organization("Acme");
+  auto shop = srv_.create_project(org, "shop");
+  auto blog = srv_.create_project(org, "blog");
+  auto hook = srv_.create_webhook(org, shop, test_server::webhook_body());
+  const std::string hook_id(hook.at("_id").as_string());
+  const std::string shop_path = test_server::projects_path(org) + "/" + shop;
+
+  auto r = srv_.del(shop_path);
+  EXPECT_EQ(r.status, 204u) << r.body;
+  EXPECT_TRUE(r.body.empty());
+  EXPECT_FALSE(r.header("X-Request-Id").empty());
+  expect_problem(srv_.get(shop_path), 404);
+  expect_problem(srv_.get(test_server::webhooks_path(org, shop)), 404);
+  expect_problem(srv_.get(test_server::webhook_path(org, shop, hook_id)), 404);
+  expect_problem(srv_.post(test_server::webhooks_path(org, shop), test_server::webhook_body()),
+                 404);
+  auto list = srv_.get(test_server::projects_path(org)).json().as_array();
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0].at("_id"), blog.c_str());
+  expect_problem(srv_.del(shop_path), 404);
+
+  // The slug is free again, and the deletion outlives a restart.
+  auto reborn = srv_.create_project(org, "shop");
+  EXPECT_NE(reborn, shop);
+  srv_.restart();
+  expect_problem(srv_.get(shop_path), 404);
+  EXPECT_EQ(srv_.get(test_server::projects_path(org)).json().as_array().size(), 2u);
+}
+
+TEST_F(admin_api_test, delete_project_of_another_organization_or_unknown_is_404) {
+  auto org = srv_.create_organization("Acme");
+  auto other = srv_.create_organization("Other");
+  auto foreign = srv_.create_project(other, "foreign");
+  const std::string missing = "0123456789abcdef01234567";
+
+  expect_problem(srv_.del(test_server::projects_path(org) + "/" + foreign), 404);
+  expect_problem(srv_.del(test_server::projects_path(org) + "/" + missing), 404);
+  expect_problem(srv_.del(test_server::projects_path(missing) + "/" + foreign), 404);
+  expect_problem(srv_.del(test_server::org_path(missing)), 404);
+  EXPECT_EQ(srv_.get(test_server::projects_path(other) + "/" + foreign).status, 200u);
+
+  auto bad = srv_.del(test_server::projects_path(org) + "/xyz");
+  expect_problem(bad, 400);
+  EXPECT_EQ(error_fields(bad), std::vector<std::string>{"projectId"});
+  auto bad_org = srv_.del("/api/v1/organizations/xyz");
+  expect_problem(bad_org, 400);
+  EXPECT_EQ(error_fields(bad_org), std::vector<std::string>{"organizationId"});
+}
+
+TEST_F(admin_api_test, delete_organization_is_204_and_takes_everything_under_it) {
+  auto org = srv_.create_organization("Acme");
+  auto other = srv_.create_organization("Other");
+  auto shop = srv_.create_project(org, "shop");
+  auto blog = srv_.create_project(org, "blog");
+  srv_.create_webhook(org, shop, test_server::webhook_body());
+  srv_.create_webhook(org, blog, test_server::webhook_body());
+  auto kept = srv_.create_project(other, "kept");
+  srv_.create_webhook(other, kept, test_server::webhook_body());
+  auto both = srv_.create_token({org, other}, {"webhooks:read"});
+  auto only = srv_.create_token({org}, {"webhooks:read"});
+  ASSERT_EQ(srv_.get(test_server::webhooks_path(org, shop), both.secret).status, 200u);
+
+  auto r = srv_.del(test_server::org_path(org));
+  EXPECT_EQ(r.status, 204u) << r.body;
+  EXPECT_TRUE(r.body.empty());
+  expect_problem(srv_.get(test_server::org_path(org)), 404);
+  expect_problem(srv_.get(test_server::projects_path(org)), 404);
+  expect_problem(srv_.get(test_server::projects_path(org) + "/" + shop), 404);
+  expect_problem(srv_.get(test_server::webhooks_path(org, blog)), 404);
+  auto orgs = srv_.get("/api/v1/organizations").json().as_array();
+  ASSERT_EQ(orgs.size(), 1u);
+  EXPECT_EQ(orgs[0].at("_id"), other.c_str());
+  expect_problem(srv_.del(test_server::org_path(org)), 404);
+
+  // A token keeps working for its other organization; the organization left its lists.
+  const auto check_tokens = [&] {
+    EXPECT_EQ(srv_.get(test_server::webhooks_path(other, kept), both.secret).status, 200u);
+    expect_problem(srv_.get(test_server::webhooks_path(org, shop), both.secret), 403);
+    EXPECT_EQ(srv_.get("/api/v1/tokens/" + both.id).json().at("organizations"),
+              (json::array{other.c_str()}));
+    // One left with no organization stays (it reaches nothing) until an admin revokes it.
+    EXPECT_EQ(srv_.get("/api/v1/tokens/" + only.id).json().at("organizations"), json::array{});
+    expect_problem(srv_.get(test_server::webhooks_path(org, shop), only.secret), 403);
+    expect_problem(srv_.get(test_server::webhooks_path(other, kept), only.secret), 403);
+  };
+  check_tokens();
+  srv_.restart();
+  expect_problem(srv_.get(test_server::org_path(org)), 404);
+  check_tokens();
+  EXPECT_EQ(srv_.del("/api/v1/tokens/" + only.id).status, 204u);
+}
+
+TEST_F(admin_api_test, deleting_organizations_and_projects_needs_admin) {
+  auto org = srv_.create_organization("Acme");
+  auto proj = srv_.create_project(org, "shop");
+  auto writer = srv_.create_token({org}, {"webhooks:read", "webhooks:write", "events:write"});
+  const std::string proj_path = test_server::projects_path(org) + "/" + proj;
+
+  expect_problem(srv_.del(proj_path, writer.secret), 403);
+  expect_problem(srv_.del(test_server::org_path(org), writer.secret), 403);
+  expect_problem(srv_.del(proj_path, ""), 401);
+  expect_problem(srv_.del(test_server::org_path(org), ""), 401);
+  EXPECT_EQ(srv_.get(proj_path).status, 200u);
+  EXPECT_EQ(srv_.get(test_server::org_path(org)).status, 200u);
+}
+
+TEST_F(admin_api_test, organization_and_project_paths_allow_get_and_delete_only) {
+  auto org = srv_.create_organization("Acme");
+  auto proj = srv_.create_project(org, "shop");
+  for (const std::string& path :
+       {test_server::org_path(org), test_server::projects_path(org) + "/" + proj}) {
+    for (verb method : {verb::put, verb::patch, verb::post}) {
+      auto r = srv_.call(method, path, std::string("{}"));
+      expect_problem(r, 405);
+      EXPECT_NE(r.header("Allow").find("GET"), std::string::npos) << r.header("Allow");
+      EXPECT_NE(r.header("Allow").find("DELETE"), std::string::npos) << r.header("Allow");
+    }
+  }
+  EXPECT_EQ(srv_.get(test_server::projects_path(org) + "/" + proj).status, 200u);
+}
+
 TEST_F(admin_api_test, wrong_methods_are_405_with_allow) {
   auto org = srv_.create_organization("Acme");
   auto r = srv_.call(verb::delete_, "/api/v1/organizations");
@@ -316,6 +442,113 @@ TEST_F(admin_api_test, wrong_methods_are_405_with_allow) {
   auto t = srv_.call(verb::put, "/api/v1/tokens/0123456789abcdef01234567");
   expect_problem(t, 405);
   EXPECT_NE(t.header("Allow").find("DELETE"), std::string::npos) << t.header("Allow");
+}
+
+// ---- deleting, with the delivery engine (docs/delivery.md, "Deleting")
+
+std::string webhook_to(delivery_stack& stack, const std::string& org, const std::string& proj,
+                       const receiver& sink, const std::string& path) {
+  auto hook = stack.create_webhook(
+      org, proj,
+      {{"name", "Hook " + path.substr(1)}, {"url", sink.url(path)}, {"events", json::array{"*"}}});
+  return hook.contains("_id") ? std::string(hook.at("_id").as_string()) : std::string();
+}
+
+// The project's history as the delivery log itself holds it, under the API (which answers 404
+// for a project that is gone).
+std::size_t deliveries_in_log(delivery_stack& stack, const std::string& proj) {
+  delivery_query q;
+  q.project = object_id::parse(proj).value();
+  q.limit = kMaxDeliveryPage;
+  auto page = stack.log().list_deliveries(q);
+  EXPECT_TRUE(page) << page.error().detail;
+  return page ? page->items.size() : 0;
+}
+
+TEST(admin_api_delivery_test, deleting_a_project_cancels_its_pending_deliveries_and_its_history) {
+  receiver sink;
+  sink.set_default("/doomed", {503, {}, "later"});
+  sink.set_default("/kept", {503, {}, "later"});
+  delivery_stack_options options;
+  options.retry_schedule = {2000ms, 3600s};  // a failed attempt is retried after 1.6 s to 2.4 s
+  delivery_stack stack(options);
+  auto org = stack.create_organization("Acme");
+  auto doomed = stack.create_project(org, "doomed");
+  auto kept = stack.create_project(org, "kept");
+  webhook_to(stack, org, doomed, sink, "/doomed");
+  webhook_to(stack, org, doomed, sink, "/done");  // answers 200: history
+  webhook_to(stack, org, kept, sink, "/kept");
+  std::vector<std::string> events;
+  for (int i = 0; i < 3; ++i) {
+    auto r = stack.ingest(org, doomed, {{"type", "order.created"}, {"data", {{"seq", i}}}});
+    ASSERT_EQ(r.status, 202u) << r.body;
+    events.push_back(r.str("_id"));
+  }
+  ASSERT_EQ(stack.ingest(org, kept, {{"type", "order.created"}, {"data", {{"seq", 9}}}}).status,
+            202u);
+  // Every first attempt is recorded: three deliveries succeeded, four wait for their retry.
+  ASSERT_TRUE(eventually([&] {
+    const delivery_counters c = stack.log().counters();
+    return c.succeeded == 3 && c.retries == 4;
+  }));
+  ASSERT_EQ(deliveries_in_log(stack, doomed), 6u);
+  const std::size_t doomed_requests = sink.count("/doomed");
+  ASSERT_EQ(doomed_requests, 3u);
+
+  auto r = stack.del(test_server::projects_path(org) + "/" + doomed);
+  ASSERT_EQ(r.status, 204u) << r.body;
+  // At the 204 its pending deliveries have left memory and the scheduler, as deleted (not
+  // failed), and its history is gone.
+  EXPECT_EQ(stack.log().pending_count(), 1u);
+  const delivery_counters c = stack.log().counters();
+  EXPECT_EQ(c.deleted, 3u);
+  EXPECT_EQ(c.cancelled, 0u);
+  EXPECT_NE(stack.get("/metrics", "").body.find("hookd_deliveries_total{outcome=\"deleted\"} 3\n"),
+            std::string::npos);
+  EXPECT_EQ(deliveries_in_log(stack, doomed), 0u);
+  auto event =
+      stack.log().find_event(object_id::parse(doomed).value(), object_id::parse(events[0]).value());
+  ASSERT_TRUE(event);
+  EXPECT_FALSE(*event);
+  expect_problem(stack.get(delivery_stack::project_deliveries_path(org, doomed)), 404);
+  expect_problem(stack.get(delivery_stack::event_path(org, doomed, events[0])), 404);
+
+  // The other project's retry comes, due about when the deleted ones' were; well after it, none of
+  // those has.
+  ASSERT_TRUE(sink.wait_for("/kept", 2));
+  std::this_thread::sleep_for(1s);
+  EXPECT_EQ(sink.count("/doomed"), doomed_requests);
+  EXPECT_EQ(deliveries_in_log(stack, kept), 1u);
+}
+
+// The process stopped after the catalog deleted the project and before the delivery log did: the
+// next start finishes the deletion, and the pending deliveries are never attempted.
+TEST(admin_api_delivery_test, a_start_finishes_a_project_deletion_the_delivery_log_missed) {
+  receiver sink;
+  sink.set_default("/doomed", {503, {}, "later"});
+  delivery_stack_options options;
+  options.retry_schedule = {2000ms, 3600s};
+  delivery_stack stack(options);
+  auto org = stack.create_organization("Acme");
+  auto doomed = stack.create_project(org, "doomed");
+  webhook_to(stack, org, doomed, sink, "/doomed");
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_EQ(stack.ingest(org, doomed, {{"type", "order.created"}, {"data", {{"seq", i}}}}).status,
+              202u);
+  }
+  ASSERT_TRUE(eventually([&] { return stack.log().counters().retries == 2; }));
+  const auto org_id = object_id::parse(org).value();
+  const auto proj_id = object_id::parse(doomed).value();
+  ASSERT_TRUE(wait_for<void>(
+      [&](auto done) { stack.cat().delete_project(org_id, proj_id, std::move(done)); }));
+  stack.restart();  // well before the retries are due
+
+  ASSERT_TRUE(eventually([&] { return stack.log().counters().deleted == 2; }));
+  EXPECT_EQ(stack.log().pending_count(), 0u);
+  EXPECT_EQ(stack.log().counters().cancelled, 0u);
+  EXPECT_EQ(deliveries_in_log(stack, doomed), 0u);
+  std::this_thread::sleep_for(2500ms);  // past the retries' time
+  EXPECT_EQ(sink.count("/doomed"), 2u);
 }
 
 }  // namespace

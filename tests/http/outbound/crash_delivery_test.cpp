@@ -217,5 +217,92 @@ TEST(CrashDelivery, KillNineDuringRetentionSweepsLosesNoPendingDelivery) {
   std::filesystem::remove_all(dir, ignored);
 }
 
+// A project deleted (204) with deliveries pending, then kill -9 at once: after the restart the
+// project is still gone and none of its deliveries is attempted again, while another project's
+// pending deliveries go out as usual (docs/delivery.md, "Deleting").
+TEST(CrashDelivery, APendingDeliveryOfAProjectDeletedBeforeKillNineIsNeverAttempted) {
+  std::string pattern = (std::filesystem::temp_directory_path() / "hookd-crash-XXXXXX").string();
+  ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+  const std::filesystem::path dir = pattern;
+
+  receiver sink;
+  sink.set_default("/doomed", {500, {}, "not yet"});
+  sink.set_default("/kept", {500, {}, "not yet"});
+  constexpr std::size_t kEvents = 10;
+  std::string org, doomed, kept;
+  {
+    hookd_process first(dir, "first");  // retries every 200 ms
+    http_client client(first.endpoint());
+    auto r = call(client, bhttp::verb::post, "/api/v1/organizations", {{"name", "Crash"}});
+    ASSERT_EQ(r.status, 201u) << r.body;
+    org = r.str("_id");
+    for (const char* slug : {"doomed", "kept"}) {
+      r = call(client, bhttp::verb::post, test_server::projects_path(org),
+               {{"name", std::string("Project ") + slug}, {"slug", slug}});
+      ASSERT_EQ(r.status, 201u) << r.body;
+      const std::string proj = r.str("_id");
+      (std::string_view(slug) == "doomed" ? doomed : kept) = proj;
+      r = call(client, bhttp::verb::post, test_server::webhooks_path(org, proj),
+               {{"name", std::string("Hook ") + slug},
+                {"url", sink.url(std::string("/") + slug)},
+                {"events", json::array{"*"}}});
+      ASSERT_EQ(r.status, 201u) << r.body;
+    }
+    for (std::size_t i = 0; i < kEvents; ++i) {
+      for (const std::string& proj : {doomed, kept}) {
+        r = call(client, bhttp::verb::post, delivery_stack::events_path(org, proj),
+                 {{"type", "crash.test"}, {"data", {{"seq", i}}}});
+        ASSERT_EQ(r.status, 202u) << r.body;
+      }
+    }
+    // Attempts to both have failed and are being retried when the project is deleted.
+    ASSERT_TRUE(sink.wait_for("/doomed", 2 * kEvents));
+    r = client.request(bhttp::verb::delete_, test_server::projects_path(org) + "/" + doomed, {},
+                       {{"Authorization", "Bearer " + std::string(kToken)}});
+    ASSERT_EQ(r.status, 204u) << r.body;
+    first.child().signal(SIGKILL);
+    ASSERT_EQ(first.child().wait_exit(), 128 + SIGKILL);
+    client.close();
+  }
+  const std::size_t doomed_before = sink.count("/doomed");
+
+  sink.set_default("/kept", {200, {}, "thanks"});
+  hookd_process second(dir, "second");
+  // Every pending delivery of the other project arrives: the dispatcher runs, and the deleted
+  // project's deliveries, due just as often, would have come by now had they survived.
+  auto kept_delivered = [&] {
+    std::set<std::int64_t> seqs;
+    for (const auto& got : sink.requests("/kept")) {
+      if (got.answered == 200) seqs.insert(json::parse(got.body).at("data").at("seq").as_int64());
+    }
+    return seqs.size();
+  };
+  ASSERT_TRUE(eventually([&] { return kept_delivered() == kEvents; }, 60s)) << kept_delivered();
+  std::this_thread::sleep_for(1s);  // five more retry periods
+  EXPECT_EQ(sink.count("/doomed"), doomed_before);
+
+  http_client client(second.endpoint());
+  const header_list admin{{"Authorization", "Bearer " + std::string(kToken)}};
+  auto gone =
+      client.request(bhttp::verb::get, test_server::projects_path(org) + "/" + doomed, {}, admin);
+  EXPECT_EQ(gone.status, 404u) << gone.body;
+  auto history = client.request(bhttp::verb::get,
+                                delivery_stack::project_deliveries_path(org, doomed), {}, admin);
+  EXPECT_EQ(history.status, 404u) << history.body;
+  auto other =
+      client.request(bhttp::verb::get, test_server::projects_path(org) + "/" + kept, {}, admin);
+  EXPECT_EQ(other.status, 200u) << other.body;
+  // Nothing was left for the start to finish: the log's part was durable before the 204.
+  auto metrics = client.request(bhttp::verb::get, "/metrics");
+  EXPECT_NE(metrics.body.find("hookd_deliveries_total{outcome=\"deleted\"} 0\n"), std::string::npos)
+      << metrics.body;
+  client.close();
+
+  second.child().signal(SIGTERM);
+  EXPECT_EQ(second.child().wait_exit(), 0) << second.child().output(true);
+  std::error_code ignored;
+  std::filesystem::remove_all(dir, ignored);
+}
+
 }  // namespace
 }  // namespace hookd::test
