@@ -149,6 +149,9 @@ planned_request plan_org_list(const parsed_args&) {
 planned_request plan_org_get(const parsed_args& a) {
   return {verb::get, org_path(a), std::nullopt};
 }
+planned_request plan_org_delete(const parsed_args& a) {
+  return {verb::delete_, org_path(a), std::nullopt};
+}
 
 planned_request plan_project_create(const parsed_args& a) {
   json::object body{{"name", *a.one("--name")}, {"slug", *a.one("--slug")}};
@@ -162,6 +165,9 @@ planned_request plan_project_list(const parsed_args& a) {
 }
 planned_request plan_project_get(const parsed_args& a) {
   return {verb::get, org_path(a) + "/projects/" + segment(a.positionals.at(1)), std::nullopt};
+}
+planned_request plan_project_delete(const parsed_args& a) {
+  return {verb::delete_, org_path(a) + "/projects/" + segment(a.positionals.at(1)), std::nullopt};
 }
 
 planned_request plan_token_create(const parsed_args& a) {
@@ -241,6 +247,15 @@ const std::vector<command_spec>& commands() {
        "Prints the organization with id ORG.",
        {},
        plan_org_get},
+      {"org",
+       "delete",
+       {"ORG"},
+       "delete an organization with its projects",
+       "Deletes organization ORG with its projects, their webhooks and their deliveries (pending "
+       "ones are never attempted), and removes it from every API token's organizations. Prints "
+       "nothing on success.",
+       {},
+       plan_org_delete},
 
       {"project",
        "create",
@@ -268,6 +283,14 @@ const std::vector<command_spec>& commands() {
        "Prints project ID of organization ORG.",
        {},
        plan_project_get},
+      {"project",
+       "delete",
+       {"ORG", "ID"},
+       "delete a project with its webhooks",
+       "Deletes project ID of organization ORG with its webhooks and their deliveries (pending "
+       "ones are never attempted); its slug can be used again. Prints nothing on success.",
+       {},
+       plan_project_delete},
 
       {"token",
        "create",

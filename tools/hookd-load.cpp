@@ -590,10 +590,34 @@ asio::awaitable<void> setup(app& a) {
   if (a.receiver) a.receiver->start(a.background);
 }
 
-// Deletes the webhooks this run created that still exist, and revokes the token it created.
+// The token first, so that nothing uses it any more, then the organization (whatever setup got
+// to create in it). A second signal skips both.
+asio::awaitable<void> delete_provisioned(app& a) {
+  std::vector<std::string> targets;
+  if (!a.token_id.empty()) targets.push_back("/api/v1/tokens/" + a.token_id);
+  if (!a.organization.empty()) targets.push_back("/api/v1/organizations/" + a.organization);
+  std::size_t done = 0;
+  client_conn conn(a.home(), a.server, a.timeout);
+  for (const std::string& target : targets) {
+    if (a.interrupts > 1) break;
+    const std::string request = a.admin->build("DELETE", target);
+    const outcome r = co_await call(conn, request);
+    if (r != outcome::ok || !is_success(conn.status())) ++a.cleanup_failures;
+    ++done;
+  }
+  a.cleanup = done == targets.size() && a.cleanup_failures == 0 ? "done" : "skipped";
+}
+
+// Provisioned: revokes the token this run created and deletes its organization, which takes the
+// projects, webhooks and deliveries with it. With --token: deletes the webhooks this run created
+// that still exist.
 asio::awaitable<void> clean_up(app& a) {
   if (a.opt.keep) {
     a.cleanup = "kept";
+    co_return;
+  }
+  if (a.admin) {
+    co_await delete_provisioned(a);
     co_return;
   }
   std::vector<hook_ref> ours;
@@ -614,21 +638,8 @@ asio::awaitable<void> clean_up(app& a) {
     return http_failure("deleting a webhook", r);
   };
   co_await run_batch(a, deletes, "cleanup");
-  bool complete = deletes.done == deletes.count;
   a.cleanup_failures = deletes.failed;
-
-  if (a.admin && !a.token_id.empty() && a.interrupts <= 1) {
-    client_conn conn(a.home(), a.server, a.timeout);
-    const std::string revoke = a.admin->build("DELETE", "/api/v1/tokens/" + a.token_id);
-    const outcome r = co_await call(conn, revoke);
-    if (r != outcome::ok || !is_success(conn.status())) {
-      ++a.cleanup_failures;
-      complete = false;
-    }
-  } else if (a.admin && !a.token_id.empty()) {
-    complete = false;
-  }
-  a.cleanup = complete && a.cleanup_failures == 0 ? "done" : "skipped";
+  a.cleanup = deletes.done == deletes.count && a.cleanup_failures == 0 ? "done" : "skipped";
 }
 
 // ---------------------------------------------------------------- the load
@@ -1055,7 +1066,6 @@ json::object summary(app& a) {
   if (a.opt.provisioning()) {
     setup["token_id"] = a.token_id;
     if (a.opt.keep) setup["token"] = a.token_secret;  // shown once by hookd: the only copy
-    setup["note"] = "organizations and projects cannot be deleted through the API; they remain";
   }
   out["setup"] = std::move(setup);
   out["warmup_s"] = a.opt.warmup_s;

@@ -34,11 +34,11 @@ Scenarios:
 
 Credentials (one of):
   --admin-token T        provision an organization, --projects projects, a token and --webhooks
-                         webhooks per project; at the end delete the webhooks that still exist and
-                         revoke the token (unless --keep). Organizations and projects stay: the
-                         API cannot delete them.
+                         webhooks per project; at the end revoke the token and delete the
+                         organization with everything in it (unless --keep)
   --token T --organization ID --project ID
-                         use existing ones; get/list/patch/delete/mix use the project's webhooks
+                         use existing ones; get/list/patch/delete/mix use the project's webhooks;
+                         at the end delete the webhooks the run created that still exist
 Load shape:
   --connections N        keep-alive connections (default 16), one request at a time each
   --duration SECONDS     measured time (default 10; decimals allowed)

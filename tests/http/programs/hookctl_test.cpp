@@ -358,6 +358,8 @@ TEST_F(HookctlTest, UsageErrorsExitTwoWithOneLine) {
       {"org"},                                                           // missing sub-command
       {"org", "create"},                                                 // missing NAME
       {"org", "create", "a", "b"},                                       // one too many
+      {"org", "delete"},                                                 // missing ORG
+      {"project", "delete", "0123456789abcdef01234567"},                 // missing ID
       {"org", "list", "--bogus"},                                        // unknown option
       {"project", "create", "0123456789abcdef01234567", "--name", "N"},  // --slug missing
       {"webhook", "create", "o", "p", "--name", "n", "--url"},           // value missing
@@ -398,8 +400,9 @@ TEST_F(HookctlTest, UsageErrorsExitTwoWithOneLine) {
 TEST_F(HookctlTest, HelpExitsZero) {
   auto top = run_hookctl(dir_, {"--help"});
   EXPECT_EQ(top.code, 0);
-  for (const char* command : {"org create", "project create", "token create", "token revoke",
-                              "webhook create", "webhook update", "webhook secret", "health"}) {
+  for (const char* command :
+       {"org create", "org delete", "project create", "project delete", "token create",
+        "token revoke", "webhook create", "webhook update", "webhook secret", "health"}) {
     EXPECT_NE(top.out.find(command), std::string::npos) << command;
   }
   auto group = run_hookctl(dir_, {"webhook", "--help"});
@@ -411,6 +414,53 @@ TEST_F(HookctlTest, HelpExitsZero) {
   auto via_help = run_hookctl(dir_, {"help", "token", "create"});
   EXPECT_EQ(via_help.code, 0);
   EXPECT_NE(via_help.out.find("--scope"), std::string::npos);
+}
+
+TEST_F(HookctlTest, DeletingProjectsAndOrganizations) {
+  auto [org_id, proj_id] = make_project();
+  auto hook = admin({"webhook", "create", org_id, proj_id, "--name", "Builds", "--url",
+                     "https://example.com/hooks", "--event", "*"});
+  ASSERT_EQ(hook.code, 0) << hook.err;
+  auto other = admin({"org", "create", "Other"});
+  ASSERT_EQ(other.code, 0) << other.err;
+  const std::string other_id = str(other.json_out(), "_id");
+  auto token = admin({"token", "create", "--name", "both", "--org", org_id, "--org", other_id,
+                      "--scope", "webhooks:read"});
+  ASSERT_EQ(token.code, 0) << token.err;
+  const std::string token_id = str(token.json_out(), "_id");
+
+  // Like `webhook delete`: a 204 prints nothing.
+  auto deleted = admin({"project", "delete", org_id, proj_id});
+  EXPECT_EQ(deleted.code, 0) << deleted.err;
+  EXPECT_TRUE(deleted.out.empty()) << deleted.out;
+  EXPECT_TRUE(deleted.err.empty()) << deleted.err;
+  auto gone = admin({"project", "get", org_id, proj_id});
+  EXPECT_EQ(gone.code, 1);
+  EXPECT_EQ(gone.json_err().at("status").as_int64(), 404);
+  auto hooks_gone = admin({"webhook", "list", org_id, proj_id});
+  EXPECT_EQ(hooks_gone.code, 1);
+  auto again = admin({"project", "delete", org_id, proj_id});
+  EXPECT_EQ(again.code, 1);
+  EXPECT_TRUE(again.out.empty());
+  EXPECT_EQ(str(again.json_err(), "type"), "https://hookd.dev/problems/not-found");
+
+  auto org_deleted = admin({"org", "delete", org_id});
+  EXPECT_EQ(org_deleted.code, 0) << org_deleted.err;
+  EXPECT_TRUE(org_deleted.out.empty()) << org_deleted.out;
+  auto org_gone = admin({"org", "get", org_id});
+  EXPECT_EQ(org_gone.code, 1);
+  EXPECT_EQ(org_gone.json_err().at("status").as_int64(), 404);
+  auto orgs = admin({"org", "list"});
+  ASSERT_EQ(orgs.code, 0) << orgs.err;
+  ASSERT_EQ(orgs.json_out().as_array().size(), 1u);
+  EXPECT_EQ(str(orgs.json_out().as_array()[0], "_id"), other_id);
+  // The token keeps its other organization.
+  auto kept = admin({"token", "get", token_id});
+  ASSERT_EQ(kept.code, 0) << kept.err;
+  EXPECT_EQ(kept.json_out().at("organizations"), json::array({json::value(other_id)}));
+  auto bad = admin({"org", "delete", "not-an-id"});
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_EQ(str(bad.json_err(), "type"), "https://hookd.dev/problems/bad-id");
 }
 
 TEST_F(HookctlTest, Tokens) {

@@ -200,6 +200,17 @@ class HookdLoadTest : public ::testing::Test {
     return json::parse(ok->body);
   }
 
+  // The status of a GET as the admin (0 when hookd did not answer, which fails the test).
+  unsigned admin_status(const std::string& target) {
+    auto where = std::get<http::base_url>(http::parse_base_url(url_));
+    http::sync_client client(where, 10s);
+    auto r = client.send(http::bhttp::verb::get, target, {},
+                         {{"Authorization", std::string("Bearer ") + kAdminToken}});
+    auto* ok = std::get_if<http::client_response>(&r);
+    EXPECT_NE(ok, nullptr);
+    return ok == nullptr ? 0 : ok->status;
+  }
+
   static std::string webhooks_path(const std::string& org, const std::string& project) {
     return "/api/v1/organizations/" + org + "/projects/" + project + "/settings/webhooks";
   }
@@ -263,13 +274,16 @@ TEST_F(HookdLoadTest, GetScenarioAnswersOnly200AndCleansUp) {
   }
   EXPECT_TRUE(progress) << r.err;
 
-  // It deleted the webhooks it made; the organization and project remain (no delete API).
+  // It deleted the organization it made, with its project and webhooks, and revoked its token.
   const auto& setup = s.at("setup").as_object();
   EXPECT_EQ(setup.at("cleanup"), "done");
   EXPECT_EQ(u64(setup.at("webhooks")), 5u);
+  EXPECT_FALSE(setup.contains("note"));
   const std::string org(setup.at("organization").as_string());
   const std::string project(setup.at("project").as_array().at(0).as_string());
-  EXPECT_TRUE(admin_get(webhooks_path(org, project)).as_array().empty());
+  EXPECT_EQ(admin_status("/api/v1/organizations/" + org), 404u);
+  EXPECT_EQ(admin_status("/api/v1/organizations/" + org + "/projects/" + project), 404u);
+  EXPECT_EQ(admin_status("/api/v1/tokens/" + std::string(setup.at("token_id").as_string())), 404u);
 }
 
 TEST_F(HookdLoadTest, CreateWithRequestsMakesExactlyThatManyAndKeepsThem) {
