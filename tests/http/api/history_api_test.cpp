@@ -224,7 +224,7 @@ TEST_F(HistoryApi, ErasingASubjectRemovesItsEventsFromEveryReadAndStopsTheirDeli
   const auto slow_for = [&](const std::string& subject) {
     std::size_t n = 0;
     for (const auto& got : sink.requests("/slow")) {
-      n += json::parse(got.body).at("data").at("who").as_string() == subject ? 1 : 0;
+      n += json::parse(got.body).at("data").at("who").as_string() == subject ? 1u : 0u;
     }
     return n;
   };
