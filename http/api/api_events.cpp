@@ -280,25 +280,19 @@ response page_response(const delivery_page& page) {
   return json_response(bhttp::status::ok, out);
 }
 
-asio::awaitable<response> list_webhook_deliveries(app& a, request_context& ctx) {
+// A webhook's list (`by_webhook`: the path names it) or the project's (`?webhook=` may).
+asio::awaitable<response> list_deliveries(app& a, request_context& ctx, bool by_webhook) {
   auto target = resolve(a, ctx, scope::deliveries_read);
   if (!target) co_return fail(ctx, target.error());
-  auto webhook = co_await resolve_webhook(a, ctx, *target);
-  if (!webhook) co_return fail(ctx, webhook.error());
-  auto query = parse_delivery_query(ctx.query, *target, false);
+  std::optional<object_id> webhook;
+  if (by_webhook) {
+    auto resolved = co_await resolve_webhook(a, ctx, *target);
+    if (!resolved) co_return fail(ctx, resolved.error());
+    webhook = *resolved;
+  }
+  auto query = parse_delivery_query(ctx.query, *target, !by_webhook);
   if (!query) co_return fail(ctx, query.error());
-  query->webhook = *webhook;
-  auto reading = read_history<delivery_page>(a, list_read{a.deliveries, std::move(*query)});
-  auto page = co_await std::move(reading);
-  if (!page) co_return fail(ctx, page.error());
-  co_return page_response(*page);
-}
-
-asio::awaitable<response> list_project_deliveries(app& a, request_context& ctx) {
-  auto target = resolve(a, ctx, scope::deliveries_read);
-  if (!target) co_return fail(ctx, target.error());
-  auto query = parse_delivery_query(ctx.query, *target, true);
-  if (!query) co_return fail(ctx, query.error());
+  if (webhook) query->webhook = webhook;
   auto reading = read_history<delivery_page>(a, list_read{a.deliveries, std::move(*query)});
   auto page = co_await std::move(reading);
   if (!page) co_return fail(ctx, page.error());
@@ -398,8 +392,8 @@ void register_event_routes(router& r, app& a) {
   r.add(verb::delete_, project + "/subjects/{subject}",
         [&a](request_context& c) { return erase_subject(a, c); });
   r.add(verb::get, project + "/deliveries",
-        [&a](request_context& c) { return list_project_deliveries(a, c); });
-  r.add(verb::get, deliveries, [&a](request_context& c) { return list_webhook_deliveries(a, c); });
+        [&a](request_context& c) { return list_deliveries(a, c, false); });
+  r.add(verb::get, deliveries, [&a](request_context& c) { return list_deliveries(a, c, true); });
   r.add(verb::get, deliveries + "/{deliveryId}",
         [&a](request_context& c) { return get_delivery(a, c); });
 }

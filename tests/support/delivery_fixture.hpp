@@ -423,99 +423,21 @@ struct delivery_stack_options {
   std::chrono::milliseconds retention{30LL * 24 * 3600 * 1000};  // --retention
 };
 
-class delivery_stack {
+// The test server (its requests and fixtures) with the delivery settings of the options.
+class delivery_stack : public test_server {
  public:
-  static constexpr std::string_view kAdminToken = test_server::kAdminToken;
+  explicit delivery_stack(delivery_stack_options options = {})
+      : test_server(settings_for(options), "hookd-delivery-test") {}
 
-  explicit delivery_stack(delivery_stack_options options = {}) : options_(std::move(options)) {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "hookd-delivery-test-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    data_dir_ = pattern;
-    open();
-  }
-  ~delivery_stack() {
-    shutdown();
-    std::error_code ignored;
-    std::filesystem::remove_all(data_dir_, ignored);
-  }
-  delivery_stack(const delivery_stack&) = delete;
-  delivery_stack& operator=(const delivery_stack&) = delete;
-
-  // Stops everything in the order hookd does and reopens it over the same data dir.
-  void restart() {
-    shutdown();
-    open();
-  }
-
-  catalog& cat() { return service_->cat(); }
-  storage& store() { return service_->store(); }
-  delivery_log& log() { return service_->deliveries(); }
-  http::dispatcher& dispatch() { return service_->dispatch(); }
-  http_client& client() { return *client_; }
-  std::uint16_t port() const { return endpoint_.port(); }
-  asio::ip::tcp::endpoint endpoint() const { return endpoint_; }
-
-  // ---- requests; an empty token sends no credentials
-
-  http_reply call(bhttp::verb method, const std::string& target,
-                  std::optional<std::string> body = {}, std::string_view token = kAdminToken,
-                  header_list headers = {}) {
-    if (!token.empty()) headers.emplace_back("Authorization", "Bearer " + std::string(token));
-    if (body) headers.emplace_back("Content-Type", "application/json");
-    return client_->request(method, target, std::move(body), headers);
-  }
-  http_reply get(const std::string& target, std::string_view token = kAdminToken) {
-    return call(bhttp::verb::get, target, std::nullopt, token);
-  }
-  http_reply post(const std::string& target, const json::value& body,
-                  std::string_view token = kAdminToken, header_list headers = {}) {
-    return call(bhttp::verb::post, target, json::serialize(body), token, std::move(headers));
-  }
-  http_reply patch(const std::string& target, const json::value& body,
-                   std::string_view token = kAdminToken) {
-    return call(bhttp::verb::patch, target, json::serialize(body), token);
-  }
-  http_reply del(const std::string& target, std::string_view token = kAdminToken) {
-    return call(bhttp::verb::delete_, target, std::nullopt, token);
-  }
-
-  // ---- fixtures through the API; each expects its 201
-
-  std::string create_organization(const std::string& name) {
-    auto r = post("/api/v1/organizations", {{"name", name}});
-    EXPECT_EQ(r.status, 201u) << r.body;
-    return r.str("_id");
-  }
-  std::string create_project(const std::string& org, const std::string& slug) {
-    auto r = post(test_server::projects_path(org), {{"name", "Project " + slug}, {"slug", slug}});
-    EXPECT_EQ(r.status, 201u) << r.body;
-    return r.str("_id");
-  }
-  test_server::issued_token create_token(std::initializer_list<std::string> orgs,
-                                         std::initializer_list<std::string> scopes) {
-    json::array org_list, scope_list;
-    for (const auto& o : orgs) org_list.emplace_back(o);
-    for (const auto& s : scopes) scope_list.emplace_back(s);
-    auto r = post("/api/v1/tokens",
-                  {{"name", "test token"}, {"organizations", org_list}, {"scopes", scope_list}});
-    EXPECT_EQ(r.status, 201u) << r.body;
-    return {r.str("_id"), r.str("token")};
-  }
-  // The created webhook, with its `secret`.
-  json::object create_webhook(const std::string& org, const std::string& proj,
-                              const json::object& body) {
-    auto r = post(test_server::webhooks_path(org, proj), body);
-    EXPECT_EQ(r.status, 201u) << r.body;
-    auto v = r.json();
-    return v.is_object() ? v.as_object() : json::object{};
-  }
+  storage& store() { return stack().store(); }
+  delivery_log& log() { return stack().deliveries(); }
+  http::dispatcher& dispatch() { return stack().dispatch(); }
 
   static std::string events_path(const std::string& org, const std::string& proj) {
-    return test_server::projects_path(org) + "/" + proj + "/events";
+    return projects_path(org) + "/" + proj + "/events";
   }
   static std::string project_deliveries_path(const std::string& org, const std::string& proj) {
-    return test_server::projects_path(org) + "/" + proj + "/deliveries";
+    return projects_path(org) + "/" + proj + "/deliveries";
   }
   static std::string event_path(const std::string& org, const std::string& proj,
                                 const std::string& event) {
@@ -523,7 +445,7 @@ class delivery_stack {
   }
   static std::string deliveries_path(const std::string& org, const std::string& proj,
                                      const std::string& hook) {
-    return test_server::webhook_path(org, proj, hook) + "/deliveries";
+    return webhook_path(org, proj, hook) + "/deliveries";
   }
 
   // POST …/events.
@@ -533,51 +455,19 @@ class delivery_stack {
   }
 
  private:
-  // The stack comes from the composition root (tools/service), like hookd's: only the values of
-  // the configuration are the test's.
-  void open() {
-    service_options o;
-    o.settings.data_dir = data_dir_.string();
-    o.settings.listen_host = "127.0.0.1";
-    o.settings.listen_port = 0;
-    o.settings.threads = 2;
-    o.settings.max_body_bytes = options_.max_body_bytes;
-    o.settings.max_webhooks_per_project = options_.max_webhooks_per_project;
-    o.settings.retry_schedule = options_.retry_schedule;
-    o.settings.delivery_timeout = options_.delivery_timeout;
-    o.settings.allow_private_targets = options_.allow_private_targets;
-    o.settings.max_inflight_deliveries = options_.max_in_flight;
-    o.settings.max_inflight_per_webhook = options_.max_in_flight_per_webhook;
-    o.settings.max_inflight_per_organization = options_.max_in_flight_per_organization;
-    o.settings.retention = options_.retention;
-    o.admin_token = std::string(kAdminToken);
-    o.log = [](const json::object&) {
-    };
-    auto opened = service::open(std::move(o));
-    if (auto* failed = std::get_if<service_failure>(&opened)) {
-      throw std::runtime_error("service: " + failed->message);
-    }
-    service_ = std::move(std::get<std::unique_ptr<service>>(opened));
-    service_->start();
-    endpoint_ = service_->endpoint();
-    if (client_) {
-      client_->set_endpoint(endpoint_);
-    } else {
-      client_ = std::make_unique<http_client>(endpoint_);
-    }
+  static config settings_for(const delivery_stack_options& o) {
+    config c;
+    c.max_body_bytes = o.max_body_bytes;
+    c.max_webhooks_per_project = o.max_webhooks_per_project;
+    c.retry_schedule = o.retry_schedule;
+    c.delivery_timeout = o.delivery_timeout;
+    c.allow_private_targets = o.allow_private_targets;
+    c.max_inflight_deliveries = o.max_in_flight;
+    c.max_inflight_per_webhook = o.max_in_flight_per_webhook;
+    c.max_inflight_per_organization = o.max_in_flight_per_organization;
+    c.retention = o.retention;
+    return c;
   }
-
-  // In the order hookd stops: listeners, dispatcher, delivery log, catalog, storage.
-  void shutdown() {
-    if (client_) client_->close();
-    service_.reset();
-  }
-
-  delivery_stack_options options_;
-  std::filesystem::path data_dir_;
-  std::unique_ptr<service> service_;
-  asio::ip::tcp::endpoint endpoint_;
-  std::unique_ptr<http_client> client_;
 };
 
 }  // namespace hookd::test

@@ -163,15 +163,10 @@ class test_server {
   // The admin token's secret, set at bootstrap like HOOKD_ADMIN_TOKEN would.
   static constexpr std::string_view kAdminToken = "hkd_test-admin-token-0123456789abcdefABCDEF";
 
-  explicit test_server(test_server_options options = {}) : options_(options) {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "hookd-http-test-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    data_dir_ = pattern;
-    open();
-  }
+  explicit test_server(test_server_options options = {})
+      : test_server(settings_for(options), "hookd-http-test") {}
 
-  ~test_server() {
+  virtual ~test_server() {
     shutdown();
     std::error_code ignored;
     std::filesystem::remove_all(data_dir_, ignored);
@@ -191,6 +186,7 @@ class test_server {
   catalog& cat() { return service_->cat(); }
   http_client& client() { return *client_; }
   std::uint16_t port() const { return endpoint_.port(); }
+  asio::ip::tcp::endpoint endpoint() const { return endpoint_; }
 
   // ---- requests; an empty token sends no credentials
 
@@ -205,8 +201,8 @@ class test_server {
     return call(bhttp::verb::get, target, std::nullopt, token);
   }
   http_reply post(const std::string& target, const json::value& body,
-                  std::string_view token = kAdminToken) {
-    return call(bhttp::verb::post, target, json::serialize(body), token);
+                  std::string_view token = kAdminToken, header_list headers = {}) {
+    return call(bhttp::verb::post, target, json::serialize(body), token, std::move(headers));
   }
   http_reply patch(const std::string& target, const json::value& body,
                    std::string_view token = kAdminToken) {
@@ -248,6 +244,7 @@ class test_server {
             {"url", "https://example.com/hooks"},
             {"events", json::array{"order.created", "order.*"}}};
   }
+  // The created webhook, with its `secret`.
   json::object create_webhook(const std::string& org, const std::string& proj,
                               const json::object& body) {
     auto r = post(webhooks_path(org, proj), body);
@@ -266,16 +263,36 @@ class test_server {
     return webhooks_path(org, proj) + "/" + hook;
   }
 
+ protected:
+  // A server over a fresh mkdtemp dir named after `dir_prefix`, built from `settings` (the data
+  // dir, listener and threads are the fixture's).
+  test_server(config settings, std::string_view dir_prefix) : settings_(std::move(settings)) {
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / (std::string(dir_prefix) + "-XXXXXX")).string();
+    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    data_dir_ = pattern;
+    open();
+  }
+
+  service& stack() { return *service_; }
+
  private:
-  // The stack comes from the composition root (tools/service), like hookd's.
+  static config settings_for(const test_server_options& o) {
+    config c;
+    c.max_body_bytes = o.max_body_bytes;
+    c.max_webhooks_per_project = o.max_webhooks_per_project;
+    return c;
+  }
+
+  // The stack comes from the composition root (tools/service), like hookd's: only the values of
+  // the configuration are the test's.
   void open() {
     service_options o;
+    o.settings = settings_;
     o.settings.data_dir = data_dir_.string();
     o.settings.listen_host = "127.0.0.1";
     o.settings.listen_port = 0;
     o.settings.threads = 2;
-    o.settings.max_body_bytes = options_.max_body_bytes;
-    o.settings.max_webhooks_per_project = options_.max_webhooks_per_project;
     o.admin_token = std::string(kAdminToken);  // what HOOKD_ADMIN_TOKEN would do
     o.log = [](const json::object&) {
     };
@@ -293,12 +310,13 @@ class test_server {
     }
   }
 
+  // In the order hookd stops: listeners, dispatcher, delivery log, catalog, storage.
   void shutdown() {
     if (client_) client_->close();
     service_.reset();
   }
 
-  test_server_options options_;
+  config settings_;
   std::filesystem::path data_dir_;
   std::unique_ptr<service> service_;
   asio::ip::tcp::endpoint endpoint_;
