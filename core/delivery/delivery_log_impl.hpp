@@ -88,6 +88,9 @@ struct delivery_log::impl {
     std::unordered_map<std::string, std::optional<idempotency_record>> idempotency;
     std::map<std::uint32_t, std::uint64_t> bucket_counts;  // the counts after this group
     std::set<std::uint32_t> dropped_buckets;               // counts erased by a sweep
+    // Where this group's batch sets each bucket's count (an index into its ops), so that the
+    // group writes each count once.
+    std::map<std::uint32_t, std::size_t> bucket_count_ops;
     void clear() { *this = overlay{}; }
   } overlay;
 

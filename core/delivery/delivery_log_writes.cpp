@@ -40,6 +40,26 @@ ingest_result answer_of(const idempotency_record& rec, bool replay) {
   return ingest_result{rec.event, rec.type, rec.time, rec.deliveries, replay};
 }
 
+// Sets a bucket's count of finished deliveries in `batch`: one put per bucket and group, whatever
+// the number of mutations of the group that change it (the first adds the op, the others update
+// its value), so that a group of 64 finished deliveries writes the count once, not 64 times.
+void put_bucket_count(impl& log, write_batch& batch, std::uint32_t bucket, std::uint64_t count) {
+  log.overlay.bucket_counts[bucket] = count;
+  log.overlay.dropped_buckets.erase(bucket);
+  std::string key = bucket_count_key(bucket);
+  // The op must still be there and be this count's: a refused mutation's ops are cut off the
+  // batch (commit_writer), and another op may have taken its place since.
+  if (const auto it = log.overlay.bucket_count_ops.find(bucket);
+      it != log.overlay.bucket_count_ops.end() && it->second < batch.ops.size() &&
+      batch.ops[it->second].where == table::meta && batch.ops[it->second].key == key &&
+      batch.ops[it->second].value) {
+    batch.ops[it->second].value = std::to_string(count);
+    return;
+  }
+  log.overlay.bucket_count_ops[bucket] = batch.ops.size();
+  batch.put(table::meta, std::move(key), std::to_string(count));
+}
+
 // A finished delivery's two history records (by project and by webhook) and one more in its
 // bucket's count, in `batch`; returns the bucket and its count after this one.
 std::pair<std::uint32_t, std::uint64_t> put_finished(impl& log, write_batch& batch,
@@ -49,9 +69,7 @@ std::pair<std::uint32_t, std::uint64_t> put_finished(impl& log, write_batch& bat
   batch.put(table::history, finished_key(bucket, d.project, d.status, d.id), value);
   batch.put(table::history, by_webhook_key(bucket, d.project, d.webhook, d.status, d.id), value);
   const std::uint64_t count = log.current_bucket_count(bucket) + 1;
-  log.overlay.bucket_counts[bucket] = count;
-  log.overlay.dropped_buckets.erase(bucket);
-  batch.put(table::meta, bucket_count_key(bucket), std::to_string(count));
+  put_bucket_count(log, batch, bucket, count);
   return {bucket, count};
 }
 
@@ -423,10 +441,13 @@ class erase_subject_op final : public commit_mutation {
         }
       }
     }
+    // First every read (a failure refuses the mutation with nothing changed), then the changes.
+    std::vector<found_event> found;
     for (std::optional<std::uint32_t> bucket = log_.bucket_of(now); bucket && *bucket >= oldest;
          bucket = log_.buckets.previous(*bucket)) {
-      if (auto erased = erase_bucket(batch, *bucket); !erased) return erased;
+      if (auto read = find_in_bucket(*bucket, found); !read) return read;
     }
+    for (const found_event& f : found) erase(batch, f);
     return {};
   }
 
@@ -446,7 +467,20 @@ class erase_subject_op final : public commit_mutation {
   }
 
  private:
-  result<void> erase_bucket(write_batch& batch, std::uint32_t bucket) {
+  // One event of the subject, and what became of each of its deliveries.
+  struct found_event {
+    std::uint32_t bucket = 0;
+    object_id id;
+    bool stored = false;  // false: only its index entry is left
+    struct target {
+      fanout_entry delivery;
+      bool pending = false;
+      std::optional<delivery_status> finished;
+    };
+    std::vector<target> deliveries;
+  };
+
+  result<void> find_in_bucket(std::uint32_t bucket, std::vector<found_event>& found) const {
     const std::string prefix = subject_prefix(bucket, project_, subject_);
     std::vector<object_id> events;
     auto scanned = log_.store.scan_range(
@@ -459,41 +493,57 @@ class erase_subject_op final : public commit_mutation {
         });
     if (!scanned) return scanned;
     for (const object_id& id : events) {
+      found_event f{bucket, id, false, {}};
       const std::string key = event_key(bucket, project_, id);
       auto value = log_.store.get(table::history, key);
       if (!value) return value.error();
-      batch.erase(table::history, subject_key(bucket, project_, subject_, id));
-      ++events_;
-      if (!*value) continue;  // erased already, or dropped by retention
-      auto e = decode_event(id.binary(), **value);
-      if (!e)
-        return make_problem(error_kind::internal,
-                            "history record " + hex_encode(key) + ": " + e.error().detail);
-      batch.erase(table::history, key);
-      for (const fanout_entry& f : e->deliveries) {
-        if (const auto pending = log_.current_pending(f.delivery)) {
-          batch.erase(table::queue, std::string(f.delivery.binary()));
-          log_.overlay.deliveries[f.delivery] = std::nullopt;
-          cancelled_.push_back(f.delivery);
-        } else {
-          auto finished = log_.read_finished(bucket, project_, f.delivery);
-          if (!finished) return finished.error();
-          if (*finished) {
-            const delivery_status s = (*finished)->status;
-            batch.erase(table::history, finished_key(bucket, project_, s, f.delivery));
-            batch.erase(table::history, by_webhook_key(bucket, project_, f.webhook, s, f.delivery));
-            const std::uint64_t count = log_.current_bucket_count(bucket);
-            const std::uint64_t left = count > 0 ? count - 1 : 0;
-            log_.overlay.bucket_counts[bucket] = left;
-            batch.put(table::meta, bucket_count_key(bucket), std::to_string(left));
-            counts_.emplace_back(bucket, left);
-          }
+      if (*value) {  // else erased already, or dropped by retention: only the index entry
+        auto e = decode_event(id.binary(), **value);
+        if (!e) {
+          return make_problem(error_kind::internal,
+                              "history record " + hex_encode(key) + ": " + e.error().detail);
         }
-        const std::string attempts = attempt_prefix(bucket, project_, f.delivery);
-        batch.erase_range(table::history, attempts, prefix_end(attempts));
+        f.stored = true;
+        for (const fanout_entry& d : e->deliveries) {
+          found_event::target t{d, log_.current_pending(d.delivery).has_value(), std::nullopt};
+          if (!t.pending) {
+            auto finished = log_.read_finished(bucket, project_, d.delivery);
+            if (!finished) return finished.error();
+            if (*finished) t.finished = (*finished)->status;
+          }
+          f.deliveries.push_back(t);
+        }
       }
+      found.push_back(std::move(f));
     }
     return {};
+  }
+
+  // Each event: a few point deletes and one range per delivery (its attempts).
+  void erase(write_batch& batch, const found_event& f) {
+    const std::uint32_t bucket = f.bucket;
+    batch.erase(table::history, subject_key(bucket, project_, subject_, f.id));
+    ++events_;
+    if (!f.stored) return;
+    batch.erase(table::history, event_key(bucket, project_, f.id));
+    for (const found_event::target& t : f.deliveries) {
+      const object_id& id = t.delivery.delivery;
+      if (t.pending) {
+        batch.erase(table::queue, std::string(id.binary()));
+        log_.overlay.deliveries[id] = std::nullopt;
+        cancelled_.push_back(id);
+      } else if (t.finished) {
+        batch.erase(table::history, finished_key(bucket, project_, *t.finished, id));
+        batch.erase(table::history,
+                    by_webhook_key(bucket, project_, t.delivery.webhook, *t.finished, id));
+        const std::uint64_t count = log_.current_bucket_count(bucket);
+        const std::uint64_t left = count > 0 ? count - 1 : 0;
+        put_bucket_count(log_, batch, bucket, left);
+        counts_.emplace_back(bucket, left);
+      }
+      const std::string attempts = attempt_prefix(bucket, project_, id);
+      batch.erase_range(table::history, attempts, prefix_end(attempts));
+    }
   }
 
   impl& log_;
@@ -633,6 +683,7 @@ class sweep_op final : public commit_mutation {
     for (const std::uint32_t bucket : counted) {
       result_.expired_deliveries += log_.current_bucket_count(bucket);
       batch.erase(table::meta, bucket_count_key(bucket));
+      log_.overlay.bucket_count_ops.erase(bucket);  // a later put in this group adds its own op
       log_.overlay.bucket_counts.erase(bucket);
       log_.overlay.dropped_buckets.insert(bucket);
       dropped_.push_back(bucket);

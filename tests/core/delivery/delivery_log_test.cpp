@@ -578,6 +578,37 @@ TEST_F(DeliveryLogTest, SuccessMovesTheDeliveryFromMemoryAndQueueToHistory) {
   EXPECT_FALSE(detail_of(id, other_project_));
 }
 
+TEST_F(DeliveryLogTest, AGroupOfFinishedDeliveriesWritesItsBucketCountOnce) {
+  make_webhook({"*"});
+  for (int i = 0; i < 10; ++i) ingest_ok(request());
+  const auto jobs = log_->jobs().take_due(now(), 100).ready;
+  ASSERT_EQ(jobs.size(), 10u);
+  const auto gate = hold_writer();
+  collector<std::shared_ptr<const delivery>> recorded(jobs.size());
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    attempt a;
+    a.number = 1;
+    a.at = now();
+    a.status_code = 200;
+    log_->record_attempt(log_->find_pending(jobs[i].delivery)->record, a,
+                         attempt_decision::succeeded(), recorded.sink(i));
+  }
+  gate->release();
+  for (const auto& r : recorded.wait()) ASSERT_TRUE(r) << r.error().detail;
+  const auto written = store_.batches();
+  std::size_t meta_ops = 0, finished = 0;
+  for (const auto& op : written.back().ops) {
+    meta_ops += op.where == table::meta ? 1u : 0u;
+    finished +=
+        op.where == table::history && op.value && op.key[kHistoryPrefixBytes] == 'd' ? 1u : 0u;
+  }
+  ASSERT_EQ(finished, 10u);  // the ten in one group
+  EXPECT_EQ(meta_ops, 1u);
+  EXPECT_EQ(log_->counts().history_deliveries, 10u);
+  open();
+  EXPECT_EQ(log_->counts().history_deliveries, 10u);
+}
+
 TEST_F(DeliveryLogTest, ARetryRewritesTheQueueRecordAndIsRescheduledAtItsTime) {
   make_webhook({"*"});
   ingest_ok(request());
