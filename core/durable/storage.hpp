@@ -37,7 +37,7 @@ struct write_batch {
   struct op {
     table where;
     std::string key;
-    std::optional<std::string> value;  // nullopt deletes `key` (or, with range_end, the range)
+    std::optional<std::string> value;      // nullopt deletes `key` (or, with range_end, the range)
     std::optional<std::string> range_end;  // engaged: deletes every key in [key, range_end)
   };
   std::vector<op> ops;
