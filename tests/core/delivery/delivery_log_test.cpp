@@ -857,26 +857,36 @@ class EarlierLayoutTest : public DeliveryLogTest {
     }
   }
 
+  // An event of the project as that version stored it, ingested now.
+  event old_event(std::string data) {
+    event e;
+    e.id = ids_.next(static_cast<std::uint32_t>(kT0 / 1000));
+    e.organization = org_;
+    e.project = project_;
+    e.type = "order.created";
+    e.data = std::move(data);
+    e.time = now();
+    return e;
+  }
+  // A delivery of `e` to `webhook`, pending with no attempt.
+  old_delivery old_delivery_of(const event& e, const object_id& webhook) {
+    old_delivery d;
+    d.d.id = ids_.next(static_cast<std::uint32_t>(kT0 / 1000));
+    d.d.event = e.id;
+    d.d.webhook = webhook;
+    d.d.type = e.type;
+    d.d.created_at = now();
+    return d;
+  }
+
   object_id_generator ids_;
 };
 
 TEST_F(EarlierLayoutTest, TheFirstLoadMigratesEveryRecordAndDeletesTheOldTables) {
   const object_id w1 = make_webhook({"*"});
   const object_id w2 = make_webhook({"*"});
-  event e;
-  e.id = ids_.next(static_cast<std::uint32_t>(kT0 / 1000));
-  e.organization = org_;
-  e.project = project_;
-  e.type = "order.created";
-  e.data = R"({"n":42})";
-  e.time = now();
-
-  old_delivery done;  // succeeded at its second attempt
-  done.d.id = ids_.next(static_cast<std::uint32_t>(kT0 / 1000));
-  done.d.event = e.id;
-  done.d.webhook = w1;
-  done.d.type = e.type;
-  done.d.created_at = now();
+  const event e = old_event(R"({"n":42})");
+  old_delivery done = old_delivery_of(e, w1);  // succeeded at its second attempt
   {
     attempt a1;
     a1.number = 1;
@@ -897,10 +907,7 @@ TEST_F(EarlierLayoutTest, TheFirstLoadMigratesEveryRecordAndDeletesTheOldTables)
     after2.updated_at = now() + seconds(6);
     done.attempts = {{a1, after1}, {a2, after2}};
   }
-  old_delivery waiting;  // one failed attempt, retry due later
-  waiting.d = done.d;
-  waiting.d.id = ids_.next(static_cast<std::uint32_t>(kT0 / 1000));
-  waiting.d.webhook = w2;
+  old_delivery waiting = old_delivery_of(e, w2);  // one failed attempt, retry due later
   {
     attempt a1;
     a1.number = 1;
@@ -961,19 +968,8 @@ TEST_F(EarlierLayoutTest, TheFirstLoadMigratesEveryRecordAndDeletesTheOldTables)
 
 TEST_F(EarlierLayoutTest, AMigrationCutShortIsDoneAgainFromTheOldTables) {
   const object_id w = make_webhook({"*"});
-  event e;
-  e.id = ids_.next(static_cast<std::uint32_t>(kT0 / 1000));
-  e.organization = org_;
-  e.project = project_;
-  e.type = "order.created";
-  e.data = "1";
-  e.time = now();
-  old_delivery d;
-  d.d.id = ids_.next(static_cast<std::uint32_t>(kT0 / 1000));
-  d.d.event = e.id;
-  d.d.webhook = w;
-  d.d.type = e.type;
-  d.d.created_at = now();
+  const event e = old_event("1");
+  old_delivery d = old_delivery_of(e, w);
   plant(e, {d});
   store_.erase_raw(table::meta, std::string(kDeliveryLayoutKey));
 
@@ -997,19 +993,8 @@ TEST_F(EarlierLayoutTest, AMigrationCutShortIsDoneAgainFromTheOldTables) {
 
 TEST_F(EarlierLayoutTest, DamagedOldRecordsAreRefusedNamingThem) {
   const object_id w = make_webhook({"*"});
-  event e;
-  e.id = ids_.next(static_cast<std::uint32_t>(kT0 / 1000));
-  e.organization = org_;
-  e.project = project_;
-  e.type = "order.created";
-  e.data = "1";
-  e.time = now();
-  old_delivery d;
-  d.d.id = ids_.next(static_cast<std::uint32_t>(kT0 / 1000));
-  d.d.event = e.id;
-  d.d.webhook = w;
-  d.d.type = e.type;
-  d.d.created_at = now();
+  const event e = old_event("1");
+  old_delivery d = old_delivery_of(e, w);
   attempt bare;  // past the delivery record's count, without the delivery's state
   bare.number = 1;
   bare.at = now();
