@@ -14,7 +14,8 @@
 // The history is made once per process through the delivery log itself (ingest, then one
 // successful or failed attempt recorded per delivery, writes unsynced), so the records and keys
 // are exactly hookd's. BENCH_HISTORY_DELIVERIES sets how many (default 2 000 000; ten webhooks,
-// so a tenth of that many events); making 2 M takes a minute or two. Every figure is reported as a
+// so a tenth of that many events); making 2 M takes a minute or two. BENCH_HISTORY_SETTLE (seconds,
+// default 0) waits after making it, for the compactions it set off to end. Every figure is reported as a
 // counter; Google Benchmark's own time column is the mean.
 
 #include "bench_stack.hpp"
@@ -34,6 +35,7 @@
 #include <cstdlib>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -133,6 +135,11 @@ struct history_fixture {
                  std::chrono::duration<double>(steady::now() - started).count());
     // As after a restart: the memtables flushed, nothing of the history in the block cache.
     full.reopen();
+    // BENCH_HISTORY_SETTLE=S waits S seconds for the compactions that writing the history set off
+    // (they run in the same process, so under `taskset -c 0` on the reader's core).
+    if (const char* settle = std::getenv("BENCH_HISTORY_SETTLE")) {
+      std::this_thread::sleep_for(std::chrono::seconds(std::strtoll(settle, nullptr, 10)));
+    }
   }
 };
 

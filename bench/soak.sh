@@ -133,7 +133,7 @@ summary=$(awk -F'\t' -v warm="$warm_at" -v ret="$retention" -v rate="$rate" -v w
     printf "\"history_deliveries_end\":%d,\"disk_bytes_per_delivery\":%.0f}\n", last_hist, last_hist ? last_disk / last_hist : 0
   }' "$out/samples.tsv")
 summary=$(jq --argjson load "$(cat "$tmp/load.json" 2>/dev/null || echo null)" \
-  --arg commit "$(git_commit)" --arg cpu "$(cpu_model)" --arg date "$(date -u +%FT%TZ)" \
+  --arg commit "$(git_commit "$root")" --arg cpu "$(cpu_model)" --arg date "$(date -u +%FT%TZ)" \
   '. + {commit: $commit, cpu: $cpu, date: $date, load: ($load | if . then .deliver else null end)}' <<<"$summary")
 printf '%s\n' "$summary" >"$out/soak.json"
 

@@ -17,6 +17,23 @@ using impl = delivery_log::impl;
 constexpr std::array<delivery_status, 2> kFinished = {delivery_status::succeeded,
                                                       delivery_status::failed};
 
+// The smallest id made at or after unix second `seconds`: an id's first four bytes are the second
+// it was made, big-endian, and the log makes a delivery's id from the same clock reading as its
+// createdAt, so every delivery created before second `seconds` sorts below this.
+std::string first_id_of_second(std::uint32_t seconds) {
+  std::string out(object_id::kSize, '\0');
+  for (std::size_t b = 0; b < 4; ++b) {
+    out[b] = static_cast<char>((seconds >> (8 * (3 - b))) & 0xffu);
+  }
+  return out;
+}
+
+// The unix second at or after `t`: deliveries created before `t` have ids of earlier seconds.
+std::uint32_t ceil_seconds(timestamp t) {
+  const auto ms = t.time_since_epoch().count();
+  return static_cast<std::uint32_t>(ms / 1000 + (ms % 1000 != 0 ? 1 : 0));
+}
+
 // The id bytes at the end of a history key.
 std::string_view trailing_id(std::string_view key) {
   return key.substr(key.size() - object_id::kSize);
@@ -118,8 +135,14 @@ result<delivery_page> delivery_log::list_deliveries(const delivery_query& q) con
     if (const auto it = index.find(q.webhook ? *q.webhook : q.project); it != index.end()) {
       const std::set<object_id>& ids = it->second;
       std::size_t taken = 0;
-      for (auto pos = q.after ? ids.lower_bound(*q.after) : ids.end();
-           pos != ids.begin() && taken < want;) {
+      // Below the cursor and before `until` (ids of earlier seconds; createdAt settles the rest).
+      std::optional<object_id> below = q.after;
+      if (q.until) {
+        const auto bound = object_id::from_binary(first_id_of_second(ceil_seconds(*q.until)));
+        if (bound && (!below || *bound < *below)) below = bound;
+      }
+      const auto start = below ? ids.lower_bound(*below) : ids.end();
+      for (auto pos = start; pos != ids.begin() && taken < want;) {
         --pos;
         const auto& record = i.pending.at(*pos).record;
         if (record->project != q.project || !wanted(*record, timestamp{})) continue;
@@ -145,10 +168,23 @@ result<delivery_page> delivery_log::list_deliveries(const delivery_query& q) con
       const std::string prefix = q.webhook ? by_webhook_prefix(*bucket, q.project, *q.webhook, s)
                                            : finished_prefix(*bucket, q.project, s);
       // Below the cursor: every id of an older bucket is, and the key order is the id order.
+      // `until` and `since` (or the retention cutoff) bound the range the same way, to the second
+      // (the createdAt check below settles the milliseconds), so a page deep in a long history
+      // costs one seek, not a walk over everything newer than it.
       std::string upper = prefix_end(prefix);
       if (q.after) upper = std::min(upper, std::string(prefix).append(q.after->binary()));
+      if (q.until) {
+        upper =
+            std::min(upper, std::string(prefix).append(first_id_of_second(ceil_seconds(*q.until))));
+      }
+      // From `since` or the retention cutoff, whichever is later, a second early: records
+      // written before the history layout took their id a moment before their createdAt, which
+      // may have fallen in the next second.
+      const std::uint32_t from_second = std::max<std::uint32_t>(unix_seconds(earliest), 1) - 1;
+      const std::string lower = std::max(
+          std::string(prefix), std::string(prefix).append(first_id_of_second(from_second)));
       auto scanned =
-          i.store.scan_range(table::history, prefix, upper, scan_order::descending,
+          i.store.scan_range(table::history, lower, upper, scan_order::descending,
                              [&](std::string_view key, std::string_view value) {
                                auto d = decode_delivery(trailing_id(key), value);
                                if (!d) {

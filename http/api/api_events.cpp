@@ -29,6 +29,10 @@
 #include <boost/json/array.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <charconv>
 #include <optional>
 #include <string>
@@ -67,6 +71,21 @@ problem webhook_not_found(const object_id& id) {
   return make_problem(error_kind::not_found, "Webhook " + id.to_string() + " not found.");
 }
 
+// The reader pool's threads run under SCHED_IDLE, below the threads that serve requests: where
+// hookd has one core, a stream of history pages would otherwise take turns with the event loop
+// and add milliseconds to every GET of the catalog. A SCHED_IDLE thread yields the core at once
+// to a thread with work, and still gets a small share (about 0.3 %) when the core is saturated,
+// so pages slow down under load but are never starved (docs/delivery.md, "Reads"). Once per
+// thread; if the kernel refuses, the reads simply run at normal priority.
+void lower_reader_priority() {
+  thread_local const bool lowered = [] {
+    sched_param param{};
+    param.sched_priority = 0;
+    return ::sched_setscheduler(static_cast<pid_t>(::syscall(SYS_gettid)), SCHED_IDLE, &param) == 0;
+  }();
+  (void)lowered;
+}
+
 // Runs `read` (a history read: storage, may wait on the disk) on the reader pool, and resumes
 // the calling coroutine on its own executor with the result. Not a coroutine itself: `read` goes
 // to the heap and the initiation holds it by value, so nothing refers to this call's parameters
@@ -75,7 +94,10 @@ template <class T, class Read>
 asio::awaitable<result<T>> read_history(app& a, Read read) {
   auto shared = std::make_shared<Read>(std::move(read));
   return await_catalog<T>([pool = a.history_readers, shared](completion<T> done) {
-    asio::post(*pool, [shared, done = std::move(done)] { done((*shared)()); });
+    asio::post(*pool, [shared, done = std::move(done)] {
+      lower_reader_priority();
+      done((*shared)());
+    });
   });
 }
 

@@ -1161,6 +1161,42 @@ TEST_F(DeliveryLogTest, TheProjectListSpansItsWebhooksAndFiltersByTypeAndTime) {
   EXPECT_TRUE(all_pages(query(elsewhere)).empty());  // a webhook of another project
 }
 
+TEST_F(DeliveryLogTest, TimeBoundsOfFinishedDeliveriesHoldToTheMillisecond) {
+  // since/until narrow the history scan to whole seconds of the ids; the createdAt check must
+  // settle the rest, at either side of a second boundary.
+  const object_id w = make_webhook({"*"});
+  advance(std::chrono::milliseconds(1000 - now().time_since_epoch().count() % 1000));  // x.000
+  std::vector<timestamp> created;
+  for (const int step : {100, 300, 500, 250, 1000, 1, 998}) {  // .100 .400 .900 1.150 2.150 ...
+    advance(std::chrono::milliseconds(step));
+    created.push_back(now());
+    ingest_ok(request());
+    const auto due = log_->jobs().take_due(now(), 10).ready;
+    ASSERT_EQ(due.size(), 1u);
+    ASSERT_TRUE(record(due[0].delivery, 200, attempt_decision::succeeded()));
+  }
+  const auto count_between = [&](std::optional<timestamp> since, std::optional<timestamp> until) {
+    return static_cast<std::size_t>(std::count_if(created.begin(), created.end(), [&](timestamp t) {
+      return (!since || t >= *since) && (!until || t < *until);
+    }));
+  };
+  for (const timestamp& edge : created) {
+    for (const auto shift : {-1, 0, 1}) {
+      const timestamp at = edge + std::chrono::milliseconds(shift);
+      delivery_query q = query(w);
+      q.until = at;
+      EXPECT_EQ(all_pages(q).size(), count_between(std::nullopt, at)) << "until " << shift;
+      q = query(w);
+      q.since = at;
+      EXPECT_EQ(all_pages(q).size(), count_between(at, std::nullopt)) << "since " << shift;
+      q = query();
+      q.since = created.front() + std::chrono::milliseconds(shift);
+      q.until = at;
+      EXPECT_EQ(all_pages(q).size(), count_between(q.since, at)) << "both " << shift;
+    }
+  }
+}
+
 TEST_F(DeliveryLogTest, PagesCrossHistoryBucketsNewestFirst) {
   // A 16 s retention makes 1 s buckets: 40 finished deliveries over 8 seconds fill 8 of them.
   delivery_log_options options = manual();
