@@ -699,6 +699,17 @@ head_verdict server::impl::check_head(connection& conn, const beast::error_code&
     return head_verdict::answer;
   }
 
+  // RFC 9112 §3.2: an HTTP/1.1 request without a Host header, and any request with more than
+  // one, is answered 400 (docs/openapi.yaml, "Conventions").
+  if (const std::size_t hosts = head.count(bhttp::field::host);
+      hosts > 1 || (hosts == 0 && head.version() >= 11)) {
+    x.res = problem_response(transport_error::malformed_request,
+                             hosts == 0 ? "An HTTP/1.1 request must carry a Host header."
+                                        : "The request carries more than one Host header.",
+                             x.request_id);
+    return head_verdict::answer;
+  }
+
   if (const auto length = conn.parser->content_length();
       length && *length > options.max_body_bytes) {
     // Decided from the head alone: the body is never read.

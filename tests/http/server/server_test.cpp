@@ -305,6 +305,22 @@ TEST_F(ServerTest, Http10WithoutKeepAliveCloses) {
   EXPECT_TRUE(c.closed_by_server());
 }
 
+TEST_F(ServerTest, AnHttp11RequestWithoutHostIsA400) {
+  // RFC 9112 §3.2: a request that names no host (or two) cannot be routed by anyone.
+  const tcp::endpoint at = start();
+  for (const std::string request :
+       {"GET /healthz HTTP/1.1\r\n\r\n", "GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        "GET /healthz HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n"}) {
+    raw_client c(at);
+    c.send(request);
+    const auto res = c.read();
+    EXPECT_EQ(res.result(), bhttp::status::bad_request) << request;
+    EXPECT_EQ(res[bhttp::field::content_type], "application/problem+json");
+    EXPECT_NE(res.body().find("Host header"), std::string::npos) << res.body();
+    EXPECT_TRUE(c.closed_by_server());
+  }
+}
+
 TEST_F(ServerTest, KeepAliveServesTwoRequestsOnOneConnection) {
   raw_client c(start());
   c.send(get("/echo?n=1"));
