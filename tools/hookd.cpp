@@ -8,6 +8,7 @@
 #include "hookd/version.hpp"
 #include "tools/service/service.hpp"
 
+#include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -52,14 +53,30 @@ int run(const hookd::config& cfg) {
   stack.start();
   sd_notify(0, "READY=1");
 
-  // SIGTERM/SIGINT were blocked in main before any thread started, so they stay pending
-  // until this sigwait picks them up.
+  // SIGTERM/SIGINT/SIGHUP were blocked in main before any thread started, so they stay pending
+  // until this sigwait picks them up. SIGHUP asks a daemon to reload; nothing of hookd's
+  // configuration is reloadable yet, so it is logged and hookd carries on (its default action
+  // would end the process, and `Restart=on-failure` would not bring it back after a clean
+  // signal exit; docs/operations.md, "Signals and shutdown").
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   int signal_number = 0;
-  sigwait(&signals, &signal_number);
+  for (;;) {
+    sigwait(&signals, &signal_number);
+    if (signal_number != SIGHUP) break;
+    std::string reload = boost::json::serialize(boost::json::object{
+        {"level", "info"},
+        {"event", "reload"},
+        {"signal", "SIGHUP"},
+        {"reloaded", boost::json::array{}},
+        {"detail", "nothing of the configuration is reloadable yet; restart hookd to change it"}});
+    reload += '\n';
+    std::fwrite(reload.data(), 1, reload.size(), stderr);
+    std::fflush(stderr);
+  }
 
   std::string line = boost::json::serialize(boost::json::object{
       {"event", "stopping"}, {"signal", signal_number == SIGINT ? "SIGINT" : "SIGTERM"}});
@@ -75,11 +92,13 @@ int run(const hookd::config& cfg) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Block the stop signals in every thread (threads inherit the mask); main sigwaits for them.
+  // Block the stop and reload signals in every thread (threads inherit the mask); main sigwaits
+  // for them.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   std::vector<std::string> args(argv + 1, argv + argc);

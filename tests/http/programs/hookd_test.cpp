@@ -140,6 +140,26 @@ TEST_F(HookdTest, AGeneratedAdminTokenIsInItsFileAndNeverInTheLog) {
   EXPECT_EQ(hookd->output(false).find(token), std::string::npos) << "the token is in stdout";
 }
 
+TEST_F(HookdTest, SighupIsLoggedAndNeverStopsHookd) {
+  auto hookd = start("hup", {"HOOKD_ADMIN_TOKEN=" + std::string(kToken)});
+  const auto up = listening(*hookd);
+  ASSERT_TRUE(up) << hookd->output(true);
+  http_client client(endpoint_of(str_of(*up, "address")));
+  ASSERT_EQ(get(client, "/readyz").status, 200u);
+
+  hookd->signal(SIGHUP);
+  const auto reload =
+      hookd->wait_for_json([](const json::object& o) { return has_event(o, "reload"); }, true, 10s);
+  ASSERT_TRUE(reload) << hookd->output(true);
+  EXPECT_EQ(str_of(*reload, "signal"), "SIGHUP");
+  EXPECT_EQ(get(client, "/readyz").status, 200u);  // still serving, same connection
+  EXPECT_EQ(get(client, "/api/v1/organizations", kToken).status, 200u);
+  client.close();
+
+  hookd->signal(SIGTERM);
+  EXPECT_EQ(hookd->wait_exit(60s), std::optional<int>(0));
+}
+
 TEST_F(HookdTest, MetricsListenMovesMetricsToASecondListener) {
   auto hookd = start("metrics", {"HOOKD_ADMIN_TOKEN=" + std::string(kToken)},
                      {"--metrics-listen", "127.0.0.1:0"});
