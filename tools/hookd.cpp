@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -78,13 +79,35 @@ int run(const hookd::config& cfg) {
     std::fflush(stderr);
   }
 
-  std::string line = boost::json::serialize(boost::json::object{
-      {"event", "stopping"}, {"signal", signal_number == SIGINT ? "SIGINT" : "SIGTERM"}});
+  const auto delay = cfg.shutdown_delay;
+  std::string line = boost::json::serialize(
+      boost::json::object{{"level", "info"},
+                          {"event", "stopping"},
+                          {"signal", signal_number == SIGINT ? "SIGINT" : "SIGTERM"},
+                          {"shutdownDelayMs", delay.count()},
+                          {"drainTimeoutMs", cfg.drain_timeout.count()}});
   line += '\n';
   std::fwrite(line.data(), 1, line.size(), stderr);
   std::fflush(stderr);
+  // /readyz answers 503 from now on; requests are still served for --shutdown-delay, so that a
+  // load balancer's health check takes this node out of rotation before it stops accepting
+  // (docs/operations.md, "Behind a load balancer"). A second SIGTERM or SIGINT cuts the delay
+  // short; SIGHUP is ignored here like before.
   stack.drain();
   sd_notify(0, "STOPPING=1");
+  if (delay.count() > 0) {
+    const auto deadline = std::chrono::steady_clock::now() + delay;
+    for (;;) {
+      const auto left = deadline - std::chrono::steady_clock::now();
+      if (left <= std::chrono::steady_clock::duration::zero()) break;
+      const auto left_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+      timespec wait{};
+      wait.tv_sec = static_cast<time_t>(left_ns / 1'000'000'000);
+      wait.tv_nsec = static_cast<long>(left_ns % 1'000'000'000);
+      const int got = sigtimedwait(&signals, nullptr, &wait);
+      if (got == SIGTERM || got == SIGINT) break;
+    }
+  }
   stack.stop();
   return 0;
 }

@@ -250,7 +250,7 @@ const std::array kOptions = {
                 [](config& c, std::string_view v) {
                   return set_duration(c.header_timeout, v, false);
                 }},
-    option_spec{"idle-timeout", "DURATION", "60s",
+    option_spec{"idle-timeout", "DURATION", "75s",
                 "How long a keep-alive connection may wait for its next request.",
                 [](config& c, std::string_view v) {
                   return set_duration(c.idle_timeout, v, false);
@@ -259,6 +259,12 @@ const std::array kOptions = {
                 "On SIGTERM/SIGINT, how long in-flight requests get before connections are cut.",
                 [](config& c, std::string_view v) {
                   return set_duration(c.drain_timeout, v, true);
+                }},
+    option_spec{"shutdown-delay", "DURATION", "0s",
+                "On SIGTERM/SIGINT, keep serving this long with /readyz answering 503 before "
+                "accepting stops, so that a load balancer takes the node out first.",
+                [](config& c, std::string_view v) {
+                  return set_duration(c.shutdown_delay, v, true);
                 }},
     option_spec{"max-inflight-deliveries", "N", "256", "Delivery attempts running at once.",
                 [](config& c, std::string_view v) {

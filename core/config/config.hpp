@@ -43,10 +43,20 @@ struct config {
   std::chrono::milliseconds retention{30LL * 24 * 3600 * 1000};
   bool allow_private_targets = false;                // --allow-private-targets
   std::chrono::milliseconds header_timeout{10'000};  // --header-timeout
-  std::chrono::milliseconds idle_timeout{60'000};    // --idle-timeout
-  std::chrono::milliseconds drain_timeout{10'000};   // --drain-timeout
-  std::size_t max_inflight_deliveries = 256;         // --max-inflight-deliveries
-  std::size_t max_inflight_per_webhook = 4;          // --max-inflight-per-webhook
+  // --idle-timeout: how long a keep-alive connection may wait for its next request. 75 s, above
+  // the 60 s that nginx and most load balancers keep an idle upstream connection, so that the
+  // proxy closes first: when hookd closes a connection the proxy is about to reuse, the proxy's
+  // request meets a closed socket, and a proxy does not retry a POST (docs/operations.md, "Behind
+  // a load balancer").
+  std::chrono::milliseconds idle_timeout{75'000};
+  std::chrono::milliseconds drain_timeout{10'000};  // --drain-timeout
+  // --shutdown-delay: on SIGTERM/SIGINT, how long hookd keeps serving with /readyz answering 503
+  // before it stops accepting, so that a load balancer's health check takes it out of rotation
+  // while it still answers. 0 by default (an interactive stop is immediate); the systemd unit
+  // sets 5 s.
+  std::chrono::milliseconds shutdown_delay{0};
+  std::size_t max_inflight_deliveries = 256;  // --max-inflight-deliveries
+  std::size_t max_inflight_per_webhook = 4;   // --max-inflight-per-webhook
   // --max-inflight-per-organization; 0: a quarter of max_inflight_deliveries, at least 1
   std::size_t max_inflight_per_organization = 0;
   bool unsafe_no_fsync = false;  // --unsafe-no-fsync: benchmarks only; loses acknowledged writes

@@ -28,8 +28,10 @@
 // per kRefusalLogInterval at most, with the number refused since the previous line.
 //
 // Shutdown: stop() closes the acceptor and sets `draining_`. A session checks it before waiting
-// for another request; sessions already idle (waiting for a first byte) are cancelled at once.
-// Sessions in the middle of a request finish it, answering with `Connection: close`. After
+// for another request; sessions already idle (waiting for a first byte) are cancelled at once,
+// answer a request that arrived meanwhile with `Connection: close`, and otherwise shut down their
+// send side and linger, so that no client sees a reset. Sessions in the middle of a request finish
+// it, answering with `Connection: close`. After
 // drain_timeout the remaining sockets are closed hard; then the threads are joined. Every
 // session and the accept loop are counted in `tasks_`, so stop() knows when all have ended.
 
@@ -574,7 +576,12 @@ asio::awaitable<void> server::impl::run_session(std::shared_ptr<connection> conn
   bool first = true;
   auto step = next_step::close_now;
   for (;;) {
-    if (draining.load()) break;
+    if (draining.load()) {
+      // Stopping, with nothing of a next request read: close without a reset (a request the
+      // client sends meanwhile is discarded by the linger, never answered by an RST).
+      step = next_step::close_graceful;
+      break;
+    }
     if (buffer.size() == 0) {
       // Waiting for a request that has not begun: this is the state stop() may cancel at once.
       conn->idle = true;
@@ -583,6 +590,27 @@ asio::awaitable<void> server::impl::run_session(std::shared_ptr<connection> conn
           co_await conn->socket.async_read_some(buffer.prepare(kFirstReadBytes), use_tuple);
       conn->operation_done();
       conn->idle = false;
+      if (ec == asio::error::operation_aborted && draining.load() && conn->socket.is_open()) {
+        // stop() cancelled the wait. A request that reached the socket in the meantime is still
+        // answered (with Connection: close); otherwise the connection is shut down cleanly, so
+        // that a client that reuses it sees the end of a connection, not a reset
+        // (docs/operations.md, "Signals and shutdown").
+        beast::error_code aec;
+        if (conn->socket.available(aec) > 0 && !aec) {
+          conn->expires_after(options.header_timeout);
+          auto [rec, rn] =
+              co_await conn->socket.async_read_some(buffer.prepare(kFirstReadBytes), use_tuple);
+          conn->operation_done();
+          if (!rec && rn > 0) {
+            buffer.commit(rn);
+            step = co_await serve_one(*conn, buffer);
+            if (step == next_step::read_next) step = next_step::close_graceful;
+            break;
+          }
+        }
+        step = next_step::close_graceful;
+        break;
+      }
       if (ec) break;
       buffer.commit(n);
     }

@@ -30,7 +30,7 @@ struct server_options {
   std::size_t max_header_bytes = 8 * 1024;  // larger request head -> 431
   std::size_t max_pipelined = 16;           // responses queued per connection before reading stops
   std::chrono::milliseconds header_timeout{10'000};  // to read one request head
-  std::chrono::milliseconds idle_timeout{60'000};    // keep-alive wait for the next request
+  std::chrono::milliseconds idle_timeout{75'000};    // keep-alive wait for the next request
   std::chrono::milliseconds drain_timeout{10'000};   // in-flight requests get this long on stop
 };
 
