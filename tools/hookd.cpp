@@ -4,13 +4,13 @@
 // Exit codes: 0 clean stop (and --help/--version), 1 start-up failure, 2 bad configuration
 // (including a HOOKD_ADMIN_TOKEN too short on the first start).
 
+#include "core/common/log.hpp"
 #include "core/config/config.hpp"
 #include "hookd/version.hpp"
 #include "tools/service/service.hpp"
 
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
-#include <boost/json/serialize.hpp>
 
 #include <systemd/sd-daemon.h>
 
@@ -28,8 +28,10 @@
 
 namespace {
 
-void fail_line(const std::string& message) {
-  std::fprintf(stderr, "hookd: %s\n", message.c_str());
+// A start that cannot go on: one fatal log line (docs/operations.md, "Logs"), like every other
+// line hookd writes, with the reason and what to do in `error`.
+void fail_line(std::string_view event, const std::string& message) {
+  hookd::log_line({{"level", "fatal"}, {"event", event}, {"error", message}});
 }
 
 std::optional<std::string> env(const std::string& name) {
@@ -47,7 +49,7 @@ int run(const hookd::config& cfg) {
   options.admin_token = env("HOOKD_ADMIN_TOKEN");
   auto opened = hookd::service::open(std::move(options));
   if (auto* failed = std::get_if<hookd::service_failure>(&opened)) {
-    fail_line(failed->message);
+    fail_line("start_failed", "hookd: " + failed->message);
     return failed->exit_code;
   }
   hookd::service& stack = *std::get<std::unique_ptr<hookd::service>>(opened);
@@ -68,27 +70,18 @@ int run(const hookd::config& cfg) {
   for (;;) {
     sigwait(&signals, &signal_number);
     if (signal_number != SIGHUP) break;
-    std::string reload = boost::json::serialize(boost::json::object{
-        {"level", "info"},
-        {"event", "reload"},
-        {"signal", "SIGHUP"},
-        {"reloaded", boost::json::array{}},
-        {"detail", "nothing of the configuration is reloadable yet; restart hookd to change it"}});
-    reload += '\n';
-    std::fwrite(reload.data(), 1, reload.size(), stderr);
-    std::fflush(stderr);
+    hookd::log_line(
+        {{"event", "reload"},
+         {"signal", "SIGHUP"},
+         {"reloaded", boost::json::array{}},
+         {"detail", "nothing of the configuration is reloadable yet; restart hookd to change it"}});
   }
 
   const auto delay = cfg.shutdown_delay;
-  std::string line = boost::json::serialize(
-      boost::json::object{{"level", "info"},
-                          {"event", "stopping"},
-                          {"signal", signal_number == SIGINT ? "SIGINT" : "SIGTERM"},
-                          {"shutdownDelayMs", delay.count()},
-                          {"drainTimeoutMs", cfg.drain_timeout.count()}});
-  line += '\n';
-  std::fwrite(line.data(), 1, line.size(), stderr);
-  std::fflush(stderr);
+  hookd::log_line({{"event", "stopping"},
+                   {"signal", signal_number == SIGINT ? "SIGINT" : "SIGTERM"},
+                   {"shutdownDelayMs", delay.count()},
+                   {"drainTimeoutMs", cfg.drain_timeout.count()}});
   // /readyz answers 503 from now on; requests are still served for --shutdown-delay, so that a
   // load balancer's health check takes this node out of rotation before it stops accepting
   // (docs/operations.md, "Behind a load balancer"). A second SIGTERM or SIGINT cuts the delay
@@ -127,7 +120,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   const auto parsed = hookd::parse_config(args, env);
   if (const auto* error = std::get_if<std::string>(&parsed)) {
-    std::fprintf(stderr, "%s\n", error->c_str());
+    fail_line("bad_configuration", *error);
     return 2;
   }
   const auto& cfg = std::get<hookd::parsed_config>(parsed);
@@ -144,7 +137,7 @@ int main(int argc, char** argv) {
   try {
     return run(cfg.values);
   } catch (const std::exception& e) {
-    fail_line(std::string("fatal: ") + e.what());
+    fail_line("fatal", std::string("hookd: ") + e.what());
     return 1;
   }
 }

@@ -38,6 +38,7 @@
 #include "http/server/server.hpp"
 
 #include "core/common/crypto.hpp"
+#include "core/common/log.hpp"
 #include "http/api/app.hpp"
 #include "http/server/metrics.hpp"
 #include "http/server/problem.hpp"
@@ -87,12 +88,6 @@ constexpr std::chrono::milliseconds kAcceptBackoff{50};
 constexpr std::size_t kMaxRefusing = 64;
 // At most one connections_refused log line per this interval.
 constexpr std::chrono::seconds kRefusalLogInterval{10};
-
-void log_line(const boost::json::object& line) {
-  auto text = boost::json::serialize(line);
-  text += '\n';
-  std::fwrite(text.data(), 1, text.size(), stderr);  // one call: lines never interleave
-}
 
 // Request ids: 16 random bytes as 32 hex digits. A per-thread xoshiro256** seeded once from
 // RAND_bytes is enough: ids must be unique, not secret. Written into `id`, whose capacity the

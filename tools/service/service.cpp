@@ -2,6 +2,7 @@
 
 #include "core/catalog/entities.hpp"
 #include "core/common/completion.hpp"
+#include "core/common/log.hpp"
 #include "hookd/version.hpp"
 #include "storage/data_dir.hpp"
 #include "storage/rocksdb_storage.hpp"
@@ -23,13 +24,6 @@ using steady = std::chrono::steady_clock;
 // and a scan of that port holds no more descriptors than this.
 constexpr std::size_t kOpsMaxConnections = 64;
 
-void stderr_line(const boost::json::object& line) {
-  auto text = boost::json::serialize(line);
-  text += '\n';
-  std::fwrite(text.data(), 1, text.size(), stderr);
-  std::fflush(stderr);
-}
-
 std::int64_t ms_since(steady::time_point start) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - start).count();
 }
@@ -49,7 +43,7 @@ service_failure start_failure(std::string message) {
 struct service::parts {
   explicit parts(service_options o)
       : options(std::move(o)),
-        log(options.log ? options.log : log_sink(stderr_line)),
+        log(options.log ? options.log : log_sink(log_line)),
         data_dir(options.settings.data_dir),
         token_file(data_dir / "admin-token") {}
 

@@ -2,6 +2,7 @@
 // only the binary does, namely the admin-token bootstrap, the listeners it opens and the log
 // lines that name them.
 
+#include "core/common/clock.hpp"
 #include "support/delivery_fixture.hpp"
 
 #include <gtest/gtest.h>
@@ -89,7 +90,14 @@ TEST_F(HookdTest, AShortAdminTokenExitsTwoNamingItsLengthAndCreatesNoToken) {
     ASSERT_EQ(hookd->wait_exit(60s), std::optional<int>(2)) << hookd->output(true);
     const auto lines = hookd->lines(true);
     ASSERT_FALSE(lines.empty());
-    const auto& message = lines.back();
+    // The reason is a fatal log line like every other line (JSON, with time and level).
+    boost::system::error_code ec;
+    const auto parsed = json::parse(lines.back(), ec);
+    ASSERT_FALSE(ec) << lines.back();
+    ASSERT_TRUE(parsed.is_object()) << lines.back();
+    EXPECT_EQ(str_of(parsed.as_object(), "level"), "fatal");
+    EXPECT_EQ(str_of(parsed.as_object(), "event"), "start_failed");
+    const std::string message = str_of(parsed.as_object(), "error");
     EXPECT_EQ(message.rfind("hookd: ", 0), 0u) << message;
     EXPECT_NE(message.find("HOOKD_ADMIN_TOKEN"), std::string::npos) << message;
     EXPECT_NE(message.find("26 characters"), std::string::npos) << message;
@@ -161,6 +169,19 @@ TEST_F(HookdTest, SighupIsLoggedAndNeverStopsHookd) {
 
   hookd->signal(SIGTERM);
   EXPECT_EQ(hookd->wait_exit(60s), std::optional<int>(0));
+
+  // Every line of the run is JSON with an RFC 3339 time and a level (docs/operations.md, "Logs").
+  const auto lines = hookd->lines(true);
+  ASSERT_GE(lines.size(), 4u);
+  for (const auto& line : lines) {
+    boost::system::error_code ec;
+    const auto parsed = json::parse(line, ec);
+    ASSERT_TRUE(!ec && parsed.is_object()) << line;
+    EXPECT_TRUE(parse_rfc3339(str_of(parsed.as_object(), "time"))) << line;
+    const std::string level = str_of(parsed.as_object(), "level");
+    EXPECT_TRUE(level == "info" || level == "warn" || level == "error") << line;
+    EXPECT_FALSE(str_of(parsed.as_object(), "event").empty()) << line;
+  }
 }
 
 // One keep-alive client of the stop test: GETs in a loop until the server refuses new
