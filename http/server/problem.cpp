@@ -2,6 +2,8 @@
 
 #include "http/server/problem.hpp"
 
+#include "core/common/log.hpp"
+
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
@@ -122,6 +124,22 @@ std::string_view problem_title(error_kind kind) noexcept {
 }
 
 response problem_response(const problem& p, std::string_view request_id) {
+  // A storage failure's or an internal error's detail names the database's files and its own
+  // words: it goes to the log, under the request id, and the client gets what happened and what
+  // to do (docs/openapi.yaml, "Conventions").
+  if (p.kind == error_kind::storage_failure || p.kind == error_kind::internal) {
+    const bool storage = p.kind == error_kind::storage_failure;
+    log_line({{"level", "error"},
+              {"event", storage ? "storage_failure" : "internal_error"},
+              {"requestId", request_id},
+              {"detail", p.detail}});
+    return build(row(p.kind),
+                 storage ? "The change could not be made durable, so nothing was changed. Retry "
+                           "later; the server's log has the cause under this X-Request-Id."
+                         : "The server failed to handle the request. The server's log has the "
+                           "cause under this X-Request-Id.",
+                 {}, request_id);
+  }
   return build(row(p.kind), p.detail, p.errors, request_id);
 }
 

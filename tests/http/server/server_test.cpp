@@ -49,6 +49,15 @@ asio::awaitable<response> fail(request_context&) {
   co_return response{};
 }
 
+// A write that failed in the database, as a handler answers it: the detail names a file.
+asio::awaitable<response> disk_full(request_context& ctx) {
+  co_return problem_response(
+      make_problem(error_kind::storage_failure,
+                   "the write did not become durable (RocksDB: IO error: No space left on device: "
+                   "While appending to file: /var/lib/hookd/db/000123.log)"),
+      ctx.request_id);
+}
+
 asio::awaitable<response> slow(std::promise<void>* started, request_context&) {
   started->set_value();
   asio::steady_timer timer(co_await asio::this_coro::executor, 300ms);
@@ -124,6 +133,7 @@ class ServerTest : public ::testing::Test {
     routes_.add(bhttp::verb::get, "/w/{id}", echo);
     routes_.add(bhttp::verb::delete_, "/w/{id}", echo);
     routes_.add(bhttp::verb::get, "/fail", fail);
+    routes_.add(bhttp::verb::post, "/disk-full", disk_full);
     routes_.add(bhttp::verb::get, "/slow",
                 [this](request_context& ctx) { return slow(&slow_started_, ctx); });
   }
@@ -319,6 +329,21 @@ TEST_F(ServerTest, AnHttp11RequestWithoutHostIsA400) {
     EXPECT_NE(res.body().find("Host header"), std::string::npos) << res.body();
     EXPECT_TRUE(c.closed_by_server());
   }
+}
+
+TEST_F(ServerTest, AStorageFailureNeverShowsTheDatabasesFilesToTheClient) {
+  raw_client c(start());
+  c.send(
+      "POST /disk-full HTTP/1.1\r\nHost: test\r\nX-Request-Id: full-1\r\nContent-Length: "
+      "0\r\n\r\n");
+  const auto res = c.read();
+  EXPECT_EQ(res.result(), bhttp::status::service_unavailable);
+  EXPECT_EQ(res[bhttp::field::content_type], "application/problem+json");
+  EXPECT_EQ(res.body().find("/var/lib/hookd"), std::string::npos) << res.body();
+  EXPECT_EQ(res.body().find("RocksDB"), std::string::npos) << res.body();
+  EXPECT_NE(res.body().find("nothing was changed"), std::string::npos) << res.body();
+  EXPECT_NE(res.body().find("storage-failure"), std::string::npos) << res.body();
+  EXPECT_EQ(res["X-Request-Id"], "full-1");  // the log line carries it, with the file name
 }
 
 TEST_F(ServerTest, KeepAliveServesTwoRequestsOnOneConnection) {
