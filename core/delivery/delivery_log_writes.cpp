@@ -34,8 +34,9 @@ sha256_digest fingerprint(const ingest_request& r) {
     text.append(*r.subject);
   }
   if (r.ordering_key) {
-    // Likewise; a marker byte keeps (subject, key) from reading as one longer subject.
-    text.append("\0k", 2);
+    // Likewise. NUL then 0x01 (a control character, which no subject holds) keeps a key apart
+    // from a subject: no (subject, key) pair reads like another.
+    text.append("\0\x01", 2);
     text.append(*r.ordering_key);
   }
   return sha256(text);
