@@ -14,6 +14,8 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <charconv>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -140,6 +142,19 @@ bool parse_bool_option(std::string_view option, const std::string& value) {
   throw usage_error{std::string(option) + ": expected true or false, got '" + value + "'"};
 }
 
+// --rate-limit: a whole number of attempts per second (the server checks the range), or, where
+// `none_allowed`, "none" for no limit (JSON null).
+json::value parse_rate_limit(const std::string& value, bool none_allowed) {
+  if (none_allowed && value == "none") return nullptr;
+  std::int64_t n = 0;
+  const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+  if (ec != std::errc() || end != value.data() + value.size()) {
+    throw usage_error{"--rate-limit: expected a whole number of attempts per second" +
+                      std::string(none_allowed ? " or none" : "") + ", got '" + value + "'"};
+  }
+  return n;
+}
+
 planned_request plan_org_create(const parsed_args& a) {
   return {verb::post, "/api/v1/organizations", json::object{{"name", a.positionals.at(0)}}};
 }
@@ -192,6 +207,7 @@ planned_request plan_webhook_create(const parsed_args& a) {
                     {"events", string_array(a.all("--event"))}};
   if (a.has("--header")) body["headers"] = header_object(a.all("--header"));
   if (a.has("--inactive")) body["active"] = false;
+  if (auto* r = a.one("--rate-limit")) body["rateLimit"] = parse_rate_limit(*r, false);
   return {verb::post, webhooks_path(a), std::move(body)};
 }
 planned_request plan_webhook_list(const parsed_args& a) {
@@ -211,9 +227,11 @@ planned_request plan_webhook_update(const parsed_args& a) {
   if (a.has("--header")) body["headers"] = header_object(a.all("--header"));
   if (a.has("--clear-headers")) body["headers"] = json::object{};
   if (auto* v = a.one("--active")) body["active"] = parse_bool_option("--active", *v);
+  if (auto* r = a.one("--rate-limit")) body["rateLimit"] = parse_rate_limit(*r, true);
   if (body.empty()) {
     throw usage_error{
-        "nothing to update: give --name, --url, --event, --header, --clear-headers or --active"};
+        "nothing to update: give --name, --url, --event, --header, --clear-headers, --active or "
+        "--rate-limit"};
   }
   return {verb::patch, webhook_path(a), std::move(body)};
 }
@@ -336,7 +354,9 @@ const std::vector<command_spec>& commands() {
         {"--url", "U", true, false, "absolute http(s) URL the deliveries go to"},
         {"--event", "E", true, true, "an event type or pattern (repeatable, 1..100)"},
         {"--header", "'K: V'", false, true, "a custom header sent with each delivery (repeatable)"},
-        {"--inactive", "", false, false, "create it inactive (default: active)"}},
+        {"--inactive", "", false, false, "create it inactive (default: active)"},
+        {"--rate-limit", "N", false, false,
+         "at most N delivery attempts per second, 1..10000 (default: no limit)"}},
        plan_webhook_create},
       {"webhook",
        "list",
@@ -363,7 +383,9 @@ const std::vector<command_spec>& commands() {
         {"--event", "E", false, true, "replaces the events (repeatable)"},
         {"--header", "'K: V'", false, true, "replaces the custom headers (repeatable)"},
         {"--clear-headers", "", false, false, "removes every custom header"},
-        {"--active", "true|false", false, false, "activates or deactivates it"}},
+        {"--active", "true|false", false, false, "activates or deactivates it"},
+        {"--rate-limit", "N|none", false, false,
+         "at most N delivery attempts per second (1..10000); none removes the limit"}},
        plan_webhook_update},
       {"webhook",
        "delete",

@@ -307,6 +307,7 @@ class create_webhook_op final : public commit_mutation {
     w->headers = std::move(in_.headers);
     w->active = in_.active;
     w->events = std::move(in_.events);
+    w->rate_limit = in_.rate_limit;
     w->secret = std::move(secret_);
     w->created_at = w->updated_at = now;
     created_ = w;
@@ -394,6 +395,7 @@ class update_webhook_op final : public commit_mutation {
     apply(next.headers, patch_.headers);
     apply(next.active, patch_.active);
     apply(next.events, patch_.events);
+    apply(next.rate_limit, patch_.rate_limit);
     if (!changed) {
       result_ = old;  // nothing to write, nothing to publish, updatedAt stays
       return {};

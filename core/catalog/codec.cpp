@@ -229,6 +229,7 @@ std::string encode(const webhook& w, const aes256gcm_key& master_key) {
   o["updatedAt"] = to_millis(w.updated_at);
   if (w.disabled_reason) o["disabledReason"] = *w.disabled_reason;
   if (w.disabled_at) o["disabledAt"] = to_millis(*w.disabled_at);
+  if (w.rate_limit) o["rateLimit"] = *w.rate_limit;
   return json::serialize(o);
 }
 
@@ -361,6 +362,10 @@ std::optional<webhook> read_canonical_webhook(std::string_view key, std::string_
     if (!r.time(t)) return std::nullopt;
     w.disabled_at = t;
   }
+  if (std::int64_t rate = 0; r.literal(",\"rateLimit\":")) {
+    if (!r.integer(rate) || rate < 1 || rate > kMaxRateLimit) return std::nullopt;
+    w.rate_limit = static_cast<std::uint32_t>(rate);
+  }
   if (!r.literal("}") || !r.at_end()) return std::nullopt;
   // The sealed bytes only live until opened: decoded into this thread's buffer, not a fresh
   // string per webhook.
@@ -429,6 +434,14 @@ result<webhook> decode_webhook(std::string_view key, std::string_view value,
   w.updated_at = r.time("updatedAt");
   w.disabled_reason = r.opt_string("disabledReason");
   w.disabled_at = r.opt_time("disabledAt");
+  // Absent in records written before rate limits.
+  if (const std::optional<std::int64_t> rate = r.opt_integer("rateLimit")) {
+    if (*rate < 1 || *rate > kMaxRateLimit) {
+      r.fail("field \"rateLimit\" is not between 1 and " + std::to_string(kMaxRateLimit));
+    } else {
+      w.rate_limit = static_cast<std::uint32_t>(*rate);
+    }
+  }
   return finish(r, std::move(w));
 }
 

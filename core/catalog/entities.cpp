@@ -126,6 +126,7 @@ json::object to_json(const webhook& w, header_values values) {
   j.emplace("updatedAt", time_json(w.updated_at));
   if (w.disabled_reason) j.emplace("disabledReason", text_json(*w.disabled_reason));
   if (w.disabled_at) j.emplace("disabledAt", time_json(*w.disabled_at));
+  if (w.rate_limit) j.emplace("rateLimit", static_cast<std::int64_t>(*w.rate_limit));
   return j;
 }
 

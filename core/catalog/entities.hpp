@@ -105,9 +105,14 @@ struct webhook {
   timestamp updated_at{};
   std::optional<std::string> disabled_reason;  // set by auto-disable (delivery, later)
   std::optional<timestamp> disabled_at;
+  // Attempts per second at most (docs/delivery.md, "Flow control"); nullopt: no limit.
+  std::optional<std::uint32_t> rate_limit;
   json_text_cache json_cache;         // for to_json_text; not part of the entity's value
   json_text_cache masked_json_cache;  // for to_json_text(w, header_values::masked); likewise
 };
+
+// A webhook's rateLimit is 1 to this many attempts per second.
+inline constexpr std::uint32_t kMaxRateLimit = 10'000;
 
 // What a token that may read a webhook but not change it sees in place of each custom header
 // value, which often carries the receiver's credentials (docs/operations.md, "Security model").
@@ -119,7 +124,8 @@ enum class header_values : std::uint8_t { shown, masked };
 boost::json::object to_json(const organization&);
 boost::json::object to_json(const project&);
 boost::json::object to_json(const api_token&);  // never the token string or its digest
-// Never the secret; custom header values as they are, or each one kMaskedHeaderValue.
+// Never the secret; custom header values as they are, or each one kMaskedHeaderValue;
+// rateLimit only when the webhook has one.
 boost::json::object to_json(const webhook&, header_values values = header_values::shown);
 // serialize(to_json(w, values)), computed once per webhook version and kind. Only for webhooks
 // that no longer change (the catalog's published, `const` ones): the text is not refreshed after

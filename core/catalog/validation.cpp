@@ -329,6 +329,31 @@ std::optional<bool> checked_active(const json::object& obj, collector& errors) {
   return v->get_bool();
 }
 
+// rateLimit: an integer from 1 to kMaxRateLimit, or null (no limit). Engaged when the field was
+// sent and is valid.
+std::optional<std::optional<std::uint32_t>> checked_rate_limit(const json::object& obj,
+                                                               collector& errors) {
+  const json::value* v = member(obj, "rateLimit", false, errors);
+  if (v == nullptr) return std::nullopt;
+  if (v->is_null()) return std::optional<std::uint32_t>();
+  const std::string message =
+      "must be an integer from 1 to " + std::to_string(kMaxRateLimit) + " (per second) or null";
+  std::int64_t rate = 0;
+  if (v->is_int64()) {
+    rate = v->get_int64();
+  } else if (v->is_uint64()) {
+    rate = kMaxRateLimit + 1;  // beyond int64: out of range
+  } else {
+    errors.add("rateLimit", message);
+    return std::nullopt;
+  }
+  if (rate < 1 || rate > kMaxRateLimit) {
+    errors.add("rateLimit", message);
+    return std::nullopt;
+  }
+  return std::optional<std::uint32_t>(static_cast<std::uint32_t>(rate));
+}
+
 std::optional<std::vector<std::string>> checked_events(const json::object& obj, bool required,
                                                        collector& errors) {
   const json::array* arr = array_member(obj, "events", required, errors);
@@ -570,13 +595,14 @@ result<webhook_input> parse_webhook_input(const json::value& body) {
   if (!body.is_object()) return not_an_object();
   const json::object& obj = body.get_object();
   collector errors;
-  reject_unknown(obj, {"name", "url", "headers", "active", "events"}, errors);
+  reject_unknown(obj, {"name", "url", "headers", "active", "events", "rateLimit"}, errors);
   webhook_input in;
   if (auto name = checked_name(obj, true, errors)) in.name = std::move(*name);
   if (auto url = checked_url(obj, true, errors)) in.url = std::move(*url);
   if (auto headers = checked_headers(obj, false, errors)) in.headers = std::move(*headers);
   if (auto active = checked_active(obj, errors)) in.active = *active;
   if (auto events = checked_events(obj, true, errors)) in.events = std::move(*events);
+  if (auto rate = checked_rate_limit(obj, errors)) in.rate_limit = *rate;
   if (!errors.ok()) return errors.take();
   return in;
 }
@@ -585,13 +611,14 @@ result<webhook_patch> parse_webhook_patch(const json::value& body) {
   if (!body.is_object()) return not_an_object();
   const json::object& obj = body.get_object();
   collector errors;
-  reject_unknown(obj, {"name", "url", "headers", "active", "events"}, errors);
+  reject_unknown(obj, {"name", "url", "headers", "active", "events", "rateLimit"}, errors);
   webhook_patch patch;
   patch.name = checked_name(obj, false, errors);
   patch.url = checked_url(obj, false, errors);
   patch.headers = checked_headers(obj, true, errors);
   patch.active = checked_active(obj, errors);
   patch.events = checked_events(obj, false, errors);
+  patch.rate_limit = checked_rate_limit(obj, errors);
   if (!errors.ok()) return errors.take();
   return patch;
 }

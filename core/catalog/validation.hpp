@@ -39,6 +39,7 @@ struct webhook_input {
   std::vector<header_entry> headers;
   bool active = true;
   std::vector<std::string> events;
+  std::optional<std::uint32_t> rate_limit;  // 1..kMaxRateLimit; null or absent: none
 };
 
 // Every member engaged is a field the client sent. The merged result obeys webhook_input's rules.
@@ -48,8 +49,12 @@ struct webhook_patch {
   std::optional<std::vector<header_entry>> headers;
   std::optional<bool> active;
   std::optional<std::vector<std::string>> events;
+  // Engaged when sent; engaged with nullopt when sent as null (no limit).
+  std::optional<std::optional<std::uint32_t>> rate_limit;
 
-  bool empty() const noexcept { return !name && !url && !headers && !active && !events; }
+  bool empty() const noexcept {
+    return !name && !url && !headers && !active && !events && !rate_limit;
+  }
 };
 
 struct limits {

@@ -104,6 +104,7 @@ json::object to_json(const event& e) {
   o["data"] = ec ? json::value() : std::move(data);
   o["timestamp"] = time_json(e.time);
   if (e.subject) o["subject"] = *e.subject;
+  if (e.ordering_key) o["orderingKey"] = *e.ordering_key;
   return o;
 }
 
@@ -123,6 +124,7 @@ json::object to_json(const delivery& d) {
   o["createdAt"] = time_json(d.created_at);
   o["updatedAt"] = time_json(d.updated_at);
   if (d.reason) o["reason"] = *d.reason;
+  if (d.ordering_key) o["orderingKey"] = *d.ordering_key;
   return o;
 }
 
@@ -182,6 +184,7 @@ std::string encode(const event& e) {
   o["data"] = e.data;  // as text: the record stays flat and the bytes stay exact
   o["timestamp"] = to_millis(e.time);
   if (e.subject) o["subject"] = *e.subject;
+  if (e.ordering_key) o["orderingKey"] = *e.ordering_key;
   if (!e.deliveries.empty()) {
     json::array list;
     list.reserve(e.deliveries.size());
@@ -205,6 +208,7 @@ result<event> decode_event(std::string_view key, std::string_view value) {
   e.data = r.string("data");
   e.time = r.time("timestamp");
   e.subject = r.opt_string("subject");
+  e.ordering_key = r.opt_string("orderingKey");  // absent in records before ordering keys
   if (const json::value* list = r.field("deliveries", false)) {
     const json::array* items = list->if_array();
     bool good = items != nullptr;
@@ -237,6 +241,7 @@ std::string encode(const delivery& d) {
   o["createdAt"] = to_millis(d.created_at);
   o["updatedAt"] = to_millis(d.updated_at);
   if (d.reason) o["reason"] = *d.reason;
+  if (d.ordering_key) o["orderingKey"] = *d.ordering_key;
   return json::serialize(o);
 }
 
@@ -269,6 +274,7 @@ result<delivery> decode_delivery(std::string_view key, std::string_view value) {
   d.created_at = r.time("createdAt");
   d.updated_at = r.time("updatedAt");
   d.reason = r.opt_string("reason");
+  d.ordering_key = r.opt_string("orderingKey");  // absent in records before ordering keys
   if (r.ok() && d.status == delivery_status::pending && !d.next_attempt_at) {
     r.fail("a pending delivery has no \"nextAttemptAt\"");
   }

@@ -61,10 +61,15 @@ struct event {
   // Whom the event is about (a user id, say), so that all of that subject's events can be erased
   // at once (docs/delivery.md, "Erasing a subject"). Not sent to receivers.
   std::optional<std::string> subject;
+  // Events of one ordering key are delivered to each webhook one at a time, in ingest order
+  // (docs/delivery.md, "Ordering"). Not sent to receivers.
+  std::optional<std::string> ordering_key;
 };
 
 // A subject is 1 to 128 bytes of text without control characters.
 inline constexpr std::size_t kMaxSubjectBytes = 128;
+// An ordering key likewise.
+inline constexpr std::size_t kMaxOrderingKeyBytes = 128;
 
 // Why a delivery failed (the `reason` field). Fixed strings so that clients can match on them.
 inline constexpr std::string_view kReasonGone = "410 Gone";
@@ -83,6 +88,9 @@ struct delivery {
   timestamp created_at{};
   timestamp updated_at{};
   std::optional<std::string> reason;  // set when failed
+  // The event's, copied so that the scheduler keeps the order after a restart from the queue
+  // table alone (docs/delivery.md, "Ordering").
+  std::optional<std::string> ordering_key;
 };
 
 // The response body kept per attempt: at most this many bytes (docs/openapi.yaml: the first 4 KiB).
@@ -131,11 +139,11 @@ struct idempotency_record {
 
 // ---- wire JSON
 
-// {_id, organization, project, type, data, timestamp}. `data` is parsed from the stored text;
-// text that does not parse (never written by ingest) becomes null.
+// {_id, organization, project, type, data, timestamp, subject?, orderingKey?}. `data` is parsed
+// from the stored text; text that does not parse (never written by ingest) becomes null.
 boost::json::object to_json(const event& e);
 // {_id, event, webhook, type, status, attempts, nextAttemptAt (null unless pending), createdAt,
-// updatedAt, reason (only when set)}.
+// updatedAt, reason (only when set), orderingKey (only when set)}.
 boost::json::object to_json(const delivery& d);
 // {at, durationMs, statusCode (null when no response), response, error (null when none)}.
 boost::json::object to_json(const attempt& a);

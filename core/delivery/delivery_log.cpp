@@ -56,7 +56,7 @@ delivery_log::impl::impl(storage& s, const catalog& c, delivery_log_options o, c
             const auto w = catalog_ptr->find_webhook(id);
             if (!w) return webhook_info{webhook_state::missing, {}};
             return webhook_info{w->active ? webhook_state::active : webhook_state::inactive,
-                                w->organization};
+                                w->organization, w->rate_limit};
           },
           options.scheduling),
       buckets(bucket_plan::width_for(options.retention)),
@@ -147,13 +147,20 @@ void delivery_log::impl::set_bucket_count(std::uint32_t bucket, std::uint64_t co
 }
 
 void delivery_log::impl::requeue_unrecorded(const object_id& id) {
-  sched.done(id);
   std::shared_ptr<const delivery> d;
   {
     std::shared_lock lock(mutex);
     if (const auto it = pending.find(id); it != pending.end()) d = it->second.record;
   }
-  if (d) sched.schedule(id, d->webhook, clock() + options.unrecorded_retry_delay);
+  // Queued again before the slot is freed, so that its ordering key's line does not move on.
+  if (d) schedule_job(*d, clock() + options.unrecorded_retry_delay);
+  sched.done(id);
+}
+
+void delivery_log::impl::schedule_job(const delivery& d, timestamp due) {
+  std::optional<ordering> order;
+  if (d.ordering_key) order = ordering{*d.ordering_key, d.created_at};
+  sched.schedule(d.id, d.webhook, due, order);
 }
 
 std::optional<pending_delivery> delivery_log::impl::find_pending(const object_id& id) const {

@@ -90,7 +90,8 @@ struct ingest_request {
   // The idempotency fingerprint is over this text. Not parsed again: the HTTP layer parsed it.
   std::string data;
   std::optional<std::string> idempotency_key;
-  std::optional<std::string> subject;  // see event::subject
+  std::optional<std::string> subject;       // see event::subject
+  std::optional<std::string> ordering_key;  // see event::ordering_key
 };
 
 // The 202 answer: {_id, type, timestamp, deliveries}.

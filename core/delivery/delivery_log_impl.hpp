@@ -140,6 +140,10 @@ struct delivery_log::impl {
   // An attempt whose outcome was not recorded: free its slot, and try a pending delivery again.
   void requeue_unrecorded(const object_id& id);
 
+  // Puts a pending delivery on the scheduler at `due`, in the line of its ordering key if it has
+  // one (docs/delivery.md, "Ordering"). Every path that queues a pending delivery goes here.
+  void schedule_job(const delivery& d, timestamp due);
+
   std::optional<pending_delivery> find_pending(const object_id& id) const;
 
   // ---- delivery_log_writes.cpp

@@ -33,6 +33,12 @@ sha256_digest fingerprint(const ingest_request& r) {
     text.push_back('\0');
     text.append(*r.subject);
   }
+  if (r.ordering_key) {
+    // Likewise. NUL then 0x01 (a control character, which no subject holds) keeps a key apart
+    // from a subject: no (subject, key) pair reads like another.
+    text.append("\0\x01", 2);
+    text.append(*r.ordering_key);
+  }
   return sha256(text);
 }
 
@@ -114,6 +120,7 @@ class ingest_op final : public commit_mutation {
     e->data = std::move(request_.data);
     e->time = now;
     e->subject = request_.subject;
+    e->ordering_key = request_.ordering_key;
 
     std::vector<std::shared_ptr<delivery>> created;
     const std::shared_ptr<const webhook_list> hooks = log_.cat.list_webhooks(request_.project);
@@ -128,6 +135,7 @@ class ingest_op final : public commit_mutation {
       d->status = delivery_status::pending;
       d->next_attempt_at = now;
       d->created_at = d->updated_at = now;
+      d->ordering_key = e->ordering_key;
       batch.put(table::queue, std::string(d->id.binary()), encode(*d));
       e->deliveries.push_back({d->id, w->id});
       created.push_back(std::move(d));
@@ -182,7 +190,7 @@ class ingest_op final : public commit_mutation {
     log_.n_deliveries.fetch_add(created_.size(), std::memory_order_relaxed);
     for (const pending_entry& entry : created_) {
       const delivery& d = *entry.record;
-      log_.sched.schedule(d.id, d.webhook, *d.next_attempt_at);
+      log_.schedule_job(d, *d.next_attempt_at);
     }
   }
 
@@ -298,10 +306,13 @@ class record_attempt_op final : public commit_mutation {
         break;
     }
     if (count_) log_.set_bucket_count(count_->first, count_->second);
-    log_.sched.done(d.id);
     if (d.status == delivery_status::pending) {
-      log_.sched.schedule(d.id, d.webhook, *d.next_attempt_at);
+      // Queued again while still in flight (schedule, then done), so that the line of its
+      // ordering key never sees it finished in between (docs/delivery.md, "Ordering").
+      log_.schedule_job(d, *d.next_attempt_at);
+      log_.sched.done(d.id);
     } else {
+      log_.sched.done(d.id);
       (void)log_.sched.cancel(d.id);  // a job queued by mistake must not attempt it again
     }
   }

@@ -22,6 +22,18 @@ std::optional<std::string> check_subject(std::optional<std::string_view> subject
   return std::nullopt;
 }
 
+std::optional<std::string> check_ordering_key(std::optional<std::string_view> key) {
+  if (!key) return "must be a string";
+  if (key->empty() || key->size() > kMaxOrderingKeyBytes) {
+    return "must be 1 to " + std::to_string(kMaxOrderingKeyBytes) + " bytes long";
+  }
+  for (const char c : *key) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7F) return "must not contain control characters";
+  }
+  return std::nullopt;
+}
+
 result<ingest_request> parse_ingest(const boost::json::value& body,
                                     std::optional<std::string_view> idempotency_header) {
   if (!body.is_object()) {
@@ -32,7 +44,8 @@ result<ingest_request> parse_ingest(const boost::json::value& body,
   std::vector<field_error> errors;
   for (const auto& member : obj) {
     const std::string_view key(member.key().data(), member.key().size());
-    if (key != "type" && key != "data" && key != "idempotencyKey" && key != "subject") {
+    if (key != "type" && key != "data" && key != "idempotencyKey" && key != "subject" &&
+        key != "orderingKey") {
       errors.push_back({std::string(key), "unknown field"});
     }
   }
@@ -62,6 +75,16 @@ result<ingest_request> parse_ingest(const boost::json::value& body,
       errors.push_back({"subject", std::move(*message)});
     } else {
       in.subject = std::string(*text);
+    }
+  }
+
+  if (const auto* key = obj.if_contains("orderingKey"); key != nullptr) {
+    const std::optional<std::string_view> text =
+        key->is_string() ? std::optional<std::string_view>(key->get_string()) : std::nullopt;
+    if (auto message = check_ordering_key(text)) {
+      errors.push_back({"orderingKey", std::move(*message)});
+    } else {
+      in.ordering_key = std::string(*text);
     }
   }
 

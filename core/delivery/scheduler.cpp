@@ -3,6 +3,7 @@
 #include "core/delivery/delivery.hpp"  // kReason*
 
 #include <algorithm>
+#include <cmath>
 
 namespace hookd {
 
@@ -30,16 +31,30 @@ attempt_decision decide(const attempt_response& response, std::uint32_t attempt_
   return attempt_decision::retry(wait >= headroom ? timestamp::max() : now + wait);
 }
 
+// ---------------------------------------------------------------- flow control
+
+std::uint32_t burst_of(std::uint32_t rate) noexcept {
+  return std::max<std::uint32_t>(1, rate / 10);
+}
+
+bool is_congestion(std::optional<int> status_code, bool timed_out) noexcept {
+  if (timed_out) return true;
+  if (!status_code) return false;
+  const int s = *status_code;
+  return s == 429 || s == 502 || s == 503 || s == 504;
+}
+
 // ---------------------------------------------------------------- scheduler
 
 namespace {
 
 // max_in_flight_per_organization in force: 0 is a quarter of the global cap, at least 1 (the
-// reasons are in scheduler_options).
+// reasons are in scheduler_options); a per-webhook cap of 0 is 1.
 scheduler_options resolved(scheduler_options o) {
   if (o.max_in_flight_per_organization == 0) {
     o.max_in_flight_per_organization = std::max<std::size_t>(1, o.max_in_flight / 4);
   }
+  o.max_in_flight_per_webhook = std::max<std::size_t>(1, o.max_in_flight_per_webhook);
   return o;
 }
 
@@ -67,6 +82,114 @@ std::optional<timestamp> scheduler::next_due() const {
     if (!next || recheck < *next) next = recheck;
   }
   return next;
+}
+
+scheduler::webhook_jobs& scheduler::jobs_of(const object_id& webhook) {
+  const auto [it, created] = webhooks_.try_emplace(webhook);
+  if (created) it->second.limit = options_.max_in_flight_per_webhook;
+  return it->second;
+}
+
+timestamp scheduler::ready_at(const webhook_jobs& w) const {
+  timestamp at = w.queue.begin()->first;
+  if (w.paused_until && *w.paused_until > at) at = *w.paused_until;
+  if (w.rate && w.tokens < 1.0) {
+    // When the bucket holds a whole token again (rounded up to the millisecond).
+    const double wait_ms = std::ceil((1.0 - w.tokens) * 1000.0 / *w.rate);
+    const timestamp refill =
+        w.refilled + std::chrono::milliseconds(static_cast<std::int64_t>(wait_ms));
+    if (refill > at) at = refill;
+  }
+  return at;
+}
+
+bool scheduler::flow_at_rest(const webhook_jobs& w) const {
+  if (w.limit < options_.max_in_flight_per_webhook) return false;
+  if (!w.paused_until && !w.rate) return true;
+  if (!last_take_) return false;
+  if (w.paused_until && *w.paused_until > *last_take_) return false;
+  if (w.rate) {
+    // The bucket is full again by the latest time the scheduler has seen.
+    const double ms = std::chrono::duration<double, std::milli>(*last_take_ - w.refilled).count();
+    if (w.tokens + ms * *w.rate / 1000.0 < burst_of(*w.rate)) return false;
+  }
+  return true;
+}
+
+void scheduler::set_rate(webhook_jobs& w, std::optional<std::uint32_t> rate) {
+  if (rate == w.rate) return;
+  if (rate) {
+    const double burst = burst_of(*rate);
+    w.tokens = w.rate ? std::min(w.tokens, burst) : burst;  // a new limit starts full
+  }
+  w.rate = rate;
+}
+
+void scheduler::take_token(webhook_jobs& w, timestamp now) {
+  if (!w.rate) return;
+  const double ms = std::chrono::duration<double, std::milli>(now - w.refilled).count();
+  if (ms > 0) {
+    w.tokens = std::min<double>(burst_of(*w.rate), w.tokens + ms * *w.rate / 1000.0);
+    w.refilled = now;
+  }
+  w.tokens -= 1.0;  // may dip below zero by a rounding: the next token comes that much later
+}
+
+void scheduler::report(webhook_jobs& w, const in_flight_entry& entry, const sent_report& r) {
+  const std::optional<int>& status = r.response.status_code;
+  if (is_congestion(status, r.timed_out)) {
+    // Once per round: the attempts that were in flight together met the same congestion.
+    if (entry.round == w.round) {
+      w.limit = std::max<std::size_t>(1, w.limit / 2);
+      ++w.round;
+      w.successes = 0;
+    }
+  } else if (status && classify(*status) == attempt_outcome::success) {
+    if (w.limit < options_.max_in_flight_per_webhook && ++w.successes >= w.limit) {
+      ++w.limit;
+      w.successes = 0;
+    }
+  }
+  if (status && classify(*status) == attempt_outcome::retry_after_honoured &&
+      r.response.retry_after) {
+    if (const auto asked = parse_retry_after(*r.response.retry_after, r.now)) {
+      const std::chrono::milliseconds wait = std::min(*asked, options_.max_pause);
+      const timestamp until = r.now + wait;
+      if (wait.count() > 0 && (!w.paused_until || *w.paused_until < until)) {
+        w.paused_until = until;
+      }
+    }
+  }
+}
+
+void scheduler::park(webhook_jobs& w, const object_id& delivery) {
+  const auto q = queued_.find(delivery);
+  if (q == queued_.end() || q->second.parked) return;
+  w.queue.erase({q->second.due, delivery});
+  q->second.parked = true;
+}
+
+void scheduler::settle(webhook_jobs& w, const std::string& key) {
+  const auto it = w.lines.find(key);
+  if (it == w.lines.end()) return;
+  key_line& line = it->second;
+  if (line.members.empty()) {
+    if (!line.in_flight) w.lines.erase(it);
+    return;
+  }
+  if (line.in_flight) return;
+  const object_id first = line.members.begin()->second;
+  if (const auto q = queued_.find(first); q != queued_.end() && q->second.parked) {
+    q->second.parked = false;
+    w.queue.emplace(q->second.due, first);
+  }
+}
+
+void scheduler::leave_line(webhook_jobs& w, const ordering& order, const object_id& delivery) {
+  const auto it = w.lines.find(order.key);
+  if (it == w.lines.end()) return;
+  it->second.members.erase({order.created, delivery});
+  settle(w, order.key);
 }
 
 void scheduler::refresh_organization(const object_id& organization) {
@@ -99,6 +222,7 @@ void scheduler::refresh(const object_id& webhook) {
       w.held = true;  // the next take_due drops its jobs
     } else {
       w.organization = info.organization;
+      set_rate(w, info.rate_limit);
     }
   }
   const std::optional<object_id> organization = w.organization;
@@ -107,28 +231,56 @@ void scheduler::refresh(const object_id& webhook) {
   } else {
     held_.erase(webhook);
     w.held = false;  // nothing queued: nothing to hold; it is looked up afresh next time
-    if (!w.queue.empty() && w.in_flight < options_.max_in_flight_per_webhook) {
-      w.head = w.queue.begin()->first;
+    if (!w.queue.empty() && w.in_flight < w.limit) {
+      w.head = ready_at(w);
       organizations_[*organization].ready.emplace(*w.head, webhook);
     }
-    if (w.queue.empty() && w.in_flight == 0) webhooks_.erase(it);
+    if (w.queue.empty() && w.in_flight == 0 && w.lines.empty() && flow_at_rest(w)) {
+      webhooks_.erase(it);
+    }
   }
   if (organization) refresh_organization(*organization);
 }
 
-void scheduler::enqueue(const object_id& delivery, const object_id& webhook, timestamp due) {
+void scheduler::enqueue(const object_id& delivery, const object_id& webhook, timestamp due,
+                        std::optional<ordering> order) {
   if (const auto it = queued_.find(delivery); it != queued_.end()) {
+    // Moved: it keeps its place in its line (a queued delivery's key does not change).
     const object_id old_webhook = it->second.webhook;
-    webhooks_[old_webhook].queue.erase({it->second.due, delivery});
+    webhook_jobs& old = jobs_of(old_webhook);
+    if (!it->second.parked) old.queue.erase({it->second.due, delivery});
+    std::optional<ordering> kept = std::move(it->second.order);
     queued_.erase(it);
-    if (old_webhook != webhook) refresh(old_webhook);
+    if (old_webhook != webhook) {
+      if (kept) leave_line(old, *kept, delivery);
+      refresh(old_webhook);
+    } else if (kept) {
+      order = std::move(kept);
+    }
   }
-  webhooks_[webhook].queue.emplace(due, delivery);
-  queued_[delivery] = queued_entry{webhook, due};
+  webhook_jobs& w = jobs_of(webhook);
+  queued_entry q{webhook, due, order, false};
+  if (!order) {
+    w.queue.emplace(due, delivery);
+    queued_[delivery] = std::move(q);
+  } else {
+    key_line& line = w.lines[order->key];
+    const line_member member{order->created, delivery};
+    // An earlier delivery of the key (older than the line's first, which is queued but not yet
+    // taken) goes first: the one it overtakes steps back.
+    if (!line.in_flight && !line.members.empty() && member < *line.members.begin()) {
+      park(w, line.members.begin()->second);
+    }
+    line.members.insert(member);
+    q.parked = true;
+    queued_[delivery] = std::move(q);
+    settle(w, order->key);
+  }
   refresh(webhook);
 }
 
-void scheduler::schedule(const object_id& delivery, const object_id& webhook, timestamp due) {
+void scheduler::schedule(const object_id& delivery, const object_id& webhook, timestamp due,
+                         const std::optional<ordering>& order) {
   std::function<void()> wake;
   {
     std::lock_guard lock(mutex_);
@@ -137,7 +289,7 @@ void scheduler::schedule(const object_id& delivery, const object_id& webhook, ti
       return;
     }
     const std::optional<timestamp> before = earliest_ready();
-    enqueue(delivery, webhook, due);
+    enqueue(delivery, webhook, due, order);
     const std::optional<timestamp> after = earliest_ready();
     if (after && (!before || *after < *before)) wake = wake_;
   }
@@ -153,8 +305,11 @@ bool scheduler::cancel(const object_id& delivery) {
   const auto it = queued_.find(delivery);
   if (it == queued_.end()) return false;
   const object_id webhook = it->second.webhook;
-  webhooks_[webhook].queue.erase({it->second.due, delivery});
+  webhook_jobs& w = jobs_of(webhook);
+  if (!it->second.parked) w.queue.erase({it->second.due, delivery});
+  const std::optional<ordering> order = std::move(it->second.order);
   queued_.erase(it);
+  if (order) leave_line(w, *order, delivery);
   refresh(webhook);
   return true;
 }
@@ -162,12 +317,35 @@ bool scheduler::cancel(const object_id& delivery) {
 void scheduler::drop_all(const object_id& webhook, std::vector<scheduled_job>& into) {
   const auto it = webhooks_.find(webhook);
   if (it == webhooks_.end()) return;
-  for (const auto& [due, delivery] : it->second.queue) {
-    into.push_back(scheduled_job{delivery, webhook, due});
-    queued_.erase(delivery);
+  webhook_jobs& w = it->second;
+  for (const auto& [due, delivery] : w.queue) into.push_back(scheduled_job{delivery, webhook, due});
+  w.queue.clear();
+  for (auto line = w.lines.begin(); line != w.lines.end();) {
+    for (auto m = line->second.members.begin(); m != line->second.members.end();) {
+      const object_id delivery = m->second;
+      if (in_flight_.contains(delivery)) {
+        ++m;
+        continue;
+      }
+      if (const auto q = queued_.find(delivery); q != queued_.end() && q->second.parked) {
+        into.push_back(scheduled_job{delivery, webhook, q->second.due});
+      }
+      m = line->second.members.erase(m);
+    }
+    if (line->second.members.empty() && !line->second.in_flight) {
+      line = w.lines.erase(line);
+    } else {
+      ++line;
+    }
   }
-  it->second.queue.clear();
-  it->second.held = false;
+  for (const scheduled_job& job : into) {
+    if (job.webhook == webhook) queued_.erase(job.delivery);
+  }
+  w.held = false;
+  // Its flow control state goes with it: a webhook that is gone has nothing to slow down.
+  w.limit = options_.max_in_flight_per_webhook;
+  w.paused_until.reset();
+  w.rate.reset();
   refresh(webhook);
 }
 
@@ -183,9 +361,10 @@ due_jobs scheduler::take_due(timestamp now, std::size_t max) {
     const webhook_info info = lookup_(webhook);
     switch (info.state) {
       case webhook_state::active: {
-        webhook_jobs& w = webhooks_[webhook];
+        webhook_jobs& w = jobs_of(webhook);
         w.held = false;
         w.organization = info.organization;  // unknown yet when it was missing at first
+        set_rate(w, info.rate_limit);
         refresh(webhook);
         break;
       }
@@ -200,25 +379,41 @@ due_jobs scheduler::take_due(timestamp now, std::size_t max) {
   while (out.ready.size() < max && in_flight_.size() < options_.max_in_flight && !heads_.empty() &&
          heads_.begin()->first <= now) {
     const object_id webhook = heads_.begin()->second;
-    switch (lookup_(webhook).state) {
+    const webhook_info info = lookup_(webhook);
+    switch (info.state) {
       case webhook_state::missing:
         drop_all(webhook, out.dropped);
         continue;
       case webhook_state::inactive:
-        webhooks_[webhook].held = true;
+        jobs_of(webhook).held = true;
         refresh(webhook);
         continue;
       case webhook_state::active:
         break;
     }
-    webhook_jobs& w = webhooks_[webhook];
+    webhook_jobs& w = jobs_of(webhook);
+    if (info.rate_limit != w.rate) {
+      // Its rate limit was changed: it may have to wait now.
+      set_rate(w, info.rate_limit);
+      if (ready_at(w) > now) {
+        refresh(webhook);
+        continue;
+      }
+    }
     const object_id organization = *w.organization;  // it is in heads_ under it
     const auto [due, delivery] = *w.queue.begin();
     w.queue.erase(w.queue.begin());
     ++w.in_flight;
     ++organizations_[organization].in_flight;
-    queued_.erase(delivery);
-    in_flight_[delivery] = in_flight_entry{webhook, organization, std::nullopt};
+    take_token(w, now);
+    in_flight_entry entry{webhook, organization, std::nullopt};
+    entry.round = w.round;
+    if (const auto q = queued_.find(delivery); q != queued_.end()) {
+      entry.order = std::move(q->second.order);
+      queued_.erase(q);
+    }
+    if (entry.order) w.lines[entry.order->key].in_flight = true;
+    in_flight_[delivery] = std::move(entry);
     out.ready.push_back(scheduled_job{delivery, webhook, due});
     refresh(webhook);
   }
@@ -238,6 +433,14 @@ void scheduler::release_slots(in_flight_entry& entry) {
 }
 
 void scheduler::sent(const object_id& delivery) {
+  end_exchange(delivery, nullptr);
+}
+
+void scheduler::sent(const object_id& delivery, const sent_report& report) {
+  end_exchange(delivery, &report);
+}
+
+void scheduler::end_exchange(const object_id& delivery, const sent_report* outcome) {
   std::function<void()> wake;
   {
     std::lock_guard lock(mutex_);
@@ -246,6 +449,9 @@ void scheduler::sent(const object_id& delivery) {
     const std::optional<timestamp> before = earliest_ready();
     release_slots(it->second);
     ++recording_;
+    if (const auto w = webhooks_.find(it->second.webhook); outcome && w != webhooks_.end()) {
+      report(w->second, it->second, *outcome);
+    }
     refresh(it->second.webhook);  // and its organization, under which it is in flight
     const std::optional<timestamp> after = earliest_ready();
     if (after && (!before || *after < *before)) wake = wake_;
@@ -260,12 +466,22 @@ void scheduler::done(const object_id& delivery) {
     const auto it = in_flight_.find(delivery);
     if (it == in_flight_.end()) return;
     const std::optional<timestamp> before = earliest_ready();
-    in_flight_entry entry = it->second;
+    in_flight_entry entry = std::move(it->second);
     in_flight_.erase(it);
     if (entry.sent) --recording_;
     release_slots(entry);
+    if (entry.order) {
+      if (const auto w = webhooks_.find(entry.webhook); w != webhooks_.end()) {
+        if (const auto line = w->second.lines.find(entry.order->key);
+            line != w->second.lines.end()) {
+          line->second.in_flight = false;
+        }
+        // Finished for good unless queued again: the next of its line may go.
+        if (!entry.again) leave_line(w->second, *entry.order, delivery);
+      }
+    }
     if (entry.again) {
-      enqueue(delivery, entry.webhook, *entry.again);
+      enqueue(delivery, entry.webhook, *entry.again, std::move(entry.order));
     } else {
       refresh(entry.webhook);
     }
@@ -290,6 +506,18 @@ scheduler_counts scheduler::counts() const {
     if (o.in_flight >= options_.max_in_flight_per_organization) ++c.organizations_at_cap;
   }
   return c;
+}
+
+webhook_flow scheduler::flow(const object_id& webhook) const {
+  std::lock_guard lock(mutex_);
+  webhook_flow f;
+  f.limit = options_.max_in_flight_per_webhook;
+  if (const auto it = webhooks_.find(webhook); it != webhooks_.end()) {
+    f.limit = it->second.limit;
+    f.in_flight = it->second.in_flight;
+    f.paused_until = it->second.paused_until;
+  }
+  return f;
 }
 
 }  // namespace hookd

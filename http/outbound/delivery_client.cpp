@@ -410,6 +410,7 @@ asio::awaitable<std::optional<std::vector<ip_address>>> delivery_client::impl::r
                          });
   if (!state->done) co_await state->signal.async_wait(use_tuple);
   if (!state->done) {
+    result.timed_out = true;
     result.error =
         "DNS lookup timeout after " + describe_duration(options.total_timeout) + " for " + t.host;
     co_return std::nullopt;
@@ -460,6 +461,7 @@ asio::awaitable<std::unique_ptr<connection>> delivery_client::impl::open(
   c->lowest().expires_at(connect_bound ? now + options.connect_timeout : deadline);
   auto [connect_ec, peer] = co_await c->lowest().async_connect(endpoints, use_tuple);
   if (connect_ec == beast::error::timeout) {
+    result.timed_out = true;
     result.error =
         (connect_bound
              ? "connect timeout after " + describe_duration(options.connect_timeout)
@@ -499,6 +501,7 @@ asio::awaitable<std::unique_ptr<connection>> delivery_client::impl::open(
     c->lowest().expires_at(hs_bound ? hs_now + options.tls_handshake_timeout : deadline);
     auto [hs_ec] = co_await c->tls->async_handshake(ssl::stream_base::client, use_tuple);
     if (hs_ec == beast::error::timeout) {
+      result.timed_out = true;
       result.error = (hs_bound ? "TLS handshake timeout after " +
                                      describe_duration(options.tls_handshake_timeout)
                                : "timeout after " + describe_duration(options.total_timeout) +
@@ -529,6 +532,7 @@ asio::awaitable<exchange_status> delivery_client::impl::exchange(Stream& stream,
   (void)written;
   if (write_ec) {
     if (write_ec == beast::error::timeout) {
+      result.timed_out = true;
       result.error = timeout_text() + " sending the request to " + c.remote;
       co_return exchange_status::done;
     }
@@ -548,6 +552,7 @@ asio::awaitable<exchange_status> delivery_client::impl::exchange(Stream& stream,
     if (ec) {
       const bool nothing = informational == 0 && !parser->got_some() && c.buffer.size() == 0;
       if (ec == beast::error::timeout) {
+        result.timed_out = true;
         result.error = timeout_text() + " waiting for the response from " + c.remote;
         co_return exchange_status::done;
       }

@@ -54,7 +54,11 @@ struct attempt_result {
   // 203.0.113.5:443", "TLS handshake failed: certificate verify failed (...)", "refused: ...".
   std::string error;
   bool refused_by_guard = false;  // the SSRF guard refused the target; no connection was made
-  std::string remote_endpoint;    // "203.0.113.5:443" / "[2001:db8::1]:443" when connected
+  // No response head within the timeout (DNS, connect, TLS, sending or waiting for the head):
+  // a receiver that is overloaded or gone, which slows the webhook down (docs/delivery.md,
+  // "Flow control").
+  bool timed_out = false;
+  std::string remote_endpoint;  // "203.0.113.5:443" / "[2001:db8::1]:443" when connected
 
   [[nodiscard]] bool has_response() const noexcept { return status_code != 0; }
 };

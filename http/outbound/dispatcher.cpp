@@ -124,8 +124,10 @@ struct dispatcher::impl {
   // Frees the slot of a job that was not attempted, and puts it back at `due` when its delivery
   // is still pending.
   void release(const scheduled_job& job, timestamp due) {
-    log.jobs().done(job.delivery);
+    // Queued again while still in flight (schedule, then done): the line of its ordering key
+    // does not move on in between (docs/delivery.md, "Ordering").
     if (log.find_pending(job.delivery)) log.jobs().schedule(job.delivery, job.webhook, due);
+    log.jobs().done(job.delivery);
   }
 };
 
@@ -198,15 +200,17 @@ asio::awaitable<void> attempt_job(impl& d, scheduled_job job, bool& handed_over)
         std::chrono::duration_cast<std::chrono::seconds>(a.at.time_since_epoch()).count();
     attempt_result sent = co_await d.client->send(
         build_request(d.user_agent, *hook, record, delivery_body(*event), unix_seconds, *signer));
-    // The receiver is done with this attempt: the webhook's next job may go out while this one
-    // is being recorded. The delivery stays taken until record_attempt makes its outcome durable.
-    d.log.jobs().sent(job.delivery);
     a.duration = sent.duration;
     if (sent.has_response()) a.status_code = sent.status_code;
     a.response = response_excerpt(sent.body_prefix);
     if (!sent.error.empty()) a.error = std::move(sent.error);
     response.status_code = a.status_code;
     response.retry_after = std::move(sent.retry_after);
+    // The receiver is done with this attempt: the webhook's next job may go out while this one
+    // is being recorded (the delivery stays taken until record_attempt makes its outcome
+    // durable), and what the receiver answered moves the webhook's flow control
+    // (docs/delivery.md, "Flow control").
+    d.log.jobs().sent(job.delivery, sent_report{response, sent.timed_out, d.log.now()});
     d.metrics.record_attempt(a.status_code, a.duration, sent.refused_by_guard);
   }
 

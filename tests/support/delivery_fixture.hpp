@@ -184,6 +184,7 @@ struct received_request {
   std::string body;
   unsigned answered = 0;                     // the status the receiver chose for it
   std::chrono::steady_clock::time_point at;  // when it was read
+  std::size_t concurrent = 0;  // requests being answered when it was read, itself included
 
   std::string header(const std::string& name) const {
     auto it = headers.find(name);
@@ -330,12 +331,13 @@ class receiver {
       got.at = std::chrono::steady_clock::now();
       {
         std::lock_guard lock(self.mutex_);
+        got.concurrent = ++self.concurrent_;
+        self.max_concurrent_ = std::max(self.max_concurrent_, self.concurrent_);
         if (self.keep_requests_) {
           self.requests_.push_back(std::move(got));
         } else {
           ++self.forgotten_;
         }
-        self.max_concurrent_ = std::max(self.max_concurrent_, ++self.concurrent_);
       }
 
       if (reply.delay > 0ms) {

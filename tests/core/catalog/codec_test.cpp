@@ -383,5 +383,32 @@ TEST(Codec, IndexKeysHaveTheDocumentedLayout) {
   EXPECT_EQ(printable_key(hook.binary()), "65a0f1c2aabbccddee0000cc");
 }
 
+TEST(Codec, WebhookRateLimitRoundTripsAndEarlierRecordsHaveNone) {
+  const aes256gcm_key key = aes256gcm_key::generate();
+  webhook w = sample_webhook();
+  const std::string earlier = encode(w, key);  // as written before rate limits: no field
+  EXPECT_THAT(earlier, Not(HasSubstr("rateLimit")));
+  auto back = decode_webhook(w.id.binary(), earlier, key);
+  ASSERT_TRUE(back) << back.error().detail;
+  EXPECT_EQ(back->rate_limit, std::nullopt);
+
+  w.rate_limit = 250;
+  const std::string value = encode(w, key);
+  back = decode_webhook(w.id.binary(), value, key);
+  ASSERT_TRUE(back) << back.error().detail;
+  EXPECT_EQ(back->rate_limit, 250u);
+  // Another spelling goes through the general reader: the same value.
+  back = decode_webhook(w.id.binary(), " " + value, key);
+  ASSERT_TRUE(back) << back.error().detail;
+  EXPECT_EQ(back->rate_limit, 250u);
+  // Out of range in storage: an error that names the field.
+  std::string bad = value;
+  const std::string field = "\"rateLimit\":250";
+  bad.replace(bad.find(field), field.size(), "\"rateLimit\":0");
+  auto refused = decode_webhook(w.id.binary(), bad, key);
+  ASSERT_FALSE(refused);
+  EXPECT_THAT(refused.error().detail, HasSubstr("rateLimit"));
+}
+
 }  // namespace
 }  // namespace hookd

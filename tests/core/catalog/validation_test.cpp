@@ -497,5 +497,33 @@ TEST(TokenInput, Rules) {
               ElementsAre(err("name", "at least 2")));
 }
 
+TEST(WebhookInput, RateLimitIsAnIntegerFrom1To10000OrNull) {
+  EXPECT_FALSE(parse_webhook_input(webhook_with("name", R"("Orders")"))->rate_limit);
+  EXPECT_FALSE(parse_webhook_input(webhook_with("rateLimit", "null"))->rate_limit);
+  EXPECT_EQ(parse_webhook_input(webhook_with("rateLimit", "1"))->rate_limit, 1u);
+  EXPECT_EQ(parse_webhook_input(webhook_with("rateLimit", "10000"))->rate_limit, 10000u);
+  for (const char* bad :
+       {"0", "-1", "10001", "1.5", "\"5\"", "true", "[5]", "18446744073709551615"}) {
+    EXPECT_THAT(errors_of(parse_webhook_input(webhook_with("rateLimit", bad))),
+                ElementsAre(err("rateLimit", "1 to 10000")))
+        << bad;
+  }
+}
+
+TEST(WebhookPatch, RateLimitIsSetOrClearedWithNull) {
+  const auto set = parse_webhook_patch(body(R"({"rateLimit": 50})"));
+  ASSERT_TRUE(set.has_value());
+  EXPECT_FALSE(set->empty());
+  EXPECT_EQ(set->rate_limit, std::optional<std::uint32_t>(50));
+  const auto cleared = parse_webhook_patch(body(R"({"rateLimit": null})"));
+  ASSERT_TRUE(cleared.has_value());
+  EXPECT_FALSE(cleared->empty());
+  ASSERT_TRUE(cleared->rate_limit.has_value());
+  EXPECT_FALSE(cleared->rate_limit->has_value());
+  EXPECT_FALSE(parse_webhook_patch(body("{}"))->rate_limit);
+  EXPECT_THAT(errors_of(parse_webhook_patch(body(R"({"rateLimit": 0})"))),
+              ElementsAre(err("rateLimit")));
+}
+
 }  // namespace
 }  // namespace hookd

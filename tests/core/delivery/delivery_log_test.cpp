@@ -765,6 +765,64 @@ TEST_F(DeliveryLogTest, LoadRestoresPendingJobsWithTheirTimes) {
   EXPECT_TRUE(ingest_ok(request("order.created", R"({"a":[1,2,3]})", "k1")).replay);
 }
 
+TEST_F(DeliveryLogTest, AnOrderingKeyIsStoredOnEveryDeliveryAndItsLineIsRebuiltAtLoad) {
+  make_webhook({"*"});
+  const auto keyed = [&](std::string key) {
+    ingest_request r = request();
+    r.ordering_key = std::move(key);
+    return ingest_ok(std::move(r));
+  };
+  const ingest_result first = keyed("customer-1");
+  advance(milliseconds(1));
+  keyed("customer-1");
+  advance(milliseconds(1));
+  keyed("customer-1");
+  ingest_ok(request());  // no key: goes in parallel
+  const object_id head = event_of(first.event)->deliveries.at(0).delivery;
+  EXPECT_EQ(log_->find_pending(head)->record->ordering_key, "customer-1");
+  EXPECT_EQ(event_of(first.event)->record.ordering_key, "customer-1");
+
+  // One of the key at a time (the oldest), and the unkeyed one.
+  auto taken = log_->jobs().take_due(now(), 10).ready;
+  ASSERT_EQ(taken.size(), 2u);
+  EXPECT_TRUE(taken[0].delivery == head || taken[1].delivery == head);
+  const object_id unkeyed = taken[0].delivery == head ? taken[1].delivery : taken[0].delivery;
+  // The head is retried (recorded, queued again): the others of its key still wait, also after
+  // a restart, where the line is rebuilt from the queue table.
+  ASSERT_TRUE(record(head, 503, attempt_decision::retry(now() + seconds(10))));
+  EXPECT_TRUE(log_->jobs().take_due(now(), 10).ready.empty());
+  open();
+  // The unkeyed one was in flight when the process "died": due again; nothing of the key.
+  const auto after_restart = log_->jobs().take_due(now(), 10).ready;
+  ASSERT_EQ(after_restart.size(), 1u);
+  EXPECT_EQ(after_restart[0].delivery, unkeyed);
+  advance(seconds(10));
+  taken = log_->jobs().take_due(now(), 10).ready;
+  ASSERT_EQ(taken.size(), 1u);
+  EXPECT_EQ(taken[0].delivery, head);
+}
+
+TEST_F(DeliveryLogTest, TheOrderingKeyIsPartOfTheIdempotencyFingerprint) {
+  const auto with = [&](std::optional<std::string> subject, std::optional<std::string> key) {
+    ingest_request r = request("order.created", R"({"n":1})", "idem");
+    r.subject = std::move(subject);
+    r.ordering_key = std::move(key);
+    return ingest(std::move(r));
+  };
+  ASSERT_TRUE(with(std::nullopt, "foo"));
+  EXPECT_TRUE(with(std::nullopt, "foo")->replay);
+  for (auto [subject, key] :
+       std::vector<std::pair<std::optional<std::string>, std::optional<std::string>>>{
+           {std::nullopt, "bar"},
+           {std::nullopt, std::nullopt},
+           {"foo", std::nullopt},
+           {"foo", "foo"}}) {
+    auto other = with(subject, key);
+    ASSERT_FALSE(other) << subject.value_or("-") << " / " << key.value_or("-");
+    EXPECT_EQ(other.error().kind, error_kind::conflict);
+  }
+}
+
 TEST_F(DeliveryLogTest, StartUpReadsPendingWorkOnlyNeverTheHistory) {
   const object_id w = make_webhook({"*"});
   for (int i = 0; i < 30; ++i) ingest_ok(request());

@@ -351,5 +351,29 @@ TEST(DeliveryCodec, IndexAndIdempotencyKeys) {
   EXPECT_EQ(idempotency_key(t, "k-1"), std::string(t.binary()) + "k-1");
 }
 
+TEST(DeliveryCodec, OrderingKeysRoundTripAndRecordsWithoutOneStillDecode) {
+  event e = sample_event();
+  delivery d = sample_delivery();
+  // Records written before ordering keys have none, and decode as before.
+  EXPECT_THAT(encode(e), Not(HasSubstr("orderingKey")));
+  EXPECT_THAT(encode(d), Not(HasSubstr("orderingKey")));
+  EXPECT_EQ(decode_event(e.id.binary(), encode(e))->ordering_key, std::nullopt);
+  EXPECT_EQ(decode_delivery(d.id.binary(), encode(d))->ordering_key, std::nullopt);
+  EXPECT_FALSE(to_json(d).contains("orderingKey"));
+
+  e.ordering_key = "customer-42";
+  d.ordering_key = "customer-42";
+  auto event_back = decode_event(e.id.binary(), encode(e));
+  ASSERT_TRUE(event_back) << event_back.error().detail;
+  EXPECT_EQ(event_back->ordering_key, "customer-42");
+  auto delivery_back = decode_delivery(d.id.binary(), encode(d));
+  ASSERT_TRUE(delivery_back) << delivery_back.error().detail;
+  EXPECT_EQ(delivery_back->ordering_key, "customer-42");
+  EXPECT_EQ(to_json(e).at("orderingKey").as_string(), "customer-42");
+  EXPECT_EQ(to_json(d).at("orderingKey").as_string(), "customer-42");
+  // Never part of what the receiver gets.
+  EXPECT_THAT(delivery_body(e), Not(HasSubstr("customer-42")));
+}
+
 }  // namespace
 }  // namespace hookd

@@ -76,5 +76,21 @@ TEST(IngestInput, TheHeaderKeyCountsAndMustAgreeWithTheBody) {
             std::vector<std::string>{"idempotencyKey"});
 }
 
+TEST(IngestInput, AnOrderingKeyIsShortTextWithoutControlCharacters) {
+  auto r = parse(R"({"type":"a.b","data":1,"orderingKey":"customer-42"})");
+  ASSERT_TRUE(r) << r.error().detail;
+  EXPECT_EQ(r->ordering_key, "customer-42");
+  EXPECT_FALSE(parse(R"({"type":"a.b","data":1})")->ordering_key);
+  EXPECT_TRUE(parse(R"({"type":"a.b","data":1,"orderingKey":")" + std::string(128, 'k') + "\"}"));
+  for (const std::string& bad :
+       {std::string(R"({"type":"a.b","data":1,"orderingKey":""})"),
+        std::string(R"({"type":"a.b","data":1,"orderingKey":7})"),
+        std::string(R"({"type":"a.b","data":1,"orderingKey":null})"),
+        std::string(R"({"type":"a.b","data":1,"orderingKey":"a\u0000b"})"),
+        R"({"type":"a.b","data":1,"orderingKey":")" + std::string(129, 'k') + "\"}"}) {
+    EXPECT_EQ(fields(parse(bad)), std::vector<std::string>{"orderingKey"}) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace hookd

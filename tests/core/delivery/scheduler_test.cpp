@@ -44,12 +44,16 @@ object_id organization_id(std::uint32_t n) {
 struct fake_webhooks {
   std::map<object_id, webhook_state> states;
   std::map<object_id, object_id> organizations;
+  std::map<object_id, std::uint32_t> rates;  // rateLimit of those that have one
   webhook_lookup lookup() {
     return [this](const object_id& id) {
       const auto it = states.find(id);
       if (it == states.end()) return webhook_info{};
       const auto org = organizations.find(id);
-      return webhook_info{it->second, org == organizations.end() ? id : org->second};
+      const auto rate = rates.find(id);
+      return webhook_info{
+          it->second, org == organizations.end() ? id : org->second,
+          rate == rates.end() ? std::nullopt : std::optional<std::uint32_t>(rate->second)};
     };
   }
   // An active webhook of `organization`.
@@ -620,6 +624,283 @@ TEST(Scheduler, OrganizationShareDefaultsToAQuarterOfTheGlobalCap) {
   scheduler s(hooks.lookup(), {.max_in_flight = 8, .max_in_flight_per_webhook = 4});
   for (std::uint32_t n = 1; n <= 8; ++n) s.schedule(delivery_id(n), webhook_id(n % 2 + 1), kT0);
   EXPECT_EQ(s.take_due(kT0, 100).ready.size(), 2u);
+}
+
+// ---------------------------------------------------------------- flow control
+
+sent_report answered(int status, timestamp now, std::optional<std::string> retry_after = {}) {
+  return sent_report{attempt_response{status, std::move(retry_after)}, false, now};
+}
+sent_report timed_out(timestamp now) {
+  return sent_report{attempt_response{}, true, now};
+}
+
+// Takes what is due, reports `report` for each and finishes them (done, nothing queued again).
+std::vector<object_id> attempt_all(scheduler& s, timestamp now, const sent_report& report) {
+  const std::vector<object_id> taken = deliveries_of(s.take_due(now, 1000).ready);
+  for (const object_id& d : taken) s.sent(d, report);
+  for (const object_id& d : taken) s.done(d);
+  return taken;
+}
+
+TEST(FlowControl, CongestionClassesAndBurst) {
+  for (int status : {429, 502, 503, 504}) EXPECT_TRUE(is_congestion(status, false)) << status;
+  for (int status : {200, 400, 404, 410, 500, 501}) {
+    EXPECT_FALSE(is_congestion(status, false)) << status;
+  }
+  EXPECT_TRUE(is_congestion(std::nullopt, true));
+  EXPECT_FALSE(is_congestion(std::nullopt, false));  // refused, reset: not a sign of load
+  EXPECT_EQ(burst_of(1), 1u);
+  EXPECT_EQ(burst_of(19), 1u);
+  EXPECT_EQ(burst_of(20), 2u);
+  EXPECT_EQ(burst_of(10'000), 1000u);
+}
+
+TEST(FlowControl, ConcurrencyHalvesOnCongestionOncePerRoundAndGrowsBackByOne) {
+  fake_webhooks hooks;
+  hooks.states[webhook_id(1)] = webhook_state::active;
+  scheduler s(hooks.lookup(), {.max_in_flight = 100,
+                               .max_in_flight_per_webhook = 8,
+                               .max_in_flight_per_organization = 100});
+  for (std::uint32_t i = 1; i <= 200; ++i) s.schedule(delivery_id(i), webhook_id(1), kT0);
+  EXPECT_EQ(s.flow(webhook_id(1)).limit, 8u);  // starts at the cap
+
+  // Eight in flight meet 503s together: one halving, not eight.
+  EXPECT_EQ(attempt_all(s, kT0, answered(503, kT0)).size(), 8u);
+  EXPECT_EQ(s.flow(webhook_id(1)).limit, 4u);
+  // The next round: 4 in flight; a timeout halves again, 502 and 504 likewise.
+  EXPECT_EQ(attempt_all(s, kT0, timed_out(kT0)).size(), 4u);
+  EXPECT_EQ(s.flow(webhook_id(1)).limit, 2u);
+  EXPECT_EQ(attempt_all(s, kT0, answered(502, kT0)).size(), 2u);
+  EXPECT_EQ(s.flow(webhook_id(1)).limit, 1u);
+  EXPECT_EQ(attempt_all(s, kT0, answered(504, kT0)).size(), 1u);
+  EXPECT_EQ(s.flow(webhook_id(1)).limit, 1u);  // never below one
+  // A 500 or a refused connection says nothing about load: no change.
+  EXPECT_EQ(attempt_all(s, kT0, answered(500, kT0)).size(), 1u);
+  EXPECT_EQ(attempt_all(s, kT0, sent_report{{}, false, kT0}).size(), 1u);
+  EXPECT_EQ(s.flow(webhook_id(1)).limit, 1u);
+
+  // Additive increase: one more after `limit` successes at that limit.
+  std::vector<std::size_t> seen_limits;
+  for (int i = 0; i < 12; ++i) {
+    attempt_all(s, kT0, answered(200, kT0));
+    seen_limits.push_back(s.flow(webhook_id(1)).limit);
+  }
+  // Round by round: 1 taken -> 2; 2 -> 3; 3 -> 4; 4 -> 5; ... up to the cap.
+  EXPECT_EQ(seen_limits, (std::vector<std::size_t>{2, 3, 4, 5, 6, 7, 8, 8, 8, 8, 8, 8}));
+  EXPECT_EQ(s.take_due(kT0, 1000).ready.size(), 8u);  // the cap again
+}
+
+TEST(FlowControl, AnAttemptTakenBeforeAHalvingDoesNotHalveAgain) {
+  fake_webhooks hooks;
+  hooks.states[webhook_id(1)] = webhook_state::active;
+  scheduler s(hooks.lookup(), {.max_in_flight = 100,
+                               .max_in_flight_per_webhook = 4,
+                               .max_in_flight_per_organization = 100});
+  for (std::uint32_t i = 1; i <= 10; ++i) s.schedule(delivery_id(i), webhook_id(1), kT0);
+  const auto first = deliveries_of(s.take_due(kT0, 100).ready);
+  ASSERT_EQ(first.size(), 4u);
+  s.sent(first[0], answered(429, kT0));
+  EXPECT_EQ(s.flow(webhook_id(1)).limit, 2u);
+  // Three are still in flight, above the new limit: nothing more goes out.
+  EXPECT_TRUE(s.take_due(kT0, 100).ready.empty());
+  s.sent(first[1], answered(503, kT0));  // the same round
+  EXPECT_EQ(s.flow(webhook_id(1)).limit, 2u);
+  s.sent(first[2], answered(200, kT0));
+  EXPECT_EQ(s.take_due(kT0, 100).ready.size(), 1u);  // 1 in flight, limit 2: one more goes
+  s.sent(first[3], answered(200, kT0));              // the second success at 2: one more slot
+  EXPECT_EQ(s.flow(webhook_id(1)).limit, 3u);
+  EXPECT_EQ(s.take_due(kT0, 100).ready.size(), 2u);
+}
+
+TEST(FlowControl, RetryAfterOn429Or503PausesTheWholeWebhook) {
+  fake_webhooks hooks;
+  hooks.states[webhook_id(1)] = webhook_state::active;
+  hooks.states[webhook_id(2)] = webhook_state::active;
+  scheduler s(hooks.lookup(), {.max_in_flight = 100,
+                               .max_in_flight_per_webhook = 4,
+                               .max_in_flight_per_organization = 100});
+  for (std::uint32_t i = 1; i <= 3; ++i) s.schedule(delivery_id(i), webhook_id(1), kT0);
+  s.schedule(delivery_id(9), webhook_id(2), kT0 + seconds(1));
+  const auto taken = deliveries_of(s.take_due(kT0, 1).ready);
+  ASSERT_EQ(taken, std::vector{delivery_id(1)});
+  s.sent(delivery_id(1), answered(429, kT0 + milliseconds(100), "2"));
+  s.schedule(delivery_id(1), webhook_id(1), kT0 + milliseconds(200));  // its own retry, sooner
+  s.done(delivery_id(1));
+  EXPECT_EQ(s.flow(webhook_id(1)).paused_until, kT0 + milliseconds(2100));
+
+  // Nothing of webhook 1 goes before the pause ends, its retry and its other deliveries alike;
+  // webhook 2 is not affected.
+  EXPECT_EQ(s.next_due(), kT0 + seconds(1));
+  EXPECT_EQ(deliveries_of(s.take_due(kT0 + seconds(1), 100).ready), std::vector{delivery_id(9)});
+  EXPECT_EQ(s.next_due(), kT0 + milliseconds(2100));
+  EXPECT_TRUE(s.take_due(kT0 + milliseconds(2099), 100).ready.empty());
+  // Two of its three: the 429 also halved its concurrency.
+  EXPECT_EQ(s.take_due(kT0 + milliseconds(2100), 100).ready.size(), 2u);
+}
+
+TEST(FlowControl, RetryAfterIsReadAsADateAndClampedAndOnlyOn429And503) {
+  fake_webhooks hooks;
+  for (std::uint32_t w = 1; w <= 4; ++w) hooks.states[webhook_id(w)] = webhook_state::active;
+  scheduler s(hooks.lookup(), {.max_in_flight = 100,
+                               .max_in_flight_per_webhook = 4,
+                               .max_in_flight_per_organization = 100,
+                               .max_pause = std::chrono::minutes(10)});
+  for (std::uint32_t w = 1; w <= 4; ++w) s.schedule(delivery_id(w), webhook_id(w), kT0);
+  ASSERT_EQ(s.take_due(kT0, 100).ready.size(), 4u);
+  // kT0 is 2023-11-14T22:13:20Z: a date 30 s later.
+  s.sent(delivery_id(1), answered(503, kT0, "Tue, 14 Nov 2023 22:13:50 GMT"));
+  s.sent(delivery_id(2), answered(429, kT0, "86400"));  // a day: clamped to max_pause
+  s.sent(delivery_id(3), answered(500, kT0, "60"));     // not 429 or 503: ignored
+  s.sent(delivery_id(4), answered(429, kT0, "soon"));   // malformed: ignored
+  EXPECT_EQ(s.flow(webhook_id(1)).paused_until, kT0 + seconds(30));
+  EXPECT_EQ(s.flow(webhook_id(2)).paused_until, kT0 + minutes(10));
+  EXPECT_EQ(s.flow(webhook_id(3)).paused_until, std::nullopt);
+  EXPECT_EQ(s.flow(webhook_id(4)).paused_until, std::nullopt);
+}
+
+TEST(FlowControl, ARateLimitSpacesAttemptsAndNeverDropsThem) {
+  fake_webhooks hooks;
+  hooks.states[webhook_id(1)] = webhook_state::active;
+  hooks.rates[webhook_id(1)] = 10;  // burst 1
+  scheduler s(hooks.lookup(), {.max_in_flight = 100,
+                               .max_in_flight_per_webhook = 4,
+                               .max_in_flight_per_organization = 100});
+  constexpr std::uint32_t kJobs = 35;
+  for (std::uint32_t i = 1; i <= kJobs; ++i) s.schedule(delivery_id(i), webhook_id(1), kT0);
+
+  // Driven by next_due() like the dispatcher, every attempt answered at once.
+  std::vector<timestamp> taken_at;
+  timestamp now = kT0;
+  while (taken_at.size() < kJobs) {
+    for (const object_id& d : attempt_all(s, now, answered(200, now))) {
+      (void)d;
+      taken_at.push_back(now);
+    }
+    const auto next = s.next_due();
+    if (!next) break;
+    ASSERT_GT(*next, now);
+    now = *next;
+  }
+  ASSERT_EQ(taken_at.size(), kJobs);  // every one went, none was refused
+  // At most rate + burst in any one-second window, and exactly the rate in steady state.
+  for (std::size_t i = 0; i < taken_at.size(); ++i) {
+    std::size_t in_window = 0;
+    for (const timestamp t : taken_at) {
+      if (t >= taken_at[i] && t < taken_at[i] + seconds(1)) ++in_window;
+    }
+    EXPECT_LE(in_window, 10u + burst_of(10)) << i;
+  }
+  EXPECT_EQ(taken_at.back() - taken_at.front(), milliseconds(100 * (kJobs - 1)));
+}
+
+TEST(FlowControl, ABurstAfterAQuietSpellAndAChangedRate) {
+  fake_webhooks hooks;
+  hooks.states[webhook_id(1)] = webhook_state::active;
+  hooks.rates[webhook_id(1)] = 1000;  // burst 100
+  scheduler s(hooks.lookup(), {.max_in_flight = 1000,
+                               .max_in_flight_per_webhook = 1000,
+                               .max_in_flight_per_organization = 1000});
+  for (std::uint32_t i = 1; i <= 300; ++i) s.schedule(delivery_id(i), webhook_id(1), kT0);
+  EXPECT_EQ(attempt_all(s, kT0, answered(200, kT0)).size(), 100u);  // the burst
+  EXPECT_EQ(s.next_due(), kT0 + milliseconds(1));
+  EXPECT_EQ(attempt_all(s, kT0 + milliseconds(10), answered(200, kT0)).size(), 10u);
+  // Lowered to 10 per second (burst 1): the bucket shrinks to it.
+  hooks.rates[webhook_id(1)] = 10;
+  EXPECT_TRUE(attempt_all(s, kT0 + milliseconds(11), answered(200, kT0)).empty());
+  EXPECT_EQ(attempt_all(s, kT0 + milliseconds(120), answered(200, kT0)).size(), 1u);
+  // Removed: no limit but the in-flight cap, from the time its next token was due.
+  hooks.rates.erase(webhook_id(1));
+  EXPECT_EQ(s.next_due(), kT0 + milliseconds(220));
+  EXPECT_EQ(attempt_all(s, kT0 + milliseconds(220), answered(200, kT0)).size(), 189u);
+}
+
+ordering key(const std::string& k, std::uint32_t created) {
+  return ordering{k, kT0 + milliseconds(created)};
+}
+
+TEST(Ordering, OneKeyGoesOneAtATimeInIngestOrderOthersInParallel) {
+  fake_webhooks hooks;
+  hooks.states[webhook_id(1)] = webhook_state::active;
+  scheduler s(hooks.lookup(), {.max_in_flight = 100,
+                               .max_in_flight_per_webhook = 10,
+                               .max_in_flight_per_organization = 100});
+  s.schedule(delivery_id(1), webhook_id(1), kT0, key("a", 1));
+  s.schedule(delivery_id(2), webhook_id(1), kT0, key("a", 2));
+  s.schedule(delivery_id(3), webhook_id(1), kT0, key("b", 3));
+  s.schedule(delivery_id(4), webhook_id(1), kT0);  // no key
+  s.schedule(delivery_id(5), webhook_id(1), kT0, key("a", 5));
+  s.schedule(delivery_id(6), webhook_id(1), kT0);
+  EXPECT_EQ(deliveries_of(s.take_due(kT0, 100).ready),
+            (std::vector{delivery_id(1), delivery_id(3), delivery_id(4), delivery_id(6)}));
+  EXPECT_EQ(s.counts().queued, 2u);  // 2 and 5 wait behind 1
+
+  // 1 is retried (queued again before done, as record_attempt does): 2 still waits, also while
+  // 1's retry is not yet due; then 1 goes again.
+  s.schedule(delivery_id(1), webhook_id(1), kT0 + seconds(5));
+  s.sent(delivery_id(1));
+  s.done(delivery_id(1));
+  EXPECT_TRUE(s.take_due(kT0 + seconds(1), 100).ready.empty());
+  EXPECT_EQ(s.next_due(), kT0 + seconds(5));
+  EXPECT_EQ(deliveries_of(s.take_due(kT0 + seconds(5), 100).ready), std::vector{delivery_id(1)});
+  // Finished for good (done without being queued again): 2 is next, then 5.
+  s.done(delivery_id(1));
+  EXPECT_EQ(deliveries_of(s.take_due(kT0 + seconds(5), 100).ready), std::vector{delivery_id(2)});
+  EXPECT_TRUE(s.take_due(kT0 + seconds(5), 100).ready.empty());
+  s.done(delivery_id(2));
+  EXPECT_EQ(deliveries_of(s.take_due(kT0 + seconds(5), 100).ready), std::vector{delivery_id(5)});
+}
+
+TEST(Ordering, TheOldestGoesFirstWhateverTheOrderOfScheduling) {
+  // As after a restart: the queue table is read in id order, not necessarily ingest order, and a
+  // delivery sent back to pending may be older than the ones waiting.
+  fake_webhooks hooks;
+  hooks.states[webhook_id(1)] = webhook_state::active;
+  scheduler s(hooks.lookup(), {.max_in_flight = 100,
+                               .max_in_flight_per_webhook = 10,
+                               .max_in_flight_per_organization = 100});
+  s.schedule(delivery_id(3), webhook_id(1), kT0, key("a", 30));
+  s.schedule(delivery_id(2), webhook_id(1), kT0, key("a", 20));
+  s.schedule(delivery_id(1), webhook_id(1), kT0 + seconds(1), key("a", 10));
+  // The oldest is not due yet: nothing of the key goes before it.
+  EXPECT_TRUE(s.take_due(kT0, 100).ready.empty());
+  EXPECT_EQ(s.next_due(), kT0 + seconds(1));
+  std::vector<object_id> order;
+  timestamp now = kT0 + seconds(1);
+  for (int round = 0; round < 3; ++round) {
+    const auto taken = deliveries_of(s.take_due(now, 100).ready);
+    ASSERT_EQ(taken.size(), 1u);
+    order.push_back(taken[0]);
+    s.done(taken[0]);
+  }
+  EXPECT_EQ(order, (std::vector{delivery_id(1), delivery_id(2), delivery_id(3)}));
+}
+
+TEST(Ordering, CancellingTheHeadLetsTheNextGoAndAMissingWebhookDropsTheWholeLine) {
+  fake_webhooks hooks;
+  hooks.states[webhook_id(1)] = webhook_state::active;
+  scheduler s(hooks.lookup(), {.max_in_flight = 100,
+                               .max_in_flight_per_webhook = 10,
+                               .max_in_flight_per_organization = 100});
+  for (std::uint32_t i = 1; i <= 4; ++i)
+    s.schedule(delivery_id(i), webhook_id(1), kT0, key("k", i));
+  EXPECT_TRUE(s.cancel(delivery_id(1)));  // the head, queued
+  EXPECT_EQ(deliveries_of(s.take_due(kT0, 100).ready), std::vector{delivery_id(2)});
+  EXPECT_TRUE(s.cancel(delivery_id(3)));  // parked behind 2
+  EXPECT_TRUE(s.cancel(delivery_id(2)));  // in flight: not queued again at done()
+  s.done(delivery_id(2));
+  EXPECT_EQ(deliveries_of(s.take_due(kT0, 100).ready), std::vector{delivery_id(4)});
+  s.schedule(delivery_id(4), webhook_id(1), kT0);  // a retry
+  s.done(delivery_id(4));
+  s.schedule(delivery_id(5), webhook_id(1), kT0, key("k", 5));  // parked behind 4
+
+  hooks.states.erase(webhook_id(1));
+  const due_jobs out = s.take_due(kT0, 100);
+  EXPECT_TRUE(out.ready.empty());
+  std::set<object_id> dropped;
+  for (const auto& j : out.dropped) dropped.insert(j.delivery);
+  EXPECT_EQ(dropped, (std::set{delivery_id(4), delivery_id(5)}));
+  EXPECT_EQ(s.counts().queued, 0u);
 }
 
 }  // namespace

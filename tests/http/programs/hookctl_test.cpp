@@ -365,6 +365,9 @@ TEST_F(HookctlTest, UsageErrorsExitTwoWithOneLine) {
       {"webhook", "create", "o", "p", "--name", "n", "--url"},           // value missing
       {"webhook", "update", "o", "p", "w"},                              // nothing to update
       {"webhook", "update", "o", "p", "w", "--active", "maybe"},
+      {"webhook", "update", "o", "p", "w", "--rate-limit", "fast"},
+      {"webhook", "create", "o", "p", "--name", "n", "--url", "http://x", "--event", "a",
+       "--rate-limit", "none"},
       {"webhook", "create", "o", "p", "--name", "n", "--url", "http://x", "--event", "a",
        "--header", "no-colon"},
       {"token", "create", "--name", "n", "--name", "m", "--scope", "admin"},  // not repeatable
@@ -586,6 +589,24 @@ TEST_F(HookctlTest, Webhooks) {
   EXPECT_EQ(str(r, "url"), "https://example.com/v2");
   EXPECT_EQ(r.at("headers"), json::object());
   EXPECT_EQ(r.at("active"), json::value(true));
+
+  // A rate limit: set at create, replaced, removed with none; the server checks the range.
+  auto limited = admin({"webhook", "create", org_id, proj_id, "--name", "Limited", "--url",
+                        "https://example.com/limited", "--event", "*", "--rate-limit", "50"});
+  ASSERT_EQ(limited.code, 0) << limited.err;
+  EXPECT_EQ(limited.json_out().at("rateLimit").as_int64(), 50);
+  const std::string limited_id = str(limited.json_out(), "_id");
+  auto relimited = admin({"webhook", "update", org_id, proj_id, limited_id, "--rate-limit", "7"});
+  ASSERT_EQ(relimited.code, 0) << relimited.err;
+  EXPECT_EQ(relimited.json_out().at("rateLimit").as_int64(), 7);
+  auto unlimited =
+      admin({"webhook", "update", org_id, proj_id, limited_id, "--rate-limit", "none"});
+  ASSERT_EQ(unlimited.code, 0) << unlimited.err;
+  EXPECT_FALSE(unlimited.json_out().as_object().contains("rateLimit"));
+  auto too_fast =
+      admin({"webhook", "update", org_id, proj_id, limited_id, "--rate-limit", "10001"});
+  EXPECT_EQ(too_fast.code, 1);
+  EXPECT_EQ(str(too_fast.json_err().at("errors").as_array().at(0), "field"), "rateLimit");
 
   // The server's validation reaches the shell as exit 1 with every field named.
   auto invalid = admin(
