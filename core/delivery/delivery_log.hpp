@@ -38,6 +38,7 @@
 #include "core/durable/storage.hpp"
 
 #include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
 
 #include <array>
 #include <chrono>
@@ -91,6 +92,9 @@ struct ingest_request {
   std::string data;
   std::optional<std::string> idempotency_key;
   std::optional<std::string> subject;  // see event::subject
+  // `data` as the HTTP layer parsed it, for webhooks' filters (docs/delivery.md, "Filtering by
+  // payload"); null: `data` is parsed once, at fan-out, if a webhook of the project has a filter.
+  std::shared_ptr<const boost::json::value> parsed_data;
 };
 
 // The 202 answer: {_id, type, timestamp, deliveries}.
