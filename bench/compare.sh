@@ -9,6 +9,7 @@
 #   BENCH_SECONDS   seconds per wrk run (default 8, quick 3)
 #   BENCH_WEBHOOKS  webhooks created by `million` (default 1000000, quick 100000)
 #   BENCH_BUDGET    total time budget in seconds (default 2400, quick 900)
+#   BENCH_SIGNING   how fanout's webhooks sign: v1 (HMAC-SHA256, default) or v1a (Ed25519)
 #
 # Prints a JSON summary on stdout and progress lines and a table of the figures on stderr.
 # Exit status: 0 when every selected phase ran (targets may be missed: see "targets"), 1 when a
@@ -93,6 +94,8 @@ post_connections=(1 4 16 64 256)
 # project's webhook list, and with 64 projects that copy grew to dominate the later runs.
 post_projects=512
 fanout_webhooks=10
+fanout_signing=${BENCH_SIGNING:-v1}
+[[ $fanout_signing == v1 || $fanout_signing == v1a ]] || { echo "compare.sh: BENCH_SIGNING must be v1 or v1a" >&2; exit 2; }
 ingest_projects=8
 # hookd loads its whole catalog before /readyz answers 200: allow 60 s plus 1 s per 5000 webhooks.
 restart_bound=$((60 + webhook_count / 5000))
@@ -427,12 +430,13 @@ phase_fanout() {
     log "fanout: reference GET $get_rps req/s"
   fi
   scrape "$tmp/fanout/m-before.txt"
-  log "fanout: hookd-load deliver, $fanout_webhooks webhooks per event, 16 connections, ${load_secs}s"
+  log "fanout: hookd-load deliver, $fanout_webhooks $fanout_signing webhooks per event, 16 connections, ${load_secs}s"
   local ticks0 wall0
   ticks0=$(proc_cpu_ticks "$hookd_pid")
   wall0=$(date +%s%N)
   run_load fanout $((load_secs + drain + 90)) --scenario deliver --admin-token "$admin_token" \
-    --projects 1 --webhooks "$fanout_webhooks" --connections 16 --duration "$load_secs" --drain "$drain"
+    --projects 1 --webhooks "$fanout_webhooks" --signing "$fanout_signing" --connections 16 \
+    --duration "$load_secs" --drain "$drain"
   # hookd's share of a core over the run (load, drain and the wait for it), and how many
   # delivery log changes each of its commits (one fsync each) carried.
   local util ticks

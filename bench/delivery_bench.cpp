@@ -1,8 +1,12 @@
 // The delivery side: what it costs to sign, match, fan out, record and send one delivery.
 //
 //   signer     webhook_signer::create / sign / verify over the body a receiver gets (~500 B and
-//              4 KiB of invoice-like JSON, wrapped by delivery_body)
-//   match      any_matches() of an event type against sample_webhook()'s three patterns
+//              4 KiB of invoice-like JSON, wrapped by delivery_body); per attempt as the
+//              dispatcher signs (for_webhook + sign), v1 (HMAC) against v1a (Ed25519), with one
+//              secret and with a rotation's previous secret in its grace
+//   match      any_matches() of an event type against sample_webhook()'s three patterns; the
+//              fan-out's decision over 100 webhooks without filters and with payload filters
+//              (data as the API parsed it, or parsed from its text)
 //   ingest     delivery_log::ingest of one event that fans out to 1, 10 or 100 webhooks of one
 //              project (a real catalog and log on RocksDB in a mkdtemp dir), from 1 or 16
 //              threads that each keep one ingest in flight, with fsync (group commit) and without
@@ -24,6 +28,7 @@
 #include "core/common/completion.hpp"
 #include "core/delivery/delivery.hpp"
 #include "core/delivery/delivery_log.hpp"
+#include "core/delivery/event_filter.hpp"
 #include "core/delivery/event_match.hpp"
 #include "core/delivery/scheduler.hpp"
 #include "core/delivery/signing.hpp"
@@ -34,6 +39,7 @@
 #include <benchmark/benchmark.h>
 #include <boost/beast/core/buffers_range.hpp>
 #include <boost/json/array.hpp>
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/url/parse.hpp>
 
@@ -158,6 +164,75 @@ void BM_signer_create(benchmark::State& state) {
 }
 BENCHMARK(BM_signer_create)->MinTime(0.2);
 
+// The signature of one attempt as the dispatcher makes it: the signer from the webhook for the
+// attempt's time (decoding its secrets; for v1a building the Ed25519 key from its seed), then
+// the header. Args: scheme (0 v1, 1 v1a), previous secrets in their grace (0 or 1).
+void BM_attempt_signature(benchmark::State& state) {
+  const auto scheme = state.range(0) == 0 ? signing_scheme::v1 : signing_scheme::v1a;
+  webhook hook;
+  hook.signing = scheme;
+  hook.secret = generate_webhook_secret(scheme);
+  if (state.range(1) != 0) {
+    hook.previous_secrets.push_back({generate_webhook_secret(scheme), kEventTime + 24h});
+  }
+  const std::string id = object_id_generator().next().to_string();
+  const std::string body = delivery_body_of(invoice_data(500));
+  for (auto _ : state) {
+    auto signer = webhook_signer::for_webhook(hook, kEventTime);
+    auto header = signer->sign(id, kUnixSeconds, body);
+    benchmark::DoNotOptimize(header);
+  }
+  state.SetLabel(std::string(to_string(scheme)) +
+                 (hook.previous_secrets.empty() ? "" : ", during a rotation"));
+}
+BENCHMARK(BM_attempt_signature)
+    ->ArgNames({"v1a", "rotated"})
+    ->ArgsProduct({{0, 1}, {0, 1}})
+    ->MinTime(0.2);
+
+// The same with 4096 different webhooks taken in turn, more than the signer's per-thread cache of
+// Ed25519 keys holds (1024): every v1a attempt derives its key from the seed again, as when
+// attempts go round many more v1a webhooks than that. Arg: scheme (0 v1, 1 v1a).
+void BM_attempt_signature_uncached(benchmark::State& state) {
+  const auto scheme = state.range(0) == 0 ? signing_scheme::v1 : signing_scheme::v1a;
+  std::vector<webhook> hooks(4096);
+  for (webhook& hook : hooks) {
+    hook.signing = scheme;
+    hook.secret = generate_webhook_secret(scheme);
+  }
+  const std::string id = object_id_generator().next().to_string();
+  const std::string body = delivery_body_of(invoice_data(500));
+  std::size_t next = 0;
+  for (auto _ : state) {
+    auto signer = webhook_signer::for_webhook(hooks[next], kEventTime);
+    next = (next + 1) % hooks.size();
+    auto header = signer->sign(id, kUnixSeconds, body);
+    benchmark::DoNotOptimize(header);
+  }
+  state.SetLabel(std::string(to_string(scheme)));
+}
+BENCHMARK(BM_attempt_signature_uncached)->ArgName("v1a")->DenseRange(0, 1)->MinTime(0.2);
+
+// A v1a receiver's check of one signature with the public key (Ed25519 verify).
+void BM_verify_v1a(benchmark::State& state) {
+  const auto key = ed25519_key::generate();
+  const auto signer = webhook_signer::create("whsk_" + base64_encode(key.seed())).value();
+  const auto receiver = webhook_signer::create("whpk_" + base64_encode(key.public_key())).value();
+  const std::string id = object_id_generator().next().to_string();
+  const std::string body = delivery_body_of(invoice_data(500));
+  const std::string signature = signer.sign(id, kUnixSeconds, body);
+  const std::string seconds = std::to_string(kUnixSeconds);
+  if (!receiver.verify(id, seconds, body, signature, kUnixSeconds)) {
+    state.SkipWithError("the signature does not verify");
+    return;
+  }
+  for (auto _ : state) {
+    auto verdict = receiver.verify(id, seconds, body, signature, kUnixSeconds);
+    benchmark::DoNotOptimize(verdict);
+  }
+}
+BENCHMARK(BM_verify_v1a)->MinTime(0.2);
+
 // ---------------------------------------------------------------- matching
 
 // One webhook's filter at fan-out: "invoice.paid", "invoice.payment_failed", "customer.*".
@@ -179,6 +254,44 @@ void BM_event_match(benchmark::State& state) {
   state.SetLabel(std::string(kLabels[which]));
 }
 BENCHMARK(BM_event_match)->ArgName("case")->DenseRange(0, 2)->MinTime(0.2);
+
+// The fan-out's decision for one event over 100 webhooks that all match its type, as
+// delivery_log's ingest makes it (docs/delivery.md, "Filtering by payload"). Case 0: no webhook
+// has a filter; 1: every webhook has a two-path filter the event matches, its data as the API
+// parsed it; 2: the same with the data parsed from its text (what an ingest without the parsed
+// body pays, once per event).
+void BM_fanout_filter(benchmark::State& state) {
+  static constexpr std::array<std::string_view, 3> kLabels{
+      "no filters", "filters, parsed data handed over", "filters, data parsed from text"};
+  const auto which = static_cast<std::size_t>(state.range(0));
+  const std::string data_text = invoice_data(500);
+  const boost::json::value parsed = boost::json::parse(data_text);
+  std::vector<field_error> errors;
+  const auto filter = event_filter::parse(
+      boost::json::parse(R"({"data.currency":"eur","data.amount_due":4200})"), errors);
+  std::vector<std::shared_ptr<const webhook>> hooks;
+  for (int i = 0; i < 100; ++i) {
+    auto w = std::make_shared<webhook>();
+    w->events = bench::sample_webhook("fan-out").events;
+    if (which != 0) w->filter = filter;
+    hooks.push_back(std::move(w));
+  }
+  const std::string type = "invoice.paid";
+  std::size_t matched = 0;
+  for (auto _ : state) {
+    filter_data data(data_text, which == 1 ? &parsed : nullptr);
+    matched = 0;
+    for (const auto& w : hooks) {
+      if (!w->active || !any_matches(w->events, type)) continue;
+      if (w->filter && !w->filter->matches(type, data.get())) continue;
+      ++matched;
+    }
+    benchmark::DoNotOptimize(matched);
+  }
+  if (matched != hooks.size()) state.SkipWithError("a webhook did not match");
+  state.SetLabel(std::string(kLabels[which]));
+}
+BENCHMARK(BM_fanout_filter)->ArgName("case")->DenseRange(0, 2)->MinTime(0.2);
 
 // ---------------------------------------------------------------- the delivery log
 

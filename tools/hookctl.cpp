@@ -201,6 +201,14 @@ planned_request plan_token_revoke(const parsed_args& a) {
   return {verb::delete_, "/api/v1/tokens/" + segment(a.positionals.at(0)), std::nullopt};
 }
 
+// "--filter '{"data.country":"TR"}'": the JSON text as the request's `filter` (null clears it).
+json::value filter_option(const std::string& text) {
+  boost::system::error_code ec;
+  json::value v = json::parse(text, ec);
+  if (ec) throw usage_error{"--filter: not JSON (" + ec.message() + "): " + text};
+  return v;
+}
+
 planned_request plan_webhook_create(const parsed_args& a) {
   json::object body{{"name", *a.one("--name")},
                     {"url", *a.one("--url")},
@@ -208,6 +216,8 @@ planned_request plan_webhook_create(const parsed_args& a) {
   if (a.has("--header")) body["headers"] = header_object(a.all("--header"));
   if (a.has("--inactive")) body["active"] = false;
   if (auto* r = a.one("--rate-limit")) body["rateLimit"] = parse_rate_limit(*r, false);
+  if (auto* s = a.one("--signing")) body["signing"] = *s;
+  if (auto* f = a.one("--filter")) body["filter"] = filter_option(*f);
   return {verb::post, webhooks_path(a), std::move(body)};
 }
 planned_request plan_webhook_list(const parsed_args& a) {
@@ -228,10 +238,12 @@ planned_request plan_webhook_update(const parsed_args& a) {
   if (a.has("--clear-headers")) body["headers"] = json::object{};
   if (auto* v = a.one("--active")) body["active"] = parse_bool_option("--active", *v);
   if (auto* r = a.one("--rate-limit")) body["rateLimit"] = parse_rate_limit(*r, true);
+  if (auto* s = a.one("--signing")) body["signing"] = *s;
+  if (auto* f = a.one("--filter")) body["filter"] = filter_option(*f);
   if (body.empty()) {
     throw usage_error{
-        "nothing to update: give --name, --url, --event, --header, --clear-headers, --active or "
-        "--rate-limit"};
+        "nothing to update: give --name, --url, --event, --header, --clear-headers, --active, "
+        "--rate-limit, --signing or --filter"};
   }
   return {verb::patch, webhook_path(a), std::move(body)};
 }
@@ -240,6 +252,11 @@ planned_request plan_webhook_delete(const parsed_args& a) {
 }
 planned_request plan_webhook_secret(const parsed_args& a) {
   return {verb::get, webhook_path(a) + "/secret", std::nullopt};
+}
+planned_request plan_webhook_rotate(const parsed_args& a) {
+  json::object body;
+  if (auto* s = a.one("--secret")) body["secret"] = *s;
+  return {verb::post, webhook_path(a) + "/secret/rotate", std::move(body)};
 }
 
 const std::vector<command_spec>& commands() {
@@ -356,7 +373,10 @@ const std::vector<command_spec>& commands() {
         {"--header", "'K: V'", false, true, "a custom header sent with each delivery (repeatable)"},
         {"--inactive", "", false, false, "create it inactive (default: active)"},
         {"--rate-limit", "N", false, false,
-         "at most N delivery attempts per second, 1..10000 (default: no limit)"}},
+         "at most N delivery attempts per second, 1..10000 (default: no limit)"},
+        {"--signing", "v1|v1a", false, false, "HMAC-SHA256 (v1, default) or Ed25519 (v1a)"},
+        {"--filter", "JSON", false, false,
+         "only events with these values, e.g. '{\"data.country\":\"TR\"}'"}},
        plan_webhook_create},
       {"webhook",
        "list",
@@ -385,7 +405,10 @@ const std::vector<command_spec>& commands() {
         {"--clear-headers", "", false, false, "removes every custom header"},
         {"--active", "true|false", false, false, "activates or deactivates it"},
         {"--rate-limit", "N|none", false, false,
-         "at most N delivery attempts per second (1..10000); none removes the limit"}},
+         "at most N delivery attempts per second (1..10000); none removes the limit"},
+        {"--signing", "v1|v1a", false, false,
+         "switches the scheme: a new secret of that kind; the old one signs through the grace"},
+        {"--filter", "JSON", false, false, "replaces the payload filter; null removes it"}},
        plan_webhook_update},
       {"webhook",
        "delete",
@@ -398,9 +421,21 @@ const std::vector<command_spec>& commands() {
        "secret",
        {"ORG", "PROJECT", "ID"},
        "show a webhook's signing secret",
-       "Prints {\"secret\": \"whsec_...\"} for webhook ID.",
+       "Prints {\"secret\": \"whsec_...\"} for webhook ID ({\"secret\": \"whsk_...\", "
+       "\"publicKey\": \"whpk_...\"} for a v1a webhook).",
        {},
        plan_webhook_secret},
+      {"webhook",
+       "rotate",
+       {"ORG", "PROJECT", "ID"},
+       "rotate a webhook's signing secret",
+       "Gives webhook ID a new signing secret (of its scheme) and prints it like `webhook "
+       "secret`. The old secret keeps signing next to it for hookd's --secret-grace (24 h by "
+       "default), so receivers can switch without losing a delivery.",
+       {{"--secret", "S", false, false,
+         "use S (whsec_ + base64 of 24..64 bytes; whsk_ + base64 of a 32-byte seed for v1a) "
+         "instead of a generated one"}},
+       plan_webhook_rotate},
   };
   return table;
 }

@@ -396,9 +396,11 @@ asio::awaitable<const http_response*> single(app& a, client_conn& conn, std::str
   co_return &conn.response();
 }
 
-std::string webhook_body(std::string_view name, std::string_view url, std::string_view event) {
-  return json::serialize(
-      json::object{{"name", name}, {"url", url}, {"events", json::array{json::string(event)}}});
+std::string webhook_body(std::string_view name, std::string_view url, std::string_view event,
+                         std::string_view signing = "v1") {
+  json::object body{{"name", name}, {"url", url}, {"events", json::array{json::string(event)}}};
+  if (signing != "v1") body["signing"] = signing;  // v1 is the default: the body stays as it was
+  return json::serialize(body);
 }
 
 std::string utc_now_text() {
@@ -474,9 +476,9 @@ asio::awaitable<void> create_webhooks(app& a, std::size_t per_project, std::stri
     const std::size_t p = i / per_project;
     const std::string url =
         receiver_base.empty() ? a.opt.target : receiver_base + std::to_string(i);
-    return a.run->build(
-        "POST", a.webhooks_paths[p],
-        webhook_body("hookd-load " + std::to_string(i % per_project), url, a.opt.event_type));
+    return a.run->build("POST", a.webhooks_paths[p],
+                        webhook_body("hookd-load " + std::to_string(i % per_project), url,
+                                     a.opt.event_type, a.opt.signing));
   };
   hooks.handle = [&a, per_project](std::size_t i,
                                    const http_response& r) -> std::optional<run_failure> {
@@ -487,7 +489,10 @@ asio::awaitable<void> create_webhooks(app& a, std::size_t per_project, std::stri
     a.pool.add(*ref);
     ++a.setup_webhooks;
     if (a.receiver) {
-      auto signer = webhook_signer::create(std::string(body.at("secret").as_string()));
+      // A v1a webhook is verified the way its receivers do: with its public key only.
+      const json::value* key = body.as_object().if_contains("publicKey");
+      auto signer = webhook_signer::create(
+          std::string(key != nullptr ? key->as_string() : body.at("secret").as_string()));
       if (!signer) {
         return run_failure{"creating a webhook: unusable secret: " + signer.error().detail, "",
                            std::nullopt};
@@ -1060,6 +1065,7 @@ json::object summary(app& a) {
     setup["project"] = a.projects.size();
   }
   setup["webhooks"] = a.setup_webhooks;
+  setup["signing"] = a.opt.signing;
   setup["created_during_run"] = a.created.load();
   setup["cleanup"] = a.cleanup;
   if (a.cleanup_failures > 0) setup["cleanup_failures"] = a.cleanup_failures;

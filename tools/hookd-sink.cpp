@@ -52,7 +52,8 @@ Usage: hookd-sink [options]
 
   --listen HOST:PORT   where to listen (default 127.0.0.1:9000; port 0 picks a free one).
                        The first stdout line is {"event":"listening","address":"http://HOST:PORT"}.
-  --secret whsec_...   verify webhook-signature with this secret (repeatable: any one may match).
+  --secret whsec_...   verify webhook-signature with this secret (repeatable: any one may match);
+                       a v1a webhook's public key, whpk_..., verifies its Ed25519 signatures.
                        A bad or missing signature, or a timestamp more than 5 minutes away,
                        is answered 401 with a JSON error. Without --secret nothing is verified.
   --status CODE        the answer to every delivery without a script (default 200).

@@ -16,6 +16,7 @@
 #include "core/common/error.hpp"
 #include "core/durable/storage.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -33,6 +34,10 @@ struct catalog_options {
   // CPU this process may run on (its affinity mask), at most 8; 1: all on the calling thread.
   // The outcome is the same for every value, refusals included.
   unsigned load_threads = 0;
+  // --secret-grace: how long a secret replaced by a rotation (or by a switch of `signing`) keeps
+  // signing next to the new one. Default 24 h, a day for receivers to deploy the new secret
+  // (docs/delivery.md, "Rotating the secret"); 0: the old secret stops at once.
+  std::chrono::milliseconds secret_grace{24LL * 3600 * 1000};
 };
 
 struct catalog_counts {
@@ -104,6 +109,13 @@ class catalog {
   void update_webhook(object_id org, object_id project, object_id id, webhook_patch patch,
                       completion<std::shared_ptr<const webhook>> done);
   void delete_webhook(object_id org, object_id project, object_id id, completion<void> done);
+  // Gives webhook `id` a new secret of its scheme: `secret` when given (validation naming
+  // "secret" unless check_signing_secret accepts it for the webhook's scheme), else a generated
+  // one. The replaced secret keeps signing until now + secret_grace (docs/delivery.md, "Rotating
+  // the secret"); updatedAt moves.
+  void rotate_webhook_secret(object_id org, object_id project, object_id id,
+                             std::optional<std::string> secret,
+                             completion<std::shared_ptr<const webhook>> done);
   // Deletes project `project` of `org` and its webhooks, with their index entries; its slug is
   // free for another project of the organization from then on. The project's deliveries are the
   // caller's to delete once this completes: delivery_log::delete_project (docs/delivery.md,

@@ -18,6 +18,7 @@
 #include "core/catalog/catalog_impl.hpp"
 #include "core/catalog/codec.hpp"
 #include "core/common/ascii.hpp"
+#include "core/delivery/signing.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -308,6 +309,8 @@ class create_webhook_op final : public commit_mutation {
     w->active = in_.active;
     w->events = std::move(in_.events);
     w->rate_limit = in_.rate_limit;
+    w->signing = in_.signing;
+    w->filter = std::move(in_.filter);
     w->secret = std::move(secret_);
     w->created_at = w->updated_at = now;
     created_ = w;
@@ -361,15 +364,34 @@ result<void> keep_masked_values(std::vector<header_entry>& next,
   return {};
 }
 
+// Makes `fresh` the secret of `w` (docs/delivery.md, "Rotating the secret"): the replaced one
+// keeps signing until now + grace (not at all with a grace of 0), before the earlier ones still
+// in their grace; at most kMaxPreviousSecrets are kept, newest first, and expired ones go.
+void replace_secret(webhook& w, std::string fresh, timestamp now, std::chrono::milliseconds grace) {
+  std::vector<previous_secret> kept;
+  kept.reserve(kMaxPreviousSecrets);
+  if (grace > std::chrono::milliseconds{0}) {
+    kept.push_back(previous_secret{std::move(w.secret), now + grace});
+  }
+  for (previous_secret& p : w.previous_secrets) {
+    if (kept.size() < kMaxPreviousSecrets && p.expires_at > now) kept.push_back(std::move(p));
+  }
+  w.previous_secrets = std::move(kept);
+  w.secret = std::move(fresh);
+}
+
 class update_webhook_op final : public commit_mutation {
  public:
+  // `fresh_secret`: made by the caller when the patch switches `signing`, of the new scheme.
   update_webhook_op(impl& c, object_id org, object_id project_id, object_id id, webhook_patch patch,
+                    std::optional<std::string> fresh_secret,
                     completion<std::shared_ptr<const webhook>> done)
       : c_(c),
         org_(org),
         project_(project_id),
         id_(id),
         patch_(std::move(patch)),
+        fresh_secret_(std::move(fresh_secret)),
         done_(std::move(done)) {}
 
   result<void> plan(write_batch& batch) override {
@@ -396,6 +418,25 @@ class update_webhook_op final : public commit_mutation {
     apply(next.active, patch_.active);
     apply(next.events, patch_.events);
     apply(next.rate_limit, patch_.rate_limit);
+    if (patch_.filter) {
+      const std::shared_ptr<const event_filter>& f = *patch_.filter;
+      if (f ? !next.filter || !(*f == *next.filter) : next.filter != nullptr) {
+        next.filter = f;
+        changed = true;
+      }
+    }
+    const timestamp now = now_ms();
+    if (patch_.signing && *patch_.signing != next.signing) {
+      // A new scheme needs a secret of its kind; the old one signs on through the grace, so that
+      // receivers can move over without losing a delivery (docs/delivery.md, "Signing").
+      std::string fresh =
+          fresh_secret_ && check_signing_secret(*fresh_secret_, *patch_.signing) == std::nullopt
+              ? std::move(*fresh_secret_)
+              : generate_webhook_secret(*patch_.signing);
+      replace_secret(next, std::move(fresh), now, c_.options.secret_grace);
+      next.signing = *patch_.signing;
+      changed = true;
+    }
     if (!changed) {
       result_ = old;  // nothing to write, nothing to publish, updatedAt stays
       return {};
@@ -405,8 +446,10 @@ class update_webhook_op final : public commit_mutation {
       next.disabled_reason.reset();
       next.disabled_at.reset();
     }
+    std::erase_if(next.previous_secrets,
+                  [now](const previous_secret& p) { return p.expires_at <= now; });
     // Strictly later than before, so that a client comparing updatedAt always sees the change.
-    next.updated_at = std::max(now_ms(), old->updated_at + std::chrono::milliseconds{1});
+    next.updated_at = std::max(now, old->updated_at + std::chrono::milliseconds{1});
     auto w = std::make_shared<const webhook>(std::move(next));
     result_ = w;
     updated_ = w;
@@ -429,9 +472,69 @@ class update_webhook_op final : public commit_mutation {
   impl& c_;
   object_id org_, project_, id_;
   webhook_patch patch_;
+  std::optional<std::string> fresh_secret_;
   completion<std::shared_ptr<const webhook>> done_;
   std::shared_ptr<const webhook> result_;   // what the caller gets
   std::shared_ptr<const webhook> updated_;  // what is published; null when nothing changed
+  std::shared_ptr<const webhook_list> list_;
+};
+
+class rotate_secret_op final : public commit_mutation {
+ public:
+  // `chosen`: the client's secret, checked here against the webhook's scheme. `generated`: made by
+  // the caller for the scheme the webhook had then; made again here if a PATCH switched it since.
+  rotate_secret_op(impl& c, object_id org, object_id project_id, object_id id,
+                   std::optional<std::string> chosen, std::string generated,
+                   completion<std::shared_ptr<const webhook>> done)
+      : c_(c),
+        org_(org),
+        project_(project_id),
+        id_(id),
+        chosen_(std::move(chosen)),
+        generated_(std::move(generated)),
+        done_(std::move(done)) {}
+
+  result<void> plan(write_batch& batch) override {
+    auto found = webhook_in(c_, org_, project_, id_);
+    if (!found) return found.error();
+    const std::shared_ptr<const webhook>& old = *found;
+    std::string fresh;
+    if (chosen_) {
+      if (auto message = check_signing_secret(*chosen_, old->signing)) {
+        return validation_problem({{"secret", std::move(*message)}});
+      }
+      fresh = std::move(*chosen_);
+    } else if (check_signing_secret(generated_, old->signing)) {
+      fresh = generate_webhook_secret(old->signing);
+    } else {
+      fresh = std::move(generated_);
+    }
+    webhook next = *old;
+    const timestamp now = now_ms();
+    replace_secret(next, std::move(fresh), now, c_.options.secret_grace);
+    next.updated_at = std::max(now, old->updated_at + std::chrono::milliseconds{1});
+    updated_ = std::make_shared<const webhook>(std::move(next));
+    batch.put(table::webhooks, id_key(id_), encode(*updated_, c_.options.master_key));
+    list_ = with_replaced(*c_.current_webhook_list(project_), updated_);
+    c_.pending.webhooks[id_] = updated_;
+    c_.pending.webhook_lists[project_] = list_;
+    return {};
+  }
+  void publish() override {
+    (void)c_.webhooks.put(id_, updated_);
+    (void)c_.webhooks_by_project.put(project_, list_);
+  }
+  void complete(result<void> outcome) noexcept override {
+    deliver(done_, std::move(outcome), std::move(updated_));
+  }
+
+ private:
+  impl& c_;
+  object_id org_, project_, id_;
+  std::optional<std::string> chosen_;
+  std::string generated_;
+  completion<std::shared_ptr<const webhook>> done_;
+  std::shared_ptr<const webhook> updated_;
   std::shared_ptr<const webhook_list> list_;
 };
 
@@ -636,14 +739,29 @@ void catalog::delete_token(object_id id, completion<void> done) {
 
 void catalog::create_webhook(object_id org, object_id project_id, webhook_input in,
                              completion<std::shared_ptr<const webhook>> done) {
-  impl_->writer.submit(std::make_unique<create_webhook_op>(
-      *impl_, org, project_id, std::move(in), generate_webhook_secret(), std::move(done)));
+  std::string secret = generate_webhook_secret(in.signing);
+  impl_->writer.submit(std::make_unique<create_webhook_op>(*impl_, org, project_id, std::move(in),
+                                                           std::move(secret), std::move(done)));
 }
 
 void catalog::update_webhook(object_id org, object_id project_id, object_id id, webhook_patch patch,
                              completion<std::shared_ptr<const webhook>> done) {
-  impl_->writer.submit(std::make_unique<update_webhook_op>(*impl_, org, project_id, id,
-                                                           std::move(patch), std::move(done)));
+  std::optional<std::string> fresh;
+  if (patch.signing) fresh = generate_webhook_secret(*patch.signing);  // used if it switches
+  impl_->writer.submit(std::make_unique<update_webhook_op>(
+      *impl_, org, project_id, id, std::move(patch), std::move(fresh), std::move(done)));
+}
+
+void catalog::rotate_webhook_secret(object_id org, object_id project_id, object_id id,
+                                    std::optional<std::string> secret,
+                                    completion<std::shared_ptr<const webhook>> done) {
+  std::string generated;
+  if (!secret) {
+    const auto current = find_webhook(id);
+    generated = generate_webhook_secret(current ? current->signing : signing_scheme::v1);
+  }
+  impl_->writer.submit(std::make_unique<rotate_secret_op>(
+      *impl_, org, project_id, id, std::move(secret), std::move(generated), std::move(done)));
 }
 
 void catalog::delete_webhook(object_id org, object_id project_id, object_id id,

@@ -87,6 +87,46 @@ bool open_headers(std::string_view sealed_b64, const object_id& id, const aes256
   return !ec && read_header_pairs(parsed, out);
 }
 
+// The associated data of a webhook's sealed previous secrets, labelled like headers_aad.
+std::string previous_secrets_aad(const object_id& id) {
+  std::string aad("previous:");
+  aad.append(id.binary());
+  return aad;
+}
+
+// [["secret", expiresAtMillis],...] as JSON text: the plaintext of sealed previous secrets.
+std::string previous_secrets_plaintext(const std::vector<previous_secret>& secrets) {
+  json::array list;
+  list.reserve(secrets.size());
+  for (const previous_secret& p : secrets) {
+    list.push_back(json::array{json::value(p.secret), json::value(to_millis(p.expires_at))});
+  }
+  return json::serialize(list);
+}
+
+// Opens sealed previous secrets. false when the text is not base64, does not open, or does not
+// hold a list of [secret, integer] pairs.
+bool open_previous_secrets(std::string_view sealed_b64, const object_id& id,
+                           const aes256gcm_key& master_key, std::vector<previous_secret>& out) {
+  const std::optional<std::string> sealed = base64_decode(sealed_b64);
+  if (!sealed) return false;
+  const std::optional<std::string> plain = master_key.open(*sealed, previous_secrets_aad(id));
+  if (!plain) return false;
+  boost::system::error_code ec;
+  const json::value parsed = json::parse(*plain, ec);
+  const json::array* list = ec ? nullptr : parsed.if_array();
+  if (list == nullptr) return false;
+  for (const json::value& item : *list) {
+    const json::array* pair = item.if_array();
+    if (pair == nullptr || pair->size() != 2 || !(*pair)[0].is_string() || !(*pair)[1].is_int64()) {
+      return false;
+    }
+    out.push_back(previous_secret{std::string((*pair)[0].get_string()),
+                                  detail::from_millis((*pair)[1].get_int64())});
+  }
+  return true;
+}
+
 }  // namespace
 
 // ---- organizations
@@ -230,6 +270,14 @@ std::string encode(const webhook& w, const aes256gcm_key& master_key) {
   if (w.disabled_reason) o["disabledReason"] = *w.disabled_reason;
   if (w.disabled_at) o["disabledAt"] = to_millis(*w.disabled_at);
   if (w.rate_limit) o["rateLimit"] = *w.rate_limit;
+  // Signing and filter fields only when they differ from the defaults, so that a webhook without
+  // them is stored exactly as before they existed (docs/delivery.md, "Signing").
+  if (w.signing != signing_scheme::v1) o["signing"] = to_string(w.signing);
+  if (!w.previous_secrets.empty()) {
+    o["previousSecrets"] = base64_encode(master_key.seal(
+        previous_secrets_plaintext(w.previous_secrets), previous_secrets_aad(w.id)));
+  }
+  if (w.filter) o["filter"] = w.filter->to_json();
   return json::serialize(o);
 }
 
@@ -366,7 +414,20 @@ std::optional<webhook> read_canonical_webhook(std::string_view key, std::string_
     if (!r.integer(rate) || rate < 1 || rate > kMaxRateLimit) return std::nullopt;
     w.rate_limit = static_cast<std::uint32_t>(rate);
   }
+  if (std::string_view scheme; r.literal(",\"signing\":")) {
+    if (!r.string(scheme)) return std::nullopt;
+    const auto parsed = parse_signing_scheme(scheme);
+    if (!parsed) return std::nullopt;
+    w.signing = *parsed;
+  }
+  std::string_view sealed_previous_b64;
+  const bool has_previous = r.literal(",\"previousSecrets\":") && r.string(sealed_previous_b64);
+  // A filter is arbitrary JSON: the general reader reads such records.
   if (!r.literal("}") || !r.at_end()) return std::nullopt;
+  if (has_previous &&
+      !open_previous_secrets(sealed_previous_b64, w.id, master_key, w.previous_secrets)) {
+    return std::nullopt;
+  }
   // The sealed bytes only live until opened: decoded into this thread's buffer, not a fresh
   // string per webhook.
   thread_local std::string sealed;
@@ -440,6 +501,28 @@ result<webhook> decode_webhook(std::string_view key, std::string_view value,
       r.fail("field \"rateLimit\" is not between 1 and " + std::to_string(kMaxRateLimit));
     } else {
       w.rate_limit = static_cast<std::uint32_t>(*rate);
+    }
+  }
+  if (const auto scheme = r.opt_string("signing")) {
+    if (const auto parsed = parse_signing_scheme(*scheme)) {
+      w.signing = *parsed;
+    } else {
+      r.fail("field \"signing\" is not v1 or v1a");
+    }
+  }
+  if (const auto previous = r.opt_string("previousSecrets"); previous && r.ok()) {
+    if (!open_previous_secrets(*previous, w.id, master_key, w.previous_secrets)) {
+      r.fail(
+          "the previous signing secrets do not open with the master key (a different master key "
+          "than the one this data was written with, or a damaged record)");
+    }
+  }
+  if (const json::value* filter = r.field("filter", false)) {
+    std::vector<field_error> errors;
+    w.filter = event_filter::parse(*filter, errors);
+    if (!errors.empty()) {
+      r.fail("field \"filter\" is not a valid filter: " + errors.front().field + " " +
+             errors.front().message);
     }
   }
   return finish(r, std::move(w));

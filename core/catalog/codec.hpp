@@ -7,6 +7,9 @@
 // (AES-256-GCM, the webhook id as associated data, so a sealed secret cannot be moved to another
 // webhook) and stored as base64; so are its custom header values, together, as the JSON text
 // [["name","value"],...] with "headers:" + id as associated data (no headers: an empty array);
+// the secrets a rotation replaced, while they still sign, likewise, as [["secret",expiresAtMs],...]
+// with "previous:" + id (field "previousSecrets", only when there are some); a v1a webhook's
+// Ed25519 private key is its "secret", sealed like an HMAC secret;
 // a token is stored by the SHA-256 digest of its string only. Nothing in a value is a secret in
 // plain text. Records written before header values were sealed hold them as a plain array; they
 // still decode, and the catalog rewrites them once (kHeadersSealedKey).

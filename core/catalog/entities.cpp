@@ -55,6 +55,16 @@ std::optional<project_status> parse_project_status(std::string_view text) noexce
   return std::nullopt;
 }
 
+std::string_view to_string(signing_scheme s) noexcept {
+  return s == signing_scheme::v1a ? "v1a" : "v1";
+}
+
+std::optional<signing_scheme> parse_signing_scheme(std::string_view text) noexcept {
+  if (text == "v1") return signing_scheme::v1;
+  if (text == "v1a") return signing_scheme::v1a;
+  return std::nullopt;
+}
+
 bool api_token::can_access(const object_id& org) const noexcept {
   return scopes.has(scope::admin) ||
          std::find(organizations.begin(), organizations.end(), org) != organizations.end();
@@ -103,7 +113,7 @@ json::object to_json(const api_token& t) {
 
 json::object to_json(const webhook& w, header_values values) {
   json::object j;
-  j.reserve(12);
+  j.reserve(14);
   j.emplace("_id", id_json(w.id));
   j.emplace("organization", id_json(w.organization));
   j.emplace("project", id_json(w.project));
@@ -127,6 +137,8 @@ json::object to_json(const webhook& w, header_values values) {
   if (w.disabled_reason) j.emplace("disabledReason", text_json(*w.disabled_reason));
   if (w.disabled_at) j.emplace("disabledAt", time_json(*w.disabled_at));
   if (w.rate_limit) j.emplace("rateLimit", static_cast<std::int64_t>(*w.rate_limit));
+  j.emplace("signing", text_json(to_string(w.signing)));
+  j.emplace("filter", w.filter ? json::value(w.filter->to_json()) : json::value(nullptr));
   return j;
 }
 
@@ -141,6 +153,11 @@ const std::string& to_json_text(const webhook& w, header_values values) {
 std::string generate_webhook_secret() {
   // 24 bytes (192 bits) is within the 24..64 byte range Standard Webhooks recommends.
   return "whsec_" + base64_encode(random_bytes(24));
+}
+
+std::string generate_webhook_secret(signing_scheme scheme) {
+  if (scheme == signing_scheme::v1) return generate_webhook_secret();
+  return "whsk_" + base64_encode(ed25519_key::generate().seed());
 }
 
 std::string generate_api_token() {

@@ -6,10 +6,12 @@
 #include "core/common/clock.hpp"
 #include "core/common/crypto.hpp"
 #include "core/common/object_id.hpp"
+#include "core/delivery/event_filter.hpp"
 
 #include <boost/json/object.hpp>
 
 #include <atomic>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -91,6 +93,21 @@ class json_text_cache {
   mutable std::atomic<const std::string*> text_{nullptr};
 };
 
+// How a webhook's deliveries are signed (docs/delivery.md, "Signing"): "v1" HMAC-SHA256 with a
+// shared secret ("whsec_..."), or "v1a" Ed25519 with a private key ("whsk_...") whose public key
+// ("whpk_...") the receiver verifies with.
+enum class signing_scheme : std::uint8_t { v1, v1a };
+std::string_view to_string(signing_scheme s) noexcept;
+std::optional<signing_scheme> parse_signing_scheme(std::string_view) noexcept;
+
+// A secret a rotation replaced: it keeps signing, next to the current one, until `expires_at`
+// (the rotation's time plus --secret-grace; docs/delivery.md, "Rotating the secret").
+struct previous_secret {
+  std::string secret;  // the same forms as webhook::secret
+  timestamp expires_at{};
+  friend bool operator==(const previous_secret&, const previous_secret&) = default;
+};
+
 struct webhook {
   object_id id;
   object_id organization;
@@ -107,6 +124,12 @@ struct webhook {
   std::optional<timestamp> disabled_at;
   // Attempts per second at most (docs/delivery.md, "Flow control"); nullopt: no limit.
   std::optional<std::uint32_t> rate_limit;
+  signing_scheme signing = signing_scheme::v1;
+  // Newest first, at most kMaxPreviousSecrets; an expired one is ignored, and dropped by the next
+  // change of the webhook. Plaintext in memory only, like `secret`.
+  std::vector<previous_secret> previous_secrets;
+  // Null: no filter, every event its `events` match. Shared by the webhook's versions.
+  std::shared_ptr<const event_filter> filter;
   json_text_cache json_cache;         // for to_json_text; not part of the entity's value
   json_text_cache masked_json_cache;  // for to_json_text(w, header_values::masked); likewise
 };
@@ -134,6 +157,14 @@ const std::string& to_json_text(const webhook&, header_values values = header_va
 
 // A fresh signing secret: "whsec_" + standard base64 of 24 RAND_bytes.
 std::string generate_webhook_secret();
+// A fresh secret of `scheme`: the above for v1; for v1a "whsk_" + standard base64 of the 32-byte
+// seed of a new Ed25519 key.
+std::string generate_webhook_secret(signing_scheme scheme);
+
+// Secrets a webhook keeps after rotations, besides its current one: a second rotation within the
+// grace keeps the first one's secret signing too, so that a mistaken double rotation breaks no
+// receiver; beyond this many the oldest is dropped at once (docs/delivery.md).
+inline constexpr std::size_t kMaxPreviousSecrets = 3;
 // A fresh API token string: "hkd_" + base64url of 32 RAND_bytes.
 std::string generate_api_token();
 

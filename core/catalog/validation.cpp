@@ -403,6 +403,30 @@ std::optional<std::string> checked_url(const json::object& obj, bool required, c
   return std::string(view(*s));
 }
 
+std::optional<signing_scheme> checked_signing(const json::object& obj, collector& errors) {
+  const json::string* s = string_member(obj, "signing", false, errors);
+  if (s == nullptr) return std::nullopt;
+  const auto scheme = parse_signing_scheme(view(*s));
+  if (!scheme) errors.add("signing", "must be \"v1\" (HMAC-SHA256) or \"v1a\" (Ed25519)");
+  return scheme;
+}
+
+// Absent: nullopt. null or {}: an engaged null (no filter). Otherwise the parsed filter, or
+// nullopt with the errors added.
+std::optional<std::shared_ptr<const event_filter>> checked_filter(const json::object& obj,
+                                                                  collector& errors) {
+  const json::value* v = member(obj, "filter", false, errors);
+  if (v == nullptr) return std::nullopt;
+  if (v->is_null()) return std::shared_ptr<const event_filter>();
+  std::vector<field_error> found;
+  auto filter = event_filter::parse(*v, found);
+  if (!found.empty()) {
+    for (field_error& e : found) errors.add(std::move(e.field), std::move(e.message));
+    return std::nullopt;
+  }
+  return filter;
+}
+
 std::string known_scopes() {
   std::string out;
   for (std::string_view name : scope_set(0xFF).names()) {
@@ -595,7 +619,8 @@ result<webhook_input> parse_webhook_input(const json::value& body) {
   if (!body.is_object()) return not_an_object();
   const json::object& obj = body.get_object();
   collector errors;
-  reject_unknown(obj, {"name", "url", "headers", "active", "events", "rateLimit"}, errors);
+  reject_unknown(obj, {"name", "url", "headers", "active", "events", "rateLimit", "signing", "filter"},
+                 errors);
   webhook_input in;
   if (auto name = checked_name(obj, true, errors)) in.name = std::move(*name);
   if (auto url = checked_url(obj, true, errors)) in.url = std::move(*url);
@@ -603,6 +628,8 @@ result<webhook_input> parse_webhook_input(const json::value& body) {
   if (auto active = checked_active(obj, errors)) in.active = *active;
   if (auto events = checked_events(obj, true, errors)) in.events = std::move(*events);
   if (auto rate = checked_rate_limit(obj, errors)) in.rate_limit = *rate;
+  if (auto signing = checked_signing(obj, errors)) in.signing = *signing;
+  if (auto filter = checked_filter(obj, errors)) in.filter = std::move(*filter);
   if (!errors.ok()) return errors.take();
   return in;
 }
@@ -611,7 +638,8 @@ result<webhook_patch> parse_webhook_patch(const json::value& body) {
   if (!body.is_object()) return not_an_object();
   const json::object& obj = body.get_object();
   collector errors;
-  reject_unknown(obj, {"name", "url", "headers", "active", "events", "rateLimit"}, errors);
+  reject_unknown(obj, {"name", "url", "headers", "active", "events", "rateLimit", "signing", "filter"},
+                 errors);
   webhook_patch patch;
   patch.name = checked_name(obj, false, errors);
   patch.url = checked_url(obj, false, errors);
@@ -619,8 +647,23 @@ result<webhook_patch> parse_webhook_patch(const json::value& body) {
   patch.active = checked_active(obj, errors);
   patch.events = checked_events(obj, false, errors);
   patch.rate_limit = checked_rate_limit(obj, errors);
+  patch.signing = checked_signing(obj, errors);
+  patch.filter = checked_filter(obj, errors);
   if (!errors.ok()) return errors.take();
   return patch;
+}
+
+result<secret_rotation_input> parse_secret_rotation(const json::value& body) {
+  if (!body.is_object()) return not_an_object();
+  const json::object& obj = body.get_object();
+  collector errors;
+  reject_unknown(obj, {"secret"}, errors);
+  secret_rotation_input in;
+  if (const json::string* secret = string_member(obj, "secret", false, errors)) {
+    in.secret = std::string(view(*secret));
+  }
+  if (!errors.ok()) return errors.take();
+  return in;
 }
 
 }  // namespace hookd

@@ -40,6 +40,8 @@ struct webhook_input {
   bool active = true;
   std::vector<std::string> events;
   std::optional<std::uint32_t> rate_limit;  // 1..kMaxRateLimit; null or absent: none
+  signing_scheme signing = signing_scheme::v1;
+  std::shared_ptr<const event_filter> filter;  // null: none
 };
 
 // Every member engaged is a field the client sent. The merged result obeys webhook_input's rules.
@@ -51,10 +53,18 @@ struct webhook_patch {
   std::optional<std::vector<std::string>> events;
   // Engaged when sent; engaged with nullopt when sent as null (no limit).
   std::optional<std::optional<std::uint32_t>> rate_limit;
+  std::optional<signing_scheme> signing;
+  std::optional<std::shared_ptr<const event_filter>> filter;  // engaged null: remove the filter
 
   bool empty() const noexcept {
-    return !name && !url && !headers && !active && !events && !rate_limit;
+    return !name && !url && !headers && !active && !events && !rate_limit && !signing && !filter;
   }
+};
+
+// The body of POST …/secret/rotate: a chosen secret, or none (hookd makes one). Its form is
+// checked against the webhook's scheme by the catalog (check_signing_secret).
+struct secret_rotation_input {
+  std::optional<std::string> secret;
 };
 
 struct limits {
@@ -70,6 +80,7 @@ result<project_input> parse_project_input(const boost::json::value& body);
 result<token_input> parse_token_input(const boost::json::value& body);
 result<webhook_input> parse_webhook_input(const boost::json::value& body);
 result<webhook_patch> parse_webhook_patch(const boost::json::value& body);
+result<secret_rotation_input> parse_secret_rotation(const boost::json::value& body);
 
 // Single rules, each returning the message for a field error, or nullopt when the value is fine.
 std::optional<std::string> check_name(std::string_view);

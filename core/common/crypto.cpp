@@ -342,4 +342,92 @@ std::optional<std::string> aes256gcm_key::open(std::string_view sealed,
   return out;
 }
 
+// ---- Ed25519
+
+namespace {
+
+std::shared_ptr<evp_pkey_st> owned(EVP_PKEY* key) {
+  return std::shared_ptr<evp_pkey_st>(key, [](EVP_PKEY* k) { EVP_PKEY_free(k); });
+}
+
+}  // namespace
+
+ed25519_key ed25519_key::generate() {
+  std::array<std::uint8_t, kSeedSize> seed{};
+  random_bytes(seed);
+  auto key = from_seed(std::string_view(reinterpret_cast<const char*>(seed.data()), seed.size()));
+  OPENSSL_cleanse(seed.data(), seed.size());
+  if (!key) crypto_abort("Ed25519 key from seed");
+  return std::move(*key);
+}
+
+std::optional<ed25519_key> ed25519_key::from_seed(std::string_view seed) {
+  if (seed.size() != kSeedSize) return std::nullopt;
+  EVP_PKEY* key =
+      EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, bytes_of(seed), seed.size());
+  if (key == nullptr) return std::nullopt;
+  return ed25519_key(owned(key), true);
+}
+
+std::optional<ed25519_key> ed25519_key::from_public(std::string_view public_key) {
+  if (public_key.size() != kPublicKeySize) return std::nullopt;
+  EVP_PKEY* key = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, bytes_of(public_key),
+                                              public_key.size());
+  if (key == nullptr) return std::nullopt;
+  return ed25519_key(owned(key), false);
+}
+
+std::string ed25519_key::seed() const {
+  if (!has_private_) return {};
+  std::string out(kSeedSize, '\0');
+  std::size_t len = out.size();
+  if (EVP_PKEY_get_raw_private_key(key_.get(), reinterpret_cast<unsigned char*>(out.data()),
+                                   &len) != 1 ||
+      len != kSeedSize) {
+    crypto_abort("EVP_PKEY_get_raw_private_key");
+  }
+  return out;
+}
+
+std::string ed25519_key::public_key() const {
+  std::string out(kPublicKeySize, '\0');
+  std::size_t len = out.size();
+  if (EVP_PKEY_get_raw_public_key(key_.get(), reinterpret_cast<unsigned char*>(out.data()), &len) !=
+          1 ||
+      len != kPublicKeySize) {
+    crypto_abort("EVP_PKEY_get_raw_public_key");
+  }
+  return out;
+}
+
+std::string ed25519_key::sign(std::string_view message) const {
+  if (!has_private_) crypto_abort("Ed25519 sign with a public key");
+  // Ed25519 hashes the message itself (no digest to name) and takes it in one call.
+  thread_local const std::unique_ptr<EVP_MD_CTX, md_ctx_deleter> ctx(EVP_MD_CTX_new());
+  std::string out(kSignatureSize, '\0');
+  std::size_t len = out.size();
+  // Ed25519 signs once per initialisation: the context is reset and set up again each time.
+  if (!ctx || EVP_MD_CTX_reset(ctx.get()) != 1 ||
+      EVP_DigestSignInit_ex(ctx.get(), nullptr, nullptr, nullptr, nullptr, key_.get(), nullptr) !=
+          1 ||
+      EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(out.data()), &len,
+                     bytes_of(message), message.size()) != 1 ||
+      len != kSignatureSize) {
+    crypto_abort("Ed25519 sign");
+  }
+  return out;
+}
+
+bool ed25519_key::verify(std::string_view message, std::string_view signature) const noexcept {
+  if (signature.size() != kSignatureSize) return false;
+  thread_local const std::unique_ptr<EVP_MD_CTX, md_ctx_deleter> ctx(EVP_MD_CTX_new());
+  if (!ctx || EVP_MD_CTX_reset(ctx.get()) != 1 ||
+      EVP_DigestVerifyInit_ex(ctx.get(), nullptr, nullptr, nullptr, nullptr, key_.get(), nullptr) !=
+          1) {
+    return false;
+  }
+  return EVP_DigestVerify(ctx.get(), bytes_of(signature), signature.size(), bytes_of(message),
+                          message.size()) == 1;
+}
+
 }  // namespace hookd

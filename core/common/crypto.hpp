@@ -1,12 +1,16 @@
 #pragma once
-// Thin, allocation-aware wrappers over OpenSSL: hashes, HMAC, randomness, base64 and AES-256-GCM.
+// Thin, allocation-aware wrappers over OpenSSL: hashes, HMAC, randomness, base64, AES-256-GCM and
+// Ed25519.
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+
+struct evp_pkey_st;  // OpenSSL's EVP_PKEY, kept out of this header
 
 namespace hookd {
 
@@ -47,6 +51,32 @@ class aes256gcm_key {
 
  private:
   std::array<std::uint8_t, kKeySize> key_{};
+};
+
+// An Ed25519 key (RFC 8032, OpenSSL's EVP_PKEY_ED25519): a private key (its 32-byte seed, with
+// the public key derived from it) or a public key alone, which can only verify. Immutable once
+// made; copies share the key; sign and verify are safe from many threads at once.
+class ed25519_key {
+ public:
+  static constexpr std::size_t kSeedSize = 32, kPublicKeySize = 32, kSignatureSize = 64;
+
+  static ed25519_key generate();                                        // a random seed
+  static std::optional<ed25519_key> from_seed(std::string_view seed);   // exactly 32 bytes
+  static std::optional<ed25519_key> from_public(std::string_view key);  // exactly 32 bytes
+
+  [[nodiscard]] bool has_private() const noexcept { return has_private_; }
+  [[nodiscard]] std::string seed() const;        // the 32 private bytes; empty for a public key
+  [[nodiscard]] std::string public_key() const;  // the 32 public bytes
+  // The 64-byte signature of `message`; aborts for a public-only key (a caller's bug).
+  [[nodiscard]] std::string sign(std::string_view message) const;
+  [[nodiscard]] bool verify(std::string_view message, std::string_view signature) const noexcept;
+
+ private:
+  ed25519_key(std::shared_ptr<evp_pkey_st> key, bool has_private) noexcept
+      : key_(std::move(key)), has_private_(has_private) {}
+
+  std::shared_ptr<evp_pkey_st> key_;
+  bool has_private_ = false;
 };
 
 }  // namespace hookd

@@ -38,6 +38,7 @@
 #include "core/durable/storage.hpp"
 
 #include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
 
 #include <array>
 #include <chrono>
@@ -92,6 +93,9 @@ struct ingest_request {
   std::optional<std::string> idempotency_key;
   std::optional<std::string> subject;       // see event::subject
   std::optional<std::string> ordering_key;  // see event::ordering_key
+  // `data` as the HTTP layer parsed it, for webhooks' filters (docs/delivery.md, "Filtering by
+  // payload"); null: `data` is parsed once, at fan-out, if a webhook of the project has a filter.
+  std::shared_ptr<const boost::json::value> parsed_data;
 };
 
 // The 202 answer: {_id, type, timestamp, deliveries}.

@@ -4,14 +4,18 @@
 
 #include <limits>
 #include <optional>
+#include <unordered_map>
 #include <utility>
 
 namespace hookd {
 
 namespace {
 
-constexpr std::string_view kSecretPrefix = "whsec_";
 constexpr std::string_view kVersion = "v1";
+constexpr std::string_view kAsymmetricVersion = "v1a";
+
+// Standard Webhooks recommends HMAC secrets of 24 to 64 bytes.
+constexpr std::size_t kHmacSecretMin = 24, kHmacSecretMax = 64;
 
 std::string signed_content(std::string_view msg_id, std::int64_t unix_seconds,
                            std::string_view body) {
@@ -46,7 +50,56 @@ verify_result fail(verify_status status, std::string detail) {
   return verify_result{status, std::move(detail)};
 }
 
+// The bytes after `prefix`, base64-decoded; nullopt when the prefix is missing or it is not
+// base64.
+std::optional<std::string> decoded_after(std::string_view text, std::string_view prefix) {
+  if (!text.starts_with(prefix)) return std::nullopt;
+  return base64_decode(text.substr(prefix.size()));
+}
+
+// The Ed25519 private key of a "whsk_" secret. Making one from its seed derives the public key,
+// a scalar multiplication as costly as a signature, and the dispatcher makes a signer from the
+// webhook for every attempt; so each thread keeps the keys of the secrets it used last, at most
+// kCachedKeys (then it starts over). They hold nothing the catalog does not hold already.
+std::optional<ed25519_key> private_key_of(std::string_view secret) {
+  static constexpr std::size_t kCachedKeys = 1024;
+  thread_local std::unordered_map<std::string, ed25519_key> cache;
+  if (const auto it = cache.find(std::string(secret)); it != cache.end()) return it->second;
+  const auto seed = decoded_after(secret, kEd25519SecretPrefix);
+  if (!seed) return std::nullopt;
+  auto key = ed25519_key::from_seed(*seed);
+  if (!key) return std::nullopt;
+  if (cache.size() >= kCachedKeys) cache.clear();
+  cache.emplace(std::string(secret), *key);
+  return key;
+}
+
 }  // namespace
+
+std::optional<std::string> check_signing_secret(std::string_view secret, signing_scheme scheme) {
+  if (scheme == signing_scheme::v1) {
+    const auto key = decoded_after(secret, kHmacSecretPrefix);
+    if (!key || key->size() < kHmacSecretMin || key->size() > kHmacSecretMax) {
+      return "must be \"whsec_\" followed by standard base64 of 24 to 64 bytes (this webhook "
+             "signs with v1)";
+    }
+    return std::nullopt;
+  }
+  const auto seed = decoded_after(secret, kEd25519SecretPrefix);
+  if (!seed || !ed25519_key::from_seed(*seed)) {
+    return "must be \"whsk_\" followed by standard base64 of a 32-byte Ed25519 seed (this "
+           "webhook signs with v1a)";
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> signing_public_key(std::string_view secret) {
+  const auto seed = decoded_after(secret, kEd25519SecretPrefix);
+  if (!seed) return std::nullopt;
+  const auto key = ed25519_key::from_seed(*seed);
+  if (!key) return std::nullopt;
+  return std::string(kEd25519PublicKeyPrefix) + base64_encode(key->public_key());
+}
 
 std::string_view to_string(verify_status s) noexcept {
   switch (s) {
@@ -67,21 +120,43 @@ result<webhook_signer> webhook_signer::create(const std::vector<std::string>& se
     return validation_problem({{"secrets", "at least one signing secret is required"}},
                               "No signing secret was given.");
   }
-  std::vector<std::string> keys;
+  std::vector<key> keys;
   keys.reserve(secrets.size());
   for (std::size_t i = 0; i < secrets.size(); ++i) {
-    std::string_view text = secrets[i];
-    if (text.starts_with(kSecretPrefix)) text.remove_prefix(kSecretPrefix.size());
-    auto key = base64_decode(text);
-    if (!key || key->empty()) {
+    const std::string_view text = secrets[i];
+    std::optional<key> parsed;
+    if (text.starts_with(kEd25519SecretPrefix)) {
+      if (auto k = private_key_of(text)) parsed.emplace(std::move(*k));
+    } else if (text.starts_with(kEd25519PublicKeyPrefix)) {
+      if (auto raw = decoded_after(text, kEd25519PublicKeyPrefix)) {
+        if (auto k = ed25519_key::from_public(*raw)) parsed.emplace(std::move(*k));
+      }
+    } else {
+      const std::string_view b64 =
+          text.starts_with(kHmacSecretPrefix) ? text.substr(kHmacSecretPrefix.size()) : text;
+      if (auto bytes = base64_decode(b64); bytes && !bytes->empty()) {
+        parsed.emplace(std::move(*bytes));
+      }
+    }
+    if (!parsed) {
       return validation_problem(
           {{"secrets[" + std::to_string(i) + "]",
-            "must be \"whsec_\" followed by standard base64 of the key bytes"}},
-          "A signing secret is not valid base64.");
+            "must be \"whsec_\" followed by standard base64 of the key bytes, or \"whsk_\" / "
+            "\"whpk_\" followed by standard base64 of a 32-byte Ed25519 seed / public key"}},
+          "A signing secret is not valid.");
     }
-    keys.push_back(std::move(*key));
+    keys.push_back(std::move(*parsed));
   }
   return webhook_signer(std::move(keys));
+}
+
+result<webhook_signer> webhook_signer::for_webhook(const webhook& hook, timestamp at) {
+  if (hook.previous_secrets.empty()) return create(hook.secret);
+  std::vector<std::string> secrets{hook.secret};
+  for (const previous_secret& p : hook.previous_secrets) {
+    if (p.expires_at > at) secrets.push_back(p.secret);
+  }
+  return create(secrets);
 }
 
 result<webhook_signer> webhook_signer::create(std::string_view secret) {
@@ -92,11 +167,18 @@ std::string webhook_signer::sign(std::string_view msg_id, std::int64_t unix_seco
                                  std::string_view body) const {
   const std::string content = signed_content(msg_id, unix_seconds, body);
   std::string header;
-  for (const std::string& key : keys_) {
-    if (!header.empty()) header.push_back(' ');
-    header.append(kVersion);
-    header.push_back(',');
-    header.append(base64_encode(digest_view(hmac_sha256(key, content))));
+  for (const key& k : keys_) {
+    if (const auto* hmac = std::get_if<std::string>(&k)) {
+      if (!header.empty()) header.push_back(' ');
+      header.append(kVersion);
+      header.push_back(',');
+      header.append(base64_encode(digest_view(hmac_sha256(*hmac, content))));
+    } else if (const auto& ed = std::get<ed25519_key>(k); ed.has_private()) {
+      if (!header.empty()) header.push_back(' ');
+      header.append(kAsymmetricVersion);
+      header.push_back(',');
+      header.append(base64_encode(ed.sign(content)));
+    }
   }
   return header;
 }
@@ -124,7 +206,7 @@ verify_result webhook_signer::verify(std::string_view msg_id, std::string_view t
   }
 
   // Parse every entry before comparing so that a garbled header is reported as such.
-  std::vector<std::string_view> candidates;
+  std::vector<std::string_view> candidates, asymmetric;
   bool any_entry = false;
   std::string_view rest = signature_header;
   while (!rest.empty()) {
@@ -139,23 +221,35 @@ verify_result webhook_signer::verify(std::string_view msg_id, std::string_view t
     }
     any_entry = true;
     if (entry.substr(0, comma) == kVersion) candidates.push_back(entry.substr(comma + 1));
+    if (entry.substr(0, comma) == kAsymmetricVersion) asymmetric.push_back(entry.substr(comma + 1));
   }
   if (!any_entry) return fail(verify_status::malformed_header, "webhook-signature is empty");
 
   const std::string content = signed_content(msg_id, *ts, body);
   bool matched = false;
-  for (const std::string& key : keys_) {
-    const sha256_digest expected = hmac_sha256(key, content);
-    for (std::string_view candidate : candidates) {
-      const auto decoded = base64_decode(candidate);
-      // Keep looping after a match: the work done must not depend on which entry matched.
-      if (decoded && constant_time_equal(*decoded, digest_view(expected))) matched = true;
+  for (const key& k : keys_) {
+    if (const auto* hmac = std::get_if<std::string>(&k)) {
+      const sha256_digest expected = hmac_sha256(*hmac, content);
+      for (std::string_view candidate : candidates) {
+        const auto decoded = base64_decode(candidate);
+        // Keep looping after a match: the work done must not depend on which entry matched.
+        if (decoded && constant_time_equal(*decoded, digest_view(expected))) matched = true;
+      }
+    } else {
+      // A signature is public: no timing to hide, so the first match ends the search.
+      const auto& ed = std::get<ed25519_key>(k);
+      for (std::string_view candidate : asymmetric) {
+        if (matched) break;
+        const auto decoded = base64_decode(candidate);
+        if (decoded && ed.verify(content, *decoded)) matched = true;
+      }
     }
   }
   if (!matched) {
     return fail(verify_status::no_matching_signature,
-                candidates.empty() ? "webhook-signature has no v1 entry"
-                                   : "no v1 signature matches a known secret");
+                candidates.empty() && asymmetric.empty()
+                    ? "webhook-signature has no v1 or v1a entry"
+                    : "no v1 or v1a signature matches a known key");
   }
   return verify_result{verify_status::ok, {}};
 }

@@ -162,6 +162,12 @@ asio::awaitable<response> ingest_event(app& a, request_context& ctx) {
   in->token = target->token->id;
   in->organization = target->organization;
   in->project = target->project;
+  // Webhooks' filters read `data` as parsed here, not parsed again (docs/delivery.md, "Filtering
+  // by payload"): the body moves to the heap (no copy) and the request points into it.
+  auto parsed = std::make_shared<const boost::json::value>(std::move(*body));
+  if (const auto* data = parsed->get_object().if_contains("data")) {
+    in->parsed_data = std::shared_ptr<const boost::json::value>(parsed, data);
+  }
 
   delivery_log& log = *a.deliveries;
   auto accepted = co_await await_catalog<ingest_result>(

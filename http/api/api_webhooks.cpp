@@ -7,6 +7,7 @@
 #include "core/catalog/entities.hpp"
 #include "core/catalog/validation.hpp"
 #include "core/delivery/delivery_log.hpp"
+#include "core/delivery/signing.hpp"
 #include "http/api/api.hpp"
 #include "http/api/auth.hpp"
 
@@ -80,6 +81,15 @@ result<webhook_ptr> find_in_project(app& a, const project_target& target) {
   return hook;
 }
 
+// What …/secret and …/secret/rotate answer: {secret}, and for a v1a webhook its publicKey
+// (docs/delivery.md, "Signing").
+boost::json::object secret_json(const webhook& hook) {
+  boost::json::object out;
+  out["secret"] = hook.secret;
+  if (auto public_key = signing_public_key(hook.secret)) out["publicKey"] = std::move(*public_key);
+  return out;
+}
+
 asio::awaitable<response> list_webhooks(app& a, request_context& ctx) {
   auto target = resolve(a, ctx, scope::webhooks_read, false);
   if (!target) co_return fail(ctx, target.error());
@@ -113,7 +123,8 @@ asio::awaitable<response> create_webhook(app& a, request_context& ctx) {
   const webhook& hook = **created;
   // The only response besides .../secret that carries the signing secret.
   boost::json::object out = to_json(hook);
-  out["secret"] = hook.secret;
+  boost::json::object secret = secret_json(hook);
+  for (auto& member : secret) out[member.key()] = std::move(member.value());
   co_return created_response(
       webhooks_path(target->organization, target->project) + "/" + hook.id.to_string(), out);
 }
@@ -133,9 +144,28 @@ asio::awaitable<response> get_webhook_secret(app& a, request_context& ctx) {
   if (!target) co_return fail(ctx, target.error());
   auto hook = find_in_project(a, *target);
   if (!hook) co_return fail(ctx, hook.error());
-  boost::json::object out;
-  out["secret"] = (*hook)->secret;
-  co_return json_response(bhttp::status::ok, out);
+  co_return json_response(bhttp::status::ok, secret_json(**hook));
+}
+
+// POST …/secret/rotate {secret?}: the body is optional (none, or {}: hookd makes the secret). The
+// catalog finds the webhook (a 404 like the other routes) and checks a chosen secret's form.
+asio::awaitable<response> rotate_webhook_secret(app& a, request_context& ctx) {
+  auto target = resolve(a, ctx, scope::webhooks_write, true);
+  if (!target) co_return fail(ctx, target.error());
+  secret_rotation_input input;
+  if (!ctx.req.body().empty()) {
+    auto body = read_json_body(ctx.req, a.max_body_bytes);
+    if (!body) co_return fail(ctx, body.error());
+    auto parsed = parse_secret_rotation(*body);
+    if (!parsed) co_return fail(ctx, parsed.error());
+    input = std::move(*parsed);
+  }
+  auto rotated = co_await await_catalog<webhook_ptr>([&](completion<webhook_ptr> done) {
+    a.cat.rotate_webhook_secret(target->organization, target->project, *target->webhook,
+                                std::move(input.secret), std::move(done));
+  });
+  if (!rotated) co_return fail(ctx, rotated.error());
+  co_return json_response(bhttp::status::ok, secret_json(**rotated));
 }
 
 asio::awaitable<response> update_webhook(app& a, request_context& ctx) {
@@ -186,6 +216,8 @@ void register_webhook_routes(router& r, app& a) {
   r.add(verb::patch, hook, [&a](request_context& c) { return update_webhook(a, c); });
   r.add(verb::delete_, hook, [&a](request_context& c) { return delete_webhook(a, c); });
   r.add(verb::get, hook + "/secret", [&a](request_context& c) { return get_webhook_secret(a, c); });
+  r.add(verb::post, hook + "/secret/rotate",
+        [&a](request_context& c) { return rotate_webhook_secret(a, c); });
 }
 
 }  // namespace hookd::http

@@ -186,7 +186,9 @@ asio::awaitable<void> attempt_job(impl& d, scheduled_job job, bool& handed_over)
   a.at = d.log.now();
   attempt_response response;
   const std::shared_ptr<const event>& event = pending->source_event;
-  auto signer = webhook_signer::create(hook->secret);
+  // The webhook's secret and those still in their rotation grace at this attempt's time, each in
+  // its scheme (docs/delivery.md, "Signing").
+  auto signer = webhook_signer::for_webhook(*hook, a.at);
   if (!event) {
     // load() verifies that every pending delivery has its event, so this is damage, not a race;
     // the attempt is recorded as an error so that the delivery runs out its schedule visibly.

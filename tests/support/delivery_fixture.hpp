@@ -30,6 +30,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 extern char** environ;
@@ -155,6 +156,17 @@ class child_process {
   bool exited_ = false;
   int exit_code_ = -1;
 };
+
+// `node` on PATH (for the receivers in tests/node), or nullopt.
+inline std::optional<std::string> find_node() {
+  const char* path = std::getenv("PATH");
+  std::stringstream dirs(path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin");
+  for (std::string dir; std::getline(dirs, dir, ':');) {
+    const auto candidate = std::filesystem::path(dir.empty() ? "." : dir) / "node";
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate.string();
+  }
+  return std::nullopt;
+}
 
 // Polls `condition` every 10 ms until it holds or `limit` passes; the result of the last poll.
 // For waiting on asynchronous effects (a delivery arriving), never for asserting durations.
@@ -423,6 +435,7 @@ struct delivery_stack_options {
   std::size_t max_in_flight_per_webhook = 4;
   std::size_t max_in_flight_per_organization = 0;                // 0: the scheduler's default
   std::chrono::milliseconds retention{30LL * 24 * 3600 * 1000};  // --retention
+  std::chrono::milliseconds secret_grace{24LL * 3600 * 1000};    // --secret-grace
 };
 
 // The test server (its requests and fixtures) with the delivery settings of the options.
@@ -468,6 +481,7 @@ class delivery_stack : public test_server {
     c.max_inflight_per_webhook = o.max_in_flight_per_webhook;
     c.max_inflight_per_organization = o.max_in_flight_per_organization;
     c.retention = o.retention;
+    c.secret_grace = o.secret_grace;
     return c;
   }
 };

@@ -56,6 +56,8 @@ Scenario options:
   --target URL           url of the webhooks it creates (default https://hooks.example.com/hookd-load)
   --event-type TYPE      event type for ingest/deliver (default hookd.load.test)
   --drain SECONDS        deliver: wait up to this long for outstanding deliveries (default 10)
+  --signing v1|v1a       deliver: how the webhooks it creates sign: HMAC-SHA256 (v1, default)
+                         or Ed25519 (v1a, verified with the webhook's public key)
 Output:
   --quiet                no progress lines on stderr
   --output FILE          write the summary there instead of stdout
@@ -111,6 +113,7 @@ struct load_options {
   std::string target = "https://hooks.example.com/hookd-load";
   std::string event_type = "hookd.load.test";
   double drain_s = 10;
+  std::string signing = "v1";  // the webhooks' `signing`
   bool quiet = false;
   std::optional<std::string> output;
   bool keep = false;
@@ -296,6 +299,11 @@ inline load_options parse_options(int argc, char** argv) {
       o.target = std::string(value());
     } else if (arg == "--event-type") {
       o.event_type = std::string(value());
+    } else if (arg == "--signing") {
+      o.signing = std::string(value());
+      if (o.signing != "v1" && o.signing != "v1a") {
+        throw usage_error{"--signing: expected v1 or v1a, got '" + o.signing + "'"};
+      }
     } else if (arg == "--drain") {
       o.drain_s = seconds(true, 1e6);
     } else if (arg == "--quiet") {

@@ -148,6 +148,7 @@ std::variant<std::unique_ptr<service>, service_failure> service::open(service_op
   catalog_options cat_options;
   cat_options.max_webhooks_per_project = cfg.max_webhooks_per_project;
   cat_options.master_key = *key;
+  cat_options.secret_grace = cfg.secret_grace;
   p->cat = std::make_unique<catalog>(*p->store, cat_options);
   const auto cat_started = steady::now();
   const auto counts = p->cat->load();

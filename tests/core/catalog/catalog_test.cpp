@@ -1,6 +1,7 @@
 #include "core/catalog/catalog.hpp"
 
 #include "core/catalog/codec.hpp"
+#include "core/delivery/signing.hpp"
 #include "support/memory_storage.hpp"
 #include "support/test_util.hpp"
 
@@ -1562,6 +1563,161 @@ TEST_F(CatalogTest, ReadersNeverSeeTornOrUnpublishedState) {
   for (const auto& proj : projects) {
     expect_same_lists(*reloaded.list_webhooks(proj->id), *cat_->list_webhooks(proj->id));
   }
+}
+
+// ---------------------------------------------------------------- signing secrets and filters
+
+result<std::shared_ptr<const webhook>> rotate(catalog& cat, const webhook& w,
+                                              std::optional<std::string> secret = {}) {
+  return wait_for<std::shared_ptr<const webhook>>([&](auto done) {
+    cat.rotate_webhook_secret(w.organization, w.project, w.id, std::move(secret), std::move(done));
+  });
+}
+
+TEST_F(CatalogTest, RotationKeepsThePreviousSecretSigningForTheGraceAndSurvivesAReload) {
+  open();
+  const auto org = make_org();
+  const auto proj = make_project(org->id, "shop");
+  const auto hook = make_webhook(*proj, "orders");
+  const timestamp before = now_ms();
+  auto rotated = rotate(*cat_, *hook);
+  ASSERT_TRUE(rotated) << rotated.error().detail;
+  const webhook& w = **rotated;
+  EXPECT_TRUE(w.secret.starts_with("whsec_"));
+  EXPECT_NE(w.secret, hook->secret);
+  ASSERT_EQ(w.previous_secrets.size(), 1u);
+  EXPECT_EQ(w.previous_secrets[0].secret, hook->secret);
+  // Until the rotation's time plus the grace (24 h by default).
+  EXPECT_GE(w.previous_secrets[0].expires_at, before + std::chrono::hours(24));
+  EXPECT_LE(w.previous_secrets[0].expires_at, now_ms() + std::chrono::hours(24));
+  EXPECT_GT(w.updated_at, hook->updated_at);
+  EXPECT_EQ(cat_->find_webhook(hook->id), *rotated);
+
+  catalog reloaded(store_, options());
+  ASSERT_TRUE(reloaded.load());
+  expect_same(*reloaded.find_webhook(hook->id), w);
+}
+
+TEST_F(CatalogTest, AChosenSecretMustFitTheWebhooksScheme) {
+  open();
+  const auto org = make_org();
+  const auto proj = make_project(org->id, "shop");
+  const auto hook = make_webhook(*proj, "orders");
+  const std::string chosen = "whsec_" + base64_encode(std::string(32, 'c'));
+  auto r = rotate(*cat_, *hook, chosen);
+  ASSERT_TRUE(r) << r.error().detail;
+  EXPECT_EQ((*r)->secret, chosen);
+  for (const std::string& bad : {std::string("whsec_short"),
+                                 "whsk_" + base64_encode(std::string(32, 's')), std::string("")}) {
+    auto refused = rotate(*cat_, **r, bad);
+    ASSERT_FALSE(refused) << bad;
+    EXPECT_EQ(refused.error().kind, error_kind::validation);
+    ASSERT_EQ(refused.error().errors.size(), 1u);
+    EXPECT_EQ(refused.error().errors[0].field, "secret");
+  }
+  EXPECT_EQ(cat_->find_webhook(hook->id)->secret, chosen);  // refused: nothing changed
+}
+
+TEST_F(CatalogTest, RepeatedRotationsKeepAtMostThreePreviousSecretsNewestFirst) {
+  open();
+  const auto org = make_org();
+  const auto proj = make_project(org->id, "shop");
+  auto current = make_webhook(*proj, "orders");
+  std::vector<std::string> secrets{current->secret};
+  for (int i = 0; i < 5; ++i) {
+    auto r = rotate(*cat_, *current);
+    ASSERT_TRUE(r);
+    current = *r;
+    secrets.push_back(current->secret);
+  }
+  ASSERT_EQ(current->previous_secrets.size(), kMaxPreviousSecrets);
+  EXPECT_EQ(current->previous_secrets[0].secret, secrets[4]);
+  EXPECT_EQ(current->previous_secrets[1].secret, secrets[3]);
+  EXPECT_EQ(current->previous_secrets[2].secret, secrets[2]);
+}
+
+TEST_F(CatalogTest, WithoutAGraceTheOldSecretStopsAtOnce) {
+  catalog_options o = options();
+  o.secret_grace = std::chrono::milliseconds{0};
+  cat_ = std::make_unique<catalog>(store_, o);
+  ASSERT_TRUE(cat_->load());
+  cat_->start();
+  const auto org = make_org();
+  const auto proj = make_project(org->id, "shop");
+  const auto hook = make_webhook(*proj, "orders");
+  auto r = rotate(*cat_, *hook);
+  ASSERT_TRUE(r);
+  EXPECT_NE((*r)->secret, hook->secret);
+  EXPECT_TRUE((*r)->previous_secrets.empty());
+}
+
+TEST_F(CatalogTest, SwitchingSigningMakesASecretOfTheNewKindAndKeepsTheOldOneForTheGrace) {
+  open();
+  const auto org = make_org();
+  const auto proj = make_project(org->id, "shop");
+  const auto hook = make_webhook(*proj, "orders");
+  EXPECT_EQ(hook->signing, signing_scheme::v1);
+  webhook_patch to_v1a;
+  to_v1a.signing = signing_scheme::v1a;
+  auto switched = patch(*hook, to_v1a);
+  ASSERT_TRUE(switched) << switched.error().detail;
+  const webhook& w = **switched;
+  EXPECT_EQ(w.signing, signing_scheme::v1a);
+  EXPECT_TRUE(w.secret.starts_with("whsk_")) << w.secret;
+  EXPECT_EQ(check_signing_secret(w.secret, signing_scheme::v1a), std::nullopt);
+  ASSERT_EQ(w.previous_secrets.size(), 1u);
+  EXPECT_EQ(w.previous_secrets[0].secret, hook->secret);
+
+  // The same scheme again changes nothing.
+  auto again = patch(w, to_v1a);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(*again, *switched);
+
+  // A rotation of a v1a webhook makes a new key pair.
+  auto rotated = rotate(*cat_, w);
+  ASSERT_TRUE(rotated);
+  EXPECT_TRUE((*rotated)->secret.starts_with("whsk_"));
+  EXPECT_NE((*rotated)->secret, w.secret);
+  EXPECT_NE(signing_public_key((*rotated)->secret), signing_public_key(w.secret));
+  ASSERT_EQ((*rotated)->previous_secrets.size(), 2u);
+  EXPECT_EQ((*rotated)->previous_secrets[0].secret, w.secret);
+
+  // A webhook created as v1a has a key from the start.
+  webhook_input in = hook_input("ed");
+  in.signing = signing_scheme::v1a;
+  auto created = wait_for<std::shared_ptr<const webhook>>(
+      [&](auto done) { cat_->create_webhook(org->id, proj->id, std::move(in), std::move(done)); });
+  ASSERT_TRUE(created);
+  EXPECT_EQ((*created)->signing, signing_scheme::v1a);
+  EXPECT_TRUE(signing_public_key((*created)->secret).has_value());
+}
+
+TEST_F(CatalogTest, FilterIsSetKeptAndRemovedByPatch) {
+  open();
+  const auto org = make_org();
+  const auto proj = make_project(org->id, "shop");
+  const auto hook = make_webhook(*proj, "orders");
+  std::vector<field_error> errors;
+  const auto filter = event_filter::parse(boost::json::parse(R"({"data.country":"TR"})"), errors);
+  webhook_patch set;
+  set.filter = filter;
+  auto with = patch(*hook, set);
+  ASSERT_TRUE(with);
+  ASSERT_NE((*with)->filter, nullptr);
+  EXPECT_GT((*with)->updated_at, hook->updated_at);
+
+  webhook_patch same;  // an equal filter, parsed again: no change
+  same.filter = event_filter::parse(boost::json::parse(R"({"data.country":"TR"})"), errors);
+  auto unchanged = patch(**with, same);
+  ASSERT_TRUE(unchanged);
+  EXPECT_EQ(*unchanged, *with);
+
+  webhook_patch clear;
+  clear.filter = std::shared_ptr<const event_filter>();
+  auto without = patch(**with, clear);
+  ASSERT_TRUE(without);
+  EXPECT_EQ((*without)->filter, nullptr);
+  EXPECT_GT((*without)->updated_at, (*with)->updated_at);
 }
 
 }  // namespace

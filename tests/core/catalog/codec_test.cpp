@@ -18,6 +18,18 @@ using testing::with_null_field;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
+constexpr std::string_view kV1aSecret = "whsk_nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=";
+constexpr std::string_view kPreviousV1a = "whsk_TM0Imyj/ltqdtsNG7BFOD1uKMZ81q6Yk2oz27U+4pvs=";
+constexpr std::string_view kPreviousV1 = "whsec_b2xkLXNpZ25pbmcta2V5LWJ5dGVzLTI0IQ==";
+
+std::shared_ptr<const event_filter> sample_filter() {
+  std::vector<field_error> errors;
+  auto f = event_filter::parse(
+      boost::json::parse(R"({"data.country":"TR","data.total":10.5,"type":"order.paid"})"), errors);
+  EXPECT_TRUE(errors.empty());
+  return f;
+}
+
 webhook sample_webhook() {
   webhook w;
   w.id = id_of("65a0f1c2aabbccddee000001");
@@ -148,6 +160,18 @@ TEST(Codec, WebhookDecodesTheSameWhateverTheJsonSpelling) {
   at_zero.created_at = at(0);
   at_zero.disabled_at = at(7);
   samples.push_back(at_zero);
+  webhook v1a = plain;  // an Ed25519 key, secrets of a rotation (both kinds), no filter
+  v1a.signing = signing_scheme::v1a;
+  v1a.secret = kV1aSecret;
+  v1a.previous_secrets = {{std::string(kPreviousV1a), at(1'700'000'999'000)},
+                          {std::string(kPreviousV1), at(7)}};
+  samples.push_back(v1a);
+  webhook filtered = minimal;  // a filter, read by the general reader
+  filtered.filter = sample_filter();
+  samples.push_back(filtered);
+  webhook everything = v1a;
+  everything.filter = sample_filter();
+  samples.push_back(everything);
 
   for (const webhook& w : samples) {
     const std::string value = encode(w, key);
@@ -408,6 +432,59 @@ TEST(Codec, WebhookRateLimitRoundTripsAndEarlierRecordsHaveNone) {
   auto refused = decode_webhook(w.id.binary(), bad, key);
   ASSERT_FALSE(refused);
   EXPECT_THAT(refused.error().detail, HasSubstr("rateLimit"));
+}
+
+TEST(Codec, PreviousSecretsAndTheV1aKeyAreSealedBoundToTheWebhook) {
+  const aes256gcm_key key = aes256gcm_key::generate();
+  webhook w = sample_webhook();
+  w.signing = signing_scheme::v1a;
+  w.secret = kV1aSecret;
+  w.previous_secrets = {{std::string(kPreviousV1a), at(1'700'000'999'000)},
+                        {std::string(kPreviousV1), at(1'700'000'888'000)}};
+  const std::string value = encode(w, key);
+  for (const std::string& secret :
+       {std::string(kV1aSecret), std::string(kPreviousV1a), std::string(kPreviousV1)}) {
+    EXPECT_THAT(value, Not(HasSubstr(secret)));
+    EXPECT_THAT(value, Not(HasSubstr(secret.substr(secret.find('_') + 1, 20))));
+  }
+  EXPECT_THAT(value, HasSubstr(R"("signing":"v1a")"));
+  auto back = decode_webhook(w.id.binary(), value, key);
+  ASSERT_TRUE(back) << back.error().detail;
+  expect_same_webhook(*back, w);
+
+  // Under another webhook's id the record's sealed parts do not open.
+  auto moved = decode_webhook(id_of("65a0f1c2aabbccddee000099").binary(), value, key);
+  EXPECT_FALSE(moved);
+  // Nor the previous secrets moved into the place of the header values, or with another key.
+  auto other_key = decode_webhook(w.id.binary(), value, aes256gcm_key::generate());
+  EXPECT_FALSE(other_key);
+}
+
+TEST(Codec, AWebhookWithoutSigningFieldsIsStoredAsBefore) {
+  const aes256gcm_key key = aes256gcm_key::generate();
+  const std::string value = encode(sample_webhook(), key);
+  EXPECT_THAT(value, Not(HasSubstr("signing")));
+  EXPECT_THAT(value, Not(HasSubstr("previousSecrets")));
+  EXPECT_THAT(value, Not(HasSubstr("filter")));
+}
+
+TEST(Codec, BadSigningFieldsAreNamed) {
+  const aes256gcm_key key = aes256gcm_key::generate();
+  const webhook w = sample_webhook();
+  boost::json::object o = boost::json::parse(encode(w, key)).as_object();
+  const auto detail = [&](const boost::json::object& changed) {
+    auto back = decode_webhook(w.id.binary(), boost::json::serialize(changed), key);
+    return back ? std::string("decoded") : back.error().detail;
+  };
+  boost::json::object scheme = o;
+  scheme["signing"] = "v9";
+  EXPECT_THAT(detail(scheme), HasSubstr("signing"));
+  boost::json::object previous = o;
+  previous["previousSecrets"] = "bm90IHNlYWxlZA==";
+  EXPECT_THAT(detail(previous), HasSubstr("previous signing secrets"));
+  boost::json::object filter = o;
+  filter["filter"] = boost::json::object{{"country", "TR"}};
+  EXPECT_THAT(detail(filter), HasSubstr("filter"));
 }
 
 }  // namespace

@@ -132,9 +132,11 @@ webhook sample_webhook() {
 TEST(Entities, WebhookShapeNeverHasTheSecret) {
   const webhook w = sample_webhook();
   const json::object j = to_json(w);
-  EXPECT_EQ(keys(j),
-            (std::vector<std::string>{"_id", "organization", "project", "name", "url", "headers",
-                                      "active", "events", "createdAt", "updatedAt"}));
+  EXPECT_EQ(keys(j), (std::vector<std::string>{"_id", "organization", "project", "name", "url",
+                                               "headers", "active", "events", "createdAt",
+                                               "updatedAt", "signing", "filter"}));
+  EXPECT_EQ(j.at("signing"), "v1");
+  EXPECT_TRUE(j.at("filter").is_null());
   EXPECT_EQ(j.at("project"), "0123456789abcdef01234567");
   EXPECT_EQ(j.at("active"), true);
   EXPECT_EQ(j.at("events"), (json::array{"order.created", "invoice.*"}));
@@ -143,6 +145,24 @@ TEST(Entities, WebhookShapeNeverHasTheSecret) {
   const std::string text = json::serialize(j);
   EXPECT_EQ(text.find("whsec_"), std::string::npos);
   EXPECT_EQ(text.find("secret"), std::string::npos);
+}
+
+// A v1a webhook shows its scheme and filter, never its key or the secrets of a rotation.
+TEST(Entities, V1aWebhookShapeNeverHasItsKeyOrPreviousSecrets) {
+  webhook w = sample_webhook();
+  w.signing = signing_scheme::v1a;
+  w.secret = "whsk_nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=";
+  w.previous_secrets = {{"whsec_b2xkLXNpZ25pbmcta2V5LWJ5dGVzLTI0IQ==", kUpdated}};
+  std::vector<field_error> errors;
+  w.filter = event_filter::parse(json::parse(R"({"data.country":"TR"})"), errors);
+  const json::object j = to_json(w);
+  EXPECT_EQ(j.at("signing"), "v1a");
+  EXPECT_EQ(j.at("filter"), (json::object{{"data.country", "TR"}}));
+  const std::string text = json::serialize(j);
+  EXPECT_EQ(text.find("whsk_"), std::string::npos);
+  EXPECT_EQ(text.find("whsec_"), std::string::npos);
+  EXPECT_EQ(text.find("nWGxne"), std::string::npos);
+  EXPECT_EQ(text.find("revious"), std::string::npos);
 }
 
 TEST(Entities, WebhookDisabledFieldsOnlyWhenSet) {

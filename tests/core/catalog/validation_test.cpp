@@ -376,6 +376,78 @@ TEST(WebhookPatch, SameRulesNullIsATypeErrorAndUnknownFields) {
   EXPECT_THAT(errors_of(parse_webhook_patch(body("[]"))), ElementsAre(err("body")));
 }
 
+// ---------------------------------------------------------------- signing and filter
+
+TEST(WebhookInput, SigningDefaultsToV1AndTakesV1a) {
+  const auto plain = parse_webhook_input(webhook_with("name", R"("Orders")"));
+  ASSERT_TRUE(plain.has_value());
+  EXPECT_EQ(plain->signing, signing_scheme::v1);
+  EXPECT_EQ(plain->filter, nullptr);
+  const auto v1a = parse_webhook_input(webhook_with("signing", R"("v1a")"));
+  ASSERT_TRUE(v1a.has_value());
+  EXPECT_EQ(v1a->signing, signing_scheme::v1a);
+  for (const char* bad : {R"("v2")", R"("V1")", R"("")", "1", "null", "[]"}) {
+    EXPECT_THAT(errors_of(parse_webhook_input(webhook_with("signing", bad))),
+                ElementsAre(err("signing")))
+        << bad;
+  }
+}
+
+TEST(WebhookInput, FilterIsParsedAndItsErrorsNamed) {
+  const auto r = parse_webhook_input(webhook_with("filter", R"({"data.country": "TR"})"));
+  ASSERT_TRUE(r.has_value());
+  ASSERT_NE(r->filter, nullptr);
+  EXPECT_EQ(json::serialize(r->filter->to_json()), R"({"data.country":"TR"})");
+  const auto none = parse_webhook_input(webhook_with("filter", "null"));
+  ASSERT_TRUE(none.has_value());
+  EXPECT_EQ(none->filter, nullptr);
+  EXPECT_THAT(errors_of(parse_webhook_input(webhook_with("filter", R"("x")"))),
+              ElementsAre(err("filter", "object")));
+  EXPECT_THAT(errors_of(parse_webhook_input(webhook_with("filter", R"({"data..x": 1})"))),
+              ElementsAre(err("filter.data..x", "empty")));
+  // With the other errors of the body.
+  json::value both = webhook_with("filter", R"({"country": 1})");
+  both.as_object()["signing"] = "v3";
+  EXPECT_THAT(errors_of(parse_webhook_input(both)),
+              UnorderedElementsAre(err("filter.country", "\"data\""), err("signing")));
+}
+
+TEST(WebhookPatch, SigningAndFilterAreEngagedWhenSent) {
+  const auto r = parse_webhook_patch(body(R"({"signing": "v1a", "filter": {"type": "a.b"}})"));
+  ASSERT_TRUE(r.has_value());
+  EXPECT_FALSE(r->empty());
+  EXPECT_EQ(r->signing, signing_scheme::v1a);
+  ASSERT_TRUE(r->filter.has_value());
+  ASSERT_NE(*r->filter, nullptr);
+  // null (or {}) is sent: engaged, and no filter, which removes the webhook's.
+  for (const char* clear : {R"({"filter": null})", R"({"filter": {}})"}) {
+    const auto c = parse_webhook_patch(body(clear));
+    ASSERT_TRUE(c.has_value()) << clear;
+    ASSERT_TRUE(c->filter.has_value()) << clear;
+    EXPECT_EQ(*c->filter, nullptr) << clear;
+    EXPECT_FALSE(c->empty());
+  }
+  EXPECT_FALSE(parse_webhook_patch(body("{}"))->filter.has_value());
+  EXPECT_THAT(errors_of(parse_webhook_patch(body(R"({"signing": "hmac"})"))),
+              ElementsAre(err("signing", "v1a")));
+}
+
+TEST(SecretRotation, OptionalSecretAndNothingElse) {
+  const auto none = parse_secret_rotation(body("{}"));
+  ASSERT_TRUE(none.has_value());
+  EXPECT_FALSE(none->secret);
+  const auto chosen = parse_secret_rotation(body(R"({"secret": "whsec_abc"})"));
+  ASSERT_TRUE(chosen.has_value());
+  EXPECT_EQ(chosen->secret, "whsec_abc");  // its form is checked against the webhook's scheme
+  EXPECT_THAT(errors_of(parse_secret_rotation(body(R"({"secret": 1})"))),
+              ElementsAre(err("secret", "string")));
+  EXPECT_THAT(errors_of(parse_secret_rotation(body(R"({"secret": null})"))),
+              ElementsAre(err("secret", "string")));
+  EXPECT_THAT(errors_of(parse_secret_rotation(body(R"({"grace": "1h"})"))),
+              ElementsAre(err("grace", "unknown field")));
+  EXPECT_THAT(errors_of(parse_secret_rotation(body("[]"))), ElementsAre(err("body")));
+}
+
 // ---------------------------------------------------------------- organizations and projects
 
 TEST(OrganizationInput, Rules) {

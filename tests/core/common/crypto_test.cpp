@@ -208,5 +208,66 @@ TEST_F(Aes256Gcm, KeyFromBytesRoundTrips) {
   EXPECT_NE(aes256gcm_key::generate().raw(), aes256gcm_key::generate().raw());
 }
 
+// ---------------------------------------------------------------- Ed25519
+
+std::string unhex(std::string_view text) {
+  std::string out;
+  for (std::size_t i = 0; i + 1 < text.size(); i += 2) {
+    out.push_back(static_cast<char>(std::stoi(std::string(text.substr(i, 2)), nullptr, 16)));
+  }
+  return out;
+}
+
+// RFC 8032 section 7.1, tests 1 and 2: Ed25519 is deterministic, so the signature is known.
+TEST(Ed25519, Rfc8032Vectors) {
+  struct vector {
+    std::string_view seed, public_key, message, signature;
+  };
+  const vector vectors[] = {
+      {"9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+       "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a", "",
+       "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701c"
+       "f9b46bd25bf5f0595bbe24655141438e7a100b"},
+      {"4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb",
+       "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c", "72",
+       "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0"
+       "f11d8c387b2eaeb4302aeeb00d291612bb0c00"},
+  };
+  for (const vector& v : vectors) {
+    const auto key = ed25519_key::from_seed(unhex(v.seed));
+    ASSERT_TRUE(key);
+    EXPECT_TRUE(key->has_private());
+    EXPECT_EQ(hex_encode(key->seed()), v.seed);
+    EXPECT_EQ(hex_encode(key->public_key()), v.public_key);
+    const std::string signature = key->sign(unhex(v.message));
+    EXPECT_EQ(hex_encode(signature), v.signature);
+    EXPECT_TRUE(key->verify(unhex(v.message), signature));
+
+    // The public key alone verifies, and cannot give a seed.
+    const auto pub = ed25519_key::from_public(unhex(v.public_key));
+    ASSERT_TRUE(pub);
+    EXPECT_FALSE(pub->has_private());
+    EXPECT_EQ(pub->seed(), "");
+    EXPECT_TRUE(pub->verify(unhex(v.message), signature));
+    EXPECT_FALSE(pub->verify(unhex(v.message) + "x", signature));
+    std::string flipped = signature;
+    flipped[10] = static_cast<char>(flipped[10] ^ 1);
+    EXPECT_FALSE(pub->verify(unhex(v.message), flipped));
+    EXPECT_FALSE(pub->verify(unhex(v.message), signature.substr(1)));
+  }
+}
+
+TEST(Ed25519, GeneratedKeysDifferAndWrongSizesAreRefused) {
+  const auto a = ed25519_key::generate();
+  const auto b = ed25519_key::generate();
+  EXPECT_EQ(a.seed().size(), ed25519_key::kSeedSize);
+  EXPECT_NE(a.seed(), b.seed());
+  EXPECT_NE(a.public_key(), b.public_key());
+  EXPECT_FALSE(b.verify("message", a.sign("message")));
+  EXPECT_FALSE(ed25519_key::from_seed(std::string(31, 'a')));
+  EXPECT_FALSE(ed25519_key::from_seed(std::string(33, 'a')));
+  EXPECT_FALSE(ed25519_key::from_public(std::string(31, 'a')));
+}
+
 }  // namespace
 }  // namespace hookd

@@ -183,5 +183,111 @@ TEST(Signing, BadSecretsAreRefused) {
   EXPECT_FALSE(webhook_signer::create(std::vector<std::string>{}).has_value());
 }
 
+// ---------------------------------------------------------------- v1a (Ed25519)
+
+std::string whsk(const ed25519_key& k) {
+  return "whsk_" + base64_encode(k.seed());
+}
+std::string whpk(const ed25519_key& k) {
+  return "whpk_" + base64_encode(k.public_key());
+}
+
+TEST(Signing, V1aSignsTheStandardContentWithEd25519) {
+  const auto key = ed25519_key::generate();
+  const std::string header = make({whsk(key)}).sign(kMsgId, kTimestamp, kBody);
+  ASSERT_TRUE(header.starts_with("v1a,")) << header;
+  EXPECT_EQ(header.find(' '), std::string::npos);
+  const auto signature = base64_decode(header.substr(4));
+  ASSERT_TRUE(signature);
+  EXPECT_EQ(signature->size(), ed25519_key::kSignatureSize);
+  // Checked with the crypto layer's verify over the content Standard Webhooks defines.
+  const std::string content =
+      std::string(kMsgId) + "." + std::to_string(kTimestamp) + "." + std::string(kBody);
+  EXPECT_TRUE(key.verify(content, *signature));
+
+  // A receiver holding only the public key accepts it; another key, or a changed body, does not.
+  const auto receiver = make({whpk(key)});
+  EXPECT_TRUE(receiver.verify(kMsgId, "1614265330", kBody, header, kTimestamp).ok());
+  EXPECT_EQ(receiver.verify(kMsgId, "1614265330", "{}", header, kTimestamp).status,
+            verify_status::no_matching_signature);
+  EXPECT_EQ(make({whpk(ed25519_key::generate())})
+                .verify(kMsgId, "1614265330", kBody, header, kTimestamp)
+                .status,
+            verify_status::no_matching_signature);
+  // A public key cannot sign: nothing to put in the header.
+  EXPECT_EQ(receiver.sign(kMsgId, kTimestamp, kBody), "");
+  // An HMAC secret does not accept a v1a entry, nor a public key a v1 entry.
+  EXPECT_FALSE(
+      make({std::string(kSecret)}).verify(kMsgId, "1614265330", kBody, header, kTimestamp));
+  EXPECT_FALSE(receiver.verify(kMsgId, "1614265330", kBody, kExpected, kTimestamp));
+}
+
+TEST(Signing, MixedSchemesEachSignInTheirOwnEntry) {
+  const auto key = ed25519_key::generate();
+  const std::string header =
+      make({whsk(key), std::string(kSecret)}).sign(kMsgId, kTimestamp, kBody);
+  const std::size_t space = header.find(' ');
+  ASSERT_NE(space, std::string::npos) << header;
+  EXPECT_TRUE(header.starts_with("v1a,"));
+  EXPECT_EQ(header.substr(space + 1), kExpected);  // the HMAC entry is the reference one
+  EXPECT_TRUE(make({whpk(key)}).verify(kMsgId, "1614265330", kBody, header, kTimestamp).ok());
+  EXPECT_TRUE(make({std::string(kSecret)}).verify(kMsgId, "1614265330", kBody, header, kTimestamp));
+}
+
+TEST(Signing, ForWebhookAddsPreviousSecretsUntilTheirGraceEnds) {
+  webhook w;
+  w.secret = "whsec_" + base64_encode("the new key, 24 bytes ok");
+  const std::string older = "whsec_" + base64_encode("the old key, 24 bytes ok");
+  const std::string oldest = "whsec_" + base64_encode("the first key, 24 bytes!");
+  const timestamp rotation = timestamp{std::chrono::milliseconds{1'700'000'000'000}};
+  w.previous_secrets = {{older, rotation + std::chrono::hours(24)},
+                        {oldest, rotation + std::chrono::hours(1)}};
+
+  auto header_at = [&](timestamp t) {
+    auto signer = webhook_signer::for_webhook(w, t);
+    EXPECT_TRUE(signer);
+    return signer->sign(kMsgId, kTimestamp, kBody);
+  };
+  auto entry = [&](const std::string& secret) {
+    return make({secret}).sign(kMsgId, kTimestamp, kBody);
+  };
+  // Within both graces: the current one first, then the previous ones, newest first.
+  EXPECT_EQ(header_at(rotation), entry(w.secret) + " " + entry(older) + " " + entry(oldest));
+  // The oldest one's grace is over; the other still signs.
+  EXPECT_EQ(header_at(rotation + std::chrono::hours(1)), entry(w.secret) + " " + entry(older));
+  // Both over: only the current one.
+  EXPECT_EQ(header_at(rotation + std::chrono::hours(24)), entry(w.secret));
+  w.previous_secrets.clear();
+  EXPECT_EQ(header_at(rotation), entry(w.secret));
+}
+
+TEST(Signing, SecretFormsAreCheckedPerScheme) {
+  const std::string v1 = "whsec_" + base64_encode(std::string(24, 'k'));
+  const std::string v1a = "whsk_" + base64_encode(ed25519_key::generate().seed());
+  EXPECT_EQ(check_signing_secret(v1, signing_scheme::v1), std::nullopt);
+  EXPECT_EQ(
+      check_signing_secret("whsec_" + base64_encode(std::string(64, 'k')), signing_scheme::v1),
+      std::nullopt);
+  EXPECT_EQ(check_signing_secret(v1a, signing_scheme::v1a), std::nullopt);
+  for (const std::string& bad :
+       {std::string(), std::string("whsec_"), "whsec_" + base64_encode(std::string(23, 'k')),
+        "whsec_" + base64_encode(std::string(65, 'k')), std::string("whsec_not*base64!"),
+        base64_encode(std::string(24, 'k')), v1a}) {
+    EXPECT_NE(check_signing_secret(bad, signing_scheme::v1), std::nullopt) << bad;
+  }
+  for (const std::string& bad :
+       {std::string(), std::string("whsk_"), v1, "whsk_" + base64_encode(std::string(31, 's')),
+        "whsk_" + base64_encode(std::string(33, 's'))}) {
+    EXPECT_NE(check_signing_secret(bad, signing_scheme::v1a), std::nullopt) << bad;
+  }
+}
+
+TEST(Signing, PublicKeyOfAV1aSecret) {
+  const auto key = ed25519_key::generate();
+  EXPECT_EQ(signing_public_key(whsk(key)), whpk(key));
+  EXPECT_EQ(signing_public_key(std::string(kSecret)), std::nullopt);
+  EXPECT_EQ(signing_public_key("whsk_" + base64_encode("short")), std::nullopt);
+}
+
 }  // namespace
 }  // namespace hookd

@@ -16,16 +16,6 @@
 namespace hookd::test {
 namespace {
 
-std::optional<std::string> find_node() {
-  const char* path = std::getenv("PATH");
-  std::stringstream dirs(path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin");
-  for (std::string dir; std::getline(dirs, dir, ':');) {
-    const auto candidate = std::filesystem::path(dir.empty() ? "." : dir) / "node";
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate.string();
-  }
-  return std::nullopt;
-}
-
 bool is_event(const json::object& o, std::string_view name) {
   const auto* e = o.if_contains("event");
   return e && e->is_string() && e->as_string() == name;

@@ -356,6 +356,24 @@ TEST_F(HookdLoadTest, DeliverReceivesEverySignedDelivery) {
   EXPECT_EQ(s.at("setup").at("cleanup"), "done");
 }
 
+// --signing v1a: the webhooks sign with Ed25519 and hookd-load verifies with their public keys.
+TEST_F(HookdLoadTest, DeliverWithV1aWebhooksVerifiesEd25519Signatures) {
+  auto r = run_load({"--scenario", "deliver", "--admin-token", kAdminToken, "--duration", "1",
+                     "--connections", "2", "--webhooks", "2", "--signing", "v1a", "--drain", "60"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto& s = r.summary;
+  expect_no_errors(s);  // the signature count included
+  EXPECT_EQ(s.at("setup").at("signing"), "v1a");
+  const auto& d = s.at("deliver").as_object();
+  const auto events = u64(d.at("events"));
+  EXPECT_GT(events, 0u);
+  EXPECT_EQ(u64(d.at("deliveries")), events * 2);
+  EXPECT_EQ(u64(d.at("missing")), 0u);
+
+  auto bad = run_load({"--scenario", "deliver", "--admin-token", kAdminToken, "--signing", "v2"});
+  EXPECT_EQ(bad.code, 2);
+}
+
 TEST_F(HookdLoadTest, SigintStopsTheRunAndStillPrintsTheSummary) {
   child load(kBinDir / "hookd-load",
              {"--url", url_, "--scenario", "get", "--admin-token", kAdminToken, "--duration", "60",
