@@ -275,6 +275,16 @@ void scheduler::done(const object_id& delivery) {
   if (wake) wake();
 }
 
+webhook_flow scheduler::flow_of(const object_id& webhook) const {
+  std::lock_guard lock(mutex_);
+  webhook_flow flow;
+  flow.limit = options_.max_in_flight_per_webhook;
+  if (const auto it = webhooks_.find(webhook); it != webhooks_.end()) {
+    flow.in_flight = it->second.in_flight;
+  }
+  return flow;
+}
+
 scheduler_counts scheduler::counts() const {
   std::lock_guard lock(mutex_);
   scheduler_counts c;

@@ -118,6 +118,12 @@ struct due_jobs {
   std::vector<scheduled_job> dropped;  // their webhook no longer exists; no longer scheduled
 };
 
+// One webhook's attempts in flight (counted like the per-webhook cap) and the cap in force for it.
+struct webhook_flow {
+  std::size_t in_flight = 0;
+  std::size_t limit = 0;
+};
+
 struct scheduler_counts {
   std::size_t queued = 0;                // waiting for their time or a slot (held ones included)
   std::size_t in_flight = 0;             // taken and not yet done() (recording ones included)
@@ -179,6 +185,9 @@ class scheduler {
   void done(const object_id& delivery);
 
   scheduler_counts counts() const;
+  // For the webhook's health (docs/delivery.md, "Endpoint health"): its attempts in flight and its
+  // in-flight cap, max_in_flight_per_webhook.
+  webhook_flow flow_of(const object_id& webhook) const;
   const scheduler_options& options() const noexcept { return options_; }
 
  private:
