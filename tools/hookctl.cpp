@@ -223,6 +223,9 @@ planned_request plan_webhook_delete(const parsed_args& a) {
 planned_request plan_webhook_secret(const parsed_args& a) {
   return {verb::get, webhook_path(a) + "/secret", std::nullopt};
 }
+planned_request plan_webhook_health(const parsed_args& a) {
+  return {verb::get, webhook_path(a) + "/health", std::nullopt};
+}
 
 const std::vector<command_spec>& commands() {
   static const std::vector<command_spec> table = {
@@ -379,6 +382,15 @@ const std::vector<command_spec>& commands() {
        "Prints {\"secret\": \"whsec_...\"} for webhook ID.",
        {},
        plan_webhook_secret},
+      {"webhook",
+       "health",
+       {"ORG", "PROJECT", "ID"},
+       "show a webhook's health",
+       "Prints the health of webhook ID: state (healthy, degraded, failing or disabled), last "
+       "success and failure, consecutive failures, pending, paused and in-flight deliveries, "
+       "concurrency, and the last hour's success rate and latency percentiles.",
+       {},
+       plan_webhook_health},
   };
   return table;
 }
