@@ -287,9 +287,11 @@ class delivery_log {
   // endpoint_health.hpp) costs no fsync of its own.
   void write_meta(std::string key, std::optional<std::string> value, completion<void> done);
 
-  // The webhook was switched from inactive back to active: its paused deliveries are due now, in
-  // the order they were created (docs/delivery.md, "Paused deliveries"). Memory only: the queue
-  // records keep their times, so after a restart they go at those (mostly past) times instead.
+  // The webhook is being switched from inactive back to active: its paused deliveries are due
+  // now, in the order they were created (docs/delivery.md, "Paused deliveries"). Call it before the
+  // catalog makes the webhook active: the scheduler holds them until then, and none can go at its
+  // older time ahead of the others. Memory only: the queue records keep their times, so after a
+  // restart they go at those (mostly past) times instead.
   void resume_webhook(const object_id& webhook);
 
   // decide() with this log's retry policy and clock.

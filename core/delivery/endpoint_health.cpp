@@ -382,7 +382,6 @@ void endpoint_health::disable(const webhook& hook, std::string_view reason, time
 
 void endpoint_health::reactivated(const object_id& webhook) {
   if (tracker_.reset(webhook)) save(webhook, std::nullopt);
-  log_.resume_webhook(webhook);
 }
 
 void endpoint_health::deleted(const object_id& webhook) {

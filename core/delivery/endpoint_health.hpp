@@ -9,8 +9,8 @@
 //   restart keeps it without a write per attempt) and when the webhook must be disabled.
 // - endpoint_health: the tracker wired to the catalog and the delivery log. It loads the streaks
 //   at start-up, writes them with the delivery log's group commit, disables webhooks (the catalog)
-//   and announces it with a `hookd.webhook.disabled` event (the delivery log's ingest), and sends
-//   a webhook's paused backlog when a client switches it back on.
+//   and announces it with a `hookd.webhook.disabled` event (the delivery log's ingest), and
+//   forgives a webhook's failures when a client switches it back on.
 
 #include "core/catalog/catalog.hpp"
 #include "core/common/clock.hpp"
@@ -221,8 +221,8 @@ class endpoint_health {
   // get the event).
   void attempted(const webhook& hook, const attempt_report& r);
 
-  // A client switched `webhook` from inactive to active: its streak starts afresh, and its paused
-  // deliveries go now, oldest first.
+  // A client switched `webhook` from inactive to active: its streak starts afresh (its paused
+  // deliveries are the delivery log's: delivery_log::resume_webhook).
   void reactivated(const object_id& webhook);
   // The webhook was deleted: its streak record goes.
   void deleted(const object_id& webhook);

@@ -148,19 +148,20 @@ asio::awaitable<response> update_webhook(app& a, request_context& ctx) {
   if (!patch) co_return fail(ctx, patch.error());
 
   const webhook_ptr before = a.cat.find_webhook(*target->webhook);
+  const bool switching_on = before && !before->active && patch->active.value_or(false);
+  if (switching_on && a.deliveries != nullptr) {
+    // Its paused backlog becomes due now, oldest first (docs/delivery.md, "Paused deliveries").
+    // Before the catalog has it active, so that none goes at its older time ahead of the others;
+    // while it is inactive, they stay held whatever their time (also should the update fail).
+    a.deliveries->resume_webhook(*target->webhook);
+  }
   auto updated = co_await await_catalog<webhook_ptr>([&](completion<webhook_ptr> done) {
     a.cat.update_webhook(target->organization, target->project, *target->webhook, std::move(*patch),
                          std::move(done));
   });
   if (!updated) co_return fail(ctx, updated.error());
-  if (before && !before->active && (*updated)->active) {
-    // Switched back on: its paused backlog goes now, oldest first, and its failure streak starts
-    // afresh (docs/delivery.md, "Paused deliveries").
-    if (a.health != nullptr) {
-      a.health->reactivated(*target->webhook);
-    } else if (a.deliveries != nullptr) {
-      a.deliveries->resume_webhook(*target->webhook);
-    }
+  if (switching_on && (*updated)->active && a.health != nullptr) {
+    a.health->reactivated(*target->webhook);  // its failure streak starts afresh
   }
   co_return json_response(bhttp::status::ok, to_json_text(**updated));
 }

@@ -1680,8 +1680,10 @@ TEST_F(DeliveryLogTest, AResumedWebhookSendsItsPausedDeliveriesAtOnceOldestFirst
   set_active(w, false);
   EXPECT_TRUE(log_->jobs().take_due(now() + hours(5), 10).ready.empty());  // held
 
-  set_active(w, true);
+  // Resumed before the catalog has it active (as the API does): still held until then.
   log_->resume_webhook(w);
+  EXPECT_TRUE(log_->jobs().take_due(now(), 10).ready.empty());
+  set_active(w, true);
   const auto due = log_->jobs().take_due(now(), 10).ready;
   ASSERT_EQ(due.size(), 3u);  // now, not at their retry times
   for (std::size_t i = 0; i < due.size(); ++i) EXPECT_EQ(due[i].delivery, created[i]->id);
