@@ -391,7 +391,16 @@ asio::awaitable<response> get_event(app& a, request_context& ctx) {
     co_return fail(ctx,
                    make_problem(error_kind::not_found, "Event " + id->to_string() + " not found."));
   }
-  co_return json_response(bhttp::status::ok, to_json(**found));
+  boost::json::object out = to_json(**found);
+  // A pending delivery of an inactive webhook reads `paused`, as in the delivery lists.
+  for (boost::json::value& entry : out["deliveries"].as_array()) {
+    boost::json::object& d = entry.as_object();
+    if (!d["status"].is_string() || d["status"].as_string() != "pending") continue;
+    const auto webhook = object_id::parse(d["webhook"].as_string());
+    const auto hook = webhook ? a.cat.find_webhook(*webhook) : nullptr;
+    if (hook && !hook->active) d["status"] = "paused";
+  }
+  co_return json_response(bhttp::status::ok, out);
 }
 
 }  // namespace

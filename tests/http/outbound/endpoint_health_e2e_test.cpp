@@ -117,6 +117,10 @@ TEST_F(EndpointHealthE2E, GoneDisablesTheWebhookAndTellsAHookdSubscriber) {
   ASSERT_EQ(paused.size(), 1u);
   EXPECT_EQ(paused[0].at("status"), "paused");
   EXPECT_TRUE(paused[0].at("nextAttemptAt").is_null());
+  auto event =
+      stack->get(delivery_stack::event_path(org, proj, str_of(paused[0].as_object(), "event")));
+  ASSERT_EQ(event.status, 200u) << event.body;
+  EXPECT_EQ(event.json().at("deliveries").at(0).at("status"), "paused");
   EXPECT_TRUE(deliveries(gone, "&status=pending").empty());
   auto project_paused = stack->get(delivery_stack::project_deliveries_path(org, proj) +
                                    "?status=pending,paused&webhook=" + gone);
