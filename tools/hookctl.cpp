@@ -259,6 +259,10 @@ planned_request plan_webhook_rotate(const parsed_args& a) {
   return {verb::post, webhook_path(a) + "/secret/rotate", std::move(body)};
 }
 
+planned_request plan_webhook_health(const parsed_args& a) {
+  return {verb::get, webhook_path(a) + "/health", std::nullopt};
+}
+
 const std::vector<command_spec>& commands() {
   static const std::vector<command_spec> table = {
       {"org",
@@ -436,6 +440,15 @@ const std::vector<command_spec>& commands() {
          "use S (whsec_ + base64 of 24..64 bytes; whsk_ + base64 of a 32-byte seed for v1a) "
          "instead of a generated one"}},
        plan_webhook_rotate},
+      {"webhook",
+       "health",
+       {"ORG", "PROJECT", "ID"},
+       "show a webhook's health",
+       "Prints the health of webhook ID: state (healthy, degraded, failing or disabled), last "
+       "success and failure, consecutive failures, pending, paused and in-flight deliveries, "
+       "concurrency, and the last hour's success rate and latency percentiles.",
+       {},
+       plan_webhook_health},
   };
   return table;
 }

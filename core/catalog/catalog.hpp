@@ -116,6 +116,11 @@ class catalog {
   void rotate_webhook_secret(object_id org, object_id project, object_id id,
                              std::optional<std::string> secret,
                              completion<std::shared_ptr<const webhook>> done);
+  // Sets an active webhook inactive with disabledReason `reason` and disabledAt `at`: hookd's own
+  // decision (docs/delivery.md, "Auto-disable"). Completes with the new version, or with null when
+  // the webhook was inactive already (nothing written).
+  void disable_webhook(object_id id, std::string reason, timestamp at,
+                       completion<std::shared_ptr<const webhook>> done);
   // Deletes project `project` of `org` and its webhooks, with their index entries; its slug is
   // free for another project of the organization from then on. The project's deliveries are the
   // caller's to delete once this completes: delivery_log::delete_project (docs/delivery.md,

@@ -538,6 +538,51 @@ class rotate_secret_op final : public commit_mutation {
   std::shared_ptr<const webhook_list> list_;
 };
 
+// hookd sets a webhook inactive by itself (docs/delivery.md, "Auto-disable"): its receiver answered
+// 410 Gone, or failed for --disable-after. Changes nothing, and completes with null, when the
+// webhook is inactive already (a client or an earlier attempt got there first), so that the
+// caller announces each disabling once.
+class disable_webhook_op final : public commit_mutation {
+ public:
+  disable_webhook_op(impl& c, object_id id, std::string reason, timestamp at,
+                     completion<std::shared_ptr<const webhook>> done)
+      : c_(c), id_(id), reason_(std::move(reason)), at_(at), done_(std::move(done)) {}
+
+  result<void> plan(write_batch& batch) override {
+    const std::shared_ptr<const webhook> old = c_.current_webhook(id_);
+    if (!old) return not_found("Webhook " + id_.to_string() + " does not exist.");
+    if (!old->active) return {};
+    webhook next = *old;
+    next.active = false;
+    next.disabled_reason = reason_;
+    next.disabled_at = at_;
+    next.updated_at = std::max(now_ms(), old->updated_at + std::chrono::milliseconds{1});
+    updated_ = std::make_shared<const webhook>(std::move(next));
+    batch.put(table::webhooks, id_key(id_), encode(*updated_, c_.options.master_key));
+    list_ = with_replaced(*c_.current_webhook_list(updated_->project), updated_);
+    c_.pending.webhooks[id_] = updated_;
+    c_.pending.webhook_lists[updated_->project] = list_;
+    return {};
+  }
+  void publish() override {
+    if (!updated_) return;
+    (void)c_.webhooks.put(id_, updated_);
+    (void)c_.webhooks_by_project.put(updated_->project, list_);
+  }
+  void complete(result<void> outcome) noexcept override {
+    deliver(done_, std::move(outcome), std::move(updated_));
+  }
+
+ private:
+  impl& c_;
+  object_id id_;
+  std::string reason_;
+  timestamp at_;
+  completion<std::shared_ptr<const webhook>> done_;
+  std::shared_ptr<const webhook> updated_;  // null when nothing changed
+  std::shared_ptr<const webhook_list> list_;
+};
+
 class delete_webhook_op final : public commit_mutation {
  public:
   delete_webhook_op(impl& c, object_id org, object_id project_id, object_id id,
@@ -762,6 +807,12 @@ void catalog::rotate_webhook_secret(object_id org, object_id project_id, object_
   }
   impl_->writer.submit(std::make_unique<rotate_secret_op>(
       *impl_, org, project_id, id, std::move(secret), std::move(generated), std::move(done)));
+}
+
+void catalog::disable_webhook(object_id id, std::string reason, timestamp at,
+                              completion<std::shared_ptr<const webhook>> done) {
+  impl_->writer.submit(
+      std::make_unique<disable_webhook_op>(*impl_, id, std::move(reason), at, std::move(done)));
 }
 
 void catalog::delete_webhook(object_id org, object_id project_id, object_id id,

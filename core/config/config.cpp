@@ -280,6 +280,11 @@ const std::array kOptions = {
                 [](config& c, std::string_view v) {
                   return set_count<std::size_t, 1'000'000>(c.max_inflight_per_organization, v);
                 }},
+    option_spec{"metrics-per-webhook", "", "false",
+                "Add per-webhook series (attempts by outcome, latency) to /metrics: about 19 "
+                "series per webhook.",
+                [](config& c, std::string_view v) { return set_bool(c.metrics_per_webhook, v); },
+                true},
     option_spec{"unsafe-no-fsync", "", "false",
                 "Do not fsync writes. Benchmarks only: a crash loses acknowledged writes.",
                 [](config& c, std::string_view v) { return set_bool(c.unsafe_no_fsync, v); }, true},

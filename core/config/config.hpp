@@ -59,6 +59,9 @@ struct config {
   std::size_t max_inflight_per_webhook = 4;   // --max-inflight-per-webhook
   // --max-inflight-per-organization; 0: a quarter of max_inflight_deliveries, at least 1
   std::size_t max_inflight_per_organization = 0;
+  // --metrics-per-webhook: per-webhook series on /metrics. Off by default: their number grows
+  // with the webhooks (docs/operations.md, "Per-webhook metrics").
+  bool metrics_per_webhook = false;
   bool unsafe_no_fsync = false;  // --unsafe-no-fsync: benchmarks only; loses acknowledged writes
   std::optional<std::string> config_file;  // --config
 

@@ -243,6 +243,32 @@ std::size_t delivery_log::pending_count() const {
   return impl_->pending.size();
 }
 
+std::size_t delivery_log::pending_count(const object_id& webhook) const {
+  std::shared_lock lock(impl_->mutex);
+  const auto it = impl_->pending_by_webhook.find(webhook);
+  return it == impl_->pending_by_webhook.end() ? 0 : it->second.size();
+}
+
+bool delivery_log::is_paused(const delivery& d) const {
+  if (d.status != delivery_status::pending) return false;
+  const auto hook = impl_->cat.find_webhook(d.webhook);
+  return hook && !hook->active;
+}
+
+void delivery_log::resume_webhook(const object_id& webhook) {
+  std::vector<object_id> ids;
+  {
+    std::shared_lock lock(impl_->mutex);
+    if (const auto it = impl_->pending_by_webhook.find(webhook);
+        it != impl_->pending_by_webhook.end()) {
+      ids.assign(it->second.begin(), it->second.end());  // ids grow with time: oldest first
+    }
+  }
+  // One due time for all: the scheduler breaks the tie by delivery id, the creation order.
+  const timestamp now = impl_->clock();
+  for (const object_id& id : ids) impl_->sched.schedule(id, webhook, now);
+}
+
 std::optional<std::chrono::milliseconds> delivery_log::oldest_pending_age() const {
   std::optional<timestamp> oldest;
   {

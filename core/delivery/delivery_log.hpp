@@ -140,8 +140,15 @@ class status_filter {
   [[nodiscard]] bool allows(delivery_status s) const noexcept {
     return bits_ == 0 || (bits_ & bit(s)) != 0;
   }
+  // `paused`: a pending delivery of an inactive webhook (docs/delivery.md, "Paused deliveries").
+  // Listed as paused, not as pending: `pending` then means pending to an active webhook.
+  void add_paused() noexcept { bits_ |= kPausedBit; }
+  [[nodiscard]] bool allows_paused() const noexcept {
+    return bits_ == 0 || (bits_ & kPausedBit) != 0;
+  }
 
  private:
+  static constexpr std::uint8_t kPausedBit = 0x80;
   static std::uint8_t bit(delivery_status s) noexcept {
     return static_cast<std::uint8_t>(1u << static_cast<unsigned>(s));
   }
@@ -280,6 +287,18 @@ class delivery_log {
   // no file holding a kept record is dropped). Blocking.
   result<void> reclaim_history(const sweep_result& swept);
 
+  // Writes (value) or erases (nullopt) one record of the meta table with the log's next group
+  // commit, so that state kept next to the deliveries (endpoint health's failure streaks,
+  // endpoint_health.hpp) costs no fsync of its own.
+  void write_meta(std::string key, std::optional<std::string> value, completion<void> done);
+
+  // The webhook is being switched from inactive back to active: its paused deliveries are due
+  // now, in the order they were created (docs/delivery.md, "Paused deliveries"). Call it before the
+  // catalog makes the webhook active: the scheduler holds them until then, and none can go at its
+  // older time ahead of the others. Memory only: the queue records keep their times, so after a
+  // restart they go at those (mostly past) times instead.
+  void resume_webhook(const object_id& webhook);
+
   // decide() with this log's retry policy and clock.
   attempt_decision decide(const attempt_response& response, std::uint32_t attempt_number,
                           const random_source& random = uniform_random) const;
@@ -301,6 +320,10 @@ class delivery_log {
   // ---- reads of memory: any thread, never storage.
   std::optional<pending_delivery> find_pending(const object_id& id) const;
   std::size_t pending_count() const;
+  // Pending deliveries of one webhook (paused ones included).
+  std::size_t pending_count(const object_id& webhook) const;
+  // A pending delivery whose webhook is inactive: shown as `paused` by the read API.
+  bool is_paused(const delivery& d) const;
   // now - createdAt of the oldest pending delivery; nullopt when none is pending.
   std::optional<std::chrono::milliseconds> oldest_pending_age() const;
   delivery_counters counters() const;

@@ -129,7 +129,7 @@ result<delivery_page> delivery_log::list_deliveries(const delivery_query& q) con
   };
 
   // Pending: memory, newest first below the cursor. (Retention never hides pending work.)
-  if (q.statuses.allows(delivery_status::pending)) {
+  if (q.statuses.allows(delivery_status::pending) || q.statuses.allows_paused()) {
     std::shared_lock lock(i.mutex);
     const auto& index = q.webhook ? i.pending_by_webhook : i.pending_by_project;
     if (const auto it = index.find(q.webhook ? *q.webhook : q.project); it != index.end()) {
@@ -146,6 +146,11 @@ result<delivery_page> delivery_log::list_deliveries(const delivery_query& q) con
         --pos;
         const auto& record = i.pending.at(*pos).record;
         if (record->project != q.project || !wanted(*record, timestamp{})) continue;
+        // Paused (its webhook is inactive) and pending are listed apart.
+        if (is_paused(*record) ? !q.statuses.allows_paused()
+                               : !q.statuses.allows(delivery_status::pending)) {
+          continue;
+        }
         found.push_back(record);
         ++taken;
       }

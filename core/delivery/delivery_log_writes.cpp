@@ -741,9 +741,40 @@ class sweep_op final : public commit_mutation {
   std::vector<std::pair<std::string, timestamp>> pruned_;
 };
 
+// ---------------------------------------------------------------- write_meta
+
+// One meta record, riding with whatever else the group writes.
+class write_meta_op final : public commit_mutation {
+ public:
+  write_meta_op(std::string key, std::optional<std::string> value, completion<void> done)
+      : key_(std::move(key)), value_(std::move(value)), done_(std::move(done)) {}
+
+  result<void> plan(write_batch& batch) override {
+    if (value_) {
+      batch.put(table::meta, key_, *value_);
+    } else {
+      batch.erase(table::meta, key_);
+    }
+    return {};
+  }
+  void publish() override {}
+  void complete(result<void> outcome) noexcept override { done_(std::move(outcome)); }
+
+ private:
+  std::string key_;
+  std::optional<std::string> value_;
+  completion<void> done_;
+};
+
 }  // namespace
 
 // ---------------------------------------------------------------- entry points
+
+void delivery_log::write_meta(std::string key, std::optional<std::string> value,
+                              completion<void> done) {
+  impl_->writer.submit(
+      std::make_unique<write_meta_op>(std::move(key), std::move(value), std::move(done)));
+}
 
 void delivery_log::ingest(ingest_request request, completion<ingest_result> done) {
   // The request was validated by parse_ingest (ingest_input.hpp); these guard the log's own

@@ -241,6 +241,8 @@ result<delivery_query> parse_delivery_query(std::string_view query, const projec
         last = comma == std::string_view::npos;
         if (auto s = parse_delivery_status(rest.substr(0, comma))) {
           q.statuses.add(*s);
+        } else if (rest.substr(0, comma) == "paused") {
+          q.statuses.add_paused();
         } else {
           good = false;
         }
@@ -248,7 +250,8 @@ result<delivery_query> parse_delivery_query(std::string_view query, const projec
       }
       if (!good) {
         errors.push_back(
-            {"status", "must be pending, succeeded or failed, or a comma-separated list of them"});
+            {"status",
+             "must be pending, paused, succeeded or failed, or a comma-separated list of them"});
       }
     } else if (key == "limit") {
       std::size_t n = 0;
@@ -298,10 +301,21 @@ result<delivery_query> parse_delivery_query(std::string_view query, const projec
   return q;
 }
 
-response page_response(const delivery_page& page) {
+// A delivery as the API shows it: a pending one whose webhook is inactive is `paused`, with no
+// nextAttemptAt (docs/delivery.md, "Paused deliveries").
+boost::json::object delivery_json(const delivery_log& log, const delivery& d) {
+  boost::json::object o = to_json(d);
+  if (log.is_paused(d)) {
+    o["status"] = "paused";
+    o["nextAttemptAt"] = nullptr;
+  }
+  return o;
+}
+
+response page_response(const delivery_log& log, const delivery_page& page) {
   boost::json::array items;
   items.reserve(page.items.size());
-  for (const auto& d : page.items) items.push_back(to_json(*d));
+  for (const auto& d : page.items) items.push_back(delivery_json(log, *d));
   boost::json::object out;
   out["data"] = std::move(items);
   out["next"] = page.next ? boost::json::value(page.next->to_string()) : nullptr;
@@ -324,7 +338,7 @@ asio::awaitable<response> list_deliveries(app& a, request_context& ctx, bool by_
   auto reading = read_history<delivery_page>(a, list_read{a.deliveries, std::move(*query)});
   auto page = co_await std::move(reading);
   if (!page) co_return fail(ctx, page.error());
-  co_return page_response(*page);
+  co_return page_response(*a.deliveries, *page);
 }
 
 asio::awaitable<response> get_delivery(app& a, request_context& ctx) {
@@ -343,7 +357,7 @@ asio::awaitable<response> get_delivery(app& a, request_context& ctx) {
         ctx, make_problem(error_kind::not_found, "Delivery " + id->to_string() + " not found."));
   }
   // The list's attempt count becomes the attempts themselves: "a delivery with its attempts".
-  boost::json::object out = to_json(*(*found)->record);
+  boost::json::object out = delivery_json(*a.deliveries, *(*found)->record);
   boost::json::array attempts;
   attempts.reserve((*found)->attempts.size());
   for (const attempt& at : (*found)->attempts) attempts.push_back(to_json(at));
@@ -405,7 +419,16 @@ asio::awaitable<response> get_event(app& a, request_context& ctx) {
     co_return fail(ctx,
                    make_problem(error_kind::not_found, "Event " + id->to_string() + " not found."));
   }
-  co_return json_response(bhttp::status::ok, to_json(**found));
+  boost::json::object out = to_json(**found);
+  // A pending delivery of an inactive webhook reads `paused`, as in the delivery lists.
+  for (boost::json::value& entry : out["deliveries"].as_array()) {
+    boost::json::object& d = entry.as_object();
+    if (!d["status"].is_string() || d["status"].as_string() != "pending") continue;
+    const auto webhook = object_id::parse(d["webhook"].as_string());
+    const auto hook = webhook ? a.cat.find_webhook(*webhook) : nullptr;
+    if (hook && !hook->active) d["status"] = "paused";
+  }
+  co_return json_response(bhttp::status::ok, out);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include "core/catalog/validation.hpp"
 #include "core/delivery/delivery_log.hpp"
 #include "core/delivery/signing.hpp"
+#include "core/delivery/endpoint_health.hpp"
 #include "http/api/api.hpp"
 #include "http/api/auth.hpp"
 
@@ -176,11 +177,22 @@ asio::awaitable<response> update_webhook(app& a, request_context& ctx) {
   auto patch = parse_webhook_patch(*body);
   if (!patch) co_return fail(ctx, patch.error());
 
+  const webhook_ptr before = a.cat.find_webhook(*target->webhook);
+  const bool switching_on = before && !before->active && patch->active.value_or(false);
+  if (switching_on && a.deliveries != nullptr) {
+    // Its paused backlog becomes due now, oldest first (docs/delivery.md, "Paused deliveries").
+    // Before the catalog has it active, so that none goes at its older time ahead of the others;
+    // while it is inactive, they stay held whatever their time (also should the update fail).
+    a.deliveries->resume_webhook(*target->webhook);
+  }
   auto updated = co_await await_catalog<webhook_ptr>([&](completion<webhook_ptr> done) {
     a.cat.update_webhook(target->organization, target->project, *target->webhook, std::move(*patch),
                          std::move(done));
   });
   if (!updated) co_return fail(ctx, updated.error());
+  if (switching_on && (*updated)->active && a.health != nullptr) {
+    a.health->reactivated(*target->webhook);  // its failure streak starts afresh
+  }
   co_return json_response(bhttp::status::ok, to_json_text(**updated));
 }
 
@@ -191,6 +203,7 @@ asio::awaitable<response> delete_webhook(app& a, request_context& ctx) {
     a.cat.delete_webhook(target->organization, target->project, *target->webhook, std::move(done));
   });
   if (!deleted) co_return fail(ctx, deleted.error());
+  if (a.health != nullptr) a.health->deleted(*target->webhook);
   if (a.deliveries != nullptr) {
     // Its pending deliveries fail with "webhook deleted". Should this write fail, the webhook is
     // gone all the same, and the dispatcher cancels them when the scheduler drops their jobs.
@@ -199,6 +212,18 @@ asio::awaitable<response> delete_webhook(app& a, request_context& ctx) {
     });
   }
   co_return empty_response(bhttp::status::no_content);
+}
+
+// GET …/webhooks/{webhookId}/health (docs/delivery.md, "Endpoint health").
+asio::awaitable<response> get_webhook_health(app& a, request_context& ctx) {
+  auto target = resolve(a, ctx, scope::webhooks_read, true);
+  if (!target) co_return fail(ctx, target.error());
+  auto hook = find_in_project(a, *target);
+  if (!hook) co_return fail(ctx, hook.error());
+  if (a.health == nullptr) {
+    co_return fail(ctx, make_problem(error_kind::unavailable, "Event delivery is not running."));
+  }
+  co_return json_response(bhttp::status::ok, to_json(a.health->report(**hook)));
 }
 
 }  // namespace
@@ -218,6 +243,7 @@ void register_webhook_routes(router& r, app& a) {
   r.add(verb::get, hook + "/secret", [&a](request_context& c) { return get_webhook_secret(a, c); });
   r.add(verb::post, hook + "/secret/rotate",
         [&a](request_context& c) { return rotate_webhook_secret(a, c); });
+  r.add(verb::get, hook + "/health", [&a](request_context& c) { return get_webhook_health(a, c); });
 }
 
 }  // namespace hookd::http

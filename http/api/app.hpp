@@ -15,7 +15,8 @@
 
 namespace hookd {
 class delivery_log;
-}
+class endpoint_health;
+}  // namespace hookd
 
 namespace hookd::http {
 
@@ -35,6 +36,10 @@ struct app {
   // never hold up the threads that serve the catalog. Null with `deliveries`.
   boost::asio::thread_pool* history_readers = nullptr;
   const delivery_metrics* delivery_stats = nullptr;  // the dispatcher's, for /metrics; may be null
+  // Webhooks' health (GET …/health, reactivation, /metrics); null: those answer 503 or are left
+  // out.
+  endpoint_health* health = nullptr;
+  bool metrics_per_webhook = false;  // --metrics-per-webhook
 };
 
 // Registers the /api/v1 routes (admin, webhooks, openapi) on `r`; handlers capture `a` by

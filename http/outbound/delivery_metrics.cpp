@@ -1,6 +1,7 @@
 #include "http/outbound/delivery_metrics.hpp"
 
 #include "core/delivery/delivery_log.hpp"
+#include "core/delivery/endpoint_health.hpp"
 #include "http/server/prometheus.hpp"
 
 #include <string_view>
@@ -149,6 +150,27 @@ void render_delivery_metrics(prometheus_writer& w, delivery_log* log,
   for (std::size_t i = 0; i < counts.size(); ++i) counts[i] = stats->buckets_[i].load(relaxed);
   w.histogram(name, {}, delivery_metrics::kAttemptBuckets, counts,
               static_cast<double>(stats->duration_ms_sum_.load(relaxed)) / 1000.0);
+}
+
+void render_webhook_metrics(prometheus_writer& w, const endpoint_health& health) {
+  const auto series = health.tracker().series();
+  w.family("hookd_webhook_attempts_total", metric_type::counter,
+           "Delivery attempts per webhook, by outcome: succeeded (the delivery succeeded with it) "
+           "or failed.");
+  for (const auto& [id, s] : series) {
+    const std::string webhook = id.to_string();
+    w.sample("hookd_webhook_attempts_total", {{"webhook", webhook}, {"outcome", "succeeded"}},
+             s.succeeded);
+    w.sample("hookd_webhook_attempts_total", {{"webhook", webhook}, {"outcome", "failed"}},
+             s.failed);
+  }
+  w.family("hookd_webhook_attempt_duration_seconds", metric_type::histogram,
+           "Duration of delivery attempts per webhook.");
+  for (const auto& [id, s] : series) {
+    const std::string webhook = id.to_string();
+    w.histogram("hookd_webhook_attempt_duration_seconds", {{"webhook", webhook}},
+                kWebhookLatencyBounds, s.latency, static_cast<double>(s.latency_ms_sum) / 1000.0);
+  }
 }
 
 }  // namespace hookd::http

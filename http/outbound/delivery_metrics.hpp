@@ -14,7 +14,8 @@
 
 namespace hookd {
 class delivery_log;
-}
+class endpoint_health;
+}  // namespace hookd
 
 namespace hookd::http {
 
@@ -62,5 +63,10 @@ class delivery_metrics {
 // Non-const `log` because its scheduler is reached through delivery_log::jobs(); nothing changes.
 void render_delivery_metrics(prometheus_writer& w, delivery_log* log,
                              const delivery_metrics* stats);
+
+// The per-webhook series of --metrics-per-webhook (docs/operations.md, "Per-webhook metrics"):
+// hookd_webhook_attempts_total{webhook,outcome} (succeeded, failed) and the histogram
+// hookd_webhook_attempt_duration_seconds{webhook}, for each webhook attempted since the start.
+void render_webhook_metrics(prometheus_writer& w, const endpoint_health& health);
 
 }  // namespace hookd::http

@@ -32,6 +32,9 @@ using namespace std::chrono_literals;
 // tried again this much later (the log does the same for outcomes it could not record).
 constexpr std::chrono::milliseconds kUnrecordedRetryDelay = 5s;
 
+// How soon a job of a webhook being disabled is looked at again: about an fsync of the catalog.
+constexpr std::chrono::milliseconds kDisablingRecheck = 50ms;
+
 // The scheduler's wake callback may be running on the log's writer thread while the dispatcher
 // stops; it reaches the dispatcher only through this link, which stop() cuts under its mutex.
 struct wake_link {
@@ -180,6 +183,12 @@ asio::awaitable<void> attempt_job(impl& d, scheduled_job job, bool& handed_over)
     d.release(job, job.due);  // deactivated since take_due: held like the rest of its jobs
     co_return;
   }
+  if (d.options.health != nullptr && d.options.health->disabling(hook->id)) {
+    // An attempt just decided to disable it (a 410, or the failure that ends its grace): the
+    // catalog is writing that. Look again shortly; by then it is inactive and its jobs are held.
+    d.release(job, d.log.now() + kDisablingRecheck);
+    co_return;
+  }
 
   attempt a;
   a.number = record.attempts + 1;
@@ -217,6 +226,12 @@ asio::awaitable<void> attempt_job(impl& d, scheduled_job job, bool& handed_over)
   }
 
   attempt_decision decision = d.log.decide(response, a.number);
+  if (d.options.health != nullptr) {
+    // The receiver's health: its streak, its hour, and a 410 or a long failure disables it
+    // (docs/delivery.md, "Endpoint health").
+    d.options.health->attempted(*hook, attempt_report{decision.kind == decision_kind::succeeded,
+                                                      a.status_code, a.duration, d.log.now()});
+  }
   handed_over = true;
   auto recorded = co_await await_catalog<std::shared_ptr<const delivery>>(
       [&](completion<std::shared_ptr<const delivery>> done) {

@@ -29,6 +29,7 @@
 #include "core/catalog/catalog.hpp"
 #include "core/delivery/delivery.hpp"
 #include "core/delivery/delivery_log.hpp"
+#include "core/delivery/endpoint_health.hpp"
 #include "core/delivery/signing.hpp"
 #include "http/outbound/delivery_client.hpp"
 #include "http/outbound/delivery_metrics.hpp"
@@ -67,6 +68,9 @@ struct dispatcher_options {
   // How long stop() waits for attempts in flight. 0 (the default) means the client's
   // total_timeout plus 5 s: every send ends by its timeout, and the 5 s cover recording it.
   std::chrono::milliseconds stop_timeout{0};
+  // Where every attempt's outcome is reported (docs/delivery.md, "Endpoint health"); null: nowhere
+  // (no auto-disable). Must outlive the dispatcher.
+  endpoint_health* health = nullptr;
 };
 
 class dispatcher {

@@ -163,6 +163,7 @@ std::string metrics::render(const app& a) const {
              "Write batches that failed.", st.failures);
   }
   render_delivery_metrics(w, a.deliveries, a.delivery_stats);
+  if (a.metrics_per_webhook && a.health != nullptr) render_webhook_metrics(w, *a.health);
   return out;
 }
 

@@ -433,9 +433,11 @@ struct delivery_stack_options {
   bool allow_private_targets = true;
   std::size_t max_in_flight = 256;
   std::size_t max_in_flight_per_webhook = 4;
-  std::size_t max_in_flight_per_organization = 0;                // 0: the scheduler's default
-  std::chrono::milliseconds retention{30LL * 24 * 3600 * 1000};  // --retention
-  std::chrono::milliseconds secret_grace{24LL * 3600 * 1000};    // --secret-grace
+  std::size_t max_in_flight_per_organization = 0;                   // 0: the scheduler's default
+  std::chrono::milliseconds retention{30LL * 24 * 3600 * 1000};     // --retention
+  std::chrono::milliseconds secret_grace{24LL * 3600 * 1000};       // --secret-grace
+  std::chrono::milliseconds disable_after{5LL * 24 * 3600 * 1000};  // --disable-after
+  bool metrics_per_webhook = false;                                 // --metrics-per-webhook
 };
 
 // The test server (its requests and fixtures) with the delivery settings of the options.
@@ -482,6 +484,8 @@ class delivery_stack : public test_server {
     c.max_inflight_per_organization = o.max_in_flight_per_organization;
     c.retention = o.retention;
     c.secret_grace = o.secret_grace;
+    c.disable_after = o.disable_after;
+    c.metrics_per_webhook = o.metrics_per_webhook;
     return c;
   }
 };

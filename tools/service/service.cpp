@@ -55,6 +55,7 @@ struct service::parts {
   std::unique_ptr<storage> store;
   std::unique_ptr<catalog> cat;
   std::unique_ptr<delivery_log> deliveries;
+  std::unique_ptr<endpoint_health> health;  // fed by the dispatcher, read by the API
   std::unique_ptr<http::dispatcher> dispatch;
   // History reads (they may wait on the disk) run here, off the threads that serve the catalog.
   // Two threads: a page is one seek and a few hundred reads, and two keep one slow disk read from
@@ -183,6 +184,13 @@ std::variant<std::unique_ptr<service>, service_failure> service::open(service_op
           {"ms", ms_since(log_started)}});
   p->deliveries->start();
 
+  // Endpoint health: the failure streaks auto-disable follows survive restarts.
+  health_options health_settings;
+  health_settings.disable_after = cfg.disable_after;
+  p->health = std::make_unique<endpoint_health>(*p->cat, *p->deliveries, health_settings);
+  const auto streaks = p->health->load(*p->store);
+  if (!streaks) return start_failure("cannot load endpoint health: " + streaks.error().detail);
+
   http::dispatcher_options dispatch_options;
   dispatch_options.client.total_timeout = cfg.delivery_timeout;
   dispatch_options.client.connect_timeout =
@@ -191,6 +199,7 @@ std::variant<std::unique_ptr<service>, service_failure> service::open(service_op
       std::min(dispatch_options.client.tls_handshake_timeout, cfg.delivery_timeout);
   dispatch_options.client.allow_private_targets = cfg.allow_private_targets;
   dispatch_options.client.user_agent = std::string("hookd/") + std::string(kVersion);
+  dispatch_options.health = p->health.get();
   p->dispatch = std::make_unique<http::dispatcher>(*p->deliveries, *p->cat, dispatch_options);
   if (cfg.allow_private_targets) {
     p->log({{"level", "warn"},
@@ -203,6 +212,8 @@ std::variant<std::unique_ptr<service>, service_failure> service::open(service_op
   p->shared->deliveries = p->deliveries.get();
   p->shared->history_readers = &p->readers;
   p->shared->delivery_stats = &p->dispatch->stats();
+  p->shared->health = p->health.get();
+  p->shared->metrics_per_webhook = cfg.metrics_per_webhook;
   // With --metrics-listen, /metrics leaves the main listener (a 404 there, like any unknown
   // path) for a second one that serves it with the probes, on one thread.
   if (cfg.metrics_listen) {
@@ -290,6 +301,7 @@ void service::stop() {
   p.ops_server.reset();
   p.server.reset();
   p.dispatch.reset();
+  p.health.reset();
   p.deliveries.reset();
   p.cat.reset();
   p.store.reset();  // closes RocksDB
@@ -316,6 +328,9 @@ delivery_log& service::deliveries() noexcept {
 }
 http::dispatcher& service::dispatch() noexcept {
   return *parts_->dispatch;
+}
+endpoint_health& service::health() noexcept {
+  return *parts_->health;
 }
 storage& service::store() noexcept {
   return *parts_->store;

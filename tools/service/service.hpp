@@ -84,6 +84,7 @@ class service {
   catalog& cat() noexcept;
   delivery_log& deliveries() noexcept;
   http::dispatcher& dispatch() noexcept;
+  endpoint_health& health() noexcept;
   storage& store() noexcept;
   http::app& shared() noexcept;
 

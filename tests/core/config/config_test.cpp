@@ -242,6 +242,9 @@ TEST_F(ConfigTest, BooleansInFlagsAndEnvironment) {
   EXPECT_TRUE(ok({"--allow-private-targets"}).allow_private_targets);
   EXPECT_FALSE(ok({"--allow-private-targets=false"}).allow_private_targets);
   EXPECT_TRUE(ok({"--unsafe-no-fsync"}).unsafe_no_fsync);
+  EXPECT_FALSE(ok({}).metrics_per_webhook);
+  EXPECT_TRUE(ok({"--metrics-per-webhook"}).metrics_per_webhook);
+  EXPECT_TRUE(ok({}, {{"HOOKD_METRICS_PER_WEBHOOK", "yes"}}).metrics_per_webhook);
   for (const auto* yes : {"1", "true", "yes", "TRUE"}) {
     EXPECT_TRUE(ok({}, {{"HOOKD_ALLOW_PRIVATE_TARGETS", yes}}).allow_private_targets) << yes;
   }
@@ -306,6 +309,7 @@ TEST_F(ConfigTest, HelpListsEveryOptionWithItsEnvironmentTwin) {
                            "--max-inflight-per-webhook|HOOKD_MAX_INFLIGHT_PER_WEBHOOK",
                            "--max-inflight-per-organization|HOOKD_MAX_INFLIGHT_PER_ORGANIZATION",
                            "--unsafe-no-fsync|HOOKD_UNSAFE_NO_FSYNC",
+                           "--metrics-per-webhook|HOOKD_METRICS_PER_WEBHOOK",
                            "--config|HOOKD_CONFIG",
                            "--help|",
                            "--version|"}) {

@@ -1728,6 +1728,77 @@ TEST_F(DeliveryLogTest, RetriesOfADeactivatedWebhookAreHeldUntilItIsActiveAgain)
   EXPECT_EQ(log_->jobs().take_due(now(), 10).ready.size(), 1u);
 }
 
+TEST_F(DeliveryLogTest, PendingDeliveriesOfAnInactiveWebhookAreListedAsPaused) {
+  const object_id w = make_webhook({"*"});
+  const object_id other = make_webhook({"*"});
+  ingest_ok(request());
+  ingest_ok(request());
+  set_active(w, false);
+  delivery_query paused = query(w);
+  paused.statuses.add_paused();
+  const auto listed = all_pages(paused);
+  ASSERT_EQ(listed.size(), 2u);
+  for (const auto& d : listed) EXPECT_TRUE(log_->is_paused(*d));
+  EXPECT_TRUE(deliveries_of(w, delivery_status::pending).empty());
+  EXPECT_EQ(deliveries_of(w).size(), 2u);  // no filter: everything
+  // The project's list: the other webhook's are pending, not paused.
+  delivery_query project_paused = query();
+  project_paused.statuses.add_paused();
+  EXPECT_EQ(all_pages(project_paused).size(), 2u);
+  EXPECT_EQ(all_pages(query(std::nullopt, {delivery_status::pending})).size(), 2u);
+  EXPECT_EQ(log_->pending_count(w), 2u);
+  EXPECT_EQ(log_->pending_count(other), 2u);
+
+  set_active(w, true);
+  EXPECT_TRUE(all_pages(paused).empty());
+  EXPECT_EQ(deliveries_of(w, delivery_status::pending).size(), 2u);
+}
+
+TEST_F(DeliveryLogTest, AResumedWebhookSendsItsPausedDeliveriesAtOnceOldestFirst) {
+  const object_id w = make_webhook({"*"});
+  for (int i = 0; i < 3; ++i) ingest_ok(request());
+  const auto oldest_first = [&] {
+    auto list = deliveries_of(w);
+    std::reverse(list.begin(), list.end());
+    return list;
+  };
+  // Each first attempt fails; the retries are due later and later in the reverse order of
+  // creation, then the webhook is switched off.
+  const auto created = oldest_first();
+  ASSERT_EQ(created.size(), 3u);
+  EXPECT_EQ(log_->jobs().take_due(now(), 10).ready.size(), 3u);
+  for (std::size_t i = 0; i < created.size(); ++i) {
+    const auto retry_at = now() + hours(3 - static_cast<int>(i));
+    ASSERT_TRUE(record(created[i]->id, 500, attempt_decision::retry(retry_at)));
+  }
+  set_active(w, false);
+  EXPECT_TRUE(log_->jobs().take_due(now() + hours(5), 10).ready.empty());  // held
+
+  // Resumed before the catalog has it active (as the API does): still held until then.
+  log_->resume_webhook(w);
+  EXPECT_TRUE(log_->jobs().take_due(now(), 10).ready.empty());
+  set_active(w, true);
+  const auto due = log_->jobs().take_due(now(), 10).ready;
+  ASSERT_EQ(due.size(), 3u);  // now, not at their retry times
+  for (std::size_t i = 0; i < due.size(); ++i) EXPECT_EQ(due[i].delivery, created[i]->id);
+}
+
+TEST_F(DeliveryLogTest, WriteMetaPutsAndErasesAMetaRecord) {
+  const auto write = [&](std::optional<std::string> value) {
+    return wait_for<void>([&](completion<void> done) {
+      log_->write_meta("wh-test", std::move(value), std::move(done));
+    });
+  };
+  ASSERT_TRUE(write("one"));
+  auto stored = store_.get(table::meta, "wh-test");
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(*stored, std::optional<std::string>("one"));
+  ASSERT_TRUE(write(std::nullopt));
+  stored = store_.get(table::meta, "wh-test");
+  ASSERT_TRUE(stored);
+  EXPECT_FALSE(*stored);
+}
+
 TEST_F(DeliveryLogTest, OldestPendingAgeFollowsTheClock) {
   make_webhook({"*"});
   EXPECT_EQ(log_->oldest_pending_age(), std::nullopt);

@@ -304,5 +304,97 @@ TEST(CrashDelivery, APendingDeliveryOfAProjectDeletedBeforeKillNineIsNeverAttemp
   std::filesystem::remove_all(dir, ignored);
 }
 
+// A webhook auto-disabled with its deliveries paused, then kill -9: after the restart it is still
+// inactive with its reason, every delivery is still paused and none is attempted, and
+// PATCH {active: true} sends each of them, under the id it had (docs/delivery.md, "Paused
+// deliveries").
+TEST(CrashDelivery, KillNineWhilePausedLosesNothing) {
+  std::string pattern = (std::filesystem::temp_directory_path() / "hookd-crash-XXXXXX").string();
+  ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+  const std::filesystem::path dir = pattern;
+  const std::vector<std::string> options{"--disable-after", "1s"};
+
+  receiver sink;
+  sink.set_default("/paused", {500, {}, "down"});
+  constexpr std::size_t kEvents = 10;
+  std::string org, proj, hook_id;
+  const header_list admin{{"Authorization", "Bearer " + std::string(kToken)}};
+  const auto paused_ids = [&](http_client& client) {
+    std::set<std::string> ids;
+    auto r = client.request(
+        bhttp::verb::get,
+        delivery_stack::deliveries_path(org, proj, hook_id) + "?status=paused&limit=100", {},
+        admin);
+    if (r.status != 200) return ids;
+    const json::value page = r.json();
+    for (const auto& d : page.at("data").as_array()) {
+      ids.insert(std::string(d.at("_id").as_string()));
+    }
+    return ids;
+  };
+  std::set<std::string> paused_before;
+  {
+    hookd_process first(dir, "first", options);  // retries every 200 ms
+    http_client client(first.endpoint());
+    auto r = call(client, bhttp::verb::post, "/api/v1/organizations", {{"name", "Crash"}});
+    ASSERT_EQ(r.status, 201u) << r.body;
+    org = r.str("_id");
+    r = call(client, bhttp::verb::post, test_server::projects_path(org),
+             {{"name", "Crash project"}, {"slug", "crash"}});
+    ASSERT_EQ(r.status, 201u) << r.body;
+    proj = r.str("_id");
+    r = call(client, bhttp::verb::post, test_server::webhooks_path(org, proj),
+             {{"name", "Paused hook"}, {"url", sink.url("/paused")}, {"events", json::array{"*"}}});
+    ASSERT_EQ(r.status, 201u) << r.body;
+    hook_id = r.str("_id");
+    for (std::size_t i = 0; i < kEvents; ++i) {
+      r = call(client, bhttp::verb::post, delivery_stack::events_path(org, proj),
+               {{"type", "crash.test"}, {"data", {{"seq", i}}}});
+      ASSERT_EQ(r.status, 202u) << r.body;
+    }
+    // Failing for a second, at least ten times: disabled, everything paused.
+    ASSERT_TRUE(eventually([&] { return paused_ids(client).size() == kEvents; }, 30s));
+    paused_before = paused_ids(client);
+    first.child().signal(SIGKILL);
+    ASSERT_EQ(first.child().wait_exit(), 128 + SIGKILL);
+    client.close();
+  }
+  const std::size_t attempts_before = sink.count("/paused");
+
+  sink.set_default("/paused", {200, {}, "thanks"});
+  hookd_process second(dir, "second", options);
+  http_client client(second.endpoint());
+  auto w =
+      client.request(bhttp::verb::get, test_server::webhook_path(org, proj, hook_id), {}, admin);
+  ASSERT_EQ(w.status, 200u) << w.body;
+  EXPECT_EQ(w.json().at("active"), json::value(false));
+  EXPECT_EQ(w.json().at("disabledReason"), "failing");
+  EXPECT_EQ(paused_ids(client), paused_before);
+  std::this_thread::sleep_for(1s);  // five retry periods: nothing goes while paused
+  EXPECT_EQ(sink.count("/paused"), attempts_before);
+
+  auto on = call(client, bhttp::verb::patch, test_server::webhook_path(org, proj, hook_id),
+                 {{"active", true}});
+  ASSERT_EQ(on.status, 200u) << on.body;
+  std::set<std::string> delivered;
+  ASSERT_TRUE(eventually(
+      [&] {
+        delivered.clear();
+        for (const auto& got : sink.requests("/paused")) {
+          if (got.answered == 200) delivered.insert(got.header("webhook-id"));
+        }
+        return delivered.size() == kEvents;
+      },
+      60s))
+      << delivered.size();
+  EXPECT_EQ(delivered, paused_before);
+  client.close();
+
+  second.child().signal(SIGTERM);
+  EXPECT_EQ(second.child().wait_exit(), 0) << second.child().output(true);
+  std::error_code ignored;
+  std::filesystem::remove_all(dir, ignored);
+}
+
 }  // namespace
 }  // namespace hookd::test

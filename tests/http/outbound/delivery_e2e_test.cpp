@@ -614,7 +614,8 @@ TEST_F(DeliveryE2E, AnInactiveWebhookHoldsItsDeliveriesUntilItIsActiveAgain) {
             200u);
   const auto id = only_delivery(hid);
   ASSERT_TRUE(eventually([&] { return stack->log().jobs().counts().held == 1; }));
-  EXPECT_EQ(delivery_detail(hid, id).at("status").as_string(), "pending");
+  // Shown as paused (docs/delivery.md, "Paused deliveries").
+  EXPECT_EQ(delivery_detail(hid, id).at("status").as_string(), "paused");
   EXPECT_EQ(ingest({{"type", "order.created"}, {"data", 2}}).json().at("deliveries").as_int64(), 0);
 
   ASSERT_EQ(stack->patch(test_server::webhook_path(org, proj, hid), {{"active", true}}).status,

@@ -570,6 +570,17 @@ TEST_F(HookctlTest, Webhooks) {
   ASSERT_EQ(shown.code, 0) << shown.err;
   EXPECT_EQ(shown.json_out(), json::object({{"secret", secret}}));
 
+  // A webhook never attempted: healthy, nothing known yet.
+  auto health = admin({"webhook", "health", org_id, proj_id, hook_id});
+  ASSERT_EQ(health.code, 0) << health.err;
+  EXPECT_EQ(str(health.json_out(), "state"), "healthy");
+  EXPECT_EQ(health.json_out().at("consecutiveFailures"), json::value(0));
+  EXPECT_TRUE(health.json_out().at("lastSuccessAt").is_null());
+  EXPECT_EQ(
+      str(admin({"webhook", "health", org_id, proj_id, str(inactive.json_out(), "_id")}).json_out(),
+          "state"),
+      "disabled");
+
   // Only the fields given change.
   auto updated = admin({"webhook", "update", org_id, proj_id, hook_id, "--active", "false",
                         "--event", "order.created"});
