@@ -104,6 +104,7 @@ json::object to_json(const event& e) {
   o["data"] = ec ? json::value() : std::move(data);
   o["timestamp"] = time_json(e.time);
   if (e.subject) o["subject"] = *e.subject;
+  if (e.traceparent) o["traceparent"] = *e.traceparent;
   return o;
 }
 
@@ -182,6 +183,7 @@ std::string encode(const event& e) {
   o["data"] = e.data;  // as text: the record stays flat and the bytes stay exact
   o["timestamp"] = to_millis(e.time);
   if (e.subject) o["subject"] = *e.subject;
+  if (e.traceparent) o["traceparent"] = *e.traceparent;
   if (!e.deliveries.empty()) {
     json::array list;
     list.reserve(e.deliveries.size());
@@ -205,6 +207,7 @@ result<event> decode_event(std::string_view key, std::string_view value) {
   e.data = r.string("data");
   e.time = r.time("timestamp");
   e.subject = r.opt_string("subject");
+  e.traceparent = r.opt_string("traceparent");
   if (const json::value* list = r.field("deliveries", false)) {
     const json::array* items = list->if_array();
     bool good = items != nullptr;
@@ -237,7 +240,13 @@ std::string encode(const delivery& d) {
   o["createdAt"] = to_millis(d.created_at);
   o["updatedAt"] = to_millis(d.updated_at);
   if (d.reason) o["reason"] = *d.reason;
+  if (d.schedule_start > 0) o["scheduleStart"] = d.schedule_start;
+  if (d.test) o["test"] = true;
   return json::serialize(o);
+}
+
+std::uint32_t schedule_position(const delivery& d, std::uint32_t number) noexcept {
+  return number > d.schedule_start ? number - d.schedule_start : 1;
 }
 
 namespace {
@@ -269,6 +278,8 @@ result<delivery> decode_delivery(std::string_view key, std::string_view value) {
   d.created_at = r.time("createdAt");
   d.updated_at = r.time("updatedAt");
   d.reason = r.opt_string("reason");
+  if (r.field("scheduleStart", false) != nullptr) d.schedule_start = r.count("scheduleStart");
+  if (r.field("test", false) != nullptr) d.test = r.boolean("test");
   if (r.ok() && d.status == delivery_status::pending && !d.next_attempt_at) {
     r.fail("a pending delivery has no \"nextAttemptAt\"");
   }

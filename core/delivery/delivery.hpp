@@ -61,6 +61,10 @@ struct event {
   // Whom the event is about (a user id, say), so that all of that subject's events can be erased
   // at once (docs/delivery.md, "Erasing a subject"). Not sent to receivers.
   std::optional<std::string> subject;
+  // The W3C trace context its deliveries continue (docs/delivery.md, "Trace context"): the
+  // ingest request's valid `traceparent`, or one hookd started for the event. Each attempt sends
+  // a child of it (trace_context.hpp). Events stored before this field have none.
+  std::optional<std::string> traceparent;
 };
 
 // A subject is 1 to 128 bytes of text without control characters.
@@ -83,7 +87,17 @@ struct delivery {
   timestamp created_at{};
   timestamp updated_at{};
   std::optional<std::string> reason;  // set when failed
+  // The attempts made before the current retry schedule began: 0, or the attempt count at the
+  // last redelivery (docs/delivery.md, "Redelivery and recovery"). The schedule's step after
+  // attempt n is the one after attempt n - schedule_start.
+  std::uint32_t schedule_start = 0;
+  // A test ping (docs/delivery.md, "Test pings"): attempted even while its webhook is inactive.
+  bool test = false;
 };
+
+// The position in the retry schedule of attempt `number` of `d` (1 for the first attempt after
+// the delivery was created or redelivered): what decide() takes as the attempt number.
+std::uint32_t schedule_position(const delivery& d, std::uint32_t number) noexcept;
 
 // The response body kept per attempt: at most this many bytes (docs/openapi.yaml: the first 4 KiB).
 inline constexpr std::size_t kMaxResponseExcerptBytes = 4096;
@@ -131,8 +145,8 @@ struct idempotency_record {
 
 // ---- wire JSON
 
-// {_id, organization, project, type, data, timestamp}. `data` is parsed from the stored text;
-// text that does not parse (never written by ingest) becomes null.
+// {_id, organization, project, type, data, timestamp, traceparent (when set)}. `data` is parsed
+// from the stored text; text that does not parse (never written by ingest) becomes null.
 boost::json::object to_json(const event& e);
 // {_id, event, webhook, type, status, attempts, nextAttemptAt (null unless pending), createdAt,
 // updatedAt, reason (only when set)}.

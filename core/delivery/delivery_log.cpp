@@ -153,7 +153,7 @@ void delivery_log::impl::requeue_unrecorded(const object_id& id) {
     std::shared_lock lock(mutex);
     if (const auto it = pending.find(id); it != pending.end()) d = it->second.record;
   }
-  if (d) sched.schedule(id, d->webhook, clock() + options.unrecorded_retry_delay);
+  if (d) sched.schedule(id, d->webhook, clock() + options.unrecorded_retry_delay, d->test);
 }
 
 std::optional<pending_delivery> delivery_log::impl::find_pending(const object_id& id) const {

@@ -271,7 +271,7 @@ result<delivery_log_counts> delivery_log::impl::load() {
   oldest_bucket.store(oldest, std::memory_order_relaxed);
 
   loaded = true;
-  for (const auto& d : queued) sched.schedule(d->id, d->webhook, *d->next_attempt_at);
+  for (const auto& d : queued) sched.schedule(d->id, d->webhook, *d->next_attempt_at, d->test);
   // A project deleted from the catalog whose deliveries were not yet (the process stopped in
   // between): its deletion is finished first thing once the writer starts.
   for (const object_id& project : orphaned) {

@@ -128,10 +128,15 @@ void scheduler::enqueue(const object_id& delivery, const object_id& webhook, tim
   refresh(webhook);
 }
 
-void scheduler::schedule(const object_id& delivery, const object_id& webhook, timestamp due) {
+void scheduler::schedule(const object_id& delivery, const object_id& webhook, timestamp due,
+                         bool even_if_inactive) {
   std::function<void()> wake;
   {
     std::lock_guard lock(mutex_);
+    if (even_if_inactive) {
+      unheld_.insert(delivery);
+      wake = wake_;  // its webhook may be held: the loop would not look before its recheck
+    }
     if (const auto it = in_flight_.find(delivery); it != in_flight_.end()) {
       it->second.again = due;
       return;
@@ -146,6 +151,7 @@ void scheduler::schedule(const object_id& delivery, const object_id& webhook, ti
 
 bool scheduler::cancel(const object_id& delivery) {
   std::lock_guard lock(mutex_);
+  unheld_.erase(delivery);
   if (const auto it = in_flight_.find(delivery); it != in_flight_.end()) {
     it->second.again.reset();
     return true;
@@ -165,6 +171,7 @@ void scheduler::drop_all(const object_id& webhook, std::vector<scheduled_job>& i
   for (const auto& [due, delivery] : it->second.queue) {
     into.push_back(scheduled_job{delivery, webhook, due});
     queued_.erase(delivery);
+    unheld_.erase(delivery);
   }
   it->second.queue.clear();
   it->second.held = false;
@@ -222,7 +229,30 @@ due_jobs scheduler::take_due(timestamp now, std::size_t max) {
     out.ready.push_back(scheduled_job{delivery, webhook, due});
     refresh(webhook);
   }
+  take_unheld(now, max, out);
   return out;
+}
+
+void scheduler::take_unheld(timestamp now, std::size_t max, due_jobs& out) {
+  std::vector<object_id> handed;
+  for (const object_id& delivery : unheld_) {
+    if (out.ready.size() >= max || in_flight_.size() >= options_.max_in_flight) break;
+    const auto queued = queued_.find(delivery);
+    if (queued == queued_.end() || queued->second.due > now) continue;
+    const object_id webhook = queued->second.webhook;
+    webhook_jobs& w = webhooks_[webhook];
+    // Only a held webhook's: an active one's jobs go their usual way, in order.
+    if (!w.held || !w.organization) continue;
+    const timestamp due = queued->second.due;
+    w.queue.erase({due, delivery});
+    ++w.in_flight;
+    ++organizations_[*w.organization].in_flight;
+    in_flight_[delivery] = in_flight_entry{webhook, *w.organization, std::nullopt};
+    queued_.erase(queued);
+    out.ready.push_back(scheduled_job{delivery, webhook, due});
+    handed.push_back(webhook);
+  }
+  for (const object_id& webhook : handed) refresh(webhook);
 }
 
 void scheduler::release_slots(in_flight_entry& entry) {
@@ -267,6 +297,7 @@ void scheduler::done(const object_id& delivery) {
     if (entry.again) {
       enqueue(delivery, entry.webhook, *entry.again);
     } else {
+      unheld_.erase(delivery);  // it leaves the scheduler
       refresh(entry.webhook);
     }
     const std::optional<timestamp> after = earliest_ready();
