@@ -76,6 +76,7 @@ struct planned_request {
   verb method = verb::get;
   std::string target;
   std::optional<json::value> body;
+  std::vector<std::pair<std::string, std::string>> headers;  // beyond Authorization
 };
 
 struct command_spec {
@@ -261,6 +262,58 @@ planned_request plan_webhook_rotate(const parsed_args& a) {
 
 planned_request plan_webhook_health(const parsed_args& a) {
   return {verb::get, webhook_path(a) + "/health", std::nullopt};
+}
+
+planned_request plan_webhook_test(const parsed_args& a) {
+  return {verb::post, webhook_path(a) + "/test", std::nullopt, {}};
+}
+planned_request plan_webhook_recover(const parsed_args& a) {
+  json::object body{{"since", *a.one("--since")}};
+  if (auto* u = a.one("--until")) body["until"] = *u;
+  return {verb::post, webhook_path(a) + "/recover", std::move(body), {}};
+}
+
+planned_request plan_event_send(const parsed_args& a) {
+  boost::system::error_code ec;
+  json::parse_options opts;
+  opts.max_depth = 32;
+  json::value data = json::parse(*a.one("--data"), ec, {}, opts);
+  if (ec) {
+    throw usage_error{"--data: not valid JSON (" + ec.message() +
+                      "); quote it for the shell, e.g. --data '{\"id\":1}' or --data null"};
+  }
+  json::object body{{"type", *a.one("--type")}, {"data", std::move(data)}};
+  if (auto* k = a.one("--idempotency-key")) body["idempotencyKey"] = *k;
+  if (auto* s = a.one("--subject")) body["subject"] = *s;
+  planned_request out{verb::post,
+                      org_path(a) + "/projects/" + segment(a.positionals.at(1)) + "/events",
+                      std::move(body),
+                      {}};
+  if (auto* t = a.one("--traceparent")) out.headers.emplace_back("traceparent", *t);
+  return out;
+}
+
+std::string deliveries_path(const parsed_args& a) {
+  return webhook_path(a) + "/deliveries";
+}
+planned_request plan_delivery_list(const parsed_args& a) {
+  std::string query;
+  for (auto [option, name] : {std::pair{"--status", "status"}, std::pair{"--limit", "limit"},
+                              std::pair{"--after", "after"}}) {
+    if (auto* v = a.one(option)) {
+      query += (query.empty() ? "?" : "&") + std::string(name) + "=" + segment(*v);
+    }
+  }
+  return {verb::get, deliveries_path(a) + query, std::nullopt, {}};
+}
+planned_request plan_delivery_get(const parsed_args& a) {
+  return {verb::get, deliveries_path(a) + "/" + segment(a.positionals.at(3)), std::nullopt, {}};
+}
+planned_request plan_delivery_redeliver(const parsed_args& a) {
+  return {verb::post,
+          deliveries_path(a) + "/" + segment(a.positionals.at(3)) + "/redeliver",
+          std::nullopt,
+          {}};
 }
 
 const std::vector<command_spec>& commands() {
@@ -449,6 +502,67 @@ const std::vector<command_spec>& commands() {
        "concurrency, and the last hour's success rate and latency percentiles.",
        {},
        plan_webhook_health},
+      {"webhook",
+       "test",
+       {"ORG", "PROJECT", "ID"},
+       "send a test ping to a webhook",
+       "Sends a webhook.ping event with data {\"webhookId\": ID} to webhook ID alone, even when it "
+       "is inactive, signed like any delivery, and prints the delivery. Follow it with "
+       "`hookctl delivery get ORG PROJECT ID DELIVERY`.",
+       {},
+       plan_webhook_test},
+      {"webhook",
+       "recover",
+       {"ORG", "PROJECT", "ID"},
+       "redeliver a webhook's failed deliveries of a time window",
+       "Puts every failed delivery of webhook ID created from --since up to --until (default: now) "
+       "back to pending, each under its own id with a fresh retry schedule, and prints "
+       "{\"deliveries\": N}. Times are RFC 3339, e.g. 2026-12-01T00:00:00Z.",
+       {{"--since", "TIME", true, false, "the start of the window (included)"},
+        {"--until", "TIME", false, false, "the end of the window (excluded; default now)"}},
+       plan_webhook_recover},
+
+      {"event",
+       "send",
+       {"ORG", "PROJECT"},
+       "send an event to a project's webhooks",
+       "Sends an event to every active webhook of project PROJECT whose events match --type, and "
+       "prints {\"_id\", \"type\", \"timestamp\", \"deliveries\": N} once it is durable. "
+       "See its deliveries with `hookctl delivery list ORG PROJECT WEBHOOK`.",
+       {{"--type", "T", true, false, "the event type, a dotted name such as order.created"},
+        {"--data", "JSON", true, false, "the event's data, any JSON value"},
+        {"--idempotency-key", "K", false, false,
+         "sending the same key and body again creates "
+         "nothing and prints the first answer"},
+        {"--subject", "S", false, false, "whom the event is about, for erasure"},
+        {"--traceparent", "TP", false, false, "a W3C traceparent its deliveries continue"}},
+       plan_event_send},
+
+      {"delivery",
+       "list",
+       {"ORG", "PROJECT", "WEBHOOK"},
+       "list a webhook's deliveries, newest first",
+       "Prints {\"data\": [...], \"next\": ID|null}; pass `next` as --after for the next page.",
+       {{"--status", "S", false, false, "pending, succeeded or failed, or a comma-separated list"},
+        {"--limit", "N", false, false, "1..100 per page (default 20)"},
+        {"--after", "ID", false, false, "the `next` of the previous page"}},
+       plan_delivery_list},
+      {"delivery",
+       "get",
+       {"ORG", "PROJECT", "WEBHOOK", "ID"},
+       "show one delivery with its attempts",
+       "Prints delivery ID of webhook WEBHOOK with its attempts, oldest first.",
+       {},
+       plan_delivery_get},
+      {"delivery",
+       "redeliver",
+       {"ORG", "PROJECT", "WEBHOOK", "ID"},
+       "send a delivery again",
+       "Puts delivery ID back to pending, due now, with a fresh retry schedule and the same "
+       "webhook-id, and prints it. Its earlier attempts stay listed; see them with "
+       "`hookctl delivery get ORG PROJECT WEBHOOK ID`.",
+       {},
+       plan_delivery_redeliver},
   };
   return table;
 }
@@ -703,7 +817,9 @@ int run_request(http::sync_client& client, const std::string& url,
                 const std::vector<std::pair<std::string, std::string>>& auth,
                 const planned_request& plan) {
   std::string body = plan.body ? json::serialize(*plan.body) : std::string();
-  auto outcome = client.send(plan.method, plan.target, body, auth);
+  std::vector<std::pair<std::string, std::string>> headers = auth;
+  headers.insert(headers.end(), plan.headers.begin(), plan.headers.end());
+  auto outcome = client.send(plan.method, plan.target, body, headers);
   if (auto* failure = std::get_if<http::client_failure>(&outcome)) {
     print_unreachable(*failure, url);
     return kExitUnreachable;

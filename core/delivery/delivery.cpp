@@ -105,6 +105,7 @@ json::object to_json(const event& e) {
   o["timestamp"] = time_json(e.time);
   if (e.subject) o["subject"] = *e.subject;
   if (e.ordering_key) o["orderingKey"] = *e.ordering_key;
+  if (e.traceparent) o["traceparent"] = *e.traceparent;
   return o;
 }
 
@@ -185,6 +186,7 @@ std::string encode(const event& e) {
   o["timestamp"] = to_millis(e.time);
   if (e.subject) o["subject"] = *e.subject;
   if (e.ordering_key) o["orderingKey"] = *e.ordering_key;
+  if (e.traceparent) o["traceparent"] = *e.traceparent;
   if (!e.deliveries.empty()) {
     json::array list;
     list.reserve(e.deliveries.size());
@@ -209,6 +211,7 @@ result<event> decode_event(std::string_view key, std::string_view value) {
   e.time = r.time("timestamp");
   e.subject = r.opt_string("subject");
   e.ordering_key = r.opt_string("orderingKey");  // absent in records before ordering keys
+  e.traceparent = r.opt_string("traceparent");
   if (const json::value* list = r.field("deliveries", false)) {
     const json::array* items = list->if_array();
     bool good = items != nullptr;
@@ -242,7 +245,13 @@ std::string encode(const delivery& d) {
   o["updatedAt"] = to_millis(d.updated_at);
   if (d.reason) o["reason"] = *d.reason;
   if (d.ordering_key) o["orderingKey"] = *d.ordering_key;
+  if (d.schedule_start > 0) o["scheduleStart"] = d.schedule_start;
+  if (d.test) o["test"] = true;
   return json::serialize(o);
+}
+
+std::uint32_t schedule_position(const delivery& d, std::uint32_t number) noexcept {
+  return number > d.schedule_start ? number - d.schedule_start : 1;
 }
 
 namespace {
@@ -275,6 +284,8 @@ result<delivery> decode_delivery(std::string_view key, std::string_view value) {
   d.updated_at = r.time("updatedAt");
   d.reason = r.opt_string("reason");
   d.ordering_key = r.opt_string("orderingKey");  // absent in records before ordering keys
+  if (r.field("scheduleStart", false) != nullptr) d.schedule_start = r.count("scheduleStart");
+  if (r.field("test", false) != nullptr) d.test = r.boolean("test");
   if (r.ok() && d.status == delivery_status::pending && !d.next_attempt_at) {
     r.fail("a pending delivery has no \"nextAttemptAt\"");
   }

@@ -64,6 +64,10 @@ struct event {
   // Events of one ordering key are delivered to each webhook one at a time, in ingest order
   // (docs/delivery.md, "Ordering"). Not sent to receivers.
   std::optional<std::string> ordering_key;
+  // The W3C trace context its deliveries continue (docs/delivery.md, "Trace context"): the
+  // ingest request's valid `traceparent`, or one hookd started for the event. Each attempt sends
+  // a child of it (trace_context.hpp). Events stored before this field have none.
+  std::optional<std::string> traceparent;
 };
 
 // A subject is 1 to 128 bytes of text without control characters.
@@ -91,7 +95,17 @@ struct delivery {
   // The event's, copied so that the scheduler keeps the order after a restart from the queue
   // table alone (docs/delivery.md, "Ordering").
   std::optional<std::string> ordering_key;
+  // The attempts made before the current retry schedule began: 0, or the attempt count at the
+  // last redelivery (docs/delivery.md, "Redelivery and recovery"). The schedule's step after
+  // attempt n is the one after attempt n - schedule_start.
+  std::uint32_t schedule_start = 0;
+  // A test ping (docs/delivery.md, "Test pings"): attempted even while its webhook is inactive.
+  bool test = false;
 };
+
+// The position in the retry schedule of attempt `number` of `d` (1 for the first attempt after
+// the delivery was created or redelivered): what decide() takes as the attempt number.
+std::uint32_t schedule_position(const delivery& d, std::uint32_t number) noexcept;
 
 // The response body kept per attempt: at most this many bytes (docs/openapi.yaml: the first 4 KiB).
 inline constexpr std::size_t kMaxResponseExcerptBytes = 4096;
@@ -139,7 +153,8 @@ struct idempotency_record {
 
 // ---- wire JSON
 
-// {_id, organization, project, type, data, timestamp, subject?, orderingKey?}. `data` is parsed
+// {_id, organization, project, type, data, timestamp, subject?, orderingKey?, traceparent?}.
+// `data` is parsed
 // from the stored text; text that does not parse (never written by ingest) becomes null.
 boost::json::object to_json(const event& e);
 // {_id, event, webhook, type, status, attempts, nextAttemptAt (null unless pending), createdAt,

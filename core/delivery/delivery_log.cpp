@@ -160,7 +160,7 @@ void delivery_log::impl::requeue_unrecorded(const object_id& id) {
 void delivery_log::impl::schedule_job(const delivery& d, timestamp due) {
   std::optional<ordering> order;
   if (d.ordering_key) order = ordering{*d.ordering_key, d.created_at};
-  sched.schedule(d.id, d.webhook, due, order);
+  sched.schedule(d.id, d.webhook, due, order, d.test);
 }
 
 std::optional<pending_delivery> delivery_log::impl::find_pending(const object_id& id) const {

@@ -96,7 +96,13 @@ struct ingest_request {
   // `data` as the HTTP layer parsed it, for webhooks' filters (docs/delivery.md, "Filtering by
   // payload"); null: `data` is parsed once, at fan-out, if a webhook of the project has a filter.
   std::shared_ptr<const boost::json::value> parsed_data;
+  // A valid W3C traceparent of the request (parse_traceparent's form), or nullopt: the event
+  // then starts a trace of its own. Not part of the idempotency fingerprint.
+  std::optional<std::string> traceparent;
 };
+
+// The type of the event a test ping sends (docs/delivery.md, "Test pings").
+inline constexpr std::string_view kTestEventType = "webhook.ping";
 
 // The 202 answer: {_id, type, timestamp, deliveries}.
 struct ingest_result {
@@ -277,6 +283,36 @@ class delivery_log {
   // that finds pending deliveries of a project the catalog no longer has finishes the job.
   // Completes with the number of pending deliveries cancelled.
   void delete_project(object_id project, completion<std::size_t> done);
+
+  // ---- sending again (docs/delivery.md, "Redelivery and recovery", "Test pings")
+
+  // Puts delivery `id` of `webhook` in `project` back to pending, due now, with a fresh retry
+  // schedule (schedule_start = its attempts), under the same id; its attempts stay and new ones
+  // are numbered after them. A finished one (within the retention) leaves history for the queue
+  // and comes back to memory with its event, in one batch; a pending one is made due now (an
+  // attempt in flight meanwhile still counts; if it fails, the redelivery's attempt follows at
+  // once). Completes with the delivery as it is now. Outcomes: not_found (no such delivery of
+  // that webhook and project, or older than the retention), conflict (it finished in the same
+  // group: try again), storage_failure, unavailable.
+  void redeliver(object_id project, object_id webhook, object_id id,
+                 completion<std::shared_ptr<const delivery>> done);
+
+  // Redelivers every `failed` delivery of `webhook` in `project` created in [since, until)
+  // (until: now when nullopt), within the retention, oldest first. Works through the history in
+  // batches of kRecoverBatch deliveries, one write each, never holding more than a batch in
+  // memory; each batch is durable before the next is read. Completes with the number redelivered,
+  // after the last batch; a failure stops it there (the batches before it stay done).
+  void recover(object_id project, object_id webhook, timestamp since,
+               std::optional<timestamp> until, completion<std::size_t> done);
+  static constexpr std::size_t kRecoverBatch = 256;
+
+  // Creates a `webhook.ping` event in the webhook's project with data {"webhookId": "<id>"} and
+  // one delivery of it, to that webhook alone and whether or not it is active (the scheduler lets
+  // this job out while the webhook's others are held), due now. No fan-out, no filter, no
+  // idempotency key. Outcomes: not_found (no such webhook in that organization and project),
+  // storage_failure, unavailable.
+  void send_test(object_id organization, object_id project, object_id webhook,
+                 completion<std::shared_ptr<const delivery>> done);
 
   // One retention pass: drops every history bucket that ended before now - retention, with range
   // deletes around the records of pending deliveries older than that (kept until they finish),

@@ -1,7 +1,8 @@
 #pragma once
-// Internal to core/delivery: the state of a delivery_log that its four files share.
+// Internal to core/delivery: the state of a delivery_log that its files share.
 //   delivery_log.cpp          lifecycle, the public entry points, reads of memory
 //   delivery_log_writes.cpp   the mutations: ingest, record_attempt, cancel_webhook, sweep
+//   delivery_log_redelivery.cpp  the mutations that send again: redeliver, recover, test pings
 //   delivery_log_load.cpp     start-up: the migration of an earlier layout, then pending work
 //   delivery_log_history.cpp  reads of history from storage
 //
@@ -164,5 +165,14 @@ struct delivery_log::impl {
 };
 
 std::string bucket_count_key(std::uint32_t bucket);
+
+// Sets a bucket's count of finished deliveries in `batch`, once per bucket and group
+// (delivery_log_writes.cpp).
+void put_bucket_count(delivery_log::impl& log, write_batch& batch, std::uint32_t bucket,
+                      std::uint64_t count);
+// A finished delivery's two history records and one more in its bucket's count; returns the
+// bucket and its count after this one.
+std::pair<std::uint32_t, std::uint64_t> put_finished(delivery_log::impl& log, write_batch& batch,
+                                                     const delivery& d);
 
 }  // namespace hookd

@@ -6,6 +6,7 @@
 #include "core/delivery/delivery_log_impl.hpp"
 #include "core/delivery/event_filter.hpp"
 #include "core/delivery/event_match.hpp"
+#include "core/delivery/trace_context.hpp"
 
 #include <algorithm>
 #include <utility>
@@ -47,6 +48,8 @@ ingest_result answer_of(const idempotency_record& rec, bool replay) {
   return ingest_result{rec.event, rec.type, rec.time, rec.deliveries, replay};
 }
 
+}  // namespace
+
 // Sets a bucket's count of finished deliveries in `batch`: one put per bucket and group, whatever
 // the number of mutations of the group that change it (the first adds the op, the others update
 // its value), so that a group of 64 finished deliveries writes the count once, not 64 times.
@@ -79,6 +82,8 @@ std::pair<std::uint32_t, std::uint64_t> put_finished(impl& log, write_batch& bat
   put_bucket_count(log, batch, bucket, count);
   return {bucket, count};
 }
+
+namespace {
 
 // ---------------------------------------------------------------- ingest
 
@@ -122,6 +127,7 @@ class ingest_op final : public commit_mutation {
     e->time = now;
     e->subject = request_.subject;
     e->ordering_key = request_.ordering_key;
+    e->traceparent = request_.traceparent ? *request_.traceparent : new_traceparent();
 
     std::vector<std::shared_ptr<delivery>> created;
     const std::shared_ptr<const webhook_list> hooks = log_.cat.list_webhooks(request_.project);
@@ -246,6 +252,13 @@ class record_attempt_op final : public commit_mutation {
     if (auto in_order = check_number(old); !in_order) return in_order;
     if (decision_.kind == decision_kind::retry && !decision_.retry_at) {
       return make_problem(error_kind::internal, "A retry decision needs its time.");
+    }
+    if (current->record != attempted_ && old.next_attempt_at &&
+        decision_.kind != decision_kind::succeeded && decision_.reason != kReasonGone &&
+        (!decision_.retry_at || *old.next_attempt_at < *decision_.retry_at)) {
+      // Redelivered while this attempt was in flight (docs/delivery.md, "Redelivery and
+      // recovery"): the redelivery's own attempt is still to come, when it asked for it.
+      decision_ = attempt_decision::retry(*old.next_attempt_at);
     }
     auto d = std::make_shared<delivery>(old);
     d->attempts = attempt_.number;

@@ -280,10 +280,14 @@ void scheduler::enqueue(const object_id& delivery, const object_id& webhook, tim
 }
 
 void scheduler::schedule(const object_id& delivery, const object_id& webhook, timestamp due,
-                         const std::optional<ordering>& order) {
+                         const std::optional<ordering>& order, bool even_if_inactive) {
   std::function<void()> wake;
   {
     std::lock_guard lock(mutex_);
+    if (even_if_inactive) {
+      unheld_.insert(delivery);
+      wake = wake_;  // its webhook may be held: the loop would not look before its recheck
+    }
     if (const auto it = in_flight_.find(delivery); it != in_flight_.end()) {
       it->second.again = due;
       return;
@@ -298,6 +302,7 @@ void scheduler::schedule(const object_id& delivery, const object_id& webhook, ti
 
 bool scheduler::cancel(const object_id& delivery) {
   std::lock_guard lock(mutex_);
+  unheld_.erase(delivery);
   if (const auto it = in_flight_.find(delivery); it != in_flight_.end()) {
     it->second.again.reset();
     return true;
@@ -339,7 +344,9 @@ void scheduler::drop_all(const object_id& webhook, std::vector<scheduled_job>& i
     }
   }
   for (const scheduled_job& job : into) {
-    if (job.webhook == webhook) queued_.erase(job.delivery);
+    if (job.webhook != webhook) continue;
+    queued_.erase(job.delivery);
+    unheld_.erase(job.delivery);
   }
   w.held = false;
   // Its flow control state goes with it: a webhook that is gone has nothing to slow down.
@@ -417,7 +424,32 @@ due_jobs scheduler::take_due(timestamp now, std::size_t max) {
     out.ready.push_back(scheduled_job{delivery, webhook, due});
     refresh(webhook);
   }
+  take_unheld(now, max, out);
   return out;
+}
+
+void scheduler::take_unheld(timestamp now, std::size_t max, due_jobs& out) {
+  std::vector<object_id> handed;
+  for (const object_id& delivery : unheld_) {
+    if (out.ready.size() >= max || in_flight_.size() >= options_.max_in_flight) break;
+    const auto queued = queued_.find(delivery);
+    if (queued == queued_.end() || queued->second.due > now) continue;
+    const object_id webhook = queued->second.webhook;
+    webhook_jobs& w = webhooks_[webhook];
+    // Only a held webhook's: an active one's jobs go their usual way, in order.
+    if (!w.held || !w.organization) continue;
+    const timestamp due = queued->second.due;
+    w.queue.erase({due, delivery});
+    ++w.in_flight;
+    ++organizations_[*w.organization].in_flight;
+    in_flight_entry entry{webhook, *w.organization, std::nullopt};
+    entry.round = w.round;
+    in_flight_[delivery] = std::move(entry);
+    queued_.erase(queued);
+    out.ready.push_back(scheduled_job{delivery, webhook, due});
+    handed.push_back(webhook);
+  }
+  for (const object_id& webhook : handed) refresh(webhook);
 }
 
 void scheduler::release_slots(in_flight_entry& entry) {
@@ -483,6 +515,7 @@ void scheduler::done(const object_id& delivery) {
     if (entry.again) {
       enqueue(delivery, entry.webhook, *entry.again, std::move(entry.order));
     } else {
+      unheld_.erase(delivery);  // it leaves the scheduler
       refresh(entry.webhook);
     }
     const std::optional<timestamp> after = earliest_ready();

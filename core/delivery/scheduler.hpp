@@ -210,8 +210,12 @@ class scheduler {
   // that is in flight, call schedule() before done(), and its ordering key's line never moves on
   // in between. `order` puts it in the line of its ordering key (ignored for one in flight or
   // already queued, which keep theirs).
+  // `even_if_inactive` (a test ping, docs/delivery.md "Test pings"): the job goes out while its
+  // webhook is inactive, when the webhook's other jobs are held; it still counts against the
+  // global cap. The mark stays with the delivery until it leaves the scheduler (cancel, or done()
+  // with nothing to queue again).
   void schedule(const object_id& delivery, const object_id& webhook, timestamp due,
-                const std::optional<ordering>& order = std::nullopt);
+                const std::optional<ordering>& order = std::nullopt, bool even_if_inactive = false);
   // Removes a queued delivery; one in flight simply is not re-queued. True when it was known.
   bool cancel(const object_id& delivery);
 
@@ -310,6 +314,8 @@ class scheduler {
   void refresh(const object_id& webhook);  // re-establishes its place: ready (and heads_) or held_
   void refresh_organization(const object_id& organization);  // re-establishes heads_ for it
   void drop_all(const object_id& webhook, std::vector<scheduled_job>& into);
+  // Hands out the due jobs marked even_if_inactive whose webhook is held (inactive).
+  void take_unheld(timestamp now, std::size_t max, due_jobs& out);
   std::optional<timestamp> earliest_ready() const;
 
   webhook_lookup lookup_;
@@ -323,6 +329,7 @@ class scheduler {
   std::set<object_id> held_;
   std::unordered_map<object_id, queued_entry> queued_;
   std::unordered_map<object_id, in_flight_entry> in_flight_;
+  std::set<object_id> unheld_;  // deliveries scheduled even_if_inactive (test pings: a few)
   std::optional<timestamp> last_take_;
   std::size_t recording_ = 0;  // in_flight_ entries with sent set
 };

@@ -6,6 +6,9 @@
 //   GET  …/settings/webhooks/{webhookId}/deliveries?status=&…&limit=&after=         deliveries:read
 //   GET  …/settings/webhooks/{webhookId}/deliveries/{deliveryId}                    deliveries:read
 //   DELETE …/projects/{projectId}/subjects/{subject} deliveries:write
+//   POST …/settings/webhooks/{webhookId}/deliveries/{deliveryId}/redeliver     deliveries:write
+//   POST …/settings/webhooks/{webhookId}/recover {since, until?}               deliveries:write
+//   POST …/settings/webhooks/{webhookId}/test                                  deliveries:write
 // Order of checks as for webhooks: token (401), path ids (400), organization access (403, the
 // same whether or not it exists), scope (403), organization and project (404), then the request.
 //
@@ -20,6 +23,8 @@
 #include "core/catalog/validation.hpp"
 #include "core/delivery/delivery_log.hpp"
 #include "core/delivery/ingest_input.hpp"
+#include "core/delivery/recover_input.hpp"
+#include "core/delivery/trace_context.hpp"
 #include "http/api/api.hpp"
 #include "http/api/auth.hpp"
 
@@ -167,6 +172,11 @@ asio::awaitable<response> ingest_event(app& a, request_context& ctx) {
   auto parsed = std::make_shared<const boost::json::value>(std::move(*body));
   if (const auto* data = parsed->get_object().if_contains("data")) {
     in->parsed_data = std::shared_ptr<const boost::json::value>(parsed, data);
+  }
+  // An invalid traceparent, or more than one, is ignored as W3C Trace Context says: the event
+  // starts a trace of its own (docs/delivery.md, "Trace context").
+  if (ctx.req.count(kTraceparentHeader) == 1) {
+    in->traceparent = parse_traceparent(ctx.req.find(kTraceparentHeader)->value());
   }
 
   delivery_log& log = *a.deliveries;
@@ -431,6 +441,98 @@ asio::awaitable<response> get_event(app& a, request_context& ctx) {
   co_return json_response(bhttp::status::ok, out);
 }
 
+// ---------------------------------------------------------------- sending again
+
+// The webhook of the path, when it is in the target project now: only an existing webhook can be
+// sent to (a deleted one's deliveries stay readable, but are not sent again).
+result<object_id> webhook_to_send(app& a, const request_context& ctx,
+                                  const project_target& target) {
+  auto id = path_id(ctx, "webhookId");
+  if (!id) return id.error();
+  const auto hook = a.cat.find_webhook(*id);
+  if (!hook || hook->project != target.project || hook->organization != target.organization) {
+    return webhook_not_found(*id);
+  }
+  return *id;
+}
+
+// These routes take no body; one that is sent must be a JSON object without fields.
+result<void> no_fields(const app& a, const request_context& ctx) {
+  if (ctx.req.body().empty()) return {};
+  auto body = read_json_body(ctx.req, a.max_body_bytes);
+  if (!body) return body.error();
+  if (!body->is_object()) {
+    return validation_problem({{"body", "must be a JSON object (or no body at all)"}},
+                              "The request body must be a JSON object.");
+  }
+  std::vector<field_error> errors;
+  for (const auto& member : body->get_object()) {
+    errors.push_back({std::string(member.key().data(), member.key().size()), "unknown field"});
+  }
+  if (!errors.empty()) return validation_problem(std::move(errors));
+  return {};
+}
+
+// POST …/deliveries/{deliveryId}/redeliver: pending again under the same id, due now, with a
+// fresh retry schedule (docs/delivery.md, "Redelivery and recovery").
+asio::awaitable<response> redeliver(app& a, request_context& ctx) {
+  auto target = resolve(a, ctx, scope::deliveries_write);
+  if (!target) co_return fail(ctx, target.error());
+  auto webhook = webhook_to_send(a, ctx, *target);
+  if (!webhook) co_return fail(ctx, webhook.error());
+  auto id = path_id(ctx, "deliveryId");
+  if (!id) co_return fail(ctx, id.error());
+  if (auto empty = no_fields(a, ctx); !empty) co_return fail(ctx, empty.error());
+  delivery_log& log = *a.deliveries;
+  auto redelivering = await_catalog<std::shared_ptr<const delivery>>(
+      [&](completion<std::shared_ptr<const delivery>> done) {
+        log.redeliver(target->project, *webhook, *id, std::move(done));
+      });
+  auto redelivered = co_await std::move(redelivering);
+  if (!redelivered) co_return fail(ctx, redelivered.error());
+  co_return json_response(bhttp::status::accepted, to_json(**redelivered));
+}
+
+// POST …/webhooks/{webhookId}/recover {since, until?}: every failed delivery of the webhook
+// created in the window, redelivered; 202 {deliveries: N} once all of them are durable.
+asio::awaitable<response> recover(app& a, request_context& ctx) {
+  auto target = resolve(a, ctx, scope::deliveries_write);
+  if (!target) co_return fail(ctx, target.error());
+  auto webhook = webhook_to_send(a, ctx, *target);
+  if (!webhook) co_return fail(ctx, webhook.error());
+  auto body = read_json_body(ctx.req, a.max_body_bytes);
+  if (!body) co_return fail(ctx, body.error());
+  auto window = parse_recover(*body);
+  if (!window) co_return fail(ctx, window.error());
+  delivery_log& log = *a.deliveries;
+  auto recovering = await_catalog<std::size_t>([&](completion<std::size_t> done) {
+    log.recover(target->project, *webhook, window->since, window->until, std::move(done));
+  });
+  auto recovered = co_await std::move(recovering);
+  if (!recovered) co_return fail(ctx, recovered.error());
+  co_return json_response(
+      bhttp::status::accepted,
+      boost::json::object{{"deliveries", static_cast<std::uint64_t>(*recovered)}});
+}
+
+// POST …/webhooks/{webhookId}/test: a webhook.ping event to that webhook alone, active or not
+// (docs/delivery.md, "Test pings").
+asio::awaitable<response> send_test(app& a, request_context& ctx) {
+  auto target = resolve(a, ctx, scope::deliveries_write);
+  if (!target) co_return fail(ctx, target.error());
+  auto webhook = webhook_to_send(a, ctx, *target);
+  if (!webhook) co_return fail(ctx, webhook.error());
+  if (auto empty = no_fields(a, ctx); !empty) co_return fail(ctx, empty.error());
+  delivery_log& log = *a.deliveries;
+  auto sending = await_catalog<std::shared_ptr<const delivery>>(
+      [&](completion<std::shared_ptr<const delivery>> done) {
+        log.send_test(target->organization, target->project, *webhook, std::move(done));
+      });
+  auto sent = co_await std::move(sending);
+  if (!sent) co_return fail(ctx, sent.error());
+  co_return json_response(bhttp::status::accepted, to_json(**sent));
+}
+
 }  // namespace
 
 void register_event_routes(router& r, app& a) {
@@ -447,6 +549,11 @@ void register_event_routes(router& r, app& a) {
   r.add(verb::get, deliveries, [&a](request_context& c) { return list_deliveries(a, c, true); });
   r.add(verb::get, deliveries + "/{deliveryId}",
         [&a](request_context& c) { return get_delivery(a, c); });
+  const std::string hook = project + "/settings/webhooks/{webhookId}";
+  r.add(verb::post, deliveries + "/{deliveryId}/redeliver",
+        [&a](request_context& c) { return redeliver(a, c); });
+  r.add(verb::post, hook + "/recover", [&a](request_context& c) { return recover(a, c); });
+  r.add(verb::post, hook + "/test", [&a](request_context& c) { return send_test(a, c); });
 }
 
 }  // namespace hookd::http

@@ -1,7 +1,9 @@
 #include "http/outbound/dispatcher.hpp"
 
+#include "core/common/ascii.hpp"
 #include "core/delivery/delivery.hpp"
 #include "core/delivery/signing.hpp"
+#include "core/delivery/trace_context.hpp"
 #include "hookd/version.hpp"
 #include "http/api/api.hpp"
 
@@ -129,7 +131,9 @@ struct dispatcher::impl {
   void release(const scheduled_job& job, timestamp due) {
     // Queued again while still in flight (schedule, then done): the line of its ordering key
     // does not move on in between (docs/delivery.md, "Ordering").
-    if (log.find_pending(job.delivery)) log.jobs().schedule(job.delivery, job.webhook, due);
+    if (const auto p = log.find_pending(job.delivery)) {
+      log.jobs().schedule(job.delivery, job.webhook, due, std::nullopt, p->record->test);
+    }
     log.jobs().done(job.delivery);
   }
 };
@@ -179,7 +183,7 @@ asio::awaitable<void> attempt_job(impl& d, scheduled_job job, bool& handed_over)
     d.cancel_webhook(job.webhook);  // deleted since take_due
     co_return;
   }
-  if (!hook->active) {
+  if (!hook->active && !record.test) {  // a test ping goes out all the same
     d.release(job, job.due);  // deactivated since take_due: held like the rest of its jobs
     co_return;
   }
@@ -209,8 +213,10 @@ asio::awaitable<void> attempt_job(impl& d, scheduled_job job, bool& handed_over)
   } else {
     const std::int64_t unix_seconds =
         std::chrono::duration_cast<std::chrono::seconds>(a.at.time_since_epoch()).count();
-    attempt_result sent = co_await d.client->send(
-        build_request(d.user_agent, *hook, record, delivery_body(*event), unix_seconds, *signer));
+    outbound_request request =
+        build_request(d.user_agent, *hook, record, delivery_body(*event), unix_seconds, *signer);
+    if (event->traceparent) add_trace_context(request, *event->traceparent);
+    attempt_result sent = co_await d.client->send(std::move(request));
     a.duration = sent.duration;
     if (sent.has_response()) a.status_code = sent.status_code;
     a.response = response_excerpt(sent.body_prefix);
@@ -225,7 +231,8 @@ asio::awaitable<void> attempt_job(impl& d, scheduled_job job, bool& handed_over)
     d.metrics.record_attempt(a.status_code, a.duration, sent.refused_by_guard);
   }
 
-  attempt_decision decision = d.log.decide(response, a.number);
+  // The schedule counts from the last redelivery (docs/delivery.md, "Redelivery and recovery").
+  attempt_decision decision = d.log.decide(response, schedule_position(record, a.number));
   if (d.options.health != nullptr) {
     // The receiver's health: its streak, its hour, and a 410 or a long failure disables it
     // (docs/delivery.md, "Endpoint health").
@@ -272,6 +279,13 @@ outbound_request build_request(const std::string& user_agent, const webhook& hoo
   req.headers.push_back({"webhook-signature", signer.sign(id, unix_seconds, body)});
   req.body = std::move(body);
   return req;
+}
+
+void add_trace_context(outbound_request& req, std::string_view parent) {
+  // The event's trace, not a custom header of the same name (docs/delivery.md, "Trace context").
+  std::erase_if(req.headers,
+                [](const header_entry& h) { return ascii_iequals(h.name, kTraceparentHeader); });
+  req.headers.push_back({std::string(kTraceparentHeader), child_traceparent(parent)});
 }
 
 void dispatcher::impl::spawn_loop() {

@@ -51,6 +51,10 @@ namespace hookd::http {
                                              std::int64_t unix_seconds,
                                              const webhook_signer& signer);
 
+// Adds the `traceparent` of one attempt (child_traceparent of the event's `parent`), replacing a
+// custom header of that name. Pure but for the random span id.
+void add_trace_context(outbound_request& req, std::string_view parent);
+
 struct dispatcher_options {
   // The outbound client: total_timeout is --delivery-timeout, allow_private_targets is
   // --allow-private-targets, user_agent should be "hookd/<version>". A non-zero

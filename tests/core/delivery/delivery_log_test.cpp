@@ -1716,6 +1716,266 @@ TEST_F(DeliveryLogTest, AStartFinishesTheDeletionOfAProjectTheCatalogNoLongerHas
   without.stop();
 }
 
+// ---------------------------------------------------------------- sending again
+
+TEST_F(DeliveryLogTest, ARedeliveredDeliveryIsPendingAgainInOneBatchWithAFreshSchedule) {
+  const object_id w = make_webhook({"*"});
+  const ingest_result e = ingest_ok(request("order.created", R"({"n":7})"));
+  const object_id id = log_->jobs().take_due(now(), 10).ready.at(0).delivery;
+  ASSERT_TRUE(record(id, 200, attempt_decision::succeeded()));
+  ASSERT_EQ(log_->counts().history_deliveries, 1u);
+
+  advance(minutes(3));
+  const std::size_t batches_before = store_.batches().size();
+  auto again = wait_for<std::shared_ptr<const delivery>>(
+      [&](auto done) { log_->redeliver(project_, w, id, std::move(done)); });
+  ASSERT_TRUE(again) << again.error().detail;
+  EXPECT_EQ(store_.batches().size(), batches_before + 1);  // one durable write
+  EXPECT_EQ((*again)->id, id);
+  EXPECT_EQ((*again)->status, delivery_status::pending);
+  EXPECT_EQ((*again)->attempts, 1u);
+  EXPECT_EQ((*again)->schedule_start, 1u);
+  EXPECT_EQ((*again)->next_attempt_at, now());
+  EXPECT_EQ((*again)->reason, std::nullopt);
+  // Out of history, into the queue and memory with its event, on the scheduler.
+  EXPECT_EQ(history_records(history_kind::finished), 0u);
+  EXPECT_EQ(history_records(history_kind::by_webhook), 0u);
+  EXPECT_EQ(history_records(history_kind::attempt), 1u);  // its attempt stays
+  EXPECT_EQ(log_->counts().history_deliveries, 0u);
+  EXPECT_EQ(store_.records(table::queue).size(), 1u);
+  ASSERT_TRUE(log_->find_pending(id));
+  EXPECT_EQ(log_->find_pending(id)->source_event->data, R"({"n":7})");
+  EXPECT_EQ(event_of(e.event)->deliveries.at(0).status, delivery_status::pending);
+
+  // A restart finds it pending, with its event, due at once.
+  advance(seconds(1));
+  open();
+  ASSERT_TRUE(log_->find_pending(id));
+  EXPECT_EQ(log_->find_pending(id)->source_event->data, R"({"n":7})");
+  const auto due = log_->jobs().take_due(now(), 10).ready;
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_EQ(due[0].delivery, id);
+
+  // Attempt 2 is the first of the new schedule: its retry waits the first step (5 s), and the
+  // attempts are numbered on.
+  const auto pending = log_->find_pending(id);
+  EXPECT_EQ(schedule_position(*pending->record, 2), 1u);
+  const attempt_decision d =
+      log_->decide({500, std::nullopt}, schedule_position(*pending->record, 2), [] { return 0.5; });
+  EXPECT_EQ(d.retry_at, now() + seconds(5));
+  ASSERT_TRUE(record(id, 500, d));
+  const auto detail = detail_of(id);
+  ASSERT_TRUE(detail);
+  ASSERT_EQ(detail->attempts.size(), 2u);
+  EXPECT_EQ(detail->attempts[0].status_code, 200);
+  EXPECT_EQ(detail->attempts[1].status_code, 500);
+  EXPECT_EQ(detail->record->attempts, 2u);
+  EXPECT_EQ(detail->record->schedule_start, 1u);
+}
+
+TEST_F(DeliveryLogTest, ARedeliveryOfAFailedOneSharesTheEventOfAPendingSibling) {
+  const object_id a = make_webhook({"*"});
+  const object_id b = make_webhook({"*"});
+  ingest_ok(request());
+  object_id of_a, of_b;
+  for (const auto& j : log_->jobs().take_due(now(), 10).ready) {
+    (j.webhook == a ? of_a : of_b) = j.delivery;
+  }
+  ASSERT_TRUE(record(of_a, 410, attempt_decision::failed(kReasonGone)));
+  ASSERT_TRUE(record(of_b, 500, attempt_decision::retry(now() + hours(1))));
+  auto again = wait_for<std::shared_ptr<const delivery>>(
+      [&](auto done) { log_->redeliver(project_, a, of_a, std::move(done)); });
+  ASSERT_TRUE(again) << again.error().detail;
+  EXPECT_EQ(log_->find_pending(of_a)->source_event, log_->find_pending(of_b)->source_event);
+  EXPECT_EQ(log_->counts().events, 1u);
+  (void)b;
+}
+
+TEST_F(DeliveryLogTest, RedeliveringUnknownOtherOrExpiredDeliveriesIsNotFound) {
+  delivery_log_options options = manual();
+  options.retention = hours(16);
+  open(options);
+  const object_id w = make_webhook({"*"});
+  const object_id other = make_webhook({"*"});
+  ingest_ok(request());
+  const auto jobs = log_->jobs().take_due(now(), 10).ready;
+  ASSERT_EQ(jobs.size(), 2u);
+  const object_id id = jobs[0].webhook == w ? jobs[0].delivery : jobs[1].delivery;
+  ASSERT_TRUE(record(id, 200, attempt_decision::succeeded()));
+  const auto redeliver = [&](const object_id& project, const object_id& webhook,
+                             const object_id& delivery_id) {
+    return wait_for<std::shared_ptr<const delivery>>(
+        [&](auto done) { log_->redeliver(project, webhook, delivery_id, std::move(done)); });
+  };
+  for (const auto& r :
+       {redeliver(project_, w, object_id::parse("65a0f1c2aabbccddee000999").value()),
+        redeliver(project_, other, id), redeliver(other_project_, w, id)}) {
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().kind, error_kind::not_found);
+  }
+  advance(hours(17));
+  auto expired = redeliver(project_, w, id);
+  ASSERT_FALSE(expired);
+  EXPECT_EQ(expired.error().kind, error_kind::not_found);
+  EXPECT_TRUE(store_.records(table::queue).size() == 1u);  // only the other webhook's
+}
+
+TEST_F(DeliveryLogTest, RedeliveringAPendingOneMakesItDueNowAndAnAttemptInFlightIsFollowedAtOnce) {
+  const object_id w = make_webhook({"*"});
+  ingest_ok(request());
+  const object_id id = log_->jobs().take_due(now(), 10).ready.at(0).delivery;
+  ASSERT_TRUE(record(id, 500, attempt_decision::retry(now() + hours(2))));
+  ASSERT_TRUE(log_->jobs().take_due(now(), 10).ready.empty());
+
+  auto due_now = wait_for<std::shared_ptr<const delivery>>(
+      [&](auto done) { log_->redeliver(project_, w, id, std::move(done)); });
+  ASSERT_TRUE(due_now) << due_now.error().detail;
+  EXPECT_EQ((*due_now)->next_attempt_at, now());
+  EXPECT_EQ((*due_now)->schedule_start, 1u);
+  ASSERT_EQ(log_->jobs().take_due(now(), 10).ready.size(), 1u);
+
+  // Attempt 2 is in flight (taken with the record as it was) when another redelivery comes: its
+  // failure, which its decision would make wait hours, is followed at once.
+  const auto in_flight = log_->find_pending(id)->record;
+  advance(seconds(1));
+  auto again = wait_for<std::shared_ptr<const delivery>>(
+      [&](auto done) { log_->redeliver(project_, w, id, std::move(done)); });
+  ASSERT_TRUE(again);
+  advance(seconds(1));
+  auto after = record_on(in_flight, 503, attempt_decision::retry(now() + hours(5)));
+  ASSERT_TRUE(after) << after.error().detail;
+  EXPECT_EQ((*after)->attempts, 2u);
+  EXPECT_EQ((*after)->next_attempt_at, (*again)->next_attempt_at);
+  EXPECT_EQ(log_->jobs().take_due(now(), 10).ready.size(), 1u);
+  // An attempt that ran out the schedule it was taken under is not the end either.
+  const auto third = log_->find_pending(id)->record;
+  ASSERT_TRUE(wait_for<std::shared_ptr<const delivery>>(
+      [&](auto done) { log_->redeliver(project_, w, id, std::move(done)); }));
+  auto exhausted = record_on(third, 500, attempt_decision::failed(kReasonExhausted));
+  ASSERT_TRUE(exhausted);
+  EXPECT_EQ((*exhausted)->status, delivery_status::pending);
+  // But a success, or a 410, is final.
+  EXPECT_EQ(log_->jobs().take_due(now(), 10).ready.size(), 1u);
+  const auto fourth = log_->find_pending(id)->record;
+  ASSERT_TRUE(wait_for<std::shared_ptr<const delivery>>(
+      [&](auto done) { log_->redeliver(project_, w, id, std::move(done)); }));
+  auto done = record_on(fourth, 200, attempt_decision::succeeded());
+  ASSERT_TRUE(done);
+  EXPECT_EQ((*done)->status, delivery_status::succeeded);
+}
+
+TEST_F(DeliveryLogTest, RecoverRedeliversExactlyTheFailedDeliveriesOfTheWindowInBatches) {
+  const object_id w = make_webhook({"*"});
+  const object_id other = make_webhook({"*"});
+  // Failed before, inside and after the window; inside also some that succeeded or still wait,
+  // and the other webhook's failures.
+  const auto fail_all = [&](int n, std::optional<int> succeed_every) {
+    for (int i = 0; i < n; ++i) ingest_ok(request());
+    int k = 0;
+    for (const auto& j : log_->jobs().take_due(now(), 100'000).ready) {
+      const bool ok = j.webhook == w && succeed_every && ++k % *succeed_every == 0;
+      EXPECT_TRUE(
+          record(j.delivery, ok ? 200 : 410,
+                 ok ? attempt_decision::succeeded() : attempt_decision::failed(kReasonGone)));
+    }
+  };
+  fail_all(3, std::nullopt);
+  advance(seconds(10));
+  const timestamp since = now();
+  const std::size_t inside = delivery_log::kRecoverBatch + 40;
+  fail_all(static_cast<int>(inside + inside / 9), 10);  // every tenth of w's succeeds
+  ingest_ok(request());                                 // pending, not failed
+  for (const auto& j : log_->jobs().take_due(now(), 10).ready) {
+    ASSERT_TRUE(record(j.delivery, 500, attempt_decision::retry(now() + hours(5))));
+  }
+  advance(seconds(10));
+  const timestamp until = now();
+  advance(seconds(1));
+  fail_all(2, std::nullopt);
+  const auto failed_of_w = [&] {
+    return deliveries_of(w, delivery_status::failed).size();
+  };
+  const std::size_t failed_inside = failed_of_w() - 5;
+  const std::size_t other_failed = deliveries_of(other, delivery_status::failed).size();
+  ASSERT_GT(failed_inside, delivery_log::kRecoverBatch);
+
+  const std::size_t batches_before = store_.batches().size();
+  auto recovered = wait_for<std::size_t>(
+      [&](auto done) { log_->recover(project_, w, since, until, std::move(done)); });
+  ASSERT_TRUE(recovered) << recovered.error().detail;
+  EXPECT_EQ(*recovered, failed_inside);
+  EXPECT_EQ(store_.batches().size(), batches_before + 2);  // 256, then the rest
+  EXPECT_EQ(failed_of_w(), 5u);                            // the three before and two after
+  for (const auto& d : deliveries_of(w, delivery_status::failed)) {
+    EXPECT_TRUE(d->created_at < since || d->created_at >= until);
+  }
+  EXPECT_EQ(deliveries_of(other, delivery_status::failed).size(), other_failed);
+  EXPECT_EQ(deliveries_of(w, delivery_status::pending).size(), failed_inside + 1);
+
+  // Durable: after a restart they are still pending, and a second recovery finds nothing.
+  open();
+  EXPECT_EQ(deliveries_of(w, delivery_status::pending).size(), failed_inside + 1);
+  auto again = wait_for<std::size_t>(
+      [&](auto done) { log_->recover(project_, w, since, std::nullopt, std::move(done)); });
+  ASSERT_TRUE(again);
+  EXPECT_EQ(*again, 0u);
+}
+
+TEST_F(DeliveryLogTest, ATestPingGoesToItsWebhookAloneEvenWhenInactive) {
+  const object_id quiet = make_webhook({"order.created"}, false);
+  const object_id loud = make_webhook({"*"});
+  ingest_ok(request());  // to `loud` only
+  const auto loud_jobs = log_->jobs().take_due(now(), 10).ready;
+  ASSERT_EQ(loud_jobs.size(), 1u);
+  ASSERT_TRUE(record(loud_jobs[0].delivery, 200, attempt_decision::succeeded()));
+
+  auto ping = wait_for<std::shared_ptr<const delivery>>(
+      [&](auto done) { log_->send_test(org_, project_, quiet, std::move(done)); });
+  ASSERT_TRUE(ping) << ping.error().detail;
+  EXPECT_TRUE((*ping)->test);
+  EXPECT_EQ((*ping)->type, "webhook.ping");
+  EXPECT_EQ((*ping)->webhook, quiet);
+  const auto pending = log_->find_pending((*ping)->id);
+  ASSERT_TRUE(pending);
+  EXPECT_EQ(pending->source_event->data, "{\"webhookId\":\"" + quiet.to_string() + "\"}");
+  ASSERT_TRUE(pending->source_event->traceparent);
+  const auto e = event_of((*ping)->event);
+  ASSERT_TRUE(e);
+  ASSERT_EQ(e->deliveries.size(), 1u);  // no fan-out
+  EXPECT_EQ(e->deliveries[0].webhook, quiet);
+
+  // It goes out although `quiet` is inactive; a restart keeps it a test.
+  open();
+  const auto due = log_->jobs().take_due(now(), 10).ready;
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_EQ(due[0].delivery, (*ping)->id);
+  EXPECT_TRUE(log_->find_pending((*ping)->id)->record->test);
+
+  for (const object_id& wrong : {loud, object_id::parse("65a0f1c2aabbccddee000999").value()}) {
+    auto refused = wait_for<std::shared_ptr<const delivery>>(
+        [&](auto done) { log_->send_test(org_, other_project_, wrong, std::move(done)); });
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().kind, error_kind::not_found);
+  }
+}
+
+TEST_F(DeliveryLogTest, AnEventKeepsTheTraceItCameWithOrStartsOne) {
+  make_webhook({"*"});
+  ingest_request with = request();
+  with.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  const ingest_result a = ingest_ok(with);
+  const ingest_result b = ingest_ok(request());
+  EXPECT_EQ(event_of(a.event)->record.traceparent, with.traceparent);
+  const auto started = event_of(b.event)->record.traceparent;
+  ASSERT_TRUE(started);
+  EXPECT_EQ(started->size(), 55u);
+  EXPECT_NE(*started, *with.traceparent);
+  open();  // kept with the pending work
+  for (const auto& j : log_->jobs().take_due(now(), 10).ready) {
+    EXPECT_TRUE(log_->find_pending(j.delivery)->source_event->traceparent);
+  }
+}
+
 // ---------------------------------------------------------------- scheduling and metrics
 
 TEST_F(DeliveryLogTest, RetriesOfADeactivatedWebhookAreHeldUntilItIsActiveAgain) {

@@ -271,6 +271,46 @@ TEST(Scheduler, InactiveWebhookJobsAreHeldAndComeOutOnceActive) {
   EXPECT_EQ(s.counts().held, 0u);
 }
 
+TEST(Scheduler, AJobMarkedEvenIfInactiveGoesOutWhileItsWebhooksOthersAreHeld) {
+  fake_webhooks hooks;
+  hooks.states[webhook_id(1)] = webhook_state::inactive;
+  scheduler s(hooks.lookup(), {.held_recheck = seconds(1)});
+  int wakes = 0;
+  s.set_wake([&wakes] { ++wakes; });
+  s.schedule(delivery_id(1), webhook_id(1), kT0);
+  EXPECT_TRUE(s.take_due(kT0, 10).ready.empty());  // held from now on
+  EXPECT_EQ(s.counts().held, 1u);
+  const int before = wakes;
+  s.schedule(delivery_id(2), webhook_id(1), kT0 + seconds(1), std::nullopt, true);  // a test ping
+  EXPECT_GT(wakes, before);  // the loop looks at once, not at its next recheck
+
+  EXPECT_TRUE(s.take_due(kT0, 10).ready.empty());  // not due yet
+  const due_jobs due = s.take_due(kT0 + seconds(1), 10);
+  EXPECT_EQ(deliveries_of(due.ready), std::vector<object_id>{delivery_id(2)});
+  EXPECT_EQ(s.counts().held, 1u);  // the other job stays held
+  EXPECT_EQ(s.counts().in_flight, 1u);
+
+  // Retried: the mark stays while it is scheduled again before done().
+  s.schedule(delivery_id(2), webhook_id(1), kT0 + seconds(2));
+  s.done(delivery_id(2));
+  EXPECT_EQ(deliveries_of(s.take_due(kT0 + seconds(2), 10).ready),
+            std::vector<object_id>{delivery_id(2)});
+  // Finished: done() without a reschedule forgets the mark; scheduled again plainly, it is held.
+  s.done(delivery_id(2));
+  s.schedule(delivery_id(2), webhook_id(1), kT0 + seconds(3));
+  EXPECT_TRUE(s.take_due(kT0 + seconds(3), 10).ready.empty());
+  EXPECT_EQ(s.counts().held, 2u);
+
+  // The global cap still counts it.
+  scheduler capped(hooks.lookup(), {.max_in_flight = 1, .held_recheck = seconds(1)});
+  capped.schedule(delivery_id(3), webhook_id(2), kT0);  // unknown webhook 2: dropped when due
+  hooks.states[webhook_id(3)] = webhook_state::active;
+  capped.schedule(delivery_id(4), webhook_id(3), kT0);
+  capped.schedule(delivery_id(5), webhook_id(1), kT0, std::nullopt, true);
+  EXPECT_EQ(capped.take_due(kT0, 10).ready.size(), 1u);
+  EXPECT_EQ(capped.counts().in_flight, 1u);
+}
+
 TEST(Scheduler, JobsOfDeletedWebhooksAreDroppedAndReported) {
   fake_webhooks hooks;
   hooks.states[webhook_id(1)] = webhook_state::active;

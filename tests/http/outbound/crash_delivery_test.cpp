@@ -396,5 +396,76 @@ TEST(CrashDelivery, KillNineWhilePausedLosesNothing) {
   std::filesystem::remove_all(dir, ignored);
 }
 
+
+// A redelivery (202) of a failed delivery, then kill -9 before its attempt can finish: after the
+// restart it is still pending and goes out under the same webhook-id, with its first attempt still
+// listed (docs/delivery.md, "Redelivery and recovery").
+TEST(CrashDelivery, ARedeliveryAcceptedBeforeKillNineIsDelivered) {
+  std::string pattern = (std::filesystem::temp_directory_path() / "hookd-crash-XXXXXX").string();
+  ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+  const std::filesystem::path dir = pattern;
+
+  receiver sink;
+  sink.set_default("/again", {410, {}, "gone"});  // fails the delivery at once
+  std::string org, proj, hook_id, delivery_id;
+  const header_list admin{{"Authorization", "Bearer " + std::string(kToken)}};
+  {
+    hookd_process first(dir, "first");
+    http_client client(first.endpoint());
+    auto r = call(client, bhttp::verb::post, "/api/v1/organizations", {{"name", "Again"}});
+    ASSERT_EQ(r.status, 201u) << r.body;
+    org = r.str("_id");
+    r = call(client, bhttp::verb::post, test_server::projects_path(org),
+             {{"name", "Again project"}, {"slug", "again"}});
+    ASSERT_EQ(r.status, 201u) << r.body;
+    proj = r.str("_id");
+    r = call(client, bhttp::verb::post, test_server::webhooks_path(org, proj),
+             {{"name", "Again hook"}, {"url", sink.url("/again")}, {"events", json::array{"*"}}});
+    ASSERT_EQ(r.status, 201u) << r.body;
+    hook_id = r.str("_id");
+    r = call(client, bhttp::verb::post, delivery_stack::events_path(org, proj),
+             {{"type", "again.test"}, {"data", 1}});
+    ASSERT_EQ(r.status, 202u) << r.body;
+    ASSERT_TRUE(sink.wait_for("/again", 1));
+    delivery_id = sink.requests("/again").at(0).header("webhook-id");
+    const std::string path =
+        delivery_stack::deliveries_path(org, proj, hook_id) + "/" + delivery_id;
+    ASSERT_TRUE(eventually([&] {
+      auto got = client.request(bhttp::verb::get, path, {}, admin);
+      return got.status == 200 && got.str("status") == "failed";
+    }));
+    // The redelivery's attempt is held by the receiver until the process is dead.
+    sink.set_default("/again", {200, {}, "thanks", 0ms, true});
+    r = client.request(bhttp::verb::post, path + "/redeliver", {}, admin);
+    ASSERT_EQ(r.status, 202u) << r.body;
+    first.child().signal(SIGKILL);
+    ASSERT_EQ(first.child().wait_exit(), 128 + SIGKILL);
+    client.close();
+  }
+  sink.release_held();  // the first process's held attempt, if it got that far, is answered
+
+  hookd_process second(dir, "second");
+  http_client client(second.endpoint());
+  const std::string path = delivery_stack::deliveries_path(org, proj, hook_id) + "/" + delivery_id;
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto got = client.request(bhttp::verb::get, path, {}, admin);
+        return got.status == 200 && got.str("status") == "succeeded";
+      },
+      60s));
+  auto got = client.request(bhttp::verb::get, path, {}, admin);
+  const json::value detail = got.json();
+  const auto& attempts = detail.at("attempts").as_array();
+  ASSERT_EQ(attempts.size(), 2u) << got.body;
+  EXPECT_EQ(attempts.at(0).at("statusCode").as_int64(), 410);
+  EXPECT_EQ(attempts.at(1).at("statusCode").as_int64(), 200);
+  for (const auto& req : sink.requests("/again")) EXPECT_EQ(req.header("webhook-id"), delivery_id);
+  client.close();
+
+  second.child().signal(SIGTERM);
+  EXPECT_EQ(second.child().wait_exit(), 0) << second.child().output(true);
+  std::error_code ignored;
+  std::filesystem::remove_all(dir, ignored);
+}
 }  // namespace
 }  // namespace hookd::test

@@ -709,4 +709,78 @@ TEST(HookctlUnreachable, ExitsThree) {
   fs::remove_all(dir, ec);
 }
 
+
+TEST_F(HookctlTest, EventsAndDeliveries) {
+  auto [org_id, proj_id] = make_project();
+  // hookd runs without --allow-private-targets: attempts to 127.0.0.1 are refused by the address
+  // guard, recorded, and retried later, with no traffic at all.
+  auto hook = admin({"webhook", "create", org_id, proj_id, "--name", "Local", "--url",
+                     "http://127.0.0.1:9/hooks", "--event", "order.*"});
+  ASSERT_EQ(hook.code, 0) << hook.err;
+  const std::string hook_id = str(hook.json_out(), "_id");
+
+  const std::vector<std::string> send = {
+      "event",   "send",          org_id,
+      proj_id,   "--type",        "order.created",
+      "--data",  R"({"id":1})",   "--idempotency-key",
+      "order-1", "--traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"};
+  auto sent = admin(send);
+  ASSERT_EQ(sent.code, 0) << sent.err;
+  EXPECT_TRUE(one_line(sent.out));
+  const json::value event = sent.json_out();
+  EXPECT_TRUE(is_id(event.at("_id")));
+  EXPECT_EQ(str(event, "type"), "order.created");
+  EXPECT_EQ(event.at("deliveries").as_int64(), 1);
+  auto replayed = admin(send);  // the same key and body: the first answer
+  ASSERT_EQ(replayed.code, 0) << replayed.err;
+  EXPECT_EQ(replayed.json_out(), event);
+
+  auto bad_data =
+      admin({"event", "send", org_id, proj_id, "--type", "order.created", "--data", "{not json"});
+  EXPECT_EQ(bad_data.code, 2);
+  EXPECT_TRUE(one_line(bad_data.err)) << bad_data.err;
+  EXPECT_NE(bad_data.err.find("--data"), std::string::npos) << bad_data.err;
+
+  auto listed = admin({"delivery", "list", org_id, proj_id, hook_id, "--limit", "10"});
+  ASSERT_EQ(listed.code, 0) << listed.err;
+  const json::value page = listed.json_out();
+  ASSERT_EQ(page.at("data").as_array().size(), 1u);
+  EXPECT_TRUE(page.at("next").is_null());
+  const std::string delivery_id = str(page.at("data").as_array().at(0), "_id");
+  EXPECT_EQ(str(page.at("data").as_array().at(0), "event"), str(event, "_id"));
+
+  auto got = admin({"delivery", "get", org_id, proj_id, hook_id, delivery_id});
+  ASSERT_EQ(got.code, 0) << got.err;
+  EXPECT_EQ(str(got.json_out(), "_id"), delivery_id);
+  EXPECT_TRUE(got.json_out().at("attempts").is_array());
+
+  auto again = admin({"delivery", "redeliver", org_id, proj_id, hook_id, delivery_id});
+  ASSERT_EQ(again.code, 0) << again.err;
+  EXPECT_EQ(str(again.json_out(), "_id"), delivery_id);
+  EXPECT_EQ(str(again.json_out(), "status"), "pending");
+
+  auto ping = admin({"webhook", "test", org_id, proj_id, hook_id});
+  ASSERT_EQ(ping.code, 0) << ping.err;
+  EXPECT_EQ(str(ping.json_out(), "type"), "webhook.ping");
+  EXPECT_EQ(str(ping.json_out(), "webhook"), hook_id);
+  auto pending = admin({"delivery", "list", org_id, proj_id, hook_id, "--status", "pending"});
+  ASSERT_EQ(pending.code, 0) << pending.err;
+  EXPECT_EQ(pending.json_out().at("data").as_array().size(), 2u);
+
+  // Nothing has failed for good: nothing to recover.
+  auto recovered = admin({"webhook", "recover", org_id, proj_id, hook_id, "--since",
+                          "2020-01-01T00:00:00Z", "--until", "2100-01-01T00:00:00Z"});
+  ASSERT_EQ(recovered.code, 0) << recovered.err;
+  EXPECT_EQ(recovered.json_out(), json::object({{"deliveries", 0}}));
+  auto bad_time = admin({"webhook", "recover", org_id, proj_id, hook_id, "--since", "yesterday"});
+  EXPECT_EQ(bad_time.code, 1);
+  EXPECT_EQ(str(bad_time.json_err().at("errors").as_array().at(0), "field"), "since");
+  auto no_since = admin({"webhook", "recover", org_id, proj_id, hook_id});
+  EXPECT_EQ(no_since.code, 2);
+  EXPECT_NE(no_since.err.find("--since is required"), std::string::npos) << no_since.err;
+  auto unknown =
+      admin({"delivery", "redeliver", org_id, proj_id, hook_id, "65a0f1c2aabbccddee000999"});
+  EXPECT_EQ(unknown.code, 1);
+  EXPECT_EQ(unknown.json_err().at("status").as_int64(), 404);
+}
 }  // namespace
