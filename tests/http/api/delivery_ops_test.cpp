@@ -107,8 +107,9 @@ TEST_F(DeliveryOps, ARedeliveryKeepsTheWebhookIdAndAppendsItsAttempts) {
   EXPECT_EQ(attempts.at(1).at("statusCode").as_int64(), 202);
   EXPECT_EQ(attempts.at(1).at("response").as_string(), "again");
 
-  // A failed one too, and it survives a restart while pending.
-  sink.set_default("/orders", {410, {}, "gone"});
+  // A failed one too (its fresh schedule of three attempts runs out; a 410 would also disable the
+  // webhook), and it survives a restart while pending.
+  sink.set_default("/orders", {500, {}, "down"});
   r = post_empty(delivery_path(h, id) + "/redeliver");
   ASSERT_EQ(r.status, 202u) << r.body;
   ASSERT_TRUE(eventually([&] { return status_of(h, id) == "failed"; }));
@@ -117,7 +118,7 @@ TEST_F(DeliveryOps, ARedeliveryKeepsTheWebhookIdAndAppendsItsAttempts) {
   r = post_empty(delivery_path(h, id) + "/redeliver");
   ASSERT_EQ(r.status, 202u) << r.body;
   ASSERT_TRUE(eventually([&] { return status_of(h, id) == "succeeded"; }));
-  EXPECT_EQ(detail_of(h, id).at("attempts").as_array().size(), 4u);
+  EXPECT_EQ(detail_of(h, id).at("attempts").as_array().size(), 6u);  // 1 + 1 + 3 + 1
   std::set<std::string> ids;
   for (const auto& req : sink.requests("/orders")) ids.insert(req.header("webhook-id"));
   EXPECT_EQ(ids, std::set<std::string>{id});
@@ -126,8 +127,9 @@ TEST_F(DeliveryOps, ARedeliveryKeepsTheWebhookIdAndAppendsItsAttempts) {
 TEST_F(DeliveryOps, RecoverBringsBackExactlyTheFailedDeliveriesOfTheWindow) {
   const std::string h = hook("/flaky", {"*"});
   const std::string other = hook("/other", {"*"});
-  sink.set_default("/flaky", {410, {}, "down"});
-  sink.set_default("/other", {410, {}, "down"});
+  // 500s until the schedule runs out (a 410 would disable the webhooks as well).
+  sink.set_default("/flaky", {500, {}, "down"});
+  sink.set_default("/other", {500, {}, "down"});
   // Failed before, inside and after the window (two each), and the other webhook's.
   const auto failed_batch = [&](const std::string& label) {
     ingest("order." + label, 1);

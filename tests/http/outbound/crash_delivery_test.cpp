@@ -396,7 +396,6 @@ TEST(CrashDelivery, KillNineWhilePausedLosesNothing) {
   std::filesystem::remove_all(dir, ignored);
 }
 
-
 // A redelivery (202) of a failed delivery, then kill -9 before its attempt can finish: after the
 // restart it is still pending and goes out under the same webhook-id, with its first attempt still
 // listed (docs/delivery.md, "Redelivery and recovery").
@@ -406,11 +405,13 @@ TEST(CrashDelivery, ARedeliveryAcceptedBeforeKillNineIsDelivered) {
   const std::filesystem::path dir = pattern;
 
   receiver sink;
-  sink.set_default("/again", {410, {}, "gone"});  // fails the delivery at once
+  // Fails the delivery after its two attempts (a 410 would fail it at once, but also disable the
+  // webhook, and a redelivery would then wait, paused).
+  sink.set_default("/again", {500, {}, "down"});
   std::string org, proj, hook_id, delivery_id;
   const header_list admin{{"Authorization", "Bearer " + std::string(kToken)}};
   {
-    hookd_process first(dir, "first");
+    hookd_process first(dir, "first", {"--retry-schedule", "100ms"});
     http_client client(first.endpoint());
     auto r = call(client, bhttp::verb::post, "/api/v1/organizations", {{"name", "Again"}});
     ASSERT_EQ(r.status, 201u) << r.body;
@@ -456,9 +457,10 @@ TEST(CrashDelivery, ARedeliveryAcceptedBeforeKillNineIsDelivered) {
   auto got = client.request(bhttp::verb::get, path, {}, admin);
   const json::value detail = got.json();
   const auto& attempts = detail.at("attempts").as_array();
-  ASSERT_EQ(attempts.size(), 2u) << got.body;
-  EXPECT_EQ(attempts.at(0).at("statusCode").as_int64(), 410);
-  EXPECT_EQ(attempts.at(1).at("statusCode").as_int64(), 200);
+  ASSERT_EQ(attempts.size(), 3u) << got.body;
+  EXPECT_EQ(attempts.at(0).at("statusCode").as_int64(), 500);
+  EXPECT_EQ(attempts.at(1).at("statusCode").as_int64(), 500);
+  EXPECT_EQ(attempts.at(2).at("statusCode").as_int64(), 200);
   for (const auto& req : sink.requests("/again")) EXPECT_EQ(req.header("webhook-id"), delivery_id);
   client.close();
 
@@ -467,5 +469,6 @@ TEST(CrashDelivery, ARedeliveryAcceptedBeforeKillNineIsDelivered) {
   std::error_code ignored;
   std::filesystem::remove_all(dir, ignored);
 }
+
 }  // namespace
 }  // namespace hookd::test

@@ -783,4 +783,5 @@ TEST_F(HookctlTest, EventsAndDeliveries) {
   EXPECT_EQ(unknown.code, 1);
   EXPECT_EQ(unknown.json_err().at("status").as_int64(), 404);
 }
+
 }  // namespace
