@@ -1,5 +1,7 @@
 #include "core/common/crypto.hpp"
 
+#include "core/common/log.hpp"
+
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -24,7 +26,11 @@ const unsigned char* bytes_of(std::string_view s) noexcept {
 [[noreturn]] void crypto_abort(const char* what) noexcept {
   // These calls fail only when OpenSSL itself is broken (no entropy, no memory); carrying on
   // would hand out predictable secrets or unsealed data.
-  std::fprintf(stderr, "hookd: fatal OpenSSL failure in %s\n", what);
+  try {
+    log_line({{"level", "fatal"}, {"event", "openssl_failure"}, {"where", what}});
+  } catch (...) {
+    std::fputs("{\"level\":\"fatal\",\"event\":\"openssl_failure\"}\n", stderr);
+  }
   std::abort();
 }
 

@@ -1,6 +1,7 @@
 #include "http/outbound/dispatcher.hpp"
 
 #include "core/common/ascii.hpp"
+#include "core/common/log.hpp"
 #include "core/delivery/delivery.hpp"
 #include "core/delivery/signing.hpp"
 #include "core/delivery/trace_context.hpp"
@@ -252,8 +253,10 @@ asio::awaitable<void> run_attempt(impl& d, scheduled_job job) {
   try {
     co_await attempt_job(d, job, handed_over);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "hookd: delivery %s: attempt failed: %s\n",
-                 job.delivery.to_string().c_str(), e.what());
+    log_line({{"level", "error"},
+              {"event", "attempt_failed"},
+              {"delivery", job.delivery.to_string()},
+              {"error", e.what()}});
     if (!handed_over) {
       d.metrics.record_unrecorded();
       d.release(job, d.log.now() + kUnrecordedRetryDelay);
@@ -299,7 +302,10 @@ void dispatcher::impl::spawn_loop() {
       try {
         std::rethrow_exception(error);
       } catch (const std::exception& e) {
-        std::fprintf(stderr, "hookd: dispatcher loop failed, restarting it: %s\n", e.what());
+        log_line({{"level", "error"},
+                  {"event", "dispatcher_loop_failed"},
+                  {"detail", "restarting the dispatcher loop"},
+                  {"error", e.what()}});
       }
       spawn_loop();
       return;
