@@ -15,8 +15,8 @@
 // successful or failed attempt recorded per delivery, writes unsynced), so the records and keys
 // are exactly hookd's. BENCH_HISTORY_DELIVERIES sets how many (default 2 000 000; ten webhooks,
 // so a tenth of that many events); making 2 M takes a minute or two. BENCH_HISTORY_SETTLE (seconds,
-// default 0) waits after making it, for the compactions it set off to end. Every figure is reported as a
-// counter; Google Benchmark's own time column is the mean.
+// default 0) waits after making it, for the compactions it set off to end. Every figure is reported
+// as a counter; Google Benchmark's own time column is the mean.
 
 #include "bench_stack.hpp"
 

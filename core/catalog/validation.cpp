@@ -619,7 +619,8 @@ result<webhook_input> parse_webhook_input(const json::value& body) {
   if (!body.is_object()) return not_an_object();
   const json::object& obj = body.get_object();
   collector errors;
-  reject_unknown(obj, {"name", "url", "headers", "active", "events", "rateLimit", "signing", "filter"},
+  reject_unknown(obj,
+                 {"name", "url", "headers", "active", "events", "rateLimit", "signing", "filter"},
                  errors);
   webhook_input in;
   if (auto name = checked_name(obj, true, errors)) in.name = std::move(*name);
@@ -638,7 +639,8 @@ result<webhook_patch> parse_webhook_patch(const json::value& body) {
   if (!body.is_object()) return not_an_object();
   const json::object& obj = body.get_object();
   collector errors;
-  reject_unknown(obj, {"name", "url", "headers", "active", "events", "rateLimit", "signing", "filter"},
+  reject_unknown(obj,
+                 {"name", "url", "headers", "active", "events", "rateLimit", "signing", "filter"},
                  errors);
   webhook_patch patch;
   patch.name = checked_name(obj, false, errors);

@@ -7,8 +7,8 @@
 #include "core/catalog/entities.hpp"
 #include "core/catalog/validation.hpp"
 #include "core/delivery/delivery_log.hpp"
-#include "core/delivery/signing.hpp"
 #include "core/delivery/endpoint_health.hpp"
+#include "core/delivery/signing.hpp"
 #include "http/api/api.hpp"
 #include "http/api/auth.hpp"
 

@@ -709,7 +709,6 @@ TEST(HookctlUnreachable, ExitsThree) {
   fs::remove_all(dir, ec);
 }
 
-
 TEST_F(HookctlTest, EventsAndDeliveries) {
   auto [org_id, proj_id] = make_project();
   // hookd runs without --allow-private-targets: attempts to 127.0.0.1 are refused by the address
