@@ -10,4 +10,8 @@ cmake --build --preset "$preset"
 # The Node receiver of tests/http/outbound/standardwebhooks_test.cpp (the npm standardwebhooks package,
 # pinned by tests/node/package-lock.json).
 npm ci --prefix tests/node --no-audit --no-fund --silent
+# Under TSan, RocksDB's uninstrumented memtable needs the suppressions that tests/tsan.supp explains.
+if [[ $preset == tsan ]]; then
+  export TSAN_OPTIONS="suppressions=$PWD/tests/tsan.supp ${TSAN_OPTIONS:-}"
+fi
 ctest --preset "$preset" --parallel 2 --timeout 600
