@@ -131,7 +131,11 @@ TEST_F(HistoryApi, BadQueriesNameTheParameter) {
 }
 
 TEST_F(HistoryApi, AnEventShowsEachOfItsDeliveriesWithItsStatus) {
-  make_stack();
+  // A retry a minute away: the failing delivery is still pending when the event is read, however
+  // slowly the test runs (under TSan the default 100 ms + 200 ms schedule could run out first).
+  delivery_stack_options options;
+  options.retry_schedule = {std::chrono::minutes(1)};
+  make_stack(std::move(options));
   const std::string ok = hook("/ok", {"*"});
   const std::string down = hook("/down", {"*"});
   sink.set_default("/down", scripted_reply{503});
