@@ -198,14 +198,15 @@ int hex_value(char c) noexcept {
   return -1;
 }
 
-// application/x-www-form-urlencoded decoding of one key or value: %XX and '+' for space.
-// nullopt for a '%' not followed by two hex digits. (Boost.URL 1.81's decoded query views read
-// past the end of a query that is a view into a larger buffer, so this stays local and small.)
-std::optional<std::string> form_decode(std::string_view s) {
+// %XX decoding of a URL component; with `plus_is_space`, application/x-www-form-urlencoded (a
+// query key or value: '+' is a space), without it a path segment ('+' stays '+'). nullopt for a
+// '%' not followed by two hex digits. (Boost.URL 1.81's decoded query views read past the end of
+// a query that is a view into a larger buffer, so this stays local and small.)
+std::optional<std::string> percent_decode(std::string_view s, bool plus_is_space) {
   std::string out;
   out.reserve(s.size());
   for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') {
+    if (s[i] == '+' && plus_is_space) {
       out += ' ';
     } else if (s[i] != '%') {
       out += s[i];
@@ -218,6 +219,10 @@ std::optional<std::string> form_decode(std::string_view s) {
     }
   }
   return out;
+}
+
+std::optional<std::string> form_decode(std::string_view s) {
+  return percent_decode(s, true);
 }
 
 // `status` takes one status or a comma-separated list ("pending,failed": what is not yet
@@ -377,20 +382,7 @@ asio::awaitable<response> get_delivery(app& a, request_context& ctx) {
 
 // A path segment with its %XX escapes decoded ('+' stays '+'); nullopt for a broken escape.
 std::optional<std::string> path_decode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '%') {
-      out += s[i];
-      continue;
-    }
-    if (i + 2 >= s.size()) return std::nullopt;
-    const int hi = hex_value(s[i + 1]), lo = hex_value(s[i + 2]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    out += static_cast<char>(hi * 16 + lo);
-    i += 2;
-  }
-  return out;
+  return percent_decode(s, false);
 }
 
 // DELETE …/subjects/{subject}: every event of the subject in the project, with its deliveries
