@@ -75,12 +75,12 @@ random_hex() { od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'; }
 
 # hookd_start BIN LOG [hookd options...]: starts hookd pinned to server_cpu with HOOKD_ADMIN_TOKEN
 # set to $admin_token (options include --data-dir and --listen), waits for its "listening" line,
-# and sets hookd_pid and hookd_url.
+# and sets hookd_pid and hookd_url. A benchmark's stop needs no load-balancer delay.
 hookd_start() {
   local bin=$1 logfile=$2
   shift 2
   : >"$logfile" # exists before the background job opens it: the loop below reads it at once
-  HOOKD_ADMIN_TOKEN=$admin_token taskset -c "$server_cpu" "$bin" "$@" 2>"$logfile" &
+  HOOKD_ADMIN_TOKEN=$admin_token HOOKD_SHUTDOWN_DELAY=0s taskset -c "$server_cpu" "$bin" "$@" 2>"$logfile" &
   hookd_pid=$!
   bench_track "$hookd_pid"
   hookd_url=

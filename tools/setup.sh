@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   cmake ninja-build g++ pkg-config
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
-  librocksdb-dev libssl-dev libsystemd-dev ca-certificates
+  librocksdb-dev libssl-dev libsystemd-dev libtomlplusplus-dev ca-certificates
   libgtest-dev libgmock-dev libbenchmark-dev
   nodejs npm wrk nginx-light curl jq
 )

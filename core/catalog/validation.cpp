@@ -53,7 +53,8 @@ char32_t next_code_point(std::string_view s, std::size_t& i) noexcept {
   return cp;
 }
 
-// Lengths in the contract are characters as a person counts them: Unicode code points.
+// Lengths in the API (docs/openapi.yaml) are characters as a person counts them: Unicode code
+// points.
 std::size_t code_points(std::string_view s) noexcept {
   std::size_t n = 0;
   for (std::size_t i = 0; i < s.size(); ++n) next_code_point(s, i);

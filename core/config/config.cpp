@@ -10,6 +10,8 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 
+#include <toml++/toml.h>
+
 #include <algorithm>
 #include <array>
 #include <cerrno>
@@ -260,9 +262,10 @@ const std::array kOptions = {
                 [](config& c, std::string_view v) {
                   return set_duration(c.drain_timeout, v, true);
                 }},
-    option_spec{"shutdown-delay", "DURATION", "0s",
+    option_spec{"shutdown-delay", "DURATION", "5s",
                 "On SIGTERM/SIGINT, keep serving this long with /readyz answering 503 before "
-                "accepting stops, so that a load balancer takes the node out first.",
+                "accepting stops, so that a load balancer takes the node out first; a second "
+                "signal cuts it short.",
                 [](config& c, std::string_view v) {
                   return set_duration(c.shutdown_delay, v, true);
                 }},
@@ -364,191 +367,53 @@ std::string normalize_key(std::string_view key) {
   return out;
 }
 
-// A deliberately small TOML: `key = value` lines, values are strings ("basic" with escapes or
-// 'literal'), integers, booleans, or arrays of strings (which may span lines). Comments with #.
-// Tables, dates and floats are refused with the line number, never ignored.
-class toml_reader {
- public:
-  toml_reader(std::string_view text, std::string_view file) : text_(text), file_(file) {}
-
-  std::variant<std::vector<file_entry>, std::string> read() {
-    std::vector<file_entry> out;
-    for (;;) {
-      skip_blank_lines();
-      if (at_end()) return out;
-      if (peek() == '[')
-        return error("tables ([section]) are not supported; put keys at the top level");
-      const auto key = read_key();
-      if (!key) return error("expected key = value");
-      skip_spaces();
-      if (at_end() || peek() != '=')
-        return error("expected '=' after key '" + printable(*key) + "'");
-      ++pos_;
-      skip_spaces();
-      const auto key_line = line_;
-      auto value = read_value(normalize_key(*key));
-      if (!value) return error(error_);
-      skip_spaces();
-      skip_comment();
-      if (!at_end() && peek() != '\n' && peek() != '\r')
-        return error("unexpected text after the value");
-      out.push_back({normalize_key(*key), std::move(*value),
-                     std::string(file_) + ":" + std::to_string(key_line) + ": " + *key});
-    }
+// TOML through toml++ (a full TOML 1.0 parser): keys at the top level whose values are strings,
+// integers, booleans, or arrays of strings for the one list option. Tables, floats and dates
+// name no option, so they are refused with their line, never ignored.
+std::variant<std::vector<file_entry>, std::string> read_toml(std::string_view text,
+                                                             const std::string& file) {
+  toml::table doc;
+  try {
+    doc = toml::parse(text, file);
+  } catch (const toml::parse_error& e) {
+    return failure(file + ":" + std::to_string(e.source().begin.line),
+                   std::string(e.description()));
   }
-
- private:
-  bool at_end() const noexcept { return pos_ >= text_.size(); }
-  char peek() const noexcept { return text_[pos_]; }
-  std::string error(const std::string& what) const {
-    return failure(std::string(file_) + ":" + std::to_string(line_), what);
-  }
-  void skip_spaces() {
-    while (!at_end() && (peek() == ' ' || peek() == '\t')) ++pos_;
-  }
-  void skip_comment() {
-    if (!at_end() && peek() == '#') {
-      while (!at_end() && peek() != '\n') ++pos_;
-    }
-  }
-  void skip_blank_lines() {
-    for (;;) {
-      skip_spaces();
-      skip_comment();
-      if (at_end()) return;
-      if (peek() == '\r') {
-        ++pos_;
-      } else if (peek() == '\n') {
-        ++pos_;
-        ++line_;
-      } else {
-        return;
+  std::vector<file_entry> out;
+  for (const auto& [k, node] : doc) {
+    const auto key = normalize_key(k.str());
+    const auto twin =
+        std::find_if(out.begin(), out.end(), [&](const file_entry& e) { return e.key == key; });
+    const auto where =
+        file + ":" + std::to_string(node.source().begin.line) + ": " + printable(k.str());
+    if (twin != out.end()) return failure(where, "given twice (" + twin->where + ")");
+    std::string value;
+    if (const auto* s = node.as_string()) {
+      value = s->get();
+    } else if (const auto* i = node.as_integer()) {
+      if (i->get() < 0) return failure(where, "expected a value of zero or more");
+      value = std::to_string(i->get());
+    } else if (const auto* b = node.as_boolean()) {
+      value = b->get() ? "true" : "false";
+    } else if (const auto* a = node.as_array()) {
+      if (key != "retry-schedule") return failure(where, "takes a single value, not an array");
+      for (const auto& item : *a) {
+        const auto* item_text = item.as_string();
+        if (item_text == nullptr) return failure(where, "array elements must be strings");
+        if (!value.empty()) value += ',';
+        value += item_text->get();
       }
+    } else if (node.is_table()) {
+      return failure(where, "tables ([section]) are not supported; put keys at the top level");
+    } else {
+      return failure(where,
+                     "unsupported value (use a \"string\", an integer, true/false or an array "
+                     "of strings)");
     }
+    out.push_back({key, std::move(value), where});
   }
-  std::optional<std::string> read_key() {
-    if (peek() == '"' || peek() == '\'') return read_string();
-    const auto start = pos_;
-    while (!at_end() && (host_char(peek()) && peek() != '.')) ++pos_;
-    if (pos_ == start) return std::nullopt;
-    return std::string(text_.substr(start, pos_ - start));
-  }
-  std::optional<std::string> read_string() {
-    const char quote = peek();
-    ++pos_;
-    std::string out;
-    while (!at_end() && peek() != quote) {
-      char c = peek();
-      if (c == '\n') break;
-      ++pos_;
-      if (quote == '"' && c == '\\') {
-        if (at_end()) break;
-        const char e = peek();
-        ++pos_;
-        switch (e) {
-          case 'n':
-            c = '\n';
-            break;
-          case 't':
-            c = '\t';
-            break;
-          case 'r':
-            c = '\r';
-            break;
-          case '"':
-            c = '"';
-            break;
-          case '\\':
-            c = '\\';
-            break;
-          default:
-            error_ = std::string("unsupported escape '\\") + e + "' in a string";
-            return std::nullopt;
-        }
-      }
-      out += c;
-    }
-    if (at_end() || peek() != quote) {
-      error_ = "unterminated string";
-      return std::nullopt;
-    }
-    ++pos_;
-    return out;
-  }
-  std::optional<std::string> read_value(const std::string& key) {
-    error_.clear();
-    if (at_end()) {
-      error_ = "missing value";
-      return std::nullopt;
-    }
-    const char c = peek();
-    if (c == '"' || c == '\'') return read_string();
-    if (c == '[') return read_array(key);
-    const auto start = pos_;
-    while (!at_end() && peek() != ' ' && peek() != '\t' && peek() != '#' && peek() != '\n' &&
-           peek() != '\r') {
-      ++pos_;
-    }
-    const auto word = text_.substr(start, pos_ - start);
-    if (word == "true" || word == "false") return std::string(word);
-    std::string digits;
-    for (const char d : word) {
-      if (d != '_') digits += d;
-    }
-    if (!digits.empty() && parse_uint(digits)) return digits;
-    error_ = "unsupported value '" + printable(word) +
-             "' (use a \"string\", an integer, true/false or an array of strings)";
-    return std::nullopt;
-  }
-  std::optional<std::string> read_array(const std::string& key) {
-    ++pos_;  // '['
-    std::string joined;
-    bool first = true;
-    for (;;) {
-      skip_blank_lines();
-      if (at_end()) {
-        error_ = "unterminated array";
-        return std::nullopt;
-      }
-      if (peek() == ']') {
-        ++pos_;
-        break;
-      }
-      if (!first) {
-        if (peek() != ',') {
-          error_ = "expected ',' or ']' in an array";
-          return std::nullopt;
-        }
-        ++pos_;
-        skip_blank_lines();
-        if (!at_end() && peek() == ']') {  // trailing comma
-          ++pos_;
-          break;
-        }
-      }
-      if (at_end() || (peek() != '"' && peek() != '\'')) {
-        error_ = "array elements must be strings";
-        return std::nullopt;
-      }
-      auto item = read_string();
-      if (!item) return std::nullopt;
-      if (!first) joined += ',';
-      joined += *item;
-      first = false;
-    }
-    if (key != "retry-schedule") {
-      error_ = "'" + key + "' takes a single value, not an array";
-      return std::nullopt;
-    }
-    return joined;
-  }
-
-  std::string_view text_;
-  std::string_view file_;
-  std::size_t pos_ = 0;
-  std::size_t line_ = 1;
-  std::string error_;
-};
+  return out;
+}
 
 std::variant<std::vector<file_entry>, std::string> read_json(std::string_view text,
                                                              std::string_view file) {
@@ -613,7 +478,7 @@ std::optional<std::string> apply_file(config& c, const std::string& path) {
     const auto first = text.find_first_not_of(" \t\r\n");
     json = first != std::string::npos && text[first] == '{';
   }
-  auto entries = json ? read_json(text, path) : toml_reader(text, path).read();
+  auto entries = json ? read_json(text, path) : read_toml(text, path);
   if (auto* err = std::get_if<std::string>(&entries)) return *err;
 
   for (const auto& e : std::get<std::vector<file_entry>>(entries)) {

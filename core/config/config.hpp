@@ -52,9 +52,10 @@ struct config {
   std::chrono::milliseconds drain_timeout{10'000};  // --drain-timeout
   // --shutdown-delay: on SIGTERM/SIGINT, how long hookd keeps serving with /readyz answering 503
   // before it stops accepting, so that a load balancer's health check takes it out of rotation
-  // while it still answers. 0 by default (an interactive stop is immediate); the systemd unit
-  // sets 5 s.
-  std::chrono::milliseconds shutdown_delay{0};
+  // while it still answers. 5 s by default; a second signal cuts it short (Ctrl-C twice), and 0
+  // suits a supervisor with no load balancer in front (docs/operations.md, "Behind a load
+  // balancer").
+  std::chrono::milliseconds shutdown_delay{5'000};
   std::size_t max_inflight_deliveries = 256;  // --max-inflight-deliveries
   std::size_t max_inflight_per_webhook = 4;   // --max-inflight-per-webhook
   // --max-inflight-per-organization; 0: a quarter of max_inflight_deliveries, at least 1

@@ -198,7 +198,7 @@ asio::awaitable<response> list_tokens(app& a, request_context& ctx) {
   co_return json_response(bhttp::status::ok, out);
 }
 
-// Not in the contract's list, but the 201 of POST /api/v1/tokens points here, so it resolves.
+// The 201 of POST /api/v1/tokens points here (Location), so that address resolves too.
 asio::awaitable<response> get_token(app& a, request_context& ctx) {
   auto token = authenticate(a.cat, ctx.req);
   if (!token) co_return fail(ctx, token.error());

@@ -71,7 +71,7 @@ bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }
 
-TEST_F(ConfigTest, DefaultsMatchTheContract) {
+TEST_F(ConfigTest, DefaultsMatchTheDocs) {
   const auto c = ok({});
   EXPECT_EQ(c.listen_host, "127.0.0.1");
   EXPECT_EQ(c.listen_port, 8080);
@@ -89,6 +89,10 @@ TEST_F(ConfigTest, DefaultsMatchTheContract) {
   EXPECT_FALSE(c.allow_private_targets);
   EXPECT_FALSE(c.unsafe_no_fsync);
   EXPECT_FALSE(c.config_file.has_value());
+  // Above a load balancer's usual upstream keep-alive (60 s), and long enough for its health
+  // check to see /readyz turn 503 before a stop refuses connections.
+  EXPECT_EQ(c.idle_timeout, 75s);
+  EXPECT_EQ(c.shutdown_delay, 5s);
 }
 
 TEST_F(ConfigTest, PrecedenceIsDefaultsThenFileThenEnvironmentThenFlags) {
@@ -334,7 +338,9 @@ TEST_F(ConfigTest, TomlFile) {
                           "  \"1s\",  # first\n"
                           "  \"10s\",\n"
                           "]\n"
-                          "\"secret_grace\" = \"1h\"\n");
+                          "\"secret_grace\" = \"1h\"\n"
+                          "delivery_timeout = \"\"\"\n20s\"\"\"   # a multi-line string\n"
+                          "retention = \"\\u0037d\"\n");
   const auto c = ok({"--config", file});
   EXPECT_EQ(c.listen_host, "::1");
   EXPECT_EQ(c.listen_port, 9090);
@@ -345,6 +351,8 @@ TEST_F(ConfigTest, TomlFile) {
   const std::vector<std::chrono::milliseconds> schedule{1s, 10s};
   EXPECT_EQ(c.retry_schedule, schedule);
   EXPECT_EQ(c.secret_grace, 1h);
+  EXPECT_EQ(c.delivery_timeout, 20s);
+  EXPECT_EQ(c.retention, std::chrono::hours(24 * 7));
 }
 
 TEST_F(ConfigTest, JsonFileIncludingDetectionWithoutExtension) {
@@ -380,7 +388,16 @@ TEST_F(ConfigTest, FileErrorsNameTheFileAndKey) {
   msg = fails({"--config", write("d.json", R"({"delivery_timeout": 15})")});
   EXPECT_TRUE(contains(msg, "delivery_timeout")) << msg;
 
-  fails({"--config", write("s.toml", "[server]\nthreads = 2\n")});
+  msg = fails({"--config", write("s.toml", "threads = 2\n[server]\nport = 2\n")});
+  EXPECT_TRUE(contains(msg, "s.toml:2: server")) << msg;
+  EXPECT_TRUE(contains(msg, "tables")) << msg;
+  msg = fails({"--config", write("twice.toml", "data-dir = \"/a\"\ndata_dir = \"/b\"\n")});
+  EXPECT_TRUE(contains(msg, "given twice")) << msg;
+  msg = fails({"--config", write("neg.toml", "threads = -3\n")});
+  EXPECT_TRUE(contains(msg, "neg.toml:1: threads")) << msg;
+  // A TOML syntax error names its line, from the parser.
+  msg = fails({"--config", write("syntax.toml", "threads = 2\n\nlisten = \"x\" = 3\n")});
+  EXPECT_TRUE(contains(msg, "syntax.toml:3")) << msg;
   fails({"--config", write("q.toml", "data_dir = \"unterminated\n")});
   fails({"--config", write("a.toml", "threads = [\"1\"]\n")});
   fails({"--config", write("f.toml", "threads = 1.5\n")});

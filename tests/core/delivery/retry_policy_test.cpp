@@ -19,7 +19,7 @@ random_source fixed(double r) {
   };
 }
 
-TEST(RetryPolicy, DefaultScheduleIsTheContractOne) {
+TEST(RetryPolicy, DefaultScheduleIsTheDocumentedOne) {
   const retry_policy policy;
   EXPECT_EQ(policy.schedule(),
             (std::vector<milliseconds>{seconds(5), minutes(5), minutes(30), hours(2), hours(5),

@@ -37,7 +37,9 @@ class hookd_process {
                                   "--retry-schedule",
                                   schedule,
                                   "--delivery-timeout",
-                                  "5s"};
+                                  "5s",
+                                  "--shutdown-delay",
+                                  "0s"};
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     child_ = std::make_unique<child_process>(
         binary, std::move(args), data_dir / name,

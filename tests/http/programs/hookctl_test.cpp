@@ -172,7 +172,7 @@ class HookctlTest : public ::testing::Test {
     url_ = "http://127.0.0.1:" + std::to_string(port_);
     hookd_ = spawn(kBinDir / "hookd",
                    {"--listen", "127.0.0.1:" + std::to_string(port_), "--data-dir",
-                    (dir_ / "data").string(), "--threads", "2"},
+                    (dir_ / "data").string(), "--threads", "2", "--shutdown-delay", "0s"},
                    {std::string("HOOKD_ADMIN_TOKEN=") + kAdminToken}, dir_ / "hookd.out",
                    dir_ / "hookd.log");
     ASSERT_GT(hookd_, 0);

@@ -140,7 +140,7 @@ class HookdLoadTest : public ::testing::Test {
         kBinDir / "hookd",
         std::vector<std::string>{"--listen", "127.0.0.1:0", "--data-dir", (dir_ / "data").string(),
                                  "--threads", "2", "--unsafe-no-fsync", "--allow-private-targets",
-                                 "--retry-schedule", "200ms,200ms,200ms"},
+                                 "--retry-schedule", "200ms,200ms,200ms", "--shutdown-delay", "0s"},
         dir_ / "hookd", std::vector<std::string>{std::string("HOOKD_ADMIN_TOKEN=") + kAdminToken});
     ASSERT_TRUE(hookd_->started());
     // The listening line carries the port hookd picked.

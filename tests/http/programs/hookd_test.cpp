@@ -63,8 +63,10 @@ class HookdTest : public ::testing::Test {
   // hookd over data_dir() on a free port, with `extra` options and `env` ("NAME=value").
   std::unique_ptr<child_process> start(const std::string& name, std::vector<std::string> env,
                                        std::vector<std::string> extra = {}) {
+    // No shutdown delay unless a test asks for one (a later flag wins).
     std::vector<std::string> args{"--listen",          "127.0.0.1:0", "--data-dir",
-                                  data_dir().string(), "--threads",   "1"};
+                                  data_dir().string(), "--threads",   "1",
+                                  "--shutdown-delay",  "0s"};
     args.insert(args.end(), extra.begin(), extra.end());
     return std::make_unique<child_process>(kHookd, std::move(args), dir_ / name, std::move(env));
   }
