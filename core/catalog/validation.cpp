@@ -1,5 +1,7 @@
 #include "core/catalog/validation.hpp"
 
+#include "core/common/json_body.hpp"
+
 #include "core/common/ascii.hpp"
 
 #include <boost/json/array.hpp>
@@ -205,25 +207,19 @@ class collector {
   }
   bool ok() const noexcept { return errors_.empty(); }
   problem take() { return validation_problem(std::move(errors_)); }
+  std::vector<field_error>& list() noexcept { return errors_; }
 
  private:
   std::vector<field_error> errors_;
 };
 
 problem not_an_object() {
-  return validation_problem({field_error{"body", "must be a JSON object"}},
-                            "The request body must be a JSON object.");
+  return not_a_json_object();
 }
 
-// Every key not in `known` is an error naming it: a typo must not pass as "not sent".
 void reject_unknown(const json::object& obj, std::initializer_list<std::string_view> known,
                     collector& errors) {
-  for (const auto& member : obj) {
-    const std::string_view key(member.key().data(), member.key().size());
-    if (std::find(known.begin(), known.end(), key) == known.end()) {
-      errors.add(std::string(key), "unknown field");
-    }
-  }
+  reject_unknown_fields(obj, known, errors.list());
 }
 
 // The member `key`, or nullptr when absent (reporting "is required" when it must be present).

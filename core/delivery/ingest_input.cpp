@@ -1,5 +1,7 @@
 #include "core/delivery/ingest_input.hpp"
 
+#include "core/common/json_body.hpp"
+
 #include "core/catalog/validation.hpp"
 
 #include <boost/json/object.hpp>
@@ -37,18 +39,11 @@ std::optional<std::string> check_ordering_key(std::optional<std::string_view> ke
 result<ingest_request> parse_ingest(const boost::json::value& body,
                                     std::optional<std::string_view> idempotency_header) {
   if (!body.is_object()) {
-    return validation_problem({{"body", "must be a JSON object"}},
-                              "The request body must be a JSON object.");
+    return not_a_json_object();
   }
   const boost::json::object& obj = body.get_object();
   std::vector<field_error> errors;
-  for (const auto& member : obj) {
-    const std::string_view key(member.key().data(), member.key().size());
-    if (key != "type" && key != "data" && key != "idempotencyKey" && key != "subject" &&
-        key != "orderingKey") {
-      errors.push_back({std::string(key), "unknown field"});
-    }
-  }
+  reject_unknown_fields(obj, {"type", "data", "idempotencyKey", "subject", "orderingKey"}, errors);
 
   ingest_request in;
   if (const auto* type = obj.if_contains("type"); type == nullptr) {

@@ -1,5 +1,7 @@
 #include "core/delivery/recover_input.hpp"
 
+#include "core/common/json_body.hpp"
+
 #include <boost/json/object.hpp>
 
 #include <string>
@@ -28,15 +30,11 @@ std::optional<timestamp> read_time(const boost::json::object& obj, std::string_v
 
 result<recover_window> parse_recover(const boost::json::value& body) {
   if (!body.is_object()) {
-    return validation_problem({{"body", "must be a JSON object"}},
-                              "The request body must be a JSON object.");
+    return not_a_json_object();
   }
   const boost::json::object& obj = body.get_object();
   std::vector<field_error> errors;
-  for (const auto& member : obj) {
-    const std::string_view key(member.key().data(), member.key().size());
-    if (key != "since" && key != "until") errors.push_back({std::string(key), "unknown field"});
-  }
+  reject_unknown_fields(obj, {"since", "until"}, errors);
   recover_window out;
   const std::optional<timestamp> since = read_time(obj, "since", errors);
   if (!obj.contains("since")) errors.push_back({"since", "is required"});

@@ -21,6 +21,7 @@
 // deliveries that the delete cancelled ("webhook deleted").
 
 #include "core/catalog/validation.hpp"
+#include "core/common/json_body.hpp"
 #include "core/delivery/delivery_log.hpp"
 #include "core/delivery/ingest_input.hpp"
 #include "core/delivery/recover_input.hpp"
@@ -454,13 +455,10 @@ result<void> no_fields(const app& a, const request_context& ctx) {
   auto body = read_json_body(ctx.req, a.max_body_bytes);
   if (!body) return body.error();
   if (!body->is_object()) {
-    return validation_problem({{"body", "must be a JSON object (or no body at all)"}},
-                              "The request body must be a JSON object.");
+    return not_a_json_object("must be a JSON object (or no body at all)");
   }
   std::vector<field_error> errors;
-  for (const auto& member : body->get_object()) {
-    errors.push_back({std::string(member.key().data(), member.key().size()), "unknown field"});
-  }
+  reject_unknown_fields(body->get_object(), {}, errors);
   if (!errors.empty()) return validation_problem(std::move(errors));
   return {};
 }
