@@ -124,8 +124,9 @@ result<void> create_target(const fs::path& target, const fs::path& data_dir) {
                              "/var/backups/hookd-2026-12-06");
   }
   if (is_within(target, data_dir)) {
+    // The data dir's path stays out of the answer, like every internal path.
     return directory_problem(error_kind::validation,
-                             "must not be inside hookd's data dir " + data_dir.string());
+                             "must not be inside hookd's data dir: choose a directory outside it");
   }
   if (::mkdir(target.c_str(), 0700) != 0) {
     const int err = errno;
