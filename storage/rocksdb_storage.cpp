@@ -189,19 +189,21 @@ class health_tracker {
   explicit health_tracker(std::function<void(const storage_health_change&)> notify)
       : notify_(std::move(notify)) {}
 
-  void failed(const std::string& why) { set(true, why); }
-  void recovered(const std::string& how) { set(false, how); }
+  // string_view: every successful write calls recovered(), and the text is copied only on a
+  // transition.
+  void failed(std::string_view why) { set(true, why); }
+  void recovered(std::string_view how) { set(false, how); }
   bool degraded() const noexcept { return degraded_.load(std::memory_order_relaxed); }
   std::uint64_t episodes() const noexcept { return episodes_.load(std::memory_order_relaxed); }
 
  private:
-  void set(bool degraded, const std::string& why) {
+  void set(bool degraded, std::string_view why) {
     // Every successful write calls recovered(): without a transition it costs one atomic load.
     if (degraded_.load(std::memory_order_relaxed) == degraded) return;
     std::lock_guard lock(mutex_);
     if (degraded_.load(std::memory_order_relaxed) == degraded) return;
     degraded_.store(degraded, std::memory_order_relaxed);
-    storage_health_change change{degraded, why, {}};
+    storage_health_change change{degraded, std::string(why), {}};
     const auto now = std::chrono::steady_clock::now();
     if (degraded) {
       episodes_.fetch_add(1, std::memory_order_relaxed);
