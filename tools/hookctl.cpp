@@ -673,7 +673,8 @@ constexpr std::string_view kBackupHelp =
     "(0700/0600). DIR must not exist; its parent must. A relative DIR is made absolute from\n"
     "hookctl's working directory, which is right when hookctl runs on hookd's host. hookd can\n"
     "start from DIR as its --data-dir. Prints what was written (directory, sequence, bytes,\n"
-    "files, linked, masterKey, adminTokenFile, durationMs). Needs an admin token.\n\n"
+    "files, linked, masterKey, adminTokenFile, durationMs). Needs an admin token. Waits up to\n"
+    "10 minutes for the answer (a copy to another file system copies the whole database).\n\n"
     "Exit status: 0 success; 1 HTTP error (problem+json on stderr); 2 usage error;\n"
     "3 hookd unreachable.\n";
 
