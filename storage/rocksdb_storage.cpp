@@ -10,8 +10,10 @@
 #include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
+#include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
 
 #include <sys/stat.h>
@@ -23,6 +25,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <filesystem>
+#include <mutex>
 #include <system_error>
 #include <utility>
 
@@ -175,6 +178,73 @@ result<void> make_private_dir(const std::string& path, bool create) {
   }
   return {};
 }
+
+// ---- health ------------------------------------------------------------------------------
+
+// Whether writes work, as the results of write() and RocksDB's background-error events tell.
+// Shared by the storage and its event listener. Thread safety: any thread; a transition and its
+// notification happen under one mutex, so notifications come in the order of the transitions.
+class health_tracker {
+ public:
+  explicit health_tracker(std::function<void(const storage_health_change&)> notify)
+      : notify_(std::move(notify)) {}
+
+  // string_view: every successful write calls recovered(), and the text is copied only on a
+  // transition.
+  void failed(std::string_view why) { set(true, why); }
+  void recovered(std::string_view how) { set(false, how); }
+  bool degraded() const noexcept { return degraded_.load(std::memory_order_relaxed); }
+  std::uint64_t episodes() const noexcept { return episodes_.load(std::memory_order_relaxed); }
+
+ private:
+  void set(bool degraded, std::string_view why) {
+    // Every successful write calls recovered(): without a transition it costs one atomic load.
+    if (degraded_.load(std::memory_order_relaxed) == degraded) return;
+    std::lock_guard lock(mutex_);
+    if (degraded_.load(std::memory_order_relaxed) == degraded) return;
+    degraded_.store(degraded, std::memory_order_relaxed);
+    storage_health_change change{degraded, std::string(why), {}};
+    const auto now = std::chrono::steady_clock::now();
+    if (degraded) {
+      episodes_.fetch_add(1, std::memory_order_relaxed);
+      since_ = now;
+    } else {
+      change.degraded_for = std::chrono::duration_cast<std::chrono::milliseconds>(now - since_);
+    }
+    if (notify_) notify_(change);
+  }
+
+  std::function<void(const storage_health_change&)> notify_;
+  std::mutex mutex_;
+  std::atomic<bool> degraded_{false};
+  std::atomic<std::uint64_t> episodes_{0};
+  std::chrono::steady_clock::time_point since_;  // guarded by mutex_
+};
+
+// RocksDB's side of the health: a background error that stops writes (a failed WAL write,
+// flush or compaction: severity hard or worse) degrades the store before any write() sees it;
+// the end of an automatic recovery that left no error (a full disk that has space again) heals
+// it even when no write comes to prove it. RocksDB calls these from its own threads, without
+// its mutex held.
+class health_listener final : public rocksdb::EventListener {
+ public:
+  explicit health_listener(std::shared_ptr<health_tracker> tracker)
+      : tracker_(std::move(tracker)) {}
+
+  void OnBackgroundError(rocksdb::BackgroundErrorReason, rocksdb::Status* error) override {
+    if (error != nullptr && error->severity() >= rocksdb::Status::Severity::kHardError) {
+      tracker_->failed("RocksDB stopped writes: " + error->ToString());
+    }
+  }
+  void OnErrorRecoveryEnd(const rocksdb::BackgroundErrorRecoveryInfo& info) override {
+    if (info.new_bg_error.ok()) {
+      tracker_->recovered("RocksDB recovered from: " + info.old_bg_error.ToString());
+    }
+  }
+
+ private:
+  std::shared_ptr<health_tracker> tracker_;
+};
 
 // ---- options -----------------------------------------------------------------------------
 
@@ -362,12 +432,14 @@ class rocksdb_storage final : public storage {
  public:
   rocksdb_storage(std::string path, rocksdb::DB* db,
                   std::vector<rocksdb::ColumnFamilyHandle*> all_handles,
-                  std::array<rocksdb::ColumnFamilyHandle*, kTableCount> tables, bool sync)
+                  std::array<rocksdb::ColumnFamilyHandle*, kTableCount> tables, bool sync,
+                  std::shared_ptr<health_tracker> health)
       : path_(std::move(path)),
         db_(db),
         all_handles_(std::move(all_handles)),
         tables_(tables),
-        sync_(sync) {}
+        sync_(sync),
+        health_(std::move(health)) {}
 
   rocksdb_storage(const rocksdb_storage&) = delete;
   rocksdb_storage& operator=(const rocksdb_storage&) = delete;
@@ -431,8 +503,10 @@ class rocksdb_storage final : public storage {
     wo.sync = sync_;
     if (rocksdb::Status s = db_->Write(wo, &wb); !s.ok()) {
       failures_.fetch_add(1, std::memory_order_relaxed);
+      health_->failed("a write failed: " + s.ToString());
       return write_problem(s);
     }
+    health_->recovered("a write succeeded");
     batches_.fetch_add(1, std::memory_order_relaxed);
     records_.fetch_add(batch.ops.size(), std::memory_order_relaxed);
     if (sync_) syncs_.fetch_add(1, std::memory_order_relaxed);
@@ -588,6 +662,34 @@ class rocksdb_storage final : public storage {
     out.records = records_.load(std::memory_order_relaxed);
     out.syncs = syncs_.load(std::memory_order_relaxed);
     out.failures = failures_.load(std::memory_order_relaxed);
+    out.degraded = health_->degraded();
+    out.degraded_episodes = health_->episodes();
+    return out;
+  }
+
+  // RocksDB's Checkpoint, which makes the copy consistent: it stops the deletion of obsolete
+  // files, flushes every memtable (log_size_for_flush 0: always), syncs the WAL, then takes the
+  // list of live files, hard-links the table files (copies them when `dir` is on another file
+  // system), copies the MANIFEST and the live WAL files up to their length at that moment, and
+  // renames its staging directory to `dir`. A write that returned before the call was fsync'd to
+  // the WAL, so it is in a flushed table file or in the copied WAL; a write running meanwhile is
+  // in the copied WAL whole or not at all, as opening the copy replays only whole batches.
+  result<checkpoint_result> checkpoint(const std::string& dir) override {
+    rocksdb::Checkpoint* raw = nullptr;
+    rocksdb::Status s = rocksdb::Checkpoint::Create(db_, &raw);
+    const std::unique_ptr<rocksdb::Checkpoint> maker(raw);
+    checkpoint_result out;
+    if (s.ok()) s = maker->CreateCheckpoint(dir, /*log_size_for_flush=*/0, &out.sequence);
+    if (!s.ok()) {
+      return make_problem(error_kind::storage_failure,
+                          "writing a checkpoint of " + path_ + " to " + dir +
+                              " failed (RocksDB: " + s.ToString() + ")");
+    }
+    // Checkpoint links where it can and falls back to copies across file systems.
+    struct stat from {
+    }, to{};
+    out.linked = ::stat(path_.c_str(), &from) == 0 && ::stat(dir.c_str(), &to) == 0 &&
+                 from.st_dev == to.st_dev;
     return out;
   }
 
@@ -610,6 +712,7 @@ class rocksdb_storage final : public storage {
   std::vector<rocksdb::ColumnFamilyHandle*> all_handles_;  // every family opened, "default" too
   std::array<rocksdb::ColumnFamilyHandle*, kTableCount> tables_;  // indexed by table
   bool sync_;
+  std::shared_ptr<health_tracker> health_;  // shared with the listener RocksDB holds
   std::atomic<std::uint64_t> batches_{0}, records_{0}, syncs_{0}, failures_{0};
 };
 
@@ -629,7 +732,9 @@ result<std::unique_ptr<storage>> open_rocksdb_storage(const std::string& path,
   }
   const bool existing = disk->has_current;
 
-  const rocksdb::DBOptions db_options = make_db_options(options);
+  rocksdb::DBOptions db_options = make_db_options(options);
+  auto health = std::make_shared<health_tracker>(options.on_health_change);
+  db_options.listeners.push_back(std::make_shared<health_listener>(health));
 
   std::vector<std::string> names;
   if (existing) {
@@ -669,8 +774,8 @@ result<std::unique_ptr<storage>> open_rocksdb_storage(const std::string& path,
       tables[static_cast<std::size_t>(*t)] = h;
     }
   }
-  return std::unique_ptr<storage>(
-      std::make_unique<rocksdb_storage>(path, raw, std::move(handles), tables, options.sync));
+  return std::unique_ptr<storage>(std::make_unique<rocksdb_storage>(
+      path, raw, std::move(handles), tables, options.sync, std::move(health)));
 }
 
 }  // namespace hookd

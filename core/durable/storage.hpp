@@ -62,6 +62,16 @@ struct storage_stats {
   std::uint64_t records = 0;  // puts and deletes inside them
   std::uint64_t syncs = 0;    // fsyncs performed (one per batch unless sync is off)
   std::uint64_t failures = 0;
+  // Writes are failing (a full disk, an I/O error) and have not succeeded since; reads still
+  // work. Cleared once the store has recovered (docs/operations.md, "Storage faults").
+  bool degraded = false;
+  std::uint64_t degraded_episodes = 0;  // times the store went from healthy to degraded
+};
+
+// What checkpoint() wrote.
+struct checkpoint_result {
+  std::uint64_t sequence = 0;  // the store's sequence number the copy holds everything up to
+  bool linked = false;         // the table files are hard links (same file system), not copies
 };
 
 // What one table holds, as the store estimates it cheaply (no scan).
@@ -110,6 +120,15 @@ class storage {
     (void)begin;
     (void)end;
     return {};
+  }
+  // Writes a consistent copy of the whole store into `dir` (an absolute path that must not
+  // exist; its parent must), which a store can be opened from. It holds every write that
+  // returned before the call and, of the writes running meanwhile, each whole or not at all.
+  // Writes go on meanwhile. Blocking (a flush, then links or copies): never on an I/O thread.
+  // The default refuses, for stores that keep nothing on disk.
+  virtual result<checkpoint_result> checkpoint(const std::string& dir) {
+    (void)dir;
+    return make_problem(error_kind::internal, "this store cannot write a checkpoint");
   }
 };
 

@@ -19,6 +19,7 @@ void register_api_routes(router& r, app& a) {
   register_admin_routes(r, a);
   register_webhook_routes(r, a);
   register_event_routes(r, a);
+  register_backup_routes(r, a);
   r.add(bhttp::verb::get, "/api/v1/openapi.yaml", get_openapi);
 }
 

@@ -3,6 +3,7 @@
 // tools/hookd.cpp; handlers only read it (the atomics are the exception).
 
 #include "core/catalog/catalog.hpp"
+#include "core/durable/backup.hpp"
 #include "core/durable/storage.hpp"
 #include "http/server/router.hpp"
 
@@ -11,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <string>
 
 namespace hookd {
@@ -40,6 +42,9 @@ struct app {
   // out.
   endpoint_health* health = nullptr;
   bool metrics_per_webhook = false;  // --metrics-per-webhook
+  // POST /api/v1/backups: a copy of the data dir into a new directory (storage/backup.hpp).
+  // Blocking: the handler runs it on `history_readers`. Empty: the route answers 503.
+  std::function<result<backup_report>(const std::string& directory)> backup;
 };
 
 // Registers the /api/v1 routes (admin, webhooks, openapi) on `r`; handlers capture `a` by

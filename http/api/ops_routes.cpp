@@ -21,7 +21,12 @@ asio::awaitable<response> readyz(const app& a, request_context& ctx) {
     co_return problem_response(make_problem(error_kind::unavailable, "hookd is starting."),
                                ctx.request_id);
   }
-  co_return json_response(bhttp::status::ok, std::string(R"({"status":"ready"})"));
+  // Degraded storage (writes failing, reads working) keeps the node ready: docs/operations.md,
+  // "Storage faults", says why.
+  const bool degraded = a.store != nullptr && a.store->stats().degraded;
+  co_return json_response(bhttp::status::ok,
+                          std::string(degraded ? R"({"status":"ready","storage":"degraded"})"
+                                               : R"({"status":"ready","storage":"ok"})"));
 }
 
 asio::awaitable<response> metrics_text(const app& a, request_context&) {

@@ -161,6 +161,11 @@ std::string metrics::render(const app& a) const {
              st.syncs);
     w.single("hookd_storage_write_failures_total", metric_type::counter,
              "Write batches that failed.", st.failures);
+    w.single("hookd_storage_degraded", metric_type::gauge,
+             "1 while writes fail (disk full, I/O error) and reads still work; 0 otherwise.",
+             std::uint64_t{st.degraded ? 1u : 0u});
+    w.single("hookd_storage_degraded_episodes_total", metric_type::counter,
+             "Times storage went from healthy to degraded.", st.degraded_episodes);
   }
   render_delivery_metrics(w, a.deliveries, a.delivery_stats);
   if (a.metrics_per_webhook && a.health != nullptr) render_webhook_metrics(w, *a.health);

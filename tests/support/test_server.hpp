@@ -86,23 +86,48 @@ class http_client {
     endpoint_ = endpoint;
   }
 
-  // Sends `req` (version, Host and Content-Length filled in) and reads one response.
+  // Sends `req` (version, Host and Content-Length filled in) and reads one response; an I/O
+  // failure is a test failure (and an empty reply).
   http_reply send(bhttp::request<bhttp::string_body> req) {
+    std::string failure;
+    auto reply = try_send(std::move(req), &failure);
+    if (!reply) {
+      ADD_FAILURE() << "HTTP " << failure;
+      return {};
+    }
+    return std::move(*reply);
+  }
+
+  // Like send(), but an I/O failure (a refused or reset connection, a timeout) is an outcome
+  // too: nullopt, the connection closed, `failure` saying which step failed. For tests that
+  // kill the server on purpose.
+  std::optional<http_reply> try_send(bhttp::request<bhttp::string_body> req,
+                                     std::string* failure = nullptr) {
     req.version(11);
     req.set(bhttp::field::host, "127.0.0.1:" + std::to_string(endpoint_.port()));
     req.prepare_payload();
-    if (!stream_) connect();
-
     boost::system::error_code ec;
+    auto failed = [&](const char* what) {
+      close();
+      if (failure != nullptr) *failure = std::string(what) + " failed: " + ec.message();
+      return std::optional<http_reply>();
+    };
+    if (!stream_) {
+      stream_ = std::make_unique<beast::tcp_stream>(ioc_);
+      stream_->expires_after(kTimeout);
+      stream_->connect(endpoint_, ec);
+      if (ec) return failed("connect");
+    }
+
     stream_->expires_after(kTimeout);
     bhttp::write(*stream_, req, ec);
-    if (ec) return failed("write", ec);
+    if (ec) return failed("write");
 
     bhttp::response_parser<bhttp::string_body> parser;
     parser.body_limit(boost::none);
     stream_->expires_after(kTimeout);
     bhttp::read(*stream_, buffer_, parser, ec);
-    if (ec) return failed("read", ec);
+    if (ec) return failed("read");
 
     auto res = parser.release();
     http_reply out;
@@ -115,10 +140,21 @@ class http_client {
 
   http_reply request(bhttp::verb method, std::string target, std::optional<std::string> body = {},
                      const header_list& headers = {}) {
+    return send(make_request(method, std::move(target), std::move(body), headers));
+  }
+  std::optional<http_reply> try_request(bhttp::verb method, std::string target,
+                                        std::optional<std::string> body = {},
+                                        const header_list& headers = {}) {
+    return try_send(make_request(method, std::move(target), std::move(body), headers));
+  }
+
+  static bhttp::request<bhttp::string_body> make_request(bhttp::verb method, std::string target,
+                                                         std::optional<std::string> body,
+                                                         const header_list& headers) {
     bhttp::request<bhttp::string_body> req{method, target, 11};
     for (const auto& [name, value] : headers) req.set(name, value);
     if (body) req.body() = std::move(*body);
-    return send(std::move(req));
+    return req;
   }
 
   bool connected() const { return stream_ != nullptr; }
@@ -134,18 +170,6 @@ class http_client {
   }
 
  private:
-  void connect() {
-    stream_ = std::make_unique<beast::tcp_stream>(ioc_);
-    stream_->expires_after(kTimeout);
-    stream_->connect(endpoint_);
-  }
-
-  http_reply failed(const char* what, boost::system::error_code ec) {
-    close();
-    ADD_FAILURE() << "HTTP " << what << " failed: " << ec.message();
-    return {};
-  }
-
   asio::io_context ioc_;
   asio::ip::tcp::endpoint endpoint_;
   std::unique_ptr<beast::tcp_stream> stream_;

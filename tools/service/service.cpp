@@ -4,6 +4,7 @@
 #include "core/common/completion.hpp"
 #include "core/common/log.hpp"
 #include "hookd/version.hpp"
+#include "storage/backup.hpp"
 #include "storage/data_dir.hpp"
 #include "storage/rocksdb_storage.hpp"
 
@@ -130,8 +131,23 @@ std::variant<std::unique_ptr<service>, service_failure> service::open(service_op
   const config& cfg = p->options.settings;
 
   if (auto ok = ensure_data_dir(p->data_dir); !ok) return start_failure(ok.error().detail);
-  auto opened = open_rocksdb_storage((p->data_dir / "db").string(),
-                                     rocksdb_options{.sync = !cfg.unsafe_no_fsync});
+  rocksdb_options store_options{.sync = !cfg.unsafe_no_fsync};
+  // One line per transition (docs/operations.md, "Storage faults"); the detail names database
+  // files, which is why it stays in the log and never reaches a client.
+  store_options.on_health_change = [log = p->log](const storage_health_change& change) {
+    if (change.degraded) {
+      log({{"level", "error"},
+           {"event", "storage_degraded"},
+           {"detail", change.detail},
+           {"effect", "writes fail with 503 storage-failure; reads are served"}});
+    } else {
+      log({{"level", "info"},
+           {"event", "storage_recovered"},
+           {"detail", change.detail},
+           {"degradedMs", change.degraded_for.count()}});
+    }
+  };
+  auto opened = open_rocksdb_storage((p->data_dir / "db").string(), store_options);
   if (!opened) return start_failure(opened.error().detail);
   p->store = std::move(*opened);
   if (cfg.unsafe_no_fsync) {
@@ -214,6 +230,21 @@ std::variant<std::unique_ptr<service>, service_failure> service::open(service_op
   p->shared->delivery_stats = &p->dispatch->stats();
   p->shared->health = p->health.get();
   p->shared->metrics_per_webhook = cfg.metrics_per_webhook;
+  p->shared->backup = [store = p->store.get(), data_dir = p->data_dir,
+                       key_in_file = !p->options.master_key,
+                       log = p->log](const std::string& directory) {
+    auto made = take_backup(*store, data_dir, directory, key_in_file);
+    if (made) {
+      log({{"event", "backup"},
+           {"directory", made->directory},
+           {"sequence", made->sequence},
+           {"bytes", made->bytes},
+           {"files", made->files},
+           {"linked", made->linked},
+           {"ms", made->duration.count()}});
+    }
+    return made;
+  };
   // With --metrics-listen, /metrics leaves the main listener (a 404 there, like any unknown
   // path) for a second one that serves it with the probes, on one thread.
   if (cfg.metrics_listen) {

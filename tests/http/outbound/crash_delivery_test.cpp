@@ -3,7 +3,7 @@
 // dir with the receiver now answering 200; every accepted event arrives, under the delivery id it
 // had before the crash.
 
-#include "support/delivery_fixture.hpp"
+#include "support/hookd_process.hpp"
 
 #include <gtest/gtest.h>
 
@@ -16,54 +16,24 @@ namespace {
 
 constexpr std::string_view kToken = "hkd_crash-test-admin-token-0123456789abcdef";
 
-class hookd_process {
+// hookd with these tests' delivery settings (retries every 200 ms, 40 times: enough that nothing
+// runs out of attempts during a test) and a known admin token, over <dir>/data.
+class crash_hookd : public hookd_process {
  public:
-  hookd_process(const std::filesystem::path& data_dir, const std::string& name,
-                std::vector<std::string> extra_args = {}) {
-    const std::string binary = std::string(HOOKD_BIN_DIR) + "/hookd";
-    if (::access(binary.c_str(), X_OK) != 0) {
-      throw std::runtime_error(binary + " is not built (ninja hookd)");
-    }
-    // Retries every 200 ms, 40 times: enough that nothing runs out of attempts during the test.
-    std::string schedule = "200ms";
-    for (int i = 1; i < 40; ++i) schedule += ",200ms";
-    std::vector<std::string> args{"--listen",
-                                  "127.0.0.1:0",
-                                  "--data-dir",
-                                  (data_dir / "data").string(),
-                                  "--threads",
-                                  "2",
-                                  "--allow-private-targets",
-                                  "--retry-schedule",
-                                  schedule,
-                                  "--delivery-timeout",
-                                  "5s",
-                                  "--shutdown-delay",
-                                  "0s"};
-    args.insert(args.end(), extra_args.begin(), extra_args.end());
-    child_ = std::make_unique<child_process>(
-        binary, std::move(args), data_dir / name,
-        std::vector<std::string>{"HOOKD_ADMIN_TOKEN=" + std::string(kToken)});
-    auto listening = child_->wait_for_json(
-        [](const json::object& o) {
-          const auto* e = o.if_contains("event");
-          return e && e->is_string() && e->as_string() == "listening";
-        },
-        true, 60s);
-    if (!listening) {
-      throw std::runtime_error("hookd did not start: " + child_->output(true));
-    }
-    const std::string address(listening->at("address").as_string());  // http://127.0.0.1:PORT
-    const auto port = std::stoi(address.substr(address.rfind(':') + 1));
-    endpoint_ = {asio::ip::make_address("127.0.0.1"), static_cast<std::uint16_t>(port)};
-  }
-
-  asio::ip::tcp::endpoint endpoint() const { return endpoint_; }
-  child_process& child() { return *child_; }
+  crash_hookd(const std::filesystem::path& dir, const std::string& name,
+              std::vector<std::string> extra_args = {})
+      : hookd_process(dir / "data", dir / name, delivery_args(std::move(extra_args)),
+                      {"HOOKD_ADMIN_TOKEN=" + std::string(kToken)}) {}
 
  private:
-  std::unique_ptr<child_process> child_;
-  asio::ip::tcp::endpoint endpoint_;
+  static std::vector<std::string> delivery_args(std::vector<std::string> extra) {
+    std::string schedule = "200ms";
+    for (int i = 1; i < 40; ++i) schedule += ",200ms";
+    std::vector<std::string> args{"--allow-private-targets", "--retry-schedule", schedule,
+                                  "--delivery-timeout", "5s"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  }
 };
 
 http_reply call(http_client& client, bhttp::verb method, const std::string& target,
@@ -83,7 +53,7 @@ TEST(CrashDelivery, EveryAcceptedDeliveryArrivesAfterKillNine) {
   constexpr std::size_t kEvents = 30;
   std::string org, proj, hook_id;
   {
-    hookd_process first(dir, "first");
+    crash_hookd first(dir, "first");
     http_client client(first.endpoint());
     auto r = call(client, bhttp::verb::post, "/api/v1/organizations", {{"name", "Crash"}});
     ASSERT_EQ(r.status, 201u) << r.body;
@@ -112,7 +82,7 @@ TEST(CrashDelivery, EveryAcceptedDeliveryArrivesAfterKillNine) {
   const auto failed_before = sink.count("/crash");
 
   sink.set_default("/crash", {200, {}, "thanks"});
-  hookd_process second(dir, "second");
+  crash_hookd second(dir, "second");
   auto delivered = [&] {
     std::set<std::int64_t> seqs;
     for (const auto& got : sink.requests("/crash")) {
@@ -169,7 +139,7 @@ TEST(CrashDelivery, KillNineDuringRetentionSweepsLosesNoPendingDelivery) {
   std::string org, proj, later_hook;
   std::size_t accepted = 0;
   for (int round = 0; round < 5; ++round) {
-    hookd_process run(dir, "run" + std::to_string(round), args);
+    crash_hookd run(dir, "run" + std::to_string(round), args);
     http_client client(run.endpoint());
     http_reply r;
     if (round == 0) {
@@ -203,7 +173,7 @@ TEST(CrashDelivery, KillNineDuringRetentionSweepsLosesNoPendingDelivery) {
   }
 
   sink.set_default("/later", {200, {}, "thanks"});
-  hookd_process last(dir, "last", args);
+  crash_hookd last(dir, "last", args);
   auto delivered = [&] {
     std::set<std::int64_t> seqs;
     for (const auto& got : sink.requests("/later")) {
@@ -233,7 +203,7 @@ TEST(CrashDelivery, APendingDeliveryOfAProjectDeletedBeforeKillNineIsNeverAttemp
   constexpr std::size_t kEvents = 10;
   std::string org, doomed, kept;
   {
-    hookd_process first(dir, "first");  // retries every 200 ms
+    crash_hookd first(dir, "first");  // retries every 200 ms
     http_client client(first.endpoint());
     auto r = call(client, bhttp::verb::post, "/api/v1/organizations", {{"name", "Crash"}});
     ASSERT_EQ(r.status, 201u) << r.body;
@@ -269,7 +239,7 @@ TEST(CrashDelivery, APendingDeliveryOfAProjectDeletedBeforeKillNineIsNeverAttemp
   const std::size_t doomed_before = sink.count("/doomed");
 
   sink.set_default("/kept", {200, {}, "thanks"});
-  hookd_process second(dir, "second");
+  crash_hookd second(dir, "second");
   // Every pending delivery of the other project arrives: the dispatcher runs, and the deleted
   // project's deliveries, due just as often, would have come by now had they survived.
   auto kept_delivered = [&] {
@@ -336,7 +306,7 @@ TEST(CrashDelivery, KillNineWhilePausedLosesNothing) {
   };
   std::set<std::string> paused_before;
   {
-    hookd_process first(dir, "first", options);  // retries every 200 ms
+    crash_hookd first(dir, "first", options);  // retries every 200 ms
     http_client client(first.endpoint());
     auto r = call(client, bhttp::verb::post, "/api/v1/organizations", {{"name", "Crash"}});
     ASSERT_EQ(r.status, 201u) << r.body;
@@ -364,7 +334,7 @@ TEST(CrashDelivery, KillNineWhilePausedLosesNothing) {
   const std::size_t attempts_before = sink.count("/paused");
 
   sink.set_default("/paused", {200, {}, "thanks"});
-  hookd_process second(dir, "second", options);
+  crash_hookd second(dir, "second", options);
   http_client client(second.endpoint());
   auto w =
       client.request(bhttp::verb::get, test_server::webhook_path(org, proj, hook_id), {}, admin);
@@ -413,7 +383,7 @@ TEST(CrashDelivery, ARedeliveryAcceptedBeforeKillNineIsDelivered) {
   std::string org, proj, hook_id, delivery_id;
   const header_list admin{{"Authorization", "Bearer " + std::string(kToken)}};
   {
-    hookd_process first(dir, "first", {"--retry-schedule", "100ms"});
+    crash_hookd first(dir, "first", {"--retry-schedule", "100ms"});
     http_client client(first.endpoint());
     auto r = call(client, bhttp::verb::post, "/api/v1/organizations", {{"name", "Again"}});
     ASSERT_EQ(r.status, 201u) << r.body;
@@ -447,7 +417,7 @@ TEST(CrashDelivery, ARedeliveryAcceptedBeforeKillNineIsDelivered) {
   }
   sink.release_held();  // the first process's held attempt, if it got that far, is answered
 
-  hookd_process second(dir, "second");
+  crash_hookd second(dir, "second");
   http_client client(second.endpoint());
   const std::string path = delivery_stack::deliveries_path(org, proj, hook_id) + "/" + delivery_id;
   ASSERT_TRUE(eventually(

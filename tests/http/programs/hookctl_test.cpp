@@ -688,6 +688,40 @@ TEST_F(HookctlTest, Health) {
   EXPECT_EQ(r.json_out(), json::object({{"healthy", true}, {"ready", true}}));
 }
 
+// `hookctl backup DIR` prints the report as one line of JSON; a relative DIR is taken from
+// hookctl's working directory; a DIR that exists is a 409 on stderr with exit 1.
+TEST_F(HookctlTest, BackupWritesANewDataDirAndPrintsWhatItWrote) {
+  (void)make_project();  // something to back up
+  const fs::path target = dir_ / "backup";
+  auto r = admin({"backup", target.string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(one_line(r.out)) << r.out;
+  const json::value report = r.json_out();
+  EXPECT_EQ(str(report, "directory"), target.string());
+  EXPECT_EQ(str(report, "masterKey"), "file");
+  EXPECT_GT(report.at("files").as_int64(), 0);
+  EXPECT_TRUE(fs::exists(target / "db" / "CURRENT"));
+  EXPECT_TRUE(fs::exists(target / "master.key"));
+
+  auto again = admin({"backup", target.string()});
+  EXPECT_EQ(again.code, 1);
+  EXPECT_EQ(again.json_err().at("status").as_int64(), 409) << again.err;
+
+  // From hookctl's working directory (the test's, not hookd's): resolved before it is sent.
+  const fs::path cwd = fs::current_path();
+  fs::current_path(dir_);
+  auto relative = admin({"backup", "relative-backup"});
+  fs::current_path(cwd);
+  ASSERT_EQ(relative.code, 0) << relative.err;
+  EXPECT_EQ(str(relative.json_out(), "directory"), (dir_ / "relative-backup").string());
+
+  EXPECT_EQ(admin({"backup"}).code, 2);
+  EXPECT_EQ(admin({"backup", "a", "b"}).code, 2);
+  auto help = run_hookctl(dir_, {"backup", "--help"});
+  EXPECT_EQ(help.code, 0);
+  EXPECT_NE(help.out.find("backup DIR"), std::string::npos) << help.out;
+}
+
 // No server: exit 3 and a message that says what to check, without JSON.
 TEST(HookctlUnreachable, ExitsThree) {
   ASSERT_TRUE(fs::exists(kBinDir / "hookctl")) << "build the hookctl target first";
