@@ -1,5 +1,7 @@
 #include "core/durable/backup.hpp"
 
+#include "core/common/json_body.hpp"
+
 #include <boost/json/object.hpp>
 
 #include <string_view>
@@ -9,15 +11,11 @@ namespace hookd {
 
 result<std::string> parse_backup_request(const boost::json::value& body) {
   if (!body.is_object()) {
-    return validation_problem({{"body", "must be a JSON object"}},
-                              "The request body must be a JSON object.");
+    return not_a_json_object();
   }
   const boost::json::object& obj = body.get_object();
   std::vector<field_error> errors;
-  for (const auto& member : obj) {
-    const std::string_view key(member.key().data(), member.key().size());
-    if (key != "directory") errors.push_back({std::string(key), "unknown field"});
-  }
+  reject_unknown_fields(obj, {"directory"}, errors);
   std::string directory;
   const auto* value = obj.if_contains("directory");
   if (value == nullptr) {
