@@ -63,7 +63,7 @@ std::variant<listeners, service_failure> acquire_listeners(
     const config& cfg, const std::vector<passed_socket>& passed) {
   listeners out;
   std::optional<service_failure> failure;
-  std::vector<std::string> main_names;
+  std::vector<std::string> main_names, metrics_names;
   for (const auto& socket : passed) {
     auto adopted = http::listen_socket::adopt(socket.fd);
     if (!adopted) {
@@ -78,22 +78,19 @@ std::variant<listeners, service_failure> acquire_listeners(
       continue;
     }
     out.activated = true;
-    if (socket.name == kMetricsSocketName && !out.metrics) {
-      out.metrics = std::move(*adopted);
-    } else if (socket.name != kMetricsSocketName && !out.main) {
-      out.main = std::move(*adopted);
-      main_names.push_back(socket.name);
-    } else {
-      main_names.push_back(socket.name);  // a second one for the same listener: refused below
-    }
+    const bool metrics = socket.name == kMetricsSocketName;
+    auto& slot = metrics ? out.metrics : out.main;
+    (metrics ? metrics_names : main_names).push_back(socket.name);
+    if (!slot) slot = std::move(*adopted);  // a second one is refused below
   }
   if (failure) return std::move(*failure);
-  if (main_names.size() > 1) {
-    std::string names;
-    for (const auto& name : main_names) names += (names.empty() ? "" : ", ") + name;
+  for (const auto* names : {&main_names, &metrics_names}) {
+    if (names->size() <= 1) continue;
+    std::string list;
+    for (const auto& name : *names) list += (list.empty() ? "" : ", ") + name;
     return service_failure{
-        2, "systemd passed " + std::to_string(main_names.size()) + " sockets for one listener (" +
-               names +
+        2, "systemd passed " + std::to_string(names->size()) + " sockets for one listener (" +
+               list +
                "); hookd serves one main socket and one named metrics: give the socket unit one "
                "ListenStream= ([::]:PORT serves IPv4 and IPv6), and a metrics socket its own "
                "unit with FileDescriptorName=metrics"};

@@ -395,6 +395,17 @@ TEST_F(HookdSystemdTest, RestartsOnAPassedSocketRefuseNoConnectionAndFailNoExcha
   load_counts counts;
   std::atomic<bool> stop{false};
   std::vector<std::thread> clients;
+  // A failed ASSERT returns early: the clients stop and are joined whichever way the test ends.
+  struct joiner {
+    std::atomic<bool>& stop;
+    std::vector<std::thread>& threads;
+    ~joiner() {
+      stop = true;
+      for (auto& t : threads) {
+        if (t.joinable()) t.join();
+      }
+    }
+  } join_clients{stop, clients};
   for (int i = 0; i < 3; ++i) {
     clients.emplace_back(keep_alive_client, at, std::ref(counts), std::cref(stop));
   }
@@ -442,6 +453,7 @@ TEST_F(HookdSystemdTest, RestartsOnAPassedSocketRefuseNoConnectionAndFailNoExcha
   }
   stop = true;
   for (auto& t : clients) t.join();
+  clients.clear();
 
   // Every 201 is an organization, once: none lost in a restart, none created twice.
   {
@@ -525,6 +537,13 @@ TEST_F(HookdSystemdTest, APassedSocketHookdCannotServeExitsTwoAndCreatesNothing)
   EXPECT_EQ(failed.exit_code, std::optional<int>(2)) << hookd->output(true);
   EXPECT_NE(failed.error.find("2 sockets"), std::string::npos) << failed.error;
   EXPECT_NE(failed.error.find("FileDescriptorName=metrics"), std::string::npos) << failed.error;
+  // And two named metrics.
+  hookd = start_hookd(dir_ / "two-metrics", {{&a, "metrics"}, {&b, "metrics"}}, token_env(),
+                      base_args());
+  failed = failure_of(*hookd);
+  EXPECT_EQ(failed.exit_code, std::optional<int>(2)) << hookd->output(true);
+  EXPECT_NE(failed.error.find("2 sockets for one listener (metrics, metrics)"), std::string::npos)
+      << failed.error;
 
   EXPECT_FALSE(fs::exists(data_dir()));
 }
