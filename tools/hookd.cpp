@@ -18,6 +18,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -40,13 +41,45 @@ std::optional<std::string> env(const std::string& name) {
   return std::string(v);
 }
 
-// The stack comes from the composition root (tools/service); this adds the process: systemd
-// notifications and the stop signals.
+// The listening sockets systemd passed (LISTEN_FDS and LISTEN_FDNAMES, for this process only:
+// LISTEN_PID), with their names; none when hookd was not socket-activated. The variables are
+// unset, so that nothing started later takes them for its own.
+std::vector<hookd::passed_socket> passed_sockets() {
+  char** names = nullptr;
+  const int count = sd_listen_fds_with_names(1, &names);
+  if (count < 0) {
+    hookd::log_line({{"level", "warn"},
+                     {"event", "listen_fds_ignored"},
+                     {"detail", "LISTEN_FDS or LISTEN_FDNAMES is malformed; binding --listen"}});
+  }
+  std::vector<hookd::passed_socket> out;
+  for (int i = 0; i < count; ++i) {
+    out.push_back({SD_LISTEN_FDS_START + i, names != nullptr ? names[i] : "unknown"});
+  }
+  if (names != nullptr) {
+    for (int i = 0; i < count; ++i) std::free(names[i]);
+    std::free(static_cast<void*>(names));
+  }
+  return out;
+}
+
+// The stack comes from the composition root (tools/service); this adds the process: systemd's
+// sockets, notifications and watchdog, and the stop signals.
 int run(const hookd::config& cfg) {
   hookd::service_options options;
   options.settings = cfg;
   options.master_key = env("HOOKD_MASTER_KEY");
   options.admin_token = env("HOOKD_ADMIN_TOKEN");
+  options.passed_sockets = passed_sockets();
+  // WatchdogSec= in the unit (WATCHDOG_USEC, WATCHDOG_PID): ping at half the timeout from the
+  // main listener's event loop (docs/operations.md, "Watchdog").
+  std::uint64_t watchdog_usec = 0;
+  if (sd_watchdog_enabled(1, &watchdog_usec) > 0 && watchdog_usec > 0) {
+    options.keepalive = [] {
+      sd_notify(0, "WATCHDOG=1");
+    };
+    options.keepalive_interval = std::chrono::microseconds(watchdog_usec / 2);
+  }
   auto opened = hookd::service::open(std::move(options));
   if (auto* failed = std::get_if<hookd::service_failure>(&opened)) {
     fail_line("start_failed", "hookd: " + failed->message);

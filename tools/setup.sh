@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs hookd's build and test dependencies from Debian 12's packages. Idempotent:
+# Installs hookd's build and test dependencies from Debian 12's packages (systemd for
+# systemd-analyze, which checks the units; dpkg-dev and file for cpack's Debian package). Idempotent:
 # packages already present are left alone, and apt-get runs only when something is missing.
 set -euo pipefail
 
@@ -9,6 +10,7 @@ packages=(
   librocksdb-dev libssl-dev libsystemd-dev libtomlplusplus-dev ca-certificates
   libgtest-dev libgmock-dev libbenchmark-dev
   nodejs npm wrk nginx-light curl jq
+  systemd dpkg-dev file
 )
 
 missing=()

@@ -332,7 +332,9 @@ std::optional<std::optional<std::uint32_t>> checked_rate_limit(const json::objec
                                                                collector& errors) {
   const json::value* v = member(obj, "rateLimit", false, errors);
   if (v == nullptr) return std::nullopt;
-  if (v->is_null()) return std::optional<std::uint32_t>();
+  // Built in place: returning a disengaged optional<uint32_t> temporary copies its uninitialized
+  // value bytes, which GCC 12 -O2 reports as maybe-uninitialized.
+  if (v->is_null()) return std::optional<std::optional<std::uint32_t>>(std::in_place);
   const std::string message =
       "must be an integer from 1 to " + std::to_string(kMaxRateLimit) + " (per second) or null";
   std::int64_t rate = 0;

@@ -31,7 +31,9 @@
 // for another request; sessions already idle (waiting for a first byte) are cancelled at once,
 // answer a request that arrived meanwhile with `Connection: close`, and otherwise shut down their
 // send side and linger, so that no client sees a reset. Sessions in the middle of a request finish
-// it, answering with `Connection: close`. After
+// it, answering with `Connection: close`; so does a new connection, whose first request is awaited
+// rather than cut off. Connections still in the listen backlog stay there when the socket is
+// shared with a supervisor (systemd's socket activation), for the next process to accept. After
 // drain_timeout the remaining sockets are closed hard; then the threads are joined. Every
 // session and the accept loop are counted in `tasks_`, so stop() knows when all have ended.
 
@@ -55,11 +57,14 @@
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <unistd.h>
+
 #include <array>
 #include <condition_variable>
 #include <cstdio>
 #include <mutex>
 #include <optional>
+#include <sstream>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -292,6 +297,10 @@ struct server::impl {
   const unsigned thread_count = resolve_threads(options.threads);
   asio::io_context ioc{static_cast<int>(thread_count)};
   tcp::acceptor acceptor{asio::make_strand(ioc)};
+  // every(): the periodic call and its timer (on the io_context, so after it in this list).
+  std::function<void()> tick;
+  std::chrono::microseconds tick_period{0};
+  std::optional<asio::steady_timer> ticker;
 
   static unsigned resolve_threads(unsigned requested) noexcept {
     const unsigned n = requested != 0 ? requested : std::thread::hardware_concurrency();
@@ -302,9 +311,10 @@ struct server::impl {
     return asio::make_strand(ioc);
   }
 
-  result<tcp::endpoint> listen();
+  result<tcp::endpoint> listen(listen_socket socket);
   void start();
   void stop();
+  void schedule_tick();
 
   asio::awaitable<void> accept_loop();
   void spawn_session(tcp::socket socket);
@@ -330,38 +340,19 @@ server::impl::~impl() {
   connections.clear();
 }
 
-result<tcp::endpoint> server::impl::listen() {
-  const auto fail = [&](const beast::error_code& ec) -> result<tcp::endpoint> {
-    beast::error_code ignored;
-    acceptor.close(ignored);
-    return make_problem(error_kind::internal, "cannot listen on " + options.host + ":" +
-                                                  std::to_string(options.port) + ": " +
-                                                  ec.message());
-  };
+result<tcp::endpoint> server::impl::listen(listen_socket socket) {
+  const auto endpoint = socket.local_endpoint();
+  const int fd = socket.release();
   beast::error_code ec;
-  tcp::endpoint endpoint;
-  const auto address = asio::ip::make_address(options.host, ec);
-  if (!ec) {
-    endpoint = tcp::endpoint(address, options.port);
-  } else {
-    // A host name ("localhost"): start-up may block on the resolver, once.
-    tcp::resolver resolver(ioc);
-    const auto found = resolver.resolve(options.host, std::to_string(options.port), ec);
-    if (ec) return fail(ec);
-    if (found.empty()) return fail(asio::error::host_not_found);
-    endpoint = found.begin()->endpoint();
+  acceptor.assign(endpoint.protocol(), fd, ec);
+  if (ec) {
+    ::close(fd);
+    std::ostringstream where;
+    where << endpoint;
+    return make_problem(error_kind::internal,
+                        "cannot listen on " + where.str() + ": " + ec.message());
   }
-  acceptor.open(endpoint.protocol(), ec);
-  if (ec) return fail(ec);
-  acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-  if (ec) return fail(ec);
-  acceptor.bind(endpoint, ec);
-  if (ec) return fail(ec);
-  acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) return fail(ec);
-  auto local = acceptor.local_endpoint(ec);
-  if (ec) return fail(ec);
-  return local;
+  return endpoint;
 }
 
 void server::impl::start() {
@@ -375,6 +366,13 @@ void server::impl::start() {
   asio::co_spawn(acceptor.get_executor(), accept_loop(), [this](std::exception_ptr e) {
     task_finished(std::numeric_limits<std::uint64_t>::max(), e, "accept_loop");
   });
+  if (tick) {
+    ticker.emplace(ioc);
+    asio::post(ioc, [this] {
+      tick();
+      schedule_tick();
+    });
+  }
   const auto n = thread_count;
   threads.reserve(n);
   for (unsigned i = 0; i < n; ++i) {
@@ -391,6 +389,16 @@ void server::impl::start() {
       }
     });
   }
+}
+
+// The next every() call. The timer is not a task: stop() ends it with the io_context.
+void server::impl::schedule_tick() {
+  ticker->expires_after(tick_period);
+  ticker->async_wait([this](const beast::error_code& ec) {
+    if (ec) return;
+    tick();
+    schedule_tick();
+  });
 }
 
 std::vector<std::shared_ptr<connection>> server::impl::snapshot() {
@@ -571,15 +579,18 @@ asio::awaitable<void> server::impl::run_session(std::shared_ptr<connection> conn
   bool first = true;
   auto step = next_step::close_now;
   for (;;) {
-    if (draining.load()) {
+    if (draining.load() && !first) {
       // Stopping, with nothing of a next request read: close without a reset (a request the
       // client sends meanwhile is discarded by the linger, never answered by an RST).
       step = next_step::close_graceful;
       break;
     }
     if (buffer.size() == 0) {
-      // Waiting for a request that has not begun: this is the state stop() may cancel at once.
-      conn->idle = true;
+      // Waiting for a request that has not begun: this is the state stop() may cancel at once,
+      // except on a new connection. Its client has a request on the way, and a client retries a
+      // request that met a closed connection only on a reused one: the first request is awaited
+      // (within header_timeout and the drain) and answered with Connection: close.
+      conn->idle = !first;
       conn->expires_after(first ? options.header_timeout : options.idle_timeout);
       auto [ec, n] =
           co_await conn->socket.async_read_some(buffer.prepare(kFirstReadBytes), use_tuple);
@@ -846,7 +857,16 @@ server::~server() {
 }
 
 result<asio::ip::tcp::endpoint> server::listen() {
-  return impl_->listen();
+  auto socket = listen_socket::bind(impl_->options.host, impl_->options.port);
+  if (!socket) return socket.error();
+  return impl_->listen(std::move(*socket));
+}
+result<asio::ip::tcp::endpoint> server::listen(listen_socket socket) {
+  return impl_->listen(std::move(socket));
+}
+void server::every(std::chrono::microseconds period, std::function<void()> tick) {
+  impl_->tick_period = period;
+  impl_->tick = std::move(tick);
 }
 void server::start() {
   impl_->start();

@@ -3,6 +3,7 @@
 // pool, each connection on its own strand. Thread-safe to stop from any thread.
 
 #include "core/common/error.hpp"
+#include "http/server/listen_socket.hpp"
 #include "http/server/router.hpp"
 #include "http/server/types.hpp"
 
@@ -11,6 +12,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -43,6 +45,15 @@ class server {
 
   // Binds and listens; the endpoint it got (the real port when options.port was 0).
   result<asio::ip::tcp::endpoint> listen();
+  // Serves `socket` (bound beforehand, or passed by systemd) instead of binding options.host and
+  // options.port; its endpoint.
+  result<asio::ip::tcp::endpoint> listen(listen_socket socket);
+  // Before start(): calls `tick` on an I/O thread at once and then every `period` while the
+  // threads run, until stop() ends them. The calls are handlers of the same event loop as the
+  // sessions, so a loop that stops running handlers stops them (hookd's systemd watchdog,
+  // docs/operations.md "Watchdog"). With several threads, a tick shows that at least one of them
+  // ran a handler within the period, not that all did.
+  void every(std::chrono::microseconds period, std::function<void()> tick);
   // Starts the accept loop and the thread pool; returns at once.
   void start();
   // Graceful: stop accepting, let in-flight requests finish (bounded by drain_timeout), close

@@ -10,6 +10,8 @@
 
 #include <boost/json/serialize.hpp>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -37,6 +39,74 @@ std::string url_of(const boost::asio::ip::tcp::endpoint& ep) {
 
 service_failure start_failure(std::string message) {
   return service_failure{1, std::move(message)};
+}
+
+// A HOOKD_ADMIN_TOKEN that would become the admin token must have kMinAdminTokenChars (exit 2).
+std::optional<service_failure> check_admin_token(const std::optional<std::string>& token) {
+  if (!token || token->empty() || token->size() >= kMinAdminTokenChars) return std::nullopt;
+  return service_failure{2, "HOOKD_ADMIN_TOKEN is " + std::to_string(token->size()) +
+                                " characters; an admin token needs at least " +
+                                std::to_string(kMinAdminTokenChars) +
+                                ": make one with `openssl rand -base64 32`"};
+}
+
+// The sockets hookd serves, before any server exists.
+struct listeners {
+  std::optional<http::listen_socket> main;
+  std::optional<http::listen_socket> metrics;  // --metrics-listen, or the passed "metrics" socket
+  bool activated = false;                      // at least one came from systemd
+};
+
+// Adopts the passed sockets (docs/operations.md, "Socket activation") and binds the listeners
+// none was passed for. A passed socket hookd cannot serve is a mistake in the socket unit (exit
+// 2: a restart does not fix it); a bind that fails (a port in use) is a start-up failure (exit 1).
+std::variant<listeners, service_failure> acquire_listeners(
+    const config& cfg, const std::vector<passed_socket>& passed) {
+  listeners out;
+  std::optional<service_failure> failure;
+  std::vector<std::string> main_names, metrics_names;
+  for (const auto& socket : passed) {
+    auto adopted = http::listen_socket::adopt(socket.fd);
+    if (!adopted) {
+      ::close(socket.fd);
+      if (!failure) {
+        failure = service_failure{
+            2, "systemd passed the socket " + socket.name + " (descriptor " +
+                   std::to_string(socket.fd) +
+                   "), which hookd cannot serve: " + adopted.error().detail +
+                   "; hookd serves TCP sockets (ListenStream=HOST:PORT in the socket unit)"};
+      }
+      continue;
+    }
+    out.activated = true;
+    const bool metrics = socket.name == kMetricsSocketName;
+    auto& slot = metrics ? out.metrics : out.main;
+    (metrics ? metrics_names : main_names).push_back(socket.name);
+    if (!slot) slot = std::move(*adopted);  // a second one is refused below
+  }
+  if (failure) return std::move(*failure);
+  for (const auto* names : {&main_names, &metrics_names}) {
+    if (names->size() <= 1) continue;
+    std::string list;
+    for (const auto& name : *names) list += (list.empty() ? "" : ", ") + name;
+    return service_failure{
+        2, "systemd passed " + std::to_string(names->size()) + " sockets for one listener (" +
+               list +
+               "); hookd serves one main socket and one named metrics: give the socket unit one "
+               "ListenStream= ([::]:PORT serves IPv4 and IPv6), and a metrics socket its own "
+               "unit with FileDescriptorName=metrics"};
+  }
+  if (!out.main) {
+    auto bound = http::listen_socket::bind(cfg.listen_host, cfg.listen_port);
+    if (!bound) return start_failure(bound.error().detail);
+    out.main = std::move(*bound);
+  }
+  if (!out.metrics && cfg.metrics_listen) {
+    auto bound = http::listen_socket::bind(cfg.metrics_listen->host, cfg.metrics_listen->port);
+    if (!bound) return start_failure(bound.error().detail);
+    out.metrics = std::move(*bound);
+  }
+  return out;
 }
 
 }  // namespace
@@ -70,6 +140,7 @@ struct service::parts {
   std::unique_ptr<http::server> ops_server;  // --metrics-listen
   boost::asio::ip::tcp::endpoint endpoint;
   std::optional<boost::asio::ip::tcp::endpoint> ops_endpoint;
+  bool socket_activated = false;  // a listener came from systemd
   bool started = false;
   bool stopped = false;
 
@@ -90,15 +161,10 @@ std::optional<service_failure> service::parts::bootstrap_admin() {
     return std::nullopt;
   }
 
+  if (auto failed = check_admin_token(options.admin_token)) return failed;
   std::optional<std::string> secret = options.admin_token;
   if (secret && secret->empty()) secret.reset();
   const bool generated = !secret;
-  if (secret && secret->size() < kMinAdminTokenChars) {
-    return service_failure{2, "HOOKD_ADMIN_TOKEN is " + std::to_string(secret->size()) +
-                                  " characters; an admin token needs at least " +
-                                  std::to_string(kMinAdminTokenChars) +
-                                  ": make one with `openssl rand -base64 32`"};
-  }
   if (generated) {
     secret = generate_api_token();
     if (auto written = write_admin_token_file(data_dir, *secret); !written) {
@@ -130,6 +196,28 @@ std::variant<std::unique_ptr<service>, service_failure> service::open(service_op
   auto p = std::make_unique<parts>(std::move(options));
   const config& cfg = p->options.settings;
 
+  // First what needs no data dir, so that a start that fails here (a port in use, a passed socket
+  // hookd cannot serve, a malformed HOOKD_MASTER_KEY, a short HOOKD_ADMIN_TOKEN on a first start)
+  // creates nothing on disk.
+  auto acquired = acquire_listeners(cfg, p->options.passed_sockets);
+  if (auto* failed = std::get_if<service_failure>(&acquired)) return std::move(*failed);
+  auto& sockets = std::get<listeners>(acquired);
+  p->socket_activated = sockets.activated;
+  const std::optional<std::string_view> master_env =
+      p->options.master_key ? std::optional<std::string_view>(*p->options.master_key)
+                            : std::nullopt;
+  std::optional<aes256gcm_key> env_key;
+  if (master_env) {
+    auto parsed = load_or_create_master_key(p->data_dir, master_env);  // reads no file
+    if (!parsed) return start_failure(parsed.error().detail);
+    env_key = *parsed;
+  }
+  std::error_code no_db;
+  if (!std::filesystem::exists(p->data_dir / "db", no_db)) {
+    // A first start: HOOKD_ADMIN_TOKEN, when set, is about to become the admin token.
+    if (auto failed = check_admin_token(p->options.admin_token)) return std::move(*failed);
+  }
+
   if (auto ok = ensure_data_dir(p->data_dir); !ok) return start_failure(ok.error().detail);
   rocksdb_options store_options{.sync = !cfg.unsafe_no_fsync};
   // One line per transition (docs/operations.md, "Storage faults"); the detail names database
@@ -156,10 +244,8 @@ std::variant<std::unique_ptr<service>, service_failure> service::open(service_op
             {"detail", "writes are not fsynced: a crash can lose acknowledged changes"}});
   }
 
-  const std::optional<std::string_view> master_env =
-      p->options.master_key ? std::optional<std::string_view>(*p->options.master_key)
-                            : std::nullopt;
-  auto key = load_or_create_master_key(p->data_dir, master_env);
+  auto key = env_key ? result<aes256gcm_key>(*env_key)
+                     : load_or_create_master_key(p->data_dir, std::nullopt);
   if (!key) return start_failure(key.error().detail);
 
   catalog_options cat_options;
@@ -245,9 +331,9 @@ std::variant<std::unique_ptr<service>, service_failure> service::open(service_op
     }
     return made;
   };
-  // With --metrics-listen, /metrics leaves the main listener (a 404 there, like any unknown
-  // path) for a second one that serves it with the probes, on one thread.
-  if (cfg.metrics_listen) {
+  // With --metrics-listen (or a passed metrics socket), /metrics leaves the main listener (a 404
+  // there, like any unknown path) for a second one that serves it with the probes, on one thread.
+  if (sockets.metrics) {
     http::register_health_routes(p->routes, *p->shared);
   } else {
     http::register_ops_routes(p->routes, *p->shared);
@@ -264,19 +350,17 @@ std::variant<std::unique_ptr<service>, service_failure> service::open(service_op
   server_options.idle_timeout = cfg.idle_timeout;
   server_options.drain_timeout = cfg.drain_timeout;
   p->server = std::make_unique<http::server>(server_options, p->routes, *p->shared);
-  const auto bound = p->server->listen();
+  const auto bound = p->server->listen(std::move(*sockets.main));
   if (!bound) return start_failure(bound.error().detail);
   p->endpoint = *bound;
 
-  if (cfg.metrics_listen) {
+  if (sockets.metrics) {
     http::register_ops_routes(p->ops_routes, *p->shared);
     http::server_options ops_options = server_options;
-    ops_options.host = cfg.metrics_listen->host;
-    ops_options.port = cfg.metrics_listen->port;
     ops_options.threads = 1;
     ops_options.max_connections = kOpsMaxConnections;
     p->ops_server = std::make_unique<http::server>(ops_options, p->ops_routes, *p->shared);
-    const auto ops_bound = p->ops_server->listen();
+    const auto ops_bound = p->ops_server->listen(std::move(*sockets.metrics));
     if (!ops_bound) return start_failure(ops_bound.error().detail);
     p->ops_endpoint = *ops_bound;
   }
@@ -293,6 +377,9 @@ void service::start() {
   parts& p = *parts_;
   if (p.started) return;
   p.started = true;
+  if (p.options.keepalive && p.options.keepalive_interval.count() > 0) {
+    p.server->every(p.options.keepalive_interval, p.options.keepalive);
+  }
   p.server->start();
   if (p.ops_server) p.ops_server->start();
   p.dispatch->start();
@@ -300,6 +387,7 @@ void service::start() {
          {"address", url_of(p.endpoint)},
          {"metricsAddress", p.ops_endpoint ? boost::json::value(url_of(*p.ops_endpoint))
                                            : boost::json::value(nullptr)},
+         {"socketActivated", p.socket_activated},
          {"version", kVersion},
          {"dataDir", p.data_dir.string()},
          {"adminTokenFile", std::filesystem::exists(p.token_file)

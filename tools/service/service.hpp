@@ -1,9 +1,11 @@
 #pragma once
 // The composition root: hookd's whole stack built from one configuration, in one place.
 //
-// open() makes the data dir private, opens RocksDB, loads the master key, loads the catalog,
+// open() acquires the listeners (binds them, or adopts sockets systemd passed) and checks what
+// needs no disk, so that a start that cannot go on leaves no data dir behind; then it makes the
+// data dir private, opens RocksDB, loads the master key, loads the catalog,
 // makes sure an admin token exists, loads the delivery log (which queues every pending delivery),
-// builds the dispatcher, the routes and the listeners, and binds them. start() serves; stop()
+// builds the dispatcher, the routes and the servers on those listeners. start() serves; stop()
 // (or the destructor) takes it down in the reverse order: listeners, dispatcher, delivery log,
 // catalog, storage. tools/hookd.cpp, the test fixtures and the benchmarks all build this object,
 // so what they run is what ships; only the values of the configuration differ.
@@ -22,17 +24,30 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/json/object.hpp>
 
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
+#include <vector>
 
 namespace hookd {
 
 // Where the service's JSON log lines go (one object per line). Empty: stderr.
 using log_sink = std::function<void(const boost::json::object& line)>;
+
+// A listening socket passed by a supervisor (systemd's socket activation): the descriptor and the
+// name the socket unit gives it (FileDescriptorName=, by default the unit's name).
+struct passed_socket {
+  int fd = -1;
+  std::string name;
+};
+
+// The name of a passed socket that serves what --metrics-listen serves.
+inline constexpr std::string_view kMetricsSocketName = "metrics";
 
 struct service_options {
   config settings;  // what hookd's command line, environment and config file say
@@ -42,6 +57,16 @@ struct service_options {
   // nullopt generates one into <data-dir>/admin-token. Ignored once an admin token exists.
   std::optional<std::string> admin_token;
   log_sink log;
+  // Sockets systemd passed (docs/operations.md, "Socket activation"): the one named
+  // kMetricsSocketName serves /metrics and the probes as --metrics-listen does; another one (at
+  // most one) is the main listener. A listener without a passed socket is bound from --listen or
+  // --metrics-listen. open() takes the descriptors over: it closes those it does not serve.
+  std::vector<passed_socket> passed_sockets;
+  // Called at start() and then every keepalive_interval from the main listener's event loop, until
+  // stop() ends that loop (http::server::every): hookd sends systemd's WATCHDOG=1 from it, so that
+  // a loop that stops running handlers stops the pings. Empty: never.
+  std::function<void()> keepalive;
+  std::chrono::microseconds keepalive_interval{0};
 };
 
 // The shortest HOOKD_ADMIN_TOKEN accepted: 32 characters, what `openssl rand -base64 32` gives

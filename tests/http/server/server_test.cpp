@@ -19,6 +19,7 @@
 
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -565,6 +566,89 @@ TEST_F(ServerTest, OpsRoutes) {
   app_->draining = true;
   c.send(get("/readyz"));
   EXPECT_EQ(c.read().result(), bhttp::status::service_unavailable);
+}
+
+// A connection accepted before the stop whose request comes after it: its client may not retry a
+// request on a new connection, so the drain waits for it and answers it, with Connection: close.
+TEST_F(ServerTest, StopAnswersTheFirstRequestOfANewConnection) {
+  const auto ep = start();
+  raw_client fresh(ep);
+  const auto give_up = std::chrono::steady_clock::now() + 5s;
+  while (server_->open_connections() < 1 && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(5ms);
+  }
+  ASSERT_EQ(server_->open_connections(), 1u);
+  auto stopped = std::async(std::launch::async, [this] { server_->stop(); });
+  // The listener closes when the drain begins: from then on a new connection is refused.
+  for (;;) {
+    asio::io_context ioc;
+    tcp::socket probe(ioc);
+    beast::error_code ec;
+    probe.connect(ep, ec);
+    if (ec || std::chrono::steady_clock::now() > give_up) break;
+    std::this_thread::sleep_for(5ms);
+  }
+
+  fresh.send(get("/healthz"));
+  const auto res = fresh.read();
+  EXPECT_EQ(res.result(), bhttp::status::ok);
+  EXPECT_FALSE(res.keep_alive());
+  EXPECT_TRUE(fresh.closed_by_server());
+  stopped.get();
+}
+
+// A socket bound elsewhere (systemd's, in hookd) is served as it is; closing the server closes
+// this process's descriptor only, and connections made after it wait in the backlog of the copy
+// that remains.
+TEST_F(ServerTest, ServesAnAdoptedSocketAndLeavesTheOwnersCopyOpen) {
+  auto bound = listen_socket::bind("127.0.0.1", 0);
+  ASSERT_TRUE(bound.has_value()) << bound.error().detail;
+  const auto ep = bound->local_endpoint();
+  const int owners_copy = bound->release();
+  auto adopted = listen_socket::adopt(::dup(owners_copy));
+  ASSERT_TRUE(adopted.has_value()) << adopted.error().detail;
+
+  server_options o;
+  o.threads = 2;
+  server_ = std::make_unique<server>(o, routes_, *app_);
+  const auto served = server_->listen(std::move(*adopted));
+  ASSERT_TRUE(served.has_value()) << served.error().detail;
+  EXPECT_EQ(*served, ep);
+  server_->start();
+  {
+    raw_client c(ep);
+    c.send(get("/healthz"));
+    EXPECT_EQ(c.read().result(), bhttp::status::ok);
+  }
+  server_->stop();
+
+  asio::io_context ioc;
+  tcp::socket queued(ioc);
+  beast::error_code ec;
+  queued.connect(ep, ec);
+  EXPECT_FALSE(ec) << "the owner's socket still listens: " << ec.message();
+  ::close(owners_copy);
+}
+
+TEST_F(ServerTest, EveryTicksOnTheEventLoopUntilStop) {
+  std::atomic<int> ticks{0};
+  server_options o;
+  o.host = "127.0.0.1";
+  o.port = 0;
+  o.threads = 2;
+  server_ = std::make_unique<server>(o, routes_, *app_);
+  ASSERT_TRUE(server_->listen().has_value());
+  server_->every(10ms, [&ticks] { ticks.fetch_add(1); });
+  server_->start();
+  const auto give_up = std::chrono::steady_clock::now() + 10s;
+  while (ticks.load() < 5 && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_GE(ticks.load(), 5);
+  server_->stop();
+  const int at_stop = ticks.load();
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(ticks.load(), at_stop) << "a tick after stop()";
 }
 
 }  // namespace
