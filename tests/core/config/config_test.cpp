@@ -2,10 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -407,6 +409,47 @@ TEST_F(ConfigTest, FileErrorsNameTheFileAndKey) {
   fails({"--config", write("nested.json", R"({"config": "other.toml"})")});
   msg = fails({"--config", (dir_ / "missing.toml").string()});
   EXPECT_TRUE(contains(msg, "missing.toml")) << msg;
+}
+
+}  // namespace
+}  // namespace hookd
+
+namespace hookd {
+namespace {
+
+// deploy/hookd.toml, the example the Debian package installs as /etc/hookd/hookd.toml, shows every
+// option a user sets there, each line valid once uncommented; an option added to hookd without
+// its line there (or a line that no longer parses) fails here.
+TEST_F(ConfigTest, TheShippedExampleConfigShowsEveryOptionAndParsesUncommented) {
+  std::ifstream in(std::string(HOOKD_SOURCE_DIR) + "/deploy/hookd.toml");
+  ASSERT_TRUE(in) << "deploy/hookd.toml";
+  std::string line;
+  std::vector<std::string> keys;
+  while (std::getline(in, line)) {
+    // "# key = value   # remark": an option line, as opposed to prose comments.
+    if (line.rfind("# ", 0) != 0) continue;
+    const auto eq = line.find(" = ");
+    if (eq == std::string::npos) continue;
+    const auto key = line.substr(2, eq - 2);
+    if (key.empty() || key.find(' ') != std::string::npos) continue;
+    keys.push_back(key);
+    // One at a time: `listen` and `metrics_listen` may not both be set to the same address.
+    ok({"--config", write("one.toml", line.substr(2) + "\n")});
+  }
+  // Set by the unit's command line (a drop-in changes them), or for benchmarks only.
+  const std::vector<std::string> elsewhere{"config", "data_dir", "shutdown_delay",
+                                           "unsafe_no_fsync"};
+  const auto help = config_help();
+  std::istringstream help_lines(help);
+  while (std::getline(help_lines, line)) {
+    if (line.rfind("  --", 0) != 0) continue;
+    auto name = line.substr(4, line.find(' ', 4) - 4);
+    if (name == "help" || name == "version") continue;
+    std::replace(name.begin(), name.end(), '-', '_');
+    if (std::find(elsewhere.begin(), elsewhere.end(), name) != elsewhere.end()) continue;
+    EXPECT_NE(std::find(keys.begin(), keys.end(), name), keys.end())
+        << "deploy/hookd.toml has no line for --" << name;
+  }
 }
 
 }  // namespace
