@@ -9,6 +9,7 @@ packages=(
   librocksdb-dev libssl-dev libsystemd-dev ca-certificates
   libgtest-dev libgmock-dev libbenchmark-dev
   nodejs npm wrk nginx-light curl jq
+  clang-16 libfuzzer-16-dev libclang-rt-16-dev
 )
 
 missing=()
