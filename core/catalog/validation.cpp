@@ -1,6 +1,7 @@
 #include "core/catalog/validation.hpp"
 
 #include "core/common/ascii.hpp"
+#include "core/delivery/address_guard.hpp"
 
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
@@ -449,7 +450,18 @@ std::optional<std::string> check_name(std::string_view s) {
 }
 
 std::optional<std::string> check_webhook_url(std::string_view s) {
-  return check_http_url(s);
+  if (auto message = check_http_url(s)) return message;
+  // A host whose last label is a number is an IPv4 address to the delivery client, as to a
+  // browser (address_guard.hpp): "example.1" or "1.2.3.4.5" is no address, and no name either,
+  // so every delivery to it would fail.
+  const auto u = boost::urls::parse_absolute_uri(s);
+  if (u && u->host_type() == boost::urls::host_type::name) {
+    const std::string host = ascii_lowercase(u->host_name());
+    if (!parse_ip_literal(host) && host_ends_in_a_number(host)) {
+      return "must have a valid host: '" + host + "' ends in a number but is not an IPv4 address";
+    }
+  }
+  return std::nullopt;
 }
 
 std::optional<std::string> check_header_name(std::string_view s) {

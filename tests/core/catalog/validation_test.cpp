@@ -104,6 +104,21 @@ TEST(CheckWebhookUrl, RequiresHostRefusesUserInfoAndFragment) {
               ::testing::Optional(HasSubstr("port")));
 }
 
+// The delivery client reads a host whose last label is a number as an IPv4 address, like a
+// browser; one that is not a valid address was accepted here and then failed every delivery
+// (found by tests/fuzz: address_guard, input "http://example.1/").
+TEST(CheckWebhookUrl, RefusesAHostEndingInANumberThatIsNoAddress) {
+  for (const char* url : {"http://example.1/", "https://hooks.example.123/x", "http://1.2.3.256/",
+                          "http://EXAMPLE.0x1/"}) {
+    EXPECT_THAT(check_webhook_url(url), ::testing::Optional(HasSubstr("valid host"))) << url;
+  }
+  // Every legacy spelling of an address, and names that only contain digits elsewhere.
+  for (const char* url : {"http://127.1/", "http://0x7f.1/", "http://2130706433/",
+                          "http://1.example/", "http://example.1a/", "http://a1.b2.c3/"}) {
+    EXPECT_EQ(check_webhook_url(url), std::nullopt) << url;
+  }
+}
+
 TEST(CheckWebhookUrl, LengthLimit) {
   const std::string prefix = "https://example.com/";
   EXPECT_EQ(check_webhook_url(prefix + std::string(2048 - prefix.size(), 'a')), std::nullopt);
