@@ -160,6 +160,13 @@ std::optional<std::string> check_http_url(std::string_view text) {
     return "must have a host";
   }
   if (u.has_userinfo()) return "must not contain user info";
+  // Boost.URL 1.81 reads "http://1.2.3.4.5/" as host 1.2.3.4 with the path ".5/": an IPv4
+  // address followed by more of the host. After a host comes a port, a path or nothing; a path
+  // that does not begin with '/' means the host was not what the text says.
+  if (const auto path = u.encoded_path(); !path.empty() && path.front() != '/') {
+    return "must have a valid host, followed by ':port' or a path beginning with '/', not '" +
+           std::string(path.substr(0, 32)) + "'";
+  }
   if (u.has_port()) {
     const auto port = u.port();
     // An empty port ("http://host:/") means the scheme's default (RFC 3986 §3.2.3).

@@ -50,6 +50,14 @@ std::variant<delivery_target, std::string> parse_delivery_target(std::string_vie
   if (!parsed) return "invalid URL: " + parsed.error().message();
   const boost::urls::url_view& u = *parsed;
 
+  // Boost.URL 1.81 reads "http://1.2.3.4.5/" as host 1.2.3.4 with the path ".5/" (and so
+  // "http://93.184.216.34.example.com/" as an address the URL never named): after the host comes a
+  // port, a path beginning with '/', or nothing.
+  if (const auto path = u.encoded_path(); !path.empty() && path.front() != '/') {
+    return "invalid URL: the host is followed by '" + std::string(path.substr(0, 32)) +
+           "', not by a port or a path";
+  }
+
   delivery_target t;
   if (u.scheme_id() == boost::urls::scheme::https) {
     t.tls = true;

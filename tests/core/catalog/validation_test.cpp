@@ -119,6 +119,18 @@ TEST(CheckWebhookUrl, RefusesAHostEndingInANumberThatIsNoAddress) {
   }
 }
 
+// Boost.URL 1.81 reads "http://1.2.3.4.5/" as host 1.2.3.4 with the path ".5/", so a URL naming
+// the host 93.184.216.34.example.com would have been delivered to 93.184.216.34 (found by
+// tests/fuzz: address_guard, input "http://1.2.3.4.5/").
+TEST(CheckWebhookUrl, RefusesTextAfterAnAddressThatIsNeitherPortNorPath) {
+  for (const char* url : {"http://1.2.3.4.5/", "http://93.184.216.34.example.com/hook",
+                          "http://1.2.3.4:80.5/", "http://[::1]x/", "http://[2001:db8::1].a/"}) {
+    EXPECT_THAT(check_webhook_url(url), ::testing::Optional(HasSubstr("valid host"))) << url;
+  }
+  EXPECT_EQ(check_webhook_url("http://93.184.216.34/hook"), std::nullopt);
+  EXPECT_EQ(check_webhook_url("http://[::1]:9000"), std::nullopt);
+}
+
 TEST(CheckWebhookUrl, LengthLimit) {
   const std::string prefix = "https://example.com/";
   EXPECT_EQ(check_webhook_url(prefix + std::string(2048 - prefix.size(), 'a')), std::nullopt);
