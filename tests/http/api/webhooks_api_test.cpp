@@ -426,6 +426,26 @@ TEST_F(webhooks_api_test, a_number_too_large_for_a_double_is_400_invalid_json) {
   EXPECT_EQ(srv_.get(hooks()).json(), json::array{});
 }
 
+// Problems quote the request: a Content-Type header's bytes (obs-text, not UTF-8), a decoded query
+// key. Written as they came, they made the problem document invalid JSON (found by tests/fuzz:
+// request, a POST with "Content-Type: appli\x99\x9e\x8b\x96\x90\x91\xd0\x95son").
+TEST_F(webhooks_api_test, a_problem_quoting_bytes_that_are_not_utf8_is_still_json) {
+  const std::string body = json::serialize(test_server::webhook_body());
+  const std::string auth = "Bearer " + std::string(test_server::kAdminToken);
+  auto media = srv_.client().request(verb::post, hooks(), body,
+                                     {{"Authorization", auth}, {"Content-Type", "appli\x99son"}});
+  expect_problem(media, 415);
+  EXPECT_EQ(media.str("detail"),
+            "The request body must be application/json, not 'appli\xEF\xBF\xBDson'.");
+
+  const auto created = srv_.create_webhook(org_, proj_, test_server::webhook_body());
+  auto query = srv_.get(hook(std::string(created.at("_id").as_string())) + "/deliveries?%FFx=1");
+  expect_problem(query, 400);
+  const auto errors = query.json().at("errors").as_array();
+  ASSERT_EQ(errors.size(), 1u) << query.body;
+  EXPECT_EQ(errors[0].at("field").as_string(), "\xEF\xBF\xBDx");
+}
+
 TEST_F(webhooks_api_test, empty_body_is_400) {
   auto r = srv_.call(verb::post, hooks(), std::string());
   expect_problem(r, 400);
