@@ -11,6 +11,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   nodejs npm wrk nginx-light curl jq
   systemd dpkg-dev file
+  clang-16 libfuzzer-16-dev libclang-rt-16-dev
 )
 
 missing=()

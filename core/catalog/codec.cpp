@@ -320,8 +320,9 @@ class canonical_reader {
     std::size_t n = 0;
     std::int64_t v = 0;
     while (n < rest_.size() && rest_[n] >= '0' && rest_[n] <= '9') {
+      if (n == 18) return false;  // a 19th digit: before v * 10 can overflow
       v = v * 10 + (rest_[n] - '0');
-      if (++n > 18) return false;
+      ++n;
     }
     if (n == 0 || (n > 1 && rest_[0] == '0')) return false;
     if (n < rest_.size() && (rest_[n] == '.' || rest_[n] == 'e' || rest_[n] == 'E')) return false;

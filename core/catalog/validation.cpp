@@ -3,6 +3,7 @@
 #include "core/common/json_body.hpp"
 
 #include "core/common/ascii.hpp"
+#include "core/delivery/address_guard.hpp"
 
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
@@ -162,6 +163,13 @@ std::optional<std::string> check_http_url(std::string_view text) {
     return "must have a host";
   }
   if (u.has_userinfo()) return "must not contain user info";
+  // Boost.URL 1.81 reads "http://1.2.3.4.5/" as host 1.2.3.4 with the path ".5/": an IPv4
+  // address followed by more of the host. After a host comes a port, a path or nothing; a path
+  // that does not begin with '/' means the host was not what the text says.
+  if (const auto path = u.encoded_path(); !path.empty() && path.front() != '/') {
+    return "must have a valid host, followed by ':port' or a path beginning with '/', not '" +
+           std::string(path.substr(0, 32)) + "'";
+  }
   if (u.has_port()) {
     const auto port = u.port();
     // An empty port ("http://host:/") means the scheme's default (RFC 3986 §3.2.3).
@@ -448,7 +456,18 @@ std::optional<std::string> check_name(std::string_view s) {
 }
 
 std::optional<std::string> check_webhook_url(std::string_view s) {
-  return check_http_url(s);
+  if (auto message = check_http_url(s)) return message;
+  // A host whose last label is a number is an IPv4 address to the delivery client, as to a
+  // browser (address_guard.hpp): "example.1" or "1.2.3.4.5" is no address, and no name either,
+  // so every delivery to it would fail.
+  const auto u = boost::urls::parse_absolute_uri(s);
+  if (u && u->host_type() == boost::urls::host_type::name) {
+    const std::string host = ascii_lowercase(u->host_name());
+    if (!parse_ip_literal(host) && host_ends_in_a_number(host)) {
+      return "must have a valid host: '" + host + "' ends in a number but is not an IPv4 address";
+    }
+  }
+  return std::nullopt;
 }
 
 std::optional<std::string> check_header_name(std::string_view s) {

@@ -1,5 +1,6 @@
 #include "core/delivery/delivery.hpp"
 
+#include "core/common/utf8.hpp"
 #include "core/delivery/history_keys.hpp"
 #include "core/durable/record_reader.hpp"
 
@@ -33,37 +34,6 @@ json::string time_json(timestamp t) {
   text.reserve(24);
   append_rfc3339(text, t);
   return json::string(text.data(), text.size());
-}
-
-// Length of the valid UTF-8 sequence starting at s[i], or 0 when the bytes there are not one
-// (overlong forms, surrogates and code points above U+10FFFF included).
-std::size_t utf8_sequence_length(std::string_view s, std::size_t i) noexcept {
-  const auto byte = [&](std::size_t k) {
-    return static_cast<std::uint8_t>(s[k]);
-  };
-  const std::uint8_t b0 = byte(i);
-  if (b0 < 0x80) return 1;
-  std::size_t len = 0;
-  std::uint8_t lo = 0x80, hi = 0xBF;  // the allowed range of the second byte
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    len = 2;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    len = 3;
-    if (b0 == 0xE0) lo = 0xA0;  // no overlong forms
-    if (b0 == 0xED) hi = 0x9F;  // no UTF-16 surrogates
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    len = 4;
-    if (b0 == 0xF0) lo = 0x90;
-    if (b0 == 0xF4) hi = 0x8F;  // nothing above U+10FFFF
-  } else {
-    return 0;
-  }
-  if (i + len > s.size()) return 0;
-  if (byte(i + 1) < lo || byte(i + 1) > hi) return 0;
-  for (std::size_t k = 2; k < len; ++k) {
-    if (byte(i + k) < 0x80 || byte(i + k) > 0xBF) return 0;
-  }
-  return len;
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <boost/json/parser.hpp>
 
+#include <cmath>
 #include <string>
 
 namespace hookd::http {
@@ -15,6 +16,29 @@ std::string_view trim(std::string_view s) noexcept {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
   return s;
+}
+
+// Boost.JSON reads a number too large for a double (1e400) as an infinity, and writes an
+// infinity back as `Infinity`, which is not JSON: stored, it would go to receivers as a delivery
+// body they cannot parse, or (in a webhook's filter) make the catalog unreadable at the next
+// start. Depth is bounded by the parser (kMaxJsonDepth), so the recursion is too.
+bool has_infinite_number(const boost::json::value& v) noexcept {
+  switch (v.kind()) {
+    case boost::json::kind::double_:
+      return !std::isfinite(v.get_double());
+    case boost::json::kind::array:
+      for (const auto& item : v.get_array()) {
+        if (has_infinite_number(item)) return true;
+      }
+      return false;
+    case boost::json::kind::object:
+      for (const auto& member : v.get_object()) {
+        if (has_infinite_number(member.value())) return true;
+      }
+      return false;
+    default:
+      return false;
+  }
 }
 
 }  // namespace
@@ -73,7 +97,13 @@ result<boost::json::value> read_json_body(const request& req, std::size_t max_bo
                         "The request body is not valid JSON: " + ec.message() + " at offset " +
                             std::to_string(consumed) + ".");
   }
-  return parser.release();
+  boost::json::value parsed = parser.release();
+  if (has_infinite_number(parsed)) {
+    return make_problem(error_kind::invalid_json,
+                        "The request body is not valid JSON: a number is too large to be a "
+                        "double (above about 1.8e308).");
+  }
+  return parsed;
 }
 
 response created_response(std::string_view location, const boost::json::value& body) {

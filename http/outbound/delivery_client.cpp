@@ -1,5 +1,8 @@
 #include "http/outbound/delivery_client.hpp"
 
+#include "http/outbound/delivery_target.hpp"
+#include "http/outbound/response_reader.hpp"
+
 #include "core/common/ascii.hpp"
 #include "core/common/clock.hpp"
 
@@ -38,28 +41,24 @@ using tls_stream = beast::ssl_stream<beast::tcp_stream>;
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
-// 1xx answers (100 Continue, 103 Early Hints) skipped before the final response; a server that
-// sends more than this is not speaking HTTP in good faith.
-constexpr int kMaxInformationalResponses = 8;
+}  // namespace
 
 // ---------------------------------------------------------------- the URL
 
-struct target {
-  bool tls = false;
-  std::string host;                   // decoded; IPv6 without brackets; names lowercased
-  std::optional<ip_address> literal;  // when the host is an IP literal, in any accepted spelling
-  std::uint16_t port = 0;
-  std::string host_header;  // as the URL spells host and port, IPv6 in brackets
-  std::string path;         // origin-form request target: path and query
-  std::string origin;       // the pool key: scheme, normalized host, port
-};
-
-std::variant<target, std::string> parse_target(std::string_view url) {
+std::variant<delivery_target, std::string> parse_delivery_target(std::string_view url) {
   auto parsed = boost::urls::parse_uri(url);
   if (!parsed) return "invalid URL: " + parsed.error().message();
   const boost::urls::url_view& u = *parsed;
 
-  target t;
+  // Boost.URL 1.81 reads "http://1.2.3.4.5/" as host 1.2.3.4 with the path ".5/" (and so
+  // "http://93.184.216.34.example.com/" as an address the URL never named): after the host comes a
+  // port, a path beginning with '/', or nothing.
+  if (const auto path = u.encoded_path(); !path.empty() && path.front() != '/') {
+    return "invalid URL: the host is followed by '" + std::string(path.substr(0, 32)) +
+           "', not by a port or a path";
+  }
+
+  delivery_target t;
   if (u.scheme_id() == boost::urls::scheme::https) {
     t.tls = true;
   } else if (u.scheme_id() != boost::urls::scheme::http) {
@@ -111,6 +110,8 @@ std::variant<target, std::string> parse_target(std::string_view url) {
   t.origin = (t.tls ? "https://" : "http://") + key_host + ':' + std::to_string(t.port);
   return t;
 }
+
+namespace {
 
 // ---------------------------------------------------------------- small helpers
 
@@ -178,19 +179,6 @@ bool is_transport_header(std::string_view name) noexcept {
   return false;
 }
 
-// The longest prefix of at most `max` bytes that does not end inside a UTF-8 sequence. Only
-// continuation bytes are stepped over (at most 3): invalid input is cut like any other.
-void cut_on_utf8_boundary(std::string& s, std::size_t max) {
-  if (s.size() <= max) return;
-  std::size_t cut = max;
-  for (int back = 0; back < 3 && cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0U) == 0x80U;
-       ++back) {
-    --cut;
-  }
-  if ((static_cast<unsigned char>(s[cut]) & 0xC0U) == 0x80U) cut = max;  // not UTF-8 anyway
-  s.resize(cut);
-}
-
 // The X.509 reason behind a failed handshake ("hostname mismatch", "self-signed certificate").
 std::string tls_failure(const error_code& ec, SSL* ssl) {
   std::string out = "TLS handshake failed: " + ec.message();
@@ -233,12 +221,6 @@ struct connection {
   }
 };
 
-enum class exchange_status {
-  reusable,  // a complete response; the connection may serve another request
-  done,      // a response (or a failure) after which the connection is closed
-  stale,     // failed before a single response byte: a pooled connection's peer had gone
-};
-
 }  // namespace
 
 // ---------------------------------------------------------------- impl
@@ -275,10 +257,11 @@ struct delivery_client::impl {
   void prune_idle(steady::time_point now);
   void close_oldest_idle();
 
-  asio::awaitable<std::optional<std::vector<ip_address>>> resolve(const target& t,
+  asio::awaitable<std::optional<std::vector<ip_address>>> resolve(const delivery_target& t,
                                                                   steady::time_point deadline,
                                                                   attempt_result& result);
-  asio::awaitable<std::unique_ptr<connection>> open(const target& t, steady::time_point deadline,
+  asio::awaitable<std::unique_ptr<connection>> open(const delivery_target& t,
+                                                    steady::time_point deadline,
                                                     attempt_result& result);
   template <class Stream>
   asio::awaitable<exchange_status> exchange(Stream& stream, connection& c, const std::string& wire,
@@ -288,20 +271,20 @@ struct delivery_client::impl {
   // successful parses are kept; past options.max_cached_targets entries the map starts over.
   // Shared ownership: a send() holds its target across every co_await, so starting the map over
   // while attempts are in flight frees nothing they still read (host, origin, path).
-  std::unordered_map<std::string, std::shared_ptr<const target>> targets;
-  std::shared_ptr<const target> find_target(const std::string& url, std::string& error);
+  std::unordered_map<std::string, std::shared_ptr<const delivery_target>> targets;
+  std::shared_ptr<const delivery_target> find_target(const std::string& url, std::string& error);
 };
 
-std::shared_ptr<const target> delivery_client::impl::find_target(const std::string& url,
-                                                                 std::string& error) {
+std::shared_ptr<const delivery_target> delivery_client::impl::find_target(const std::string& url,
+                                                                          std::string& error) {
   if (const auto it = targets.find(url); it != targets.end()) return it->second;
-  auto parsed = parse_target(url);
+  auto parsed = parse_delivery_target(url);
   if (auto* why = std::get_if<std::string>(&parsed)) {
     error = std::move(*why);
     return nullptr;
   }
   if (targets.size() >= std::max<std::size_t>(options.max_cached_targets, 1)) targets.clear();
-  auto made = std::make_shared<const target>(std::move(std::get<target>(parsed)));
+  auto made = std::make_shared<const delivery_target>(std::move(std::get<delivery_target>(parsed)));
   targets.emplace(url, made);
   return made;
 }
@@ -388,7 +371,7 @@ struct resolve_state {
 }  // namespace
 
 asio::awaitable<std::optional<std::vector<ip_address>>> delivery_client::impl::resolve(
-    const target& t, steady::time_point deadline, attempt_result& result) {
+    const delivery_target& t, steady::time_point deadline, attempt_result& result) {
   std::vector<ip_address> addresses;
   if (options.resolver) {
     addresses = options.resolver(t.host);
@@ -429,7 +412,7 @@ asio::awaitable<std::optional<std::vector<ip_address>>> delivery_client::impl::r
 }
 
 asio::awaitable<std::unique_ptr<connection>> delivery_client::impl::open(
-    const target& t, steady::time_point deadline, attempt_result& result) {
+    const delivery_target& t, steady::time_point deadline, attempt_result& result) {
   std::vector<ip_address> resolved;
   if (!t.literal) {
     auto addresses = co_await resolve(t, deadline, result);
@@ -540,66 +523,10 @@ asio::awaitable<exchange_status> delivery_client::impl::exchange(Stream& stream,
     co_return exchange_status::stale;
   }
 
-  // The head of the final response, after any 1xx.
-  std::optional<bhttp::response_parser<bhttp::buffer_body>> parser;
-  for (int informational = 0;; ++informational) {
-    parser.emplace();
-    parser->header_limit(options.max_response_header_bytes);
-    parser->body_limit(boost::none);  // enforced below: the excess is discarded, not an error
-    c.lowest().expires_at(deadline);
-    auto [ec, n] = co_await bhttp::async_read_header(stream, c.buffer, *parser, use_tuple);
-    (void)n;
-    if (ec) {
-      const bool nothing = informational == 0 && !parser->got_some() && c.buffer.size() == 0;
-      if (ec == beast::error::timeout) {
-        result.timed_out = true;
-        result.error = timeout_text() + " waiting for the response from " + c.remote;
-        co_return exchange_status::done;
-      }
-      if (ec == bhttp::error::end_of_stream ||
-          (nothing && (ec == asio::error::eof || ec == ssl::error::stream_truncated))) {
-        result.error = c.remote + " closed the connection without a response";
-      } else {
-        result.error = "reading the response from " + c.remote + " failed: " + ec.message();
-      }
-      co_return nothing ? exchange_status::stale : exchange_status::done;
-    }
-    const auto status = static_cast<int>(parser->get().result_int());
-    if (status >= 200 || status == 101 || informational + 1 >= kMaxInformationalResponses) break;
-  }
-
-  auto& head = parser->get();
-  result.status_code = static_cast<int>(head.result_int());
-  if (auto it = head.find(bhttp::field::retry_after); it != head.end()) {
-    result.retry_after = std::string(it->value());
-  }
-
-  // The body: keep the prefix, count the rest, give up on the connection past the read bound.
-  std::array<char, 8192> chunk{};
-  std::string kept;
-  std::uint64_t total = 0;
-  bool complete = parser->is_done();
-  while (!complete) {
-    head.body().data = chunk.data();
-    head.body().size = chunk.size();
-    c.lowest().expires_at(deadline);
-    auto [ec, n] = co_await bhttp::async_read(stream, c.buffer, *parser, use_tuple);
-    (void)n;
-    const std::size_t got = chunk.size() - head.body().size;
-    total += got;
-    if (kept.size() <= kBodyPrefixBytes) {
-      kept.append(chunk.data(), std::min(got, kBodyPrefixBytes + 1 - kept.size()));
-    }
-    if (ec && ec != bhttp::error::need_buffer) break;  // best effort: the head already counts
-    complete = parser->is_done();
-    if (total > options.max_response_read_bytes) break;
-  }
-  cut_on_utf8_boundary(kept, kBodyPrefixBytes);
-  result.body_prefix = std::move(kept);
-
-  const bool reusable =
-      complete && head.keep_alive() && result.status_code != 101 && c.buffer.size() == 0;
-  co_return reusable ? exchange_status::reusable : exchange_status::done;
+  co_return co_await read_response(
+      stream, c.buffer,
+      response_read_limits{options.max_response_header_bytes, options.max_response_read_bytes},
+      [&c, deadline] { c.lowest().expires_at(deadline); }, timeout_text, c.remote, result);
 }
 
 // ---------------------------------------------------------------- the client
@@ -622,13 +549,13 @@ asio::awaitable<attempt_result> delivery_client::send(outbound_request outbound)
 
   std::string url_error;
   // Owned by this coroutine until it returns: the cache may start over while it is suspended.
-  const std::shared_ptr<const target> held = self.find_target(outbound.url, url_error);
+  const std::shared_ptr<const delivery_target> held = self.find_target(outbound.url, url_error);
   if (!held) {
     result.error = std::move(url_error);
     finish();
     co_return result;
   }
-  const target& t = *held;
+  const delivery_target& t = *held;
 
   // The request bytes, written with one write: the request line, Host, the caller's headers in
   // their order, User-Agent when the caller gave none, Content-Length, then the body.

@@ -3,6 +3,7 @@
 #include "http/server/problem.hpp"
 
 #include "core/common/log.hpp"
+#include "core/common/utf8.hpp"
 
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
@@ -91,13 +92,16 @@ response build(const problem_row& r, std::string_view detail,
   body["type"] = r.type;
   body["title"] = r.title;
   body["status"] = static_cast<unsigned>(r.status);
-  body["detail"] = detail.empty() ? r.title : detail;
+  // Details and errors may quote the request (a header value, a decoded query key), whose bytes
+  // need not be UTF-8; the document must stay JSON.
+  body["detail"] = detail.empty() ? std::string(r.title) : valid_utf8(detail);
   body["requestId"] = request_id;
   if (!errors.empty()) {
     boost::json::array list;
     list.reserve(errors.size());
     for (const auto& e : errors) {
-      list.push_back(boost::json::object{{"field", e.field}, {"message", e.message}});
+      list.push_back(
+          boost::json::object{{"field", valid_utf8(e.field)}, {"message", valid_utf8(e.message)}});
     }
     body["errors"] = std::move(list);
   }

@@ -104,6 +104,33 @@ TEST(CheckWebhookUrl, RequiresHostRefusesUserInfoAndFragment) {
               ::testing::Optional(HasSubstr("port")));
 }
 
+// The delivery client reads a host whose last label is a number as an IPv4 address, like a
+// browser; one that is not a valid address was accepted here and then failed every delivery
+// (found by tests/fuzz: address_guard, input "http://example.1/").
+TEST(CheckWebhookUrl, RefusesAHostEndingInANumberThatIsNoAddress) {
+  for (const char* url : {"http://example.1/", "https://hooks.example.123/x", "http://1.2.3.256/",
+                          "http://EXAMPLE.0x1/"}) {
+    EXPECT_THAT(check_webhook_url(url), ::testing::Optional(HasSubstr("valid host"))) << url;
+  }
+  // Every legacy spelling of an address, and names that only contain digits elsewhere.
+  for (const char* url : {"http://127.1/", "http://0x7f.1/", "http://2130706433/",
+                          "http://1.example/", "http://example.1a/", "http://a1.b2.c3/"}) {
+    EXPECT_EQ(check_webhook_url(url), std::nullopt) << url;
+  }
+}
+
+// Boost.URL 1.81 reads "http://1.2.3.4.5/" as host 1.2.3.4 with the path ".5/", so a URL naming
+// the host 93.184.216.34.example.com would have been delivered to 93.184.216.34 (found by
+// tests/fuzz: address_guard, input "http://1.2.3.4.5/").
+TEST(CheckWebhookUrl, RefusesTextAfterAnAddressThatIsNeitherPortNorPath) {
+  for (const char* url : {"http://1.2.3.4.5/", "http://93.184.216.34.example.com/hook",
+                          "http://1.2.3.4:80.5/", "http://[::1]x/", "http://[2001:db8::1].a/"}) {
+    EXPECT_THAT(check_webhook_url(url), ::testing::Optional(HasSubstr("valid host"))) << url;
+  }
+  EXPECT_EQ(check_webhook_url("http://93.184.216.34/hook"), std::nullopt);
+  EXPECT_EQ(check_webhook_url("http://[::1]:9000"), std::nullopt);
+}
+
 TEST(CheckWebhookUrl, LengthLimit) {
   const std::string prefix = "https://example.com/";
   EXPECT_EQ(check_webhook_url(prefix + std::string(2048 - prefix.size(), 'a')), std::nullopt);

@@ -399,6 +399,53 @@ TEST_F(webhooks_api_test, malformed_json_is_400_invalid_json) {
   expect_problem(invalid_utf8, 400);
 }
 
+// Boost.JSON reads 1e400 as an infinity and writes it back as `Infinity`, which is not JSON. A
+// webhook whose filter held one was stored that way, and the catalog then failed to load at the
+// next start; an event's data went to receivers as a body they could not parse (found by
+// tests/fuzz: catalog_json and ingest, input {"type":"x.y","data":1e400}).
+TEST_F(webhooks_api_test, a_number_too_large_for_a_double_is_400_invalid_json) {
+  const std::string filter = R"({"name":"Big","url":"https://example.com/h","events":["order.*"],)"
+                             R"("filter":{"data.total":1e400}})";
+  auto created = srv_.call(verb::post, hooks(), filter);
+  expect_problem(created, 400);
+  EXPECT_EQ(created.str("type"), "https://hookd.dev/problems/invalid-json") << created.body;
+
+  const std::string events = "/api/v1/organizations/" + org_ + "/projects/" + proj_ + "/events";
+  for (const char* body : {R"({"type":"order.created","data":1e400})",
+                           R"({"type":"order.created","data":{"a":[-1e400]}})"}) {
+    auto sent = srv_.call(verb::post, events, body);
+    expect_problem(sent, 400);
+    EXPECT_EQ(sent.str("type"), "https://hookd.dev/problems/invalid-json") << body;
+  }
+  // The largest double is a number like any other.
+  auto largest =
+      srv_.call(verb::post, events, R"({"type":"order.created","data":1.7976931348623157e308})");
+  EXPECT_EQ(largest.status, 202u) << largest.body;
+
+  srv_.restart();  // nothing unreadable was stored
+  EXPECT_EQ(srv_.get(hooks()).json(), json::array{});
+}
+
+// Problems quote the request: a Content-Type header's bytes (obs-text, not UTF-8), a decoded query
+// key. Written as they came, they made the problem document invalid JSON (found by tests/fuzz:
+// request, a POST with "Content-Type: appli\x99\x9e\x8b\x96\x90\x91\xd0\x95son").
+TEST_F(webhooks_api_test, a_problem_quoting_bytes_that_are_not_utf8_is_still_json) {
+  const std::string body = json::serialize(test_server::webhook_body());
+  const std::string auth = "Bearer " + std::string(test_server::kAdminToken);
+  auto media = srv_.client().request(verb::post, hooks(), body,
+                                     {{"Authorization", auth}, {"Content-Type", "appli\x99son"}});
+  expect_problem(media, 415);
+  EXPECT_EQ(media.str("detail"),
+            "The request body must be application/json, not 'appli\xEF\xBF\xBDson'.");
+
+  const auto created = srv_.create_webhook(org_, proj_, test_server::webhook_body());
+  auto query = srv_.get(hook(std::string(created.at("_id").as_string())) + "/deliveries?%FFx=1");
+  expect_problem(query, 400);
+  const auto errors = query.json().at("errors").as_array();
+  ASSERT_EQ(errors.size(), 1u) << query.body;
+  EXPECT_EQ(errors[0].at("field").as_string(), "\xEF\xBF\xBDx");
+}
+
 TEST_F(webhooks_api_test, empty_body_is_400) {
   auto r = srv_.call(verb::post, hooks(), std::string());
   expect_problem(r, 400);

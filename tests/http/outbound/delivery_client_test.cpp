@@ -666,6 +666,33 @@ TEST_F(delivery_client_test, reports_an_unresolvable_name_and_a_bad_url) {
   EXPECT_EQ(client->stats().connections_opened, 0U);
 }
 
+// Boost.URL 1.81 reads "http://127.0.0.1:PORT.evil/ok" as host 127.0.0.1, port PORT and the path
+// ".evil/ok"; the client then connected there and sent "POST .evil/ok". A webhook stored before
+// the API refused such URLs must not be delivered to an address its URL does not name (found by
+// tests/fuzz: address_guard, input "http://1.2.3.4.5/").
+TEST_F(delivery_client_test, refuses_a_url_whose_address_is_followed_by_more_host) {
+  receiver r;
+  std::vector<std::string> looked_up;
+  client_options options = private_ok();
+  options.resolver = [&looked_up](std::string_view host) {
+    looked_up.emplace_back(host);
+    return std::vector<ip_address>{ip_address::v4({127, 0, 0, 1})};
+  };
+  auto client = make_client(options);
+  const std::string port = std::to_string(r.port());
+  const std::vector<std::string> urls{"http://127.0.0.1:" + port + ".evil.example/ok",
+                                      "http://127.0.0.1.evil.example/ok", "http://[::1]x/ok"};
+  for (const std::string& url : urls) {
+    SCOPED_TRACE(url);
+    const attempt_result result = send(*client, url);
+    EXPECT_EQ(result.status_code, 0);
+    EXPECT_TRUE(result.error.starts_with("invalid URL")) << result.error;
+  }
+  EXPECT_TRUE(looked_up.empty());
+  EXPECT_EQ(r.requests(), 0U);
+  EXPECT_EQ(client->stats().connections_opened, 0U);
+}
+
 // ---------------------------------------------------------------- TLS
 
 class delivery_client_tls_test : public delivery_client_test {
