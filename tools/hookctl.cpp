@@ -575,6 +575,8 @@ constexpr std::string_view kGlobalOptions =
     "  --url URL          hookd's base URL (env HOOKD_URL, default http://127.0.0.1:8080);\n"
     "                     https verifies the certificate against the system CA store\n"
     "                     (SSL_CERT_FILE / SSL_CERT_DIR override it)\n"
+    "  --cacert FILE      trust the CA certificates in this PEM file instead of the system\n"
+    "                     store, e.g. a private CA's (env HOOKD_CACERT)\n"
     "  --token TOKEN      API token (env HOOKD_TOKEN)\n"
     "  --token-file FILE  read the token from FILE, e.g. ./data/admin-token\n"
     "  -h, --help         this help; `hookctl GROUP --help` and `hookctl GROUP COMMAND --help`\n"
@@ -730,7 +732,7 @@ parsed_args parse_command_args(const command_spec& c, std::span<const std::strin
 }
 
 struct global_options {
-  std::optional<std::string> url, token, token_file;
+  std::optional<std::string> url, token, token_file, cacert;
 };
 
 std::optional<std::string> env(const char* name) {
@@ -873,6 +875,7 @@ int run(std::span<const std::string> args) {
     std::optional<std::string>* slot = name == "--url"          ? &g.url
                                        : name == "--token"      ? &g.token
                                        : name == "--token-file" ? &g.token_file
+                                       : name == "--cacert"     ? &g.cacert
                                                                 : nullptr;
     if (slot == nullptr) {
       throw usage_error{"hookctl: unknown option " + std::string(name) +
@@ -966,6 +969,7 @@ int run(std::span<const std::string> args) {
   }
 
   http::sync_client client(std::get<http::base_url>(std::move(where)));
+  if (auto cacert = g.cacert ? g.cacert : env("HOOKD_CACERT")) client.set_ca_file(*cacert);
   if (!plan) {
     return run_health(client, url);
   }
