@@ -8,7 +8,7 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   librocksdb-dev libssl-dev libsystemd-dev ca-certificates
   libgtest-dev libgmock-dev libbenchmark-dev
-  nodejs npm wrk nginx-light curl jq
+  nodejs npm wrk nginx-light curl jq openssl
 )
 
 missing=()
