@@ -95,8 +95,8 @@ result<tls_context> make_tls_context(const std::string& cert_file, const std::st
       return tls_problem("--tls-key " + key_file + " does not belong to the certificate in " +
                          cert_file + " (" + reason + ")");
     }
-    return tls_problem("--tls-key " + key_file + ": not an unencrypted PEM private key (" +
-                       reason + ")");
+    return tls_problem("--tls-key " + key_file + ": not an unencrypted PEM private key (" + reason +
+                       ")");
   }
   if (SSL_CTX_check_private_key(native) != 1) {
     return tls_problem("--tls-key " + key_file + " does not belong to the certificate in " +
