@@ -1,6 +1,6 @@
 #pragma once
-// The HTTP/1.1 server: an acceptor and one coroutine session per connection on an Asio thread
-// pool, each connection on its own strand. Thread-safe to stop from any thread.
+// The HTTP/1.1 server, plain or over TLS: an acceptor and one coroutine session per connection on
+// an Asio thread pool, each connection on its own strand. Thread-safe to stop from any thread.
 
 #include "core/common/error.hpp"
 #include "core/common/ip_network.hpp"
