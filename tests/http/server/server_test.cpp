@@ -873,6 +873,17 @@ TEST_F(TlsServerTest, ServesKeepAliveOverTlsAndClosesWithCloseNotify) {
   EXPECT_EQ(c.next_read_error(), asio::error::eof) << "no close_notify before the close";
 }
 
+TEST_F(TlsServerTest, StopClosesAnIdleTlsConnectionWithCloseNotify) {
+  const auto ep = start_tls(pki_a_);
+  tls_client c(ep, pki_a_.ca_cert);
+  ASSERT_FALSE(c.handshake_error) << c.handshake_error.message();
+  EXPECT_EQ(c.get("/echo").result(), bhttp::status::ok);
+  auto stopped = std::async(std::launch::async, [this] { server_->stop(); });
+  EXPECT_EQ(c.next_read_error(), asio::error::eof) << "a drained TLS connection ends cleanly";
+  stopped.get();
+  EXPECT_EQ(server_->open_connections(), 0u);
+}
+
 TEST_F(TlsServerTest, PlainHttpToTheTlsPortGetsA400SayingSo) {
   const auto ep = start_tls(pki_a_);
   raw_client c(ep);
