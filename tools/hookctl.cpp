@@ -577,6 +577,8 @@ constexpr std::string_view kGlobalOptions =
     "  --url URL          hookd's base URL (env HOOKD_URL, default http://127.0.0.1:8080);\n"
     "                     https verifies the certificate against the system CA store\n"
     "                     (SSL_CERT_FILE / SSL_CERT_DIR override it)\n"
+    "  --cacert FILE      trust the CA certificates in this PEM file instead of the system\n"
+    "                     store, e.g. a private CA's (env HOOKD_CACERT)\n"
     "  --token TOKEN      API token (env HOOKD_TOKEN)\n"
     "  --token-file FILE  read the token from FILE, e.g. ./data/admin-token\n"
     "  -h, --help         this help; `hookctl GROUP --help` and `hookctl GROUP COMMAND --help`\n"
@@ -755,7 +757,7 @@ parsed_args parse_command_args(const command_spec& c, std::span<const std::strin
 }
 
 struct global_options {
-  std::optional<std::string> url, token, token_file;
+  std::optional<std::string> url, token, token_file, cacert;
 };
 
 std::optional<std::string> env(const char* name) {
@@ -898,6 +900,7 @@ int run(std::span<const std::string> args) {
     std::optional<std::string>* slot = name == "--url"          ? &g.url
                                        : name == "--token"      ? &g.token
                                        : name == "--token-file" ? &g.token_file
+                                       : name == "--cacert"     ? &g.cacert
                                                                 : nullptr;
     if (slot == nullptr) {
       throw usage_error{"hookctl: unknown option " + std::string(name) +
@@ -1005,6 +1008,7 @@ int run(std::span<const std::string> args) {
       group == "backup" ? std::chrono::milliseconds(std::chrono::minutes(10))
                         : std::chrono::milliseconds(std::chrono::seconds(30));
   http::sync_client client(std::get<http::base_url>(std::move(where)), timeout);
+  if (auto cacert = g.cacert ? g.cacert : env("HOOKD_CACERT")) client.set_ca_file(*cacert);
   if (!plan) {
     return run_health(client, url);
   }

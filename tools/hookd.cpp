@@ -63,9 +63,35 @@ std::vector<hookd::passed_socket> passed_sockets() {
   return out;
 }
 
+// SIGHUP: the configuration is read again (file, environment, flags) and what can change while
+// running is applied: the log level here, the TLS files in the service. A configuration that no
+// longer parses is logged and changes nothing (docs/operations.md, "Signals and shutdown").
+void reload(hookd::service& stack, const std::vector<std::string>& args) {
+  const auto parsed = hookd::parse_config(args, env);
+  if (const auto* error = std::get_if<std::string>(&parsed)) {
+    hookd::log_line({{"level", "error"},
+                     {"event", "reload_failed"},
+                     {"signal", "SIGHUP"},
+                     {"error", *error},
+                     {"detail", "the configuration in use stays"}});
+    return;
+  }
+  const auto& fresh = std::get<hookd::parsed_config>(parsed).values;
+  boost::json::array reloaded;
+  if (fresh.min_log_level != hookd::current_log_level()) {
+    hookd::set_log_level(fresh.min_log_level);
+    reloaded.emplace_back("log-level");
+  }
+  for (const auto& name : stack.reload(fresh)) reloaded.emplace_back(name);
+  hookd::log_line({{"event", "reload"},
+                   {"signal", "SIGHUP"},
+                   {"reloaded", std::move(reloaded)},
+                   {"logLevel", hookd::to_string(hookd::current_log_level())}});
+}
+
 // The stack comes from the composition root (tools/service); this adds the process: systemd's
-// sockets, notifications and watchdog, and the stop signals.
-int run(const hookd::config& cfg) {
+// sockets, notifications and watchdog, the reload and the stop signals.
+int run(const hookd::config& cfg, const std::vector<std::string>& args) {
   hookd::service_options options;
   options.settings = cfg;
   options.master_key = env("HOOKD_MASTER_KEY");
@@ -90,10 +116,9 @@ int run(const hookd::config& cfg) {
   sd_notify(0, "READY=1");
 
   // SIGTERM/SIGINT/SIGHUP were blocked in main before any thread started, so they stay pending
-  // until this sigwait picks them up. SIGHUP asks a daemon to reload; nothing of hookd's
-  // configuration is reloadable yet, so it is logged and hookd carries on (its default action
-  // would end the process, and `Restart=on-failure` would not bring it back after a clean
-  // signal exit; docs/operations.md, "Signals and shutdown").
+  // until this sigwait picks them up. SIGHUP reloads what can be reloaded and hookd carries on
+  // (its default action would end the process, and `Restart=on-failure` would not bring it back
+  // after a clean signal exit; docs/operations.md, "Signals and shutdown").
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
@@ -103,11 +128,7 @@ int run(const hookd::config& cfg) {
   for (;;) {
     sigwait(&signals, &signal_number);
     if (signal_number != SIGHUP) break;
-    hookd::log_line(
-        {{"event", "reload"},
-         {"signal", "SIGHUP"},
-         {"reloaded", boost::json::array{}},
-         {"detail", "nothing of the configuration is reloadable yet; restart hookd to change it"}});
+    reload(stack, args);
   }
 
   const auto delay = cfg.shutdown_delay;
@@ -118,7 +139,7 @@ int run(const hookd::config& cfg) {
   // /readyz answers 503 from now on; requests are still served for --shutdown-delay, so that a
   // load balancer's health check takes this node out of rotation before it stops accepting
   // (docs/operations.md, "Behind a load balancer"). A second SIGTERM or SIGINT cuts the delay
-  // short; SIGHUP is ignored here like before.
+  // short; SIGHUP waits until the stop is over.
   stack.drain();
   sd_notify(0, "STOPPING=1");
   if (delay.count() > 0) {
@@ -167,8 +188,9 @@ int main(int argc, char** argv) {
     case hookd::config_action::run:
       break;
   }
+  hookd::set_log_level(cfg.values.min_log_level);
   try {
-    return run(cfg.values);
+    return run(cfg.values, args);
   } catch (const std::exception& e) {
     fail_line("fatal", std::string("hookd: ") + e.what());
     return 1;

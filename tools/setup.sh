@@ -9,7 +9,7 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   librocksdb-dev libssl-dev libsystemd-dev libtomlplusplus-dev ca-certificates
   libgtest-dev libgmock-dev libbenchmark-dev
-  nodejs npm wrk nginx-light curl jq
+  nodejs npm wrk nginx-light curl jq openssl
   systemd dpkg-dev file
   clang-16 libfuzzer-16-dev libclang-rt-16-dev
 )

@@ -288,6 +288,51 @@ const std::array kOptions = {
                 "series per webhook.",
                 [](config& c, std::string_view v) { return set_bool(c.metrics_per_webhook, v); },
                 true},
+    option_spec{"tls-cert", "FILE", "none",
+                "PEM certificate chain: serve HTTPS (with --tls-key). SIGHUP reloads both files.",
+                [](config& c, std::string_view v) -> apply_result {
+                  c.tls_cert = std::string(v);
+                  return std::nullopt;
+                }},
+    option_spec{"tls-key", "FILE", "none",
+                "PEM private key of --tls-cert (unencrypted; keep it mode 0600).",
+                [](config& c, std::string_view v) -> apply_result {
+                  c.tls_key = std::string(v);
+                  return std::nullopt;
+                }},
+    option_spec{"rate-limit", "N", "0 (off)",
+                "API requests per second per token (burst 2N); beyond it a 429 with Retry-After. "
+                "Requests without a token are not counted.",
+                [](config& c, std::string_view v) -> apply_result {
+                  const auto n = parse_uint(v);
+                  if (!n || *n > 1'000'000) {
+                    return "expected requests per second, 0 (off) to 1000000";
+                  }
+                  c.rate_limit = static_cast<std::uint32_t>(*n);
+                  return std::nullopt;
+                }},
+    option_spec{"access-log", "", "false",
+                "Log one JSON line per request (\"event\":\"access\") to the log's stream.",
+                [](config& c, std::string_view v) { return set_bool(c.access_log, v); }, true},
+    option_spec{"trusted-proxies", "LIST", "none",
+                "Comma-separated addresses or CIDR networks (IPv4, IPv6) whose X-Forwarded-For "
+                "the access log records.",
+                [](config& c, std::string_view v) -> apply_result {
+                  auto parsed = parse_ip_network_list(v);
+                  if (auto* problem = std::get_if<std::string>(&parsed)) {
+                    return "expected addresses or networks such as 10.0.0.0/8,::1: " + *problem;
+                  }
+                  c.trusted_proxies = std::move(std::get<std::vector<ip_network>>(parsed));
+                  return std::nullopt;
+                }},
+    option_spec{"log-level", "LEVEL", "info",
+                "debug, info, warn or error: lines below it are dropped. SIGHUP applies a change.",
+                [](config& c, std::string_view v) -> apply_result {
+                  const auto level = parse_log_level(v);
+                  if (!level) return "expected debug, info, warn or error";
+                  c.min_log_level = *level;
+                  return std::nullopt;
+                }},
     option_spec{"unsafe-no-fsync", "", "false",
                 "Do not fsync writes. Benchmarks only: a crash loses acknowledged writes.",
                 [](config& c, std::string_view v) { return set_bool(c.unsafe_no_fsync, v); }, true},
@@ -571,6 +616,12 @@ std::variant<parsed_config, std::string> parse_config(std::span<const std::strin
   for (const auto& f : flags) {
     if (f.spec->name == "config") continue;
     if (auto problem = f.spec->apply(c, f.value)) return bad_value(f.where, *problem, f.value);
+  }
+  if (c.tls_cert.empty() != c.tls_key.empty()) {
+    return failure(c.tls_cert.empty() ? "--tls-key" : "--tls-cert",
+                   "needs " + std::string(c.tls_cert.empty() ? "--tls-cert" : "--tls-key") +
+                       " too: HTTPS takes a certificate and its key (give both, or neither for "
+                       "plain HTTP)");
   }
   // The same address twice would fail to bind only at start-up, as a start-up failure (exit 1).
   if (c.metrics_listen && c.metrics_listen->port != 0 && c.metrics_listen->port == c.listen_port &&

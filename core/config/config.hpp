@@ -2,6 +2,9 @@
 // hookd's configuration: built-in defaults < config file (TOML or JSON, --config) < HOOKD_*
 // environment < command-line flags. Pure: the environment comes in as a lookup function.
 
+#include "core/common/ip_network.hpp"
+#include "core/common/log.hpp"
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -64,7 +67,22 @@ struct config {
   // with the webhooks (docs/operations.md, "Per-webhook metrics").
   bool metrics_per_webhook = false;
   bool unsafe_no_fsync = false;  // --unsafe-no-fsync: benchmarks only; loses acknowledged writes
-  std::optional<std::string> config_file;  // --config
+  // --tls-cert FILE and --tls-key FILE (both or neither): the listener serves HTTPS with this PEM
+  // certificate chain and key; SIGHUP reads them again. Empty: plain HTTP, for a node behind a
+  // TLS-terminating load balancer (docs/operations.md, "TLS").
+  std::string tls_cert;
+  std::string tls_key;
+  // --rate-limit: API requests per second per token, with a burst of twice that; beyond it a 429.
+  // 0 (the default): off, since a quota belongs to the deployment, not to the product.
+  std::uint32_t rate_limit = 0;
+  // --access-log: one JSON line per request (docs/operations.md, "Access log"). Off by default:
+  // it costs a write per request.
+  bool access_log = false;
+  // --trusted-proxies: peers whose X-Forwarded-For the access log records. None by default: a
+  // header any client can send proves nothing.
+  std::vector<ip_network> trusted_proxies;
+  log_level min_log_level = log_level::info;  // --log-level; SIGHUP applies a new value
+  std::optional<std::string> config_file;     // --config
 
   config();  // fills retry_schedule with 5s,5m,30m,2h,5h,10h,10h
 };

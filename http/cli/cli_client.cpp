@@ -195,11 +195,20 @@ std::variant<client_response, client_failure> sync_client::send(
     tls.emplace(asio::ssl::context::tls_client);
     SSL_CTX_set_min_proto_version(tls->native_handle(), TLS1_2_VERSION);
     beast::error_code ec;
-    // The system store; OpenSSL also honours SSL_CERT_FILE and SSL_CERT_DIR.
-    tls->set_default_verify_paths(ec);
-    if (ec) {
-      return client_failure{client_failure::stage::tls,
-                            "cannot load the system CA certificates: " + ec.message()};
+    if (!ca_file_.empty()) {
+      tls->load_verify_file(ca_file_, ec);
+      if (ec) {
+        return client_failure{
+            client_failure::stage::tls,
+            "cannot load the CA certificates in " + quoted(ca_file_) + ": " + ec.message()};
+      }
+    } else {
+      // The system store; OpenSSL also honours SSL_CERT_FILE and SSL_CERT_DIR.
+      tls->set_default_verify_paths(ec);
+      if (ec) {
+        return client_failure{client_failure::stage::tls,
+                              "cannot load the system CA certificates: " + ec.message()};
+      }
     }
     tls->set_verify_mode(asio::ssl::verify_peer);
   }

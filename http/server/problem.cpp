@@ -62,9 +62,15 @@ constexpr std::array kTransportTable = {
                 "Malformed HTTP request"},
     problem_row{bhttp::status::service_unavailable, HOOKD_PROBLEM_TYPE("connection-limit"),
                 "Too many connections"},
+    problem_row{bhttp::status::uri_too_long, HOOKD_PROBLEM_TYPE("uri-too-long"),
+                "Request-target too long"},
+    problem_row{bhttp::status::not_implemented, HOOKD_PROBLEM_TYPE("unsupported-transfer-coding"),
+                "Transfer coding not implemented"},
+    problem_row{bhttp::status::http_version_not_supported,
+                HOOKD_PROBLEM_TYPE("http-version-not-supported"), "HTTP version not supported"},
 };
 static_assert(kTransportTable.size() ==
-              static_cast<std::size_t>(transport_error::connection_limit) + 1);
+              static_cast<std::size_t>(transport_error::version_not_supported) + 1);
 
 #undef HOOKD_PROBLEM_TYPE
 

@@ -36,12 +36,17 @@ void render_head(const response& res, unsigned version, bool keep_alive,
 
 // Problems the HTTP transport raises itself, which have no domain error_kind: a known path with
 // another method (405; the caller adds Allow), a request head over the limit (431), a request
-// that does not parse as HTTP/1.1 (400) and a connection beyond --max-connections (503).
+// that does not parse as HTTP/1.1 (400), a connection beyond --max-connections (503), a
+// request-target over the limit (414), a transfer coding other than chunked (501) and an HTTP
+// version other than 1.x (505).
 enum class transport_error {
   method_not_allowed,
   headers_too_large,
   malformed_request,
-  connection_limit
+  connection_limit,
+  uri_too_long,
+  unsupported_transfer_coding,
+  version_not_supported,
 };
 response problem_response(transport_error error, std::string detail, std::string_view request_id);
 

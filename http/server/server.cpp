@@ -36,14 +36,28 @@
 // shared with a supervisor (systemd's socket activation), for the next process to accept. After
 // drain_timeout the remaining sockets are closed hard; then the threads are joined. Every
 // session and the accept loop are counted in `tasks_`, so stop() knows when all have ended.
+//
+// TLS (options.tls): the same session over a session_stream that wraps the socket in TLS. The
+// handshake runs under header_timeout. A client whose first byte is not a TLS handshake record
+// spoke plain HTTP to the HTTPS port: it gets a plain 400 saying so, then the connection closes.
+// A closing TLS connection sends close_notify first, then lingers like a plain one.
+//
+// Request heads (RFC 9112; docs/operations.md lists the checks): the session reads until the
+// head's blank line itself and looks at the raw bytes before Beast parses them, for what the
+// parser lets through or cannot tell apart: obsolete line folding (Beast unfolds it silently)
+// and a request-target too long (414, where the parser would only see a head too large, 431).
 
 #include "http/server/server.hpp"
 
 #include "core/common/crypto.hpp"
 #include "core/common/log.hpp"
 #include "http/api/app.hpp"
+#include "http/api/auth.hpp"
+#include "http/api/token_digest_cache.hpp"
 #include "http/server/metrics.hpp"
 #include "http/server/problem.hpp"
+#include "http/server/rate_limiter.hpp"
+#include "http/server/session_stream.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -56,6 +70,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
+#include <boost/url/parse.hpp>
 
 #include <unistd.h>
 
@@ -64,6 +79,7 @@
 #include <cstdio>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <sstream>
 #include <thread>
 #include <unordered_map>
@@ -93,6 +109,10 @@ constexpr std::chrono::milliseconds kAcceptBackoff{50};
 constexpr std::size_t kMaxRefusing = 64;
 // At most one connections_refused log line per this interval.
 constexpr std::chrono::seconds kRefusalLogInterval{10};
+// The first byte of a TLS connection: a handshake record (RFC 8446 §5.1, content type 22).
+constexpr unsigned char kTlsHandshakeRecord = 0x16;
+// The most of X-Forwarded-For an access log line carries.
+constexpr std::size_t kMaxForwardedForBytes = 512;
 
 // Request ids: 16 random bytes as 32 hex digits. A per-thread xoshiro256** seeded once from
 // RAND_bytes is enough: ids must be unique, not secret. Written into `id`, whose capacity the
@@ -181,11 +201,16 @@ struct connection : std::enable_shared_from_this<connection> {
   using clock = std::chrono::steady_clock;
   static constexpr auto kNoDeadline = clock::time_point::max();
 
-  explicit connection(tcp::socket s) : socket(std::move(s)), watchdog(socket.get_executor()) {}
+  explicit connection(session_stream s) : stream(std::move(s)), watchdog(stream.get_executor()) {}
 
-  tcp::socket socket;
+  session_stream stream;
+  tcp::socket& socket() noexcept { return stream.socket(); }
   bool idle = false;
-  bool refused = false;    // answered 503 at the connection limit; not an open session
+  bool refused = false;  // answered 503 at the connection limit; not an open session
+  bool tls_up = false;   // the TLS handshake completed: closing sends close_notify
+  // The peer, for the access log: its address as text, and whether it is a trusted proxy.
+  std::string peer;
+  bool peer_trusted = false;
   std::string head;        // the response head being written; its capacity is reused
   std::string request_id;  // the current request's id; likewise
   // The request being served and what it is answered with. They live here rather than in
@@ -202,6 +227,7 @@ struct connection : std::enable_shared_from_this<connection> {
     std::string_view request_id;  // in `request_id` above
     std::string_view route;       // the metrics label; in the router
     std::chrono::steady_clock::time_point started;
+    std::size_t bytes_in = 0;  // the request's head and body as received
   } x;
 
   // The next read or write must complete within `timeout`; call before starting it.
@@ -216,7 +242,7 @@ struct connection : std::enable_shared_from_this<connection> {
     closed_ = true;
     beast::error_code ignored;
     watchdog.cancel();
-    socket.close(ignored);
+    socket().close(ignored);
   }
 
  private:
@@ -274,6 +300,12 @@ struct server::impl {
 
   std::atomic<bool> draining{false};
   std::atomic<std::size_t> open{0};
+  std::unique_ptr<rate_limiter> limiter = options.rate_limit > 0
+                                              ? std::make_unique<rate_limiter>(options.rate_limit)
+                                              : nullptr;
+
+  std::mutex tls_mutex;  // tls
+  tls_context tls = options.tls;
   std::atomic<std::size_t> refusing{0};  // connections being answered 503 at the limit
 
   // The connections_refused log line; only the accept loop touches these.
@@ -324,9 +356,20 @@ struct server::impl {
   void task_finished(std::uint64_t id, std::exception_ptr error, const char* what);
   std::vector<std::shared_ptr<connection>> snapshot();
 
+  tls_context current_tls();
+  std::shared_ptr<connection> make_connection(tcp::socket socket);
+  asio::awaitable<bool> start_tls(connection& conn);
+  asio::awaitable<void> answer_plain_http(connection& conn);
+
   asio::awaitable<void> run_session(std::shared_ptr<connection> conn);
   asio::awaitable<next_step> serve_one(connection& conn, beast::flat_buffer& buffer);
+  asio::awaitable<std::pair<beast::error_code, std::size_t>> read_head(connection& conn,
+                                                                       beast::flat_buffer& buffer);
+  bool check_raw_head(connection& conn, std::span<char> raw, const beast::error_code& ec);
   head_verdict check_head(connection& conn, const beast::error_code& ec);
+  bool check_target(connection& conn);
+  bool rate_limited(connection& conn);
+  void log_access_line(connection& conn, std::size_t bytes_out);
   const handler* route(connection& conn);
   void refuse_body(connection& conn, const beast::error_code& ec);
   void dispatch_failed(connection& conn, const std::string& failure);
@@ -426,10 +469,10 @@ void server::impl::stop() {
   });
   // Sessions waiting for a next request end now; busy ones notice `draining` after answering.
   for (auto& conn : snapshot()) {
-    asio::post(conn->socket.get_executor(), [conn] {
+    asio::post(conn->stream.get_executor(), [conn] {
       if (conn->idle) {
         beast::error_code ignored;
-        conn->socket.cancel(ignored);
+        conn->socket().cancel(ignored);
       }
     });
   }
@@ -438,7 +481,7 @@ void server::impl::stop() {
   if (!tasks_done.wait_for(lock, options.drain_timeout, [this] { return tasks == 0; })) {
     lock.unlock();
     for (auto& conn : snapshot()) {
-      asio::post(conn->socket.get_executor(), [conn] { conn->close(); });
+      asio::post(conn->stream.get_executor(), [conn] { conn->close(); });
     }
     lock.lock();
     tasks_done.wait_for(lock, kHardCloseGrace, [this] { return tasks == 0; });
@@ -506,7 +549,7 @@ void server::impl::refuse(tcp::socket socket) {
     socket.close(ignored);
     return;
   }
-  auto conn = std::make_shared<connection>(std::move(socket));
+  auto conn = make_connection(std::move(socket));
   conn->refused = true;
   std::uint64_t id = 0;
   {
@@ -516,7 +559,7 @@ void server::impl::refuse(tcp::socket socket) {
     ++tasks;
   }
   refusing.fetch_add(1);
-  auto executor = conn->socket.get_executor();
+  auto executor = conn->stream.get_executor();
   asio::co_spawn(executor, answer_refusal(std::move(conn)),
                  [this, id](std::exception_ptr e) { task_finished(id, e, "refusal"); });
 }
@@ -540,6 +583,10 @@ void server::impl::log_refusal() {
 // The 503 goes out before any request is read; the client's request, if it sent one, is read and
 // discarded while lingering, so that closing does not reset the connection under the answer.
 asio::awaitable<void> server::impl::answer_refusal(std::shared_ptr<connection> conn) {
+  if (conn->stream.is_tls() && !co_await start_tls(*conn)) {
+    conn->close();
+    co_return;
+  }
   generate_request_id(conn->request_id);
   conn->x.res = problem_response(transport_error::connection_limit,
                                  "The server is at its connection limit (" +
@@ -547,19 +594,50 @@ asio::awaitable<void> server::impl::answer_refusal(std::shared_ptr<connection> c
                                      " open connections); try again later.",
                                  conn->request_id);
   render_head(conn->x.res, 11, false, conn->request_id, conn->head);
-  const std::array<asio::const_buffer, 2> bytes{asio::buffer(conn->head),
-                                                asio::buffer(conn->x.res.body())};
+  conn->head += conn->x.res.body();  // one write: under TLS, one record
   conn->expires_after(options.header_timeout);
-  const auto [ec, n] = co_await asio::async_write(conn->socket, bytes, use_tuple);
+  const auto [ec, n] =
+      co_await asio::async_write(conn->stream, asio::buffer(conn->head), use_tuple);
   conn->operation_done();
   if (!ec) co_await linger_close(*conn);
   conn->close();
 }
 
+tls_context server::impl::current_tls() {
+  std::lock_guard lock(tls_mutex);
+  return tls;
+}
+
+// The connection over `socket`: under TLS with the context of the moment; the peer's address
+// when the access log needs it.
+std::shared_ptr<connection> server::impl::make_connection(tcp::socket socket) {
+  std::string peer;
+  bool trusted = false;
+  if (options.access_log) {
+    beast::error_code ec;
+    const auto remote = socket.remote_endpoint(ec);
+    if (!ec) {
+      const auto address = remote.address();
+      peer = address.to_string();
+      if (!options.trusted_proxies.empty()) {
+        const auto bytes = address.is_v4() ? ip_address::from_bytes(address.to_v4().to_bytes())
+                                           : ip_address::from_bytes(address.to_v6().to_bytes());
+        trusted = bytes && contains_any(options.trusted_proxies, *bytes);
+      }
+    }
+  }
+  auto context = current_tls();
+  auto conn = std::make_shared<connection>(context ? session_stream(std::move(socket), context)
+                                                   : session_stream(std::move(socket)));
+  conn->peer = std::move(peer);
+  conn->peer_trusted = trusted;
+  return conn;
+}
+
 void server::impl::spawn_session(tcp::socket socket) {
   beast::error_code ignored;
   socket.set_option(tcp::no_delay(true), ignored);  // responses go out in one write each
-  auto conn = std::make_shared<connection>(std::move(socket));
+  auto conn = make_connection(std::move(socket));
   std::uint64_t id = 0;
   {
     std::lock_guard lock(mutex);
@@ -569,15 +647,73 @@ void server::impl::spawn_session(tcp::socket socket) {
   }
   open.fetch_add(1);
   shared.stats.connection_opened();
-  auto executor = conn->socket.get_executor();
+  auto executor = conn->stream.get_executor();
   asio::co_spawn(executor, run_session(std::move(conn)),
                  [this, id](std::exception_ptr e) { task_finished(id, e, "session"); });
+}
+
+// Waits for the client's first byte (an idle wait that stop() may cancel), then: a TLS handshake
+// record starts the handshake; anything else is plain HTTP sent to the HTTPS port, answered with
+// a 400 in plain HTTP. True when TLS is up.
+asio::awaitable<bool> server::impl::start_tls(connection& conn) {
+  conn.idle = true;
+  conn.expires_after(options.header_timeout);
+  const auto [wec] = co_await conn.socket().async_wait(tcp::socket::wait_read, use_tuple);
+  conn.operation_done();
+  conn.idle = false;
+  if (wec || draining.load()) co_return false;
+  unsigned char first = 0;
+  beast::error_code pec;
+  const auto peeked =
+      conn.socket().receive(asio::buffer(&first, 1), tcp::socket::message_peek, pec);
+  if (pec || peeked == 0) co_return false;
+  if (first != kTlsHandshakeRecord) {
+    co_await answer_plain_http(conn);
+    co_return false;
+  }
+  conn.expires_after(options.header_timeout);
+  const auto [hec] =
+      co_await conn.stream.tls().async_handshake(asio::ssl::stream_base::server, use_tuple);
+  conn.operation_done();
+  if (hec) {
+    // Scanners and clients that distrust the certificate end here: routine, so debug only.
+    if (log_enabled(log_level::debug)) {
+      beast::error_code rec;
+      const auto remote = conn.socket().remote_endpoint(rec);
+      log_line({{"level", "debug"},
+                {"event", "tls_handshake_failed"},
+                {"peer", rec ? std::string() : remote.address().to_string()},
+                {"error", hec.message()}});
+    }
+    co_return false;
+  }
+  conn.tls_up = true;
+  co_return true;
+}
+
+asio::awaitable<void> server::impl::answer_plain_http(connection& conn) {
+  generate_request_id(conn.request_id);
+  conn.x.res = problem_response(transport_error::malformed_request,
+                                "This port serves HTTPS, and the request came as plain HTTP: use "
+                                "an https:// URL.",
+                                conn.request_id);
+  render_head(conn.x.res, 11, false, conn.request_id, conn.head);
+  conn.head += conn.x.res.body();
+  conn.expires_after(options.header_timeout);
+  const auto [ec, n] =
+      co_await asio::async_write(conn.socket(), asio::buffer(conn.head), use_tuple);
+  conn.operation_done();
+  if (!ec) co_await linger_close(conn);
 }
 
 asio::awaitable<void> server::impl::run_session(std::shared_ptr<connection> conn) {
   beast::flat_buffer buffer;
   bool first = true;
   auto step = next_step::close_now;
+  if (conn->stream.is_tls() && !co_await start_tls(*conn)) {
+    conn->close();
+    co_return;
+  }
   for (;;) {
     if (draining.load() && !first) {
       // Stopping, with nothing of a next request read: close without a reset (a request the
@@ -593,19 +729,19 @@ asio::awaitable<void> server::impl::run_session(std::shared_ptr<connection> conn
       conn->idle = !first;
       conn->expires_after(first ? options.header_timeout : options.idle_timeout);
       auto [ec, n] =
-          co_await conn->socket.async_read_some(buffer.prepare(kFirstReadBytes), use_tuple);
+          co_await conn->stream.async_read_some(buffer.prepare(kFirstReadBytes), use_tuple);
       conn->operation_done();
       conn->idle = false;
-      if (ec == asio::error::operation_aborted && draining.load() && conn->socket.is_open()) {
+      if (ec == asio::error::operation_aborted && draining.load() && conn->socket().is_open()) {
         // stop() cancelled the wait. A request that reached the socket in the meantime is still
         // answered (with Connection: close); otherwise the connection is shut down cleanly, so
         // that a client that reuses it sees the end of a connection, not a reset
         // (docs/operations.md, "Signals and shutdown").
         beast::error_code aec;
-        if (conn->socket.available(aec) > 0 && !aec) {
+        if (conn->socket().available(aec) > 0 && !aec) {
           conn->expires_after(options.header_timeout);
           auto [rec, rn] =
-              co_await conn->socket.async_read_some(buffer.prepare(kFirstReadBytes), use_tuple);
+              co_await conn->stream.async_read_some(buffer.prepare(kFirstReadBytes), use_tuple);
           conn->operation_done();
           if (!rec && rn > 0) {
             buffer.commit(rn);
@@ -629,15 +765,22 @@ asio::awaitable<void> server::impl::run_session(std::shared_ptr<connection> conn
 }
 
 asio::awaitable<void> server::impl::linger_close(connection& conn) {
-  beast::error_code ec;
-  conn.socket.shutdown(tcp::socket::shutdown_send, ec);
-  if (ec) co_return;
   conn.idle = true;                    // nothing left to answer: stop() may cut this short
   conn.expires_after(kLingerTimeout);  // for all of the lingering, not per read
+  if (conn.tls_up) {
+    // close_notify, so that the client knows the response was not cut; asio then waits for the
+    // client's own close_notify (or its close), discarding what the client still sends.
+    conn.tls_up = false;
+    co_await conn.stream.tls().async_shutdown(use_tuple);
+    if (!conn.socket().is_open()) co_return;
+  }
+  beast::error_code ec;
+  conn.socket().shutdown(tcp::socket::shutdown_send, ec);
+  if (ec) co_return;
   std::array<char, 4096> sink;
   std::size_t discarded = 0;
   while (discarded < kLingerMaxBytes) {
-    auto [rec, n] = co_await conn.socket.async_read_some(asio::buffer(sink), use_tuple);
+    auto [rec, n] = co_await conn.socket().async_read_some(asio::buffer(sink), use_tuple);
     if (rec) break;
     discarded += n;
   }
@@ -650,9 +793,16 @@ asio::awaitable<next_step> server::impl::serve_one(connection& conn, beast::flat
   // The body limit is decided from Content-Length below, with the whole head in hand.
   parser.body_limit(boost::none);
 
-  conn.expires_after(options.header_timeout);
-  const auto [ec, n] = co_await bhttp::async_read_header(conn.socket, buffer, parser, use_tuple);
-  conn.operation_done();
+  auto [ec, head_size] = co_await read_head(conn, buffer);
+  conn.x.bytes_in = head_size;
+  std::span<char> raw(static_cast<char*>(buffer.data().data()), ec ? buffer.size() : head_size);
+  if (check_raw_head(conn, raw, ec)) co_return co_await respond(conn);
+  if (!ec) {
+    // The whole head is in the buffer: the parser takes it in one call, and stops at its end.
+    const auto used = parser.put(asio::buffer(buffer.data().data(), head_size), ec);
+    buffer.consume(used);
+    if (!ec && !parser.is_header_done()) ec = bhttp::error::partial_message;
+  }
   const auto verdict = check_head(conn, ec);
   if (verdict == head_verdict::close_now) co_return next_step::close_now;
   if (verdict == head_verdict::answer) co_return co_await respond(conn);
@@ -662,14 +812,15 @@ asio::awaitable<next_step> server::impl::serve_one(connection& conn, beast::flat
     if (head.version() >= 11 && beast::iequals(head[bhttp::field::expect], "100-continue")) {
       conn.expires_after(options.header_timeout);
       const auto [wec, wn] =
-          co_await asio::async_write(conn.socket, asio::buffer(kContinue), use_tuple);
+          co_await asio::async_write(conn.stream, asio::buffer(kContinue), use_tuple);
       conn.operation_done();
       if (wec) co_return next_step::close_now;
     }
     parser.body_limit(options.max_body_bytes);  // bounds chunked bodies too
     conn.expires_after(options.header_timeout);
-    const auto [bec, bn] = co_await bhttp::async_read(conn.socket, buffer, parser, use_tuple);
+    const auto [bec, bn] = co_await bhttp::async_read(conn.stream, buffer, parser, use_tuple);
     conn.operation_done();
+    conn.x.bytes_in += bn;
     if (bec) {
       if (bec != bhttp::error::body_limit && !is_malformed(bec)) co_return next_step::close_now;
       refuse_body(conn, bec);
@@ -677,6 +828,7 @@ asio::awaitable<next_step> server::impl::serve_one(connection& conn, beast::flat
     }
   }
 
+  if (limiter && rate_limited(conn)) co_return co_await respond(conn);
   if (const handler* target = route(conn)) {
     std::string failure;
     try {
@@ -690,6 +842,102 @@ asio::awaitable<next_step> server::impl::serve_one(connection& conn, beast::flat
     if (!failure.empty()) dispatch_failed(conn, failure);
   }
   co_return co_await respond(conn);
+}
+
+// Reads until `buffer` holds a whole request head, through the blank line that ends it; returns
+// the head's size. bhttp::error::header_limit when no head ends within max_header_bytes; a read
+// error (end of stream, timeout) as it came.
+asio::awaitable<std::pair<beast::error_code, std::size_t>> server::impl::read_head(
+    connection& conn, beast::flat_buffer& buffer) {
+  std::size_t scanned = 0;  // bytes searched already, but for a blank line's first three
+  for (;;) {
+    const std::string_view data(static_cast<const char*>(buffer.data().data()), buffer.size());
+    if (const auto end = data.find("\r\n\r\n", scanned); end != std::string_view::npos) {
+      if (end + 4 > options.max_header_bytes) co_return std::pair{bhttp::error::header_limit, 0};
+      co_return std::pair{beast::error_code{}, end + 4};
+    }
+    if (data.size() >= options.max_header_bytes) {
+      co_return std::pair{bhttp::error::header_limit, 0};
+    }
+    scanned = data.size() >= 3 ? data.size() - 3 : 0;
+    conn.expires_after(options.header_timeout);
+    const auto [ec, n] = co_await conn.stream.async_read_some(
+        buffer.prepare(std::min(kFirstReadBytes, options.max_header_bytes + 4 - data.size())),
+        use_tuple);
+    conn.operation_done();
+    if (ec) co_return std::pair{ec, 0};
+    buffer.commit(n);
+  }
+}
+
+// What the raw bytes of a head (whole, or as far as read_head got) must be answered with before
+// any parsing: a request-target over max_target_bytes (414), an HTTP version other than 1.x
+// (505; Beast would call it malformed), and obsolete line folding or whitespace before the first
+// field (400; RFC 9112 §5.2 and §2.2 allow rejecting them, and a folded line is how a field hides
+// from one parser and not from another). A later HTTP/1.x minor version is rewritten to 1.1 in
+// place, to be served as 1.1 (RFC 9110 §2.5). True when answered.
+bool server::impl::check_raw_head(connection& conn, std::span<char> raw,
+                                  const beast::error_code& ec) {
+  const std::string_view head(raw.data(), raw.size());
+  if (ec && ec != bhttp::error::header_limit) return false;  // closed or timed out: no answer
+  auto& x = conn.x;
+  x.started = std::chrono::steady_clock::now();
+  x.version = 11;
+  x.head = false;
+  x.keep_alive = false;
+  x.route = {};
+  const auto line_end = head.find("\r\n");
+  const auto line = head.substr(0, line_end);
+  const auto first_space = line.find(' ');
+  const auto last_space = line.rfind(' ');
+  const std::size_t target_bytes =
+      first_space == std::string_view::npos
+          ? 0
+          : (last_space > first_space ? last_space : line.size()) - first_space - 1;
+  if (target_bytes > options.max_target_bytes ||
+      (line_end == std::string_view::npos && ec == bhttp::error::header_limit)) {
+    generate_request_id(conn.request_id);
+    x.request_id = conn.request_id;
+    x.res = problem_response(
+        transport_error::uri_too_long,
+        "The request-target is longer than " + std::to_string(options.max_target_bytes) + " bytes.",
+        x.request_id);
+    return true;
+  }
+  if (ec || line_end == std::string_view::npos) return false;  // 431 or 400 from the parser
+  // "HTTP/" DIGIT "." DIGIT at the end of the request line.
+  if (constexpr std::string_view kHttp = "HTTP/";
+      line.size() >= 8 && line.substr(line.size() - 8, 5) == kHttp) {
+    const char major = line[line.size() - 3], dot = line[line.size() - 2],
+               minor = line[line.size() - 1];
+    const bool digits = major >= '0' && major <= '9' && dot == '.' && minor >= '0' && minor <= '9';
+    if (digits && major != '1') {
+      generate_request_id(conn.request_id);
+      x.request_id = conn.request_id;
+      x.res = problem_response(transport_error::version_not_supported,
+                               "HTTP/" + std::string{major, '.', minor} +
+                                   " is not supported; this server speaks HTTP/1.1.",
+                               x.request_id);
+      return true;
+    }
+    if (digits && minor > '1') raw[line_end - 1] = '1';
+  }
+  // From the end of the request line to the blank line: a line break followed by a space or a
+  // tab starts a folded continuation (or, right after the request line, a line the RFC says
+  // to reject or ignore).
+  for (auto at = head.find("\r\n", line_end); at != std::string_view::npos && at + 2 < head.size();
+       at = head.find("\r\n", at + 2)) {
+    if (head[at + 2] == ' ' || head[at + 2] == '\t') {
+      generate_request_id(conn.request_id);
+      x.request_id = conn.request_id;
+      x.res = problem_response(transport_error::malformed_request,
+                               "A header line begins with whitespace: obsolete line folding "
+                               "(or whitespace before the first field) is not accepted.",
+                               x.request_id);
+      return true;
+    }
+  }
+  return false;
 }
 
 // Reads the request head's outcome into the connection's exchange. Everything decided from the
@@ -718,8 +966,9 @@ head_verdict server::impl::check_head(connection& conn, const beast::error_code&
   }
 
   x.request_id = pick_request_id(head, conn.request_id);
-  x.version = head.version();
   x.head = head.method() == bhttp::verb::head;
+
+  x.version = head.version();  // 10 or 11: the parser takes no other (check_raw_head)
 
   // Message framing (RFC 9112 §6.1): a request with Transfer-Encoding must end in chunked and
   // must not also carry Content-Length; anything else is how requests get smuggled.
@@ -733,8 +982,41 @@ head_verdict server::impl::check_head(connection& conn, const beast::error_code&
     return head_verdict::answer;
   }
 
+  // Transfer codings (RFC 9112 §6.1, §7): chunked exactly once and last; any other coding is
+  // one this server does not decode (501). An HTTP/1.0 request has no business with any.
+  if (head.count(bhttp::field::transfer_encoding) != 0) {
+    std::size_t chunked = 0, others = 0;
+    bool last_chunked = false;
+    for (const auto& field : head) {
+      if (field.name() != bhttp::field::transfer_encoding) continue;
+      for (const auto coding : bhttp::token_list(field.value())) {
+        last_chunked = beast::iequals(coding, "chunked");
+        (last_chunked ? chunked : others) += 1;
+      }
+    }
+    if (head.version() == 10 || chunked > 1 || !last_chunked) {
+      x.res = problem_response(
+          transport_error::malformed_request,
+          head.version() == 10 ? "An HTTP/1.0 request cannot carry Transfer-Encoding."
+          : chunked > 1        ? "The request's Transfer-Encoding applies chunked twice."
+                               : "The request's Transfer-Encoding does not end in chunked.",
+          x.request_id);
+      return head_verdict::answer;
+    }
+    if (others > 0) {
+      x.res = problem_response(transport_error::unsupported_transfer_coding,
+                               "The request's Transfer-Encoding '" +
+                                   std::string(head[bhttp::field::transfer_encoding]) +
+                                   "' has a coding other than chunked, which this server does "
+                                   "not decode.",
+                               x.request_id);
+      return head_verdict::answer;
+    }
+  }
+
   // RFC 9112 §3.2: an HTTP/1.1 request without a Host header, and any request with more than
-  // one, is answered 400 (docs/openapi.yaml, "Conventions").
+  // one or with one that is not a host and optional port, is answered 400 (docs/openapi.yaml,
+  // "Conventions"). An empty Host is valid: it says the target has no authority.
   if (const std::size_t hosts = head.count(bhttp::field::host);
       hosts > 1 || (hosts == 0 && head.version() >= 11)) {
     x.res = problem_response(transport_error::malformed_request,
@@ -742,7 +1024,18 @@ head_verdict server::impl::check_head(connection& conn, const beast::error_code&
                                         : "The request carries more than one Host header.",
                              x.request_id);
     return head_verdict::answer;
+  } else if (hosts == 1) {
+    const auto host = head[bhttp::field::host];
+    const auto authority = boost::urls::parse_authority(host);
+    if (!host.empty() && (!authority || authority->has_userinfo())) {
+      x.res = problem_response(transport_error::malformed_request,
+                               "The Host header is not a host name or address with an optional "
+                               "port.",
+                               x.request_id);
+      return head_verdict::answer;
+    }
   }
+  if (!check_target(conn)) return head_verdict::answer;
 
   if (const auto length = conn.parser->content_length();
       length && *length > options.max_body_bytes) {
@@ -756,6 +1049,30 @@ head_verdict server::impl::check_head(connection& conn, const beast::error_code&
     return head_verdict::answer;
   }
   return conn.parser->is_done() ? head_verdict::handle : head_verdict::read_body;
+}
+
+// The request-target's form (RFC 9112 §3.2): origin-form ("/path?query") as nearly every client
+// sends it; absolute-form ("http://host/path"), which the request is then routed by, rewritten to
+// origin-form (its Host header is ignored, as the RFC says); "*" for OPTIONS, which matches no
+// route. Anything else is a 400. False when answered.
+bool server::impl::check_target(connection& conn) {
+  auto& req = conn.parser->get();
+  const std::string_view target = req.target();
+  if (!target.empty() && target.front() == '/') return true;
+  if (target == "*" && req.method() == bhttp::verb::options) return true;
+  const auto uri = boost::urls::parse_absolute_uri(target);
+  if (uri && (uri->scheme_id() == boost::urls::scheme::http ||
+              uri->scheme_id() == boost::urls::scheme::https)) {
+    std::string origin = uri->encoded_path().empty() ? "/" : std::string(uri->encoded_path());
+    if (uri->has_query()) origin.append("?").append(uri->encoded_query());
+    req.target(origin);
+    return true;
+  }
+  conn.x.res = problem_response(transport_error::malformed_request,
+                                "The request-target is neither a path (origin-form) nor an "
+                                "absolute http(s) URI.",
+                                conn.x.request_id);
+  return false;
 }
 
 // A body over the limit (413) or one that does not parse (400).
@@ -801,6 +1118,73 @@ const handler* server::impl::route(connection& conn) {
   return match.target;
 }
 
+// The per-token rate limit (docs/operations.md, "Rate limit"), checked once the request is read
+// so that a refused client keeps its connection. Requests without a token pass: the ops routes
+// need none, and the API answers them 401. True when answered 429.
+bool server::impl::rate_limited(connection& conn) {
+  const request& req = conn.parser->get();
+  const auto token = extract_token(req);
+  if (!token) return false;
+  // The thread's digest cache: authenticate() then finds the same digest without hashing again.
+  const auto decision =
+      limiter->take(this_thread_token_digests().digest(*token), std::chrono::steady_clock::now());
+  if (decision.allowed) return false;
+  auto& x = conn.x;
+  x.keep_alive = req.keep_alive();
+  x.route = routes.find(req.method(), split_target(req.target()).first).route;
+  const auto after = std::to_string(decision.retry_after.count());
+  x.res = problem_response(
+      make_problem(error_kind::rate_limited,
+                   "This token sent more than " + std::to_string(limiter->rate()) +
+                       " requests per second (bursts up to " + std::to_string(limiter->burst()) +
+                       "); retry after " + after + " s."),
+      x.request_id);
+  x.res.set(bhttp::field::retry_after, after);
+  x.res.set("RateLimit-Limit", std::to_string(limiter->rate()));
+  x.res.set("RateLimit-Remaining", "0");
+  x.res.set("RateLimit-Reset", after);
+  return true;
+}
+
+// One access log line (docs/operations.md, "Access log"): the route's template and the raw path
+// (without the query, which may be long), the outcome and its cost, and who asked.
+void server::impl::log_access_line(connection& conn, std::size_t bytes_out) {
+  const auto& x = conn.x;
+  boost::json::object line;
+  line.reserve(12);
+  line["event"] = "access";
+  std::string_view method, path;
+  if (conn.parser && conn.parser->is_header_done()) {
+    const auto& req = conn.parser->get();
+    method = req.method_string();
+    path = split_target(req.target()).first;
+  }
+  line["method"] = method;
+  line["path"] = path;
+  line["route"] = x.route;
+  line["status"] = x.res.result_int();
+  line["durationUs"] = std::chrono::duration_cast<std::chrono::microseconds>(
+                           std::chrono::steady_clock::now() - x.started)
+                           .count();
+  line["bytesIn"] = x.bytes_in;
+  line["bytesOut"] = bytes_out;
+  line["requestId"] = x.request_id;
+  line["peer"] = conn.peer;
+  if (conn.peer_trusted && conn.parser && conn.parser->is_header_done()) {
+    std::string forwarded;
+    for (const auto& field : conn.parser->get()) {
+      if (!beast::iequals(field.name_string(), "X-Forwarded-For")) continue;
+      if (!forwarded.empty()) forwarded += ", ";
+      forwarded += field.value();
+    }
+    if (!forwarded.empty()) {
+      if (forwarded.size() > kMaxForwardedForBytes) forwarded.resize(kMaxForwardedForBytes);
+      line["forwardedFor"] = forwarded;
+    }
+  }
+  log_access(line);
+}
+
 void server::impl::dispatch_failed(connection& conn, const std::string& failure) {
   log_line({{"level", "error"},
             {"event", "handler_exception"},
@@ -831,14 +1215,18 @@ asio::awaitable<next_step> server::impl::respond(connection& conn) {
     render_head(x.res, x.version, keep, x.request_id, conn.head);
   }
 
-  // A response to HEAD carries the headers of the GET it mirrors, never the body.
+  // A response to HEAD carries the headers of the GET it mirrors, never the body. Under TLS the
+  // head and the body go in one buffer, so in one record.
+  if (conn.stream.is_tls() && !x.head) conn.head += x.res.body();
+  const bool gather = !conn.stream.is_tls() && !x.head;
   const std::array<asio::const_buffer, 2> bytes{
-      asio::buffer(conn.head), x.head ? asio::const_buffer() : asio::buffer(x.res.body())};
+      asio::buffer(conn.head), gather ? asio::buffer(x.res.body()) : asio::const_buffer()};
   conn.expires_after(options.header_timeout);
-  const auto [ec, n] = co_await asio::async_write(conn.socket, bytes, use_tuple);
+  const auto [ec, n] = co_await asio::async_write(conn.stream, bytes, use_tuple);
   conn.operation_done();
   shared.stats.record_request(x.route, x.res.result_int(),
                               std::chrono::steady_clock::now() - x.started);
+  if (options.access_log) log_access_line(conn, n);
   // An idle connection keeps neither the request nor the answer.
   x.res = response{};
   conn.context.reset();
@@ -876,6 +1264,13 @@ void server::stop() {
 }
 std::size_t server::open_connections() const noexcept {
   return impl_->open.load();
+}
+bool server::set_tls_context(tls_context context) {
+  if (!context) return false;
+  std::lock_guard lock(impl_->tls_mutex);
+  if (!impl_->tls) return false;
+  impl_->tls = std::move(context);
+  return true;
 }
 
 }  // namespace hookd::http

@@ -1,10 +1,12 @@
 #pragma once
-// The HTTP/1.1 server: an acceptor and one coroutine session per connection on an Asio thread
-// pool, each connection on its own strand. Thread-safe to stop from any thread.
+// The HTTP/1.1 server, plain or over TLS: an acceptor and one coroutine session per connection on
+// an Asio thread pool, each connection on its own strand. Thread-safe to stop from any thread.
 
 #include "core/common/error.hpp"
+#include "core/common/ip_network.hpp"
 #include "http/server/listen_socket.hpp"
 #include "http/server/router.hpp"
+#include "http/server/tls.hpp"
 #include "http/server/types.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
@@ -15,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace hookd::http {
 
@@ -34,6 +37,18 @@ struct server_options {
   std::chrono::milliseconds header_timeout{10'000};  // to read one request head
   std::chrono::milliseconds idle_timeout{75'000};    // keep-alive wait for the next request
   std::chrono::milliseconds drain_timeout{10'000};   // in-flight requests get this long on stop
+  // A longer request-target is a 414 (a request line that does not end within max_header_bytes
+  // too). hookd's longest paths are a few hundred bytes; 4 KiB leaves room for query strings.
+  std::size_t max_target_bytes = 4 * 1024;
+  // HTTPS with this context (http/server/tls.hpp); null: plain HTTP. set_tls_context() replaces
+  // it for new connections.
+  tls_context tls;
+  // Requests per second per token (burst twice that) beyond which a request that carries a
+  // token is answered 429; 0: no limit (docs/operations.md, "Rate limit").
+  std::uint32_t rate_limit = 0;
+  bool access_log = false;  // one log_access line per request answered
+  // Peers whose X-Forwarded-For the access log records; others' is left out.
+  std::vector<ip_network> trusted_proxies;
 };
 
 class server {
@@ -60,6 +75,9 @@ class server {
   // idle connections, then join the threads. Idempotent.
   void stop();
   std::size_t open_connections() const noexcept;
+  // Connections accepted from now on use `context`; those open keep theirs. Ignored (false) on a
+  // server started without TLS, which cannot switch to it. Any thread.
+  bool set_tls_context(tls_context context);
 
   struct impl;
 

@@ -31,9 +31,9 @@ std::int64_t ms_since(steady::time_point start) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - start).count();
 }
 
-std::string url_of(const boost::asio::ip::tcp::endpoint& ep) {
+std::string url_of(const boost::asio::ip::tcp::endpoint& ep, bool tls = false) {
   const auto host = ep.address().to_string();
-  return "http://" + (ep.address().is_v6() ? "[" + host + "]" : host) + ":" +
+  return (tls ? "https://" : "http://") + (ep.address().is_v6() ? "[" + host + "]" : host) + ":" +
          std::to_string(ep.port());
 }
 
@@ -196,6 +196,18 @@ std::variant<std::unique_ptr<service>, service_failure> service::open(service_op
   auto p = std::make_unique<parts>(std::move(options));
   const config& cfg = p->options.settings;
 
+  // The TLS files first: a wrong path is a configuration error, found before anything is
+  // created on disk.
+  http::tls_context tls;
+  if (!cfg.tls_cert.empty()) {
+    auto loaded = http::make_tls_context(cfg.tls_cert, cfg.tls_key);
+    if (!loaded) return service_failure{2, loaded.error().detail};
+    tls = std::move(*loaded);
+    boost::json::object line{{"event", "tls_certificate"}};
+    for (const auto& [key, value] : http::describe_certificate(tls)) line[key] = value;
+    p->log(line);
+  }
+
   // First what needs no data dir, so that a start that fails here (a port in use, a passed socket
   // hookd cannot serve, a malformed HOOKD_MASTER_KEY, a short HOOKD_ADMIN_TOKEN on a first start)
   // creates nothing on disk.
@@ -349,6 +361,10 @@ std::variant<std::unique_ptr<service>, service_failure> service::open(service_op
   server_options.header_timeout = cfg.header_timeout;
   server_options.idle_timeout = cfg.idle_timeout;
   server_options.drain_timeout = cfg.drain_timeout;
+  server_options.tls = tls;
+  server_options.rate_limit = cfg.rate_limit;
+  server_options.access_log = cfg.access_log;
+  server_options.trusted_proxies = cfg.trusted_proxies;
   p->server = std::make_unique<http::server>(server_options, p->routes, *p->shared);
   const auto bound = p->server->listen(std::move(*sockets.main));
   if (!bound) return start_failure(bound.error().detail);
@@ -359,6 +375,9 @@ std::variant<std::unique_ptr<service>, service_failure> service::open(service_op
     http::server_options ops_options = server_options;
     ops_options.threads = 1;
     ops_options.max_connections = kOpsMaxConnections;
+    // Scrapers and probes on an internal address: plain HTTP, no API tokens to count.
+    ops_options.tls = nullptr;
+    ops_options.rate_limit = 0;
     p->ops_server = std::make_unique<http::server>(ops_options, p->ops_routes, *p->shared);
     const auto ops_bound = p->ops_server->listen(std::move(*sockets.metrics));
     if (!ops_bound) return start_failure(ops_bound.error().detail);
@@ -384,7 +403,7 @@ void service::start() {
   if (p.ops_server) p.ops_server->start();
   p.dispatch->start();
   p.log({{"event", "listening"},
-         {"address", url_of(p.endpoint)},
+         {"address", url_of(p.endpoint, !p.options.settings.tls_cert.empty())},
          {"metricsAddress", p.ops_endpoint ? boost::json::value(url_of(*p.ops_endpoint))
                                            : boost::json::value(nullptr)},
          {"socketActivated", p.socket_activated},
@@ -394,6 +413,36 @@ void service::start() {
                                 ? boost::json::value(p.token_file.string())
                                 : boost::json::value(nullptr)}});
   p.shared->ready = true;
+}
+
+std::vector<std::string> service::reload(const config& fresh) {
+  parts& p = *parts_;
+  std::vector<std::string> reloaded;
+  const config& running = p.options.settings;
+  if (running.tls_cert.empty() != fresh.tls_cert.empty()) {
+    p.log({{"level", "warn"},
+           {"event", "reload_needs_restart"},
+           {"option", "tls-cert"},
+           {"detail", running.tls_cert.empty()
+                          ? "HTTPS was not on at start: restart hookd to serve HTTPS"
+                          : "HTTPS was on at start: restart hookd to serve plain HTTP"}});
+    return reloaded;
+  }
+  if (fresh.tls_cert.empty()) return reloaded;
+  auto loaded = http::make_tls_context(fresh.tls_cert, fresh.tls_key);
+  if (!loaded) {
+    p.log({{"level", "error"},
+           {"event", "tls_reload_failed"},
+           {"error", loaded.error().detail},
+           {"detail", "the certificate loaded before stays in use"}});
+    return reloaded;
+  }
+  boost::json::object line{{"event", "tls_certificate"}, {"reloaded", true}};
+  for (const auto& [key, value] : http::describe_certificate(*loaded)) line[key] = value;
+  p.server->set_tls_context(std::move(*loaded));
+  p.log(line);
+  reloaded.emplace_back("tls");
+  return reloaded;
 }
 
 void service::drain() {

@@ -93,6 +93,11 @@ class service {
   void start();
   // /readyz answers 503 from now on; requests are still served (SIGTERM's first step).
   void drain();
+  // SIGHUP: applies what can change while running from `fresh` (the configuration read again):
+  // the TLS certificate and key, read again from the files `fresh` names, for new connections.
+  // A file that fails to load is logged and the running certificate kept; nothing here stops the
+  // service. Returns the names of what was reloaded, for the reload log line.
+  std::vector<std::string> reload(const config& fresh);
   // Stops the listeners (in-flight requests get the drain timeout), then the dispatcher (attempts
   // in flight get the delivery timeout; one cut short is attempted again after the next start),
   // the delivery log and the catalog (queued writes are committed), and closes the storage.

@@ -176,6 +176,50 @@ TEST_F(ConfigTest, MetricsListen) {
   EXPECT_TRUE(contains(same, "0.0.0.0:8080")) << same;
 }
 
+TEST_F(ConfigTest, TlsTakesACertificateAndItsKeyOrNeither) {
+  EXPECT_TRUE(ok({}).tls_cert.empty());
+  auto c = ok({"--tls-cert", "/etc/hookd/cert.pem", "--tls-key", "/etc/hookd/key.pem"});
+  EXPECT_EQ(c.tls_cert, "/etc/hookd/cert.pem");
+  EXPECT_EQ(c.tls_key, "/etc/hookd/key.pem");
+  c = ok({}, {{"HOOKD_TLS_CERT", "c.pem"}, {"HOOKD_TLS_KEY", "k.pem"}});
+  EXPECT_EQ(c.tls_cert, "c.pem");
+  // One without the other is refused at once, naming the missing one.
+  auto only_cert = fails({"--tls-cert", "c.pem"});
+  EXPECT_TRUE(contains(only_cert, "--tls-cert: needs --tls-key")) << only_cert;
+  auto only_key = fails({}, {{"HOOKD_TLS_KEY", "k.pem"}});
+  EXPECT_TRUE(contains(only_key, "--tls-key: needs --tls-cert")) << only_key;
+}
+
+TEST_F(ConfigTest, RateLimitAccessLogTrustedProxiesAndLogLevel) {
+  const auto defaults = ok({});
+  EXPECT_EQ(defaults.rate_limit, 0u);
+  EXPECT_FALSE(defaults.access_log);
+  EXPECT_TRUE(defaults.trusted_proxies.empty());
+  EXPECT_EQ(defaults.min_log_level, log_level::info);
+
+  const auto c = ok({"--rate-limit", "50", "--access-log", "--trusted-proxies",
+                     "10.0.0.0/8, 192.0.2.7,2001:db8::/32,::1", "--log-level", "WARN"});
+  EXPECT_EQ(c.rate_limit, 50u);
+  EXPECT_TRUE(c.access_log);
+  ASSERT_EQ(c.trusted_proxies.size(), 4u);
+  EXPECT_EQ(c.trusted_proxies[0].to_string(), "10.0.0.0/8");
+  EXPECT_EQ(c.trusted_proxies[1].to_string(), "192.0.2.7/32");
+  EXPECT_EQ(c.trusted_proxies[2].to_string(), "2001:db8::/32");
+  EXPECT_EQ(c.trusted_proxies[3].to_string(), "::1/128");
+  EXPECT_EQ(c.min_log_level, log_level::warn);
+  EXPECT_EQ(ok({"--rate-limit=0"}).rate_limit, 0u);  // off, said explicitly
+  EXPECT_EQ(ok({}, {{"HOOKD_LOG_LEVEL", "debug"}}).min_log_level, log_level::debug);
+
+  EXPECT_TRUE(contains(fails({"--rate-limit", "-1"}), "--rate-limit"));
+  EXPECT_TRUE(contains(fails({"--rate-limit", "fast"}), "--rate-limit"));
+  EXPECT_TRUE(contains(fails({"--log-level", "fatal"}), "debug, info, warn or error"));
+  const auto host_bits = fails({"--trusted-proxies", "10.0.0.1/8"});
+  EXPECT_TRUE(contains(host_bits, "did you mean 10.0.0.0/8")) << host_bits;
+  EXPECT_TRUE(contains(fails({"--trusted-proxies", "127.1"}), "--trusted-proxies"));
+  EXPECT_TRUE(contains(fails({"--trusted-proxies", "10.0.0.0/33"}), "0..32"));
+  EXPECT_TRUE(contains(fails({"--trusted-proxies", "10.0.0.0/8,,::1"}), "empty item"));
+}
+
 TEST_F(ConfigTest, Durations) {
   const auto c = ok({"--delivery-timeout", "30s", "--disable-after=1h30m", "--secret-grace", "0s",
                      "--header-timeout", "250ms", "--drain-timeout", "2m"});
@@ -317,6 +361,12 @@ TEST_F(ConfigTest, HelpListsEveryOptionWithItsEnvironmentTwin) {
                            "--unsafe-no-fsync|HOOKD_UNSAFE_NO_FSYNC",
                            "--metrics-per-webhook|HOOKD_METRICS_PER_WEBHOOK",
                            "--config|HOOKD_CONFIG",
+                           "--tls-cert|HOOKD_TLS_CERT",
+                           "--tls-key|HOOKD_TLS_KEY",
+                           "--rate-limit|HOOKD_RATE_LIMIT",
+                           "--access-log|HOOKD_ACCESS_LOG",
+                           "--trusted-proxies|HOOKD_TRUSTED_PROXIES",
+                           "--log-level|HOOKD_LOG_LEVEL",
                            "--help|",
                            "--version|"}) {
     const std::string s = pair;
