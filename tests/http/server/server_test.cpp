@@ -572,6 +572,366 @@ TEST_F(ServerTest, OpsRoutes) {
   EXPECT_EQ(c.read().result(), bhttp::status::service_unavailable);
 }
 
+// ---- RFC 9112: what a server must refuse, and what it must accept (docs/operations.md,
+// "HTTP conformance"). Each request goes on a connection of its own.
+
+struct exchange_result {
+  client_response res;
+  bool closed = false;  // the server closed the connection after answering
+};
+
+exchange_result send_alone(const tcp::endpoint& ep, const std::string& request,
+                           bool head_request = false) {
+  raw_client c(ep);
+  c.send(request);
+  exchange_result out;
+  out.res = c.read(head_request);
+  // A keep-alive answer leaves the connection open: waiting for its close would hang.
+  out.closed = !out.res.keep_alive() && c.closed_by_server();
+  return out;
+}
+
+std::string problem_type_of(const client_response& res) {
+  return std::string(json_of(res).at("type").as_string());
+}
+
+TEST_F(ServerTest, Rfc9112HostMustBeOneValidHost) {
+  const auto ep = start();
+  for (const std::string host : {"a b", "user@example.com", "[::1", "example.com:80x", "a/b"}) {
+    const auto r = send_alone(ep, "GET /echo HTTP/1.1\r\nHost: " + host + "\r\n\r\n");
+    EXPECT_EQ(r.res.result(), bhttp::status::bad_request) << host;
+    EXPECT_NE(r.res.body().find("Host header"), std::string::npos) << r.res.body();
+    EXPECT_TRUE(r.closed) << host;
+  }
+  for (const std::string host :
+       {"example.com", "example.com:8080", "127.0.0.1:1", "[::1]:8080", ""}) {
+    const auto r = send_alone(ep, "GET /echo HTTP/1.1\r\nHost: " + host + "\r\n\r\n");
+    EXPECT_EQ(r.res.result(), bhttp::status::ok) << "'" << host << "'";
+  }
+  // HTTP/1.0 needs no Host at all.
+  EXPECT_EQ(send_alone(ep, "GET /echo HTTP/1.0\r\n\r\n").res.result(), bhttp::status::ok);
+}
+
+TEST_F(ServerTest, Rfc9112ContentLengthMustBeOneNumber) {
+  const auto ep = start();
+  for (const std::string lengths :
+       {"Content-Length: 5\r\nContent-Length: 6\r\n", "Content-Length: 5, 6\r\n",
+        "Content-Length: abc\r\n", "Content-Length: -5\r\n", "Content-Length: +5\r\n",
+        "Content-Length: 0x5\r\n"}) {
+    const auto r = send_alone(ep, "POST /echo HTTP/1.1\r\nHost: t\r\n" + lengths + "\r\nhello");
+    EXPECT_EQ(r.res.result(), bhttp::status::bad_request) << lengths;
+    EXPECT_EQ(problem_type_of(r.res), "https://hookd.dev/problems/malformed-request");
+    EXPECT_TRUE(r.closed) << lengths;
+  }
+  // The same value repeated says one thing: accepted, as the RFC allows.
+  const auto same =
+      send_alone(ep,
+                 "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 5\r\n"
+                 "\r\nhello");
+  EXPECT_EQ(same.res.result(), bhttp::status::ok);
+  EXPECT_EQ(json_of(same.res).at("body").as_string(), "hello");
+}
+
+TEST_F(ServerTest, Rfc9112TransferCodings) {
+  const auto ep = start();
+  const auto post = [&](const std::string& framing, const std::string& version = "1.1") {
+    return send_alone(ep, "POST /echo HTTP/" + version + "\r\nHost: t\r\n" + framing +
+                              "\r\n5\r\nhello\r\n0\r\n\r\n");
+  };
+  // A coding this server does not decode: 501, and the connection ends (its body is unread).
+  auto r = post("Transfer-Encoding: gzip, chunked\r\n");
+  EXPECT_EQ(r.res.result(), bhttp::status::not_implemented);
+  EXPECT_EQ(problem_type_of(r.res), "https://hookd.dev/problems/unsupported-transfer-coding");
+  EXPECT_TRUE(r.closed);
+  r = post("Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n");
+  EXPECT_EQ(r.res.result(), bhttp::status::not_implemented);
+  // chunked not last, twice, or in HTTP/1.0: the body's length is unknown: 400 and close.
+  for (const auto& [framing, version] : std::initializer_list<std::pair<std::string, std::string>>{
+           {"Transfer-Encoding: chunked, gzip\r\n", "1.1"},
+           {"Transfer-Encoding: chunked, chunked\r\n", "1.1"},
+           {"Transfer-Encoding: chunked\r\n", "1.0"}}) {
+    r = post(framing, version);
+    EXPECT_EQ(r.res.result(), bhttp::status::bad_request) << framing << version;
+    EXPECT_TRUE(r.closed) << framing << version;
+  }
+  // Plain chunked, in any letter case, is read.
+  r = post("Transfer-Encoding: Chunked\r\n");
+  EXPECT_EQ(r.res.result(), bhttp::status::ok);
+  EXPECT_EQ(json_of(r.res).at("body").as_string(), "hello");
+}
+
+TEST_F(ServerTest, Rfc9112BadChunkSizeIs400ThenClose) {
+  const auto ep = start();
+  for (const std::string body : {"zz\r\nhello\r\n0\r\n\r\n", "-5\r\nhello\r\n0\r\n\r\n",
+                                 "fffffffffffffffff\r\nhello\r\n0\r\n\r\n"}) {
+    const auto r = send_alone(
+        ep, "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n" + body);
+    EXPECT_TRUE(r.res.result() == bhttp::status::bad_request ||
+                r.res.result() == bhttp::status::payload_too_large)
+        << body << ": " << r.res.result_int();
+    EXPECT_TRUE(r.closed) << body;
+  }
+}
+
+TEST_F(ServerTest, Rfc9112MalformedFieldLinesAre400) {
+  const auto ep = start();
+  for (const std::string& fields :
+       std::initializer_list<std::string>{"X-A : b\r\n",  // whitespace between name and colon
+                                          "X-A: a\r\n folded\r\n",           // obs-fold
+                                          "X-A: a\r\n\tfolded\r\n",          // obs-fold with a tab
+                                          "X-A: a\rb\r\n",                   // a bare CR
+                                          std::string("X-A: a\0b\r\n", 10),  // a NUL
+                                          ": empty-name\r\n"}) {
+    const auto r = send_alone(ep, "GET /echo HTTP/1.1\r\nHost: t\r\n" + fields + "\r\n");
+    EXPECT_EQ(r.res.result(), bhttp::status::bad_request) << fields;
+    EXPECT_TRUE(r.closed) << fields;
+  }
+  // Whitespace between the request line and the first field, which would hide that field.
+  const auto r = send_alone(ep, "GET /echo HTTP/1.1\r\n Host: t\r\nHost: u\r\n\r\n");
+  EXPECT_EQ(r.res.result(), bhttp::status::bad_request);
+  const auto folded = send_alone(ep, "GET /echo HTTP/1.1\r\nHost: t\r\nX-A: a\r\n b\r\n\r\n");
+  EXPECT_NE(folded.res.body().find("folding"), std::string::npos) << folded.res.body();
+}
+
+TEST_F(ServerTest, Rfc9112RequestTargetTooLongIs414) {
+  server_options o;
+  o.max_target_bytes = 1024;
+  const auto ep = start(o);
+  auto r = send_alone(ep, get("/echo?q=" + std::string(1100, 'a')));
+  EXPECT_EQ(r.res.result(), bhttp::status::uri_too_long);
+  EXPECT_EQ(problem_type_of(r.res), "https://hookd.dev/problems/uri-too-long");
+  EXPECT_TRUE(r.closed);
+  // Longer than the whole head may be: still a 414, not a 431.
+  r = send_alone(ep, get("/echo?q=" + std::string(20 * 1024, 'a')));
+  EXPECT_EQ(r.res.result(), bhttp::status::uri_too_long);
+  // At the limit it is served.
+  const std::string at_limit = "/echo?q=" + std::string(1024 - 8, 'a');
+  r = send_alone(ep, get(at_limit));
+  EXPECT_EQ(r.res.result(), bhttp::status::ok);
+  // A head too large from its fields is still a 431.
+  r = send_alone(ep, get("/echo", "X-Big: " + std::string(9 * 1024, 'b') + "\r\n"));
+  EXPECT_EQ(r.res.result(), bhttp::status::request_header_fields_too_large);
+}
+
+TEST_F(ServerTest, Rfc9112VersionsOtherThanOneAre505) {
+  const auto ep = start();
+  for (const std::string version : {"2.0", "3.0", "0.9"}) {
+    const auto r = send_alone(ep, "GET /echo HTTP/" + version + "\r\nHost: t\r\n\r\n");
+    EXPECT_EQ(r.res.result(), bhttp::status::http_version_not_supported) << version;
+    EXPECT_EQ(r.res.version(), 11u);
+    EXPECT_EQ(problem_type_of(r.res), "https://hookd.dev/problems/http-version-not-supported");
+    EXPECT_TRUE(r.closed);
+  }
+  // A later HTTP/1.x minor version is answered as HTTP/1.1.
+  const auto minor = send_alone(ep, "GET /echo HTTP/1.2\r\nHost: t\r\n\r\n");
+  EXPECT_EQ(minor.res.result(), bhttp::status::ok);
+  EXPECT_EQ(minor.res.version(), 11u);
+}
+
+TEST_F(ServerTest, Rfc9112AbsoluteFormIsRoutedByItsPath) {
+  const auto ep = start();
+  auto r = send_alone(ep, "GET http://example.com:8080/w/abc?x=1 HTTP/1.1\r\nHost: other\r\n\r\n");
+  ASSERT_EQ(r.res.result(), bhttp::status::ok) << r.res.body();
+  EXPECT_EQ(json_of(r.res).at("path").as_string(), "/w/abc");
+  EXPECT_EQ(json_of(r.res).at("id").as_string(), "abc");
+  EXPECT_EQ(json_of(r.res).at("query").as_string(), "x=1");
+  r = send_alone(ep, "GET https://example.com HTTP/1.1\r\nHost: example.com\r\n\r\n");
+  EXPECT_EQ(r.res.result(), bhttp::status::not_found);  // "/", which no test route serves
+  // Neither a path nor an absolute URI.
+  for (const std::string target : {"echo", "ftp://example.com/echo", "*"}) {
+    r = send_alone(ep, "GET " + target + " HTTP/1.1\r\nHost: t\r\n\r\n");
+    EXPECT_EQ(r.res.result(), bhttp::status::bad_request) << target;
+  }
+}
+
+TEST_F(ServerTest, Rfc9112ResponseToHeadHasNoBodyButTheGetsLength) {
+  routes_.add(bhttp::verb::head, "/echo", echo);
+  raw_client c(start());
+  c.send("HEAD /echo HTTP/1.1\r\nHost: t\r\n\r\n");
+  const auto head = c.read(/*head_request=*/true);
+  EXPECT_EQ(head.result(), bhttp::status::ok);
+  EXPECT_TRUE(head.body().empty());
+  EXPECT_NE(head[bhttp::field::content_length], "0");
+  c.send(get("/echo?after=head"));  // the connection stays in step: no stray body bytes
+  EXPECT_EQ(json_of(c.read()).at("query").as_string(), "after=head");
+}
+
+// ---- the per-token rate limit
+
+TEST_F(ServerTest, RateLimitAnswers429PerTokenWithRetryAfter) {
+  server_options o;
+  o.rate_limit = 1;  // a burst of 2
+  raw_client c(start(o));
+  const auto as = [](std::string_view token) {
+    return get("/echo", "Authorization: Bearer " + std::string(token) + "\r\n");
+  };
+  c.send(as("token-a"));
+  EXPECT_EQ(c.read().result(), bhttp::status::ok);
+  c.send(as("token-a"));
+  EXPECT_EQ(c.read().result(), bhttp::status::ok);
+  c.send(as("token-a"));
+  const auto limited = c.read();
+  ASSERT_EQ(limited.result(), bhttp::status::too_many_requests);
+  EXPECT_EQ(limited[bhttp::field::retry_after], "1");
+  EXPECT_EQ(limited["RateLimit-Remaining"], "0");
+  EXPECT_EQ(limited[bhttp::field::content_type], "application/problem+json");
+  EXPECT_EQ(problem_type_of(limited), "https://hookd.dev/problems/rate-limited");
+  EXPECT_TRUE(limited.keep_alive()) << "a limited client keeps its connection";
+  // The same token in x-access-token is the same bucket.
+  c.send(get("/echo", "x-access-token: token-a\r\n"));
+  EXPECT_EQ(c.read().result(), bhttp::status::too_many_requests);
+
+  // Another token is unaffected, and requests without a token are not counted.
+  c.send(as("token-b"));
+  EXPECT_EQ(c.read().result(), bhttp::status::ok);
+  for (int i = 0; i < 5; ++i) {
+    c.send(get("/healthz"));
+    EXPECT_EQ(c.read().result(), bhttp::status::ok) << i;
+  }
+
+  // After Retry-After the token passes again.
+  std::this_thread::sleep_for(1100ms);
+  c.send(as("token-a"));
+  EXPECT_EQ(c.read().result(), bhttp::status::ok);
+}
+
+TEST_F(ServerTest, WithoutRateLimitNothingIs429) {
+  raw_client c(start());
+  for (int i = 0; i < 50; ++i) {
+    c.send(get("/echo", "Authorization: Bearer token-a\r\n"));
+    ASSERT_EQ(c.read().result(), bhttp::status::ok) << i;
+  }
+}
+
+// ---- TLS
+
+class TlsServerTest : public ServerTest {
+ protected:
+  void SetUp() override {
+    ServerTest::SetUp();
+    pki_a_ = make_test_pki(dir_, "a");
+    pki_b_ = make_test_pki(dir_, "b");
+  }
+  tcp::endpoint start_tls(const test_pki& pki) {
+    server_options o;
+    auto context = make_tls_context(pki.server_cert.string(), pki.server_key.string());
+    EXPECT_TRUE(context.has_value()) << context.error().detail;
+    o.tls = *context;
+    return start(o);
+  }
+  test_pki pki_a_, pki_b_;
+};
+
+// A TLS client that trusts `ca` and checks the name 127.0.0.1.
+class tls_client {
+ public:
+  tls_client(const tcp::endpoint& ep, const std::filesystem::path& ca)
+      : context_(asio::ssl::context::tls_client), stream_(ioc_, context_) {
+    context_.load_verify_file(ca.string());
+    stream_.set_verify_mode(asio::ssl::verify_peer);  // the stream's SSL copied the context's
+    stream_.set_verify_callback(asio::ssl::host_name_verification("127.0.0.1"));
+    stream_.next_layer().connect(ep);
+    timeval tv{5, 0};
+    ::setsockopt(stream_.next_layer().native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    stream_.handshake(asio::ssl::stream_base::client, handshake_error);
+  }
+  client_response get(std::string_view target, std::string_view extra = {}) {
+    const auto text = hookd::http::get(target, extra);
+    asio::write(stream_, asio::buffer(text));
+    bhttp::response_parser<bhttp::string_body> parser;
+    beast::error_code ec;
+    bhttp::read(stream_, buffer_, parser, ec);
+    EXPECT_FALSE(ec) << ec.message();
+    return parser.release();
+  }
+  // The error of the next read: asio::error::eof after the server's close_notify,
+  // ssl::error::stream_truncated when it closed without one.
+  beast::error_code next_read_error() {
+    char c = 0;
+    beast::error_code ec;
+    stream_.read_some(asio::buffer(&c, 1), ec);
+    return ec;
+  }
+  beast::error_code handshake_error;
+
+ private:
+  asio::io_context ioc_;
+  asio::ssl::context context_;
+  asio::ssl::stream<tcp::socket> stream_;
+  beast::flat_buffer buffer_;
+};
+
+TEST_F(TlsServerTest, ServesKeepAliveOverTlsAndClosesWithCloseNotify) {
+  const auto ep = start_tls(pki_a_);
+  tls_client c(ep, pki_a_.ca_cert);
+  ASSERT_FALSE(c.handshake_error) << c.handshake_error.message();
+  auto res = c.get("/echo?n=1");
+  EXPECT_EQ(res.result(), bhttp::status::ok);
+  EXPECT_TRUE(res.keep_alive());
+  res = c.get("/echo?n=2", "Connection: close\r\n");
+  EXPECT_EQ(json_of(res).at("query").as_string(), "n=2");
+  EXPECT_FALSE(res.keep_alive());
+  EXPECT_EQ(c.next_read_error(), asio::error::eof) << "no close_notify before the close";
+}
+
+TEST_F(TlsServerTest, StopClosesAnIdleTlsConnectionWithCloseNotify) {
+  const auto ep = start_tls(pki_a_);
+  tls_client c(ep, pki_a_.ca_cert);
+  ASSERT_FALSE(c.handshake_error) << c.handshake_error.message();
+  EXPECT_EQ(c.get("/echo").result(), bhttp::status::ok);
+  auto stopped = std::async(std::launch::async, [this] { server_->stop(); });
+  EXPECT_EQ(c.next_read_error(), asio::error::eof) << "a drained TLS connection ends cleanly";
+  stopped.get();
+  EXPECT_EQ(server_->open_connections(), 0u);
+}
+
+TEST_F(TlsServerTest, PlainHttpToTheTlsPortGetsA400SayingSo) {
+  const auto ep = start_tls(pki_a_);
+  raw_client c(ep);
+  c.send(get("/echo"));
+  const auto res = c.read();
+  EXPECT_EQ(res.result(), bhttp::status::bad_request);
+  EXPECT_NE(res.body().find("https://"), std::string::npos) << res.body();
+  EXPECT_TRUE(c.closed_by_server());
+}
+
+TEST_F(TlsServerTest, ANewContextServesNewConnectionsOnly) {
+  const auto ep = start_tls(pki_a_);
+  tls_client before(ep, pki_a_.ca_cert);
+  ASSERT_FALSE(before.handshake_error);
+
+  auto b = make_tls_context(pki_b_.server_cert.string(), pki_b_.server_key.string());
+  ASSERT_TRUE(b.has_value());
+  EXPECT_TRUE(server_->set_tls_context(*b));
+
+  tls_client trusting_a(ep, pki_a_.ca_cert);
+  EXPECT_TRUE(trusting_a.handshake_error) << "the new certificate is signed by CA b";
+  tls_client trusting_b(ep, pki_b_.ca_cert);
+  ASSERT_FALSE(trusting_b.handshake_error) << trusting_b.handshake_error.message();
+  EXPECT_EQ(trusting_b.get("/echo").result(), bhttp::status::ok);
+  // The connection made before keeps its session.
+  EXPECT_EQ(before.get("/echo").result(), bhttp::status::ok);
+}
+
+TEST_F(TlsServerTest, ContextsRefuseMissingMismatchedAndBogusFiles) {
+  auto missing = make_tls_context((dir_ / "nope.pem").string(), pki_a_.server_key.string());
+  ASSERT_FALSE(missing.has_value());
+  EXPECT_NE(missing.error().detail.find("nope.pem: cannot read"), std::string::npos)
+      << missing.error().detail;
+  auto mismatched = make_tls_context(pki_a_.server_cert.string(), pki_b_.server_key.string());
+  ASSERT_FALSE(mismatched.has_value());
+  EXPECT_NE(mismatched.error().detail.find("does not belong"), std::string::npos)
+      << mismatched.error().detail;
+  auto swapped = make_tls_context(pki_a_.server_key.string(), pki_a_.server_cert.string());
+  ASSERT_FALSE(swapped.has_value());
+  EXPECT_NE(swapped.error().detail.find("--tls-cert"), std::string::npos) << swapped.error().detail;
+  // Without TLS at start, a context cannot be switched on later.
+  start();
+  auto a = make_tls_context(pki_a_.server_cert.string(), pki_a_.server_key.string());
+  ASSERT_TRUE(a.has_value());
+  EXPECT_FALSE(server_->set_tls_context(*a));
+}
+
 // A connection accepted before the stop whose request comes after it: its client may not retry a
 // request on a new connection, so the drain waits for it and answers it, with Connection: close.
 TEST_F(ServerTest, StopAnswersTheFirstRequestOfANewConnection) {
@@ -653,368 +1013,7 @@ TEST_F(ServerTest, EveryTicksOnTheEventLoopUntilStop) {
   const int at_stop = ticks.load();
   std::this_thread::sleep_for(50ms);
   EXPECT_EQ(ticks.load(), at_stop) << "a tick after stop()";
-  // ---- RFC 9112: what a server must refuse, and what it must accept (docs/operations.md,
-  // "HTTP conformance"). Each request goes on a connection of its own.
-
-  struct exchange_result {
-    client_response res;
-    bool closed = false;  // the server closed the connection after answering
-  };
-
-  exchange_result send_alone(const tcp::endpoint& ep, const std::string& request,
-                             bool head_request = false) {
-    raw_client c(ep);
-    c.send(request);
-    exchange_result out;
-    out.res = c.read(head_request);
-    // A keep-alive answer leaves the connection open: waiting for its close would hang.
-    out.closed = !out.res.keep_alive() && c.closed_by_server();
-    return out;
-  }
-
-  std::string problem_type_of(const client_response& res) {
-    return std::string(json_of(res).at("type").as_string());
-  }
-
-  TEST_F(ServerTest, Rfc9112HostMustBeOneValidHost) {
-    const auto ep = start();
-    for (const std::string host : {"a b", "user@example.com", "[::1", "example.com:80x", "a/b"}) {
-      const auto r = send_alone(ep, "GET /echo HTTP/1.1\r\nHost: " + host + "\r\n\r\n");
-      EXPECT_EQ(r.res.result(), bhttp::status::bad_request) << host;
-      EXPECT_NE(r.res.body().find("Host header"), std::string::npos) << r.res.body();
-      EXPECT_TRUE(r.closed) << host;
-    }
-    for (const std::string host :
-         {"example.com", "example.com:8080", "127.0.0.1:1", "[::1]:8080", ""}) {
-      const auto r = send_alone(ep, "GET /echo HTTP/1.1\r\nHost: " + host + "\r\n\r\n");
-      EXPECT_EQ(r.res.result(), bhttp::status::ok) << "'" << host << "'";
-    }
-    // HTTP/1.0 needs no Host at all.
-    EXPECT_EQ(send_alone(ep, "GET /echo HTTP/1.0\r\n\r\n").res.result(), bhttp::status::ok);
-  }
-
-  TEST_F(ServerTest, Rfc9112ContentLengthMustBeOneNumber) {
-    const auto ep = start();
-    for (const std::string lengths :
-         {"Content-Length: 5\r\nContent-Length: 6\r\n", "Content-Length: 5, 6\r\n",
-          "Content-Length: abc\r\n", "Content-Length: -5\r\n", "Content-Length: +5\r\n",
-          "Content-Length: 0x5\r\n"}) {
-      const auto r = send_alone(ep, "POST /echo HTTP/1.1\r\nHost: t\r\n" + lengths + "\r\nhello");
-      EXPECT_EQ(r.res.result(), bhttp::status::bad_request) << lengths;
-      EXPECT_EQ(problem_type_of(r.res), "https://hookd.dev/problems/malformed-request");
-      EXPECT_TRUE(r.closed) << lengths;
-    }
-    // The same value repeated says one thing: accepted, as the RFC allows.
-    const auto same =
-        send_alone(ep,
-                   "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 5\r\n"
-                   "\r\nhello");
-    EXPECT_EQ(same.res.result(), bhttp::status::ok);
-    EXPECT_EQ(json_of(same.res).at("body").as_string(), "hello");
-  }
-
-  TEST_F(ServerTest, Rfc9112TransferCodings) {
-    const auto ep = start();
-    const auto post = [&](const std::string& framing, const std::string& version = "1.1") {
-      return send_alone(ep, "POST /echo HTTP/" + version + "\r\nHost: t\r\n" + framing +
-                                "\r\n5\r\nhello\r\n0\r\n\r\n");
-    };
-    // A coding this server does not decode: 501, and the connection ends (its body is unread).
-    auto r = post("Transfer-Encoding: gzip, chunked\r\n");
-    EXPECT_EQ(r.res.result(), bhttp::status::not_implemented);
-    EXPECT_EQ(problem_type_of(r.res), "https://hookd.dev/problems/unsupported-transfer-coding");
-    EXPECT_TRUE(r.closed);
-    r = post("Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n");
-    EXPECT_EQ(r.res.result(), bhttp::status::not_implemented);
-    // chunked not last, twice, or in HTTP/1.0: the body's length is unknown: 400 and close.
-    for (const auto& [framing, version] :
-         std::initializer_list<std::pair<std::string, std::string>>{
-             {"Transfer-Encoding: chunked, gzip\r\n", "1.1"},
-             {"Transfer-Encoding: chunked, chunked\r\n", "1.1"},
-             {"Transfer-Encoding: chunked\r\n", "1.0"}}) {
-      r = post(framing, version);
-      EXPECT_EQ(r.res.result(), bhttp::status::bad_request) << framing << version;
-      EXPECT_TRUE(r.closed) << framing << version;
-    }
-    // Plain chunked, in any letter case, is read.
-    r = post("Transfer-Encoding: Chunked\r\n");
-    EXPECT_EQ(r.res.result(), bhttp::status::ok);
-    EXPECT_EQ(json_of(r.res).at("body").as_string(), "hello");
-  }
-
-  TEST_F(ServerTest, Rfc9112BadChunkSizeIs400ThenClose) {
-    const auto ep = start();
-    for (const std::string body : {"zz\r\nhello\r\n0\r\n\r\n", "-5\r\nhello\r\n0\r\n\r\n",
-                                   "fffffffffffffffff\r\nhello\r\n0\r\n\r\n"}) {
-      const auto r = send_alone(
-          ep, "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n" + body);
-      EXPECT_TRUE(r.res.result() == bhttp::status::bad_request ||
-                  r.res.result() == bhttp::status::payload_too_large)
-          << body << ": " << r.res.result_int();
-      EXPECT_TRUE(r.closed) << body;
-    }
-  }
-
-  TEST_F(ServerTest, Rfc9112MalformedFieldLinesAre400) {
-    const auto ep = start();
-    for (const std::string& fields :
-         std::initializer_list<std::string>{"X-A : b\r\n",  // whitespace between name and colon
-                                            "X-A: a\r\n folded\r\n",   // obs-fold
-                                            "X-A: a\r\n\tfolded\r\n",  // obs-fold with a tab
-                                            "X-A: a\rb\r\n",           // a bare CR
-                                            std::string("X-A: a\0b\r\n", 10),  // a NUL
-                                            ": empty-name\r\n"}) {
-      const auto r = send_alone(ep, "GET /echo HTTP/1.1\r\nHost: t\r\n" + fields + "\r\n");
-      EXPECT_EQ(r.res.result(), bhttp::status::bad_request) << fields;
-      EXPECT_TRUE(r.closed) << fields;
-    }
-    // Whitespace between the request line and the first field, which would hide that field.
-    const auto r = send_alone(ep, "GET /echo HTTP/1.1\r\n Host: t\r\nHost: u\r\n\r\n");
-    EXPECT_EQ(r.res.result(), bhttp::status::bad_request);
-    const auto folded = send_alone(ep, "GET /echo HTTP/1.1\r\nHost: t\r\nX-A: a\r\n b\r\n\r\n");
-    EXPECT_NE(folded.res.body().find("folding"), std::string::npos) << folded.res.body();
-  }
-
-  TEST_F(ServerTest, Rfc9112RequestTargetTooLongIs414) {
-    server_options o;
-    o.max_target_bytes = 1024;
-    const auto ep = start(o);
-    auto r = send_alone(ep, get("/echo?q=" + std::string(1100, 'a')));
-    EXPECT_EQ(r.res.result(), bhttp::status::uri_too_long);
-    EXPECT_EQ(problem_type_of(r.res), "https://hookd.dev/problems/uri-too-long");
-    EXPECT_TRUE(r.closed);
-    // Longer than the whole head may be: still a 414, not a 431.
-    r = send_alone(ep, get("/echo?q=" + std::string(20 * 1024, 'a')));
-    EXPECT_EQ(r.res.result(), bhttp::status::uri_too_long);
-    // At the limit it is served.
-    const std::string at_limit = "/echo?q=" + std::string(1024 - 8, 'a');
-    r = send_alone(ep, get(at_limit));
-    EXPECT_EQ(r.res.result(), bhttp::status::ok);
-    // A head too large from its fields is still a 431.
-    r = send_alone(ep, get("/echo", "X-Big: " + std::string(9 * 1024, 'b') + "\r\n"));
-    EXPECT_EQ(r.res.result(), bhttp::status::request_header_fields_too_large);
-  }
-
-  TEST_F(ServerTest, Rfc9112VersionsOtherThanOneAre505) {
-    const auto ep = start();
-    for (const std::string version : {"2.0", "3.0", "0.9"}) {
-      const auto r = send_alone(ep, "GET /echo HTTP/" + version + "\r\nHost: t\r\n\r\n");
-      EXPECT_EQ(r.res.result(), bhttp::status::http_version_not_supported) << version;
-      EXPECT_EQ(r.res.version(), 11u);
-      EXPECT_EQ(problem_type_of(r.res), "https://hookd.dev/problems/http-version-not-supported");
-      EXPECT_TRUE(r.closed);
-    }
-    // A later HTTP/1.x minor version is answered as HTTP/1.1.
-    const auto minor = send_alone(ep, "GET /echo HTTP/1.2\r\nHost: t\r\n\r\n");
-    EXPECT_EQ(minor.res.result(), bhttp::status::ok);
-    EXPECT_EQ(minor.res.version(), 11u);
-  }
-
-  TEST_F(ServerTest, Rfc9112AbsoluteFormIsRoutedByItsPath) {
-    const auto ep = start();
-    auto r =
-        send_alone(ep, "GET http://example.com:8080/w/abc?x=1 HTTP/1.1\r\nHost: other\r\n\r\n");
-    ASSERT_EQ(r.res.result(), bhttp::status::ok) << r.res.body();
-    EXPECT_EQ(json_of(r.res).at("path").as_string(), "/w/abc");
-    EXPECT_EQ(json_of(r.res).at("id").as_string(), "abc");
-    EXPECT_EQ(json_of(r.res).at("query").as_string(), "x=1");
-    r = send_alone(ep, "GET https://example.com HTTP/1.1\r\nHost: example.com\r\n\r\n");
-    EXPECT_EQ(r.res.result(), bhttp::status::not_found);  // "/", which no test route serves
-    // Neither a path nor an absolute URI.
-    for (const std::string target : {"echo", "ftp://example.com/echo", "*"}) {
-      r = send_alone(ep, "GET " + target + " HTTP/1.1\r\nHost: t\r\n\r\n");
-      EXPECT_EQ(r.res.result(), bhttp::status::bad_request) << target;
-    }
-  }
-
-  TEST_F(ServerTest, Rfc9112ResponseToHeadHasNoBodyButTheGetsLength) {
-    routes_.add(bhttp::verb::head, "/echo", echo);
-    raw_client c(start());
-    c.send("HEAD /echo HTTP/1.1\r\nHost: t\r\n\r\n");
-    const auto head = c.read(/*head_request=*/true);
-    EXPECT_EQ(head.result(), bhttp::status::ok);
-    EXPECT_TRUE(head.body().empty());
-    EXPECT_NE(head[bhttp::field::content_length], "0");
-    c.send(get("/echo?after=head"));  // the connection stays in step: no stray body bytes
-    EXPECT_EQ(json_of(c.read()).at("query").as_string(), "after=head");
-  }
-
-  // ---- the per-token rate limit
-
-  TEST_F(ServerTest, RateLimitAnswers429PerTokenWithRetryAfter) {
-    server_options o;
-    o.rate_limit = 1;  // a burst of 2
-    raw_client c(start(o));
-    const auto as = [](std::string_view token) {
-      return get("/echo", "Authorization: Bearer " + std::string(token) + "\r\n");
-    };
-    c.send(as("token-a"));
-    EXPECT_EQ(c.read().result(), bhttp::status::ok);
-    c.send(as("token-a"));
-    EXPECT_EQ(c.read().result(), bhttp::status::ok);
-    c.send(as("token-a"));
-    const auto limited = c.read();
-    ASSERT_EQ(limited.result(), bhttp::status::too_many_requests);
-    EXPECT_EQ(limited[bhttp::field::retry_after], "1");
-    EXPECT_EQ(limited["RateLimit-Remaining"], "0");
-    EXPECT_EQ(limited[bhttp::field::content_type], "application/problem+json");
-    EXPECT_EQ(problem_type_of(limited), "https://hookd.dev/problems/rate-limited");
-    EXPECT_TRUE(limited.keep_alive()) << "a limited client keeps its connection";
-    // The same token in x-access-token is the same bucket.
-    c.send(get("/echo", "x-access-token: token-a\r\n"));
-    EXPECT_EQ(c.read().result(), bhttp::status::too_many_requests);
-
-    // Another token is unaffected, and requests without a token are not counted.
-    c.send(as("token-b"));
-    EXPECT_EQ(c.read().result(), bhttp::status::ok);
-    for (int i = 0; i < 5; ++i) {
-      c.send(get("/healthz"));
-      EXPECT_EQ(c.read().result(), bhttp::status::ok) << i;
-    }
-
-    // After Retry-After the token passes again.
-    std::this_thread::sleep_for(1100ms);
-    c.send(as("token-a"));
-    EXPECT_EQ(c.read().result(), bhttp::status::ok);
-  }
-
-  TEST_F(ServerTest, WithoutRateLimitNothingIs429) {
-    raw_client c(start());
-    for (int i = 0; i < 50; ++i) {
-      c.send(get("/echo", "Authorization: Bearer token-a\r\n"));
-      ASSERT_EQ(c.read().result(), bhttp::status::ok) << i;
-    }
-  }
-
-  // ---- TLS
-
-  class TlsServerTest : public ServerTest {
-   protected:
-    void SetUp() override {
-      ServerTest::SetUp();
-      pki_a_ = make_test_pki(dir_, "a");
-      pki_b_ = make_test_pki(dir_, "b");
-    }
-    tcp::endpoint start_tls(const test_pki& pki) {
-      server_options o;
-      auto context = make_tls_context(pki.server_cert.string(), pki.server_key.string());
-      EXPECT_TRUE(context.has_value()) << context.error().detail;
-      o.tls = *context;
-      return start(o);
-    }
-    test_pki pki_a_, pki_b_;
-  };
-
-  // A TLS client that trusts `ca` and checks the name 127.0.0.1.
-  class tls_client {
-   public:
-    tls_client(const tcp::endpoint& ep, const std::filesystem::path& ca)
-        : context_(asio::ssl::context::tls_client), stream_(ioc_, context_) {
-      context_.load_verify_file(ca.string());
-      stream_.set_verify_mode(asio::ssl::verify_peer);  // the stream's SSL copied the context's
-      stream_.set_verify_callback(asio::ssl::host_name_verification("127.0.0.1"));
-      stream_.next_layer().connect(ep);
-      timeval tv{5, 0};
-      ::setsockopt(stream_.next_layer().native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-      stream_.handshake(asio::ssl::stream_base::client, handshake_error);
-    }
-    client_response get(std::string_view target, std::string_view extra = {}) {
-      const auto text = hookd::http::get(target, extra);
-      asio::write(stream_, asio::buffer(text));
-      bhttp::response_parser<bhttp::string_body> parser;
-      beast::error_code ec;
-      bhttp::read(stream_, buffer_, parser, ec);
-      EXPECT_FALSE(ec) << ec.message();
-      return parser.release();
-    }
-    // The error of the next read: asio::error::eof after the server's close_notify,
-    // ssl::error::stream_truncated when it closed without one.
-    beast::error_code next_read_error() {
-      char c = 0;
-      beast::error_code ec;
-      stream_.read_some(asio::buffer(&c, 1), ec);
-      return ec;
-    }
-    beast::error_code handshake_error;
-
-   private:
-    asio::io_context ioc_;
-    asio::ssl::context context_;
-    asio::ssl::stream<tcp::socket> stream_;
-    beast::flat_buffer buffer_;
-  };
-
-  TEST_F(TlsServerTest, ServesKeepAliveOverTlsAndClosesWithCloseNotify) {
-    const auto ep = start_tls(pki_a_);
-    tls_client c(ep, pki_a_.ca_cert);
-    ASSERT_FALSE(c.handshake_error) << c.handshake_error.message();
-    auto res = c.get("/echo?n=1");
-    EXPECT_EQ(res.result(), bhttp::status::ok);
-    EXPECT_TRUE(res.keep_alive());
-    res = c.get("/echo?n=2", "Connection: close\r\n");
-    EXPECT_EQ(json_of(res).at("query").as_string(), "n=2");
-    EXPECT_FALSE(res.keep_alive());
-    EXPECT_EQ(c.next_read_error(), asio::error::eof) << "no close_notify before the close";
-  }
-
-  TEST_F(TlsServerTest, StopClosesAnIdleTlsConnectionWithCloseNotify) {
-    const auto ep = start_tls(pki_a_);
-    tls_client c(ep, pki_a_.ca_cert);
-    ASSERT_FALSE(c.handshake_error) << c.handshake_error.message();
-    EXPECT_EQ(c.get("/echo").result(), bhttp::status::ok);
-    auto stopped = std::async(std::launch::async, [this] { server_->stop(); });
-    EXPECT_EQ(c.next_read_error(), asio::error::eof) << "a drained TLS connection ends cleanly";
-    stopped.get();
-    EXPECT_EQ(server_->open_connections(), 0u);
-  }
-
-  TEST_F(TlsServerTest, PlainHttpToTheTlsPortGetsA400SayingSo) {
-    const auto ep = start_tls(pki_a_);
-    raw_client c(ep);
-    c.send(get("/echo"));
-    const auto res = c.read();
-    EXPECT_EQ(res.result(), bhttp::status::bad_request);
-    EXPECT_NE(res.body().find("https://"), std::string::npos) << res.body();
-    EXPECT_TRUE(c.closed_by_server());
-  }
-
-  TEST_F(TlsServerTest, ANewContextServesNewConnectionsOnly) {
-    const auto ep = start_tls(pki_a_);
-    tls_client before(ep, pki_a_.ca_cert);
-    ASSERT_FALSE(before.handshake_error);
-
-    auto b = make_tls_context(pki_b_.server_cert.string(), pki_b_.server_key.string());
-    ASSERT_TRUE(b.has_value());
-    EXPECT_TRUE(server_->set_tls_context(*b));
-
-    tls_client trusting_a(ep, pki_a_.ca_cert);
-    EXPECT_TRUE(trusting_a.handshake_error) << "the new certificate is signed by CA b";
-    tls_client trusting_b(ep, pki_b_.ca_cert);
-    ASSERT_FALSE(trusting_b.handshake_error) << trusting_b.handshake_error.message();
-    EXPECT_EQ(trusting_b.get("/echo").result(), bhttp::status::ok);
-    // The connection made before keeps its session.
-    EXPECT_EQ(before.get("/echo").result(), bhttp::status::ok);
-  }
-
-  TEST_F(TlsServerTest, ContextsRefuseMissingMismatchedAndBogusFiles) {
-    auto missing = make_tls_context((dir_ / "nope.pem").string(), pki_a_.server_key.string());
-    ASSERT_FALSE(missing.has_value());
-    EXPECT_NE(missing.error().detail.find("nope.pem: cannot read"), std::string::npos)
-        << missing.error().detail;
-    auto mismatched = make_tls_context(pki_a_.server_cert.string(), pki_b_.server_key.string());
-    ASSERT_FALSE(mismatched.has_value());
-    EXPECT_NE(mismatched.error().detail.find("does not belong"), std::string::npos)
-        << mismatched.error().detail;
-    auto swapped = make_tls_context(pki_a_.server_key.string(), pki_a_.server_cert.string());
-    ASSERT_FALSE(swapped.has_value());
-    EXPECT_NE(swapped.error().detail.find("--tls-cert"), std::string::npos)
-        << swapped.error().detail;
-    // Without TLS at start, a context cannot be switched on later.
-    start();
-    auto a = make_tls_context(pki_a_.server_cert.string(), pki_a_.server_key.string());
-    ASSERT_TRUE(a.has_value());
-    EXPECT_FALSE(server_->set_tls_context(*a));
-  }
+}
 
 }  // namespace
 }  // namespace hookd::http
