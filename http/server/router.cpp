@@ -111,6 +111,9 @@ router::match router::find(bhttp::verb method, std::string_view path) const {
     }
     return true;
   };
+  // HEAD is served by the path's GET handler unless a HEAD route is registered; the server sends
+  // the head of the answer without its body (RFC 9110 §9.3.2).
+  const entry* get_of_head = nullptr;
   for (const auto index : candidates) {
     const entry& e = entries_[index];
     if (!matches(e)) continue;
@@ -118,7 +121,12 @@ router::match router::find(bhttp::verb method, std::string_view path) const {
     if (e.method == method && (best == nullptr || more_specific(e.param_mask, best->param_mask))) {
       best = &e;
     }
+    if (method == bhttp::verb::head && e.method == bhttp::verb::get &&
+        (get_of_head == nullptr || more_specific(e.param_mask, get_of_head->param_mask))) {
+      get_of_head = &e;
+    }
   }
+  if (best == nullptr) best = get_of_head;
   if (best == nullptr && known != nullptr) {
     // Allow lists the path's methods in registration order, each once.
     for (const auto index : candidates) {
@@ -135,6 +143,7 @@ router::match router::find(bhttp::verb method, std::string_view path) const {
       if (!listed) {
         if (!m.allow.empty()) m.allow += ", ";
         m.allow.append(name.data(), name.size());
+        if (e.method == bhttp::verb::get) m.allow += ", HEAD";
       }
     }
   }

@@ -76,15 +76,18 @@ TEST_F(RouterTest, KnownPathOtherMethodIsMethodNotAllowedWithAllowInRegistration
   const auto m = r.find(bhttp::verb::post, "/w/123");
   EXPECT_EQ(m.outcome, kind::method_not_allowed);
   EXPECT_EQ(m.target, nullptr);
-  EXPECT_EQ(m.allow, "GET, PATCH, DELETE");
+  EXPECT_EQ(m.allow, "GET, HEAD, PATCH, DELETE");
   EXPECT_EQ(m.route, "/w/{webhookId}");
 
-  const auto head = r.find(bhttp::verb::head, "/healthz");  // HEAD is not special
-  EXPECT_EQ(head.outcome, kind::method_not_allowed);
-  EXPECT_EQ(head.allow, "GET");
+  // A GET route serves HEAD too (the server drops the body), and says so in Allow.
+  const auto head = r.find(bhttp::verb::head, "/healthz");
+  EXPECT_EQ(head.outcome, kind::found);
+  EXPECT_EQ(head.route, "/healthz");
+  const auto post_of_healthz = r.find(bhttp::verb::post, "/healthz");
+  EXPECT_EQ(post_of_healthz.allow, "GET, HEAD");
 
   const auto put = r.find(bhttp::verb::put, "/api/v1/organizations");
-  EXPECT_EQ(put.allow, "GET, POST");
+  EXPECT_EQ(put.allow, "GET, HEAD, POST");
 }
 
 TEST(Router, LiteralSegmentBeatsParameterWhateverTheOrder) {
@@ -111,7 +114,7 @@ TEST(Router, LiteralSegmentBeatsParameterWhateverTheOrder) {
   // Allow lists every method of every pattern matching the path, once each.
   const auto post = r.find(bhttp::verb::post, "/tokens/current");
   EXPECT_EQ(post.outcome, kind::method_not_allowed);
-  EXPECT_EQ(post.allow, "GET, DELETE");
+  EXPECT_EQ(post.allow, "GET, HEAD, DELETE");  // HEAD with GET, once
 }
 
 TEST(Router, TheFirstDifferingSegmentDecidesSpecificityWhateverTheOrder) {
