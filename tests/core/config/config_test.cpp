@@ -473,7 +473,7 @@ namespace {
 TEST_F(ConfigTest, TheShippedExampleConfigShowsEveryOptionAndParsesUncommented) {
   std::ifstream in(std::string(HOOKD_SOURCE_DIR) + "/deploy/hookd.toml");
   ASSERT_TRUE(in) << "deploy/hookd.toml";
-  std::string line;
+  std::string line, uncommented;
   std::vector<std::string> keys;
   while (std::getline(in, line)) {
     // "# key = value   # remark": an option line, as opposed to prose comments.
@@ -483,9 +483,10 @@ TEST_F(ConfigTest, TheShippedExampleConfigShowsEveryOptionAndParsesUncommented) 
     const auto key = line.substr(2, eq - 2);
     if (key.empty() || key.find(' ') != std::string::npos) continue;
     keys.push_back(key);
-    // One at a time: `listen` and `metrics_listen` may not both be set to the same address.
-    ok({"--config", write("one.toml", line.substr(2) + "\n")});
+    uncommented += line.substr(2) + "\n";
   }
+  // All together, as a user who uncomments the lines they need might end up with.
+  ok({"--config", write("all.toml", uncommented)});
   // Set by the unit's command line (a drop-in changes them), or for benchmarks only.
   const std::vector<std::string> elsewhere{"config", "data_dir", "shutdown_delay",
                                            "unsafe_no_fsync"};
