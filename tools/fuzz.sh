@@ -39,6 +39,15 @@ dict_for() {
 }
 
 # Sanitizer reports abort (so that libFuzzer saves the input) and carry a stack trace.
+# clang-16 from Debian comes without llvm-symbolizer; any version names a finding's frames.
+if [[ -z ${ASAN_SYMBOLIZER_PATH:-} ]]; then
+  for symbolizer in llvm-symbolizer-16 llvm-symbolizer llvm-symbolizer-14; do
+    if command -v "$symbolizer" >/dev/null; then
+      export ASAN_SYMBOLIZER_PATH=$(command -v "$symbolizer")
+      break
+    fi
+  done
+fi
 export ASAN_OPTIONS="abort_on_error=1:detect_leaks=1:${ASAN_OPTIONS:-}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
 
