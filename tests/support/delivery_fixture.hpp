@@ -39,6 +39,20 @@ namespace hookd::test {
 
 using namespace std::chrono_literals;
 
+// ---------------------------------------------------------------- hookd's JSON log lines
+
+// Whether a log line is the `event` one.
+inline bool has_event(const json::object& o, std::string_view event) {
+  const auto* e = o.if_contains("event");
+  return e && e->is_string() && e->as_string() == event;
+}
+
+// A string field of a log line; "" when it is missing or not a string.
+inline std::string str_of(const json::object& o, std::string_view key) {
+  const auto* v = o.if_contains(key);
+  return v && v->is_string() ? std::string(v->as_string()) : std::string();
+}
+
 // ---------------------------------------------------------------- child processes
 
 // A program run as a real child process (posix_spawn), its stdout and stderr going to files so

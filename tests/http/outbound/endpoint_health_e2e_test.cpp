@@ -13,7 +13,7 @@
 namespace hookd::test {
 namespace {
 
-std::string str_of(const json::object& o, std::string_view key) {
+std::string required_str(const json::object& o, std::string_view key) {
   return std::string(o.at(key).as_string());
 }
 
@@ -117,8 +117,8 @@ TEST_F(EndpointHealthE2E, GoneDisablesTheWebhookAndTellsAHookdSubscriber) {
   ASSERT_EQ(paused.size(), 1u);
   EXPECT_EQ(paused[0].at("status"), "paused");
   EXPECT_TRUE(paused[0].at("nextAttemptAt").is_null());
-  auto event =
-      stack->get(delivery_stack::event_path(org, proj, str_of(paused[0].as_object(), "event")));
+  auto event = stack->get(
+      delivery_stack::event_path(org, proj, required_str(paused[0].as_object(), "event")));
   ASSERT_EQ(event.status, 200u) << event.body;
   EXPECT_EQ(event.json().at("deliveries").at(0).at("status"), "paused");
   EXPECT_TRUE(deliveries(gone, "&status=pending").empty());
@@ -126,7 +126,7 @@ TEST_F(EndpointHealthE2E, GoneDisablesTheWebhookAndTellsAHookdSubscriber) {
                                    "?status=pending,paused&webhook=" + gone);
   ASSERT_EQ(project_paused.status, 200u) << project_paused.body;
   EXPECT_EQ(project_paused.json().at("data").as_array().size(), 1u);
-  EXPECT_EQ(str_of(health(gone), "state"), "disabled");
+  EXPECT_EQ(required_str(health(gone), "state"), "disabled");
   EXPECT_EQ(health(gone).at("paused"), json::value(1));
 
   // Switched back on: the reason goes, and the paused delivery is sent.
@@ -162,7 +162,7 @@ TEST_F(EndpointHealthE2E, AFailingWebhookIsDisabledItsBacklogPausedThenDelivered
   EXPECT_TRUE(deliveries(failing, "&status=pending").empty());
   EXPECT_TRUE(deliveries(failing, "&status=failed").empty());
   const json::object h = health(failing);
-  EXPECT_EQ(str_of(h, "state"), "disabled");
+  EXPECT_EQ(required_str(h, "state"), "disabled");
   EXPECT_GE(h.at("consecutiveFailures").as_int64(), 10);
   EXPECT_EQ(h.at("paused").as_int64(), static_cast<std::int64_t>(kEvents));
   EXPECT_EQ(h.at("pending").as_int64(), 0);
@@ -179,7 +179,7 @@ TEST_F(EndpointHealthE2E, AFailingWebhookIsDisabledItsBacklogPausedThenDelivered
   // The streak was forgiven with the reactivation, and the successes ended it.
   const json::object after = health(failing);
   EXPECT_EQ(after.at("consecutiveFailures"), json::value(0));
-  EXPECT_EQ(str_of(after, "state"), "degraded");  // failures within the hour
+  EXPECT_EQ(required_str(after, "state"), "degraded");  // failures within the hour
 }
 
 TEST_F(EndpointHealthE2E, HealthOfAHealthyAndOfAFailingWebhook) {
@@ -189,7 +189,7 @@ TEST_F(EndpointHealthE2E, HealthOfAHealthyAndOfAFailingWebhook) {
   const std::string bad = hook("Bad", "/bad", {"order.*"});
   {
     const json::object fresh = health(good);
-    EXPECT_EQ(str_of(fresh, "state"), "healthy");
+    EXPECT_EQ(required_str(fresh, "state"), "healthy");
     EXPECT_TRUE(fresh.at("lastSuccessAt").is_null());
     EXPECT_TRUE(fresh.at("successRate1h").is_null());
     EXPECT_TRUE(fresh.at("latencyP50Ms1h").is_null());
@@ -201,7 +201,7 @@ TEST_F(EndpointHealthE2E, HealthOfAHealthyAndOfAFailingWebhook) {
   ASSERT_TRUE(sink.wait_for("/bad", 6));  // the three first attempts and some retries
 
   const json::object g = health(good);
-  EXPECT_EQ(str_of(g, "state"), "healthy");
+  EXPECT_EQ(required_str(g, "state"), "healthy");
   EXPECT_FALSE(g.at("lastSuccessAt").is_null());
   EXPECT_TRUE(g.at("lastFailureAt").is_null());
   EXPECT_EQ(g.at("consecutiveFailures"), json::value(0));
@@ -212,7 +212,7 @@ TEST_F(EndpointHealthE2E, HealthOfAHealthyAndOfAFailingWebhook) {
 
   ASSERT_TRUE(eventually([&] { return health(bad).at("consecutiveFailures").as_int64() >= 3; }));
   const json::object b = health(bad);
-  EXPECT_EQ(str_of(b, "state"), "failing");
+  EXPECT_EQ(required_str(b, "state"), "failing");
   EXPECT_TRUE(b.at("lastSuccessAt").is_null());
   EXPECT_FALSE(b.at("lastFailureAt").is_null());
   EXPECT_EQ(b.at("successRate1h").as_double(), 0.0);

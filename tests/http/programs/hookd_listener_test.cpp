@@ -21,16 +21,6 @@ const std::string kHookd = std::string(HOOKD_BIN_DIR) + "/hookd";
 const std::string kHookctl = std::string(HOOKD_BIN_DIR) + "/hookctl";
 constexpr std::string_view kToken = "hkd_listener-test-admin-token-0123456789abc";
 
-bool has_event(const json::object& o, std::string_view event) {
-  const auto* e = o.if_contains("event");
-  return e && e->is_string() && e->as_string() == event;
-}
-
-std::string str_of(const json::object& o, std::string_view key) {
-  const auto* v = o.if_contains(key);
-  return v && v->is_string() ? std::string(v->as_string()) : std::string();
-}
-
 std::uint16_t port_of(std::string_view url) {
   return static_cast<std::uint16_t>(std::stoi(std::string(url.substr(url.rfind(':') + 1))));
 }

@@ -37,11 +37,6 @@ using tcp = asio::ip::tcp;
 const std::string kHookd = std::string(HOOKD_BIN_DIR) + "/hookd";
 constexpr std::string_view kToken = "hkd_systemd-test-admin-token-0123456789abcdef";
 
-std::string str_of(const json::object& o, std::string_view key) {
-  const auto* v = o.if_contains(key);
-  return v && v->is_string() ? std::string(v->as_string()) : std::string();
-}
-
 std::uint16_t port_of(std::string_view url) {
   return static_cast<std::uint16_t>(std::stoi(std::string(url.substr(url.rfind(':') + 1))));
 }

@@ -23,17 +23,6 @@ namespace fs = std::filesystem;
 const std::string kHookd = std::string(HOOKD_BIN_DIR) + "/hookd";
 constexpr std::string_view kToken = "hkd_hookd-test-admin-token-0123456789abcdef";
 
-bool has_event(const json::object& o, std::string_view event) {
-  const auto* e = o.if_contains("event");
-  return e && e->is_string() && e->as_string() == event;
-}
-
-// A string field of a log line; "" when it is missing or not a string.
-std::string str_of(const json::object& o, std::string_view key) {
-  const auto* v = o.if_contains(key);
-  return v && v->is_string() ? std::string(v->as_string()) : std::string();
-}
-
 // "http://127.0.0.1:PORT" as an endpoint.
 asio::ip::tcp::endpoint endpoint_of(std::string_view url) {
   const auto port = std::stoi(std::string(url.substr(url.rfind(':') + 1)));
