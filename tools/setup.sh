@@ -1,18 +1,33 @@
 #!/usr/bin/env bash
-# Installs hookd's build and test dependencies from Debian 12's packages (systemd for
-# systemd-analyze, which checks the units; dpkg-dev and file for cpack's Debian package). Idempotent:
-# packages already present are left alone, and apt-get runs only when something is missing.
+# Installs hookd's dependencies from Debian 12's packages. Idempotent: packages already present are
+# left alone, and apt-get runs only when something is missing.
+# Usage: bash tools/setup.sh [build|all]
+#   build  what building hookd and hookctl needs (tools/run.sh, tools/package.sh)
+#   all    (default) also the tests, benchmarks and CI: GoogleTest, Google Benchmark, Node for the
+#          independent signature checks, wrk and nginx for the benchmarks, systemd for
+#          systemd-analyze (checks the units), dpkg-dev and file for cpack's Debian package, clang
+#          and libFuzzer for the fuzz targets.
 set -euo pipefail
 
+profile=${1:-all}
 packages=(
   cmake ninja-build g++ pkg-config
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   librocksdb-dev libssl-dev libsystemd-dev libtomlplusplus-dev ca-certificates
+)
+case $profile in
+build) ;;
+all) packages+=(
   libgtest-dev libgmock-dev libbenchmark-dev
   nodejs npm wrk nginx-light curl jq openssl
   systemd dpkg-dev file
   clang-16 libfuzzer-16-dev libclang-rt-16-dev
-)
+) ;;
+*)
+  echo "setup: unknown profile '$profile' (build or all)" >&2
+  exit 2
+  ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do

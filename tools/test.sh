@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 preset=${1:-debug}
 bash tools/setup.sh
-cmake --preset "$preset" ${HOOKD_CMAKE_ARGS:-}
+# Tests on, even in a build directory tools/run.sh configured without them.
+cmake --preset "$preset" -DHOOKD_BUILD_TESTS=ON ${HOOKD_CMAKE_ARGS:-}
 cmake --build --preset "$preset"
 # The Node receiver of tests/http/outbound/standardwebhooks_test.cpp (the npm standardwebhooks package,
 # pinned by tests/node/package-lock.json).
