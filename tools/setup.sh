@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs hookd's build and test dependencies from Debian 12's packages (systemd for
+# Installs hookd's build and test dependencies from Debian 12's packages (postgresql: the private
+# servers of the PostgreSQL tests, tests/support/pg_cluster.hpp; systemd for
 # systemd-analyze, which checks the units; dpkg-dev and file for cpack's Debian package). Idempotent:
 # packages already present are left alone, and apt-get runs only when something is missing.
 set -euo pipefail
@@ -7,7 +8,7 @@ set -euo pipefail
 packages=(
   cmake ninja-build g++ pkg-config
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
-  librocksdb-dev libssl-dev libsystemd-dev libtomlplusplus-dev ca-certificates
+  librocksdb-dev libpq-dev postgresql libssl-dev libsystemd-dev libtomlplusplus-dev ca-certificates
   libgtest-dev libgmock-dev libbenchmark-dev
   nodejs npm wrk nginx-light curl jq openssl
   systemd dpkg-dev file
