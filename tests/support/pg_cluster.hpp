@@ -1,8 +1,9 @@
 #pragma once
 // A private PostgreSQL server for tests (docs/cluster.md, "A PostgreSQL for development"): initdb
 // in a fresh temporary directory, listening on 127.0.0.1 and a free port only, trust
-// authentication for the role "hookd", fsync off. PostgreSQL refuses to run as root, so as root
-// the server runs as "nobody" (runuser).
+// authentication for the role "hookd", fsync off (what a commit wrote survives a server crash,
+// as stop() simulates, not an OS crash; synchronous_commit stays on for that). PostgreSQL refuses
+// to run as root, so as root the server runs as "nobody" (runuser).
 //
 // One server per test binary (shared_pg_cluster(), started on first use), a fresh database per
 // test (create_database()). The server and its directory are removed when the binary ends: by the
@@ -174,7 +175,7 @@ class pg_cluster {
   std::string pg_ctl(const std::string& action, const std::string& extra) const {
     const std::string options = "-k " + dir_ + " -p " + std::to_string(port_) +
                                 " -c listen_addresses=127.0.0.1 -c fsync=off" +
-                                " -c full_page_writes=off -c synchronous_commit=off";
+                                " -c full_page_writes=off";
     return as_user_ + shell_quote(bin_ + "/pg_ctl") + " -D " + shell_quote(dir_ + "/data") +
            " -o " + shell_quote(options) + " " + extra + " " + action + " >/dev/null 2>&1";
   }
