@@ -434,6 +434,56 @@ TEST_F(pg_catalog_store_test, a_commit_notifies_listeners_with_its_last_seq_at_c
   EXPECT_EQ(payloads[0], value("SELECT max(seq) FROM changes"));
 }
 
+TEST_F(pg_catalog_store_test,
+       deleting_an_organization_takes_its_projects_webhooks_and_token_memberships) {
+  auto store = open_store(key_);
+  auto org = make_org("Leaving");
+  auto stays = make_org("Staying");
+  auto proj = make_project(org->id, "shop");
+  auto hook = std::make_shared<webhook>();
+  hook->id = ids_.next();
+  hook->organization = org->id;
+  hook->project = proj->id;
+  hook->name = "h";
+  hook->url = "https://x.example/";
+  hook->events = {"*"};
+  hook->secret = generate_webhook_secret();
+  auto token = std::make_shared<api_token>();
+  token->id = ids_.next();
+  token->name = "both";
+  token->organizations = {org->id, stays->id};
+  token->scopes.add(scope::webhooks_read);
+  token->digest = sha256("hkd_both");
+  catalog_change setup;
+  setup.put(org);
+  setup.put(stays);
+  setup.put(proj);
+  setup.put(std::shared_ptr<const webhook>(hook));
+  setup.put(std::shared_ptr<const api_token>(token));
+  ASSERT_TRUE(store->commit(setup));
+
+  // As the catalog plans it: the organization last. Its project is erased before its webhook:
+  // foreign keys are checked at commit, so the order within the change does not matter to them.
+  auto narrowed = std::make_shared<api_token>(*token);
+  narrowed->organizations = {stays->id};
+  catalog_change leave;
+  leave.erase(proj);
+  leave.erase(std::shared_ptr<const webhook>(hook));
+  leave.put(std::shared_ptr<const api_token>(narrowed));
+  leave.erase(org);
+  auto r = store->commit(leave);
+  ASSERT_TRUE(r) << r.error().detail;
+
+  loaded got;
+  ASSERT_TRUE(store->load(got.sink(), 1));
+  EXPECT_EQ(got.organizations.size(), 1u);
+  EXPECT_TRUE(got.projects.empty());
+  EXPECT_TRUE(got.webhooks.empty());
+  ASSERT_EQ(got.tokens.size(), 1u);
+  EXPECT_EQ(got.tokens.begin()->second->organizations, std::vector<object_id>{stays->id});
+  EXPECT_EQ(value("SELECT count(*) FROM token_organizations"), "1");
+}
+
 TEST_F(pg_catalog_store_test, small_commits_one_after_another_each_land_once) {
   // The catalog's writer commits one change at a time on one blocking connection; the figure
   // printed is docs/cluster.md's ("Threads").
