@@ -3,14 +3,19 @@
 // drains and exits 0.
 // Exit codes: 0 clean stop (and --help/--version), 1 start-up failure, 2 bad configuration
 // (including a HOOKD_ADMIN_TOKEN too short on the first start).
+// `hookd migrate --storage URI [--dry-run]` brings a PostgreSQL database's schema up to date and
+// exits (docs/cluster.md, "Migrations"): 0 done, 1 failed, 2 bad usage.
 
 #include "core/common/log.hpp"
 #include "core/config/config.hpp"
 #include "hookd/version.hpp"
+#include "storage/postgres/connection.hpp"
+#include "storage/postgres/migrations.hpp"
 #include "tools/service/service.hpp"
 
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
 
 #include <systemd/sd-daemon.h>
 
@@ -159,6 +164,68 @@ int run(const hookd::config& cfg, const std::vector<std::string>& args) {
   return 0;
 }
 
+constexpr std::string_view kMigrateUsage =
+    "usage: hookd migrate --storage postgresql://... [--dry-run]\n"
+    "  Applies the pending schema migrations to the PostgreSQL database (docs/cluster.md) and\n"
+    "  prints one JSON line per migration: version, name, applied (true: by this run),\n"
+    "  appliedAt. --storage defaults to $HOOKD_STORAGE.\n"
+    "  --dry-run  print the pending migrations' SQL; change nothing\n";
+
+// `hookd migrate`: see the top of this file.
+int migrate_command(const std::vector<std::string>& args) {
+  std::optional<std::string> uri = env("HOOKD_STORAGE");
+  bool dry_run = false;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--dry-run") {
+      dry_run = true;
+    } else if (a == "--storage" && i + 1 < args.size()) {
+      uri = args[++i];
+    } else if (a.starts_with("--storage=")) {
+      uri = a.substr(std::string_view("--storage=").size());
+    } else if (a == "--help" || a == "-h") {
+      std::cout << kMigrateUsage;
+      return 0;
+    } else {
+      std::cerr << "hookd migrate: unknown argument \"" << a << "\"\n" << kMigrateUsage;
+      return 2;
+    }
+  }
+  if (!uri || !(uri->starts_with("postgresql://") || uri->starts_with("postgres://"))) {
+    std::cerr << "hookd migrate: --storage (or HOOKD_STORAGE) must be a postgresql:// URI\n"
+              << kMigrateUsage;
+    return 2;
+  }
+  auto conn = hookd::pg::connection::open(*uri);
+  if (!conn) {
+    fail_line("migrate_failed", "hookd migrate: " + conn.error().detail);
+    return 1;
+  }
+  if (dry_run) {
+    auto pending = hookd::pg::pending_migrations(*conn);
+    if (!pending) {
+      fail_line("migrate_failed", "hookd migrate: " + pending.error().detail);
+      return 1;
+    }
+    if (pending->empty()) std::cout << "-- no pending migrations\n";
+    for (const auto& m : *pending) {
+      std::cout << "-- migration " << m.version << " (" << m.name << ")\n" << m.sql << "\n";
+    }
+    return 0;
+  }
+  auto done = hookd::pg::migrate(*conn);
+  if (!done) {
+    fail_line("migrate_failed", "hookd migrate: " + done.error().detail);
+    return 1;
+  }
+  for (const auto& m : *done) {
+    boost::json::object line{{"version", m.version}, {"name", m.name}, {"applied", m.applied_now}};
+    if (m.applied_at) line["appliedAt"] = *m.applied_at;
+    std::cout << boost::json::serialize(line) << "\n";
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -172,6 +239,9 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty() && args.front() == "migrate") {
+    return migrate_command(std::vector<std::string>(args.begin() + 1, args.end()));
+  }
   const auto parsed = hookd::parse_config(args, env);
   if (const auto* error = std::get_if<std::string>(&parsed)) {
     fail_line("bad_configuration", *error);

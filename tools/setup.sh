@@ -6,20 +6,21 @@
 #   all    (default) also the tests, benchmarks and CI: GoogleTest, Google Benchmark, Node for the
 #          independent signature checks, wrk and nginx for the benchmarks, systemd for
 #          systemd-analyze (checks the units), dpkg-dev and file for cpack's Debian package, clang
-#          and libFuzzer for the fuzz targets.
+#          and libFuzzer for the fuzz targets, the PostgreSQL server the cluster tests start privately
+#          (tests/support/pg_cluster.hpp).
 set -euo pipefail
 
 profile=${1:-all}
 packages=(
   cmake ninja-build g++ pkg-config
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
-  librocksdb-dev libssl-dev libsystemd-dev libtomlplusplus-dev ca-certificates
+  librocksdb-dev libpq-dev libssl-dev libsystemd-dev libtomlplusplus-dev ca-certificates
 )
 case $profile in
 build) ;;
 all) packages+=(
   libgtest-dev libgmock-dev libbenchmark-dev
-  nodejs npm wrk nginx-light curl jq openssl
+  nodejs npm wrk nginx-light curl jq openssl postgresql
   systemd dpkg-dev file
   clang-16 libfuzzer-16-dev libclang-rt-16-dev
 ) ;;
@@ -44,6 +45,15 @@ if ((${#missing[@]})); then
   sudo_cmd=()
   [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
   "${sudo_cmd[@]}" apt-get update
+  # The tests start their own PostgreSQL servers and remove them after; a freshly installed
+  # postgresql package would otherwise create (and, where it can, start) a default cluster
+  # on port 5432 that nothing uses. A drop-in of postgresql-common's own configuration, read only
+  # when a cluster is created by a package install, stops that; existing clusters are untouched.
+  if [[ " ${missing[*]} " == *" postgresql "* && ! -d /var/lib/postgresql ]]; then
+    "${sudo_cmd[@]}" mkdir -p /etc/postgresql-common/createcluster.d
+    echo "create_main_cluster = false" |
+      "${sudo_cmd[@]}" tee /etc/postgresql-common/createcluster.d/hookd-no-main-cluster.conf >/dev/null
+  fi
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
 else
   echo "setup: all packages present" >&2

@@ -635,6 +635,8 @@ std::variant<parsed_config, std::string> parse_config(std::span<const std::strin
 std::string config_help() {
   std::string out =
       "Usage: hookd [OPTIONS]\n"
+      "       hookd migrate --storage postgresql://... [--dry-run]   (cluster mode's schema;\n"
+      "       see hookd migrate --help and docs/cluster.md)\n"
       "\n"
       "hookd is a self-hosted webhook service: it stores webhooks per project and delivers\n"
       "signed events to them with retries.\n"
