@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs hookd's build and test dependencies from Debian 12's packages (systemd for
-# systemd-analyze, which checks the units; dpkg-dev and file for cpack's Debian package). Idempotent:
+# systemd-analyze, which checks the units; dpkg-dev and file for cpack's Debian package; chromium for
+# the portal's browser test, tests/portal). Idempotent:
 # packages already present are left alone, and apt-get runs only when something is missing.
 set -euo pipefail
 
@@ -12,6 +13,7 @@ packages=(
   nodejs npm wrk nginx-light curl jq openssl
   systemd dpkg-dev file
   clang-16 libfuzzer-16-dev libclang-rt-16-dev
+  chromium
 )
 
 missing=()
