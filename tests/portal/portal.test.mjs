@@ -170,9 +170,10 @@ async function shot(page, name) {
 const text = (page, selector) => page.$eval(selector, (n) => n.textContent);
 const heading = (page) => text(page, 'main h1');
 
+// A locator waits for the element to be visible and still, and tries again when a re-render
+// replaced it (the deliveries list redraws on refresh).
 async function clickButton(page, label, scope = 'main') {
-  const handle = await page.waitForSelector(`${scope} ::-p-text(${JSON.stringify(label)})`);
-  await handle.click();
+  await page.locator(`${scope} ::-p-text(${JSON.stringify(label)})`).setTimeout(WAIT).click();
 }
 
 // ---- the tests, in order (each uses what the previous made)
@@ -230,6 +231,7 @@ test('a webhook named like HTML is created and shown as text', async () => {
 });
 
 test('a test event reaches the receiver and its delivery shows with the attempt', async () => {
+  const sent = Date.now();
   await clickButton(page, 'Send test event');
   await until('the receiver to get the ping', () => received.some((r) => r.body.includes('webhook.ping')));
   // The page offers its delivery, succeeded, with the attempt's status, latency and body.
@@ -238,6 +240,8 @@ test('a test event reaches the receiver and its delivery shows with the attempt'
     await new Promise((r) => setTimeout(r, 300));
     return page.$('tr[data-delivery] .badge.succeeded');
   });
+  // The page refreshes the list by itself 800 ms after a test; let that pass before expanding.
+  await new Promise((r) => setTimeout(r, Math.max(0, sent + 1500 - Date.now())));
   await clickButton(page, 'Attempts (1)', 'tr[data-delivery]');
   await page.waitForSelector('li[data-attempt]');
   const attempt = await text(page, 'li[data-attempt]');
