@@ -297,6 +297,64 @@ test('deactivate and activate', async () => {
   await shot(page, 'webhook-detail-1280');
 });
 
+test('deliveries filter by status and page ten at a time', async () => {
+  const events = `/api/v1/organizations/${ids.org}/projects/${ids.a}/events`;
+  for (let i = 0; i < 11; ++i) {
+    const r = await call('POST', events, { type: 'order.created', data: { n: i } });
+    assert.equal(r.status, 202, JSON.stringify(r.body));
+  }
+  const rows = () => page.$$eval('tr[data-delivery]', (ns) => ns.length);
+  await page.select('select[name=status]', 'failed');
+  await clickButton(page, 'Show');
+  await page.waitForSelector('main ::-p-text(No deliveries match.)');
+  await page.select('select[name=status]', '');
+  await clickButton(page, 'Show');
+  await until('a full first page', async () => (await rows()) === 10);
+  await until('an older page to offer', () => page.$eval('main ::-p-text("Older →")', (n) => !n.disabled));
+  await clickButton(page, 'Older →');
+  await until('the second page', async () => (await rows()) >= 1 && (await rows()) < 10);
+  await clickButton(page, '← Newer');
+  await until('the first page again', async () => (await rows()) === 10);
+});
+
+test('delete asks on the page first, and Cancel keeps the webhook', async () => {
+  const made = await call('POST', `/api/v1/organizations/${ids.org}/projects/${ids.a}/settings/webhooks`,
+    { name: 'Throwaway', url: receiverUrl, events: ['nothing.here'] });
+  assert.equal(made.status, 201);
+  await clickButton(page, '← All webhooks');
+  await clickButton(page, 'Throwaway');
+  await until('its page', async () => (await heading(page)) === 'Throwaway');
+  await clickButton(page, 'Delete');
+  await clickButton(page, 'Cancel', '.confirm');
+  assert.equal(await page.$('.confirm'), null);
+  assert.equal((await call('GET', `/api/v1/organizations/${ids.org}/projects/${ids.a}/settings/webhooks/${made.body._id}`)).status, 200);
+  await clickButton(page, 'Delete');
+  await clickButton(page, 'Delete webhook', '.confirm');
+  await until('the list', async () => (await heading(page)) === 'Webhooks');
+  await page.waitForSelector('main tbody tr');
+  assert.ok(!(await text(page, 'main table')).includes('Throwaway'));
+  assert.equal((await call('GET', `/api/v1/organizations/${ids.org}/projects/${ids.a}/settings/webhooks/${made.body._id}`)).status, 404);
+  await shot(page, 'webhooks-1280');
+});
+
+test('an edit the API refuses says why; a valid one is saved', async () => {
+  await clickButton(page, xssName);
+  await until('the webhook page', async () => (await heading(page)) === xssName);
+  await clickButton(page, 'Edit');
+  await page.waitForSelector('form input[name=events]');
+  await page.$eval('input[name=events]', (n) => { n.value = 'order.*, Not Valid'; });
+  await clickButton(page, 'Save changes');
+  await page.waitForSelector('main .error');
+  assert.match(await text(page, 'main .error'), /events\[1\]/);
+  assert.equal(await page.$eval('input[name=events]', (n) => n.getAttribute('aria-invalid')), 'true');
+  await page.$eval('input[name=events]', (n) => { n.value = 'order.*, webhook.ping, invoice.paid'; });
+  await clickButton(page, 'Save changes');
+  await until('the webhook page', async () => (await heading(page)) === xssName);
+  const saved = await call('GET', `/api/v1/organizations/${ids.org}/projects/${ids.a}/settings/webhooks/${hookId}`);
+  assert.deepEqual(saved.body.events, ['order.*', 'webhook.ping', 'invoice.paid']);
+  await clickButton(page, '← All webhooks');
+});
+
 test('at 360 px every page fits the screen', async () => {
   const narrow = await newPage(360);
   const session = await call('POST', `/api/v1/organizations/${ids.org}/projects/${ids.a}/portal-sessions`, {}, ids.writer);
