@@ -693,12 +693,12 @@ TEST_F(HookctlTest, PortalOpen) {
   const json::value s = opened.json_out();
   const std::string token = str(s, "token");
   EXPECT_EQ(token.rfind("hkp_", 0), 0u) << token;
-  EXPECT_EQ(str(s, "url"), url_ + "/portal/#token=" + token + "&organization=" + org_id +
-                               "&project=" + proj_id);
+  EXPECT_EQ(str(s, "url"),
+            url_ + "/portal/#token=" + token + "&organization=" + org_id + "&project=" + proj_id);
   EXPECT_FALSE(str(s, "expiresAt").empty());
   // The token works as a token of that project.
-  auto hooks = run_hookctl(dir_, {"--url", url_, "--token", token, "webhook", "list", org_id,
-                                  proj_id});
+  auto hooks =
+      run_hookctl(dir_, {"--url", url_, "--token", token, "webhook", "list", org_id, proj_id});
   EXPECT_EQ(hooks.code, 0) << hooks.err;
 
   EXPECT_EQ(admin({"portal", "open", org_id, proj_id, "--expires-in", "600"}).code, 0);
