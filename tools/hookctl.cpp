@@ -318,6 +318,25 @@ planned_request plan_delivery_redeliver(const parsed_args& a) {
           {}};
 }
 
+// POST …/portal-sessions (docs/portal.md): prints {url, token, expiresAt}.
+planned_request plan_portal_open(const parsed_args& a) {
+  json::object body;
+  if (auto* e = a.one("--expires-in")) {
+    // Whole seconds go as a number, anything else ("30m") as the duration string hookd parses.
+    const bool digits = !e->empty() && std::all_of(e->begin(), e->end(),
+                                                   [](char c) { return c >= '0' && c <= '9'; });
+    if (digits && e->size() < 10) {
+      body["expiresIn"] = std::stoll(*e);
+    } else {
+      body["expiresIn"] = *e;
+    }
+  }
+  return {verb::post,
+          org_path(a) + "/projects/" + segment(a.positionals.at(1)) + "/portal-sessions",
+          std::move(body),
+          {}};
+}
+
 const std::vector<command_spec>& commands() {
   static const std::vector<command_spec> table = {
       {"org",
@@ -566,6 +585,17 @@ const std::vector<command_spec>& commands() {
        "`hookctl delivery get ORG PROJECT WEBHOOK ID`.",
        {},
        plan_delivery_redeliver},
+
+      {"portal",
+       "open",
+       {"ORG", "PROJECT"},
+       "open the webhooks portal for a project",
+       "Asks for a portal session for project PROJECT of organization ORG and prints "
+       "{\"url\", \"token\", \"expiresAt\"}: `url` opens the portal already signed in, for that "
+       "one "
+       "project, until expiresAt (an hour by default). Needs webhooks:write.",
+       {{"--expires-in", "D", false, false, "seconds (1..86400) or a duration such as 30m"}},
+       plan_portal_open},
   };
   return table;
 }

@@ -7,7 +7,7 @@
 #          independent signature checks, wrk and nginx for the benchmarks, systemd for
 #          systemd-analyze (checks the units), dpkg-dev and file for cpack's Debian package, clang
 #          and libFuzzer for the fuzz targets, the PostgreSQL server the cluster tests start privately
-#          (tests/support/pg_cluster.hpp).
+#          (tests/support/pg_cluster.hpp), and Chromium for the portal's browser test (tests/portal).
 set -euo pipefail
 
 profile=${1:-all}
@@ -23,6 +23,7 @@ all) packages+=(
   nodejs npm wrk nginx-light curl jq openssl postgresql
   systemd dpkg-dev file
   clang-16 libfuzzer-16-dev libclang-rt-16-dev
+  chromium
 ) ;;
 *)
   echo "setup: unknown profile '$profile' (build or all)" >&2

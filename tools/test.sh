@@ -11,6 +11,9 @@ cmake --build --preset "$preset"
 # The Node receiver of tests/http/outbound/standardwebhooks_test.cpp (the npm standardwebhooks package,
 # pinned by tests/node/package-lock.json).
 npm ci --prefix tests/node --no-audit --no-fund --silent
+# puppeteer-core for the portal's browser test (tests/portal/package-lock.json); it drives Debian's
+# chromium and downloads no browser.
+npm ci --prefix tests/portal --no-audit --no-fund --silent
 # Under TSan, RocksDB's uninstrumented memtable needs the suppressions that tests/tsan.supp explains.
 if [[ $preset == tsan ]]; then
   export TSAN_OPTIONS="suppressions=$PWD/tests/tsan.supp ${TSAN_OPTIONS:-}"

@@ -52,6 +52,9 @@ struct api_token {
   scope_set scopes;
   sha256_digest digest{};
   timestamp created_at{};
+  // Set for a portal session (docs/portal.md): the token reaches this one project only. Never
+  // stored; stored tokens leave it empty.
+  std::optional<object_id> project;
 
   bool can_access(const object_id& org) const noexcept;  // admin, or org listed
 };

@@ -148,6 +148,25 @@ apply_result apply_metrics_listen(config& c, std::string_view v) {
   return std::nullopt;
 }
 
+// --public-url: "http(s)://host[:port]", one trailing '/' allowed and dropped.
+apply_result apply_public_url(config& c, std::string_view v) {
+  if (v.empty()) {
+    c.public_url.clear();
+    return std::nullopt;
+  }
+  if (v.ends_with('/')) v.remove_suffix(1);
+  std::string_view rest;
+  if (v.starts_with("http://")) {
+    rest = v.substr(7);
+  } else if (v.starts_with("https://")) {
+    rest = v.substr(8);
+  }
+  const bool host_only = !rest.empty() && rest.find_first_of("/?#@ \t") == std::string_view::npos;
+  if (!host_only) return "expected an http or https origin such as https://hooks.example.com";
+  c.public_url = std::string(v);
+  return std::nullopt;
+}
+
 template <class T, std::uint64_t Max>
 apply_result set_count(T& out, std::string_view v) {
   const auto n = parse_uint(v);
@@ -325,6 +344,10 @@ const std::array kOptions = {
                   c.trusted_proxies = std::move(std::get<std::vector<ip_network>>(parsed));
                   return std::nullopt;
                 }},
+    option_spec{"public-url", "URL", "from the request's Host",
+                "Origin of the portal's session URLs (http or https, a host, no path), e.g. "
+                "https://hooks.example.com.",
+                apply_public_url},
     option_spec{"log-level", "LEVEL", "info",
                 "debug, info, warn or error: lines below it are dropped. SIGHUP applies a change.",
                 [](config& c, std::string_view v) -> apply_result {

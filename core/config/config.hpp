@@ -81,6 +81,10 @@ struct config {
   // --trusted-proxies: peers whose X-Forwarded-For the access log records. None by default: a
   // header any client can send proves nothing.
   std::vector<ip_network> trusted_proxies;
+  // --public-url: the origin portal session URLs start with (docs/portal.md), e.g.
+  // https://hooks.example.com, without a trailing '/'. Empty: the request's Host and the
+  // listener's scheme.
+  std::string public_url;
   log_level min_log_level = log_level::info;  // --log-level; SIGHUP applies a new value
   std::optional<std::string> config_file;     // --config
 

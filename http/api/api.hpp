@@ -81,8 +81,9 @@ asio::awaitable<result<T>> await_catalog(Start start) {
 
 void register_admin_routes(router& r, app& a);
 void register_webhook_routes(router& r, app& a);
-void register_event_routes(router& r, app& a);   // events and deliveries (api_events.cpp)
-void register_backup_routes(router& r, app& a);  // POST /api/v1/backups (api_backup.cpp)
+void register_event_routes(router& r, app& a);           // events and deliveries (api_events.cpp)
+void register_backup_routes(router& r, app& a);          // POST /api/v1/backups (api_backup.cpp)
+void register_portal_session_routes(router& r, app& a);  // …/portal-sessions (api_portal.cpp)
 
 // docs/openapi.yaml as it was at build time (generated source, see http/CMakeLists.txt).
 std::string_view openapi_yaml() noexcept;

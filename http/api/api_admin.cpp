@@ -28,7 +28,7 @@ std::string project_path(const object_id& org, const object_id& proj) {
 
 // The caller must hold `admin`.
 result<void> require_admin(app& a, const request_context& ctx) {
-  auto token = authenticate(a.cat, ctx.req);
+  auto token = authenticate(a, ctx.req);
   if (!token) return token.error();
   return authorize(**token, scope::admin);
 }
@@ -40,7 +40,7 @@ result<org_ptr> existing_organization(app& a, const object_id& id) {
 
 // The organization of the path, for an admin caller, in the documented order of checks.
 result<org_ptr> admin_organization(app& a, const request_context& ctx) {
-  auto token = authenticate(a.cat, ctx.req);
+  auto token = authenticate(a, ctx.req);
   if (!token) return token.error();
   auto org = path_id(ctx, "organizationId");
   if (!org) return org.error();
@@ -50,7 +50,7 @@ result<org_ptr> admin_organization(app& a, const request_context& ctx) {
 
 // The project of the path, likewise; a project of another organization is a 404.
 result<project_ptr> admin_project(app& a, const request_context& ctx) {
-  auto token = authenticate(a.cat, ctx.req);
+  auto token = authenticate(a, ctx.req);
   if (!token) return token.error();
   auto org = path_id(ctx, "organizationId");
   if (!org) return org.error();
@@ -200,7 +200,7 @@ asio::awaitable<response> list_tokens(app& a, request_context& ctx) {
 
 // The 201 of POST /api/v1/tokens points here (Location), so that address resolves too.
 asio::awaitable<response> get_token(app& a, request_context& ctx) {
-  auto token = authenticate(a.cat, ctx.req);
+  auto token = authenticate(a, ctx.req);
   if (!token) co_return fail(ctx, token.error());
   auto id = path_id(ctx, "tokenId");
   if (!id) co_return fail(ctx, id.error());
@@ -215,7 +215,7 @@ asio::awaitable<response> get_token(app& a, request_context& ctx) {
 }
 
 asio::awaitable<response> delete_token(app& a, request_context& ctx) {
-  auto token = authenticate(a.cat, ctx.req);
+  auto token = authenticate(a, ctx.req);
   if (!token) co_return fail(ctx, token.error());
   auto id = path_id(ctx, "tokenId");
   if (!id) co_return fail(ctx, id.error());

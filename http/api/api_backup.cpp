@@ -47,7 +47,7 @@ struct backup_job {
 };
 
 asio::awaitable<response> create_backup(app& a, request_context& ctx) {
-  auto token = authenticate(a.cat, ctx.req);
+  auto token = authenticate(a, ctx.req);
   if (!token) co_return fail(ctx, token.error());
   if (auto allowed = authorize(**token, scope::admin); !allowed) {
     co_return fail(ctx, allowed.error());

@@ -53,13 +53,14 @@ struct project_target {
 };
 
 result<project_target> resolve(app& a, const request_context& ctx, scope needed) {
-  auto token = authenticate(a.cat, ctx.req);
+  auto token = authenticate(a, ctx.req);
   if (!token) return token.error();
   auto org = path_id(ctx, "organizationId");
   if (!org) return org.error();
   auto proj = path_id(ctx, "projectId");
   if (!proj) return proj.error();
   if (auto allowed = authorize(**token, needed, *org); !allowed) return allowed.error();
+  if (auto allowed = authorize_project(**token, *proj); !allowed) return allowed.error();
   if (!a.cat.find_organization(*org)) {
     return make_problem(error_kind::not_found, "Organization " + org->to_string() + " not found.");
   }

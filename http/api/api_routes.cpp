@@ -20,6 +20,7 @@ void register_api_routes(router& r, app& a) {
   register_webhook_routes(r, a);
   register_event_routes(r, a);
   register_backup_routes(r, a);
+  register_portal_session_routes(r, a);
   r.add(bhttp::verb::get, "/api/v1/openapi.yaml", get_openapi);
 }
 

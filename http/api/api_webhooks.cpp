@@ -37,7 +37,7 @@ std::string webhooks_path(const object_id& org, const object_id& proj) {
 
 result<project_target> resolve(app& a, const request_context& ctx, scope needed,
                                bool with_webhook) {
-  auto token = authenticate(a.cat, ctx.req);
+  auto token = authenticate(a, ctx.req);
   if (!token) return token.error();
 
   project_target target;
@@ -56,6 +56,7 @@ result<project_target> resolve(app& a, const request_context& ctx, scope needed,
   if (auto allowed = authorize(**token, needed, target.organization); !allowed) {
     return allowed.error();
   }
+  if (auto allowed = authorize_project(**token, target.project); !allowed) return allowed.error();
   if ((*token)->scopes.allows(scope::webhooks_write)) target.values = header_values::shown;
   if (!a.cat.find_organization(target.organization)) {
     return make_problem(error_kind::not_found,

@@ -45,6 +45,12 @@ struct app {
   // POST /api/v1/backups: a copy of the data dir into a new directory (storage/backup.hpp).
   // Blocking: the handler runs it on `history_readers`. Empty: the route answers 503.
   std::function<result<backup_report>(const std::string& directory)> backup;
+  // Portal sessions (docs/portal.md): the key that signs their tokens (derived from the master
+  // key; empty: the route answers 503), the portal's origin from --public-url (empty: the
+  // request's Host and the listener's scheme), and whether the listener serves HTTPS.
+  std::string portal_key;
+  std::string public_url;
+  bool https = false;
 };
 
 // Registers the /api/v1 routes (admin, webhooks, openapi) on `r`; handlers capture `a` by

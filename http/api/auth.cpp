@@ -1,6 +1,7 @@
 #include "http/api/auth.hpp"
 
 #include "core/common/crypto.hpp"
+#include "http/api/portal_token.hpp"
 #include "http/api/token_digest_cache.hpp"
 
 #include <string>
@@ -73,6 +74,38 @@ result<std::shared_ptr<const api_token>> authenticate(const catalog& cat, const 
     return unauthorized("The API token is unknown or has been revoked.");
   }
   return token;
+}
+
+result<std::shared_ptr<const api_token>> authenticate(const app& a, const request& req) {
+  auto presented = extract_token(req);
+  if (!presented || !presented->starts_with(kPortalTokenPrefix) || a.portal_key.empty()) {
+    return authenticate(a.cat, req);
+  }
+  const auto check = verify_portal_token(a.portal_key, *presented, now_ms());
+  if (check.state == portal_token_state::invalid) {
+    return unauthorized("The portal session token is not valid.");
+  }
+  if (check.state == portal_token_state::expired) {
+    return unauthorized("The portal session expired at " + format_rfc3339(check.claims.expires_at) +
+                        "; open a new one.");
+  }
+  auto token = std::make_shared<api_token>();
+  token->name = "portal session";
+  token->organizations.push_back(check.claims.organization);
+  token->project = check.claims.project;
+  token->scopes.add(scope::webhooks_read);
+  token->scopes.add(scope::webhooks_write);
+  token->scopes.add(scope::deliveries_read);
+  token->scopes.add(scope::deliveries_write);
+  return std::shared_ptr<const api_token>(std::move(token));
+}
+
+result<void> authorize_project(const api_token& token, const object_id& project) {
+  if (token.project && *token.project != project) {
+    return make_problem(error_kind::forbidden,
+                        "This portal session does not grant access to the project.");
+  }
+  return {};
 }
 
 result<void> authorize(const api_token& token, scope needed,

@@ -4,6 +4,8 @@
 #include "core/common/completion.hpp"
 #include "core/common/log.hpp"
 #include "hookd/version.hpp"
+#include "http/api/portal_token.hpp"
+#include "http/portal/portal.hpp"
 #include "storage/backup.hpp"
 #include "storage/data_dir.hpp"
 #include "storage/rocksdb_storage.hpp"
@@ -328,6 +330,9 @@ std::variant<std::unique_ptr<service>, service_failure> service::open(service_op
   p->shared->delivery_stats = &p->dispatch->stats();
   p->shared->health = p->health.get();
   p->shared->metrics_per_webhook = cfg.metrics_per_webhook;
+  p->shared->portal_key = http::derive_portal_key(*key);
+  p->shared->public_url = cfg.public_url;
+  p->shared->https = !cfg.tls_cert.empty();
   p->shared->backup = [store = p->store.get(), data_dir = p->data_dir,
                        key_in_file = !p->options.master_key,
                        log = p->log](const std::string& directory) {
@@ -351,6 +356,7 @@ std::variant<std::unique_ptr<service>, service_failure> service::open(service_op
     http::register_ops_routes(p->routes, *p->shared);
   }
   http::register_api_routes(p->routes, *p->shared);
+  http::register_portal_routes(p->routes);
 
   http::server_options server_options;
   server_options.host = cfg.listen_host;

@@ -367,6 +367,7 @@ TEST_F(ConfigTest, HelpListsEveryOptionWithItsEnvironmentTwin) {
                            "--access-log|HOOKD_ACCESS_LOG",
                            "--trusted-proxies|HOOKD_TRUSTED_PROXIES",
                            "--log-level|HOOKD_LOG_LEVEL",
+                           "--public-url|HOOKD_PUBLIC_URL",
                            "--help|",
                            "--version|"}) {
     const std::string s = pair;
@@ -374,6 +375,22 @@ TEST_F(ConfigTest, HelpListsEveryOptionWithItsEnvironmentTwin) {
     EXPECT_TRUE(contains(help, s.substr(0, bar) + " ") || contains(help, s.substr(0, bar) + "\n"))
         << s;
     EXPECT_TRUE(contains(help, s.substr(bar + 1))) << s;
+  }
+}
+
+// Portal session URLs start with it (docs/portal.md); an origin only, so a path or user-info is
+// refused at start rather than making broken links.
+TEST_F(ConfigTest, PublicUrl) {
+  EXPECT_EQ(ok({}).public_url, "");
+  EXPECT_EQ(ok({"--public-url", "https://hooks.example.com/"}).public_url,
+            "https://hooks.example.com");
+  EXPECT_EQ(ok({}, {{"HOOKD_PUBLIC_URL", "http://127.0.0.1:8080"}}).public_url,
+            "http://127.0.0.1:8080");
+  EXPECT_EQ(ok({"--config", write("p.toml", "public_url = \"https://a.example\"\n")}).public_url,
+            "https://a.example");
+  for (const char* bad : {"hooks.example.com", "ftp://x", "https://", "https://x/portal",
+                          "https://user@x", "https://x?y"}) {
+    EXPECT_TRUE(contains(fails({"--public-url", bad}), "--public-url")) << bad;
   }
 }
 

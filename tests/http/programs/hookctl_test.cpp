@@ -682,6 +682,33 @@ TEST_F(HookctlTest, WebhookRotateSigningAndFilter) {
   EXPECT_EQ(bad_filter.code, 2);
 }
 
+// `hookctl portal open ORG PROJECT` prints the portal session (docs/portal.md) as one JSON line:
+// a URL on this hookd that carries the token in its fragment; --expires-in takes seconds or a
+// duration, and hookd's 400 for a bad one reaches the shell.
+TEST_F(HookctlTest, PortalOpen) {
+  auto [org_id, proj_id] = make_project();
+  auto opened = admin({"portal", "open", org_id, proj_id});
+  ASSERT_EQ(opened.code, 0) << opened.err;
+  EXPECT_TRUE(one_line(opened.out));
+  const json::value s = opened.json_out();
+  const std::string token = str(s, "token");
+  EXPECT_EQ(token.rfind("hkp_", 0), 0u) << token;
+  EXPECT_EQ(str(s, "url"),
+            url_ + "/portal/#token=" + token + "&organization=" + org_id + "&project=" + proj_id);
+  EXPECT_FALSE(str(s, "expiresAt").empty());
+  // The token works as a token of that project.
+  auto hooks =
+      run_hookctl(dir_, {"--url", url_, "--token", token, "webhook", "list", org_id, proj_id});
+  EXPECT_EQ(hooks.code, 0) << hooks.err;
+
+  EXPECT_EQ(admin({"portal", "open", org_id, proj_id, "--expires-in", "600"}).code, 0);
+  EXPECT_EQ(admin({"portal", "open", org_id, proj_id, "--expires-in", "30m"}).code, 0);
+  auto refused = admin({"portal", "open", org_id, proj_id, "--expires-in", "2d"});
+  EXPECT_EQ(refused.code, 1);
+  EXPECT_EQ(str(refused.json_err().at("errors").at(0), "field"), "expiresIn");
+  EXPECT_EQ(admin({"portal", "open", org_id}).code, 2);
+}
+
 TEST_F(HookctlTest, Health) {
   auto r = run_hookctl(dir_, {"--url", url_, "health"});
   EXPECT_EQ(r.code, 0) << r.err;
