@@ -8,7 +8,9 @@
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 
@@ -32,14 +34,18 @@ std::string slurp(const std::string& path) {
 
 // Runs `hookd migrate ARGS` with `env` prepended (VAR=value ...), capturing both streams.
 run_result hookd_migrate(const std::string& args, const std::string& env = "") {
-  const std::string dir = ::testing::TempDir();
-  const std::string out = dir + "/migrate.out";
-  const std::string err = dir + "/migrate.err";
+  // Named by process: ctest runs this binary's tests in parallel, each in its own process.
+  const std::string stem = ::testing::TempDir() + "/hookd-migrate." + std::to_string(::getpid());
+  const std::string out = stem + ".out";
+  const std::string err = stem + ".err";
   const std::string command = "env -u HOOKD_STORAGE " + env + " " +
                               shell_quote(std::string(HOOKD_BIN_DIR) + "/hookd") + " migrate " +
                               args + " >" + shell_quote(out) + " 2>" + shell_quote(err);
   const int status = std::system(command.c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+  run_result r{WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+  std::remove(out.c_str());
+  std::remove(err.c_str());
+  return r;
 }
 
 std::vector<boost::json::object> json_lines(const std::string& text) {
