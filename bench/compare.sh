@@ -3,13 +3,14 @@
 #
 #   bash bench/compare.sh [--only PHASES] [--quick] [--bin-dir DIR]
 #
-#   PHASES   comma-separated, default all: get,list,cpu,latency,post,fanout,ingest,million
+#   PHASES   comma-separated, default all: get,list,cpu,latency,post,fanout,ingest,million,idle
 #   --quick  shorter runs (3 s wrk runs, 4-5 s hookd-load runs, 100 000 webhooks): about 3 minutes
-#   DIR      where hookd, hookd-load are (default build/release/bin, or $BENCH_BIN_DIR)
+#   DIR      where hookd, hookd-load, idle_probe are (default build/release/bin, or $BENCH_BIN_DIR)
 #   BENCH_SECONDS   seconds per wrk run (default 8, quick 3)
 #   BENCH_WEBHOOKS  webhooks created by `million` (default 1000000, quick 100000)
 #   BENCH_BUDGET    total time budget in seconds (default 2400, quick 900)
 #   BENCH_SIGNING   how fanout's webhooks sign: v1 (HMAC-SHA256, default) or v1a (Ed25519)
+#   BENCH_IDLE_CONNECTIONS  idle connections opened by `idle` (default 10000, quick 2000)
 #
 # Prints a JSON summary on stdout and progress lines and a table of the figures on stderr.
 # Exit status: 0 when every selected phase ran (targets may be missed: see "targets"), 1 when a
@@ -42,11 +43,16 @@
 #            BENCH_WEBHOOKS webhooks over BENCH_WEBHOOKS/100 projects (limit 100 each); SIGTERM,
 #            restart on the same data dir and port: exec until /readyz answers 200, the load
 #            times hookd logs (catalog_loaded, deliveries_loaded), VmRSS after the restart.
+#   idle     resident memory per idle keep-alive connection: idle_probe opens
+#            BENCH_IDLE_CONNECTIONS connections one after another to hookd, one GET by id on
+#            each (answered 200), leaves them idle for 1 s and reads the server's VmRSS; the same
+#            against nginx serving the same body. (after - before) * 1024 / N bytes each, and
+#            hookd/nginx. Every 100th connection then sends a second GET, which must be answered.
 #
 # Bounded: each phase has its own bound (it is stopped and marked failed past it) and the whole
 # run a total budget (the run stops with a message past it). Everything started is killed on exit
-# and the temp dir removed. Needs: wrk, nginx, jq, curl, taskset, awk, sed, split, and
-# hookd-load for latency, fanout, ingest and million.
+# and the temp dir removed. Needs: wrk, nginx, jq, curl, taskset, awk, sed, split,
+# hookd-load for latency, fanout, ingest and million, and idle_probe (in DIR) for idle.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -54,8 +60,8 @@ bench_name=compare.sh
 # shellcheck source=bench/lib.sh
 source "$root/bench/lib.sh"
 
-usage() { sed -n '3,12p' "$0" | sed 's/^# \{0,1\}//'; }
-all_phases=(get list cpu latency post fanout ingest million)
+usage() { sed -n '3,13p' "$0" | sed 's/^# \{0,1\}//'; }
+all_phases=(get list cpu latency post fanout ingest million idle)
 only=$(join "${all_phases[@]}")
 quick=0
 bin_dir=${BENCH_BIN_DIR:-$root/build/release/bin}
@@ -83,9 +89,11 @@ is_selected() { [[ -n ${selected[$1]:-} ]]; }
 if ((quick)); then
   secs=${BENCH_SECONDS:-3} warmup=1 load_secs=4 latency_secs=5 drain=10
   webhook_count=${BENCH_WEBHOOKS:-100000} budget=${BENCH_BUDGET:-900}
+  idle_connections=${BENCH_IDLE_CONNECTIONS:-2000}
 else
   secs=${BENCH_SECONDS:-8} warmup=2 load_secs=10 latency_secs=20 drain=10
   webhook_count=${BENCH_WEBHOOKS:-1000000} budget=${BENCH_BUDGET:-2400}
+  idle_connections=${BENCH_IDLE_CONNECTIONS:-10000}
 fi
 rounds=3
 post_connections=(1 4 16 64 256)
@@ -102,6 +110,7 @@ restart_bound=$((60 + webhook_count / 5000))
 ((secs >= 1 && secs <= 30)) || die "BENCH_SECONDS must be 1..30, got $secs"
 ((webhook_count >= 100 && webhook_count <= 10000000)) || die "BENCH_WEBHOOKS must be 100..10000000"
 ((budget >= 60)) || die "BENCH_BUDGET must be at least 60"
+((idle_connections >= 100 && idle_connections <= 50000)) || die "BENCH_IDLE_CONNECTIONS must be 100..50000"
 
 hookd_bin=$bin_dir/hookd
 load_bin=$bin_dir/hookd-load
@@ -110,6 +119,12 @@ needs_load=()
 for p in latency fanout ingest million; do is_selected "$p" && needs_load+=("$p"); done
 if ((${#needs_load[@]})) && [[ ! -x $load_bin ]]; then
   die "no hookd-load at $load_bin, needed by $(join "${needs_load[@]}") (build it, or --only get,list,cpu,post)"
+fi
+probe_bin=$bin_dir/idle_probe
+if is_selected idle; then
+  [[ -x $probe_bin ]] || die "no idle_probe at $probe_bin, needed by idle (ninja -C build/release idle_probe)"
+  (($(ulimit -n) >= idle_connections + 256)) || ulimit -n $((idle_connections + 256)) 2>/dev/null ||
+    die "idle needs $((idle_connections + 256)) file descriptors per process (ulimit -n is $(ulimit -n))"
 fi
 bench_require wrk nginx jq curl taskset awk sed split getconf
 bench_pick_cpus
@@ -580,6 +595,47 @@ phase_million() {
   log "million: $(res_get .million.bytes_per_webhook) B per webhook ($(res_get .million.bytes_per_webhook_after_restart) after restart); stop $stop_ms ms, restart to ready $restart_ms ms (catalog load $catalog_ms ms)"
 }
 
+# ------------------------------------------------------------------ idle
+# idle_measure NAME PORT PATH PID: idle_probe against one server; its JSON in $tmp/idle-NAME.json.
+idle_measure() {
+  local name=$1 port=$2 path=$3 pid=$4
+  step_fits 120
+  timeout --kill-after=10 120 taskset -c "$client_cpu" "$probe_bin" --port "$port" --path "$path" \
+    --pid "$pid" --connections "$idle_connections" --header "Authorization: Bearer $token" \
+    >"$tmp/idle-$name.json" 2>"$tmp/idle-$name.err" || {
+    cat "$tmp/idle-$name.err" >&2
+    die "idle_probe against $name failed"
+  }
+  log "idle: $name $(cat "$tmp/idle-$name.json")"
+}
+phase_idle() {
+  step_fits 90
+  fresh_hookd idle --max-connections $((idle_connections + 64))
+  org=$(provision_org "Compare idle")
+  project=$(provision_project "$org" "Compare idle" compare-idle)
+  token=$(provision_token "$org" webhooks:read webhooks:write)
+  local path="/api/v1/organizations/$org/projects/$project/settings/webhooks" id
+  id=$(api POST "$path" "$token" "$(bench_webhook_body "Invoice notifications" incoming)" | json_field _id)
+  [[ -n $id ]] || die "no webhook id"
+  path+="/$id"
+  curl -sS --max-time 10 -H "Authorization: Bearer $token" -o "$tmp/idle-get.json" "$hookd_url$path" ||
+    die "GET $path failed"
+  # nginx closes idle keep-alive connections once fewer than 1/16 of worker_connections are free.
+  nginx_worker_connections=$((2 * idle_connections + 64)) nginx_start "$tmp/nginx-idle" /w "$tmp/idle-get.json"
+  idle_measure hookd "${hookd_url##*:}" "$path" "$hookd_pid"
+  idle_measure nginx "${nginx_base##*:}" /w "$nginx_pid"
+  stop_pid "$nginx_pid" 10
+  untrack "$nginx_pid"
+  stop_hookd
+  res_set .idle "$(jq -n --slurpfile h "$tmp/idle-hookd.json" --slurpfile n "$tmp/idle-nginx.json" \
+    '{connections: $h[0].connections, hookd: $h[0], nginx: $n[0],
+      hookd_bytes_per_connection: $h[0].bytes_per_connection,
+      nginx_bytes_per_connection: $n[0].bytes_per_connection,
+      ratio_hookd_nginx: (if $n[0].bytes_per_connection > 0
+        then ($h[0].bytes_per_connection / $n[0].bytes_per_connection * 100 | round / 100) else null end)}')"
+  log "idle: $(res_get .idle.hookd_bytes_per_connection) B per idle connection for hookd, $(res_get .idle.nginx_bytes_per_connection) B for nginx: $(res_get .idle.ratio_hookd_nginx)x"
+}
+
 # ================================================================== main
 admin_token="hkd_bench_admin_$(random_hex 16)"
 load_start=$(load_1m)
@@ -596,6 +652,7 @@ group_bound() {
     fanout) echo $((120 + secs + load_secs + drain + 90)) ;;
     ingest) echo $((120 + 2 * (load_secs + drain + 90))) ;;
     million) echo $((180 + webhook_count / 1000 + restart_bound)) ;;
+    idle) echo 420 ;;
   esac
 }
 group_phases() {
@@ -614,7 +671,7 @@ run_group() {
 }
 failed=0
 stopped=
-for group in read post fanout ingest million; do
+for group in read post fanout ingest million idle; do
   run_it=
   for p in $(group_phases "$group"); do is_selected "$p" && run_it=1; done
   [[ -n $run_it ]] || continue
@@ -685,6 +742,7 @@ target latency_get_p99_us .latency.latency_us.p99 "<=" 1000
 target latency_get_p999_us .latency.latency_us.p999 "<=" 5000
 target million_bytes_per_webhook .million.bytes_per_webhook "<=" 1024
 target million_restart_ms .million.restart_ms "<=" 3000
+target idle_bytes_ratio_hookd_nginx .idle.ratio_hookd_nginx "<=" 2
 
 jq --argjson nproc "$(nproc)" --arg cpu "$(cpu_model)" --arg kernel "$(uname -r)" \
   --argjson l0 "$load_start" --argjson l1 "$(load_1m)" --arg d0 "$date_start" \
@@ -720,6 +778,7 @@ jq --argjson nproc "$(nproc)" --arg cpu "$(cpu_model)" --arg kernel "$(uname -r)
        row("ingest -> first attempt p50/p99 us (kept up: \(.ingest.open.kept_up))"; "\(.ingest.open.delivery_latency_us.p50)/\(.ingest.open.delivery_latency_us.p99)"; null; null) else empty end),
     (if .million then row("\(.million.created) webhooks: bytes/webhook, after restart"; .million.bytes_per_webhook; .million.bytes_per_webhook_after_restart; null),
        row("restart to ready ms, catalog load ms"; .million.restart_ms; .million.startup_log.catalog_loaded_ms; null) else empty end),
+    (if .idle then row("\(.idle.connections) idle keep-alive connections: RSS bytes each"; .idle.hookd_bytes_per_connection; .idle.nginx_bytes_per_connection; .idle.ratio_hookd_nginx) else empty end),
     "",
     row("target"; "value"; "target"; "pass"),
     (.targets[] | row(.name; .value; .target; (if .pass then "pass" else "MISS" end))),

@@ -143,7 +143,8 @@ bench_webhook_body() {
 # nginx_start DIR LOCATION BODYFILE [LOCATION BODYFILE ...]: one nginx process (master_process
 # off) pinned to server_cpu on a free 127.0.0.1 port, answering `location = LOCATION` with
 # `return 200` and the exact bytes of BODYFILE, plus an X-Request-Id of 32 hex digits like hookd's.
-# Sets nginx_pid and nginx_base (http://127.0.0.1:PORT).
+# Sets nginx_pid and nginx_base (http://127.0.0.1:PORT). nginx_worker_connections (default 4096)
+# bounds its connections.
 #
 # nginx refuses a configuration token longer than 4 KiB, so a body is cut into chunks of at most
 # 1800 bytes, each the value of a geo variable ($b_<location>_<n>, a plain string: no variables
@@ -192,7 +193,7 @@ master_process off;
 worker_processes 1;
 pid $dir/nginx.pid;
 error_log $dir/error.log warn;
-events { worker_connections 4096; }
+events { worker_connections ${nginx_worker_connections:-4096}; }
 http {
   access_log off;
   server_tokens off;

@@ -13,7 +13,10 @@
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <memory>
+#include <string>
+#include <unordered_map>
 
 namespace hookd {
 
@@ -184,6 +187,48 @@ sha256_digest hmac_sha256(std::string_view key, std::string_view data) noexcept 
   if (!ctx || EVP_MAC_init(ctx.get(), key_ptr, key.size(), params) != 1 ||
       EVP_MAC_update(ctx.get(), bytes_of(data), data.size()) != 1 ||
       EVP_MAC_final(ctx.get(), out.data(), &len, out.size()) != 1 || len != out.size()) {
+    crypto_abort("HMAC-SHA256");
+  }
+  return out;
+}
+
+sha256_digest hmac_sha256_reused_key(std::string_view key,
+                                     std::span<const std::string_view> parts) noexcept {
+  static constexpr std::size_t kCachedKeys = 1024;
+  using ctx_ptr = std::unique_ptr<EVP_MAC_CTX, mac_ctx_deleter>;
+  struct key_hash {
+    using is_transparent = void;  // find() by string_view, without a copy of the key
+    std::size_t operator()(std::string_view k) const noexcept {
+      return std::hash<std::string_view>{}(k);
+    }
+  };
+  thread_local std::unordered_map<std::string, ctx_ptr, key_hash, std::equal_to<>> keyed;
+  EVP_MAC_CTX* ctx = nullptr;
+  if (const auto it = keyed.find(key); it != keyed.end()) {
+    ctx = it->second.get();
+    // No key: the context starts over with the key it has (no digest lookup, no pads to hash).
+    if (EVP_MAC_init(ctx, nullptr, 0, nullptr) != 1) crypto_abort("HMAC-SHA256");
+  } else {
+    ctx_ptr fresh(EVP_MAC_CTX_new(hmac_mac()));
+    static char kDigest[] = "SHA256";
+    const OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, kDigest, 0),
+        OSSL_PARAM_construct_end(),
+    };
+    static const unsigned char kEmpty = 0;  // EVP_MAC_init refuses a null key pointer
+    if (!fresh ||
+        EVP_MAC_init(fresh.get(), key.empty() ? &kEmpty : bytes_of(key), key.size(), params) != 1) {
+      crypto_abort("HMAC-SHA256");
+    }
+    if (keyed.size() >= kCachedKeys) keyed.clear();
+    ctx = keyed.emplace(std::string(key), std::move(fresh)).first->second.get();
+  }
+  for (const std::string_view part : parts) {
+    if (EVP_MAC_update(ctx, bytes_of(part), part.size()) != 1) crypto_abort("HMAC-SHA256");
+  }
+  sha256_digest out{};
+  std::size_t len = 0;
+  if (EVP_MAC_final(ctx, out.data(), &len, out.size()) != 1 || len != out.size()) {
     crypto_abort("HMAC-SHA256");
   }
   return out;

@@ -18,6 +18,13 @@ using sha256_digest = std::array<std::uint8_t, 32>;
 
 sha256_digest sha256(std::string_view data) noexcept;
 sha256_digest hmac_sha256(std::string_view key, std::string_view data) noexcept;
+// HMAC-SHA256 of the concatenation of `parts`, for a key that is used over and over (a
+// webhook's signing secret): each thread keeps the keyed contexts of the keys it used last, at
+// most 1024 (then it starts over), so that a key used again costs no keying (deriving it, hashing
+// its two pads); hmac_sha256 keys afresh on every call. The contexts hold nothing the caller does
+// not hold already.
+sha256_digest hmac_sha256_reused_key(std::string_view key,
+                                     std::span<const std::string_view> parts) noexcept;
 
 // Cryptographically secure random bytes (RAND_bytes); aborts if the RNG fails.
 void random_bytes(std::span<std::uint8_t> out);

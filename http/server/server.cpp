@@ -11,6 +11,15 @@
 // A reader/writer pair with a response queue would overlap handler work across pipelined
 // requests, but clients that pipeline are rare, and this design cannot reorder.
 //
+// Idle connections: what a request needs (the parser, the response, the request id: `exchange`)
+// is allocated when it begins and freed once it is answered. When nothing of a next request has
+// arrived, a plain connection is parked (park): the session coroutine ends, its frames and the
+// read buffer are given back, and only a readiness wait with a small handler remains, which
+// starts the coroutine again when bytes arrive. An idle keep-alive connection then costs its
+// socket, its timer and the connection object (docs/operations.md, "Limits that protect tenants
+// from each other"). A TLS connection keeps its coroutine waiting: the engine may hold bytes read
+// already, and its own buffers dwarf the rest.
+//
 // Timeouts: every read and write runs under a deadline. The wait for the first byte of a
 // keep-alive request uses idle_timeout; reading the rest of a request head, a request body, and
 // writing a response each use header_timeout (the peer must make progress). The time a handler
@@ -60,6 +69,8 @@
 #include "http/server/session_stream.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_allocator.hpp>
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -82,6 +93,7 @@
 #include <span>
 #include <sstream>
 #include <thread>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -100,8 +112,14 @@ constexpr std::size_t kLingerMaxBytes = 1 << 20;
 // After the hard close at drain_timeout, how long stop() still waits for sessions to unwind
 // before it stops the io_context regardless (a handler may be stuck on something external).
 constexpr std::chrono::milliseconds kHardCloseGrace{1'000};
-// How much a session reads while waiting for the first byte of a request.
-constexpr std::size_t kFirstReadBytes = 4096;
+// How much a session reads while waiting for the first byte of a request, and at most per read of
+// a head. The first read's buffer is freed and allocated again around every idle wait: at 1 KiB
+// (most request heads fit) it comes from the allocator's per-thread cache, where 4 KiB took a
+// trip through its bins each time.
+constexpr std::size_t kFirstReadBytes = 1024;
+constexpr std::size_t kHeadReadBytes = 4096;
+// What a response head's buffer starts with: one allocation for most heads.
+constexpr std::size_t kResponseHeadBytes = 512;
 // Back-off after an accept error that is not ours (EMFILE, ENFILE, ENOBUFS), so it cannot spin.
 constexpr std::chrono::milliseconds kAcceptBackoff{50};
 // Connections being answered 503 at the limit at once (each lingers up to kLingerTimeout); past
@@ -115,8 +133,7 @@ constexpr unsigned char kTlsHandshakeRecord = 0x16;
 constexpr std::size_t kMaxForwardedForBytes = 512;
 
 // Request ids: 16 random bytes as 32 hex digits. A per-thread xoshiro256** seeded once from
-// RAND_bytes is enough: ids must be unique, not secret. Written into `id`, whose capacity the
-// session reuses from one request to the next.
+// RAND_bytes is enough: ids must be unique, not secret. Written into `id`.
 void generate_request_id(std::string& id) {
   struct rng {
     std::array<std::uint64_t, 4> s{};
@@ -156,8 +173,8 @@ bool valid_request_id(std::string_view v) noexcept {
   return true;
 }
 
-// The request's id, kept in `storage` (the connection's buffer) until the next request.
-std::string_view pick_request_id(const bhttp::fields& f, std::string& storage) {
+// The request's id into `storage`: the client's X-Request-Id when valid, else a new one.
+void pick_request_id(const bhttp::fields& f, std::string& storage) {
   std::string_view incoming;
   for (const auto& field : f) {  // the first one, without find()'s case-insensitive tree walk
     if (beast::iequals(field.name_string(), "X-Request-Id")) {
@@ -170,7 +187,6 @@ std::string_view pick_request_id(const bhttp::fields& f, std::string& storage) {
   } else {
     generate_request_id(storage);
   }
-  return storage;
 }
 
 // Errors that mean "the bytes are not a valid HTTP/1.1 request" (answered with 400), as opposed
@@ -195,40 +211,81 @@ std::pair<std::string_view, std::string_view> split_target(std::string_view targ
   return {target.substr(0, q), target.substr(q + 1)};
 }
 
+// A handler whose pending operation is allocated at its own size. Without this, Asio takes the
+// memory of an operation from its per-thread recycling cache (std::allocator, the default, means
+// that cache to Asio), whose blocks were sized for the largest operations a request runs (~330
+// bytes): fine for what completes within a request, but the two waits an idle connection keeps
+// pending (the watchdog's, park's) would each hold one for as long as the connection idles.
+template <class T>
+struct exact_allocator {
+  using value_type = T;
+  exact_allocator() = default;
+  template <class U>
+  exact_allocator(const exact_allocator<U>&) noexcept {}  // NOLINT: rebinding converts
+  T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T))); }
+  void deallocate(T* p, std::size_t) noexcept { ::operator delete(p); }
+  friend bool operator==(exact_allocator, exact_allocator) noexcept { return true; }
+};
+template <class Handler>
+auto with_own_memory(Handler&& handler) {
+  return asio::bind_allocator(exact_allocator<void>(), std::forward<Handler>(handler));
+}
+
 // A connection as the registry sees it. Everything but construction runs on the session's
 // executor (its strand, or the one I/O thread).
 struct connection : std::enable_shared_from_this<connection> {
   using clock = std::chrono::steady_clock;
   static constexpr auto kNoDeadline = clock::time_point::max();
 
-  explicit connection(session_stream s) : stream(std::move(s)), watchdog(stream.get_executor()) {}
+  // `timers` runs the watchdog; `on_strand`: the session's executor is a strand, which the
+  // watchdog's handler is then bound to.
+  connection(session_stream s, asio::io_context::executor_type timers, bool on_strand)
+      : stream(std::move(s)), on_strand_(on_strand), watchdog(timers) {}
 
+  // The members are ordered by size, so that an idle connection takes as few bytes as it can.
   session_stream stream;
   tcp::socket& socket() noexcept { return stream.socket(); }
-  bool idle = false;
-  bool refused = false;  // answered 503 at the connection limit; not an open session
-  bool tls_up = false;   // the TLS handshake completed: closing sends close_notify
-  // The peer, for the access log: its address as text, and whether it is a trusted proxy.
-  std::string peer;
-  bool peer_trusted = false;
-  std::string head;        // the response head being written; its capacity is reused
-  std::string request_id;  // the current request's id; likewise
-  // The request being served and what it is answered with. They live here rather than in
-  // serve_one's coroutine frame: Asio recycles frames of up to 1020 bytes per thread, and with a
-  // parser inside, the frame was ~3.8 KB, so each request paid an aligned malloc and free for it
-  // (and evicted the recycled blocks of the smaller frames, which then paid too).
-  std::optional<bhttp::request_parser<bhttp::string_body>> parser;
-  std::optional<request_context> context;  // what the handler is given
+  std::uint64_t id = 0;  // in the registry
+  // The peer, for the access log (null without it): its address as text.
+  std::unique_ptr<const std::string> peer;
+  // What the connection still holds between requests: the bytes of a request sent ahead
+  // (pipelining); empty (no memory) while the connection waits for a next request.
+  beast::flat_buffer buffer;
+
+  // One request from its first byte to its response, and what it is answered with. It is
+  // allocated when a request begins and freed once the response is written, so that an idle
+  // keep-alive connection holds none of it. It lives here
+  // rather than in serve_one's coroutine frame: Asio recycles frames of up to 1020 bytes per
+  // thread, and with a parser inside, the frame was ~3.8 KB, so each request paid an aligned
+  // malloc and free for it (and evicted the recycled blocks of the smaller frames, which then
+  // paid too).
   struct exchange {
+    std::string head;        // the response head being written
+    std::string request_id;  // the request's id, echoed or generated
+    std::optional<bhttp::request_parser<bhttp::string_body>> parser;
+    std::optional<request_context> context;  // what the handler is given
     response res;
     unsigned version = 11;
-    bool head = false;  // answering HEAD: the headers of the GET, no body
+    bool head_only = false;  // answering HEAD: the headers of the GET, no body
     bool keep_alive = false;
-    std::string_view request_id;  // in `request_id` above
-    std::string_view route;       // the metrics label; in the router
+    std::string_view route;  // the metrics label; in the router
     std::chrono::steady_clock::time_point started;
     std::size_t bytes_in = 0;  // the request's head and body as received
-  } x;
+  };
+  std::unique_ptr<exchange> ex;
+  bool idle = false;          // waiting for a next request (or parked): stop() may cancel the wait
+  bool refused = false;       // answered 503 at the connection limit; not an open session
+  bool tls_up = false;        // the TLS handshake completed: closing sends close_notify
+  bool peer_trusted = false;  // the peer is a trusted proxy (its X-Forwarded-For is logged)
+
+  // The exchange of the request beginning now.
+  exchange& begin_exchange() {
+    if (!ex) {
+      ex = std::make_unique<exchange>();
+      ex->head.reserve(kResponseHeadBytes);
+    }
+    return *ex;
+  }
 
   // The next read or write must complete within `timeout`; call before starting it.
   void expires_after(clock::duration timeout) {
@@ -250,9 +307,14 @@ struct connection : std::enable_shared_from_this<connection> {
   void arm(clock::time_point at) {
     armed_ = at;
     watchdog.expires_at(at);
-    watchdog.async_wait([self = shared_from_this()](const beast::error_code& ec) {
+    auto done = with_own_memory([self = shared_from_this()](const beast::error_code& ec) {
       if (!ec) self->on_watchdog();
     });
+    if (on_strand_) {
+      watchdog.async_wait(asio::bind_executor(stream.get_executor(), std::move(done)));
+    } else {
+      watchdog.async_wait(std::move(done));
+    }
   }
   void on_watchdog() {
     armed_ = kNoDeadline;
@@ -265,10 +327,14 @@ struct connection : std::enable_shared_from_this<connection> {
     arm(deadline_);  // the deadline moved on since this wait began
   }
 
-  asio::steady_timer watchdog;
+  bool closed_ = false;
+  bool on_strand_ = false;
+  // On the io_context's own executor (8 bytes, where a steady_timer carries a 48-byte
+  // any_io_executor), with the handler bound to the strand when there is one.
+  asio::basic_waitable_timer<clock, asio::wait_traits<clock>, asio::io_context::executor_type>
+      watchdog;
   clock::time_point deadline_ = kNoDeadline;
   clock::time_point armed_ = kNoDeadline;  // what the watchdog waits for; max: no wait pending
-  bool closed_ = false;
 };
 
 // What serve_one tells the session loop.
@@ -361,7 +427,10 @@ struct server::impl {
   asio::awaitable<bool> start_tls(connection& conn);
   asio::awaitable<void> answer_plain_http(connection& conn);
 
-  asio::awaitable<void> run_session(std::shared_ptr<connection> conn);
+  void run(std::shared_ptr<connection> conn, std::optional<beast::error_code> woken);
+  asio::awaitable<bool> run_session(std::shared_ptr<connection> conn,
+                                    std::optional<beast::error_code> woken);
+  void park(const std::shared_ptr<connection>& conn);
   asio::awaitable<next_step> serve_one(connection& conn, beast::flat_buffer& buffer);
   asio::awaitable<std::pair<beast::error_code, std::size_t>> read_head(connection& conn,
                                                                        beast::flat_buffer& buffer);
@@ -375,6 +444,7 @@ struct server::impl {
   void dispatch_failed(connection& conn, const std::string& failure);
   asio::awaitable<next_step> respond(connection& conn);
   asio::awaitable<void> linger_close(connection& conn);
+  asio::awaitable<std::pair<beast::error_code, std::size_t>> read_first(connection& conn);
 };
 
 server::impl::~impl() {
@@ -587,17 +657,18 @@ asio::awaitable<void> server::impl::answer_refusal(std::shared_ptr<connection> c
     conn->close();
     co_return;
   }
-  generate_request_id(conn->request_id);
-  conn->x.res = problem_response(transport_error::connection_limit,
-                                 "The server is at its connection limit (" +
-                                     std::to_string(options.max_connections) +
-                                     " open connections); try again later.",
-                                 conn->request_id);
-  render_head(conn->x.res, 11, false, conn->request_id, conn->head);
-  conn->head += conn->x.res.body();  // one write: under TLS, one record
+  conn->begin_exchange();
+  generate_request_id(conn->ex->request_id);
+  conn->ex->res = problem_response(transport_error::connection_limit,
+                                   "The server is at its connection limit (" +
+                                       std::to_string(options.max_connections) +
+                                       " open connections); try again later.",
+                                   conn->ex->request_id);
+  render_head(conn->ex->res, 11, false, conn->ex->request_id, conn->ex->head);
+  conn->ex->head += conn->ex->res.body();  // one write: under TLS, one record
   conn->expires_after(options.header_timeout);
   const auto [ec, n] =
-      co_await asio::async_write(conn->stream, asio::buffer(conn->head), use_tuple);
+      co_await asio::async_write(conn->stream, asio::buffer(conn->ex->head), use_tuple);
   conn->operation_done();
   if (!ec) co_await linger_close(*conn);
   conn->close();
@@ -627,9 +698,10 @@ std::shared_ptr<connection> server::impl::make_connection(tcp::socket socket) {
     }
   }
   auto context = current_tls();
-  auto conn = std::make_shared<connection>(context ? session_stream(std::move(socket), context)
-                                                   : session_stream(std::move(socket)));
-  conn->peer = std::move(peer);
+  auto conn = std::make_shared<connection>(
+      context ? session_stream(std::move(socket), context) : session_stream(std::move(socket)),
+      ioc.get_executor(), thread_count > 1);
+  if (options.access_log) conn->peer = std::make_unique<const std::string>(std::move(peer));
   conn->peer_trusted = trusted;
   return conn;
 }
@@ -638,18 +710,43 @@ void server::impl::spawn_session(tcp::socket socket) {
   beast::error_code ignored;
   socket.set_option(tcp::no_delay(true), ignored);  // responses go out in one write each
   auto conn = make_connection(std::move(socket));
-  std::uint64_t id = 0;
+  // A plain session reads the bytes a readiness wait announced without blocking (read_first,
+  // park); TLS reads through the engine only.
+  if (!conn->stream.is_tls()) conn->socket().non_blocking(true, ignored);
   {
     std::lock_guard lock(mutex);
-    id = next_id++;
-    connections.emplace(id, conn);
+    conn->id = next_id++;
+    connections.emplace(conn->id, conn);
     ++tasks;
   }
   open.fetch_add(1);
   shared.stats.connection_opened();
+  run(std::move(conn), std::nullopt);
+}
+
+// Runs the session coroutine: from the start, or `woken` from park(). It ends the session's task
+// unless the coroutine parked the connection again.
+void server::impl::run(std::shared_ptr<connection> conn, std::optional<beast::error_code> woken) {
+  const auto id = conn->id;
   auto executor = conn->stream.get_executor();
-  asio::co_spawn(executor, run_session(std::move(conn)),
-                 [this, id](std::exception_ptr e) { task_finished(id, e, "session"); });
+  asio::co_spawn(executor, run_session(std::move(conn), woken),
+                 [this, id](std::exception_ptr e, bool parked) {
+                   if (!e && parked) return;
+                   task_finished(id, e, "session");
+                 });
+}
+
+// An idle plain connection between requests: no coroutine waits for its next request, only a
+// readiness wait with a small handler, which starts the session coroutine again (run). The
+// coroutine's frames, its read buffer and the request's state are all given back meanwhile;
+// stop() cancels the wait like any idle wait.
+void server::impl::park(const std::shared_ptr<connection>& conn) {
+  conn->buffer.shrink_to_fit();  // empty: frees the memory
+  conn->idle = true;
+  conn->expires_after(options.idle_timeout);
+  conn->socket().async_wait(
+      tcp::socket::wait_read,
+      with_own_memory([this, conn](const beast::error_code& ec) { run(conn, ec); }));
 }
 
 // Waits for the client's first byte (an idle wait that stop() may cancel), then: a TLS handshake
@@ -692,30 +789,35 @@ asio::awaitable<bool> server::impl::start_tls(connection& conn) {
 }
 
 asio::awaitable<void> server::impl::answer_plain_http(connection& conn) {
-  generate_request_id(conn.request_id);
-  conn.x.res = problem_response(transport_error::malformed_request,
-                                "This port serves HTTPS, and the request came as plain HTTP: use "
-                                "an https:// URL.",
-                                conn.request_id);
-  render_head(conn.x.res, 11, false, conn.request_id, conn.head);
-  conn.head += conn.x.res.body();
+  conn.begin_exchange();
+  generate_request_id(conn.ex->request_id);
+  conn.ex->res = problem_response(transport_error::malformed_request,
+                                  "This port serves HTTPS, and the request came as plain HTTP: use "
+                                  "an https:// URL.",
+                                  conn.ex->request_id);
+  render_head(conn.ex->res, 11, false, conn.ex->request_id, conn.ex->head);
+  conn.ex->head += conn.ex->res.body();
   conn.expires_after(options.header_timeout);
   const auto [ec, n] =
-      co_await asio::async_write(conn.socket(), asio::buffer(conn.head), use_tuple);
+      co_await asio::async_write(conn.socket(), asio::buffer(conn.ex->head), use_tuple);
   conn.operation_done();
   if (!ec) co_await linger_close(conn);
 }
 
-asio::awaitable<void> server::impl::run_session(std::shared_ptr<connection> conn) {
-  beast::flat_buffer buffer;
-  bool first = true;
+// The session of one connection: its requests, one after another. True when it parked the
+// connection (park) rather than wait for the next request itself; `woken` is then the outcome of
+// that wait when run() starts it again.
+asio::awaitable<bool> server::impl::run_session(std::shared_ptr<connection> conn,
+                                                std::optional<beast::error_code> woken) {
+  auto& buffer = conn->buffer;
+  bool first = !woken;  // a woken session has served requests on this connection already
   auto step = next_step::close_now;
-  if (conn->stream.is_tls() && !co_await start_tls(*conn)) {
+  if (first && conn->stream.is_tls() && !co_await start_tls(*conn)) {
     conn->close();
-    co_return;
+    co_return false;
   }
   for (;;) {
-    if (draining.load() && !first) {
+    if (draining.load() && !first && !woken) {
       // Stopping, with nothing of a next request read: close without a reset (a request the
       // client sends meanwhile is discarded by the linger, never answered by an RST).
       step = next_step::close_graceful;
@@ -726,12 +828,35 @@ asio::awaitable<void> server::impl::run_session(std::shared_ptr<connection> conn
       // except on a new connection. Its client has a request on the way, and a client retries a
       // request that met a closed connection only on a reused one: the first request is awaited
       // (within header_timeout and the drain) and answered with Connection: close.
-      conn->idle = !first;
-      conn->expires_after(first ? options.header_timeout : options.idle_timeout);
-      auto [ec, n] =
-          co_await conn->stream.async_read_some(buffer.prepare(kFirstReadBytes), use_tuple);
-      conn->operation_done();
-      conn->idle = false;
+      beast::error_code ec;
+      std::size_t n = 0;
+      if (woken) {
+        // park()'s wait ended: read what came without blocking, or go on with its error.
+        ec = *woken;
+        woken.reset();
+        conn->operation_done();
+        conn->idle = false;
+        if (!ec) {
+          n = conn->socket().read_some(buffer.prepare(kFirstReadBytes), ec);
+          if (ec == asio::error::would_block || ec == asio::error::try_again) {
+            if (draining.load()) {
+              step = next_step::close_graceful;
+              break;
+            }
+            park(conn);  // woken without data after all
+            co_return true;
+          }
+        }
+      } else if (!first && !conn->stream.is_tls()) {
+        park(conn);
+        co_return true;
+      } else {
+        conn->idle = !first;
+        conn->expires_after(first ? options.header_timeout : options.idle_timeout);
+        std::tie(ec, n) = co_await read_first(*conn);
+        conn->operation_done();
+        conn->idle = false;
+      }
       if (ec == asio::error::operation_aborted && draining.load() && conn->socket().is_open()) {
         // stop() cancelled the wait. A request that reached the socket in the meantime is still
         // answered (with Connection: close); otherwise the connection is shut down cleanly, so
@@ -762,6 +887,30 @@ asio::awaitable<void> server::impl::run_session(std::shared_ptr<connection> conn
   }
   if (step == next_step::close_graceful) co_await linger_close(*conn);
   conn->close();
+  co_return false;
+}
+
+// The first bytes of a connection's first request (or, under TLS, of any request) into its empty
+// buffer. A plain connection waits for them without a buffer and reads what came without
+// blocking; TLS reads through the engine, which may hold decrypted bytes already.
+asio::awaitable<std::pair<beast::error_code, std::size_t>> server::impl::read_first(
+    connection& conn) {
+  auto& buffer = conn.buffer;
+  if (conn.stream.is_tls()) {
+    const auto [ec, n] =
+        co_await conn.stream.async_read_some(buffer.prepare(kFirstReadBytes), use_tuple);
+    co_return std::pair{ec, n};
+  }
+  buffer.shrink_to_fit();  // empty: frees the memory
+  for (;;) {
+    const auto [wec] = co_await conn.socket().async_wait(tcp::socket::wait_read, use_tuple);
+    if (wec) co_return std::pair{wec, 0};
+    beast::error_code ec;
+    const auto n = conn.socket().read_some(buffer.prepare(kFirstReadBytes), ec);
+    if (ec != asio::error::would_block && ec != asio::error::try_again) {
+      co_return std::pair{ec, n};
+    }
+  }
 }
 
 asio::awaitable<void> server::impl::linger_close(connection& conn) {
@@ -787,14 +936,14 @@ asio::awaitable<void> server::impl::linger_close(connection& conn) {
 }
 
 asio::awaitable<next_step> server::impl::serve_one(connection& conn, beast::flat_buffer& buffer) {
-  auto& parser = conn.parser.emplace();
+  auto& parser = conn.begin_exchange().parser.emplace();
   parser.header_limit(static_cast<std::uint32_t>(
       std::min<std::size_t>(options.max_header_bytes, std::numeric_limits<std::uint32_t>::max())));
   // The body limit is decided from Content-Length below, with the whole head in hand.
   parser.body_limit(boost::none);
 
   auto [ec, head_size] = co_await read_head(conn, buffer);
-  conn.x.bytes_in = head_size;
+  conn.ex->bytes_in = head_size;
   std::span<char> raw(static_cast<char*>(buffer.data().data()), ec ? buffer.size() : head_size);
   if (check_raw_head(conn, raw, ec)) co_return co_await respond(conn);
   if (!ec) {
@@ -820,7 +969,7 @@ asio::awaitable<next_step> server::impl::serve_one(connection& conn, beast::flat
     conn.expires_after(options.header_timeout);
     const auto [bec, bn] = co_await bhttp::async_read(conn.stream, buffer, parser, use_tuple);
     conn.operation_done();
-    conn.x.bytes_in += bn;
+    conn.ex->bytes_in += bn;
     if (bec) {
       if (bec != bhttp::error::body_limit && !is_malformed(bec)) co_return next_step::close_now;
       refuse_body(conn, bec);
@@ -832,7 +981,7 @@ asio::awaitable<next_step> server::impl::serve_one(connection& conn, beast::flat
   if (const handler* target = route(conn)) {
     std::string failure;
     try {
-      conn.x.res = co_await (*target)(*conn.context);
+      conn.ex->res = co_await (*target)(*conn.ex->context);
     } catch (const std::exception& e) {
       failure = e.what();
       if (failure.empty()) failure = "exception";
@@ -862,7 +1011,7 @@ asio::awaitable<std::pair<beast::error_code, std::size_t>> server::impl::read_he
     scanned = data.size() >= 3 ? data.size() - 3 : 0;
     conn.expires_after(options.header_timeout);
     const auto [ec, n] = co_await conn.stream.async_read_some(
-        buffer.prepare(std::min(kFirstReadBytes, options.max_header_bytes + 4 - data.size())),
+        buffer.prepare(std::min(kHeadReadBytes, options.max_header_bytes + 4 - data.size())),
         use_tuple);
     conn.operation_done();
     if (ec) co_return std::pair{ec, 0};
@@ -880,10 +1029,10 @@ bool server::impl::check_raw_head(connection& conn, std::span<char> raw,
                                   const beast::error_code& ec) {
   const std::string_view head(raw.data(), raw.size());
   if (ec && ec != bhttp::error::header_limit) return false;  // closed or timed out: no answer
-  auto& x = conn.x;
+  auto& x = *conn.ex;
   x.started = std::chrono::steady_clock::now();
   x.version = 11;
-  x.head = false;
+  x.head_only = false;
   x.keep_alive = false;
   x.route = {};
   const auto line_end = head.find("\r\n");
@@ -896,8 +1045,7 @@ bool server::impl::check_raw_head(connection& conn, std::span<char> raw,
           : (last_space > first_space ? last_space : line.size()) - first_space - 1;
   if (target_bytes > options.max_target_bytes ||
       (line_end == std::string_view::npos && ec == bhttp::error::header_limit)) {
-    generate_request_id(conn.request_id);
-    x.request_id = conn.request_id;
+    generate_request_id(x.request_id);
     x.res = problem_response(
         transport_error::uri_too_long,
         "The request-target is longer than " + std::to_string(options.max_target_bytes) + " bytes.",
@@ -912,8 +1060,7 @@ bool server::impl::check_raw_head(connection& conn, std::span<char> raw,
                minor = line[line.size() - 1];
     const bool digits = major >= '0' && major <= '9' && dot == '.' && minor >= '0' && minor <= '9';
     if (digits && major != '1') {
-      generate_request_id(conn.request_id);
-      x.request_id = conn.request_id;
+      generate_request_id(x.request_id);
       x.res = problem_response(transport_error::version_not_supported,
                                "HTTP/" + std::string{major, '.', minor} +
                                    " is not supported; this server speaks HTTP/1.1.",
@@ -928,8 +1075,7 @@ bool server::impl::check_raw_head(connection& conn, std::span<char> raw,
   for (auto at = head.find("\r\n", line_end); at != std::string_view::npos && at + 2 < head.size();
        at = head.find("\r\n", at + 2)) {
     if (head[at + 2] == ' ' || head[at + 2] == '\t') {
-      generate_request_id(conn.request_id);
-      x.request_id = conn.request_id;
+      generate_request_id(x.request_id);
       x.res = problem_response(transport_error::malformed_request,
                                "A header line begins with whitespace: obsolete line folding "
                                "(or whitespace before the first field) is not accepted.",
@@ -943,15 +1089,15 @@ bool server::impl::check_raw_head(connection& conn, std::span<char> raw,
 // Reads the request head's outcome into the connection's exchange. Everything decided from the
 // head alone is answered without reading a body, and those answers end the connection.
 head_verdict server::impl::check_head(connection& conn, const beast::error_code& ec) {
-  auto& x = conn.x;
-  const auto& head = conn.parser->get();
+  auto& x = *conn.ex;
+  const auto& head = conn.ex->parser->get();
   x.started = std::chrono::steady_clock::now();
   x.version = 11;
-  x.head = false;
+  x.head_only = false;
   x.keep_alive = false;
   x.route = {};
   if (ec == bhttp::error::header_limit) {
-    x.request_id = pick_request_id(head, conn.request_id);
+    pick_request_id(head, x.request_id);
     x.res = problem_response(
         transport_error::headers_too_large,
         "The request head exceeds " + std::to_string(options.max_header_bytes) + " bytes.",
@@ -960,20 +1106,20 @@ head_verdict server::impl::check_head(connection& conn, const beast::error_code&
   }
   if (ec) {
     if (!is_malformed(ec)) return head_verdict::close_now;
-    x.request_id = pick_request_id(head, conn.request_id);
+    pick_request_id(head, x.request_id);
     x.res = problem_response(transport_error::malformed_request, ec.message() + ".", x.request_id);
     return head_verdict::answer;
   }
 
-  x.request_id = pick_request_id(head, conn.request_id);
-  x.head = head.method() == bhttp::verb::head;
+  pick_request_id(head, x.request_id);
+  x.head_only = head.method() == bhttp::verb::head;
 
   x.version = head.version();  // 10 or 11: the parser takes no other (check_raw_head)
 
   // Message framing (RFC 9112 §6.1): a request with Transfer-Encoding must end in chunked and
   // must not also carry Content-Length; anything else is how requests get smuggled.
   if (head.count(bhttp::field::transfer_encoding) != 0 &&
-      (head.count(bhttp::field::content_length) != 0 || !conn.parser->chunked())) {
+      (head.count(bhttp::field::content_length) != 0 || !conn.ex->parser->chunked())) {
     x.res = problem_response(transport_error::malformed_request,
                              head.count(bhttp::field::content_length) != 0
                                  ? "The request has both Transfer-Encoding and Content-Length."
@@ -1037,7 +1183,7 @@ head_verdict server::impl::check_head(connection& conn, const beast::error_code&
   }
   if (!check_target(conn)) return head_verdict::answer;
 
-  if (const auto length = conn.parser->content_length();
+  if (const auto length = conn.ex->parser->content_length();
       length && *length > options.max_body_bytes) {
     // Decided from the head alone: the body is never read.
     x.route = routes.find(head.method(), split_target(head.target()).first).route;
@@ -1048,7 +1194,7 @@ head_verdict server::impl::check_head(connection& conn, const beast::error_code&
         x.request_id);
     return head_verdict::answer;
   }
-  return conn.parser->is_done() ? head_verdict::handle : head_verdict::read_body;
+  return conn.ex->parser->is_done() ? head_verdict::handle : head_verdict::read_body;
 }
 
 // The request-target's form (RFC 9112 §3.2): origin-form ("/path?query") as nearly every client
@@ -1056,7 +1202,7 @@ head_verdict server::impl::check_head(connection& conn, const beast::error_code&
 // origin-form (its Host header is ignored, as the RFC says); "*" for OPTIONS, which matches no
 // route. Anything else is a 400. False when answered.
 bool server::impl::check_target(connection& conn) {
-  auto& req = conn.parser->get();
+  auto& req = conn.ex->parser->get();
   const std::string_view target = req.target();
   if (!target.empty() && target.front() == '/') return true;
   if (target == "*" && req.method() == bhttp::verb::options) return true;
@@ -1068,53 +1214,53 @@ bool server::impl::check_target(connection& conn) {
     req.target(origin);
     return true;
   }
-  conn.x.res = problem_response(transport_error::malformed_request,
-                                "The request-target is neither a path (origin-form) nor an "
-                                "absolute http(s) URI.",
-                                conn.x.request_id);
+  conn.ex->res = problem_response(transport_error::malformed_request,
+                                  "The request-target is neither a path (origin-form) nor an "
+                                  "absolute http(s) URI.",
+                                  conn.ex->request_id);
   return false;
 }
 
 // A body over the limit (413) or one that does not parse (400).
 void server::impl::refuse_body(connection& conn, const beast::error_code& ec) {
   if (ec == bhttp::error::body_limit) {
-    conn.x.res =
+    conn.ex->res =
         problem_response(make_problem(error_kind::payload_too_large,
                                       "The request body exceeds " +
                                           std::to_string(options.max_body_bytes) + " bytes."),
-                         conn.x.request_id);
+                         conn.ex->request_id);
   } else {
-    conn.x.res =
-        problem_response(transport_error::malformed_request, ec.message() + ".", conn.x.request_id);
+    conn.ex->res = problem_response(transport_error::malformed_request, ec.message() + ".",
+                                    conn.ex->request_id);
   }
 }
 
 // The handler for the request, with its context in the connection; or nullptr when the request
 // is already answered in the exchange (no such route: 404; another method: 405 with Allow).
 const handler* server::impl::route(connection& conn) {
-  const request& req = conn.parser->get();
-  conn.x.keep_alive = req.keep_alive();
+  const request& req = conn.ex->parser->get();
+  conn.ex->keep_alive = req.keep_alive();
   const auto [path, query] = split_target(req.target());
   auto match = routes.find(req.method(), path);
-  conn.x.route = match.route;
+  conn.ex->route = match.route;
   switch (match.outcome) {
     case router::match::kind::not_found:
-      conn.x.res = problem_response(
+      conn.ex->res = problem_response(
           make_problem(error_kind::not_found, "No route matches " + std::string(path) + "."),
-          conn.x.request_id);
+          conn.ex->request_id);
       return nullptr;
     case router::match::kind::method_not_allowed:
-      conn.x.res =
+      conn.ex->res =
           problem_response(transport_error::method_not_allowed,
                            std::string(bhttp::to_string(req.method())) + " is not allowed on " +
                                std::string(path) + "; allowed: " + match.allow + ".",
-                           conn.x.request_id);
-      conn.x.res.set(bhttp::field::allow, match.allow);
+                           conn.ex->request_id);
+      conn.ex->res.set(bhttp::field::allow, match.allow);
       return nullptr;
     case router::match::kind::found:
       break;
   }
-  conn.context.emplace(request_context{req, match.params, path, query, conn.x.request_id});
+  conn.ex->context.emplace(request_context{req, match.params, path, query, conn.ex->request_id});
   return match.target;
 }
 
@@ -1122,14 +1268,14 @@ const handler* server::impl::route(connection& conn) {
 // so that a refused client keeps its connection. Requests without a token pass: the ops routes
 // need none, and the API answers them 401. True when answered 429.
 bool server::impl::rate_limited(connection& conn) {
-  const request& req = conn.parser->get();
+  const request& req = conn.ex->parser->get();
   const auto token = extract_token(req);
   if (!token) return false;
   // The thread's digest cache: authenticate() then finds the same digest without hashing again.
   const auto decision =
       limiter->take(this_thread_token_digests().digest(*token), std::chrono::steady_clock::now());
   if (decision.allowed) return false;
-  auto& x = conn.x;
+  auto& x = *conn.ex;
   x.keep_alive = req.keep_alive();
   x.route = routes.find(req.method(), split_target(req.target()).first).route;
   const auto after = std::to_string(decision.retry_after.count());
@@ -1149,13 +1295,13 @@ bool server::impl::rate_limited(connection& conn) {
 // One access log line (docs/operations.md, "Access log"): the route's template and the raw path
 // (without the query, which may be long), the outcome and its cost, and who asked.
 void server::impl::log_access_line(connection& conn, std::size_t bytes_out) {
-  const auto& x = conn.x;
+  const auto& x = *conn.ex;
   boost::json::object line;
   line.reserve(12);
   line["event"] = "access";
   std::string_view method, path;
-  if (conn.parser && conn.parser->is_header_done()) {
-    const auto& req = conn.parser->get();
+  if (conn.ex->parser && conn.ex->parser->is_header_done()) {
+    const auto& req = conn.ex->parser->get();
     method = req.method_string();
     path = split_target(req.target()).first;
   }
@@ -1169,10 +1315,10 @@ void server::impl::log_access_line(connection& conn, std::size_t bytes_out) {
   line["bytesIn"] = x.bytes_in;
   line["bytesOut"] = bytes_out;
   line["requestId"] = x.request_id;
-  line["peer"] = conn.peer;
-  if (conn.peer_trusted && conn.parser && conn.parser->is_header_done()) {
+  line["peer"] = conn.peer ? std::string_view(*conn.peer) : std::string_view();
+  if (conn.peer_trusted && conn.ex->parser && conn.ex->parser->is_header_done()) {
     std::string forwarded;
-    for (const auto& field : conn.parser->get()) {
+    for (const auto& field : conn.ex->parser->get()) {
       if (!beast::iequals(field.name_string(), "X-Forwarded-For")) continue;
       if (!forwarded.empty()) forwarded += ", ";
       forwarded += field.value();
@@ -1188,21 +1334,21 @@ void server::impl::log_access_line(connection& conn, std::size_t bytes_out) {
 void server::impl::dispatch_failed(connection& conn, const std::string& failure) {
   log_line({{"level", "error"},
             {"event", "handler_exception"},
-            {"method", bhttp::to_string(conn.parser->get().method())},
-            {"route", conn.x.route},
-            {"requestId", conn.x.request_id},
+            {"method", bhttp::to_string(conn.ex->parser->get().method())},
+            {"route", conn.ex->route},
+            {"requestId", conn.ex->request_id},
             {"error", failure}});
-  conn.x.res = problem_response(
+  conn.ex->res = problem_response(
       make_problem(error_kind::internal, "The server failed to handle the request."),
-      conn.x.request_id);
+      conn.ex->request_id);
 }
 
 asio::awaitable<next_step> server::impl::respond(connection& conn) {
-  auto& x = conn.x;
+  auto& x = *conn.ex;
   // While draining, the request in flight is the connection's last.
   const bool keep = x.keep_alive && !draining.load();
   try {
-    render_head(x.res, x.version, keep, x.request_id, conn.head);
+    render_head(x.res, x.version, keep, x.request_id, x.head);
   } catch (const std::exception& e) {
     // A body on 1xx/204/304: a handler bug, answered as one.
     log_line({{"level", "error"},
@@ -1212,15 +1358,15 @@ asio::awaitable<next_step> server::impl::respond(connection& conn) {
               {"error", e.what()}});
     x.res = problem_response(
         make_problem(error_kind::internal, "The server built an invalid response."), x.request_id);
-    render_head(x.res, x.version, keep, x.request_id, conn.head);
+    render_head(x.res, x.version, keep, x.request_id, x.head);
   }
 
   // A response to HEAD carries the headers of the GET it mirrors, never the body. Under TLS the
   // head and the body go in one buffer, so in one record.
-  if (conn.stream.is_tls() && !x.head) conn.head += x.res.body();
-  const bool gather = !conn.stream.is_tls() && !x.head;
+  if (conn.stream.is_tls() && !x.head_only) x.head += x.res.body();
+  const bool gather = !conn.stream.is_tls() && !x.head_only;
   const std::array<asio::const_buffer, 2> bytes{
-      asio::buffer(conn.head), gather ? asio::buffer(x.res.body()) : asio::const_buffer()};
+      asio::buffer(x.head), gather ? asio::buffer(x.res.body()) : asio::const_buffer()};
   conn.expires_after(options.header_timeout);
   const auto [ec, n] = co_await asio::async_write(conn.stream, bytes, use_tuple);
   conn.operation_done();
@@ -1228,9 +1374,7 @@ asio::awaitable<next_step> server::impl::respond(connection& conn) {
                               std::chrono::steady_clock::now() - x.started);
   if (options.access_log) log_access_line(conn, n);
   // An idle connection keeps neither the request nor the answer.
-  x.res = response{};
-  conn.context.reset();
-  conn.parser.reset();
+  conn.ex.reset();
   if (ec) co_return next_step::close_now;
   co_return keep ? next_step::read_next : next_step::close_graceful;
 }

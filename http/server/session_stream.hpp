@@ -3,7 +3,8 @@
 // server's session code is written once against this type; each read and write picks its layer
 // with one branch, which costs nothing next to the system call behind it. It meets Asio's and
 // Beast's AsyncReadStream and AsyncWriteStream requirements. Like the socket: one operation of
-// each kind at a time, on the connection's executor.
+// each kind at a time, on the connection's executor. The TLS layer (about 450 bytes, and the
+// engine's buffers) lives on the heap, so that a plain connection does not carry it.
 
 #include "http/server/tls.hpp"
 #include "http/server/types.hpp"
@@ -12,7 +13,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/stream.hpp>
 
-#include <optional>
+#include <memory>
 #include <utility>
 
 namespace hookd::http {
@@ -28,13 +29,12 @@ class session_stream {
   // swaps the server's context, not this one). Nothing is sent until the handshake.
   session_stream(tcp::socket socket, tls_context context)
       : socket_(socket.get_executor()),
-        context_(std::move(context)),
-        tls_(std::in_place, std::move(socket), *context_) {}
+        tls_(std::make_unique<tls_layer>(std::move(socket), std::move(context))) {}
 
-  [[nodiscard]] bool is_tls() const noexcept { return tls_.has_value(); }
-  tls_stream& tls() noexcept { return *tls_; }
+  [[nodiscard]] bool is_tls() const noexcept { return tls_ != nullptr; }
+  tls_stream& tls() noexcept { return tls_->stream; }
   // The TCP socket under everything: for options, cancel, close and the plain bytes around TLS.
-  tcp::socket& socket() noexcept { return tls_ ? tls_->next_layer() : socket_; }
+  tcp::socket& socket() noexcept { return tls_ ? tls_->stream.next_layer() : socket_; }
   executor_type get_executor() noexcept { return socket().get_executor(); }
 
   template <class MutableBufferSequence, class Token>
@@ -42,7 +42,7 @@ class session_stream {
     return asio::async_initiate<Token, void(beast::error_code, std::size_t)>(
         [this](auto done, const MutableBufferSequence& b) {
           if (tls_) {
-            tls_->async_read_some(b, std::move(done));
+            tls_->stream.async_read_some(b, std::move(done));
           } else {
             socket_.async_read_some(b, std::move(done));
           }
@@ -55,7 +55,7 @@ class session_stream {
     return asio::async_initiate<Token, void(beast::error_code, std::size_t)>(
         [this](auto done, const ConstBufferSequence& b) {
           if (tls_) {
-            tls_->async_write_some(b, std::move(done));
+            tls_->stream.async_write_some(b, std::move(done));
           } else {
             socket_.async_write_some(b, std::move(done));
           }
@@ -64,9 +64,16 @@ class session_stream {
   }
 
  private:
+  // The connection's TLS: the context it was accepted with (a reload swaps the server's, not
+  // this one), and the stream over the socket, which refers to it.
+  struct tls_layer {
+    tls_layer(tcp::socket socket, tls_context c)
+        : context(std::move(c)), stream(std::move(socket), *context) {}
+    tls_context context;
+    tls_stream stream;
+  };
   tcp::socket socket_;  // the connection's socket when plain; unused (never opened) under TLS
-  tls_context context_;
-  std::optional<tls_stream> tls_;
+  std::unique_ptr<tls_layer> tls_;
 };
 
 }  // namespace hookd::http

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
+
 #include <set>
 
 namespace hookd {
@@ -23,6 +25,30 @@ TEST(HmacSha256, Rfc4231Vectors) {
   // Test case 1: 20 bytes of 0x0b.
   EXPECT_EQ(hex(hmac_sha256(std::string(20, '\x0b'), "Hi There")),
             "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+}
+
+// The keyed contexts kept per thread: every key gets its own MAC, used again, alternating with
+// others, in parts, and after the cache has started over (past 1024 keys).
+TEST(HmacSha256, ReusedKeyMatchesTheOneShotForEveryKeyAndSplit) {
+  const std::string jefe_data = "what do ya want for nothing?";
+  const std::array<std::string_view, 3> jefe_parts{"what do ya ", "", "want for nothing?"};
+  const std::array<std::string_view, 1> hi_there{"Hi There"};
+  const std::string key20(20, '\x0b');
+  for (int round = 0; round < 3; ++round) {
+    EXPECT_EQ(hex(hmac_sha256_reused_key("Jefe", jefe_parts)),
+              "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    EXPECT_EQ(hex(hmac_sha256_reused_key(key20, hi_there)),
+              "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+  }
+  for (int i = 0; i < 1100; ++i) {
+    const std::string key = "key number " + std::to_string(i);
+    const std::string data = "data " + std::to_string(i);
+    const std::array<std::string_view, 2> parts{"data ", std::string_view(data).substr(5)};
+    ASSERT_EQ(hmac_sha256_reused_key(key, parts), hmac_sha256(key, data)) << i;
+  }
+  EXPECT_EQ(hex(hmac_sha256_reused_key("Jefe", std::array<std::string_view, 1>{jefe_data})),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  EXPECT_EQ(hmac_sha256_reused_key("", std::array<std::string_view, 1>{""}), hmac_sha256("", ""));
 }
 
 TEST(HmacSha256, EmptyKeyIsAValidKey) {

@@ -49,6 +49,26 @@ TEST(Signing, TwoSecretsGiveTwoSpaceSeparatedEntriesInOrder) {
   EXPECT_NE(only_other.sign(kMsgId, kTimestamp, kBody), kExpected);
 }
 
+// A thread reuses each secret's keyed HMAC: signers of different secrets taking turns on one
+// thread, again and again, each still sign with their own secret, over any body.
+TEST(Signing, SignersTakingTurnsOnOneThreadEachSignWithTheirOwnSecret) {
+  const std::string other = "whsec_" + base64_encode("another key of 24 bytes!");
+  const auto reference = make({std::string(kSecret)});
+  const auto second = make({other});
+  const auto both = make({other, std::string(kSecret)});
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(reference.sign(kMsgId, kTimestamp, kBody), kExpected);
+    const std::string body = "{\"n\":" + std::to_string(i) + "}";
+    const std::string signature = second.sign(kMsgId, kTimestamp + i, body);
+    EXPECT_TRUE(
+        second.verify(kMsgId, std::to_string(kTimestamp + i), body, signature, kTimestamp + i));
+    EXPECT_FALSE(
+        reference.verify(kMsgId, std::to_string(kTimestamp + i), body, signature, kTimestamp + i));
+    EXPECT_EQ(both.sign(kMsgId, kTimestamp, kBody),
+              second.sign(kMsgId, kTimestamp, kBody) + " " + std::string(kExpected));
+  }
+}
+
 TEST(Signing, VerifyAcceptsTheReferenceVector) {
   const auto signer = make({std::string(kSecret)});
   const auto r = signer.verify(kMsgId, "1614265330", kBody, kExpected, kTimestamp);

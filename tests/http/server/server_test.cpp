@@ -363,6 +363,72 @@ TEST_F(ServerTest, KeepAliveServesTwoRequestsOnOneConnection) {
   EXPECT_EQ(json_of(second).at("query").as_string(), "n=2");
 }
 
+// Between requests a connection gives back its read buffer and the request's state (parser,
+// response, request id); each next request must find nothing of the previous one, whether it
+// comes after a pause, in pieces, pipelined behind others, or larger than the first read.
+TEST_F(ServerTest, AKeepAliveConnectionServesEveryRequestAfterGivingBackItsBuffers) {
+  raw_client c(start());
+  for (int i = 0; i < 40; ++i) {
+    const std::string n = std::to_string(i);
+    // Every other request brings its id; the others must get a new one, not the previous id.
+    c.send(get("/echo?n=" + n, i % 2 == 0 ? "X-Request-Id: req-" + n + "\r\n" : ""));
+    const auto res = c.read();
+    ASSERT_EQ(res.result(), bhttp::status::ok) << i;
+    EXPECT_EQ(json_of(res).at("query").as_string(), "n=" + n);
+    if (i % 2 == 0) {
+      EXPECT_EQ(res["X-Request-Id"], "req-" + n);
+    } else {
+      EXPECT_TRUE(is_generated_id(res["X-Request-Id"])) << res["X-Request-Id"];
+    }
+  }
+
+  // Larger than the first read (4 KiB): a 6 KB head and a 20 KB body, in one write.
+  const std::string pad(6000, 'p');
+  const std::string body(20000, 'b');
+  const std::string big = "POST /echo?n=big HTTP/1.1\r\nHost: test\r\nX-Pad: " + pad +
+                          "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  c.send(big);
+  auto res = c.read();
+  ASSERT_EQ(res.result(), bhttp::status::ok);
+  EXPECT_EQ(json_of(res).at("query").as_string(), "n=big");
+  EXPECT_EQ(json_of(res).at("body").as_string(), body);
+
+  // In pieces, with the connection idle (nothing buffered) before each.
+  c.send("GE");
+  std::this_thread::sleep_for(50ms);
+  c.send("T /echo?n=split HTTP/1.1\r\nHo");
+  std::this_thread::sleep_for(50ms);
+  c.send("st: test\r\n\r\n");
+  res = c.read();
+  ASSERT_EQ(res.result(), bhttp::status::ok);
+  EXPECT_EQ(json_of(res).at("query").as_string(), "n=split");
+
+  // Pipelined after an idle pause: the large one in the middle, a small one after it that the
+  // server has read already while answering the first two.
+  std::this_thread::sleep_for(50ms);
+  c.send(get("/echo?n=p1") + big + get("/echo?n=p3", "X-Request-Id: last\r\n"));
+  const auto p1 = c.read();
+  const auto p2 = c.read();
+  const auto p3 = c.read();
+  EXPECT_EQ(json_of(p1).at("query").as_string(), "n=p1");
+  EXPECT_EQ(json_of(p2).at("query").as_string(), "n=big");
+  EXPECT_EQ(json_of(p2).at("body").as_string(), body);
+  EXPECT_EQ(json_of(p3).at("query").as_string(), "n=p3");
+  EXPECT_EQ(p3["X-Request-Id"], "last");
+  EXPECT_TRUE(is_generated_id(p1["X-Request-Id"]));
+  EXPECT_TRUE(is_generated_id(p2["X-Request-Id"]));
+  EXPECT_NE(p1["X-Request-Id"], p2["X-Request-Id"]);
+
+  // A HEAD, then a GET: the HEAD's state (no body) is not carried into the next answer.
+  c.send("HEAD /echo?n=h HTTP/1.1\r\nHost: test\r\n\r\n");
+  res = c.read(true);
+  EXPECT_EQ(res.result(), bhttp::status::ok);
+  c.send(get("/echo?n=after-head"));
+  res = c.read();
+  EXPECT_EQ(json_of(res).at("query").as_string(), "n=after-head");
+  EXPECT_EQ(server_->open_connections(), 1u);
+}
+
 TEST_F(ServerTest, RequestIdIsEchoedWhenValidAndReplacedOtherwise) {
   raw_client c(start());
   c.send(get("/nope", "X-Request-Id: abc-123_X.y\r\n"));
