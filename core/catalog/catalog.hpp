@@ -139,6 +139,17 @@ class catalog {
   // to delete likewise. Its id is never given out again.
   void delete_organization(object_id org, completion<std::vector<object_id>> done);
 
+  // Cluster mode: publishes `change`, which another node has already committed to the shared
+  // store, into this index, with everything derived from it (lists and their order, slugs,
+  // token digests, counts); nothing is written. Queued like a write, so it is ordered with the
+  // local ones and readers see it whole or not at all. Idempotent: a put of the version held (or
+  // an older one) and an erase of what is not held change nothing. Outcomes:
+  //   not_found      a project or webhook whose organization or project is not held (yet):
+  //                  nothing of the change is applied; re-read and apply again
+  //   conflict       a slug or token digest held by another entity here; likewise
+  //   storage_failure the local group it was queued with failed to commit; apply it again
+  //   unavailable    the catalog is stopped
+  void apply_remote(catalog_change change, completion<void> done);
 
   struct impl;
 

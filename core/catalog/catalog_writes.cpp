@@ -22,9 +22,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 namespace hookd {
@@ -746,6 +748,235 @@ class delete_organization_op final : public catalog_mutation {
   std::shared_ptr<const organization_list> organizations_;
 };
 
+// Another node's change (catalog::apply_remote), already committed to the shared store: planned
+// into the overlay and published like a local change, but it appends nothing to the group's own
+// change, so nothing is written. Each op is checked against what this index holds:
+// - a put of a version held already (or of an older one, by updatedAt; tokens, which have none,
+//   by content) and an erase of what is not held change nothing, so the same change applied
+//   twice, or a change this node has seen through a re-read, is harmless;
+// - an erase takes along what hangs off the erased version as this index holds it (a project's
+//   webhooks, an organization's projects), as the local deletes do;
+// - a project or webhook whose organization or project is not held is refused whole (not_found),
+//   and so is a slug or digest held by another entity (conflict): the caller re-reads.
+class apply_remote_op final : public catalog_mutation {
+ public:
+  apply_remote_op(impl& c, catalog_change change, completion<void> done)
+      : c_(c), change_(std::move(change)), done_(std::move(done)) {}
+
+  result<void> plan(catalog_change&) override {
+    impl::overlay saved = c_.pending;  // put back when the change is refused
+    for (const catalog_change::op& op : change_.ops) {
+      const bool put = op.what == catalog_change::kind::put;
+      result<void> planned =
+          std::visit([&](const auto& e) { return put ? plan_put(e) : plan_erase(e); }, op.value);
+      if (!planned) {
+        c_.pending = std::move(saved);
+        steps_.clear();
+        return planned;
+      }
+    }
+    return {};
+  }
+  void publish() override {
+    for (const auto& step : steps_) step();
+  }
+  void complete(result<void> outcome) noexcept override { done_(std::move(outcome)); }
+
+ private:
+  result<void> plan_put(const std::shared_ptr<const organization>& o) {
+    const auto held = c_.current_organization(o->id);
+    if (held && held->updated_at >= o->updated_at) return {};
+    auto list = held ? with_replaced(*c_.current_organization_list(), o)
+                     : with_added(c_.current_organization_list().get(), o);
+    c_.pending.organizations[o->id] = o;
+    c_.pending.organizations_list = list;
+    steps_.push_back([&c = c_, o, list, fresh = !held] {
+      (void)c.organizations.put(o->id, o);
+      (void)c.all_organizations.exchange(list);
+      if (fresh) c.organization_count.fetch_add(1);
+    });
+    return {};
+  }
+
+  result<void> plan_erase(const std::shared_ptr<const organization>& gone) {
+    const object_id org = gone->id;
+    if (!c_.current_organization(org)) return {};
+    std::vector<std::shared_ptr<project_removal>> removals;
+    if (const auto projects = c_.current_project_list(org)) {
+      catalog_change unused;  // nothing is written
+      for (const auto& p : *projects) {
+        removals.push_back(std::make_shared<project_removal>());
+        removals.back()->plan(c_, unused, p);
+      }
+    }
+    c_.pending.project_lists[org] = nullptr;
+    auto list = without(*c_.current_organization_list(), org);
+    c_.pending.organizations[org] = nullptr;
+    c_.pending.organizations_list = list;
+    // Lists before ids, as in delete_organization_op.
+    steps_.push_back([&c = c_, org, list, removals = std::move(removals)] {
+      (void)c.all_organizations.exchange(list);
+      (void)c.projects_by_organization.erase(org);
+      (void)c.organizations.erase(org);
+      for (const auto& r : removals) r->publish(c);
+      c.organization_count.fetch_sub(1);
+    });
+    return {};
+  }
+
+  result<void> plan_put(const std::shared_ptr<const project>& p) {
+    const object_id org = p->organization;
+    if (!c_.current_organization(org)) {
+      return not_found("Organization " + org.to_string() + " of project " + p->id.to_string() +
+                       " is not known here.");
+    }
+    const auto held = c_.current_project(p->id);
+    if (held) {
+      if (held->updated_at >= p->updated_at) return {};
+      if (held->organization != org) {
+        return make_problem(error_kind::conflict,
+                            "Project " + p->id.to_string() + " is held in another organization.");
+      }
+    }
+    const bool new_slug = !held || held->slug != p->slug;
+    if (new_slug && c_.slug_taken(org, p->slug)) {
+      return make_problem(error_kind::conflict,
+                          "The slug "
+                          " + p->slug + "
+                          " of project " +
+                              p->id.to_string() + " is held by another project here.");
+    }
+    auto list = held ? with_replaced(*c_.current_project_list(org), p)
+                     : with_added(c_.current_project_list(org).get(), p);
+    c_.pending.projects[p->id] = p;
+    if (new_slug) {
+      if (held) c_.pending.slugs[{org, held->slug}] = false;
+      c_.pending.slugs[{org, p->slug}] = true;
+    }
+    c_.pending.project_lists[org] = list;
+    steps_.push_back([&c = c_, p, held, list, new_slug] {
+      (void)c.projects.put(p->id, p);
+      if (new_slug) {
+        if (held) c.slugs.erase({held->organization, held->slug});
+        c.slugs.insert_or_assign(std::make_pair(p->organization, p->slug), p->id);
+      }
+      (void)c.projects_by_organization.put(p->organization, list);
+      if (!held) c.project_count.fetch_add(1);
+    });
+    return {};
+  }
+
+  result<void> plan_erase(const std::shared_ptr<const project>& gone) {
+    auto held = c_.current_project(gone->id);
+    if (!held) return {};
+    const object_id org = held->organization;
+    auto removal = std::make_shared<project_removal>();
+    catalog_change unused;
+    removal->plan(c_, unused, std::move(held));
+    auto list = without(*c_.current_project_list(org), gone->id);
+    c_.pending.project_lists[org] = list;
+    steps_.push_back([&c = c_, org, list, removal] {
+      (void)c.projects_by_organization.put(org, list);
+      removal->publish(c);
+    });
+    return {};
+  }
+
+  static bool same_token(const api_token& a, const api_token& b) {
+    return a.name == b.name && a.organizations == b.organizations && a.scopes == b.scopes &&
+           a.digest == b.digest && a.created_at == b.created_at;
+  }
+
+  result<void> plan_put(const std::shared_ptr<const api_token>& t) {
+    const auto held = c_.current_token(t->id);
+    if (held && same_token(*held, *t)) return {};
+    if (const auto other = c_.current_token_by_digest(t->digest); other && other->id != t->id) {
+      return make_problem(error_kind::conflict,
+                          "Token " + t->id.to_string() + " has the digest of another token here.");
+    }
+    auto list = held ? with_replaced(*c_.current_token_list(), t)
+                     : with_added(c_.current_token_list().get(), t);
+    c_.pending.tokens[t->id] = t;
+    if (held && held->digest != t->digest) c_.pending.tokens_by_digest[held->digest] = nullptr;
+    c_.pending.tokens_by_digest[t->digest] = t;
+    c_.pending.tokens_list = list;
+    steps_.push_back([&c = c_, t, held, list] {
+      if (held && held->digest != t->digest) (void)c.tokens_by_digest.erase(held->digest);
+      (void)c.tokens_by_digest.put(t->digest, t);
+      (void)c.tokens.put(t->id, t);
+      (void)c.all_tokens.exchange(list);
+      if (!held) c.token_count.fetch_add(1);
+      if (held && held->scopes.has(scope::admin)) c.admin_token_count.fetch_sub(1);
+      if (t->scopes.has(scope::admin)) c.admin_token_count.fetch_add(1);
+    });
+    return {};
+  }
+
+  result<void> plan_erase(const std::shared_ptr<const api_token>& gone) {
+    const auto held = c_.current_token(gone->id);
+    if (!held) return {};
+    auto list = without(*c_.current_token_list(), held->id);
+    c_.pending.tokens[held->id] = nullptr;
+    c_.pending.tokens_by_digest[held->digest] = nullptr;
+    c_.pending.tokens_list = list;
+    // The digest goes first, as in delete_token_op.
+    steps_.push_back([&c = c_, held, list] {
+      (void)c.tokens_by_digest.erase(held->digest);
+      (void)c.tokens.erase(held->id);
+      (void)c.all_tokens.exchange(list);
+      c.token_count.fetch_sub(1);
+      if (held->scopes.has(scope::admin)) c.admin_token_count.fetch_sub(1);
+    });
+    return {};
+  }
+
+  result<void> plan_put(const std::shared_ptr<const webhook>& w) {
+    const auto p = c_.current_project(w->project);
+    if (!p || p->organization != w->organization) {
+      return not_found("Project " + w->project.to_string() + " of webhook " + w->id.to_string() +
+                       " is not known here in organization " + w->organization.to_string() + ".");
+    }
+    const auto held = c_.current_webhook(w->id);
+    if (held) {
+      if (held->updated_at >= w->updated_at) return {};
+      if (held->project != w->project) {
+        return make_problem(error_kind::conflict,
+                            "Webhook " + w->id.to_string() + " is held in another project.");
+      }
+    }
+    const auto current = c_.current_webhook_list(w->project);
+    auto list = held ? with_replaced(*current, w) : with_added(current.get(), w);
+    c_.pending.webhooks[w->id] = w;
+    c_.pending.webhook_lists[w->project] = list;
+    steps_.push_back([&c = c_, w, list, fresh = !held] {
+      (void)c.webhooks.put(w->id, w);
+      (void)c.webhooks_by_project.put(w->project, list);
+      if (fresh) c.webhook_count.fetch_add(1);
+    });
+    return {};
+  }
+
+  result<void> plan_erase(const std::shared_ptr<const webhook>& gone) {
+    const auto held = c_.current_webhook(gone->id);
+    if (!held) return {};
+    auto list = without(*c_.current_webhook_list(held->project), held->id);
+    c_.pending.webhooks[held->id] = nullptr;
+    c_.pending.webhook_lists[held->project] = list;
+    // Out of the list first, as in delete_webhook_op.
+    steps_.push_back([&c = c_, held, list] {
+      (void)c.webhooks_by_project.put(held->project, list);
+      (void)c.webhooks.erase(held->id);
+      c.webhook_count.fetch_sub(1);
+    });
+    return {};
+  }
+
+  impl& c_;
+  catalog_change change_;
+  completion<void> done_;
+  std::vector<std::function<void()>> steps_;  // what publish() installs, in the change's order
+};
+
 }  // namespace
 
 // ---------------------------------------------------------------- catalog
@@ -820,6 +1051,11 @@ void catalog::delete_project(object_id org, object_id project_id, completion<voi
 
 void catalog::delete_organization(object_id org, completion<std::vector<object_id>> done) {
   impl_->writer.submit(std::make_unique<delete_organization_op>(*impl_, org, std::move(done)));
+}
+
+void catalog::apply_remote(catalog_change change, completion<void> done) {
+  impl_->writer.submit(
+      std::make_unique<apply_remote_op>(*impl_, std::move(change), std::move(done)));
 }
 
 }  // namespace hookd
