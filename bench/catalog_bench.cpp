@@ -12,8 +12,12 @@
 // once, so the writer always finds whatever arrived during the previous fsync. One iteration is
 // one acknowledged write; counters give writes per fsync (storage fsyncs and catalog commit
 // groups over the timed part). One sync-off run at 16 in flight shows what fsync costs.
+//
+// Load: catalog::load() of 100 000 webhooks (1 000 projects of 100, sample_webhook's headers), the
+// catalog's share of a restart, on 1 decoding thread and on the default (one per CPU).
 
 #include "bench_stack.hpp"
+#include "storage/data_dir.hpp"
 #include "storage/rocksdb_storage.hpp"
 
 #include <benchmark/benchmark.h>
@@ -277,6 +281,45 @@ void BM_storage_write(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
 }
 BENCHMARK(BM_storage_write)->ArgName("fsync")->Arg(1)->Arg(0)->MinTime(1.0)->UseRealTime();
+
+// Arg: load_threads (0: the default, one per CPU). One iteration is one load() into a fresh
+// catalog over the stack's storage (its own catalog stays idle).
+struct load_fixture {
+  bench::stack stack{/*sync=*/false};
+  load_fixture() {
+    for (const object_id& p : stack.add_projects("load", 1000)) stack.add_webhooks(p, 100);
+  }
+};
+
+void BM_load(benchmark::State& state) {
+  static load_fixture data;  // built once for both runs
+  bench::stack* loaded = &data.stack;
+  auto key = load_or_create_master_key(loaded->options.settings.data_dir, std::nullopt);
+  if (!key) {
+    state.SkipWithError(key.error().detail.c_str());
+    return;
+  }
+  std::size_t webhooks = 0;
+  for (auto _ : state) {
+    catalog fresh(
+        *loaded->store,
+        catalog_options{.master_key = *key, .load_threads = static_cast<unsigned>(state.range(0))});
+    auto counts = fresh.load();
+    if (!counts) {
+      state.SkipWithError(counts.error().detail.c_str());
+      return;
+    }
+    webhooks = counts->webhooks;
+  }
+  state.counters["webhooks"] = static_cast<double>(webhooks);
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(webhooks));
+}
+BENCHMARK(BM_load)
+    ->ArgName("threads")
+    ->Arg(1)
+    ->Arg(0)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 }  // namespace
 

@@ -5,6 +5,7 @@
 #include "core/catalog/catalog.hpp"
 
 #include "core/catalog/catalog_impl.hpp"
+#include "core/catalog/kv_catalog_store.hpp"
 
 #include <memory>
 #include <utility>
@@ -12,8 +13,14 @@
 
 namespace hookd {
 
-catalog::catalog(storage& store, catalog_options options)
-    : impl_(std::make_unique<impl>(store, std::move(options))) {}
+catalog::catalog(catalog_store& store, catalog_options options)
+    : impl_(std::make_unique<impl>(store, nullptr, std::move(options))) {}
+
+catalog::catalog(storage& store, catalog_options options) {
+  auto owned = std::make_unique<kv_catalog_store>(store, options.master_key);
+  catalog_store& s = *owned;
+  impl_ = std::make_unique<impl>(s, std::move(owned), std::move(options));
+}
 
 catalog::~catalog() {
   stop();

@@ -3,13 +3,15 @@
 // single path by which they change.
 //
 // Reads (find_*, list_*) run on any thread, never touch storage and never wait for a writer.
-// Writes are validated inputs; each becomes one write_batch that a single writer thread commits
-// with group commit (everything queued while the previous fsync ran goes into the next batch and
-// shares one fsync). A change is published to readers only after it is durable, and the
-// completion runs after that, so a client that sees its 201 can read what it wrote.
+// Writes are validated inputs; each becomes typed changes (catalog_store.hpp) that a single writer
+// thread commits with group commit (everything queued while the previous fsync ran goes into the
+// next catalog_change, one catalog_store::commit, and shares one fsync). A change is published to
+// readers only after it is durable, and the completion runs after that, so a client that sees its
+// 201 can read what it wrote.
 //
 // See catalog_impl.hpp for the data structure chosen for readers and why.
 
+#include "core/catalog/catalog_store.hpp"
 #include "core/catalog/entities.hpp"
 #include "core/catalog/validation.hpp"
 #include "core/common/completion.hpp"
@@ -28,7 +30,8 @@ namespace hookd {
 struct catalog_options {
   // Limit per project; the next create is a 409 (limit_reached). Default 100 (docs/operations.md).
   std::size_t max_webhooks_per_project = 100;
-  // Key that seals webhook secrets at rest (AES-256-GCM). Required.
+  // Key that seals webhook secrets at rest (AES-256-GCM): the one catalog(storage&, ...) gives
+  // the embedded store it makes. A catalog given its store uses the store's own key.
   aes256gcm_key master_key = aes256gcm_key::generate();
   // Threads that decode webhook records (JSON, base64, AES-GCM open) during load(). 0: one per
   // CPU this process may run on (its affinity mask), at most 8; 1: all on the calling thread.
@@ -61,6 +64,10 @@ using webhook_list = std::vector<std::shared_ptr<const webhook>>;  // oldest fir
 
 class catalog {
  public:
+  // Keeps its entities in `store`, which must outlive the catalog.
+  catalog(catalog_store& store, catalog_options options);
+  // Keeps its entities in the key-value `store` through a kv_catalog_store of its own, sealing
+  // with options.master_key.
   catalog(storage& store, catalog_options options);
   ~catalog();  // stop(): queued writes finish; a never-started catalog answers `unavailable`
   catalog(const catalog&) = delete;
@@ -131,6 +138,18 @@ class catalog {
   // revoke). Completes with the ids of the projects it deleted, whose deliveries are the caller's
   // to delete likewise. Its id is never given out again.
   void delete_organization(object_id org, completion<std::vector<object_id>> done);
+
+  // Cluster mode: publishes `change`, which another node has already committed to the shared
+  // store, into this index, with everything derived from it (lists and their order, slugs,
+  // token digests, counts); nothing is written. Queued like a write, so it is ordered with the
+  // local ones and readers see it whole or not at all. Idempotent: a put of the version held (or
+  // an older one) and an erase of what is not held change nothing. Outcomes:
+  //   not_found      a project or webhook whose organization or project is not held (yet):
+  //                  nothing of the change is applied; re-read and apply again
+  //   conflict       a slug or token digest held by another entity here; likewise
+  //   storage_failure the local group it was queued with failed to commit; apply it again
+  //   unavailable    the catalog is stopped
+  void apply_remote(catalog_change change, completion<void> done);
 
   struct impl;
 

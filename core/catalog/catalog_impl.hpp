@@ -24,6 +24,7 @@
 // shared_ptr copies are one atomic increment, and the lock hold time does not depend on I/O.
 
 #include "core/catalog/catalog.hpp"
+#include "core/catalog/catalog_store.hpp"
 #include "core/durable/commit_writer.hpp"
 
 #include <array>
@@ -254,16 +255,23 @@ inline std::uint32_t unix_seconds(timestamp t) {
 
 // ---------------------------------------------------------------- impl
 
+// The catalog's mutations plan typed changes, which the writer commits with store.commit().
+using catalog_mutation = basic_commit_mutation<catalog_change>;
+using catalog_writer = basic_commit_writer<catalog_change>;
+
 struct catalog::impl {
-  impl(storage& s, catalog_options o)
+  // `owned`: the store when the catalog made it (catalog(storage&, ...)), else null.
+  impl(catalog_store& s, std::unique_ptr<catalog_store> owned, catalog_options o)
       // Planning ahead: the next group is planned while the current one is being fsync'd. The
       // overlay (`pending`) holds whole values, which is what that mode requires.
-      : store(s),
+      : owned_store(std::move(owned)),
+        store(s),
         options(std::move(o)),
-        writer(
-            s, [this] { pending.clear(); }, commit_writer_options{.plan_ahead = true}) {}
+        writer([this](const catalog_change& change) { return store.commit(change); },
+               [this] { pending.clear(); }, commit_writer_options{.plan_ahead = true}) {}
 
-  storage& store;
+  const std::unique_ptr<catalog_store> owned_store;
+  catalog_store& store;
   const catalog_options options;
   object_id_generator ids;
 
@@ -305,7 +313,7 @@ struct catalog::impl {
   bool started = false;
 
   // Declared last: destroyed first, so the writer thread is gone before the state it uses.
-  commit_writer writer;
+  catalog_writer writer;
 
   // ---- the state as the next mutation of the group sees it (writer thread)
 
@@ -353,7 +361,6 @@ struct catalog::impl {
 
   // catalog_load.cpp
   result<catalog_counts> load();
-  result<void> seal_plain_header_values(const std::vector<webhook_list>& lists);
 };
 
 }  // namespace hookd

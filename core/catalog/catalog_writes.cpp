@@ -1,30 +1,32 @@
-// The catalog's writes: one commit_mutation per change (create, update and delete of
+// The catalog's writes: one catalog_mutation per change (create, update and delete of
 // organizations, projects, tokens and webhooks), and the public entry points that submit them.
 //
-// Writes go through commit_writer (one thread, group commit; see commit_writer.hpp). Each write
+// Writes go through catalog_writer (one thread, group commit; see commit_writer.hpp). Each write
 // call packs its input into a mutation. On the writer thread the mutation plans itself against
 // the published state plus `pending`, a writer-private overlay of what the earlier accepted
 // mutations of the same group will publish, so mutations of one group behave exactly as if run
 // one after another (two creates see each other's slug, the per-project limit counts both,
 // patch-after-create and delete-after-create find the new webhook). Planning computes every new
-// object and every new list snapshot; publishing, after the batch is durable, only installs them
-// in order. The overlay is cleared after every group, whether it committed or failed.
+// object and every new list snapshot, and appends the entities it puts or erases to the group's
+// catalog_change; publishing, after the store committed it, only installs them in order. The
+// overlay is cleared after every group, whether it committed or failed.
 //
 // The writer also keeps `slugs` (organization + slug -> project id), which only it reads.
 //
-// Every change writes its entity and its index entries (codec.hpp) in one batch; load()
-// (catalog_load.cpp) checks at start-up that the two agree.
+// An erase carries the version the index held, so that a store finds what it derived from it
+// (the embedded store: index entries, kv_catalog_store.hpp).
 
 #include "core/catalog/catalog_impl.hpp"
-#include "core/catalog/codec.hpp"
 #include "core/common/ascii.hpp"
 #include "core/delivery/signing.hpp"
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 namespace hookd {
@@ -79,20 +81,20 @@ void deliver(const completion<T>& done, result<void> outcome, T value) noexcept 
 
 using impl = catalog::impl;
 
-class create_organization_op final : public commit_mutation {
+class create_organization_op final : public catalog_mutation {
  public:
   create_organization_op(impl& c, organization_input in,
                          completion<std::shared_ptr<const organization>> done)
       : c_(c), in_(std::move(in)), done_(std::move(done)) {}
 
-  result<void> plan(write_batch& batch) override {
+  result<void> plan(catalog_change& change) override {
     const timestamp now = now_ms();
     auto org = std::make_shared<organization>();
     org->id = c_.new_id(now);
     org->name = std::move(in_.name);
     org->created_at = org->updated_at = now;
     created_ = org;
-    batch.put(table::organizations, id_key(org->id), encode(*org));
+    change.put(created_);
     list_ = with_added(c_.current_organization_list().get(), created_);
     c_.pending.organizations[org->id] = created_;
     c_.pending.organizations_list = list_;
@@ -115,13 +117,13 @@ class create_organization_op final : public commit_mutation {
   std::shared_ptr<const organization_list> list_;
 };
 
-class create_project_op final : public commit_mutation {
+class create_project_op final : public catalog_mutation {
  public:
   create_project_op(impl& c, object_id org, project_input in,
                     completion<std::shared_ptr<const project>> done)
       : c_(c), org_(org), in_(std::move(in)), done_(std::move(done)) {}
 
-  result<void> plan(write_batch& batch) override {
+  result<void> plan(catalog_change& change) override {
     if (!c_.current_organization(org_)) {
       return not_found("Organization " + org_.to_string() + " does not exist.");
     }
@@ -141,8 +143,7 @@ class create_project_op final : public commit_mutation {
     p->app_icon_url = std::move(in_.app_icon_url);
     p->created_at = p->updated_at = now;
     created_ = p;
-    batch.put(table::projects, id_key(p->id), encode(*p));
-    batch.put(table::index, project_slug_key(org_, p->slug), id_key(p->id));
+    change.put(created_);
     list_ = with_added(c_.current_project_list(org_).get(), created_);
     c_.pending.projects[p->id] = created_;
     c_.pending.slugs[{org_, p->slug}] = true;
@@ -168,12 +169,12 @@ class create_project_op final : public commit_mutation {
   std::shared_ptr<const project_list> list_;
 };
 
-class create_token_op final : public commit_mutation {
+class create_token_op final : public catalog_mutation {
  public:
   create_token_op(impl& c, token_input in, std::string secret, completion<created_token> done)
       : c_(c), in_(std::move(in)), secret_(std::move(secret)), done_(std::move(done)) {}
 
-  result<void> plan(write_batch& batch) override {
+  result<void> plan(catalog_change& change) override {
     std::vector<field_error> errors;
     for (std::size_t i = 0; i < in_.organizations.size(); ++i) {
       if (!c_.current_organization(in_.organizations[i])) {
@@ -196,8 +197,7 @@ class create_token_op final : public commit_mutation {
     t->digest = digest;
     t->created_at = now;
     created_ = t;
-    batch.put(table::tokens, id_key(t->id), encode(*t));
-    batch.put(table::index, token_digest_key(digest), id_key(t->id));
+    change.put(created_);
     list_ = with_added(c_.current_token_list().get(), created_);
     c_.pending.tokens[t->id] = created_;
     c_.pending.tokens_by_digest[digest] = created_;
@@ -224,16 +224,15 @@ class create_token_op final : public commit_mutation {
   std::shared_ptr<const token_list> list_;
 };
 
-class delete_token_op final : public commit_mutation {
+class delete_token_op final : public catalog_mutation {
  public:
   delete_token_op(impl& c, object_id id, completion<void> done)
       : c_(c), id_(id), done_(std::move(done)) {}
 
-  result<void> plan(write_batch& batch) override {
+  result<void> plan(catalog_change& change) override {
     deleted_ = c_.current_token(id_);
     if (!deleted_) return not_found("Token " + id_.to_string() + " does not exist.");
-    batch.erase(table::tokens, id_key(id_));
-    batch.erase(table::index, token_digest_key(deleted_->digest));
+    change.erase(deleted_);
     list_ = without(*c_.current_token_list(), id_);
     c_.pending.tokens[id_] = nullptr;
     c_.pending.tokens_by_digest[deleted_->digest] = nullptr;
@@ -271,7 +270,7 @@ result<std::shared_ptr<const webhook>> webhook_in(const impl& c, const object_id
   return w;
 }
 
-class create_webhook_op final : public commit_mutation {
+class create_webhook_op final : public catalog_mutation {
  public:
   create_webhook_op(impl& c, object_id org, object_id project_id, webhook_input in,
                     std::string secret, completion<std::shared_ptr<const webhook>> done)
@@ -282,7 +281,7 @@ class create_webhook_op final : public commit_mutation {
         secret_(std::move(secret)),
         done_(std::move(done)) {}
 
-  result<void> plan(write_batch& batch) override {
+  result<void> plan(catalog_change& change) override {
     if (!c_.current_organization(org_)) {
       return not_found("Organization " + org_.to_string() + " does not exist.");
     }
@@ -314,8 +313,7 @@ class create_webhook_op final : public commit_mutation {
     w->secret = std::move(secret_);
     w->created_at = w->updated_at = now;
     created_ = w;
-    batch.put(table::webhooks, id_key(w->id), encode(*w, c_.options.master_key));
-    batch.put(table::index, project_webhook_key(project_, w->id), std::string{});
+    change.put(created_);
     list_ = with_added(list.get(), created_);
     c_.pending.webhooks[w->id] = created_;
     c_.pending.webhook_lists[project_] = list_;
@@ -380,7 +378,7 @@ void replace_secret(webhook& w, std::string fresh, timestamp now, std::chrono::m
   w.secret = std::move(fresh);
 }
 
-class update_webhook_op final : public commit_mutation {
+class update_webhook_op final : public catalog_mutation {
  public:
   // `fresh_secret`: made by the caller when the patch switches `signing`, of the new scheme.
   update_webhook_op(impl& c, object_id org, object_id project_id, object_id id, webhook_patch patch,
@@ -394,7 +392,7 @@ class update_webhook_op final : public commit_mutation {
         fresh_secret_(std::move(fresh_secret)),
         done_(std::move(done)) {}
 
-  result<void> plan(write_batch& batch) override {
+  result<void> plan(catalog_change& change) override {
     auto found = webhook_in(c_, org_, project_, id_);
     if (!found) return found.error();
     const std::shared_ptr<const webhook>& old = *found;
@@ -453,7 +451,7 @@ class update_webhook_op final : public commit_mutation {
     auto w = std::make_shared<const webhook>(std::move(next));
     result_ = w;
     updated_ = w;
-    batch.put(table::webhooks, id_key(id_), encode(*w, c_.options.master_key));
+    change.put(updated_);
     list_ = with_replaced(*c_.current_webhook_list(project_), updated_);
     c_.pending.webhooks[id_] = updated_;
     c_.pending.webhook_lists[project_] = list_;
@@ -479,7 +477,7 @@ class update_webhook_op final : public commit_mutation {
   std::shared_ptr<const webhook_list> list_;
 };
 
-class rotate_secret_op final : public commit_mutation {
+class rotate_secret_op final : public catalog_mutation {
  public:
   // `chosen`: the client's secret, checked here against the webhook's scheme. `generated`: made by
   // the caller for the scheme the webhook had then; made again here if a PATCH switched it since.
@@ -494,7 +492,7 @@ class rotate_secret_op final : public commit_mutation {
         generated_(std::move(generated)),
         done_(std::move(done)) {}
 
-  result<void> plan(write_batch& batch) override {
+  result<void> plan(catalog_change& change) override {
     auto found = webhook_in(c_, org_, project_, id_);
     if (!found) return found.error();
     const std::shared_ptr<const webhook>& old = *found;
@@ -514,7 +512,7 @@ class rotate_secret_op final : public commit_mutation {
     replace_secret(next, std::move(fresh), now, c_.options.secret_grace);
     next.updated_at = std::max(now, old->updated_at + std::chrono::milliseconds{1});
     updated_ = std::make_shared<const webhook>(std::move(next));
-    batch.put(table::webhooks, id_key(id_), encode(*updated_, c_.options.master_key));
+    change.put(updated_);
     list_ = with_replaced(*c_.current_webhook_list(project_), updated_);
     c_.pending.webhooks[id_] = updated_;
     c_.pending.webhook_lists[project_] = list_;
@@ -542,13 +540,13 @@ class rotate_secret_op final : public commit_mutation {
 // 410 Gone, or failed for --disable-after. Changes nothing, and completes with null, when the
 // webhook is inactive already (a client or an earlier attempt got there first), so that the
 // caller announces each disabling once.
-class disable_webhook_op final : public commit_mutation {
+class disable_webhook_op final : public catalog_mutation {
  public:
   disable_webhook_op(impl& c, object_id id, std::string reason, timestamp at,
                      completion<std::shared_ptr<const webhook>> done)
       : c_(c), id_(id), reason_(std::move(reason)), at_(at), done_(std::move(done)) {}
 
-  result<void> plan(write_batch& batch) override {
+  result<void> plan(catalog_change& change) override {
     const std::shared_ptr<const webhook> old = c_.current_webhook(id_);
     if (!old) return not_found("Webhook " + id_.to_string() + " does not exist.");
     if (!old->active) return {};
@@ -558,7 +556,7 @@ class disable_webhook_op final : public commit_mutation {
     next.disabled_at = at_;
     next.updated_at = std::max(now_ms(), old->updated_at + std::chrono::milliseconds{1});
     updated_ = std::make_shared<const webhook>(std::move(next));
-    batch.put(table::webhooks, id_key(id_), encode(*updated_, c_.options.master_key));
+    change.put(updated_);
     list_ = with_replaced(*c_.current_webhook_list(updated_->project), updated_);
     c_.pending.webhooks[id_] = updated_;
     c_.pending.webhook_lists[updated_->project] = list_;
@@ -583,17 +581,16 @@ class disable_webhook_op final : public commit_mutation {
   std::shared_ptr<const webhook_list> list_;
 };
 
-class delete_webhook_op final : public commit_mutation {
+class delete_webhook_op final : public catalog_mutation {
  public:
   delete_webhook_op(impl& c, object_id org, object_id project_id, object_id id,
                     completion<void> done)
       : c_(c), org_(org), project_(project_id), id_(id), done_(std::move(done)) {}
 
-  result<void> plan(write_batch& batch) override {
+  result<void> plan(catalog_change& change) override {
     auto found = webhook_in(c_, org_, project_, id_);
     if (!found) return found.error();
-    batch.erase(table::webhooks, id_key(id_));
-    batch.erase(table::index, project_webhook_key(project_, id_));
+    change.erase(*found);
     list_ = without(*c_.current_webhook_list(project_), id_);
     c_.pending.webhooks[id_] = nullptr;
     c_.pending.webhook_lists[project_] = list_;
@@ -614,23 +611,20 @@ class delete_webhook_op final : public commit_mutation {
   std::shared_ptr<const webhook_list> list_;
 };
 
-// What deleting one project takes away: the project and its "ps" slug entry, and each of its
-// webhooks and their "pw" entries, one point delete each. A project has at most
-// max_webhooks_per_project webhooks (100 by default) and the catalog is small, so a hundred
-// deletes in one batch cost little, and load() finds exactly the entries the records imply.
+// What deleting one project takes away: the project and each of its webhooks, one erase each,
+// webhooks first. A project has at most max_webhooks_per_project webhooks (100 by default) and
+// the catalog is small, so a hundred erases in one change cost little.
 class project_removal {
  public:
-  // Plans the deletion into `batch` and the overlay; the organization's project list is the
+  // Plans the deletion into `change` and the overlay; the organization's project list is the
   // caller's.
-  void plan(impl& c, write_batch& batch, std::shared_ptr<const project> p) {
+  void plan(impl& c, catalog_change& change, std::shared_ptr<const project> p) {
     hooks_ = c.current_webhook_list(p->id);
     for (const auto& w : *hooks_) {
-      batch.erase(table::webhooks, id_key(w->id));
-      batch.erase(table::index, project_webhook_key(p->id, w->id));
+      change.erase(w);
       c.pending.webhooks[w->id] = nullptr;
     }
-    batch.erase(table::projects, id_key(p->id));
-    batch.erase(table::index, project_slug_key(p->organization, p->slug));
+    change.erase(p);
     c.pending.webhook_lists[p->id] = nullptr;
     c.pending.projects[p->id] = nullptr;
     c.pending.slugs[{p->organization, p->slug}] = false;
@@ -653,18 +647,18 @@ class project_removal {
   std::shared_ptr<const webhook_list> hooks_;
 };
 
-class delete_project_op final : public commit_mutation {
+class delete_project_op final : public catalog_mutation {
  public:
   delete_project_op(impl& c, object_id org, object_id project_id, completion<void> done)
       : c_(c), org_(org), project_(project_id), done_(std::move(done)) {}
 
-  result<void> plan(write_batch& batch) override {
+  result<void> plan(catalog_change& change) override {
     auto p = c_.current_project(project_);
     if (!p || p->organization != org_) {
       return not_found("Project " + project_.to_string() + " does not exist in organization " +
                        org_.to_string() + ".");
     }
-    removal_.plan(c_, batch, std::move(p));
+    removal_.plan(c_, change, std::move(p));
     list_ = without(*c_.current_project_list(org_), project_);
     c_.pending.project_lists[org_] = list_;
     return {};
@@ -683,17 +677,17 @@ class delete_project_op final : public commit_mutation {
   std::shared_ptr<const project_list> list_;
 };
 
-class delete_organization_op final : public commit_mutation {
+class delete_organization_op final : public catalog_mutation {
  public:
   delete_organization_op(impl& c, object_id org, completion<std::vector<object_id>> done)
       : c_(c), org_(org), done_(std::move(done)) {}
 
-  result<void> plan(write_batch& batch) override {
+  result<void> plan(catalog_change& change) override {
     if (!c_.current_organization(org_)) {
       return not_found("Organization " + org_.to_string() + " does not exist.");
     }
     if (const auto projects = c_.current_project_list(org_)) {
-      for (const auto& p : *projects) removals_.emplace_back().plan(c_, batch, p);
+      for (const auto& p : *projects) removals_.emplace_back().plan(c_, change, p);
     }
     c_.pending.project_lists[org_] = nullptr;
 
@@ -707,8 +701,8 @@ class delete_organization_op final : public commit_mutation {
       }
       auto next = std::make_shared<api_token>(*t);
       std::erase(next->organizations, org_);
-      batch.put(table::tokens, id_key(next->id), encode(*next));
       t = std::move(next);
+      change.put(t);
       c_.pending.tokens[t->id] = t;
       c_.pending.tokens_by_digest[t->digest] = t;
       rewritten_.push_back(t);
@@ -718,7 +712,7 @@ class delete_organization_op final : public commit_mutation {
       c_.pending.tokens_list = tokens_;
     }
 
-    batch.erase(table::organizations, id_key(org_));
+    change.erase(c_.current_organization(org_));
     organizations_ = without(*c_.current_organization_list(), org_);
     c_.pending.organizations[org_] = nullptr;
     c_.pending.organizations_list = organizations_;
@@ -752,6 +746,235 @@ class delete_organization_op final : public commit_mutation {
   std::vector<std::shared_ptr<const api_token>> rewritten_;
   std::shared_ptr<const token_list> tokens_;  // null when no token listed the organization
   std::shared_ptr<const organization_list> organizations_;
+};
+
+// Another node's change (catalog::apply_remote), already committed to the shared store: planned
+// into the overlay and published like a local change, but it appends nothing to the group's own
+// change, so nothing is written. Each op is checked against what this index holds:
+// - a put of a version held already (or of an older one, by updatedAt; tokens, which have none,
+//   by content) and an erase of what is not held change nothing, so the same change applied
+//   twice, or a change this node has seen through a re-read, is harmless;
+// - an erase takes along what hangs off the erased version as this index holds it (a project's
+//   webhooks, an organization's projects), as the local deletes do;
+// - a project or webhook whose organization or project is not held is refused whole (not_found),
+//   and so is a slug or digest held by another entity (conflict): the caller re-reads.
+class apply_remote_op final : public catalog_mutation {
+ public:
+  apply_remote_op(impl& c, catalog_change change, completion<void> done)
+      : c_(c), change_(std::move(change)), done_(std::move(done)) {}
+
+  result<void> plan(catalog_change&) override {
+    impl::overlay saved = c_.pending;  // put back when the change is refused
+    for (const catalog_change::op& op : change_.ops) {
+      const bool put = op.what == catalog_change::kind::put;
+      result<void> planned =
+          std::visit([&](const auto& e) { return put ? plan_put(e) : plan_erase(e); }, op.value);
+      if (!planned) {
+        c_.pending = std::move(saved);
+        steps_.clear();
+        return planned;
+      }
+    }
+    return {};
+  }
+  void publish() override {
+    for (const auto& step : steps_) step();
+  }
+  void complete(result<void> outcome) noexcept override { done_(std::move(outcome)); }
+
+ private:
+  result<void> plan_put(const std::shared_ptr<const organization>& o) {
+    const auto held = c_.current_organization(o->id);
+    if (held && held->updated_at >= o->updated_at) return {};
+    auto list = held ? with_replaced(*c_.current_organization_list(), o)
+                     : with_added(c_.current_organization_list().get(), o);
+    c_.pending.organizations[o->id] = o;
+    c_.pending.organizations_list = list;
+    steps_.push_back([&c = c_, o, list, fresh = !held] {
+      (void)c.organizations.put(o->id, o);
+      (void)c.all_organizations.exchange(list);
+      if (fresh) c.organization_count.fetch_add(1);
+    });
+    return {};
+  }
+
+  result<void> plan_erase(const std::shared_ptr<const organization>& gone) {
+    const object_id org = gone->id;
+    if (!c_.current_organization(org)) return {};
+    std::vector<std::shared_ptr<project_removal>> removals;
+    if (const auto projects = c_.current_project_list(org)) {
+      catalog_change unused;  // nothing is written
+      for (const auto& p : *projects) {
+        removals.push_back(std::make_shared<project_removal>());
+        removals.back()->plan(c_, unused, p);
+      }
+    }
+    c_.pending.project_lists[org] = nullptr;
+    auto list = without(*c_.current_organization_list(), org);
+    c_.pending.organizations[org] = nullptr;
+    c_.pending.organizations_list = list;
+    // Lists before ids, as in delete_organization_op.
+    steps_.push_back([&c = c_, org, list, removals = std::move(removals)] {
+      (void)c.all_organizations.exchange(list);
+      (void)c.projects_by_organization.erase(org);
+      (void)c.organizations.erase(org);
+      for (const auto& r : removals) r->publish(c);
+      c.organization_count.fetch_sub(1);
+    });
+    return {};
+  }
+
+  result<void> plan_put(const std::shared_ptr<const project>& p) {
+    const object_id org = p->organization;
+    if (!c_.current_organization(org)) {
+      return not_found("Organization " + org.to_string() + " of project " + p->id.to_string() +
+                       " is not known here.");
+    }
+    const auto held = c_.current_project(p->id);
+    if (held) {
+      if (held->updated_at >= p->updated_at) return {};
+      if (held->organization != org) {
+        return make_problem(error_kind::conflict,
+                            "Project " + p->id.to_string() + " is held in another organization.");
+      }
+    }
+    const bool new_slug = !held || held->slug != p->slug;
+    if (new_slug && c_.slug_taken(org, p->slug)) {
+      return make_problem(error_kind::conflict,
+                          "The slug "
+                          " + p->slug + "
+                          " of project " +
+                              p->id.to_string() + " is held by another project here.");
+    }
+    auto list = held ? with_replaced(*c_.current_project_list(org), p)
+                     : with_added(c_.current_project_list(org).get(), p);
+    c_.pending.projects[p->id] = p;
+    if (new_slug) {
+      if (held) c_.pending.slugs[{org, held->slug}] = false;
+      c_.pending.slugs[{org, p->slug}] = true;
+    }
+    c_.pending.project_lists[org] = list;
+    steps_.push_back([&c = c_, p, held, list, new_slug] {
+      (void)c.projects.put(p->id, p);
+      if (new_slug) {
+        if (held) c.slugs.erase({held->organization, held->slug});
+        c.slugs.insert_or_assign(std::make_pair(p->organization, p->slug), p->id);
+      }
+      (void)c.projects_by_organization.put(p->organization, list);
+      if (!held) c.project_count.fetch_add(1);
+    });
+    return {};
+  }
+
+  result<void> plan_erase(const std::shared_ptr<const project>& gone) {
+    auto held = c_.current_project(gone->id);
+    if (!held) return {};
+    const object_id org = held->organization;
+    auto removal = std::make_shared<project_removal>();
+    catalog_change unused;
+    removal->plan(c_, unused, std::move(held));
+    auto list = without(*c_.current_project_list(org), gone->id);
+    c_.pending.project_lists[org] = list;
+    steps_.push_back([&c = c_, org, list, removal] {
+      (void)c.projects_by_organization.put(org, list);
+      removal->publish(c);
+    });
+    return {};
+  }
+
+  static bool same_token(const api_token& a, const api_token& b) {
+    return a.name == b.name && a.organizations == b.organizations && a.scopes == b.scopes &&
+           a.digest == b.digest && a.created_at == b.created_at;
+  }
+
+  result<void> plan_put(const std::shared_ptr<const api_token>& t) {
+    const auto held = c_.current_token(t->id);
+    if (held && same_token(*held, *t)) return {};
+    if (const auto other = c_.current_token_by_digest(t->digest); other && other->id != t->id) {
+      return make_problem(error_kind::conflict,
+                          "Token " + t->id.to_string() + " has the digest of another token here.");
+    }
+    auto list = held ? with_replaced(*c_.current_token_list(), t)
+                     : with_added(c_.current_token_list().get(), t);
+    c_.pending.tokens[t->id] = t;
+    if (held && held->digest != t->digest) c_.pending.tokens_by_digest[held->digest] = nullptr;
+    c_.pending.tokens_by_digest[t->digest] = t;
+    c_.pending.tokens_list = list;
+    steps_.push_back([&c = c_, t, held, list] {
+      if (held && held->digest != t->digest) (void)c.tokens_by_digest.erase(held->digest);
+      (void)c.tokens_by_digest.put(t->digest, t);
+      (void)c.tokens.put(t->id, t);
+      (void)c.all_tokens.exchange(list);
+      if (!held) c.token_count.fetch_add(1);
+      if (held && held->scopes.has(scope::admin)) c.admin_token_count.fetch_sub(1);
+      if (t->scopes.has(scope::admin)) c.admin_token_count.fetch_add(1);
+    });
+    return {};
+  }
+
+  result<void> plan_erase(const std::shared_ptr<const api_token>& gone) {
+    const auto held = c_.current_token(gone->id);
+    if (!held) return {};
+    auto list = without(*c_.current_token_list(), held->id);
+    c_.pending.tokens[held->id] = nullptr;
+    c_.pending.tokens_by_digest[held->digest] = nullptr;
+    c_.pending.tokens_list = list;
+    // The digest goes first, as in delete_token_op.
+    steps_.push_back([&c = c_, held, list] {
+      (void)c.tokens_by_digest.erase(held->digest);
+      (void)c.tokens.erase(held->id);
+      (void)c.all_tokens.exchange(list);
+      c.token_count.fetch_sub(1);
+      if (held->scopes.has(scope::admin)) c.admin_token_count.fetch_sub(1);
+    });
+    return {};
+  }
+
+  result<void> plan_put(const std::shared_ptr<const webhook>& w) {
+    const auto p = c_.current_project(w->project);
+    if (!p || p->organization != w->organization) {
+      return not_found("Project " + w->project.to_string() + " of webhook " + w->id.to_string() +
+                       " is not known here in organization " + w->organization.to_string() + ".");
+    }
+    const auto held = c_.current_webhook(w->id);
+    if (held) {
+      if (held->updated_at >= w->updated_at) return {};
+      if (held->project != w->project) {
+        return make_problem(error_kind::conflict,
+                            "Webhook " + w->id.to_string() + " is held in another project.");
+      }
+    }
+    const auto current = c_.current_webhook_list(w->project);
+    auto list = held ? with_replaced(*current, w) : with_added(current.get(), w);
+    c_.pending.webhooks[w->id] = w;
+    c_.pending.webhook_lists[w->project] = list;
+    steps_.push_back([&c = c_, w, list, fresh = !held] {
+      (void)c.webhooks.put(w->id, w);
+      (void)c.webhooks_by_project.put(w->project, list);
+      if (fresh) c.webhook_count.fetch_add(1);
+    });
+    return {};
+  }
+
+  result<void> plan_erase(const std::shared_ptr<const webhook>& gone) {
+    const auto held = c_.current_webhook(gone->id);
+    if (!held) return {};
+    auto list = without(*c_.current_webhook_list(held->project), held->id);
+    c_.pending.webhooks[held->id] = nullptr;
+    c_.pending.webhook_lists[held->project] = list;
+    // Out of the list first, as in delete_webhook_op.
+    steps_.push_back([&c = c_, held, list] {
+      (void)c.webhooks_by_project.put(held->project, list);
+      (void)c.webhooks.erase(held->id);
+      c.webhook_count.fetch_sub(1);
+    });
+    return {};
+  }
+
+  impl& c_;
+  catalog_change change_;
+  completion<void> done_;
+  std::vector<std::function<void()>> steps_;  // what publish() installs, in the change's order
 };
 
 }  // namespace
@@ -828,6 +1051,11 @@ void catalog::delete_project(object_id org, object_id project_id, completion<voi
 
 void catalog::delete_organization(object_id org, completion<std::vector<object_id>> done) {
   impl_->writer.submit(std::make_unique<delete_organization_op>(*impl_, org, std::move(done)));
+}
+
+void catalog::apply_remote(catalog_change change, completion<void> done) {
+  impl_->writer.submit(
+      std::make_unique<apply_remote_op>(*impl_, std::move(change), std::move(done)));
 }
 
 }  // namespace hookd

@@ -12,7 +12,7 @@
 // Ed25519 private key is its "secret", sealed like an HMAC secret;
 // a token is stored by the SHA-256 digest of its string only. Nothing in a value is a secret in
 // plain text. Records written before header values were sealed hold them as a plain array; they
-// still decode, and the catalog rewrites them once (kHeadersSealedKey).
+// still decode, and kv_catalog_store::load rewrites them once (kHeadersSealedKey).
 //
 // Index entries live in table::index under two-letter prefixes:
 //   "ps" + organization id + slug     -> project id   (slug unique per organization)
@@ -50,7 +50,7 @@ inline constexpr std::string_view kProjectWebhookPrefix = "pw";
 inline constexpr std::string_view kTokenDigestPrefix = "td";
 
 // Meta table keys. kHeadersSealedKey is present once the webhooks written before header values
-// were sealed have been rewritten sealed (see catalog load).
+// were sealed have been rewritten sealed (kv_catalog_store::load).
 inline constexpr std::string_view kHeadersSealedKey = "headers_sealed";
 std::string project_slug_key(const object_id& org, std::string_view slug);
 std::string project_webhook_key(const object_id& project, const object_id& webhook);

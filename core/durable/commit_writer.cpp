@@ -21,25 +21,27 @@ std::optional<problem> write_failure(result<void>& written) {
 }  // namespace
 
 // A group after planning: its mutations, the batch of the accepted ones and each refusal.
-struct commit_writer::planned_group {
+template <class Batch>
+struct basic_commit_writer<Batch>::planned_group {
   queue_type mutations;
-  write_batch batch;
+  Batch batch;
   std::vector<std::optional<problem>> refusals;  // per mutation; empty optional: accepted
   std::uint64_t accepted = 0;
 };
 
-commit_writer::commit_writer(storage& store, std::function<void()> end_of_group)
-    : commit_writer(store, std::move(end_of_group), commit_writer_options{}) {}
+template <class Batch>
+basic_commit_writer<Batch>::basic_commit_writer(write_function write,
+                                                std::function<void()> end_of_group,
+                                                commit_writer_options options)
+    : write_(std::move(write)), end_of_group_(std::move(end_of_group)), options_(options) {}
 
-commit_writer::commit_writer(storage& store, std::function<void()> end_of_group,
-                             commit_writer_options options)
-    : store_(store), end_of_group_(std::move(end_of_group)), options_(options) {}
-
-commit_writer::~commit_writer() {
+template <class Batch>
+basic_commit_writer<Batch>::~basic_commit_writer() {
   stop();
 }
 
-void commit_writer::start() {
+template <class Batch>
+void basic_commit_writer<Batch>::start() {
   std::lock_guard stop_lock(stop_mutex_);
   std::lock_guard lock(mutex_);
   if (started_ || stopping_) return;
@@ -53,7 +55,8 @@ void commit_writer::start() {
   });
 }
 
-void commit_writer::stop() {
+template <class Batch>
+void basic_commit_writer<Batch>::stop() {
   if (writer_id_.load() == std::this_thread::get_id()) {
     // Called from a completion: the writer cannot join itself. It ends by itself once the queue
     // is empty, and the next stop() from another thread (or the destructor) joins it.
@@ -73,7 +76,8 @@ void commit_writer::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-void commit_writer::submit(std::unique_ptr<commit_mutation> m) {
+template <class Batch>
+void basic_commit_writer<Batch>::submit(std::unique_ptr<mutation> m) {
   {
     std::lock_guard lock(mutex_);
     if (!stopping_) {
@@ -88,13 +92,15 @@ void commit_writer::submit(std::unique_ptr<commit_mutation> m) {
   wake_.notify_one();
 }
 
-commit_stats commit_writer::stats() const noexcept {
+template <class Batch>
+commit_stats basic_commit_writer<Batch>::stats() const noexcept {
   return commit_stats{
       groups_.load(std::memory_order_relaxed), mutations_.load(std::memory_order_relaxed),
       rejected_.load(std::memory_order_relaxed), failed_.load(std::memory_order_relaxed)};
 }
 
-void commit_writer::run() {
+template <class Batch>
+void basic_commit_writer<Batch>::run() {
   writer_id_.store(std::this_thread::get_id());
   queue_type group;
   for (;;) {
@@ -109,13 +115,16 @@ void commit_writer::run() {
   }
 }
 
-commit_writer::planned_group commit_writer::plan_group(queue_type& group) {
+template <class Batch>
+typename basic_commit_writer<Batch>::planned_group basic_commit_writer<Batch>::plan_group(
+    queue_type& group) {
   planned_group g;
   plan_into(g, group);
   return g;
 }
 
-void commit_writer::plan_into(planned_group& g, queue_type& more) {
+template <class Batch>
+void basic_commit_writer<Batch>::plan_into(planned_group& g, queue_type& more) {
   const std::size_t first = g.mutations.size();
   if (first == 0) {
     g.mutations.swap(more);
@@ -136,19 +145,22 @@ void commit_writer::plan_into(planned_group& g, queue_type& more) {
     if (planned) {
       ++g.accepted;
     } else {
-      g.batch.ops.resize(mark);  // a refused change contributes nothing
+      // A refused change contributes nothing.
+      g.batch.ops.erase(g.batch.ops.begin() + static_cast<std::ptrdiff_t>(mark), g.batch.ops.end());
       g.refusals[i] = std::move(planned).error();
     }
   }
 }
 
-void commit_writer::publish_group(planned_group& g) {
+template <class Batch>
+void basic_commit_writer<Batch>::publish_group(planned_group& g) {
   for (std::size_t i = 0; i < g.mutations.size(); ++i) {
     if (!g.refusals[i]) g.mutations[i]->publish();
   }
 }
 
-void commit_writer::count_group(const planned_group& g, bool failed) {
+template <class Batch>
+void basic_commit_writer<Batch>::count_group(const planned_group& g, bool failed) {
   if (!g.batch.empty()) {
     if (failed) {
       failed_.fetch_add(g.accepted, std::memory_order_relaxed);
@@ -160,7 +172,9 @@ void commit_writer::count_group(const planned_group& g, bool failed) {
   rejected_.fetch_add(g.mutations.size() - g.accepted, std::memory_order_relaxed);
 }
 
-void commit_writer::complete_group(planned_group& g, const std::optional<problem>& failure) {
+template <class Batch>
+void basic_commit_writer<Batch>::complete_group(planned_group& g,
+                                                const std::optional<problem>& failure) {
   for (std::size_t i = 0; i < g.mutations.size(); ++i) {
     if (g.refusals[i]) {
       g.mutations[i]->complete(std::move(*g.refusals[i]));
@@ -172,11 +186,12 @@ void commit_writer::complete_group(planned_group& g, const std::optional<problem
   }
 }
 
-void commit_writer::commit_group(queue_type& group) {
+template <class Batch>
+void basic_commit_writer<Batch>::commit_group(queue_type& group) {
   planned_group g = plan_group(group);
   std::optional<problem> failure;
   if (!g.batch.empty()) {
-    result<void> written = store_.write(g.batch);
+    result<void> written = write_(g.batch);
     failure = write_failure(written);
   }
   if (!failure) publish_group(g);
@@ -188,7 +203,8 @@ void commit_writer::commit_group(queue_type& group) {
 
 // Every mutation of a group planned on top of a group whose write failed: its plan rests on
 // changes that were never made, so it is not written, and its refusals are no answer either.
-void commit_writer::fail_planned_ahead(planned_group& g, const problem& failure) {
+template <class Batch>
+void basic_commit_writer<Batch>::fail_planned_ahead(planned_group& g, const problem& failure) {
   failed_.fetch_add(g.mutations.size(), std::memory_order_relaxed);
   const problem why =
       make_problem(error_kind::storage_failure,
@@ -197,16 +213,17 @@ void commit_writer::fail_planned_ahead(planned_group& g, const problem& failure)
   for (auto& m : g.mutations) m->complete(why);
 }
 
-void commit_writer::write_loop() {
+template <class Batch>
+void basic_commit_writer<Batch>::write_loop() {
   std::unique_lock lock(mutex_);
   for (;;) {
     write_wake_.wait(lock, [this] { return write_job_ != nullptr || write_exit_; });
     if (write_job_ == nullptr) return;
-    const write_batch& batch = *std::exchange(write_job_, nullptr);
+    const Batch& batch = *std::exchange(write_job_, nullptr);
     lock.unlock();
     result<void> written = make_problem(error_kind::storage_failure, "the write did not run");
     try {
-      written = store_.write(batch);
+      written = write_(batch);
     } catch (const std::exception& e) {
       written = make_problem(error_kind::storage_failure, std::string("write failed: ") + e.what());
     }
@@ -221,7 +238,8 @@ void commit_writer::write_loop() {
 // write has succeeded. A group is started while another is in flight at most
 // max_groups_planned_ahead times in a row; then the writer waits for the write, so that
 // end_of_group runs.
-void commit_writer::run_planning_ahead() {
+template <class Batch>
+void basic_commit_writer<Batch>::run_planning_ahead() {
   std::thread writes;
   try {
     writes = std::thread([this] { write_loop(); });
@@ -344,5 +362,8 @@ void commit_writer::run_planning_ahead() {
   write_wake_.notify_one();
   writes.join();
 }
+
+template class basic_commit_writer<write_batch>;
+template class basic_commit_writer<catalog_change>;
 
 }  // namespace hookd

@@ -3,10 +3,15 @@
 //
 // Callers submit mutations; submit() only pushes onto a queue and never waits for I/O. One writer
 // thread takes everything queued at once (a group) and, in queue order, asks each mutation to plan
-// itself into one shared write_batch. A refused mutation contributes nothing. The batch is written
-// with one storage.write (one fsync); when it is durable every accepted mutation publishes, in
-// order, and only then do the completions run, again in order. When the write fails nothing is
-// published and every accepted mutation completes with storage_failure.
+// itself into one shared batch. A refused mutation contributes nothing. The batch is written with
+// one call of the writer's write function (one storage.write, one fsync); when it is durable every
+// accepted mutation publishes, in order, and only then do the completions run, again in order.
+// When the write fails nothing is published and every accepted mutation completes with
+// storage_failure.
+//
+// The batch type is a parameter: a write_batch of key-value records (commit_writer, written with
+// storage::write), or the catalog's typed catalog_change (written with catalog_store::commit).
+// It needs a vector `ops` (a refused mutation's ops are cut off again) and empty().
 //
 // Everything queued while one fsync runs goes into the next group, so under load the cost of an
 // fsync is shared by all the changes that waited for it, and a lone change waits for no timer.
@@ -27,14 +32,16 @@
 //
 // Thread safety: submit(), stats() and stop() may be called from any thread. plan(), publish()
 // and complete() run on the writer thread only (or on the caller of stop() when the writer was
-// never started), never under a lock of this class. storage.write runs on the writer thread, or
-// with plan_ahead on the writer's own write thread, one write at a time.
+// never started), never under a lock of this class. The write function runs on the writer thread,
+// or with plan_ahead on the writer's own write thread, one write at a time.
 
 #include "core/catalog/catalog.hpp"  // commit_stats
+#include "core/catalog/catalog_store.hpp"
 #include "core/common/error.hpp"
 #include "core/durable/storage.hpp"
 
 #include <atomic>
+#include <concepts>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -47,14 +54,15 @@ namespace hookd {
 
 // One logical change. Its methods are called on the writer thread, at most once each, in the
 // order plan, publish (only if planned and durable), complete.
-class commit_mutation {
+template <class Batch>
+class basic_commit_mutation {
  public:
-  virtual ~commit_mutation() = default;
+  virtual ~basic_commit_mutation() = default;
   // Decides the change against the published state plus what the earlier accepted mutations of
   // this group planned (an overlay the owner keeps and clears in end_of_group). On success it
   // appends its records to `batch` (possibly none: a change that changes nothing). On refusal it
   // returns the problem and must leave the overlay as it was; records it appended are dropped.
-  virtual result<void> plan(write_batch& batch) = 0;
+  virtual result<void> plan(Batch& batch) = 0;
   // The batch is durable: make the change visible to readers.
   virtual void publish() = 0;
   // Delivers the outcome: success after publish, or the refusal, storage_failure or unavailable.
@@ -68,16 +76,26 @@ struct commit_writer_options {
   std::size_t max_groups_planned_ahead = 16;
 };
 
-class commit_writer {
+template <class Batch>
+class basic_commit_writer {
  public:
+  using mutation = basic_commit_mutation<Batch>;
+  // Makes a batch durable, all or nothing; an error means nothing of it was stored.
+  using write_function = std::function<result<void>(const Batch&)>;
+
   // `end_of_group` runs on the writer thread after each group has been written (or failed) and
   // published, before the completions: the owner clears its planning overlay there. With
   // options.plan_ahead it runs only when no later group has been planned (see above).
-  commit_writer(storage& store, std::function<void()> end_of_group);
-  commit_writer(storage& store, std::function<void()> end_of_group, commit_writer_options options);
-  ~commit_writer();  // stop()
-  commit_writer(const commit_writer&) = delete;
-  commit_writer& operator=(const commit_writer&) = delete;
+  basic_commit_writer(write_function write, std::function<void()> end_of_group,
+                      commit_writer_options options = {});
+  // Key-value batches written with store.write.
+  basic_commit_writer(storage& store, std::function<void()> end_of_group,
+                      commit_writer_options options = {}) requires std::same_as<Batch, write_batch>
+      : basic_commit_writer([&store](const write_batch& b) { return store.write(b); },
+                            std::move(end_of_group), options) {}
+  ~basic_commit_writer();  // stop()
+  basic_commit_writer(const basic_commit_writer&) = delete;
+  basic_commit_writer& operator=(const basic_commit_writer&) = delete;
 
   void start();  // starts the writer thread; mutations submitted before start wait for it
   // Lets the writer finish everything queued (those complete normally), then joins it. When the
@@ -85,12 +103,12 @@ class commit_writer {
   void stop();
 
   // Queues `m`. After stop() it completes `m` inline with `unavailable` instead.
-  void submit(std::unique_ptr<commit_mutation> m);
+  void submit(std::unique_ptr<mutation> m);
 
   commit_stats stats() const noexcept;
 
  private:
-  using queue_type = std::vector<std::unique_ptr<commit_mutation>>;
+  using queue_type = std::vector<std::unique_ptr<mutation>>;
   struct planned_group;
   void run();
   void run_planning_ahead();
@@ -103,7 +121,7 @@ class commit_writer {
   void fail_planned_ahead(planned_group& g, const problem& failure);
   void commit_group(queue_type& group);
 
-  storage& store_;
+  write_function write_;
   std::function<void()> end_of_group_;
   const commit_writer_options options_;
 
@@ -118,11 +136,18 @@ class commit_writer {
 
   // plan_ahead: the write thread's hand-over, guarded by mutex_.
   std::condition_variable write_wake_;
-  const write_batch* write_job_ = nullptr;    // the batch to write next (owned by the writer)
+  const Batch* write_job_ = nullptr;          // the batch to write next (owned by the writer)
   std::optional<result<void>> write_result_;  // the outcome of the last job, until taken
   bool write_exit_ = false;
 
   std::atomic<std::uint64_t> groups_{0}, mutations_{0}, rejected_{0}, failed_{0};
 };
+
+// Both are instantiated in commit_writer.cpp.
+extern template class basic_commit_writer<write_batch>;
+extern template class basic_commit_writer<catalog_change>;
+
+using commit_mutation = basic_commit_mutation<write_batch>;
+using commit_writer = basic_commit_writer<write_batch>;
 
 }  // namespace hookd

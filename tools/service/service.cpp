@@ -1,6 +1,7 @@
 #include "tools/service/service.hpp"
 
 #include "core/catalog/entities.hpp"
+#include "core/catalog/kv_catalog_store.hpp"
 #include "core/common/completion.hpp"
 #include "core/common/log.hpp"
 #include "hookd/version.hpp"
@@ -126,6 +127,7 @@ struct service::parts {
   std::filesystem::path data_dir;
   std::filesystem::path token_file;
   std::unique_ptr<storage> store;
+  std::unique_ptr<catalog_store> cat_store;  // the catalog's entities, in `store`
   std::unique_ptr<catalog> cat;
   std::unique_ptr<delivery_log> deliveries;
   std::unique_ptr<endpoint_health> health;  // fed by the dispatcher, read by the API
@@ -266,7 +268,8 @@ std::variant<std::unique_ptr<service>, service_failure> service::open(service_op
   cat_options.max_webhooks_per_project = cfg.max_webhooks_per_project;
   cat_options.master_key = *key;
   cat_options.secret_grace = cfg.secret_grace;
-  p->cat = std::make_unique<catalog>(*p->store, cat_options);
+  p->cat_store = std::make_unique<kv_catalog_store>(*p->store, *key);
+  p->cat = std::make_unique<catalog>(*p->cat_store, cat_options);
   const auto cat_started = steady::now();
   const auto counts = p->cat->load();
   if (!counts) return start_failure("cannot load the catalog: " + counts.error().detail);
