@@ -127,6 +127,23 @@ void hour_window::record(timestamp at, bool succeeded,
   ++count;
 }
 
+namespace {
+
+// The latency below which a share q of a histogram's samples lie (`samples` > 0).
+std::uint64_t at_rank(const std::array<std::uint64_t, hour_window::kLatencyBuckets>& latency,
+                      std::uint64_t samples, double q) {
+  const auto rank = std::clamp<std::uint64_t>(
+      static_cast<std::uint64_t>(std::ceil(q * static_cast<double>(samples))), 1, samples);
+  std::uint64_t seen = 0;
+  for (std::size_t i = 0; i < hour_window::kLatencyBuckets; ++i) {
+    seen += latency[i];
+    if (seen >= rank) return hour_window::highest_in_bucket(i);
+  }
+  return hour_window::highest_in_bucket(hour_window::kLatencyBuckets - 1);
+}
+
+}  // namespace
+
 window_summary hour_window::summary(timestamp now) const {
   window_summary out;
   const std::int64_t current = minute_of(now);
@@ -134,26 +151,29 @@ window_summary hour_window::summary(timestamp now) const {
   std::uint64_t samples = 0;
   for (const slot& s : slots_) {
     if (s.minute < 0 || s.minute > current || current - s.minute >= std::int64_t{kSlots}) continue;
+    if (s.successes + s.failures == 0) continue;
     out.successes += s.successes;
     out.failures += s.failures;
+    std::array<std::uint64_t, kLatencyBuckets> minute_latency{};
+    std::uint64_t minute_samples = 0;
     for (std::size_t i = 0; i < kLatencyBuckets; ++i) {
+      minute_latency[i] = s.latency[i];
+      minute_samples += s.latency[i];
       latency[i] += s.latency[i];
-      samples += s.latency[i];
     }
+    samples += minute_samples;
+    minute_summary m;
+    m.at = timestamp(std::chrono::minutes(s.minute));
+    m.successes = s.successes;
+    m.failures = s.failures;
+    if (minute_samples > 0) m.p50_ms = at_rank(minute_latency, minute_samples, 0.5);
+    out.minutes.push_back(m);
   }
+  std::sort(out.minutes.begin(), out.minutes.end(),
+            [](const minute_summary& a, const minute_summary& b) { return a.at < b.at; });
   if (samples == 0) return out;
-  const auto at_rank = [&](double q) {
-    const auto rank = std::clamp<std::uint64_t>(
-        static_cast<std::uint64_t>(std::ceil(q * static_cast<double>(samples))), 1, samples);
-    std::uint64_t seen = 0;
-    for (std::size_t i = 0; i < kLatencyBuckets; ++i) {
-      seen += latency[i];
-      if (seen >= rank) return highest_in_bucket(i);
-    }
-    return highest_in_bucket(kLatencyBuckets - 1);
-  };
-  out.p50_ms = at_rank(0.5);
-  out.p99_ms = at_rank(0.99);
+  out.p50_ms = at_rank(latency, samples, 0.5);
+  out.p99_ms = at_rank(latency, samples, 0.99);
   return out;
 }
 
@@ -293,6 +313,17 @@ json::object to_json(const health_report& r) {
           : json::value(static_cast<double>(r.hour.successes) / static_cast<double>(attempts));
   o["latencyP50Ms1h"] = r.hour.p50_ms ? json::value(*r.hour.p50_ms) : json::value(nullptr);
   o["latencyP99Ms1h"] = r.hour.p99_ms ? json::value(*r.hour.p99_ms) : json::value(nullptr);
+  json::array minutes;
+  minutes.reserve(r.hour.minutes.size());
+  for (const minute_summary& m : r.hour.minutes) {
+    json::object one;
+    one["at"] = format_rfc3339(m.at);
+    one["successes"] = m.successes;
+    one["failures"] = m.failures;
+    one["latencyP50Ms"] = m.p50_ms ? json::value(*m.p50_ms) : json::value(nullptr);
+    minutes.push_back(std::move(one));
+  }
+  o["minutes1h"] = std::move(minutes);
   return o;
 }
 

@@ -87,12 +87,21 @@ struct attempt_report {
   timestamp at{};  // when it ended
 };
 
+// One minute of the last hour that had attempts.
+struct minute_summary {
+  timestamp at{};  // the minute's start
+  std::uint64_t successes = 0;
+  std::uint64_t failures = 0;
+  std::optional<std::uint64_t> p50_ms;  // of its attempts that got a response; nullopt: none did
+};
+
 // What the window says about the last hour.
 struct window_summary {
   std::uint64_t successes = 0;
   std::uint64_t failures = 0;
   std::optional<std::uint64_t> p50_ms;  // of attempts that got a response; nullopt: none did
   std::optional<std::uint64_t> p99_ms;
+  std::vector<minute_summary> minutes;  // the minutes with attempts, oldest first (at most 60)
 };
 
 // The attempts of the last hour of one webhook: 60 one-minute slots in a ring, each with its
@@ -194,7 +203,8 @@ struct health_report {
   window_summary hour;
 };
 // {state, lastSuccessAt, lastFailureAt, consecutiveFailures, pending, paused, inFlight,
-// concurrency, successRate1h, latencyP50Ms1h, latencyP99Ms1h}; null for what is unknown.
+// concurrency, successRate1h, latencyP50Ms1h, latencyP99Ms1h, minutes1h: [{at, successes,
+// failures, latencyP50Ms}]}; null for what is unknown.
 boost::json::object to_json(const health_report& r);
 
 // The state of a webhook from its activity and what the tracker knows (docs/delivery.md,

@@ -283,10 +283,14 @@ test('recover a window and see how many went out again', async () => {
   await page.waitForSelector('main ::-p-text(failed deliveries go out again)');
 });
 
-test('health shows as a chart', async () => {
-  await page.waitForSelector('main svg.chart rect');
+test('health shows the hour minute by minute as a chart', async () => {
+  // The deliveries above were attempted within the last minute or two: their minutes are drawn
+  // as columns (green: succeeded), each with a title saying what it counts.
+  await page.waitForSelector('main svg.chart rect[data-minute=succeeded]');
   const label = await page.$eval('main svg.chart', (n) => n.getAttribute('aria-label'));
-  assert.match(label, /success rate/);
+  assert.match(label, /per minute: [1-9]\d* minutes with attempts; success rate/);
+  const title = await page.$eval('main svg.chart rect[data-minute=succeeded] title', (n) => n.textContent);
+  assert.match(title, /[1-9]\d* succeeded, \d+ failed/);
 });
 
 test('deactivate and activate', async () => {

@@ -381,17 +381,22 @@ function testSection(hook) {
   return section;
 }
 
-// Success rate and latency of the last hour as a small inline SVG, built node by node.
+// The last hour, minute by minute, as a small inline SVG built node by node: one column per
+// minute, its attempts stacked (succeeded below, failed above, scaled to the busiest minute), and
+// the minute's median latency as a line over them. `minutes1h` lists only the minutes that had
+// attempts, oldest first (docs/delivery.md, "Endpoint health").
 function healthChart(h) {
   const NS = 'http://www.w3.org/2000/svg';
   const svg = document.createElementNS(NS, 'svg');
-  svg.setAttribute('viewBox', '0 0 320 110');
+  const W = 360, H = 120, left = 36, top = 8, plotH = 84, colW = (W - left) / 60;
+  svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
   svg.setAttribute('class', 'chart');
   svg.setAttribute('role', 'img');
   const rate = h.successRate1h;
   const p50 = h.latencyP50Ms1h;
   const p99 = h.latencyP99Ms1h;
-  const desc = `Last hour: success rate ${rate === null ? 'no attempts' : `${Math.round(rate * 100)} %`}, ` +
+  const desc = `Last hour, per minute: ${h.minutes1h.length} minutes with attempts; success rate ` +
+    `${rate === null ? 'no attempts' : `${Math.round(rate * 100)} %`}, ` +
     `median latency ${p50 === null ? 'none' : `${p50} ms`}, 99th percentile ${p99 === null ? 'none' : `${p99} ms`}.`;
   svg.setAttribute('aria-label', desc);
   const add = (tag, attrs, text) => {
@@ -401,20 +406,48 @@ function healthChart(h) {
     svg.append(n);
     return n;
   };
-  const maxLatency = Math.max(p99 || 0, p50 || 0, 1);
-  const bars = [
-    ['success', rate === null ? 0 : rate, rate === null ? 'n/a' : `${Math.round(rate * 100)} %`, rate === null || rate >= 0.99 ? '#1a7f37' : rate >= 0.9 ? '#9a6700' : '#b42318'],
-    ['p50', p50 === null ? 0 : p50 / maxLatency, p50 === null ? 'n/a' : `${p50} ms`, '#0a58ca'],
-    ['p99', p99 === null ? 0 : p99 / maxLatency, p99 === null ? 'n/a' : `${p99} ms`, '#6639ba'],
-  ];
-  bars.forEach(([label, fraction, text, color], i) => {
-    const y = 8 + i * 34;
-    add('text', { x: 0, y: y + 16 }, label);
-    add('rect', { x: 60, y, width: 180, height: 22, fill: '#f6f8fa', stroke: '#d0d7de' });
-    add('rect', { x: 60, y, width: Math.max(0, Math.min(1, fraction)) * 180, height: 22, fill: color });
-    add('text', { x: 248, y: y + 16 }, text);
-  });
+  add('rect', { x: left, y: top, width: W - left, height: plotH, fill: '#f6f8fa', stroke: '#d0d7de' });
+  const now = Math.floor(Date.now() / 60000);
+  const maxAttempts = Math.max(1, ...h.minutes1h.map((m) => m.successes + m.failures));
+  const maxLatency = Math.max(1, ...h.minutes1h.map((m) => m.latencyP50Ms || 0));
+  const points = [];
+  for (const m of h.minutes1h) {
+    const age = now - Math.floor(Date.parse(m.at) / 60000);  // 0: this minute
+    if (age < 0 || age > 59) continue;
+    const x = left + (59 - age) * colW;
+    const okH = (m.successes / maxAttempts) * plotH;
+    const badH = (m.failures / maxAttempts) * plotH;
+    const bar = (y, height, fill, kind) => {
+      const r = add('rect', { x: x + 0.5, y, width: Math.max(1, colW - 1), height, fill, 'data-minute': kind });
+      const title = document.createElementNS(NS, 'title');
+      title.textContent = `${formatTime(m.at)}: ${m.successes} succeeded, ${m.failures} failed` +
+        (m.latencyP50Ms === null ? '' : `, median ${m.latencyP50Ms} ms`);
+      r.append(title);
+    };
+    if (okH > 0) bar(top + plotH - okH, okH, '#1a7f37', 'succeeded');
+    if (badH > 0) bar(top + plotH - okH - badH, badH, '#b42318', 'failed');
+    if (m.latencyP50Ms !== null) {
+      points.push(`${x + colW / 2},${top + plotH - (m.latencyP50Ms / maxLatency) * plotH}`);
+    }
+  }
+  if (points.length > 1) {
+    add('polyline', { points: points.join(' '), fill: 'none', stroke: '#0a58ca', 'stroke-width': 1.5 });
+  }
+  add('text', { x: 0, y: top + 10, 'font-size': 10 }, String(maxAttempts));
+  add('text', { x: 0, y: top + plotH, 'font-size': 10 }, '0');
+  add('text', { x: left, y: H - 4, 'font-size': 10 }, '60 min ago');
+  add('text', { x: W, y: H - 4, 'font-size': 10, 'text-anchor': 'end' }, 'now');
   return svg;
+}
+
+// The hour in figures, beside the chart.
+function healthFigures(h) {
+  const rate = h.successRate1h;
+  return el('p', { class: 'muted' },
+    `Success ${rate === null ? 'n/a (no attempts)' : `${Math.round(rate * 100)} %`} · ` +
+    `median ${h.latencyP50Ms1h === null ? 'n/a' : `${h.latencyP50Ms1h} ms`} · ` +
+    `p99 ${h.latencyP99Ms1h === null ? 'n/a' : `${h.latencyP99Ms1h} ms`} · ` +
+    'bars: attempts per minute (green succeeded, red failed); line: median latency');
 }
 
 function healthSection(hook) {
@@ -433,6 +466,7 @@ function loadHealth(hook, body) {
     body.append(
       el('p', {}, 'State: ', badge(h.state)),
       healthChart(h),
+      healthFigures(h),
       el('dl', { class: 'grid' },
         el('div', {}, el('dt', { text: 'Pending' }), el('dd', { text: h.pending })),
         el('div', {}, el('dt', { text: 'Paused' }), el('dd', { text: h.paused })),

@@ -225,6 +225,43 @@ TEST(HourWindow, CountsTheLastSixtyMinutes) {
   EXPECT_EQ(later.successes + later.failures, 49u);  // minutes 41..89
 }
 
+TEST(HourWindow, EachMinuteWithAttemptsOldestFirst) {
+  // What the portal's health chart draws (docs/delivery.md, "Endpoint health"): every minute of
+  // the hour that had attempts, in time order, whatever slot of the ring it landed in.
+  hour_window w;
+  const timestamp start{minutes{29'000'000}};
+  for (int m = 0; m < 70; m += 7) {  // minutes 0, 7, ..., 63: the ring wraps after 60
+    for (int i = 0; i <= m % 3; ++i)
+      w.record(start + minutes{m} + seconds{5}, true, milliseconds{m + 10});
+    w.record(start + minutes{m} + seconds{9}, false, std::nullopt);
+  }
+  const window_summary s = w.summary(start + minutes{63} + seconds{30});
+  // Minute 0 is more than an hour old: minutes 7..63 remain.
+  ASSERT_EQ(s.minutes.size(), 9u);
+  std::uint64_t successes = 0, failures = 0;
+  for (std::size_t i = 0; i < s.minutes.size(); ++i) {
+    const int m = 7 * static_cast<int>(i + 1);
+    const minute_summary& one = s.minutes[i];
+    EXPECT_EQ(one.at, start + minutes{m}) << i;
+    EXPECT_EQ(one.successes, static_cast<std::uint64_t>(m % 3 + 1)) << i;
+    EXPECT_EQ(one.failures, 1u) << i;
+    ASSERT_TRUE(one.p50_ms) << i;
+    EXPECT_GE(*one.p50_ms, static_cast<std::uint64_t>(m + 10)) << i;
+    EXPECT_LE(static_cast<double>(*one.p50_ms), (m + 10) * 1.25) << i;
+    successes += one.successes;
+    failures += one.failures;
+  }
+  // The minutes add up to the hour.
+  EXPECT_EQ(successes, s.successes);
+  EXPECT_EQ(failures, s.failures);
+  // A minute of failures without a response has no latency.
+  hour_window only_failures;
+  only_failures.record(start, false, std::nullopt);
+  const window_summary f = only_failures.summary(start);
+  ASSERT_EQ(f.minutes.size(), 1u);
+  EXPECT_FALSE(f.minutes[0].p50_ms);
+}
+
 TEST(HourWindow, PercentilesWithinAQuarter) {
   hour_window w;
   const timestamp now = kT0;
@@ -303,7 +340,9 @@ TEST(HealthReport, JsonFields) {
   r.pending = 3;
   r.in_flight = 1;
   r.concurrency = 4;
-  r.hour = window_summary{3, 1, 12, 40};
+  r.hour = window_summary{3, 1, 12, 40, {}};
+  r.hour.minutes.push_back({kT0 - std::chrono::minutes{2}, 2, 0, 12});
+  r.hour.minutes.push_back({kT0, 1, 1, std::nullopt});
   const auto o = to_json(r);
   EXPECT_EQ(o.at("state"), "degraded");
   EXPECT_TRUE(o.at("lastSuccessAt").is_null());
@@ -316,8 +355,17 @@ TEST(HealthReport, JsonFields) {
   EXPECT_EQ(o.at("successRate1h").as_double(), 0.75);
   EXPECT_EQ(o.at("latencyP50Ms1h").as_uint64(), 12u);
   EXPECT_EQ(o.at("latencyP99Ms1h").as_uint64(), 40u);
+  const auto& per_minute = o.at("minutes1h").as_array();
+  ASSERT_EQ(per_minute.size(), 2u);
+  EXPECT_EQ(per_minute[0].at("at").as_string(), format_rfc3339(kT0 - std::chrono::minutes{2}));
+  EXPECT_EQ(per_minute[0].at("successes").as_uint64(), 2u);
+  EXPECT_EQ(per_minute[0].at("failures").as_uint64(), 0u);
+  EXPECT_EQ(per_minute[0].at("latencyP50Ms").as_uint64(), 12u);
+  EXPECT_EQ(per_minute[1].at("failures").as_uint64(), 1u);
+  EXPECT_TRUE(per_minute[1].at("latencyP50Ms").is_null());
   EXPECT_TRUE(to_json(health_report{}).at("successRate1h").is_null());
   EXPECT_TRUE(to_json(health_report{}).at("latencyP99Ms1h").is_null());
+  EXPECT_TRUE(to_json(health_report{}).at("minutes1h").as_array().empty());
 }
 
 TEST(HealthTracker, SeriesCountAttemptsByOutcomeAndLatency) {

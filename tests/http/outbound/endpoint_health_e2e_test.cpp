@@ -207,6 +207,17 @@ TEST_F(EndpointHealthE2E, HealthOfAHealthyAndOfAFailingWebhook) {
   EXPECT_EQ(g.at("consecutiveFailures"), json::value(0));
   EXPECT_EQ(g.at("successRate1h").as_double(), 1.0);
   EXPECT_LE(g.at("latencyP50Ms1h").as_int64(), g.at("latencyP99Ms1h").as_int64());
+  // Per minute, what the portal's chart draws: the attempts all landed in the last minute or two.
+  const json::array& per_minute = g.at("minutes1h").as_array();
+  ASSERT_FALSE(per_minute.empty());
+  ASSERT_LE(per_minute.size(), 2u);
+  std::int64_t minute_successes = 0;
+  for (const json::value& m : per_minute) {
+    EXPECT_EQ(m.at("failures"), json::value(0));
+    EXPECT_FALSE(m.at("latencyP50Ms").is_null());
+    minute_successes += m.at("successes").as_int64();
+  }
+  EXPECT_GE(minute_successes, 1);
   EXPECT_EQ(g.at("paused"), json::value(0));
   EXPECT_EQ(g.at("inFlight"), json::value(0));
 
