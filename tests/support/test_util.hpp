@@ -40,11 +40,13 @@ inline void expect_same_webhook(const webhook& a, const webhook& b) {
   EXPECT_EQ(a.updated_at, b.updated_at);
   EXPECT_EQ(a.disabled_reason, b.disabled_reason);
   EXPECT_EQ(a.disabled_at, b.disabled_at);
+  EXPECT_EQ(a.rate_limit, b.rate_limit);
   EXPECT_EQ(a.signing, b.signing);
   EXPECT_EQ(a.previous_secrets, b.previous_secrets);
   ASSERT_EQ(a.filter == nullptr, b.filter == nullptr);
   if (a.filter) {
-    EXPECT_EQ(a.filter->to_json(), b.filter->to_json());
+    EXPECT_TRUE(*a.filter == *b.filter) << boost::json::serialize(a.filter->to_json()) << " vs "
+                                        << boost::json::serialize(b.filter->to_json());
   }
 }
 

@@ -5,6 +5,7 @@
 #include "storage/postgres/pg_catalog_store.hpp"
 #include "storage/postgres/connection.hpp"
 #include "tests/support/pg_cluster.hpp"
+#include "tests/support/test_util.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -97,29 +98,6 @@ class pg_catalog_store_test : public ::testing::Test {
   std::string database_;
   std::string uri_;
 };
-
-void expect_same(const webhook& a, const webhook& b) {
-  EXPECT_EQ(a.id, b.id);
-  EXPECT_EQ(a.organization, b.organization);
-  EXPECT_EQ(a.project, b.project);
-  EXPECT_EQ(a.name, b.name);
-  EXPECT_EQ(a.url, b.url);
-  EXPECT_EQ(a.headers, b.headers);
-  EXPECT_EQ(a.active, b.active);
-  EXPECT_EQ(a.events, b.events);
-  EXPECT_EQ(a.secret, b.secret);
-  EXPECT_EQ(a.created_at, b.created_at);
-  EXPECT_EQ(a.updated_at, b.updated_at);
-  EXPECT_EQ(a.disabled_reason, b.disabled_reason);
-  EXPECT_EQ(a.disabled_at, b.disabled_at);
-  EXPECT_EQ(a.rate_limit, b.rate_limit);
-  EXPECT_EQ(a.signing, b.signing);
-  EXPECT_EQ(a.previous_secrets, b.previous_secrets);
-  ASSERT_EQ(a.filter == nullptr, b.filter == nullptr);
-  if (a.filter) {
-    EXPECT_TRUE(*a.filter == *b.filter);
-  }
-}
 
 TEST_F(pg_catalog_store_test, every_field_of_every_entity_survives_commit_and_load) {
   auto store = open_store(key_);
@@ -223,8 +201,8 @@ TEST_F(pg_catalog_store_test, every_field_of_every_entity_survives_commit_and_lo
   EXPECT_EQ(t.created_at, token->created_at);
 
   ASSERT_EQ(got.webhooks.size(), 2u);
-  expect_same(*got.webhooks.at(hook->id), *hook);
-  expect_same(*got.webhooks.at(v1a->id), *v1a);
+  hookd::testing::expect_same_webhook(*got.webhooks.at(hook->id), *hook);
+  hookd::testing::expect_same_webhook(*got.webhooks.at(v1a->id), *v1a);
   EXPECT_EQ(boost::json::serialize(got.webhooks.at(hook->id)->filter->to_json()),
             R"({"data.country":"DE","data.amount":1E1,"data.vip":true})");
 
