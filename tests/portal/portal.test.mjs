@@ -277,6 +277,19 @@ test('reveal, then rotate the secret', async () => {
   assert.equal(shown, api.body.secret);
 });
 
+test('Copy puts the secret on the clipboard', async () => {
+  // A headless browser grants the clipboard only when told to; a user's browser asks or allows
+  // it for a click on 127.0.0.1 and https origins.
+  await browser.defaultBrowserContext().overridePermissions(base, ['clipboard-read', 'clipboard-write',
+    'clipboard-sanitized-write']);
+  await page.evaluate(() => navigator.clipboard.writeText('not the secret'));
+  await clickButton(page, 'Copy');
+  await page.waitForSelector('::-p-text(Secret copied.)');
+  const shown = await text(page, 'main code.secret');
+  assert.match(shown, /^whsec_/);
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), shown);
+});
+
 test('recover a window and see how many went out again', async () => {
   await page.$eval('input[name=recover-since]', (n) => { n.value = '2020-01-01T00:00'; });
   await clickButton(page, 'Recover', 'form');
