@@ -3,7 +3,7 @@
 #
 #   bash bench/compare.sh [--only PHASES] [--quick] [--bin-dir DIR]
 #
-#   PHASES   comma-separated, default all: get,list,cpu,latency,post,fanout,ingest,million,idle
+#   PHASES   comma-separated, default all: get,list,cpu,latency,post,fanout,lower,ingest,million,idle
 #   --quick  shorter runs (3 s wrk runs, 4-5 s hookd-load runs, 100 000 webhooks): about 3 minutes
 #   DIR      where hookd, hookd-load, idle_probe are (default build/release/bin, or $BENCH_BIN_DIR)
 #   BENCH_SECONDS   seconds per wrk run (default 8, quick 3)
@@ -35,6 +35,13 @@
 #   fanout   hookd (--allow-private-targets) delivering to hookd-load's deliver receiver,
 #            10 webhooks per event: deliveries/s against hookd's GET rate (from get, or a
 #            reference wrk run when get is not selected).
+#   lower    the lower bound of a delivery: hookd (--allow-private-targets) delivering to
+#            hookd-sink (every signature verified), 10 webhooks per event, events posted by wrk
+#            -c16 for the load time, until the last delivery arrived: hookd's CPU per delivery
+#            and deliveries/s; then the same requests (same body and headers, each webhook's
+#            signed once beforehand with openssl) sent to the same hookd-sink by wrk -t1 -c32
+#            pinned to hookd's core: its CPU per request (bash `time`). hookd/raw CPU ratio and
+#            fan-out against hookd's GET rate (from get, or a reference wrk run).
 #   ingest   ingest -> first delivery attempt: hookd-load deliver closed loop (1 webhook per
 #            event, 64 connections) gives the max ingest rate; then, on a fresh hookd, open loop
 #            at half that rate: delivery latency p50/p99 (from the event's intended send time);
@@ -61,7 +68,7 @@ bench_name=compare.sh
 source "$root/bench/lib.sh"
 
 usage() { sed -n '3,13p' "$0" | sed 's/^# \{0,1\}//'; }
-all_phases=(get list cpu latency post fanout ingest million idle)
+all_phases=(get list cpu latency post fanout lower ingest million idle)
 only=$(join "${all_phases[@]}")
 quick=0
 bin_dir=${BENCH_BIN_DIR:-$root/build/release/bin}
@@ -121,6 +128,11 @@ if ((${#needs_load[@]})) && [[ ! -x $load_bin ]]; then
   die "no hookd-load at $load_bin, needed by $(join "${needs_load[@]}") (build it, or --only get,list,cpu,post)"
 fi
 probe_bin=$bin_dir/idle_probe
+sink_bin=$bin_dir/hookd-sink
+if is_selected lower; then
+  [[ -x $sink_bin ]] || die "no hookd-sink at $sink_bin, needed by lower (ninja -C build/release hookd-sink)"
+  bench_require openssl base64 od
+fi
 if is_selected idle; then
   [[ -x $probe_bin ]] || die "no idle_probe at $probe_bin, needed by idle (ninja -C build/release idle_probe)"
   (($(ulimit -n) >= idle_connections + 256)) || ulimit -n $((idle_connections + 256)) 2>/dev/null ||
@@ -484,6 +496,155 @@ phase_fanout() {
   log "fanout: $(res_get .fanout.deliveries_per_s) deliveries/s ($(res_get .fanout.events_per_s) events/s), $(res_get .fanout.ratio_deliveries_get) of GET $get_rps req/s, $(res_get .fanout.hookd_cpu_us_per_delivery) µs hookd CPU per delivery, missing $(res_get .fanout.missing)"
 }
 
+# ------------------------------------------------------------------ lower
+# The lower bound of a delivery (issue #15): hookd fanning out to hookd-sink, then the same
+# requests, signed once beforehand, sent by wrk to the same hookd-sink from the core hookd ran on.
+lower_webhooks=10
+# lower_sink PORT [--secret S ...]: hookd-sink on 127.0.0.1:PORT (0: any) on the client core,
+# --quiet; sets sink_pid and sink_url.
+lower_sink() {
+  local port=$1
+  shift
+  : >"$tmp/lower/sink.out"
+  taskset -c "$client_cpu" "$sink_bin" --listen "127.0.0.1:$port" --quiet "$@" \
+    >"$tmp/lower/sink.out" 2>"$tmp/lower/sink.err" &
+  sink_pid=$!
+  bench_track "$sink_pid"
+  sink_url=
+  for _ in $(seq 100); do
+    sink_url=$(sed -n 's/.*"event":"listening","address":"\(http:[^"]*\)".*/\1/p' "$tmp/lower/sink.out")
+    [[ -n $sink_url ]] && return 0
+    sleep 0.1
+  done
+  cat "$tmp/lower/sink.err" >&2
+  die "hookd-sink did not start"
+}
+sink_stat() { curl -sS --max-time 10 "$sink_url/__stats" | jq ".$1"; }
+# lower_sign SECRET ID UNIX_SECONDS BODY: the v1 signature (base64 HMAC-SHA256 of id.ts.body
+# keyed with the secret's base64 part), as hookd signs and the sink checks it.
+lower_sign() {
+  local key
+  key=$(printf '%s' "${1#whsec_}" | base64 -d | od -An -v -tx1 | tr -d ' \n')
+  printf '%s.%s.%s' "$2" "$3" "$4" | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$key" -binary | base64 -w0
+}
+phase_lower() {
+  step_fits 60
+  mkdir -p "$tmp/lower"
+  # A free port for the sink, which must know the webhooks' secrets when it starts.
+  lower_sink 0
+  local port=${sink_url##*:}
+  port=${port%%/*}
+  stop_pid "$sink_pid" 10
+  untrack "$sink_pid"
+
+  fresh_hookd lower --allow-private-targets
+  local org project token path j id secrets=() sink_args=()
+  org=$(provision_org "Compare lower bound")
+  project=$(provision_project "$org" "Lower" lower)
+  token=$(provision_token "$org" webhooks:read webhooks:write events:write)
+  path="/api/v1/organizations/$org/projects/$project"
+  for ((j = 0; j < lower_webhooks; j++)); do
+    id=$(api POST "$path/settings/webhooks" "$token" \
+      "{\"name\":\"lower $j\",\"url\":\"http://127.0.0.1:$port/d/$j\",\"events\":[\"invoice.paid\"]}")
+    secrets+=("$(printf '%s' "$id" | json_field secret)")
+    [[ -n ${secrets[j]} ]] || die "no secret for webhook $j"
+    sink_args+=(--secret "${secrets[j]}")
+  done
+  lower_sink "$port" "${sink_args[@]}"
+
+  # hookd's GET rate on this hookd as the reference, unless get ran.
+  local get_rps source=get.hookd_median
+  get_rps=$(res_get .get.hookd_median)
+  if [[ -z $get_rps ]]; then
+    source="reference wrk run on the lower hookd (-c64, ${secs}s)"
+    id=$(api POST "$path/settings/webhooks" "$token" "$(bench_webhook_body "Reference" reference)" | json_field _id)
+    step_fits $((secs + 25))
+    get_rps=$(run_wrk "$tmp/lower/ref.txt" "$hookd_url$path/settings/webhooks/$id" 64 "$secs")
+    log "lower: reference GET $get_rps req/s"
+  fi
+
+  # The event: ~500 bytes of invoice JSON, like cost.sh's.
+  local data='{"invoice":{"id":"in_1PQ8x2LkdIwHu7ixYq3Jk9Zp","customer":"cus_Q4mZr8LwP2sTn6","amount_due":12900,"amount_paid":12900,"currency":"eur","status":"paid","lines":[{"description":"Pro plan (monthly)","amount":9900,"quantity":1},{"description":"Extra seats","amount":3000,"quantity":3}],"period_start":"2026-11-01T00:00:00Z","period_end":"2026-12-01T00:00:00Z","metadata":{"order":"A-20431","region":"eu-west"}}}'
+  printf '%s\n' 'wrk.method = "POST"' 'wrk.headers["Content-Type"] = "application/json"' \
+    "wrk.body = [==[{\"type\":\"invoice.paid\",\"data\":$data}]==]" >"$tmp/lower/events.lua"
+  log "lower: hookd, $lower_webhooks webhooks per event at hookd-sink, events by wrk -c16 for ${load_secs}s, until every delivery arrived"
+  local r0 ticks0 t0 events expected got ticks t1 bound
+  r0=$(sink_stat received)
+  ticks0=$(proc_cpu_ticks "$hookd_pid")
+  t0=$(date +%s%N)
+  step_fits $((load_secs + 20 + drain * 3))
+  run_wrk "$tmp/lower/events.txt" "$hookd_url$path/events" 16 "$load_secs" -s "$tmp/lower/events.lua" >/dev/null
+  (($(non2xx "$tmp/lower/events.txt") == 0)) || die "lower: hookd refused events"
+  events=$(wrk_requests "$tmp/lower/events.txt")
+  expected=$((events * lower_webhooks))
+  bound=$((SECONDS + drain * 3))
+  while :; do
+    got=$(($(sink_stat received) - r0))
+    ((got >= expected)) && break
+    ((SECONDS < bound)) || die "lower: $got of $expected deliveries arrived within $((drain * 3)) s of the last event"
+    sleep 0.05
+  done
+  t1=$(date +%s%N)
+  ticks=$(($(proc_cpu_ticks "$hookd_pid") - ticks0))
+  (($(sink_stat failedVerification) == 0)) || die "lower: hookd-sink refused hookd's signatures"
+  stop_hookd
+
+  # The raw client: each webhook's request signed once, sent over and over.
+  local ts body sig lua=$tmp/lower/raw.lua
+  ts=$(date +%s)
+  body="{\"type\":\"invoice.paid\",\"timestamp\":\"$(date -u +%Y-%m-%dT%H:%M:%S.000Z)\",\"data\":$data}"
+  {
+    echo 'local reqs = {}'
+    for ((j = 0; j < lower_webhooks; j++)); do
+      id="msg_lower$(random_hex 8)"
+      sig=$(lower_sign "${secrets[j]}" "$id" "$ts" "$body")
+      echo "reqs[#reqs + 1] = wrk.format(\"POST\", \"/d/$j\", {"
+      echo "  [\"content-type\"] = \"application/json\", [\"user-agent\"] = \"hookd/lower-bound\","
+      echo "  [\"webhook-id\"] = \"$id\", [\"webhook-timestamp\"] = \"$ts\", [\"webhook-signature\"] = \"v1,$sig\","
+      echo "  [\"traceparent\"] = \"00-$(random_hex 16)-$(random_hex 8)-01\" }, [==[$body]==])"
+    done
+    echo 'local n = 0'
+    echo 'request = function() n = n + 1; return reqs[(n % #reqs) + 1] end'
+  } >"$lua"
+  log "lower: wrk -c32 sending the same requests, signed beforehand, to hookd-sink for ${load_secs}s from hookd's core"
+  r0=$(sink_stat received)
+  step_fits $((load_secs + 20))
+  local cpu raw_rps raw_requests
+  cpu=$({
+    TIMEFORMAT='%U %S'
+    time timeout $((load_secs + 20)) taskset -c "$server_cpu" \
+      wrk -t1 -c32 -d"${load_secs}s" -s "$lua" "$sink_url" >"$tmp/lower/raw.txt" 2>&1
+  } 2>&1) || {
+    cat "$tmp/lower/raw.txt" >&2
+    die "lower: wrk failed"
+  }
+  (($(non2xx "$tmp/lower/raw.txt") == 0)) || die "lower: hookd-sink refused the raw client's requests"
+  (($(sink_stat failedVerification) == 0)) || die "lower: hookd-sink refused the raw client's signatures"
+  raw_rps=$(awk '/^Requests\/sec:/ {print $2}' "$tmp/lower/raw.txt")
+  raw_requests=$(wrk_requests "$tmp/lower/raw.txt")
+  got=$(($(sink_stat received) - r0))
+  ((got >= raw_requests)) || die "lower: the sink counted $got of wrk's $raw_requests requests"
+  stop_pid "$sink_pid" 10
+  untrack "$sink_pid"
+
+  res_set .lower "$(jq -n --argjson events "$events" --argjson deliveries "$expected" \
+    --argjson ns "$((t1 - t0))" --argjson ticks "$ticks" --argjson clk "$clk_tck" \
+    --argjson raw_requests "$raw_requests" --argjson raw_rps "$raw_rps" --arg cpu "$cpu" \
+    --argjson ref "$get_rps" --arg src "$source" --argjson per "$lower_webhooks" \
+    '($cpu | split(" ") | map(tonumber) | add) as $raw_cpu
+     | {webhooks_per_event: $per,
+        hookd: {events: $events, deliveries: $deliveries, seconds: ($ns / 1e9 | . * 100 | round / 100),
+                deliveries_per_s: ($deliveries / ($ns / 1e9) | round),
+                cpu_us_per_delivery: ($ticks / $clk * 1e6 / $deliveries | . * 10 | round / 10)},
+        raw: {client: "wrk -t1 -c32", requests: $raw_requests, requests_per_s: $raw_rps,
+              cpu_s: $raw_cpu, cpu_us_per_request: ($raw_cpu * 1e6 / $raw_requests | . * 10 | round / 10)},
+        get_rps_reference: $ref, reference_source: $src}
+     | .ratio_cpu_hookd_raw = (.hookd.cpu_us_per_delivery / .raw.cpu_us_per_request | . * 100 | round / 100)
+     | .ratio_fanout_get = (.hookd.deliveries_per_s / $ref | . * 1000 | round / 1000)
+     | .ratio_fanout_raw = (.hookd.deliveries_per_s / .raw.requests_per_s | . * 1000 | round / 1000)')"
+  log "lower: hookd $(res_get .lower.hookd.deliveries_per_s) deliveries/s at $(res_get .lower.hookd.cpu_us_per_delivery) µs CPU each; raw client $(res_get .lower.raw.requests_per_s) req/s at $(res_get .lower.raw.cpu_us_per_request) µs each: $(res_get .lower.ratio_cpu_hookd_raw)x the CPU; fan-out $(res_get .lower.ratio_fanout_get) of GET"
+}
+
 # ------------------------------------------------------------------ ingest
 phase_ingest() {
   step_fits 60
@@ -650,6 +811,7 @@ group_bound() {
     read) echo $((90 + 2 * (2 * warmup + 2 * rounds * (secs + 3)) + latency_secs + secs + 90)) ;;
     post) echo $((210 + 8 * (secs + 5))) ;;
     fanout) echo $((120 + secs + load_secs + drain + 90)) ;;
+    lower) echo $((180 + secs + 2 * load_secs + 3 * drain)) ;;
     ingest) echo $((120 + 2 * (load_secs + drain + 90))) ;;
     million) echo $((180 + webhook_count / 1000 + restart_bound)) ;;
     idle) echo 420 ;;
@@ -671,7 +833,7 @@ run_group() {
 }
 failed=0
 stopped=
-for group in read post fanout ingest million idle; do
+for group in read post fanout lower ingest million idle; do
   run_it=
   for p in $(group_phases "$group"); do is_selected "$p" && run_it=1; done
   [[ -n $run_it ]] || continue
@@ -738,6 +900,8 @@ fi
 target post_writes_per_fsync_at_64 '.post.fsync[]? | select(.connections == 64) | .writes_per_fsync' ">=" 32
 target post_ratio_fsync_nofsync_at_64 .post.ratio_fsync_nofsync_64 ">=" 0.5
 target fanout_ratio_deliveries_get .fanout.ratio_deliveries_get ">=" 0.5
+target lower_ratio_cpu_hookd_raw .lower.ratio_cpu_hookd_raw "<=" 2
+target lower_ratio_fanout_get .lower.ratio_fanout_get ">=" 0.5
 target latency_get_p99_us .latency.latency_us.p99 "<=" 1000
 target latency_get_p999_us .latency.latency_us.p999 "<=" 5000
 target million_bytes_per_webhook .million.bytes_per_webhook "<=" 1024
@@ -774,6 +938,9 @@ jq --argjson nproc "$(nproc)" --arg cpu "$(cpu_model)" --arg kernel "$(uname -r)
        row("POST c=64 fsync vs --unsafe-no-fsync (fresh hookds), req/s"; .post.fsync_64_fresh.requests_per_s; .post.no_fsync_64.requests_per_s; .post.ratio_fsync_nofsync_64) else empty end),
     (if .fanout then row("fan-out deliveries/s vs GET req/s"; .fanout.deliveries_per_s; .fanout.get_rps_reference; .fanout.ratio_deliveries_get),
        row("fan-out hookd CPU us/delivery, cores used"; .fanout.hookd_cpu_us_per_delivery; .fanout.hookd_cpu_cores_used; null) else empty end),
+    (if .lower then row("lower bound: hookd deliveries/s vs raw client req/s (wrk, same sink)"; .lower.hookd.deliveries_per_s; .lower.raw.requests_per_s; .lower.ratio_fanout_raw),
+       row("lower bound: CPU us per delivery, hookd vs raw client"; .lower.hookd.cpu_us_per_delivery; .lower.raw.cpu_us_per_request; .lower.ratio_cpu_hookd_raw),
+       row("lower bound: hookd deliveries/s vs GET req/s"; .lower.hookd.deliveries_per_s; .lower.get_rps_reference; .lower.ratio_fanout_get) else empty end),
     (if .ingest then row("ingest max events/s (closed), open-loop rate"; .ingest.closed.events_per_s; .ingest.open.rate; null),
        row("ingest -> first attempt p50/p99 us (kept up: \(.ingest.open.kept_up))"; "\(.ingest.open.delivery_latency_us.p50)/\(.ingest.open.delivery_latency_us.p99)"; null; null) else empty end),
     (if .million then row("\(.million.created) webhooks: bytes/webhook, after restart"; .million.bytes_per_webhook; .million.bytes_per_webhook_after_restart; null),

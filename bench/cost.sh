@@ -194,9 +194,21 @@ thread_with() {
   done
   return 1
 }
+# The thread one of whose functions matches the awk regular expression RE (the first, by file order).
+thread_matching() {
+  local f
+  for f in "${files[@]}"; do
+    if awk -F'\t' -v re="$1" '{name = $2; sub(/^[^:]*:/, "", name)} name ~ re {found = 1; exit} END {exit !found}' "$f.incl"; then
+      echo "$f"
+      return 0
+    fi
+  done
+  return 1
+}
 dispatcher=$(thread_with 'hookd::http::(anonymous namespace)::attempt_job(') || die "no dispatcher thread in the profile"
 server=$(thread_with 'hookd::http::server::impl::serve_one(') || die "no server thread in the profile"
-writer=$(thread_with 'hookd::commit_writer::run(') || die "no writer thread in the profile"
+# The writer's loop (basic_commit_writer<Batch>::run since the writer became a template).
+writer=$(thread_matching '^hookd::(basic_)?commit_writer(<[^>]*>)?::run[(]') || die "no writer thread in the profile"
 
 per() { awk -v a="$1" -v n="$deliveries" 'BEGIN {printf "%d", a / n}'; }
 total_all=0

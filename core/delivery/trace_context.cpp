@@ -2,7 +2,13 @@
 
 #include "core/common/crypto.hpp"
 
+#include <pthread.h>
+
 #include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <span>
 
 namespace hookd {
 
@@ -21,12 +27,59 @@ int hex_digit(char c) noexcept {
   return c <= '9' ? c - '0' : c - 'a' + 10;
 }
 
-// `n` random bytes as 2n lowercase hex digits, never all zeros.
-std::string random_hex(std::size_t n) {
-  for (;;) {
-    std::string hex = hex_encode(random_bytes(n));
-    if (!all_zeros(hex)) return hex;
+// Random bytes for ids, drawn from a per-thread buffer that one RAND_bytes call refills every
+// kIdBufferSize bytes (a few hundred span ids): still OpenSSL's CSPRNG, without its per-call
+// cost (locking the DRBG, the provider's dispatch) on every attempt. A forked child must not
+// hand out what its parent had buffered: fork bumps the generation and every buffer with an
+// older one is refilled before its next draw.
+constexpr std::size_t kIdBufferSize = 4096;
+
+std::atomic<std::uint64_t> fork_generation{0};
+
+std::uint64_t current_fork_generation() {
+  static const bool registered = [] {
+    return pthread_atfork(nullptr, nullptr,
+                          [] { fork_generation.fetch_add(1, std::memory_order_relaxed); }) == 0;
+  }();
+  (void)registered;
+  return fork_generation.load(std::memory_order_relaxed);
+}
+
+struct id_buffer {
+  std::array<std::uint8_t, kIdBufferSize> bytes{};
+  std::size_t used = kIdBufferSize;  // empty until the first draw
+  std::uint64_t generation = 0;
+
+  // The next `out.size()` (at most kIdBufferSize) random bytes.
+  void draw(std::span<std::uint8_t> out) {
+    const std::uint64_t now = current_fork_generation();
+    if (kIdBufferSize - used < out.size() || generation != now) {
+      random_bytes(std::span<std::uint8_t>(bytes));
+      used = 0;
+      generation = now;
+    }
+    std::copy_n(bytes.begin() + static_cast<std::ptrdiff_t>(used), out.size(), out.begin());
+    // Never handed out twice, not even in part.
+    std::fill_n(bytes.begin() + static_cast<std::ptrdiff_t>(used), out.size(), std::uint8_t{0});
+    used += out.size();
   }
+};
+
+// Appends `n` (at most 16) random bytes as 2n lowercase hex digits, never all zeros.
+void append_random_hex(std::string& out, std::size_t n) {
+  thread_local id_buffer buffer;
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::array<std::uint8_t, 16> raw{};
+  const std::span<std::uint8_t> id(raw.data(), n);
+  do {
+    buffer.draw(id);
+  } while (std::all_of(id.begin(), id.end(), [](std::uint8_t b) { return b == 0; }));
+  std::array<char, 32> hex{};
+  for (std::size_t i = 0; i < n; ++i) {
+    hex[2 * i] = kDigits[raw[i] >> 4];
+    hex[2 * i + 1] = kDigits[raw[i] & 0xf];
+  }
+  out.append(hex.data(), 2 * n);
 }
 
 std::string_view trim(std::string_view s) noexcept {
@@ -64,15 +117,26 @@ std::optional<std::string> parse_traceparent(std::string_view header) {
 }
 
 std::string new_traceparent() {
-  return "00-" + random_hex(16) + "-" + random_hex(8) + "-01";
+  std::string out;
+  out.reserve(kTraceparentSize);
+  out.append("00-");
+  append_random_hex(out, 16);
+  out.append("-");
+  append_random_hex(out, 8);
+  out.append("-01");
+  return out;
 }
 
 std::string child_traceparent(std::string_view parent) {
-  std::string span = random_hex(8);
-  while (span == span_id_of(parent)) span = random_hex(8);
   std::string out;
   out.reserve(kTraceparentSize);
-  out.append("00-").append(trace_id_of(parent)).append("-").append(span).append("-");
+  out.append("00-").append(trace_id_of(parent)).append("-");
+  const std::size_t span_at = out.size();
+  do {
+    out.resize(span_at);
+    append_random_hex(out, 8);
+  } while (std::string_view(out).substr(span_at) == span_id_of(parent));
+  out.append("-");
   out.append(parent.size() >= kTraceparentSize ? parent.substr(53, 2) : std::string_view("01"));
   return out;
 }

@@ -2,7 +2,8 @@
 // W3C Trace Context (https://www.w3.org/TR/trace-context/) for deliveries (docs/delivery.md,
 // "Trace context"): the `traceparent` an ingest request carries is checked here and kept with the
 // event; each attempt of its deliveries sends a child of it, with the same trace id and a fresh
-// span id. Pure functions over text, except that new ids come from the CSPRNG; any thread.
+// span id. Pure functions over text, except that new ids come from the CSPRNG (OpenSSL's, through a
+// per-thread buffer refilled a few hundred ids at a time); any thread.
 //
 //   traceparent = version "-" trace-id "-" parent-id "-" trace-flags
 //                 2 hex       32 hex       16 hex        2 hex       (lowercase)

@@ -272,7 +272,8 @@ outbound_request build_request(const std::string& user_agent, const webhook& hoo
   const std::string id = record.id.to_string();
   outbound_request req;
   req.url = hook.url;
-  req.headers.reserve(hook.headers.size() + 5);
+  // Room for a traceparent too (add_trace_context), so that it does not move them all.
+  req.headers.reserve(hook.headers.size() + 6);
   req.headers.push_back({"content-type", "application/json"});
   req.headers.push_back({"user-agent", user_agent});
   // The catalog refuses custom headers that would collide with these (docs/openapi.yaml).

@@ -4,6 +4,8 @@
 
 #include <set>
 #include <string>
+#include <thread>
+#include <vector>
 
 namespace hookd {
 namespace {
@@ -69,6 +71,37 @@ TEST(TraceContext, ANewTraceIsValidSampledAndRandom) {
   EXPECT_TRUE(well_formed(a)) << a;
   EXPECT_EQ(a.substr(53), "01");
   EXPECT_NE(trace_id_of(a), trace_id_of(b));
+}
+
+// Ids come from a per-thread buffer: many draws on several threads at once, across several
+// refills of each buffer, never repeat, and every one is a well-formed, non-zero id.
+TEST(TraceContext, IdsDrawnOnSeveralThreadsAreUniqueAndWellFormed) {
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 5000;  // 40 000 bytes of span ids per thread: about ten refills
+  std::vector<std::vector<std::string>> drawn(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&out = drawn[static_cast<std::size_t>(t)]] {
+      for (int i = 0; i < kPerThread; ++i) {
+        out.push_back(i % 2 == 0 ? child_traceparent(kValid) : new_traceparent());
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  std::set<std::string> spans, traces;
+  for (const auto& list : drawn) {
+    for (const std::string& t : list) {
+      ASSERT_TRUE(well_formed(t)) << t;
+      EXPECT_NE(span_id_of(t), "0000000000000000");
+      EXPECT_NE(trace_id_of(t), "00000000000000000000000000000000");
+      EXPECT_TRUE(spans.insert(std::string(span_id_of(t))).second) << "repeated span " << t;
+      if (trace_id_of(t) != trace_id_of(kValid)) {
+        EXPECT_TRUE(traces.insert(std::string(trace_id_of(t))).second) << "repeated trace " << t;
+      }
+    }
+  }
+  EXPECT_EQ(spans.size(), static_cast<std::size_t>(kThreads * kPerThread));
+  EXPECT_EQ(traces.size(), static_cast<std::size_t>(kThreads * kPerThread / 2));
 }
 
 }  // namespace

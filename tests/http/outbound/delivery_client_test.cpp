@@ -454,7 +454,11 @@ TEST_F(delivery_client_test, sends_custom_headers_host_and_content_length) {
             {"webhook-id", "msg_1"},
             {"Host", "evil.example"},  // framing headers are the client's own
             {"Content-Length", "1"},
-            {"X-Bad", "a\r\nInjected: yes"},  // would split the header: skipped
+            {"X-Bad", "a\r\nInjected: yes"},    // would split the header: skipped
+            {"X-Nul", std::string("a\0b", 3)},  // and a NUL: skipped
+            {"Bad Name", "x"},                  // not a token: skipped
+            {"X-\xC3\xA9t\xC3\xA9", "x"},       // not ASCII: skipped
+            {"X-Punct!#$%&'*+.^_`|~", "ok"},    // every token punctuation: sent
             {"X-Custom", "second"}},
            body);
   ASSERT_EQ(result.status_code, 200) << result.error;
@@ -469,6 +473,9 @@ TEST_F(delivery_client_test, sends_custom_headers_host_and_content_length) {
   EXPECT_EQ(seen.headers["x-custom"], "abc");
   EXPECT_EQ(seen.headers.count("x-bad"), 0U);
   EXPECT_EQ(seen.headers.count("injected"), 0U);
+  EXPECT_EQ(seen.headers.count("x-nul"), 0U);
+  EXPECT_EQ(seen.headers.count("bad name"), 0U);
+  EXPECT_EQ(seen.headers["x-punct!#$%&'*+.^_`|~"], "ok");
   EXPECT_EQ(seen.body_bytes, body.size());
 }
 
