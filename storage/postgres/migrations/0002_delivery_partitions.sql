@@ -34,6 +34,12 @@ CREATE TABLE delivery_history (
 CREATE INDEX delivery_history_project ON delivery_history (project_id, id);
 CREATE INDEX delivery_history_webhook ON delivery_history (webhook_id, id);
 CREATE INDEX delivery_history_event ON delivery_history (event_id);
+-- Failed deliveries are few and the ones asked for (lists of failures, recovery): their own
+-- small indexes, so that such a list does not walk past every succeeded delivery.
+CREATE INDEX delivery_history_project_failed ON delivery_history (project_id, id)
+  WHERE status = 'failed';
+CREATE INDEX delivery_history_webhook_failed ON delivery_history (webhook_id, id)
+  WHERE status = 'failed';
 
 -- The queue's list indexes, by id like the history's.
 DROP INDEX deliveries_webhook;
