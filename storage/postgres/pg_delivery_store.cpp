@@ -220,15 +220,22 @@ const std::string& record_sql() {
       " type, status, number, schedule_start, reason, ordering_key, test, created_at, " +
       ts_of("updated_ms") +
       " FROM finished RETURNING 1),"
-      " done AS (SELECT id, event_created_at FROM retry UNION ALL"
-      " SELECT id, event_created_at FROM finished),"
+      // Finished while the attempt was in flight (its webhook was deleted): the attempt still
+      // counts; the delivery keeps its status.
+      " late AS (UPDATE delivery_history h SET attempts = i.number FROM input i"
+      " WHERE h.id = i.delivery_id AND h.attempts + 1 = i.number"
+      " AND NOT EXISTS (SELECT 1 FROM deliveries q WHERE q.id = i.delivery_id)"
+      " RETURNING h.id, h.event_created_at),"
+      " done AS (SELECT id, event_created_at, false AS late FROM retry UNION ALL"
+      " SELECT id, event_created_at, false FROM finished UNION ALL"
+      " SELECT id, event_created_at, true FROM late),"
       " attempt AS (INSERT INTO attempts (delivery_id, number, at, duration_ms, status_code,"
       " response, error, created_at) SELECT i.delivery_id, i.number, " +
       ts_of("i.at_ms") +
       ", i.duration_ms, i.status_code, i.response, i.error, done.event_created_at"
       " FROM input i JOIN done ON done.id = i.delivery_id RETURNING 1)"
       " SELECT i.delivery_id, done.id IS NOT NULL, cur.lease_owner, cur.attempts,"
-      " (SELECT count(*) FROM attempt), (SELECT count(*) FROM history)"
+      " (SELECT count(*) FROM attempt), (SELECT count(*) FROM history), done.late"
       " FROM input i LEFT JOIN done ON done.id = i.delivery_id"
       " LEFT JOIN deliveries cur ON cur.id = i.delivery_id";
   return sql;
@@ -435,7 +442,7 @@ result<std::vector<record_outcome>> pg_delivery_store::record_attempts(
     const attempt_record& a = batch[it->second];
     record_outcome& out = outcomes[it->second];
     if (r->text(row, 1) == "t") {
-      out = record_outcome::recorded;
+      out = r->text(row, 6) == "t" ? record_outcome::recorded_late : record_outcome::recorded;
     } else if (r->is_null(row, 3)) {
       out = record_outcome::not_pending;
     } else if (r->is_null(row, 2) || r->text(row, 2) != options_.node) {

@@ -84,6 +84,9 @@ struct attempt_record {
 
 enum class record_outcome : std::uint8_t {
   recorded,
+  // Recorded, but the delivery had finished meanwhile (cancelled: its webhook was deleted) and
+  // keeps its status; the attempt is counted.
+  recorded_late,
   lease_lost,   // another node holds the delivery now (this node's lease expired and was taken)
   conflict,     // the attempt number is not the delivery's next
   not_pending,  // no pending delivery with this id (finished, cancelled or erased meanwhile)
@@ -119,8 +122,9 @@ class pg_delivery_store {
 
   // Each attempt inserted and its delivery updated, in one statement for the batch: still
   // pending (attempts, due time; the lease is cleared, a retry is claimed when due), or finished
-  // (moved to delivery_history). Only a delivery this node holds is recorded; per-item outcomes
-  // in the batch's order.
+  // (moved to delivery_history). Only a delivery this node holds is recorded (or one that was
+  // cancelled while the attempt was in flight: recorded_late); per-item outcomes in the batch's
+  // order.
   result<std::vector<record_outcome>> record_attempts(const std::vector<attempt_record>& batch);
 
   // Fails every pending delivery of `webhook` with "webhook deleted". Returns how many.

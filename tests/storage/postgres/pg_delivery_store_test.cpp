@@ -547,13 +547,21 @@ TEST_F(pg_delivery_store_test, cancel_erase_and_delete_are_set_based_and_complet
       a->record_attempts({failed_attempt(*(*d)->record, at(kNoon), at(kNoon + 1000))})->front(),
       record_outcome::recorded);
 
+  // An attempt of other_webhook_'s is in flight while the webhook is deleted.
+  auto in_flight = a->find_delivery(project_, group[2].record.deliveries[0].delivery);
+  ASSERT_TRUE(in_flight && *in_flight);
   auto cancelled = a->cancel_webhook(other_webhook_);
   ASSERT_TRUE(cancelled) << cancelled.error().detail;
   EXPECT_EQ(*cancelled, 2u);
+  auto landed = a->record_attempts({succeeded_attempt(*(*in_flight)->record, at(kNoon + 5))});
+  ASSERT_TRUE(landed) << landed.error().detail;
+  EXPECT_EQ(landed->front(), record_outcome::recorded_late);
   auto c = a->find_delivery(project_, group[2].record.deliveries[0].delivery);
   ASSERT_TRUE(c && *c);
   EXPECT_EQ((*c)->record->status, delivery_status::failed);
   EXPECT_EQ((*c)->record->reason, std::string(kReasonWebhookDeleted));
+  EXPECT_EQ((*c)->record->attempts, 1u) << "the late attempt counts";
+  EXPECT_EQ((*c)->attempts.size(), 1u);
   EXPECT_EQ(value("SELECT count(*) FROM deliveries WHERE webhook_id = '" +
                   other_webhook_.to_string() + "'"),
             "0");
@@ -563,7 +571,9 @@ TEST_F(pg_delivery_store_test, cancel_erase_and_delete_are_set_based_and_complet
   EXPECT_EQ(*erased, 2u);
   EXPECT_FALSE(*a->find_event(project_, group[0].record.id));
   EXPECT_FALSE(*a->find_delivery(project_, group[0].record.deliveries[1].delivery));
-  EXPECT_EQ(value("SELECT count(*) FROM attempts"), "0");
+  EXPECT_EQ(value("SELECT string_agg(delivery_id, ',') FROM attempts"),
+            group[2].record.deliveries[0].delivery.to_string())
+      << "user-1's attempt is erased, user-2's stays";
   EXPECT_EQ(value("SELECT count(*) FROM deliveries"), "0");
   EXPECT_TRUE(*a->find_event(project_, group[2].record.id)) << "user-2's event stays";
 
@@ -577,6 +587,7 @@ TEST_F(pg_delivery_store_test, cancel_erase_and_delete_are_set_based_and_complet
   EXPECT_EQ(*deleted, 0u);
   EXPECT_EQ(value("SELECT count(*) FROM events"), "1");
   EXPECT_EQ(value("SELECT count(*) FROM delivery_history"), "0");
+  EXPECT_EQ(value("SELECT count(*) FROM attempts"), "0");
   auto last = a->delete_project(project_);
   ASSERT_TRUE(last);
   EXPECT_EQ(*last, 1u);
