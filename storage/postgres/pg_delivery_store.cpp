@@ -2,6 +2,8 @@
 
 #include "storage/postgres/migrations.hpp"
 
+#include <libpq-fe.h>
+
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
@@ -408,53 +410,116 @@ result<std::size_t> pg_delivery_store::release(const std::vector<object_id>& ids
 
 // ---- attempts
 
+namespace {
+
+json::object attempt_row(const attempt_record& a) {
+  json::object row;
+  row["delivery_id"] = a.delivery.to_string();
+  row["number"] = a.value.number;
+  row["at_ms"] = millis(a.value.at);
+  row["duration_ms"] = a.value.duration.count();
+  row["status_code"] = a.value.status_code ? json::value(*a.value.status_code) : json::value();
+  row["response"] = a.value.response;
+  row["error"] = json_optional(a.value.error);
+  row["status"] = to_string(a.after.status);
+  row["due_ms"] = a.after.next_attempt_at ? json::value(millis(*a.after.next_attempt_at))
+                                          : json::value(nullptr);
+  row["reason"] = json_optional(a.after.reason);
+  row["updated_ms"] = millis(a.after.updated_at);
+  return row;
+}
+
+// The outcome of `a` from its row of record_sql's result.
+record_outcome outcome_of(const rows& r, int row, const attempt_record& a, std::string_view node) {
+  if (r.text(row, 1) == "t") {
+    return r.text(row, 6) == "t" ? record_outcome::recorded_late : record_outcome::recorded;
+  }
+  if (r.is_null(row, 3)) return record_outcome::not_pending;
+  if (r.is_null(row, 2) || r.text(row, 2) != node) return record_outcome::lease_lost;
+  // Held by this node and the right number as of the statement's start, yet not recorded:
+  // another node took it over in between.
+  if (integer(r, row, 3) + 1 == a.value.number) return record_outcome::lease_lost;
+  return record_outcome::conflict;
+}
+
+}  // namespace
+
 result<std::vector<record_outcome>> pg_delivery_store::record_attempts(
     const std::vector<attempt_record>& batch) {
   std::vector<record_outcome> outcomes(batch.size(), record_outcome::conflict);
   if (batch.empty()) return outcomes;
-  // One attempt per delivery and statement; a second one in the batch is a conflict (its number
-  // cannot be the next of a delivery the first one changes).
+  // One attempt per delivery and batch; a second one is a conflict (its number cannot be the
+  // next of a delivery the first one changes).
   std::unordered_map<object_id, std::size_t, object_id_hash> index;
-  json::array input;
+  std::vector<std::size_t> items;
   for (std::size_t i = 0; i < batch.size(); ++i) {
-    const attempt_record& a = batch[i];
-    if (!index.try_emplace(a.delivery, i).second) continue;
-    json::object row;
-    row["delivery_id"] = a.delivery.to_string();
-    row["number"] = a.value.number;
-    row["at_ms"] = millis(a.value.at);
-    row["duration_ms"] = a.value.duration.count();
-    row["status_code"] = a.value.status_code ? json::value(*a.value.status_code) : json::value();
-    row["response"] = a.value.response;
-    row["error"] = json_optional(a.value.error);
-    row["status"] = to_string(a.after.status);
-    row["due_ms"] = a.after.next_attempt_at ? json::value(millis(*a.after.next_attempt_at))
-                                            : json::value(nullptr);
-    row["reason"] = json_optional(a.after.reason);
-    row["updated_ms"] = millis(a.after.updated_at);
-    input.push_back(std::move(row));
+    if (index.try_emplace(batch[i].delivery, i).second) items.push_back(i);
   }
+  if (options_.pipeline_records) return record_pipelined(batch, items, std::move(outcomes));
+  json::array input;
+  for (std::size_t i : items) input.push_back(attempt_row(batch[i]));
   auto r = conn_.exec(record_sql(), {text(json::serialize(input)), text(options_.node)});
   if (!r) return r.error();
   for (int row = 0; row < r->size(); ++row) {
     const auto it = index.find(parse_id(r->text(row, 0)));
     if (it == index.end()) continue;
-    const attempt_record& a = batch[it->second];
-    record_outcome& out = outcomes[it->second];
-    if (r->text(row, 1) == "t") {
-      out = r->text(row, 6) == "t" ? record_outcome::recorded_late : record_outcome::recorded;
-    } else if (r->is_null(row, 3)) {
-      out = record_outcome::not_pending;
-    } else if (r->is_null(row, 2) || r->text(row, 2) != options_.node) {
-      out = record_outcome::lease_lost;
-    } else if (integer(*r, row, 3) + 1 == a.value.number) {
-      // Held by this node and the right number as of the statement's start, yet not recorded:
-      // another node took it over in between.
-      out = record_outcome::lease_lost;
-    } else {
-      out = record_outcome::conflict;
+    outcomes[it->second] = outcome_of(*r, row, batch[it->second], options_.node);
+  }
+  return outcomes;
+}
+
+result<std::vector<record_outcome>> pg_delivery_store::record_pipelined(
+    const std::vector<attempt_record>& batch, const std::vector<std::size_t>& items,
+    std::vector<record_outcome> outcomes) {
+  if (!conn_.healthy()) {
+    if (auto again = conn_.reconnect(); !again) return again.error();
+  }
+  PGconn* c = conn_.native();
+  if (PQenterPipelineMode(c) != 1) {
+    return storage_problem("pipeline mode", PQerrorMessage(c));
+  }
+  // Every statement up to the sync runs in one implicit transaction: a failure rolls back all.
+  std::vector<std::string> inputs;
+  inputs.reserve(items.size());
+  bool sent = true;
+  for (std::size_t i : items) {
+    inputs.push_back(json::serialize(json::array{attempt_row(batch[i])}));
+    const char* values[] = {inputs.back().c_str(), options_.node.c_str()};
+    if (PQsendQueryParams(c, record_sql().c_str(), 2, nullptr, values, nullptr, nullptr, 0) != 1) {
+      sent = false;
+      break;
     }
   }
+  sent = sent && PQpipelineSync(c) == 1;
+  std::optional<problem> failure;
+  if (!sent) failure = storage_problem("pipeline send", PQerrorMessage(c));
+  // Read every result up to the sync's (or until the connection gives none).
+  std::size_t next = 0;
+  for (;;) {
+    PGresult* res = PQgetResult(c);
+    if (res == nullptr) {
+      if (!sent || PQstatus(c) != CONNECTION_OK) break;
+      continue;  // the end of one statement's results
+    }
+    const auto status = PQresultStatus(res);
+    if (status == PGRES_PIPELINE_SYNC) {
+      PQclear(res);
+      break;
+    }
+    if (status == PGRES_TUPLES_OK && next < items.size()) {
+      const rows r(res);
+      const std::size_t i = items[next++];
+      if (r.size() == 1) outcomes[i] = outcome_of(r, 0, batch[i], options_.node);
+      continue;
+    }
+    if (!failure) {
+      const char* message = PQresultErrorMessage(res);
+      failure = storage_problem("pipelined record", message != nullptr ? message : "aborted");
+    }
+    PQclear(res);
+  }
+  PQexitPipelineMode(c);
+  if (failure) return *failure;
   return outcomes;
 }
 

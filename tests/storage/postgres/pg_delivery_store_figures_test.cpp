@@ -32,10 +32,11 @@ class pg_delivery_store_figures : public ::testing::Test {
     uri_ = shared_pg_cluster()->uri(database_);
   }
 
-  std::unique_ptr<pg_delivery_store> node(const std::string& name) {
+  std::unique_ptr<pg_delivery_store> node(const std::string& name, bool pipeline = false) {
     delivery_store_options o;
     o.uri = uri_;
     o.node = name;
+    o.pipeline_records = pipeline;
     auto s = pg_delivery_store::open(std::move(o));
     if (!s) throw std::runtime_error(s.error().detail);
     return std::move(*s);
@@ -242,6 +243,49 @@ TEST_F(pg_delivery_store_figures, group_size_sweep_statements_per_event_and_thro
       EXPECT_NEAR(per_attempt, 1.0 / static_cast<double>(group_size), 0.01);
     }
   }
+}
+
+TEST_F(pg_delivery_store_figures, recording_one_statement_per_batch_against_pipelined_statements) {
+  const bool counting = shared_pg_cluster()->has_stat_statements();
+  if (counting) shared_pg_cluster()->execute(database_, "CREATE EXTENSION pg_stat_statements");
+  constexpr std::size_t kAttempts = 1000;
+  std::printf("%6s %22s %14s %22s %14s\n", "batch", "one statement: att/s", "stmts/attempt",
+              "pipelined: att/s", "stmts/attempt");
+  std::size_t total = 0;
+  for (std::size_t batch_size : {1u, 10u, 100u}) {
+    double rate[2] = {0, 0};
+    double per_attempt[2] = {0, 0};
+    for (int mode = 0; mode < 2; ++mode) {
+      auto s = node(mode == 0 ? "one" : "pipelined", mode == 1);
+      auto all = events(kAttempts);
+      ASSERT_TRUE(s->ingest(all));
+      if (counting) reset_statements();
+      const auto start = steady::now();
+      for (std::size_t i = 0; i < kAttempts; i += batch_size) {
+        std::vector<attempt_record> batch;
+        for (std::size_t j = i; j < i + batch_size; ++j) {
+          batch.push_back(success(all[j].record.deliveries[0].delivery));
+        }
+        // A wrong number in every batch: its outcome must come back in place, not shift others.
+        if (i % 200 == 0) batch.front().value.number = 9;
+        auto r = s->record_attempts(batch);
+        ASSERT_TRUE(r) << r.error().detail;
+        ASSERT_EQ(r->size(), batch.size());
+        for (std::size_t j = 0; j < batch.size(); ++j) {
+          const bool wrong = i % 200 == 0 && j == 0;
+          ASSERT_EQ((*r)[j], wrong ? record_outcome::conflict : record_outcome::recorded)
+              << "mode " << mode << " batch " << batch_size << " item " << j;
+        }
+      }
+      const double seconds = std::chrono::duration<double>(steady::now() - start).count();
+      rate[mode] = static_cast<double>(kAttempts) / seconds;
+      per_attempt[mode] = counting ? static_cast<double>(statements()) / kAttempts : 0;
+      total += kAttempts - kAttempts / 200;
+    }
+    std::printf("%6zu %22.0f %14.3f %22.0f %14.3f\n", batch_size, rate[0], per_attempt[0], rate[1],
+                per_attempt[1]);
+  }
+  EXPECT_EQ(value("SELECT count(*) FROM attempts"), std::to_string(total));
 }
 
 }  // namespace
