@@ -2,6 +2,7 @@
 // database per test. Stores with different node names stand for the nodes of a cluster.
 
 #include "storage/postgres/pg_delivery_store.hpp"
+#include "storage/postgres/migrations.hpp"
 #include "tests/support/pg_cluster.hpp"
 
 #include <gtest/gtest.h>
@@ -593,6 +594,43 @@ TEST_F(pg_delivery_store_test, cancel_erase_and_delete_are_set_based_and_complet
   EXPECT_EQ(*last, 1u);
   EXPECT_EQ(value("SELECT count(*) FROM events"), "0");
   EXPECT_EQ(value("SELECT count(*) FROM deliveries"), "0");
+}
+
+TEST_F(pg_delivery_store_test, migration_2_moves_version_1_rows_out_of_the_default_partitions) {
+  {
+    auto c = connection::open(uri_);
+    ASSERT_TRUE(c);
+    ASSERT_TRUE(migrate(*c, embedded_migrations().first(1)));
+    // Version 1 rows: an event and an attempt in the default partitions, a finished delivery
+    // and a pending one in `deliveries`.
+    ASSERT_TRUE(c->exec_script(
+        "INSERT INTO events (id, organization_id, project_id, type, data, event_time, created_at)"
+        " VALUES ('000000000000000000000001', '000000000000000000000002',"
+        " '000000000000000000000003', 'order.created', '{}', now(), '2026-11-30 10:00:00+00');"
+        "INSERT INTO deliveries (id, event_id, event_created_at, webhook_id, project_id, type,"
+        " status, attempts, due_at, created_at, updated_at) VALUES"
+        " ('000000000000000000000005', '000000000000000000000001', '2026-11-30 10:00:00+00',"
+        " '000000000000000000000006', '000000000000000000000003', 'order.created', 'succeeded',"
+        " 1, NULL, now(), now()),"
+        " ('000000000000000000000007', '000000000000000000000001', '2026-11-30 10:00:00+00',"
+        " '000000000000000000000008', '000000000000000000000003', 'order.created', 'pending', 0,"
+        " now(), now(), now());"
+        "INSERT INTO attempts (delivery_id, number, at, duration_ms, status_code, response,"
+        " created_at) VALUES ('000000000000000000000005', 1, now(), 5, 200, 'ok',"
+        " '2026-11-30 10:00:00+00')"));
+  }
+  auto a = node("a");  // applies migration 2
+  EXPECT_EQ(value("SELECT to_regclass('events_default') IS NULL"), "t");
+  EXPECT_EQ(value("SELECT tableoid::regclass::text FROM events"), "events_20261130");
+  EXPECT_EQ(value("SELECT tableoid::regclass::text FROM attempts"), "attempts_20261130");
+  EXPECT_EQ(value("SELECT tableoid::regclass::text || ':' || status FROM delivery_history"),
+            "delivery_history_20261130:succeeded");
+  EXPECT_EQ(value("SELECT id FROM deliveries"), "000000000000000000000007");
+  const object_id project = *object_id::parse("000000000000000000000003");
+  auto finished = a->find_delivery(project, *object_id::parse("000000000000000000000005"));
+  ASSERT_TRUE(finished && *finished) << (finished ? "" : finished.error().detail);
+  EXPECT_EQ((*finished)->record->status, delivery_status::succeeded);
+  EXPECT_EQ((*finished)->attempts.size(), 1u);
 }
 
 }  // namespace
