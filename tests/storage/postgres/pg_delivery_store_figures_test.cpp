@@ -84,6 +84,15 @@ class pg_delivery_store_figures : public ::testing::Test {
               " AND query NOT LIKE '%pg_stat_statements%'"));
   }
   void reset_statements() { value("SELECT pg_stat_statements_reset()::text"); }
+  // The server's mean planning and execution time per statement since the last reset, in ms
+  // ("plan/exec"), for statements run where pg_stat_statements.track_planning is on.
+  std::string server_ms() {
+    return value(
+        "SELECT round((sum(total_plan_time) / sum(calls))::numeric, 2) || '/' ||"
+        " round((sum(total_exec_time) / sum(calls))::numeric, 2) FROM pg_stat_statements"
+        " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        " AND query NOT LIKE '%pg_stat_statements%'");
+  }
 
   std::string database_;
   std::string uri_;
@@ -173,6 +182,12 @@ TEST_F(pg_delivery_store_figures, group_size_sweep_statements_per_event_and_thro
   }
   auto a = node("a");
   auto b = node("b");
+  if (counting) {
+    for (auto* s : {a.get(), b.get()}) {
+      ASSERT_TRUE(s->native().exec("SET pg_stat_statements.track_planning = on"));
+    }
+  }
+  std::string server_times;
   constexpr std::size_t kEvents = 2000;
   std::printf("%6s %12s %12s %12s %12s %12s %12s\n", "group", "events/s", "stmts/event",
               "attempts/s", "stmts/attempt", "claims/s", "stmts/claim");
@@ -189,6 +204,7 @@ TEST_F(pg_delivery_store_figures, group_size_sweep_statements_per_event_and_thro
     }
     const double ingest_s = std::chrono::duration<double>(steady::now() - ingest_start).count();
     const long ingest_statements = counting ? statements() : 0;
+    if (counting) server_times += std::to_string(group_size) + ": ingest " + server_ms();
 
     // Half of them: recorded by the ingesting node at once (no claim), in batches.
     if (counting) reset_statements();
@@ -205,6 +221,7 @@ TEST_F(pg_delivery_store_figures, group_size_sweep_statements_per_event_and_thro
     }
     const double record_s = std::chrono::duration<double>(steady::now() - record_start).count();
     const long record_statements = counting ? statements() : 0;
+    if (counting) server_times += ", record " + server_ms();
 
     // The other half: given up by the ingesting node and claimed by another, in batches.
     std::vector<object_id> rest;
@@ -222,6 +239,7 @@ TEST_F(pg_delivery_store_figures, group_size_sweep_statements_per_event_and_thro
     }
     const double claim_s = std::chrono::duration<double>(steady::now() - claim_start).count();
     const long claim_statements = counting ? statements() : 0;
+    if (counting) server_times += ", claim " + server_ms() + "\n";
     ASSERT_EQ(claimed, rest.size());
     ASSERT_TRUE(b->record_attempts([&] {
       std::vector<attempt_record> batch;
@@ -243,6 +261,7 @@ TEST_F(pg_delivery_store_figures, group_size_sweep_statements_per_event_and_thro
       EXPECT_NEAR(per_attempt, 1.0 / static_cast<double>(group_size), 0.01);
     }
   }
+  std::printf("server ms per statement, plan/exec, by group size:\n%s", server_times.c_str());
 }
 
 TEST_F(pg_delivery_store_figures, recording_one_statement_per_batch_against_pipelined_statements) {
