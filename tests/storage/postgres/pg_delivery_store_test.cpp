@@ -249,9 +249,14 @@ TEST_F(pg_delivery_store_test, two_nodes_claiming_1000_due_deliveries_take_each_
   std::vector<object_id> got_a;
   std::vector<object_id> got_b;
   std::atomic<bool> failed{false};
+  std::atomic<int> ready{0};
   auto run = [&](pg_delivery_store& s, std::vector<object_id>& got) {
+    // Both start together, and claim in small batches, so that their claims interleave.
+    ++ready;
+    while (ready.load() < 2) {
+    }
     for (;;) {
-      auto claimed = s.claim_due(37);
+      auto claimed = s.claim_due(10);
       if (!claimed) {
         failed = true;
         return;
@@ -281,8 +286,9 @@ TEST_F(pg_delivery_store_test, two_nodes_claiming_1000_due_deliveries_take_each_
 
 TEST_F(pg_delivery_store_test,
        a_lease_left_to_expire_is_taken_over_and_its_old_owner_cannot_record) {
-  auto a = node("a", 400ms);
-  auto b = node("b", 400ms);
+  // Margins of 0.8 s and more around the 2 s lease, so that a stalled machine does not decide.
+  auto a = node("a", 2000ms);
+  auto b = node("b", 2000ms);
   std::vector<ingest_item> group{item({webhook_})};
   ASSERT_TRUE(a->ingest(group));
   // Leased to a at ingest: b finds nothing due.
@@ -290,12 +296,12 @@ TEST_F(pg_delivery_store_test,
   ASSERT_TRUE(early);
   EXPECT_TRUE(early->empty());
   // a renews while alive...
-  std::this_thread::sleep_for(250ms);
+  std::this_thread::sleep_for(1200ms);
   EXPECT_EQ(a->renew(delivery_ids(group))->size(), 1u);
-  std::this_thread::sleep_for(250ms);
+  std::this_thread::sleep_for(1200ms);
   EXPECT_TRUE(b->claim_due(10)->empty()) << "a renewed lease holds";
   // ...then stops renewing: after the lease b takes the delivery.
-  std::this_thread::sleep_for(500ms);
+  std::this_thread::sleep_for(2200ms);
   auto taken = b->claim_due(10);
   ASSERT_TRUE(taken) << taken.error().detail;
   ASSERT_EQ(taken->size(), 1u);
