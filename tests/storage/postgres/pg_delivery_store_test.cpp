@@ -223,6 +223,45 @@ TEST_F(pg_delivery_store_test, one_key_taken_by_two_nodes_at_once_makes_one_even
   EXPECT_EQ(other_token->front().outcome, ingest_outcome::created);
 }
 
+TEST_F(pg_delivery_store_test, a_key_held_by_an_uncommitted_ingest_waits_and_then_replays_or_wins) {
+  auto a = node("a");
+  auto b = node("b");
+  const object_id token = ids_.next();
+  // a's ingest stays uncommitted (an open transaction around it), so b's ingest of the same key
+  // must wait for it: b replays when a commits, and creates when a rolls back.
+  for (const char* ending : {"COMMIT", "ROLLBACK"}) {
+    const std::string key = std::string("held-") + ending;
+    ingest_item from_a = keyed(key, "body", token);
+    ingest_item from_b = keyed(key, "body", token);
+    ASSERT_TRUE(a->native().exec("BEGIN"));
+    auto first = a->ingest({from_a});
+    ASSERT_TRUE(first) << first.error().detail;
+    std::atomic<bool> returned{false};
+    result<std::vector<ingest_answer>> second = problem{};
+    std::thread waiting([&] {
+      second = b->ingest({from_b});
+      returned = true;
+    });
+    std::this_thread::sleep_for(300ms);
+    EXPECT_FALSE(returned.load()) << "b waits on a's uncommitted key";
+    ASSERT_TRUE(a->native().exec(ending));
+    waiting.join();
+    ASSERT_TRUE(second) << second.error().detail;
+    if (std::string(ending) == "COMMIT") {
+      EXPECT_EQ(second->front().outcome, ingest_outcome::replay);
+      EXPECT_EQ(second->front().event, from_a.record.id);
+    } else {
+      EXPECT_EQ(second->front().outcome, ingest_outcome::created);
+      EXPECT_EQ(second->front().event, from_b.record.id);
+    }
+  }
+  EXPECT_EQ(value("SELECT count(*) FROM events"), "2");
+  EXPECT_EQ(value("SELECT string_agg(key || ':' || event_id, ',' ORDER BY key) FROM"
+                  " idempotency_keys"),
+            "held-COMMIT:" + value("SELECT id FROM events ORDER BY id LIMIT 1") +
+                ",held-ROLLBACK:" + value("SELECT id FROM events ORDER BY id DESC LIMIT 1"));
+}
+
 TEST_F(pg_delivery_store_test, an_expired_key_is_taken_over_by_the_next_request) {
   auto a = node("a");
   const object_id token = ids_.next();
