@@ -360,6 +360,38 @@ TEST_F(pg_delivery_store_test,
   EXPECT_EQ(value("SELECT count(*) FROM attempts"), "1");
 }
 
+TEST_F(pg_delivery_store_test, a_record_racing_a_takeover_waits_and_then_loses_or_records) {
+  // a's lease runs out at once; b's claim stays uncommitted (an open transaction around it), so
+  // a's record must wait on the row: lease_lost when b commits, recorded when b rolls back.
+  auto a = node("a", 1ms);
+  auto b = node("b");
+  for (const char* ending : {"COMMIT", "ROLLBACK"}) {
+    std::vector<ingest_item> group{item({webhook_})};
+    ASSERT_TRUE(a->ingest(group));
+    std::this_thread::sleep_for(10ms);
+    ASSERT_TRUE(b->native().exec("BEGIN"));
+    auto taken = b->claim_due(10);
+    ASSERT_TRUE(taken) << taken.error().detail;
+    ASSERT_EQ(taken->size(), 1u);
+    std::atomic<bool> returned{false};
+    result<std::vector<record_outcome>> recorded = problem{};
+    std::thread waiting([&] {
+      recorded = a->record_attempts({succeeded_attempt(*taken->front().record, at(kNoon))});
+      returned = true;
+    });
+    std::this_thread::sleep_for(300ms);
+    EXPECT_FALSE(returned.load()) << "a waits on b's uncommitted claim";
+    ASSERT_TRUE(b->native().exec(ending));
+    waiting.join();
+    ASSERT_TRUE(recorded) << recorded.error().detail;
+    EXPECT_EQ(recorded->front(), std::string(ending) == "COMMIT" ? record_outcome::lease_lost
+                                                                 : record_outcome::recorded)
+        << ending;
+  }
+  EXPECT_EQ(value("SELECT count(*) FROM attempts"), "1") << "only the rolled-back round's";
+  EXPECT_EQ(value("SELECT lease_owner FROM deliveries"), "b");
+}
+
 TEST_F(pg_delivery_store_test, attempts_reschedule_then_finish_a_delivery_into_history) {
   auto a = node("a");
   std::vector<ingest_item> group{item({webhook_}), item({webhook_})};
