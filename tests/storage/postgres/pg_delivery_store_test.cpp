@@ -605,6 +605,33 @@ TEST_F(pg_delivery_store_test, partitions_are_made_ahead_and_retention_drops_who
   EXPECT_EQ(claimed->front().source_event->id, old[0].record.id);
 }
 
+TEST_F(pg_delivery_store_test, nodes_starting_together_on_an_empty_database_all_open) {
+  // Each open migrates and creates the day partitions: four at once queue on the advisory locks
+  // instead of failing on one another's CREATE TABLE.
+  constexpr int kNodes = 4;
+  std::vector<std::string> failures(kNodes);
+  std::vector<std::thread> nodes;
+  std::atomic<int> ready{0};
+  for (int i = 0; i < kNodes; ++i) {
+    nodes.emplace_back([&, i] {
+      ++ready;
+      while (ready.load() < kNodes) {
+      }
+      try {
+        (void)node("n" + std::to_string(i));
+      } catch (const std::exception& e) {
+        failures[static_cast<std::size_t>(i)] = e.what();
+      }
+    });
+  }
+  for (auto& t : nodes) t.join();
+  for (const auto& f : failures) EXPECT_EQ(f, "");
+  EXPECT_EQ(value("SELECT count(*) FROM pg_inherits WHERE inhparent IN ('events'::regclass,"
+                  " 'attempts'::regclass, 'delivery_history'::regclass)"),
+            "9")
+      << "three days of three tables";
+}
+
 TEST_F(pg_delivery_store_test, a_missing_days_partition_is_made_when_a_row_needs_it) {
   auto a = node("a");
   shared_pg_cluster()->execute(database_, "DROP TABLE events_20261206");
