@@ -118,6 +118,10 @@ class pg_cluster {
   }
 
   int port() const noexcept { return port_; }
+  // Whether the server preloads pg_stat_statements (see pg_ctl below).
+  bool has_stat_statements() const {
+    return std::filesystem::exists(bin_ + "/../lib/pg_stat_statements.so");
+  }
   const std::string& directory() const noexcept { return dir_; }
 
   // postgresql://hookd@127.0.0.1:<port>/<database>
@@ -173,9 +177,12 @@ class pg_cluster {
 
  private:
   std::string pg_ctl(const std::string& action, const std::string& extra) const {
-    const std::string options = "-k " + dir_ + " -p " + std::to_string(port_) +
-                                " -c listen_addresses=127.0.0.1 -c fsync=off" +
-                                " -c full_page_writes=off";
+    std::string options = "-k " + dir_ + " -p " + std::to_string(port_) +
+                          " -c listen_addresses=127.0.0.1 -c fsync=off" +
+                          " -c full_page_writes=off";
+    // pg_stat_statements, where installed (Debian's server package has it), so that tests can
+    // count the statements an operation costs (CREATE EXTENSION pg_stat_statements per database).
+    if (has_stat_statements()) options += " -c shared_preload_libraries=pg_stat_statements";
     return as_user_ + shell_quote(bin_ + "/pg_ctl") + " -D " + shell_quote(dir_ + "/data") +
            " -o " + shell_quote(options) + " " + extra + " " + action + " >/dev/null 2>&1";
   }

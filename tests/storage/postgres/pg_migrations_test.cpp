@@ -174,7 +174,7 @@ TEST_F(pg_test, a_failing_migration_applies_nothing_of_the_run) {
   EXPECT_EQ(pending->size(), 2u);
 }
 
-TEST_F(pg_test, events_land_in_the_partition_of_their_utc_day_or_the_default_one) {
+TEST_F(pg_test, events_land_in_the_partition_of_their_utc_day_and_a_day_without_one_is_refused) {
   connection c = connect();
   ASSERT_TRUE(migrate(c));
   // The session's time zone does not move the day's bounds.
@@ -184,13 +184,19 @@ TEST_F(pg_test, events_land_in_the_partition_of_their_utc_day_or_the_default_one
       "SELECT hookd_day_partition('events', date '2026-12-07');"  // again: no error
       "INSERT INTO events (id, organization_id, project_id, type, data, event_time, created_at)"
       " VALUES ('000000000000000000000001', '000000000000000000000002',"
-      " '000000000000000000000003', 'order.created', '{}', now(), '2026-12-07 00:00:00+00'),"
-      " ('000000000000000000000004', '000000000000000000000002', '000000000000000000000003',"
-      " 'order.created', '{}', now(), '2026-12-06 23:59:59.999+00')";
+      " '000000000000000000000003', 'order.created', '{}', now(), '2026-12-07 00:00:00+00')";
   ASSERT_TRUE(c.exec_script(insert));
   EXPECT_EQ(value("SELECT string_agg(id || ':' || tableoid::regclass::text, ',' ORDER BY id)"
                   " FROM events"),
-            "000000000000000000000001:events_20261207,000000000000000000000004:events_default");
+            "000000000000000000000001:events_20261207");
+  // No default partition (migration 0002): a row of a day without its partition is refused,
+  // rather than kept where it would block creating that day's partition later.
+  auto orphan = c.exec(
+      "INSERT INTO events (id, organization_id, project_id, type, data, event_time, created_at)"
+      " VALUES ('000000000000000000000004', '000000000000000000000002', '000000000000000000000003',"
+      " 'order.created', '{}', now(), '2026-12-06 23:59:59.999+00')");
+  ASSERT_FALSE(orphan);
+  EXPECT_NE(orphan.error().detail.find("23514"), std::string::npos) << orphan.error().detail;
   // An id that is not 24 lowercase hex digits is refused by the column's domain.
   auto bad = c.exec("INSERT INTO organizations VALUES ('ABC', 'x', now(), now())");
   ASSERT_FALSE(bad);

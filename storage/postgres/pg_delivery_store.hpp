@@ -1,0 +1,181 @@
+#pragma once
+// Events, deliveries and attempts in PostgreSQL for cluster mode (docs/cluster.md, "Deliveries,
+// leases and retention"): the SQL layer a node's delivery log runs on. Many nodes share one
+// database; each has its own store (its own `node` name, the lease owner it writes).
+//
+// - Ingest takes a group of events (each with its deliveries and optional idempotency key) in ONE
+//   statement, so ONE transaction: the key is claimed with INSERT ... ON CONFLICT, so that two
+//   nodes taking one key at once make one event. The deliveries are inserted already leased to
+//   this node, which may dispatch them at once.
+// - claim_due leases due pending deliveries nobody holds (or whose lease expired) with FOR UPDATE
+//   SKIP LOCKED; a node that lost a lease cannot record an attempt for it (lease_lost).
+// - Pending deliveries live in `deliveries` (the queue); a finished one moves to
+//   `delivery_history`. Events, attempts and finished deliveries are partitioned by the event's
+//   UTC day: retention drops whole day partitions, no per-row deletes.
+//
+// Lease times are the database's clock (one clock for all nodes); due times and the partition
+// day are the store's clock (injectable for tests). Thread safety: one blocking connection; use
+// a store from one thread at a time (a node runs several stores for parallel work).
+
+#include "core/common/clock.hpp"
+#include "core/common/crypto.hpp"
+#include "core/common/error.hpp"
+#include "core/common/object_id.hpp"
+#include "core/delivery/delivery.hpp"
+#include "core/delivery/delivery_log.hpp"
+#include "storage/postgres/connection.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace hookd::pg {
+
+struct delivery_store_options {
+  std::string uri;  // libpq's postgresql://...
+  // This node's name as lease owner: unique per running node (e.g. host:pid). Required.
+  std::string node;
+  // How long a claim (or an ingest's deliveries) stays with this node unless renewed. Default
+  // 30 s: a dead node's jobs go to the others within 30 s plus one claim poll.
+  std::chrono::milliseconds lease{30000};
+  // How long an idempotency key answers with its first result. Default 24 h, as the embedded
+  // store's; an expired key is taken over by the next request that uses it.
+  std::chrono::milliseconds idempotency_ttl{24LL * 3600 * 1000};
+  // Day partitions ensure_partitions() creates past today. Default 2: a node that is down for a
+  // day still finds tomorrow's partitions when it comes back.
+  int partition_days_ahead = 2;
+  std::function<timestamp()> clock = now_ms;
+  // record_attempts sends one statement per attempt in libpq's pipeline mode (one round trip,
+  // one implicit transaction) instead of one statement for the whole batch. Default off: the
+  // single statement was measured faster (docs/cluster.md); kept to measure again.
+  bool pipeline_records = false;
+};
+
+// One event of an ingest group. `record.deliveries` lists the deliveries to create (id and
+// webhook), due at once.
+struct ingest_item {
+  event record;
+  struct idempotency {
+    object_id token;
+    std::string key;
+    sha256_digest fingerprint{};  // of the request; another fingerprint under the key: conflict
+  };
+  std::optional<idempotency> key;
+  bool test = false;  // test pings (docs/delivery.md, "Test pings")
+};
+
+enum class ingest_outcome : std::uint8_t { created, replay, conflict };
+
+// Per item of a group, in the group's order. For replay: the first answer under the key.
+struct ingest_answer {
+  ingest_outcome outcome = ingest_outcome::created;
+  object_id event;
+  std::string type;
+  timestamp time{};
+  std::uint32_t deliveries = 0;
+};
+
+// One attempt to record and the delivery's state after it.
+struct attempt_record {
+  object_id delivery;
+  attempt value;  // value.number must be the delivery's attempts + 1
+  delivery_state after;
+};
+
+enum class record_outcome : std::uint8_t {
+  recorded,
+  // Recorded, but the delivery had finished meanwhile (cancelled: its webhook was deleted) and
+  // keeps its status; the attempt is counted.
+  recorded_late,
+  lease_lost,   // another node holds the delivery now (this node's lease expired and was taken)
+  conflict,     // the attempt number is not the delivery's next
+  not_pending,  // no pending delivery with this id (finished, cancelled or erased meanwhile)
+};
+
+// What drop_expired did.
+struct retention_result {
+  std::vector<std::string> dropped;  // partitions dropped, e.g. events_20261101
+  std::uint64_t pinned_events = 0;   // events of still-pending deliveries moved to today
+  std::uint64_t expired_keys = 0;    // idempotency keys past their TTL deleted
+};
+
+class pg_delivery_store {
+ public:
+  // Connects, brings the schema up to date (migrate()) and creates the day partitions ahead
+  // (ensure_partitions()); storage_failure naming the cause when any fails.
+  static result<std::unique_ptr<pg_delivery_store>> open(delivery_store_options options);
+
+  // ---- writes
+
+  // The group's events, their deliveries (leased to this node) and idempotency keys, in one
+  // statement. Items of one group sharing a key: the first decides, the others replay it or
+  // conflict. A day without its partition is created and the group tried again once.
+  result<std::vector<ingest_answer>> ingest(const std::vector<ingest_item>& group);
+
+  // Leases up to `n` due pending deliveries (due at or before the store's clock) that nobody
+  // holds or whose lease expired, earliest due first, with the events they send.
+  result<std::vector<pending_delivery>> claim_due(std::size_t n);
+  // Extends this node's leases of `ids`; returns those it still held (the rest were taken).
+  result<std::vector<object_id>> renew(const std::vector<object_id>& ids);
+  // Gives up this node's leases of `ids` (e.g. at shutdown): claimable at once. Returns how many.
+  result<std::size_t> release(const std::vector<object_id>& ids);
+
+  // Each attempt inserted and its delivery updated, in one statement for the batch: still
+  // pending (attempts, due time; the lease is cleared, a retry is claimed when due), or finished
+  // (moved to delivery_history). Only a delivery this node holds is recorded (or one that was
+  // cancelled while the attempt was in flight: recorded_late); per-item outcomes in the batch's
+  // order.
+  result<std::vector<record_outcome>> record_attempts(const std::vector<attempt_record>& batch);
+
+  // Fails every pending delivery of `webhook` with "webhook deleted". Returns how many.
+  result<std::size_t> cancel_webhook(const object_id& webhook);
+  // Erases the events of `subject` in `project`, their deliveries and attempts. Returns the
+  // number of events.
+  result<std::size_t> erase_subject(const object_id& project, const std::string& subject);
+  // Erases everything of `project`. Returns the number of pending deliveries dropped.
+  result<std::size_t> delete_project(const object_id& project);
+
+  // ---- reads
+
+  result<std::optional<delivery_detail>> find_delivery(const object_id& project,
+                                                       const object_id& id);
+  // Newest first (by id). `paused` is not known here: a status filter with paused includes the
+  // pending ones and the caller tells paused from pending by its webhooks. `validation` (field
+  // "limit") when limit is outside 1..100.
+  result<delivery_page> list_deliveries(const delivery_query& query);
+  result<std::optional<event_detail>> find_event(const object_id& project, const object_id& id);
+
+  // ---- partitions and retention
+
+  // The day partitions of events, attempts and delivery_history from today to
+  // partition_days_ahead days after, unless they exist. Call at start and daily.
+  result<void> ensure_partitions();
+  // Drops every day partition that ended before now - retention (whole tables, no row deletes);
+  // events still needed by pending deliveries are first moved, with their deliveries and
+  // attempts, to today's partitions. Also deletes idempotency keys past their TTL.
+  result<retention_result> drop_expired(std::chrono::milliseconds retention);
+
+  const delivery_store_options& options() const noexcept { return options_; }
+  connection& native() noexcept { return conn_; }
+
+ private:
+  pg_delivery_store(connection conn, delivery_store_options options)
+      : conn_(std::move(conn)), options_(std::move(options)) {}
+  result<std::vector<ingest_answer>> ingest_once(const std::vector<ingest_item>& group);
+  result<std::vector<record_outcome>> record_pipelined(const std::vector<attempt_record>& batch,
+                                                       const std::vector<std::size_t>& items,
+                                                       std::vector<record_outcome> outcomes);
+
+  connection conn_;
+  delivery_store_options options_;
+};
+
+// The transaction-scoped advisory lock partition changes hold, so that nodes creating or
+// dropping partitions at once queue instead of failing ("hookd_p").
+inline constexpr std::int64_t kPartitionLock = 0x686f6f6b645f70;
+
+}  // namespace hookd::pg

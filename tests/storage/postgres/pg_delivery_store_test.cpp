@@ -1,0 +1,741 @@
+// pg_delivery_store against a private PostgreSQL server (tests/support/pg_cluster.hpp), a fresh
+// database per test. Stores with different node names stand for the nodes of a cluster.
+
+#include "storage/postgres/pg_delivery_store.hpp"
+#include "storage/postgres/migrations.hpp"
+#include "tests/support/pg_cluster.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <set>
+#include <thread>
+#include <vector>
+
+namespace hookd::pg {
+namespace {
+
+using hookd::testing::shared_pg_cluster;
+using namespace std::chrono_literals;
+
+constexpr std::int64_t kDayMs = 24LL * 3600 * 1000;
+// 2026-12-06 12:00:00 UTC
+constexpr std::int64_t kNoon = 1796558400000;
+
+timestamp at(std::int64_t ms) {
+  return timestamp(std::chrono::milliseconds(ms));
+}
+
+class pg_delivery_store_test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    HOOKD_REQUIRE_PG();
+    database_ = shared_pg_cluster()->create_database();
+    uri_ = shared_pg_cluster()->uri(database_);
+  }
+
+  // A store as node `node`, on the test's clock.
+  std::unique_ptr<pg_delivery_store> node(const std::string& name,
+                                          std::chrono::milliseconds lease = 30s) {
+    delivery_store_options o;
+    o.uri = uri_;
+    o.node = name;
+    o.lease = lease;
+    o.clock = [this] {
+      return at(now_.load());
+    };
+    auto s = pg_delivery_store::open(std::move(o));
+    if (!s) throw std::runtime_error(s.error().detail);
+    return std::move(*s);
+  }
+
+  std::string value(const std::string& sql) {
+    return shared_pg_cluster()->query_value(database_, sql);
+  }
+
+  // An event of `project` fanned out to `webhooks`, new ids.
+  ingest_item item(const std::vector<object_id>& webhooks, std::string type = "order.created",
+                   std::optional<std::string> subject = std::nullopt) {
+    ingest_item i;
+    i.record.id = ids_.next();
+    i.record.organization = organization_;
+    i.record.project = project_;
+    i.record.type = std::move(type);
+    i.record.data = R"({"n":1,"s":"it's \"quoted\""})";
+    i.record.time = at(now_.load());
+    i.record.subject = std::move(subject);
+    for (const object_id& w : webhooks) i.record.deliveries.push_back({ids_.next(), w});
+    return i;
+  }
+  ingest_item keyed(const std::string& key, std::string_view body, object_id token) {
+    ingest_item i = item({webhook_});
+    i.key = ingest_item::idempotency{token, key, sha256(body)};
+    return i;
+  }
+
+  static std::vector<object_id> delivery_ids(const std::vector<ingest_item>& group) {
+    std::vector<object_id> out;
+    for (const auto& i : group) {
+      for (const auto& d : i.record.deliveries) out.push_back(d.delivery);
+    }
+    return out;
+  }
+
+  static attempt_record failed_attempt(const delivery& d, timestamp when, timestamp retry_at) {
+    attempt_record r;
+    r.delivery = d.id;
+    r.value.number = d.attempts + 1;
+    r.value.at = when;
+    r.value.duration = 12ms;
+    r.value.status_code = 503;
+    r.value.response = "busy";
+    r.after.status = delivery_status::pending;
+    r.after.next_attempt_at = retry_at;
+    r.after.updated_at = when;
+    return r;
+  }
+  static attempt_record succeeded_attempt(const delivery& d, timestamp when) {
+    attempt_record r;
+    r.delivery = d.id;
+    r.value.number = d.attempts + 1;
+    r.value.at = when;
+    r.value.duration = 7ms;
+    r.value.status_code = 200;
+    r.value.response = "ok";
+    r.after.status = delivery_status::succeeded;
+    r.after.updated_at = when;
+    return r;
+  }
+
+  std::string database_;
+  std::string uri_;
+  std::atomic<std::int64_t> now_{kNoon};
+  object_id_generator ids_;
+  object_id organization_ = ids_.next();
+  object_id project_ = ids_.next();
+  object_id webhook_ = ids_.next();
+  object_id other_webhook_ = ids_.next();
+};
+
+TEST_F(pg_delivery_store_test, an_ingested_group_is_readable_back_with_its_deliveries_leased) {
+  auto a = node("a");
+  std::vector<ingest_item> group{item({webhook_, other_webhook_}), item({webhook_}), item({})};
+  group[1].record.ordering_key = "customer-7";
+  group[1].record.traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  auto answers = a->ingest(group);
+  ASSERT_TRUE(answers) << answers.error().detail;
+  ASSERT_EQ(answers->size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ((*answers)[i].outcome, ingest_outcome::created);
+    EXPECT_EQ((*answers)[i].event, group[i].record.id);
+  }
+  EXPECT_EQ(value("SELECT count(*) FROM events"), "3");
+  EXPECT_EQ(value("SELECT count(*) FROM deliveries WHERE lease_owner = 'a'"
+                  " AND lease_until > now() + interval '25 seconds'"),
+            "3");
+
+  auto e = a->find_event(project_, group[0].record.id);
+  ASSERT_TRUE(e) << e.error().detail;
+  ASSERT_TRUE(*e);
+  EXPECT_EQ((*e)->record.data, group[0].record.data);
+  EXPECT_EQ((*e)->record.time, group[0].record.time);
+  ASSERT_EQ((*e)->deliveries.size(), 2u);
+  EXPECT_EQ((*e)->deliveries[0].webhook, webhook_);
+  EXPECT_EQ((*e)->deliveries[1].webhook, other_webhook_);
+  EXPECT_EQ((*e)->deliveries[0].status, delivery_status::pending);
+  auto ordered = a->find_event(project_, group[1].record.id);
+  ASSERT_TRUE(ordered && *ordered);
+  EXPECT_EQ((*ordered)->record.ordering_key, "customer-7");
+  EXPECT_EQ((*ordered)->record.traceparent, group[1].record.traceparent);
+  // Another project does not see it.
+  auto elsewhere = a->find_event(ids_.next(), group[0].record.id);
+  ASSERT_TRUE(elsewhere);
+  EXPECT_FALSE(*elsewhere);
+
+  auto d = a->find_delivery(project_, group[1].record.deliveries[0].delivery);
+  ASSERT_TRUE(d) << d.error().detail;
+  ASSERT_TRUE(*d);
+  EXPECT_EQ((*d)->record->status, delivery_status::pending);
+  EXPECT_EQ((*d)->record->next_attempt_at, at(kNoon));
+  EXPECT_EQ((*d)->record->ordering_key, "customer-7");
+  EXPECT_EQ((*d)->record->type, "order.created");
+  EXPECT_TRUE((*d)->attempts.empty());
+}
+
+TEST_F(pg_delivery_store_test, one_key_taken_by_two_nodes_at_once_makes_one_event) {
+  auto a = node("a");
+  auto b = node("b");
+  const object_id token = ids_.next();
+  for (int round = 0; round < 20; ++round) {
+    const std::string key = "key-" + std::to_string(round);
+    ingest_item from_a = keyed(key, "body", token);
+    ingest_item from_b = keyed(key, "body", token);
+    std::atomic<int> ready{0};
+    result<std::vector<ingest_answer>> ra = problem{};
+    result<std::vector<ingest_answer>> rb = problem{};
+    std::thread ta([&] {
+      ++ready;
+      while (ready.load() < 2) {
+      }
+      ra = a->ingest({from_a});
+    });
+    std::thread tb([&] {
+      ++ready;
+      while (ready.load() < 2) {
+      }
+      rb = b->ingest({from_b});
+    });
+    ta.join();
+    tb.join();
+    ASSERT_TRUE(ra) << ra.error().detail;
+    ASSERT_TRUE(rb) << rb.error().detail;
+    const ingest_answer& x = ra->front();
+    const ingest_answer& y = rb->front();
+    EXPECT_EQ((x.outcome == ingest_outcome::created) + (y.outcome == ingest_outcome::created), 1)
+        << "round " << round;
+    EXPECT_EQ((x.outcome == ingest_outcome::replay) + (y.outcome == ingest_outcome::replay), 1);
+    EXPECT_EQ(x.event, y.event) << "the replay answers with the first event";
+  }
+  EXPECT_EQ(value("SELECT count(*) FROM events"), "20");
+  EXPECT_EQ(value("SELECT count(*) FROM deliveries"), "20");
+
+  // Another fingerprint under a used key: conflict, nothing written.
+  auto other = b->ingest({keyed("key-0", "another body", token)});
+  ASSERT_TRUE(other);
+  EXPECT_EQ(other->front().outcome, ingest_outcome::conflict);
+  // The same key twice in one group: the second replays the first; a third with another body
+  // conflicts.
+  std::vector<ingest_item> group{keyed("fresh", "body", token), keyed("fresh", "body", token),
+                                 keyed("fresh", "other", token)};
+  auto in_group = a->ingest(group);
+  ASSERT_TRUE(in_group) << in_group.error().detail;
+  EXPECT_EQ((*in_group)[0].outcome, ingest_outcome::created);
+  EXPECT_EQ((*in_group)[1].outcome, ingest_outcome::replay);
+  EXPECT_EQ((*in_group)[1].event, group[0].record.id);
+  EXPECT_EQ((*in_group)[2].outcome, ingest_outcome::conflict);
+  EXPECT_EQ(value("SELECT count(*) FROM events"), "21");
+  // Another token's key of the same name is its own.
+  auto other_token = a->ingest({keyed("fresh", "body", ids_.next())});
+  ASSERT_TRUE(other_token);
+  EXPECT_EQ(other_token->front().outcome, ingest_outcome::created);
+}
+
+TEST_F(pg_delivery_store_test, a_key_held_by_an_uncommitted_ingest_waits_and_then_replays_or_wins) {
+  auto a = node("a");
+  auto b = node("b");
+  const object_id token = ids_.next();
+  // a's ingest stays uncommitted (an open transaction around it), so b's ingest of the same key
+  // must wait for it: b replays when a commits, and creates when a rolls back.
+  for (const char* ending : {"COMMIT", "ROLLBACK"}) {
+    const std::string key = std::string("held-") + ending;
+    ingest_item from_a = keyed(key, "body", token);
+    ingest_item from_b = keyed(key, "body", token);
+    ASSERT_TRUE(a->native().exec("BEGIN"));
+    auto first = a->ingest({from_a});
+    ASSERT_TRUE(first) << first.error().detail;
+    std::atomic<bool> returned{false};
+    result<std::vector<ingest_answer>> second = problem{};
+    std::thread waiting([&] {
+      second = b->ingest({from_b});
+      returned = true;
+    });
+    std::this_thread::sleep_for(300ms);
+    EXPECT_FALSE(returned.load()) << "b waits on a's uncommitted key";
+    ASSERT_TRUE(a->native().exec(ending));
+    waiting.join();
+    ASSERT_TRUE(second) << second.error().detail;
+    if (std::string(ending) == "COMMIT") {
+      EXPECT_EQ(second->front().outcome, ingest_outcome::replay);
+      EXPECT_EQ(second->front().event, from_a.record.id);
+    } else {
+      EXPECT_EQ(second->front().outcome, ingest_outcome::created);
+      EXPECT_EQ(second->front().event, from_b.record.id);
+    }
+  }
+  EXPECT_EQ(value("SELECT count(*) FROM events"), "2");
+  EXPECT_EQ(value("SELECT string_agg(key || ':' || event_id, ',' ORDER BY key) FROM"
+                  " idempotency_keys"),
+            "held-COMMIT:" + value("SELECT id FROM events ORDER BY id LIMIT 1") +
+                ",held-ROLLBACK:" + value("SELECT id FROM events ORDER BY id DESC LIMIT 1"));
+}
+
+TEST_F(pg_delivery_store_test, an_expired_key_is_taken_over_by_the_next_request) {
+  auto a = node("a");
+  const object_id token = ids_.next();
+  ingest_item first = keyed("k", "body", token);
+  ASSERT_TRUE(a->ingest({first}));
+  now_ += 25LL * 3600 * 1000;  // past the 24 h TTL
+  ingest_item later = keyed("k", "another body", token);
+  auto r = a->ingest({later});
+  ASSERT_TRUE(r) << r.error().detail;
+  EXPECT_EQ(r->front().outcome, ingest_outcome::created);
+  EXPECT_EQ(value("SELECT event_id FROM idempotency_keys"), later.record.id.to_string());
+}
+
+TEST_F(pg_delivery_store_test, two_nodes_claiming_1000_due_deliveries_take_each_exactly_once) {
+  auto ingester = node("ingester");
+  std::vector<ingest_item> group;
+  for (int i = 0; i < 500; ++i) group.push_back(item({webhook_, other_webhook_}));
+  ASSERT_TRUE(ingester->ingest(group));
+  // Released by the ingesting node: free for anyone.
+  ASSERT_EQ(*ingester->release(delivery_ids(group)), 1000u);
+
+  auto a = node("a");
+  auto b = node("b");
+  std::vector<object_id> got_a;
+  std::vector<object_id> got_b;
+  std::atomic<bool> failed{false};
+  std::atomic<int> ready{0};
+  auto run = [&](pg_delivery_store& s, std::vector<object_id>& got) {
+    // Both start together, and claim in small batches, so that their claims interleave.
+    ++ready;
+    while (ready.load() < 2) {
+    }
+    for (;;) {
+      auto claimed = s.claim_due(10);
+      if (!claimed) {
+        failed = true;
+        return;
+      }
+      if (claimed->empty()) return;
+      for (const auto& p : *claimed) {
+        got.push_back(p.record->id);
+        if (!p.source_event || p.source_event->id != p.record->event) failed = true;
+      }
+    }
+  };
+  std::thread ta([&] { run(*a, got_a); });
+  std::thread tb([&] { run(*b, got_b); });
+  ta.join();
+  tb.join();
+  ASSERT_FALSE(failed.load());
+  std::set<object_id> all(got_a.begin(), got_a.end());
+  all.insert(got_b.begin(), got_b.end());
+  EXPECT_EQ(got_a.size() + got_b.size(), 1000u) << "no delivery claimed twice";
+  EXPECT_EQ(all.size(), 1000u) << "every delivery claimed";
+  EXPECT_GT(got_a.size(), 0u);
+  EXPECT_GT(got_b.size(), 0u);
+  std::printf("claims: node a %zu, node b %zu\n", got_a.size(), got_b.size());
+  EXPECT_EQ(value("SELECT count(*) FROM deliveries WHERE lease_owner = 'a'"),
+            std::to_string(got_a.size()));
+}
+
+TEST_F(pg_delivery_store_test,
+       a_lease_left_to_expire_is_taken_over_and_its_old_owner_cannot_record) {
+  // Margins of 0.8 s and more around the 2 s lease, so that a stalled machine does not decide.
+  auto a = node("a", 2000ms);
+  auto b = node("b", 2000ms);
+  std::vector<ingest_item> group{item({webhook_})};
+  ASSERT_TRUE(a->ingest(group));
+  // Leased to a at ingest: b finds nothing due.
+  auto early = b->claim_due(10);
+  ASSERT_TRUE(early);
+  EXPECT_TRUE(early->empty());
+  // a renews while alive...
+  std::this_thread::sleep_for(1200ms);
+  EXPECT_EQ(a->renew(delivery_ids(group))->size(), 1u);
+  std::this_thread::sleep_for(1200ms);
+  EXPECT_TRUE(b->claim_due(10)->empty()) << "a renewed lease holds";
+  // ...then stops renewing: after the lease b takes the delivery.
+  std::this_thread::sleep_for(2200ms);
+  auto taken = b->claim_due(10);
+  ASSERT_TRUE(taken) << taken.error().detail;
+  ASSERT_EQ(taken->size(), 1u);
+  const delivery& d = *taken->front().record;
+  EXPECT_EQ(taken->front().source_event->data, group[0].record.data);
+
+  // a's late attempt is refused, and so is its renewal.
+  auto late = a->record_attempts({succeeded_attempt(d, at(kNoon))});
+  ASSERT_TRUE(late) << late.error().detail;
+  EXPECT_EQ(late->front(), record_outcome::lease_lost);
+  EXPECT_TRUE(a->renew(delivery_ids(group))->empty());
+  EXPECT_EQ(value("SELECT count(*) FROM attempts"), "0");
+  // b's is recorded.
+  auto recorded = b->record_attempts({succeeded_attempt(d, at(kNoon))});
+  ASSERT_TRUE(recorded);
+  EXPECT_EQ(recorded->front(), record_outcome::recorded);
+  EXPECT_EQ(value("SELECT count(*) FROM attempts"), "1");
+}
+
+TEST_F(pg_delivery_store_test, a_record_racing_a_takeover_waits_and_then_loses_or_records) {
+  // a's lease runs out at once; b's claim stays uncommitted (an open transaction around it), so
+  // a's record must wait on the row: lease_lost when b commits, recorded when b rolls back.
+  auto a = node("a", 1ms);
+  auto b = node("b");
+  for (const char* ending : {"COMMIT", "ROLLBACK"}) {
+    std::vector<ingest_item> group{item({webhook_})};
+    ASSERT_TRUE(a->ingest(group));
+    std::this_thread::sleep_for(10ms);
+    ASSERT_TRUE(b->native().exec("BEGIN"));
+    auto taken = b->claim_due(10);
+    ASSERT_TRUE(taken) << taken.error().detail;
+    ASSERT_EQ(taken->size(), 1u);
+    std::atomic<bool> returned{false};
+    result<std::vector<record_outcome>> recorded = problem{};
+    std::thread waiting([&] {
+      recorded = a->record_attempts({succeeded_attempt(*taken->front().record, at(kNoon))});
+      returned = true;
+    });
+    std::this_thread::sleep_for(300ms);
+    EXPECT_FALSE(returned.load()) << "a waits on b's uncommitted claim";
+    ASSERT_TRUE(b->native().exec(ending));
+    waiting.join();
+    ASSERT_TRUE(recorded) << recorded.error().detail;
+    EXPECT_EQ(recorded->front(), std::string(ending) == "COMMIT" ? record_outcome::lease_lost
+                                                                 : record_outcome::recorded)
+        << ending;
+  }
+  EXPECT_EQ(value("SELECT count(*) FROM attempts"), "1") << "only the rolled-back round's";
+  EXPECT_EQ(value("SELECT lease_owner FROM deliveries"), "b");
+}
+
+TEST_F(pg_delivery_store_test, attempts_reschedule_then_finish_a_delivery_into_history) {
+  auto a = node("a");
+  std::vector<ingest_item> group{item({webhook_}), item({webhook_})};
+  ASSERT_TRUE(a->ingest(group));
+  auto first = a->find_delivery(project_, group[0].record.deliveries[0].delivery);
+  auto second = a->find_delivery(project_, group[1].record.deliveries[0].delivery);
+  ASSERT_TRUE(first && *first && second && *second);
+  const delivery d1 = *(*first)->record;
+  const delivery d2 = *(*second)->record;
+
+  // One batch: d1 fails and is retried in 5 s, d2 succeeds; a wrong number is a conflict.
+  attempt_record wrong = succeeded_attempt(d1, at(kNoon));
+  wrong.value.number = 3;
+  auto conflict = a->record_attempts({wrong});
+  ASSERT_TRUE(conflict) << conflict.error().detail;
+  EXPECT_EQ(conflict->front(), record_outcome::conflict);
+  auto batch = a->record_attempts({failed_attempt(d1, at(kNoon + 10), at(kNoon + 5000)),
+                                   succeeded_attempt(d2, at(kNoon + 20))});
+  ASSERT_TRUE(batch) << batch.error().detail;
+  EXPECT_EQ((*batch)[0], record_outcome::recorded);
+  EXPECT_EQ((*batch)[1], record_outcome::recorded);
+  EXPECT_EQ(value("SELECT count(*) FROM deliveries"), "1");
+  EXPECT_EQ(value("SELECT status || ':' || attempts FROM delivery_history"), "succeeded:1");
+  EXPECT_EQ(value("SELECT lease_owner IS NULL FROM deliveries"), "t")
+      << "a retry goes back to the pool";
+  // Recording d2 again: it is not pending any more.
+  auto again = a->record_attempts({succeeded_attempt(d2, at(kNoon + 30))});
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->front(), record_outcome::not_pending);
+
+  // The retry is not due before its time; then any node claims it.
+  EXPECT_TRUE(a->claim_due(10)->empty());
+  now_ += 5000;
+  auto b = node("b");
+  auto retry = b->claim_due(10);
+  ASSERT_TRUE(retry);
+  ASSERT_EQ(retry->size(), 1u);
+  EXPECT_EQ(retry->front().record->attempts, 1u);
+  auto done = b->record_attempts({succeeded_attempt(*retry->front().record, at(kNoon + 5100))});
+  ASSERT_TRUE(done);
+  EXPECT_EQ(done->front(), record_outcome::recorded);
+
+  auto detail = b->find_delivery(project_, d1.id);
+  ASSERT_TRUE(detail && *detail);
+  EXPECT_EQ((*detail)->record->status, delivery_status::succeeded);
+  EXPECT_EQ((*detail)->record->attempts, 2u);
+  EXPECT_FALSE((*detail)->record->next_attempt_at);
+  EXPECT_EQ((*detail)->record->updated_at, at(kNoon + 5100));
+  ASSERT_EQ((*detail)->attempts.size(), 2u);
+  EXPECT_EQ((*detail)->attempts[0].number, 1u);
+  EXPECT_EQ((*detail)->attempts[0].status_code, 503);
+  EXPECT_EQ((*detail)->attempts[0].response, "busy");
+  EXPECT_EQ((*detail)->attempts[0].duration, 12ms);
+  EXPECT_EQ((*detail)->attempts[1].at, at(kNoon + 5100));
+  auto e = b->find_event(project_, group[0].record.id);
+  ASSERT_TRUE(e && *e);
+  EXPECT_EQ((*e)->deliveries.at(0).status, delivery_status::succeeded);
+}
+
+TEST_F(pg_delivery_store_test, lists_page_newest_first_with_every_filter) {
+  auto a = node("a");
+  // 30 events: even ones to webhook_, odd ones to other_webhook_, every third of type
+  // "order.paid", one second apart.
+  std::vector<ingest_item> all;
+  for (int i = 0; i < 30; ++i) {
+    now_ = kNoon + i * 1000LL;
+    ingest_item it =
+        item({i % 2 == 0 ? webhook_ : other_webhook_}, i % 3 == 0 ? "order.paid" : "order.created");
+    ASSERT_TRUE(a->ingest({it}));
+    all.push_back(std::move(it));
+  }
+  // The first ten finish: 0..4 succeeded, 5..9 failed.
+  for (int i = 0; i < 10; ++i) {
+    auto d =
+        a->find_delivery(project_, all[static_cast<std::size_t>(i)].record.deliveries[0].delivery);
+    ASSERT_TRUE(d && *d);
+    attempt_record r = succeeded_attempt(*(*d)->record, at(kNoon + 40000));
+    if (i >= 5) {
+      r.after.status = delivery_status::failed;
+      r.after.reason = std::string(kReasonGone);
+    }
+    ASSERT_EQ(a->record_attempts({r})->front(), record_outcome::recorded);
+  }
+  auto ids_of = [](const delivery_page& p) {
+    std::vector<object_id> out;
+    for (const auto& d : p.items) out.push_back(d->id);
+    return out;
+  };
+  auto expected = [&](auto keep) {
+    std::vector<object_id> out;
+    for (int i = 29; i >= 0; --i) {
+      if (keep(i)) out.push_back(all[static_cast<std::size_t>(i)].record.deliveries[0].delivery);
+    }
+    return out;
+  };
+
+  // Pages of 7 across pending and finished: every delivery once, newest first.
+  delivery_query q;
+  q.project = project_;
+  q.limit = 7;
+  std::vector<object_id> seen;
+  for (int pages = 0; pages < 10; ++pages) {
+    auto page = a->list_deliveries(q);
+    ASSERT_TRUE(page) << page.error().detail;
+    auto got = ids_of(*page);
+    seen.insert(seen.end(), got.begin(), got.end());
+    if (!page->next) break;
+    q.after = page->next;
+  }
+  EXPECT_EQ(seen, expected([](int) { return true; }));
+
+  delivery_query w;
+  w.project = project_;
+  w.limit = 100;
+  w.webhook = other_webhook_;
+  EXPECT_EQ(ids_of(*a->list_deliveries(w)), expected([](int i) { return i % 2 == 1; }));
+  delivery_query failed;
+  failed.project = project_;
+  failed.statuses.add(delivery_status::failed);
+  EXPECT_EQ(ids_of(*a->list_deliveries(failed)), expected([](int i) { return i >= 5 && i < 10; }));
+  delivery_query pending_or_succeeded = failed;
+  pending_or_succeeded.statuses = {};
+  pending_or_succeeded.statuses.add(delivery_status::pending);
+  pending_or_succeeded.statuses.add(delivery_status::succeeded);
+  pending_or_succeeded.limit = 100;
+  EXPECT_EQ(ids_of(*a->list_deliveries(pending_or_succeeded)),
+            expected([](int i) { return i < 5 || i >= 10; }));
+  delivery_query typed;
+  typed.project = project_;
+  typed.limit = 100;
+  typed.event_type = "order.paid";
+  EXPECT_EQ(ids_of(*a->list_deliveries(typed)), expected([](int i) { return i % 3 == 0; }));
+  delivery_query window;
+  window.project = project_;
+  window.limit = 100;
+  window.since = at(kNoon + 8000);
+  window.until = at(kNoon + 12000);
+  EXPECT_EQ(ids_of(*a->list_deliveries(window)), expected([](int i) { return i >= 8 && i < 12; }));
+  delivery_query other_project;
+  other_project.project = ids_.next();
+  EXPECT_TRUE(a->list_deliveries(other_project)->items.empty());
+  delivery_query too_many;
+  too_many.project = project_;
+  too_many.limit = 101;
+  auto refused = a->list_deliveries(too_many);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().kind, error_kind::validation);
+}
+
+TEST_F(pg_delivery_store_test, partitions_are_made_ahead_and_retention_drops_whole_old_days) {
+  // Forty days ago: three events; one still pending at the sweep, one finished, one erased
+  // with the rest of its day.
+  now_ = kNoon - 40 * kDayMs;
+  auto a = node("a");
+  std::vector<ingest_item> old{item({webhook_}), item({webhook_})};
+  ASSERT_TRUE(a->ingest(old));
+  auto d = a->find_delivery(project_, old[1].record.deliveries[0].delivery);
+  ASSERT_TRUE(d && *d);
+  ASSERT_EQ(a->record_attempts({succeeded_attempt(*(*d)->record, at(now_.load()))})->front(),
+            record_outcome::recorded);
+  auto pinned = a->find_delivery(project_, old[0].record.deliveries[0].delivery);
+  ASSERT_EQ(a->record_attempts(
+                 {failed_attempt(*(*pinned)->record, at(now_.load()), at(now_.load() + 3600000))})
+                ->front(),
+            record_outcome::recorded);
+
+  now_ = kNoon;
+  ASSERT_TRUE(a->ensure_partitions());
+  for (const char* table : {"events", "attempts", "delivery_history"}) {
+    for (const char* day : {"20261206", "20261207", "20261208"}) {
+      EXPECT_EQ(value("SELECT to_regclass('" + std::string(table) + "_" + day + "') IS NOT NULL"),
+                "t")
+          << table << "_" << day;
+    }
+  }
+  std::vector<ingest_item> recent{item({webhook_})};
+  ASSERT_TRUE(a->ingest(recent));
+
+  auto swept = a->drop_expired(std::chrono::milliseconds(30 * kDayMs));
+  ASSERT_TRUE(swept) << swept.error().detail;
+  EXPECT_EQ(swept->pinned_events, 1u);
+  // 2026-10-27's partitions (and the two days after, made ahead then) are gone.
+  EXPECT_NE(std::find(swept->dropped.begin(), swept->dropped.end(), "events_20261027"),
+            swept->dropped.end());
+  EXPECT_NE(std::find(swept->dropped.begin(), swept->dropped.end(), "attempts_20261027"),
+            swept->dropped.end());
+  EXPECT_NE(std::find(swept->dropped.begin(), swept->dropped.end(), "delivery_history_20261027"),
+            swept->dropped.end());
+  EXPECT_EQ(value("SELECT to_regclass('events_20261027') IS NULL"), "t");
+  EXPECT_EQ(value("SELECT to_regclass('events_20261206') IS NOT NULL"), "t");
+
+  // The finished old delivery and its event are gone; the pending one kept its event and its
+  // attempt (moved to today); the recent event stays.
+  auto gone = a->find_delivery(project_, old[1].record.deliveries[0].delivery);
+  ASSERT_TRUE(gone);
+  EXPECT_FALSE(*gone);
+  EXPECT_FALSE(*a->find_event(project_, old[1].record.id));
+  auto kept = a->find_delivery(project_, old[0].record.deliveries[0].delivery);
+  ASSERT_TRUE(kept && *kept);
+  EXPECT_EQ((*kept)->attempts.size(), 1u);
+  auto kept_event = a->find_event(project_, old[0].record.id);
+  ASSERT_TRUE(kept_event && *kept_event);
+  EXPECT_EQ((*kept_event)->record.data, old[0].record.data);
+  EXPECT_TRUE(*a->find_event(project_, recent[0].record.id));
+  EXPECT_EQ(value("SELECT count(*) FROM events"), "2");
+  // And it is still claimable and sends its event.
+  now_ = kNoon - 40 * kDayMs + 3600000;
+  auto claimed = a->claim_due(10);
+  ASSERT_TRUE(claimed);
+  ASSERT_EQ(claimed->size(), 1u);
+  EXPECT_EQ(claimed->front().source_event->id, old[0].record.id);
+}
+
+TEST_F(pg_delivery_store_test, nodes_starting_together_on_an_empty_database_all_open) {
+  // Each open migrates and creates the day partitions: four at once queue on the advisory locks
+  // instead of failing on one another's CREATE TABLE.
+  constexpr int kNodes = 4;
+  std::vector<std::string> failures(kNodes);
+  std::vector<std::thread> nodes;
+  std::atomic<int> ready{0};
+  for (int i = 0; i < kNodes; ++i) {
+    nodes.emplace_back([&, i] {
+      ++ready;
+      while (ready.load() < kNodes) {
+      }
+      try {
+        (void)node("n" + std::to_string(i));
+      } catch (const std::exception& e) {
+        failures[static_cast<std::size_t>(i)] = e.what();
+      }
+    });
+  }
+  for (auto& t : nodes) t.join();
+  for (const auto& f : failures) EXPECT_EQ(f, "");
+  EXPECT_EQ(value("SELECT count(*) FROM pg_inherits WHERE inhparent IN ('events'::regclass,"
+                  " 'attempts'::regclass, 'delivery_history'::regclass)"),
+            "9")
+      << "three days of three tables";
+}
+
+TEST_F(pg_delivery_store_test, a_missing_days_partition_is_made_when_a_row_needs_it) {
+  auto a = node("a");
+  shared_pg_cluster()->execute(database_, "DROP TABLE events_20261206");
+  auto r = a->ingest({item({webhook_})});
+  ASSERT_TRUE(r) << r.error().detail;
+  EXPECT_EQ(value("SELECT count(*) FROM events_20261206"), "1");
+}
+
+TEST_F(pg_delivery_store_test, cancel_erase_and_delete_are_set_based_and_complete) {
+  auto a = node("a");
+  std::vector<ingest_item> group{item({webhook_, other_webhook_}, "order.created", "user-1"),
+                                 item({webhook_}, "order.created", "user-1"),
+                                 item({other_webhook_}, "order.created", "user-2")};
+  ASSERT_TRUE(a->ingest(group));
+  // One attempt on user-1's first delivery, so that erasing has attempts to erase.
+  auto d = a->find_delivery(project_, group[0].record.deliveries[0].delivery);
+  ASSERT_EQ(
+      a->record_attempts({failed_attempt(*(*d)->record, at(kNoon), at(kNoon + 1000))})->front(),
+      record_outcome::recorded);
+
+  // An attempt of other_webhook_'s is in flight while the webhook is deleted.
+  auto in_flight = a->find_delivery(project_, group[2].record.deliveries[0].delivery);
+  ASSERT_TRUE(in_flight && *in_flight);
+  auto cancelled = a->cancel_webhook(other_webhook_);
+  ASSERT_TRUE(cancelled) << cancelled.error().detail;
+  EXPECT_EQ(*cancelled, 2u);
+  auto landed = a->record_attempts({succeeded_attempt(*(*in_flight)->record, at(kNoon + 5))});
+  ASSERT_TRUE(landed) << landed.error().detail;
+  EXPECT_EQ(landed->front(), record_outcome::recorded_late);
+  auto c = a->find_delivery(project_, group[2].record.deliveries[0].delivery);
+  ASSERT_TRUE(c && *c);
+  EXPECT_EQ((*c)->record->status, delivery_status::failed);
+  EXPECT_EQ((*c)->record->reason, std::string(kReasonWebhookDeleted));
+  EXPECT_EQ((*c)->record->attempts, 1u) << "the late attempt counts";
+  EXPECT_EQ((*c)->attempts.size(), 1u);
+  EXPECT_EQ(value("SELECT count(*) FROM deliveries WHERE webhook_id = '" +
+                  other_webhook_.to_string() + "'"),
+            "0");
+
+  auto erased = a->erase_subject(project_, "user-1");
+  ASSERT_TRUE(erased) << erased.error().detail;
+  EXPECT_EQ(*erased, 2u);
+  EXPECT_FALSE(*a->find_event(project_, group[0].record.id));
+  EXPECT_FALSE(*a->find_delivery(project_, group[0].record.deliveries[1].delivery));
+  EXPECT_EQ(value("SELECT string_agg(delivery_id, ',') FROM attempts"),
+            group[2].record.deliveries[0].delivery.to_string())
+      << "user-1's attempt is erased, user-2's stays";
+  EXPECT_EQ(value("SELECT count(*) FROM deliveries"), "0");
+  EXPECT_TRUE(*a->find_event(project_, group[2].record.id)) << "user-2's event stays";
+
+  // Another project's rows survive the project's deletion.
+  const object_id kept_project = project_;
+  project_ = ids_.next();
+  std::vector<ingest_item> other{item({webhook_})};
+  ASSERT_TRUE(a->ingest(other));
+  auto deleted = a->delete_project(kept_project);
+  ASSERT_TRUE(deleted) << deleted.error().detail;
+  EXPECT_EQ(*deleted, 0u);
+  EXPECT_EQ(value("SELECT count(*) FROM events"), "1");
+  EXPECT_EQ(value("SELECT count(*) FROM delivery_history"), "0");
+  EXPECT_EQ(value("SELECT count(*) FROM attempts"), "0");
+  auto last = a->delete_project(project_);
+  ASSERT_TRUE(last);
+  EXPECT_EQ(*last, 1u);
+  EXPECT_EQ(value("SELECT count(*) FROM events"), "0");
+  EXPECT_EQ(value("SELECT count(*) FROM deliveries"), "0");
+}
+
+TEST_F(pg_delivery_store_test, migration_2_moves_version_1_rows_out_of_the_default_partitions) {
+  {
+    auto c = connection::open(uri_);
+    ASSERT_TRUE(c);
+    ASSERT_TRUE(migrate(*c, embedded_migrations().first(1)));
+    // Version 1 rows: an event and an attempt in the default partitions, a finished delivery
+    // and a pending one in `deliveries`.
+    ASSERT_TRUE(c->exec_script(
+        "INSERT INTO events (id, organization_id, project_id, type, data, event_time, created_at)"
+        " VALUES ('000000000000000000000001', '000000000000000000000002',"
+        " '000000000000000000000003', 'order.created', '{}', now(), '2026-11-30 10:00:00+00');"
+        "INSERT INTO deliveries (id, event_id, event_created_at, webhook_id, project_id, type,"
+        " status, attempts, due_at, created_at, updated_at) VALUES"
+        " ('000000000000000000000005', '000000000000000000000001', '2026-11-30 10:00:00+00',"
+        " '000000000000000000000006', '000000000000000000000003', 'order.created', 'succeeded',"
+        " 1, NULL, now(), now()),"
+        " ('000000000000000000000007', '000000000000000000000001', '2026-11-30 10:00:00+00',"
+        " '000000000000000000000008', '000000000000000000000003', 'order.created', 'pending', 0,"
+        " now(), now(), now());"
+        "INSERT INTO attempts (delivery_id, number, at, duration_ms, status_code, response,"
+        " created_at) VALUES ('000000000000000000000005', 1, now(), 5, 200, 'ok',"
+        " '2026-11-30 10:00:00+00')"));
+  }
+  auto a = node("a");  // applies migration 2
+  EXPECT_EQ(value("SELECT to_regclass('events_default') IS NULL"), "t");
+  EXPECT_EQ(value("SELECT tableoid::regclass::text FROM events"), "events_20261130");
+  EXPECT_EQ(value("SELECT tableoid::regclass::text FROM attempts"), "attempts_20261130");
+  EXPECT_EQ(value("SELECT tableoid::regclass::text || ':' || status FROM delivery_history"),
+            "delivery_history_20261130:succeeded");
+  EXPECT_EQ(value("SELECT id FROM deliveries"), "000000000000000000000007");
+  const object_id project = *object_id::parse("000000000000000000000003");
+  auto finished = a->find_delivery(project, *object_id::parse("000000000000000000000005"));
+  ASSERT_TRUE(finished && *finished) << (finished ? "" : finished.error().detail);
+  EXPECT_EQ((*finished)->record->status, delivery_status::succeeded);
+  EXPECT_EQ((*finished)->attempts.size(), 1u);
+}
+
+}  // namespace
+}  // namespace hookd::pg
