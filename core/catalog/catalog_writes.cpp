@@ -751,9 +751,12 @@ class delete_organization_op final : public catalog_mutation {
 // Another node's change (catalog::apply_remote), already committed to the shared store: planned
 // into the overlay and published like a local change, but it appends nothing to the group's own
 // change, so nothing is written. Each op is checked against what this index holds:
-// - a put of a version held already (or of an older one, by updatedAt; tokens, which have none,
-//   by content) and an erase of what is not held change nothing, so the same change applied
-//   twice, or a change this node has seen through a re-read, is harmless;
+// - a put of the very version held, or of an older one (by updatedAt; tokens, which have none,
+//   by content), and an erase of what is not held change nothing, so the same change applied
+//   twice, or a change this node has seen through a re-read, is harmless. A put with the same
+//   updatedAt as the held version (another copy, e.g. read back from PostgreSQL) replaces it:
+//   two changes within one millisecond have the same updatedAt, and skipping the second would
+//   leave this node on the first for good, while replacing an equal copy only costs a publish;
 // - an erase takes along what hangs off the erased version as this index holds it (a project's
 //   webhooks, an organization's projects), as the local deletes do;
 // - a project or webhook whose organization or project is not held is refused whole (not_found),
@@ -785,7 +788,7 @@ class apply_remote_op final : public catalog_mutation {
  private:
   result<void> plan_put(const std::shared_ptr<const organization>& o) {
     const auto held = c_.current_organization(o->id);
-    if (held && held->updated_at >= o->updated_at) return {};
+    if (held && (held == o || held->updated_at > o->updated_at)) return {};
     auto list = held ? with_replaced(*c_.current_organization_list(), o)
                      : with_added(c_.current_organization_list().get(), o);
     c_.pending.organizations[o->id] = o;
@@ -832,7 +835,7 @@ class apply_remote_op final : public catalog_mutation {
     }
     const auto held = c_.current_project(p->id);
     if (held) {
-      if (held->updated_at >= p->updated_at) return {};
+      if (held == p || held->updated_at > p->updated_at) return {};
       if (held->organization != org) {
         return make_problem(error_kind::conflict,
                             "Project " + p->id.to_string() + " is held in another organization.");
@@ -840,11 +843,9 @@ class apply_remote_op final : public catalog_mutation {
     }
     const bool new_slug = !held || held->slug != p->slug;
     if (new_slug && c_.slug_taken(org, p->slug)) {
-      return make_problem(error_kind::conflict,
-                          "The slug "
-                          " + p->slug + "
-                          " of project " +
-                              p->id.to_string() + " is held by another project here.");
+      return make_problem(error_kind::conflict, "The slug \"" + p->slug + "\" of project " +
+                                                    p->id.to_string() +
+                                                    " is held by another project here.");
     }
     auto list = held ? with_replaced(*c_.current_project_list(org), p)
                      : with_added(c_.current_project_list(org).get(), p);
@@ -938,7 +939,7 @@ class apply_remote_op final : public catalog_mutation {
     }
     const auto held = c_.current_webhook(w->id);
     if (held) {
-      if (held->updated_at >= w->updated_at) return {};
+      if (held == w || held->updated_at > w->updated_at) return {};
       if (held->project != w->project) {
         return make_problem(error_kind::conflict,
                             "Webhook " + w->id.to_string() + " is held in another project.");
