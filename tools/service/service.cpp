@@ -394,7 +394,7 @@ std::variant<std::unique_ptr<service>, service_failure> service::open(service_op
     env_key = *parsed;
   }
   const bool on_postgresql = is_postgresql_uri(cfg.storage);
-  if (on_postgresql && !master_env) {
+  if (on_postgresql && (!master_env || master_env->empty())) {
     // Every node seals and opens the catalog's secrets: they need the same key, which a
     // master.key generated into each node's data dir would not be.
     return service_failure{2,

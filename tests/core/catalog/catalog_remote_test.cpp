@@ -314,6 +314,22 @@ TEST_F(CatalogRemoteTest, ErasesByIdAloneAndANodesOwnChangesComingBackChangeNoth
   EXPECT_EQ(origin_.list_tokens(), own_tokens);
   EXPECT_EQ(origin_.counts().webhooks, 1u);
 
+  // Another copy with the same updatedAt (two changes within one millisecond, read back from the
+  // shared store) replaces the held version; an older one does not.
+  auto same_ms = std::make_shared<webhook>(*replica_.find_webhook(w->id));
+  same_ms->name = "second change, same millisecond";
+  catalog_change same;
+  same.put(std::shared_ptr<const webhook>(same_ms));
+  ASSERT_TRUE(apply(same));
+  EXPECT_EQ(replica_.find_webhook(w->id)->name, "second change, same millisecond");
+  auto older = std::make_shared<webhook>(*same_ms);
+  older->name = "older";
+  older->updated_at -= std::chrono::milliseconds(1);
+  catalog_change stale;
+  stale.put(std::shared_ptr<const webhook>(older));
+  ASSERT_TRUE(apply(stale));
+  EXPECT_EQ(replica_.find_webhook(w->id)->name, "second change, same millisecond");
+
   // Erases with nothing but the id: the replica finds what it holds by id, and takes along what
   // hangs off it (the project's webhook, its slug).
   auto only_id = [](const auto& held) {

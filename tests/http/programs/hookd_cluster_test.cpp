@@ -101,6 +101,28 @@ class HookdClusterTest : public ::testing::Test {
   std::vector<std::unique_ptr<hookd_process>> nodes_;
 };
 
+// Exit 2 and a line naming what to fix: no HOOKD_MASTER_KEY (each node would make its own, and
+// none could open the others' secrets), or a --storage that is neither rocksdb nor a URI.
+TEST_F(HookdClusterTest, ANodeWithoutTheSharedMasterKeyOrWithABadStorageIsRefused) {
+  const std::string binary = std::string(HOOKD_BIN_DIR) + "/hookd";
+  child_process no_key(
+      binary,
+      {"--listen", "127.0.0.1:0", "--data-dir", (dir_ / "nokey").string(), "--storage", uri_},
+      dir_ / "nokey", {"HOOKD_ADMIN_TOKEN=" + std::string(kAdmin)});
+  EXPECT_EQ(no_key.wait_exit(), 2);
+  EXPECT_NE(no_key.output(true).find("HOOKD_MASTER_KEY"), std::string::npos) << no_key.output(true);
+  EXPECT_EQ(shared_pg_cluster()->query_value(uri_.substr(uri_.rfind('/') + 1),
+                                             "SELECT count(*) FROM pg_tables WHERE tablename = "
+                                             "'webhooks'"),
+            "0");  // refused before touching the database
+  child_process bad(binary,
+                    {"--listen", "127.0.0.1:0", "--data-dir", (dir_ / "bad").string(), "--storage",
+                     "mysql://db/hookd"},
+                    dir_ / "bad", {"HOOKD_MASTER_KEY=" + std::string(kMasterKey)});
+  EXPECT_EQ(bad.wait_exit(), 2);
+  EXPECT_NE(bad.output(true).find("--storage"), std::string::npos) << bad.output(true);
+}
+
 TEST_F(HookdClusterTest, WritesOnOneNodeAreReadOnTheOthersAndANewNodeLoadsThem) {
   auto& one = start_node();
   auto& two = start_node();
@@ -203,6 +225,33 @@ TEST_F(HookdClusterTest, ATokenRevokedOnOneNodeIsRefusedByTheOthers) {
     std::printf("token revoked on node 1, refused (401) on another node after %.1f ms\n",
                 static_cast<double>(took->count()) / 1000.0);
   }
+}
+
+// A change whose parent the node never heard of (here an organization written without its
+// `changes` row, as a lost change would look) is refused by the index; the node then re-reads the
+// whole catalog and serves both.
+TEST_F(HookdClusterTest, AChangeWhoseParentTheNodeMissedMakesItReReadTheCatalog) {
+  auto& node = start_node();
+  const std::string db = uri_.substr(uri_.rfind('/') + 1);
+  const std::string org = "65a0c3e1f2a4b5c6d7e8f901", project = "65a0c3e1f2a4b5c6d7e8f902";
+  shared_pg_cluster()->execute(
+      db, "INSERT INTO organizations VALUES ('" + org + "', 'Missed', now(), now())");
+  shared_pg_cluster()->execute(
+      db,
+      "BEGIN; INSERT INTO projects (id, organization_id, name, slug, status, created_at, "
+      "updated_at) VALUES ('" +
+          project + "', '" + org +
+          "', 'Shop', 'shop', 'active', now(), now()); INSERT INTO changes (entity, id) "
+          "VALUES ('project', '" +
+          project + "'); NOTIFY hookd_changes; COMMIT");
+  const auto took = time_until([&] {
+    return call(node, bhttp::verb::get, "/api/v1/organizations/" + org + "/projects/" + project)
+               .status == 200;
+  });
+  ASSERT_TRUE(took) << "the node did not re-read the catalog: " << node.child().output(true);
+  EXPECT_EQ(call(node, bhttp::verb::get, "/api/v1/organizations/" + org).str("name"), "Missed");
+  EXPECT_NE(node.child().output(true).find("cluster_catalog_reread"), std::string::npos);
+  EXPECT_EQ(readyz(node), 200u);
 }
 
 TEST_F(HookdClusterTest, PostgresqlStoppedAndRestartedUnderReads) {
