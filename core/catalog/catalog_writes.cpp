@@ -781,12 +781,14 @@ class apply_remote_op final : public catalog_mutation {
     return {};
   }
   void publish() override {
+    c_.remember_erased(change_);  // erased in the shared store, whatever this index held
     for (const auto& step : steps_) step();
   }
   void complete(result<void> outcome) noexcept override { done_(std::move(outcome)); }
 
  private:
   result<void> plan_put(const std::shared_ptr<const organization>& o) {
+    if (c_.erased_here(c_.pending.organizations, o->id)) return {};
     const auto held = c_.current_organization(o->id);
     if (held && (held == o || held->updated_at > o->updated_at)) return {};
     auto list = held ? with_replaced(*c_.current_organization_list(), o)
@@ -828,6 +830,7 @@ class apply_remote_op final : public catalog_mutation {
   }
 
   result<void> plan_put(const std::shared_ptr<const project>& p) {
+    if (c_.erased_here(c_.pending.projects, p->id)) return {};
     const object_id org = p->organization;
     if (!c_.current_organization(org)) {
       return not_found("Organization " + org.to_string() + " of project " + p->id.to_string() +
@@ -889,6 +892,7 @@ class apply_remote_op final : public catalog_mutation {
   }
 
   result<void> plan_put(const std::shared_ptr<const api_token>& t) {
+    if (c_.erased_here(c_.pending.tokens, t->id)) return {};
     const auto held = c_.current_token(t->id);
     if (held && same_token(*held, *t)) return {};
     if (const auto other = c_.current_token_by_digest(t->digest); other && other->id != t->id) {
@@ -932,6 +936,7 @@ class apply_remote_op final : public catalog_mutation {
   }
 
   result<void> plan_put(const std::shared_ptr<const webhook>& w) {
+    if (c_.erased_here(c_.pending.webhooks, w->id)) return {};
     const auto p = c_.current_project(w->project);
     if (!p || p->organization != w->organization) {
       return not_found("Project " + w->project.to_string() + " of webhook " + w->id.to_string() +

@@ -358,6 +358,28 @@ TEST_F(CatalogRemoteTest, ErasesByIdAloneAndANodesOwnChangesComingBackChangeNoth
   EXPECT_EQ(replica_.counts().projects, 1u);
 }
 
+// Ids are never given out again, so a put of an erased id is an older version: a node's own
+// create read back from the shared store after it deleted the webhook does not bring it back,
+// here or on a replica that applied the erase.
+TEST_F(CatalogRemoteTest, AnErasedEntityIsNotBroughtBackByAnOlderCopy) {
+  const auto acme = org("Acme");
+  const auto shop = proj(acme->id, "shop");
+  const auto w = hook(*shop, "w");
+  sync();
+  ASSERT_TRUE(wait_for<void>(
+      [&](auto done) { origin_.delete_webhook(acme->id, shop->id, w->id, std::move(done)); }));
+  sync();
+  ASSERT_EQ(replica_.find_webhook(w->id), nullptr);
+  catalog_change echo;  // the create as the shared store held it before the delete: a copy
+  echo.put(std::shared_ptr<const webhook>(std::make_shared<webhook>(*w)));
+  for (catalog* c : {&origin_, &replica_}) {
+    ASSERT_TRUE(wait_for<void>([&](auto done) { c->apply_remote(echo, std::move(done)); }));
+    EXPECT_EQ(c->find_webhook(w->id), nullptr);
+    EXPECT_EQ(c->list_webhooks(shop->id)->size(), 0u);
+    EXPECT_EQ(c->counts().webhooks, 0u);
+  }
+}
+
 TEST_F(CatalogRemoteTest, AWebhookOfAProjectNotHeldYetIsRefusedWhole) {
   const auto acme = org("Acme");
   const auto shop = proj(acme->id, "shop");
