@@ -155,6 +155,7 @@ struct service::parts {
   // (docs/cluster.md, "Running a node on PostgreSQL"). Declared after `cat`, so that it stops
   // before the catalog does.
   std::unique_ptr<pg::pg_change_feed> feed;
+  pg::pg_catalog_store* shared_catalog = nullptr;      // cat_store, when it is PostgreSQL's
   std::unique_ptr<pg::pg_catalog_store> resync_store;  // the feed's thread only: full re-reads
   std::mutex ready_mutex;
   bool serving = false;  // start() ran; under ready_mutex
@@ -203,8 +204,14 @@ void service::parts::start_feed(std::int64_t after_seq, const aes256gcm_key& key
   feed_options.uri = options.settings.storage;
   feed_options.master_key = key;
   feed_options.after_seq = after_seq;
+  // The node's own changes are left out: its index holds them, or a newer version already (a
+  // snapshot read just before a later local change would otherwise put an older one back).
+  feed_options.own = [store = shared_catalog](std::int64_t seq) {
+    return store->committed_here(seq);
+  };
   feed_options.on_change = [this](catalog_change change, std::int64_t last_seq) {
-    apply_from_feed(std::move(change), last_seq);
+    if (!change.empty()) apply_from_feed(std::move(change), last_seq);
+    shared_catalog->forget_through(last_seq);
   };
   feed_options.on_status = [this](const problem* failure) {
     if (failure != nullptr) {
@@ -443,7 +450,6 @@ std::variant<std::unique_ptr<service>, service_failure> service::open(service_op
   cat_options.master_key = *key;
   cat_options.secret_grace = cfg.secret_grace;
   p->master_key = *key;
-  pg::pg_catalog_store* shared_catalog = nullptr;
   if (on_postgresql) {
     // Connects and applies the pending migrations (docs/cluster.md, "Migrations").
     const auto connect_started = steady::now();
@@ -451,7 +457,7 @@ std::variant<std::unique_ptr<service>, service_failure> service::open(service_op
     if (!pg_store) {
       return start_failure("cannot open the catalog in PostgreSQL: " + pg_store.error().detail);
     }
-    shared_catalog = pg_store->get();
+    p->shared_catalog = pg_store->get();
     p->cat_store = std::move(*pg_store);
     p->log({{"level", "warn"},
             {"event", "cluster_storage"},
@@ -591,7 +597,7 @@ std::variant<std::unique_ptr<service>, service_failure> service::open(service_op
   }
   // Last, once everything it touches exists; it starts from what the load saw, so that nothing
   // committed since is missed.
-  if (shared_catalog != nullptr) p->start_feed(shared_catalog->loaded_seq(), *key);
+  if (p->shared_catalog != nullptr) p->start_feed(p->shared_catalog->loaded_seq(), *key);
   return std::unique_ptr<service>(new service(std::move(p)));
 }
 
