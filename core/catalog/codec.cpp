@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -264,7 +265,7 @@ std::string encode(const webhook& w, const aes256gcm_key& master_key) {
   events.reserve(w.events.size());
   for (const std::string& e : w.events) events.emplace_back(e);
   o["events"] = std::move(events);
-  o["secret"] = base64_encode(master_key.seal(w.secret, w.id.binary()));
+  o["secret"] = base64_encode(master_key.seal(w.secret.value(), w.id.binary()));
   o["createdAt"] = to_millis(w.created_at);
   o["updatedAt"] = to_millis(w.updated_at);
   if (w.disabled_reason) o["disabledReason"] = *w.disabled_reason;
@@ -374,8 +375,16 @@ class canonical_reader {
   std::string_view rest_;
 };
 
+// The master key, and whether the signing secret is to be opened now or kept sealed for
+// webhook_secret to open at its first use (decode_webhook_lazily).
+struct secret_opening {
+  const aes256gcm_key& key;
+  const std::shared_ptr<const aes256gcm_key>* lazily = nullptr;
+};
+
 std::optional<webhook> read_canonical_webhook(std::string_view key, std::string_view value,
-                                              const aes256gcm_key& master_key) {
+                                              const secret_opening& opening) {
+  const aes256gcm_key& master_key = opening.key;
   const auto id = object_id::from_binary(key);
   if (!id) return std::nullopt;
   canonical_reader r(value);
@@ -433,9 +442,13 @@ std::optional<webhook> read_canonical_webhook(std::string_view key, std::string_
   // string per webhook.
   thread_local std::string sealed;
   if (!base64_decode(sealed_b64, sealed)) return std::nullopt;
-  std::optional<std::string> secret = master_key.open(sealed, w.id.binary());
-  if (!secret) return std::nullopt;
-  w.secret = std::move(*secret);
+  if (opening.lazily != nullptr) {
+    w.secret = webhook_secret::sealed(w.id, sealed, *opening.lazily);
+  } else {
+    std::optional<std::string> secret = master_key.open(sealed, w.id.binary());
+    if (!secret) return std::nullopt;
+    w.secret = std::move(*secret);
+  }
   if (sealed_headers && !open_headers(sealed_headers_b64, w.id, master_key, w.headers)) {
     return std::nullopt;
   }
@@ -444,11 +457,10 @@ std::optional<webhook> read_canonical_webhook(std::string_view key, std::string_
   return w;
 }
 
-}  // namespace
-
-result<webhook> decode_webhook(std::string_view key, std::string_view value,
-                               const aes256gcm_key& master_key) {
-  if (std::optional<webhook> w = read_canonical_webhook(key, value, master_key)) {
+result<webhook> decode_webhook_with(std::string_view key, std::string_view value,
+                                    const secret_opening& opening) {
+  const aes256gcm_key& master_key = opening.key;
+  if (std::optional<webhook> w = read_canonical_webhook(key, value, opening)) {
     return std::move(*w);
   }
   parse_arena arena;  // outlives `rec`, whose tree it holds
@@ -477,6 +489,8 @@ result<webhook> decode_webhook(std::string_view key, std::string_view value,
     const std::optional<std::string> sealed = base64_decode(sealed_b64);
     if (!sealed) {
       r.fail("field \"secret\" is not base64");
+    } else if (opening.lazily != nullptr) {
+      w.secret = webhook_secret::sealed(w.id, *sealed, *opening.lazily);
     } else if (auto plain = master_key.open(*sealed, w.id.binary())) {
       w.secret = std::move(*plain);
     } else {
@@ -527,6 +541,18 @@ result<webhook> decode_webhook(std::string_view key, std::string_view value,
     }
   }
   return finish(r, std::move(w));
+}
+
+}  // namespace
+
+result<webhook> decode_webhook(std::string_view key, std::string_view value,
+                               const aes256gcm_key& master_key) {
+  return decode_webhook_with(key, value, secret_opening{master_key});
+}
+
+result<webhook> decode_webhook_lazily(std::string_view key, std::string_view value,
+                                      const std::shared_ptr<const aes256gcm_key>& master_key) {
+  return decode_webhook_with(key, value, secret_opening{*master_key, &master_key});
 }
 
 // ---- index keys

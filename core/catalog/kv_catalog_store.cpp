@@ -5,7 +5,8 @@
 // four entity tables, checks references (a project's organization, a webhook's project and
 // organization) and then VERIFIES the index table against the records: a missing, extra or wrong
 // "ps", "pw" or "td" entry fails the start with the key named, since it means the data was not
-// written by this code or was damaged.
+// written by this code or was damaged. The master key is checked by opening one sealed record
+// (kMasterKeyCheckKey), and the webhooks' signing secrets stay sealed until first used.
 
 #include "core/catalog/kv_catalog_store.hpp"
 
@@ -277,6 +278,32 @@ result<void> seal_plain_header_values(
   return store.compact(table::webhooks);
 }
 
+// The master key's check (kMasterKeyCheckKey): true when the meta table has it and it opens,
+// false when it has none yet (a data directory written before there was one), a problem when it
+// does not open, which fails the start as a webhook's secret that does not open used to.
+result<bool> check_master_key(const storage& store, const aes256gcm_key& master_key) {
+  auto check = store.get(table::meta, kMasterKeyCheckKey);
+  if (!check) return check.error();
+  if (!*check) return false;
+  const std::optional<std::string> text = master_key.open(**check, kMasterKeyCheckKey);
+  if (!text || *text != kMasterKeyCheckText) {
+    return make_problem(error_kind::internal,
+                        "Cannot load the meta record \"" + std::string(kMasterKeyCheckKey) +
+                            "\": it does not open with the master key (a different master key "
+                            "than the one this data was written with, or a damaged record)");
+  }
+  return true;
+}
+
+// Written once every webhook's secret has opened with the master key (the check it stands for
+// from then on), or into a store that has none: start-up then opens no secret.
+result<void> write_master_key_check(storage& store, const aes256gcm_key& master_key) {
+  write_batch batch;
+  batch.put(table::meta, std::string(kMasterKeyCheckKey),
+            master_key.seal(kMasterKeyCheckText, kMasterKeyCheckKey));
+  return store.write(batch);
+}
+
 }  // namespace
 
 kv_catalog_store::kv_catalog_store(storage& store, aes256gcm_key master_key)
@@ -355,9 +382,14 @@ result<void> kv_catalog_store::load(const catalog_load_sink& sink, unsigned thre
     token_records.push_back(std::make_shared<api_token>(std::move(t)));
   });
   if (!loaded_tokens) return loaded_tokens.error();
-  const aes256gcm_key& key = master_key_;
-  const auto decode_sealed = [&key](std::string_view k, std::string_view v) {
-    return decode_webhook(k, v, key);
+  // With the master key checked by its check record, the signing secrets stay sealed until
+  // used (webhook_secret); without one, each is opened here, which checks the key the way it was
+  // checked before there was a record, and the record is written below.
+  const result<bool> key_checked = check_master_key(store_, master_key_);
+  if (!key_checked) return key_checked.error();
+  const auto key = std::make_shared<const aes256gcm_key>(master_key_);
+  const auto decode_sealed = [&key, lazily = *key_checked](std::string_view k, std::string_view v) {
+    return lazily ? decode_webhook_lazily(k, v, key) : decode_webhook(k, v, *key);
   };
   if (threads == 0) threads = std::min(usable_cpus(), 8u);
   auto loaded_webhooks =
@@ -506,6 +538,11 @@ result<void> kv_catalog_store::load(const catalog_load_sink& sink, unsigned thre
 
   if (auto sealed = seal_plain_header_values(store_, master_key_, webhooks_of); !sealed) {
     return sealed.error();
+  }
+  if (!*key_checked) {
+    if (auto written = write_master_key_check(store_, master_key_); !written) {
+      return written.error();
+    }
   }
 
   // Handed over, each released here as it goes, so that no entity is held twice for long.
