@@ -66,11 +66,11 @@ std::optional<signing_scheme> parse_signing_scheme(std::string_view text) noexce
   return std::nullopt;
 }
 
-webhook_secret webhook_secret::sealed(const object_id& id, std::string_view sealed,
+webhook_secret webhook_secret::sealed(const object_id& id, std::string_view sealed_base64,
                                       std::shared_ptr<const aes256gcm_key> key) {
   webhook_secret s;
-  s.bytes_.reserve(object_id::kSize + sealed.size());
-  s.bytes_.append(id.binary()).append(sealed);
+  s.bytes_.reserve(object_id::kSize + sealed_base64.size());
+  s.bytes_.append(id.binary()).append(sealed_base64);
   s.key_ = std::move(key);
   return s;
 }
@@ -105,9 +105,12 @@ const std::string& webhook_secret::value() const {
   if (key_ == nullptr) return bytes_;
   if (const std::string* plain = opened_.load(std::memory_order_acquire)) return *plain;
   const std::string_view all(bytes_);
-  auto fresh = std::make_unique<const std::string>(
-      key_->open(all.substr(object_id::kSize), all.substr(0, object_id::kSize))
-          .value_or(std::string{}));
+  std::string sealed;
+  std::optional<std::string> plain;
+  if (base64_decode(all.substr(object_id::kSize), sealed)) {
+    plain = key_->open(sealed, all.substr(0, object_id::kSize));
+  }
+  auto fresh = std::make_unique<const std::string>(std::move(plain).value_or(std::string{}));
   const std::string* expected = nullptr;
   if (opened_.compare_exchange_strong(expected, fresh.get(), std::memory_order_acq_rel,
                                       std::memory_order_acquire)) {

@@ -123,8 +123,9 @@ class webhook_secret {
  public:
   webhook_secret() noexcept = default;
   explicit webhook_secret(std::string plain) noexcept : bytes_(std::move(plain)) {}
-  // `sealed` as aes256gcm_key::seal made it with `id`'s 12 bytes as associated data.
-  static webhook_secret sealed(const object_id& id, std::string_view sealed,
+  // `sealed_base64`: the standard base64 of what aes256gcm_key::seal made with `id`'s 12 bytes
+  // as associated data (as storage holds it: decoded at first use too).
+  static webhook_secret sealed(const object_id& id, std::string_view sealed_base64,
                                std::shared_ptr<const aes256gcm_key> key);
 
   webhook_secret(const webhook_secret& other) : bytes_(other.bytes_), key_(other.key_) {}
@@ -155,7 +156,7 @@ class webhook_secret {
 
  private:
   // Plain: the text, key_ null. Sealed: the webhook id's 12 bytes (the associated data), then
-  // the sealed form; key_ opens it.
+  // the base64 of the sealed form; key_ opens it.
   std::string bytes_;
   std::shared_ptr<const aes256gcm_key> key_;
   mutable std::atomic<const std::string*> opened_{nullptr};

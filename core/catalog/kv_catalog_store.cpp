@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <iterator>
 #include <map>
@@ -238,19 +239,18 @@ result<void> load_table_parallel(const storage& store, table t, unsigned threads
   return {};
 }
 
-// A "pw" index entry, project id then webhook id: ordered like its key (object_id compares its
-// bytes), so expected entries and a scan of the "pw" prefix can be merged.
-struct project_webhook_pair {
-  object_id project, webhook;
-  friend auto operator<=>(const project_webhook_pair&, const project_webhook_pair&) = default;
-};
-
-std::optional<project_webhook_pair> parse_project_webhook_key(std::string_view key) {
-  if (key.size() != kProjectWebhookPrefix.size() + 2 * object_id::kSize) return std::nullopt;
-  const auto project_id = object_id::from_binary(key.substr(2, object_id::kSize));
-  const auto webhook_id = object_id::from_binary(key.substr(2 + object_id::kSize));
-  if (!project_id || !webhook_id) return std::nullopt;
-  return project_webhook_pair{*project_id, *webhook_id};
+// A "pw" index entry's key against the entry webhook `w` implies, in key order (project id, then
+// webhook id, each compared by its bytes as object_id is): < 0 when w's entry comes first.
+// `key` must be kProjectWebhookPrefix and 2 * 12 id bytes long (is_project_webhook_key).
+int compare_project_webhook(const webhook& w, std::string_view key) noexcept {
+  const char* rest = key.data() + kProjectWebhookPrefix.size();
+  if (const int c = std::memcmp(w.project.bytes().data(), rest, object_id::kSize); c != 0) {
+    return c;
+  }
+  return std::memcmp(w.id.bytes().data(), rest + object_id::kSize, object_id::kSize);
+}
+bool is_project_webhook_key(std::string_view key) noexcept {
+  return key.size() == kProjectWebhookPrefix.size() + 2 * object_id::kSize;
 }
 
 // Before header values were sealed (see codec.hpp), records held them in plain text. The first
@@ -475,16 +475,16 @@ result<void> kv_catalog_store::load(const catalog_load_sink& sink, unsigned thre
     }
   };
   const auto check_project_webhook = [&](std::string_view k, std::string_view v) {
-    const std::optional<project_webhook_pair> entry = parse_project_webhook_key(k);
+    // Compared as raw bytes, without making ids: this runs once per webhook at start-up.
+    const bool entry = is_project_webhook_key(k);
     const webhook* w = expected_webhook();
     if (entry) {
-      for (; w != nullptr && project_webhook_pair{w->project, w->id} < *entry;
-           w = expected_webhook()) {
+      for (; w != nullptr && compare_project_webhook(*w, k) < 0; w = expected_webhook()) {
         note_missing(*w);
         ++next;
       }
     }
-    if (!entry || w == nullptr || project_webhook_pair{w->project, w->id} != *entry) {
+    if (!entry || w == nullptr || compare_project_webhook(*w, k) != 0) {
       index_failure = record_problem(table::index, k, "no record refers to this entry");
       return false;
     }
