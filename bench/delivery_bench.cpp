@@ -597,7 +597,7 @@ struct request_fixture {
   http::outbound_request build() const {
     const auto pending = s.log.find_pending(delivery_id);
     const auto hook = s.stack.cat->find_webhook(webhook_id);
-    const auto signer = webhook_signer::create(hook->secret).value();
+    const auto signer = webhook_signer::create(hook->secret.value()).value();
     const std::int64_t unix_seconds =
         std::chrono::duration_cast<std::chrono::seconds>(s.log.now().time_since_epoch()).count();
     return http::build_request(user_agent, *hook, *pending->record,

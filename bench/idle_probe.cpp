@@ -1,6 +1,7 @@
 // idle_probe: what idle keep-alive connections cost a server in resident memory.
 //
 //   idle_probe --port PORT --path PATH --pid PID [--connections N] [--header 'Name: value']...
+//              [--tls]
 //
 // Opens N connections to 127.0.0.1:PORT one after another, sends one GET of PATH on each and reads
 // its whole response (keep-alive: the connection stays open), then leaves them all idle for a
@@ -11,7 +12,8 @@
 // Prints one JSON object on stdout: connections, rss_kib_before, rss_kib_after,
 // bytes_per_connection ((after - before) * 1024 / N), reused_ok. Exit status 0 when every
 // request was answered 200, 1 otherwise (the reason on stderr), 2 bad usage. Needs N + a few
-// file descriptors (ulimit -n), and so does the server. Loopback only.
+// file descriptors (ulimit -n), and so does the server. Loopback only. With --tls every
+// connection speaks TLS (any certificate is accepted: loopback), the handshake first.
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -19,6 +21,9 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include <cctype>
 #include <cerrno>
@@ -49,6 +54,18 @@ long rss_kib(int pid) {
   fail("no VmRSS for pid " + std::to_string(pid));
 }
 
+// A connection: its socket, and its TLS session with --tls (null without).
+struct conn {
+  int fd = -1;
+  SSL* ssl = nullptr;
+};
+
+std::string tls_error() {
+  char text[256];
+  ERR_error_string_n(ERR_get_error(), text, sizeof text);
+  return text;
+}
+
 int connect_to(std::uint16_t port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) fail("socket: " + std::string(std::strerror(errno)));
@@ -67,11 +84,33 @@ int connect_to(std::uint16_t port) {
   return fd;
 }
 
+conn open_connection(std::uint16_t port, SSL_CTX* tls) {
+  conn c{connect_to(port), nullptr};
+  if (tls == nullptr) return c;
+  c.ssl = SSL_new(tls);
+  if (c.ssl == nullptr || SSL_set_fd(c.ssl, c.fd) != 1) fail("SSL_new: " + tls_error());
+  if (SSL_connect(c.ssl) != 1) fail("TLS handshake: " + tls_error());
+  return c;
+}
+
+long send_some(const conn& c, const char* data, std::size_t size) {
+  if (c.ssl == nullptr) return ::send(c.fd, data, size, MSG_NOSIGNAL);
+  std::size_t written = 0;
+  return SSL_write_ex(c.ssl, data, size, &written) == 1 ? static_cast<long>(written) : -1;
+}
+
+long recv_some(const conn& c, char* data, std::size_t size) {
+  if (c.ssl == nullptr) return ::recv(c.fd, data, size, 0);
+  std::size_t read = 0;
+  if (SSL_read_ex(c.ssl, data, size, &read) == 1) return static_cast<long>(read);
+  return SSL_get_error(c.ssl, 0) == SSL_ERROR_ZERO_RETURN ? 0 : -1;
+}
+
 // Sends `request` and reads one response (head, then Content-Length bytes); its status code.
-int exchange(int fd, const std::string& request) {
+int exchange(const conn& c, const std::string& request) {
   std::size_t sent = 0;
   while (sent < request.size()) {
-    const auto n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+    const auto n = send_some(c, request.data() + sent, request.size() - sent);
     if (n <= 0) fail("send: " + std::string(std::strerror(errno)));
     sent += static_cast<std::size_t>(n);
   }
@@ -84,14 +123,14 @@ int exchange(int fd, const std::string& request) {
       if (head_end != std::string::npos) {
         head_end += 4;
         std::string lower(in, 0, head_end);
-        for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
         const auto at = lower.find("\r\ncontent-length:");
         need = head_end +
                (at == std::string::npos ? 0 : std::strtoul(lower.c_str() + at + 17, nullptr, 10));
       }
     }
     if (head_end != std::string::npos && in.size() >= need) break;
-    const auto n = ::recv(fd, buf, sizeof buf, 0);
+    const auto n = recv_some(c, buf, sizeof buf);
     if (n <= 0)
       fail(n == 0 ? "the server closed a connection"
                   : "recv: " + std::string(std::strerror(errno)));
@@ -104,7 +143,7 @@ int exchange(int fd, const std::string& request) {
 void usage() {
   std::fprintf(stderr,
                "usage: idle_probe --port PORT --path PATH --pid PID [--connections N] "
-               "[--header 'Name: value']...\n");
+               "[--header 'Name: value']... [--tls]\n");
   std::exit(2);
 }
 
@@ -114,8 +153,13 @@ int main(int argc, char** argv) {
   long port = 0, pid = 0, connections = 10'000;
   std::string path;
   std::vector<std::string> headers;
+  bool tls = false;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
+    if (arg == "--tls") {
+      tls = true;
+      continue;
+    }
     if (i + 1 >= argc) usage();
     const char* value = argv[++i];
     if (arg == "--port") {
@@ -140,13 +184,20 @@ int main(int argc, char** argv) {
   for (const auto& h : headers) request += h + "\r\n";
   request += "\r\n";
 
+  SSL_CTX* tls_context = nullptr;
+  if (tls) {
+    tls_context = SSL_CTX_new(TLS_client_method());
+    if (tls_context == nullptr) fail("SSL_CTX_new: " + tls_error());
+    SSL_CTX_set_verify(tls_context, SSL_VERIFY_NONE, nullptr);
+  }
+
   const long before = rss_kib(static_cast<int>(pid));
-  std::vector<int> fds;
+  std::vector<conn> fds;
   fds.reserve(static_cast<std::size_t>(connections));
   for (long i = 0; i < connections; ++i) {
-    const int fd = connect_to(static_cast<std::uint16_t>(port));
-    fds.push_back(fd);
-    if (const int status = exchange(fd, request); status != 200) {
+    const conn c = open_connection(static_cast<std::uint16_t>(port), tls_context);
+    fds.push_back(c);
+    if (const int status = exchange(c, request); status != 200) {
       fail("connection " + std::to_string(i) + " was answered " + std::to_string(status));
     }
   }
@@ -157,7 +208,11 @@ int main(int argc, char** argv) {
     if (exchange(fds[i], request) != 200) fail("a second request was not answered 200");
     ++reused;
   }
-  for (const int fd : fds) ::close(fd);
+  for (const conn& c : fds) {
+    if (c.ssl != nullptr) SSL_free(c.ssl);
+    ::close(c.fd);
+  }
+  if (tls_context != nullptr) SSL_CTX_free(tls_context);
   std::printf(
       "{\"connections\":%ld,\"rss_kib_before\":%ld,\"rss_kib_after\":%ld,"
       "\"bytes_per_connection\":%ld,\"reused_ok\":%zu}\n",

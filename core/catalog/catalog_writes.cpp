@@ -369,7 +369,7 @@ void replace_secret(webhook& w, std::string fresh, timestamp now, std::chrono::m
   std::vector<previous_secret> kept;
   kept.reserve(kMaxPreviousSecrets);
   if (grace > std::chrono::milliseconds{0}) {
-    kept.push_back(previous_secret{std::move(w.secret), now + grace});
+    kept.push_back(previous_secret{w.secret.value(), now + grace});
   }
   for (previous_secret& p : w.previous_secrets) {
     if (kept.size() < kMaxPreviousSecrets && p.expires_at > now) kept.push_back(std::move(p));

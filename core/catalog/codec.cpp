@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -264,7 +265,7 @@ std::string encode(const webhook& w, const aes256gcm_key& master_key) {
   events.reserve(w.events.size());
   for (const std::string& e : w.events) events.emplace_back(e);
   o["events"] = std::move(events);
-  o["secret"] = base64_encode(master_key.seal(w.secret, w.id.binary()));
+  o["secret"] = base64_encode(master_key.seal(w.secret.value(), w.id.binary()));
   o["createdAt"] = to_millis(w.created_at);
   o["updatedAt"] = to_millis(w.updated_at);
   if (w.disabled_reason) o["disabledReason"] = *w.disabled_reason;
@@ -304,7 +305,16 @@ class canonical_reader {
   bool string(std::string_view& out) noexcept {
     if (rest_.empty() || rest_.front() != '"') return false;
     rest_.remove_prefix(1);
-    for (std::size_t i = 0; i < rest_.size(); ++i) {
+    // Eight bytes at a time up to the first word that holds a byte to look at (a quote, a
+    // backslash, a control character or non-ASCII), then byte by byte from that word on: the
+    // strings are long (a sealed secret is 88 characters) and this runs for every webhook.
+    std::size_t i = 0;
+    for (; i + 8 <= rest_.size(); i += 8) {
+      std::uint64_t word;
+      std::memcpy(&word, rest_.data() + i, 8);
+      if (has_special_byte(word)) break;
+    }
+    for (; i < rest_.size(); ++i) {
       const auto c = static_cast<unsigned char>(rest_[i]);
       if (c == '"') {
         out = rest_.substr(0, i);
@@ -371,11 +381,31 @@ class canonical_reader {
   bool at_end() const noexcept { return rest_.empty(); }
 
  private:
+  // Whether any byte of `word` is '"', '\\', below 0x20 or 0x80 and above (exact as a yes/no:
+  // the bit tricks find whether such a byte exists, not which one).
+  static bool has_special_byte(std::uint64_t word) noexcept {
+    constexpr std::uint64_t kOnes = 0x0101010101010101, kHigh = 0x8080808080808080;
+    const auto has_zero = [](std::uint64_t v) {
+      return ((v - kOnes) & ~v & kHigh) != 0;
+    };
+    const bool below_space = ((word - kOnes * 0x20) & ~word & kHigh) != 0;
+    return (word & kHigh) != 0 || below_space || has_zero(word ^ (kOnes * '"')) ||
+           has_zero(word ^ (kOnes * '\\'));
+  }
+
   std::string_view rest_;
 };
 
+// The master key, and whether the signing secret is to be opened now or kept sealed for
+// webhook_secret to open at its first use (decode_webhook_lazily).
+struct secret_opening {
+  const aes256gcm_key& key;
+  const std::shared_ptr<const aes256gcm_key>* lazily = nullptr;
+};
+
 std::optional<webhook> read_canonical_webhook(std::string_view key, std::string_view value,
-                                              const aes256gcm_key& master_key) {
+                                              const secret_opening& opening) {
+  const aes256gcm_key& master_key = opening.key;
   const auto id = object_id::from_binary(key);
   if (!id) return std::nullopt;
   canonical_reader r(value);
@@ -429,13 +459,17 @@ std::optional<webhook> read_canonical_webhook(std::string_view key, std::string_
       !open_previous_secrets(sealed_previous_b64, w.id, master_key, w.previous_secrets)) {
     return std::nullopt;
   }
-  // The sealed bytes only live until opened: decoded into this thread's buffer, not a fresh
-  // string per webhook.
-  thread_local std::string sealed;
-  if (!base64_decode(sealed_b64, sealed)) return std::nullopt;
-  std::optional<std::string> secret = master_key.open(sealed, w.id.binary());
-  if (!secret) return std::nullopt;
-  w.secret = std::move(*secret);
+  if (opening.lazily != nullptr) {
+    w.secret = webhook_secret::sealed(w.id, sealed_b64, *opening.lazily);
+  } else {
+    // The sealed bytes only live until opened: decoded into this thread's buffer, not a fresh
+    // string per webhook.
+    thread_local std::string sealed;
+    if (!base64_decode(sealed_b64, sealed)) return std::nullopt;
+    std::optional<std::string> secret = master_key.open(sealed, w.id.binary());
+    if (!secret) return std::nullopt;
+    w.secret = std::move(*secret);
+  }
   if (sealed_headers && !open_headers(sealed_headers_b64, w.id, master_key, w.headers)) {
     return std::nullopt;
   }
@@ -444,11 +478,10 @@ std::optional<webhook> read_canonical_webhook(std::string_view key, std::string_
   return w;
 }
 
-}  // namespace
-
-result<webhook> decode_webhook(std::string_view key, std::string_view value,
-                               const aes256gcm_key& master_key) {
-  if (std::optional<webhook> w = read_canonical_webhook(key, value, master_key)) {
+result<webhook> decode_webhook_with(std::string_view key, std::string_view value,
+                                    const secret_opening& opening) {
+  const aes256gcm_key& master_key = opening.key;
+  if (std::optional<webhook> w = read_canonical_webhook(key, value, opening)) {
     return std::move(*w);
   }
   parse_arena arena;  // outlives `rec`, whose tree it holds
@@ -477,6 +510,8 @@ result<webhook> decode_webhook(std::string_view key, std::string_view value,
     const std::optional<std::string> sealed = base64_decode(sealed_b64);
     if (!sealed) {
       r.fail("field \"secret\" is not base64");
+    } else if (opening.lazily != nullptr) {
+      w.secret = webhook_secret::sealed(w.id, sealed_b64, *opening.lazily);
     } else if (auto plain = master_key.open(*sealed, w.id.binary())) {
       w.secret = std::move(*plain);
     } else {
@@ -527,6 +562,18 @@ result<webhook> decode_webhook(std::string_view key, std::string_view value,
     }
   }
   return finish(r, std::move(w));
+}
+
+}  // namespace
+
+result<webhook> decode_webhook(std::string_view key, std::string_view value,
+                               const aes256gcm_key& master_key) {
+  return decode_webhook_with(key, value, secret_opening{master_key});
+}
+
+result<webhook> decode_webhook_lazily(std::string_view key, std::string_view value,
+                                      const std::shared_ptr<const aes256gcm_key>& master_key) {
+  return decode_webhook_with(key, value, secret_opening{*master_key, &master_key});
 }
 
 // ---- index keys

@@ -23,6 +23,7 @@
 #include "core/common/crypto.hpp"
 #include "core/common/error.hpp"
 
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -43,6 +44,11 @@ result<project> decode_project(std::string_view key, std::string_view value);
 result<api_token> decode_token(std::string_view key, std::string_view value);
 result<webhook> decode_webhook(std::string_view key, std::string_view value,
                                const aes256gcm_key& master_key);
+// The same, except that the signing secret stays sealed, to be opened with `master_key` at its
+// first use (webhook_secret), so a secret sealed with another key is not noticed here: for
+// start-up, which checks the master key once instead (kMasterKeyCheckKey).
+result<webhook> decode_webhook_lazily(std::string_view key, std::string_view value,
+                                      const std::shared_ptr<const aes256gcm_key>& master_key);
 
 // Index keys (see the table above).
 inline constexpr std::string_view kProjectSlugPrefix = "ps";
@@ -52,6 +58,12 @@ inline constexpr std::string_view kTokenDigestPrefix = "td";
 // Meta table keys. kHeadersSealedKey is present once the webhooks written before header values
 // were sealed have been rewritten sealed (kv_catalog_store::load).
 inline constexpr std::string_view kHeadersSealedKey = "headers_sealed";
+// Meta table key of the master key's check: kMasterKeyCheckText sealed with the master key (and
+// this key as associated data). Written by the first start that has verified the master key
+// against the webhooks' secrets, so that later starts verify it by opening this alone
+// (kv_catalog_store::load).
+inline constexpr std::string_view kMasterKeyCheckKey = "master_key_check";
+inline constexpr std::string_view kMasterKeyCheckText = "hookd master key check 1";
 std::string project_slug_key(const object_id& org, std::string_view slug);
 std::string project_webhook_key(const object_id& project, const object_id& webhook);
 std::string token_digest_key(const sha256_digest& digest);

@@ -5,6 +5,7 @@
 #include <boost/json/string.hpp>
 
 #include <algorithm>
+#include <memory>
 
 namespace hookd {
 
@@ -63,6 +64,59 @@ std::optional<signing_scheme> parse_signing_scheme(std::string_view text) noexce
   if (text == "v1") return signing_scheme::v1;
   if (text == "v1a") return signing_scheme::v1a;
   return std::nullopt;
+}
+
+webhook_secret webhook_secret::sealed(const object_id& id, std::string_view sealed_base64,
+                                      std::shared_ptr<const aes256gcm_key> key) {
+  webhook_secret s;
+  s.bytes_.reserve(object_id::kSize + sealed_base64.size());
+  s.bytes_.append(id.binary()).append(sealed_base64);
+  s.key_ = std::move(key);
+  return s;
+}
+
+webhook_secret& webhook_secret::operator=(const webhook_secret& other) {
+  if (this != &other) {
+    bytes_ = other.bytes_;
+    key_ = other.key_;
+    delete opened_.exchange(nullptr, std::memory_order_acq_rel);
+  }
+  return *this;
+}
+
+webhook_secret& webhook_secret::operator=(webhook_secret&& other) noexcept {
+  if (this != &other) {
+    bytes_ = std::move(other.bytes_);
+    key_ = std::move(other.key_);
+    delete opened_.exchange(other.opened_.exchange(nullptr, std::memory_order_acq_rel),
+                            std::memory_order_acq_rel);
+  }
+  return *this;
+}
+
+webhook_secret& webhook_secret::operator=(std::string plain) noexcept {
+  bytes_ = std::move(plain);
+  key_.reset();
+  delete opened_.exchange(nullptr, std::memory_order_acq_rel);
+  return *this;
+}
+
+const std::string& webhook_secret::value() const {
+  if (key_ == nullptr) return bytes_;
+  if (const std::string* plain = opened_.load(std::memory_order_acquire)) return *plain;
+  const std::string_view all(bytes_);
+  std::string sealed;
+  std::optional<std::string> plain;
+  if (base64_decode(all.substr(object_id::kSize), sealed)) {
+    plain = key_->open(sealed, all.substr(0, object_id::kSize));
+  }
+  auto fresh = std::make_unique<const std::string>(std::move(plain).value_or(std::string{}));
+  const std::string* expected = nullptr;
+  if (opened_.compare_exchange_strong(expected, fresh.get(), std::memory_order_acq_rel,
+                                      std::memory_order_acquire)) {
+    return *fresh.release();
+  }
+  return *expected;
 }
 
 bool api_token::can_access(const object_id& org) const noexcept {

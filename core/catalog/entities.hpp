@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace hookd {
@@ -111,6 +112,57 @@ struct previous_secret {
   friend bool operator==(const previous_secret&, const previous_secret&) = default;
 };
 
+// A webhook's signing secret in memory: its plain text, or, as start-up loads it, the sealed form
+// that storage holds (codec.hpp), opened with the master key at its first use (signing, showing
+// it, rotating it) and kept opened from then on. Start-up then opens no secret, which was a third
+// of its work at a million webhooks; the master key is checked once instead
+// (kv_catalog_store.cpp).
+// value() is safe from many threads at once on a published (const) webhook: racing first uses
+// each open it, one publishes its plain text (compare-exchange), the others drop theirs. A copy
+// starts unopened (the catalog copies a webhook to make its next version).
+class webhook_secret {
+ public:
+  webhook_secret() noexcept = default;
+  explicit webhook_secret(std::string plain) noexcept : bytes_(std::move(plain)) {}
+  // `sealed_base64`: the standard base64 of what aes256gcm_key::seal made with `id`'s 12 bytes
+  // as associated data (as storage holds it: decoded at first use too).
+  static webhook_secret sealed(const object_id& id, std::string_view sealed_base64,
+                               std::shared_ptr<const aes256gcm_key> key);
+
+  webhook_secret(const webhook_secret& other) : bytes_(other.bytes_), key_(other.key_) {}
+  webhook_secret(webhook_secret&& other) noexcept
+      : bytes_(std::move(other.bytes_)),
+        key_(std::move(other.key_)),
+        opened_(other.opened_.exchange(nullptr, std::memory_order_acq_rel)) {}
+  webhook_secret& operator=(const webhook_secret& other);
+  webhook_secret& operator=(webhook_secret&& other) noexcept;
+  webhook_secret& operator=(std::string plain) noexcept;
+  ~webhook_secret() { delete opened_.load(std::memory_order_acquire); }
+
+  // The plain text ("whsec_..." or "whsk_..."); empty when a sealed one does not open (a damaged
+  // record: start-up checked the master key).
+  const std::string& value() const;
+  // Reads as its plain text wherever a string is wanted.
+  operator const std::string&() const { return value(); }  // NOLINT(google-explicit-constructor)
+  operator std::string_view() const { return value(); }    // NOLINT(google-explicit-constructor)
+  // Sealed and not opened yet (for tests and benchmarks).
+  bool is_sealed() const noexcept {
+    return key_ != nullptr && opened_.load(std::memory_order_acquire) == nullptr;
+  }
+
+  friend bool operator==(const webhook_secret& a, const webhook_secret& b) {
+    return a.value() == b.value();
+  }
+  friend bool operator==(const webhook_secret& a, std::string_view b) { return a.value() == b; }
+
+ private:
+  // Plain: the text, key_ null. Sealed: the webhook id's 12 bytes (the associated data), then
+  // the base64 of the sealed form; key_ opens it.
+  std::string bytes_;
+  std::shared_ptr<const aes256gcm_key> key_;
+  mutable std::atomic<const std::string*> opened_{nullptr};
+};
+
 struct webhook {
   object_id id;
   object_id organization;
@@ -120,7 +172,7 @@ struct webhook {
   std::vector<header_entry> headers;  // in the order the client gave them
   bool active = true;
   std::vector<std::string> events;
-  std::string secret;  // "whsec_" + base64(24 random bytes); plaintext in memory only
+  webhook_secret secret;  // "whsec_" + base64(24 random bytes); see webhook_secret
   timestamp created_at{};
   timestamp updated_at{};
   std::optional<std::string> disabled_reason;  // set by auto-disable (delivery, later)

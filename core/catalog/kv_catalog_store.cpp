@@ -5,7 +5,8 @@
 // four entity tables, checks references (a project's organization, a webhook's project and
 // organization) and then VERIFIES the index table against the records: a missing, extra or wrong
 // "ps", "pw" or "td" entry fails the start with the key named, since it means the data was not
-// written by this code or was damaged.
+// written by this code or was damaged. The master key is checked by opening one sealed record
+// (kMasterKeyCheckKey), and the webhooks' signing secrets stay sealed until first used.
 
 #include "core/catalog/kv_catalog_store.hpp"
 
@@ -18,6 +19,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <iterator>
 #include <map>
@@ -237,19 +239,18 @@ result<void> load_table_parallel(const storage& store, table t, unsigned threads
   return {};
 }
 
-// A "pw" index entry, project id then webhook id: ordered like its key (object_id compares its
-// bytes), so expected entries and a scan of the "pw" prefix can be merged.
-struct project_webhook_pair {
-  object_id project, webhook;
-  friend auto operator<=>(const project_webhook_pair&, const project_webhook_pair&) = default;
-};
-
-std::optional<project_webhook_pair> parse_project_webhook_key(std::string_view key) {
-  if (key.size() != kProjectWebhookPrefix.size() + 2 * object_id::kSize) return std::nullopt;
-  const auto project_id = object_id::from_binary(key.substr(2, object_id::kSize));
-  const auto webhook_id = object_id::from_binary(key.substr(2 + object_id::kSize));
-  if (!project_id || !webhook_id) return std::nullopt;
-  return project_webhook_pair{*project_id, *webhook_id};
+// A "pw" index entry's key against the entry webhook `w` implies, in key order (project id, then
+// webhook id, each compared by its bytes as object_id is): < 0 when w's entry comes first.
+// `key` must be kProjectWebhookPrefix and 2 * 12 id bytes long (is_project_webhook_key).
+int compare_project_webhook(const webhook& w, std::string_view key) noexcept {
+  const char* rest = key.data() + kProjectWebhookPrefix.size();
+  if (const int c = std::memcmp(w.project.bytes().data(), rest, object_id::kSize); c != 0) {
+    return c;
+  }
+  return std::memcmp(w.id.bytes().data(), rest + object_id::kSize, object_id::kSize);
+}
+bool is_project_webhook_key(std::string_view key) noexcept {
+  return key.size() == kProjectWebhookPrefix.size() + 2 * object_id::kSize;
 }
 
 // Before header values were sealed (see codec.hpp), records held them in plain text. The first
@@ -275,6 +276,32 @@ result<void> seal_plain_header_values(
   batch.put(table::meta, std::string(kHeadersSealedKey), "1");
   if (auto written = store.write(batch); !written) return written.error();
   return store.compact(table::webhooks);
+}
+
+// The master key's check (kMasterKeyCheckKey): true when the meta table has it and it opens,
+// false when it has none yet (a data directory written before there was one), a problem when it
+// does not open, which fails the start as a webhook's secret that does not open used to.
+result<bool> check_master_key(const storage& store, const aes256gcm_key& master_key) {
+  auto check = store.get(table::meta, kMasterKeyCheckKey);
+  if (!check) return check.error();
+  if (!*check) return false;
+  const std::optional<std::string> text = master_key.open(**check, kMasterKeyCheckKey);
+  if (!text || *text != kMasterKeyCheckText) {
+    return make_problem(error_kind::internal,
+                        "Cannot load the meta record \"" + std::string(kMasterKeyCheckKey) +
+                            "\": it does not open with the master key (a different master key "
+                            "than the one this data was written with, or a damaged record)");
+  }
+  return true;
+}
+
+// Written once every webhook's secret has opened with the master key (the check it stands for
+// from then on), or into a store that has none: start-up then opens no secret.
+result<void> write_master_key_check(storage& store, const aes256gcm_key& master_key) {
+  write_batch batch;
+  batch.put(table::meta, std::string(kMasterKeyCheckKey),
+            master_key.seal(kMasterKeyCheckText, kMasterKeyCheckKey));
+  return store.write(batch);
 }
 
 }  // namespace
@@ -355,9 +382,14 @@ result<void> kv_catalog_store::load(const catalog_load_sink& sink, unsigned thre
     token_records.push_back(std::make_shared<api_token>(std::move(t)));
   });
   if (!loaded_tokens) return loaded_tokens.error();
-  const aes256gcm_key& key = master_key_;
-  const auto decode_sealed = [&key](std::string_view k, std::string_view v) {
-    return decode_webhook(k, v, key);
+  // With the master key checked by its check record, the signing secrets stay sealed until
+  // used (webhook_secret); without one, each is opened here, which checks the key the way it was
+  // checked before there was a record, and the record is written below.
+  const result<bool> key_checked = check_master_key(store_, master_key_);
+  if (!key_checked) return key_checked.error();
+  const auto key = std::make_shared<const aes256gcm_key>(master_key_);
+  const auto decode_sealed = [&key, lazily = *key_checked](std::string_view k, std::string_view v) {
+    return lazily ? decode_webhook_lazily(k, v, key) : decode_webhook(k, v, *key);
   };
   if (threads == 0) threads = std::min(usable_cpus(), 8u);
   auto loaded_webhooks =
@@ -443,16 +475,16 @@ result<void> kv_catalog_store::load(const catalog_load_sink& sink, unsigned thre
     }
   };
   const auto check_project_webhook = [&](std::string_view k, std::string_view v) {
-    const std::optional<project_webhook_pair> entry = parse_project_webhook_key(k);
+    // Compared as raw bytes, without making ids: this runs once per webhook at start-up.
+    const bool entry = is_project_webhook_key(k);
     const webhook* w = expected_webhook();
     if (entry) {
-      for (; w != nullptr && project_webhook_pair{w->project, w->id} < *entry;
-           w = expected_webhook()) {
+      for (; w != nullptr && compare_project_webhook(*w, k) < 0; w = expected_webhook()) {
         note_missing(*w);
         ++next;
       }
     }
-    if (!entry || w == nullptr || project_webhook_pair{w->project, w->id} != *entry) {
+    if (!entry || w == nullptr || compare_project_webhook(*w, k) != 0) {
       index_failure = record_problem(table::index, k, "no record refers to this entry");
       return false;
     }
@@ -506,6 +538,11 @@ result<void> kv_catalog_store::load(const catalog_load_sink& sink, unsigned thre
 
   if (auto sealed = seal_plain_header_values(store_, master_key_, webhooks_of); !sealed) {
     return sealed.error();
+  }
+  if (!*key_checked) {
+    if (auto written = write_master_key_check(store_, master_key_); !written) {
+      return written.error();
+    }
   }
 
   // Handed over, each released here as it goes, so that no entity is held twice for long.

@@ -152,8 +152,15 @@ result<webhook_signer> webhook_signer::create(const std::vector<std::string>& se
 }
 
 result<webhook_signer> webhook_signer::for_webhook(const webhook& hook, timestamp at) {
-  if (hook.previous_secrets.empty()) return create(hook.secret);
-  std::vector<std::string> secrets{hook.secret};
+  const std::string& secret = hook.secret.value();
+  if (secret.empty()) {
+    // Opened at its first use (webhook_secret): only a damaged record gets here.
+    return make_problem(error_kind::internal,
+                        "the webhook's signing secret does not open with the master key (a "
+                        "damaged record)");
+  }
+  if (hook.previous_secrets.empty()) return create(secret);
+  std::vector<std::string> secrets{secret};
   for (const previous_secret& p : hook.previous_secrets) {
     if (p.expires_at > at) secrets.push_back(p.secret);
   }

@@ -87,8 +87,9 @@ result<webhook_ptr> find_in_project(app& a, const project_target& target) {
 // (docs/delivery.md, "Signing").
 boost::json::object secret_json(const webhook& hook) {
   boost::json::object out;
-  out["secret"] = hook.secret;
-  if (auto public_key = signing_public_key(hook.secret)) out["publicKey"] = std::move(*public_key);
+  out["secret"] = hook.secret.value();
+  if (auto public_key = signing_public_key(hook.secret.value()))
+    out["publicKey"] = std::move(*public_key);
   return out;
 }
 

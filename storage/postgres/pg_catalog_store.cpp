@@ -165,7 +165,7 @@ std::vector<statement> put_statements(const webhook& w, const aes256gcm_key& key
        {id_param(w.id), id_param(w.organization), id_param(w.project), param::text(w.name),
         param::text(w.url), param::text(w.active ? "true" : "false"),
         param::text(json_strings(w.events)), param::text(std::string(to_string(w.signing))),
-        param::bytes(key.seal(w.secret, w.id.binary())),
+        param::bytes(key.seal(w.secret.value(), w.id.binary())),
         param::bytes(key.seal(headers_plaintext(w.headers), labelled_aad("headers:", w.id))),
         std::move(previous), optional_text(filter),
         w.rate_limit ? param::text(std::to_string(*w.rate_limit)) : param::null(),

@@ -215,7 +215,7 @@ TEST_F(CrashTest, AcknowledgedWebhooksSurviveSigkillThroughTheCatalog) {
       ASSERT_TRUE(hook) << "acknowledged webhook " << id << " was lost";
       EXPECT_EQ(hook->name, name);
       EXPECT_EQ(hook->project.to_string(), project_id);
-      EXPECT_TRUE(hook->secret.starts_with("whsec_"));
+      EXPECT_TRUE(hook->secret.value().starts_with("whsec_"));
     }
     // Only creates that were in flight at a kill may be on disk without an acknowledgement
     // (at most kCatalogWindow more per round), and the per-project list (the index written in the

@@ -942,6 +942,25 @@ TEST_F(TlsServerTest, ServesKeepAliveOverTlsAndClosesWithCloseNotify) {
   EXPECT_EQ(c.next_read_error(), asio::error::eof) << "no close_notify before the close";
 }
 
+// One TLS connection carries request after request, with idle pauses between some (when a
+// connection waits for its next request), each answered with its own request's data: the
+// session's state between requests must not leak from one request into the next.
+TEST_F(TlsServerTest, ManySequentialRequestsOnOneTlsConnectionAcrossIdlePauses) {
+  const auto ep = start_tls(pki_a_);
+  tls_client c(ep, pki_a_.ca_cert);
+  ASSERT_FALSE(c.handshake_error) << c.handshake_error.message();
+  for (int i = 0; i < 60; ++i) {
+    if (i % 10 == 9) std::this_thread::sleep_for(std::chrono::milliseconds(30 + 10 * (i / 10)));
+    // Requests of different sizes, so that a buffer kept from an earlier one would show.
+    const std::string query = "n=" + std::to_string(i) +
+                              "&pad=" + std::string(static_cast<std::size_t>((i * 37) % 300), 'p');
+    auto res = c.get("/echo?" + query);
+    ASSERT_EQ(res.result(), bhttp::status::ok) << i;
+    EXPECT_TRUE(res.keep_alive()) << i;
+    EXPECT_EQ(json_of(res).at("query").as_string(), query) << i;
+  }
+}
+
 TEST_F(TlsServerTest, StopClosesAnIdleTlsConnectionWithCloseNotify) {
   const auto ep = start_tls(pki_a_);
   tls_client c(ep, pki_a_.ca_cert);

@@ -372,7 +372,7 @@ TEST_F(pg_catalog_store_test, rows_read_with_plain_sql_and_hold_no_secret_in_cle
   EXPECT_EQ(value("SELECT encode(digest, 'hex') FROM tokens"),
             hex_encode(std::string_view(reinterpret_cast<const char*>(token->digest.data()), 32)));
   // Neither the secret nor a header value appears in the row's bytes.
-  EXPECT_EQ(value("SELECT position(convert_to('" + hook->secret +
+  EXPECT_EQ(value("SELECT position(convert_to('" + hook->secret.value() +
                   "', 'UTF8') IN secret_sealed) +"
                   " position(convert_to('header-secret', 'UTF8') IN headers_sealed)"
                   " FROM webhooks"),
