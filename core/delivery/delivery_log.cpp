@@ -60,12 +60,7 @@ delivery_log::impl::impl(storage& s, const catalog& c, delivery_log_options o, c
           },
           options.scheduling),
       buckets(bucket_plan::width_for(options.retention)),
-      // Planning ahead: the next group is planned while the current one is being written; the
-      // overlay holds absolute values, which is what that mode requires (delivery_log_impl.hpp).
-      writer(
-          s, [this] { overlay.clear(); }, commit_writer_options{.plan_ahead = true}) {
-  writer.set_before_write([this](write_batch& batch) { write_bucket_counts(batch); });
-}
+      writer(s, [this] { overlay.clear(); }) {}
 
 std::optional<delivery_log::impl::pending_entry> delivery_log::impl::current_pending(
     const object_id& id) const {

@@ -13,17 +13,10 @@
 // the per-bucket counts are read and written by the writer thread only (and load()).
 //
 // Planning: every mutation plans against the published state plus `overlay`, a writer-private
-// record of what the earlier accepted mutations will publish. So mutations behave as if run one
-// after another: fifty ingests with the same token and key queued together create one event, and
-// a cancel planned after an ingest of the same group fails the deliveries that ingest creates.
-// The writer plans ahead (commit_writer.hpp): the next group is planned while the previous one is
-// being written, so the overlay may span several groups, and it holds only absolute values (what
-// a delivery, an idempotency record or a bucket's count will be), which stay true once an earlier
-// group of the span has published. It is cleared when the writer's pipeline is empty (end of
-// group), committed or not. A bucket's count is written once per group, from the overlay, just
-// before the group's write (write_bucket_counts). Mutations that read history from storage
-// declare it (reads_storage) and are planned only once every earlier group has been written; a
-// late attempt on a delivery finished within the span reads it from the overlay (`finished`).
+// record of what the earlier accepted mutations of the same group will publish. So the mutations
+// of one group behave as if run one after another: fifty ingests with the same token and key
+// queued together create one event, and a cancel planned after an ingest of the same group fails
+// the deliveries that ingest creates. The overlay is cleared after every group, committed or not.
 
 #include "core/delivery/delivery_log.hpp"
 #include "core/delivery/history_keys.hpp"
@@ -96,11 +89,9 @@ struct delivery_log::impl {
     std::unordered_map<std::string, std::optional<idempotency_record>> idempotency;
     std::map<std::uint32_t, std::uint64_t> bucket_counts;  // the counts after this group
     std::set<std::uint32_t> dropped_buckets;               // counts erased by a sweep
-    // The buckets whose count the group being planned changes: written by write_bucket_counts.
-    std::set<std::uint32_t> counts_to_write;
-    // Deliveries that left the queue within the span: the finished record (its history
-    // value), or null when erased.
-    std::unordered_map<object_id, std::shared_ptr<const delivery>> finished;
+    // Where this group's batch sets each bucket's count (an index into its ops), so that the
+    // group writes each count once.
+    std::map<std::uint32_t, std::size_t> bucket_count_ops;
     void clear() { *this = overlay{}; }
   } overlay;
 
@@ -146,8 +137,6 @@ struct delivery_log::impl {
   void forget_idempotency(const std::string& key);
   void remember_idempotency(const std::string& key, const idempotency_record& rec);
   void set_bucket_count(std::uint32_t bucket, std::uint64_t count);
-  // The counts the group being planned changes, into its batch (the writer's before_write).
-  void write_bucket_counts(write_batch& batch);
 
   // An attempt whose outcome was not recorded: free its slot, and try a pending delivery again.
   void requeue_unrecorded(const object_id& id);
@@ -177,12 +166,13 @@ struct delivery_log::impl {
 
 std::string bucket_count_key(std::uint32_t bucket);
 
-// Sets a bucket's count of finished deliveries in the overlay; the group writes it once, before
-// its write (delivery_log_writes.cpp).
-void put_bucket_count(delivery_log::impl& log, std::uint32_t bucket, std::uint64_t count);
+// Sets a bucket's count of finished deliveries in `batch`, once per bucket and group
+// (delivery_log_writes.cpp).
+void put_bucket_count(delivery_log::impl& log, write_batch& batch, std::uint32_t bucket,
+                      std::uint64_t count);
 // A finished delivery's two history records and one more in its bucket's count; returns the
 // bucket and its count after this one.
 std::pair<std::uint32_t, std::uint64_t> put_finished(delivery_log::impl& log, write_batch& batch,
-                                                     std::shared_ptr<const delivery> d);
+                                                     const delivery& d);
 
 }  // namespace hookd

@@ -95,8 +95,7 @@ void plan_finished(impl& log, write_batch& batch, const delivery& old,
   batch.erase(table::history, by_webhook_key(bucket, old.project, old.webhook, old.status, old.id));
   const std::uint64_t count = log.current_bucket_count(bucket);
   const std::uint64_t left = count > 0 ? count - 1 : 0;
-  put_bucket_count(log, bucket, left);
-  log.overlay.finished.erase(old.id);  // pending again: current_pending answers for it
+  put_bucket_count(log, batch, bucket, left);
   out.counts.emplace_back(bucket, left);
   pending_entry entry{due_again(old, now), std::move(source)};
   batch.put(table::queue, std::string(old.id.binary()), encode(*entry.record));
@@ -112,8 +111,6 @@ class redeliver_op final : public commit_mutation {
                completion<std::shared_ptr<const delivery>> done)
       : log_(log), project_(project), webhook_(webhook), id_(id), done_(std::move(done)) {}
 
-  bool reads_storage() const noexcept override { return true; }  // the finished record
-
   result<void> plan(write_batch& batch) override {
     const timestamp now = log_.clock();
     if (const auto current = log_.current_pending(id_)) {
@@ -123,27 +120,22 @@ class redeliver_op final : public commit_mutation {
       plan_pending(log_, batch, *current, now, reopened_);
       return {};
     }
-    std::optional<delivery> finished;
-    if (const auto it = log_.overlay.finished.find(id_); it != log_.overlay.finished.end()) {
-      // Finished (or erased) by an earlier mutation of this group, whose records are not in
-      // storage yet: the overlay has what they will be.
-      if (it->second) finished = *it->second;
-    } else if (log_.overlay.deliveries.contains(id_)) {
+    if (log_.overlay.deliveries.contains(id_)) {
+      // Finished (or erased) by an earlier mutation of this group: its records are not in
+      // storage yet.
       return make_problem(
           error_kind::conflict,
           "Delivery " + id_.to_string() + " changed while it was redelivered; try again.");
-    } else {
-      auto read = log_.read_finished(log_.buckets.start_of(id_.seconds()), project_, id_);
-      if (!read) return read.error();
-      finished = std::move(*read);
     }
-    if (!finished || finished->project != project_ || finished->webhook != webhook_ ||
-        finished->created_at < log_.retention_cutoff()) {
+    auto finished = log_.read_finished(log_.buckets.start_of(id_.seconds()), project_, id_);
+    if (!finished) return finished.error();
+    if (!*finished || (*finished)->webhook != webhook_ ||
+        (*finished)->created_at < log_.retention_cutoff()) {
       return delivery_not_found(id_);
     }
-    auto source = source_event_of(log_, *finished);
+    auto source = source_event_of(log_, **finished);
     if (!source) return source.error();
-    plan_finished(log_, batch, *finished, std::move(*source), now, reopened_);
+    plan_finished(log_, batch, **finished, std::move(*source), now, reopened_);
     return {};
   }
 
@@ -182,8 +174,6 @@ class recover_batch_op final : public commit_mutation {
  public:
   explicit recover_batch_op(std::shared_ptr<recovery> r) : r_(std::move(r)) {}
 
-  bool reads_storage() const noexcept override { return true; }  // the failed records
-
   result<void> plan(write_batch& batch) override {
     impl& log = r_->log;
     const timestamp now = log.clock();
@@ -215,14 +205,9 @@ class recover_batch_op final : public commit_mutation {
                                      "history record " + hex_encode(key) + ": " + d.error().detail);
               return false;
             }
-            // Pending again, or changed by an earlier mutation not yet in storage: the overlay
-            // has what it will be.
-            if (const auto it = log.overlay.finished.find(*id); it != log.overlay.finished.end()) {
-              if (!it->second || it->second->status != delivery_status::failed) return true;
-              *d = *it->second;
-            }
+            // Pending again, or changed by an earlier mutation of this group: not failed now.
             if (d->created_at >= earliest && d->created_at < r_->until &&
-                !log.current_pending(*id)) {
+                !log.overlay.deliveries.contains(*id) && !log.current_pending(*id)) {
               found.push_back(std::move(*d));
             }
             return found.size() < delivery_log::kRecoverBatch;

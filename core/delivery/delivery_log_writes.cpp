@@ -50,37 +50,36 @@ ingest_result answer_of(const idempotency_record& rec, bool replay) {
 
 }  // namespace
 
-// Sets a bucket's count of finished deliveries in the overlay. The batch gets it once per group,
-// whatever the number of mutations that change it (write_bucket_counts, when the group's planning
-// is over), so that a group of 64 finished deliveries writes the count once, not 64 times.
-void put_bucket_count(impl& log, std::uint32_t bucket, std::uint64_t count) {
+// Sets a bucket's count of finished deliveries in `batch`: one put per bucket and group, whatever
+// the number of mutations of the group that change it (the first adds the op, the others update
+// its value), so that a group of 64 finished deliveries writes the count once, not 64 times.
+void put_bucket_count(impl& log, write_batch& batch, std::uint32_t bucket, std::uint64_t count) {
   log.overlay.bucket_counts[bucket] = count;
   log.overlay.dropped_buckets.erase(bucket);
-  log.overlay.counts_to_write.insert(bucket);
-}
-
-void delivery_log::impl::write_bucket_counts(write_batch& batch) {
-  for (const std::uint32_t bucket : overlay.counts_to_write) {
-    // A bucket a sweep dropped after its count changed: the sweep's erase stands.
-    if (const auto it = overlay.bucket_counts.find(bucket); it != overlay.bucket_counts.end()) {
-      batch.put(table::meta, bucket_count_key(bucket), std::to_string(it->second));
-    }
+  std::string key = bucket_count_key(bucket);
+  // The op must still be there and be this count's: a refused mutation's ops are cut off the
+  // batch (commit_writer), and another op may have taken its place since.
+  if (const auto it = log.overlay.bucket_count_ops.find(bucket);
+      it != log.overlay.bucket_count_ops.end() && it->second < batch.ops.size() &&
+      batch.ops[it->second].where == table::meta && batch.ops[it->second].key == key &&
+      batch.ops[it->second].value) {
+    batch.ops[it->second].value = std::to_string(count);
+    return;
   }
-  overlay.counts_to_write.clear();
+  log.overlay.bucket_count_ops[bucket] = batch.ops.size();
+  batch.put(table::meta, std::move(key), std::to_string(count));
 }
 
 // A finished delivery's two history records (by project and by webhook) and one more in its
 // bucket's count, in `batch`; returns the bucket and its count after this one.
 std::pair<std::uint32_t, std::uint64_t> put_finished(impl& log, write_batch& batch,
-                                                     std::shared_ptr<const delivery> d) {
-  const std::uint32_t bucket = log.bucket_of(*d);
-  const std::string value = encode(*d);
-  batch.put(table::history, finished_key(bucket, d->project, d->status, d->id), value);
-  batch.put(table::history, by_webhook_key(bucket, d->project, d->webhook, d->status, d->id),
-            value);
+                                                     const delivery& d) {
+  const std::uint32_t bucket = log.bucket_of(d);
+  const std::string value = encode(d);
+  batch.put(table::history, finished_key(bucket, d.project, d.status, d.id), value);
+  batch.put(table::history, by_webhook_key(bucket, d.project, d.webhook, d.status, d.id), value);
   const std::uint64_t count = log.current_bucket_count(bucket) + 1;
-  put_bucket_count(log, bucket, count);
-  log.overlay.finished[d->id] = std::move(d);
+  put_bucket_count(log, batch, bucket, count);
   return {bucket, count};
 }
 
@@ -288,7 +287,7 @@ class record_attempt_op final : public commit_mutation {
     } else {
       // Done: out of the queue, into history, out of memory.
       batch.erase(table::queue, std::string(id.binary()));
-      count_ = put_finished(log_, batch, d);
+      count_ = put_finished(log_, batch, *d);
       log_.overlay.deliveries[id] = std::nullopt;
     }
     result_ = d;
@@ -355,21 +354,14 @@ class record_attempt_op final : public commit_mutation {
   result<void> plan_after_finish(write_batch& batch) {
     const delivery& a = *attempted_;
     const std::uint32_t bucket = log_.bucket_of(a);
-    std::optional<delivery> stored;
-    if (const auto it = log_.overlay.finished.find(a.id); it != log_.overlay.finished.end()) {
-      // Finished within the overlay's span: its record may not be in storage yet.
-      if (it->second) stored = *it->second;
-    } else {
-      auto read = log_.read_finished(bucket, a.project, a.id);
-      if (!read) return read.error();
-      stored = std::move(*read);
-    }
-    if (!stored) {
+    auto stored = log_.read_finished(bucket, a.project, a.id);
+    if (!stored) return stored.error();
+    if (!*stored) {
       return make_problem(error_kind::not_found,
                           "Delivery " + a.id.to_string() + " does not exist.");
     }
-    if (auto in_order = check_number(*stored); !in_order) return in_order;
-    auto d = std::make_shared<delivery>(std::move(*stored));
+    if (auto in_order = check_number(**stored); !in_order) return in_order;
+    auto d = std::make_shared<delivery>(std::move(**stored));
     d->attempts = attempt_.number;
     d->updated_at = std::max(d->updated_at, log_.clock());
     batch.put(table::history, attempt_key(bucket, d->project, d->id, attempt_.number),
@@ -378,7 +370,6 @@ class record_attempt_op final : public commit_mutation {
     batch.put(table::history, finished_key(bucket, d->project, d->status, d->id), value);
     batch.put(table::history, by_webhook_key(bucket, d->project, d->webhook, d->status, d->id),
               value);
-    log_.overlay.finished[d->id] = d;
     result_ = d;
     return {};
   }
@@ -419,16 +410,15 @@ class cancel_webhook_op final : public commit_mutation {
     }
     const timestamp now = log_.clock();
     for (const pending_entry& old : targets) {
-      auto d = std::make_shared<delivery>(*old.record);
-      d->status = delivery_status::failed;
-      d->next_attempt_at.reset();
-      d->reason = std::string(kReasonWebhookDeleted);
-      d->updated_at = now;
-      const object_id id = d->id;
-      batch.erase(table::queue, std::string(id.binary()));
-      counts_.push_back(put_finished(log_, batch, std::move(d)));
-      log_.overlay.deliveries[id] = std::nullopt;
-      cancelled_.push_back(id);
+      delivery d = *old.record;
+      d.status = delivery_status::failed;
+      d.next_attempt_at.reset();
+      d.reason = std::string(kReasonWebhookDeleted);
+      d.updated_at = now;
+      batch.erase(table::queue, std::string(d.id.binary()));
+      counts_.push_back(put_finished(log_, batch, d));
+      log_.overlay.deliveries[d.id] = std::nullopt;
+      cancelled_.push_back(d.id);
     }
     return {};
   }
@@ -466,8 +456,6 @@ class erase_subject_op final : public commit_mutation {
  public:
   erase_subject_op(impl& log, object_id project, std::string subject, completion<std::size_t> done)
       : log_(log), project_(project), subject_(std::move(subject)), done_(std::move(done)) {}
-
-  bool reads_storage() const noexcept override { return true; }  // the subject's index
 
   result<void> plan(write_batch& batch) override {
     const timestamp now = log_.clock();
@@ -568,7 +556,6 @@ class erase_subject_op final : public commit_mutation {
     batch.erase(table::history, event_key(bucket, project_, f.id));
     for (const found_event::target& t : f.deliveries) {
       const object_id& id = t.delivery.delivery;
-      log_.overlay.finished[id] = nullptr;
       if (t.pending) {
         batch.erase(table::queue, std::string(id.binary()));
         log_.overlay.deliveries[id] = std::nullopt;
@@ -579,7 +566,7 @@ class erase_subject_op final : public commit_mutation {
                     by_webhook_key(bucket, project_, t.delivery.webhook, *t.finished, id));
         const std::uint64_t count = log_.current_bucket_count(bucket);
         const std::uint64_t left = count > 0 ? count - 1 : 0;
-        put_bucket_count(log_, bucket, left);
+        put_bucket_count(log_, batch, bucket, left);
         counts_.emplace_back(bucket, left);
       }
       const std::string attempts = attempt_prefix(bucket, project_, id);
@@ -614,7 +601,6 @@ class delete_project_op final : public commit_mutation {
       const delivery& d = *entry.record;
       batch.erase(table::queue, std::string(d.id.binary()));
       log_.overlay.deliveries[d.id] = std::nullopt;
-      log_.overlay.finished[d.id] = nullptr;
       cancelled_.push_back(d.id);
       oldest = std::min(oldest, log_.bucket_of(d));
     };
@@ -725,7 +711,8 @@ class sweep_op final : public commit_mutation {
     for (const std::uint32_t bucket : counted) {
       result_.expired_deliveries += log_.current_bucket_count(bucket);
       batch.erase(table::meta, bucket_count_key(bucket));
-      log_.overlay.bucket_counts.erase(bucket);  // a later put in this group writes after it
+      log_.overlay.bucket_count_ops.erase(bucket);  // a later put in this group adds its own op
+      log_.overlay.bucket_counts.erase(bucket);
       log_.overlay.dropped_buckets.insert(bucket);
       dropped_.push_back(bucket);
     }

@@ -189,7 +189,6 @@ void basic_commit_writer<Batch>::complete_group(planned_group& g,
 template <class Batch>
 void basic_commit_writer<Batch>::commit_group(queue_type& group) {
   planned_group g = plan_group(group);
-  seal(g);
   std::optional<problem> failure;
   if (!g.batch.empty()) {
     result<void> written = write_(g.batch);
@@ -251,24 +250,6 @@ void basic_commit_writer<Batch>::run_planning_ahead() {
   writer_id_.store(std::this_thread::get_id());
   std::optional<planned_group> in_flight, ahead;
   std::size_t chained = 0;  // groups planned since end_of_group last ran
-  // A mutation that reads storage, and everything queued after it, while a write is in flight:
-  // planned once that write has returned (they go back to the front of the queue).
-  queue_type held;
-  auto hold_from_storage_reader = [&held](queue_type& taken) {
-    for (std::size_t i = 0; i < taken.size(); ++i) {
-      if (!taken[i]->reads_storage()) continue;
-      for (std::size_t j = i; j < taken.size(); ++j) held.push_back(std::move(taken[j]));
-      taken.resize(i);
-      return;
-    }
-  };
-  auto release_held = [this, &held] {
-    if (held.empty()) return;
-    std::lock_guard lock(mutex_);
-    for (auto& m : queue_) held.push_back(std::move(m));
-    queue_.swap(held);
-    held.clear();
-  };
 
   auto issue = [this](const planned_group& g) {
     {
@@ -296,7 +277,7 @@ void basic_commit_writer<Batch>::run_planning_ahead() {
       // stays open until that write returns: it holds as much as it would have without planning
       // ahead, but most of it is planned by the time its write can start.
       const auto may_plan = [&] {
-        return !queue_.empty() && held.empty() &&
+        return !queue_.empty() &&
                (ahead || !in_flight || chained < options_.max_groups_planned_ahead);
       };
       wake_.wait(lock, [&] {
@@ -313,8 +294,6 @@ void basic_commit_writer<Batch>::run_planning_ahead() {
     }
 
     if (!taken.empty()) {
-      if (in_flight) hold_from_storage_reader(taken);
-      if (taken.empty()) continue;
       if (ahead) {
         plan_into(*ahead, taken);
         continue;
@@ -323,10 +302,7 @@ void basic_commit_writer<Batch>::run_planning_ahead() {
       ++chained;
       if (in_flight) {
         ahead = std::move(g);
-        continue;
-      }
-      seal(g);
-      if (g.batch.empty()) {
+      } else if (g.batch.empty()) {
         finish_without_write(g);
       } else {
         in_flight = std::move(g);
@@ -335,8 +311,7 @@ void basic_commit_writer<Batch>::run_planning_ahead() {
       continue;
     }
 
-    // The write of `in_flight` has returned: what waited for it may be planned now.
-    release_held();
+    // The write of `in_flight` has returned.
     std::optional<problem> failure = write_failure(*written);
     planned_group done = std::move(*in_flight);
     in_flight.reset();
@@ -363,7 +338,6 @@ void basic_commit_writer<Batch>::run_planning_ahead() {
       if (!late.empty()) plan_into(*ahead, late);
     }
     publish_group(done);
-    if (ahead) seal(*ahead);
     if (!ahead) {
       end_of_group_();
       chained = 0;

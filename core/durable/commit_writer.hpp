@@ -29,12 +29,6 @@
 //   the catalog's does), never deltas, so that entries of an already published group stay true.
 // - when a write fails, the group planned on top of it is not written: each of its mutations
 //   completes with storage_failure, after end_of_group, like the failed group's.
-// - a mutation that reads storage in plan() (reads_storage()) waits, with everything queued
-//   after it, until the write in flight has returned.
-//
-// before_write (set_before_write, optional): runs on the writer thread once a group's planning
-// is over, just before its write is issued (or found empty): the owner appends there what it
-// writes once per group (e.g. a total that many mutations of the group changed).
 //
 // Thread safety: submit(), stats() and stop() may be called from any thread. plan(), publish()
 // and complete() run on the writer thread only (or on the caller of stop() when the writer was
@@ -74,10 +68,6 @@ class basic_commit_mutation {
   // Delivers the outcome: success after publish, or the refusal, storage_failure or unavailable.
   // Must not throw.
   virtual void complete(result<void> outcome) noexcept = 0;
-  // True for a change whose plan reads the storage the writer writes (not only the owner's
-  // memory and overlay). With plan_ahead such a change is planned only once every earlier group
-  // has been written, so that it reads what they wrote, as it would without planning ahead.
-  virtual bool reads_storage() const noexcept { return false; }
 };
 
 struct commit_writer_options {
@@ -107,8 +97,6 @@ class basic_commit_writer {
   basic_commit_writer(const basic_commit_writer&) = delete;
   basic_commit_writer& operator=(const basic_commit_writer&) = delete;
 
-  // Sets before_write (see above); call before start().
-  void set_before_write(std::function<void(Batch&)> f) { before_write_ = std::move(f); }
   void start();  // starts the writer thread; mutations submitted before start wait for it
   // Lets the writer finish everything queued (those complete normally), then joins it. When the
   // writer was never started, queued mutations complete with `unavailable`. Idempotent.
@@ -132,13 +120,9 @@ class basic_commit_writer {
   void count_group(const planned_group& g, bool failed);
   void fail_planned_ahead(planned_group& g, const problem& failure);
   void commit_group(queue_type& group);
-  void seal(planned_group& g) {
-    if (before_write_) before_write_(g.batch);
-  }
 
   write_function write_;
   std::function<void()> end_of_group_;
-  std::function<void(Batch&)> before_write_;
   const commit_writer_options options_;
 
   std::mutex stop_mutex_;  // serializes start() and stop() so that one caller joins

@@ -108,10 +108,8 @@ class DeliveryLogTest : public ::testing::Test {
   result<delivery_log_counts> reopen_and_load(
       std::optional<delivery_log_options> options = std::nullopt) {
     log_.reset();
-    log_ = std::make_unique<delivery_log>(store_, cat_, options.value_or(options_), [this] {
-      clock_reads_.fetch_add(1);
-      return timestamp{milliseconds{now_.load()}};
-    });
+    log_ = std::make_unique<delivery_log>(store_, cat_, options.value_or(options_),
+                                          [this] { return timestamp{milliseconds{now_.load()}}; });
     return log_->load();
   }
 
@@ -242,40 +240,12 @@ class DeliveryLogTest : public ::testing::Test {
     return gate;
   }
 
-  // Holds the log's next `n` writes, each until its own gate is released, starting with the write
-  // of a throwaway event (as hold_writer). With these the writer has a group in flight while the
-  // test submits the next: what the log plans ahead.
-  std::vector<std::shared_ptr<write_gate>> hold_writes(std::size_t n) {
-    std::vector<std::shared_ptr<write_gate>> gates;
-    for (std::size_t i = 0; i < n; ++i) gates.push_back(std::make_shared<write_gate>());
-    auto writes = std::make_shared<std::atomic<std::size_t>>(0);
-    store_.set_before_write([gates, writes] {
-      if (const std::size_t k = writes->fetch_add(1); k < gates.size()) gates[k]->hold();
-    });
-    ingest_request r = request("unrelated.event");
-    r.project = other_project_;
-    log_->ingest(std::move(r), [](result<ingest_result>) {});
-    gates.front()->wait_until_held();
-    return gates;
-  }
-
-  // Waits until the writer has read the clock `n` more times than `before` (every mutation
-  // planned here reads it once): the mutations submitted since are being planned. Bounded, so
-  // that a writer that never plans fails the test instead of hanging it.
-  [[nodiscard]] bool planned_since(std::uint64_t before, std::uint64_t n = 1) const {
-    for (int i = 0; i < 10'000 && clock_reads_.load() < before + n; ++i) {
-      std::this_thread::sleep_for(milliseconds(1));
-    }
-    return clock_reads_.load() >= before + n;
-  }
-
   timestamp now() const { return timestamp{milliseconds{now_.load()}}; }
   void advance(milliseconds d) { now_.fetch_add(d.count()); }
 
   testing::memory_storage store_;
   catalog cat_{store_, catalog_options{}};
   std::atomic<std::int64_t> now_{kT0};
-  std::atomic<std::uint64_t> clock_reads_{0};  // by the log (see planned_since)
   object_id org_, project_, other_project_;
   object_id token_ = object_id::parse("65a0f1c2aabbccddee0000dd").value();
   int webhook_count_ = 0;
@@ -2098,196 +2068,6 @@ TEST_F(DeliveryLogTest, OldestPendingAgeFollowsTheClock) {
   advance(seconds(10));
   EXPECT_EQ(log_->oldest_pending_age(), seconds(40));
   EXPECT_EQ(log_->pending_count(), 2u);
-}
-
-// ---------------------------------------------------------------- planning ahead
-
-TEST_F(DeliveryLogTest, AFailedWriteFailsTheGroupPlannedOnItAndNeitherIsPublished) {
-  make_webhook({"*"});
-  const auto gate = hold_writer();
-  store_.fail_next_write();  // the held write fails
-  const std::uint64_t before = clock_reads_.load();
-  collector<ingest_result> got(1);
-  log_->ingest(request("order.created", R"({"n":1})", "key-1"), got.sink(0));
-  ASSERT_TRUE(planned_since(before));  // planned on top of the held write
-  gate->release();
-  const auto r = got.wait()[0];
-  ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().kind, error_kind::storage_failure);
-  EXPECT_THAT(r.error().detail, HasSubstr("an earlier change it was planned after failed"));
-  EXPECT_TRUE(store_.records(table::queue).empty());
-  EXPECT_EQ(log_->counts().pending, 0u);
-  EXPECT_EQ(log_->counts().idempotency_keys, 0u);
-  EXPECT_TRUE(log_->jobs().take_due(now(), 100).ready.empty());
-  // Nothing of the failed plan is left behind: the key is new, the event is created.
-  const ingest_result again = ingest_ok(request("order.created", R"({"n":1})", "key-1"));
-  EXPECT_FALSE(again.replay);
-  EXPECT_EQ(again.deliveries, 1u);
-  EXPECT_EQ(store_.records(table::queue).size(), 1u);
-  EXPECT_EQ(log_->jobs().take_due(now(), 100).ready.size(), 1u);
-}
-
-TEST_F(DeliveryLogTest, AKeyReplaysWhileTheGroupThatCreatedItIsStillBeingWritten) {
-  make_webhook({"*"});
-  const auto gates = hold_writes(2);
-  collector<ingest_result> got(3);
-  std::uint64_t before = clock_reads_.load();
-  log_->ingest(request("order.created", R"({"n":1})", "key-1"), got.sink(0));
-  ASSERT_TRUE(planned_since(before));
-  gates[0]->release();
-  gates[1]->wait_until_held();  // the first ingest's group is being written
-  before = clock_reads_.load();
-  log_->ingest(request("order.created", R"({"n":1})", "key-1"), got.sink(1));
-  log_->ingest(request("order.created", R"({"n":2})", "key-1"), got.sink(2));
-  ASSERT_TRUE(planned_since(before, 2));  // both planned on top of it
-  gates[1]->release();
-  const auto r = got.wait();
-  ASSERT_TRUE(r[0]) << r[0].error().detail;
-  ASSERT_TRUE(r[1]) << r[1].error().detail;
-  EXPECT_FALSE(r[0]->replay);
-  EXPECT_TRUE(r[1]->replay);
-  EXPECT_EQ(r[1]->event, r[0]->event);
-  EXPECT_EQ(r[1]->deliveries, 1u);
-  ASSERT_FALSE(r[2]);
-  EXPECT_EQ(r[2].error().kind, error_kind::conflict);
-  EXPECT_EQ(store_.records(table::queue).size(), 1u);  // one event, one delivery
-  EXPECT_EQ(log_->counters().replays, 1u);
-  // And after a restart, from storage.
-  open();
-  const ingest_result later = ingest_ok(request("order.created", R"({"n":1})", "key-1"));
-  EXPECT_TRUE(later.replay);
-  EXPECT_EQ(later.event, r[0]->event);
-}
-
-TEST_F(DeliveryLogTest, BucketCountsStayRightAcrossManyGroupsPlannedAheadAndARestart) {
-  const object_id kept = make_webhook({"*"});
-  const object_id doomed = make_webhook({"*"});
-  for (int i = 0; i < 40; ++i) ingest_ok(request());
-  const auto jobs = log_->jobs().take_due(now(), 1000).ready;
-  ASSERT_EQ(jobs.size(), 80u);
-  store_.set_write_delay(milliseconds(2));  // like an fsync: later waves are planned meanwhile
-  std::vector<std::shared_ptr<const delivery>> attempted;
-  for (const auto& j : jobs) {
-    if (j.webhook == kept) attempted.push_back(log_->find_pending(j.delivery)->record);
-  }
-  ASSERT_EQ(attempted.size(), 40u);
-  collector<std::shared_ptr<const delivery>> recorded(attempted.size());
-  collector<std::size_t> cancelled(1);
-  std::uint64_t finished = 0;
-  for (std::size_t i = 0; i < attempted.size(); ++i) {
-    attempt a;
-    a.number = 1;
-    a.at = now();
-    a.status_code = i % 3 == 0 ? 503 : (i % 3 == 1 ? 200 : 410);
-    attempt_decision decision = i % 3 == 0   ? attempt_decision::retry(now() + hours(1))
-                                : i % 3 == 1 ? attempt_decision::succeeded()
-                                             : attempt_decision::failed(kReasonGone);
-    finished += i % 3 == 0 ? 0u : 1u;
-    log_->record_attempt(attempted[i], a, std::move(decision), recorded.sink(i));
-    if (i == 20) log_->cancel_webhook(doomed, cancelled.sink(0));  // its 40 fail, counted
-    if (i % 8 == 7) std::this_thread::sleep_for(milliseconds(1));  // waves: several groups
-  }
-  for (const auto& r : recorded.wait()) ASSERT_TRUE(r) << r.error().detail;
-  const auto c = cancelled.wait()[0];
-  ASSERT_TRUE(c) << c.error().detail;
-  EXPECT_EQ(*c, 40u);
-  const std::uint64_t expected = finished + 40;
-  EXPECT_EQ(log_->counts().history_deliveries, expected);
-  EXPECT_EQ(history_records(history_kind::finished), expected);
-  std::uint64_t stored = 0;
-  for (const auto& [key, value] : store_.records(table::meta)) {
-    if (key.starts_with(kBucketCountPrefix)) stored += std::stoull(value);
-  }
-  EXPECT_EQ(stored, expected);  // what a restart reads
-  open();
-  EXPECT_EQ(log_->counts().history_deliveries, expected);
-  EXPECT_EQ(log_->counts().pending, 40u - finished);
-}
-
-TEST_F(DeliveryLogTest, ALateAttemptOnADeliveryCancelledInTheGroupBeingWrittenIsRecorded) {
-  const object_id doomed = make_webhook({"*"});
-  ingest_ok(request());
-  const auto jobs = log_->jobs().take_due(now(), 100).ready;
-  ASSERT_EQ(jobs.size(), 1u);
-  const auto attempted = log_->find_pending(jobs[0].delivery)->record;
-  const auto gates = hold_writes(2);
-  collector<std::size_t> cancelled(1);
-  std::uint64_t before = clock_reads_.load();
-  log_->cancel_webhook(doomed, cancelled.sink(0));
-  ASSERT_TRUE(planned_since(before));
-  gates[0]->release();
-  gates[1]->wait_until_held();  // the cancel is being written: its records are not stored yet
-  before = clock_reads_.load();
-  collector<std::shared_ptr<const delivery>> late(1);
-  attempt a;
-  a.number = 1;
-  a.at = now();
-  a.status_code = 200;
-  log_->record_attempt(attempted, a, attempt_decision::succeeded(), late.sink(0));
-  ASSERT_TRUE(planned_since(before));
-  gates[1]->release();
-  ASSERT_TRUE(cancelled.wait()[0]);
-  const auto r = late.wait()[0];
-  ASSERT_TRUE(r) << r.error().detail;
-  EXPECT_EQ((*r)->status, delivery_status::failed);  // the cancel stands
-  EXPECT_EQ((*r)->attempts, 1u);
-  const auto d = detail_of(attempted->id);
-  ASSERT_TRUE(d);
-  EXPECT_EQ(d->record->reason, "webhook deleted");
-  EXPECT_EQ(d->attempts.size(), 1u);
-  EXPECT_EQ(log_->counts().history_deliveries, 1u);
-}
-
-TEST_F(DeliveryLogTest, ARedeliveryRightAfterTheDeliveryFinishedFindsIt) {
-  const object_id w = make_webhook({"*"});
-  ingest_ok(request());
-  const auto jobs = log_->jobs().take_due(now(), 100).ready;
-  ASSERT_EQ(jobs.size(), 1u);
-  const auto gates = hold_writes(2);
-  collector<std::shared_ptr<const delivery>> recorded(1), redelivered(1);
-  const std::uint64_t before = clock_reads_.load();
-  attempt a;
-  a.number = 1;
-  a.at = now();
-  a.status_code = 200;
-  log_->record_attempt(log_->find_pending(jobs[0].delivery)->record, a,
-                       attempt_decision::succeeded(), recorded.sink(0));
-  ASSERT_TRUE(planned_since(before));
-  gates[0]->release();
-  gates[1]->wait_until_held();  // the success is being written
-  log_->redeliver(project_, w, jobs[0].delivery, redelivered.sink(0));
-  gates[1]->release();
-  ASSERT_TRUE(recorded.wait()[0]);
-  const auto r = redelivered.wait()[0];
-  ASSERT_TRUE(r) << r.error().detail;
-  EXPECT_EQ((*r)->status, delivery_status::pending);
-  EXPECT_EQ(log_->counts().pending, 1u);
-  EXPECT_EQ(log_->counts().history_deliveries, 0u);
-  EXPECT_EQ(log_->jobs().take_due(now(), 100).ready.size(), 1u);
-}
-
-TEST_F(DeliveryLogTest, ErasingASubjectRightAfterItsEventWasIngestedErasesIt) {
-  make_webhook({"*"});
-  const auto gates = hold_writes(2);
-  collector<ingest_result> ingested(1);
-  collector<std::size_t> erased(1);
-  const std::uint64_t before = clock_reads_.load();
-  ingest_request r = request();
-  r.subject = "user-1";
-  log_->ingest(std::move(r), ingested.sink(0));
-  ASSERT_TRUE(planned_since(before));
-  gates[0]->release();
-  gates[1]->wait_until_held();  // the ingest is being written: its index entry is not stored yet
-  log_->erase_subject(project_, "user-1", erased.sink(0));
-  // Time to plan the erasure, were it planned on top of the write in flight (it must wait).
-  std::this_thread::sleep_for(milliseconds(50));
-  gates[1]->release();
-  ASSERT_TRUE(ingested.wait()[0]);
-  const auto e = erased.wait()[0];
-  ASSERT_TRUE(e) << e.error().detail;
-  EXPECT_EQ(*e, 1u);
-  EXPECT_EQ(log_->counts().pending, 0u);
-  EXPECT_EQ(history_records(history_kind::event), 1u);  // the throwaway event's only
 }
 
 }  // namespace

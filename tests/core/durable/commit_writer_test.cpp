@@ -48,7 +48,6 @@ class fake_mutation final : public commit_mutation {
 
   result<void> plan(write_batch& batch) override {
     log_.add("plan " + name_);
-    if (read_) read_();
     switch (behaviour_) {
       case behaviour::accept:
         batch.put(table::meta, name_, "value of " + name_);
@@ -64,9 +63,6 @@ class fake_mutation final : public commit_mutation {
     return {};
   }
   void publish() override { log_.add("publish " + name_); }
-  bool reads_storage() const noexcept override { return static_cast<bool>(read_); }
-  // Makes plan() read storage first (through `read`, which logs what it found).
-  void read_first(std::function<void()> read) { read_ = std::move(read); }
   void complete(result<void> outcome) noexcept override {
     log_.add("complete " + name_ + " " +
              (outcome ? std::string("ok") : std::string(outcome.error().detail)));
@@ -78,7 +74,6 @@ class fake_mutation final : public commit_mutation {
   std::string name_;
   behaviour behaviour_;
   std::function<void(result<void>)> done_;
-  std::function<void()> read_;
 };
 
 TEST(CommitWriter, OneGroupPlansInOrderWritesOncePublishesThenCompletes) {
@@ -413,121 +408,6 @@ TEST(CommitWriterPlanAhead, StopFinishesEverythingQueuedAndSubmitAfterStopIsRefu
     }
   }
   EXPECT_EQ(next, 200);
-}
-
-}  // namespace
-}  // namespace hookd
-
-namespace hookd {
-namespace {
-
-TEST(CommitWriterPlanAhead, AMutationReadingStorageIsPlannedOnlyAfterTheWriteInFlight) {
-  testing::memory_storage store;
-  write_gate gate;
-  gate.install(store);
-  event_log log;
-  commit_writer writer(
-      store, [&log] { log.add("end of group"); }, planning_ahead());
-  writer.start();
-  writer.submit(std::make_unique<fake_mutation>(log, "a", behaviour::accept));
-  ASSERT_TRUE(gate.wait_entered());
-  writer.submit(std::make_unique<fake_mutation>(log, "b", behaviour::accept));
-  ASSERT_TRUE(wait_for_event(log, "plan b"));  // planning ahead goes on...
-  auto reader = std::make_unique<fake_mutation>(log, "r", behaviour::accept);
-  reader->read_first([&] {
-    auto a = store.get(table::meta, "a");
-    log.add(a && *a ? "r read a" : "r did not find a");
-  });
-  writer.submit(std::move(reader));
-  writer.submit(std::make_unique<fake_mutation>(log, "e", behaviour::accept));
-  // ...but not for the reader, nor for what was queued after it, while a's write is held.
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  EXPECT_THAT(log.events(), ElementsAre("plan a", "plan b"));
-  gate.release();
-  writer.stop();
-
-  EXPECT_THAT(log.events(),
-              ElementsAre("plan a", "plan b", "plan r", "r read a", "plan e", "publish a",
-                          "complete a ok", "publish b", "publish r", "publish e", "end of group",
-                          "complete b ok", "complete r ok", "complete e ok"));
-  const auto batches = store.batches();
-  ASSERT_EQ(batches.size(), 2u);
-  ASSERT_EQ(batches[1].ops.size(), 3u);  // one group, in queue order
-  EXPECT_EQ(batches[1].ops[0].key, "b");
-  EXPECT_EQ(batches[1].ops[1].key, "r");
-  EXPECT_EQ(batches[1].ops[2].key, "e");
-}
-
-TEST(CommitWriterPlanAhead, AMutationReadingStorageWaitingBehindAFailedWriteIsPlannedAfresh) {
-  testing::memory_storage store;
-  store.fail_next_write();
-  write_gate gate;
-  gate.install(store);
-  event_log log;
-  commit_writer writer(
-      store, [&log] { log.add("end of group"); }, planning_ahead());
-  writer.start();
-  writer.submit(std::make_unique<fake_mutation>(log, "a", behaviour::accept));
-  ASSERT_TRUE(gate.wait_entered());
-  auto reader = std::make_unique<fake_mutation>(log, "r", behaviour::accept);
-  reader->read_first([] {});
-  writer.submit(std::move(reader));
-  gate.release();
-  writer.stop();
-  // r was never planned on top of a, so a's failure is no reason to fail it.
-  const auto events = log.events();
-  ASSERT_EQ(events.size(), 7u);
-  EXPECT_EQ(events[0], "plan a");
-  EXPECT_EQ(events[1], "end of group");
-  EXPECT_THAT(events[2], HasSubstr("complete a The change could not be made durable"));
-  EXPECT_EQ(events[3], "plan r");
-  EXPECT_EQ(events[4], "publish r");
-  EXPECT_EQ(events[5], "end of group");
-  EXPECT_EQ(events[6], "complete r ok");
-  EXPECT_EQ(store.batches().size(), 1u);
-}
-
-TEST(CommitWriterPlanAhead, BeforeWriteRunsOncePerGroupWhenItsPlanningIsOver) {
-  testing::memory_storage store;
-  write_gate gate;
-  gate.install(store);
-  event_log log;
-  commit_writer writer(
-      store, [&log] { log.add("end of group"); }, planning_ahead());
-  writer.set_before_write([&log](write_batch& batch) {
-    log.add("before write of " + std::to_string(batch.ops.size()));
-    batch.put(table::meta, "total", std::to_string(batch.ops.size()));
-  });
-  writer.start();
-  writer.submit(std::make_unique<fake_mutation>(log, "a", behaviour::accept));
-  ASSERT_TRUE(gate.wait_entered());
-  writer.submit(std::make_unique<fake_mutation>(log, "b", behaviour::accept));
-  writer.submit(std::make_unique<fake_mutation>(log, "c", behaviour::accept));
-  ASSERT_TRUE(wait_for_event(log, "plan c"));
-  gate.release();
-  writer.stop();
-
-  EXPECT_THAT(log.events(),
-              ElementsAre("plan a", "before write of 1", "plan b", "plan c", "publish a",
-                          "before write of 2", "complete a ok", "publish b", "publish c",
-                          "end of group", "complete b ok", "complete c ok"));
-  const auto batches = store.batches();
-  ASSERT_EQ(batches.size(), 2u);
-  ASSERT_EQ(batches[1].ops.size(), 3u);
-  EXPECT_EQ(batches[1].ops[2].key, "total");
-  EXPECT_EQ(batches[1].ops[2].value, "2");
-}
-
-TEST(CommitWriter, BeforeWriteRunsOncePerGroupWithoutPlanningAhead) {
-  testing::memory_storage store;
-  event_log log;
-  commit_writer writer(store, [&log] { log.add("end of group"); });
-  writer.set_before_write([&log](write_batch&) { log.add("before write"); });
-  writer.start();
-  writer.submit(std::make_unique<fake_mutation>(log, "a", behaviour::accept));
-  writer.stop();
-  EXPECT_THAT(log.events(),
-              ElementsAre("plan a", "before write", "publish a", "end of group", "complete a ok"));
 }
 
 }  // namespace
