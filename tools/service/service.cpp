@@ -4,6 +4,7 @@
 #include "core/catalog/kv_catalog_store.hpp"
 #include "core/common/completion.hpp"
 #include "core/common/log.hpp"
+#include "core/delivery/delivery_log.hpp"
 #include "hookd/version.hpp"
 #include "http/api/portal_token.hpp"
 #include "http/portal/portal.hpp"
@@ -129,7 +130,7 @@ struct service::parts {
   std::unique_ptr<storage> store;
   std::unique_ptr<catalog_store> cat_store;  // the catalog's entities, in `store`
   std::unique_ptr<catalog> cat;
-  std::unique_ptr<delivery_log> deliveries;
+  std::unique_ptr<delivery_engine> deliveries;
   std::unique_ptr<endpoint_health> health;  // fed by the dispatcher, read by the API
   std::unique_ptr<http::dispatcher> dispatch;
   // History reads (they may wait on the disk) run here, off the threads that serve the catalog.
@@ -500,7 +501,7 @@ const std::filesystem::path& service::admin_token_file() const noexcept {
 catalog& service::cat() noexcept {
   return *parts_->cat;
 }
-delivery_log& service::deliveries() noexcept {
+delivery_engine& service::deliveries() noexcept {
   return *parts_->deliveries;
 }
 http::dispatcher& service::dispatch() noexcept {
