@@ -165,38 +165,47 @@ int run(const hookd::config& cfg, const std::vector<std::string>& args) {
 }
 
 constexpr std::string_view kMigrateUsage =
-    "usage: hookd migrate --storage postgresql://... [--dry-run]\n"
+    "usage: hookd migrate --storage postgresql://... [--config FILE] [--dry-run]\n"
     "  Applies the pending schema migrations to the PostgreSQL database (docs/cluster.md) and\n"
     "  prints one JSON line per migration: version, name, applied (true: by this run),\n"
-    "  appliedAt. --storage defaults to $HOOKD_STORAGE.\n"
+    "  appliedAt. --storage defaults to $HOOKD_STORAGE, then the config file's `storage`.\n"
     "  --dry-run  print the pending migrations' SQL; change nothing\n";
 
 // `hookd migrate`: see the top of this file.
 int migrate_command(const std::vector<std::string>& args) {
-  std::optional<std::string> uri = env("HOOKD_STORAGE");
+  // --storage is the server's option (flag, HOOKD_STORAGE, the config file's `storage`), read
+  // and checked the same way; --config names the file as for the server.
+  std::vector<std::string> options;
   bool dry_run = false;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a == "--dry-run") {
       dry_run = true;
-    } else if (a == "--storage" && i + 1 < args.size()) {
-      uri = args[++i];
-    } else if (a.starts_with("--storage=")) {
-      uri = a.substr(std::string_view("--storage=").size());
     } else if (a == "--help" || a == "-h") {
       std::cout << kMigrateUsage;
       return 0;
+    } else if ((a == "--storage" || a == "--config") && i + 1 < args.size()) {
+      options.push_back(a);
+      options.push_back(args[++i]);
+    } else if (a.starts_with("--storage=") || a.starts_with("--config=")) {
+      options.push_back(a);
     } else {
       std::cerr << "hookd migrate: unknown argument \"" << a << "\"\n" << kMigrateUsage;
       return 2;
     }
   }
-  if (!uri || !(uri->starts_with("postgresql://") || uri->starts_with("postgres://"))) {
+  const auto parsed = hookd::parse_config(options, env);
+  if (const auto* error = std::get_if<std::string>(&parsed)) {
+    std::cerr << *error << "\n" << kMigrateUsage;
+    return 2;
+  }
+  const std::string uri = std::get<hookd::parsed_config>(parsed).values.storage;
+  if (uri.empty()) {
     std::cerr << "hookd migrate: --storage (or HOOKD_STORAGE) must be a postgresql:// URI\n"
               << kMigrateUsage;
     return 2;
   }
-  auto conn = hookd::pg::connection::open(*uri);
+  auto conn = hookd::pg::connection::open(uri);
   if (!conn) {
     fail_line("migrate_failed", "hookd migrate: " + conn.error().detail);
     return 1;

@@ -142,8 +142,10 @@ class catalog {
   // Cluster mode: publishes `change`, which another node has already committed to the shared
   // store, into this index, with everything derived from it (lists and their order, slugs,
   // token digests, counts); nothing is written. Queued like a write, so it is ordered with the
-  // local ones and readers see it whole or not at all. Idempotent: a put of the version held (or
-  // an older one) and an erase of what is not held change nothing. Outcomes:
+  // local ones and readers see it whole or not at all. Idempotent: a put of the very version held
+  // (or of an older one, by updatedAt) and an erase of what is not held change nothing; a copy
+  // with the same updatedAt replaces the held version with equal content. An erase needs only
+  // the entity's id. Outcomes:
   //   not_found      a project or webhook whose organization or project is not held (yet):
   //                  nothing of the change is applied; re-read and apply again
   //   conflict       a slug or token digest held by another entity here; likewise

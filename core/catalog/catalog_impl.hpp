@@ -39,7 +39,9 @@
 #include <string>
 #include <tuple>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
+#include <variant>
 #include <vector>
 
 namespace hookd {
@@ -267,8 +269,13 @@ struct catalog::impl {
       : owned_store(std::move(owned)),
         store(s),
         options(std::move(o)),
-        writer([this](const catalog_change& change) { return store.commit(change); },
-               [this] { pending.clear(); }, commit_writer_options{.plan_ahead = true}) {}
+        writer(
+            [this](const catalog_change& change) {
+              auto committed = store.commit(change);
+              if (committed) remember_erased(change);
+              return committed;
+            },
+            [this] { pending.clear(); }, commit_writer_options{.plan_ahead = true}) {}
 
   const std::unique_ptr<catalog_store> owned_store;
   catalog_store& store;
@@ -311,6 +318,31 @@ struct catalog::impl {
 
   bool loaded = false;
   bool started = false;
+
+  // ---- ids erased, by this node or (apply_remote) by another: ids are never given out again, so
+  // a put of one of them is an older version than what this node knows, e.g. a node's own change
+  // read back from the shared store in a snapshot taken just before it deleted the entity. Added
+  // after the store committed the erase (the write thread) or when apply_remote plans it; while a
+  // local erase is in flight, the overlay's null entry says the same.
+  std::mutex erased_mutex;
+  std::unordered_set<object_id, object_id_hash> erased;  // guarded by erased_mutex
+
+  void remember_erased(const catalog_change& change) {
+    std::lock_guard lock(erased_mutex);
+    for (const auto& op : change.ops) {
+      if (op.what != catalog_change::kind::erase) continue;
+      erased.insert(std::visit([](const auto& e) { return e->id; }, op.value));
+    }
+  }
+  // An erase of `id` was committed or is planned in the group being built.
+  template <class Map>
+  bool erased_here(const Map& overlay_map, const object_id& id) {
+    if (const auto it = overlay_map.find(id); it != overlay_map.end() && it->second == nullptr) {
+      return true;
+    }
+    std::lock_guard lock(erased_mutex);
+    return erased.contains(id);
+  }
 
   // Declared last: destroyed first, so the writer thread is gone before the state it uses.
   catalog_writer writer;

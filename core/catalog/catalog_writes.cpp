@@ -751,9 +751,12 @@ class delete_organization_op final : public catalog_mutation {
 // Another node's change (catalog::apply_remote), already committed to the shared store: planned
 // into the overlay and published like a local change, but it appends nothing to the group's own
 // change, so nothing is written. Each op is checked against what this index holds:
-// - a put of a version held already (or of an older one, by updatedAt; tokens, which have none,
-//   by content) and an erase of what is not held change nothing, so the same change applied
-//   twice, or a change this node has seen through a re-read, is harmless;
+// - a put of the very version held, or of an older one (by updatedAt; tokens, which have none,
+//   by content), and an erase of what is not held change nothing, so the same change applied
+//   twice, or a change this node has seen through a re-read, is harmless. A put with the same
+//   updatedAt as the held version (another copy, e.g. read back from PostgreSQL) replaces it:
+//   two changes within one millisecond have the same updatedAt, and skipping the second would
+//   leave this node on the first for good, while replacing an equal copy only costs a publish;
 // - an erase takes along what hangs off the erased version as this index holds it (a project's
 //   webhooks, an organization's projects), as the local deletes do;
 // - a project or webhook whose organization or project is not held is refused whole (not_found),
@@ -778,14 +781,16 @@ class apply_remote_op final : public catalog_mutation {
     return {};
   }
   void publish() override {
+    c_.remember_erased(change_);  // erased in the shared store, whatever this index held
     for (const auto& step : steps_) step();
   }
   void complete(result<void> outcome) noexcept override { done_(std::move(outcome)); }
 
  private:
   result<void> plan_put(const std::shared_ptr<const organization>& o) {
+    if (c_.erased_here(c_.pending.organizations, o->id)) return {};
     const auto held = c_.current_organization(o->id);
-    if (held && held->updated_at >= o->updated_at) return {};
+    if (held && (held == o || held->updated_at > o->updated_at)) return {};
     auto list = held ? with_replaced(*c_.current_organization_list(), o)
                      : with_added(c_.current_organization_list().get(), o);
     c_.pending.organizations[o->id] = o;
@@ -825,6 +830,7 @@ class apply_remote_op final : public catalog_mutation {
   }
 
   result<void> plan_put(const std::shared_ptr<const project>& p) {
+    if (c_.erased_here(c_.pending.projects, p->id)) return {};
     const object_id org = p->organization;
     if (!c_.current_organization(org)) {
       return not_found("Organization " + org.to_string() + " of project " + p->id.to_string() +
@@ -832,7 +838,7 @@ class apply_remote_op final : public catalog_mutation {
     }
     const auto held = c_.current_project(p->id);
     if (held) {
-      if (held->updated_at >= p->updated_at) return {};
+      if (held == p || held->updated_at > p->updated_at) return {};
       if (held->organization != org) {
         return make_problem(error_kind::conflict,
                             "Project " + p->id.to_string() + " is held in another organization.");
@@ -840,11 +846,9 @@ class apply_remote_op final : public catalog_mutation {
     }
     const bool new_slug = !held || held->slug != p->slug;
     if (new_slug && c_.slug_taken(org, p->slug)) {
-      return make_problem(error_kind::conflict,
-                          "The slug "
-                          " + p->slug + "
-                          " of project " +
-                              p->id.to_string() + " is held by another project here.");
+      return make_problem(error_kind::conflict, "The slug \"" + p->slug + "\" of project " +
+                                                    p->id.to_string() +
+                                                    " is held by another project here.");
     }
     auto list = held ? with_replaced(*c_.current_project_list(org), p)
                      : with_added(c_.current_project_list(org).get(), p);
@@ -888,6 +892,7 @@ class apply_remote_op final : public catalog_mutation {
   }
 
   result<void> plan_put(const std::shared_ptr<const api_token>& t) {
+    if (c_.erased_here(c_.pending.tokens, t->id)) return {};
     const auto held = c_.current_token(t->id);
     if (held && same_token(*held, *t)) return {};
     if (const auto other = c_.current_token_by_digest(t->digest); other && other->id != t->id) {
@@ -931,6 +936,7 @@ class apply_remote_op final : public catalog_mutation {
   }
 
   result<void> plan_put(const std::shared_ptr<const webhook>& w) {
+    if (c_.erased_here(c_.pending.webhooks, w->id)) return {};
     const auto p = c_.current_project(w->project);
     if (!p || p->organization != w->organization) {
       return not_found("Project " + w->project.to_string() + " of webhook " + w->id.to_string() +
@@ -938,7 +944,7 @@ class apply_remote_op final : public catalog_mutation {
     }
     const auto held = c_.current_webhook(w->id);
     if (held) {
-      if (held->updated_at >= w->updated_at) return {};
+      if (held == w || held->updated_at > w->updated_at) return {};
       if (held->project != w->project) {
         return make_problem(error_kind::conflict,
                             "Webhook " + w->id.to_string() + " is held in another project.");

@@ -210,6 +210,21 @@ const std::array kOptions = {
                   c.data_dir = std::string(v);
                   return std::nullopt;
                 }},
+    option_spec{"storage", "rocksdb|URI", "rocksdb",
+                "Where the catalog lives: the embedded RocksDB in --data-dir, or a PostgreSQL "
+                "database (postgresql://user@host:port/db) shared by a cluster's nodes.",
+                [](config& c, std::string_view v) -> apply_result {
+                  if (v == "rocksdb") {
+                    c.storage.clear();
+                    return std::nullopt;
+                  }
+                  if (!is_postgresql_uri(v)) {
+                    return "expected rocksdb or a PostgreSQL URI such as "
+                           "postgresql://hookd@db.internal:5432/hookd";
+                  }
+                  c.storage = std::string(v);
+                  return std::nullopt;
+                }},
     option_spec{"threads", "N", "hardware threads", "Threads serving HTTP.",
                 [](config& c, std::string_view v) {
                   return set_count<unsigned, 1024>(c.threads, v);
@@ -653,6 +668,10 @@ std::variant<parsed_config, std::string> parse_config(std::span<const std::strin
                                            std::to_string(c.listen_port) + ")");
   }
   return out;
+}
+
+bool is_postgresql_uri(std::string_view storage) noexcept {
+  return storage.starts_with("postgresql://") || storage.starts_with("postgres://");
 }
 
 std::string config_help() {

@@ -12,6 +12,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -30,7 +31,12 @@ struct config {
   // like every ops route without a token, as before the option existed.
   std::optional<listen_address> metrics_listen;
   std::string data_dir = "./data";  // --data-dir
-  unsigned threads = 0;             // --threads; 0 = hardware threads
+  // --storage: where the catalog lives. Empty (the default, also `rocksdb`): the embedded RocksDB
+  // in data_dir. A postgresql:// or postgres:// URI (libpq's syntax): the catalog in that
+  // PostgreSQL database, shared with the other nodes on it (docs/cluster.md); the delivery log
+  // stays in data_dir for now.
+  std::string storage;
+  unsigned threads = 0;  // --threads; 0 = hardware threads
   // --max-connections: inbound connections open at once; beyond it a new one gets a 503 and is
   // closed. 10000 stays well under the unit's LimitNOFILE=65536 (deploy/hookd.service), leaving
   // descriptors for RocksDB's files and for outbound deliveries.
@@ -104,5 +110,8 @@ using env_lookup = std::function<std::optional<std::string>(const std::string& n
 std::variant<parsed_config, std::string> parse_config(std::span<const std::string> args,
                                                       const env_lookup& env);
 std::string config_help();  // every option with its environment twin and default
+
+// True when --storage names a PostgreSQL database (postgresql:// or postgres://).
+bool is_postgresql_uri(std::string_view storage) noexcept;
 
 }  // namespace hookd

@@ -415,7 +415,20 @@ result<std::unique_ptr<pg_catalog_store>> pg_catalog_store::open(std::string uri
 
 result<void> pg_catalog_store::commit(const catalog_change& change) {
   if (change.empty()) return {};
+  // A connection that broke while idle (a restarted server) is found out by BEGIN, before any of
+  // the change was sent: then one new connection is tried at once, instead of failing this change
+  // and leaving the reconnect to the next one.
+  for (int attempt = 0;; ++attempt) {
+    bool began = false;
+    auto done = commit_once(change, began);
+    if (done || began || attempt == 1 || conn_.healthy()) return done;
+  }
+}
+
+result<void> pg_catalog_store::commit_once(const catalog_change& change, bool& began) {
+  std::vector<std::int64_t> written;  // this change's seqs
   return in_transaction(conn_, [&]() -> result<void> {
+    began = true;
     // Catalog commits of all nodes one at a time, so that `changes` rows become visible in seq
     // order and a feed that read up to seq n never sees a smaller seq appear later.
     if (auto locked =
@@ -439,6 +452,7 @@ result<void> pg_catalog_store::commit(const catalog_change& change) {
           {param::text(std::string(entity_name(op.value))), id_param(entity_id(op.value))});
       if (!seq) return seq.error();
       last_seq = seq->text(0, 0);
+      written.push_back(std::stoll(last_seq));
     }
     // Delivered to the listeners when (and only if) the transaction commits.
     if (auto notified =
@@ -446,8 +460,22 @@ result<void> pg_catalog_store::commit(const catalog_change& change) {
         !notified) {
       return notified.error();
     }
+    // Remembered before COMMIT, so that a feed that reads them the moment they are visible knows
+    // them; a change that then fails to commit leaves seqs that never become visible.
+    std::lock_guard lock(own_mutex_);
+    own_seqs_.insert(written.begin(), written.end());
     return {};
   });
+}
+
+bool pg_catalog_store::committed_here(std::int64_t seq) const {
+  std::lock_guard lock(own_mutex_);
+  return own_seqs_.contains(seq);
+}
+
+void pg_catalog_store::forget_through(std::int64_t seq) {
+  std::lock_guard lock(own_mutex_);
+  own_seqs_.erase(own_seqs_.begin(), own_seqs_.upper_bound(seq));
 }
 
 result<void> pg_catalog_store::load(const catalog_load_sink& sink, unsigned /*threads*/) {

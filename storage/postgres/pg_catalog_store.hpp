@@ -15,6 +15,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,12 +36,23 @@ class pg_catalog_store final : public catalog_store {
   // The last change (`changes.seq`) the last load() saw: where a change feed starts.
   std::int64_t loaded_seq() const noexcept { return loaded_seq_; }
 
+  // Whether `seq` is a `changes` row this store wrote (commit()): the node's own change, which
+  // its index holds already, so that its change feed passes it over (docs/cluster.md). Any
+  // thread.
+  bool committed_here(std::int64_t seq) const;
+  // Forgets the seqs up to `seq`, which the feed has read.
+  void forget_through(std::int64_t seq);
+
  private:
   pg_catalog_store(connection conn, const aes256gcm_key& key) : conn_(std::move(conn)), key_(key) {}
+  // One try; `began`: BEGIN succeeded (something of the change may have reached the server).
+  result<void> commit_once(const catalog_change& change, bool& began);
 
   connection conn_;
   aes256gcm_key key_;
   std::int64_t loaded_seq_ = 0;
+  mutable std::mutex own_mutex_;
+  std::set<std::int64_t> own_seqs_;  // guarded by own_mutex_
 };
 
 // The key of the transaction-scoped advisory lock every catalog commit holds ("hookd_c").

@@ -39,7 +39,8 @@ std::shared_ptr<const T> only_id(const std::string& id) {
 // Reads the changes past `after` (at most kBatch) and the current rows of their entities, in one
 // snapshot. nullopt when there are none.
 result<std::optional<std::pair<catalog_change, std::int64_t>>> read_batch(
-    connection& c, std::int64_t after, const aes256gcm_key& key) {
+    connection& c, std::int64_t after, const aes256gcm_key& key,
+    const std::function<bool(std::int64_t)>& own) {
   std::optional<std::pair<catalog_change, std::int64_t>> out;
   auto done = in_transaction(c, [&]() -> result<void> {
     // REPEATABLE READ: the entity rows as of the same moment as the changes rows.
@@ -58,6 +59,7 @@ result<std::optional<std::pair<catalog_change, std::int64_t>>> read_batch(
       last = std::stoll(std::string(rows->text(i, 0)));
       latest[{std::string(rows->text(i, 1)), std::string(rows->text(i, 2))}] = last;
     }
+    if (own) std::erase_if(latest, [&](const auto& entry) { return own(entry.second); });
     std::map<std::string, std::vector<std::string>> ids_by_entity;
     for (const auto& [k, seq] : latest) ids_by_entity[k.entity].push_back(k.id);
     std::map<entity_key, catalog_change::entity> found;
@@ -163,8 +165,8 @@ void pg_change_feed::run() {
     // Catch up: everything past the last seq, in batches.
     bool caught_up = false;
     while (!caught_up && !stopping_.load(std::memory_order_acquire)) {
-      auto batch =
-          read_batch(*conn, last_seq_.load(std::memory_order_acquire), options_.master_key);
+      auto batch = read_batch(*conn, last_seq_.load(std::memory_order_acquire), options_.master_key,
+                              options_.own);
       if (!batch) {
         fail(batch.error());
         break;

@@ -25,7 +25,12 @@ struct change_feed_options {
   aes256gcm_key master_key;
   // Changes up to this seq are known already (pg_catalog_store::loaded_seq()).
   std::int64_t after_seq = 0;
-  // Called on the feed's thread with each batch of changes and the last seq it covers.
+  // Optional: true for a seq this node committed itself (pg_catalog_store::committed_here). An
+  // entity whose latest change in a batch is one of those is left out of the batch: the row read
+  // is the node's own version (or one a later change replaces, which a later batch brings).
+  std::function<bool(std::int64_t seq)> own;
+  // Called on the feed's thread with each batch of changes and the last seq it covers (the batch
+  // may hold no op when every change in it was the node's own).
   std::function<void(catalog_change, std::int64_t last_seq)> on_change;
   // Called on the feed's thread when the feed loses its connection or cannot read (with the
   // storage_failure), and with null once it is connected and caught up again.

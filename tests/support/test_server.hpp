@@ -9,6 +9,7 @@
 
 #include "core/catalog/entities.hpp"
 #include "core/catalog/validation.hpp"
+#include "support/pg_cluster.hpp"
 #include "tools/service/service.hpp"
 
 #include <gtest/gtest.h>
@@ -187,6 +188,17 @@ class test_server {
   // The admin token's secret, set at bootstrap like HOOKD_ADMIN_TOKEN would.
   static constexpr std::string_view kAdminToken = "hkd_test-admin-token-0123456789abcdefABCDEF";
 
+  // HOOKD_TEST_STORAGE=postgresql: the catalog lives in a fresh database of this binary's private
+  // PostgreSQL (support/pg_cluster.hpp) instead of the data dir's RocksDB; ctest runs the catalog
+  // API suites both ways (names ending _pg).
+  static bool on_postgresql() {
+    const char* v = std::getenv("HOOKD_TEST_STORAGE");
+    return v != nullptr && std::string_view(v) == "postgresql";
+  }
+  // Cluster mode needs the master key given (every node opens the secrets with it).
+  static constexpr std::string_view kMasterKey =
+      "8f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
+
   explicit test_server(test_server_options options = {})
       : test_server(settings_for(options), "hookd-http-test") {}
 
@@ -312,6 +324,16 @@ class test_server {
   // the configuration are the test's.
   void open() {
     service_options o;
+    if (on_postgresql() && settings_.storage.empty()) {
+      auto* pg = hookd::testing::shared_pg_cluster();
+      if (pg == nullptr) {
+        throw std::runtime_error(
+            "HOOKD_TEST_STORAGE=postgresql, but the PostgreSQL server binaries are not installed "
+            "(tools/setup.sh)");
+      }
+      settings_.storage = pg->uri(pg->create_database());  // one fresh database per server
+    }
+    if (!settings_.storage.empty()) o.master_key = std::string(kMasterKey);
     o.settings = settings_;
     o.settings.data_dir = data_dir_.string();
     o.settings.listen_host = "127.0.0.1";

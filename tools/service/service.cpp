@@ -10,6 +10,9 @@
 #include "http/portal/portal.hpp"
 #include "storage/backup.hpp"
 #include "storage/data_dir.hpp"
+#include "storage/postgres/pg_catalog_store.hpp"
+#include "storage/postgres/pg_change_feed.hpp"
+#include "storage/postgres/pg_delivery_log.hpp"
 #include "storage/rocksdb_storage.hpp"
 
 #include <boost/json/serialize.hpp>
@@ -17,8 +20,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <mutex>
+#include <set>
+#include <thread>
 #include <utility>
 
 namespace hookd {
@@ -113,6 +120,29 @@ std::variant<listeners, service_failure> acquire_listeners(
   return out;
 }
 
+// This node's name as the owner of the deliveries it leases: host:pid, unique per running node.
+std::string node_name() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  return std::string(host[0] != '\0' ? host : "hookd") + ":" + std::to_string(::getpid());
+}
+
+// The order in which a change the feed reports is applied (catalog::apply_remote): erases first,
+// children before parents (webhooks, tokens, projects, organizations), then puts, parents before
+// children. The feed hands its entities in the order of their latest change, and an entity whose
+// parent changed after it comes before the parent (a project created, then its organization
+// renamed); the rows come from one snapshot, so this order always finds every parent.
+catalog_change in_apply_order(catalog_change change) {
+  auto rank = [](const catalog_change::op& op) {
+    const auto kind = static_cast<int>(op.value.index());  // organization, project, token, webhook
+    static constexpr int kEraseRank[] = {3, 2, 1, 0};
+    return op.what == catalog_change::kind::erase ? kEraseRank[kind] : 4 + kind;
+  };
+  std::stable_sort(change.ops.begin(), change.ops.end(),
+                   [&](const auto& a, const auto& b) { return rank(a) < rank(b); });
+  return change;
+}
+
 }  // namespace
 
 struct service::parts {
@@ -128,8 +158,20 @@ struct service::parts {
   std::filesystem::path data_dir;
   std::filesystem::path token_file;
   std::unique_ptr<storage> store;
-  std::unique_ptr<catalog_store> cat_store;  // the catalog's entities, in `store`
+  std::unique_ptr<catalog_store> cat_store;  // the catalog's entities, in `store` or PostgreSQL
   std::unique_ptr<catalog> cat;
+  // --storage postgresql://…: what the other nodes change reaches `cat` through the feed
+  // (docs/cluster.md, "Running a node on PostgreSQL"). Declared after `cat`, so that it stops
+  // before the catalog does.
+  std::unique_ptr<pg::pg_change_feed> feed;
+  pg::pg_catalog_store* shared_catalog = nullptr;      // cat_store, when it is PostgreSQL's
+  std::unique_ptr<pg::pg_catalog_store> resync_store;  // the feed's thread only: full re-reads
+  std::mutex ready_mutex;
+  bool serving = false;  // start() ran; under ready_mutex
+  bool feed_ok = true;   // the feed is connected and every change it reported applied
+  bool stale = false;    // a change could not be applied, not even after a re-read
+  std::optional<aes256gcm_key> master_key;  // set in open()
+  std::atomic<bool> stopping{false};        // stop() began: the feed's re-reads give up
   std::unique_ptr<delivery_engine> deliveries;
   std::unique_ptr<endpoint_health> health;  // fed by the dispatcher, read by the API
   std::unique_ptr<http::dispatcher> dispatch;
@@ -150,7 +192,145 @@ struct service::parts {
   bool stopped = false;
 
   std::optional<service_failure> bootstrap_admin();
+  void start_feed(std::int64_t after_seq, const aes256gcm_key& key);
+  void apply_from_feed(catalog_change change, std::int64_t last_seq);
+  result<void> resync();
+  void set_ready();
 };
+
+// /readyz: 200 once started, while the change feed is connected and applies what it reads
+// (docs/operations.md, "Health and readiness").
+void service::parts::set_ready() {
+  std::lock_guard lock(ready_mutex);
+  shared->ready = serving && feed_ok && !stale;
+}
+
+// Cluster mode: the catalog learns of the other nodes' changes from the feed, from the `seq` its
+// load saw. Changes this node committed come back too and change nothing (apply_remote finds the
+// version it holds).
+void service::parts::start_feed(std::int64_t after_seq, const aes256gcm_key& key) {
+  pg::change_feed_options feed_options;
+  feed_options.uri = options.settings.storage;
+  feed_options.master_key = key;
+  feed_options.after_seq = after_seq;
+  // The node's own changes are left out: its index holds them, or a newer version already (a
+  // snapshot read just before a later local change would otherwise put an older one back).
+  feed_options.own = [store = shared_catalog](std::int64_t seq) {
+    return store->committed_here(seq);
+  };
+  feed_options.on_change = [this](catalog_change change, std::int64_t last_seq) {
+    if (!change.empty()) apply_from_feed(std::move(change), last_seq);
+    shared_catalog->forget_through(last_seq);
+  };
+  feed_options.on_status = [this](const problem* failure) {
+    if (failure != nullptr) {
+      log({{"level", "error"},
+           {"event", "cluster_storage_unreachable"},
+           {"detail", failure->detail},
+           {"effect", "not ready; reads are served from memory, writes fail with 503"}});
+    } else {
+      log({{"level", "info"}, {"event", "cluster_storage_recovered"}});
+    }
+    {
+      std::lock_guard lock(ready_mutex);
+      feed_ok = failure == nullptr;
+    }
+    set_ready();
+  };
+  feed = std::make_unique<pg::pg_change_feed>(std::move(feed_options));
+}
+
+// On the feed's thread: the change goes into the index, queued with the local writes (a second
+// time when the local group it went with failed to commit). One that the index refuses (a parent
+// it does not hold, a slug held by another project) makes the node re-read the whole catalog; while
+// that fails the node is not ready and tries again, 100 ms growing to every 2 s, so that it never
+// serves a catalog it knows to be stale as a ready node. The feed waits meanwhile: the changes
+// after this one are read once it returns.
+void service::parts::apply_from_feed(catalog_change change, std::int64_t last_seq) {
+  const std::size_t ops = change.ops.size();
+  change = in_apply_order(std::move(change));
+  result<void> applied;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    applied = wait_for<void>([&](auto done) { cat->apply_remote(change, std::move(done)); });
+    if (applied || applied.error().kind != error_kind::storage_failure) break;
+  }
+  if (applied) return;
+  log({{"level", "warn"},
+       {"event", "cluster_change_refused"},
+       {"ops", ops},
+       {"lastSeq", last_seq},
+       {"detail", applied.error().detail},
+       {"effect", "re-reading the catalog"}});
+  const auto reread_started = steady::now();
+  auto backoff = std::chrono::milliseconds(100);
+  for (;;) {
+    auto reread = resync();
+    {
+      std::lock_guard lock(ready_mutex);
+      stale = !reread;
+    }
+    set_ready();
+    if (reread) {
+      log({{"event", "cluster_catalog_reread"}, {"ms", ms_since(reread_started)}});
+      return;
+    }
+    log({{"level", "error"},
+         {"event", "cluster_catalog_reread_failed"},
+         {"detail", reread.error().detail},
+         {"effect", "not ready; trying again"}});
+    for (auto slept = std::chrono::milliseconds(0); slept < backoff;
+         slept += std::chrono::milliseconds(50)) {
+      if (stopping.load()) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+  }
+}
+
+// Reads the whole catalog from PostgreSQL and makes the index equal to it: a put of every row
+// (one the index holds already changes nothing) and an erase of what the index held before the
+// read and PostgreSQL no longer has. The index is listed before the read, so that an entity
+// created here meanwhile is not taken for one deleted elsewhere.
+result<void> service::parts::resync() {
+  std::vector<catalog_change::op> held;
+  for (const auto& org : cat->list_organizations()) {
+    for (const auto& project : cat->list_projects(org->id)) {
+      for (const auto& w : *cat->list_webhooks(project->id)) {
+        held.push_back({catalog_change::kind::erase, w});
+      }
+      held.push_back({catalog_change::kind::erase, project});
+    }
+    held.push_back({catalog_change::kind::erase, org});
+  }
+  for (const auto& token : cat->list_tokens()) {
+    held.push_back({catalog_change::kind::erase, token});
+  }
+  if (!resync_store) {
+    auto opened = pg::pg_catalog_store::open(options.settings.storage, *master_key);
+    if (!opened) return opened.error();
+    resync_store = std::move(*opened);
+  }
+  std::mutex found_mutex;  // load's callbacks may run on several threads
+  catalog_change rows;
+  std::set<std::pair<std::size_t, object_id>> present;  // (kind, id)
+  auto add = [&](auto entity) {
+    std::lock_guard lock(found_mutex);
+    catalog_change::entity as_entity =
+        std::shared_ptr<const typename decltype(entity)::element_type>(std::move(entity));
+    present.emplace(as_entity.index(), std::visit([](const auto& e) { return e->id; }, as_entity));
+    rows.ops.push_back({catalog_change::kind::put, std::move(as_entity)});
+  };
+  catalog_load_sink sink{add, add, add, add};
+  if (auto loaded = resync_store->load(sink, 1); !loaded) return loaded.error();
+  catalog_change change;
+  for (auto& op : held) {
+    const auto id = std::visit([](const auto& e) { return e->id; }, op.value);
+    if (!present.contains({op.value.index(), id})) change.ops.push_back(std::move(op));
+  }
+  for (auto& op : rows.ops) change.ops.push_back(std::move(op));
+  return wait_for<void>(
+      [&](auto done) { cat->apply_remote(in_apply_order(std::move(change)), std::move(done)); });
+}
 
 // The first start on an empty data dir creates the admin token: the given one when set (at
 // least kMinAdminTokenChars, else exit 2), else a generated one, written to
@@ -229,6 +409,15 @@ std::variant<std::unique_ptr<service>, service_failure> service::open(service_op
     if (!parsed) return start_failure(parsed.error().detail);
     env_key = *parsed;
   }
+  const bool on_postgresql = is_postgresql_uri(cfg.storage);
+  if (on_postgresql && (!master_env || master_env->empty())) {
+    // Every node seals and opens the catalog's secrets: they need the same key, which a
+    // master.key generated into each node's data dir would not be.
+    return service_failure{2,
+                           "--storage postgresql://… needs HOOKD_MASTER_KEY, the same on every "
+                           "node: the nodes seal and open the catalog's secrets with it "
+                           "(docs/cluster.md, \"Running a node on PostgreSQL\")"};
+  }
   std::error_code no_db;
   if (!std::filesystem::exists(p->data_dir / "db", no_db)) {
     // A first start: HOOKD_ADMIN_TOKEN, when set, is about to become the admin token.
@@ -269,7 +458,29 @@ std::variant<std::unique_ptr<service>, service_failure> service::open(service_op
   cat_options.max_webhooks_per_project = cfg.max_webhooks_per_project;
   cat_options.master_key = *key;
   cat_options.secret_grace = cfg.secret_grace;
-  p->cat_store = std::make_unique<kv_catalog_store>(*p->store, *key);
+  p->master_key = *key;
+  if (on_postgresql) {
+    // Connects and applies the pending migrations (docs/cluster.md, "Migrations").
+    const auto connect_started = steady::now();
+    auto pg_store = pg::pg_catalog_store::open(cfg.storage, *key);
+    if (!pg_store) {
+      return start_failure("cannot open the catalog in PostgreSQL: " + pg_store.error().detail);
+    }
+    p->shared_catalog = pg_store->get();
+    p->cat_store = std::move(*pg_store);
+    p->log({{"level", "info"},
+            {"event", "cluster_storage"},
+            {"catalog", "postgresql"},
+            {"deliveries", "postgresql"},
+            {"node", node_name()},
+            {"ms", ms_since(connect_started)},
+            {"detail",
+             "the catalog (organizations, projects, tokens, webhooks), events, deliveries "
+             "and attempts are shared through PostgreSQL; flow control and ordering keys are "
+             "per node (docs/cluster.md, \"A node's deliveries\")"}});
+  } else {
+    p->cat_store = std::make_unique<kv_catalog_store>(*p->store, *key);
+  }
   p->cat = std::make_unique<catalog>(*p->cat_store, cat_options);
   const auto cat_started = steady::now();
   const auto counts = p->cat->load();
@@ -290,7 +501,17 @@ std::variant<std::unique_ptr<service>, service_failure> service::open(service_op
   log_options.scheduling.max_in_flight_per_webhook = cfg.max_inflight_per_webhook;
   log_options.scheduling.max_in_flight_per_organization = cfg.max_inflight_per_organization;
   log_options.retention = cfg.retention;
-  p->deliveries = std::make_unique<delivery_log>(*p->store, *p->cat, log_options);
+  if (on_postgresql) {
+    // Cluster mode: events, deliveries and attempts in PostgreSQL, shared by the nodes
+    // (docs/cluster.md, "A node's deliveries"); this node holds what it ingests or claims.
+    pg::pg_delivery_log_options pg_options;
+    pg_options.log = log_options;
+    pg_options.store.uri = cfg.storage;
+    pg_options.store.node = node_name();
+    p->deliveries = std::make_unique<pg::pg_delivery_log>(*p->cat, std::move(pg_options));
+  } else {
+    p->deliveries = std::make_unique<delivery_log>(*p->store, *p->cat, log_options);
+  }
   const auto log_started = steady::now();
   const auto log_counts = p->deliveries->load();
   if (!log_counts) {
@@ -393,6 +614,9 @@ std::variant<std::unique_ptr<service>, service_failure> service::open(service_op
     if (!ops_bound) return start_failure(ops_bound.error().detail);
     p->ops_endpoint = *ops_bound;
   }
+  // Last, once everything it touches exists; it starts from what the load saw, so that nothing
+  // committed since is missed.
+  if (p->shared_catalog != nullptr) p->start_feed(p->shared_catalog->loaded_seq(), *key);
   return std::unique_ptr<service>(new service(std::move(p)));
 }
 
@@ -419,10 +643,15 @@ void service::start() {
          {"socketActivated", p.socket_activated},
          {"version", kVersion},
          {"dataDir", p.data_dir.string()},
+         {"storage", p.feed ? "postgresql" : "rocksdb"},
          {"adminTokenFile", std::filesystem::exists(p.token_file)
                                 ? boost::json::value(p.token_file.string())
                                 : boost::json::value(nullptr)}});
-  p.shared->ready = true;
+  {
+    std::lock_guard lock(p.ready_mutex);
+    p.serving = true;
+  }
+  p.set_ready();
 }
 
 std::vector<std::string> service::reload(const config& fresh) {
@@ -475,6 +704,8 @@ void service::stop() {
   }
   p.readers.join();      // reads still running finish; the servers that asked for them are gone
   p.deliveries->stop();  // commits queued writes
+  p.stopping = true;
+  p.feed.reset();  // before the catalog it applies changes to
   p.cat->stop();
   p.ops_server.reset();
   p.server.reset();

@@ -293,6 +293,93 @@ TEST_F(CatalogRemoteTest, ApplyingAChangeAgainOrAnOlderVersionChangesNothing) {
   EXPECT_EQ(replica_.list_webhooks(shop->id)->size(), 0u);
 }
 
+// What PostgreSQL's change feed hands a node: erases carry only the id (the row is gone), and the
+// node's own changes come back to it as well.
+TEST_F(CatalogRemoteTest, ErasesByIdAloneAndANodesOwnChangesComingBackChangeNothingMore) {
+  const auto acme = org("Acme");
+  const auto shop = proj(acme->id, "shop");
+  const auto w = hook(*shop, "w");
+  const auto t = token({acme->id}, admin_scopes());
+  sync();
+  expect_mirrors();
+
+  // The origin's own changes, applied to the origin: nothing is published again.
+  const auto own_list = origin_.list_webhooks(shop->id);
+  const auto own_tokens = origin_.list_tokens();
+  for (const auto& change : history_) {
+    auto r = wait_for<void>([&](auto done) { origin_.apply_remote(change, std::move(done)); });
+    ASSERT_TRUE(r) << r.error().detail;
+  }
+  EXPECT_EQ(origin_.list_webhooks(shop->id), own_list);
+  EXPECT_EQ(origin_.list_tokens(), own_tokens);
+  EXPECT_EQ(origin_.counts().webhooks, 1u);
+
+  // Another copy with the same updatedAt (two changes within one millisecond, read back from the
+  // shared store) replaces the held version; an older one does not.
+  auto same_ms = std::make_shared<webhook>(*replica_.find_webhook(w->id));
+  same_ms->name = "second change, same millisecond";
+  catalog_change same;
+  same.put(std::shared_ptr<const webhook>(same_ms));
+  ASSERT_TRUE(apply(same));
+  EXPECT_EQ(replica_.find_webhook(w->id)->name, "second change, same millisecond");
+  auto older = std::make_shared<webhook>(*same_ms);
+  older->name = "older";
+  older->updated_at -= std::chrono::milliseconds(1);
+  catalog_change stale;
+  stale.put(std::shared_ptr<const webhook>(older));
+  ASSERT_TRUE(apply(stale));
+  EXPECT_EQ(replica_.find_webhook(w->id)->name, "second change, same millisecond");
+
+  // Erases with nothing but the id: the replica finds what it holds by id, and takes along what
+  // hangs off it (the project's webhook, its slug).
+  auto only_id = [](const auto& held) {
+    auto bare = std::make_shared<typename std::decay_t<decltype(*held)>>();
+    bare->id = held->id;
+    return std::shared_ptr<const typename std::decay_t<decltype(*held)>>(std::move(bare));
+  };
+  catalog_change gone;
+  gone.erase(only_id(t));
+  gone.erase(only_id(shop));
+  ASSERT_TRUE(apply(gone));
+  EXPECT_EQ(replica_.find_token(t->id), nullptr);
+  EXPECT_EQ(replica_.find_token_by_digest(t->digest), nullptr);
+  EXPECT_EQ(replica_.find_project(shop->id), nullptr);
+  EXPECT_EQ(replica_.find_webhook(w->id), nullptr);
+  EXPECT_EQ(replica_.counts().webhooks, 0u);
+  EXPECT_EQ(replica_.counts().tokens, 0u);
+  EXPECT_TRUE(replica_.list_projects(acme->id).empty());
+  // The slug is free again: a project taking it applies.
+  auto again = std::make_shared<project>(*shop);
+  again->id = object_id_generator().next();
+  catalog_change retaken;
+  retaken.put(std::shared_ptr<const project>(again));
+  EXPECT_TRUE(apply(retaken));
+  ASSERT_TRUE(apply(gone));  // and erasing again finds nothing
+  EXPECT_EQ(replica_.counts().projects, 1u);
+}
+
+// Ids are never given out again, so a put of an erased id is an older version: a node's own
+// create read back from the shared store after it deleted the webhook does not bring it back,
+// here or on a replica that applied the erase.
+TEST_F(CatalogRemoteTest, AnErasedEntityIsNotBroughtBackByAnOlderCopy) {
+  const auto acme = org("Acme");
+  const auto shop = proj(acme->id, "shop");
+  const auto w = hook(*shop, "w");
+  sync();
+  ASSERT_TRUE(wait_for<void>(
+      [&](auto done) { origin_.delete_webhook(acme->id, shop->id, w->id, std::move(done)); }));
+  sync();
+  ASSERT_EQ(replica_.find_webhook(w->id), nullptr);
+  catalog_change echo;  // the create as the shared store held it before the delete: a copy
+  echo.put(std::shared_ptr<const webhook>(std::make_shared<webhook>(*w)));
+  for (catalog* c : {&origin_, &replica_}) {
+    ASSERT_TRUE(wait_for<void>([&](auto done) { c->apply_remote(echo, std::move(done)); }));
+    EXPECT_EQ(c->find_webhook(w->id), nullptr);
+    EXPECT_EQ(c->list_webhooks(shop->id)->size(), 0u);
+    EXPECT_EQ(c->counts().webhooks, 0u);
+  }
+}
+
 TEST_F(CatalogRemoteTest, AWebhookOfAProjectNotHeldYetIsRefusedWhole) {
   const auto acme = org("Acme");
   const auto shop = proj(acme->id, "shop");

@@ -487,6 +487,26 @@ namespace {
 // deploy/hookd.toml, the example the Debian package installs as /etc/hookd/hookd.toml, shows every
 // option a user sets there, each line valid once uncommented; an option added to hookd without
 // its line there (or a line that no longer parses) fails here.
+TEST_F(ConfigTest, StorageIsRocksdbOrAPostgresqlUri) {
+  EXPECT_EQ(ok({}).storage, "");
+  EXPECT_EQ(ok({"--storage", "rocksdb"}).storage, "");
+  const std::string uri = "postgresql://hookd@127.0.0.1:5433/hookd?sslmode=disable";
+  EXPECT_EQ(ok({"--storage", uri}).storage, uri);
+  EXPECT_EQ(ok({"--storage=postgres://db/hookd"}).storage, "postgres://db/hookd");
+  EXPECT_TRUE(is_postgresql_uri(ok({}, {{"HOOKD_STORAGE", uri}}).storage));
+  EXPECT_EQ(ok({"--config", write("s.toml", "storage = \"" + uri + "\"\n")}).storage, uri);
+  // The flag wins over the environment, rocksdb included.
+  EXPECT_EQ(ok({"--storage", "rocksdb"}, {{"HOOKD_STORAGE", uri}}).storage, "");
+  for (const char* bad : {"mysql://db/hookd", "RocksDB", "/var/lib/hookd", "postgresql:"}) {
+    const auto msg = fails({"--storage", bad});
+    EXPECT_TRUE(contains(msg, "--storage")) << msg;
+    EXPECT_TRUE(contains(msg, "postgresql://")) << msg;
+  }
+  EXPECT_TRUE(contains(fails({}, {{"HOOKD_STORAGE", "sqlite"}}), "HOOKD_STORAGE"));
+  EXPECT_TRUE(contains(config_help(), "--storage"));
+  EXPECT_TRUE(contains(config_help(), "HOOKD_STORAGE"));
+}
+
 TEST_F(ConfigTest, TheShippedExampleConfigShowsEveryOptionAndParsesUncommented) {
   std::ifstream in(std::string(HOOKD_SOURCE_DIR) + "/deploy/hookd.toml");
   ASSERT_TRUE(in) << "deploy/hookd.toml";

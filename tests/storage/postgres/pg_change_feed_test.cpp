@@ -272,5 +272,47 @@ TEST_F(pg_change_feed_test, a_restarted_server_fails_commits_until_it_is_back_th
             "0");
 }
 
+// A node's feed passes over the changes its own store committed (its index holds them, or a newer
+// version) and hands it the others'.
+TEST_F(pg_change_feed_test, a_nodes_own_commits_are_left_out_of_its_feed) {
+  auto a = open_store();
+  auto b = open_store();
+  received got;
+  auto options = got.options(uri_, key_, 0);
+  options.own = [store = a.get()](std::int64_t seq) {
+    return store->committed_here(seq);
+  };
+  pg_change_feed feed(std::move(options));
+  auto mine = make_org("mine"), theirs = make_org("theirs");
+  commit_org(*a, mine);
+  commit_org(*b, theirs);
+  ASSERT_TRUE(got.wait_for(put, theirs->id));
+  std::lock_guard l(got.mutex);
+  EXPECT_FALSE(got.has(put, mine->id));
+  // A fresh database: "mine" is seq 1, "theirs" seq 2.
+  EXPECT_TRUE(a->committed_here(1));
+  EXPECT_FALSE(a->committed_here(2));
+  EXPECT_FALSE(b->committed_here(1));
+  a->forget_through(2);
+  EXPECT_FALSE(a->committed_here(1));
+}
+
+// The server restarted while the store's connection sat idle: the next commit finds the broken
+// connection at BEGIN, before anything of it was sent, connects again and lands, instead of
+// failing once (a node reporting ready again would otherwise refuse its first write).
+TEST_F(pg_change_feed_test, the_first_commit_after_a_restart_while_idle_lands) {
+  auto a = open_store();
+  commit_org(*a, make_org("before"));
+  shared_pg_cluster()->stop();
+  shared_pg_cluster()->start();
+  catalog_change c;
+  c.put(make_org("after"));
+  auto r = a->commit(c);
+  ASSERT_TRUE(r) << r.error().detail;
+  EXPECT_EQ(shared_pg_cluster()->query_value(
+                database_, "SELECT count(*) FROM organizations WHERE name = 'after'"),
+            "1");
+}
+
 }  // namespace
 }  // namespace hookd::pg
