@@ -562,6 +562,14 @@ void pg_delivery_log::stop() {
 
 void pg_delivery_log::ingest(ingest_request request, completion<ingest_result> done) {
   impl& m = *impl_;
+  // Validated by parse_ingest (ingest_input.hpp); a guard against a caller that skipped it.
+  if (request.type.empty() ||
+      (request.idempotency_key && (request.idempotency_key->empty() ||
+                                   request.idempotency_key->size() > kMaxIdempotencyKeyBytes))) {
+    finish<ingest_result>(
+        done, make_problem(error_kind::internal, "An ingest request that was not validated."));
+    return;
+  }
   const std::shared_ptr<const project> p = m.cat.find_project(request.project);
   if (!p || p->organization != request.organization) {
     finish<ingest_result>(
