@@ -539,6 +539,17 @@ result<delivery_log_counts> pg_delivery_log::load() {
     if (!opened) return opened.error();
     *slot = std::move(*opened);
   }
+  // A project deleted while the node removing its deliveries stopped: finish the job, so that
+  // none of them is claimed (as the embedded log's load does).
+  auto orphans = impl_->options.finish_deleted_projects
+                     ? impl_->writer_store->orphaned_projects()
+                     : result<std::vector<object_id>>(std::vector<object_id>{});
+  if (!orphans) return orphans.error();
+  for (const object_id& project : *orphans) {
+    auto dropped = impl_->writer_store->delete_project(project);
+    if (!dropped) return dropped.error();
+    impl_->n_deleted.fetch_add(*dropped, std::memory_order_relaxed);
+  }
   if (auto swept = impl_->retention_once(); !swept) return swept.error();
   if (auto claimed = impl_->claim_once(); !claimed) return claimed.error();
   return counts();

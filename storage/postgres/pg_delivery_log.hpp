@@ -39,6 +39,10 @@ struct pg_delivery_log_options {
   // How often retention runs (drop_expired, then ensure_partitions). Default 1 h: partitions are
   // days, and a node that runs it finds nothing to do most times.
   std::chrono::milliseconds retention_interval{3'600'000};
+  // load() removes the deliveries of projects no longer in the `projects` table (a deletion
+  // the node removing them did not finish). Default on; off only for a database without the
+  // catalog's tables filled (the engine's own tests, whose catalog is in memory).
+  bool finish_deleted_projects = true;
 };
 
 class pg_delivery_log final : public delivery_engine {
@@ -51,8 +55,9 @@ class pg_delivery_log final : public delivery_engine {
   pg_delivery_log(const pg_delivery_log&) = delete;
   pg_delivery_log& operator=(const pg_delivery_log&) = delete;
 
-  // Opens the stores (migrating the schema, creating partitions), drops expired partitions once,
-  // and claims what is due. storage_failure naming the cause when the database cannot be used.
+  // Opens the stores (migrating the schema, creating partitions), removes what is left of
+  // projects deleted meanwhile (delete_project), drops expired partitions once, and claims what
+  // is due. storage_failure naming the cause when the database cannot be used.
   result<delivery_log_counts> load() override;
   void start() override;
   // Stops claiming, drains queued writes, releases the held leases, stops the threads.

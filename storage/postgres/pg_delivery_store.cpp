@@ -616,6 +616,17 @@ result<std::vector<object_id>> pg_delivery_store::failed_between(
   return out;
 }
 
+result<std::vector<object_id>> pg_delivery_store::orphaned_projects() {
+  auto r = conn_.exec(
+      "SELECT DISTINCT d.project_id FROM deliveries d"
+      " WHERE NOT EXISTS (SELECT 1 FROM projects p WHERE p.id = d.project_id)",
+      {});
+  if (!r) return r.error();
+  std::vector<object_id> out;
+  for (int row = 0; row < r->size(); ++row) out.push_back(parse_id(r->text(row, 0)));
+  return out;
+}
+
 result<std::optional<delivery_detail>> pg_delivery_store::find_delivery(const object_id& project,
                                                                         const object_id& id) {
   const std::string sql =

@@ -152,6 +152,10 @@ class pg_delivery_store {
                                                 timestamp since, timestamp until, std::size_t n,
                                                 const std::optional<object_id>& after);
 
+  // Projects that have pending deliveries but no row in `projects` any more (deleted while the
+  // node that was removing their deliveries stopped): what delete_project is still to do.
+  result<std::vector<object_id>> orphaned_projects();
+
   // ---- reads
 
   result<std::optional<delivery_detail>> find_delivery(const object_id& project,

@@ -73,6 +73,7 @@ class pg_delivery_log_test : public ::testing::Test {
     o.log.scheduling.max_in_flight_per_webhook = 100'000;
     o.log.scheduling.max_in_flight_per_organization = 100'000;
     o.claim_interval = claim_interval;
+    o.finish_deleted_projects = finish_deleted_projects_;
     auto engine = std::make_unique<pg_delivery_log>(cat_, std::move(o));
     auto loaded = engine->load();
     if (!loaded) throw std::runtime_error(loaded.error().detail);
@@ -131,6 +132,8 @@ class pg_delivery_log_test : public ::testing::Test {
   object_id org_, project_;
   object_id token_ = object_id::parse("65a0f1c2aabbccddee0000dd").value();
   int webhooks_ = 0;
+  // The catalog is in memory here: the database's `projects` table stays empty.
+  bool finish_deleted_projects_ = false;
 };
 
 TEST_F(pg_delivery_log_test, an_ingest_holds_its_deliveries_on_the_scheduler_without_a_claim) {
@@ -443,6 +446,20 @@ TEST_F(pg_delivery_log_test, redeliver_and_recover_put_finished_deliveries_back_
   EXPECT_EQ(b->pending_count(), 3u);
   EXPECT_EQ(attempt_due(*b, 200).size(), 3u);
   EXPECT_EQ(value("SELECT count(*) FROM attempts WHERE number = 2"), "3");
+}
+
+TEST_F(pg_delivery_log_test, a_start_finishes_the_deletion_of_a_project_no_longer_in_the_database) {
+  make_webhook({"*"});
+  auto a = node("a");
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(ingest(*a, request()));
+  a.reset();  // stopped before its delete_project
+  // The database's `projects` table does not have the project (as after its deletion).
+  finish_deleted_projects_ = true;
+  auto b = node("b");
+  EXPECT_EQ(b->counters().deleted, 2u);
+  EXPECT_EQ(b->pending_count(), 0u);
+  EXPECT_EQ(value("SELECT count(*) FROM deliveries"), "0");
+  EXPECT_EQ(value("SELECT count(*) FROM events"), "0");
 }
 
 }  // namespace
