@@ -187,7 +187,7 @@ struct stack {
   std::unique_ptr<service> svc;  // stopped by its destructor: writers drained, RocksDB closed
   catalog* cat = nullptr;
   storage* store = nullptr;
-  delivery_log* deliveries = nullptr;
+  delivery_engine* deliveries = nullptr;
   object_id org;
   object_id project;
 };

@@ -314,7 +314,7 @@ struct log_stack {
 
   bench::stack stack;
   std::vector<std::shared_ptr<const webhook>> hooks;
-  delivery_log& log;  // the stack's, started; no dispatcher takes its jobs
+  delivery_engine& log;  // the stack's, started; no dispatcher takes its jobs
   object_id token = object_id_generator().next();  // only scopes idempotency keys; none are sent
 };
 

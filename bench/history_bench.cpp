@@ -92,7 +92,7 @@ struct history_fixture {
     full.reopen();
     const std::size_t n = history_size();
     const std::size_t events = n / kWebhooks;
-    delivery_log& log = *full.deliveries;
+    delivery_engine& log = *full.deliveries;
     const std::string data =
         R"({"invoice":"in_1OaBcD2eFgHiJkLm","customer":"cus_9s8d7f6g","amount":4200,"currency":"eur","lines":[{"sku":"A-100","qty":2},{"sku":"B-7","qty":1}]})";
     const auto started = steady::now();
@@ -163,7 +163,7 @@ void report(benchmark::State& state, std::vector<double>& us) {
 
 void page(benchmark::State& state, bool failed_only) {
   history_fixture& f = fixture();
-  const delivery_log& log = *f.full.deliveries;
+  const delivery_engine& log = *f.full.deliveries;
   bench::xorshift rng{0x9E3779B97F4A7C15ull};
   std::vector<double> us;
   us.reserve(100'000);
@@ -201,7 +201,7 @@ BENCHMARK(BM_page_failed)->MinTime(3.0)->Unit(benchmark::kMicrosecond);
 
 void BM_by_id(benchmark::State& state) {
   history_fixture& f = fixture();
-  const delivery_log& log = *f.full.deliveries;
+  const delivery_engine& log = *f.full.deliveries;
   bench::xorshift rng{0x2545F4914F6CDD1Dull};
   std::vector<double> us;
   us.reserve(1'000'000);

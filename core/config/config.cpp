@@ -211,8 +211,9 @@ const std::array kOptions = {
                   return std::nullopt;
                 }},
     option_spec{"storage", "rocksdb|URI", "rocksdb",
-                "Where the catalog lives: the embedded RocksDB in --data-dir, or a PostgreSQL "
-                "database (postgresql://user@host:port/db) shared by a cluster's nodes.",
+                "Where the catalog and the deliveries live: the embedded RocksDB in --data-dir, or "
+                "a PostgreSQL database (postgresql://user@host:port/db) shared by a cluster's "
+                "nodes.",
                 [](config& c, std::string_view v) -> apply_result {
                   if (v == "rocksdb") {
                     c.storage.clear();

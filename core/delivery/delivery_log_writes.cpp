@@ -4,8 +4,7 @@
 
 #include "core/catalog/codec.hpp"  // printable_key
 #include "core/delivery/delivery_log_impl.hpp"
-#include "core/delivery/event_filter.hpp"
-#include "core/delivery/event_match.hpp"
+#include "core/delivery/fan_out.hpp"
 #include "core/delivery/trace_context.hpp"
 
 #include <algorithm>
@@ -21,28 +20,6 @@ using pending_entry = impl::pending_entry;
 // Idempotency records past their window erased by one sweep, at most: keeps one batch bounded
 // (the rest go with the next sweep; ingests prune a few too).
 constexpr std::size_t kIdempotencyPerSweep = 100'000;
-
-// The request fingerprint an idempotency key is bound to: where the event goes and what it says.
-sha256_digest fingerprint(const ingest_request& r) {
-  std::string text;
-  text.reserve(2 * object_id::kSize + r.type.size() + r.data.size() + 1);
-  text.append(r.organization.binary()).append(r.project.binary()).append(r.type);
-  text.push_back('\0');  // a type cannot contain NUL, so (type, data) splits one way only
-  text.append(r.data);
-  if (r.subject) {
-    // Only when there is one, so that the fingerprints of requests without a subject (all of
-    // them, before subjects existed) stay what they were.
-    text.push_back('\0');
-    text.append(*r.subject);
-  }
-  if (r.ordering_key) {
-    // Likewise. NUL then 0x01 (a control character, which no subject holds) keeps a key apart
-    // from a subject: no (subject, key) pair reads like another.
-    text.append("\0\x01", 2);
-    text.append(*r.ordering_key);
-  }
-  return sha256(text);
-}
 
 ingest_result answer_of(const idempotency_record& rec, bool replay) {
   return ingest_result{rec.event, rec.type, rec.time, rec.deliveries, replay};
@@ -99,7 +76,7 @@ class ingest_op final : public commit_mutation {
                           "Project " + request_.project.to_string() + " does not exist.");
     }
     const timestamp now = log_.clock();
-    const sha256_digest hash = fingerprint(request_);
+    const sha256_digest hash = ingest_fingerprint(request_);
 
     std::optional<std::string> key;
     if (request_.idempotency_key) {
@@ -131,11 +108,8 @@ class ingest_op final : public commit_mutation {
 
     std::vector<std::shared_ptr<delivery>> created;
     const std::shared_ptr<const webhook_list> hooks = log_.cat.list_webhooks(request_.project);
-    // Read only by webhooks with a filter: no parse, and no cost, when none has one.
-    filter_data data(e->data, request_.parsed_data.get());
-    for (const std::shared_ptr<const webhook>& w : *hooks) {
-      if (!w->active || !any_matches(w->events, e->type)) continue;
-      if (w->filter && !w->filter->matches(e->type, data.get())) continue;
+    for (const std::shared_ptr<const webhook>& w :
+         fan_out(*hooks, e->type, e->data, request_.parsed_data.get())) {
       auto d = std::make_shared<delivery>();
       d->id = log_.ids.next(unix_seconds(now));
       d->event = e->id;

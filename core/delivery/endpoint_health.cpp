@@ -1,6 +1,6 @@
 #include "core/delivery/endpoint_health.hpp"
 
-#include "core/delivery/delivery_log.hpp"
+#include "core/delivery/delivery_engine.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -329,7 +329,7 @@ json::object to_json(const health_report& r) {
 
 // ---------------------------------------------------------------- endpoint_health
 
-endpoint_health::endpoint_health(catalog& cat, delivery_log& log, health_options options)
+endpoint_health::endpoint_health(catalog& cat, delivery_engine& log, health_options options)
     : cat_(cat), log_(log), tracker_(options) {}
 
 result<std::size_t> endpoint_health::load(storage& store) {
@@ -389,7 +389,7 @@ void endpoint_health::disable(const webhook& hook, std::string_view reason, time
     std::lock_guard lock(disabling_mutex_);
     ++disabling_[hook.id];
   }
-  delivery_log* log = &log_;
+  delivery_engine* log = &log_;
   cat_.disable_webhook(
       hook.id, std::string(reason), at,
       [this, log, org = hook.organization, project = hook.project, id = hook.id,

@@ -34,7 +34,7 @@
 
 namespace hookd {
 
-class delivery_log;
+class delivery_engine;
 
 // A webhook's `disabledReason` when hookd set it inactive: its receiver answered 410 Gone, or
 // every attempt failed for --disable-after (and at least health_options::min_failures times).
@@ -217,7 +217,7 @@ std::string_view health_state(bool active, const failure_streak& s, const window
 // (its queued writes completed) before it is destroyed: a disable's completion refers to it.
 class endpoint_health {
  public:
-  endpoint_health(catalog& cat, delivery_log& log, health_options options = {});
+  endpoint_health(catalog& cat, delivery_engine& log, health_options options = {});
 
   // Start-up, after the catalog's load and before attempts: reads the stored streaks (one prefix
   // scan of the meta table) and erases those of webhooks the catalog no longer has. Returns the
@@ -250,7 +250,7 @@ class endpoint_health {
   void disable(const webhook& hook, std::string_view reason, timestamp at);
 
   catalog& cat_;
-  delivery_log& log_;
+  delivery_engine& log_;
   health_tracker tracker_;
   mutable std::mutex disabling_mutex_;
   std::unordered_map<object_id, std::size_t> disabling_;  // disable writes queued, per webhook

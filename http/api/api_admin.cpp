@@ -4,7 +4,7 @@
 
 #include "core/catalog/entities.hpp"
 #include "core/catalog/validation.hpp"
-#include "core/delivery/delivery_log.hpp"
+#include "core/delivery/delivery_engine.hpp"
 #include "http/api/api.hpp"
 #include "http/api/auth.hpp"
 

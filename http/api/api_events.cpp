@@ -22,7 +22,7 @@
 
 #include "core/catalog/validation.hpp"
 #include "core/common/json_body.hpp"
-#include "core/delivery/delivery_log.hpp"
+#include "core/delivery/delivery_engine.hpp"
 #include "core/delivery/ingest_input.hpp"
 #include "core/delivery/recover_input.hpp"
 #include "core/delivery/trace_context.hpp"
@@ -113,19 +113,19 @@ asio::awaitable<result<T>> read_history(app& a, Read read) {
 // same full-expression as the co_await (a moved std::string kept pointing into the coroutine
 // frame, and was freed from there).
 struct list_read {
-  const delivery_log* log;
+  const delivery_engine* log;
   delivery_query query;
   result<delivery_page> operator()() const { return log->list_deliveries(query); }
 };
 struct delivery_read {
-  const delivery_log* log;
+  const delivery_engine* log;
   object_id project, id;
   result<std::optional<delivery_detail>> operator()() const {
     return log->find_delivery(project, id);
   }
 };
 struct event_read {
-  const delivery_log* log;
+  const delivery_engine* log;
   object_id project, id;
   result<std::optional<event_detail>> operator()() const { return log->find_event(project, id); }
 };
@@ -181,7 +181,7 @@ asio::awaitable<response> ingest_event(app& a, request_context& ctx) {
     in->traceparent = parse_traceparent(ctx.req.find(kTraceparentHeader)->value());
   }
 
-  delivery_log& log = *a.deliveries;
+  delivery_engine& log = *a.deliveries;
   auto accepted = co_await await_catalog<ingest_result>(
       [&](completion<ingest_result> done) { log.ingest(std::move(*in), std::move(done)); });
   if (!accepted) co_return fail(ctx, accepted.error());
@@ -320,7 +320,7 @@ result<delivery_query> parse_delivery_query(std::string_view query, const projec
 
 // A delivery as the API shows it: a pending one whose webhook is inactive is `paused`, with no
 // nextAttemptAt (docs/delivery.md, "Paused deliveries").
-boost::json::object delivery_json(const delivery_log& log, const delivery& d) {
+boost::json::object delivery_json(const delivery_engine& log, const delivery& d) {
   boost::json::object o = to_json(d);
   if (log.is_paused(d)) {
     o["status"] = "paused";
@@ -329,7 +329,7 @@ boost::json::object delivery_json(const delivery_log& log, const delivery& d) {
   return o;
 }
 
-response page_response(const delivery_log& log, const delivery_page& page) {
+response page_response(const delivery_engine& log, const delivery_page& page) {
   boost::json::array items;
   items.reserve(page.items.size());
   for (const auto& d : page.items) items.push_back(delivery_json(log, *d));
@@ -400,7 +400,7 @@ asio::awaitable<response> erase_subject(app& a, request_context& ctx) {
         ctx, validation_problem({{"subject", subject ? *invalid : "has a malformed %-escape"}},
                                 "The subject in the path is invalid."));
   }
-  delivery_log& log = *a.deliveries;
+  delivery_engine& log = *a.deliveries;
   auto erasing = await_catalog<std::size_t>([&](completion<std::size_t> done) {
     log.erase_subject(target->project, *subject, std::move(done));
   });
@@ -474,7 +474,7 @@ asio::awaitable<response> redeliver(app& a, request_context& ctx) {
   auto id = path_id(ctx, "deliveryId");
   if (!id) co_return fail(ctx, id.error());
   if (auto empty = no_fields(a, ctx); !empty) co_return fail(ctx, empty.error());
-  delivery_log& log = *a.deliveries;
+  delivery_engine& log = *a.deliveries;
   auto redelivering = await_catalog<std::shared_ptr<const delivery>>(
       [&](completion<std::shared_ptr<const delivery>> done) {
         log.redeliver(target->project, *webhook, *id, std::move(done));
@@ -495,7 +495,7 @@ asio::awaitable<response> recover(app& a, request_context& ctx) {
   if (!body) co_return fail(ctx, body.error());
   auto window = parse_recover(*body);
   if (!window) co_return fail(ctx, window.error());
-  delivery_log& log = *a.deliveries;
+  delivery_engine& log = *a.deliveries;
   auto recovering = await_catalog<std::size_t>([&](completion<std::size_t> done) {
     log.recover(target->project, *webhook, window->since, window->until, std::move(done));
   });
@@ -514,7 +514,7 @@ asio::awaitable<response> send_test(app& a, request_context& ctx) {
   auto webhook = webhook_to_send(a, ctx, *target);
   if (!webhook) co_return fail(ctx, webhook.error());
   if (auto empty = no_fields(a, ctx); !empty) co_return fail(ctx, empty.error());
-  delivery_log& log = *a.deliveries;
+  delivery_engine& log = *a.deliveries;
   auto sending = await_catalog<std::shared_ptr<const delivery>>(
       [&](completion<std::shared_ptr<const delivery>> done) {
         log.send_test(target->organization, target->project, *webhook, std::move(done));

@@ -6,7 +6,7 @@
 
 #include "core/catalog/entities.hpp"
 #include "core/catalog/validation.hpp"
-#include "core/delivery/delivery_log.hpp"
+#include "core/delivery/delivery_engine.hpp"
 #include "core/delivery/endpoint_health.hpp"
 #include "core/delivery/signing.hpp"
 #include "http/api/api.hpp"

@@ -16,7 +16,7 @@
 #include <string>
 
 namespace hookd {
-class delivery_log;
+class delivery_engine;
 class endpoint_health;
 }  // namespace hookd
 
@@ -33,7 +33,7 @@ struct app {
   std::atomic<bool> draining{false};  // SIGTERM received: /readyz answers 503
   const storage* store = nullptr;     // for /metrics (write batches, fsyncs); may stay null
   // Events and deliveries (docs/openapi.yaml); while null, their routes answer 503.
-  delivery_log* deliveries = nullptr;
+  delivery_engine* deliveries = nullptr;
   // Where history reads run (they may wait on the disk): a small pool of its own, so that they
   // never hold up the threads that serve the catalog. Null with `deliveries`.
   boost::asio::thread_pool* history_readers = nullptr;

@@ -1,6 +1,6 @@
 #include "http/outbound/delivery_metrics.hpp"
 
-#include "core/delivery/delivery_log.hpp"
+#include "core/delivery/delivery_engine.hpp"
 #include "core/delivery/endpoint_health.hpp"
 #include "http/server/prometheus.hpp"
 
@@ -14,7 +14,7 @@ constexpr auto relaxed = std::memory_order_relaxed;
 constexpr std::string_view kClassLabels[delivery_metrics::kClasses] = {"2xx", "3xx", "4xx", "5xx",
                                                                        "error"};
 
-void render_log(prometheus_writer& w, delivery_log& log) {
+void render_log(prometheus_writer& w, delivery_engine& log) {
   const delivery_counters c = log.counters();
   w.single("hookd_events_total", metric_type::counter,
            "Events accepted by ingest (replays not counted).", c.events);
@@ -136,7 +136,7 @@ std::uint64_t delivery_metrics::unrecorded() const noexcept {
   return unrecorded_.load(relaxed);
 }
 
-void render_delivery_metrics(prometheus_writer& w, delivery_log* log,
+void render_delivery_metrics(prometheus_writer& w, delivery_engine* log,
                              const delivery_metrics* stats) {
   if (log != nullptr) render_log(w, *log);
   if (stats == nullptr) return;

@@ -13,7 +13,7 @@
 #include <optional>
 
 namespace hookd {
-class delivery_log;
+class delivery_engine;
 class endpoint_health;
 }  // namespace hookd
 
@@ -48,7 +48,8 @@ class delivery_metrics {
   std::uint64_t unrecorded() const noexcept;
 
  private:
-  friend void render_delivery_metrics(prometheus_writer&, delivery_log*, const delivery_metrics*);
+  friend void render_delivery_metrics(prometheus_writer&, delivery_engine*,
+                                      const delivery_metrics*);
 
   std::array<std::atomic<std::uint64_t>, kClasses> by_class_{};
   // Non-cumulative counts per bucket; the last slot is "above the highest bound".
@@ -61,7 +62,7 @@ class delivery_metrics {
 // Appends the delivery series for /metrics: the log's (when `log` is set) and the dispatcher's
 // (when `stats` is set). Called by metrics::render.
 // Non-const `log` because its scheduler is reached through delivery_log::jobs(); nothing changes.
-void render_delivery_metrics(prometheus_writer& w, delivery_log* log,
+void render_delivery_metrics(prometheus_writer& w, delivery_engine* log,
                              const delivery_metrics* stats);
 
 // The per-webhook series of --metrics-per-webhook (docs/operations.md, "Per-webhook metrics"):

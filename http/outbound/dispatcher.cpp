@@ -50,7 +50,7 @@ struct wake_link {
 // cap, up to the global cap. With a smaller pool most attempts close their connection when they
 // end and the next one opens a new one (a connect, an accept, a TIME_WAIT socket per attempt).
 // Over all origins, idle connections are bounded by that cap too.
-dispatcher_options with_pool_for(dispatcher_options o, delivery_log& log) {
+dispatcher_options with_pool_for(dispatcher_options o, delivery_engine& log) {
   const std::size_t cap = log.jobs().options().max_in_flight;
   if (o.client.max_idle_per_origin != 0) {
     o.client.max_idle_per_origin = std::max(o.client.max_idle_per_origin, cap);
@@ -62,7 +62,7 @@ dispatcher_options with_pool_for(dispatcher_options o, delivery_log& log) {
 }  // namespace
 
 struct dispatcher::impl {
-  impl(delivery_log& l, const catalog& c, dispatcher_options o)
+  impl(delivery_engine& l, const catalog& c, dispatcher_options o)
       : log(l),
         cat(c),
         options(with_pool_for(std::move(o), l)),
@@ -74,7 +74,7 @@ struct dispatcher::impl {
     if (options.stop_timeout <= 0ms) options.stop_timeout = options.client.total_timeout + 5s;
   }
 
-  delivery_log& log;
+  delivery_engine& log;
   const catalog& cat;
   dispatcher_options options;
   const std::string user_agent;
@@ -328,7 +328,7 @@ void dispatcher::impl::spawn_attempt(const scheduled_job& job) {
   asio::co_spawn(ioc, run_attempt(*this, job), [this](std::exception_ptr) { attempt_finished(); });
 }
 
-dispatcher::dispatcher(delivery_log& log, const catalog& cat, dispatcher_options options)
+dispatcher::dispatcher(delivery_engine& log, const catalog& cat, dispatcher_options options)
     : impl_(std::make_unique<impl>(log, cat, std::move(options))) {}
 
 dispatcher::~dispatcher() {

@@ -28,7 +28,7 @@
 
 #include "core/catalog/catalog.hpp"
 #include "core/delivery/delivery.hpp"
-#include "core/delivery/delivery_log.hpp"
+#include "core/delivery/delivery_engine.hpp"
 #include "core/delivery/endpoint_health.hpp"
 #include "core/delivery/signing.hpp"
 #include "http/outbound/delivery_client.hpp"
@@ -81,7 +81,7 @@ class dispatcher {
  public:
   // `log` and `cat` must outlive the dispatcher. The client is built here, on the dispatcher's
   // own executor; it throws std::invalid_argument for a bad extra_ca_pem.
-  dispatcher(delivery_log& log, const catalog& cat, dispatcher_options options = {});
+  dispatcher(delivery_engine& log, const catalog& cat, dispatcher_options options = {});
   // stop(). If stop() hit its bound, call delivery_log::stop() before destroying the dispatcher:
   // the log's writer may still complete an unfinished attempt's record_attempt into it.
   ~dispatcher();

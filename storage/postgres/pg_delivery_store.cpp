@@ -576,6 +576,57 @@ result<std::size_t> pg_delivery_store::delete_project(const object_id& project) 
 
 // ---- reads
 
+result<std::vector<object_id>> pg_delivery_store::redeliver(const object_id& project,
+                                                            const object_id& webhook,
+                                                            const std::vector<object_id>& ids) {
+  if (ids.empty()) return std::vector<object_id>{};
+  auto r = conn_.exec(
+      "WITH moved AS (DELETE FROM delivery_history WHERE id = ANY($1::text[])"
+      " AND project_id = $2 AND webhook_id = $3 RETURNING *),"
+      " back AS (INSERT INTO deliveries (id, event_id, event_created_at, webhook_id, project_id,"
+      " type, status, attempts, schedule_start, due_at, reason, ordering_key, test, created_at,"
+      " updated_at) SELECT id, event_id, event_created_at, webhook_id, project_id, type,"
+      " 'pending', attempts, attempts, " +
+          ts(4) + ", NULL, ordering_key, test, created_at, " + ts(4) +
+          " FROM moved RETURNING id),"
+          " due AS (UPDATE deliveries SET due_at = " +
+          ts(4) + ", schedule_start = attempts, updated_at = " + ts(4) +
+          " WHERE id = ANY($1::text[]) AND project_id = $2 AND webhook_id = $3 RETURNING id)"
+          " SELECT id FROM back UNION ALL SELECT id FROM due",
+      {id_array(ids), id_param(project), id_param(webhook), text(millis_text(options_.clock()))});
+  if (!r) return r.error();
+  std::vector<object_id> changed;
+  for (int row = 0; row < r->size(); ++row) changed.push_back(parse_id(r->text(row, 0)));
+  return changed;
+}
+
+result<std::vector<object_id>> pg_delivery_store::failed_between(
+    const object_id& project, const object_id& webhook, timestamp since, timestamp until,
+    std::size_t n, const std::optional<object_id>& after) {
+  auto r = conn_.exec(
+      "SELECT id FROM delivery_history WHERE project_id = $1 AND webhook_id = $2"
+      " AND status = 'failed' AND created_at >= " +
+          ts(3) + " AND created_at < " + ts(4) +
+          " AND ($6::text IS NULL OR id > $6::text) ORDER BY id LIMIT $5",
+      {id_param(project), id_param(webhook), text(millis_text(since)), text(millis_text(until)),
+       text(std::to_string(n)), after ? id_param(*after) : param::null()});
+  if (!r) return r.error();
+  std::vector<object_id> out;
+  for (int row = 0; row < r->size(); ++row) out.push_back(parse_id(r->text(row, 0)));
+  return out;
+}
+
+result<std::vector<object_id>> pg_delivery_store::orphaned_projects() {
+  auto r = conn_.exec(
+      "SELECT DISTINCT d.project_id FROM deliveries d"
+      " WHERE NOT EXISTS (SELECT 1 FROM projects p WHERE p.id = d.project_id)",
+      {});
+  if (!r) return r.error();
+  std::vector<object_id> out;
+  for (int row = 0; row < r->size(); ++row) out.push_back(parse_id(r->text(row, 0)));
+  return out;
+}
+
 result<std::optional<delivery_detail>> pg_delivery_store::find_delivery(const object_id& project,
                                                                         const object_id& id) {
   const std::string sql =

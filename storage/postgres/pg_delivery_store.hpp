@@ -139,6 +139,23 @@ class pg_delivery_store {
   // Erases everything of `project`. Returns the number of pending deliveries dropped.
   result<std::size_t> delete_project(const object_id& project);
 
+  // Puts deliveries `ids` of `webhook` in `project` back to pending, due now, with a fresh retry
+  // schedule (schedule_start = attempts), held by nobody, in one statement: finished ones move
+  // from delivery_history back to the queue, pending ones are made due now (a node holding one
+  // keeps its lease). Returns the ids it changed; the others are not deliveries of that webhook
+  // and project (or are gone with their day's partition).
+  result<std::vector<object_id>> redeliver(const object_id& project, const object_id& webhook,
+                                           const std::vector<object_id>& ids);
+  // Up to `n` failed deliveries of `webhook` in `project` created in [since, until), oldest
+  // first, after `after` (a cursor: the last id of the previous batch).
+  result<std::vector<object_id>> failed_between(const object_id& project, const object_id& webhook,
+                                                timestamp since, timestamp until, std::size_t n,
+                                                const std::optional<object_id>& after);
+
+  // Projects that have pending deliveries but no row in `projects` any more (deleted while the
+  // node that was removing their deliveries stopped): what delete_project is still to do.
+  result<std::vector<object_id>> orphaned_projects();
+
   // ---- reads
 
   result<std::optional<delivery_detail>> find_delivery(const object_id& project,

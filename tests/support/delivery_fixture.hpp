@@ -461,7 +461,7 @@ class delivery_stack : public test_server {
       : test_server(settings_for(options), "hookd-delivery-test") {}
 
   storage& store() { return stack().store(); }
-  delivery_log& log() { return stack().deliveries(); }
+  delivery_engine& log() { return stack().deliveries(); }
   http::dispatcher& dispatch() { return stack().dispatch(); }
 
   static std::string events_path(const std::string& org, const std::string& proj) {

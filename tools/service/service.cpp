@@ -4,6 +4,7 @@
 #include "core/catalog/kv_catalog_store.hpp"
 #include "core/common/completion.hpp"
 #include "core/common/log.hpp"
+#include "core/delivery/delivery_log.hpp"
 #include "hookd/version.hpp"
 #include "http/api/portal_token.hpp"
 #include "http/portal/portal.hpp"
@@ -11,6 +12,7 @@
 #include "storage/data_dir.hpp"
 #include "storage/postgres/pg_catalog_store.hpp"
 #include "storage/postgres/pg_change_feed.hpp"
+#include "storage/postgres/pg_delivery_log.hpp"
 #include "storage/rocksdb_storage.hpp"
 
 #include <boost/json/serialize.hpp>
@@ -118,6 +120,13 @@ std::variant<listeners, service_failure> acquire_listeners(
   return out;
 }
 
+// This node's name as the owner of the deliveries it leases: host:pid, unique per running node.
+std::string node_name() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  return std::string(host[0] != '\0' ? host : "hookd") + ":" + std::to_string(::getpid());
+}
+
 // The order in which a change the feed reports is applied (catalog::apply_remote): erases first,
 // children before parents (webhooks, tokens, projects, organizations), then puts, parents before
 // children. The feed hands its entities in the order of their latest change, and an entity whose
@@ -163,7 +172,7 @@ struct service::parts {
   bool stale = false;    // a change could not be applied, not even after a re-read
   std::optional<aes256gcm_key> master_key;  // set in open()
   std::atomic<bool> stopping{false};        // stop() began: the feed's re-reads give up
-  std::unique_ptr<delivery_log> deliveries;
+  std::unique_ptr<delivery_engine> deliveries;
   std::unique_ptr<endpoint_health> health;  // fed by the dispatcher, read by the API
   std::unique_ptr<http::dispatcher> dispatch;
   // History reads (they may wait on the disk) run here, off the threads that serve the catalog.
@@ -459,16 +468,16 @@ std::variant<std::unique_ptr<service>, service_failure> service::open(service_op
     }
     p->shared_catalog = pg_store->get();
     p->cat_store = std::move(*pg_store);
-    p->log({{"level", "warn"},
+    p->log({{"level", "info"},
             {"event", "cluster_storage"},
             {"catalog", "postgresql"},
-            {"deliveries", (p->data_dir / "db").string()},
+            {"deliveries", "postgresql"},
+            {"node", node_name()},
             {"ms", ms_since(connect_started)},
             {"detail",
-             "the catalog (organizations, projects, tokens, webhooks) is shared through "
-             "PostgreSQL; events, deliveries and attempts stay in this node's data dir "
-             "and are delivered by this node only: not yet a full cluster "
-             "(docs/cluster.md, \"What works today\")"}});
+             "the catalog (organizations, projects, tokens, webhooks), events, deliveries "
+             "and attempts are shared through PostgreSQL; flow control and ordering keys are "
+             "per node (docs/cluster.md, \"A node's deliveries\")"}});
   } else {
     p->cat_store = std::make_unique<kv_catalog_store>(*p->store, *key);
   }
@@ -492,7 +501,17 @@ std::variant<std::unique_ptr<service>, service_failure> service::open(service_op
   log_options.scheduling.max_in_flight_per_webhook = cfg.max_inflight_per_webhook;
   log_options.scheduling.max_in_flight_per_organization = cfg.max_inflight_per_organization;
   log_options.retention = cfg.retention;
-  p->deliveries = std::make_unique<delivery_log>(*p->store, *p->cat, log_options);
+  if (on_postgresql) {
+    // Cluster mode: events, deliveries and attempts in PostgreSQL, shared by the nodes
+    // (docs/cluster.md, "A node's deliveries"); this node holds what it ingests or claims.
+    pg::pg_delivery_log_options pg_options;
+    pg_options.log = log_options;
+    pg_options.store.uri = cfg.storage;
+    pg_options.store.node = node_name();
+    p->deliveries = std::make_unique<pg::pg_delivery_log>(*p->cat, std::move(pg_options));
+  } else {
+    p->deliveries = std::make_unique<delivery_log>(*p->store, *p->cat, log_options);
+  }
   const auto log_started = steady::now();
   const auto log_counts = p->deliveries->load();
   if (!log_counts) {
@@ -713,7 +732,7 @@ const std::filesystem::path& service::admin_token_file() const noexcept {
 catalog& service::cat() noexcept {
   return *parts_->cat;
 }
-delivery_log& service::deliveries() noexcept {
+delivery_engine& service::deliveries() noexcept {
   return *parts_->deliveries;
 }
 http::dispatcher& service::dispatch() noexcept {

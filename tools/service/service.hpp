@@ -15,7 +15,7 @@
 
 #include "core/catalog/catalog.hpp"
 #include "core/config/config.hpp"
-#include "core/delivery/delivery_log.hpp"
+#include "core/delivery/delivery_engine.hpp"
 #include "http/api/app.hpp"
 #include "http/outbound/dispatcher.hpp"
 #include "http/server/metrics.hpp"
@@ -112,7 +112,7 @@ class service {
   [[nodiscard]] const std::filesystem::path& admin_token_file() const noexcept;
 
   catalog& cat() noexcept;
-  delivery_log& deliveries() noexcept;
+  delivery_engine& deliveries() noexcept;
   http::dispatcher& dispatch() noexcept;
   endpoint_health& health() noexcept;
   storage& store() noexcept;

@@ -1,0 +1,907 @@
+#include "storage/postgres/pg_delivery_log.hpp"
+
+#include "core/delivery/delivery_log.hpp"  // kRecoverBatch
+#include "core/delivery/fan_out.hpp"
+#include "core/delivery/trace_context.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <shared_mutex>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+
+namespace hookd::pg {
+
+namespace {
+
+// Calls `done` and swallows what it throws: completions must not break the writer.
+template <class T>
+void finish(const completion<T>& done, result<T> r) noexcept {
+  try {
+    if (done) done(std::move(r));
+  } catch (...) {
+  }
+}
+
+// The creation second an object id starts with.
+std::uint32_t id_second(timestamp t) {
+  return static_cast<std::uint32_t>(
+      std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count());
+}
+
+problem unavailable_problem() {
+  return make_problem(error_kind::unavailable, "The delivery engine is stopping.");
+}
+
+}  // namespace
+
+struct pg_delivery_log::impl {
+  // An ingest (or a test ping) waiting for the writer's next group.
+  struct ingest_job {
+    ingest_item item;
+    std::vector<std::shared_ptr<delivery>> created;         // what the item creates, due now
+    completion<ingest_result> done;                         // an ingest's answer, or
+    completion<std::shared_ptr<const delivery>> ping_done;  // a test ping's
+  };
+  struct record_job {
+    std::shared_ptr<const delivery> attempted;
+    attempt_record record;
+    completion<std::shared_ptr<const delivery>> done;
+  };
+  // Anything else the writer runs with its store, in order; null store: the engine is stopping.
+  using task = std::function<void(pg_delivery_store*)>;
+
+  impl(const catalog& c, pg_delivery_log_options o, clock_function clk)
+      : cat(c),
+        options(std::move(o)),
+        clock(clk ? std::move(clk) : clock_function(now_ms)),
+        sched(
+            [catalog_ptr = &c](const object_id& id) {
+              const auto w = catalog_ptr->find_webhook(id);
+              if (!w) return webhook_info{webhook_state::missing, {}};
+              return webhook_info{w->active ? webhook_state::active : webhook_state::inactive,
+                                  w->organization, w->rate_limit};
+            },
+            options.log.scheduling) {
+    options.store.clock = clock;
+    options.store.idempotency_ttl = options.log.idempotency_ttl;
+    if (options.max_held == 0) options.max_held = 4 * sched.options().max_in_flight;
+  }
+
+  const catalog& cat;
+  pg_delivery_log_options options;
+  clock_function clock;
+  scheduler sched;
+  object_id_generator ids;
+
+  std::unique_ptr<pg_delivery_store> writer_store;
+  std::unique_ptr<pg_delivery_store> claimer_store;
+  std::mutex claimer_mutex;  // guards claimer_store
+  std::unique_ptr<pg_delivery_store> reader_store;
+  mutable std::mutex reader_mutex;  // guards reader_store
+
+  // The deliveries this node holds, with their events.
+  mutable std::shared_mutex held_mutex;
+  std::unordered_map<object_id, pending_delivery> held;
+
+  // Node-local meta records (write_meta).
+  std::mutex meta_mutex;
+  std::unordered_map<std::string, std::string> meta;
+
+  // The writer's queues.
+  std::mutex queue_mutex;
+  std::condition_variable queue_wake;
+  std::vector<ingest_job> ingests;
+  std::vector<record_job> records;
+  std::vector<task> tasks;
+  bool writer_stopping = false;
+  std::thread writer;
+
+  // The claimer.
+  std::mutex claim_wake_mutex;
+  std::condition_variable claim_wake;
+  bool claimer_stopping = false;
+  bool claim_soon = false;
+  std::thread claimer;
+
+  std::atomic<std::uint64_t> n_events{0}, n_deliveries{0}, n_replays{0}, n_attempts{0},
+      n_retries{0}, n_succeeded{0}, n_failed{0}, n_cancelled{0}, n_erased{0}, n_deleted{0},
+      n_groups{0}, n_mutations{0}, n_rejected{0}, n_write_failed{0}, n_sweeps{0},
+      n_sweep_failures{0};
+
+  // ---- memory
+
+  void hold(pending_delivery p) {
+    const delivery& d = *p.record;
+    {
+      std::unique_lock lock(held_mutex);
+      auto [it, inserted] = held.try_emplace(d.id, p);
+      if (!inserted) {
+        // Held already, and scheduled: unless this is a newer state of it (claimed again after
+        // its retry was recorded, before the writer let the attempted one go).
+        if (it->second.record->attempts >= d.attempts) return;
+        it->second = std::move(p);
+      }
+    }
+    std::optional<ordering> order;
+    if (d.ordering_key) order = ordering{*d.ordering_key, d.created_at};
+    sched.schedule(d.id, d.webhook, d.next_attempt_at.value_or(clock()), order, d.test);
+  }
+
+  // The attempt of `attempted` is over (recorded or refused): the job leaves memory and the
+  // scheduler, unless the claimer already holds it again in a newer state (a retry due at once,
+  // claimed between the record's commit and this): then it is queued again at done().
+  void let_go(const delivery& attempted) {
+    bool again = false;
+    {
+      std::unique_lock lock(held_mutex);
+      if (const auto it = held.find(attempted.id); it != held.end()) {
+        again = it->second.record->attempts > attempted.attempts;
+        if (!again) held.erase(it);
+      }
+    }
+    sched.done(attempted.id);
+    if (!again) (void)sched.cancel(attempted.id);
+  }
+
+  template <class Pred>
+  std::vector<object_id> let_go_if(Pred pred) {
+    std::vector<object_id> gone;
+    {
+      std::unique_lock lock(held_mutex);
+      for (auto it = held.begin(); it != held.end();) {
+        if (pred(it->second)) {
+          gone.push_back(it->first);
+          it = held.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    for (const object_id& id : gone) (void)sched.cancel(id);
+    return gone;
+  }
+
+  std::size_t held_count() const {
+    std::shared_lock lock(held_mutex);
+    return held.size();
+  }
+
+  std::vector<object_id> held_ids() const {
+    std::shared_lock lock(held_mutex);
+    std::vector<object_id> out;
+    out.reserve(held.size());
+    for (const auto& [id, p] : held) out.push_back(id);
+    return out;
+  }
+
+  void wake_claimer() {
+    {
+      std::lock_guard lock(claim_wake_mutex);
+      claim_soon = true;
+    }
+    claim_wake.notify_one();
+  }
+
+  // ---- the writer
+
+  void submit(ingest_job job) {
+    {
+      std::lock_guard lock(queue_mutex);
+      if (!writer_stopping) {
+        ingests.push_back(std::move(job));
+        queue_wake.notify_one();
+        return;
+      }
+    }
+    fail(job, unavailable_problem());
+  }
+  void submit(record_job job) {
+    {
+      std::lock_guard lock(queue_mutex);
+      if (!writer_stopping) {
+        records.push_back(std::move(job));
+        queue_wake.notify_one();
+        return;
+      }
+    }
+    finish<std::shared_ptr<const delivery>>(job.done, unavailable_problem());
+  }
+  void submit(task t) {
+    {
+      std::lock_guard lock(queue_mutex);
+      if (!writer_stopping) {
+        tasks.push_back(std::move(t));
+        queue_wake.notify_one();
+        return;
+      }
+    }
+    t(nullptr);
+  }
+
+  static void fail(ingest_job& job, const problem& p) {
+    if (job.ping_done) finish<std::shared_ptr<const delivery>>(job.ping_done, p);
+    if (job.done) finish<ingest_result>(job.done, p);
+  }
+
+  void run_writer() {
+    for (;;) {
+      std::vector<ingest_job> in;
+      std::vector<record_job> rec;
+      std::vector<task> ts;
+      {
+        std::unique_lock lock(queue_mutex);
+        queue_wake.wait(lock, [&] {
+          return writer_stopping || !ingests.empty() || !records.empty() || !tasks.empty();
+        });
+        if (ingests.empty() && records.empty() && tasks.empty()) return;  // stopping, drained
+        in.swap(ingests);
+        rec.swap(records);
+        ts.swap(tasks);
+      }
+      if (!in.empty()) write_ingests(in);
+      if (!rec.empty()) write_records(rec);
+      for (task& t : ts) t(writer_store.get());
+    }
+  }
+
+  void write_ingests(std::vector<ingest_job>& jobs) {
+    std::vector<ingest_item> group;
+    group.reserve(jobs.size());
+    for (const ingest_job& j : jobs) group.push_back(j.item);
+    n_groups.fetch_add(1, std::memory_order_relaxed);
+    n_mutations.fetch_add(jobs.size(), std::memory_order_relaxed);
+    auto answers = writer_store->ingest(group);
+    if (!answers) {
+      n_write_failed.fetch_add(jobs.size(), std::memory_order_relaxed);
+      for (ingest_job& j : jobs) fail(j, answers.error());
+      return;
+    }
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      ingest_job& j = jobs[i];
+      const ingest_answer& a = (*answers)[i];
+      switch (a.outcome) {
+        case ingest_outcome::conflict:
+          n_rejected.fetch_add(1, std::memory_order_relaxed);
+          fail(j, make_problem(error_kind::conflict,
+                               "The idempotency key \"" + (j.item.key ? j.item.key->key : "") +
+                                   "\" was already used with another request body."));
+          break;
+        case ingest_outcome::replay:
+          n_replays.fetch_add(1, std::memory_order_relaxed);
+          finish<ingest_result>(j.done, ingest_result{a.event, a.type, a.time, a.deliveries, true});
+          break;
+        case ingest_outcome::created: {
+          n_events.fetch_add(1, std::memory_order_relaxed);
+          n_deliveries.fetch_add(j.created.size(), std::memory_order_relaxed);
+          auto sent = std::make_shared<const event>(std::move(j.item.record));
+          std::shared_ptr<const delivery> first;
+          for (auto& d : j.created) {
+            first = d;
+            hold(pending_delivery{std::move(d), sent});
+          }
+          if (j.ping_done) {
+            finish<std::shared_ptr<const delivery>>(j.ping_done, std::move(first));
+          } else {
+            finish<ingest_result>(
+                j.done, ingest_result{sent->id, sent->type, sent->time,
+                                      static_cast<std::uint32_t>(j.created.size()), false});
+          }
+          break;
+        }
+      }
+    }
+  }
+
+  void write_records(std::vector<record_job>& jobs) {
+    std::vector<attempt_record> batch;
+    batch.reserve(jobs.size());
+    for (const record_job& j : jobs) batch.push_back(j.record);
+    n_groups.fetch_add(1, std::memory_order_relaxed);
+    n_mutations.fetch_add(jobs.size(), std::memory_order_relaxed);
+    auto outcomes = writer_store->record_attempts(batch);
+    if (!outcomes) {
+      n_write_failed.fetch_add(jobs.size(), std::memory_order_relaxed);
+      for (record_job& j : jobs) {
+        // Not recorded: attempted again after a while, still this node's while its lease lasts.
+        const delivery& d = *j.attempted;
+        std::optional<ordering> order;
+        if (d.ordering_key) order = ordering{*d.ordering_key, d.created_at};
+        sched.schedule(d.id, d.webhook, clock() + options.log.unrecorded_retry_delay, order,
+                       d.test);
+        sched.done(d.id);
+        finish<std::shared_ptr<const delivery>>(j.done, outcomes.error());
+      }
+      return;
+    }
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      record_job& j = jobs[i];
+      const object_id& id = j.record.delivery;
+      auto after = std::make_shared<delivery>(*j.attempted);
+      apply_state(*after, j.record.value.number, j.record.after);
+      switch ((*outcomes)[i]) {
+        case record_outcome::recorded:
+          n_attempts.fetch_add(1, std::memory_order_relaxed);
+          if (after->status == delivery_status::pending) {
+            n_retries.fetch_add(1, std::memory_order_relaxed);
+          } else if (after->status == delivery_status::succeeded) {
+            n_succeeded.fetch_add(1, std::memory_order_relaxed);
+          } else {
+            n_failed.fetch_add(1, std::memory_order_relaxed);
+          }
+          // A retry's lease is given up with the record: whichever node is free takes it when
+          // due (the claimer, maybe this node's).
+          let_go(*j.attempted);
+          finish<std::shared_ptr<const delivery>>(j.done, std::shared_ptr<const delivery>(after));
+          break;
+        case record_outcome::recorded_late:
+          n_attempts.fetch_add(1, std::memory_order_relaxed);
+          let_go(*j.attempted);
+          finish<std::shared_ptr<const delivery>>(j.done, std::shared_ptr<const delivery>(after));
+          break;
+        case record_outcome::lease_lost:
+          let_go(*j.attempted);
+          finish<std::shared_ptr<const delivery>>(
+              j.done, make_problem(error_kind::conflict,
+                                   "Delivery " + id.to_string() + " is held by another node."));
+          break;
+        case record_outcome::conflict:
+          let_go(*j.attempted);
+          finish<std::shared_ptr<const delivery>>(
+              j.done,
+              make_problem(error_kind::conflict,
+                           "Attempt " + std::to_string(j.record.value.number) + " of delivery " +
+                               id.to_string() + " is not its next attempt."));
+          break;
+        case record_outcome::not_pending:
+          let_go(*j.attempted);
+          finish<std::shared_ptr<const delivery>>(
+              j.done, make_problem(error_kind::not_found,
+                                   "Delivery " + id.to_string() + " is no longer pending."));
+          break;
+      }
+    }
+    if (held_count() == 0) wake_claimer();
+  }
+
+  // Deliveries made due now by redeliver or recover: one this node holds goes again at once;
+  // the others are claimed by whichever node comes first (this one's claimer is woken).
+  void redelivered(const std::vector<object_id>& changed, pg_delivery_store* /*store*/) {
+    const timestamp now = clock();
+    bool others = false;
+    for (const object_id& id : changed) {
+      std::shared_ptr<const delivery> d;
+      {
+        std::shared_lock lock(held_mutex);
+        if (const auto it = held.find(id); it != held.end()) d = it->second.record;
+      }
+      if (d) {
+        sched.schedule(d->id, d->webhook, now);
+      } else {
+        others = true;
+      }
+    }
+    if (others) wake_claimer();
+  }
+
+  // ---- the claimer
+
+  result<std::size_t> claim_once() {
+    const std::size_t have = held_count();
+    if (have >= options.max_held) return std::size_t{0};
+    std::lock_guard lock(claimer_mutex);
+    auto claimed = claimer_store->claim_due(options.max_held - have);
+    if (!claimed) return claimed.error();
+    for (pending_delivery& p : *claimed) hold(std::move(p));
+    return claimed->size();
+  }
+
+  result<void> renew_once() {
+    const std::vector<object_id> mine = held_ids();
+    if (mine.empty()) return {};
+    std::unique_lock lock(claimer_mutex);
+    auto kept = claimer_store->renew(mine);
+    lock.unlock();
+    if (!kept) return kept.error();
+    std::unordered_map<object_id, bool> still;
+    for (const object_id& id : *kept) still.emplace(id, true);
+    // Those another node took leave memory; an attempt of one in flight gets lease_lost.
+    for (const object_id& id : mine) {
+      if (!still.contains(id)) {
+        {
+          std::unique_lock held_lock(held_mutex);
+          held.erase(id);
+        }
+        (void)sched.cancel(id);
+      }
+    }
+    return {};
+  }
+
+  result<void> retention_once() {
+    std::lock_guard lock(claimer_mutex);
+    auto dropped = claimer_store->drop_expired(options.log.retention);
+    if (!dropped) {
+      n_sweep_failures.fetch_add(1, std::memory_order_relaxed);
+      return dropped.error();
+    }
+    if (auto made = claimer_store->ensure_partitions(); !made) {
+      n_sweep_failures.fetch_add(1, std::memory_order_relaxed);
+      return made.error();
+    }
+    n_sweeps.fetch_add(1, std::memory_order_relaxed);
+    return {};
+  }
+
+  void run_claimer() {
+    using steady = std::chrono::steady_clock;
+    const auto renew_every =
+        std::max<std::chrono::milliseconds>(options.store.lease / 3, std::chrono::milliseconds{10});
+    auto last_renew = steady::now();
+    auto last_retention = steady::now();
+    for (;;) {
+      {
+        std::unique_lock lock(claim_wake_mutex);
+        claim_wake.wait_for(lock, options.claim_interval,
+                            [&] { return claimer_stopping || claim_soon; });
+        if (claimer_stopping) return;
+        claim_soon = false;
+      }
+      // Failures (the database restarting) are tried again at the next round.
+      (void)claim_once();
+      if (steady::now() - last_renew >= renew_every) {
+        last_renew = steady::now();
+        (void)renew_once();
+      }
+      if (steady::now() - last_retention >= options.retention_interval) {
+        last_retention = steady::now();
+        (void)retention_once();
+      }
+    }
+  }
+
+  void stop_threads() {
+    {
+      std::lock_guard lock(claim_wake_mutex);
+      claimer_stopping = true;
+    }
+    claim_wake.notify_all();
+    if (claimer.joinable()) claimer.join();
+    {
+      std::lock_guard lock(queue_mutex);
+      writer_stopping = true;
+    }
+    queue_wake.notify_all();
+    if (writer.joinable()) writer.join();
+    // Never started (or stopped meanwhile): what is queued is refused.
+    std::vector<ingest_job> in;
+    std::vector<record_job> rec;
+    std::vector<task> ts;
+    {
+      std::lock_guard lock(queue_mutex);
+      in.swap(ingests);
+      rec.swap(records);
+      ts.swap(tasks);
+    }
+    for (ingest_job& j : in) fail(j, unavailable_problem());
+    for (record_job& j : rec) {
+      finish<std::shared_ptr<const delivery>>(j.done, unavailable_problem());
+    }
+    for (task& t : ts) t(nullptr);
+  }
+
+  // A test ping's or an ingest's event, made now.
+  event new_event(const object_id& organization, const object_id& project, std::string type,
+                  std::string data, timestamp now) {
+    event e;
+    e.id = ids.next(id_second(now));
+    e.organization = organization;
+    e.project = project;
+    e.type = std::move(type);
+    e.data = std::move(data);
+    e.time = now;
+    return e;
+  }
+
+  std::shared_ptr<delivery> new_delivery(const event& e, const object_id& webhook, bool test) {
+    auto d = std::make_shared<delivery>();
+    d->id = ids.next(id_second(e.time));
+    d->event = e.id;
+    d->webhook = webhook;
+    d->project = e.project;
+    d->type = e.type;
+    d->status = delivery_status::pending;
+    d->next_attempt_at = e.time;
+    d->created_at = d->updated_at = e.time;
+    d->ordering_key = e.ordering_key;
+    d->test = test;
+    return d;
+  }
+};
+
+// ---------------------------------------------------------------- pg_delivery_log
+
+pg_delivery_log::pg_delivery_log(const catalog& cat, pg_delivery_log_options options,
+                                 clock_function clock)
+    : impl_(std::make_unique<impl>(cat, std::move(options), std::move(clock))) {}
+
+pg_delivery_log::~pg_delivery_log() {
+  impl_->stop_threads();
+}
+
+result<delivery_log_counts> pg_delivery_log::load() {
+  for (auto* slot : {&impl_->writer_store, &impl_->claimer_store, &impl_->reader_store}) {
+    auto opened = pg_delivery_store::open(impl_->options.store);
+    if (!opened) return opened.error();
+    *slot = std::move(*opened);
+  }
+  // A project deleted while the node removing its deliveries stopped: finish the job, so that
+  // none of them is claimed (as the embedded log's load does).
+  auto orphans = impl_->options.finish_deleted_projects
+                     ? impl_->writer_store->orphaned_projects()
+                     : result<std::vector<object_id>>(std::vector<object_id>{});
+  if (!orphans) return orphans.error();
+  for (const object_id& project : *orphans) {
+    auto dropped = impl_->writer_store->delete_project(project);
+    if (!dropped) return dropped.error();
+    impl_->n_deleted.fetch_add(*dropped, std::memory_order_relaxed);
+  }
+  if (auto swept = impl_->retention_once(); !swept) return swept.error();
+  if (auto claimed = impl_->claim_once(); !claimed) return claimed.error();
+  return counts();
+}
+
+void pg_delivery_log::start() {
+  if (!impl_->writer.joinable())
+    impl_->writer = std::thread([i = impl_.get()] { i->run_writer(); });
+  if (!impl_->claimer.joinable()) {
+    impl_->claimer = std::thread([i = impl_.get()] { i->run_claimer(); });
+  }
+}
+
+void pg_delivery_log::stop() {
+  impl_->stop_threads();
+  // Another node takes what this one held at once, instead of after the lease.
+  const std::vector<object_id> mine = impl_->held_ids();
+  if (!mine.empty() && impl_->writer_store) (void)impl_->writer_store->release(mine);
+  impl_->let_go_if([](const pending_delivery&) { return true; });
+}
+
+void pg_delivery_log::ingest(ingest_request request, completion<ingest_result> done) {
+  impl& m = *impl_;
+  // Validated by parse_ingest (ingest_input.hpp); a guard against a caller that skipped it.
+  if (request.type.empty() ||
+      (request.idempotency_key && (request.idempotency_key->empty() ||
+                                   request.idempotency_key->size() > kMaxIdempotencyKeyBytes))) {
+    finish<ingest_result>(
+        done, make_problem(error_kind::internal, "An ingest request that was not validated."));
+    return;
+  }
+  const std::shared_ptr<const project> p = m.cat.find_project(request.project);
+  if (!p || p->organization != request.organization) {
+    finish<ingest_result>(
+        done, make_problem(error_kind::not_found,
+                           "Project " + request.project.to_string() + " does not exist."));
+    return;
+  }
+  impl::ingest_job job;
+  if (request.idempotency_key) {
+    job.item.key = ingest_item::idempotency{request.token, *request.idempotency_key,
+                                            ingest_fingerprint(request)};
+  }
+  const auto hooks = m.cat.list_webhooks(request.project);
+  const auto chosen = fan_out(*hooks, request.type, request.data, request.parsed_data.get());
+  event e = m.new_event(request.organization, request.project, std::move(request.type),
+                        std::move(request.data), m.clock());
+  e.subject = std::move(request.subject);
+  e.ordering_key = std::move(request.ordering_key);
+  e.traceparent = request.traceparent ? std::move(*request.traceparent) : new_traceparent();
+  for (const auto& w : chosen) {
+    auto d = m.new_delivery(e, w->id, false);
+    e.deliveries.push_back({d->id, w->id});
+    job.created.push_back(std::move(d));
+  }
+  job.item.record = std::move(e);
+  job.done = std::move(done);
+  m.submit(std::move(job));
+}
+
+void pg_delivery_log::record_attempt(std::shared_ptr<const delivery> attempted, attempt a,
+                                     attempt_decision decision,
+                                     completion<std::shared_ptr<const delivery>> done) {
+  impl::record_job job;
+  job.record.delivery = attempted->id;
+  job.record.after.updated_at = impl_->clock();
+  switch (decision.kind) {
+    case decision_kind::succeeded:
+      job.record.after.status = delivery_status::succeeded;
+      break;
+    case decision_kind::retry:
+      job.record.after.status = delivery_status::pending;
+      job.record.after.next_attempt_at = decision.retry_at.value_or(impl_->clock());
+      break;
+    case decision_kind::failed:
+      job.record.after.status = delivery_status::failed;
+      job.record.after.reason = decision.reason.value_or(std::string(kReasonExhausted));
+      break;
+  }
+  job.record.value = std::move(a);
+  job.attempted = std::move(attempted);
+  job.done = std::move(done);
+  impl_->submit(std::move(job));
+}
+
+void pg_delivery_log::cancel_webhook(object_id webhook, completion<std::size_t> done) {
+  impl_->submit([m = impl_.get(), webhook, done = std::move(done)](pg_delivery_store* store) {
+    if (store == nullptr) return finish<std::size_t>(done, unavailable_problem());
+    auto n = store->cancel_webhook(webhook);
+    if (n) {
+      m->let_go_if([&](const pending_delivery& p) { return p.record->webhook == webhook; });
+      m->n_failed.fetch_add(*n, std::memory_order_relaxed);
+      m->n_cancelled.fetch_add(*n, std::memory_order_relaxed);
+    }
+    finish<std::size_t>(done, std::move(n));
+  });
+}
+
+void pg_delivery_log::erase_subject(object_id project, std::string subject,
+                                    completion<std::size_t> done) {
+  impl_->submit([m = impl_.get(), project, subject = std::move(subject),
+                 done = std::move(done)](pg_delivery_store* store) {
+    if (store == nullptr) return finish<std::size_t>(done, unavailable_problem());
+    auto n = store->erase_subject(project, subject);
+    if (n) {
+      m->let_go_if([&](const pending_delivery& p) {
+        return p.source_event->project == project && p.source_event->subject == subject;
+      });
+      m->n_erased.fetch_add(*n, std::memory_order_relaxed);
+    }
+    finish<std::size_t>(done, std::move(n));
+  });
+}
+
+void pg_delivery_log::delete_project(object_id project, completion<std::size_t> done) {
+  impl_->submit([m = impl_.get(), project, done = std::move(done)](pg_delivery_store* store) {
+    if (store == nullptr) return finish<std::size_t>(done, unavailable_problem());
+    auto n = store->delete_project(project);
+    if (n) {
+      m->let_go_if([&](const pending_delivery& p) { return p.record->project == project; });
+      m->n_deleted.fetch_add(*n, std::memory_order_relaxed);
+    }
+    finish<std::size_t>(done, std::move(n));
+  });
+}
+
+void pg_delivery_log::redeliver(object_id project, object_id webhook, object_id id,
+                                completion<std::shared_ptr<const delivery>> done) {
+  impl_->submit([m = impl_.get(), project, webhook, id,
+                 done = std::move(done)](pg_delivery_store* store) {
+    if (store == nullptr) {
+      return finish<std::shared_ptr<const delivery>>(done, unavailable_problem());
+    }
+    auto changed = store->redeliver(project, webhook, {id});
+    if (!changed) return finish<std::shared_ptr<const delivery>>(done, changed.error());
+    if (changed->empty()) {
+      return finish<std::shared_ptr<const delivery>>(
+          done, make_problem(error_kind::not_found, "Delivery " + id.to_string() + " not found."));
+    }
+    auto now = store->find_delivery(project, id);
+    if (!now) return finish<std::shared_ptr<const delivery>>(done, now.error());
+    if (!*now) {
+      return finish<std::shared_ptr<const delivery>>(
+          done, make_problem(error_kind::not_found, "Delivery " + id.to_string() + " not found."));
+    }
+    std::shared_ptr<const delivery> fresh = (*now)->record;
+    m->redelivered({id}, store);
+    finish<std::shared_ptr<const delivery>>(done, std::move(fresh));
+  });
+}
+
+void pg_delivery_log::recover(object_id project, object_id webhook, timestamp since,
+                              std::optional<timestamp> until, completion<std::size_t> done) {
+  const timestamp end = until.value_or(impl_->clock());
+  impl_->submit([m = impl_.get(), project, webhook, since, end,
+                 done = std::move(done)](pg_delivery_store* store) {
+    if (store == nullptr) return finish<std::size_t>(done, unavailable_problem());
+    std::size_t total = 0;
+    std::optional<object_id> after;
+    for (;;) {
+      auto batch =
+          store->failed_between(project, webhook, since, end, delivery_log::kRecoverBatch, after);
+      if (!batch) return finish<std::size_t>(done, batch.error());
+      if (batch->empty()) break;
+      auto changed = store->redeliver(project, webhook, *batch);
+      if (!changed) return finish<std::size_t>(done, changed.error());
+      total += changed->size();
+      m->redelivered(*changed, store);
+      if (batch->size() < delivery_log::kRecoverBatch) break;
+      after = batch->back();
+    }
+    finish<std::size_t>(done, total);
+  });
+}
+
+void pg_delivery_log::send_test(object_id organization, object_id project, object_id webhook,
+                                completion<std::shared_ptr<const delivery>> done) {
+  impl& m = *impl_;
+  const auto hook = m.cat.find_webhook(webhook);
+  if (!hook || hook->project != project || hook->organization != organization) {
+    finish<std::shared_ptr<const delivery>>(
+        done,
+        make_problem(error_kind::not_found, "Webhook " + webhook.to_string() + " not found."));
+    return;
+  }
+  impl::ingest_job job;
+  event e = m.new_event(organization, project, std::string(kTestEventType),
+                        "{\"webhookId\":\"" + webhook.to_string() + "\"}", m.clock());
+  e.traceparent = new_traceparent();
+  auto d = m.new_delivery(e, webhook, true);
+  e.deliveries.push_back({d->id, webhook});
+  job.created.push_back(std::move(d));
+  job.item.record = std::move(e);
+  job.item.test = true;
+  job.ping_done = std::move(done);
+  m.submit(std::move(job));
+}
+
+void pg_delivery_log::write_meta(std::string key, std::optional<std::string> value,
+                                 completion<void> done) {
+  {
+    std::lock_guard lock(impl_->meta_mutex);
+    if (value) {
+      impl_->meta[std::move(key)] = std::move(*value);
+    } else {
+      impl_->meta.erase(key);
+    }
+  }
+  finish<void>(done, result<void>{});
+}
+
+void pg_delivery_log::resume_webhook(const object_id& webhook) {
+  std::vector<std::shared_ptr<const delivery>> mine;
+  {
+    std::shared_lock lock(impl_->held_mutex);
+    for (const auto& [id, p] : impl_->held) {
+      if (p.record->webhook == webhook) mine.push_back(p.record);
+    }
+  }
+  const timestamp now = impl_->clock();
+  for (const auto& d : mine) impl_->sched.schedule(d->id, d->webhook, now);
+}
+
+attempt_decision pg_delivery_log::decide(const attempt_response& response,
+                                         std::uint32_t attempt_number,
+                                         const random_source& random) const {
+  return hookd::decide(response, attempt_number, impl_->options.log.retry, impl_->clock(), random);
+}
+
+result<std::optional<delivery_detail>> pg_delivery_log::find_delivery(const object_id& project,
+                                                                      const object_id& id) const {
+  std::lock_guard lock(impl_->reader_mutex);
+  if (!impl_->reader_store) return unavailable_problem();
+  return impl_->reader_store->find_delivery(project, id);
+}
+
+result<delivery_page> pg_delivery_log::list_deliveries(const delivery_query& query) const {
+  result<delivery_page> page = [&]() -> result<delivery_page> {
+    std::lock_guard lock(impl_->reader_mutex);
+    if (!impl_->reader_store) return unavailable_problem();
+    return impl_->reader_store->list_deliveries(query);
+  }();
+  if (!page || query.statuses.empty()) return page;
+  // The store lists pending ones for `paused` too: tell them apart by their webhooks now.
+  std::erase_if(page->items, [&](const std::shared_ptr<const delivery>& d) {
+    if (d->status != delivery_status::pending) return false;
+    return is_paused(*d) ? !query.statuses.allows_paused()
+                         : !query.statuses.allows(delivery_status::pending);
+  });
+  return page;
+}
+
+result<std::optional<event_detail>> pg_delivery_log::find_event(const object_id& project,
+                                                                const object_id& id) const {
+  std::lock_guard lock(impl_->reader_mutex);
+  if (!impl_->reader_store) return unavailable_problem();
+  return impl_->reader_store->find_event(project, id);
+}
+
+std::optional<pending_delivery> pg_delivery_log::find_pending(const object_id& id) const {
+  std::shared_lock lock(impl_->held_mutex);
+  const auto it = impl_->held.find(id);
+  if (it == impl_->held.end()) return std::nullopt;
+  return it->second;
+}
+
+std::size_t pg_delivery_log::pending_count() const {
+  return impl_->held_count();
+}
+
+std::size_t pg_delivery_log::pending_count(const object_id& webhook) const {
+  std::shared_lock lock(impl_->held_mutex);
+  return static_cast<std::size_t>(
+      std::count_if(impl_->held.begin(), impl_->held.end(),
+                    [&](const auto& entry) { return entry.second.record->webhook == webhook; }));
+}
+
+bool pg_delivery_log::is_paused(const delivery& d) const {
+  if (d.status != delivery_status::pending) return false;
+  const auto hook = impl_->cat.find_webhook(d.webhook);
+  return hook && !hook->active;
+}
+
+std::optional<std::chrono::milliseconds> pg_delivery_log::oldest_pending_age() const {
+  std::optional<timestamp> oldest;
+  {
+    std::shared_lock lock(impl_->held_mutex);
+    for (const auto& [id, p] : impl_->held) {
+      if (!oldest || p.record->created_at < *oldest) oldest = p.record->created_at;
+    }
+  }
+  if (!oldest) return std::nullopt;
+  return std::chrono::duration_cast<std::chrono::milliseconds>(impl_->clock() - *oldest);
+}
+
+delivery_counters pg_delivery_log::counters() const {
+  const impl& m = *impl_;
+  delivery_counters c;
+  c.events = m.n_events.load();
+  c.deliveries = m.n_deliveries.load();
+  c.replays = m.n_replays.load();
+  c.attempts = m.n_attempts.load();
+  c.retries = m.n_retries.load();
+  c.succeeded = m.n_succeeded.load();
+  c.failed = m.n_failed.load();
+  c.cancelled = m.n_cancelled.load();
+  c.erased_events = m.n_erased.load();
+  c.deleted = m.n_deleted.load();
+  c.sweeps = m.n_sweeps.load();
+  c.sweep_failures = m.n_sweep_failures.load();
+  return c;
+}
+
+delivery_log_counts pg_delivery_log::counts() const {
+  delivery_log_counts c;
+  std::shared_lock lock(impl_->held_mutex);
+  c.pending = impl_->held.size();
+  std::unordered_map<object_id, bool> events;
+  for (const auto& [id, p] : impl_->held) events.emplace(p.record->event, true);
+  c.events = events.size();
+  return c;
+}
+
+history_stats pg_delivery_log::history() const {
+  return {};
+}
+
+commit_stats pg_delivery_log::stats() const {
+  commit_stats s;
+  s.groups = impl_->n_groups.load();
+  s.mutations = impl_->n_mutations.load();
+  s.rejected = impl_->n_rejected.load();
+  s.failed = impl_->n_write_failed.load();
+  return s;
+}
+
+scheduler& pg_delivery_log::jobs() noexcept {
+  return impl_->sched;
+}
+const retry_policy& pg_delivery_log::policy() const noexcept {
+  return impl_->options.log.retry;
+}
+const delivery_log_options& pg_delivery_log::options() const noexcept {
+  return impl_->options.log;
+}
+timestamp pg_delivery_log::now() const {
+  return impl_->clock();
+}
+
+result<std::size_t> pg_delivery_log::claim_now() {
+  if (auto renewed = impl_->renew_once(); !renewed) return renewed.error();
+  return impl_->claim_once();
+}
+
+}  // namespace hookd::pg

@@ -1,0 +1,196 @@
+// Deliveries in cluster mode with real processes (docs/cluster.md, "A node's deliveries"): three
+// hookd nodes on one private PostgreSQL (tests/support/pg_cluster.hpp) and a real receiver on
+// 127.0.0.1 that counts requests by webhook-id (the delivery id). Events ingested on every node
+// are each delivered once; a node killed with -9 while it holds leased deliveries leaves them to
+// the others, which deliver every one of them once its leases run out (30 s).
+
+#include "support/hookd_process.hpp"
+#include "support/pg_cluster.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <csignal>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace hookd::test {
+namespace {
+
+namespace fs = std::filesystem;
+using hookd::testing::shared_pg_cluster;
+
+constexpr std::string_view kAdmin = "hkd_cluster-delivery-admin-token-0123456789abcdef";
+constexpr std::string_view kMasterKey =
+    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+class HookdClusterDeliveryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    HOOKD_REQUIRE_PG();
+    std::string tmpl = (fs::temp_directory_path() / "hookd-cluster-delivery-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    uri_ = shared_pg_cluster()->uri(shared_pg_cluster()->create_database());
+  }
+  void TearDown() override {
+    if (HasFailure()) {
+      for (std::size_t i = 0; i < nodes_.size(); ++i) {
+        std::printf("--- node %zu's log:\n%s\n", i + 1, nodes_[i]->child().output(true).c_str());
+      }
+    }
+    nodes_.clear();
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  hookd_process& start_node() {
+    const auto n = std::to_string(nodes_.size() + 1);
+    std::string schedule = "200ms";
+    for (int i = 1; i < 40; ++i) schedule += ",200ms";
+    nodes_.push_back(std::make_unique<hookd_process>(
+        dir_ / ("node" + n), dir_ / ("node" + n),
+        std::vector<std::string>{"--storage", uri_, "--allow-private-targets", "--retry-schedule",
+                                 schedule, "--delivery-timeout", "5s"},
+        std::vector<std::string>{"HOOKD_MASTER_KEY=" + std::string(kMasterKey),
+                                 "HOOKD_ADMIN_TOKEN=" + std::string(kAdmin)}));
+    return *nodes_.back();
+  }
+
+  static http_reply call(hookd_process& node, bhttp::verb verb, const std::string& target,
+                         const json::object& body) {
+    http_client client(node.endpoint());
+    return client.request(
+        verb, target, json::serialize(body),
+        {{"Authorization", "Bearer " + std::string(kAdmin)}, {"Content-Type", "application/json"}});
+  }
+
+  // An organization, a project and a webhook to `url` made on node 1 and seen by every node.
+  std::string make_webhook(const std::string& url, const std::string& type) {
+    if (org_.empty()) {
+      auto org = call(*nodes_[0], bhttp::verb::post, "/api/v1/organizations", {{"name", "Acme"}});
+      EXPECT_EQ(org.status, 201u) << org.body;
+      org_ = org.str("_id");
+      auto project = call(*nodes_[0], bhttp::verb::post, test_server::projects_path(org_),
+                          {{"name", "Shop"}, {"slug", "shop"}});
+      EXPECT_EQ(project.status, 201u) << project.body;
+      project_ = project.str("_id");
+    }
+    auto hook = call(*nodes_[0], bhttp::verb::post, test_server::webhooks_path(org_, project_),
+                     {{"name", type}, {"url", url}, {"events", json::array{type}}});
+    EXPECT_EQ(hook.status, 201u) << hook.body;
+    const std::string id = hook.str("_id");
+    // Every node fans out to it before the test ingests there.
+    for (auto& node : nodes_) {
+      const auto until = std::chrono::steady_clock::now() + 10s;
+      while (std::chrono::steady_clock::now() < until) {
+        http_client client(node->endpoint());
+        auto r =
+            client.request(bhttp::verb::get, test_server::webhooks_path(org_, project_) + "/" + id,
+                           std::nullopt, {{"Authorization", "Bearer " + std::string(kAdmin)}});
+        if (r.status == 200) break;
+        std::this_thread::sleep_for(10ms);
+      }
+    }
+    return id;
+  }
+
+  void ingest(hookd_process& node, const std::string& type, int n) {
+    http_client client(node.endpoint());
+    for (int i = 0; i < n; ++i) {
+      auto r = client.request(bhttp::verb::post, delivery_stack::events_path(org_, project_),
+                              json::serialize(json::object{{"type", type}, {"data", {{"n", i}}}}),
+                              {{"Authorization", "Bearer " + std::string(kAdmin)},
+                               {"Content-Type", "application/json"}});
+      ASSERT_EQ(r.status, 202u) << r.body;
+      ASSERT_EQ(r.json().at("deliveries").as_int64(), 1);
+    }
+  }
+
+  // Requests to `path` per webhook-id.
+  static std::map<std::string, int> by_delivery(const receiver& sink, const std::string& path) {
+    std::map<std::string, int> seen;
+    for (const auto& r : sink.requests(path)) ++seen[r.header("webhook-id")];
+    return seen;
+  }
+
+  template <class Condition>
+  static bool wait_until(Condition done, std::chrono::seconds limit) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    while (!done()) {
+      if (std::chrono::steady_clock::now() > until) return false;
+      std::this_thread::sleep_for(20ms);
+    }
+    return true;
+  }
+
+  fs::path dir_;
+  std::string uri_;
+  std::string org_, project_;
+  std::vector<std::unique_ptr<hookd_process>> nodes_;
+};
+
+TEST_F(HookdClusterDeliveryTest, AThousandEventsOnThreeNodesAreEachDeliveredOnceByOneNode) {
+  receiver sink;
+  for (int i = 0; i < 3; ++i) start_node();
+  make_webhook(sink.url("/orders"), "order.created");
+  constexpr int kEvents = 1000;
+  std::vector<std::thread> producers;
+  for (int i = 0; i < 3; ++i) {
+    producers.emplace_back([this, i] {
+      ingest(*nodes_[static_cast<std::size_t>(i)], "order.created", i == 0 ? 334 : 333);
+    });
+  }
+  for (auto& t : producers) t.join();
+  ASSERT_TRUE(wait_until([&] { return sink.count("/orders") >= kEvents; }, 120s))
+      << sink.count("/orders") << " requests";
+  std::this_thread::sleep_for(500ms);  // a second attempt of any of them would arrive by now
+  const auto seen = by_delivery(sink, "/orders");
+  EXPECT_EQ(seen.size(), static_cast<std::size_t>(kEvents));
+  for (const auto& [id, n] : seen)
+    EXPECT_EQ(n, 1) << "delivery " << id << " was attempted " << n << " times";
+  EXPECT_EQ(shared_pg_cluster()->query_value(uri_.substr(uri_.rfind('/') + 1),
+                                             "SELECT count(*) FROM delivery_history WHERE status = "
+                                             "'succeeded'"),
+            std::to_string(kEvents));
+}
+
+TEST_F(HookdClusterDeliveryTest, ANodeKilledWithLeasedDeliveriesLeavesThemToTheOthers) {
+  receiver sink;
+  // The receiver holds every request to /held: the node's attempts stay in flight and its
+  // other deliveries wait on its scheduler, all leased to it.
+  sink.set_default("/held", {200, {}, "ok", 0ms, true});
+  for (int i = 0; i < 3; ++i) start_node();
+  make_webhook(sink.url("/held"), "invoice.paid");
+  constexpr int kEvents = 20;
+  ingest(*nodes_[2], "invoice.paid", kEvents);
+  ASSERT_TRUE(wait_until([&] { return sink.held() > 0; }, 10s));
+  const std::string db = uri_.substr(uri_.rfind('/') + 1);
+  EXPECT_EQ(
+      shared_pg_cluster()->query_value(
+          db, "SELECT count(DISTINCT lease_owner) FROM deliveries WHERE lease_owner IS NOT NULL"),
+      "1");  // node 3's
+
+  nodes_[2]->child().signal(SIGKILL);
+  ASSERT_EQ(nodes_[2]->child().wait_exit(), 128 + SIGKILL);
+  sink.set_default("/held", {200, {}, "ok"});
+  sink.release_held();
+
+  // Nodes 1 and 2 take them once the leases (30 s) run out.
+  ASSERT_TRUE(wait_until([&] { return by_delivery(sink, "/held").size() >= kEvents; }, 90s))
+      << by_delivery(sink, "/held").size() << " of " << kEvents << " deliveries arrived";
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return shared_pg_cluster()->query_value(db, "SELECT count(*) FROM deliveries") == "0";
+      },
+      30s));
+  EXPECT_EQ(shared_pg_cluster()->query_value(
+                db, "SELECT count(*) FROM delivery_history WHERE status = 'succeeded'"),
+            std::to_string(kEvents));
+}
+
+}  // namespace
+}  // namespace hookd::test

@@ -1,0 +1,466 @@
+// pg_delivery_log, a node's delivery engine on PostgreSQL, against a private PostgreSQL server
+// (tests/support/pg_cluster.hpp), a fresh database per test. Engines with different node names
+// on one database stand for the nodes of a cluster; the scheduler is driven by hand, as the
+// dispatcher drives it.
+
+#include "storage/postgres/pg_delivery_log.hpp"
+
+#include "core/common/completion.hpp"
+#include "support/memory_storage.hpp"
+#include "tests/support/pg_cluster.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <vector>
+
+namespace hookd::pg {
+namespace {
+
+using hookd::testing::shared_pg_cluster;
+using namespace std::chrono_literals;
+
+class pg_delivery_log_test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    HOOKD_REQUIRE_PG();
+    database_ = shared_pg_cluster()->create_database();
+    uri_ = shared_pg_cluster()->uri(database_);
+    ASSERT_TRUE(cat_.load());
+    cat_.start();
+    auto org = wait_for<std::shared_ptr<const organization>>(
+        [&](auto done) { cat_.create_organization({"Acme"}, std::move(done)); });
+    ASSERT_TRUE(org);
+    org_ = (*org)->id;
+    project_input in;
+    in.name = "Shop";
+    in.slug = "shop";
+    auto p = wait_for<std::shared_ptr<const project>>(
+        [&](auto done) { cat_.create_project(org_, std::move(in), std::move(done)); });
+    ASSERT_TRUE(p);
+    project_ = (*p)->id;
+  }
+
+  void TearDown() override { cat_.stop(); }
+
+  object_id make_webhook(std::vector<std::string> events, bool active = true) {
+    webhook_input in;
+    in.name = "hook " + std::to_string(++webhooks_);
+    in.url = "https://example.com/" + std::to_string(webhooks_);
+    in.events = std::move(events);
+    in.active = active;
+    auto w = wait_for<std::shared_ptr<const webhook>>(
+        [&](auto done) { cat_.create_webhook(org_, project_, std::move(in), std::move(done)); });
+    EXPECT_TRUE(w) << w.error().detail;
+    return w ? (*w)->id : object_id{};
+  }
+
+  // An engine as node `name`, loaded and started. The scheduler's caps are its own tests'
+  // business: here a test may take every due job at once.
+  std::unique_ptr<pg_delivery_log> node(const std::string& name,
+                                        std::chrono::milliseconds lease = 30s,
+                                        std::chrono::milliseconds claim_interval = 50ms) {
+    pg_delivery_log_options o;
+    o.store.uri = uri_;
+    o.store.node = name;
+    o.store.lease = lease;
+    o.log.scheduling.max_in_flight = 100'000;
+    o.log.scheduling.max_in_flight_per_webhook = 100'000;
+    o.log.scheduling.max_in_flight_per_organization = 100'000;
+    o.claim_interval = claim_interval;
+    o.finish_deleted_projects = finish_deleted_projects_;
+    auto engine = std::make_unique<pg_delivery_log>(cat_, std::move(o));
+    auto loaded = engine->load();
+    if (!loaded) throw std::runtime_error(loaded.error().detail);
+    engine->start();
+    return engine;
+  }
+
+  ingest_request request(std::string type = "order.created") {
+    ingest_request r;
+    r.token = token_;
+    r.organization = org_;
+    r.project = project_;
+    r.type = std::move(type);
+    r.data = R"({"n":1})";
+    return r;
+  }
+
+  static result<ingest_result> ingest(pg_delivery_log& e, ingest_request r) {
+    return wait_for<ingest_result>([&](auto done) { e.ingest(std::move(r), std::move(done)); });
+  }
+
+  // Takes every due job of `e`'s scheduler and records `status` for each; returns the ids
+  // recorded (those the store accepted).
+  static std::vector<object_id> attempt_due(pg_delivery_log& e, int status,
+                                            timestamp retry_at = timestamp{}) {
+    std::vector<object_id> recorded;
+    const due_jobs due = e.jobs().take_due(e.now(), 100'000);
+    for (const scheduled_job& job : due.ready) {
+      const auto held = e.find_pending(job.delivery);
+      if (!held) {
+        e.jobs().done(job.delivery);
+        continue;
+      }
+      attempt a;
+      a.number = held->record->attempts + 1;
+      a.at = e.now();
+      a.status_code = status;
+      const attempt_decision decision =
+          status < 300 ? attempt_decision::succeeded() : attempt_decision::retry(retry_at);
+      e.jobs().sent(job.delivery);
+      auto r = wait_for<std::shared_ptr<const delivery>>(
+          [&](auto done) { e.record_attempt(held->record, a, decision, std::move(done)); });
+      if (r) recorded.push_back(job.delivery);
+    }
+    return recorded;
+  }
+
+  std::string value(const std::string& sql) {
+    return shared_pg_cluster()->query_value(database_, sql);
+  }
+
+  std::string database_;
+  std::string uri_;
+  hookd::testing::memory_storage store_;
+  catalog cat_{store_, catalog_options{}};
+  object_id org_, project_;
+  object_id token_ = object_id::parse("65a0f1c2aabbccddee0000dd").value();
+  int webhooks_ = 0;
+  // The catalog is in memory here: the database's `projects` table stays empty.
+  bool finish_deleted_projects_ = false;
+};
+
+TEST_F(pg_delivery_log_test, an_ingest_holds_its_deliveries_on_the_scheduler_without_a_claim) {
+  const object_id hook = make_webhook({"order.*"});
+  make_webhook({"invoice.paid"});          // another type: no delivery
+  make_webhook({"order.created"}, false);  // inactive: no delivery
+  auto a = node("a");
+  auto r = ingest(*a, request());
+  ASSERT_TRUE(r) << r.error().detail;
+  EXPECT_EQ(r->deliveries, 1u);
+  EXPECT_FALSE(r->replay);
+  EXPECT_EQ(a->pending_count(), 1u);
+  const due_jobs due = a->jobs().take_due(a->now(), 10);
+  ASSERT_EQ(due.ready.size(), 1u);
+  EXPECT_EQ(due.ready[0].webhook, hook);
+  const auto held = a->find_pending(due.ready[0].delivery);
+  ASSERT_TRUE(held);
+  EXPECT_EQ(held->source_event->id, r->event);
+  EXPECT_EQ(value("SELECT lease_owner FROM deliveries"), "a");
+  // The read API finds it in the database.
+  auto detail = a->find_event(project_, r->event);
+  ASSERT_TRUE(detail && *detail);
+  EXPECT_EQ((*detail)->deliveries.size(), 1u);
+}
+
+TEST_F(pg_delivery_log_test, an_idempotency_key_replays_its_first_answer_and_refuses_another_body) {
+  make_webhook({"*"});
+  auto a = node("a");
+  auto first = request();
+  first.idempotency_key = "k1";
+  auto r1 = ingest(*a, first);
+  ASSERT_TRUE(r1) << r1.error().detail;
+  auto r2 = ingest(*a, first);
+  ASSERT_TRUE(r2) << r2.error().detail;
+  EXPECT_TRUE(r2->replay);
+  EXPECT_EQ(r2->event, r1->event);
+  EXPECT_EQ(a->pending_count(), 1u);  // the replay created nothing
+  auto other = request();
+  other.idempotency_key = "k1";
+  other.data = R"({"n":2})";
+  auto r3 = ingest(*a, other);
+  ASSERT_FALSE(r3);
+  EXPECT_EQ(r3.error().kind, error_kind::conflict);
+  EXPECT_EQ(value("SELECT count(*) FROM events"), "1");
+}
+
+TEST_F(pg_delivery_log_test, a_success_finishes_and_a_retry_gives_the_lease_up_until_due) {
+  make_webhook({"*"});
+  auto a = node("a");
+  ASSERT_TRUE(ingest(*a, request()));
+  ASSERT_TRUE(ingest(*a, request()));
+  const due_jobs due = a->jobs().take_due(a->now(), 10);
+  ASSERT_EQ(due.ready.size(), 2u);
+  const auto ok = *a->find_pending(due.ready[0].delivery);
+  const auto busy = *a->find_pending(due.ready[1].delivery);
+
+  attempt first;
+  first.number = 1;
+  first.at = a->now();
+  first.status_code = 200;
+  auto done = wait_for<std::shared_ptr<const delivery>>([&](auto cb) {
+    a->record_attempt(ok.record, first, attempt_decision::succeeded(), std::move(cb));
+  });
+  ASSERT_TRUE(done) << done.error().detail;
+  EXPECT_EQ((*done)->status, delivery_status::succeeded);
+  EXPECT_FALSE(a->find_pending(ok.record->id));
+  auto stored = a->find_delivery(project_, ok.record->id);
+  ASSERT_TRUE(stored && *stored);
+  EXPECT_EQ((*stored)->record->status, delivery_status::succeeded);
+  EXPECT_EQ((*stored)->attempts.size(), 1u);
+
+  // A retry one hour ahead: out of this node's memory, in the database with no lease, and not
+  // claimed before its time.
+  attempt failed = first;
+  failed.status_code = 503;
+  const timestamp later = a->now() + 1h;
+  auto retried = wait_for<std::shared_ptr<const delivery>>([&](auto cb) {
+    a->record_attempt(busy.record, failed, attempt_decision::retry(later), std::move(cb));
+  });
+  ASSERT_TRUE(retried) << retried.error().detail;
+  EXPECT_EQ((*retried)->status, delivery_status::pending);
+  EXPECT_FALSE(a->find_pending(busy.record->id));
+  EXPECT_EQ(value("SELECT count(*) FROM deliveries WHERE lease_owner IS NULL"), "1");
+  auto claimed = a->claim_now();
+  ASSERT_TRUE(claimed);
+  EXPECT_EQ(*claimed, 0u);
+
+  // The same attempt number again is refused.
+  auto again = wait_for<std::shared_ptr<const delivery>>([&](auto cb) {
+    a->record_attempt(ok.record, first, attempt_decision::succeeded(), std::move(cb));
+  });
+  EXPECT_FALSE(again);
+  const auto c = a->counters();
+  EXPECT_EQ(c.attempts, 2u);
+  EXPECT_EQ(c.succeeded, 1u);
+  EXPECT_EQ(c.retries, 1u);
+}
+
+TEST_F(pg_delivery_log_test, two_nodes_deliver_a_thousand_fanned_out_events_each_exactly_once) {
+  make_webhook({"*"});
+  make_webhook({"order.*"});
+  auto a = node("a");
+  auto b = node("b");
+  constexpr int kEvents = 500;  // two webhooks each: 1 000 deliveries
+  std::vector<std::thread> producers;
+  for (pg_delivery_log* e : {a.get(), b.get()}) {
+    producers.emplace_back([this, e] {
+      for (int i = 0; i < kEvents / 2; ++i) ASSERT_TRUE(ingest(*e, request()));
+    });
+  }
+  for (auto& t : producers) t.join();
+
+  // Every first attempt fails with a retry due at once: the retries are claimed by whichever
+  // node's claimer comes first, and succeed there.
+  std::mutex m;
+  std::multiset<object_id> succeeded;
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> workers;
+  for (pg_delivery_log* e : {a.get(), b.get()}) {
+    workers.emplace_back([&, e] {
+      while (!stop) {
+        const due_jobs due = e->jobs().take_due(e->now(), 100'000);
+        for (const scheduled_job& job : due.ready) {
+          const auto held = e->find_pending(job.delivery);
+          if (!held) {
+            e->jobs().done(job.delivery);
+            continue;
+          }
+          attempt at;
+          at.number = held->record->attempts + 1;
+          at.at = e->now();
+          const bool first = at.number == 1;
+          at.status_code = first ? 503 : 200;
+          e->jobs().sent(job.delivery);
+          auto r = wait_for<std::shared_ptr<const delivery>>([&](auto done) {
+            e->record_attempt(
+                held->record, at,
+                first ? attempt_decision::retry(e->now()) : attempt_decision::succeeded(),
+                std::move(done));
+          });
+          if (r && !first) {
+            std::lock_guard lock(m);
+            succeeded.insert(job.delivery);
+          }
+        }
+        std::this_thread::sleep_for(5ms);
+      }
+    });
+  }
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    {
+      std::lock_guard lock(m);
+      if (succeeded.size() >= 2u * kEvents) break;
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  stop = true;
+  for (auto& t : workers) t.join();
+  EXPECT_EQ(succeeded.size(), 2u * kEvents);
+  EXPECT_EQ(std::set<object_id>(succeeded.begin(), succeeded.end()).size(), succeeded.size());
+  EXPECT_EQ(value("SELECT count(*) FROM attempts"), std::to_string(4 * kEvents));
+  EXPECT_EQ(value("SELECT count(*) FROM deliveries"), "0");
+  // Both nodes did some of the work.
+  EXPECT_GT(a->counters().succeeded, 0u);
+  EXPECT_GT(b->counters().succeeded, 0u);
+}
+
+TEST_F(pg_delivery_log_test,
+       a_node_gone_without_stopping_leaves_its_jobs_to_another_after_the_lease) {
+  make_webhook({"*"});
+  auto a = node("a", 1s);
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(ingest(*a, request()));
+  a.reset();  // as kill -9: no release
+  auto b = node("b", 1s);
+  auto early = b->claim_now();
+  ASSERT_TRUE(early);
+  EXPECT_EQ(*early, 0u);  // a's leases still run
+  std::this_thread::sleep_for(1500ms);
+  (void)b->claim_now();  // the claimer may have taken them already
+  EXPECT_EQ(b->pending_count(), 5u);
+  EXPECT_EQ(attempt_due(*b, 200).size(), 5u);
+  EXPECT_EQ(value("SELECT count(*) FROM deliveries"), "0");
+}
+
+TEST_F(pg_delivery_log_test, a_node_that_stops_releases_its_jobs_to_another_at_once) {
+  make_webhook({"*"});
+  auto a = node("a");
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(ingest(*a, request()));
+  a->stop();
+  EXPECT_EQ(a->pending_count(), 0u);
+  auto b = node("b");  // load() claims what is due
+  EXPECT_EQ(b->pending_count(), 3u);
+  EXPECT_EQ(attempt_due(*b, 200).size(), 3u);
+}
+
+TEST_F(pg_delivery_log_test, a_node_that_lost_a_lease_cannot_record_and_lets_the_job_go) {
+  make_webhook({"*"});
+  // a's claimer sleeps for a minute: it never renews, as a node stalled past its lease.
+  auto a = node("a", 1s, 60s);
+  ASSERT_TRUE(ingest(*a, request()));
+  const due_jobs due = a->jobs().take_due(a->now(), 10);
+  ASSERT_EQ(due.ready.size(), 1u);
+  const auto held = *a->find_pending(due.ready[0].delivery);
+  std::this_thread::sleep_for(1300ms);
+  auto b = node("b");  // load() claims the expired lease
+  ASSERT_EQ(b->pending_count(), 1u);
+  attempt at;
+  at.number = 1;
+  at.at = a->now();
+  at.status_code = 200;
+  a->jobs().sent(held.record->id);
+  auto late = wait_for<std::shared_ptr<const delivery>>([&](auto done) {
+    a->record_attempt(held.record, at, attempt_decision::succeeded(), std::move(done));
+  });
+  ASSERT_FALSE(late);
+  EXPECT_EQ(late.error().kind, error_kind::conflict);
+  EXPECT_FALSE(a->find_pending(held.record->id));  // out of a's memory and scheduler
+  EXPECT_EQ(a->jobs().counts().in_flight, 0u);
+  EXPECT_EQ(attempt_due(*b, 200).size(), 1u);
+  EXPECT_EQ(value("SELECT count(*) FROM attempts"), "1");
+}
+
+TEST_F(pg_delivery_log_test, cancel_erase_delete_and_test_pings) {
+  const object_id hook = make_webhook({"*"});
+  const object_id inactive = make_webhook({"*"}, false);
+  auto a = node("a");
+  auto subject = request();
+  subject.subject = "user-1";
+  ASSERT_TRUE(ingest(*a, subject));
+  ASSERT_TRUE(ingest(*a, request()));
+  EXPECT_EQ(a->pending_count(), 2u);
+
+  auto erased = wait_for<std::size_t>(
+      [&](auto done) { a->erase_subject(project_, "user-1", std::move(done)); });
+  ASSERT_TRUE(erased) << erased.error().detail;
+  EXPECT_EQ(*erased, 1u);
+  EXPECT_EQ(a->pending_count(), 1u);
+
+  auto cancelled =
+      wait_for<std::size_t>([&](auto done) { a->cancel_webhook(hook, std::move(done)); });
+  ASSERT_TRUE(cancelled) << cancelled.error().detail;
+  EXPECT_EQ(*cancelled, 1u);
+  EXPECT_EQ(a->pending_count(), 0u);
+  EXPECT_TRUE(a->jobs().take_due(a->now(), 10).ready.empty());
+
+  // A test ping goes to an inactive webhook too, and to it alone.
+  auto ping = wait_for<std::shared_ptr<const delivery>>(
+      [&](auto done) { a->send_test(org_, project_, inactive, std::move(done)); });
+  ASSERT_TRUE(ping) << ping.error().detail;
+  EXPECT_EQ((*ping)->webhook, inactive);
+  EXPECT_TRUE((*ping)->test);
+  const due_jobs due = a->jobs().take_due(a->now(), 10);
+  ASSERT_EQ(due.ready.size(), 1u);
+  EXPECT_EQ(due.ready[0].delivery, (*ping)->id);
+  auto unknown = wait_for<std::shared_ptr<const delivery>>(
+      [&](auto done) { a->send_test(org_, project_, object_id{}, std::move(done)); });
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error().kind, error_kind::not_found);
+
+  auto deleted =
+      wait_for<std::size_t>([&](auto done) { a->delete_project(project_, std::move(done)); });
+  ASSERT_TRUE(deleted) << deleted.error().detail;
+  EXPECT_EQ(*deleted, 1u);
+  EXPECT_EQ(a->pending_count(), 0u);
+}
+
+TEST_F(pg_delivery_log_test, redeliver_and_recover_put_finished_deliveries_back_for_any_node) {
+  const object_id hook = make_webhook({"*"});
+  auto a = node("a");
+  const timestamp start = a->now();
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(ingest(*a, request()));
+  // All three fail for good (410).
+  std::vector<object_id> failed;
+  const due_jobs due = a->jobs().take_due(a->now(), 10);
+  ASSERT_EQ(due.ready.size(), 3u);
+  for (const scheduled_job& job : due.ready) {
+    const auto held = *a->find_pending(job.delivery);
+    attempt at;
+    at.number = 1;
+    at.at = a->now();
+    at.status_code = 410;
+    auto r = wait_for<std::shared_ptr<const delivery>>([&](auto done) {
+      a->record_attempt(held.record, at, attempt_decision::failed(kReasonGone), std::move(done));
+    });
+    ASSERT_TRUE(r) << r.error().detail;
+    failed.push_back(job.delivery);
+  }
+  EXPECT_EQ(value("SELECT count(*) FROM delivery_history WHERE status = 'failed'"), "3");
+
+  auto again = wait_for<std::shared_ptr<const delivery>>(
+      [&](auto done) { a->redeliver(project_, hook, failed[0], std::move(done)); });
+  ASSERT_TRUE(again) << again.error().detail;
+  EXPECT_EQ((*again)->status, delivery_status::pending);
+  EXPECT_EQ((*again)->schedule_start, 1u);
+  auto missing = wait_for<std::shared_ptr<const delivery>>(
+      [&](auto done) { a->redeliver(project_, make_webhook({"*"}), failed[1], std::move(done)); });
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().kind, error_kind::not_found);
+
+  auto recovered = wait_for<std::size_t>(
+      [&](auto done) { a->recover(project_, hook, start, std::nullopt, std::move(done)); });
+  ASSERT_TRUE(recovered) << recovered.error().detail;
+  EXPECT_EQ(*recovered, 2u);  // the two still failed
+  EXPECT_EQ(value("SELECT count(*) FROM deliveries WHERE status = 'pending'"), "3");
+
+  // Held by nobody: another node claims them and records attempt 2.
+  a->stop();
+  auto b = node("b");
+  EXPECT_EQ(b->pending_count(), 3u);
+  EXPECT_EQ(attempt_due(*b, 200).size(), 3u);
+  EXPECT_EQ(value("SELECT count(*) FROM attempts WHERE number = 2"), "3");
+}
+
+TEST_F(pg_delivery_log_test, a_start_finishes_the_deletion_of_a_project_no_longer_in_the_database) {
+  make_webhook({"*"});
+  auto a = node("a");
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(ingest(*a, request()));
+  a.reset();  // stopped before its delete_project
+  // The database's `projects` table does not have the project (as after its deletion).
+  finish_deleted_projects_ = true;
+  auto b = node("b");
+  EXPECT_EQ(b->counters().deleted, 2u);
+  EXPECT_EQ(b->pending_count(), 0u);
+  EXPECT_EQ(value("SELECT count(*) FROM deliveries"), "0");
+  EXPECT_EQ(value("SELECT count(*) FROM events"), "0");
+}
+
+}  // namespace
+}  // namespace hookd::pg
