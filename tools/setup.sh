@@ -7,7 +7,9 @@
 #          independent signature checks, wrk and nginx for the benchmarks, systemd for
 #          systemd-analyze (checks the units), dpkg-dev and file for cpack's Debian package, clang
 #          and libFuzzer for the fuzz targets, the PostgreSQL server the cluster tests start privately
-#          (tests/support/pg_cluster.hpp), and Chromium for the portal's browser test (tests/portal).
+#          (tests/support/pg_cluster.hpp), haproxy for the cluster behind a load balancer
+#          (tests/cluster/haproxy_test.sh, tools/cluster-dev.sh), and Chromium for the portal's
+#          browser test (tests/portal).
 set -euo pipefail
 
 profile=${1:-all}
@@ -20,7 +22,7 @@ case $profile in
 build) ;;
 all) packages+=(
   libgtest-dev libgmock-dev libbenchmark-dev
-  nodejs npm wrk nginx-light curl jq openssl postgresql
+  nodejs npm wrk nginx-light curl jq openssl postgresql haproxy
   systemd dpkg-dev file
   clang-16 libfuzzer-16-dev libclang-rt-16-dev
   chromium
