@@ -4,8 +4,7 @@
 // are each delivered once; a node killed with -9 while it holds leased deliveries leaves them to
 // the others, which deliver every one of them once its leases run out (30 s).
 
-#include "support/hookd_process.hpp"
-#include "support/pg_cluster.hpp"
+#include "support/hookd_cluster_nodes.hpp"
 
 #include <gtest/gtest.h>
 
@@ -24,40 +23,17 @@ namespace fs = std::filesystem;
 using hookd::testing::shared_pg_cluster;
 
 constexpr std::string_view kAdmin = "hkd_cluster-delivery-admin-token-0123456789abcdef";
-constexpr std::string_view kMasterKey =
-    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
-class HookdClusterDeliveryTest : public ::testing::Test {
+class HookdClusterDeliveryTest : public hookd_cluster_nodes {
  protected:
-  void SetUp() override {
-    HOOKD_REQUIRE_PG();
-    std::string tmpl = (fs::temp_directory_path() / "hookd-cluster-delivery-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-    uri_ = shared_pg_cluster()->uri(shared_pg_cluster()->create_database());
-  }
-  void TearDown() override {
-    if (HasFailure()) {
-      for (std::size_t i = 0; i < nodes_.size(); ++i) {
-        std::printf("--- node %zu's log:\n%s\n", i + 1, nodes_[i]->child().output(true).c_str());
-      }
-    }
-    nodes_.clear();
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
+  HookdClusterDeliveryTest() : hookd_cluster_nodes("hookd-cluster-delivery", kAdmin) {}
 
+  // Retries 200 ms apart, so that a failed attempt comes back within the test.
   hookd_process& start_node() {
-    const auto n = std::to_string(nodes_.size() + 1);
     std::string schedule = "200ms";
     for (int i = 1; i < 40; ++i) schedule += ",200ms";
-    nodes_.push_back(std::make_unique<hookd_process>(
-        dir_ / ("node" + n), dir_ / ("node" + n),
-        std::vector<std::string>{"--storage", uri_, "--allow-private-targets", "--retry-schedule",
-                                 schedule, "--delivery-timeout", "5s"},
-        std::vector<std::string>{"HOOKD_MASTER_KEY=" + std::string(kMasterKey),
-                                 "HOOKD_ADMIN_TOKEN=" + std::string(kAdmin)}));
-    return *nodes_.back();
+    return hookd_cluster_nodes::start_node(
+        {"--allow-private-targets", "--retry-schedule", schedule, "--delivery-timeout", "5s"});
   }
 
   static http_reply call(hookd_process& node, bhttp::verb verb, const std::string& target,
@@ -127,10 +103,7 @@ class HookdClusterDeliveryTest : public ::testing::Test {
     return true;
   }
 
-  fs::path dir_;
-  std::string uri_;
   std::string org_, project_;
-  std::vector<std::unique_ptr<hookd_process>> nodes_;
 };
 
 TEST_F(HookdClusterDeliveryTest, AThousandEventsOnThreeNodesAreEachDeliveredOnceByOneNode) {
@@ -152,7 +125,7 @@ TEST_F(HookdClusterDeliveryTest, AThousandEventsOnThreeNodesAreEachDeliveredOnce
   EXPECT_EQ(seen.size(), static_cast<std::size_t>(kEvents));
   for (const auto& [id, n] : seen)
     EXPECT_EQ(n, 1) << "delivery " << id << " was attempted " << n << " times";
-  EXPECT_EQ(shared_pg_cluster()->query_value(uri_.substr(uri_.rfind('/') + 1),
+  EXPECT_EQ(shared_pg_cluster()->query_value(database(),
                                              "SELECT count(*) FROM delivery_history WHERE status = "
                                              "'succeeded'"),
             std::to_string(kEvents));
@@ -168,7 +141,7 @@ TEST_F(HookdClusterDeliveryTest, ANodeKilledWithLeasedDeliveriesLeavesThemToTheO
   constexpr int kEvents = 20;
   ingest(*nodes_[2], "invoice.paid", kEvents);
   ASSERT_TRUE(wait_until([&] { return sink.held() > 0; }, 10s));
-  const std::string db = uri_.substr(uri_.rfind('/') + 1);
+  const std::string db = database();
   EXPECT_EQ(
       shared_pg_cluster()->query_value(
           db, "SELECT count(DISTINCT lease_owner) FROM deliveries WHERE lease_owner IS NOT NULL"),

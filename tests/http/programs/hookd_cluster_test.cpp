@@ -7,8 +7,7 @@
 // Propagation times are printed, not asserted: the bound below (5 s) only catches a node that
 // never learns of a change.
 
-#include "support/hookd_process.hpp"
-#include "support/pg_cluster.hpp"
+#include "support/hookd_cluster_nodes.hpp"
 
 #include <gtest/gtest.h>
 
@@ -26,39 +25,11 @@ namespace fs = std::filesystem;
 using hookd::testing::shared_pg_cluster;
 
 constexpr std::string_view kAdmin = "hkd_cluster-test-admin-token-0123456789abcdef";
-constexpr std::string_view kMasterKey =
-    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 constexpr auto kBound = 5s;  // generous: the target is 100 ms
 
-class HookdClusterTest : public ::testing::Test {
+class HookdClusterTest : public hookd_cluster_nodes {
  protected:
-  void SetUp() override {
-    HOOKD_REQUIRE_PG();
-    std::string tmpl = (fs::temp_directory_path() / "hookd-cluster-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-    uri_ = shared_pg_cluster()->uri(shared_pg_cluster()->create_database());
-  }
-  void TearDown() override {
-    if (HasFailure()) {
-      for (std::size_t i = 0; i < nodes_.size(); ++i) {
-        std::printf("--- node %zu's log:\n%s\n", i + 1, nodes_[i]->child().output(true).c_str());
-      }
-    }
-    nodes_.clear();
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-
-  // Node n: its own data dir (its delivery log), the shared database and master key.
-  hookd_process& start_node() {
-    const auto n = std::to_string(nodes_.size() + 1);
-    nodes_.push_back(std::make_unique<hookd_process>(
-        dir_ / ("node" + n), dir_ / ("node" + n), std::vector<std::string>{"--storage", uri_},
-        std::vector<std::string>{"HOOKD_MASTER_KEY=" + std::string(kMasterKey),
-                                 "HOOKD_ADMIN_TOKEN=" + std::string(kAdmin)}));
-    return *nodes_.back();
-  }
+  HookdClusterTest() : hookd_cluster_nodes("hookd-cluster", kAdmin) {}
 
   static http_reply call(hookd_process& node, bhttp::verb verb, const std::string& target,
                          std::optional<json::object> body = {}, std::string_view token = kAdmin) {
@@ -100,10 +71,6 @@ class HookdClusterTest : public ::testing::Test {
             {"url", "https://example.com/" + name},
             {"events", json::array{"order.created"}}};
   }
-
-  fs::path dir_;
-  std::string uri_;
-  std::vector<std::unique_ptr<hookd_process>> nodes_;
 };
 
 // Exit 2 and a line naming what to fix: no HOOKD_MASTER_KEY (each node would make its own, and
@@ -116,7 +83,7 @@ TEST_F(HookdClusterTest, ANodeWithoutTheSharedMasterKeyOrWithABadStorageIsRefuse
       dir_ / "nokey", {"HOOKD_ADMIN_TOKEN=" + std::string(kAdmin)});
   EXPECT_EQ(no_key.wait_exit(), 2);
   EXPECT_NE(no_key.output(true).find("HOOKD_MASTER_KEY"), std::string::npos) << no_key.output(true);
-  EXPECT_EQ(shared_pg_cluster()->query_value(uri_.substr(uri_.rfind('/') + 1),
+  EXPECT_EQ(shared_pg_cluster()->query_value(database(),
                                              "SELECT count(*) FROM pg_tables WHERE tablename = "
                                              "'webhooks'"),
             "0");  // refused before touching the database
@@ -193,9 +160,7 @@ TEST_F(HookdClusterTest, WritesOnOneNodeAreReadOnTheOthersAndANewNodeLoadsThem) 
   // The nodes made one admin token between them: the first one's; the others loaded it.
   auto tokens = call(four, bhttp::verb::get, "/api/v1/tokens");
   ASSERT_EQ(tokens.status, 200u) << tokens.body;
-  EXPECT_EQ(shared_pg_cluster()->query_value(uri_.substr(uri_.rfind('/') + 1),
-                                             "SELECT count(*) FROM tokens"),
-            "1");
+  EXPECT_EQ(shared_pg_cluster()->query_value(database(), "SELECT count(*) FROM tokens"), "1");
 }
 
 TEST_F(HookdClusterTest, ATokenRevokedOnOneNodeIsRefusedByTheOthers) {
@@ -237,7 +202,7 @@ TEST_F(HookdClusterTest, ATokenRevokedOnOneNodeIsRefusedByTheOthers) {
 // whole catalog and serves both.
 TEST_F(HookdClusterTest, AChangeWhoseParentTheNodeMissedMakesItReReadTheCatalog) {
   auto& node = start_node();
-  const std::string db = uri_.substr(uri_.rfind('/') + 1);
+  const std::string db = database();
   const std::string org = "65a0c3e1f2a4b5c6d7e8f901", project = "65a0c3e1f2a4b5c6d7e8f902";
   shared_pg_cluster()->execute(
       db, "INSERT INTO organizations VALUES ('" + org + "', 'Missed', now(), now())");
