@@ -231,32 +231,34 @@ const std::string& ingest_sql() {
            " JOIN won ON won.id = d.event_id)," +
            take_webhooks_sql("nd", 5, 6) +
            ","
-           // Dispatched by this node at once: of a webhook it holds, and no earlier delivery of
-           // the same ordering key left to a claim (the claim takes both, in order).
-           " mine AS (SELECT nd.id FROM nd JOIN took ON took.webhook_id = nd.webhook_id"
-           " WHERE nd.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries q"
-           " WHERE q.webhook_id = nd.webhook_id AND q.ordering_key = nd.ordering_key"
-           " AND q.lease_owner IS DISTINCT FROM $5)),"
+           // Per new delivery: is it this node's to dispatch at once (of a webhook it holds, and
+           // no earlier delivery of its ordering key left to a claim: the claim takes both, in
+           // order), and is its webhook another node's? `took` is small (the group's webhooks):
+           // one pass over the deliveries, no join of the deliveries with themselves.
+           " mark AS (SELECT nd.*, took.webhook_id IS NULL AS elsewhere,"
+           " took.webhook_id IS NOT NULL AND (nd.ordering_key IS NULL OR NOT EXISTS (SELECT 1"
+           " FROM deliveries q WHERE q.webhook_id = nd.webhook_id AND q.ordering_key ="
+           " nd.ordering_key AND q.lease_owner IS DISTINCT FROM $5)) AS mine"
+           " FROM nd LEFT JOIN took ON took.webhook_id = nd.webhook_id),"
            " dl AS (INSERT INTO deliveries (id, event_id, event_created_at, webhook_id, project_id,"
            " type, status, attempts, schedule_start, due_at, ordering_key, test, lease_owner,"
            " lease_until, created_at, updated_at)"
-           " SELECT nd.id, nd.event_id, " +
-           ts(3) + ", nd.webhook_id, nd.project_id, nd.type, 'pending', 0, 0, " + ts(3) +
-           ", nd.ordering_key, nd.test, CASE WHEN mine.id IS NOT NULL THEN $5 END,"
-           " CASE WHEN mine.id IS NOT NULL THEN statement_timestamp() + $6::bigint * interval"
+           " SELECT id, event_id, " +
+           ts(3) + ", webhook_id, project_id, type, 'pending', 0, 0, " + ts(3) +
+           ", ordering_key, test, CASE WHEN mine THEN $5 END,"
+           " CASE WHEN mine THEN statement_timestamp() + $6::bigint * interval"
            " '1 millisecond' END, " +
            ts(3) + ", " + ts(3) +
-           " FROM nd LEFT JOIN mine ON mine.id = nd.id RETURNING 1),"
+           " FROM mark RETURNING 1),"
            // The webhooks another node holds: their holder claims at once (NOTIFY at commit).
-           " elsewhere AS (SELECT string_agg(DISTINCT nd.webhook_id, ',') AS ids FROM nd"
-           " WHERE NOT EXISTS (SELECT 1 FROM took WHERE took.webhook_id = nd.webhook_id))"
+           " elsewhere AS (SELECT string_agg(DISTINCT webhook_id, ',') AS ids FROM mark"
+           " WHERE elsewhere)"
            " SELECT input.i, claim.event_id, claim.fingerprint, claim.type, claim.event_ms,"
            " claim.deliveries, (SELECT count(*) FROM ev), (SELECT count(*) FROM dl),"
            " (SELECT " +
            kHeldJson +
            " FROM took),"
-           " (SELECT json_agg(nd.id) FROM nd WHERE NOT EXISTS (SELECT 1 FROM mine"
-           " WHERE mine.id = nd.id)),"
+           " (SELECT json_agg(id) FROM mark WHERE NOT mine),"
            " (SELECT pg_notify('" +
            std::string(kDeliveriesChannel) +
            "', CASE WHEN length(ids) > 7000 THEN '*' ELSE ids END) FROM elsewhere"
