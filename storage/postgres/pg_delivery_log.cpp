@@ -358,11 +358,16 @@ struct pg_delivery_log::impl {
         while (PGnotify* n = PQnotifies(raw)) {
           std::string_view payload = n->extra;
           if (payload.starts_with(kStreakPayloadPrefix)) {
+            // Another node reset the streak: a client switched the webhook back on there (or
+            // deleted it). Its backlog here goes now, oldest first, as resume_webhook does.
             payload.remove_prefix(kStreakPayloadPrefix.size());
             if (const auto id = object_id::parse(payload); id && owns(*id)) {
-              std::lock_guard lock(claim_wake_mutex);
-              streaks_soon = true;
+              {
+                std::lock_guard lock(claim_wake_mutex);
+                streaks_soon = true;
+              }
               wake = true;
+              resume(*id);
             }
           } else if (payload == "*") {
             wake = true;
@@ -384,6 +389,19 @@ struct pg_delivery_log::impl {
         (void)::poll(&p, 1, static_cast<int>(pause.count()));
       }
     }
+  }
+
+  // The webhook's held deliveries due now: queued oldest first (ties go by delivery id).
+  void resume(const object_id& webhook) {
+    std::vector<std::shared_ptr<const delivery>> mine;
+    {
+      std::shared_lock lock(held_mutex);
+      for (const auto& [id, p] : held) {
+        if (p.record->webhook == webhook) mine.push_back(p.record);
+      }
+    }
+    const timestamp now = clock();
+    for (const auto& d : mine) sched.schedule(d->id, d->webhook, now);
   }
 
   // ---- the writer
@@ -1015,15 +1033,7 @@ void pg_delivery_log::write_meta(std::string key, std::optional<std::string> val
 }
 
 void pg_delivery_log::resume_webhook(const object_id& webhook) {
-  std::vector<std::shared_ptr<const delivery>> mine;
-  {
-    std::shared_lock lock(impl_->held_mutex);
-    for (const auto& [id, p] : impl_->held) {
-      if (p.record->webhook == webhook) mine.push_back(p.record);
-    }
-  }
-  const timestamp now = impl_->clock();
-  for (const auto& d : mine) impl_->sched.schedule(d->id, d->webhook, now);
+  impl_->resume(webhook);
 }
 
 attempt_decision pg_delivery_log::decide(const attempt_response& response,

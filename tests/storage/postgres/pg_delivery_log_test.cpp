@@ -396,7 +396,19 @@ TEST_F(pg_delivery_log_test, failure_streaks_are_shared_through_the_webhooks_lea
   }
 
   // ...and a client reactivating the webhook on b resets it for a, the holder, at once
-  // (NOTIFY), not at a's next takeover.
+  // (NOTIFY), not at a's next takeover; a's backlog of it (a retry an hour ahead) goes now.
+  const due_jobs first = a->jobs().take_due(a->now(), 10);
+  ASSERT_EQ(first.ready.size(), 1u);
+  const auto held = *a->find_pending(first.ready[0].delivery);
+  attempt failed;
+  failed.number = 1;
+  failed.at = a->now();
+  failed.status_code = 503;
+  a->jobs().sent(held.record->id);
+  ASSERT_TRUE(wait_for<std::shared_ptr<const delivery>>([&](auto cb) {
+    a->record_attempt(held.record, failed, attempt_decision::retry(a->now() + 1h), std::move(cb));
+  }));
+  EXPECT_TRUE(a->jobs().take_due(a->now(), 10).ready.empty()) << "not due for an hour";
   std::vector<failure_streak> got_a;
   ASSERT_TRUE(a->set_streak_sink([&](const object_id&, const failure_streak& f) {
     std::lock_guard lock(m);
@@ -417,8 +429,13 @@ TEST_F(pg_delivery_log_test, failure_streaks_are_shared_through_the_webhooks_lea
     ASSERT_LT(std::chrono::steady_clock::now(), until) << "a was not told";
     std::this_thread::sleep_for(10ms);
   }
-  std::lock_guard lock(m);
-  EXPECT_EQ(got_a.back(), failure_streak{});
+  {
+    std::lock_guard lock(m);
+    EXPECT_EQ(got_a.back(), failure_streak{});
+  }
+  const due_jobs resumed = a->jobs().take_due(a->now(), 10);
+  ASSERT_EQ(resumed.ready.size(), 1u);
+  EXPECT_EQ(resumed.ready[0].delivery, held.record->id);
 }
 
 TEST_F(pg_delivery_log_test, a_webhook_idle_for_twice_the_lease_is_given_up) {
