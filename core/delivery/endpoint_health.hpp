@@ -223,6 +223,11 @@ class endpoint_health {
   // scan of the meta table) and erases those of webhooks the catalog no longer has. Returns the
   // number kept.
   result<std::size_t> load(storage& store);
+  // A webhook's streak as another store keeps it: cluster mode, at start-up and when this node
+  // takes the webhook over from another node (docs/cluster.md).
+  void restore(const object_id& webhook, failure_streak s) {
+    tracker_.restore(webhook, std::move(s));
+  }
 
   // An attempt of a delivery of `hook` was made. Writes the streak when the tracker asks (with the
   // delivery log's next group commit), and disables the webhook when the tracker says so: the

@@ -4,6 +4,9 @@
 #include "core/delivery/fan_out.hpp"
 #include "core/delivery/trace_context.hpp"
 
+#include <libpq-fe.h>
+#include <poll.h>
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -12,6 +15,7 @@
 #include <shared_mutex>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 namespace hookd::pg {
@@ -88,9 +92,24 @@ struct pg_delivery_log::impl {
   mutable std::shared_mutex held_mutex;
   std::unordered_map<object_id, pending_delivery> held;
 
-  // Node-local meta records (write_meta).
+  // Node-local meta records (write_meta) other than failure streaks.
   std::mutex meta_mutex;
   std::unordered_map<std::string, std::string> meta;
+
+  // The webhooks whose lease this node holds (docs/cluster.md, "Ordering and flow control
+  // across nodes"), each with the last time it held a delivery of it: a webhook idle for twice
+  // the lease is given up, so that ownership follows the load.
+  using steady = std::chrono::steady_clock;
+  std::mutex owned_mutex;
+  std::unordered_map<object_id, steady::time_point> owned;
+  // The failure streak this node stored last per webhook: a webhook taken back whose stored
+  // streak is this one was nobody else's meanwhile, and its streak in memory is as new.
+  std::unordered_map<object_id, failure_streak> streaks_written;
+  streak_sink on_streak;  // endpoint health's restore (set_streak_sink)
+
+  // The listener: NOTIFY hookd_deliveries from other nodes' ingests.
+  std::thread listener;
+  std::atomic<bool> listener_stopping{false};
 
   // The writer's queues.
   std::mutex queue_mutex;
@@ -106,6 +125,7 @@ struct pg_delivery_log::impl {
   std::condition_variable claim_wake;
   bool claimer_stopping = false;
   bool claim_soon = false;
+  bool streaks_soon = false;  // another node stored the streak of a webhook this node holds
   std::thread claimer;
 
   std::atomic<std::uint64_t> n_events{0}, n_deliveries{0}, n_replays{0}, n_attempts{0},
@@ -130,6 +150,20 @@ struct pg_delivery_log::impl {
     std::optional<ordering> order;
     if (d.ordering_key) order = ordering{*d.ordering_key, d.created_at};
     sched.schedule(d.id, d.webhook, d.next_attempt_at.value_or(clock()), order, d.test);
+  }
+
+  // A retry recorded: the held job takes its new state and is queued for its next attempt.
+  void keep_for_retry(const std::shared_ptr<delivery>& after) {
+    {
+      std::unique_lock lock(held_mutex);
+      const auto it = held.find(after->id);
+      if (it != held.end()) it->second.record = after;
+    }
+    std::optional<ordering> order;
+    if (after->ordering_key) order = ordering{*after->ordering_key, after->created_at};
+    sched.schedule(after->id, after->webhook, after->next_attempt_at.value_or(clock()), order,
+                   after->test);
+    sched.done(after->id);
   }
 
   // The attempt of `attempted` is over (recorded or refused): the job leaves memory and the
@@ -185,6 +219,189 @@ struct pg_delivery_log::impl {
       claim_soon = true;
     }
     claim_wake.notify_one();
+  }
+
+  // ---- webhook leases
+
+  // `news.held` are this node's now: remembered, and the failure streak of one this node did not
+  // hold goes to endpoint health unless it is the one this node stored last.
+  void held_webhooks(const std::vector<webhook_held>& held_now) {
+    std::vector<webhook_held> fresh;
+    streak_sink sink;
+    {
+      std::lock_guard lock(owned_mutex);
+      const auto now = steady::now();
+      for (const webhook_held& h : held_now) {
+        const bool taken = owned.insert_or_assign(h.webhook, now).second;
+        if (!taken) continue;
+        const auto mine = streaks_written.find(h.webhook);
+        if (mine != streaks_written.end() && mine->second == h.streak) continue;
+        streaks_written.insert_or_assign(h.webhook, h.streak);
+        fresh.push_back(h);
+      }
+      sink = on_streak;
+    }
+    if (!sink) return;
+    for (const webhook_held& h : fresh) {
+      if (cat.find_webhook(h.webhook)) sink(h.webhook, h.streak);
+    }
+  }
+
+  bool owns(const object_id& webhook) {
+    std::lock_guard lock(owned_mutex);
+    return owned.contains(webhook);
+  }
+
+  std::vector<object_id> owned_ids() {
+    std::lock_guard lock(owned_mutex);
+    std::vector<object_id> out;
+    out.reserve(owned.size());
+    for (const auto& [id, at] : owned) out.push_back(id);
+    return out;
+  }
+
+  // Renews the webhook leases; those another node took meanwhile (this node was cut off longer
+  // than the lease) leave, with their held deliveries; those idle for twice the lease are given
+  // up. Runs on the claimer, with the claimer's store.
+  result<void> renew_webhooks_once() {
+    std::vector<object_id> mine = owned_ids();
+    if (mine.empty()) return {};
+    // Which owned webhooks have held deliveries now.
+    std::unordered_set<object_id, object_id_hash> busy;
+    {
+      std::shared_lock lock(held_mutex);
+      for (const auto& [id, p] : held) busy.insert(p.record->webhook);
+    }
+    const auto now = steady::now();
+    std::vector<object_id> idle;
+    {
+      std::lock_guard lock(owned_mutex);
+      for (auto& [id, at] : owned) {
+        if (busy.contains(id)) {
+          at = now;
+        } else if (now - at >= 2 * options.store.lease) {
+          idle.push_back(id);
+        }
+      }
+      for (const object_id& id : idle) owned.erase(id);
+    }
+    std::unique_lock lock(claimer_mutex);
+    if (!idle.empty()) {
+      (void)claimer_store->release_webhooks(idle);
+      // An ingest that leased this node a delivery of one meanwhile keeps it (the store releases
+      // no webhook of which this node holds a delivery).
+      std::unordered_set<object_id, object_id_hash> busy_now;
+      {
+        std::shared_lock held_lock(held_mutex);
+        for (const auto& [id, p] : held) busy_now.insert(p.record->webhook);
+      }
+      std::lock_guard owned_lock(owned_mutex);
+      for (const object_id& id : idle) {
+        if (busy_now.contains(id)) owned.insert_or_assign(id, steady::now());
+      }
+    }
+    std::erase_if(mine, [&](const object_id& id) {
+      return std::find(idle.begin(), idle.end(), id) != idle.end();
+    });
+    auto kept = claimer_store->renew_webhooks(mine);
+    lock.unlock();
+    if (!kept) return kept.error();
+    std::unordered_set<object_id, object_id_hash> still;
+    std::vector<webhook_held> changed;  // stored by another node (a reactivation there)
+    streak_sink sink;
+    {
+      std::lock_guard owned_lock(owned_mutex);
+      for (const webhook_held& h : *kept) {
+        still.insert(h.webhook);
+        const auto it = streaks_written.find(h.webhook);
+        if (it != streaks_written.end() && it->second == h.streak) continue;
+        streaks_written.insert_or_assign(h.webhook, h.streak);
+        changed.push_back(h);
+      }
+      sink = on_streak;
+    }
+    if (sink) {
+      for (const webhook_held& h : changed) {
+        if (cat.find_webhook(h.webhook)) sink(h.webhook, h.streak);
+      }
+    }
+    std::vector<object_id> lost;
+    for (const object_id& id : mine) {
+      if (!still.contains(id)) lost.push_back(id);
+    }
+    if (lost.empty()) return {};
+    {
+      std::lock_guard owned_lock(owned_mutex);
+      for (const object_id& id : lost) owned.erase(id);
+    }
+    const std::unordered_set<object_id, object_id_hash> gone_hooks(lost.begin(), lost.end());
+    const std::vector<object_id> dropped = let_go_if(
+        [&](const pending_delivery& p) { return gone_hooks.contains(p.record->webhook); });
+    std::lock_guard again(claimer_mutex);
+    (void)claimer_store->release(dropped);
+    return {};
+  }
+
+  // Another node's ingest left deliveries of a webhook this node holds: claim them now.
+  void run_listener() {
+    const auto pause = std::chrono::milliseconds{100};
+    while (!listener_stopping.load()) {
+      auto opened = connection::open(options.store.uri);
+      if (!opened || !opened->exec("LISTEN " + std::string(kDeliveriesChannel))) {
+        std::this_thread::sleep_for(pause);
+        continue;
+      }
+      PGconn* raw = opened->native();
+      while (!listener_stopping.load()) {
+        if (PQconsumeInput(raw) == 0) break;  // the connection broke: open another
+        bool wake = false;
+        while (PGnotify* n = PQnotifies(raw)) {
+          std::string_view payload = n->extra;
+          if (payload.starts_with(kStreakPayloadPrefix)) {
+            // Another node reset the streak: a client switched the webhook back on there (or
+            // deleted it). Its backlog here goes now, oldest first, as resume_webhook does.
+            payload.remove_prefix(kStreakPayloadPrefix.size());
+            if (const auto id = object_id::parse(payload); id && owns(*id)) {
+              {
+                std::lock_guard lock(claim_wake_mutex);
+                streaks_soon = true;
+              }
+              wake = true;
+              resume(*id);
+            }
+          } else if (payload == "*") {
+            wake = true;
+          } else {
+            std::size_t at = 0;
+            while (!wake && at < payload.size()) {
+              std::size_t end = payload.find(',', at);
+              if (end == std::string_view::npos) end = payload.size();
+              if (const auto id = object_id::parse(payload.substr(at, end - at))) {
+                wake = owns(*id);
+              }
+              at = end + 1;
+            }
+          }
+          PQfreemem(n);
+        }
+        if (wake) wake_claimer();
+        pollfd p{PQsocket(raw), POLLIN, 0};
+        (void)::poll(&p, 1, static_cast<int>(pause.count()));
+      }
+    }
+  }
+
+  // The webhook's held deliveries due now: queued oldest first (ties go by delivery id).
+  void resume(const object_id& webhook) {
+    std::vector<std::shared_ptr<const delivery>> mine;
+    {
+      std::shared_lock lock(held_mutex);
+      for (const auto& [id, p] : held) {
+        if (p.record->webhook == webhook) mine.push_back(p.record);
+      }
+    }
+    const timestamp now = clock();
+    for (const auto& d : mine) sched.schedule(d->id, d->webhook, now);
   }
 
   // ---- the writer
@@ -255,12 +472,17 @@ struct pg_delivery_log::impl {
     for (const ingest_job& j : jobs) group.push_back(j.item);
     n_groups.fetch_add(1, std::memory_order_relaxed);
     n_mutations.fetch_add(jobs.size(), std::memory_order_relaxed);
-    auto answers = writer_store->ingest(group);
+    lease_news news;
+    auto answers = writer_store->ingest(group, &news);
     if (!answers) {
       n_write_failed.fetch_add(jobs.size(), std::memory_order_relaxed);
       for (ingest_job& j : jobs) fail(j, answers.error());
       return;
     }
+    held_webhooks(news.held);
+    const std::unordered_set<object_id, object_id_hash> not_leased(news.not_leased.begin(),
+                                                                   news.not_leased.end());
+    bool claim_mine = false;  // deliveries of a webhook this node holds wait for a claim
     for (std::size_t i = 0; i < jobs.size(); ++i) {
       ingest_job& j = jobs[i];
       const ingest_answer& a = (*answers)[i];
@@ -282,7 +504,11 @@ struct pg_delivery_log::impl {
           std::shared_ptr<const delivery> first;
           for (auto& d : j.created) {
             first = d;
-            hold(pending_delivery{std::move(d), sent});
+            if (!not_leased.contains(d->id)) {
+              hold(pending_delivery{d, sent});
+            } else if (owns(d->webhook)) {
+              claim_mine = true;
+            }
           }
           if (j.ping_done) {
             finish<std::shared_ptr<const delivery>>(j.ping_done, std::move(first));
@@ -295,6 +521,7 @@ struct pg_delivery_log::impl {
         }
       }
     }
+    if (claim_mine) wake_claimer();
   }
 
   void write_records(std::vector<record_job>& jobs) {
@@ -333,9 +560,13 @@ struct pg_delivery_log::impl {
           } else {
             n_failed.fetch_add(1, std::memory_order_relaxed);
           }
-          // A retry's lease is given up with the record: whichever node is free takes it when
-          // due (the claimer, maybe this node's).
-          let_go(*j.attempted);
+          if (after->status == delivery_status::pending) {
+            // A retry stays with this node, which holds its webhook: queued again before done()
+            // so that its ordering key's line does not move on (scheduler.hpp).
+            keep_for_retry(after);
+          } else {
+            let_go(*j.attempted);
+          }
           finish<std::shared_ptr<const delivery>>(j.done, std::shared_ptr<const delivery>(after));
           break;
         case record_outcome::recorded_late:
@@ -394,8 +625,10 @@ struct pg_delivery_log::impl {
     const std::size_t have = held_count();
     if (have >= options.max_held) return std::size_t{0};
     std::lock_guard lock(claimer_mutex);
-    auto claimed = claimer_store->claim_due(options.max_held - have);
+    lease_news news;
+    auto claimed = claimer_store->claim_due(options.max_held - have, &news);
     if (!claimed) return claimed.error();
+    held_webhooks(news.held);
     for (pending_delivery& p : *claimed) hold(std::move(p));
     return claimed->size();
   }
@@ -438,7 +671,6 @@ struct pg_delivery_log::impl {
   }
 
   void run_claimer() {
-    using steady = std::chrono::steady_clock;
     const auto renew_every =
         std::max<std::chrono::milliseconds>(options.store.lease / 3, std::chrono::milliseconds{10});
     auto last_renew = steady::now();
@@ -450,12 +682,17 @@ struct pg_delivery_log::impl {
                             [&] { return claimer_stopping || claim_soon; });
         if (claimer_stopping) return;
         claim_soon = false;
+        if (streaks_soon) {
+          streaks_soon = false;
+          last_renew = {};  // renew (and read the streaks) in this round
+        }
       }
       // Failures (the database restarting) are tried again at the next round.
       (void)claim_once();
       if (steady::now() - last_renew >= renew_every) {
         last_renew = steady::now();
         (void)renew_once();
+        (void)renew_webhooks_once();
       }
       if (steady::now() - last_retention >= options.retention_interval) {
         last_retention = steady::now();
@@ -465,6 +702,8 @@ struct pg_delivery_log::impl {
   }
 
   void stop_threads() {
+    listener_stopping = true;
+    if (listener.joinable()) listener.join();
     {
       std::lock_guard lock(claim_wake_mutex);
       claimer_stopping = true;
@@ -561,6 +800,9 @@ void pg_delivery_log::start() {
   if (!impl_->claimer.joinable()) {
     impl_->claimer = std::thread([i = impl_.get()] { i->run_claimer(); });
   }
+  if (!impl_->listener.joinable()) {
+    impl_->listener = std::thread([i = impl_.get()] { i->run_listener(); });
+  }
 }
 
 void pg_delivery_log::stop() {
@@ -569,6 +811,11 @@ void pg_delivery_log::stop() {
   const std::vector<object_id> mine = impl_->held_ids();
   if (!mine.empty() && impl_->writer_store) (void)impl_->writer_store->release(mine);
   impl_->let_go_if([](const pending_delivery&) { return true; });
+  // And the webhooks: another node takes them with their deliveries at its next claim.
+  const std::vector<object_id> hooks = impl_->owned_ids();
+  if (!hooks.empty() && impl_->writer_store) (void)impl_->writer_store->release_webhooks(hooks);
+  std::lock_guard lock(impl_->owned_mutex);
+  impl_->owned.clear();
 }
 
 void pg_delivery_log::ingest(ingest_request request, completion<ingest_result> done) {
@@ -750,6 +997,30 @@ void pg_delivery_log::send_test(object_id organization, object_id project, objec
 
 void pg_delivery_log::write_meta(std::string key, std::optional<std::string> value,
                                  completion<void> done) {
+  // A failure streak goes to the webhook's row of webhook_leases, for the node that holds the
+  // webhook next (docs/cluster.md); the rest stays in this node's memory.
+  const std::string_view prefix = kFailureStreakPrefix;
+  if (key.size() == prefix.size() + object_id::kSize && key.starts_with(prefix)) {
+    const auto webhook = object_id::from_binary(std::string_view(key).substr(prefix.size()));
+    std::optional<failure_streak> streak;
+    if (value) {
+      auto decoded = decode_failure_streak(*value);
+      if (!decoded) return finish<void>(done, decoded.error());
+      streak = std::move(*decoded);
+    }
+    if (webhook) {
+      {
+        // Before the write, so that a renewal reading it back meanwhile takes it for this node's.
+        std::lock_guard lock(impl_->owned_mutex);
+        impl_->streaks_written.insert_or_assign(*webhook, streak.value_or(failure_streak{}));
+      }
+      impl_->submit([id = *webhook, streak, done = std::move(done)](pg_delivery_store* store) {
+        if (store == nullptr) return finish<void>(done, unavailable_problem());
+        finish<void>(done, store->save_streak(id, streak));
+      });
+      return;
+    }
+  }
   {
     std::lock_guard lock(impl_->meta_mutex);
     if (value) {
@@ -762,15 +1033,7 @@ void pg_delivery_log::write_meta(std::string key, std::optional<std::string> val
 }
 
 void pg_delivery_log::resume_webhook(const object_id& webhook) {
-  std::vector<std::shared_ptr<const delivery>> mine;
-  {
-    std::shared_lock lock(impl_->held_mutex);
-    for (const auto& [id, p] : impl_->held) {
-      if (p.record->webhook == webhook) mine.push_back(p.record);
-    }
-  }
-  const timestamp now = impl_->clock();
-  for (const auto& d : mine) impl_->sched.schedule(d->id, d->webhook, now);
+  impl_->resume(webhook);
 }
 
 attempt_decision pg_delivery_log::decide(const attempt_response& response,
@@ -897,6 +1160,34 @@ const delivery_log_options& pg_delivery_log::options() const noexcept {
 }
 timestamp pg_delivery_log::now() const {
   return impl_->clock();
+}
+
+result<std::size_t> pg_delivery_log::set_streak_sink(streak_sink sink) {
+  std::optional<problem> failure;
+  std::size_t n = 0;
+  {
+    std::lock_guard store_lock(impl_->claimer_mutex);
+    if (!impl_->claimer_store) return unavailable_problem();
+    auto stored = impl_->claimer_store->load_streaks();
+    if (!stored) return stored.error();
+    std::lock_guard lock(impl_->owned_mutex);
+    for (const webhook_held& h : *stored) {
+      impl_->streaks_written.insert_or_assign(h.webhook, h.streak);
+      if (sink && impl_->cat.find_webhook(h.webhook)) {
+        sink(h.webhook, h.streak);
+        ++n;
+      }
+    }
+    impl_->on_streak = std::move(sink);
+  }
+  return n;
+}
+
+std::vector<object_id> pg_delivery_log::held_webhooks() const {
+  std::lock_guard lock(impl_->owned_mutex);
+  std::vector<object_id> out;
+  for (const auto& [id, at] : impl_->owned) out.push_back(id);
+  return out;
 }
 
 result<std::size_t> pg_delivery_log::claim_now() {

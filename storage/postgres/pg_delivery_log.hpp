@@ -9,14 +9,19 @@
 // - A claimer thread leases due deliveries nobody holds (claim_due, as many as the scheduler has
 //   room for) every claim_interval, and at once when this node's held jobs run out; it renews the
 //   held leases every lease/3 and drops those another node took.
-// - record_attempt: batched like ingest (one record_attempts per group). A retry gives the lease
-//   up (any node takes it when due); a lost lease or a delivery no longer pending leaves memory
+// - A webhook is this node's to deliver while it holds the webhook's lease (pg_delivery_store):
+//   its in-flight caps, rate limit, pauses, adaptive concurrency and ordering keys are this
+//   node's scheduler's alone. Leases are renewed with the deliveries' (every lease/3); a webhook
+//   idle for twice the lease is given up. Another node's ingest of a webhook this node holds
+//   wakes the claimer (a listener thread, LISTEN hookd_deliveries).
+// - record_attempt: batched like ingest (one record_attempts per group). A retry stays held
+//   (queued for its next attempt); a lost lease or a delivery no longer pending leaves memory
 //   and the scheduler.
-// - stop() releases the held leases, so that another node takes them at once; destroying the
-//   engine without stop() leaves them to expire (as a dead node does).
+// - stop() releases the held leases and webhooks, so that another node takes them at once;
+//   destroying the engine without stop() leaves them to expire (as a dead node does).
 //
-// Threads and connections: the writer, the claimer and the readers each have their own store
-// (connection); readers share one behind a mutex. No connection is used on an Asio thread.
+// Threads and connections: the writer, the claimer, the listener and the readers each have their
+// own connection; readers share one behind a mutex. No connection is used on an Asio thread.
 
 #include "core/catalog/catalog.hpp"
 #include "core/delivery/delivery_engine.hpp"
@@ -26,6 +31,8 @@
 #include <memory>
 
 namespace hookd::pg {
+
+using streak_sink = std::function<void(const object_id& webhook, const failure_streak& streak)>;
 
 struct pg_delivery_log_options {
   delivery_log_options log{};      // retry, scheduling, idempotency TTL, retention
@@ -76,7 +83,7 @@ class pg_delivery_log final : public delivery_engine {
                std::optional<timestamp> until, completion<std::size_t> done) override;
   void send_test(object_id organization, object_id project, object_id webhook,
                  completion<std::shared_ptr<const delivery>> done) override;
-  // Node-local memory (docs/cluster.md): endpoint health's streaks are not shared across nodes.
+  // Failure streaks go to webhook_leases (shared, docs/cluster.md); other keys stay in memory.
   void write_meta(std::string key, std::optional<std::string> value,
                   completion<void> done) override;
   void resume_webhook(const object_id& webhook) override;
@@ -107,6 +114,13 @@ class pg_delivery_log final : public delivery_engine {
 
   // Runs the claimer's work once now (claim and renew), for tests and start-up.
   result<std::size_t> claim_now();
+
+  // Endpoint health's failure streaks in cluster mode (docs/cluster.md): hands `sink` every
+  // stored streak of a webhook in the catalog now, and later the stored streak of each webhook
+  // this node takes over from another node. Returns how many it handed over at once.
+  result<std::size_t> set_streak_sink(streak_sink sink);
+  // The webhooks whose lease this node holds.
+  std::vector<object_id> held_webhooks() const;
 
   struct impl;
 

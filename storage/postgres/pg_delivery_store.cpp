@@ -6,6 +6,7 @@
 
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
 #include <algorithm>
@@ -143,6 +144,51 @@ std::string hex(const sha256_digest& d) {
   return hex_encode(std::string_view(reinterpret_cast<const char*>(d.data()), d.size()));
 }
 
+// A CTE `took` that takes (or keeps) this node's lease of the webhooks of `source`'s
+// `webhook_id`s: $node this node, $lease the lease (ms). A lease another node holds and has not
+// let expire is not taken (its row is not returned); the rows are locked in webhook order, so
+// that statements of several nodes never wait on each other in a cycle. ON CONFLICT DO UPDATE
+// checks its WHERE on the newest row version: of two nodes taking one webhook, one wins.
+std::string take_webhooks_sql(std::string_view source, int node, int lease) {
+  const std::string n = "$" + std::to_string(node);
+  return " took AS (INSERT INTO webhook_leases AS w (webhook_id, owner, lease_until)"
+         " SELECT DISTINCT webhook_id, " +
+         n + ", statement_timestamp() + $" + std::to_string(lease) +
+         "::bigint * interval '1 millisecond' FROM " + std::string(source) +
+         " ORDER BY 1"
+         " ON CONFLICT (webhook_id) DO UPDATE SET owner = EXCLUDED.owner,"
+         " lease_until = EXCLUDED.lease_until WHERE w.owner = EXCLUDED.owner OR w.owner IS NULL"
+         " OR w.lease_until < statement_timestamp()"
+         " RETURNING w.webhook_id, w.failures, w.first_failure_at, w.last_failure_at,"
+         " w.last_success_at)";
+}
+
+// `took`'s rows as one JSON array of [webhook, failures, first, last failure, last success ms].
+const std::string kHeldJson = "json_agg(json_build_array(webhook_id, failures, " +
+                              ms("first_failure_at") + ", " + ms("last_failure_at") + ", " +
+                              ms("last_success_at") + "))";
+
+std::optional<timestamp> json_time(const json::value& v) {
+  if (v.is_null()) return std::nullopt;
+  return timestamp{std::chrono::milliseconds{v.to_number<std::int64_t>()}};
+}
+
+// kHeldJson's text (NULL: none) into `out`.
+void parse_held(const rows& r, int row, int col, std::vector<webhook_held>& out) {
+  if (r.size() <= row || r.is_null(row, col)) return;
+  const json::value all = json::parse(r.text(row, col));
+  for (const json::value& v : all.as_array()) {
+    const json::array& a = v.as_array();
+    webhook_held h;
+    h.webhook = parse_id(a.at(0).as_string());
+    h.streak.failures = a.at(1).to_number<std::uint64_t>();
+    h.streak.first_failure_at = json_time(a.at(2));
+    h.streak.last_failure_at = json_time(a.at(3));
+    h.streak.last_success_at = json_time(a.at(4));
+    out.push_back(std::move(h));
+  }
+}
+
 // The ingest statement: $1 the events (JSON records), $2 their deliveries, $3 now (ms),
 // $4 idempotency cutoff (ms: keys created before it expired), $5 node, $6 lease (ms).
 // The key is claimed first; DO UPDATE (rather than DO NOTHING) returns the row that holds the
@@ -179,25 +225,52 @@ const std::string& ingest_sql() {
            " SELECT id, organization_id, project_id, type, data, " +
            ts_of("event_ms") + ", subject, ordering_key, traceparent, " + ts(3) +
            " FROM won RETURNING 1),"
+           " nd AS (SELECT d.id, d.event_id, d.webhook_id, won.project_id, won.type,"
+           " won.ordering_key, won.test"
+           " FROM json_to_recordset($2::json) AS d(id text, event_id text, webhook_id text)"
+           " JOIN won ON won.id = d.event_id)," +
+           take_webhooks_sql("nd", 5, 6) +
+           ","
+           // Per new delivery: is it this node's to dispatch at once (of a webhook it holds, and
+           // no earlier delivery of its ordering key left to a claim: the claim takes both, in
+           // order), and is its webhook another node's? `took` is small (the group's webhooks):
+           // one pass over the deliveries, no join of the deliveries with themselves.
+           " mark AS (SELECT nd.*, took.webhook_id IS NULL AS elsewhere,"
+           " took.webhook_id IS NOT NULL AND (nd.ordering_key IS NULL OR NOT EXISTS (SELECT 1"
+           " FROM deliveries q WHERE q.webhook_id = nd.webhook_id AND q.ordering_key ="
+           " nd.ordering_key AND q.lease_owner IS DISTINCT FROM $5)) AS mine"
+           " FROM nd LEFT JOIN took ON took.webhook_id = nd.webhook_id),"
            " dl AS (INSERT INTO deliveries (id, event_id, event_created_at, webhook_id, project_id,"
            " type, status, attempts, schedule_start, due_at, ordering_key, test, lease_owner,"
            " lease_until, created_at, updated_at)"
-           " SELECT d.id, d.event_id, " +
-           ts(3) + ", d.webhook_id, won.project_id, won.type, 'pending', 0, 0, " + ts(3) +
-           ", won.ordering_key, won.test, $5, statement_timestamp() + $6::bigint * interval"
-           " '1 millisecond', " +
+           " SELECT id, event_id, " +
+           ts(3) + ", webhook_id, project_id, type, 'pending', 0, 0, " + ts(3) +
+           ", ordering_key, test, CASE WHEN mine THEN $5 END,"
+           " CASE WHEN mine THEN statement_timestamp() + $6::bigint * interval"
+           " '1 millisecond' END, " +
            ts(3) + ", " + ts(3) +
-           " FROM json_to_recordset($2::json) AS d(id text, event_id text, webhook_id text)"
-           " JOIN won ON won.id = d.event_id RETURNING 1)"
+           " FROM mark RETURNING 1),"
+           // The webhooks another node holds: their holder claims at once (NOTIFY at commit).
+           " elsewhere AS (SELECT string_agg(DISTINCT webhook_id, ',') AS ids FROM mark"
+           " WHERE elsewhere)"
            " SELECT input.i, claim.event_id, claim.fingerprint, claim.type, claim.event_ms,"
-           " claim.deliveries, (SELECT count(*) FROM ev), (SELECT count(*) FROM dl)"
+           " claim.deliveries, (SELECT count(*) FROM ev), (SELECT count(*) FROM dl),"
+           " (SELECT " +
+           kHeldJson +
+           " FROM took),"
+           " (SELECT json_agg(id) FROM mark WHERE NOT mine),"
+           " (SELECT pg_notify('" +
+           std::string(kDeliveriesChannel) +
+           "', CASE WHEN length(ids) > 7000 THEN '*' ELSE ids END) FROM elsewhere"
+           " WHERE ids IS NOT NULL) IS NOT NULL"
            " FROM input LEFT JOIN claim ON claim.token_id = input.token AND claim.key = input.key"
            " ORDER BY input.i";
   }();
   return sql;
 }
 
-// The record statement: $1 the attempts (JSON records), $2 node. A delivery is recorded only
+// The record statement: $1 the attempts (JSON records), $2 node, $3 lease (ms): a retry stays
+// with this node (it holds the webhook), its lease renewed. A delivery is recorded only
 // while this node holds it and the attempt is its next; the checks sit in the UPDATE's and the
 // DELETE's own WHERE, which PostgreSQL re-checks on the newest row version when another node
 // changed it meanwhile, so a lease taken over an instant ago still refuses the record.
@@ -208,7 +281,8 @@ const std::string& record_sql() {
       " due_ms bigint, reason text, updated_ms bigint)),"
       " retry AS (UPDATE deliveries d SET attempts = i.number, due_at = " +
       ts_of("i.due_ms") + ", reason = i.reason, updated_at = " + ts_of("i.updated_ms") +
-      ", lease_owner = NULL, lease_until = NULL FROM input i WHERE d.id = i.delivery_id"
+      ", lease_until = statement_timestamp() + $3::bigint * interval '1 millisecond'"
+      " FROM input i WHERE d.id = i.delivery_id"
       " AND i.status = 'pending' AND d.lease_owner = $2 AND d.attempts + 1 = i.number"
       " RETURNING d.id, d.event_created_at),"
       " finished AS (DELETE FROM deliveries d USING input i WHERE d.id = i.delivery_id"
@@ -261,21 +335,21 @@ result<std::unique_ptr<pg_delivery_store>> pg_delivery_store::open(delivery_stor
 
 // ---- ingest
 
-result<std::vector<ingest_answer>> pg_delivery_store::ingest(
-    const std::vector<ingest_item>& group) {
+result<std::vector<ingest_answer>> pg_delivery_store::ingest(const std::vector<ingest_item>& group,
+                                                             lease_news* news) {
   if (group.empty()) return std::vector<ingest_answer>{};
-  auto answers = ingest_once(group);
+  auto answers = ingest_once(group, news);
   if (!answers && is_missing_partition(answers.error())) {
     // Today's partition is missing (ensure_partitions has not run since midnight): make it and
     // try again. Nothing of the failed statement was written.
     if (auto made = ensure_partitions(); !made) return made.error();
-    answers = ingest_once(group);
+    answers = ingest_once(group, news);
   }
   return answers;
 }
 
 result<std::vector<ingest_answer>> pg_delivery_store::ingest_once(
-    const std::vector<ingest_item>& group) {
+    const std::vector<ingest_item>& group, lease_news* news) {
   // Items after the first of a group with the same key are not sent: one statement may not claim
   // a key twice. They get the first one's answer, or a conflict, below.
   std::map<std::pair<object_id, std::string>, std::size_t> first_with_key;
@@ -321,6 +395,15 @@ result<std::vector<ingest_answer>> pg_delivery_store::ingest_once(
                        text(millis_text(now)), text(millis_text(now - options_.idempotency_ttl)),
                        text(options_.node), text(std::to_string(options_.lease.count()))});
   if (!r) return r.error();
+  if (news != nullptr && r->size() > 0) {
+    parse_held(*r, 0, 8, news->held);
+    if (!r->is_null(0, 9)) {
+      const json::value ids = json::parse(r->text(0, 9));
+      for (const json::value& id : ids.as_array()) {
+        news->not_leased.push_back(parse_id(id.as_string()));
+      }
+    }
+  }
 
   std::vector<ingest_answer> answers(group.size());
   for (int row = 0; row < r->size(); ++row) {
@@ -359,17 +442,28 @@ result<std::vector<ingest_answer>> pg_delivery_store::ingest_once(
 
 // ---- claims and leases
 
-result<std::vector<pending_delivery>> pg_delivery_store::claim_due(std::size_t n) {
+result<std::vector<pending_delivery>> pg_delivery_store::claim_due(std::size_t n,
+                                                                   lease_news* news) {
   if (n == 0) return std::vector<pending_delivery>{};
-  const std::string sql =
-      "WITH due AS (SELECT id FROM deliveries WHERE status = 'pending' AND due_at <= " + ts(1) +
-      " AND (lease_until IS NULL OR lease_until < statement_timestamp())"
-      " ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED),"
+  // Due deliveries nobody holds, of webhooks no other node holds; then their webhooks' leases
+  // (one of two nodes claiming at once wins a webhook), then the deliveries of the webhooks won.
+  static const std::string sql =
+      "WITH due AS (SELECT d.id, d.webhook_id FROM deliveries d WHERE d.status = 'pending'"
+      " AND d.due_at <= " +
+      ts(1) +
+      " AND (d.lease_until IS NULL OR d.lease_until < statement_timestamp())"
+      " AND NOT EXISTS (SELECT 1 FROM webhook_leases h WHERE h.webhook_id = d.webhook_id"
+      " AND h.owner <> $3 AND h.lease_until >= statement_timestamp())"
+      " ORDER BY d.due_at LIMIT $2 FOR UPDATE OF d SKIP LOCKED)," +
+      take_webhooks_sql("due", 3, 4) +
+      ","
       " leased AS (UPDATE deliveries d SET lease_owner = $3, lease_until = statement_timestamp()"
-      " + $4::bigint * interval '1 millisecond' FROM due WHERE d.id = due.id RETURNING d.*)"
+      " + $4::bigint * interval '1 millisecond' FROM due JOIN took ON took.webhook_id ="
+      " due.webhook_id WHERE d.id = due.id RETURNING d.*)"
       " SELECT " +
-      delivery_columns("leased.", false) + ", " + std::string(kEventColumns) +
-      " FROM leased JOIN events e ON e.id = leased.event_id"
+      delivery_columns("leased.", false) + ", " + std::string(kEventColumns) + ", (SELECT " +
+      kHeldJson +
+      " FROM took) FROM leased JOIN events e ON e.id = leased.event_id"
       " AND e.created_at = leased.event_created_at ORDER BY leased.due_at, leased.id";
   auto r = conn_.exec(sql, {text(millis_text(options_.clock())), text(std::to_string(n)),
                             text(options_.node), text(std::to_string(options_.lease.count()))});
@@ -383,6 +477,74 @@ result<std::vector<pending_delivery>> pg_delivery_store::claim_due(std::size_t n
     if (!e) e = std::make_shared<event>(parse_event(*r, row, kDeliveryColumnCount));
     out.push_back({std::move(d), e});
   }
+  if (news != nullptr) parse_held(*r, 0, kDeliveryColumnCount + kEventColumnCount, news->held);
+  return out;
+}
+
+result<std::vector<webhook_held>> pg_delivery_store::renew_webhooks(
+    const std::vector<object_id>& webhooks) {
+  if (webhooks.empty()) return std::vector<webhook_held>{};
+  // Locked in webhook order, as take_webhooks_sql does.
+  auto r = conn_.exec(
+      "WITH mine AS (SELECT webhook_id FROM webhook_leases WHERE webhook_id = ANY($1::text[])"
+      " AND owner = $2 ORDER BY webhook_id FOR UPDATE),"
+      " renewed AS (UPDATE webhook_leases w SET lease_until = statement_timestamp() + $3::bigint * "
+      "interval"
+      " '1 millisecond' FROM mine WHERE w.webhook_id = mine.webhook_id RETURNING w.*)"
+      " SELECT " +
+          kHeldJson + " FROM renewed",
+      {id_array(webhooks), text(options_.node), text(std::to_string(options_.lease.count()))});
+  if (!r) return r.error();
+  std::vector<webhook_held> held;
+  parse_held(*r, 0, 0, held);
+  return held;
+}
+
+result<std::size_t> pg_delivery_store::release_webhooks(const std::vector<object_id>& webhooks) {
+  if (webhooks.empty()) return std::size_t{0};
+  auto r = conn_.exec(
+      "WITH mine AS (SELECT webhook_id FROM webhook_leases WHERE webhook_id = ANY($1::text[])"
+      " AND owner = $2 ORDER BY webhook_id FOR UPDATE)"
+      " UPDATE webhook_leases w SET owner = NULL, lease_until = NULL FROM mine"
+      " WHERE w.webhook_id = mine.webhook_id AND NOT EXISTS (SELECT 1 FROM deliveries d"
+      " WHERE d.webhook_id = w.webhook_id AND d.lease_owner = $2)",
+      {id_array(webhooks), text(options_.node)});
+  if (!r) return r.error();
+  return static_cast<std::size_t>(r->affected());
+}
+
+result<void> pg_delivery_store::save_streak(const object_id& webhook,
+                                            const std::optional<failure_streak>& s) {
+  const failure_streak none;
+  const failure_streak& v = s ? *s : none;
+  const auto time = [](const std::optional<timestamp>& t) {
+    return t ? text(millis_text(*t)) : param::null();
+  };
+  // Another node holding the webhook is told at commit (its streak in memory is older: a
+  // client reactivated the webhook here).
+  auto r = conn_.exec(
+      "WITH saved AS (INSERT INTO webhook_leases AS w (webhook_id, failures, first_failure_at,"
+      " last_failure_at, last_success_at) VALUES ($1, $2::bigint, " +
+          ts(3) + ", " + ts(4) + ", " + ts(5) +
+          ") ON CONFLICT (webhook_id) DO UPDATE SET failures = EXCLUDED.failures,"
+          " first_failure_at = EXCLUDED.first_failure_at, last_failure_at ="
+          " EXCLUDED.last_failure_at, last_success_at = EXCLUDED.last_success_at"
+          " RETURNING w.owner)"
+          " SELECT pg_notify('" +
+          std::string(kDeliveriesChannel) + "', '" + std::string(kStreakPayloadPrefix) +
+          "' || $1) FROM saved WHERE owner IS NOT NULL AND owner <> $6",
+      {id_param(webhook), text(std::to_string(v.failures)), time(v.first_failure_at),
+       time(v.last_failure_at), time(v.last_success_at), text(options_.node)});
+  if (!r) return r.error();
+  return {};
+}
+
+result<std::vector<webhook_held>> pg_delivery_store::load_streaks() {
+  auto r = conn_.exec("SELECT " + kHeldJson +
+                      " FROM webhook_leases WHERE failures > 0 OR last_success_at IS NOT NULL");
+  if (!r) return r.error();
+  std::vector<webhook_held> out;
+  parse_held(*r, 0, 0, out);
   return out;
 }
 
@@ -458,7 +620,8 @@ result<std::vector<record_outcome>> pg_delivery_store::record_attempts(
   if (options_.pipeline_records) return record_pipelined(batch, items, std::move(outcomes));
   json::array input;
   for (std::size_t i : items) input.push_back(attempt_row(batch[i]));
-  auto r = conn_.exec(record_sql(), {text(json::serialize(input)), text(options_.node)});
+  auto r = conn_.exec(record_sql(), {text(json::serialize(input)), text(options_.node),
+                                     text(std::to_string(options_.lease.count()))});
   if (!r) return r.error();
   for (int row = 0; row < r->size(); ++row) {
     const auto it = index.find(parse_id(r->text(row, 0)));
@@ -484,8 +647,9 @@ result<std::vector<record_outcome>> pg_delivery_store::record_pipelined(
   bool sent = true;
   for (std::size_t i : items) {
     inputs.push_back(json::serialize(json::array{attempt_row(batch[i])}));
-    const char* values[] = {inputs.back().c_str(), options_.node.c_str()};
-    if (PQsendQueryParams(c, record_sql().c_str(), 2, nullptr, values, nullptr, nullptr, 0) != 1) {
+    const std::string lease = std::to_string(options_.lease.count());
+    const char* values[] = {inputs.back().c_str(), options_.node.c_str(), lease.c_str()};
+    if (PQsendQueryParams(c, record_sql().c_str(), 3, nullptr, values, nullptr, nullptr, 0) != 1) {
       sent = false;
       break;
     }
@@ -527,7 +691,9 @@ result<std::vector<record_outcome>> pg_delivery_store::record_pipelined(
 
 result<std::size_t> pg_delivery_store::cancel_webhook(const object_id& webhook) {
   auto r = conn_.exec(
-      "WITH cancelled AS (DELETE FROM deliveries WHERE webhook_id = $1 RETURNING *)"
+      "WITH cancelled AS (DELETE FROM deliveries WHERE webhook_id = $1 RETURNING *),"
+      // The webhook's lease and failure streak go with it.
+      " lease AS (DELETE FROM webhook_leases WHERE webhook_id = $1)"
       " INSERT INTO delivery_history (id, event_id, event_created_at, webhook_id, project_id,"
       " type, status, attempts, schedule_start, reason, ordering_key, test, created_at,"
       " updated_at) SELECT id, event_id, event_created_at, webhook_id, project_id, type,"

@@ -3,12 +3,19 @@
 // leases and retention"): the SQL layer a node's delivery log runs on. Many nodes share one
 // database; each has its own store (its own `node` name, the lease owner it writes).
 //
+// - A webhook is delivered by one node at a time: the node that holds its row of
+//   `webhook_leases` (docs/cluster.md, "Ordering and flow control across nodes"). Ingest and
+//   claim_due take a webhook's lease in their own statement when nobody holds it (or it expired)
+//   and lease its deliveries only to its holder; renew_webhooks/release_webhooks keep and give it
+//   up. The same row keeps the webhook's failure streak (endpoint health).
 // - Ingest takes a group of events (each with its deliveries and optional idempotency key) in ONE
 //   statement, so ONE transaction: the key is claimed with INSERT ... ON CONFLICT, so that two
-//   nodes taking one key at once make one event. The deliveries are inserted already leased to
-//   this node, which may dispatch them at once.
-// - claim_due leases due pending deliveries nobody holds (or whose lease expired) with FOR UPDATE
-//   SKIP LOCKED; a node that lost a lease cannot record an attempt for it (lease_lost).
+//   nodes taking one key at once make one event. The deliveries of webhooks this node holds are
+//   inserted already leased to it, which may dispatch them at once; the others are left to their
+//   webhook's holder, woken by NOTIFY hookd_deliveries (payload: the webhook ids) at commit.
+// - claim_due leases due pending deliveries nobody holds (or whose lease expired) of webhooks this
+//   node holds or takes, with FOR UPDATE SKIP LOCKED; a node that lost a lease cannot record an
+//   attempt for it (lease_lost).
 // - Pending deliveries live in `deliveries` (the queue); a finished one moves to
 //   `delivery_history`. Events, attempts and finished deliveries are partitioned by the event's
 //   UTC day: retention drops whole day partitions, no per-row deletes.
@@ -23,6 +30,7 @@
 #include "core/common/object_id.hpp"
 #include "core/delivery/delivery.hpp"
 #include "core/delivery/delivery_log.hpp"
+#include "core/delivery/endpoint_health.hpp"
 #include "storage/postgres/connection.hpp"
 
 #include <chrono>
@@ -79,6 +87,26 @@ struct ingest_answer {
   std::uint32_t deliveries = 0;
 };
 
+// A webhook whose lease this node holds after a statement (taken or kept), with the failure
+// streak stored with it.
+struct webhook_held {
+  object_id webhook;
+  failure_streak streak;
+};
+
+// What a statement did to webhook leases besides its main work.
+struct lease_news {
+  std::vector<webhook_held> held;  // the webhooks of the statement this node holds now
+  // ingest: deliveries NOT leased to this node (their webhook is another node's, or an earlier
+  // delivery of their ordering key is not this node's yet): a claim takes them.
+  std::vector<object_id> not_leased;
+};
+
+// The channel ingest notifies when it leaves deliveries to another node; payload: the webhook
+// ids, comma-separated, or "*" when they do not fit.
+inline constexpr std::string_view kDeliveriesChannel = "hookd_deliveries";
+inline constexpr std::string_view kStreakPayloadPrefix = "streak:";
+
 // One attempt to record and the delivery's state after it.
 struct attempt_record {
   object_id delivery;
@@ -114,24 +142,42 @@ class pg_delivery_store {
   // The group's events, their deliveries (leased to this node) and idempotency keys, in one
   // statement. Items of one group sharing a key: the first decides, the others replay it or
   // conflict. A day without its partition is created and the group tried again once.
-  result<std::vector<ingest_answer>> ingest(const std::vector<ingest_item>& group);
+  // The deliveries are leased to this node when it holds (or takes) their webhook's lease and no
+  // earlier pending delivery of their webhook and ordering key is another node's or nobody's;
+  // `news` (when given) says which webhooks it holds and which deliveries it was not leased.
+  result<std::vector<ingest_answer>> ingest(const std::vector<ingest_item>& group,
+                                            lease_news* news = nullptr);
 
   // Leases up to `n` due pending deliveries (due at or before the store's clock) that nobody
-  // holds or whose lease expired, earliest due first, with the events they send.
-  result<std::vector<pending_delivery>> claim_due(std::size_t n);
+  // holds or whose lease expired, of webhooks this node holds or takes (nobody's, or expired),
+  // earliest due first, with the events they send. `news` (when given): the webhooks held.
+  result<std::vector<pending_delivery>> claim_due(std::size_t n, lease_news* news = nullptr);
+  // Extends this node's leases of `webhooks`; returns those it still held, with their stored
+  // failure streaks.
+  result<std::vector<webhook_held>> renew_webhooks(const std::vector<object_id>& webhooks);
+  // Gives up this node's leases of `webhooks` of which it holds no delivery (the failure
+  // streaks stay). Returns how many.
+  result<std::size_t> release_webhooks(const std::vector<object_id>& webhooks);
+  // Stores `webhook`'s failure streak (nullopt: none), whoever holds it; another node holding
+  // it is notified ("streak:" + the id on hookd_deliveries) so that it reads the streak again.
+  result<void> save_streak(const object_id& webhook, const std::optional<failure_streak>& s);
+  // Every stored failure streak with failures or a success (start-up).
+  result<std::vector<webhook_held>> load_streaks();
   // Extends this node's leases of `ids`; returns those it still held (the rest were taken).
   result<std::vector<object_id>> renew(const std::vector<object_id>& ids);
   // Gives up this node's leases of `ids` (e.g. at shutdown): claimable at once. Returns how many.
   result<std::size_t> release(const std::vector<object_id>& ids);
 
   // Each attempt inserted and its delivery updated, in one statement for the batch: still
-  // pending (attempts, due time; the lease is cleared, a retry is claimed when due), or finished
+  // pending (attempts, due time; the lease is renewed: a retry stays with this node, which holds
+  // its webhook), or finished
   // (moved to delivery_history). Only a delivery this node holds is recorded (or one that was
   // cancelled while the attempt was in flight: recorded_late); per-item outcomes in the batch's
   // order.
   result<std::vector<record_outcome>> record_attempts(const std::vector<attempt_record>& batch);
 
-  // Fails every pending delivery of `webhook` with "webhook deleted". Returns how many.
+  // Fails every pending delivery of `webhook` with "webhook deleted" and removes its lease row.
+  // Returns how many deliveries.
   result<std::size_t> cancel_webhook(const object_id& webhook);
   // Erases the events of `subject` in `project`, their deliveries and attempts. Returns the
   // number of events.
@@ -182,7 +228,8 @@ class pg_delivery_store {
  private:
   pg_delivery_store(connection conn, delivery_store_options options)
       : conn_(std::move(conn)), options_(std::move(options)) {}
-  result<std::vector<ingest_answer>> ingest_once(const std::vector<ingest_item>& group);
+  result<std::vector<ingest_answer>> ingest_once(const std::vector<ingest_item>& group,
+                                                 lease_news* news);
   result<std::vector<record_outcome>> record_pipelined(const std::vector<attempt_record>& batch,
                                                        const std::vector<std::size_t>& items,
                                                        std::vector<record_outcome> outcomes);

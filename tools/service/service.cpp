@@ -531,6 +531,13 @@ std::variant<std::unique_ptr<service>, service_failure> service::open(service_op
   p->health = std::make_unique<endpoint_health>(*p->cat, *p->deliveries, health_settings);
   const auto streaks = p->health->load(*p->store);
   if (!streaks) return start_failure("cannot load endpoint health: " + streaks.error().detail);
+  if (on_postgresql) {
+    // The streaks are in PostgreSQL with the webhooks' leases (docs/cluster.md).
+    auto& pg_log = static_cast<pg::pg_delivery_log&>(*p->deliveries);
+    auto shared = pg_log.set_streak_sink(
+        [h = p->health.get()](const object_id& id, const failure_streak& s) { h->restore(id, s); });
+    if (!shared) return start_failure("cannot load endpoint health: " + shared.error().detail);
+  }
 
   http::dispatcher_options dispatch_options;
   dispatch_options.client.total_timeout = cfg.delivery_timeout;

@@ -2,7 +2,9 @@
 // hookd nodes on one private PostgreSQL (tests/support/pg_cluster.hpp) and a real receiver on
 // 127.0.0.1 that counts requests by webhook-id (the delivery id). Events ingested on every node
 // are each delivered once; a node killed with -9 while it holds leased deliveries leaves them to
-// the others, which deliver every one of them once its leases run out (30 s).
+// the others, which deliver every one of them once its leases run out (30 s). A webhook is
+// delivered by one node at a time (docs/cluster.md, "Ordering and flow control across nodes"):
+// its ordering keys and its in-flight cap hold for the cluster, not per node.
 
 #include "support/hookd_cluster_nodes.hpp"
 
@@ -12,6 +14,7 @@
 #include <csignal>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -29,11 +32,13 @@ class HookdClusterDeliveryTest : public hookd_cluster_nodes {
   HookdClusterDeliveryTest() : hookd_cluster_nodes("hookd-cluster-delivery", kAdmin) {}
 
   // Retries 200 ms apart, so that a failed attempt comes back within the test.
-  hookd_process& start_node() {
+  hookd_process& start_node(std::vector<std::string> more = {}) {
     std::string schedule = "200ms";
     for (int i = 1; i < 40; ++i) schedule += ",200ms";
-    return hookd_cluster_nodes::start_node(
-        {"--allow-private-targets", "--retry-schedule", schedule, "--delivery-timeout", "5s"});
+    std::vector<std::string> options{"--allow-private-targets", "--retry-schedule", schedule,
+                                     "--delivery-timeout", "5s"};
+    options.insert(options.end(), more.begin(), more.end());
+    return hookd_cluster_nodes::start_node(std::move(options));
   }
 
   static http_reply call(hookd_process& node, bhttp::verb verb, const std::string& target,
@@ -74,16 +79,27 @@ class HookdClusterDeliveryTest : public hookd_cluster_nodes {
     return id;
   }
 
-  void ingest(hookd_process& node, const std::string& type, int n) {
+  void ingest(hookd_process& node, const std::string& type, int n, int first = 0,
+              const std::optional<std::string>& ordering_key = std::nullopt) {
     http_client client(node.endpoint());
-    for (int i = 0; i < n; ++i) {
+    for (int i = first; i < first + n; ++i) {
+      json::object body{{"type", type}, {"data", {{"n", i}}}};
+      if (ordering_key) body["orderingKey"] = *ordering_key;
       auto r = client.request(bhttp::verb::post, delivery_stack::events_path(org_, project_),
-                              json::serialize(json::object{{"type", type}, {"data", {{"n", i}}}}),
+                              json::serialize(body),
                               {{"Authorization", "Bearer " + std::string(kAdmin)},
                                {"Content-Type", "application/json"}});
       ASSERT_EQ(r.status, 202u) << r.body;
       ASSERT_EQ(r.json().at("deliveries").as_int64(), 1);
     }
+  }
+
+  // data.n of each request to `path`, in the order they came.
+  static std::vector<std::int64_t> numbers(const receiver& sink, const std::string& path) {
+    std::vector<std::int64_t> out;
+    for (const auto& r : sink.requests(path))
+      out.push_back(json::parse(r.body).at("data").at("n").as_int64());
+    return out;
   }
 
   // Requests to `path` per webhook-id.
@@ -163,6 +179,58 @@ TEST_F(HookdClusterDeliveryTest, ANodeKilledWithLeasedDeliveriesLeavesThemToTheO
   EXPECT_EQ(shared_pg_cluster()->query_value(
                 db, "SELECT count(*) FROM delivery_history WHERE status = 'succeeded'"),
             std::to_string(kEvents));
+}
+
+TEST_F(HookdClusterDeliveryTest, AnOrderingKeyHoldsForEventsIngestedOnEveryNodeAcrossARetry) {
+  receiver sink;
+  // The 6th request (the first attempt of event 5) fails: its retry must come before event 6.
+  std::vector<scripted_reply> script(5, scripted_reply{});
+  script.push_back({503, {}, "busy"});
+  sink.script("/ordered", script);
+  for (int i = 0; i < 3; ++i) start_node();
+  make_webhook(sink.url("/ordered"), "order.created");
+  constexpr int kEvents = 30;
+  // One after another (each 202 before the next request), round-robin over the three nodes:
+  // the key's order is the order of ingest, whichever node took each event.
+  for (int i = 0; i < kEvents; ++i) {
+    ingest(*nodes_[static_cast<std::size_t>(i % 3)], "order.created", 1, i, "customer-7");
+  }
+  ASSERT_TRUE(wait_until([&] { return sink.count("/ordered") >= kEvents + 1; }, 60s))
+      << sink.count("/ordered") << " requests";
+  std::this_thread::sleep_for(500ms);  // a request out of line would arrive by now
+  std::vector<std::int64_t> expected;
+  for (int i = 0; i < kEvents; ++i) {
+    expected.push_back(i);
+    if (i == 5) expected.push_back(5);  // the retry, before event 6
+  }
+  EXPECT_EQ(numbers(sink, "/ordered"), expected);
+  EXPECT_EQ(sink.max_concurrent(), 1u) << "one delivery of a key at a time";
+  // One node holds the webhook and made every attempt.
+  EXPECT_EQ(shared_pg_cluster()->query_value(database(), "SELECT count(*) FROM webhook_leases"),
+            "1");
+}
+
+TEST_F(HookdClusterDeliveryTest, AnInFlightCapOfOneHoldsForTheWebhookAcrossNodes) {
+  receiver sink;
+  // Slow answers, so that attempts would overlap if any node went on its own.
+  sink.set_default("/capped", {200, {}, "ok", 40ms});
+  for (int i = 0; i < 3; ++i) start_node({"--max-inflight-per-webhook", "1"});
+  make_webhook(sink.url("/capped"), "invoice.paid");
+  constexpr int kPerNode = 15;
+  std::vector<std::thread> producers;
+  for (int i = 0; i < 3; ++i) {
+    producers.emplace_back([this, i] {
+      ingest(*nodes_[static_cast<std::size_t>(i)], "invoice.paid", kPerNode, i * kPerNode);
+    });
+  }
+  for (auto& t : producers) t.join();
+  ASSERT_TRUE(wait_until([&] { return sink.count("/capped") >= 3 * kPerNode; }, 60s))
+      << sink.count("/capped") << " requests";
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(sink.count("/capped"), 3u * kPerNode);
+  EXPECT_EQ(sink.max_concurrent(), 1u) << "--max-inflight-per-webhook 1, with three nodes";
+  const auto seen = by_delivery(sink, "/capped");
+  EXPECT_EQ(seen.size(), static_cast<std::size_t>(3 * kPerNode));
 }
 
 }  // namespace

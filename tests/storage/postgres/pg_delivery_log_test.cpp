@@ -6,6 +6,7 @@
 #include "storage/postgres/pg_delivery_log.hpp"
 
 #include "core/common/completion.hpp"
+#include "core/delivery/endpoint_health.hpp"
 #include "support/memory_storage.hpp"
 #include "tests/support/pg_cluster.hpp"
 
@@ -180,7 +181,7 @@ TEST_F(pg_delivery_log_test, an_idempotency_key_replays_its_first_answer_and_ref
   EXPECT_EQ(value("SELECT count(*) FROM events"), "1");
 }
 
-TEST_F(pg_delivery_log_test, a_success_finishes_and_a_retry_gives_the_lease_up_until_due) {
+TEST_F(pg_delivery_log_test, a_success_finishes_and_a_retry_stays_with_the_webhooks_node) {
   make_webhook({"*"});
   auto a = node("a");
   ASSERT_TRUE(ingest(*a, request()));
@@ -205,8 +206,8 @@ TEST_F(pg_delivery_log_test, a_success_finishes_and_a_retry_gives_the_lease_up_u
   EXPECT_EQ((*stored)->record->status, delivery_status::succeeded);
   EXPECT_EQ((*stored)->attempts.size(), 1u);
 
-  // A retry one hour ahead: out of this node's memory, in the database with no lease, and not
-  // claimed before its time.
+  // A retry one hour ahead: still this node's (it holds the webhook), in memory with its new
+  // attempt count, its lease renewed in the database; nobody claims it.
   attempt failed = first;
   failed.status_code = 503;
   const timestamp later = a->now() + 1h;
@@ -215,8 +216,12 @@ TEST_F(pg_delivery_log_test, a_success_finishes_and_a_retry_gives_the_lease_up_u
   });
   ASSERT_TRUE(retried) << retried.error().detail;
   EXPECT_EQ((*retried)->status, delivery_status::pending);
-  EXPECT_FALSE(a->find_pending(busy.record->id));
-  EXPECT_EQ(value("SELECT count(*) FROM deliveries WHERE lease_owner IS NULL"), "1");
+  const auto kept = a->find_pending(busy.record->id);
+  ASSERT_TRUE(kept);
+  EXPECT_EQ(kept->record->attempts, 1u);
+  EXPECT_EQ(kept->record->next_attempt_at, later);
+  EXPECT_EQ(value("SELECT count(*) FROM deliveries WHERE lease_owner = 'a'"), "1");
+  EXPECT_EQ(a->held_webhooks().size(), 1u);
   auto claimed = a->claim_now();
   ASSERT_TRUE(claimed);
   EXPECT_EQ(*claimed, 0u);
@@ -232,7 +237,8 @@ TEST_F(pg_delivery_log_test, a_success_finishes_and_a_retry_gives_the_lease_up_u
   EXPECT_EQ(c.retries, 1u);
 }
 
-TEST_F(pg_delivery_log_test, two_nodes_deliver_a_thousand_fanned_out_events_each_exactly_once) {
+TEST_F(pg_delivery_log_test,
+       two_nodes_ingesting_for_two_webhooks_leave_every_attempt_to_the_webhooks_node) {
   make_webhook({"*"});
   make_webhook({"order.*"});
   auto a = node("a");
@@ -246,8 +252,9 @@ TEST_F(pg_delivery_log_test, two_nodes_deliver_a_thousand_fanned_out_events_each
   }
   for (auto& t : producers) t.join();
 
-  // Every first attempt fails with a retry due at once: the retries are claimed by whichever
-  // node's claimer comes first, and succeed there.
+  // Every first attempt fails with a retry due at once. The node that took the webhooks (the
+  // first ingest: every event goes to both) makes every attempt: the other node's ingests are
+  // claimed by it, woken by NOTIFY, and the retries stay with it.
   std::mutex m;
   std::multiset<object_id> succeeded;
   std::atomic<bool> stop{false};
@@ -297,9 +304,10 @@ TEST_F(pg_delivery_log_test, two_nodes_deliver_a_thousand_fanned_out_events_each
   EXPECT_EQ(std::set<object_id>(succeeded.begin(), succeeded.end()).size(), succeeded.size());
   EXPECT_EQ(value("SELECT count(*) FROM attempts"), std::to_string(4 * kEvents));
   EXPECT_EQ(value("SELECT count(*) FROM deliveries"), "0");
-  // Both nodes did some of the work.
-  EXPECT_GT(a->counters().succeeded, 0u);
-  EXPECT_GT(b->counters().succeeded, 0u);
+  // One node did all of the work.
+  EXPECT_EQ(a->counters().succeeded + b->counters().succeeded, 2u * kEvents);
+  EXPECT_EQ(std::min(a->counters().attempts, b->counters().attempts), 0u);
+  EXPECT_EQ(value("SELECT count(DISTINCT owner) FROM webhook_leases"), "1");
 }
 
 TEST_F(pg_delivery_log_test,
@@ -355,6 +363,99 @@ TEST_F(pg_delivery_log_test, a_node_that_lost_a_lease_cannot_record_and_lets_the
   EXPECT_EQ(a->jobs().counts().in_flight, 0u);
   EXPECT_EQ(attempt_due(*b, 200).size(), 1u);
   EXPECT_EQ(value("SELECT count(*) FROM attempts"), "1");
+}
+
+TEST_F(pg_delivery_log_test, failure_streaks_are_shared_through_the_webhooks_lease) {
+  const object_id hook = make_webhook({"*"});
+  auto a = node("a");
+  ASSERT_TRUE(ingest(*a, request()));  // a holds the webhook
+  failure_streak s;
+  s.failures = 11;
+  s.first_failure_at = a->now() - 1h;
+  s.last_failure_at = a->now();
+  auto written = wait_for<void>(
+      [&](auto done) { a->write_meta(failure_streak_key(hook), encode(s), std::move(done)); });
+  ASSERT_TRUE(written) << written.error().detail;
+  EXPECT_EQ(value("SELECT failures FROM webhook_leases"), "11");
+
+  // Another node reads it at start...
+  std::mutex m;
+  std::vector<std::pair<object_id, failure_streak>> got_b;
+  auto b = node("b");
+  auto loaded = b->set_streak_sink([&](const object_id& id, const failure_streak& f) {
+    std::lock_guard lock(m);
+    got_b.emplace_back(id, f);
+  });
+  ASSERT_TRUE(loaded) << loaded.error().detail;
+  EXPECT_EQ(*loaded, 1u);
+  {
+    std::lock_guard lock(m);
+    ASSERT_EQ(got_b.size(), 1u);
+    EXPECT_EQ(got_b[0].first, hook);
+    EXPECT_EQ(got_b[0].second, s);
+  }
+
+  // ...and a client reactivating the webhook on b resets it for a, the holder, at once
+  // (NOTIFY), not at a's next takeover; a's backlog of it (a retry an hour ahead) goes now.
+  const due_jobs first = a->jobs().take_due(a->now(), 10);
+  ASSERT_EQ(first.ready.size(), 1u);
+  const auto held = *a->find_pending(first.ready[0].delivery);
+  attempt failed;
+  failed.number = 1;
+  failed.at = a->now();
+  failed.status_code = 503;
+  a->jobs().sent(held.record->id);
+  ASSERT_TRUE(wait_for<std::shared_ptr<const delivery>>([&](auto cb) {
+    a->record_attempt(held.record, failed, attempt_decision::retry(a->now() + 1h), std::move(cb));
+  }));
+  EXPECT_TRUE(a->jobs().take_due(a->now(), 10).ready.empty()) << "not due for an hour";
+  std::vector<failure_streak> got_a;
+  ASSERT_TRUE(a->set_streak_sink([&](const object_id&, const failure_streak& f) {
+    std::lock_guard lock(m);
+    got_a.push_back(f);
+  }));
+  {
+    std::lock_guard lock(m);
+    got_a.clear();
+  }
+  ASSERT_TRUE(wait_for<void>(
+      [&](auto done) { b->write_meta(failure_streak_key(hook), std::nullopt, std::move(done)); }));
+  const auto until = std::chrono::steady_clock::now() + 5s;
+  for (;;) {
+    {
+      std::lock_guard lock(m);
+      if (!got_a.empty()) break;
+    }
+    ASSERT_LT(std::chrono::steady_clock::now(), until) << "a was not told";
+    std::this_thread::sleep_for(10ms);
+  }
+  {
+    std::lock_guard lock(m);
+    EXPECT_EQ(got_a.back(), failure_streak{});
+  }
+  const due_jobs resumed = a->jobs().take_due(a->now(), 10);
+  ASSERT_EQ(resumed.ready.size(), 1u);
+  EXPECT_EQ(resumed.ready[0].delivery, held.record->id);
+}
+
+TEST_F(pg_delivery_log_test, a_webhook_idle_for_twice_the_lease_is_given_up) {
+  make_webhook({"*"});
+  auto a = node("a", 300ms);
+  ASSERT_TRUE(ingest(*a, request()));
+  EXPECT_EQ(a->held_webhooks().size(), 1u);
+  EXPECT_EQ(attempt_due(*a, 200).size(), 1u);
+  // Renewed every 100 ms; given up once nothing of it was held for 600 ms.
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (!a->held_webhooks().empty() && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_TRUE(a->held_webhooks().empty());
+  EXPECT_EQ(value("SELECT owner IS NULL FROM webhook_leases"), "t");
+  // The next node to ingest for it takes it.
+  auto b = node("b");
+  ASSERT_TRUE(ingest(*b, request()));
+  EXPECT_EQ(b->held_webhooks().size(), 1u);
+  EXPECT_EQ(b->pending_count(), 1u);
 }
 
 TEST_F(pg_delivery_log_test, cancel_erase_delete_and_test_pings) {

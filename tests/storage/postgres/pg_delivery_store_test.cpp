@@ -6,6 +6,7 @@
 #include "tests/support/pg_cluster.hpp"
 
 #include <gtest/gtest.h>
+#include <libpq-fe.h>
 
 #include <algorithm>
 #include <atomic>
@@ -280,8 +281,9 @@ TEST_F(pg_delivery_store_test, two_nodes_claiming_1000_due_deliveries_take_each_
   std::vector<ingest_item> group;
   for (int i = 0; i < 500; ++i) group.push_back(item({webhook_, other_webhook_}));
   ASSERT_TRUE(ingester->ingest(group));
-  // Released by the ingesting node: free for anyone.
+  // Released by the ingesting node, with the two webhooks: free for anyone.
   ASSERT_EQ(*ingester->release(delivery_ids(group)), 1000u);
+  ASSERT_EQ(*ingester->release_webhooks({webhook_, other_webhook_}), 2u);
 
   auto a = node("a");
   auto b = node("b");
@@ -316,9 +318,14 @@ TEST_F(pg_delivery_store_test, two_nodes_claiming_1000_due_deliveries_take_each_
   all.insert(got_b.begin(), got_b.end());
   EXPECT_EQ(got_a.size() + got_b.size(), 1000u) << "no delivery claimed twice";
   EXPECT_EQ(all.size(), 1000u) << "every delivery claimed";
-  EXPECT_GT(got_a.size(), 0u);
-  EXPECT_GT(got_b.size(), 0u);
   std::printf("claims: node a %zu, node b %zu\n", got_a.size(), got_b.size());
+  // Each webhook's deliveries went to one node: the one that holds the webhook.
+  EXPECT_EQ(value("SELECT count(DISTINCT lease_owner) FROM deliveries WHERE webhook_id = '" +
+                  webhook_.to_string() + "'"),
+            "1");
+  EXPECT_EQ(value("SELECT count(*) FROM deliveries d JOIN webhook_leases w"
+                  " ON w.webhook_id = d.webhook_id WHERE d.lease_owner <> w.owner"),
+            "0");
   EXPECT_EQ(value("SELECT count(*) FROM deliveries WHERE lease_owner = 'a'"),
             std::to_string(got_a.size()));
 }
@@ -337,6 +344,7 @@ TEST_F(pg_delivery_store_test,
   // a renews while alive...
   std::this_thread::sleep_for(1200ms);
   EXPECT_EQ(a->renew(delivery_ids(group))->size(), 1u);
+  EXPECT_EQ(a->renew_webhooks({webhook_})->size(), 1u);
   std::this_thread::sleep_for(1200ms);
   EXPECT_TRUE(b->claim_due(10)->empty()) << "a renewed lease holds";
   // ...then stops renewing: after the lease b takes the delivery.
@@ -352,6 +360,8 @@ TEST_F(pg_delivery_store_test,
   ASSERT_TRUE(late) << late.error().detail;
   EXPECT_EQ(late->front(), record_outcome::lease_lost);
   EXPECT_TRUE(a->renew(delivery_ids(group))->empty());
+  EXPECT_TRUE(a->renew_webhooks({webhook_})->empty()) << "the webhook is b's now";
+  EXPECT_EQ(value("SELECT owner FROM webhook_leases"), "b");
   EXPECT_EQ(value("SELECT count(*) FROM attempts"), "0");
   // b's is recorded.
   auto recorded = b->record_attempts({succeeded_attempt(d, at(kNoon))});
@@ -366,7 +376,8 @@ TEST_F(pg_delivery_store_test, a_record_racing_a_takeover_waits_and_then_loses_o
   auto a = node("a", 1ms);
   auto b = node("b");
   for (const char* ending : {"COMMIT", "ROLLBACK"}) {
-    std::vector<ingest_item> group{item({webhook_})};
+    // A webhook per round: after the first, b holds webhook_.
+    std::vector<ingest_item> group{item({ids_.next()})};
     ASSERT_TRUE(a->ingest(group));
     std::this_thread::sleep_for(10ms);
     ASSERT_TRUE(b->native().exec("BEGIN"));
@@ -415,22 +426,20 @@ TEST_F(pg_delivery_store_test, attempts_reschedule_then_finish_a_delivery_into_h
   EXPECT_EQ((*batch)[1], record_outcome::recorded);
   EXPECT_EQ(value("SELECT count(*) FROM deliveries"), "1");
   EXPECT_EQ(value("SELECT status || ':' || attempts FROM delivery_history"), "succeeded:1");
-  EXPECT_EQ(value("SELECT lease_owner IS NULL FROM deliveries"), "t")
-      << "a retry goes back to the pool";
+  EXPECT_EQ(value("SELECT lease_owner FROM deliveries"), "a")
+      << "a retry stays with the node that holds its webhook";
   // Recording d2 again: it is not pending any more.
   auto again = a->record_attempts({succeeded_attempt(d2, at(kNoon + 30))});
   ASSERT_TRUE(again);
   EXPECT_EQ(again->front(), record_outcome::not_pending);
 
-  // The retry is not due before its time; then any node claims it.
-  EXPECT_TRUE(a->claim_due(10)->empty());
+  // When due, another node does not take it: a holds it (and its webhook) and attempts it.
   now_ += 5000;
   auto b = node("b");
-  auto retry = b->claim_due(10);
-  ASSERT_TRUE(retry);
-  ASSERT_EQ(retry->size(), 1u);
-  EXPECT_EQ(retry->front().record->attempts, 1u);
-  auto done = b->record_attempts({succeeded_attempt(*retry->front().record, at(kNoon + 5100))});
+  EXPECT_TRUE(b->claim_due(10)->empty());
+  delivery retried = d1;
+  retried.attempts = 1;
+  auto done = a->record_attempts({succeeded_attempt(retried, at(kNoon + 5100))});
   ASSERT_TRUE(done);
   EXPECT_EQ(done->front(), record_outcome::recorded);
 
@@ -449,6 +458,134 @@ TEST_F(pg_delivery_store_test, attempts_reschedule_then_finish_a_delivery_into_h
   auto e = b->find_event(project_, group[0].record.id);
   ASSERT_TRUE(e && *e);
   EXPECT_EQ((*e)->deliveries.at(0).status, delivery_status::succeeded);
+}
+
+// ---- webhook leases (docs/cluster.md, "Ordering and flow control across nodes")
+
+TEST_F(pg_delivery_store_test, a_webhook_is_one_nodes_until_released_or_its_lease_expires) {
+  auto a = node("a", 1500ms);
+  auto b = node("b", 1500ms);
+  auto listener = node("listener");
+  ASSERT_TRUE(listener->native().exec("LISTEN hookd_deliveries"));
+
+  // a's ingest takes the webhook and is leased its delivery.
+  std::vector<ingest_item> first{item({webhook_})};
+  lease_news news_a;
+  ASSERT_TRUE(a->ingest(first, &news_a));
+  ASSERT_EQ(news_a.held.size(), 1u);
+  EXPECT_EQ(news_a.held[0].webhook, webhook_);
+  EXPECT_TRUE(news_a.not_leased.empty());
+  EXPECT_EQ(
+      value("SELECT owner FROM webhook_leases WHERE webhook_id = '" + webhook_.to_string() + "'"),
+      "a");
+
+  // b's ingest of the same webhook is not leased to b, and tells the other nodes at commit.
+  std::vector<ingest_item> second{item({webhook_})};
+  lease_news news_b;
+  ASSERT_TRUE(b->ingest(second, &news_b));
+  EXPECT_TRUE(news_b.held.empty());
+  EXPECT_EQ(news_b.not_leased, delivery_ids(second));
+  EXPECT_EQ(value("SELECT count(*) FROM deliveries WHERE lease_owner IS NULL"), "1");
+  PGconn* raw = listener->native().native();
+  ASSERT_EQ(PQconsumeInput(raw), 1);
+  PGnotify* n = PQnotifies(raw);
+  ASSERT_NE(n, nullptr) << "NOTIFY hookd_deliveries at b's commit";
+  EXPECT_EQ(std::string(n->extra), webhook_.to_string());
+  PQfreemem(n);
+
+  // Only a claims it.
+  EXPECT_TRUE(b->claim_due(10)->empty());
+  auto claimed = a->claim_due(10);
+  ASSERT_TRUE(claimed) << claimed.error().detail;
+  ASSERT_EQ(claimed->size(), 1u);
+  EXPECT_EQ(claimed->front().record->id, delivery_ids(second)[0]);
+
+  // Not released while a holds deliveries of it; released after them (a node stopping): b's
+  // next ingest takes it.
+  EXPECT_EQ(*a->release_webhooks({webhook_}), 0u);
+  EXPECT_EQ(value("SELECT owner FROM webhook_leases"), "a");
+  ASSERT_EQ(*a->release({delivery_ids(first)[0], delivery_ids(second)[0]}), 2u);
+  EXPECT_EQ(*a->release_webhooks({webhook_}), 1u);
+  EXPECT_EQ(*a->release_webhooks({webhook_}), 0u) << "not a's any more";
+  lease_news taken;
+  ASSERT_TRUE(b->ingest({item({webhook_})}, &taken));
+  ASSERT_EQ(taken.held.size(), 1u);
+  EXPECT_TRUE(taken.not_leased.empty());
+
+  // b renews while alive; a's claim does not take it...
+  std::this_thread::sleep_for(900ms);
+  EXPECT_EQ(b->renew_webhooks({webhook_})->size(), 1u);
+  std::this_thread::sleep_for(900ms);
+  lease_news refused;
+  ASSERT_TRUE(a->ingest({item({webhook_})}, &refused));
+  EXPECT_TRUE(refused.held.empty()) << "a renewed lease holds";
+  // ...then b stops renewing (a dead node): after the lease a takes the webhook.
+  std::this_thread::sleep_for(1800ms);
+  lease_news after;
+  ASSERT_TRUE(a->ingest({item({webhook_})}, &after));
+  ASSERT_EQ(after.held.size(), 1u);
+  EXPECT_TRUE(b->renew_webhooks({webhook_})->empty());
+  EXPECT_EQ(value("SELECT owner FROM webhook_leases"), "a");
+}
+
+TEST_F(pg_delivery_store_test, a_keyed_delivery_waits_for_an_earlier_one_of_its_key_to_be_claimed) {
+  auto a = node("a");
+  auto b = node("b");
+  ASSERT_TRUE(a->ingest({item({webhook_})}));  // a holds the webhook
+  auto keyed = [&](const std::string& key) {
+    ingest_item i = item({webhook_});
+    i.record.ordering_key = key;
+    return i;
+  };
+  std::vector<ingest_item> on_b{keyed("customer-1")};
+  ASSERT_TRUE(b->ingest(on_b));
+  now_ += 1;
+  // On a, the next of that key is not dispatched ahead of b's: both wait for a's claim.
+  std::vector<ingest_item> on_a{keyed("customer-1"), keyed("customer-2")};
+  lease_news news;
+  ASSERT_TRUE(a->ingest(on_a, &news));
+  EXPECT_EQ(news.not_leased, std::vector<object_id>{on_a[0].record.deliveries[0].delivery})
+      << "customer-2 has nothing earlier: leased at once";
+  auto claimed = a->claim_due(10);
+  ASSERT_TRUE(claimed) << claimed.error().detail;
+  ASSERT_EQ(claimed->size(), 2u);
+  EXPECT_EQ((*claimed)[0].record->id, on_b[0].record.deliveries[0].delivery);
+  EXPECT_EQ((*claimed)[1].record->id, on_a[0].record.deliveries[0].delivery);
+}
+
+TEST_F(pg_delivery_store_test,
+       a_failure_streak_is_stored_with_the_lease_and_read_by_the_next_owner) {
+  auto a = node("a");
+  auto b = node("b");
+  ASSERT_TRUE(a->ingest({item({webhook_})}));
+  failure_streak s;
+  s.failures = 12;
+  s.first_failure_at = at(kNoon - 5000);
+  s.last_failure_at = at(kNoon - 10);
+  ASSERT_TRUE(a->save_streak(webhook_, s));
+  EXPECT_EQ(value("SELECT failures FROM webhook_leases"), "12");
+  auto stored = b->load_streaks();
+  ASSERT_TRUE(stored) << stored.error().detail;
+  ASSERT_EQ(stored->size(), 1u);
+  EXPECT_EQ(stored->front().streak, s);
+
+  ASSERT_EQ(a->native()
+                .exec("UPDATE deliveries SET lease_owner = NULL, lease_until = NULL")
+                .value()
+                .affected(),
+            1u);
+  ASSERT_EQ(*a->release_webhooks({webhook_}), 1u);
+  lease_news news;
+  ASSERT_TRUE(b->ingest({item({webhook_})}, &news));
+  ASSERT_EQ(news.held.size(), 1u);
+  EXPECT_EQ(news.held[0].streak, s) << "the new owner reads the streak with the lease";
+
+  ASSERT_TRUE(b->save_streak(webhook_, std::nullopt));
+  EXPECT_TRUE(b->load_streaks()->empty());
+  EXPECT_EQ(value("SELECT owner FROM webhook_leases"), "b") << "a streak write keeps the owner";
+  // A deleted webhook's row goes with its deliveries.
+  ASSERT_TRUE(b->cancel_webhook(webhook_));
+  EXPECT_EQ(value("SELECT count(*) FROM webhook_leases"), "0");
 }
 
 TEST_F(pg_delivery_store_test, lists_page_newest_first_with_every_filter) {
@@ -597,7 +734,8 @@ TEST_F(pg_delivery_store_test, partitions_are_made_ahead_and_retention_drops_who
   EXPECT_EQ((*kept_event)->record.data, old[0].record.data);
   EXPECT_TRUE(*a->find_event(project_, recent[0].record.id));
   EXPECT_EQ(value("SELECT count(*) FROM events"), "2");
-  // And it is still claimable and sends its event.
+  // And it is still claimable (given up by its node, as at a stop) and sends its event.
+  ASSERT_EQ(*a->release({old[0].record.deliveries[0].delivery}), 1u);
   now_ = kNoon - 40 * kDayMs + 3600000;
   auto claimed = a->claim_due(10);
   ASSERT_TRUE(claimed);
