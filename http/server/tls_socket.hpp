@@ -120,8 +120,8 @@ class tls_socket {
       } else if (waited_) {
         self.complete(r.ec, r.bytes);
       } else {
-        auto executor = self_->socket_.get_executor();
-        asio::post(executor, beast::bind_front_handler(std::move(self), r.ec, r.bytes));
+        // To the operation's own executor (the connection's strand), not the socket's.
+        asio::post(beast::bind_front_handler(std::move(self), r.ec, r.bytes));
       }
     }
   };
@@ -145,8 +145,7 @@ class tls_socket {
         self.complete(r.ec);
       } else {
         posted_ = true;
-        auto executor = self_->socket_.get_executor();
-        asio::post(executor, beast::bind_front_handler(std::move(self), r.ec));
+        asio::post(beast::bind_front_handler(std::move(self), r.ec));
       }
     }
   };

@@ -1022,6 +1022,33 @@ TEST_F(TlsServerTest, ARequestArrivingInPiecesAfterAnIdlePauseIsAnswered) {
   EXPECT_EQ(json_of(res).at("query").as_string(), big);
 }
 
+// Several TLS connections at once on a server of four threads (each connection on its own
+// strand): every request answered with its own data, pipelined pairs included.
+TEST_F(TlsServerTest, ConcurrentTlsConnectionsOnFourThreadsAreEachServedInOrder) {
+  server_options o;
+  o.threads = 4;
+  const auto ep = start_tls(pki_a_, o);
+  std::vector<std::future<int>> clients;
+  for (int k = 0; k < 6; ++k) {
+    clients.push_back(std::async(std::launch::async, [&, k] {
+      tls_client c(ep, pki_a_.ca_cert);
+      if (c.handshake_error) return -1;
+      int ok = 0;
+      for (int i = 0; i < 30; ++i) {
+        const auto a = "c=" + std::to_string(k) + "&i=" + std::to_string(i);
+        const auto b = a + "&second";
+        const auto responses = c.send_and_read(get("/echo?" + a) + get("/echo?" + b), 2);
+        if (responses.size() == 2 && json_of(responses[0]).at("query").as_string() == a &&
+            json_of(responses[1]).at("query").as_string() == b) {
+          ++ok;
+        }
+      }
+      return ok;
+    }));
+  }
+  for (auto& f : clients) EXPECT_EQ(f.get(), 30);
+}
+
 TEST_F(TlsServerTest, StopClosesAnIdleTlsConnectionWithCloseNotify) {
   const auto ep = start_tls(pki_a_);
   tls_client c(ep, pki_a_.ca_cert);
