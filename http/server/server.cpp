@@ -13,12 +13,13 @@
 //
 // Idle connections: what a request needs (the parser, the response, the request id: `exchange`)
 // is allocated when it begins and freed once it is answered. When nothing of a next request has
-// arrived, a plain connection is parked (park): the session coroutine ends, its frames and the
+// arrived, the connection is parked (park): the session coroutine ends, its frames and the
 // read buffer are given back, and only a readiness wait with a small handler remains, which
 // starts the coroutine again when bytes arrive. An idle keep-alive connection then costs its
 // socket, its timer and the connection object (docs/operations.md, "Limits that protect tenants
-// from each other"). A TLS connection keeps its coroutine waiting: the engine may hold bytes read
-// already, and its own buffers dwarf the rest.
+// from each other"). A TLS connection (tls_socket: OpenSSL on the socket itself, its record
+// buffers given back while empty) is parked the same way unless OpenSSL holds bytes of a next
+// request already, which no readiness wait would announce; it then reads them at once.
 //
 // Timeouts: every read and write runs under a deadline. The wait for the first byte of a
 // keep-alive request uses idle_timeout; reading the rest of a request head, a request body, and
@@ -710,8 +711,8 @@ void server::impl::spawn_session(tcp::socket socket) {
   beast::error_code ignored;
   socket.set_option(tcp::no_delay(true), ignored);  // responses go out in one write each
   auto conn = make_connection(std::move(socket));
-  // A plain session reads the bytes a readiness wait announced without blocking (read_first,
-  // park); TLS reads through the engine only.
+  // A session reads the bytes a readiness wait announced without blocking (read_first, park);
+  // under TLS, tls_socket has made its socket non-blocking already.
   if (!conn->stream.is_tls()) conn->socket().non_blocking(true, ignored);
   {
     std::lock_guard lock(mutex);
@@ -736,7 +737,7 @@ void server::impl::run(std::shared_ptr<connection> conn, std::optional<beast::er
                  });
 }
 
-// An idle plain connection between requests: no coroutine waits for its next request, only a
+// An idle connection between requests: no coroutine waits for its next request, only a
 // readiness wait with a small handler, which starts the session coroutine again (run). The
 // coroutine's frames, its read buffer and the request's state are all given back meanwhile;
 // stop() cancels the wait like any idle wait.
@@ -836,7 +837,13 @@ asio::awaitable<bool> server::impl::run_session(std::shared_ptr<connection> conn
         woken.reset();
         conn->operation_done();
         conn->idle = false;
-        if (!ec) {
+        if (!ec && conn->stream.is_tls()) {
+          // A record, or part of one, arrived: TLS reads it (and waits for the rest).
+          conn->expires_after(options.header_timeout);
+          std::tie(ec, n) =
+              co_await conn->stream.async_read_some(buffer.prepare(kFirstReadBytes), use_tuple);
+          conn->operation_done();
+        } else if (!ec) {
           n = conn->socket().read_some(buffer.prepare(kFirstReadBytes), ec);
           if (ec == asio::error::would_block || ec == asio::error::try_again) {
             if (draining.load()) {
@@ -847,7 +854,7 @@ asio::awaitable<bool> server::impl::run_session(std::shared_ptr<connection> conn
             co_return true;
           }
         }
-      } else if (!first && !conn->stream.is_tls()) {
+      } else if (!first && !conn->stream.has_pending()) {
         park(conn);
         co_return true;
       } else {
@@ -890,9 +897,9 @@ asio::awaitable<bool> server::impl::run_session(std::shared_ptr<connection> conn
   co_return false;
 }
 
-// The first bytes of a connection's first request (or, under TLS, of any request) into its empty
-// buffer. A plain connection waits for them without a buffer and reads what came without
-// blocking; TLS reads through the engine, which may hold decrypted bytes already.
+// The first bytes of a connection's first request (or, under TLS, of a request whose bytes TLS
+// holds already) into its empty buffer. A plain connection waits for them without a buffer and
+// reads what came without blocking; TLS reads through OpenSSL, which may hold them already.
 asio::awaitable<std::pair<beast::error_code, std::size_t>> server::impl::read_first(
     connection& conn) {
   auto& buffer = conn.buffer;
@@ -917,8 +924,8 @@ asio::awaitable<void> server::impl::linger_close(connection& conn) {
   conn.idle = true;                    // nothing left to answer: stop() may cut this short
   conn.expires_after(kLingerTimeout);  // for all of the lingering, not per read
   if (conn.tls_up) {
-    // close_notify, so that the client knows the response was not cut; asio then waits for the
-    // client's own close_notify (or its close), discarding what the client still sends.
+    // close_notify, so that the client knows the response was not cut; what the client still
+    // sends (its own close_notify among it) is discarded below like plain bytes.
     conn.tls_up = false;
     co_await conn.stream.tls().async_shutdown(use_tuple);
     if (!conn.socket().is_open()) co_return;

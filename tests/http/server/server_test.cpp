@@ -880,8 +880,7 @@ class TlsServerTest : public ServerTest {
     pki_a_ = make_test_pki(dir_, "a");
     pki_b_ = make_test_pki(dir_, "b");
   }
-  tcp::endpoint start_tls(const test_pki& pki) {
-    server_options o;
+  tcp::endpoint start_tls(const test_pki& pki, server_options o = {}) {
     auto context = make_tls_context(pki.server_cert.string(), pki.server_key.string());
     EXPECT_TRUE(context.has_value()) << context.error().detail;
     o.tls = *context;
@@ -911,6 +910,20 @@ class tls_client {
     bhttp::read(stream_, buffer_, parser, ec);
     EXPECT_FALSE(ec) << ec.message();
     return parser.release();
+  }
+  // Sends `text` in one write (one TLS record) and reads `count` responses.
+  std::vector<client_response> send_and_read(std::string_view text, int count) {
+    asio::write(stream_, asio::buffer(text));
+    std::vector<client_response> out;
+    for (int i = 0; i < count; ++i) {
+      bhttp::response_parser<bhttp::string_body> parser;
+      beast::error_code ec;
+      bhttp::read(stream_, buffer_, parser, ec);
+      EXPECT_FALSE(ec) << i << ": " << ec.message();
+      if (ec) break;
+      out.push_back(parser.release());
+    }
+    return out;
   }
   // The error of the next read: asio::error::eof after the server's close_notify,
   // ssl::error::stream_truncated when it closed without one.
@@ -959,6 +972,81 @@ TEST_F(TlsServerTest, ManySequentialRequestsOnOneTlsConnectionAcrossIdlePauses) 
     EXPECT_TRUE(res.keep_alive()) << i;
     EXPECT_EQ(json_of(res).at("query").as_string(), query) << i;
   }
+}
+
+// Requests sent ahead in the same TLS record as the one before them are answered in order: once
+// the first is answered, the second is held decrypted by TLS, not in the socket, so the session
+// must read it rather than wait for the socket to become readable (it would wait forever). Then
+// the connection idles, and a later request on it is answered too.
+TEST_F(TlsServerTest, PipelinedRequestsInOneTlsRecordAreAllAnswered) {
+  const auto ep = start_tls(pki_a_);
+  tls_client c(ep, pki_a_.ca_cert);
+  ASSERT_FALSE(c.handshake_error) << c.handshake_error.message();
+  // Each request 1 KiB exactly, the size of a session's first read of a request: the first read
+  // ends where the second request begins, which TLS then holds with the third.
+  std::string text;
+  std::vector<std::string> queries;
+  for (int i = 1; i <= 3; ++i) {
+    auto query = "n=" + std::to_string(i) + "&pad=";
+    query += std::string(1024 - get("/echo?" + query).size(), 'p');
+    text += get("/echo?" + query);
+    queries.push_back(std::move(query));
+  }
+  ASSERT_EQ(text.size(), 3u * 1024);
+  const auto responses = c.send_and_read(text, 3);
+  ASSERT_EQ(responses.size(), 3u);
+  for (std::size_t i = 0; i < responses.size(); ++i) {
+    EXPECT_EQ(responses[i].result(), bhttp::status::ok) << i;
+    EXPECT_EQ(json_of(responses[i]).at("query").as_string(), queries[i]) << i;
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  auto res = c.get("/echo?n=4");
+  EXPECT_EQ(res.result(), bhttp::status::ok);
+  EXPECT_EQ(json_of(res).at("query").as_string(), "n=4");
+}
+
+// A TLS request whose bytes come in pieces after an idle pause (the connection parked): the
+// session waits for the rest of the record instead of giving up on a partial one.
+TEST_F(TlsServerTest, ARequestArrivingInPiecesAfterAnIdlePauseIsAnswered) {
+  server_options o;
+  o.max_header_bytes = 64 * 1024;
+  o.max_target_bytes = 64 * 1024;
+  const auto ep = start_tls(pki_a_, o);
+  tls_client c(ep, pki_a_.ca_cert);
+  ASSERT_FALSE(c.handshake_error) << c.handshake_error.message();
+  EXPECT_EQ(c.get("/echo?n=1").result(), bhttp::status::ok);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const auto big = "n=2&pad=" + std::string(40000, 'p');  // three TLS records
+  auto res = c.get("/echo?" + big);
+  EXPECT_EQ(res.result(), bhttp::status::ok);
+  EXPECT_EQ(json_of(res).at("query").as_string(), big);
+}
+
+// Several TLS connections at once on a server of four threads (each connection on its own
+// strand): every request answered with its own data, pipelined pairs included.
+TEST_F(TlsServerTest, ConcurrentTlsConnectionsOnFourThreadsAreEachServedInOrder) {
+  server_options o;
+  o.threads = 4;
+  const auto ep = start_tls(pki_a_, o);
+  std::vector<std::future<int>> clients;
+  for (int k = 0; k < 6; ++k) {
+    clients.push_back(std::async(std::launch::async, [&, k] {
+      tls_client c(ep, pki_a_.ca_cert);
+      if (c.handshake_error) return -1;
+      int ok = 0;
+      for (int i = 0; i < 30; ++i) {
+        const auto a = "c=" + std::to_string(k) + "&i=" + std::to_string(i);
+        const auto b = a + "&second";
+        const auto responses = c.send_and_read(get("/echo?" + a) + get("/echo?" + b), 2);
+        if (responses.size() == 2 && json_of(responses[0]).at("query").as_string() == a &&
+            json_of(responses[1]).at("query").as_string() == b) {
+          ++ok;
+        }
+      }
+      return ok;
+    }));
+  }
+  for (auto& f : clients) EXPECT_EQ(f.get(), 30);
 }
 
 TEST_F(TlsServerTest, StopClosesAnIdleTlsConnectionWithCloseNotify) {
