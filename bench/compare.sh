@@ -500,26 +500,6 @@ phase_fanout() {
 # The lower bound of a delivery (issue #15): hookd fanning out to hookd-sink, then the same
 # requests, signed once beforehand, sent by wrk to the same hookd-sink from the core hookd ran on.
 lower_webhooks=10
-# lower_sink PORT [--secret S ...]: hookd-sink on 127.0.0.1:PORT (0: any) on the client core,
-# --quiet; sets sink_pid and sink_url.
-lower_sink() {
-  local port=$1
-  shift
-  : >"$tmp/lower/sink.out"
-  taskset -c "$client_cpu" "$sink_bin" --listen "127.0.0.1:$port" --quiet "$@" \
-    >"$tmp/lower/sink.out" 2>"$tmp/lower/sink.err" &
-  sink_pid=$!
-  bench_track "$sink_pid"
-  sink_url=
-  for _ in $(seq 100); do
-    sink_url=$(sed -n 's/.*"event":"listening","address":"\(http:[^"]*\)".*/\1/p' "$tmp/lower/sink.out")
-    [[ -n $sink_url ]] && return 0
-    sleep 0.1
-  done
-  cat "$tmp/lower/sink.err" >&2
-  die "hookd-sink did not start"
-}
-sink_stat() { curl -sS --max-time 10 "$sink_url/__stats" | jq ".$1"; }
 # lower_sign SECRET ID UNIX_SECONDS BODY: the v1 signature (base64 HMAC-SHA256 of id.ts.body
 # keyed with the secret's base64 part), as hookd signs and the sink checks it.
 lower_sign() {
@@ -531,7 +511,7 @@ phase_lower() {
   step_fits 60
   mkdir -p "$tmp/lower"
   # A free port for the sink, which must know the webhooks' secrets when it starts.
-  lower_sink 0
+  sink_start "$sink_bin" "$tmp/lower" 0
   local port=${sink_url##*:}
   port=${port%%/*}
   stop_pid "$sink_pid" 10
@@ -550,7 +530,7 @@ phase_lower() {
     [[ -n ${secrets[j]} ]] || die "no secret for webhook $j"
     sink_args+=(--secret "${secrets[j]}")
   done
-  lower_sink "$port" "${sink_args[@]}"
+  sink_start "$sink_bin" "$tmp/lower" "$port" "${sink_args[@]}"
 
   # hookd's GET rate on this hookd as the reference, unless get ran.
   local get_rps source=get.hookd_median

@@ -53,30 +53,11 @@ trap bench_cleanup EXIT
 bench_pick_cpus
 admin_token=$(random_hex 24)
 
-# sink_start PORT [--secret S]: hookd-sink on 127.0.0.1:PORT (0: any); sets sink_pid, sink_url.
-sink_start() {
-  local port=$1
-  shift
-  : >"$tmp/sink.out"
-  taskset -c "$client_cpu" "$bin_dir/hookd-sink" --listen "127.0.0.1:$port" --quiet "$@" \
-    >"$tmp/sink.out" 2>"$tmp/sink.err" &
-  sink_pid=$!
-  bench_track "$sink_pid"
-  sink_url=
-  for _ in $(seq 100); do
-    sink_url=$(sed -n 's/.*"event":"listening","address":"\(http:[^"]*\)".*/\1/p' "$tmp/sink.out")
-    [[ -n $sink_url ]] && return 0
-    sleep 0.1
-  done
-  cat "$tmp/sink.err" >&2
-  die "hookd-sink did not start"
-}
-sink_stats() { curl -sS --max-time 10 "$sink_url/__stats"; }
 # wait_received N SECONDS: until the sink has received N deliveries.
 wait_received() {
   local n=$1 bound=$2 got t0=$SECONDS
   while :; do
-    got=$(sink_stats | jq .received)
+    got=$(sink_stat received)
     ((got >= n)) && return 0
     ((SECONDS - t0 < bound)) || die "the sink received $got of $n deliveries within ${bound}s"
     sleep 0.5
@@ -84,7 +65,7 @@ wait_received() {
 }
 
 # ------------------------------------------------------------------ run
-sink_start 0
+sink_start "$bin_dir/hookd-sink" "$tmp" 0
 sink_port=${sink_url##*:}
 
 valgrind_args=(--tool=callgrind --separate-threads=yes --instr-atstart=no
@@ -115,7 +96,7 @@ secret=$(jq -r .secret <<<"$hook")
 [[ $secret == whsec_* ]] || die "the webhook has no whsec_ secret: $hook"
 # The sink again on its port, now verifying the webhook's signatures.
 stop_pid "$sink_pid" 10
-sink_start "$sink_port" --secret "$secret"
+sink_start "$bin_dir/hookd-sink" "$tmp" "$sink_port" --secret "$secret"
 
 # ~500 bytes of event, the size delivery_bench signs.
 event='{"type":"invoice.paid","data":{"id":"in_1PJx4kLkdIwHu7ixYbq2Q9Zt","object":"invoice","customer":"cus_Q3nE8Zk1aBcDeF","currency":"eur","amount_due":4200,"amount_paid":4200,"status":"paid","hosted_invoice_url":"https://invoice.example.com/i/acct_1Nv0FGQ9RKHgCVdK/test_YWNjdF8x","lines":[{"id":"il_1PJx4kLkdIwHu7ix0","description":"Pro plan (monthly), per seat","amount":1400,"quantity":3,"period_end":1720592000}],"memo":"Thank you for your business. Thank you for your business."}}'
@@ -150,7 +131,7 @@ wait_received $((warmup + deliveries)) 600
 sleep 2
 callgrind_control -i off "$hookd_pid" >/dev/null || die "callgrind_control -i off failed"
 measured_s=$((SECONDS - t0))
-stats=$(sink_stats)
+stats=$(curl -sS --max-time 10 "$sink_url/__stats")
 [[ $(jq .verified <<<"$stats") == $((warmup + deliveries)) ]] || die "not every signature verified: $stats"
 stop_pid "$hookd_pid" 120
 stop_pid "$sink_pid" 10
@@ -238,9 +219,16 @@ row() { # row NAME PREFIX...
 }
 row "signing (signer from the webhook, HMAC-SHA256, base64)" \
   'hookd::webhook_signer::for_webhook(' 'hookd::webhook_signer::sign'
+# Builds before the per-webhook request template (bench/README.md) had build_request, which
+# signed, and add_trace_context; since, the dispatcher prepares a webhook's fixed part once
+# (template_for) and the client writes the wire text in send (in "the rest").
 row "request body and headers (delivery_body, build_request)" \
-  'hookd::delivery_body' 'hookd::http::build_request('
-row "trace context (a child traceparent per attempt)" 'hookd::http::add_trace_context('
+  'hookd::delivery_body' 'hookd::http::build_request(' 'hookd::http::dispatcher::impl::template_for('
+if (($(incl "$dispatcher" 'hookd::http::add_trace_context(') > 0)); then
+  row "trace context (a child traceparent per attempt)" 'hookd::http::add_trace_context('
+else
+  row "trace context (a child traceparent per attempt)" 'hookd::child_traceparent'
+fi
 row "lookups (pending delivery, webhook)" \
   'hookd::delivery_log::find_pending(' 'hookd::catalog::find_webhook('
 row "scheduler (take_due, sent, next_due, decide)" \
@@ -256,8 +244,13 @@ row "socket I/O: Asio's reactor and the system call wrappers (user space)" \
   'sendmsg ' 'recvmsg ' 'send ' 'recv '
 row "response parse (Beast's parser)" 'boost::beast::http::basic_parser<false>::put('
 
-# signing is inside build_request: take it out of the request row.
-row_values[1]=$((row_values[1] - $(incl "$dispatcher" 'hookd::webhook_signer::sign')))
+# signing is inside build_request where there is one: take it out of the request row.
+if (($(incl "$dispatcher" 'hookd::http::build_request(') > 0)); then
+  row_values[1]=$((row_values[1] - $(incl "$dispatcher" 'hookd::webhook_signer::sign')))
+fi
+# Spread over the rows and threads, not a row of its own: the id hash of every unordered map.
+id_hash=0
+for f in "${files[@]}"; do id_hash=$((id_hash + $(incl "$f" 'hookd::object_id_hash::operator()('))); done
 listed=0
 for v in "${row_values[@]}"; do listed=$((listed + v)); done
 rest=$((d_total - listed))
@@ -277,6 +270,7 @@ rest=$((d_total - listed))
   line "  writer: the other half of the RocksDB commits" "$((w_commits / 2))" ""
   line "other threads (RocksDB background, sweeper)" "$others" ""
   line "all threads" "$total_all" ""
+  line "  of which object_id_hash (every thread, inside the rows above)" "$id_hash" ""
 } >&2
 
 rows_json=$(for i in "${!row_names[@]}"; do
@@ -290,9 +284,10 @@ fi
 jq -n --argjson n "$deliveries" --argjson all "$(per "$total_all")" --argjson d "$(per "$d_total")" \
   --argjson delivery "$(per "$delivery_total")" --argjson wa "$(per "$w_attempt")" \
   --argjson w "$(per "$w_total")" --argjson s "$(per "$s_total")" --argjson o "$(per "$others")" \
+  --argjson idh "$(per "$id_hash")" \
   --argjson rows "$rows_json" --argjson rest "$(per "$rest")" --argjson secs "$measured_s" \
   --arg commit "$(git_commit "$here/..")" --arg version "$("$bin_dir/hookd" --version | head -1)" \
   '{hookd: {version: $version, commit: $commit}, deliveries: $n, measured_seconds_under_callgrind: $secs,
     instructions_per_delivery: {delivery: $delivery, dispatcher_thread: $d, writer_attempt_record: $wa,
     all_threads: $all, dispatcher_rows: ($rows + [{name: "the rest", instructions: $rest}]),
-    writer_thread: $w, server_thread: $s, other_threads: $o}}'
+    writer_thread: $w, server_thread: $s, other_threads: $o, object_id_hash_all_threads: $idh}}'

@@ -65,21 +65,6 @@ trap bench_cleanup EXIT
 bench_pick_cpus
 admin_token=$(random_hex 24)
 
-# sink_start: hookd-sink answering /hang after 60 s; sets sink_url.
-sink_start() {
-  : >"$tmp/sink.out"
-  taskset -c "$client_cpu" "$bin_dir/hookd-sink" --listen 127.0.0.1:0 --quiet \
-    --script /hang=200,delay=60000 >"$tmp/sink.out" 2>"$tmp/sink.err" &
-  bench_track $!
-  sink_url=
-  for _ in $(seq 100); do
-    sink_url=$(sed -n 's/.*"event":"listening","address":"\(http:[^"]*\)".*/\1/p' "$tmp/sink.out")
-    [[ -n $sink_url ]] && return 0
-    sleep 0.1
-  done
-  die "hookd-sink did not start"
-}
-
 # phase NAME ORG PROJECT TOKEN -> hookd-load's summary in $tmp/load-NAME.json
 phase() {
   local name=$1 org=$2 project=$3 token=$4 drain=10
@@ -100,7 +85,8 @@ for run in $(seq "$runs"); do
     --allow-private-targets --delivery-timeout "$timeout" \
     --retry-schedule "$(printf '1s,%.0s' $(seq 20) | sed 's/,$//')" \
     --max-inflight-per-webhook "$per_webhook" --max-webhooks-per-project 200
-  [[ -n ${sink_url:-} ]] || sink_start
+  # hookd-sink answering /hang after 60 s: a receiver that never answers in time.
+  [[ -n ${sink_url:-} ]] || sink_start "$bin_dir/hookd-sink" "$tmp" 0 --script /hang=200,delay=60000
   org=$(provision_org "hol-$run")
   clean=$(provision_project "$org" clean "clean-$run")
   hol=$(provision_project "$org" hol "hol-$run")

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2154  # bench_name, admin_token, tmp, ... are set by the caller (see below)
-# Shell functions shared by bench/http.sh and bench/compare.sh (sourced, not run).
+# Shell functions shared by the bench scripts (sourced, not run).
 #
 # The caller sets, before using them:
 #   bench_name   prefix of progress and error lines ("http.sh")
@@ -8,7 +8,8 @@
 #   server_cpu, client_cpu   cores for the servers and for the load generator (bench_pick_cpus)
 # and calls `trap bench_cleanup EXIT`. Everything started through bench_track is killed by it.
 #
-# hookd_start sets hookd_pid and hookd_url; api and scrape talk to "$hookd_url".
+# hookd_start sets hookd_pid and hookd_url; api and scrape talk to "$hookd_url". sink_start sets
+# sink_pid and sink_url; sink_stat reads "$sink_url/__stats".
 # run_wrk sends "Authorization: Bearer $token".
 
 pids=()
@@ -96,6 +97,30 @@ hookd_start() {
   cat "$logfile" >&2
   die "hookd did not start listening within 30 s"
 }
+
+# sink_start BIN DIR PORT [hookd-sink options...]: hookd-sink on 127.0.0.1:PORT (0: any port)
+# pinned to client_cpu, --quiet, its output in DIR/sink.out and DIR/sink.err; waits for its
+# "listening" line and sets sink_pid and sink_url (tracked: bench_cleanup stops it).
+sink_start() {
+  local bin=$1 dir=$2 port=$3
+  shift 3
+  : >"$dir/sink.out" # exists before the background job opens it: the loop below reads it at once
+  taskset -c "$client_cpu" "$bin" --listen "127.0.0.1:$port" --quiet "$@" \
+    >"$dir/sink.out" 2>"$dir/sink.err" &
+  sink_pid=$!
+  bench_track "$sink_pid"
+  sink_url=
+  for _ in $(seq 100); do
+    sink_url=$(sed -n 's/.*"event":"listening","address":"\(http:[^"]*\)".*/\1/p' "$dir/sink.out")
+    [[ -n $sink_url ]] && return 0
+    kill -0 "$sink_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  cat "$dir/sink.err" >&2
+  die "hookd-sink did not start"
+}
+# sink_stat FIELD -> that field of the running sink's /__stats (received, failedVerification, ...)
+sink_stat() { curl -sS --max-time 10 "$sink_url/__stats" | jq ".$1"; }
 
 # api METHOD PATH TOKEN [BODY] -> prints the body; fails unless the status is 2xx.
 api() {

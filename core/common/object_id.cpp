@@ -77,14 +77,21 @@ std::uint32_t object_id::seconds() const noexcept {
 }
 
 std::size_t object_id_hash::operator()(const object_id& id) const noexcept {
-  // The bytes are a timestamp, random bytes and a counter: the counter and the low timestamp
-  // bytes vary most, and FNV-1a over all twelve mixes them into every bit of the result.
-  std::uint64_t h = 1469598103934665603ull;
-  for (std::uint8_t byte : id.bytes()) {
-    h ^= byte;
-    h *= 1099511628211ull;
-  }
-  return static_cast<std::size_t>(h);
+  // The bytes are 4 of seconds, 5 random per process and 3 of counter. Two loads (the last
+  // eight bytes, the seconds) folded into one word, then one 64x64->128-bit multiply whose two
+  // halves are folded: every bit of the result depends on every input bit, so ids that differ
+  // only in the counter's lowest bits spread over all the bits a table may use (a power-of-two
+  // mask takes the low ones, sharded_map's mix the middle ones, libstdc++'s prime modulo all).
+  // About ten instructions, against ~50 for a byte-at-a-time FNV-1a.
+  const std::uint8_t* b = id.bytes().data();
+  std::uint64_t tail = 0;
+  std::uint32_t seconds = 0;
+  std::memcpy(&tail, b + 4, sizeof tail);
+  std::memcpy(&seconds, b, sizeof seconds);
+  const std::uint64_t word = tail ^ (std::uint64_t{seconds} * 0x9E3779B97F4A7C15ull);
+  const unsigned __int128 product = static_cast<unsigned __int128>(word) * 0xD6E8FEB86659FD93ull;
+  return static_cast<std::size_t>(static_cast<std::uint64_t>(product) ^
+                                  static_cast<std::uint64_t>(product >> 64));
 }
 
 object_id_generator::object_id_generator() {

@@ -191,6 +191,12 @@ bool is_transport_header(std::string_view name) noexcept {
   return false;
 }
 
+// A header the client writes: a token name, a value that cannot split the message, not one of
+// the client's own.
+bool is_sendable(std::string_view name, std::string_view value) noexcept {
+  return is_token(name) && is_safe_value(value) && !is_transport_header(name);
+}
+
 // The X.509 reason behind a failed handshake ("hostname mismatch", "self-signed certificate").
 std::string tls_failure(const error_code& ec, SSL* ssl) {
   std::string out = "TLS handshake failed: " + ec.message();
@@ -551,6 +557,43 @@ delivery_client::~delivery_client() {
 }
 
 asio::awaitable<attempt_result> delivery_client::send(outbound_request outbound) {
+  co_return co_await send(prepare(outbound.url, outbound.headers), {}, outbound.body);
+}
+
+std::shared_ptr<const prepared_request> delivery_client::prepare(
+    const std::string& url, std::span<const header_entry> headers) {
+  impl& self = *impl_;
+  auto made = std::make_shared<prepared_request>();
+  made->target_ = self.find_target(url, made->error_);
+  if (!made->target_) return made;
+  const delivery_target& t = *made->target_;
+
+  // The request line, Host, the caller's headers in their order, User-Agent when the caller gave
+  // none; send() adds its own headers, Content-Length and the body.
+  std::string& head = made->head_;
+  {
+    std::size_t size = t.path.size() + t.host_header.size() + 40 + self.options.user_agent.size();
+    for (const header_entry& h : headers) size += h.name.size() + h.value.size() + 4;
+    head.reserve(size);
+  }
+  head.append("POST ").append(t.path).append(" HTTP/1.1\r\nHost: ").append(t.host_header);
+  head.append("\r\n");
+  bool has_user_agent = false;
+  for (const header_entry& h : headers) {
+    if (!is_sendable(h.name, h.value)) continue;
+    has_user_agent = has_user_agent || ascii_iequals(h.name, "user-agent");
+    head.append(h.name).append(": ").append(h.value).append("\r\n");
+  }
+  if (!has_user_agent && !self.options.user_agent.empty() &&
+      is_safe_value(self.options.user_agent)) {
+    head.append("User-Agent: ").append(self.options.user_agent).append("\r\n");
+  }
+  return made;
+}
+
+asio::awaitable<attempt_result> delivery_client::send(
+    std::shared_ptr<const prepared_request> prepared, std::span<const header_ref> more_headers,
+    std::string_view body) {
   impl& self = *impl_;
   const auto start = steady::now();
   const auto deadline = start + self.options.total_timeout;
@@ -559,39 +602,29 @@ asio::awaitable<attempt_result> delivery_client::send(outbound_request outbound)
     result.duration = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - start);
   };
 
-  std::string url_error;
-  // Owned by this coroutine until it returns: the cache may start over while it is suspended.
-  const std::shared_ptr<const delivery_target> held = self.find_target(outbound.url, url_error);
-  if (!held) {
-    result.error = std::move(url_error);
+  if (!prepared->target_) {
+    result.error = prepared->error_;
     finish();
     co_return result;
   }
-  const delivery_target& t = *held;
+  // Owned by the prepared request, which this coroutine holds until it returns.
+  const delivery_target& t = *prepared->target_;
 
-  // The request bytes, written with one write: the request line, Host, the caller's headers in
-  // their order, User-Agent when the caller gave none, Content-Length, then the body.
+  // The request bytes, written with one write: the prepared part, this send's headers,
+  // Content-Length, then the body.
   std::string wire;
   {
-    std::size_t size = t.path.size() + t.host_header.size() + outbound.body.size() + 96 +
-                       self.options.user_agent.size();
-    for (const header_entry& h : outbound.headers) size += h.name.size() + h.value.size() + 4;
+    std::size_t size = prepared->head_.size() + body.size() + 40;
+    for (const header_ref& h : more_headers) size += h.name.size() + h.value.size() + 4;
     wire.reserve(size);
   }
-  wire.append("POST ").append(t.path).append(" HTTP/1.1\r\nHost: ").append(t.host_header);
-  wire.append("\r\n");
-  bool has_user_agent = false;
-  for (const header_entry& h : outbound.headers) {
-    if (!is_token(h.name) || !is_safe_value(h.value) || is_transport_header(h.name)) continue;
-    has_user_agent = has_user_agent || ascii_iequals(h.name, "user-agent");
+  wire.append(prepared->head_);
+  for (const header_ref& h : more_headers) {
+    if (!is_sendable(h.name, h.value)) continue;
     wire.append(h.name).append(": ").append(h.value).append("\r\n");
   }
-  if (!has_user_agent && !self.options.user_agent.empty() &&
-      is_safe_value(self.options.user_agent)) {
-    wire.append("User-Agent: ").append(self.options.user_agent).append("\r\n");
-  }
-  wire.append("Content-Length: ").append(std::to_string(outbound.body.size()));
-  wire.append("\r\n\r\n").append(outbound.body);
+  wire.append("Content-Length: ").append(std::to_string(body.size()));
+  wire.append("\r\n\r\n").append(body);
 
   std::unique_ptr<connection> c = self.take_idle(t.origin);
   bool pooled = c != nullptr;

@@ -31,6 +31,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,6 +44,30 @@ struct outbound_request {
   // the client's to set (they frame the message) and are skipped if present here.
   std::vector<header_entry> headers;
   std::string body;
+};
+
+// A header of one send of a prepared request, by reference (delivery_client::send).
+struct header_ref {
+  std::string_view name;
+  std::string_view value;
+};
+
+struct delivery_target;
+
+// The fixed part of requests to one URL with one set of headers, checked and written once
+// (delivery_client::prepare): the parsed URL, and the request line, Host, the headers that pass
+// send()'s checks and User-Agent, as they go on the wire. Immutable; any number of sends, in
+// flight at once or one after another, may share it.
+class prepared_request {
+ public:
+  // Empty when the URL is usable; otherwise why not ("invalid URL: ...").
+  [[nodiscard]] const std::string& error() const noexcept { return error_; }
+
+ private:
+  friend class delivery_client;
+  std::shared_ptr<const delivery_target> target_;
+  std::string head_;
+  std::string error_;
 };
 
 struct attempt_result {
@@ -126,7 +151,21 @@ class delivery_client {
   delivery_client& operator=(const delivery_client&) = delete;
 
   // One attempt. Never throws for network or protocol failures: they come back in `error`.
+  // The same as send(prepare(url, headers), {}, body).
   asio::awaitable<attempt_result> send(outbound_request request);
+
+  // The fixed part of requests to `url` with `headers`, for sending many times: the URL parsed
+  // and the headers checked and written once (the same checks and order as send()). A bad URL
+  // gives a request whose error() says why; sending it ends at once with that error.
+  [[nodiscard]] std::shared_ptr<const prepared_request> prepare(
+      const std::string& url, std::span<const header_entry> headers);
+
+  // One attempt of a prepared request: its fixed part, then `more_headers` (checked like the
+  // others; a User-Agent of the caller's belongs in prepare's headers), Content-Length and
+  // `body`. `more_headers` and `body` must stay valid until the send completes.
+  asio::awaitable<attempt_result> send(std::shared_ptr<const prepared_request> prepared,
+                                       std::span<const header_ref> more_headers,
+                                       std::string_view body);
 
   // Closes every pooled idle connection (shutdown, tests). Connections in use are unaffected.
   void close_idle();

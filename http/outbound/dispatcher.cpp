@@ -16,12 +16,16 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
+#include <array>
+#include <charconv>
 #include <condition_variable>
 #include <cstdio>
 #include <exception>
 #include <mutex>
+#include <span>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 
@@ -101,6 +105,22 @@ struct dispatcher::impl {
   std::atomic<std::size_t> attempts_gauge{0};
 
   // ---- on the dispatcher thread
+
+  // The fixed part of a webhook's requests (delivery_client::prepare: its URL, content-type,
+  // user-agent and custom headers, checked and written once), so that an attempt writes only
+  // its own headers and the body. Built at a webhook's first attempt and again once the catalog
+  // holds a newer version of it (a changed webhook is a new object); past the client's
+  // max_cached_targets entries the map starts over (attempts in flight keep theirs).
+  struct webhook_template {
+    std::shared_ptr<const webhook> hook;  // the version it was built from
+    std::shared_ptr<const prepared_request> request;
+    // For an event with a trace (docs/delivery.md, "Trace context"): the same without the
+    // webhook's custom traceparent header; null when it has none.
+    std::shared_ptr<const prepared_request> without_traceparent;
+  };
+  std::unordered_map<object_id, webhook_template> templates;
+
+  const webhook_template& template_for(const std::shared_ptr<const webhook>& hook);
 
   void wake_loop() {
     woken = true;
@@ -212,12 +232,37 @@ asio::awaitable<void> attempt_job(impl& d, scheduled_job job, bool& handed_over)
     a.error = "cannot sign: " + signer.error().detail;
     d.metrics.record_attempt(std::nullopt, a.duration, false);
   } else {
+    // The Standard Webhooks request (docs/openapi.yaml): the webhook's fixed part, then
+    // webhook-id (the delivery id), webhook-timestamp, webhook-signature over the three, and the
+    // child traceparent of the event's trace.
+    const impl::webhook_template& fixed = d.template_for(hook);
+    const std::string body = delivery_body(*event);
     const std::int64_t unix_seconds =
         std::chrono::duration_cast<std::chrono::seconds>(a.at.time_since_epoch()).count();
-    outbound_request request =
-        build_request(d.user_agent, *hook, record, delivery_body(*event), unix_seconds, *signer);
-    if (event->traceparent) add_trace_context(request, *event->traceparent);
-    attempt_result sent = co_await d.client->send(std::move(request));
+    const std::string id = record.id.to_string();
+    std::array<char, 24> seconds_text{};
+    const auto seconds_end =
+        std::to_chars(seconds_text.data(), seconds_text.data() + seconds_text.size(), unix_seconds)
+            .ptr;
+    const std::string signature = signer->sign(id, unix_seconds, body);
+    std::string traceparent;
+    std::array<header_ref, 4> more{
+        {{"webhook-id", id},
+         {"webhook-timestamp",
+          std::string_view(seconds_text.data(),
+                           static_cast<std::size_t>(seconds_end - seconds_text.data()))},
+         {"webhook-signature", signature},
+         {}}};
+    std::size_t more_count = 3;
+    std::shared_ptr<const prepared_request> request = fixed.request;
+    if (event->traceparent) {
+      // The event's trace, not a custom header of the same name.
+      traceparent = child_traceparent(*event->traceparent);
+      more[more_count++] = {kTraceparentHeader, traceparent};
+      if (fixed.without_traceparent) request = fixed.without_traceparent;
+    }
+    attempt_result sent = co_await d.client->send(
+        std::move(request), std::span<const header_ref>(more.data(), more_count), body);
     a.duration = sent.duration;
     if (sent.has_response()) a.status_code = sent.status_code;
     a.response = response_excerpt(sent.body_prefix);
@@ -266,30 +311,45 @@ asio::awaitable<void> run_attempt(impl& d, scheduled_job job) {
 
 }  // namespace
 
-outbound_request build_request(const std::string& user_agent, const webhook& hook,
-                               const delivery& record, std::string body, std::int64_t unix_seconds,
-                               const webhook_signer& signer) {
-  const std::string id = record.id.to_string();
-  outbound_request req;
-  req.url = hook.url;
-  // Room for a traceparent too (add_trace_context), so that it does not move them all.
-  req.headers.reserve(hook.headers.size() + 6);
-  req.headers.push_back({"content-type", "application/json"});
-  req.headers.push_back({"user-agent", user_agent});
-  // The catalog refuses custom headers that would collide with these (docs/openapi.yaml).
-  for (const header_entry& h : hook.headers) req.headers.push_back(h);
-  req.headers.push_back({"webhook-id", id});
-  req.headers.push_back({"webhook-timestamp", std::to_string(unix_seconds)});
-  req.headers.push_back({"webhook-signature", signer.sign(id, unix_seconds, body)});
-  req.body = std::move(body);
-  return req;
+namespace {
+
+// The headers every request of `hook` starts with: content-type, user-agent, then its custom
+// headers in their order (the catalog refuses custom headers that would collide with these or
+// with the per-attempt ones; docs/openapi.yaml), a custom traceparent left out when
+// `drop_traceparent`.
+std::vector<header_entry> fixed_headers(const std::string& user_agent, const webhook& hook,
+                                        bool drop_traceparent) {
+  std::vector<header_entry> headers;
+  headers.reserve(hook.headers.size() + 2);
+  headers.push_back({"content-type", "application/json"});
+  headers.push_back({"user-agent", user_agent});
+  for (const header_entry& h : hook.headers) {
+    if (drop_traceparent && ascii_iequals(h.name, kTraceparentHeader)) continue;
+    headers.push_back(h);
+  }
+  return headers;
 }
 
-void add_trace_context(outbound_request& req, std::string_view parent) {
-  // The event's trace, not a custom header of the same name (docs/delivery.md, "Trace context").
-  std::erase_if(req.headers,
-                [](const header_entry& h) { return ascii_iequals(h.name, kTraceparentHeader); });
-  req.headers.push_back({std::string(kTraceparentHeader), child_traceparent(parent)});
+}  // namespace
+
+const dispatcher::impl::webhook_template& dispatcher::impl::template_for(
+    const std::shared_ptr<const webhook>& hook) {
+  if (const auto it = templates.find(hook->id); it != templates.end() && it->second.hook == hook) {
+    return it->second;
+  }
+  if (templates.size() >= std::max<std::size_t>(options.client.max_cached_targets, 1)) {
+    templates.clear();
+  }
+  webhook_template made;
+  made.hook = hook;
+  made.request = client->prepare(hook->url, fixed_headers(user_agent, *hook, false));
+  const bool has_traceparent =
+      std::any_of(hook->headers.begin(), hook->headers.end(),
+                  [](const header_entry& h) { return ascii_iequals(h.name, kTraceparentHeader); });
+  if (has_traceparent) {
+    made.without_traceparent = client->prepare(hook->url, fixed_headers(user_agent, *hook, true));
+  }
+  return templates.insert_or_assign(hook->id, std::move(made)).first->second;
 }
 
 void dispatcher::impl::spawn_loop() {

@@ -24,6 +24,12 @@
 // decrements, none is detached and forgotten. An attempt cut short by the bound was never
 // recorded, so after the next start it is simply attempted again (at least once delivery).
 //
+// The request (docs/openapi.yaml): POST to the webhook's URL with content-type, user-agent and the
+// webhook's custom headers, in that order, prepared once per version of the webhook
+// (delivery_client::prepare; a webhook changed in the catalog is prepared again at its next
+// attempt), then per attempt webhook-id (the delivery id), webhook-timestamp, webhook-signature
+// over the three, and the event's child traceparent, which replaces a custom header of that name.
+//
 // Thread safety: start() and stop() from one controlling thread; stats() and in_flight() from any.
 
 #include "core/catalog/catalog.hpp"
@@ -41,19 +47,6 @@
 #include <string>
 
 namespace hookd::http {
-
-// The Standard Webhooks request of one attempt (docs/openapi.yaml): the webhook's URL, then the
-// headers content-type, user-agent, the webhook's custom headers, webhook-id (the delivery id),
-// webhook-timestamp (`unix_seconds`) and webhook-signature (`signer` over id, time and body), in
-// that order, and `body` (delivery_body of the event). Pure; the dispatcher sends exactly this.
-[[nodiscard]] outbound_request build_request(const std::string& user_agent, const webhook& hook,
-                                             const delivery& record, std::string body,
-                                             std::int64_t unix_seconds,
-                                             const webhook_signer& signer);
-
-// Adds the `traceparent` of one attempt (child_traceparent of the event's `parent`), replacing a
-// custom header of that name. Pure but for the random span id.
-void add_trace_context(outbound_request& req, std::string_view parent);
 
 struct dispatcher_options {
   // The outbound client: total_timeout is --delivery-timeout, allow_private_targets is

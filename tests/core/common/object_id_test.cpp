@@ -135,5 +135,45 @@ TEST(ObjectIdHash, EqualIdsHashEqualAndStdHashWorks) {
   EXPECT_NE(object_id_hash{}(a), object_id_hash{}(c));
 }
 
+// Ids of one generator differ mostly in the counter's low bits (and the seconds); a table that
+// masks the hash's low bits, or takes the middle ones, must still see them spread. Of 4 096
+// consecutive ids hashed into 4 096 buckets, a uniform hash fills ~63 % (1 - 1/e); a hash that
+// left the counter out of those bits would fill one or a handful.
+std::size_t buckets_filled(const std::vector<object_id>& ids, unsigned shift) {
+  std::unordered_set<std::size_t> buckets;
+  for (const object_id& id : ids) buckets.insert((object_id_hash{}(id) >> shift) & 0xFFF);
+  return buckets.size();
+}
+
+TEST(ObjectIdHash, ConsecutiveIdsSpreadOverLowAndMiddleBits) {
+  object_id_generator gen;
+  std::vector<object_id> same_second;
+  for (int i = 0; i < 4096; ++i) same_second.push_back(gen.next(1'700'000'000));
+  for (unsigned shift : {0U, 16U, 40U, 52U}) {
+    EXPECT_GT(buckets_filled(same_second, shift), 2400U) << "bits from " << shift;
+  }
+  // The same counter and random bytes in 4 096 consecutive seconds: the seconds alone spread too.
+  std::vector<object_id> by_second;
+  const object_id base = gen.next(1'700'000'000);
+  for (std::uint32_t s = 0; s < 4096; ++s) {
+    object_id::bytes_type b = base.bytes();
+    const std::uint32_t t = 1'700'000'000 + s;
+    b[0] = static_cast<std::uint8_t>(t >> 24);
+    b[1] = static_cast<std::uint8_t>(t >> 16);
+    b[2] = static_cast<std::uint8_t>(t >> 8);
+    b[3] = static_cast<std::uint8_t>(t);
+    by_second.emplace_back(b);
+  }
+  for (unsigned shift : {0U, 16U, 40U, 52U}) {
+    EXPECT_GT(buckets_filled(by_second, shift), 2400U) << "bits from " << shift;
+  }
+  // The first ids of 4 096 generators (other processes: their random bytes and counter starts).
+  std::vector<object_id> by_process;
+  for (int p = 0; p < 4096; ++p) by_process.push_back(object_id_generator{}.next(1'700'000'000));
+  for (unsigned shift : {0U, 16U, 40U, 52U}) {
+    EXPECT_GT(buckets_filled(by_process, shift), 2400U) << "bits from " << shift;
+  }
+}
+
 }  // namespace
 }  // namespace hookd

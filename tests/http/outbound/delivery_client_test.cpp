@@ -479,6 +479,62 @@ TEST_F(delivery_client_test, sends_custom_headers_host_and_content_length) {
   EXPECT_EQ(seen.body_bytes, body.size());
 }
 
+TEST_F(delivery_client_test, a_prepared_request_is_sent_many_times_with_its_own_headers_each) {
+  // What the dispatcher does per webhook: the URL and the fixed headers once, then per attempt
+  // only its own headers and body. Each send must carry exactly its own, checked like the rest.
+  receiver r;
+  client_options options = private_ok();
+  options.user_agent = "hookd/test";
+  auto client = make_client(options);
+  const auto prepared = client->prepare(
+      url(r, "/prepared?q=1"), std::vector<header_entry>{{"content-type", "application/json"},
+                                                         {"X-Fixed", "f"},
+                                                         {"Content-Length", "7"},
+                                                         {"X-Bad", "a\r\nInjected: yes"}});
+  ASSERT_TRUE(prepared->error().empty()) << prepared->error();
+  const auto send_prepared = [&](std::vector<header_ref> more, std::string_view body) {
+    auto result = asio::co_spawn(ioc_, client->send(prepared, more, body), asio::use_future);
+    ioc_.restart();
+    ioc_.run();
+    return result.get();
+  };
+  for (int i = 0; i < 3; ++i) {
+    const std::string id = "msg_" + std::to_string(i);
+    const std::string body = std::string(static_cast<std::size_t>(i + 1) * 10, 'b');
+    const attempt_result result = send_prepared(
+        {{"webhook-id", id}, {"X-Split", "x\r\nInjected: yes"}, {"Host", "evil.example"}}, body);
+    ASSERT_EQ(result.status_code, 200) << result.error;
+    const seen_request seen = r.last();
+    EXPECT_EQ(seen.target, "/prepared?q=1");
+    EXPECT_EQ(seen.headers[bhttp::field::host], "127.0.0.1:" + std::to_string(r.port()));
+    EXPECT_EQ(seen.headers.count(bhttp::field::host), 1U);
+    EXPECT_EQ(seen.headers[bhttp::field::content_type], "application/json");
+    EXPECT_EQ(seen.headers["x-fixed"], "f");
+    EXPECT_EQ(seen.headers[bhttp::field::user_agent], "hookd/test");
+    EXPECT_EQ(seen.headers["webhook-id"], id);  // this send's, not an earlier one's
+    EXPECT_EQ(seen.headers.count("webhook-id"), 1U);
+    EXPECT_EQ(seen.headers.count("x-bad"), 0U);
+    EXPECT_EQ(seen.headers.count("x-split"), 0U);
+    EXPECT_EQ(seen.headers.count("injected"), 0U);
+    EXPECT_EQ(seen.headers[bhttp::field::content_length], std::to_string(body.size()));
+    EXPECT_EQ(seen.body_bytes, body.size());
+  }
+  EXPECT_EQ(client->stats().connections_opened, 1U);  // and one keep-alive connection for all
+
+  // A bad URL prepares into its error, which every send of it reports without connecting.
+  const auto bad = client->prepare("ftp://127.0.0.1/x", {});
+  EXPECT_NE(bad->error().find("invalid URL"), std::string::npos) << bad->error();
+  for (int i = 0; i < 2; ++i) {
+    auto result = asio::co_spawn(ioc_, client->send(bad, {}, "{}"), asio::use_future);
+    ioc_.restart();
+    ioc_.run();
+    const attempt_result res = result.get();
+    EXPECT_FALSE(res.has_response());
+    EXPECT_EQ(res.error, bad->error());
+  }
+  EXPECT_EQ(client->stats().connections_opened, 1U);
+}
+
 TEST_F(delivery_client_test, each_url_keeps_its_own_target_across_sends) {
   // Parsed URLs are remembered per client: alternating URLs must each reach their own target,
   // and a bad URL is refused every time, not only the first.

@@ -142,6 +142,50 @@ TEST_F(DeliveryE2E, FansOutOnlyToMatchingActiveWebhooksWithTheStandardWebhooksRe
   EXPECT_EQ(d.at("attempts").as_array()[0].at("response").as_string(), "ok");
 }
 
+// The dispatcher writes a webhook's URL and fixed headers once and reuses them: a change through
+// the API must reach the very next delivery, whether it moves the URL or only the headers.
+TEST_F(DeliveryE2E, AChangedWebhookSendsItsNewUrlAndHeadersFromTheNextDelivery) {
+  auto changing = hook("Changing", "/before", {"order.created"}, true,
+                       {{"X-Tenant", "acme"}, {"traceparent", "00-custom"}});
+  const std::string path = delivery_stack::webhook_path(org, proj, id_of(changing));
+  ASSERT_EQ(ingest({{"type", "order.created"}, {"data", {{"n", 1}}}}).status, 202u);
+  ASSERT_TRUE(sink.wait_for("/before", 1));
+  const auto first = sink.requests("/before").at(0);
+  EXPECT_EQ(first.header("x-tenant"), "acme");
+  // The event's trace, not the custom header of that name (docs/delivery.md, "Trace context").
+  EXPECT_EQ(first.header("traceparent").size(), 55u) << first.header("traceparent");
+
+  auto moved =
+      stack->patch(path, {{"url", sink.url("/after")}, {"headers", {{"X-Tenant", "globex"}}}});
+  ASSERT_EQ(moved.status, 200u) << moved.body;
+  ASSERT_EQ(ingest({{"type", "order.created"}, {"data", {{"n", 2}}}}).status, 202u);
+  ASSERT_TRUE(sink.wait_for("/after", 1));
+  const auto second = sink.requests("/after").at(0);
+  EXPECT_EQ(second.header("x-tenant"), "globex");
+  EXPECT_EQ(json::parse(second.body).at("data").at("n").as_int64(), 2);
+
+  // The same URL, other headers.
+  auto renamed = stack->patch(path, {{"headers", {{"X-Tenant", "initech"}, {"X-Extra", "1"}}}});
+  ASSERT_EQ(renamed.status, 200u) << renamed.body;
+  ASSERT_EQ(ingest({{"type", "order.created"}, {"data", {{"n", 3}}}}).status, 202u);
+  ASSERT_TRUE(sink.wait_for("/after", 2));
+  const auto third = sink.requests("/after").at(1);
+  EXPECT_EQ(third.header("x-tenant"), "initech");
+  EXPECT_EQ(third.header("x-extra"), "1");
+  EXPECT_EQ(sink.count("/before"), 1u);
+
+  // Every one of them signed for its own id, time and body.
+  auto signer = webhook_signer::create(std::string(changing.at("secret").as_string()));
+  ASSERT_TRUE(signer);
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  for (const auto& got : {first, second, third}) {
+    auto verified = signer->verify(got.header("webhook-id"), got.header("webhook-timestamp"),
+                                   got.body, got.header("webhook-signature"), now);
+    EXPECT_TRUE(verified.ok()) << verified.detail;
+  }
+}
 TEST_F(DeliveryE2E, AnEventWithoutMatchingWebhooksIsAcceptedWithNoDeliveries) {
   hook("Users", "/users", {"user.*"});
   auto r = ingest({{"type", "invoice.paid"}, {"data", nullptr}});
