@@ -1,5 +1,6 @@
 #include "storage/postgres/pg_delivery_log.hpp"
 
+#include "core/common/clock.hpp"
 #include "core/delivery/delivery_log.hpp"  // kRecoverBatch
 #include "core/delivery/fan_out.hpp"
 #include "core/delivery/trace_context.hpp"
@@ -25,12 +26,6 @@ void finish(const completion<T>& done, result<T> r) noexcept {
     if (done) done(std::move(r));
   } catch (...) {
   }
-}
-
-// The creation second an object id starts with.
-std::uint32_t id_second(timestamp t) {
-  return static_cast<std::uint32_t>(
-      std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count());
 }
 
 problem unavailable_problem() {
@@ -498,7 +493,7 @@ struct pg_delivery_log::impl {
   event new_event(const object_id& organization, const object_id& project, std::string type,
                   std::string data, timestamp now) {
     event e;
-    e.id = ids.next(id_second(now));
+    e.id = ids.next(unix_seconds(now));
     e.organization = organization;
     e.project = project;
     e.type = std::move(type);
@@ -509,7 +504,7 @@ struct pg_delivery_log::impl {
 
   std::shared_ptr<delivery> new_delivery(const event& e, const object_id& webhook, bool test) {
     auto d = std::make_shared<delivery>();
-    d->id = ids.next(id_second(e.time));
+    d->id = ids.next(unix_seconds(e.time));
     d->event = e.id;
     d->webhook = webhook;
     d->project = e.project;
