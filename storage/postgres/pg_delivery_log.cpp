@@ -64,6 +64,7 @@ struct pg_delivery_log::impl {
             options.log.scheduling) {
     options.store.clock = clock;
     options.store.idempotency_ttl = options.log.idempotency_ttl;
+    options.store.retention = options.log.retention;
     if (options.max_held == 0) options.max_held = 4 * sched.options().max_in_flight;
   }
 
