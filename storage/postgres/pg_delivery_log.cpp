@@ -108,6 +108,9 @@ struct pg_delivery_log::impl {
       n_retries{0}, n_succeeded{0}, n_failed{0}, n_cancelled{0}, n_erased{0}, n_deleted{0},
       n_groups{0}, n_mutations{0}, n_rejected{0}, n_write_failed{0}, n_sweeps{0},
       n_sweep_failures{0};
+  // measure_history() at the last sweep; oldest_day_ms -1: no day holds rows.
+  std::atomic<std::uint64_t> history_bytes{0}, history_rows{0};
+  std::atomic<std::int64_t> oldest_day_ms{-1};
 
   // ---- memory
 
@@ -430,6 +433,13 @@ struct pg_delivery_log::impl {
       return made.error();
     }
     n_sweeps.fetch_add(1, std::memory_order_relaxed);
+    // /metrics' history figures, as of this sweep (as the embedded store's oldest bucket is).
+    if (auto size = claimer_store->measure_history(); size) {
+      history_bytes.store(size->bytes, std::memory_order_relaxed);
+      history_rows.store(size->rows, std::memory_order_relaxed);
+      oldest_day_ms.store(size->oldest_day ? size->oldest_day->time_since_epoch().count() : -1,
+                          std::memory_order_relaxed);
+    }
     return {};
   }
 
@@ -870,7 +880,15 @@ delivery_log_counts pg_delivery_log::counts() const {
 }
 
 history_stats pg_delivery_log::history() const {
-  return {};
+  history_stats h;
+  h.bytes = impl_->history_bytes.load(std::memory_order_relaxed);
+  h.keys = impl_->history_rows.load(std::memory_order_relaxed);
+  if (const std::int64_t oldest = impl_->oldest_day_ms.load(std::memory_order_relaxed);
+      oldest >= 0) {
+    const timestamp start{std::chrono::milliseconds{oldest}};
+    h.oldest_age = std::max(impl_->clock() - start, std::chrono::milliseconds::zero());
+  }
+  return h;
 }
 
 commit_stats pg_delivery_log::stats() const {

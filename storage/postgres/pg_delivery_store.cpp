@@ -906,4 +906,29 @@ result<retention_result> pg_delivery_store::drop_expired(std::chrono::millisecon
   return out;
 }
 
+result<history_size> pg_delivery_store::measure_history() {
+  // pg_relation_size (the main fork only) is 0 for a partition that never held a row, unlike
+  // pg_total_relation_size (an empty index has pages): it tells which days hold rows.
+  auto r = conn_.exec(
+      "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint,"
+      " coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint,"
+      " min(right(c.relname, 8)) FILTER (WHERE pg_relation_size(c.oid) > 0)"
+      " FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+      " WHERE i.inhparent IN ('events'::regclass, 'attempts'::regclass,"
+      " 'delivery_history'::regclass) AND c.relname ~ '_[0-9]{8}$'");
+  if (!r) return r.error();
+  history_size out;
+  out.bytes = static_cast<std::uint64_t>(integer(*r, 0, 0));
+  out.rows = static_cast<std::uint64_t>(integer(*r, 0, 1));
+  if (!r->is_null(0, 2)) {
+    const std::string day(r->text(0, 2));  // YYYYMMDD
+    const std::chrono::year_month_day ymd{
+        std::chrono::year(std::stoi(day.substr(0, 4))),
+        std::chrono::month(static_cast<unsigned>(std::stoi(day.substr(4, 2)))),
+        std::chrono::day(static_cast<unsigned>(std::stoi(day.substr(6, 2))))};
+    out.oldest_day = timestamp(std::chrono::sys_days(ymd).time_since_epoch());
+  }
+  return out;
+}
+
 }  // namespace hookd::pg

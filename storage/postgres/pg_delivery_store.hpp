@@ -108,6 +108,17 @@ struct retention_result {
   std::uint64_t expired_keys = 0;    // idempotency keys past their TTL deleted
 };
 
+// The history's size (history_size()), read from the catalog's statistics, not by counting.
+struct history_size {
+  // Day partitions of events, attempts and delivery_history on disk: pg_total_relation_size,
+  // their indexes and TOAST included.
+  std::uint64_t bytes = 0;
+  // Their rows as pg_class.reltuples estimates them (as of the last VACUUM or ANALYZE).
+  std::uint64_t rows = 0;
+  // The start of the oldest day partition that holds rows; nullopt when none does.
+  std::optional<timestamp> oldest_day;
+};
+
 class pg_delivery_store {
  public:
   // Connects, brings the schema up to date (migrate()) and creates the day partitions ahead
@@ -190,6 +201,8 @@ class pg_delivery_store {
   // events still needed by pending deliveries are first moved, with their deliveries and
   // attempts, to today's partitions. Also deletes idempotency keys past their TTL.
   result<retention_result> drop_expired(std::chrono::milliseconds retention);
+  // Cheap (the catalog's figures and file sizes, no scan of a table); for /metrics.
+  result<history_size> measure_history();
 
   const delivery_store_options& options() const noexcept { return options_; }
   connection& native() noexcept { return conn_; }

@@ -741,6 +741,36 @@ TEST_F(pg_delivery_store_test, a_row_committed_just_after_midnight_is_found_by_t
   EXPECT_EQ((*e)->deliveries.size(), 2u);
 }
 
+// /metrics' history figures come from the catalog's statistics and file sizes: what is on disk
+// and the oldest day holding rows, without reading a table.
+TEST_F(pg_delivery_store_test, the_history_is_measured_from_its_day_partitions) {
+  auto a = node("a");
+  auto empty = a->measure_history();
+  ASSERT_TRUE(empty) << empty.error().detail;
+  EXPECT_FALSE(empty->oldest_day) << "no day holds rows yet";
+
+  now_ = kNoon - kDayMs;
+  ASSERT_TRUE(a->ensure_partitions());
+  std::vector<ingest_item> group;
+  for (int i = 0; i < 50; ++i) group.push_back(item({webhook_}));
+  ASSERT_TRUE(a->ingest(group));
+  now_ = kNoon;
+  ASSERT_TRUE(a->ingest({item({webhook_})}));
+  shared_pg_cluster()->execute(database_, "ANALYZE events");
+
+  auto measured = a->measure_history();
+  ASSERT_TRUE(measured) << measured.error().detail;
+  EXPECT_GT(measured->bytes, empty->bytes);
+  const std::int64_t partitions_bytes = std::stoll(
+      value("SELECT sum(pg_total_relation_size(c.oid)) FROM pg_inherits i JOIN pg_class c"
+            " ON c.oid = i.inhrelid WHERE i.inhparent IN ('events'::regclass,"
+            " 'attempts'::regclass, 'delivery_history'::regclass)"));
+  EXPECT_EQ(measured->bytes, static_cast<std::uint64_t>(partitions_bytes));
+  EXPECT_EQ(measured->rows, 51u) << "ANALYZE counted the 51 events";
+  ASSERT_TRUE(measured->oldest_day);
+  EXPECT_EQ(*measured->oldest_day, at(kNoon - kDayMs - kDayMs / 2)) << "2026-12-05 00:00 UTC";
+}
+
 // Retention drops a day's partitions only after the day has passed: until then reads answer for
 // what is older than the retention as if it were gone already (as the embedded store does),
 // except pending deliveries, which are kept however old.
