@@ -271,10 +271,7 @@ struct catalog::impl {
               if (committed) remember_erased(change);
               return committed;
             },
-            [this] { pending.clear(); }, commit_writer_options{.plan_ahead = true},
-            // The store encodes each accepted mutation's ops here, while the previous group's
-            // fsync runs, rather than the whole group between two fsyncs in commit().
-            [this](catalog_change& change) { store.prepare(change); }) {}
+            [this] { pending.clear(); }, commit_writer_options{.plan_ahead = true}) {}
 
   const std::unique_ptr<catalog_store> owned_store;
   catalog_store& store;

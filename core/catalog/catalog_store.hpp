@@ -13,7 +13,6 @@
 #include "core/catalog/entities.hpp"
 #include "core/common/error.hpp"
 
-#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -21,12 +20,6 @@
 #include <vector>
 
 namespace hookd {
-
-// What a store made of a change's first ops ahead of commit() (catalog_store::prepare): its own
-// encoding, opaque to the catalog.
-struct catalog_prepared {
-  virtual ~catalog_prepared() = default;
-};
 
 // One group of catalog changes, in the order the catalog planned them. A store applies them in
 // that order, all or none (one batch, one transaction). Order matters: a project deleted and a new
@@ -43,10 +36,6 @@ struct catalog_change {
     entity value;
   };
   std::vector<op> ops;
-  // catalog_store::prepare's work so far: it covers ops[0, prepared_ops). Null when nothing was
-  // prepared; commit() handles whatever ops lie past prepared_ops itself.
-  std::shared_ptr<catalog_prepared> prepared;
-  std::size_t prepared_ops = 0;
 
   template <class T>
   void put(std::shared_ptr<const T> v) {
@@ -57,11 +46,7 @@ struct catalog_change {
     ops.push_back({kind::erase, entity{std::move(v)}});
   }
   bool empty() const noexcept { return ops.empty(); }
-  void clear() noexcept {
-    ops.clear();
-    prepared.reset();
-    prepared_ops = 0;
-  }
+  void clear() noexcept { ops.clear(); }
 };
 
 // What load() hands the catalog, one call per stored entity, in any order across kinds (the
@@ -81,12 +66,6 @@ class catalog_store {
   // call at a time. An error means nothing of `change` was stored (error_kind::storage_failure
   // naming the cause).
   virtual result<void> commit(const catalog_change& change) = 0;
-  // Optional work ahead of commit(), on the catalog's writer thread after each accepted mutation
-  // appended its ops, while the previous group's commit (its fsync) may still be running on
-  // another thread: a store may encode ops[change.prepared_ops, ops.size()) into change.prepared
-  // and advance prepared_ops, so that commit() has only the write left on the critical path. Ops
-  // once prepared are never removed (a refused mutation's ops are cut before prepare sees them).
-  virtual void prepare(catalog_change& change) { (void)change; }
   // Start-up: hands every stored entity to `sink`, secrets opened. A record that does not decode,
   // or a secret that does not open with the master key, is an error naming what and where, never
   // skipped. `threads` as catalog_options::load_threads.

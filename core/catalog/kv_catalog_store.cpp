@@ -309,45 +309,9 @@ result<void> write_master_key_check(storage& store, const aes256gcm_key& master_
 kv_catalog_store::kv_catalog_store(storage& store, aes256gcm_key master_key)
     : store_(store), master_key_(std::move(master_key)) {}
 
-namespace {
-
-// kv_catalog_store::prepare's result: the batch of a change's first prepared_ops ops.
-struct prepared_batch final : catalog_prepared {
-  write_batch batch;
-};
-
-}  // namespace
-
-void kv_catalog_store::prepare(catalog_change& change) {
-  if (change.prepared_ops >= change.ops.size()) return;
-  auto* prepared = dynamic_cast<prepared_batch*>(change.prepared.get());
-  if (prepared == nullptr) {
-    // Prepared by nobody yet (or by another store, which this one cannot use): start afresh.
-    auto fresh = std::make_shared<prepared_batch>();
-    prepared = fresh.get();
-    change.prepared = std::move(fresh);
-    change.prepared_ops = 0;
-  }
-  encode_ops(change, change.prepared_ops, prepared->batch);
-  change.prepared_ops = change.ops.size();
-}
-
 write_batch kv_catalog_store::batch_of(const catalog_change& change) const {
   write_batch batch;
-  const auto* prepared = dynamic_cast<const prepared_batch*>(change.prepared.get());
-  std::size_t from = 0;
-  if (prepared != nullptr && change.prepared_ops <= change.ops.size()) {
-    batch = prepared->batch;
-    from = change.prepared_ops;
-  }
-  encode_ops(change, from, batch);
-  return batch;
-}
-
-void kv_catalog_store::encode_ops(const catalog_change& change, std::size_t from,
-                                  write_batch& batch) const {
-  for (std::size_t i = from; i < change.ops.size(); ++i) {
-    const catalog_change::op& op = change.ops[i];
+  for (const catalog_change::op& op : change.ops) {
     const bool put = op.what == catalog_change::kind::put;
     std::visit(
         [&](const auto& entity) {
@@ -388,14 +352,11 @@ void kv_catalog_store::encode_ops(const catalog_change& change, std::size_t from
         },
         op.value);
   }
+  return batch;
 }
 
 result<void> kv_catalog_store::commit(const catalog_change& change) {
-  // The common case, every op prepared: write the prepared batch as it is, no copy.
-  const auto* prepared = dynamic_cast<const prepared_batch*>(change.prepared.get());
-  std::optional<write_batch> rest;
-  if (prepared == nullptr || change.prepared_ops != change.ops.size()) rest = batch_of(change);
-  const write_batch& batch = rest ? *rest : prepared->batch;
+  const write_batch batch = batch_of(change);
   if (batch.empty()) return {};
   if (auto written = store_.write(batch); !written) {
     return make_problem(error_kind::storage_failure, written.error().detail);

@@ -2,9 +2,7 @@
 // The embedded catalog store: the catalog's entities as records and index entries in the
 // key-value tables of core/durable/storage.hpp, laid out as codec.hpp describes.
 //
-// commit() turns one catalog_change into ONE write_batch, op by op in order (prepare() builds it
-// mutation by mutation ahead of commit(), on the catalog's writer thread while the previous
-// group's fsync runs; commit() encodes only what was not prepared):
+// commit() turns one catalog_change into ONE write_batch, op by op in order:
 //   put organization  -> its record
 //   put project       -> its record and "ps" + organization + slug -> project id
 //   put token         -> its record and "td" + digest -> token id
@@ -32,9 +30,6 @@ class kv_catalog_store final : public catalog_store {
   // `master_key` seals webhook secrets, header values and previous secrets (codec.hpp).
   kv_catalog_store(storage& store, aes256gcm_key master_key);
 
-  // Encodes the ops prepare() has not yet seen into change.prepared (a write_batch), so that
-  // commit() of a prepared change only writes.
-  void prepare(catalog_change& change) override;
   result<void> commit(const catalog_change& change) override;
   result<void> load(const catalog_load_sink& sink, unsigned threads) override;
 
@@ -42,9 +37,6 @@ class kv_catalog_store final : public catalog_store {
   write_batch batch_of(const catalog_change& change) const;
 
  private:
-  // Appends the records of change.ops[from, end) to `batch`.
-  void encode_ops(const catalog_change& change, std::size_t from, write_batch& batch) const;
-
   storage& store_;
   const aes256gcm_key master_key_;
 };

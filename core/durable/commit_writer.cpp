@@ -32,12 +32,8 @@ struct basic_commit_writer<Batch>::planned_group {
 template <class Batch>
 basic_commit_writer<Batch>::basic_commit_writer(write_function write,
                                                 std::function<void()> end_of_group,
-                                                commit_writer_options options,
-                                                accepted_function accepted)
-    : write_(std::move(write)),
-      accepted_(std::move(accepted)),
-      end_of_group_(std::move(end_of_group)),
-      options_(options) {}
+                                                commit_writer_options options)
+    : write_(std::move(write)), end_of_group_(std::move(end_of_group)), options_(options) {}
 
 template <class Batch>
 basic_commit_writer<Batch>::~basic_commit_writer() {
@@ -148,7 +144,6 @@ void basic_commit_writer<Batch>::plan_into(planned_group& g, queue_type& more) {
     }
     if (planned) {
       ++g.accepted;
-      if (accepted_) accepted_(g.batch);
     } else {
       // A refused change contributes nothing.
       g.batch.ops.erase(g.batch.ops.begin() + static_cast<std::ptrdiff_t>(mark), g.batch.ops.end());

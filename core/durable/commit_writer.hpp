@@ -82,16 +82,12 @@ class basic_commit_writer {
   using mutation = basic_commit_mutation<Batch>;
   // Makes a batch durable, all or nothing; an error means nothing of it was stored.
   using write_function = std::function<result<void>(const Batch&)>;
-  // Runs on the writer thread after each accepted mutation's plan(), with the batch so far: the
-  // owner's chance to encode what was just appended while, with plan_ahead, the previous group's
-  // write is still in flight (the catalog's store encodes records there).
-  using accepted_function = std::function<void(Batch&)>;
 
   // `end_of_group` runs on the writer thread after each group has been written (or failed) and
   // published, before the completions: the owner clears its planning overlay there. With
   // options.plan_ahead it runs only when no later group has been planned (see above).
   basic_commit_writer(write_function write, std::function<void()> end_of_group,
-                      commit_writer_options options = {}, accepted_function accepted = {});
+                      commit_writer_options options = {});
   // Key-value batches written with store.write.
   basic_commit_writer(storage& store, std::function<void()> end_of_group,
                       commit_writer_options options = {}) requires std::same_as<Batch, write_batch>
@@ -126,7 +122,6 @@ class basic_commit_writer {
   void commit_group(queue_type& group);
 
   write_function write_;
-  accepted_function accepted_;
   std::function<void()> end_of_group_;
   const commit_writer_options options_;
 

@@ -1,13 +1,10 @@
 #include "core/catalog/kv_catalog_store.hpp"
 
-#include "core/catalog/catalog.hpp"
 #include "core/catalog/codec.hpp"
-#include "core/common/completion.hpp"
 #include "support/memory_storage.hpp"
 
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <map>
 #include <mutex>
 #include <string>
@@ -129,109 +126,6 @@ TEST_F(KvCatalogStoreTest, AFailedWriteIsAStorageFailureAndStoresNothing) {
   EXPECT_NE(r.error().detail.find("injected write failure"), std::string::npos);
   EXPECT_TRUE(storage_.records(table::webhooks).empty());
   EXPECT_TRUE(storage_.records(table::index).empty());
-}
-
-// prepare() encodes ahead of commit() (on the catalog's writer thread while the previous fsync
-// runs); what commit() then writes must be what it writes for the same change unprepared.
-TEST_F(KvCatalogStoreTest, APreparedChangeCommitsTheSameRecordsInOneBatch) {
-  const write_batch unprepared = store_.batch_of(create_all());
-  catalog_change change = create_all();
-  store_.prepare(change);
-  EXPECT_EQ(change.prepared_ops, change.ops.size());
-  ASSERT_TRUE(store_.commit(change));
-
-  const auto batches = storage_.batches();
-  ASSERT_EQ(batches.size(), 1u);
-  const auto& ops = batches[0].ops;
-  ASSERT_EQ(ops.size(), unprepared.ops.size());
-  for (std::size_t i = 0; i < ops.size(); ++i) {
-    EXPECT_EQ(ops[i].where, unprepared.ops[i].where) << i;
-    EXPECT_EQ(ops[i].key, unprepared.ops[i].key) << i;
-    // The webhook's record is sealed with a fresh nonce each time; the others are equal bytes.
-    if (ops[i].where != table::webhooks) {
-      EXPECT_EQ(ops[i].value, unprepared.ops[i].value) << i;
-    }
-  }
-  ASSERT_TRUE(ops[5].value);
-  const auto opened = decode_webhook(ops[5].key, *ops[5].value, key_);
-  ASSERT_TRUE(opened) << opened.error().detail;
-  EXPECT_EQ(opened->secret, hook_->secret);
-}
-
-// A group grows mutation by mutation: ops appended after the last prepare() are written too.
-TEST_F(KvCatalogStoreTest, AChangePreparedInPartCommitsTheRestToo) {
-  catalog_change change;
-  change.put<organization>(org_);
-  change.put<project>(proj_);
-  store_.prepare(change);
-  EXPECT_EQ(change.prepared_ops, 2u);
-  change.put<api_token>(token_);
-  change.put<webhook>(hook_);
-  ASSERT_TRUE(store_.commit(change));
-
-  const auto batches = storage_.batches();
-  ASSERT_EQ(batches.size(), 1u);
-  ASSERT_EQ(batches[0].ops.size(), 7u);
-  EXPECT_EQ(batches[0].ops[3].key, key_of(token_->id));
-  EXPECT_EQ(batches[0].ops[4].key, token_digest_key(token_->digest));
-  EXPECT_EQ(batches[0].ops[5].key, key_of(hook_->id));
-  EXPECT_EQ(batches[0].ops[6].key, project_webhook_key(proj_->id, hook_->id));
-
-  // Prepared again after more ops, the change picks up where it stopped.
-  catalog_change again;
-  again.put<organization>(org_);
-  store_.prepare(again);
-  again.put<project>(proj_);
-  store_.prepare(again);
-  EXPECT_EQ(again.prepared_ops, 2u);
-  EXPECT_EQ(store_.batch_of(again).ops.size(), 3u);
-}
-
-// The catalog hands each accepted mutation to prepare(), so that commit() finds the whole group
-// encoded and only writes.
-class preparation_counter final : public catalog_store {
- public:
-  explicit preparation_counter(catalog_store& inner) : inner_(inner) {}
-  void prepare(catalog_change& change) override {
-    ++prepares;
-    inner_.prepare(change);
-  }
-  result<void> commit(const catalog_change& change) override {
-    ++commits;
-    if (change.prepared_ops == change.ops.size()) ++fully_prepared;
-    return inner_.commit(change);
-  }
-  result<void> load(const catalog_load_sink& sink, unsigned threads) override {
-    return inner_.load(sink, threads);
-  }
-  std::atomic<int> prepares{0}, commits{0}, fully_prepared{0};
-
- private:
-  catalog_store& inner_;
-};
-
-TEST_F(KvCatalogStoreTest, TheCatalogCommitsGroupsItPreparedMutationByMutation) {
-  preparation_counter counter{store_};
-  catalog_options options;
-  options.master_key = key_;
-  catalog cat{counter, options};
-  ASSERT_TRUE(cat.load());
-  cat.start();
-  auto org = wait_for<std::shared_ptr<const organization>>(
-      [&](auto done) { cat.create_organization({"Acme"}, std::move(done)); });
-  ASSERT_TRUE(org);
-  project_input in;
-  in.name = "Shop";
-  in.slug = "shop";
-  auto proj = wait_for<std::shared_ptr<const project>>(
-      [&](auto done) { cat.create_project((*org)->id, std::move(in), std::move(done)); });
-  ASSERT_TRUE(proj);
-  cat.stop();
-
-  EXPECT_GE(counter.prepares.load(), 2);
-  EXPECT_GE(counter.commits.load(), 2);
-  EXPECT_EQ(counter.fully_prepared.load(), counter.commits.load());
-  EXPECT_EQ(storage_.records(table::projects).size(), 1u);
 }
 
 struct loaded_entities {
