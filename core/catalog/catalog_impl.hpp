@@ -25,6 +25,7 @@
 
 #include "core/catalog/catalog.hpp"
 #include "core/catalog/catalog_store.hpp"
+#include "core/common/clock.hpp"
 #include "core/durable/commit_writer.hpp"
 
 #include <array>
@@ -248,11 +249,6 @@ inline const std::shared_ptr<const webhook_list>& empty_webhook_list() {
 
 inline std::string id_key(const object_id& id) {
   return std::string(id.binary());
-}
-
-inline std::uint32_t unix_seconds(timestamp t) {
-  return static_cast<std::uint32_t>(
-      std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count());
 }
 
 // ---------------------------------------------------------------- impl

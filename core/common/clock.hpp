@@ -2,6 +2,7 @@
 // Wall-clock time at millisecond precision, RFC 3339 formatting, and human durations.
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -12,6 +13,13 @@ namespace hookd {
 using timestamp = std::chrono::sys_time<std::chrono::milliseconds>;
 
 timestamp now_ms() noexcept;
+
+// Whole seconds of `t` since the Unix epoch, clamped to what 32 bits hold (0 before 1970): the
+// creation second an object id starts with (object_id.hpp) and the delivery log's bucket clock.
+constexpr std::uint32_t unix_seconds(timestamp t) noexcept {
+  const auto s = std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+  return s < 0 ? 0u : static_cast<std::uint32_t>(s > 0xFFFFFFFFLL ? 0xFFFFFFFFLL : s);
+}
 
 // "2026-11-30T02:00:00.000Z": always UTC, always milliseconds.
 std::string format_rfc3339(timestamp t);

@@ -20,7 +20,9 @@
 #include <fstream>
 #include <sstream>
 #include <string_view>
+#include <utility>
 #include <variant>
+#include <vector>
 
 namespace hookd {
 
@@ -432,7 +434,8 @@ std::string failure(std::string_view where, std::string_view what) {
 
 std::string bad_value(std::string_view where, std::string_view expected, std::string_view value) {
   std::string what(expected);
-  what.append(", got '").append(printable(value)).append("'");
+  // A connection string's password is never echoed (a --storage with a mistyped scheme).
+  what.append(", got '").append(printable(redact_password(value))).append("'");
   return failure(where, what);
 }
 
@@ -673,6 +676,60 @@ std::variant<parsed_config, std::string> parse_config(std::span<const std::strin
 
 bool is_postgresql_uri(std::string_view storage) noexcept {
   return storage.starts_with("postgresql://") || storage.starts_with("postgres://");
+}
+
+namespace {
+
+// Where passwords sit in a connection string, as [begin, end) offsets: the userinfo's after its
+// ':' (scheme://user:PASSWORD@host) and every password=VALUE (a URI's query or libpq's
+// key=value form), whatever the scheme, so that a mistyped one is covered too.
+std::vector<std::pair<std::size_t, std::size_t>> password_spans(std::string_view uri) {
+  std::vector<std::pair<std::size_t, std::size_t>> out;
+  if (const auto scheme = uri.find("://"); scheme != std::string_view::npos) {
+    const std::size_t begin = scheme + 3;
+    const std::size_t end = std::min(uri.find_first_of("/?#", begin), uri.size());
+    const std::string_view authority = uri.substr(begin, end - begin);
+    if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
+      if (const auto colon = authority.substr(0, at).find(':'); colon != std::string_view::npos) {
+        out.emplace_back(begin + colon + 1, begin + at);
+      }
+    }
+  }
+  constexpr std::string_view kKey = "password=";
+  for (std::size_t at = uri.find(kKey); at != std::string_view::npos; at = uri.find(kKey, at + 1)) {
+    if (at != 0 && uri[at - 1] != '?' && uri[at - 1] != '&' && uri[at - 1] != ' ') continue;
+    const std::size_t begin = at + kKey.size();
+    out.emplace_back(begin, std::min(uri.find_first_of("& #", begin), uri.size()));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string redact_password(std::string_view uri) {
+  auto spans = password_spans(uri);
+  std::sort(spans.begin(), spans.end());
+  std::string out;
+  std::size_t copied = 0;
+  for (const auto& [begin, end] : spans) {
+    if (begin < copied) continue;
+    out.append(uri.substr(copied, begin - copied)).append("***");
+    copied = end;
+  }
+  return out.append(uri.substr(copied));
+}
+
+std::string redact_password_in(std::string_view text, std::string_view uri) {
+  std::string out(text);
+  for (const auto& [begin, end] : password_spans(uri)) {
+    const std::string_view secret = uri.substr(begin, end - begin);
+    if (secret.empty()) continue;
+    for (std::size_t at = out.find(secret); at != std::string::npos;
+         at = out.find(secret, at + 3)) {
+      out.replace(at, secret.size(), "***");
+    }
+  }
+  return out;
 }
 
 std::string config_help() {

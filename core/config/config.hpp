@@ -114,4 +114,12 @@ std::string config_help();  // every option with its environment twin and defaul
 // True when --storage names a PostgreSQL database (postgresql:// or postgres://).
 bool is_postgresql_uri(std::string_view storage) noexcept;
 
+// `uri` with each password in it shown as "***": the userinfo's (postgresql://hookd:***@db/hookd)
+// and any password=... parameter, whatever the scheme. Every message and log line that shows a
+// --storage value shows it through this (docs/operations.md, the --storage option).
+std::string redact_password(std::string_view uri);
+// `text` (an error from the database client, say) with every occurrence of a password of `uri`
+// replaced by "***".
+std::string redact_password_in(std::string_view text, std::string_view uri);
+
 }  // namespace hookd

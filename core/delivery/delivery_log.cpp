@@ -11,11 +11,6 @@
 
 namespace hookd {
 
-std::uint32_t unix_seconds(timestamp t) noexcept {
-  const auto s = std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
-  return s < 0 ? 0u : static_cast<std::uint32_t>(std::min<std::int64_t>(s, 0xFFFFFFFFLL));
-}
-
 std::string bucket_count_key(std::uint32_t bucket) {
   std::string key(kBucketCountPrefix);
   append_be32(key, bucket);

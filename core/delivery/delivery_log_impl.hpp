@@ -18,6 +18,7 @@
 // queued together create one event, and a cancel planned after an ingest of the same group fails
 // the deliveries that ingest creates. The overlay is cleared after every group, committed or not.
 
+#include "core/common/clock.hpp"
 #include "core/delivery/delivery_log.hpp"
 #include "core/delivery/history_keys.hpp"
 #include "core/durable/commit_writer.hpp"
@@ -32,9 +33,6 @@
 #include <unordered_map>
 
 namespace hookd {
-
-// Seconds since the epoch of a time (0 before it): the unit of ids and buckets.
-std::uint32_t unix_seconds(timestamp t) noexcept;
 
 // Meta keys of the delivery log.
 inline constexpr std::string_view kDeliveryLayoutKey = "delivery_layout";  // "2": history layout

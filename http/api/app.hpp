@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <string>
 
 namespace hookd {
@@ -31,7 +32,10 @@ struct app {
   std::size_t max_body_bytes = 64 * 1024;
   std::atomic<bool> ready{false};     // storage open and catalog loaded
   std::atomic<bool> draining{false};  // SIGTERM received: /readyz answers 503
-  const storage* store = nullptr;     // for /metrics (write batches, fsyncs); may stay null
+  // Why a node that has started is not ready (cluster mode: "storage unreachable: ..."), which
+  // /readyz's 503 says; null while it is starting.
+  std::atomic<std::shared_ptr<const std::string>> not_ready;
+  const storage* store = nullptr;  // for /metrics (write batches, fsyncs); may stay null
   // Events and deliveries (docs/openapi.yaml); while null, their routes answer 503.
   delivery_engine* deliveries = nullptr;
   // Where history reads run (they may wait on the disk): a small pool of its own, so that they

@@ -18,8 +18,11 @@ asio::awaitable<response> readyz(const app& a, request_context& ctx) {
                                ctx.request_id);
   }
   if (!a.ready.load()) {
-    co_return problem_response(make_problem(error_kind::unavailable, "hookd is starting."),
-                               ctx.request_id);
+    const auto why = a.not_ready.load();
+    co_return problem_response(
+        make_problem(error_kind::unavailable,
+                     why ? "hookd is not ready: " + *why + "." : std::string("hookd is starting.")),
+        ctx.request_id);
   }
   // Degraded storage (writes failing, reads working) keeps the node ready: docs/operations.md,
   // "Storage faults", says why.

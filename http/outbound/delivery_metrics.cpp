@@ -69,7 +69,8 @@ void render_log(prometheus_writer& w, delivery_engine& log) {
            c.sweep_failures);
   const history_stats h = log.history();
   w.single("hookd_history_bytes", metric_type::gauge,
-           "The history table's size on disk and in memory buffers, as RocksDB estimates it.",
+           "The history's size: the history table on disk and in memory buffers as RocksDB "
+           "estimates it, or on PostgreSQL the day partitions on disk (docs/cluster.md).",
            h.bytes);
   w.single("hookd_history_oldest_age_seconds", metric_type::gauge,
            "Age of the oldest history bucket on disk (as of the last sweep); 0 when empty.",

@@ -1,5 +1,7 @@
 #include "storage/postgres/connection.hpp"
 
+#include "core/config/config.hpp"
+
 #include <libpq-fe.h>
 
 #include <algorithm>
@@ -96,7 +98,9 @@ connection::~connection() = default;
 result<connection> connection::open(std::string uri) {
   PGconn* conn = PQconnectdb(uri.c_str());
   if (PQstatus(conn) != CONNECTION_OK) {
-    problem p = storage_problem("cannot connect", trimmed(PQerrorMessage(conn)));
+    // libpq quotes parts of a malformed URI back, which may be its password.
+    problem p =
+        storage_problem("cannot connect", redact_password_in(trimmed(PQerrorMessage(conn)), uri));
     PQfinish(conn);
     return p;
   }
@@ -120,7 +124,8 @@ result<void> connection::reconnect() {
     PQreset(conn_.get());
   }
   if (PQstatus(conn_.get()) != CONNECTION_OK) {
-    return storage_problem("cannot connect", trimmed(PQerrorMessage(conn_.get())));
+    return storage_problem("cannot connect",
+                           redact_password_in(trimmed(PQerrorMessage(conn_.get())), uri_));
   }
   return {};
 }

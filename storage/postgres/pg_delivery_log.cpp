@@ -1,5 +1,6 @@
 #include "storage/postgres/pg_delivery_log.hpp"
 
+#include "core/common/clock.hpp"
 #include "core/delivery/delivery_log.hpp"  // kRecoverBatch
 #include "core/delivery/fan_out.hpp"
 #include "core/delivery/trace_context.hpp"
@@ -29,12 +30,6 @@ void finish(const completion<T>& done, result<T> r) noexcept {
     if (done) done(std::move(r));
   } catch (...) {
   }
-}
-
-// The creation second an object id starts with.
-std::uint32_t id_second(timestamp t) {
-  return static_cast<std::uint32_t>(
-      std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count());
 }
 
 problem unavailable_problem() {
@@ -73,6 +68,7 @@ struct pg_delivery_log::impl {
             options.log.scheduling) {
     options.store.clock = clock;
     options.store.idempotency_ttl = options.log.idempotency_ttl;
+    options.store.retention = options.log.retention;
     if (options.max_held == 0) options.max_held = 4 * sched.options().max_in_flight;
   }
 
@@ -132,6 +128,9 @@ struct pg_delivery_log::impl {
       n_retries{0}, n_succeeded{0}, n_failed{0}, n_cancelled{0}, n_erased{0}, n_deleted{0},
       n_groups{0}, n_mutations{0}, n_rejected{0}, n_write_failed{0}, n_sweeps{0},
       n_sweep_failures{0};
+  // measure_history() at the last sweep; oldest_day_ms -1: no day holds rows.
+  std::atomic<std::uint64_t> history_bytes{0}, history_rows{0};
+  std::atomic<std::int64_t> oldest_day_ms{-1};
 
   // ---- memory
 
@@ -667,6 +666,13 @@ struct pg_delivery_log::impl {
       return made.error();
     }
     n_sweeps.fetch_add(1, std::memory_order_relaxed);
+    // /metrics' history figures, as of this sweep (as the embedded store's oldest bucket is).
+    if (auto size = claimer_store->measure_history(); size) {
+      history_bytes.store(size->bytes, std::memory_order_relaxed);
+      history_rows.store(size->rows, std::memory_order_relaxed);
+      oldest_day_ms.store(size->oldest_day ? size->oldest_day->time_since_epoch().count() : -1,
+                          std::memory_order_relaxed);
+    }
     return {};
   }
 
@@ -737,7 +743,7 @@ struct pg_delivery_log::impl {
   event new_event(const object_id& organization, const object_id& project, std::string type,
                   std::string data, timestamp now) {
     event e;
-    e.id = ids.next(id_second(now));
+    e.id = ids.next(unix_seconds(now));
     e.organization = organization;
     e.project = project;
     e.type = std::move(type);
@@ -748,7 +754,7 @@ struct pg_delivery_log::impl {
 
   std::shared_ptr<delivery> new_delivery(const event& e, const object_id& webhook, bool test) {
     auto d = std::make_shared<delivery>();
-    d->id = ids.next(id_second(e.time));
+    d->id = ids.next(unix_seconds(e.time));
     d->event = e.id;
     d->webhook = webhook;
     d->project = e.project;
@@ -1137,7 +1143,15 @@ delivery_log_counts pg_delivery_log::counts() const {
 }
 
 history_stats pg_delivery_log::history() const {
-  return {};
+  history_stats h;
+  h.bytes = impl_->history_bytes.load(std::memory_order_relaxed);
+  h.keys = impl_->history_rows.load(std::memory_order_relaxed);
+  if (const std::int64_t oldest = impl_->oldest_day_ms.load(std::memory_order_relaxed);
+      oldest >= 0) {
+    const timestamp start{std::chrono::milliseconds{oldest}};
+    h.oldest_age = std::max(impl_->clock() - start, std::chrono::milliseconds::zero());
+  }
+  return h;
 }
 
 commit_stats pg_delivery_log::stats() const {

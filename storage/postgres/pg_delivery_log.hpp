@@ -104,8 +104,10 @@ class pg_delivery_log final : public delivery_engine {
   std::optional<std::chrono::milliseconds> oldest_pending_age() const override;
   delivery_counters counters() const override;
   delivery_log_counts counts() const override;
-  history_stats history() const override;  // not measured here: empty
-  commit_stats stats() const override;     // of the writer's groups
+  // The day partitions' size on disk, their rows (estimated) and the oldest day holding rows, as
+  // of the last retention sweep (at load and every retention_interval): never a query per call.
+  history_stats history() const override;
+  commit_stats stats() const override;  // of the writer's groups
 
   scheduler& jobs() noexcept override;
   const retry_policy& policy() const noexcept override;

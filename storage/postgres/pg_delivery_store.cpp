@@ -793,23 +793,80 @@ result<std::vector<object_id>> pg_delivery_store::orphaned_projects() {
   return out;
 }
 
-result<std::optional<delivery_detail>> pg_delivery_store::find_delivery(const object_id& project,
-                                                                        const object_id& id) {
-  const std::string sql =
+namespace {
+
+// The last millisecond a partition time can take in a lookup's second look (9999-12-31).
+constexpr timestamp kEndOfTime{std::chrono::milliseconds(253'402'300'799'999)};
+
+}  // namespace
+
+// Where a lookup by id looks first: the partition times [from, to) the row of `id` has when it
+// was written as usual. An event's partition time (events.created_at, and its deliveries' and
+// attempts' event_created_at) is when its ingest committed: a moment after the second its id
+// starts with, which its deliveries' ids start with too (docs/cluster.md, "Deliveries, leases
+// and retention"). Keyed on the id's second and not on a day, so that an event made at
+// 23:59:59.9 and committed at 00:00:00.1 is still found: one partition, two within ten minutes
+// of midnight. Rows elsewhere (events that retention moved to today's partitions because pending
+// deliveries still needed them, ids made by another clock) are found by a second look over all
+// partitions, which only a lookup that finds nothing in the first pays.
+std::pair<timestamp, timestamp> pg_delivery_store::lookup_window(const object_id& id,
+                                                                 timestamp visible_from) {
+  const timestamp second{std::chrono::seconds(id.seconds())};
+  return {std::max(second - std::chrono::minutes(1), visible_from),
+          second + std::chrono::minutes(10)};
+}
+
+timestamp pg_delivery_store::visible_from() const {
+  if (options_.retention <= std::chrono::milliseconds::zero()) return timestamp{};
+  return std::max(options_.clock() - options_.retention, timestamp{});
+}
+
+// The lookups' partition times are timestamptz parameters, not ts()'s expression: a parameter's
+// value is a constant when the statement is planned, so the planner prunes (and neither plans nor
+// locks) the other partitions; ts() is only stable (timestamptz + interval), which prunes no
+// earlier than at execution start, after every partition has been opened and locked.
+const std::string& pg_delivery_store::find_delivery_sql() {
+  // A finished delivery older than the retention is gone; a pending one never is. Its attempts
+  // share its event_created_at, so the window prunes their partitions too; the last column says
+  // whether that time is in the window (a pending delivery, from the unpartitioned queue, may
+  // have an event_created_at outside it, and then its attempts were not all read).
+  static const std::string sql =
       "WITH d AS ((SELECT " + kDeliveryColumns +
       " FROM deliveries WHERE id = $1 AND project_id = $2) UNION ALL (SELECT " + kHistoryColumns +
-      " FROM delivery_history WHERE id = $1 AND project_id = $2) LIMIT 1)"
+      " FROM delivery_history WHERE id = $1 AND project_id = $2"
+      " AND event_created_at >= $3::timestamptz AND event_created_at < $4::timestamptz"
+      " AND created_at >= $5::timestamptz) LIMIT 1)"
       " SELECT d.*, a.number, " +
       ms("a.at") +
-      ", a.duration_ms, a.status_code, a.response, a.error FROM d"
-      " LEFT JOIN attempts a ON a.delivery_id = d.id AND a.created_at = d.event_created_at"
-      " ORDER BY a.number";
-  auto r = conn_.exec(sql, {id_param(id), id_param(project)});
+      ", a.duration_ms, a.status_code, a.response, a.error,"
+      " d.event_created_at >= $3::timestamptz AND d.event_created_at < $4::timestamptz FROM d"
+      " LEFT JOIN LATERAL (SELECT * FROM attempts WHERE delivery_id = d.id"
+      " AND created_at = d.event_created_at AND created_at >= $3::timestamptz"
+      " AND created_at < $4::timestamptz) a ON true ORDER BY a.number";
+  return sql;
+}
+
+result<std::optional<delivery_detail>> pg_delivery_store::find_delivery(const object_id& project,
+                                                                        const object_id& id) {
+  const timestamp visible = visible_from();
+  const auto [from, to] = lookup_window(id, visible);
+  bool whole = false;
+  auto found = find_delivery_in(project, id, from, to, whole);
+  if (!found || (*found && whole)) return found;
+  return find_delivery_in(project, id, visible, kEndOfTime, whole);
+}
+
+result<std::optional<delivery_detail>> pg_delivery_store::find_delivery_in(
+    const object_id& project, const object_id& id, timestamp from, timestamp to, bool& whole) {
+  auto r = conn_.exec(find_delivery_sql(),
+                      {id_param(id), id_param(project), text(format_rfc3339(from)),
+                       text(format_rfc3339(to)), text(format_rfc3339(visible_from()))});
   if (!r) return r.error();
   if (r->size() == 0) return std::optional<delivery_detail>{};
   delivery_detail detail;
   detail.record = std::make_shared<delivery>(parse_delivery(*r, 0, 0));
   constexpr int a = kDeliveryColumnCount;
+  whole = r->text(0, a + 6) == "t";
   for (int row = 0; row < r->size(); ++row) {
     if (r->is_null(row, a)) continue;
     attempt at;
@@ -857,6 +914,11 @@ result<delivery_page> pg_delivery_store::list_deliveries(const delivery_query& q
   if (!finished.empty()) {
     std::string status_condition =
         finished.size() == 2 ? "" : " AND status = '" + finished.front() + "'";
+    // Finished deliveries older than the retention are gone; pending ones never are.
+    if (const timestamp visible = visible_from(); visible > timestamp{}) {
+      params.push_back(text(millis_text(visible)));
+      status_condition += " AND created_at >= " + ts(static_cast<int>(params.size()));
+    }
     parts.push_back("(SELECT " + kHistoryColumns + " FROM delivery_history WHERE " + where +
                     status_condition + " ORDER BY id DESC LIMIT $2)");
   }
@@ -875,16 +937,35 @@ result<delivery_page> pg_delivery_store::list_deliveries(const delivery_query& q
   return page;
 }
 
-result<std::optional<event_detail>> pg_delivery_store::find_event(const object_id& project,
-                                                                  const object_id& id) {
-  const std::string sql =
+const std::string& pg_delivery_store::find_event_sql() {
+  // An event older than the retention is gone, whatever its deliveries are.
+  static const std::string sql =
       "SELECT " + std::string(kEventColumns) +
       ", d.id, d.webhook_id, d.status FROM events e LEFT JOIN LATERAL ("
       "SELECT id, webhook_id, status FROM deliveries WHERE event_id = e.id UNION ALL"
       " SELECT id, webhook_id, status FROM delivery_history WHERE event_id = e.id"
-      " AND event_created_at = e.created_at) d ON true"
-      " WHERE e.id = $1 AND e.project_id = $2 ORDER BY d.id";
-  auto r = conn_.exec(sql, {id_param(id), id_param(project)});
+      " AND event_created_at = e.created_at AND event_created_at >= $3::timestamptz"
+      " AND event_created_at < $4::timestamptz) d ON true"
+      " WHERE e.id = $1 AND e.project_id = $2 AND e.created_at >= $3::timestamptz"
+      " AND e.created_at < $4::timestamptz AND e.event_time >= $5::timestamptz ORDER BY d.id";
+  return sql;
+}
+
+result<std::optional<event_detail>> pg_delivery_store::find_event(const object_id& project,
+                                                                  const object_id& id) {
+  const timestamp visible = visible_from();
+  const auto [from, to] = lookup_window(id, visible);
+  auto found = find_event_in(project, id, from, to);
+  if (!found || *found) return found;
+  return find_event_in(project, id, visible, kEndOfTime);
+}
+
+result<std::optional<event_detail>> pg_delivery_store::find_event_in(const object_id& project,
+                                                                     const object_id& id,
+                                                                     timestamp from, timestamp to) {
+  auto r = conn_.exec(find_event_sql(),
+                      {id_param(id), id_param(project), text(format_rfc3339(from)),
+                       text(format_rfc3339(to)), text(format_rfc3339(visible_from()))});
   if (!r) return r.error();
   if (r->size() == 0) return std::optional<event_detail>{};
   event_detail detail;
@@ -988,6 +1069,31 @@ result<retention_result> pg_delivery_store::drop_expired(std::chrono::millisecon
     return {};
   });
   if (!done) return done.error();
+  return out;
+}
+
+result<history_size> pg_delivery_store::measure_history() {
+  // pg_relation_size (the main fork only) is 0 for a partition that never held a row, unlike
+  // pg_total_relation_size (an empty index has pages): it tells which days hold rows.
+  auto r = conn_.exec(
+      "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint,"
+      " coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint,"
+      " min(right(c.relname, 8)) FILTER (WHERE pg_relation_size(c.oid) > 0)"
+      " FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+      " WHERE i.inhparent IN ('events'::regclass, 'attempts'::regclass,"
+      " 'delivery_history'::regclass) AND c.relname ~ '_[0-9]{8}$'");
+  if (!r) return r.error();
+  history_size out;
+  out.bytes = static_cast<std::uint64_t>(integer(*r, 0, 0));
+  out.rows = static_cast<std::uint64_t>(integer(*r, 0, 1));
+  if (!r->is_null(0, 2)) {
+    const std::string day(r->text(0, 2));  // YYYYMMDD
+    const std::chrono::year_month_day ymd{
+        std::chrono::year(std::stoi(day.substr(0, 4))),
+        std::chrono::month(static_cast<unsigned>(std::stoi(day.substr(4, 2)))),
+        std::chrono::day(static_cast<unsigned>(std::stoi(day.substr(6, 2))))};
+    out.oldest_day = timestamp(std::chrono::sys_days(ymd).time_since_epoch());
+  }
   return out;
 }
 

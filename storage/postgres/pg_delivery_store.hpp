@@ -39,6 +39,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace hookd::pg {
@@ -56,6 +57,10 @@ struct delivery_store_options {
   // Day partitions ensure_partitions() creates past today. Default 2: a node that is down for a
   // day still finds tomorrow's partitions when it comes back.
   int partition_days_ahead = 2;
+  // Reads answer as if gone for events, finished deliveries and their attempts older than this
+  // (the embedded store's --retention), though their day partition is dropped only later, at
+  // the next sweep after the day ends. Pending deliveries are never hidden. 0: nothing hidden.
+  std::chrono::milliseconds retention{0};
   std::function<timestamp()> clock = now_ms;
   // record_attempts sends one statement per attempt in libpq's pipeline mode (one round trip,
   // one implicit transaction) instead of one statement for the whole batch. Default off: the
@@ -131,6 +136,17 @@ struct retention_result {
   std::uint64_t expired_keys = 0;    // idempotency keys past their TTL deleted
 };
 
+// The history's size (history_size()), read from the catalog's statistics, not by counting.
+struct history_size {
+  // Day partitions of events, attempts and delivery_history on disk: pg_total_relation_size,
+  // their indexes and TOAST included.
+  std::uint64_t bytes = 0;
+  // Their rows as pg_class.reltuples estimates them (as of the last VACUUM or ANALYZE).
+  std::uint64_t rows = 0;
+  // The start of the oldest day partition that holds rows; nullopt when none does.
+  std::optional<timestamp> oldest_day;
+};
+
 class pg_delivery_store {
  public:
   // Connects, brings the schema up to date (migrate()) and creates the day partitions ahead
@@ -204,6 +220,8 @@ class pg_delivery_store {
 
   // ---- reads
 
+  // Lookups by id read the day partition the id's creation second points at (see
+  // lookup_window in the .cpp), and every partition only when that finds nothing.
   result<std::optional<delivery_detail>> find_delivery(const object_id& project,
                                                        const object_id& id);
   // Newest first (by id). `paused` is not known here: a status filter with paused includes the
@@ -211,6 +229,14 @@ class pg_delivery_store {
   // "limit") when limit is outside 1..100.
   result<delivery_page> list_deliveries(const delivery_query& query);
   result<std::optional<event_detail>> find_event(const object_id& project, const object_id& id);
+
+  // The statements find_delivery and find_event run: $1 the id, $2 the project, $3 and $4 the
+  // partition times [from, to) looked in, $5 the retention cutoff (timestamptz text, RFC 3339).
+  // Public so that tests can EXPLAIN them.
+  static const std::string& find_delivery_sql();
+  static const std::string& find_event_sql();
+  // The partition times [from, to) a lookup of `id` reads first (never before `visible_from`).
+  static std::pair<timestamp, timestamp> lookup_window(const object_id& id, timestamp visible_from);
 
   // ---- partitions and retention
 
@@ -221,6 +247,8 @@ class pg_delivery_store {
   // events still needed by pending deliveries are first moved, with their deliveries and
   // attempts, to today's partitions. Also deletes idempotency keys past their TTL.
   result<retention_result> drop_expired(std::chrono::milliseconds retention);
+  // Cheap (the catalog's figures and file sizes, no scan of a table); for /metrics.
+  result<history_size> measure_history();
 
   const delivery_store_options& options() const noexcept { return options_; }
   connection& native() noexcept { return conn_; }
@@ -233,6 +261,15 @@ class pg_delivery_store {
   result<std::vector<record_outcome>> record_pipelined(const std::vector<attempt_record>& batch,
                                                        const std::vector<std::size_t>& items,
                                                        std::vector<record_outcome> outcomes);
+  // What reads still show: rows at or after this (now - retention; the epoch when retention is 0).
+  timestamp visible_from() const;
+  // `whole`: set when a delivery was found with all its attempts (its event's partition time
+  // within [from, to)).
+  result<std::optional<delivery_detail>> find_delivery_in(const object_id& project,
+                                                          const object_id& id, timestamp from,
+                                                          timestamp to, bool& whole);
+  result<std::optional<event_detail>> find_event_in(const object_id& project, const object_id& id,
+                                                    timestamp from, timestamp to);
 
   connection conn_;
   delivery_store_options options_;

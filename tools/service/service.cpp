@@ -170,6 +170,8 @@ struct service::parts {
   bool serving = false;  // start() ran; under ready_mutex
   bool feed_ok = true;   // the feed is connected and every change it reported applied
   bool stale = false;    // a change could not be applied, not even after a re-read
+
+  std::string feed_failure;                 // why the feed is not connected; under ready_mutex
   std::optional<aes256gcm_key> master_key;  // set in open()
   std::atomic<bool> stopping{false};        // stop() began: the feed's re-reads give up
   std::unique_ptr<delivery_engine> deliveries;
@@ -203,6 +205,15 @@ struct service::parts {
 void service::parts::set_ready() {
   std::lock_guard lock(ready_mutex);
   shared->ready = serving && feed_ok && !stale;
+  std::shared_ptr<const std::string> why;
+  if (serving && !feed_ok) {
+    why = std::make_shared<const std::string>("storage unreachable: " + feed_failure);
+  } else if (serving && stale) {
+    why = std::make_shared<const std::string>(
+        "catalog out of date: a change from another node could not be applied and re-reading the "
+        "catalog failed; trying again");
+  }
+  shared->not_ready.store(std::move(why));
 }
 
 // Cluster mode: the catalog learns of the other nodes' changes from the feed, from the `seq` its
@@ -234,6 +245,7 @@ void service::parts::start_feed(std::int64_t after_seq, const aes256gcm_key& key
     {
       std::lock_guard lock(ready_mutex);
       feed_ok = failure == nullptr;
+      feed_failure = failure != nullptr ? failure->detail : std::string();
     }
     set_ready();
   };

@@ -14,6 +14,16 @@ timestamp at_ms(std::int64_t ms) {
   return timestamp{milliseconds{ms}};
 }
 
+// The second an object id starts with: whole seconds, rounded down, and clamped to 32 bits.
+TEST(UnixSeconds, WholeSecondsClampedToThirtyTwoBits) {
+  EXPECT_EQ(unix_seconds(at_ms(1'700'000'000'999)), 1'700'000'000u);
+  EXPECT_EQ(unix_seconds(at_ms(0)), 0u);
+  EXPECT_EQ(unix_seconds(at_ms(-5'000)), 0u);
+  EXPECT_EQ(unix_seconds(at_ms(0xFFFFFFFFLL * 1000 + 999)), 0xFFFFFFFFu);
+  EXPECT_EQ(unix_seconds(at_ms(0x1'0000'0000LL * 1000)), 0xFFFFFFFFu);
+  static_assert(unix_seconds(timestamp{std::chrono::seconds{86'400}}) == 86'400u);
+}
+
 TEST(Rfc3339, FormatsUtcWithMillisecondsAlways) {
   EXPECT_EQ(format_rfc3339(at_ms(0)), "1970-01-01T00:00:00.000Z");
   EXPECT_EQ(format_rfc3339(at_ms(1'796'004'000'000)), "2026-11-30T02:00:00.000Z");

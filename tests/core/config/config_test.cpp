@@ -507,6 +507,47 @@ TEST_F(ConfigTest, StorageIsRocksdbOrAPostgresqlUri) {
   EXPECT_TRUE(contains(config_help(), "HOOKD_STORAGE"));
 }
 
+// A --storage value is echoed when it is refused, but never its password: a mistyped scheme
+// (postgresq://, mysql://) still carries a real one, from the flag, the environment or a file.
+TEST_F(ConfigTest, ARefusedStorageValueIsEchoedWithoutItsPassword) {
+  const std::string secret = "s3cr3t-Pa55";
+  for (const std::string& bad :
+       {"postgresq://hookd:" + secret + "@db.internal:5432/hookd",
+        "mysql://hookd:" + secret + "@db/hookd?sslmode=require",
+        "postgresq://db/hookd?user=hookd&password=" + secret + "&sslmode=disable",
+        "host=db user=hookd password=" + secret}) {
+    for (const auto& msg :
+         {fails({"--storage", bad}), fails({}, {{"HOOKD_STORAGE", bad}}),
+          fails({"--config", write("bad.toml", "storage = \"" + bad + "\"\n")})}) {
+      EXPECT_FALSE(contains(msg, secret)) << msg;
+      EXPECT_TRUE(contains(msg, "***")) << msg;
+    }
+  }
+  // What stays shows which value it was: scheme, user, host and database.
+  const auto msg = fails({"--storage", "postgresq://hookd:" + secret + "@db.internal:5432/hookd"});
+  EXPECT_TRUE(contains(msg, "'postgresq://hookd:***@db.internal:5432/hookd'")) << msg;
+}
+
+TEST(RedactPassword, HidesEachPasswordAndKeepsTheRest) {
+  EXPECT_EQ(redact_password("postgresql://hookd:pw@db:5432/hookd"),
+            "postgresql://hookd:***@db:5432/hookd");
+  // A password holding '@' or ':': the host is after the last '@', the password after the first
+  // ':'.
+  EXPECT_EQ(redact_password("postgresql://hookd:p@ss:w@db/hookd"),
+            "postgresql://hookd:***@db/hookd");
+  EXPECT_EQ(redact_password("postgresql://db/hookd?password=pw&sslmode=disable"),
+            "postgresql://db/hookd?password=***&sslmode=disable");
+  EXPECT_EQ(redact_password("host=db password=pw user=hookd"), "host=db password=*** user=hookd");
+  // Nothing secret, nothing changed.
+  for (const char* plain : {"postgresql://hookd@db:5432/hookd", "rocksdb", "postgresql://db:5432/x",
+                            "postgresql://db/x?application_name=mypassword=1"}) {
+    EXPECT_EQ(redact_password(plain), plain);
+  }
+  EXPECT_EQ(redact_password_in("invalid percent-encoded token: \"p%zz\"",
+                               "postgresql://hookd:p%zz@db/hookd"),
+            "invalid percent-encoded token: \"***\"");
+}
+
 TEST_F(ConfigTest, TheShippedExampleConfigShowsEveryOptionAndParsesUncommented) {
   std::ifstream in(std::string(HOOKD_SOURCE_DIR) + "/deploy/hookd.toml");
   ASSERT_TRUE(in) << "deploy/hookd.toml";

@@ -59,6 +59,11 @@ class HookdClusterTest : public hookd_cluster_nodes {
     auto r = client.try_request(bhttp::verb::get, "/readyz");
     return r ? r->status : 0;
   }
+  static std::string readyz_body(hookd_process& node) {
+    http_client client(node.endpoint());
+    auto r = client.try_request(bhttp::verb::get, "/readyz");
+    return r ? r->body : std::string();
+  }
 
   static std::string webhook_path(const std::string& org, const std::string& project,
                                   const std::string& hook = {}) {
@@ -255,6 +260,9 @@ TEST_F(HookdClusterTest, PostgresqlStoppedAndRestartedUnderReads) {
   for (auto* node : {&one, &two, &three}) {
     EXPECT_TRUE(time_until([&] { return readyz(*node) == 503; }, 10s))
         << "a node stayed ready with its PostgreSQL down";
+    // The 503 says what is wrong, not that the node is starting.
+    const auto body = readyz_body(*node);
+    EXPECT_NE(body.find("storage unreachable"), std::string::npos) << body;
   }
   // Reads are served from memory; writes are refused, naming the cause, and not acknowledged.
   for (auto* node : {&one, &two, &three}) {

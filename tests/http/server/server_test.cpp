@@ -608,6 +608,21 @@ TEST_F(ServerTest, OpsRoutes) {
   res = c.read();
   EXPECT_EQ(res.result(), bhttp::status::service_unavailable);  // not ready yet
   EXPECT_FALSE(res[bhttp::field::retry_after].empty());
+  EXPECT_NE(res.body().find("hookd is starting."), std::string::npos) << res.body();
+
+  // Started, then not ready for a reason (cluster mode: its PostgreSQL is down): the 503 says
+  // which, not that the node is starting.
+  app_->not_ready.store(std::make_shared<const std::string>(
+      "storage unreachable: cannot connect: connection refused"));
+  c.send(get("/readyz"));
+  res = c.read();
+  EXPECT_EQ(res.result(), bhttp::status::service_unavailable);
+  EXPECT_EQ(res[bhttp::field::content_type], "application/problem+json");
+  EXPECT_NE(res.body().find("hookd is not ready: storage unreachable: cannot connect: connection "
+                            "refused."),
+            std::string::npos)
+      << res.body();
+  EXPECT_EQ(res.body().find("starting"), std::string::npos) << res.body();
 
   app_->ready = true;
   c.send(get("/readyz"));
@@ -622,7 +637,7 @@ TEST_F(ServerTest, OpsRoutes) {
   EXPECT_NE(text.find(R"(hookd_http_requests_total{route="/healthz",code="200"} 1)"),
             std::string::npos)
       << text;
-  EXPECT_NE(text.find(R"(hookd_http_requests_total{route="/readyz",code="503"} 1)"),
+  EXPECT_NE(text.find(R"(hookd_http_requests_total{route="/readyz",code="503"} 2)"),
             std::string::npos);
   EXPECT_NE(
       text.find(R"(hookd_http_request_duration_seconds_bucket{route="/healthz",le="+Inf"} 1)"),

@@ -160,6 +160,25 @@ TEST_F(pg_delivery_log_test, an_ingest_holds_its_deliveries_on_the_scheduler_wit
   EXPECT_EQ((*detail)->deliveries.size(), 1u);
 }
 
+// /metrics' history gauges on PostgreSQL: measured at each retention pass (the first at load),
+// never by a query per scrape.
+TEST_F(pg_delivery_log_test, the_history_figures_are_the_day_partitions_as_of_the_last_pass) {
+  make_webhook({"order.*"});
+  auto a = node("a");
+  const history_stats empty = a->history();
+  EXPECT_GT(empty.bytes, 0u) << "the empty day partitions' indexes have pages";
+  EXPECT_FALSE(empty.oldest_age) << "no day holds rows";
+  ASSERT_TRUE(ingest(*a, request()));
+  EXPECT_FALSE(a->history().oldest_age) << "shown as of the last pass, not measured per call";
+
+  auto b = node("b");  // its load runs a pass
+  const history_stats h = b->history();
+  EXPECT_GT(h.bytes, empty.bytes);
+  ASSERT_TRUE(h.oldest_age);
+  EXPECT_GE(*h.oldest_age, std::chrono::milliseconds::zero());
+  EXPECT_LT(*h.oldest_age, std::chrono::hours(24)) << "today's partition is the oldest with rows";
+}
+
 TEST_F(pg_delivery_log_test, an_idempotency_key_replays_its_first_answer_and_refuses_another_body) {
   make_webhook({"*"});
   auto a = node("a");

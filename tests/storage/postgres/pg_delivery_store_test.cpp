@@ -40,11 +40,13 @@ class pg_delivery_store_test : public ::testing::Test {
 
   // A store as node `node`, on the test's clock.
   std::unique_ptr<pg_delivery_store> node(const std::string& name,
-                                          std::chrono::milliseconds lease = 30s) {
+                                          std::chrono::milliseconds lease = 30s,
+                                          std::chrono::milliseconds retention = 0ms) {
     delivery_store_options o;
     o.uri = uri_;
     o.node = name;
     o.lease = lease;
+    o.retention = retention;
     o.clock = [this] {
       return at(now_.load());
     };
@@ -741,6 +743,228 @@ TEST_F(pg_delivery_store_test, partitions_are_made_ahead_and_retention_drops_who
   ASSERT_TRUE(claimed);
   ASSERT_EQ(claimed->size(), 1u);
   EXPECT_EQ(claimed->front().source_event->id, old[0].record.id);
+}
+
+// EXPLAIN ANALYZE of one of the store's statements with these parameters, the plan's lines
+// joined.
+std::string explain(connection& conn, const std::string& sql, const std::vector<param>& params) {
+  auto r = conn.exec("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) " + sql, params);
+  if (!r) return "EXPLAIN failed: " + r.error().detail;
+  std::string out;
+  for (int row = 0; row < r->size(); ++row) out.append(r->text(row, 0)).append("\n");
+  return out;
+}
+
+// Day partitions of `table` (table_YYYYMMDD) the plan reads: scans of them that ran (pruned ones
+// are left out of the plan or marked never executed).
+int partitions_read(const std::string& plan, const std::string& table) {
+  int n = 0;
+  std::size_t line_start = 0;
+  while (line_start < plan.size()) {
+    const std::size_t end = plan.find('\n', line_start);
+    const std::string line = plan.substr(line_start, end - line_start);
+    line_start = end == std::string::npos ? plan.size() : end + 1;
+    const auto on = line.find(" on " + table + "_");
+    if (on == std::string::npos || line.find("never executed") != std::string::npos) continue;
+    const std::string day = line.substr(on + 5 + table.size(), 8);
+    if (day.size() == 8 &&
+        std::all_of(day.begin(), day.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      ++n;
+    }
+  }
+  return n;
+}
+
+std::vector<param> lookup_params(const object_id& id, const object_id& project,
+                                 std::pair<timestamp, timestamp> window, timestamp visible = {}) {
+  return {param::text(id.to_string()), param::text(project.to_string()),
+          param::text(format_rfc3339(window.first)), param::text(format_rfc3339(window.second)),
+          param::text(format_rfc3339(visible))};
+}
+
+// A node with 30 days' retention holds some 33 day partitions of each table; a lookup by id
+// reads the one its id's second points at, not all of them.
+TEST_F(pg_delivery_store_test, a_lookup_by_id_reads_one_day_partition_of_each_table) {
+  auto a = node("a");
+  value(
+      "SELECT count(*) FROM (SELECT hookd_day_partition(p, d::date) FROM unnest(ARRAY['events',"
+      " 'attempts', 'delivery_history']) AS p, generate_series(date '2026-11-06',"
+      " date '2026-12-05', interval '1 day') AS d) made");
+  ASSERT_EQ(value("SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass"), "33");
+
+  // An event at noon, ids of the test clock's second; its delivery fails once, then succeeds.
+  ingest_item it = item({webhook_});
+  const std::uint32_t second = unix_seconds(at(now_.load()));
+  it.record.id = ids_.next(second);
+  it.record.deliveries[0].delivery = ids_.next(second);
+  const object_id delivery_id = it.record.deliveries[0].delivery;
+  ASSERT_TRUE(a->ingest({it}));
+  auto pending = a->find_delivery(project_, delivery_id);
+  ASSERT_TRUE(pending && *pending);
+  ASSERT_EQ(
+      a->record_attempts({failed_attempt(*(*pending)->record, at(kNoon + 10), at(kNoon + 20))})
+          ->front(),
+      record_outcome::recorded);
+  now_ = kNoon + 20;  // the retry is due: claimed again, then it succeeds
+  auto retried = a->claim_due(10);
+  ASSERT_TRUE(retried);
+  ASSERT_EQ(retried->size(), 1u);
+  ASSERT_EQ(
+      a->record_attempts({succeeded_attempt(*retried->front().record, at(kNoon + 30))})->front(),
+      record_outcome::recorded);
+
+  auto conn = connection::open(uri_);
+  ASSERT_TRUE(conn) << conn.error().detail;
+  const auto window = pg_delivery_store::lookup_window(delivery_id, timestamp{});
+  const std::string plan = explain(*conn, pg_delivery_store::find_delivery_sql(),
+                                   lookup_params(delivery_id, project_, window));
+  EXPECT_EQ(partitions_read(plan, "delivery_history"), 1) << plan;
+  EXPECT_EQ(partitions_read(plan, "attempts"), 1) << plan;
+  EXPECT_NE(plan.find("delivery_history_20261206"), std::string::npos) << plan;
+  const std::string event_plan = explain(*conn, pg_delivery_store::find_event_sql(),
+                                         lookup_params(it.record.id, project_, window));
+  EXPECT_EQ(partitions_read(event_plan, "events"), 1) << event_plan;
+  EXPECT_EQ(partitions_read(event_plan, "delivery_history"), 1) << event_plan;
+
+  // And the lookups answer through that window.
+  auto detail = a->find_delivery(project_, delivery_id);
+  ASSERT_TRUE(detail && *detail);
+  EXPECT_EQ((*detail)->record->status, delivery_status::succeeded);
+  EXPECT_EQ((*detail)->attempts.size(), 2u);
+  auto e = a->find_event(project_, it.record.id);
+  ASSERT_TRUE(e && *e);
+  ASSERT_EQ((*e)->deliveries.size(), 1u);
+  EXPECT_EQ((*e)->deliveries[0].status, delivery_status::succeeded);
+}
+
+// The partition is the day the ingest COMMITTED, not the day of the id's second: an event made at
+// 23:59:59.9 and committed at 00:00:00.3 lives in the next day's partitions. The first look must
+// find it there (a window keyed on the id's day alone would not).
+TEST_F(pg_delivery_store_test, a_row_committed_just_after_midnight_is_found_by_the_first_look) {
+  const std::int64_t midnight = kNoon + kDayMs / 2;  // 2026-12-07 00:00:00 UTC
+  now_ = midnight + 300;
+  auto a = node("a");
+  ingest_item it = item({webhook_, other_webhook_});
+  it.record.time = at(midnight - 100);
+  const std::uint32_t second = unix_seconds(it.record.time);
+  it.record.id = ids_.next(second);
+  for (auto& f : it.record.deliveries) f.delivery = ids_.next(second);
+  ASSERT_TRUE(a->ingest({it}));
+  EXPECT_EQ(value("SELECT tableoid::regclass FROM events"), "events_20261207");
+  // One delivery finishes (into delivery_history_20261207), the other stays pending.
+  const object_id finished = it.record.deliveries[0].delivery;
+  auto d = a->find_delivery(project_, finished);
+  ASSERT_TRUE(d && *d);
+  ASSERT_EQ(a->record_attempts({succeeded_attempt(*(*d)->record, at(midnight + 400))})->front(),
+            record_outcome::recorded);
+  EXPECT_EQ(value("SELECT tableoid::regclass FROM delivery_history"), "delivery_history_20261207");
+
+  auto conn = connection::open(uri_);
+  ASSERT_TRUE(conn) << conn.error().detail;
+  const auto window = pg_delivery_store::lookup_window(finished, timestamp{});
+  auto found =
+      conn->exec(pg_delivery_store::find_delivery_sql(), lookup_params(finished, project_, window));
+  ASSERT_TRUE(found) << found.error().detail;
+  EXPECT_EQ(found->size(), 1) << "the first look missed a delivery committed after midnight";
+  auto event_found = conn->exec(pg_delivery_store::find_event_sql(),
+                                lookup_params(it.record.id, project_, window));
+  ASSERT_TRUE(event_found) << event_found.error().detail;
+  EXPECT_EQ(event_found->size(), 2) << "the first look missed an event committed after midnight";
+
+  auto detail = a->find_delivery(project_, finished);
+  ASSERT_TRUE(detail && *detail);
+  EXPECT_EQ((*detail)->attempts.size(), 1u);
+  auto e = a->find_event(project_, it.record.id);
+  ASSERT_TRUE(e && *e);
+  EXPECT_EQ((*e)->deliveries.size(), 2u);
+}
+
+// /metrics' history figures come from the catalog's statistics and file sizes: what is on disk
+// and the oldest day holding rows, without reading a table.
+TEST_F(pg_delivery_store_test, the_history_is_measured_from_its_day_partitions) {
+  auto a = node("a");
+  auto empty = a->measure_history();
+  ASSERT_TRUE(empty) << empty.error().detail;
+  EXPECT_FALSE(empty->oldest_day) << "no day holds rows yet";
+
+  now_ = kNoon - kDayMs;
+  ASSERT_TRUE(a->ensure_partitions());
+  std::vector<ingest_item> group;
+  for (int i = 0; i < 50; ++i) group.push_back(item({webhook_}));
+  ASSERT_TRUE(a->ingest(group));
+  now_ = kNoon;
+  ASSERT_TRUE(a->ingest({item({webhook_})}));
+  shared_pg_cluster()->execute(database_, "ANALYZE events");
+
+  auto measured = a->measure_history();
+  ASSERT_TRUE(measured) << measured.error().detail;
+  EXPECT_GT(measured->bytes, empty->bytes);
+  const std::int64_t partitions_bytes = std::stoll(
+      value("SELECT sum(pg_total_relation_size(c.oid)) FROM pg_inherits i JOIN pg_class c"
+            " ON c.oid = i.inhrelid WHERE i.inhparent IN ('events'::regclass,"
+            " 'attempts'::regclass, 'delivery_history'::regclass)"));
+  EXPECT_EQ(measured->bytes, static_cast<std::uint64_t>(partitions_bytes));
+  EXPECT_EQ(measured->rows, 51u) << "ANALYZE counted the 51 events";
+  ASSERT_TRUE(measured->oldest_day);
+  EXPECT_EQ(*measured->oldest_day, at(kNoon - kDayMs - kDayMs / 2)) << "2026-12-05 00:00 UTC";
+}
+
+// Retention drops a day's partitions only after the day has passed: until then reads answer for
+// what is older than the retention as if it were gone already (as the embedded store does),
+// except pending deliveries, which are kept however old.
+TEST_F(pg_delivery_store_test, reads_hide_what_is_older_than_the_retention_before_its_day_drops) {
+  now_ = kNoon - 2 * kDayMs;
+  auto a = node("a", 30s, std::chrono::milliseconds(kDayMs));
+  std::vector<ingest_item> old{item({webhook_}), item({webhook_})};
+  ASSERT_TRUE(a->ingest(old));
+  const object_id done_id = old[0].record.deliveries[0].delivery;
+  const object_id pending_id = old[1].record.deliveries[0].delivery;
+  auto d = a->find_delivery(project_, done_id);
+  ASSERT_TRUE(d && *d);
+  ASSERT_EQ(a->record_attempts({succeeded_attempt(*(*d)->record, at(now_.load() + 10))})->front(),
+            record_outcome::recorded);
+  // Within the retention, everything shows.
+  now_ = kNoon - 2 * kDayMs + 3600000;
+  EXPECT_TRUE(*a->find_delivery(project_, done_id));
+  EXPECT_TRUE(*a->find_event(project_, old[0].record.id));
+
+  // Two days later, past the one-day retention; no sweep has run, the rows are still there.
+  now_ = kNoon;
+  std::vector<ingest_item> recent{item({webhook_})};
+  ASSERT_TRUE(a->ingest(recent));
+  ASSERT_TRUE(a->record_attempts({succeeded_attempt(
+      *(*a->find_delivery(project_, recent[0].record.deliveries[0].delivery))->record,
+      at(kNoon + 10))}));
+  EXPECT_EQ(value("SELECT count(*) FROM delivery_history"), "2");
+  EXPECT_EQ(value("SELECT count(*) FROM events"), "3");
+
+  auto gone = a->find_delivery(project_, done_id);
+  ASSERT_TRUE(gone) << gone.error().detail;
+  EXPECT_FALSE(*gone) << "a finished delivery older than the retention is still shown";
+  EXPECT_FALSE(*a->find_event(project_, old[0].record.id));
+  EXPECT_FALSE(*a->find_event(project_, old[1].record.id));
+  auto kept = a->find_delivery(project_, pending_id);
+  ASSERT_TRUE(kept && *kept) << "a pending delivery is kept however old";
+  EXPECT_EQ((*kept)->record->status, delivery_status::pending);
+
+  delivery_query q;
+  q.project = project_;
+  q.limit = 100;
+  auto page = a->list_deliveries(q);
+  ASSERT_TRUE(page) << page.error().detail;
+  std::set<object_id> listed;
+  for (const auto& listed_one : page->items) listed.insert(listed_one->id);
+  EXPECT_EQ(listed, (std::set<object_id>{pending_id, recent[0].record.deliveries[0].delivery}));
+  q.statuses.add(delivery_status::succeeded);
+  page = a->list_deliveries(q);
+  ASSERT_TRUE(page);
+  ASSERT_EQ(page->items.size(), 1u);
+  EXPECT_EQ(page->items[0]->id, recent[0].record.deliveries[0].delivery);
+
+  // A store without a retention shows everything.
+  auto b = node("b");
+  EXPECT_TRUE(*b->find_delivery(project_, done_id));
+  EXPECT_TRUE(*b->find_event(project_, old[0].record.id));
 }
 
 TEST_F(pg_delivery_store_test, nodes_starting_together_on_an_empty_database_all_open) {
