@@ -18,13 +18,14 @@
 #    on 16 connections: GET a webhook (get), POST a webhook (create), POST an event to a project
 #    without webhooks (ingest: events/s), and POST events each fanned out to W webhooks at
 #    hookd-load's own receiver on 127.0.0.1 (deliver: events/s and deliveries/s, every delivery
-#    counted and awaited). Beside each rate: the node's CPU-seconds per 1 000 operations.
+#    counted and awaited). Beside each rate: the node's CPU-seconds per 1 000 operations, and
+#    PostgreSQL's (its postmaster and every process it started) for the node on PostgreSQL.
 # b. cluster: for each size, tools/cluster-dev.sh starts that many nodes on one private
 #    PostgreSQL behind haproxy (with pg_stat_statements loaded); hookd-load through haproxy:
 #      throughput  closed loop, 16 connections: events/s, deliveries/s (W per event); the SQL
 #                  statements PostgreSQL ran per event (pg_stat_statements, reset before, every
 #                  statement of every node summed after, claims and renewals included), and
-#                  CPU-seconds per 1 000 events per node;
+#                  CPU-seconds per 1 000 events per node, and PostgreSQL's per 1 000 events;
 #      latency     open loop at R events/s: ingest -> first attempt p50/p99, measured by hookd-load
 #                  from each event's intended send time to each delivery's arrival (as hol.sh).
 # Everything runs on 127.0.0.1; PostgreSQL runs with fsync off (tools/pg-dev.sh): the figures are
@@ -105,6 +106,39 @@ cpu_ticks_of() {  # PID... -> their CPU ticks summed
   for p in "$@"; do sum=$((sum + $(proc_cpu_ticks "$p"))); done
   echo "$sum"
 }
+# The database's CPU: PostgreSQL's postmaster and every process it started (backends, WAL writer,
+# ...). db_cpu_snapshot DIR NAME records each one's ticks in the associative array NAME;
+# db_cpu_since DIR NAME prints the ticks spent since (a process started since counts whole).
+db_pids() {
+  local master p
+  master=$(head -n1 "$1/data/postmaster.pid")
+  echo "$master"
+  for p in /proc/[0-9]*; do
+    [[ $(awk '{ print $4 }' "$p/stat" 2>/dev/null) == "$master" ]] && echo "${p#/proc/}"
+  done
+  return 0
+}
+db_cpu_snapshot() {
+  # shellcheck disable=SC2034  # a nameref: the caller's array
+  local -n snap=$2
+  local p
+  snap=()
+  # shellcheck disable=SC2034,SC2004  # an associative array's key is the pid's text
+  for p in $(db_pids "$1"); do snap[$p]=$(proc_cpu_ticks "$p" 2>/dev/null || echo 0); done
+}
+db_cpu_since() {
+  local -n base=$2
+  local p now sum=0
+  for p in $(db_pids "$1"); do
+    now=$(proc_cpu_ticks "$p" 2>/dev/null) || continue
+    sum=$((sum + now - ${base[$p]:-0}))
+  done
+  echo "$sum"
+}
+# shellcheck disable=SC2034  # filled and read through namerefs
+declare -A db_before=()
+per_1000_or_null() { if [[ $1 == null ]]; then echo null; else per_1000 "$1" "$2"; fi; }
+
 # CPU-seconds per 1 000 operations: TICKS OPERATIONS [NODES]
 per_1000() { awk -v t="$1" -v n="$2" -v k="${3:-1}" -v hz="$hz" 'BEGIN { if (n == 0) print "null"; else printf "%.3f\n", t / hz / n * 1000 / k }'; }
 
@@ -125,7 +159,7 @@ load() {
 # ------------------------------------------------------------------ a. one node, both stores
 single_phase() {  # ROUND STORE -> one JSON object
   local round=$1 store=$2
-  local data=$tmp/data-$round-$store args=() before after out result="{}"
+  local data=$tmp/data-$round-$store args=() before after out result="{}" db n_ops
   mkdir -p "$data"
   chmod 700 "$data"
   args=(--data-dir "$data" --listen 127.0.0.1:0 --allow-private-targets
@@ -153,16 +187,23 @@ single_phase() {  # ROUND STORE -> one JSON object
     esac
     out=$tmp/single-$round-$store-$scenario.json
     before=$(proc_cpu_ticks "$hookd_pid")
+    [[ $store == postgresql ]] && db_cpu_snapshot "$pg_dir" db_before
     load "$out" "$hookd_url" "$scenario" "${extra[@]}"
     after=$(proc_cpu_ticks "$hookd_pid")
+    db=null
+    if [[ $store == postgresql ]]; then db=$(db_cpu_since "$pg_dir" db_before); fi
     if [[ $scenario == deliver ]]; then
-      result=$(jq -c --slurpfile s "$out" --argjson cpu "$(per_1000 $((after - before)) "$(jq .deliver.events "$out")")" \
+      n_ops=$(jq .deliver.events "$out")
+      result=$(jq -c --slurpfile s "$out" --argjson cpu "$(per_1000 $((after - before)) "$n_ops")" \
+        --argjson db "$(per_1000_or_null "$db" "$n_ops")" \
         '. + {deliver: {events_per_s: $s[0].rps, deliveries_per_s: $s[0].deliver.deliveries_per_s,
-                        missing: $s[0].deliver.missing, cpu_s_per_1000_events: $cpu}}' <<<"$result")
+                        missing: $s[0].deliver.missing, cpu_s_per_1000_events: $cpu, db_cpu_s_per_1000_events: $db}}' <<<"$result")
     else
-      result=$(jq -c --slurpfile s "$out" --arg k "$scenario" --argjson cpu "$(per_1000 $((after - before)) "$(jq .requests "$out")")" \
+      n_ops=$(jq .requests "$out")
+      result=$(jq -c --slurpfile s "$out" --arg k "$scenario" --argjson cpu "$(per_1000 $((after - before)) "$n_ops")" \
+        --argjson db "$(per_1000_or_null "$db" "$n_ops")" \
         '. + {($k): {rps: $s[0].rps, non2xx: ([$s[0].status | to_entries[] | select(.key | startswith("2") | not) | .value] | add // 0),
-                     cpu_s_per_1000: $cpu}}' <<<"$result")
+                     cpu_s_per_1000: $cpu, db_cpu_s_per_1000: $db}}' <<<"$result")
     fi
     log "round $round, $store, $scenario: $(jq -c ".$scenario" <<<"$result")"
   done
@@ -226,11 +267,15 @@ cluster_phase() {  # ROUND NODES -> one JSON object
   # Throughput and SQL per event, closed loop.
   out=$tmp/cluster-$round-$n-throughput.json
   psql_at "$uri" "SELECT pg_stat_statements_reset()" >/dev/null
+  local pgdir db
+  pgdir=$(jq -r .postgres.dir <<<"$json")
+  db_cpu_snapshot "$pgdir" db_before
   before=$(cpu_ticks_of "${pids[@]}")
   # At its end hookd-load deletes the webhooks it made (the latency phase makes its own); the
   # events stay, counted below.
   load "$out" "$lb" deliver --webhooks "$webhooks" --drain 60
   after=$(cpu_ticks_of "${pids[@]}")
+  db=$(db_cpu_since "$pgdir" db_before)
   # Every statement of the nodes' connections in the hookd database, but this script's own.
   statements=$(psql_at "$uri" "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s
     JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database()
@@ -252,11 +297,12 @@ cluster_phase() {  # ROUND NODES -> one JSON object
   result=$(jq -cn --slurpfile t "$out" --slurpfile l "$lat" --argjson statements "$statements" \
     --argjson accepted "$accepted" --argjson events "$events" \
     --argjson cpu "$(per_1000 $((after - before)) "$events" "$n")" \
+    --argjson db "$(per_1000 "$db" "$events")" \
     '{events_per_s: $t[0].rps, deliveries_per_s: $t[0].deliver.deliveries_per_s,
       missing: ($t[0].deliver.missing + $l[0].deliver.missing),
       sql_statements: $statements, events_accepted: $accepted,
       sql_per_event: (if $accepted > 0 then ($statements / $accepted * 100 | round / 100) else null end),
-      cpu_s_per_1000_events_per_node: $cpu,
+      cpu_s_per_1000_events_per_node: $cpu, db_cpu_s_per_1000_events: $db,
       first_attempt_p50_ms: ($l[0].deliver.latency_us.p50 / 1000),
       first_attempt_p99_ms: ($l[0].deliver.latency_us.p99 / 1000)}')
   "$root/tools/cluster-dev.sh" stop "$cluster_dir" >/dev/null 2>&1 || true
@@ -298,7 +344,9 @@ jq -n --argjson single "$(printf '%s\n' "${single_results[@]}" | jq -cs .)" \
          ingest_events_per_s: med($single; .[$s].ingest.rps), ingest_cpu_s_per_1000: med($single; .[$s].ingest.cpu_s_per_1000),
          fanout_events_per_s: med($single; .[$s].deliver.events_per_s),
          fanout_deliveries_per_s: med($single; .[$s].deliver.deliveries_per_s),
-         fanout_cpu_s_per_1000_events: med($single; .[$s].deliver.cpu_s_per_1000_events)})}) | from_entries),
+         fanout_cpu_s_per_1000_events: med($single; .[$s].deliver.cpu_s_per_1000_events),
+         db_cpu_s_per_1000: {get: med($single; .[$s].get.db_cpu_s_per_1000), create: med($single; .[$s].create.db_cpu_s_per_1000),
+           ingest: med($single; .[$s].ingest.db_cpu_s_per_1000), fanout_events: med($single; .[$s].deliver.db_cpu_s_per_1000_events)}})}) | from_entries),
       rounds: $single} end),
    cluster: (if ($cluster | length) == 0 then null else
      {median: ($cluster[0] | keys | map({key: ., value: (. as $n |
@@ -307,6 +355,7 @@ jq -n --argjson single "$(printf '%s\n' "${single_results[@]}" | jq -cs .)" \
          first_attempt_p99_ms: med($cluster; .[$n].first_attempt_p99_ms),
          sql_per_event: med($cluster; .[$n].sql_per_event),
          cpu_s_per_1000_events_per_node: med($cluster; .[$n].cpu_s_per_1000_events_per_node),
+         db_cpu_s_per_1000_events: med($cluster; .[$n].db_cpu_s_per_1000_events),
          missing: ([$cluster[] | .[$n].missing] | add)})}) | from_entries),
       rounds: $cluster} end)}' | tee "$tmp/summary.json"
 missing=$(jq '[(.single.rounds // [])[] | .[] | .deliver.missing] + [(.cluster.rounds // [])[] | .[] | .missing] | add // 0' "$tmp/summary.json")
