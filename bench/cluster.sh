@@ -77,6 +77,8 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/hookd-cluster-bench-XXXXXX")
 pg_dir=""
 cluster_dir=""
 cleanup_all() {
+  # cluster_phase runs in a subshell ($(...)): it names its cluster in a file for this trap.
+  if [[ -s $tmp/cluster.dir ]]; then cluster_dir=$(cat "$tmp/cluster.dir"); fi
   [[ -n $cluster_dir ]] && "$root/tools/cluster-dev.sh" stop "$cluster_dir" >/dev/null 2>&1
   [[ -n $pg_dir ]] && "$root/tools/pg-dev.sh" stop "$pg_dir" >/dev/null 2>&1
   bench_cleanup
@@ -241,6 +243,7 @@ cluster_phase() {  # ROUND NODES -> one JSON object
     HOOKD_SHUTDOWN_DELAY=0s HOOKD_MAX_WEBHOOKS_PER_PROJECT=1000 \
     "$root/tools/cluster-dev.sh" start --nodes "$n" -- --allow-private-targets --retry-schedule 1s)
   cluster_dir=$(jq -r .dir <<<"$json")
+  echo "$cluster_dir" >"$tmp/cluster.dir"
   lb=$(jq -r .haproxy <<<"$json")
   uri=$(jq -r .postgres.uri <<<"$json")
   mapfile -t pids < <(jq -r '.nodes[].pid' <<<"$json")
@@ -307,6 +310,7 @@ cluster_phase() {  # ROUND NODES -> one JSON object
       first_attempt_p99_ms: ($l[0].deliver.latency_us.p99 / 1000)}')
   "$root/tools/cluster-dev.sh" stop "$cluster_dir" >/dev/null 2>&1 || true
   cluster_dir=""
+  : >"$tmp/cluster.dir"
   echo "$result"
 }
 
