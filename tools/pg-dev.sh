@@ -6,6 +6,8 @@
 #   tools/pg-dev.sh stop DIR      stop the server and remove DIR
 # Trust authentication for the role "hookd", fsync off: for tests and experiments only, never
 # for data that matters. PostgreSQL refuses to run as root; as root the server runs as "nobody".
+# HOOKD_PG_OPTIONS: more server settings for start, e.g.
+# "-c shared_preload_libraries=pg_stat_statements" (bench/cluster.sh).
 set -euo pipefail
 
 bin=${HOOKD_PG_BIN:-}
@@ -27,7 +29,7 @@ pg_ctl() {  # DIR PORT ACTION ARGS...
   local dir=$1 port=$2 action=$3
   shift 3
   "${as_user[@]}" "$bin/pg_ctl" -D "$dir/data" \
-    -o "-k $dir -p $port -c listen_addresses=127.0.0.1 -c fsync=off" "$@" "$action"
+    -o "-k $dir -p $port -c listen_addresses=127.0.0.1 -c fsync=off ${HOOKD_PG_OPTIONS:-}" "$@" "$action"
 }
 
 case ${1:-} in

@@ -228,6 +228,37 @@ const std::array kOptions = {
                   c.storage = std::string(v);
                   return std::nullopt;
                 }},
+    option_spec{"cluster-lease", "DURATION", "30s",
+                "Cluster mode (--storage postgresql://) only: how long a node's claimed "
+                "deliveries stay its own unless renewed; a dead node's go to the others after "
+                "this. At least 3s.",
+                [](config& c, std::string_view v) -> apply_result {
+                  const auto d = parse_duration(v);
+                  if (!d || *d < std::chrono::seconds(3)) {
+                    return "expected a duration of at least 3s, such as 30s or 1m";
+                  }
+                  c.cluster_lease = *d;
+                  return std::nullopt;
+                }},
+    option_spec{"cluster-claim-interval", "DURATION", "250ms",
+                "Cluster mode only: how often a node looks for due deliveries no node holds "
+                "(retries, a dead node's). At most a third of --cluster-lease.",
+                [](config& c, std::string_view v) {
+                  return set_duration(c.cluster_claim_interval, v, false);
+                }},
+    option_spec{"node-name", "NAME", "host:pid",
+                "Cluster mode only: this node's name as owner of its leases and in its log; "
+                "unique among running nodes.",
+                [](config& c, std::string_view v) -> apply_result {
+                  if (v.size() > 200 || std::any_of(v.begin(), v.end(), [](char ch) {
+                        return static_cast<unsigned char>(ch) <= 0x20 || ch == 0x7f;
+                      })) {
+                    return "expected a name of at most 200 characters without spaces or control "
+                           "characters, such as node-1";
+                  }
+                  c.node_name = std::string(v);  // empty: host:pid
+                  return std::nullopt;
+                }},
     option_spec{"threads", "N", "hardware threads", "Threads serving HTTP.",
                 [](config& c, std::string_view v) {
                   return set_count<unsigned, 1024>(c.threads, v);
@@ -664,6 +695,13 @@ std::variant<parsed_config, std::string> parse_config(std::span<const std::strin
                    "needs " + std::string(c.tls_cert.empty() ? "--tls-cert" : "--tls-key") +
                        " too: HTTPS takes a certificate and its key (give both, or neither for "
                        "plain HTTP)");
+  }
+  // The claimer renews the leases on its rounds, every third of the lease at the latest: a
+  // longer claim interval would let a live node's leases lapse between two renewals.
+  if (c.cluster_claim_interval * 3 > c.cluster_lease) {
+    return failure("--cluster-claim-interval", "must be at most a third of --cluster-lease (" +
+                                                   std::to_string(c.cluster_lease.count()) +
+                                                   "ms): leases are renewed on the claim rounds");
   }
   // The same address twice would fail to bind only at start-up, as a start-up failure (exit 1).
   if (c.metrics_listen && c.metrics_listen->port != 0 && c.metrics_listen->port == c.listen_port &&

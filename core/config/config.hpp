@@ -36,6 +36,19 @@ struct config {
   // PostgreSQL database, shared with the other nodes on it (docs/cluster.md); the delivery log
   // stays in data_dir for now.
   std::string storage;
+  // Cluster mode only (--storage postgresql://; a RocksDB node has no leases and ignores them),
+  // docs/cluster.md, "A node's deliveries":
+  // --cluster-lease: how long the deliveries a node claimed or ingested stay its own unless it
+  // renews them (every third of it). A dead node's deliveries go to the others after this plus
+  // one claim interval. 30 s by default, 3 s at least.
+  std::chrono::milliseconds cluster_lease{30'000};
+  // --cluster-claim-interval: how often a node looks for due deliveries nobody holds (retries, a
+  // dead node's). 250 ms by default; at most a third of the lease
+  // (leases are renewed on the claim rounds).
+  std::chrono::milliseconds cluster_claim_interval{250};
+  // --node-name: this node as the owner of its leases and in its cluster_storage log line.
+  // Empty (the default): host:pid. Must differ between running nodes.
+  std::string node_name;
   unsigned threads = 0;  // --threads; 0 = hardware threads
   // --max-connections: inbound connections open at once; beyond it a new one gets a 503 and is
   // closed. 10000 stays well under the unit's LimitNOFILE=65536 (deploy/hookd.service), leaving

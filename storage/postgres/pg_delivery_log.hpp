@@ -35,9 +35,11 @@ namespace hookd::pg {
 using streak_sink = std::function<void(const object_id& webhook, const failure_streak& streak)>;
 
 struct pg_delivery_log_options {
-  delivery_log_options log{};      // retry, scheduling, idempotency TTL, retention
-  delivery_store_options store{};  // uri, node name, lease (store.clock is set to `clock`)
-  // How often the claimer looks for due deliveries nobody holds. Default 250 ms: a retry or a
+  delivery_log_options log{};  // retry, scheduling, idempotency TTL, retention
+  // uri, node name (--node-name), lease (--cluster-lease); store.clock is set to `clock`
+  delivery_store_options store{};
+  // How often the claimer looks for due deliveries nobody holds (--cluster-claim-interval; the
+  // held leases are renewed on these rounds). Default 250 ms: a retry or a
   // dead node's job waits at most this long past its time (plus the lease, for a dead node).
   std::chrono::milliseconds claim_interval{250};
   // Deliveries held at most (claimed and not yet finished): the claimer asks for no more than

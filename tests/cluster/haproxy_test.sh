@@ -8,6 +8,7 @@
 #      Idempotency-Key through haproxy: no request fails (haproxy took the node out during its
 #      --shutdown-delay), and the other nodes deliver every event, the ones the stopped node
 #      held included.
+#   3. built with sanitizers: no sanitizer report in any node's log.
 # Usage: tests/cluster/haproxy_test.sh [BIN_DIR]  (default: build/debug/bin; HOOKD_BIN_DIR too).
 # Needs haproxy, the PostgreSQL server, curl and jq (tools/setup.sh). Exit 0: passed, 1: failed,
 # 77: skipped (a tool is missing).
@@ -218,4 +219,12 @@ sleep 1
 read -r total distinct < <(received)
 echo "phase 2: $((events + posts)) events in all, $total deliveries received, $distinct distinct ($((total - distinct)) duplicate)"
 ((distinct == events + posts)) || fail "expected $((events + posts)) distinct deliveries, got $distinct"
+# In a sanitizer build (the ASan suite), a report in any node's log fails the test: the nodes
+# still running, and node 2's, which exited (its leak check ran at exit).
+for log in $(jq -r '.nodes[].log' <<<"$cluster"); do
+  if grep -q -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$log"; then
+    grep -m5 -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$log" >&2
+    fail "a sanitizer report in $(basename "$log")"
+  fi
+done
 echo "PASS"

@@ -484,7 +484,9 @@ std::variant<std::unique_ptr<service>, service_failure> service::open(service_op
             {"event", "cluster_storage"},
             {"catalog", "postgresql"},
             {"deliveries", "postgresql"},
-            {"node", node_name()},
+            {"node", cfg.node_name.empty() ? node_name() : cfg.node_name},
+            {"leaseMs", cfg.cluster_lease.count()},
+            {"claimIntervalMs", cfg.cluster_claim_interval.count()},
             {"ms", ms_since(connect_started)},
             {"detail",
              "the catalog (organizations, projects, tokens, webhooks), events, deliveries "
@@ -519,7 +521,9 @@ std::variant<std::unique_ptr<service>, service_failure> service::open(service_op
     pg::pg_delivery_log_options pg_options;
     pg_options.log = log_options;
     pg_options.store.uri = cfg.storage;
-    pg_options.store.node = node_name();
+    pg_options.store.node = cfg.node_name.empty() ? node_name() : cfg.node_name;
+    pg_options.store.lease = cfg.cluster_lease;
+    pg_options.claim_interval = cfg.cluster_claim_interval;
     p->deliveries = std::make_unique<pg::pg_delivery_log>(*p->cat, std::move(pg_options));
   } else {
     p->deliveries = std::make_unique<delivery_log>(*p->store, *p->cat, log_options);

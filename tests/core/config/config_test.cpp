@@ -548,6 +548,66 @@ TEST(RedactPassword, HidesEachPasswordAndKeepsTheRest) {
             "invalid percent-encoded token: \"***\"");
 }
 
+// A cluster node's lease, claim interval and name (docs/cluster.md, "A node's deliveries").
+TEST_F(ConfigTest, ClusterLeaseClaimIntervalAndNodeName) {
+  const auto defaults = ok({});
+  EXPECT_EQ(defaults.cluster_lease, 30s);
+  EXPECT_EQ(defaults.cluster_claim_interval, 250ms);
+  EXPECT_EQ(defaults.node_name, "");  // host:pid, made at start
+
+  const auto flags =
+      ok({"--cluster-lease", "5s", "--cluster-claim-interval=100ms", "--node-name", "node-1"});
+  EXPECT_EQ(flags.cluster_lease, 5s);
+  EXPECT_EQ(flags.cluster_claim_interval, 100ms);
+  EXPECT_EQ(flags.node_name, "node-1");
+
+  const auto env = ok({}, {{"HOOKD_CLUSTER_LEASE", "1m"},
+                           {"HOOKD_CLUSTER_CLAIM_INTERVAL", "2s"},
+                           {"HOOKD_NODE_NAME", "db-a:7"}});
+  EXPECT_EQ(env.cluster_lease, 60s);
+  EXPECT_EQ(env.cluster_claim_interval, 2s);
+  EXPECT_EQ(env.node_name, "db-a:7");
+
+  const auto file = ok({"--config", write("c.toml",
+                                          "cluster_lease = \"10s\"\n"
+                                          "cluster_claim_interval = \"500ms\"\n"
+                                          "node_name = \"east-2\"\n")});
+  EXPECT_EQ(file.cluster_lease, 10s);
+  EXPECT_EQ(file.cluster_claim_interval, 500ms);
+  EXPECT_EQ(file.node_name, "east-2");
+  // The flag wins over the environment.
+  EXPECT_EQ(ok({"--node-name", "a"}, {{"HOOKD_NODE_NAME", "b"}}).node_name, "a");
+
+  // A lease shorter than 3 s would expire under a live node between two renewals of a busy
+  // database; the message says the bound.
+  for (const char* bad : {"2s", "2999ms", "0s", "soon"}) {
+    const auto msg = fails({"--cluster-lease", bad});
+    EXPECT_TRUE(contains(msg, "--cluster-lease")) << msg;
+    EXPECT_TRUE(contains(msg, "at least 3s")) << msg;
+  }
+  EXPECT_EQ(ok({"--cluster-lease", "3s", "--cluster-claim-interval", "1s"}).cluster_lease, 3s);
+  EXPECT_TRUE(contains(fails({"--cluster-claim-interval", "0ms"}), "--cluster-claim-interval"));
+  // Leases are renewed on the claim rounds: an interval above a third of the lease is refused,
+  // whichever of the two was given.
+  const auto slow = fails({"--cluster-lease", "5s", "--cluster-claim-interval", "2s"});
+  EXPECT_TRUE(contains(slow, "--cluster-claim-interval")) << slow;
+  EXPECT_TRUE(contains(slow, "--cluster-lease")) << slow;
+  EXPECT_FALSE(std::holds_alternative<std::string>(parse({"--cluster-claim-interval", "10s"})));
+  EXPECT_TRUE(contains(fails({"--cluster-claim-interval", "11s"}), "third"));
+
+  for (const char* bad : {"node 1", "a\tb", "x\ny"}) {
+    EXPECT_TRUE(contains(fails({"--node-name", bad}), "--node-name")) << bad;
+  }
+  EXPECT_TRUE(contains(fails({"--node-name", std::string(201, 'n')}), "200"));
+  EXPECT_EQ(ok({"--node-name", ""}).node_name, "");  // back to host:pid
+
+  const auto help = config_help();
+  for (const char* name : {"--cluster-lease", "HOOKD_CLUSTER_LEASE", "--cluster-claim-interval",
+                           "HOOKD_CLUSTER_CLAIM_INTERVAL", "--node-name", "HOOKD_NODE_NAME"}) {
+    EXPECT_TRUE(contains(help, name)) << name;
+  }
+}
+
 TEST_F(ConfigTest, TheShippedExampleConfigShowsEveryOptionAndParsesUncommented) {
   std::ifstream in(std::string(HOOKD_SOURCE_DIR) + "/deploy/hookd.toml");
   ASSERT_TRUE(in) << "deploy/hookd.toml";
