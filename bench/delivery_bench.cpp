@@ -600,8 +600,21 @@ struct request_fixture {
     const auto signer = webhook_signer::create(hook->secret.value()).value();
     const std::int64_t unix_seconds =
         std::chrono::duration_cast<std::chrono::seconds>(s.log.now().time_since_epoch()).count();
-    return http::build_request(user_agent, *hook, *pending->record,
-                               delivery_body(*pending->source_event), unix_seconds, signer);
+    // The whole request, fixed part included: the dispatcher prepares the fixed part (URL,
+    // content-type, user-agent, custom headers) once per webhook (delivery_client::prepare), so
+    // this is what an attempt costs without that template, the upper bound.
+    const std::string id = pending->record->id.to_string();
+    http::outbound_request req;
+    req.url = hook->url;
+    req.headers.reserve(hook->headers.size() + 5);
+    req.headers.push_back({"content-type", "application/json"});
+    req.headers.push_back({"user-agent", user_agent});
+    for (const header_entry& h : hook->headers) req.headers.push_back(h);
+    req.body = delivery_body(*pending->source_event);
+    req.headers.push_back({"webhook-id", id});
+    req.headers.push_back({"webhook-timestamp", std::to_string(unix_seconds)});
+    req.headers.push_back({"webhook-signature", signer.sign(id, unix_seconds, req.body)});
+    return req;
   }
 };
 
