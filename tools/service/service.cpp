@@ -490,8 +490,8 @@ std::variant<std::unique_ptr<service>, service_failure> service::open(service_op
             {"ms", ms_since(connect_started)},
             {"detail",
              "the catalog (organizations, projects, tokens, webhooks), events, deliveries "
-             "and attempts are shared through PostgreSQL; flow control and ordering keys are "
-             "per node (docs/cluster.md, \"A node's deliveries\")"}});
+             "and attempts are shared through PostgreSQL; each webhook is delivered by the one "
+             "node holding its lease (docs/cluster.md, \"A node's deliveries\")"}});
   } else {
     p->cat_store = std::make_unique<kv_catalog_store>(*p->store, *key);
   }
