@@ -2,16 +2,40 @@
 
 #include <openssl/err.h>
 
+#include <signal.h>
+
 #include <cerrno>
 #include <stdexcept>
 
 namespace hookd::http {
+namespace {
+
+// OpenSSL writes the socket with write(2), which raises SIGPIPE when the peer is gone (reset the
+// connection while a response was on its way), and SIGPIPE's default action ends the process.
+// The write must fail with EPIPE instead, as Asio's own sends do (MSG_NOSIGNAL): SIGPIPE is
+// ignored from the first TLS connection on, unless the program set a handler of its own
+// (docs/operations.md, "Signals and shutdown").
+void ignore_sigpipe_once() {
+  static const bool ignored = [] {
+    struct sigaction current {};
+    if (::sigaction(SIGPIPE, nullptr, &current) != 0) return false;
+    if ((current.sa_flags & SA_SIGINFO) != 0 || current.sa_handler != SIG_DFL) return false;
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    sigemptyset(&ignore.sa_mask);
+    return ::sigaction(SIGPIPE, &ignore, nullptr) == 0;
+  }();
+  static_cast<void>(ignored);
+}
+
+}  // namespace
 
 tls_socket::tls_socket(tcp::socket socket, tls_context context)
     : socket_(std::move(socket)),
       context_(std::move(context)),
       ssl_(SSL_new(context_->native_handle())) {
   if (!ssl_) throw std::bad_alloc();
+  ignore_sigpipe_once();
   // Partial writes, and a write retried with its bytes elsewhere (the caller's buffer may move
   // between attempts); record buffers given back while empty. Read ahead: a record's header and
   // body in one read of the socket, and what follows them too when it has arrived.

@@ -940,6 +940,14 @@ class tls_client {
     }
     return out;
   }
+  // Sends `text` and resets the connection (RST) without reading what the server answers.
+  void send_and_reset(std::string_view text) {
+    asio::write(stream_, asio::buffer(text));
+    const linger abort{1, 0};
+    ::setsockopt(stream_.next_layer().native_handle(), SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
+    beast::error_code ignored;
+    stream_.next_layer().close(ignored);
+  }
   // The error of the next read: asio::error::eof after the server's close_notify,
   // ssl::error::stream_truncated when it closed without one.
   beast::error_code next_read_error() {
@@ -1018,6 +1026,24 @@ TEST_F(TlsServerTest, PipelinedRequestsInOneTlsRecordAreAllAnswered) {
   auto res = c.get("/echo?n=4");
   EXPECT_EQ(res.result(), bhttp::status::ok);
   EXPECT_EQ(json_of(res).at("query").as_string(), "n=4");
+}
+
+// Clients that reset their connections while the answers to their pipelined requests are being
+// written: the server's writes fail (EPIPE, ECONNRESET) and it goes on serving. OpenSSL writes the
+// socket itself, so without SIGPIPE ignored the first such write ended the process.
+TEST_F(TlsServerTest, ClientsResettingWhileAnswersAreWrittenLeaveTheServerServing) {
+  const auto ep = start_tls(pki_a_);
+  std::string text;
+  for (int i = 0; i < 40; ++i) text += get("/echo?pad=" + std::string(8000, 'p'));
+  for (int round = 0; round < 10; ++round) {
+    tls_client c(ep, pki_a_.ca_cert);
+    ASSERT_FALSE(c.handshake_error) << c.handshake_error.message();
+    c.send_and_reset(text);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  tls_client after(ep, pki_a_.ca_cert);
+  ASSERT_FALSE(after.handshake_error) << after.handshake_error.message();
+  EXPECT_EQ(after.get("/echo?n=1").result(), bhttp::status::ok);
 }
 
 // A TLS request whose bytes come in pieces after an idle pause (the connection parked): the
