@@ -3,7 +3,7 @@
 # webhooks over keep-alive connections while hookd is SIGKILLed at random points) with KILLS
 # kills instead of the ctest run's 20. Prints the test's figures (kills, operations acknowledged,
 # operations cut off by a kill, violations) and exits non-zero on any violation.
-# Usage: bash tests/crash_loop.sh [KILLS] [preset]   (200 and debug by default, as tools/test.sh)
+# Usage: bash tests/crash_loop.sh [KILLS] [preset]   (200 and debug by default)
 # HOOKD_CRASH_SEED=N replays the random choices of an earlier run (each run prints its seed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
