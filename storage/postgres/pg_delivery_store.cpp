@@ -190,34 +190,23 @@ void parse_held(const rows& r, int row, int col, std::vector<webhook_held>& out)
 }
 
 // The ingest statement: $1 the events (JSON records), $2 their deliveries, $3 now (ms),
-// $4 idempotency cutoff (ms: keys created before it expired), $5 node, $6 lease (ms).
-// The key is claimed first; DO UPDATE (rather than DO NOTHING) returns the row that holds the
-// key, committed by another node a moment ago included, so that one statement tells created from
-// replay from conflict. An expired key is taken over (every column replaced).
+// $4 idempotency cutoff (ms: keys created before it expired), $5 node, $6 lease (ms), $7 the
+// idempotency keys to claim (JSON records, those of $1 with a key).
+// The keys are claimed first, by hookd_claim_keys (migration 0004): per key an advisory lock,
+// then a look across the live day partitions of idempotency_keys, then the insert of a key no
+// live row holds; it returns the row that holds each key, one committed by another node a moment
+// ago included, so that one statement tells created from replay from conflict.
 const std::string& ingest_sql() {
   static const std::string sql = [] {
-    std::string take;
-    for (const char* c :
-         {"body_hash", "event_id", "type", "event_time", "deliveries", "created_at"}) {
-      if (!take.empty()) take += ", ";
-      take += std::string(c) + " = CASE WHEN k.created_at < " + ts(4) + " THEN EXCLUDED." + c +
-              " ELSE k." + c + " END";
-    }
     return "WITH input AS (SELECT * FROM json_to_recordset($1::json) AS t(i int, id text,"
            " organization_id text, project_id text, type text, data text, event_ms bigint,"
            " subject text, ordering_key text, traceparent text, token text, key text,"
            " fingerprint text, deliveries int, test boolean)),"
-           " claim AS (INSERT INTO idempotency_keys AS k (token_id, key, body_hash, event_id, type,"
-           " event_time, deliveries, created_at)"
-           " SELECT token, key, decode(fingerprint, 'hex'), id, type, " +
-           ts_of("event_ms") + ", deliveries, " + ts(3) +
-           " FROM input WHERE token IS NOT NULL ORDER BY token, key"
-           " ON CONFLICT (token_id, key) DO UPDATE SET " +
-           take +
-           " RETURNING k.token_id, k.key, k.event_id, encode(k.body_hash, 'hex') AS fingerprint,"
-           " k.type, " +
-           ms("k.event_time") +
-           " AS event_ms, k.deliveries),"
+           " claim AS (SELECT claim_token AS token_id, claim_key AS key, claim_event AS event_id,"
+           " claim_fingerprint AS fingerprint, claim_type AS type, claim_event_ms AS event_ms,"
+           " claim_deliveries AS deliveries FROM hookd_claim_keys($7::json, " +
+           ts(3) + ", " + ts(4) +
+           ")),"
            " won AS (SELECT input.* FROM input LEFT JOIN claim ON claim.token_id = input.token"
            " AND claim.key = input.key WHERE input.token IS NULL OR claim.event_id = input.id),"
            " ev AS (INSERT INTO events (id, organization_id, project_id, type, data, event_time,"
@@ -356,6 +345,7 @@ result<std::vector<ingest_answer>> pg_delivery_store::ingest_once(
   std::vector<std::optional<std::size_t>> same_key_as(group.size());
   json::array events;
   json::array deliveries;
+  json::array keys;
   for (std::size_t i = 0; i < group.size(); ++i) {
     const ingest_item& item = group[i];
     if (item.key) {
@@ -382,6 +372,15 @@ result<std::vector<ingest_answer>> pg_delivery_store::ingest_once(
     row["fingerprint"] = item.key ? json::value(hex(item.key->fingerprint)) : json::value(nullptr);
     row["deliveries"] = e.deliveries.size();
     row["test"] = item.test;
+    if (item.key) {
+      keys.push_back(json::object{{"token", row["token"]},
+                                  {"key", row["key"]},
+                                  {"fingerprint", row["fingerprint"]},
+                                  {"id", row["id"]},
+                                  {"type", row["type"]},
+                                  {"event_ms", row["event_ms"]},
+                                  {"deliveries", row["deliveries"]}});
+    }
     events.push_back(std::move(row));
     for (const fanout_entry& f : e.deliveries) {
       deliveries.push_back(json::object{{"id", f.delivery.to_string()},
@@ -390,10 +389,11 @@ result<std::vector<ingest_answer>> pg_delivery_store::ingest_once(
     }
   }
   const timestamp now = options_.clock();
-  auto r = conn_.exec(ingest_sql(),
-                      {text(json::serialize(events)), text(json::serialize(deliveries)),
-                       text(millis_text(now)), text(millis_text(now - options_.idempotency_ttl)),
-                       text(options_.node), text(std::to_string(options_.lease.count()))});
+  auto r = conn_.exec(
+      ingest_sql(),
+      {text(json::serialize(events)), text(json::serialize(deliveries)), text(millis_text(now)),
+       text(millis_text(now - options_.idempotency_ttl)), text(options_.node),
+       text(std::to_string(options_.lease.count())), text(json::serialize(keys))});
   if (!r) return r.error();
   if (news != nullptr && r->size() > 0) {
     parse_held(*r, 0, 8, news->held);
@@ -996,7 +996,7 @@ result<void> pg_delivery_store::ensure_partitions() {
     }
     auto made = conn_.exec(
         "SELECT hookd_day_partition(p, d::date) FROM unnest(ARRAY['events', 'attempts',"
-        " 'delivery_history']) AS p, generate_series((" +
+        " 'delivery_history', 'idempotency_keys']) AS p, generate_series((" +
             ts(1) + " AT TIME ZONE 'UTC')::date, (" + ts(2) +
             " AT TIME ZONE 'UTC')::date, interval '1 day') AS d",
         {text(millis_text(today)), text(millis_text(last))});
@@ -1010,6 +1010,9 @@ result<retention_result> pg_delivery_store::drop_expired(std::chrono::millisecon
   // The first day kept: every day that ended at or before now - retention goes.
   const timestamp keep = day_start(now - retention);
   const timestamp today = day_start(now);
+  // The first day of idempotency keys kept: a day that ended at or before now - TTL holds only
+  // expired keys.
+  const timestamp keys_keep = day_start(now - options_.idempotency_ttl);
   if (auto made = ensure_partitions(); !made) return made.error();
   retention_result out;
   auto done = in_transaction(conn_, [&]() -> result<void> {
@@ -1046,13 +1049,21 @@ result<retention_result> pg_delivery_store::drop_expired(std::chrono::millisecon
         {text(millis_text(keep)), text(millis_text(today))});
     if (!pinned) return pinned.error();
     out.pinned_events = static_cast<std::uint64_t>(integer(*pinned, 0, 0));
+    // The day partitions of the three tables whose day ended at or before now - retention, and
+    // those of idempotency_keys whose day ended at or before now - TTL (every key in them
+    // expired). In name order: idempotency_keys' last, after events, the order in which an
+    // ingest locks them (events when its statement is planned, the keys' partitions in
+    // hookd_claim_keys), so that a pass and an ingest do not deadlock.
     auto old = conn_.exec(
         "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-        " WHERE i.inhparent IN ('events'::regclass, 'attempts'::regclass,"
-        " 'delivery_history'::regclass) AND c.relname ~ '_[0-9]{8}$'"
+        " WHERE c.relname ~ '_[0-9]{8}$' AND ((i.inhparent IN ('events'::regclass,"
+        " 'attempts'::regclass, 'delivery_history'::regclass)"
         " AND to_date(right(c.relname, 8), 'YYYYMMDD') < (" +
-            ts(1) + " AT TIME ZONE 'UTC')::date ORDER BY c.relname",
-        {text(millis_text(keep))});
+            ts(1) +
+            " AT TIME ZONE 'UTC')::date) OR (i.inhparent = 'idempotency_keys'::regclass"
+            " AND to_date(right(c.relname, 8), 'YYYYMMDD') < (" +
+            ts(2) + " AT TIME ZONE 'UTC')::date)) ORDER BY c.relname",
+        {text(millis_text(keep)), text(millis_text(keys_keep))});
     if (!old) return old.error();
     for (int row = 0; row < old->size(); ++row) {
       const std::string name(old->text(row, 0));
@@ -1062,10 +1073,6 @@ result<retention_result> pg_delivery_store::drop_expired(std::chrono::millisecon
       }
       out.dropped.push_back(name);
     }
-    auto keys = conn_.exec("DELETE FROM idempotency_keys WHERE created_at < " + ts(1),
-                           {text(millis_text(now - options_.idempotency_ttl))});
-    if (!keys) return keys.error();
-    out.expired_keys = keys->affected();
     return {};
   });
   if (!done) return done.error();

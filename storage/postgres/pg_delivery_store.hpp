@@ -131,9 +131,9 @@ enum class record_outcome : std::uint8_t {
 
 // What drop_expired did.
 struct retention_result {
-  std::vector<std::string> dropped;  // partitions dropped, e.g. events_20261101
-  std::uint64_t pinned_events = 0;   // events of still-pending deliveries moved to today
-  std::uint64_t expired_keys = 0;    // idempotency keys past their TTL deleted
+  // partitions dropped, e.g. events_20261101, idempotency_keys_20261205 (keys past their TTL)
+  std::vector<std::string> dropped;
+  std::uint64_t pinned_events = 0;  // events of still-pending deliveries moved to today
 };
 
 // The history's size (history_size()), read from the catalog's statistics, not by counting.
@@ -240,12 +240,13 @@ class pg_delivery_store {
 
   // ---- partitions and retention
 
-  // The day partitions of events, attempts and delivery_history from today to
+  // The day partitions of events, attempts, delivery_history and idempotency_keys from today to
   // partition_days_ahead days after, unless they exist. Call at start and daily.
   result<void> ensure_partitions();
   // Drops every day partition that ended before now - retention (whole tables, no row deletes);
   // events still needed by pending deliveries are first moved, with their deliveries and
-  // attempts, to today's partitions. Also deletes idempotency keys past their TTL.
+  // attempts, to today's partitions. Also drops the day partitions of idempotency_keys that
+  // ended before now - the TTL (every key in them expired).
   result<retention_result> drop_expired(std::chrono::milliseconds retention);
   // Cheap (the catalog's figures and file sizes, no scan of a table); for /metrics.
   result<history_size> measure_history();
