@@ -967,7 +967,7 @@ void pg_delivery_log::recover(object_id project, object_id webhook, timestamp si
           store->failed_between(project, webhook, since, end, delivery_log::kRecoverBatch, after);
       if (!batch) return finish<std::size_t>(done, batch.error());
       if (batch->empty()) break;
-      auto changed = store->redeliver(project, webhook, *batch);
+      auto changed = store->redeliver(project, webhook, *batch, since);
       if (!changed) return finish<std::size_t>(done, changed.error());
       total += changed->size();
       m->redelivered(*changed, store);

@@ -742,13 +742,39 @@ result<std::size_t> pg_delivery_store::delete_project(const object_id& project) 
 
 // ---- reads
 
+namespace {
+
+// The last millisecond a partition time can take in a lookup's second look (9999-12-31).
+constexpr timestamp kEndOfTime{std::chrono::milliseconds(253'402'300'799'999)};
+
+}  // namespace
+
 result<std::vector<object_id>> pg_delivery_store::redeliver(const object_id& project,
                                                             const object_id& webhook,
-                                                            const std::vector<object_id>& ids) {
+                                                            const std::vector<object_id>& ids,
+                                                            std::optional<timestamp> since) {
   if (ids.empty()) return std::vector<object_id>{};
+  if (since) return redeliver_in(project, webhook, ids, *since, kEndOfTime);
+  if (ids.size() == 1) {
+    // One delivery by id: first in the day partition its id points at (as find_delivery looks),
+    // then, when that changed nothing, in all of them.
+    const auto [from, to] = lookup_window(ids.front(), timestamp{});
+    auto changed = redeliver_in(project, webhook, ids, from, to);
+    if (!changed || !changed->empty()) return changed;
+  }
+  return redeliver_in(project, webhook, ids, timestamp{}, kEndOfTime);
+}
+
+// The partition times [from, to) are timestamptz parameters, so that the planner prunes the other
+// day partitions of delivery_history (neither planned nor locked), as the lookups do.
+result<std::vector<object_id>> pg_delivery_store::redeliver_in(const object_id& project,
+                                                               const object_id& webhook,
+                                                               const std::vector<object_id>& ids,
+                                                               timestamp from, timestamp to) {
   auto r = conn_.exec(
       "WITH moved AS (DELETE FROM delivery_history WHERE id = ANY($1::text[])"
-      " AND project_id = $2 AND webhook_id = $3 RETURNING *),"
+      " AND project_id = $2 AND webhook_id = $3 AND event_created_at >= $5::timestamptz"
+      " AND event_created_at < $6::timestamptz RETURNING *),"
       " back AS (INSERT INTO deliveries (id, event_id, event_created_at, webhook_id, project_id,"
       " type, status, attempts, schedule_start, due_at, reason, ordering_key, test, created_at,"
       " updated_at) SELECT id, event_id, event_created_at, webhook_id, project_id, type,"
@@ -759,7 +785,8 @@ result<std::vector<object_id>> pg_delivery_store::redeliver(const object_id& pro
           ts(4) + ", schedule_start = attempts, updated_at = " + ts(4) +
           " WHERE id = ANY($1::text[]) AND project_id = $2 AND webhook_id = $3 RETURNING id)"
           " SELECT id FROM back UNION ALL SELECT id FROM due",
-      {id_array(ids), id_param(project), id_param(webhook), text(millis_text(options_.clock()))});
+      {id_array(ids), id_param(project), id_param(webhook), text(millis_text(options_.clock())),
+       text(format_rfc3339(from)), text(format_rfc3339(to))});
   if (!r) return r.error();
   std::vector<object_id> changed;
   for (int row = 0; row < r->size(); ++row) changed.push_back(parse_id(r->text(row, 0)));
@@ -773,9 +800,11 @@ result<std::vector<object_id>> pg_delivery_store::failed_between(
       "SELECT id FROM delivery_history WHERE project_id = $1 AND webhook_id = $2"
       " AND status = 'failed' AND created_at >= " +
           ts(3) + " AND created_at < " + ts(4) +
+          " AND event_created_at >= $7::timestamptz"
           " AND ($6::text IS NULL OR id > $6::text) ORDER BY id LIMIT $5",
       {id_param(project), id_param(webhook), text(millis_text(since)), text(millis_text(until)),
-       text(std::to_string(n)), after ? id_param(*after) : param::null()});
+       text(std::to_string(n)), after ? id_param(*after) : param::null(),
+       text(format_rfc3339(since))});
   if (!r) return r.error();
   std::vector<object_id> out;
   for (int row = 0; row < r->size(); ++row) out.push_back(parse_id(r->text(row, 0)));
@@ -792,13 +821,6 @@ result<std::vector<object_id>> pg_delivery_store::orphaned_projects() {
   for (int row = 0; row < r->size(); ++row) out.push_back(parse_id(r->text(row, 0)));
   return out;
 }
-
-namespace {
-
-// The last millisecond a partition time can take in a lookup's second look (9999-12-31).
-constexpr timestamp kEndOfTime{std::chrono::milliseconds(253'402'300'799'999)};
-
-}  // namespace
 
 // Where a lookup by id looks first: the partition times [from, to) the row of `id` has when it
 // was written as usual. An event's partition time (events.created_at, and its deliveries' and
@@ -915,9 +937,21 @@ result<delivery_page> pg_delivery_store::list_deliveries(const delivery_query& q
     std::string status_condition =
         finished.size() == 2 ? "" : " AND status = '" + finished.front() + "'";
     // Finished deliveries older than the retention are gone; pending ones never are.
-    if (const timestamp visible = visible_from(); visible > timestamp{}) {
+    const timestamp visible = visible_from();
+    if (visible > timestamp{}) {
       params.push_back(text(millis_text(visible)));
       status_condition += " AND created_at >= " + ts(static_cast<int>(params.size()));
+    }
+    // The partition key bounded from below, as a timestamptz parameter so that the planner
+    // prunes the older days' partitions (neither planned nor locked): a delivery's
+    // event_created_at is never before its created_at (equal at ingest; retention only moves it
+    // later). No bound from above: `until` and the cursor bound created_at, but an event that
+    // retention moved to a later day carries its old deliveries along.
+    if (const timestamp lower = std::max(q.since.value_or(timestamp{}), visible);
+        lower > timestamp{}) {
+      params.push_back(text(format_rfc3339(lower)));
+      status_condition +=
+          " AND event_created_at >= $" + std::to_string(params.size()) + "::timestamptz";
     }
     parts.push_back("(SELECT " + kHistoryColumns + " FROM delivery_history WHERE " + where +
                     status_condition + " ORDER BY id DESC LIMIT $2)");

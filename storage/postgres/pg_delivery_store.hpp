@@ -205,9 +205,12 @@ class pg_delivery_store {
   // schedule (schedule_start = attempts), held by nobody, in one statement: finished ones move
   // from delivery_history back to the queue, pending ones are made due now (a node holding one
   // keeps its lease). Returns the ids it changed; the others are not deliveries of that webhook
-  // and project (or are gone with their day's partition).
+  // and project (or are gone with their day's partition). `since`: the deliveries were created
+  // at or after it (recover's window), so that only the day partitions from then on are read;
+  // without it one id is looked for where its id points first, like find_delivery.
   result<std::vector<object_id>> redeliver(const object_id& project, const object_id& webhook,
-                                           const std::vector<object_id>& ids);
+                                           const std::vector<object_id>& ids,
+                                           std::optional<timestamp> since = std::nullopt);
   // Up to `n` failed deliveries of `webhook` in `project` created in [since, until), oldest
   // first, after `after` (a cursor: the last id of the previous batch).
   result<std::vector<object_id>> failed_between(const object_id& project, const object_id& webhook,
@@ -271,6 +274,10 @@ class pg_delivery_store {
                                                           timestamp to, bool& whole);
   result<std::optional<event_detail>> find_event_in(const object_id& project, const object_id& id,
                                                     timestamp from, timestamp to);
+  // redeliver() over the history rows whose partition time is in [from, to).
+  result<std::vector<object_id>> redeliver_in(const object_id& project, const object_id& webhook,
+                                              const std::vector<object_id>& ids, timestamp from,
+                                              timestamp to);
 
   connection conn_;
   delivery_store_options options_;

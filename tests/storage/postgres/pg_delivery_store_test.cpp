@@ -977,6 +977,107 @@ TEST_F(pg_delivery_store_test, a_lookup_by_id_reads_one_day_partition_of_each_ta
   EXPECT_EQ((*e)->deliveries[0].status, delivery_status::succeeded);
 }
 
+// Reads with a time window or an id lock (and plan) only the day partitions of delivery_history
+// the window reaches: a list with `since`, recovery's failed_between and its redeliver (today's
+// and the two days made ahead, empty: a window has no end in partition time), a redeliver by id
+// (one). Counted from pg_locks inside a transaction on the store's connection: the locks a
+// statement keeps until the end of its transaction.
+TEST_F(pg_delivery_store_test, windowed_reads_and_redelivery_lock_only_the_days_they_reach) {
+  auto a = node("a");
+  value(
+      "SELECT count(*) FROM (SELECT hookd_day_partition(p, d::date) FROM unnest(ARRAY['events',"
+      " 'attempts', 'delivery_history']) AS p, generate_series(date '2026-11-06',"
+      " date '2026-12-05', interval '1 day') AS d) made");
+  ASSERT_EQ(
+      value("SELECT count(*) FROM pg_inherits WHERE inhparent = 'delivery_history'::regclass"),
+      "33");
+  std::vector<ingest_item> group;
+  for (int i = 0; i < 3; ++i) {
+    ingest_item it = item({webhook_});
+    const std::uint32_t second = unix_seconds(at(now_.load()));
+    it.record.id = ids_.next(second);
+    it.record.deliveries[0].delivery = ids_.next(second);
+    group.push_back(std::move(it));
+  }
+  ASSERT_TRUE(a->ingest(group));
+  std::vector<object_id> failed;
+  for (const ingest_item& it : group) {
+    auto d = a->find_delivery(project_, it.record.deliveries[0].delivery);
+    ASSERT_TRUE(d && *d);
+    attempt_record r = succeeded_attempt(*(*d)->record, at(now_.load()));
+    r.value.status_code = 500;
+    r.after.status = delivery_status::failed;
+    ASSERT_EQ(a->record_attempts({r})->front(), record_outcome::recorded);
+    failed.push_back(it.record.deliveries[0].delivery);
+  }
+
+  const std::string pid = [&] {
+    auto r = a->native().exec("SELECT pg_backend_pid()");
+    return r ? std::string(r->text(0, 0)) : std::string();
+  }();
+  ASSERT_FALSE(pid.empty());
+  // The day partitions of delivery_history `run` locked, in a transaction rolled back after.
+  const auto locked_days = [&](auto run) {
+    EXPECT_TRUE(a->native().exec("BEGIN"));
+    run();
+    const std::string n = value(
+        "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+        " WHERE l.pid = " +
+        pid + " AND c.relname ~ '^delivery_history_[0-9]{8}$'");
+    EXPECT_TRUE(a->native().exec("ROLLBACK"));
+    return std::stoi(n);
+  };
+  const timestamp hour_ago = at(kNoon - 3600000);
+  constexpr int kWindowDays = 3;  // 2026-12-06, and 12-07 and 12-08 made ahead
+
+  delivery_query all;
+  all.project = project_;
+  EXPECT_EQ(locked_days([&] {
+              auto page = a->list_deliveries(all);
+              ASSERT_TRUE(page) << page.error().detail;
+              EXPECT_EQ(page->items.size(), 3u);
+            }),
+            33)
+      << "newest first with no window: every day (a cursor bounds nothing, see docs)";
+  delivery_query recent = all;
+  recent.since = hour_ago;
+  recent.statuses.add(delivery_status::failed);
+  EXPECT_EQ(locked_days([&] {
+              auto page = a->list_deliveries(recent);
+              ASSERT_TRUE(page) << page.error().detail;
+              EXPECT_EQ(page->items.size(), 3u);
+            }),
+            kWindowDays);
+  EXPECT_EQ(locked_days([&] {
+              auto batch = a->failed_between(project_, webhook_, hour_ago, at(kNoon + 3600000), 10,
+                                             std::nullopt);
+              ASSERT_TRUE(batch) << batch.error().detail;
+              EXPECT_EQ(batch->size(), 3u);
+            }),
+            kWindowDays);
+  EXPECT_EQ(locked_days([&] {
+              auto changed = a->redeliver(project_, webhook_, failed, hour_ago);
+              ASSERT_TRUE(changed) << changed.error().detail;
+              EXPECT_EQ(changed->size(), 3u);
+            }),
+            kWindowDays);
+  EXPECT_EQ(locked_days([&] {
+              auto changed = a->redeliver(project_, webhook_, {failed[0]});
+              ASSERT_TRUE(changed) << changed.error().detail;
+              EXPECT_EQ(changed->size(), 1u);
+            }),
+            1);
+  // Committed this time: the delivery is back in the queue, and a redeliver of it again (now
+  // pending: found in the queue, not in the history) still answers.
+  auto back = a->redeliver(project_, webhook_, {failed[1]});
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->size(), 1u);
+  EXPECT_EQ(value("SELECT count(*) FROM deliveries"), "1");
+  auto again = a->redeliver(project_, webhook_, {failed[1]});
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->size(), 1u);
+}
+
 // The partition is the day the ingest COMMITTED, not the day of the id's second: an event made at
 // 23:59:59.9 and committed at 00:00:00.3 lives in the next day's partitions. The first look must
 // find it there (a window keyed on the id's day alone would not).
