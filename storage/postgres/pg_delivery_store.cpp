@@ -1119,7 +1119,9 @@ result<history_size> pg_delivery_store::measure_history() {
   auto r = conn_.exec(
       "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint,"
       " coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint,"
-      " min(right(c.relname, 8)) FILTER (WHERE pg_relation_size(c.oid) > 0)"
+      " min(right(c.relname, 8)) FILTER (WHERE pg_relation_size(c.oid) > 0),"
+      " coalesce(sum(greatest(c.reltuples, 0)) FILTER (WHERE i.inhparent ="
+      " 'delivery_history'::regclass), 0)::bigint"
       " FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
       " WHERE i.inhparent IN ('events'::regclass, 'attempts'::regclass,"
       " 'delivery_history'::regclass) AND c.relname ~ '_[0-9]{8}$'");
@@ -1127,6 +1129,7 @@ result<history_size> pg_delivery_store::measure_history() {
   history_size out;
   out.bytes = static_cast<std::uint64_t>(integer(*r, 0, 0));
   out.rows = static_cast<std::uint64_t>(integer(*r, 0, 1));
+  out.deliveries = static_cast<std::uint64_t>(integer(*r, 0, 3));
   if (!r->is_null(0, 2)) {
     const std::string day(r->text(0, 2));  // YYYYMMDD
     const std::chrono::year_month_day ymd{

@@ -143,6 +143,8 @@ struct history_size {
   std::uint64_t bytes = 0;
   // Their rows as pg_class.reltuples estimates them (as of the last VACUUM or ANALYZE).
   std::uint64_t rows = 0;
+  // The finished deliveries: the rows of delivery_history's day partitions, estimated likewise.
+  std::uint64_t deliveries = 0;
   // The start of the oldest day partition that holds rows; nullopt when none does.
   std::optional<timestamp> oldest_day;
 };

@@ -1136,6 +1136,19 @@ TEST_F(pg_delivery_store_test, the_history_is_measured_from_its_day_partitions) 
   now_ = kNoon;
   ASSERT_TRUE(a->ingest({item({webhook_})}));
   shared_pg_cluster()->execute(database_, "ANALYZE events");
+  auto before_analyze = a->measure_history();
+  ASSERT_TRUE(before_analyze);
+  EXPECT_EQ(before_analyze->deliveries, 0u);
+
+  // Three of the deliveries finish: delivery_history holds them once ANALYZE has counted.
+  for (int i = 0; i < 3; ++i) {
+    auto d = a->find_delivery(project_,
+                              group[static_cast<std::size_t>(i)].record.deliveries[0].delivery);
+    ASSERT_TRUE(d && *d);
+    ASSERT_EQ(a->record_attempts({succeeded_attempt(*(*d)->record, at(now_.load()))})->front(),
+              record_outcome::recorded);
+  }
+  shared_pg_cluster()->execute(database_, "ANALYZE delivery_history");
 
   auto measured = a->measure_history();
   ASSERT_TRUE(measured) << measured.error().detail;
@@ -1145,7 +1158,8 @@ TEST_F(pg_delivery_store_test, the_history_is_measured_from_its_day_partitions) 
             " ON c.oid = i.inhrelid WHERE i.inhparent IN ('events'::regclass,"
             " 'attempts'::regclass, 'delivery_history'::regclass)"));
   EXPECT_EQ(measured->bytes, static_cast<std::uint64_t>(partitions_bytes));
-  EXPECT_EQ(measured->rows, 51u) << "ANALYZE counted the 51 events";
+  EXPECT_EQ(measured->rows, 54u) << "ANALYZE counted the 51 events and 3 finished deliveries";
+  EXPECT_EQ(measured->deliveries, 3u) << "the finished deliveries alone";
   ASSERT_TRUE(measured->oldest_day);
   EXPECT_EQ(*measured->oldest_day, at(kNoon - kDayMs - kDayMs / 2)) << "2026-12-05 00:00 UTC";
 }
