@@ -501,4 +501,24 @@ result<void> pg_catalog_store::load(const catalog_load_sink& sink, unsigned /*th
   return done;
 }
 
+// ---- the admin token's bootstrap
+
+result<admin_bootstrap_lock> admin_bootstrap_lock::acquire(std::string uri) {
+  auto conn = connection::open(std::move(uri));
+  if (!conn) return conn.error();
+  if (auto locked =
+          conn->exec("SELECT pg_advisory_lock(" + std::to_string(kAdminBootstrapLock) + ")");
+      !locked) {
+    return locked.error();
+  }
+  return admin_bootstrap_lock(std::move(*conn));
+}
+
+result<bool> admin_bootstrap_lock::admin_token_exists() {
+  auto r = conn_.exec("SELECT EXISTS (SELECT 1 FROM tokens WHERE $1 = ANY (scopes))",
+                      {param::text(std::string(scope_name(scope::admin)))});
+  if (!r) return r.error();
+  return r->text(0, 0) == "t";
+}
+
 }  // namespace hookd::pg

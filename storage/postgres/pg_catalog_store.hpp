@@ -58,6 +58,27 @@ class pg_catalog_store final : public catalog_store {
 // The key of the transaction-scoped advisory lock every catalog commit holds ("hookd_c").
 inline constexpr std::int64_t kChangesLock = 0x686f6f6b645f63;
 
+// The admin token's bootstrap one node at a time (docs/cluster.md, "Running a node on
+// PostgreSQL"): nodes starting together on an empty database each load a catalog without an
+// admin token. A node about to create it first takes the session-level advisory lock
+// kAdminBootstrapLock on a connection of its own and asks the database, not the catalog it
+// loaded, whether a node has made one meanwhile; it holds the lock (keeps this object) until its
+// own token is committed. Dropping the object closes the connection, which releases the lock.
+class admin_bootstrap_lock {
+ public:
+  // Connects to `uri` and waits for the lock; storage_failure when either fails.
+  static result<admin_bootstrap_lock> acquire(std::string uri);
+  // Whether the tokens table holds a token with the admin scope.
+  result<bool> admin_token_exists();
+
+ private:
+  explicit admin_bootstrap_lock(connection conn) : conn_(std::move(conn)) {}
+  connection conn_;
+};
+
+// The key of admin_bootstrap_lock's advisory lock ("hookd_a").
+inline constexpr std::int64_t kAdminBootstrapLock = 0x686f6f6b645f61;
+
 // Hands `sink` the rows of `entity` ("organization", "project", "token", "webhook", as in
 // changes.entity) whose id is one of `ids`, opened like load() does. Ids without a row are
 // simply not handed over. For the change feed.

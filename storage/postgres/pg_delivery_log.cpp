@@ -129,7 +129,7 @@ struct pg_delivery_log::impl {
       n_groups{0}, n_mutations{0}, n_rejected{0}, n_write_failed{0}, n_sweeps{0},
       n_sweep_failures{0};
   // measure_history() at the last sweep; oldest_day_ms -1: no day holds rows.
-  std::atomic<std::uint64_t> history_bytes{0}, history_rows{0};
+  std::atomic<std::uint64_t> history_bytes{0}, history_rows{0}, history_deliveries{0};
   std::atomic<std::int64_t> oldest_day_ms{-1};
 
   // ---- memory
@@ -670,6 +670,7 @@ struct pg_delivery_log::impl {
     if (auto size = claimer_store->measure_history(); size) {
       history_bytes.store(size->bytes, std::memory_order_relaxed);
       history_rows.store(size->rows, std::memory_order_relaxed);
+      history_deliveries.store(size->deliveries, std::memory_order_relaxed);
       oldest_day_ms.store(size->oldest_day ? size->oldest_day->time_since_epoch().count() : -1,
                           std::memory_order_relaxed);
     }
@@ -967,7 +968,7 @@ void pg_delivery_log::recover(object_id project, object_id webhook, timestamp si
           store->failed_between(project, webhook, since, end, delivery_log::kRecoverBatch, after);
       if (!batch) return finish<std::size_t>(done, batch.error());
       if (batch->empty()) break;
-      auto changed = store->redeliver(project, webhook, *batch);
+      auto changed = store->redeliver(project, webhook, *batch, since);
       if (!changed) return finish<std::size_t>(done, changed.error());
       total += changed->size();
       m->redelivered(*changed, store);
@@ -1139,6 +1140,8 @@ delivery_log_counts pg_delivery_log::counts() const {
   std::unordered_map<object_id, bool> events;
   for (const auto& [id, p] : impl_->held) events.emplace(p.record->event, true);
   c.events = events.size();
+  // The cluster's, estimated from the catalog's statistics at the last retention pass.
+  c.history_deliveries = impl_->history_deliveries.load(std::memory_order_relaxed);
   return c;
 }
 

@@ -190,34 +190,23 @@ void parse_held(const rows& r, int row, int col, std::vector<webhook_held>& out)
 }
 
 // The ingest statement: $1 the events (JSON records), $2 their deliveries, $3 now (ms),
-// $4 idempotency cutoff (ms: keys created before it expired), $5 node, $6 lease (ms).
-// The key is claimed first; DO UPDATE (rather than DO NOTHING) returns the row that holds the
-// key, committed by another node a moment ago included, so that one statement tells created from
-// replay from conflict. An expired key is taken over (every column replaced).
+// $4 idempotency cutoff (ms: keys created before it expired), $5 node, $6 lease (ms), $7 the
+// idempotency keys to claim (JSON records, those of $1 with a key).
+// The keys are claimed first, by hookd_claim_keys (migration 0004): per key an advisory lock,
+// then a look across the live day partitions of idempotency_keys, then the insert of a key no
+// live row holds; it returns the row that holds each key, one committed by another node a moment
+// ago included, so that one statement tells created from replay from conflict.
 const std::string& ingest_sql() {
   static const std::string sql = [] {
-    std::string take;
-    for (const char* c :
-         {"body_hash", "event_id", "type", "event_time", "deliveries", "created_at"}) {
-      if (!take.empty()) take += ", ";
-      take += std::string(c) + " = CASE WHEN k.created_at < " + ts(4) + " THEN EXCLUDED." + c +
-              " ELSE k." + c + " END";
-    }
     return "WITH input AS (SELECT * FROM json_to_recordset($1::json) AS t(i int, id text,"
            " organization_id text, project_id text, type text, data text, event_ms bigint,"
            " subject text, ordering_key text, traceparent text, token text, key text,"
            " fingerprint text, deliveries int, test boolean)),"
-           " claim AS (INSERT INTO idempotency_keys AS k (token_id, key, body_hash, event_id, type,"
-           " event_time, deliveries, created_at)"
-           " SELECT token, key, decode(fingerprint, 'hex'), id, type, " +
-           ts_of("event_ms") + ", deliveries, " + ts(3) +
-           " FROM input WHERE token IS NOT NULL ORDER BY token, key"
-           " ON CONFLICT (token_id, key) DO UPDATE SET " +
-           take +
-           " RETURNING k.token_id, k.key, k.event_id, encode(k.body_hash, 'hex') AS fingerprint,"
-           " k.type, " +
-           ms("k.event_time") +
-           " AS event_ms, k.deliveries),"
+           " claim AS (SELECT claim_token AS token_id, claim_key AS key, claim_event AS event_id,"
+           " claim_fingerprint AS fingerprint, claim_type AS type, claim_event_ms AS event_ms,"
+           " claim_deliveries AS deliveries FROM hookd_claim_keys($7::json, " +
+           ts(3) + ", " + ts(4) +
+           ")),"
            " won AS (SELECT input.* FROM input LEFT JOIN claim ON claim.token_id = input.token"
            " AND claim.key = input.key WHERE input.token IS NULL OR claim.event_id = input.id),"
            " ev AS (INSERT INTO events (id, organization_id, project_id, type, data, event_time,"
@@ -356,6 +345,7 @@ result<std::vector<ingest_answer>> pg_delivery_store::ingest_once(
   std::vector<std::optional<std::size_t>> same_key_as(group.size());
   json::array events;
   json::array deliveries;
+  json::array keys;
   for (std::size_t i = 0; i < group.size(); ++i) {
     const ingest_item& item = group[i];
     if (item.key) {
@@ -382,6 +372,15 @@ result<std::vector<ingest_answer>> pg_delivery_store::ingest_once(
     row["fingerprint"] = item.key ? json::value(hex(item.key->fingerprint)) : json::value(nullptr);
     row["deliveries"] = e.deliveries.size();
     row["test"] = item.test;
+    if (item.key) {
+      keys.push_back(json::object{{"token", row["token"]},
+                                  {"key", row["key"]},
+                                  {"fingerprint", row["fingerprint"]},
+                                  {"id", row["id"]},
+                                  {"type", row["type"]},
+                                  {"event_ms", row["event_ms"]},
+                                  {"deliveries", row["deliveries"]}});
+    }
     events.push_back(std::move(row));
     for (const fanout_entry& f : e.deliveries) {
       deliveries.push_back(json::object{{"id", f.delivery.to_string()},
@@ -390,10 +389,11 @@ result<std::vector<ingest_answer>> pg_delivery_store::ingest_once(
     }
   }
   const timestamp now = options_.clock();
-  auto r = conn_.exec(ingest_sql(),
-                      {text(json::serialize(events)), text(json::serialize(deliveries)),
-                       text(millis_text(now)), text(millis_text(now - options_.idempotency_ttl)),
-                       text(options_.node), text(std::to_string(options_.lease.count()))});
+  auto r = conn_.exec(
+      ingest_sql(),
+      {text(json::serialize(events)), text(json::serialize(deliveries)), text(millis_text(now)),
+       text(millis_text(now - options_.idempotency_ttl)), text(options_.node),
+       text(std::to_string(options_.lease.count())), text(json::serialize(keys))});
   if (!r) return r.error();
   if (news != nullptr && r->size() > 0) {
     parse_held(*r, 0, 8, news->held);
@@ -742,13 +742,39 @@ result<std::size_t> pg_delivery_store::delete_project(const object_id& project) 
 
 // ---- reads
 
+namespace {
+
+// The last millisecond a partition time can take in a lookup's second look (9999-12-31).
+constexpr timestamp kEndOfTime{std::chrono::milliseconds(253'402'300'799'999)};
+
+}  // namespace
+
 result<std::vector<object_id>> pg_delivery_store::redeliver(const object_id& project,
                                                             const object_id& webhook,
-                                                            const std::vector<object_id>& ids) {
+                                                            const std::vector<object_id>& ids,
+                                                            std::optional<timestamp> since) {
   if (ids.empty()) return std::vector<object_id>{};
+  if (since) return redeliver_in(project, webhook, ids, *since, kEndOfTime);
+  if (ids.size() == 1) {
+    // One delivery by id: first in the day partition its id points at (as find_delivery looks),
+    // then, when that changed nothing, in all of them.
+    const auto [from, to] = lookup_window(ids.front(), timestamp{});
+    auto changed = redeliver_in(project, webhook, ids, from, to);
+    if (!changed || !changed->empty()) return changed;
+  }
+  return redeliver_in(project, webhook, ids, timestamp{}, kEndOfTime);
+}
+
+// The partition times [from, to) are timestamptz parameters, so that the planner prunes the other
+// day partitions of delivery_history (neither planned nor locked), as the lookups do.
+result<std::vector<object_id>> pg_delivery_store::redeliver_in(const object_id& project,
+                                                               const object_id& webhook,
+                                                               const std::vector<object_id>& ids,
+                                                               timestamp from, timestamp to) {
   auto r = conn_.exec(
       "WITH moved AS (DELETE FROM delivery_history WHERE id = ANY($1::text[])"
-      " AND project_id = $2 AND webhook_id = $3 RETURNING *),"
+      " AND project_id = $2 AND webhook_id = $3 AND event_created_at >= $5::timestamptz"
+      " AND event_created_at < $6::timestamptz RETURNING *),"
       " back AS (INSERT INTO deliveries (id, event_id, event_created_at, webhook_id, project_id,"
       " type, status, attempts, schedule_start, due_at, reason, ordering_key, test, created_at,"
       " updated_at) SELECT id, event_id, event_created_at, webhook_id, project_id, type,"
@@ -759,7 +785,8 @@ result<std::vector<object_id>> pg_delivery_store::redeliver(const object_id& pro
           ts(4) + ", schedule_start = attempts, updated_at = " + ts(4) +
           " WHERE id = ANY($1::text[]) AND project_id = $2 AND webhook_id = $3 RETURNING id)"
           " SELECT id FROM back UNION ALL SELECT id FROM due",
-      {id_array(ids), id_param(project), id_param(webhook), text(millis_text(options_.clock()))});
+      {id_array(ids), id_param(project), id_param(webhook), text(millis_text(options_.clock())),
+       text(format_rfc3339(from)), text(format_rfc3339(to))});
   if (!r) return r.error();
   std::vector<object_id> changed;
   for (int row = 0; row < r->size(); ++row) changed.push_back(parse_id(r->text(row, 0)));
@@ -773,9 +800,11 @@ result<std::vector<object_id>> pg_delivery_store::failed_between(
       "SELECT id FROM delivery_history WHERE project_id = $1 AND webhook_id = $2"
       " AND status = 'failed' AND created_at >= " +
           ts(3) + " AND created_at < " + ts(4) +
+          " AND event_created_at >= $7::timestamptz"
           " AND ($6::text IS NULL OR id > $6::text) ORDER BY id LIMIT $5",
       {id_param(project), id_param(webhook), text(millis_text(since)), text(millis_text(until)),
-       text(std::to_string(n)), after ? id_param(*after) : param::null()});
+       text(std::to_string(n)), after ? id_param(*after) : param::null(),
+       text(format_rfc3339(since))});
   if (!r) return r.error();
   std::vector<object_id> out;
   for (int row = 0; row < r->size(); ++row) out.push_back(parse_id(r->text(row, 0)));
@@ -792,13 +821,6 @@ result<std::vector<object_id>> pg_delivery_store::orphaned_projects() {
   for (int row = 0; row < r->size(); ++row) out.push_back(parse_id(r->text(row, 0)));
   return out;
 }
-
-namespace {
-
-// The last millisecond a partition time can take in a lookup's second look (9999-12-31).
-constexpr timestamp kEndOfTime{std::chrono::milliseconds(253'402'300'799'999)};
-
-}  // namespace
 
 // Where a lookup by id looks first: the partition times [from, to) the row of `id` has when it
 // was written as usual. An event's partition time (events.created_at, and its deliveries' and
@@ -915,9 +937,21 @@ result<delivery_page> pg_delivery_store::list_deliveries(const delivery_query& q
     std::string status_condition =
         finished.size() == 2 ? "" : " AND status = '" + finished.front() + "'";
     // Finished deliveries older than the retention are gone; pending ones never are.
-    if (const timestamp visible = visible_from(); visible > timestamp{}) {
+    const timestamp visible = visible_from();
+    if (visible > timestamp{}) {
       params.push_back(text(millis_text(visible)));
       status_condition += " AND created_at >= " + ts(static_cast<int>(params.size()));
+    }
+    // The partition key bounded from below, as a timestamptz parameter so that the planner
+    // prunes the older days' partitions (neither planned nor locked): a delivery's
+    // event_created_at is never before its created_at (equal at ingest; retention only moves it
+    // later). No bound from above: `until` and the cursor bound created_at, but an event that
+    // retention moved to a later day carries its old deliveries along.
+    if (const timestamp lower = std::max(q.since.value_or(timestamp{}), visible);
+        lower > timestamp{}) {
+      params.push_back(text(format_rfc3339(lower)));
+      status_condition +=
+          " AND event_created_at >= $" + std::to_string(params.size()) + "::timestamptz";
     }
     parts.push_back("(SELECT " + kHistoryColumns + " FROM delivery_history WHERE " + where +
                     status_condition + " ORDER BY id DESC LIMIT $2)");
@@ -996,7 +1030,7 @@ result<void> pg_delivery_store::ensure_partitions() {
     }
     auto made = conn_.exec(
         "SELECT hookd_day_partition(p, d::date) FROM unnest(ARRAY['events', 'attempts',"
-        " 'delivery_history']) AS p, generate_series((" +
+        " 'delivery_history', 'idempotency_keys']) AS p, generate_series((" +
             ts(1) + " AT TIME ZONE 'UTC')::date, (" + ts(2) +
             " AT TIME ZONE 'UTC')::date, interval '1 day') AS d",
         {text(millis_text(today)), text(millis_text(last))});
@@ -1010,6 +1044,9 @@ result<retention_result> pg_delivery_store::drop_expired(std::chrono::millisecon
   // The first day kept: every day that ended at or before now - retention goes.
   const timestamp keep = day_start(now - retention);
   const timestamp today = day_start(now);
+  // The first day of idempotency keys kept: a day that ended at or before now - TTL holds only
+  // expired keys.
+  const timestamp keys_keep = day_start(now - options_.idempotency_ttl);
   if (auto made = ensure_partitions(); !made) return made.error();
   retention_result out;
   auto done = in_transaction(conn_, [&]() -> result<void> {
@@ -1046,13 +1083,21 @@ result<retention_result> pg_delivery_store::drop_expired(std::chrono::millisecon
         {text(millis_text(keep)), text(millis_text(today))});
     if (!pinned) return pinned.error();
     out.pinned_events = static_cast<std::uint64_t>(integer(*pinned, 0, 0));
+    // The day partitions of the three tables whose day ended at or before now - retention, and
+    // those of idempotency_keys whose day ended at or before now - TTL (every key in them
+    // expired). In name order: idempotency_keys' last, after events, the order in which an
+    // ingest locks them (events when its statement is planned, the keys' partitions in
+    // hookd_claim_keys), so that a pass and an ingest do not deadlock.
     auto old = conn_.exec(
         "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-        " WHERE i.inhparent IN ('events'::regclass, 'attempts'::regclass,"
-        " 'delivery_history'::regclass) AND c.relname ~ '_[0-9]{8}$'"
+        " WHERE c.relname ~ '_[0-9]{8}$' AND ((i.inhparent IN ('events'::regclass,"
+        " 'attempts'::regclass, 'delivery_history'::regclass)"
         " AND to_date(right(c.relname, 8), 'YYYYMMDD') < (" +
-            ts(1) + " AT TIME ZONE 'UTC')::date ORDER BY c.relname",
-        {text(millis_text(keep))});
+            ts(1) +
+            " AT TIME ZONE 'UTC')::date) OR (i.inhparent = 'idempotency_keys'::regclass"
+            " AND to_date(right(c.relname, 8), 'YYYYMMDD') < (" +
+            ts(2) + " AT TIME ZONE 'UTC')::date)) ORDER BY c.relname",
+        {text(millis_text(keep)), text(millis_text(keys_keep))});
     if (!old) return old.error();
     for (int row = 0; row < old->size(); ++row) {
       const std::string name(old->text(row, 0));
@@ -1062,10 +1107,6 @@ result<retention_result> pg_delivery_store::drop_expired(std::chrono::millisecon
       }
       out.dropped.push_back(name);
     }
-    auto keys = conn_.exec("DELETE FROM idempotency_keys WHERE created_at < " + ts(1),
-                           {text(millis_text(now - options_.idempotency_ttl))});
-    if (!keys) return keys.error();
-    out.expired_keys = keys->affected();
     return {};
   });
   if (!done) return done.error();
@@ -1078,7 +1119,9 @@ result<history_size> pg_delivery_store::measure_history() {
   auto r = conn_.exec(
       "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint,"
       " coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint,"
-      " min(right(c.relname, 8)) FILTER (WHERE pg_relation_size(c.oid) > 0)"
+      " min(right(c.relname, 8)) FILTER (WHERE pg_relation_size(c.oid) > 0),"
+      " coalesce(sum(greatest(c.reltuples, 0)) FILTER (WHERE i.inhparent ="
+      " 'delivery_history'::regclass), 0)::bigint"
       " FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
       " WHERE i.inhparent IN ('events'::regclass, 'attempts'::regclass,"
       " 'delivery_history'::regclass) AND c.relname ~ '_[0-9]{8}$'");
@@ -1086,6 +1129,7 @@ result<history_size> pg_delivery_store::measure_history() {
   history_size out;
   out.bytes = static_cast<std::uint64_t>(integer(*r, 0, 0));
   out.rows = static_cast<std::uint64_t>(integer(*r, 0, 1));
+  out.deliveries = static_cast<std::uint64_t>(integer(*r, 0, 3));
   if (!r->is_null(0, 2)) {
     const std::string day(r->text(0, 2));  // YYYYMMDD
     const std::chrono::year_month_day ymd{

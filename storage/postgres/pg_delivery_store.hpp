@@ -131,9 +131,9 @@ enum class record_outcome : std::uint8_t {
 
 // What drop_expired did.
 struct retention_result {
-  std::vector<std::string> dropped;  // partitions dropped, e.g. events_20261101
-  std::uint64_t pinned_events = 0;   // events of still-pending deliveries moved to today
-  std::uint64_t expired_keys = 0;    // idempotency keys past their TTL deleted
+  // partitions dropped, e.g. events_20261101, idempotency_keys_20261205 (keys past their TTL)
+  std::vector<std::string> dropped;
+  std::uint64_t pinned_events = 0;  // events of still-pending deliveries moved to today
 };
 
 // The history's size (history_size()), read from the catalog's statistics, not by counting.
@@ -143,6 +143,8 @@ struct history_size {
   std::uint64_t bytes = 0;
   // Their rows as pg_class.reltuples estimates them (as of the last VACUUM or ANALYZE).
   std::uint64_t rows = 0;
+  // The finished deliveries: the rows of delivery_history's day partitions, estimated likewise.
+  std::uint64_t deliveries = 0;
   // The start of the oldest day partition that holds rows; nullopt when none does.
   std::optional<timestamp> oldest_day;
 };
@@ -205,9 +207,12 @@ class pg_delivery_store {
   // schedule (schedule_start = attempts), held by nobody, in one statement: finished ones move
   // from delivery_history back to the queue, pending ones are made due now (a node holding one
   // keeps its lease). Returns the ids it changed; the others are not deliveries of that webhook
-  // and project (or are gone with their day's partition).
+  // and project (or are gone with their day's partition). `since`: the deliveries were created
+  // at or after it (recover's window), so that only the day partitions from then on are read;
+  // without it one id is looked for where its id points first, like find_delivery.
   result<std::vector<object_id>> redeliver(const object_id& project, const object_id& webhook,
-                                           const std::vector<object_id>& ids);
+                                           const std::vector<object_id>& ids,
+                                           std::optional<timestamp> since = std::nullopt);
   // Up to `n` failed deliveries of `webhook` in `project` created in [since, until), oldest
   // first, after `after` (a cursor: the last id of the previous batch).
   result<std::vector<object_id>> failed_between(const object_id& project, const object_id& webhook,
@@ -240,12 +245,13 @@ class pg_delivery_store {
 
   // ---- partitions and retention
 
-  // The day partitions of events, attempts and delivery_history from today to
+  // The day partitions of events, attempts, delivery_history and idempotency_keys from today to
   // partition_days_ahead days after, unless they exist. Call at start and daily.
   result<void> ensure_partitions();
   // Drops every day partition that ended before now - retention (whole tables, no row deletes);
   // events still needed by pending deliveries are first moved, with their deliveries and
-  // attempts, to today's partitions. Also deletes idempotency keys past their TTL.
+  // attempts, to today's partitions. Also drops the day partitions of idempotency_keys that
+  // ended before now - the TTL (every key in them expired).
   result<retention_result> drop_expired(std::chrono::milliseconds retention);
   // Cheap (the catalog's figures and file sizes, no scan of a table); for /metrics.
   result<history_size> measure_history();
@@ -270,6 +276,10 @@ class pg_delivery_store {
                                                           timestamp to, bool& whole);
   result<std::optional<event_detail>> find_event_in(const object_id& project, const object_id& id,
                                                     timestamp from, timestamp to);
+  // redeliver() over the history rows whose partition time is in [from, to).
+  result<std::vector<object_id>> redeliver_in(const object_id& project, const object_id& webhook,
+                                              const std::vector<object_id>& ids, timestamp from,
+                                              timestamp to);
 
   connection conn_;
   delivery_store_options options_;

@@ -24,6 +24,7 @@
 #include <chrono>
 #include <cstdio>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 #include <utility>
@@ -350,7 +351,20 @@ result<void> service::parts::resync() {
 // before the token is created, so a crash in between leaves no admin nobody can reach: the next
 // start generates again and overwrites the file.
 std::optional<service_failure> service::parts::bootstrap_admin() {
-  if (cat->has_admin_token()) {
+  // On PostgreSQL, nodes starting together on an empty database each loaded a catalog without an
+  // admin token: one node at a time decides, from what the database holds (docs/cluster.md,
+  // "Running a node on PostgreSQL"). The lock is held until this node's token is committed.
+  std::optional<pg::admin_bootstrap_lock> cluster_lock;
+  bool exists = cat->has_admin_token();
+  if (!exists && shared_catalog != nullptr) {
+    auto locked = pg::admin_bootstrap_lock::acquire(options.settings.storage);
+    if (!locked) return start_failure("cannot check the admin token: " + locked.error().detail);
+    cluster_lock.emplace(std::move(*locked));
+    auto found = cluster_lock->admin_token_exists();
+    if (!found) return start_failure("cannot check the admin token: " + found.error().detail);
+    exists = *found;
+  }
+  if (exists) {
     boost::json::object line{{"event", "admin_token"}, {"source", "existing"}};
     line["file"] = std::filesystem::exists(token_file) ? boost::json::value(token_file.string())
                                                        : boost::json::value(nullptr);

@@ -13,7 +13,9 @@
 
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -166,6 +168,80 @@ TEST_F(HookdClusterTest, WritesOnOneNodeAreReadOnTheOthersAndANewNodeLoadsThem) 
   auto tokens = call(four, bhttp::verb::get, "/api/v1/tokens");
   ASSERT_EQ(tokens.status, 200u) << tokens.body;
   EXPECT_EQ(shared_pg_cluster()->query_value(database(), "SELECT count(*) FROM tokens"), "1");
+}
+
+// Nodes started together on an empty database each load a catalog without an admin token; the
+// first to take the bootstrap lock creates it, the others find it in the database ("existing").
+// With HOOKD_ADMIN_TOKEN every node then accepts it; without, one node generates a token (its
+// data dir's admin-token) and no other node makes a second one.
+TEST_F(HookdClusterTest, NodesStartingTogetherOnAnEmptyDatabaseMakeOneAdminToken) {
+  const auto start_together = [&](const std::string& uri, const std::string& name,
+                                  const std::vector<std::string>& env) {
+    std::vector<std::unique_ptr<hookd_process>> started(3);
+    std::vector<std::string> failures(3);
+    std::vector<std::thread> threads;
+    for (std::size_t i = 0; i < started.size(); ++i) {
+      threads.emplace_back([&, i] {
+        const fs::path at = dir_ / (name + std::to_string(i + 1));
+        try {
+          started[i] = std::make_unique<hookd_process>(
+              at, at, std::vector<std::string>{"--storage", uri}, env);
+        } catch (const std::exception& e) {
+          failures[i] = e.what();
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    for (const std::string& f : failures) EXPECT_EQ(f, "") << "every node starts";
+    return started;
+  };
+  const auto sources = [](std::vector<std::unique_ptr<hookd_process>>& nodes) {
+    std::multiset<std::string> out;
+    for (auto& n : nodes) {
+      if (!n) continue;
+      auto line = n->child().wait_for_json(
+          [](const json::object& o) {
+            const auto* e = o.if_contains("event");
+            return e && e->is_string() && e->as_string() == "admin_token";
+          },
+          true, 5s);
+      out.insert(line ? std::string(line->at("source").as_string()) : "none");
+    }
+    return out;
+  };
+  const std::string master = "HOOKD_MASTER_KEY=" + std::string(kMasterKey);
+
+  auto given = start_together(uri_, "given", {master, "HOOKD_ADMIN_TOKEN=" + std::string(kAdmin)});
+  EXPECT_EQ(shared_pg_cluster()->query_value(database(), "SELECT count(*) FROM tokens"), "1");
+  EXPECT_EQ(sources(given),
+            (std::multiset<std::string>{"HOOKD_ADMIN_TOKEN", "existing", "existing"}));
+  for (auto& n : given) {
+    if (!n) continue;
+    EXPECT_TRUE(time_until([&] {
+      return call(*n, bhttp::verb::get, "/api/v1/tokens").status == 200;
+    })) << "every node accepts the admin token";
+  }
+
+  const std::string generated_db = shared_pg_cluster()->create_database();
+  auto generated = start_together(shared_pg_cluster()->uri(generated_db), "generated", {master});
+  EXPECT_EQ(shared_pg_cluster()->query_value(generated_db, "SELECT count(*) FROM tokens"), "1");
+  EXPECT_EQ(sources(generated), (std::multiset<std::string>{"generated", "existing", "existing"}));
+  std::string token;
+  int files = 0;
+  for (int i = 1; i <= 3; ++i) {
+    const fs::path file = dir_ / ("generated" + std::to_string(i)) / "admin-token";
+    if (!fs::exists(file)) continue;
+    ++files;
+    std::ifstream in(file);
+    std::getline(in, token);
+  }
+  EXPECT_EQ(files, 1) << "one node wrote the generated token";
+  for (auto& n : generated) {
+    if (!n || token.empty()) continue;
+    EXPECT_TRUE(time_until([&] {
+      return call(*n, bhttp::verb::get, "/api/v1/tokens", std::nullopt, token).status == 200;
+    })) << "every node accepts the generated token";
+  }
 }
 
 TEST_F(HookdClusterTest, ATokenRevokedOnOneNodeIsRefusedByTheOthers) {

@@ -177,6 +177,15 @@ TEST_F(pg_delivery_log_test, the_history_figures_are_the_day_partitions_as_of_th
   ASSERT_TRUE(h.oldest_age);
   EXPECT_GE(*h.oldest_age, std::chrono::milliseconds::zero());
   EXPECT_LT(*h.oldest_age, std::chrono::hours(24)) << "today's partition is the oldest with rows";
+  EXPECT_EQ(b->counts().history_deliveries, 0u) << "nothing finished yet";
+
+  // hookd_history_deliveries: the finished deliveries as the statistics estimate them, as of
+  // the last pass (a node's load runs one).
+  ASSERT_EQ(attempt_due(*a, 200).size(), 1u);
+  shared_pg_cluster()->execute(database_, "ANALYZE delivery_history");
+  EXPECT_EQ(a->counts().history_deliveries, 0u) << "shown as of the last pass";
+  auto c = node("c");
+  EXPECT_EQ(c->counts().history_deliveries, 1u);
 }
 
 TEST_F(pg_delivery_log_test, an_idempotency_key_replays_its_first_answer_and_refuses_another_body) {

@@ -267,6 +267,58 @@ TEST_F(pg_delivery_store_figures, group_size_sweep_statements_per_event_and_thro
   std::printf("server ms per statement, plan/exec, by group size:\n%s", server_times.c_str());
 }
 
+// Ingest with an idempotency key per event against without (docs/cluster.md, "Ingest"): the
+// statements per event (pg_stat_statements counts the top-level ones: the key's lookup and
+// insert run inside hookd_claim_keys) and the server's time per statement. 1000 events per
+// group size, one delivery each; then the same keys again (all replays).
+TEST_F(pg_delivery_store_figures, ingest_with_idempotency_keys_statements_and_server_time) {
+  const bool counting = shared_pg_cluster()->has_stat_statements();
+  if (!counting) GTEST_SKIP() << "pg_stat_statements not installed";
+  shared_pg_cluster()->execute(database_, "CREATE EXTENSION pg_stat_statements");
+  auto a = node("a");
+  ASSERT_TRUE(a->native().exec("SET pg_stat_statements.track_planning = on"));
+  constexpr std::size_t kEvents = 1000;
+  const object_id token = ids_.next();
+  std::printf("%6s %8s %12s %12s %16s\n", "group", "keys", "events/s", "stmts/event",
+              "server ms/stmt");
+  for (std::size_t group_size : {1u, 10u, 100u}) {
+    std::vector<ingest_item> keyed;  // the "new" round's, ingested again as replays
+    for (const char* keys : {"none", "new", "replay"}) {
+      // New events each round (a request retried gets new ids); "replay" repeats the keys and
+      // fingerprints of "new".
+      std::vector<ingest_item> all = events(kEvents);
+      if (std::string(keys) == "replay") {
+        for (std::size_t i = 0; i < all.size(); ++i) all[i].key = keyed[i].key;
+      } else if (std::string(keys) == "new") {
+        for (std::size_t i = 0; i < all.size(); ++i) {
+          all[i].key = ingest_item::idempotency{
+              token, "k-" + std::to_string(group_size) + "-" + std::to_string(i),
+              sha256(all[i].record.id.to_string())};
+        }
+        keyed = all;
+      }
+      reset_statements();
+      const auto start = steady::now();
+      for (std::size_t i = 0; i < kEvents; i += group_size) {
+        std::vector<ingest_item> group(all.begin() + static_cast<long>(i),
+                                       all.begin() + static_cast<long>(i + group_size));
+        auto r = a->ingest(group);
+        ASSERT_TRUE(r) << r.error().detail;
+        for (const ingest_answer& answer : *r) {
+          ASSERT_EQ(answer.outcome, std::string(keys) == "replay" ? ingest_outcome::replay
+                                                                  : ingest_outcome::created);
+        }
+      }
+      const double seconds = std::chrono::duration<double>(steady::now() - start).count();
+      const double per_event = static_cast<double>(statements()) / kEvents;
+      std::printf("%6zu %8s %12.0f %12.3f %16s\n", group_size, keys, kEvents / seconds, per_event,
+                  server_ms().c_str());
+      EXPECT_NEAR(per_event, 1.0 / static_cast<double>(group_size), 0.01)
+          << "one ingest statement per group, keys or not";
+    }
+  }
+}
+
 TEST_F(pg_delivery_store_figures, recording_one_statement_per_batch_against_pipelined_statements) {
   const bool counting = shared_pg_cluster()->has_stat_statements();
   if (counting) shared_pg_cluster()->execute(database_, "CREATE EXTENSION pg_stat_statements");

@@ -42,13 +42,20 @@ class pg_delivery_store_test : public ::testing::Test {
   std::unique_ptr<pg_delivery_store> node(const std::string& name,
                                           std::chrono::milliseconds lease = 30s,
                                           std::chrono::milliseconds retention = 0ms) {
+    return node_on(name, now_, lease, retention);
+  }
+  // A store as node `node`, on a clock of its own (unix ms).
+  std::unique_ptr<pg_delivery_store> node_on(const std::string& name,
+                                             std::atomic<std::int64_t>& clock,
+                                             std::chrono::milliseconds lease = 30s,
+                                             std::chrono::milliseconds retention = 0ms) {
     delivery_store_options o;
     o.uri = uri_;
     o.node = name;
     o.lease = lease;
     o.retention = retention;
-    o.clock = [this] {
-      return at(now_.load());
+    o.clock = [&clock] {
+      return at(clock.load());
     };
     auto s = pg_delivery_store::open(std::move(o));
     if (!s) throw std::runtime_error(s.error().detail);
@@ -275,7 +282,142 @@ TEST_F(pg_delivery_store_test, an_expired_key_is_taken_over_by_the_next_request)
   auto r = a->ingest({later});
   ASSERT_TRUE(r) << r.error().detail;
   EXPECT_EQ(r->front().outcome, ingest_outcome::created);
-  EXPECT_EQ(value("SELECT event_id FROM idempotency_keys"), later.record.id.to_string());
+  // The expired row stays in its day's partition until that day is dropped; the new one answers.
+  EXPECT_EQ(value("SELECT event_id FROM idempotency_keys ORDER BY created_at DESC LIMIT 1"),
+            later.record.id.to_string());
+  auto again = a->ingest({keyed("k", "another body", token)});
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->front().outcome, ingest_outcome::replay);
+  EXPECT_EQ(again->front().event, later.record.id);
+}
+
+// Keys live in day partitions; a key used just before midnight is in the old day's partition, a
+// request just after it writes to the new day's. The key must still answer across the boundary,
+// also when both requests run at once on two nodes (the second waits on the first's key lock,
+// then sees its row).
+TEST_F(pg_delivery_store_test, a_key_answers_across_the_midnight_between_two_day_partitions) {
+  const std::int64_t midnight = kNoon + kDayMs / 2;  // 2026-12-07 00:00:00 UTC
+  std::atomic<std::int64_t> before{midnight - 100};
+  std::atomic<std::int64_t> after{midnight + 100};
+  now_ = midnight - 100;
+  auto a = node_on("a", before);
+  auto b = node_on("b", after);
+  const object_id token = ids_.next();
+
+  // One after the other: the replay names the first event.
+  ingest_item first = keyed("boundary", "body", token);
+  ASSERT_TRUE(a->ingest({first}));
+  auto replayed = b->ingest({keyed("boundary", "body", token)});
+  ASSERT_TRUE(replayed) << replayed.error().detail;
+  EXPECT_EQ(replayed->front().outcome, ingest_outcome::replay);
+  EXPECT_EQ(replayed->front().event, first.record.id);
+  auto conflict = b->ingest({keyed("boundary", "other body", token)});
+  ASSERT_TRUE(conflict);
+  EXPECT_EQ(conflict->front().outcome, ingest_outcome::conflict);
+  EXPECT_EQ(value("SELECT string_agg(c.relname, ',') FROM idempotency_keys k"
+                  " JOIN pg_class c ON c.oid = k.tableoid"),
+            "idempotency_keys_20261206");
+
+  // At once: a's key uncommitted in 2026-12-06's partition, b's request at 00:00:00.100 waits
+  // for it and replays it when a commits, or creates when a rolls back.
+  for (const char* ending : {"COMMIT", "ROLLBACK"}) {
+    const std::string key = std::string("held-") + ending;
+    ingest_item from_a = keyed(key, "body", token);
+    ingest_item from_b = keyed(key, "body", token);
+    ASSERT_TRUE(a->native().exec("BEGIN"));
+    auto held = a->ingest({from_a});
+    ASSERT_TRUE(held) << held.error().detail;
+    std::atomic<bool> returned{false};
+    result<std::vector<ingest_answer>> second = problem{};
+    std::thread waiting([&] {
+      second = b->ingest({from_b});
+      returned = true;
+    });
+    std::this_thread::sleep_for(300ms);
+    EXPECT_FALSE(returned.load()) << "b waits on a's uncommitted key in the day before";
+    ASSERT_TRUE(a->native().exec(ending));
+    waiting.join();
+    ASSERT_TRUE(second) << second.error().detail;
+    const bool committed = std::string(ending) == "COMMIT";
+    EXPECT_EQ(second->front().outcome,
+              committed ? ingest_outcome::replay : ingest_outcome::created);
+    EXPECT_EQ(second->front().event, committed ? from_a.record.id : from_b.record.id);
+  }
+  // And racing freely, twenty keys: one event each, both answers name it.
+  for (int round = 0; round < 20; ++round) {
+    const std::string key = "race-" + std::to_string(round);
+    ingest_item from_a = keyed(key, "body", token);
+    ingest_item from_b = keyed(key, "body", token);
+    result<std::vector<ingest_answer>> ra = problem{};
+    result<std::vector<ingest_answer>> rb = problem{};
+    std::atomic<int> ready{0};
+    std::thread ta([&] {
+      ++ready;
+      while (ready.load() < 2) {
+      }
+      ra = a->ingest({from_a});
+    });
+    std::thread tb([&] {
+      ++ready;
+      while (ready.load() < 2) {
+      }
+      rb = b->ingest({from_b});
+    });
+    ta.join();
+    tb.join();
+    ASSERT_TRUE(ra) << ra.error().detail;
+    ASSERT_TRUE(rb) << rb.error().detail;
+    EXPECT_EQ(ra->front().event, rb->front().event) << key;
+    EXPECT_EQ((ra->front().outcome == ingest_outcome::created) +
+                  (rb->front().outcome == ingest_outcome::created),
+              1)
+        << key;
+  }
+  // first, held-COMMIT, held-ROLLBACK (b's), and one per race.
+  EXPECT_EQ(value("SELECT count(*) FROM events"), "23");
+  EXPECT_EQ(value("SELECT count(*) FROM idempotency_keys"), "23");
+}
+
+// Expiry drops a whole day partition of idempotency_keys once every key in it is past the TTL;
+// an expired key is then new again, a live one in a younger partition still answers.
+TEST_F(pg_delivery_store_test, expired_keys_go_with_their_day_partition) {
+  auto a = node("a");
+  const object_id token = ids_.next();
+  ingest_item old = keyed("old", "body", token);
+  ASSERT_TRUE(a->ingest({old}));        // 2026-12-06 12:00
+  now_ = kNoon + kDayMs / 2 + 3600000;  // 2026-12-07 01:00
+  ingest_item young = keyed("young", "body", token);
+  ASSERT_TRUE(a->ingest({young}));
+  EXPECT_EQ(value("SELECT string_agg(c.relname, ',' ORDER BY c.relname) FROM idempotency_keys k"
+                  " JOIN pg_class c ON c.oid = k.tableoid"),
+            "idempotency_keys_20261206,idempotency_keys_20261207");
+
+  // 2026-12-07 12:00: "old" expired at 12:00 but its day ended only 12 h ago; nothing goes.
+  now_ = kNoon + kDayMs;
+  auto kept = a->drop_expired(std::chrono::milliseconds(30 * kDayMs));
+  ASSERT_TRUE(kept) << kept.error().detail;
+  EXPECT_TRUE(kept->dropped.empty());
+  EXPECT_EQ(value("SELECT to_regclass('idempotency_keys_20261206') IS NOT NULL"), "t");
+
+  // 2026-12-08 00:30: every key of 2026-12-06 is past the 24 h TTL: the partition goes whole.
+  now_ = kNoon + kDayMs + kDayMs / 2 + 1800000;
+  auto swept = a->drop_expired(std::chrono::milliseconds(30 * kDayMs));
+  ASSERT_TRUE(swept) << swept.error().detail;
+  EXPECT_EQ(swept->dropped, std::vector<std::string>{"idempotency_keys_20261206"});
+  EXPECT_EQ(value("SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                  " WHERE i.inhparent = 'idempotency_keys'::regclass"
+                  " AND c.relname = 'idempotency_keys_20261206'"),
+            "0");
+  EXPECT_EQ(value("SELECT to_regclass('idempotency_keys_20261206') IS NULL"), "t");
+  EXPECT_EQ(value("SELECT count(*) FROM idempotency_keys"), "1");
+
+  auto fresh = a->ingest({keyed("old", "another body", token)});
+  ASSERT_TRUE(fresh) << fresh.error().detail;
+  EXPECT_EQ(fresh->front().outcome, ingest_outcome::created);
+  auto live = a->ingest({keyed("young", "body", token)});
+  ASSERT_TRUE(live);
+  EXPECT_EQ(live->front().outcome, ingest_outcome::replay);
+  EXPECT_EQ(live->front().event, young.record.id);
 }
 
 TEST_F(pg_delivery_store_test, two_nodes_claiming_1000_due_deliveries_take_each_exactly_once) {
@@ -835,6 +977,107 @@ TEST_F(pg_delivery_store_test, a_lookup_by_id_reads_one_day_partition_of_each_ta
   EXPECT_EQ((*e)->deliveries[0].status, delivery_status::succeeded);
 }
 
+// Reads with a time window or an id lock (and plan) only the day partitions of delivery_history
+// the window reaches: a list with `since`, recovery's failed_between and its redeliver (today's
+// and the two days made ahead, empty: a window has no end in partition time), a redeliver by id
+// (one). Counted from pg_locks inside a transaction on the store's connection: the locks a
+// statement keeps until the end of its transaction.
+TEST_F(pg_delivery_store_test, windowed_reads_and_redelivery_lock_only_the_days_they_reach) {
+  auto a = node("a");
+  value(
+      "SELECT count(*) FROM (SELECT hookd_day_partition(p, d::date) FROM unnest(ARRAY['events',"
+      " 'attempts', 'delivery_history']) AS p, generate_series(date '2026-11-06',"
+      " date '2026-12-05', interval '1 day') AS d) made");
+  ASSERT_EQ(
+      value("SELECT count(*) FROM pg_inherits WHERE inhparent = 'delivery_history'::regclass"),
+      "33");
+  std::vector<ingest_item> group;
+  for (int i = 0; i < 3; ++i) {
+    ingest_item it = item({webhook_});
+    const std::uint32_t second = unix_seconds(at(now_.load()));
+    it.record.id = ids_.next(second);
+    it.record.deliveries[0].delivery = ids_.next(second);
+    group.push_back(std::move(it));
+  }
+  ASSERT_TRUE(a->ingest(group));
+  std::vector<object_id> failed;
+  for (const ingest_item& it : group) {
+    auto d = a->find_delivery(project_, it.record.deliveries[0].delivery);
+    ASSERT_TRUE(d && *d);
+    attempt_record r = succeeded_attempt(*(*d)->record, at(now_.load()));
+    r.value.status_code = 500;
+    r.after.status = delivery_status::failed;
+    ASSERT_EQ(a->record_attempts({r})->front(), record_outcome::recorded);
+    failed.push_back(it.record.deliveries[0].delivery);
+  }
+
+  const std::string pid = [&] {
+    auto r = a->native().exec("SELECT pg_backend_pid()");
+    return r ? std::string(r->text(0, 0)) : std::string();
+  }();
+  ASSERT_FALSE(pid.empty());
+  // The day partitions of delivery_history `run` locked, in a transaction rolled back after.
+  const auto locked_days = [&](auto run) {
+    EXPECT_TRUE(a->native().exec("BEGIN"));
+    run();
+    const std::string n = value(
+        "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+        " WHERE l.pid = " +
+        pid + " AND c.relname ~ '^delivery_history_[0-9]{8}$'");
+    EXPECT_TRUE(a->native().exec("ROLLBACK"));
+    return std::stoi(n);
+  };
+  const timestamp hour_ago = at(kNoon - 3600000);
+  constexpr int kWindowDays = 3;  // 2026-12-06, and 12-07 and 12-08 made ahead
+
+  delivery_query all;
+  all.project = project_;
+  EXPECT_EQ(locked_days([&] {
+              auto page = a->list_deliveries(all);
+              ASSERT_TRUE(page) << page.error().detail;
+              EXPECT_EQ(page->items.size(), 3u);
+            }),
+            33)
+      << "newest first with no window: every day (a cursor bounds nothing, see docs)";
+  delivery_query recent = all;
+  recent.since = hour_ago;
+  recent.statuses.add(delivery_status::failed);
+  EXPECT_EQ(locked_days([&] {
+              auto page = a->list_deliveries(recent);
+              ASSERT_TRUE(page) << page.error().detail;
+              EXPECT_EQ(page->items.size(), 3u);
+            }),
+            kWindowDays);
+  EXPECT_EQ(locked_days([&] {
+              auto batch = a->failed_between(project_, webhook_, hour_ago, at(kNoon + 3600000), 10,
+                                             std::nullopt);
+              ASSERT_TRUE(batch) << batch.error().detail;
+              EXPECT_EQ(batch->size(), 3u);
+            }),
+            kWindowDays);
+  EXPECT_EQ(locked_days([&] {
+              auto changed = a->redeliver(project_, webhook_, failed, hour_ago);
+              ASSERT_TRUE(changed) << changed.error().detail;
+              EXPECT_EQ(changed->size(), 3u);
+            }),
+            kWindowDays);
+  EXPECT_EQ(locked_days([&] {
+              auto changed = a->redeliver(project_, webhook_, {failed[0]});
+              ASSERT_TRUE(changed) << changed.error().detail;
+              EXPECT_EQ(changed->size(), 1u);
+            }),
+            1);
+  // Committed this time: the delivery is back in the queue, and a redeliver of it again (now
+  // pending: found in the queue, not in the history) still answers.
+  auto back = a->redeliver(project_, webhook_, {failed[1]});
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->size(), 1u);
+  EXPECT_EQ(value("SELECT count(*) FROM deliveries"), "1");
+  auto again = a->redeliver(project_, webhook_, {failed[1]});
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->size(), 1u);
+}
+
 // The partition is the day the ingest COMMITTED, not the day of the id's second: an event made at
 // 23:59:59.9 and committed at 00:00:00.3 lives in the next day's partitions. The first look must
 // find it there (a window keyed on the id's day alone would not).
@@ -893,6 +1136,19 @@ TEST_F(pg_delivery_store_test, the_history_is_measured_from_its_day_partitions) 
   now_ = kNoon;
   ASSERT_TRUE(a->ingest({item({webhook_})}));
   shared_pg_cluster()->execute(database_, "ANALYZE events");
+  auto before_analyze = a->measure_history();
+  ASSERT_TRUE(before_analyze);
+  EXPECT_EQ(before_analyze->deliveries, 0u);
+
+  // Three of the deliveries finish: delivery_history holds them once ANALYZE has counted.
+  for (int i = 0; i < 3; ++i) {
+    auto d = a->find_delivery(project_,
+                              group[static_cast<std::size_t>(i)].record.deliveries[0].delivery);
+    ASSERT_TRUE(d && *d);
+    ASSERT_EQ(a->record_attempts({succeeded_attempt(*(*d)->record, at(now_.load()))})->front(),
+              record_outcome::recorded);
+  }
+  shared_pg_cluster()->execute(database_, "ANALYZE delivery_history");
 
   auto measured = a->measure_history();
   ASSERT_TRUE(measured) << measured.error().detail;
@@ -902,7 +1158,8 @@ TEST_F(pg_delivery_store_test, the_history_is_measured_from_its_day_partitions) 
             " ON c.oid = i.inhrelid WHERE i.inhparent IN ('events'::regclass,"
             " 'attempts'::regclass, 'delivery_history'::regclass)"));
   EXPECT_EQ(measured->bytes, static_cast<std::uint64_t>(partitions_bytes));
-  EXPECT_EQ(measured->rows, 51u) << "ANALYZE counted the 51 events";
+  EXPECT_EQ(measured->rows, 54u) << "ANALYZE counted the 51 events and 3 finished deliveries";
+  EXPECT_EQ(measured->deliveries, 3u) << "the finished deliveries alone";
   ASSERT_TRUE(measured->oldest_day);
   EXPECT_EQ(*measured->oldest_day, at(kNoon - kDayMs - kDayMs / 2)) << "2026-12-05 00:00 UTC";
 }
@@ -1058,6 +1315,36 @@ TEST_F(pg_delivery_store_test, cancel_erase_and_delete_are_set_based_and_complet
   EXPECT_EQ(*last, 1u);
   EXPECT_EQ(value("SELECT count(*) FROM events"), "0");
   EXPECT_EQ(value("SELECT count(*) FROM deliveries"), "0");
+}
+
+// Migration 4 moves the keys of version 3's table into day partitions of their own; they still
+// answer (a live key replays, an expired one is new again).
+TEST_F(pg_delivery_store_test, migration_4_moves_version_3_keys_into_day_partitions) {
+  const object_id token = ids_.next();
+  ingest_item first = keyed("live", "body", token);
+  {
+    auto c = connection::open(uri_);
+    ASSERT_TRUE(c);
+    ASSERT_TRUE(migrate(*c, embedded_migrations().first(3)));
+    const auto row = [&](const std::string& key, const std::string& event, const char* created) {
+      return "INSERT INTO idempotency_keys VALUES ('" + token.to_string() + "', '" + key +
+             "', sha256('body'), '" + event + "', 'order.created', now(), 1, '" + created + "');";
+    };
+    ASSERT_TRUE(c->exec_script(row("live", first.record.id.to_string(), "2026-12-06 11:00:00+00") +
+                               row("old", ids_.next().to_string(), "2026-12-04 11:00:00+00")));
+  }
+  auto a = node("a");  // applies migration 4
+  EXPECT_EQ(value("SELECT string_agg(key || ':' || tableoid::regclass::text, ',' ORDER BY key)"
+                  " FROM idempotency_keys"),
+            "live:idempotency_keys_20261206,old:idempotency_keys_20261204");
+  EXPECT_EQ(value("SELECT to_regclass('idempotency_keys_v3') IS NULL"), "t");
+  auto live = a->ingest({keyed("live", "body", token)});
+  ASSERT_TRUE(live) << live.error().detail;
+  EXPECT_EQ(live->front().outcome, ingest_outcome::replay);
+  EXPECT_EQ(live->front().event, first.record.id);
+  auto old = a->ingest({keyed("old", "body", token)});
+  ASSERT_TRUE(old) << old.error().detail;
+  EXPECT_EQ(old->front().outcome, ingest_outcome::created);
 }
 
 TEST_F(pg_delivery_store_test, migration_2_moves_version_1_rows_out_of_the_default_partitions) {
