@@ -174,7 +174,8 @@ bench_webhook_body() {
 # off) pinned to server_cpu on a free 127.0.0.1 port, answering `location = LOCATION` with
 # `return 200` and the exact bytes of BODYFILE, plus an X-Request-Id of 32 hex digits like hookd's.
 # Sets nginx_pid and nginx_base (http://127.0.0.1:PORT). nginx_worker_connections (default 4096)
-# bounds its connections.
+# bounds its connections. With nginx_tls_cert and nginx_tls_key set (PEM files), it listens with
+# ssl on that certificate instead, and nginx_base is https://127.0.0.1:PORT.
 #
 # nginx refuses a configuration token longer than 4 KiB, so a body is cut into chunks of at most
 # 1800 bytes, each the value of a geo variable ($b_<location>_<n>, a plain string: no variables
@@ -212,6 +213,16 @@ nginx_start() {
   local ephemeral_low
   ephemeral_low=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
   ((ephemeral_low > 12000)) || ephemeral_low=32768
+  local listen_options="" tls_lines="" scheme=http
+  if [[ -n ${nginx_tls_cert:-} ]]; then
+    listen_options=" ssl"
+    # TLS 1.3 as hookd offers it (nginx 1.22 leaves it out by default).
+    tls_lines="    ssl_certificate $nginx_tls_cert;
+    ssl_certificate_key $nginx_tls_key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+"
+    scheme=https
+  fi
   nginx_pid=
   nginx_base=
   for attempt in $(seq 10); do
@@ -233,17 +244,18 @@ http {
   uwsgi_temp_path $dir/uwsgi;
   scgi_temp_path $dir/scgi;
   keepalive_requests 1000000;
+  keepalive_timeout 600s; # idle connections outlive a slow run of idle_probe (compare.sh idle)
 $geo
   server {
-    listen 127.0.0.1:$port;
-$locations  }
+    listen 127.0.0.1:$port$listen_options;
+$tls_lines$locations  }
 }
 EOF
     taskset -c "$server_cpu" nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" 2>>"$dir/stderr.log" &
     nginx_pid=$!
     for _ in $(seq 50); do
       port_in_use "$port" && {
-        nginx_base="http://127.0.0.1:$port"
+        nginx_base="$scheme://127.0.0.1:$port"
         break
       }
       kill -0 "$nginx_pid" 2>/dev/null || break
