@@ -55,6 +55,9 @@
 #            each (answered 200), leaves them idle for 1 s and reads the server's VmRSS; the same
 #            against nginx serving the same body. (after - before) * 1024 / N bytes each, and
 #            hookd/nginx. Every 100th connection then sends a second GET, which must be answered.
+#            Then the same over TLS: hookd restarted on the same data with an https listener,
+#            nginx with ssl, both on one self-signed P-256 certificate made for the run, and
+#            idle_probe --tls against each.
 #
 # Bounded: each phase has its own bound (it is stopped and marked failed past it) and the whole
 # run a total budget (the run stops with a message past it). Everything started is killed on exit
@@ -135,6 +138,7 @@ if is_selected lower; then
 fi
 if is_selected idle; then
   [[ -x $probe_bin ]] || die "no idle_probe at $probe_bin, needed by idle (ninja -C build/release idle_probe)"
+  bench_require openssl
   (($(ulimit -n) >= idle_connections + 256)) || ulimit -n $((idle_connections + 256)) 2>/dev/null ||
     die "idle needs $((idle_connections + 256)) file descriptors per process (ulimit -n is $(ulimit -n))"
 fi
@@ -737,21 +741,26 @@ phase_million() {
 }
 
 # ------------------------------------------------------------------ idle
-# idle_measure NAME PORT PATH PID: idle_probe against one server; its JSON in $tmp/idle-NAME.json.
+# idle_measure NAME PORT PATH PID [idle_probe options]: idle_probe against one server; its JSON
+# in $tmp/idle-NAME.json.
 idle_measure() {
   local name=$1 port=$2 path=$3 pid=$4
+  shift 4
   step_fits 120
   timeout --kill-after=10 120 taskset -c "$client_cpu" "$probe_bin" --port "$port" --path "$path" \
-    --pid "$pid" --connections "$idle_connections" --header "Authorization: Bearer $token" \
+    --pid "$pid" --connections "$idle_connections" --header "Authorization: Bearer $token" "$@" \
     >"$tmp/idle-$name.json" 2>"$tmp/idle-$name.err" || {
+    local rc=$?
     cat "$tmp/idle-$name.err" >&2
-    die "idle_probe against $name failed"
+    die "idle_probe against $name failed (exit $rc)"
   }
   log "idle: $name $(cat "$tmp/idle-$name.json")"
 }
 phase_idle() {
   step_fits 90
-  fresh_hookd idle --max-connections $((idle_connections + 64))
+  # Idle for up to 10 min, on both servers: opening 10 000 TLS connections can take longer than
+  # the default 75 s idle timeout on a slow build or a busy machine.
+  fresh_hookd idle --max-connections $((idle_connections + 64)) --idle-timeout 600s
   org=$(provision_org "Compare idle")
   project=$(provision_project "$org" "Compare idle" compare-idle)
   token=$(provision_token "$org" webhooks:read webhooks:write)
@@ -768,13 +777,39 @@ phase_idle() {
   stop_pid "$nginx_pid" 10
   untrack "$nginx_pid"
   stop_hookd
-  res_set .idle "$(jq -n --slurpfile h "$tmp/idle-hookd.json" --slurpfile n "$tmp/idle-nginx.json" \
+  res_set .idle "$(idle_figures hookd nginx)"
+  log "idle: $(res_get .idle.hookd_bytes_per_connection) B per idle connection for hookd, $(res_get .idle.nginx_bytes_per_connection) B for nginx: $(res_get .idle.ratio_hookd_nginx)x"
+
+  # The same over TLS: hookd on the same data (the webhook and token are there) with an https
+  # listener, nginx with ssl, one certificate.
+  local pki=$tmp/idle-tls
+  mkdir -p "$pki"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=127.0.0.1 \
+    -keyout "$pki/key.pem" -out "$pki/cert.pem" 2>"$pki/openssl.err" ||
+    { cat "$pki/openssl.err" >&2; die "openssl could not make the idle TLS certificate"; }
+  hookd_start "$hookd_bin" "$tmp/idle/hookd-tls.log" --data-dir "$tmp/idle/data" \
+    --listen 127.0.0.1:0 --threads 1 --max-connections $((idle_connections + 64)) --idle-timeout 600s \
+    --tls-cert "$pki/cert.pem" --tls-key "$pki/key.pem"
+  [[ $hookd_url == https://* ]] || die "hookd with --tls-cert listens on $hookd_url, not https"
+  log "hookd idle-tls at $hookd_url (pid $hookd_pid)"
+  nginx_tls_cert=$pki/cert.pem nginx_tls_key=$pki/key.pem \
+    nginx_worker_connections=$((2 * idle_connections + 64)) nginx_start "$tmp/nginx-idle-tls" /w "$tmp/idle-get.json"
+  idle_measure hookd-tls "${hookd_url##*:}" "$path" "$hookd_pid" --tls
+  idle_measure nginx-tls "${nginx_base##*:}" /w "$nginx_pid" --tls
+  stop_pid "$nginx_pid" 10
+  untrack "$nginx_pid"
+  stop_hookd
+  res_set .idle.tls "$(idle_figures hookd-tls nginx-tls)"
+  log "idle TLS: $(res_get .idle.tls.hookd_bytes_per_connection) B per idle connection for hookd, $(res_get .idle.tls.nginx_bytes_per_connection) B for nginx: $(res_get .idle.tls.ratio_hookd_nginx)x"
+}
+# idle_figures HOOKD NGINX: the JSON of two idle_measure runs side by side, with their ratio.
+idle_figures() {
+  jq -n --slurpfile h "$tmp/idle-$1.json" --slurpfile n "$tmp/idle-$2.json" \
     '{connections: $h[0].connections, hookd: $h[0], nginx: $n[0],
       hookd_bytes_per_connection: $h[0].bytes_per_connection,
       nginx_bytes_per_connection: $n[0].bytes_per_connection,
       ratio_hookd_nginx: (if $n[0].bytes_per_connection > 0
-        then ($h[0].bytes_per_connection / $n[0].bytes_per_connection * 100 | round / 100) else null end)}')"
-  log "idle: $(res_get .idle.hookd_bytes_per_connection) B per idle connection for hookd, $(res_get .idle.nginx_bytes_per_connection) B for nginx: $(res_get .idle.ratio_hookd_nginx)x"
+        then ($h[0].bytes_per_connection / $n[0].bytes_per_connection * 100 | round / 100) else null end)}'
 }
 
 # ================================================================== main
@@ -794,7 +829,7 @@ group_bound() {
     lower) echo $((180 + secs + 2 * load_secs + 3 * drain)) ;;
     ingest) echo $((120 + 2 * (load_secs + drain + 90))) ;;
     million) echo $((180 + webhook_count / 1000 + restart_bound)) ;;
-    idle) echo 420 ;;
+    idle) echo 720 ;;
   esac
 }
 group_phases() {
@@ -887,6 +922,7 @@ target latency_get_p999_us .latency.latency_us.p999 "<=" 5000
 target million_bytes_per_webhook .million.bytes_per_webhook "<=" 1024
 target million_restart_ms .million.restart_ms "<=" 3000
 target idle_bytes_ratio_hookd_nginx .idle.ratio_hookd_nginx "<=" 2
+target idle_tls_bytes_ratio_hookd_nginx .idle.tls.ratio_hookd_nginx "<=" 2
 
 jq --argjson nproc "$(nproc)" --arg cpu "$(cpu_model)" --arg kernel "$(uname -r)" \
   --argjson l0 "$load_start" --argjson l1 "$(load_1m)" --arg d0 "$date_start" \
@@ -926,6 +962,7 @@ jq --argjson nproc "$(nproc)" --arg cpu "$(cpu_model)" --arg kernel "$(uname -r)
     (if .million then row("\(.million.created) webhooks: bytes/webhook, after restart"; .million.bytes_per_webhook; .million.bytes_per_webhook_after_restart; null),
        row("restart to ready ms, catalog load ms"; .million.restart_ms; .million.startup_log.catalog_loaded_ms; null) else empty end),
     (if .idle then row("\(.idle.connections) idle keep-alive connections: RSS bytes each"; .idle.hookd_bytes_per_connection; .idle.nginx_bytes_per_connection; .idle.ratio_hookd_nginx) else empty end),
+    (if .idle.tls then row("\(.idle.tls.connections) idle TLS keep-alive connections: RSS bytes each"; .idle.tls.hookd_bytes_per_connection; .idle.tls.nginx_bytes_per_connection; .idle.tls.ratio_hookd_nginx) else empty end),
     "",
     row("target"; "value"; "target"; "pass"),
     (.targets[] | row(.name; .value; .target; (if .pass then "pass" else "MISS" end))),

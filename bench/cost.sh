@@ -78,14 +78,7 @@ HOOKD_ADMIN_TOKEN=$admin_token HOOKD_SHUTDOWN_DELAY=0s taskset -c "$server_cpu" 
   --threads 1 --allow-private-targets 2>"$tmp/hookd.log" &
 hookd_pid=$!
 bench_track "$hookd_pid"
-hookd_url=
-for _ in $(seq $((hookd_start_bound * 10))); do
-  hookd_url=$(sed -n 's/.*"event":"listening","address":"\(http:[^"]*\)".*/\1/p' "$tmp/hookd.log")
-  [[ -n $hookd_url ]] && break
-  kill -0 "$hookd_pid" 2>/dev/null || { cat "$tmp/hookd.log" >&2; die "hookd exited"; }
-  sleep 0.1
-done
-[[ -n $hookd_url ]] || die "hookd did not listen within ${hookd_start_bound}s"
+hookd_url=$(wait_listening "$tmp/hookd.log" "$hookd_pid" "$hookd_start_bound") || exit 1
 
 org=$(provision_org "Cost")
 project=$(provision_project "$org" "Cost" cost)

@@ -28,6 +28,7 @@
 #include <cctype>
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -150,6 +151,9 @@ void usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A write to a connection the server closed (OpenSSL writes with write(2)) fails with EPIPE
+  // and is reported, instead of ending the probe silently.
+  std::signal(SIGPIPE, SIG_IGN);
   long port = 0, pid = 0, connections = 10'000;
   std::string path;
   std::vector<std::string> headers;

@@ -74,28 +74,38 @@ bench_cleanup() {
 
 random_hex() { od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'; }
 
+# wait_listening FILE PID [SECONDS] -> the address of the first `"event":"listening"` line in
+# FILE (hookd's log or hookd-sink's output: http://... or https://...), waiting up to SECONDS
+# (default 30) while PID runs. Fails, showing FILE, when PID exits or the time runs out.
+wait_listening() {
+  local file=$1 pid=$2 limit=${3:-30} address
+  for _ in $(seq $((limit * 10))); do
+    address=$(sed -n 's/.*"event":"listening","address":"\(https\{0,1\}:[^"]*\)".*/\1/p' "$file" | head -1)
+    if [[ -n $address ]]; then
+      printf '%s' "$address"
+      return 0
+    fi
+    kill -0 "$pid" 2>/dev/null || {
+      cat "$file" >&2
+      die "$file: the process exited before listening"
+    }
+    sleep 0.1
+  done
+  cat "$file" >&2
+  die "$file: no listening line within ${limit}s"
+}
+
 # hookd_start BIN LOG [hookd options...]: starts hookd pinned to server_cpu with HOOKD_ADMIN_TOKEN
 # set to $admin_token (options include --data-dir and --listen), waits for its "listening" line,
 # and sets hookd_pid and hookd_url. A benchmark's stop needs no load-balancer delay.
 hookd_start() {
   local bin=$1 logfile=$2
   shift 2
-  : >"$logfile" # exists before the background job opens it: the loop below reads it at once
+  : >"$logfile" # exists before the background job opens it: wait_listening reads it at once
   HOOKD_ADMIN_TOKEN=$admin_token HOOKD_SHUTDOWN_DELAY=0s taskset -c "$server_cpu" "$bin" "$@" 2>"$logfile" &
   hookd_pid=$!
   bench_track "$hookd_pid"
-  hookd_url=
-  for _ in $(seq 300); do
-    hookd_url=$(sed -n 's/.*"event":"listening","address":"\(http:[^"]*\)".*/\1/p' "$logfile")
-    [[ -n $hookd_url ]] && return 0
-    kill -0 "$hookd_pid" 2>/dev/null || {
-      cat "$logfile" >&2
-      die "hookd exited"
-    }
-    sleep 0.1
-  done
-  cat "$logfile" >&2
-  die "hookd did not start listening within 30 s"
+  hookd_url=$(wait_listening "$logfile" "$hookd_pid" 30) || exit 1
 }
 
 # sink_start BIN DIR PORT [hookd-sink options...]: hookd-sink on 127.0.0.1:PORT (0: any port)
@@ -104,20 +114,15 @@ hookd_start() {
 sink_start() {
   local bin=$1 dir=$2 port=$3
   shift 3
-  : >"$dir/sink.out" # exists before the background job opens it: the loop below reads it at once
+  : >"$dir/sink.out" # exists before the background job opens it: wait_listening reads it at once
   taskset -c "$client_cpu" "$bin" --listen "127.0.0.1:$port" --quiet "$@" \
     >"$dir/sink.out" 2>"$dir/sink.err" &
   sink_pid=$!
   bench_track "$sink_pid"
-  sink_url=
-  for _ in $(seq 100); do
-    sink_url=$(sed -n 's/.*"event":"listening","address":"\(http:[^"]*\)".*/\1/p' "$dir/sink.out")
-    [[ -n $sink_url ]] && return 0
-    kill -0 "$sink_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  cat "$dir/sink.err" >&2
-  die "hookd-sink did not start"
+  sink_url=$(wait_listening "$dir/sink.out" "$sink_pid" 10) || {
+    cat "$dir/sink.err" >&2
+    exit 1
+  }
 }
 # sink_stat FIELD -> that field of the running sink's /__stats (received, failedVerification, ...)
 sink_stat() { curl -sS --max-time 10 "$sink_url/__stats" | jq ".$1"; }
@@ -169,7 +174,8 @@ bench_webhook_body() {
 # off) pinned to server_cpu on a free 127.0.0.1 port, answering `location = LOCATION` with
 # `return 200` and the exact bytes of BODYFILE, plus an X-Request-Id of 32 hex digits like hookd's.
 # Sets nginx_pid and nginx_base (http://127.0.0.1:PORT). nginx_worker_connections (default 4096)
-# bounds its connections.
+# bounds its connections. With nginx_tls_cert and nginx_tls_key set (PEM files), it listens with
+# ssl on that certificate instead, and nginx_base is https://127.0.0.1:PORT.
 #
 # nginx refuses a configuration token longer than 4 KiB, so a body is cut into chunks of at most
 # 1800 bytes, each the value of a geo variable ($b_<location>_<n>, a plain string: no variables
@@ -207,6 +213,16 @@ nginx_start() {
   local ephemeral_low
   ephemeral_low=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
   ((ephemeral_low > 12000)) || ephemeral_low=32768
+  local listen_options="" tls_lines="" scheme=http
+  if [[ -n ${nginx_tls_cert:-} ]]; then
+    listen_options=" ssl"
+    # TLS 1.3 as hookd offers it (nginx 1.22 leaves it out by default).
+    tls_lines="    ssl_certificate $nginx_tls_cert;
+    ssl_certificate_key $nginx_tls_key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+"
+    scheme=https
+  fi
   nginx_pid=
   nginx_base=
   for attempt in $(seq 10); do
@@ -228,17 +244,18 @@ http {
   uwsgi_temp_path $dir/uwsgi;
   scgi_temp_path $dir/scgi;
   keepalive_requests 1000000;
+  keepalive_timeout 600s; # idle connections outlive a slow run of idle_probe (compare.sh idle)
 $geo
   server {
-    listen 127.0.0.1:$port;
-$locations  }
+    listen 127.0.0.1:$port$listen_options;
+$tls_lines$locations  }
 }
 EOF
     taskset -c "$server_cpu" nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" 2>>"$dir/stderr.log" &
     nginx_pid=$!
     for _ in $(seq 50); do
       port_in_use "$port" && {
-        nginx_base="http://127.0.0.1:$port"
+        nginx_base="$scheme://127.0.0.1:$port"
         break
       }
       kill -0 "$nginx_pid" 2>/dev/null || break

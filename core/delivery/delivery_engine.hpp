@@ -78,6 +78,9 @@ struct ingest_request {
   // A valid W3C traceparent of the request (parse_traceparent's form), or nullopt: the event
   // then starts a trace of its own. Not part of the idempotency fingerprint.
   std::optional<std::string> traceparent;
+  // When the HTTP layer took the request, for the stage latencies on /metrics
+  // (docs/operations.md, "Where a delivery's time goes"); the epoch when unknown.
+  std::chrono::steady_clock::time_point received{};
 };
 
 // The type of the event a test ping sends (docs/delivery.md, "Test pings").
@@ -90,6 +93,8 @@ struct ingest_result {
   timestamp time{};
   std::uint32_t deliveries = 0;
   bool replay = false;  // answered from the idempotency record; nothing was created
+  // When the event's write became durable (steady clock); the epoch for a replay.
+  std::chrono::steady_clock::time_point committed{};
 };
 boost::json::object to_json(const ingest_result& r);
 
@@ -103,6 +108,12 @@ struct delivery_detail {
 struct pending_delivery {
   std::shared_ptr<const delivery> record;
   std::shared_ptr<const event> source_event;  // the event it sends, shared by its deliveries
+  // For a delivery this process created by an ingest: when the ingest request was taken and when
+  // its write became durable (steady clock), for the stage latencies of its first attempt
+  // (docs/operations.md, "Where a delivery's time goes"). The epoch otherwise (loaded at start,
+  // claimed from another node, redelivered, a test ping).
+  std::chrono::steady_clock::time_point received{};
+  std::chrono::steady_clock::time_point committed{};
 };
 
 // An event with the status of each delivery it fanned out to.

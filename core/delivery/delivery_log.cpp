@@ -162,7 +162,8 @@ std::optional<pending_delivery> delivery_log::impl::find_pending(const object_id
   std::shared_lock lock(mutex);
   const auto it = pending.find(id);
   if (it == pending.end()) return std::nullopt;
-  return pending_delivery{it->second.record, it->second.source_event};
+  return pending_delivery{it->second.record, it->second.source_event, it->second.received,
+                          it->second.committed};
 }
 
 // ---------------------------------------------------------------- delivery_log

@@ -52,6 +52,9 @@ struct delivery_log::impl {
   struct pending_entry {
     std::shared_ptr<const delivery> record;
     std::shared_ptr<const event> source_event;  // the event it sends, shared by its deliveries
+    // Set by ingest only: see pending_delivery.
+    std::chrono::steady_clock::time_point received{};
+    std::chrono::steady_clock::time_point committed{};
   };
 
   impl(storage& s, const catalog& c, delivery_log_options o, clock_function clk);

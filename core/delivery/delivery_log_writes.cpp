@@ -131,7 +131,7 @@ class ingest_op final : public commit_mutation {
     }
     std::shared_ptr<const event> sent = std::move(e);
     for (auto& d : created) {
-      pending_entry entry{std::move(d), sent};
+      pending_entry entry{std::move(d), sent, request_.received, {}};
       log_.overlay.deliveries[entry.record->id] = entry;
       created_.push_back(std::move(entry));
     }
@@ -166,6 +166,8 @@ class ingest_op final : public commit_mutation {
       return;
     }
     if (record_) log_.remember_idempotency(record_->first, record_->second);
+    result_.committed = std::chrono::steady_clock::now();  // the batch is durable
+    for (pending_entry& entry : created_) entry.committed = result_.committed;
     {
       std::unique_lock lock(log_.mutex);
       for (const pending_entry& entry : created_) log_.install_locked(entry);

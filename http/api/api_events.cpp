@@ -28,6 +28,7 @@
 #include "core/delivery/trace_context.hpp"
 #include "http/api/api.hpp"
 #include "http/api/auth.hpp"
+#include "http/server/metrics.hpp"
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -40,6 +41,7 @@
 #include <unistd.h>
 
 #include <charconv>
+#include <chrono>
 #include <optional>
 #include <string>
 
@@ -158,6 +160,7 @@ asio::awaitable<result<object_id>> resolve_webhook(app& a, const request_context
 constexpr std::string_view kIdempotencyHeader = "Idempotency-Key";
 
 asio::awaitable<response> ingest_event(app& a, request_context& ctx) {
+  const auto received = std::chrono::steady_clock::now();  // the first stage's start
   auto target = resolve(a, ctx, scope::events_write);
   if (!target) co_return fail(ctx, target.error());
   auto body = read_json_body(ctx.req, a.max_body_bytes);
@@ -169,6 +172,7 @@ asio::awaitable<response> ingest_event(app& a, request_context& ctx) {
   in->token = target->token->id;
   in->organization = target->organization;
   in->project = target->project;
+  in->received = received;
   // Webhooks' filters read `data` as parsed here, not parsed again (docs/delivery.md, "Filtering
   // by payload"): the body moves to the heap (no copy) and the request points into it.
   auto parsed = std::make_shared<const boost::json::value>(std::move(*body));
@@ -185,6 +189,7 @@ asio::awaitable<response> ingest_event(app& a, request_context& ctx) {
   auto accepted = co_await await_catalog<ingest_result>(
       [&](completion<ingest_result> done) { log.ingest(std::move(*in), std::move(done)); });
   if (!accepted) co_return fail(ctx, accepted.error());
+  if (!accepted->replay) a.stats.record_ingest_commit(accepted->committed - received);
   response res = json_response(bhttp::status::accepted, to_json(*accepted));
   // Stripe's convention: tells a client that this is the first answer, replayed.
   if (accepted->replay) res.set("Idempotent-Replayed", "true");

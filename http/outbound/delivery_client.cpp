@@ -541,10 +541,13 @@ asio::awaitable<exchange_status> delivery_client::impl::exchange(Stream& stream,
     co_return exchange_status::stale;
   }
 
-  co_return co_await read_response(
+  const auto written_at = steady::now();
+  const exchange_status status = co_await read_response(
       stream, c.buffer,
       response_read_limits{options.max_response_header_bytes, options.max_response_read_bytes},
       [&c, deadline] { c.lowest().expires_at(deadline); }, timeout_text, c.remote, result);
+  result.exchange = steady::now() - written_at;
+  co_return status;
 }
 
 // ---------------------------------------------------------------- the client

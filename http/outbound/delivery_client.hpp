@@ -75,6 +75,9 @@ struct attempt_result {
   std::string body_prefix;  // the first kBodyPrefixBytes of the body, cut on a UTF-8 boundary
   std::optional<std::string> retry_after;  // the Retry-After header, verbatim
   std::chrono::milliseconds duration{0};   // from send() to the end of the attempt (steady clock)
+  // From the request written to the response read (or the error that ended the wait for it);
+  // nullopt when the request was not written. For /metrics (docs/operations.md).
+  std::optional<std::chrono::nanoseconds> exchange;
   // Empty when a response head arrived. Otherwise one line: "connect timeout after 15s to
   // 203.0.113.5:443", "TLS handshake failed: certificate verify failed (...)", "refused: ...".
   std::string error;

@@ -151,6 +151,31 @@ void render_delivery_metrics(prometheus_writer& w, delivery_engine* log,
   for (std::size_t i = 0; i < counts.size(); ++i) counts[i] = stats->buckets_[i].load(relaxed);
   w.histogram(name, {}, delivery_metrics::kAttemptBuckets, counts,
               static_cast<double>(stats->duration_ms_sum_.load(relaxed)) / 1000.0);
+
+  // Where a delivery's time goes (docs/operations.md).
+  const auto single_histogram = [&w](std::string_view family, std::string_view help,
+                                     const duration_histogram& h) {
+    w.family(family, metric_type::histogram, help);
+    const auto s = h.read();
+    w.histogram(family, {}, duration_histogram::kBounds, s.counts, s.sum_seconds);
+  };
+  single_histogram("hookd_delivery_dispatch_delay_seconds",
+                   "Time from a delivery job ready (its ingest durable, or its due time) to its "
+                   "attempt handed to the outbound client.",
+                   stats->dispatch_delay_);
+  constexpr std::string_view exchange = "hookd_delivery_attempt_seconds";
+  w.family(exchange, metric_type::histogram,
+           "Time from an attempt's request written to its response read (or its error), by the "
+           "class of the response status.");
+  for (std::size_t i = 0; i < delivery_metrics::kClasses; ++i) {
+    const auto s = stats->exchange_[i].read();
+    w.histogram(exchange, {{"class", kClassLabels[i]}}, duration_histogram::kBounds, s.counts,
+                s.sum_seconds);
+  }
+  single_histogram("hookd_delivery_first_attempt_seconds",
+                   "Time from an ingest request taken to the first attempt of each of its "
+                   "deliveries over (deliveries ingested by this process).",
+                   stats->first_attempt_);
 }
 
 void render_webhook_metrics(prometheus_writer& w, const endpoint_health& health) {

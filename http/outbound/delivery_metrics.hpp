@@ -6,6 +6,8 @@
 // Thread-safe and lock-free: counters are relaxed atomics, written by the dispatcher's thread and
 // read by whichever thread renders /metrics.
 
+#include "core/common/duration_histogram.hpp"
+
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -43,6 +45,19 @@ class delivery_metrics {
   // Attempts whose outcome could not be recorded in the delivery log (storage failure, stop).
   void record_unrecorded() noexcept;
 
+  // The stages of a delivery (docs/operations.md, "Where a delivery's time goes"), steady clock:
+  // - dispatch delay: from the job ready (its ingest durable, or its due time) to the attempt
+  //   handed to the outbound client;
+  // - exchange: from the request written to the response read, by the attempt's class (only
+  //   attempts that wrote their request);
+  // - first attempt: from the ingest request taken to its delivery's first attempt over (only
+  //   deliveries this process ingested).
+  void record_dispatch_delay(std::chrono::nanoseconds d) noexcept { dispatch_delay_.record(d); }
+  void record_exchange(std::optional<int> status_code, std::chrono::nanoseconds d) noexcept {
+    exchange_[static_cast<std::size_t>(classify(status_code))].record(d);
+  }
+  void record_first_attempt(std::chrono::nanoseconds d) noexcept { first_attempt_.record(d); }
+
   std::uint64_t attempts(attempt_class c) const noexcept;
   std::uint64_t guard_refusals() const noexcept;
   std::uint64_t unrecorded() const noexcept;
@@ -57,6 +72,9 @@ class delivery_metrics {
   std::atomic<std::uint64_t> duration_ms_sum_{0};
   std::atomic<std::uint64_t> guard_refusals_{0};
   std::atomic<std::uint64_t> unrecorded_{0};
+  duration_histogram dispatch_delay_;
+  std::array<duration_histogram, kClasses> exchange_;
+  duration_histogram first_attempt_;
 };
 
 // Appends the delivery series for /metrics: the log's (when `log` is set) and the dispatcher's

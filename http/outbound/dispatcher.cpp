@@ -162,6 +162,27 @@ struct dispatcher::impl {
 namespace {
 
 using impl = dispatcher::impl;
+using steady_time = std::chrono::steady_clock::time_point;
+
+// How long a job waited to be handed to the client (docs/operations.md, "Where a delivery's time
+// goes"): a first attempt of an ingest of this process since its write became durable, any other
+// since its due time (on the engine's wall clock, in milliseconds).
+std::chrono::nanoseconds waited(const pending_delivery& p, std::uint32_t attempt_number,
+                                timestamp due, const delivery_engine& log) {
+  if (attempt_number == 1 && p.committed != steady_time{}) {
+    return std::chrono::steady_clock::now() - p.committed;
+  }
+  return log.now() - due;
+}
+
+// How long ago a first attempt's event was accepted: since its ingest request was taken when this
+// process ingested it, else since the event's time (on the engine's wall clock, in milliseconds:
+// an event ingested by another node, or before a restart).
+std::chrono::nanoseconds since_accepted(const pending_delivery& p, const event& e,
+                                        const delivery_engine& log) {
+  if (p.received != steady_time{}) return std::chrono::steady_clock::now() - p.received;
+  return log.now() - e.time;
+}
 
 asio::awaitable<void> run_loop(impl& d) {
   scheduler& jobs = d.log.jobs();
@@ -261,6 +282,7 @@ asio::awaitable<void> attempt_job(impl& d, scheduled_job job, bool& handed_over)
       more[more_count++] = {kTraceparentHeader, traceparent};
       if (fixed.without_traceparent) request = fixed.without_traceparent;
     }
+    d.metrics.record_dispatch_delay(waited(*pending, a.number, job.due, d.log));
     attempt_result sent = co_await d.client->send(
         std::move(request), std::span<const header_ref>(more.data(), more_count), body);
     a.duration = sent.duration;
@@ -275,6 +297,10 @@ asio::awaitable<void> attempt_job(impl& d, scheduled_job job, bool& handed_over)
     // (docs/delivery.md, "Flow control").
     d.log.jobs().sent(job.delivery, sent_report{response, sent.timed_out, d.log.now()});
     d.metrics.record_attempt(a.status_code, a.duration, sent.refused_by_guard);
+    if (sent.exchange) d.metrics.record_exchange(a.status_code, *sent.exchange);
+    if (a.number == 1) {
+      d.metrics.record_first_attempt(since_accepted(*pending, *event, d.log));
+    }
   }
 
   // The schedule counts from the last redelivery (docs/delivery.md, "Redelivery and recovery").

@@ -131,6 +131,15 @@ std::string metrics::render(const app& a) const {
            "HTTP connections answered 503 and closed at the connection limit (--max-connections).",
            connections_refused_total_.load(std::memory_order_relaxed));
 
+  {
+    constexpr std::string_view name = "hookd_ingest_commit_seconds";
+    w.family(name, metric_type::histogram,
+             "Time from an ingest request taken by its handler to its event's write durable "
+             "(group commit, fsync).");
+    const auto h = ingest_commit_.read();
+    w.histogram(name, {}, duration_histogram::kBounds, h.counts, h.sum_seconds);
+  }
+
   const auto counts = a.cat.counts();
   w.family("hookd_catalog_objects", metric_type::gauge, "Objects in the catalog, by kind.");
   const std::pair<std::string_view, std::size_t> kinds[] = {{"organizations", counts.organizations},

@@ -5,6 +5,8 @@
 // takes a shared lock, and only the first request on a new route label takes the exclusive one.
 // Routes are few and fixed (the router's patterns), so the table stops growing after warm-up.
 
+#include "core/common/duration_histogram.hpp"
+
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -37,6 +39,9 @@ class metrics {
   void connection_closed() noexcept;
   // A connection answered 503 and closed because the server was at its connection limit.
   void connection_refused() noexcept;
+  // An event ingested: from its request taken to its write durable (hookd_ingest_commit_seconds,
+  // docs/operations.md "Where a delivery's time goes").
+  void record_ingest_commit(std::chrono::nanoseconds d) noexcept { ingest_commit_.record(d); }
 
   std::uint64_t requests_total() const noexcept;
   std::int64_t open_connections() const noexcept;
@@ -55,6 +60,7 @@ class metrics {
   std::atomic<std::uint64_t> connections_total_{0};
   std::atomic<std::uint64_t> connections_refused_total_{0};
   std::atomic<std::uint64_t> requests_total_{0};
+  duration_histogram ingest_commit_;
 };
 
 }  // namespace hookd::http

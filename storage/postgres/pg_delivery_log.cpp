@@ -45,6 +45,7 @@ struct pg_delivery_log::impl {
     std::vector<std::shared_ptr<delivery>> created;         // what the item creates, due now
     completion<ingest_result> done;                         // an ingest's answer, or
     completion<std::shared_ptr<const delivery>> ping_done;  // a test ping's
+    std::chrono::steady_clock::time_point received{};       // ingest_request::received
   };
   struct record_job {
     std::shared_ptr<const delivery> attempted;
@@ -479,6 +480,7 @@ struct pg_delivery_log::impl {
       return;
     }
     held_webhooks(news.held);
+    const auto committed = std::chrono::steady_clock::now();  // the group is durable
     const std::unordered_set<object_id, object_id_hash> not_leased(news.not_leased.begin(),
                                                                    news.not_leased.end());
     bool claim_mine = false;  // deliveries of a webhook this node holds wait for a claim
@@ -504,7 +506,7 @@ struct pg_delivery_log::impl {
           for (auto& d : j.created) {
             first = d;
             if (!not_leased.contains(d->id)) {
-              hold(pending_delivery{d, sent});
+              hold(pending_delivery{d, sent, j.received, committed});
             } else if (owns(d->webhook)) {
               claim_mine = true;
             }
@@ -513,8 +515,9 @@ struct pg_delivery_log::impl {
             finish<std::shared_ptr<const delivery>>(j.ping_done, std::move(first));
           } else {
             finish<ingest_result>(
-                j.done, ingest_result{sent->id, sent->type, sent->time,
-                                      static_cast<std::uint32_t>(j.created.size()), false});
+                j.done,
+                ingest_result{sent->id, sent->type, sent->time,
+                              static_cast<std::uint32_t>(j.created.size()), false, committed});
           }
           break;
         }
@@ -861,6 +864,7 @@ void pg_delivery_log::ingest(ingest_request request, completion<ingest_result> d
   }
   job.item.record = std::move(e);
   job.done = std::move(done);
+  job.received = request.received;
   m.submit(std::move(job));
 }
 
