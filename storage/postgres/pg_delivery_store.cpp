@@ -445,16 +445,31 @@ result<std::vector<ingest_answer>> pg_delivery_store::ingest_once(
 result<std::vector<pending_delivery>> pg_delivery_store::claim_due(std::size_t n,
                                                                    lease_news* news) {
   if (n == 0) return std::vector<pending_delivery>{};
-  // Due deliveries nobody holds, of webhooks no other node holds; then their webhooks' leases
-  // (one of two nodes claiming at once wins a webhook), then the deliveries of the webhooks won.
+  // The webhooks with pending deliveries, one index probe each (a loose scan of
+  // deliveries_webhook_due), those of them this node holds or may take (nobody holds them, or
+  // their lease expired), and per webhook its due deliveries nobody holds, oldest first, from the
+  // same index: a webhook another node holds costs one probe, however large its backlog. Then
+  // the oldest n of them, locked (skipping those another claim locked; PostgreSQL re-checks the
+  // lease on a row another node leased meanwhile), their webhooks' leases taken (one of two
+  // nodes claiming at once wins a webhook), and the deliveries of the webhooks won leased.
   static const std::string sql =
-      "WITH due AS (SELECT d.id, d.webhook_id FROM deliveries d WHERE d.status = 'pending'"
+      "WITH RECURSIVE hooks AS ((SELECT d.webhook_id FROM deliveries d"
+      " WHERE d.status = 'pending' ORDER BY d.webhook_id LIMIT 1)"
+      " UNION ALL SELECT (SELECT d.webhook_id FROM deliveries d WHERE d.status = 'pending'"
+      " AND d.webhook_id > h.webhook_id ORDER BY d.webhook_id LIMIT 1)"
+      " FROM hooks h WHERE h.webhook_id IS NOT NULL),"
+      " claimable AS (SELECT h.webhook_id FROM hooks h LEFT JOIN webhook_leases w"
+      " ON w.webhook_id = h.webhook_id WHERE h.webhook_id IS NOT NULL AND (w.owner IS NULL"
+      " OR w.owner = $3 OR w.lease_until < statement_timestamp())),"
+      " picked AS (SELECT p.id FROM claimable c CROSS JOIN LATERAL (SELECT d.id, d.due_at"
+      " FROM deliveries d WHERE d.webhook_id = c.webhook_id AND d.status = 'pending'"
       " AND d.due_at <= " +
       ts(1) +
       " AND (d.lease_until IS NULL OR d.lease_until < statement_timestamp())"
-      " AND NOT EXISTS (SELECT 1 FROM webhook_leases h WHERE h.webhook_id = d.webhook_id"
-      " AND h.owner <> $3 AND h.lease_until >= statement_timestamp())"
-      " ORDER BY d.due_at LIMIT $2 FOR UPDATE OF d SKIP LOCKED)," +
+      " ORDER BY d.due_at LIMIT $2) p ORDER BY p.due_at LIMIT $2),"
+      " due AS (SELECT d.id, d.webhook_id FROM deliveries d WHERE d.id IN (SELECT id FROM picked)"
+      " AND (d.lease_until IS NULL OR d.lease_until < statement_timestamp())"
+      " FOR UPDATE OF d SKIP LOCKED)," +
       take_webhooks_sql("due", 3, 4) +
       ","
       " leased AS (UPDATE deliveries d SET lease_owner = $3, lease_until = statement_timestamp()"
