@@ -147,34 +147,37 @@ std::string hex(const sha256_digest& d) {
 // A CTE `took` that takes (or keeps) this node's lease of the webhooks of `source`'s
 // `webhook_id`s: $node this node, $lease the lease (ms). Only the rows that must change are
 // written:
-// - a webhook this node holds with more than half the lease left is kept as it is (`kept`: a
-//   key-share lock, so that a release of it on this node's other connection waits for this
-//   statement, or this statement for the release and then takes it again; no new row version,
-//   the renewal extends the lease);
-// - a webhook another node holds, its lease not expired, is left alone (`elsewhere`: no lock, so
-//   that the nodes' ingests of one webhook never queue on each other's row locks);
-// - the others (no row yet, nobody holds it, its lease expired, or this node's with less than
-//   half the lease left) are taken with INSERT ... ON CONFLICT ... DO UPDATE ... WHERE, which
+// - a webhook another node holds, its lease not expired, is not touched (no lock), so that the
+//   nodes' ingests of one webhook never queue on each other's row locks;
+// - the rows of the others (this node's, nobody's, expired) are locked first, all in webhook
+//   order (FOR NO KEY UPDATE: no new row version), so that statements of several nodes, and a
+//   renewal or release on this node's other connection, wait for each other in one order, never
+//   in a cycle; a row another node took meanwhile is re-checked on its newest version and left;
+// - a webhook this node holds with more than half the lease left is kept as it is (`kept`: the
+//   renewal extends the lease);
+// - the rest (no row yet, nobody holds it, its lease expired, or this node's with less than half
+//   the lease left) are taken with INSERT ... ON CONFLICT ... DO UPDATE ... WHERE, which
 //   PostgreSQL checks on the newest row version: of two nodes taking one webhook, one wins; a
-//   lease another node took a moment ago is not taken (its row is not returned). They are
-//   locked in webhook order, so that statements of several nodes never wait on each other in a
-//   cycle.
+//   lease another node took a moment ago is not taken (its row is not returned).
 std::string take_webhooks_sql(std::string_view source, int node, int lease) {
   const std::string n = "$" + std::to_string(node);
-  const std::string until =
-      "statement_timestamp() + $" + std::to_string(lease) + "::bigint * interval '1 millisecond'";
+  const std::string l = "$" + std::to_string(lease);
   const std::string src = "(SELECT webhook_id FROM " + std::string(source) + ")";
-  return " kept AS (SELECT w.webhook_id, w.failures, w.first_failure_at, w.last_failure_at,"
-         " w.last_success_at FROM webhook_leases w WHERE w.webhook_id IN " +
-         src + " AND w.owner = " + n + " AND w.lease_until > statement_timestamp() + $" +
-         std::to_string(lease) +
-         "::bigint * interval '0.5 millisecond' ORDER BY w.webhook_id FOR KEY SHARE),"
+  return " lockable AS (SELECT w.* FROM webhook_leases w WHERE w.webhook_id IN " + src +
+         " AND (w.owner = " + n +
+         " OR w.owner IS NULL OR w.lease_until < statement_timestamp())"
+         " ORDER BY w.webhook_id FOR NO KEY UPDATE),"
+         " kept AS (SELECT webhook_id, failures, first_failure_at, last_failure_at,"
+         " last_success_at FROM lockable WHERE owner = " +
+         n + " AND lease_until > statement_timestamp() + " + l +
+         "::bigint * interval '0.5 millisecond'),"
          " elsewhere_held AS (SELECT w.webhook_id FROM webhook_leases w WHERE w.webhook_id IN " +
          src + " AND w.owner <> " + n +
          " AND w.lease_until >= statement_timestamp()),"
          " taken AS (INSERT INTO webhook_leases AS w (webhook_id, owner, lease_until)"
          " SELECT DISTINCT webhook_id, " +
-         n + ", " + until + " FROM " + std::string(source) +
+         n + ", statement_timestamp() + " + l + "::bigint * interval '1 millisecond' FROM " +
+         std::string(source) +
          " WHERE webhook_id NOT IN (SELECT webhook_id FROM kept) AND webhook_id NOT IN"
          " (SELECT webhook_id FROM elsewhere_held) ORDER BY 1"
          " ON CONFLICT (webhook_id) DO UPDATE SET owner = EXCLUDED.owner,"

@@ -1140,5 +1140,30 @@ TEST_F(pg_delivery_store_test, an_ingest_writes_no_lease_row_it_need_not_change)
   EXPECT_EQ(value("SELECT owner " + row), "a");
 }
 
+TEST_F(pg_delivery_store_test, an_ingest_racing_a_release_of_its_webhook_takes_it_again) {
+  auto a = node("a");
+  auto a_claimer = node("a");  // the same node's other connection
+  const std::string where = " WHERE webhook_id = '" + webhook_.to_string() + "'";
+  ASSERT_TRUE(a->ingest({item({webhook_})}));
+  // The claimer gives the webhook up (idle), not committed yet, while the writer ingests for it:
+  // the ingest waits for the release and then takes the webhook again, so that the delivery it
+  // leases to a is of a webhook a holds.
+  ASSERT_TRUE(a_claimer->native().exec("BEGIN"));
+  ASSERT_TRUE(a_claimer->native().exec(
+      "UPDATE webhook_leases SET owner = NULL, lease_until = NULL" + where));
+  std::vector<ingest_item> during{item({webhook_})};
+  lease_news news;
+  std::thread writer([&] { ASSERT_TRUE(a->ingest(during, &news)); });
+  std::this_thread::sleep_for(300ms);
+  ASSERT_TRUE(a_claimer->native().exec("COMMIT"));
+  writer.join();
+  ASSERT_EQ(news.held.size(), 1u);
+  EXPECT_TRUE(news.not_leased.empty());
+  EXPECT_EQ(value("SELECT owner FROM webhook_leases" + where), "a");
+  EXPECT_EQ(value("SELECT lease_owner FROM deliveries WHERE id = '" +
+                  delivery_ids(during)[0].to_string() + "'"),
+            "a");
+}
+
 }  // namespace
 }  // namespace hookd::pg
