@@ -287,6 +287,23 @@ cluster_phase() {  # ROUND NODES -> one JSON object
     JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database()
     ORDER BY calls DESC LIMIT 12" >"$tmp/statements-$round-$n.txt"
   events=$(jq .deliver.events "$out")
+  # The same, per kind of statement (claims, renewals, ingests, records, ...): calls, rows and
+  # server execution time, each per event accepted (divided below).
+  local per_kind
+  per_kind=$(psql_at "$uri" "SELECT coalesce(json_agg(k ORDER BY k.calls DESC), '[]') FROM (
+    SELECT CASE WHEN query LIKE '%AS t(i int,%' THEN 'ingest'
+      WHEN query LIKE '%AS t(delivery_id text, number int%' THEN 'record'
+      WHEN query LIKE '%claimable AS%' OR query LIKE 'WITH due AS%' THEN 'claim'
+      WHEN query LIKE 'UPDATE deliveries SET lease_until%' THEN 'renew deliveries'
+      WHEN query LIKE '%renewed AS%' THEN 'renew webhooks'
+      WHEN query LIKE '%SET owner = NULL%' THEN 'release webhooks'
+      WHEN query LIKE 'UPDATE deliveries SET lease_owner = NULL%' THEN 'release deliveries'
+      ELSE left(regexp_replace(query, '\s+', ' ', 'g'), 60) END AS kind,
+      sum(calls) AS calls, sum(rows) AS rows, round(sum(total_exec_time)::numeric, 1) AS exec_ms,
+      sum(shared_blks_hit + shared_blks_read) AS blocks
+    FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+    WHERE d.datname = current_database() AND s.query NOT ILIKE '%pg_stat_statements%'
+    GROUP BY 1) k")
   # hookd-load counts the measured window's events, pg_stat_statements everything since the
   # reset (the warm-up's events too): divide by the events the database holds.
   local accepted
@@ -298,6 +315,7 @@ cluster_phase() {  # ROUND NODES -> one JSON object
 
   local result
   result=$(jq -cn --slurpfile t "$out" --slurpfile l "$lat" --argjson statements "$statements" \
+    --argjson kinds "$per_kind" \
     --argjson accepted "$accepted" --argjson events "$events" \
     --argjson cpu "$(per_1000 $((after - before)) "$events" "$n")" \
     --argjson db "$(per_1000 "$db" "$events")" \
@@ -305,6 +323,9 @@ cluster_phase() {  # ROUND NODES -> one JSON object
       missing: ($t[0].deliver.missing + $l[0].deliver.missing),
       sql_statements: $statements, events_accepted: $accepted,
       sql_per_event: (if $accepted > 0 then ($statements / $accepted * 100 | round / 100) else null end),
+      per_event_by_statement: (if $accepted > 0 then [$kinds[] | {kind, calls: (.calls / $accepted * 1000 | round / 1000),
+        rows: (.rows / $accepted * 100 | round / 100), exec_ms: (.exec_ms / $accepted * 1000 | round / 1000),
+        blocks: (.blocks / $accepted * 10 | round / 10)}] else null end),
       cpu_s_per_1000_events_per_node: $cpu, db_cpu_s_per_1000_events: $db,
       first_attempt_p50_ms: ($l[0].deliver.latency_us.p50 / 1000),
       first_attempt_p99_ms: ($l[0].deliver.latency_us.p99 / 1000)}')

@@ -145,22 +145,47 @@ std::string hex(const sha256_digest& d) {
 }
 
 // A CTE `took` that takes (or keeps) this node's lease of the webhooks of `source`'s
-// `webhook_id`s: $node this node, $lease the lease (ms). A lease another node holds and has not
-// let expire is not taken (its row is not returned); the rows are locked in webhook order, so
-// that statements of several nodes never wait on each other in a cycle. ON CONFLICT DO UPDATE
-// checks its WHERE on the newest row version: of two nodes taking one webhook, one wins.
+// `webhook_id`s: $node this node, $lease the lease (ms). Only the rows that must change are
+// written:
+// - a webhook another node holds, its lease not expired, is not touched (no lock), so that the
+//   nodes' ingests of one webhook never queue on each other's row locks;
+// - the rows of the others (this node's, nobody's, expired) are locked first, all in webhook
+//   order (FOR NO KEY UPDATE: no new row version), so that statements of several nodes, and a
+//   renewal or release on this node's other connection, wait for each other in one order, never
+//   in a cycle; a row another node took meanwhile is re-checked on its newest version and left;
+// - a webhook this node holds with more than half the lease left is kept as it is (`kept`: the
+//   renewal extends the lease);
+// - the rest (no row yet, nobody holds it, its lease expired, or this node's with less than half
+//   the lease left) are taken with INSERT ... ON CONFLICT ... DO UPDATE ... WHERE, which
+//   PostgreSQL checks on the newest row version: of two nodes taking one webhook, one wins; a
+//   lease another node took a moment ago is not taken (its row is not returned).
 std::string take_webhooks_sql(std::string_view source, int node, int lease) {
   const std::string n = "$" + std::to_string(node);
-  return " took AS (INSERT INTO webhook_leases AS w (webhook_id, owner, lease_until)"
+  const std::string l = "$" + std::to_string(lease);
+  const std::string src = "(SELECT webhook_id FROM " + std::string(source) + ")";
+  return " lockable AS (SELECT w.* FROM webhook_leases w WHERE w.webhook_id IN " + src +
+         " AND (w.owner = " + n +
+         " OR w.owner IS NULL OR w.lease_until < statement_timestamp())"
+         " ORDER BY w.webhook_id FOR NO KEY UPDATE),"
+         " kept AS (SELECT webhook_id, failures, first_failure_at, last_failure_at,"
+         " last_success_at FROM lockable WHERE owner = " +
+         n + " AND lease_until > statement_timestamp() + " + l +
+         "::bigint * interval '0.5 millisecond'),"
+         " elsewhere_held AS (SELECT w.webhook_id FROM webhook_leases w WHERE w.webhook_id IN " +
+         src + " AND w.owner <> " + n +
+         " AND w.lease_until >= statement_timestamp()),"
+         " taken AS (INSERT INTO webhook_leases AS w (webhook_id, owner, lease_until)"
          " SELECT DISTINCT webhook_id, " +
-         n + ", statement_timestamp() + $" + std::to_string(lease) +
-         "::bigint * interval '1 millisecond' FROM " + std::string(source) +
-         " ORDER BY 1"
+         n + ", statement_timestamp() + " + l + "::bigint * interval '1 millisecond' FROM " +
+         std::string(source) +
+         " WHERE webhook_id NOT IN (SELECT webhook_id FROM kept) AND webhook_id NOT IN"
+         " (SELECT webhook_id FROM elsewhere_held) ORDER BY 1"
          " ON CONFLICT (webhook_id) DO UPDATE SET owner = EXCLUDED.owner,"
          " lease_until = EXCLUDED.lease_until WHERE w.owner = EXCLUDED.owner OR w.owner IS NULL"
          " OR w.lease_until < statement_timestamp()"
          " RETURNING w.webhook_id, w.failures, w.first_failure_at, w.last_failure_at,"
-         " w.last_success_at)";
+         " w.last_success_at),"
+         " took AS (SELECT * FROM kept UNION ALL SELECT * FROM taken)";
 }
 
 // `took`'s rows as one JSON array of [webhook, failures, first, last failure, last success ms].
@@ -445,16 +470,31 @@ result<std::vector<ingest_answer>> pg_delivery_store::ingest_once(
 result<std::vector<pending_delivery>> pg_delivery_store::claim_due(std::size_t n,
                                                                    lease_news* news) {
   if (n == 0) return std::vector<pending_delivery>{};
-  // Due deliveries nobody holds, of webhooks no other node holds; then their webhooks' leases
-  // (one of two nodes claiming at once wins a webhook), then the deliveries of the webhooks won.
+  // The webhooks with pending deliveries, one index probe each (a loose scan of
+  // deliveries_webhook_due), those of them this node holds or may take (nobody holds them, or
+  // their lease expired), and per webhook its due deliveries nobody holds, oldest first, from the
+  // same index: a webhook another node holds costs one probe, however large its backlog. Then
+  // the oldest n of them, locked (skipping those another claim locked; PostgreSQL re-checks the
+  // lease on a row another node leased meanwhile), their webhooks' leases taken (one of two
+  // nodes claiming at once wins a webhook), and the deliveries of the webhooks won leased.
   static const std::string sql =
-      "WITH due AS (SELECT d.id, d.webhook_id FROM deliveries d WHERE d.status = 'pending'"
+      "WITH RECURSIVE hooks AS ((SELECT d.webhook_id FROM deliveries d"
+      " WHERE d.status = 'pending' ORDER BY d.webhook_id LIMIT 1)"
+      " UNION ALL SELECT (SELECT d.webhook_id FROM deliveries d WHERE d.status = 'pending'"
+      " AND d.webhook_id > h.webhook_id ORDER BY d.webhook_id LIMIT 1)"
+      " FROM hooks h WHERE h.webhook_id IS NOT NULL),"
+      " claimable AS (SELECT h.webhook_id FROM hooks h LEFT JOIN webhook_leases w"
+      " ON w.webhook_id = h.webhook_id WHERE h.webhook_id IS NOT NULL AND (w.owner IS NULL"
+      " OR w.owner = $3 OR w.lease_until < statement_timestamp())),"
+      " picked AS (SELECT p.id FROM claimable c CROSS JOIN LATERAL (SELECT d.id, d.due_at"
+      " FROM deliveries d WHERE d.webhook_id = c.webhook_id AND d.status = 'pending'"
       " AND d.due_at <= " +
       ts(1) +
       " AND (d.lease_until IS NULL OR d.lease_until < statement_timestamp())"
-      " AND NOT EXISTS (SELECT 1 FROM webhook_leases h WHERE h.webhook_id = d.webhook_id"
-      " AND h.owner <> $3 AND h.lease_until >= statement_timestamp())"
-      " ORDER BY d.due_at LIMIT $2 FOR UPDATE OF d SKIP LOCKED)," +
+      " ORDER BY d.due_at LIMIT $2) p ORDER BY p.due_at LIMIT $2),"
+      " due AS (SELECT d.id, d.webhook_id FROM deliveries d WHERE d.id IN (SELECT id FROM picked)"
+      " AND (d.lease_until IS NULL OR d.lease_until < statement_timestamp())"
+      " FOR UPDATE OF d SKIP LOCKED)," +
       take_webhooks_sql("due", 3, 4) +
       ","
       " leased AS (UPDATE deliveries d SET lease_owner = $3, lease_until = statement_timestamp()"

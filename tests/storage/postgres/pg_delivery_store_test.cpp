@@ -1384,5 +1384,73 @@ TEST_F(pg_delivery_store_test, migration_2_moves_version_1_rows_out_of_the_defau
   EXPECT_EQ((*finished)->attempts.size(), 1u);
 }
 
+TEST_F(pg_delivery_store_test, an_ingest_writes_no_lease_row_it_need_not_change) {
+  auto a = node("a");
+  auto b = node("b");
+  const std::string where = " WHERE webhook_id = '" + webhook_.to_string() + "'";
+  const std::string row = "FROM webhook_leases" + where;
+  std::vector<ingest_item> first{item({webhook_})};
+  ASSERT_TRUE(a->ingest(first));
+  const std::string version = value("SELECT xmin::text " + row);
+
+  // a holds the webhook with most of its lease left: its next ingest is leased the delivery and
+  // returns the webhook as held, without writing the row (the renewal extends the lease).
+  std::vector<ingest_item> second{item({webhook_})};
+  lease_news kept;
+  ASSERT_TRUE(a->ingest(second, &kept));
+  ASSERT_EQ(kept.held.size(), 1u);
+  EXPECT_EQ(kept.held[0].webhook, webhook_);
+  EXPECT_TRUE(kept.not_leased.empty());
+  EXPECT_EQ(value("SELECT xmin::text " + row), version);
+
+  // Another node's ingest for it neither writes nor waits for the row: while a statement of a
+  // holds the row (here a renewal left open), b's ingest commits, its delivery left to a.
+  auto open = node("a-renewing");
+  ASSERT_TRUE(open->native().exec("BEGIN"));
+  ASSERT_TRUE(open->native().exec("UPDATE webhook_leases SET lease_until = lease_until" + where));
+  ASSERT_TRUE(b->native().exec("SET statement_timeout = '3s'"));
+  std::vector<ingest_item> third{item({webhook_})};
+  lease_news elsewhere;
+  auto ingested = b->ingest(third, &elsewhere);
+  ASSERT_TRUE(ingested) << "b waited for a's row lock: " << ingested.error().detail;
+  EXPECT_TRUE(elsewhere.held.empty());
+  EXPECT_EQ(elsewhere.not_leased, delivery_ids(third));
+  ASSERT_TRUE(open->native().exec("COMMIT"));
+
+  // With less than half of its lease left, a's ingest extends it.
+  ASSERT_TRUE(
+      a->native().exec("UPDATE webhook_leases SET lease_until = now() + interval '5s'" + where));
+  lease_news renewed;
+  ASSERT_TRUE(a->ingest({item({webhook_})}, &renewed));
+  ASSERT_EQ(renewed.held.size(), 1u);
+  EXPECT_EQ(value("SELECT lease_until > now() + interval '25 seconds' " + row), "t");
+  EXPECT_EQ(value("SELECT owner " + row), "a");
+}
+
+TEST_F(pg_delivery_store_test, an_ingest_racing_a_release_of_its_webhook_takes_it_again) {
+  auto a = node("a");
+  auto a_claimer = node("a");  // the same node's other connection
+  const std::string where = " WHERE webhook_id = '" + webhook_.to_string() + "'";
+  ASSERT_TRUE(a->ingest({item({webhook_})}));
+  // The claimer gives the webhook up (idle), not committed yet, while the writer ingests for it:
+  // the ingest waits for the release and then takes the webhook again, so that the delivery it
+  // leases to a is of a webhook a holds.
+  ASSERT_TRUE(a_claimer->native().exec("BEGIN"));
+  ASSERT_TRUE(a_claimer->native().exec(
+      "UPDATE webhook_leases SET owner = NULL, lease_until = NULL" + where));
+  std::vector<ingest_item> during{item({webhook_})};
+  lease_news news;
+  std::thread writer([&] { ASSERT_TRUE(a->ingest(during, &news)); });
+  std::this_thread::sleep_for(300ms);
+  ASSERT_TRUE(a_claimer->native().exec("COMMIT"));
+  writer.join();
+  ASSERT_EQ(news.held.size(), 1u);
+  EXPECT_TRUE(news.not_leased.empty());
+  EXPECT_EQ(value("SELECT owner FROM webhook_leases" + where), "a");
+  EXPECT_EQ(value("SELECT lease_owner FROM deliveries WHERE id = '" +
+                  delivery_ids(during)[0].to_string() + "'"),
+            "a");
+}
+
 }  // namespace
 }  // namespace hookd::pg
