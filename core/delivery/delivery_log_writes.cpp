@@ -52,9 +52,10 @@ void put_bucket_count(impl& log, write_batch& batch, std::uint32_t bucket, std::
 std::pair<std::uint32_t, std::uint64_t> put_finished(impl& log, write_batch& batch,
                                                      const delivery& d) {
   const std::uint32_t bucket = log.bucket_of(d);
-  const std::string value = encode(d);
+  std::string value = encode(d);
   batch.put(table::history, finished_key(bucket, d.project, d.status, d.id), value);
-  batch.put(table::history, by_webhook_key(bucket, d.project, d.webhook, d.status, d.id), value);
+  batch.put(table::history, by_webhook_key(bucket, d.project, d.webhook, d.status, d.id),
+            std::move(value));
   const std::uint64_t count = log.current_bucket_count(bucket) + 1;
   put_bucket_count(log, batch, bucket, count);
   return {bucket, count};
