@@ -22,8 +22,6 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
-#include <cstdint>
-#include <cstring>
 #include <deque>
 #include <map>
 #include <stdexcept>
@@ -178,24 +176,9 @@ bool is_token(std::string_view s) noexcept {
                      [](char c) { return kTokenChars[static_cast<unsigned char>(c)]; });
 }
 
-// No CR, LF or NUL: eight bytes at a time (a byte of `word` equal to `b` is a zero byte of
-// word ^ b*0x01..01, which the classic has-a-zero-byte test finds), then the tail one by one.
+// No CR, LF or NUL.
 bool is_safe_value(std::string_view s) noexcept {
-  constexpr std::uint64_t kOnes = 0x0101010101010101u;
-  constexpr std::uint64_t kHighs = 0x8080808080808080u;
-  const auto has_zero = [](std::uint64_t v) {
-    return ((v - kOnes) & ~v & kHighs) != 0;
-  };
-  std::size_t i = 0;
-  for (; i + 8 <= s.size(); i += 8) {
-    std::uint64_t word = 0;
-    std::memcpy(&word, s.data() + i, 8);
-    if (has_zero(word) || has_zero(word ^ (kOnes * std::uint64_t{'\r'})) ||
-        has_zero(word ^ (kOnes * std::uint64_t{'\n'}))) {
-      return false;
-    }
-  }
-  return std::none_of(s.begin() + static_cast<std::ptrdiff_t>(i), s.end(),
+  return std::none_of(s.begin(), s.end(),
                       [](char c) { return c == '\r' || c == '\n' || c == '\0'; });
 }
 
@@ -285,12 +268,6 @@ struct delivery_client::impl {
   // origin -> idle connections, the most recently used at the back.
   std::map<std::string, std::deque<std::unique_ptr<connection>>, std::less<>> idle;
   std::size_t idle_count = 0;  // connections in `idle`, over all origins
-  // The entry of an origin whose last idle connection was taken, kept for the next origin that
-  // gets one, most often the same one when its attempt ends: the key's and the list's memory are
-  // used again instead of freed and allocated again for every attempt (the map's node, the
-  // list's buffers, the key's text when it is longer than a short string).
-  decltype(idle)::node_type spare;
-  void forget_origin(decltype(idle)::iterator it);
   client_stats stats;
 
   std::unique_ptr<connection> take_idle(const std::string& origin);
@@ -346,16 +323,8 @@ std::unique_ptr<connection> delivery_client::impl::take_idle(const std::string& 
       c->close();
     }
   }
-  if (list.empty()) forget_origin(it);
+  if (list.empty()) idle.erase(it);
   return found;
-}
-
-void delivery_client::impl::forget_origin(decltype(idle)::iterator it) {
-  if (spare.empty()) {
-    spare = idle.extract(it);
-  } else {
-    idle.erase(it);
-  }
 }
 
 void delivery_client::impl::put_idle(const std::string& origin, std::unique_ptr<connection> c) {
@@ -364,16 +333,7 @@ void delivery_client::impl::put_idle(const std::string& origin, std::unique_ptr<
     return;
   }
   c->idle_since = steady::now();
-  auto it = idle.find(origin);
-  if (it == idle.end()) {
-    if (spare.empty()) {
-      it = idle.emplace(origin, decltype(idle)::mapped_type{}).first;
-    } else {
-      spare.key() = origin;
-      it = idle.insert(std::move(spare)).position;
-    }
-  }
-  auto& list = it->second;
+  auto& list = idle[origin];
   while (list.size() >= options.max_idle_per_origin) {
     list.front()->close();
     list.pop_front();
@@ -397,7 +357,7 @@ void delivery_client::impl::close_oldest_idle() {
   oldest->second.front()->close();
   oldest->second.pop_front();
   --idle_count;
-  if (oldest->second.empty()) forget_origin(oldest);
+  if (oldest->second.empty()) idle.erase(oldest);
 }
 
 void delivery_client::impl::prune_idle(steady::time_point now) {
