@@ -14,6 +14,8 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <cstdint>
+#include <cstring>
 #include <utility>
 
 namespace hookd {
@@ -34,46 +36,62 @@ constexpr std::size_t kMaxDataDepth = 256;
 
 // A JSON string with Boost.JSON's escapes: the two-character forms for \b \t \n \f \r,
 // \u00xx (lowercase) for the other control characters, \" and \\; every other byte as is.
+// Two passes: the escapes' extra length is counted first, so that the text is written once into
+// memory sized for it (an event's data is JSON, a quote every few bytes).
 void append_quoted(std::string& out, std::string_view text) {
-  out.push_back('"');
-  std::size_t start = 0;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
-    out.append(text.substr(start, i - start));
-    start = i + 1;
-    out.push_back('\\');
-    switch (c) {
-      case '"':
-        out.push_back('"');
-        break;
-      case '\\':
-        out.push_back('\\');
-        break;
-      case '\b':
-        out.push_back('b');
-        break;
-      case '\t':
-        out.push_back('t');
-        break;
-      case '\n':
-        out.push_back('n');
-        break;
-      case '\f':
-        out.push_back('f');
-        break;
-      case '\r':
-        out.push_back('r');
-        break;
-      default: {
-        static constexpr char kHex[] = "0123456789abcdef";
-        const char escaped[] = {'u', '0', '0', kHex[c >> 4], kHex[c & 0xf]};
-        out.append(escaped, sizeof escaped);
+  // The bytes an escape adds to each byte: 0, 1 (\" \\ \b \t \n \f \r) or 5 (\u00xx); and the
+  // letter of the two-character ones.
+  static constexpr std::array<std::uint8_t, 256> kExtra = [] {
+    std::array<std::uint8_t, 256> t{};
+    for (std::size_t c = 0; c < 0x20; ++c) t[c] = 5;
+    for (const char c : {'"', '\\', '\b', '\t', '\n', '\f', '\r'})
+      t[static_cast<unsigned char>(c)] = 1;
+    return t;
+  }();
+  static constexpr std::array<char, 256> kLetter = [] {
+    std::array<char, 256> t{};
+    t['"'] = '"';
+    t['\\'] = '\\';
+    t['\b'] = 'b';
+    t['\t'] = 't';
+    t['\n'] = 'n';
+    t['\f'] = 'f';
+    t['\r'] = 'r';
+    return t;
+  }();
+  std::size_t extra = 0;
+  for (const char c : text) extra += kExtra[static_cast<unsigned char>(c)];
+  const std::size_t at = out.size();
+  out.resize(at + text.size() + extra + 2);
+  char* p = out.data() + at;
+  *p++ = '"';
+  if (extra == 0) {
+    std::memcpy(p, text.data(), text.size());
+    p += text.size();
+  } else {
+    for (const char ch : text) {
+      const auto c = static_cast<unsigned char>(ch);
+      switch (kExtra[c]) {
+        case 0:
+          *p++ = ch;
+          break;
+        case 1:
+          *p++ = '\\';
+          *p++ = kLetter[c];
+          break;
+        default: {
+          static constexpr char kHex[] = "0123456789abcdef";
+          *p++ = '\\';
+          *p++ = 'u';
+          *p++ = '0';
+          *p++ = '0';
+          *p++ = kHex[c >> 4];
+          *p++ = kHex[c & 0xf];
+        }
       }
     }
   }
-  out.append(text.substr(start));
-  out.push_back('"');
+  *p = '"';
 }
 
 // A stored record's text written directly, the bytes json::serialize gives for the same fields
