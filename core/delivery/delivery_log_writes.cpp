@@ -77,10 +77,13 @@ class ingest_op final : public commit_mutation {
                           "Project " + request_.project.to_string() + " does not exist.");
     }
     const timestamp now = log_.clock();
-    const sha256_digest hash = ingest_fingerprint(request_);
 
+    // The request's fingerprint (a SHA-256 over its data) only where an idempotency key will
+    // compare it: most events come without one.
     std::optional<std::string> key;
+    sha256_digest hash{};
     if (request_.idempotency_key) {
+      hash = ingest_fingerprint(request_);
       key = idempotency_key(request_.token, *request_.idempotency_key);
       if (const idempotency_record* seen = log_.current_idempotency(*key);
           seen != nullptr && !log_.expired(*seen, now)) {
