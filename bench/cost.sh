@@ -210,8 +210,15 @@ row() { # row NAME PREFIX...
   row_names+=("$name")
   row_values+=("$(incl "$dispatcher" "$@")")
 }
-row "signing (signer from the webhook, HMAC-SHA256, base64)" \
-  'hookd::webhook_signer::for_webhook(' 'hookd::webhook_signer::sign'
+# Since the signer per webhook (bench/README.md), for_webhook runs inside signer_for, and only when
+# a webhook's version or its set of keys changes.
+if (($(incl "$dispatcher" 'hookd::http::dispatcher::impl::signer_for(') > 0)); then
+  row "signing (signer from the webhook, HMAC-SHA256, base64)" \
+    'hookd::http::dispatcher::impl::signer_for(' 'hookd::webhook_signer::sign'
+else
+  row "signing (signer from the webhook, HMAC-SHA256, base64)" \
+    'hookd::webhook_signer::for_webhook(' 'hookd::webhook_signer::sign'
+fi
 # Builds before the per-webhook request template (bench/README.md) had build_request, which
 # signed, and add_trace_context; since, the dispatcher prepares a webhook's fixed part once
 # (template_for) and the client writes the wire text in send (in "the rest").

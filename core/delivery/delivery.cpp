@@ -1,5 +1,6 @@
 #include "core/delivery/delivery.hpp"
 
+#include "core/catalog/codec.hpp"  // kCodecVersion
 #include "core/common/utf8.hpp"
 #include "core/delivery/history_keys.hpp"
 #include "core/durable/record_reader.hpp"
@@ -11,6 +12,10 @@
 #include <boost/json/value.hpp>
 
 #include <algorithm>
+#include <array>
+#include <charconv>
+#include <cstdint>
+#include <cstring>
 #include <utility>
 
 namespace hookd {
@@ -28,6 +33,124 @@ using detail::to_millis;
 // An event's data was accepted by the HTTP layer with a bounded depth; parsing it back for a
 // read uses a generous bound so that whatever was accepted can be shown.
 constexpr std::size_t kMaxDataDepth = 256;
+
+// A JSON string with Boost.JSON's escapes: the two-character forms for \b \t \n \f \r,
+// \u00xx (lowercase) for the other control characters, \" and \\; every other byte as is.
+// Two passes: the escapes' extra length is counted first, so that the text is written once into
+// memory sized for it (an event's data is JSON, a quote every few bytes).
+void append_quoted(std::string& out, std::string_view text) {
+  // The bytes an escape adds to each byte: 0, 1 (\" \\ \b \t \n \f \r) or 5 (\u00xx); and the
+  // letter of the two-character ones.
+  static constexpr std::array<std::uint8_t, 256> kExtra = [] {
+    std::array<std::uint8_t, 256> t{};
+    for (std::size_t c = 0; c < 0x20; ++c) t[c] = 5;
+    for (const char c : {'"', '\\', '\b', '\t', '\n', '\f', '\r'})
+      t[static_cast<unsigned char>(c)] = 1;
+    return t;
+  }();
+  static constexpr std::array<char, 256> kLetter = [] {
+    std::array<char, 256> t{};
+    t['"'] = '"';
+    t['\\'] = '\\';
+    t['\b'] = 'b';
+    t['\t'] = 't';
+    t['\n'] = 'n';
+    t['\f'] = 'f';
+    t['\r'] = 'r';
+    return t;
+  }();
+  std::size_t extra = 0;
+  for (const char c : text) extra += kExtra[static_cast<unsigned char>(c)];
+  const std::size_t at = out.size();
+  out.resize(at + text.size() + extra + 2);
+  char* p = out.data() + at;
+  *p++ = '"';
+  if (extra == 0) {
+    std::memcpy(p, text.data(), text.size());
+    p += text.size();
+  } else {
+    for (const char ch : text) {
+      const auto c = static_cast<unsigned char>(ch);
+      switch (kExtra[c]) {
+        case 0:
+          *p++ = ch;
+          break;
+        case 1:
+          *p++ = '\\';
+          *p++ = kLetter[c];
+          break;
+        default: {
+          static constexpr char kHex[] = "0123456789abcdef";
+          *p++ = '\\';
+          *p++ = 'u';
+          *p++ = '0';
+          *p++ = '0';
+          *p++ = kHex[c >> 4];
+          *p++ = kHex[c & 0xf];
+        }
+      }
+    }
+  }
+  *p = '"';
+}
+
+// A stored record's text written directly, the bytes json::serialize gives for the same fields
+// in the same order: {"v":1, then each field}. Records are written on the log's writer thread for
+// every ingest and attempt; building a json::object first costs an allocation per field (the
+// field's key and the value's string) and a second pass to serialize it.
+class record_text {
+ public:
+  explicit record_text(std::size_t expected) {
+    out_.reserve(expected);
+    out_.append("{\"v\":");
+    number(kCodecVersion);
+  }
+
+  void string(std::string_view name, std::string_view value) {
+    key(name);
+    quoted(value);
+  }
+  void id(std::string_view name, const object_id& value) {
+    key(name);
+    quoted(value);
+  }
+  void integer(std::string_view name, std::int64_t value) {
+    key(name);
+    number(value);
+  }
+  void boolean(std::string_view name, bool value) {
+    key(name);
+    out_.append(value ? "true" : "false");
+  }
+  // A field whose value the caller writes (raw() and quoted()); "v" is always the first.
+  void key(std::string_view name) {
+    out_.append(",\"");
+    out_.append(name);  // field names are plain ASCII: nothing to escape
+    out_.append("\":");
+  }
+  void raw(std::string_view text) { out_.append(text); }
+  void quoted(const object_id& value) {
+    out_.push_back('"');
+    value.append_to(out_);
+    out_.push_back('"');
+  }
+  void quoted(std::string_view text) { append_quoted(out_, text); }
+
+  std::string finish() && {
+    out_.push_back('}');
+    return std::move(out_);
+  }
+
+ private:
+  template <typename Integer>
+  void number(Integer value) {
+    std::array<char, 24> text{};
+    const auto end = std::to_chars(text.data(), text.data() + text.size(), value).ptr;
+    out_.append(text.data(), static_cast<std::size_t>(end - text.data()));
+  }
+
+  std::string out_;
+};
 
 json::string time_json(timestamp t) {
   std::string text;
@@ -121,7 +244,7 @@ std::string delivery_body(const event& e) {
   std::string out;
   out.reserve(e.type.size() + e.data.size() + 64);
   out += "{\"type\":";
-  out += json::serialize(json::string(e.type.data(), e.type.size()));
+  append_quoted(out, e.type);
   out += ",\"timestamp\":\"";
   append_rfc3339(out, e.time);
   out += "\",\"data\":";
@@ -148,24 +271,29 @@ std::string response_excerpt(std::string_view body, std::size_t max_bytes) {
 // ---- storage: events
 
 std::string encode(const event& e) {
-  json::object o = begin_record();
-  o["organization"] = e.organization.to_string();
-  o["project"] = e.project.to_string();
-  o["type"] = e.type;
-  o["data"] = e.data;  // as text: the record stays flat and the bytes stay exact
-  o["timestamp"] = to_millis(e.time);
-  if (e.subject) o["subject"] = *e.subject;
-  if (e.ordering_key) o["orderingKey"] = *e.ordering_key;
-  if (e.traceparent) o["traceparent"] = *e.traceparent;
+  // Above the ids, the data and the strings: the names, the quotes, a timestamp, the list.
+  record_text r(e.data.size() + e.type.size() + 160 + 56 * e.deliveries.size());
+  r.id("organization", e.organization);
+  r.id("project", e.project);
+  r.string("type", e.type);
+  r.string("data", e.data);  // as text: the record stays flat and the bytes stay exact
+  r.integer("timestamp", to_millis(e.time));
+  if (e.subject) r.string("subject", *e.subject);
+  if (e.ordering_key) r.string("orderingKey", *e.ordering_key);
+  if (e.traceparent) r.string("traceparent", *e.traceparent);
   if (!e.deliveries.empty()) {
-    json::array list;
-    list.reserve(e.deliveries.size());
-    for (const fanout_entry& f : e.deliveries) {
-      list.push_back(json::array{f.delivery.to_string(), f.webhook.to_string()});
+    r.key("deliveries");
+    r.raw("[");
+    for (std::size_t i = 0; i < e.deliveries.size(); ++i) {
+      r.raw(i == 0 ? "[" : ",[");
+      r.quoted(e.deliveries[i].delivery);
+      r.raw(",");
+      r.quoted(e.deliveries[i].webhook);
+      r.raw("]");
     }
-    o["deliveries"] = std::move(list);
+    r.raw("]");
   }
-  return json::serialize(o);
+  return std::move(r).finish();
 }
 
 result<event> decode_event(std::string_view key, std::string_view value) {
@@ -203,21 +331,22 @@ result<event> decode_event(std::string_view key, std::string_view value) {
 // ---- storage: deliveries
 
 std::string encode(const delivery& d) {
-  json::object o = begin_record();
-  o["event"] = d.event.to_string();
-  o["webhook"] = d.webhook.to_string();
-  if (!d.project.is_nil()) o["project"] = d.project.to_string();
-  o["type"] = d.type;
-  o["status"] = to_string(d.status);
-  o["attempts"] = d.attempts;
-  if (d.next_attempt_at) o["nextAttemptAt"] = to_millis(*d.next_attempt_at);
-  o["createdAt"] = to_millis(d.created_at);
-  o["updatedAt"] = to_millis(d.updated_at);
-  if (d.reason) o["reason"] = *d.reason;
-  if (d.ordering_key) o["orderingKey"] = *d.ordering_key;
-  if (d.schedule_start > 0) o["scheduleStart"] = d.schedule_start;
-  if (d.test) o["test"] = true;
-  return json::serialize(o);
+  record_text r(d.type.size() + (d.reason ? d.reason->size() : 0) +
+                (d.ordering_key ? d.ordering_key->size() : 0) + 260);
+  r.id("event", d.event);
+  r.id("webhook", d.webhook);
+  if (!d.project.is_nil()) r.id("project", d.project);
+  r.string("type", d.type);
+  r.string("status", to_string(d.status));
+  r.integer("attempts", d.attempts);
+  if (d.next_attempt_at) r.integer("nextAttemptAt", to_millis(*d.next_attempt_at));
+  r.integer("createdAt", to_millis(d.created_at));
+  r.integer("updatedAt", to_millis(d.updated_at));
+  if (d.reason) r.string("reason", *d.reason);
+  if (d.ordering_key) r.string("orderingKey", *d.ordering_key);
+  if (d.schedule_start > 0) r.integer("scheduleStart", d.schedule_start);
+  if (d.test) r.boolean("test", true);
+  return std::move(r).finish();
 }
 
 std::uint32_t schedule_position(const delivery& d, std::uint32_t number) noexcept {
@@ -266,29 +395,35 @@ result<delivery> decode_delivery(std::string_view key, std::string_view value) {
 
 namespace {
 
-json::object attempt_object(const attempt& a) {
-  json::object o = begin_record();
-  o["at"] = to_millis(a.at);
-  o["durationMs"] = a.duration.count();
-  if (a.status_code) o["statusCode"] = *a.status_code;
-  o["response"] = a.response;
-  if (a.error) o["error"] = *a.error;
-  return o;
+// The fields of an attempt's record, after its "v".
+void attempt_fields(record_text& r, const attempt& a) {
+  r.integer("at", to_millis(a.at));
+  r.integer("durationMs", a.duration.count());
+  if (a.status_code) r.integer("statusCode", *a.status_code);
+  r.string("response", a.response);
+  if (a.error) r.string("error", *a.error);
+}
+
+std::size_t attempt_size(const attempt& a) {
+  return a.response.size() + (a.error ? a.error->size() : 0) + 96;
 }
 
 }  // namespace
 
 std::string encode(const attempt& a) {
-  return json::serialize(attempt_object(a));
+  record_text r(attempt_size(a));
+  attempt_fields(r, a);
+  return std::move(r).finish();
 }
 
 std::string encode(const attempt& a, const delivery& after) {
-  json::object o = attempt_object(a);
-  o["deliveryStatus"] = to_string(after.status);
-  if (after.next_attempt_at) o["nextAttemptAt"] = to_millis(*after.next_attempt_at);
-  o["updatedAt"] = to_millis(after.updated_at);
-  if (after.reason) o["reason"] = *after.reason;
-  return json::serialize(o);
+  record_text r(attempt_size(a) + (after.reason ? after.reason->size() : 0) + 96);
+  attempt_fields(r, a);
+  r.string("deliveryStatus", to_string(after.status));
+  if (after.next_attempt_at) r.integer("nextAttemptAt", to_millis(*after.next_attempt_at));
+  r.integer("updatedAt", to_millis(after.updated_at));
+  if (after.reason) r.string("reason", *after.reason);
+  return std::move(r).finish();
 }
 
 void apply_state(delivery& d, std::uint32_t number, const delivery_state& s) {

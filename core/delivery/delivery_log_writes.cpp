@@ -52,9 +52,10 @@ void put_bucket_count(impl& log, write_batch& batch, std::uint32_t bucket, std::
 std::pair<std::uint32_t, std::uint64_t> put_finished(impl& log, write_batch& batch,
                                                      const delivery& d) {
   const std::uint32_t bucket = log.bucket_of(d);
-  const std::string value = encode(d);
+  std::string value = encode(d);
   batch.put(table::history, finished_key(bucket, d.project, d.status, d.id), value);
-  batch.put(table::history, by_webhook_key(bucket, d.project, d.webhook, d.status, d.id), value);
+  batch.put(table::history, by_webhook_key(bucket, d.project, d.webhook, d.status, d.id),
+            std::move(value));
   const std::uint64_t count = log.current_bucket_count(bucket) + 1;
   put_bucket_count(log, batch, bucket, count);
   return {bucket, count};
@@ -76,10 +77,13 @@ class ingest_op final : public commit_mutation {
                           "Project " + request_.project.to_string() + " does not exist.");
     }
     const timestamp now = log_.clock();
-    const sha256_digest hash = ingest_fingerprint(request_);
 
+    // The request's fingerprint (a SHA-256 over its data) only where an idempotency key will
+    // compare it: most events come without one.
     std::optional<std::string> key;
+    sha256_digest hash{};
     if (request_.idempotency_key) {
+      hash = ingest_fingerprint(request_);
       key = idempotency_key(request_.token, *request_.idempotency_key);
       if (const idempotency_record* seen = log_.current_idempotency(*key);
           seen != nullptr && !log_.expired(*seen, now)) {

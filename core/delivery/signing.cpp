@@ -2,6 +2,7 @@
 
 #include "core/common/crypto.hpp"
 
+#include <algorithm>
 #include <array>
 #include <limits>
 #include <optional>
@@ -165,6 +166,14 @@ result<webhook_signer> webhook_signer::for_webhook(const webhook& hook, timestam
     if (p.expires_at > at) secrets.push_back(p.secret);
   }
   return create(secrets);
+}
+
+timestamp webhook_signer::same_keys_until(const webhook& hook, timestamp at) noexcept {
+  timestamp until = timestamp::max();
+  for (const previous_secret& p : hook.previous_secrets) {
+    if (p.expires_at > at) until = std::min(until, p.expires_at);
+  }
+  return until;
 }
 
 result<webhook_signer> webhook_signer::create(std::string_view secret) {

@@ -70,6 +70,10 @@ class webhook_signer {
   // The signer of an attempt made at `at` (docs/delivery.md, "Rotating the secret"): the
   // webhook's secret, then each previous secret whose grace has not ended by `at`, newest first.
   [[nodiscard]] static result<webhook_signer> for_webhook(const webhook& hook, timestamp at);
+  // Until when for_webhook(hook, at) signs with the same keys, from `at` on: the end of the
+  // earliest grace still running at `at` (timestamp::max() when none is), so that a caller may
+  // keep one signer per version of a webhook for the attempts before it.
+  [[nodiscard]] static timestamp same_keys_until(const webhook& hook, timestamp at) noexcept;
 
   // One entry per key that can sign, space-separated, in the order the keys were given:
   // "v1,<sig>" for an HMAC secret, "v1a,<sig>" for an Ed25519 private key.

@@ -117,10 +117,18 @@ struct dispatcher::impl {
     // For an event with a trace (docs/delivery.md, "Trace context"): the same without the
     // webhook's custom traceparent header; null when it has none.
     std::shared_ptr<const prepared_request> without_traceparent;
+    // Its signer (its secrets decoded, docs/delivery.md, "Signing") for attempts made in
+    // [signer_from, signer_until): until a previous secret's grace ends, the keys stay the same.
+    std::shared_ptr<const webhook_signer> signer;
+    timestamp signer_from{};
+    timestamp signer_until{};
   };
   std::unordered_map<object_id, webhook_template> templates;
 
-  const webhook_template& template_for(const std::shared_ptr<const webhook>& hook);
+  webhook_template& template_for(const std::shared_ptr<const webhook>& hook);
+  // The signer of an attempt of `t`'s webhook made at `at` (webhook_signer::for_webhook), kept in
+  // `t` while its keys stay the same.
+  result<std::shared_ptr<const webhook_signer>> signer_for(webhook_template& t, timestamp at);
 
   void wake_loop() {
     woken = true;
@@ -241,9 +249,10 @@ asio::awaitable<void> attempt_job(impl& d, scheduled_job job, bool& handed_over)
   a.at = d.log.now();
   attempt_response response;
   const std::shared_ptr<const event>& event = pending->source_event;
+  impl::webhook_template& fixed = d.template_for(hook);
   // The webhook's secret and those still in their rotation grace at this attempt's time, each in
   // its scheme (docs/delivery.md, "Signing").
-  auto signer = webhook_signer::for_webhook(*hook, a.at);
+  const auto signer = d.signer_for(fixed, a.at);
   if (!event) {
     // load() verifies that every pending delivery has its event, so this is damage, not a race;
     // the attempt is recorded as an error so that the delivery runs out its schedule visibly.
@@ -256,7 +265,6 @@ asio::awaitable<void> attempt_job(impl& d, scheduled_job job, bool& handed_over)
     // The Standard Webhooks request (docs/openapi.yaml): the webhook's fixed part, then
     // webhook-id (the delivery id), webhook-timestamp, webhook-signature over the three, and the
     // child traceparent of the event's trace.
-    const impl::webhook_template& fixed = d.template_for(hook);
     const std::string body = delivery_body(*event);
     const std::int64_t unix_seconds =
         std::chrono::duration_cast<std::chrono::seconds>(a.at.time_since_epoch()).count();
@@ -265,7 +273,7 @@ asio::awaitable<void> attempt_job(impl& d, scheduled_job job, bool& handed_over)
     const auto seconds_end =
         std::to_chars(seconds_text.data(), seconds_text.data() + seconds_text.size(), unix_seconds)
             .ptr;
-    const std::string signature = signer->sign(id, unix_seconds, body);
+    const std::string signature = (*signer)->sign(id, unix_seconds, body);
     std::string traceparent;
     std::array<header_ref, 4> more{
         {{"webhook-id", id},
@@ -358,7 +366,7 @@ std::vector<header_entry> fixed_headers(const std::string& user_agent, const web
 
 }  // namespace
 
-const dispatcher::impl::webhook_template& dispatcher::impl::template_for(
+dispatcher::impl::webhook_template& dispatcher::impl::template_for(
     const std::shared_ptr<const webhook>& hook) {
   if (const auto it = templates.find(hook->id); it != templates.end() && it->second.hook == hook) {
     return it->second;
@@ -376,6 +384,17 @@ const dispatcher::impl::webhook_template& dispatcher::impl::template_for(
     made.without_traceparent = client->prepare(hook->url, fixed_headers(user_agent, *hook, true));
   }
   return templates.insert_or_assign(hook->id, std::move(made)).first->second;
+}
+
+result<std::shared_ptr<const webhook_signer>> dispatcher::impl::signer_for(webhook_template& t,
+                                                                           timestamp at) {
+  if (t.signer && at >= t.signer_from && at < t.signer_until) return t.signer;
+  auto made = webhook_signer::for_webhook(*t.hook, at);
+  if (!made) return made.error();
+  t.signer = std::make_shared<const webhook_signer>(std::move(*made));
+  t.signer_from = at;
+  t.signer_until = webhook_signer::same_keys_until(*t.hook, at);
+  return t.signer;
 }
 
 void dispatcher::impl::spawn_loop() {

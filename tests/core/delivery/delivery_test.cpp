@@ -5,6 +5,8 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -192,6 +194,114 @@ TEST(DeliveryCodec, DeliveryRoundTripsPendingAndFailed) {
   EXPECT_EQ(back->status, delivery_status::failed);
   EXPECT_EQ(back->next_attempt_at, std::nullopt);
   EXPECT_EQ(back->reason, "retries exhausted");
+}
+
+// Records are written as text directly; they must be the bytes Boost.JSON writes for the same
+// fields, so that what earlier versions wrote and what this one writes read back alike, escapes
+// included: every byte value goes through a string field.
+TEST(DeliveryCodec, RecordsAreTheBytesBoostJsonWritesForTheSameFields) {
+  namespace json = boost::json;
+  std::string every_byte;
+  for (int c = 0; c < 256; ++c) every_byte.push_back(static_cast<char>(c));
+  const auto ms = [](timestamp t) {
+    return t.time_since_epoch().count();
+  };
+
+  event e = sample_event();
+  e.type = "a\"b\\c\x01" + every_byte;
+  e.subject = "sub/\n";
+  e.ordering_key = "k\t";
+  e.traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  e.deliveries = {{id_of("65a0f1c2aabbccddee000002"), id_of("65a0f1c2aabbccddee0000cc")},
+                  {id_of("65a0f1c2aabbccddee000003"), id_of("65a0f1c2aabbccddee0000cd")}};
+  json::object eo{{"v", 1},
+                  {"organization", e.organization.to_string()},
+                  {"project", e.project.to_string()},
+                  {"type", e.type},
+                  {"data", e.data},
+                  {"timestamp", ms(e.time)},
+                  {"subject", *e.subject},
+                  {"orderingKey", *e.ordering_key},
+                  {"traceparent", *e.traceparent}};
+  json::array list;
+  for (const fanout_entry& f : e.deliveries) {
+    list.push_back(json::array{f.delivery.to_string(), f.webhook.to_string()});
+  }
+  eo["deliveries"] = std::move(list);
+  EXPECT_EQ(encode(e), json::serialize(eo));
+  e.subject.reset();
+  e.ordering_key.reset();
+  e.traceparent.reset();
+  e.deliveries.clear();
+  for (const char* name : {"subject", "orderingKey", "traceparent", "deliveries"}) eo.erase(name);
+  EXPECT_EQ(encode(e), json::serialize(eo));
+
+  delivery d = sample_delivery();
+  d.project = id_of("65a0f1c2aabbccddee0000bb");
+  d.type = every_byte;
+  d.status = delivery_status::failed;
+  d.reason = "gone \"410\"\r\f\b";
+  d.ordering_key = "customer-7";
+  d.schedule_start = 3;
+  d.test = true;
+  const json::object dobj{{"v", 1},
+                          {"event", d.event.to_string()},
+                          {"webhook", d.webhook.to_string()},
+                          {"project", d.project.to_string()},
+                          {"type", d.type},
+                          {"status", "failed"},
+                          {"attempts", d.attempts},
+                          {"nextAttemptAt", ms(*d.next_attempt_at)},
+                          {"createdAt", ms(d.created_at)},
+                          {"updatedAt", ms(d.updated_at)},
+                          {"reason", *d.reason},
+                          {"orderingKey", *d.ordering_key},
+                          {"scheduleStart", d.schedule_start},
+                          {"test", true}};
+  EXPECT_EQ(encode(d), json::serialize(dobj));
+  const delivery plain = sample_delivery();  // no project, reason, key, schedule start or test
+  EXPECT_EQ(encode(plain),
+            json::serialize(json::object{{"v", 1},
+                                         {"event", plain.event.to_string()},
+                                         {"webhook", plain.webhook.to_string()},
+                                         {"type", plain.type},
+                                         {"status", "pending"},
+                                         {"attempts", plain.attempts},
+                                         {"nextAttemptAt", ms(*plain.next_attempt_at)},
+                                         {"createdAt", ms(plain.created_at)},
+                                         {"updatedAt", ms(plain.updated_at)}}));
+
+  attempt a;
+  a.number = 4;
+  a.at = at(-1);  // before the epoch: a negative number
+  a.duration = std::chrono::milliseconds{250};
+  a.status_code = 503;
+  a.response = every_byte;
+  a.error = "reset\x7f";
+  json::object ao{{"v", 1},
+                  {"at", -1},
+                  {"durationMs", 250},
+                  {"statusCode", 503},
+                  {"response", a.response},
+                  {"error", *a.error}};
+  EXPECT_EQ(encode(a), json::serialize(ao));
+  ao["deliveryStatus"] = "failed";
+  ao["nextAttemptAt"] = ms(*d.next_attempt_at);
+  ao["updatedAt"] = ms(d.updated_at);
+  ao["reason"] = *d.reason;
+  EXPECT_EQ(encode(a, d), json::serialize(ao));
+  a.status_code.reset();
+  a.error.reset();
+  EXPECT_EQ(encode(a), json::serialize(json::object{
+                           {"v", 1}, {"at", -1}, {"durationMs", 250}, {"response", a.response}}));
+
+  // And what is written reads back: every control character survives its escape.
+  std::string controls;
+  for (int c = 1; c < 0x20; ++c) controls.push_back(static_cast<char>(c));
+  a.response = controls + "\"\\/";
+  const auto back = decode_attempt(legacy_attempt_key(plain.id, 4), encode(a));
+  ASSERT_TRUE(back) << back.error().detail;
+  EXPECT_EQ(back->second.response, a.response);
 }
 
 TEST(DeliveryCodec, RejectsDamagedDeliveries) {

@@ -281,6 +281,31 @@ TEST(Signing, ForWebhookAddsPreviousSecretsUntilTheirGraceEnds) {
   EXPECT_EQ(header_at(rotation), entry(w.secret));
 }
 
+// The dispatcher keeps a webhook's signer until the keys for_webhook gives would change: the end
+// of the earliest grace still running, then the next one, then never.
+TEST(Signing, SameKeysUntilTheNextGraceEnds) {
+  webhook w;
+  w.secret = "whsec_" + base64_encode("the new key, 24 bytes ok");
+  const timestamp rotation = timestamp{std::chrono::milliseconds{1'700'000'000'000}};
+  const timestamp one_hour = rotation + std::chrono::hours(1);
+  const timestamp one_day = rotation + std::chrono::hours(24);
+  EXPECT_EQ(webhook_signer::same_keys_until(w, rotation), timestamp::max());
+  w.previous_secrets = {{"whsec_" + base64_encode("the old key, 24 bytes ok"), one_day},
+                        {"whsec_" + base64_encode("the first key, 24 bytes!"), one_hour}};
+  EXPECT_EQ(webhook_signer::same_keys_until(w, rotation), one_hour);
+  EXPECT_EQ(webhook_signer::same_keys_until(w, one_hour - std::chrono::milliseconds(1)), one_hour);
+  EXPECT_EQ(webhook_signer::same_keys_until(w, one_hour), one_day);  // its grace is over at its end
+  EXPECT_EQ(webhook_signer::same_keys_until(w, one_day), timestamp::max());
+  // And for_webhook's keys are indeed the same within each span, different across its end.
+  const auto header_at = [&](timestamp t) {
+    return webhook_signer::for_webhook(w, t)->sign(kMsgId, kTimestamp, kBody);
+  };
+  EXPECT_EQ(header_at(rotation), header_at(one_hour - std::chrono::milliseconds(1)));
+  EXPECT_NE(header_at(one_hour - std::chrono::milliseconds(1)), header_at(one_hour));
+  EXPECT_EQ(header_at(one_hour), header_at(one_day - std::chrono::milliseconds(1)));
+  EXPECT_NE(header_at(one_day - std::chrono::milliseconds(1)), header_at(one_day));
+}
+
 TEST(Signing, SecretFormsAreCheckedPerScheme) {
   const std::string v1 = "whsec_" + base64_encode(std::string(24, 'k'));
   const std::string v1a = "whsk_" + base64_encode(ed25519_key::generate().seed());

@@ -479,6 +479,48 @@ TEST_F(delivery_client_test, sends_custom_headers_host_and_content_length) {
   EXPECT_EQ(seen.body_bytes, body.size());
 }
 
+TEST_F(delivery_client_test, a_cr_lf_or_nul_anywhere_in_a_value_keeps_the_header_out) {
+  // Values are checked eight bytes at a time, then the tail: a forbidden byte at any position of
+  // a word or of the tail, in values of every length up to three words, is found.
+  receiver r;
+  auto client = make_client(private_ok());
+  std::vector<std::string> names, values;
+  std::size_t good = 0;
+  for (std::size_t length = 0; length <= 24; ++length) {
+    names.push_back("X-Good-" + std::to_string(length));
+    values.push_back(std::string(length, 'v'));
+    ++good;
+    for (std::size_t at = 0; at < length; ++at) {
+      for (const char bad : {'\r', '\n', '\0'}) {
+        std::string value(length, 'v');
+        value[at] = bad;
+        names.push_back("X-Bad-" + std::to_string(length) + "-" + std::to_string(at) + "-" +
+                        std::to_string(static_cast<int>(bad)));
+        values.push_back(std::move(value));
+      }
+    }
+  }
+  std::vector<header_ref> more;
+  for (std::size_t i = 0; i < names.size(); ++i) more.push_back({names[i], values[i]});
+  const auto prepared = client->prepare(url(r, "/ok"), {});
+  auto sent = asio::co_spawn(ioc_, client->send(prepared, more, "{}"), asio::use_future);
+  ioc_.restart();
+  ioc_.run();
+  const attempt_result result = sent.get();
+  ASSERT_EQ(result.status_code, 200) << result.error;
+  const seen_request seen = r.last();
+  std::size_t good_seen = 0;
+  for (const auto& field : seen.headers) {
+    const std::string name(field.name_string());
+    EXPECT_FALSE(name.starts_with("X-Bad-")) << name;
+    if (name.starts_with("X-Good-")) {
+      ++good_seen;
+      EXPECT_EQ(field.value().size(), std::stoul(name.substr(7))) << name;
+    }
+  }
+  EXPECT_EQ(good_seen, good);
+}
+
 TEST_F(delivery_client_test, a_prepared_request_is_sent_many_times_with_its_own_headers_each) {
   // What the dispatcher does per webhook: the URL and the fixed headers once, then per attempt
   // only its own headers and body. Each send must carry exactly its own, checked like the rest.
