@@ -18,6 +18,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -120,5 +121,19 @@ class collector {
   std::vector<result<T>> results_;
   std::size_t done_ = 0;
 };
+
+// The value of one sample ("name" or "name{labels}") in a Prometheus text exposition, or -1 when
+// it is absent.
+inline double metric_value(const std::string& text, std::string_view series) {
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 &&
+        line[series.size()] == ' ') {
+      return std::stod(line.substr(series.size() + 1));
+    }
+  }
+  return -1;
+}
 
 }  // namespace hookd::testing

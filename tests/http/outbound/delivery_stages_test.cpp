@@ -3,6 +3,7 @@
 
 #include "core/common/duration_histogram.hpp"
 #include "support/delivery_fixture.hpp"
+#include "support/test_util.hpp"
 
 #include <gtest/gtest.h>
 
@@ -11,30 +12,19 @@
 namespace hookd::test {
 namespace {
 
-// The value of one series ("name{labels}") in an exposition, or -1 when it is absent.
-double value_of(const std::string& text, const std::string& series) {
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 &&
-        line[series.size()] == ' ') {
-      return std::stod(line.substr(series.size() + 1));
-    }
-  }
-  return -1;
-}
+using hookd::testing::metric_value;
 
 // `labels` without braces ("class=\"2xx\"", or "" for none).
 double bucket(const std::string& text, const std::string& family, const std::string& labels,
               const std::string& le) {
-  return value_of(
+  return metric_value(
       text, family + "_bucket{" + (labels.empty() ? "" : labels + ",") + "le=\"" + le + "\"}");
 }
 double count(const std::string& text, const std::string& family, const std::string& labels = "") {
-  return value_of(text, family + "_count" + (labels.empty() ? "" : "{" + labels + "}"));
+  return metric_value(text, family + "_count" + (labels.empty() ? "" : "{" + labels + "}"));
 }
 double sum(const std::string& text, const std::string& family, const std::string& labels = "") {
-  return value_of(text, family + "_sum" + (labels.empty() ? "" : "{" + labels + "}"));
+  return metric_value(text, family + "_sum" + (labels.empty() ? "" : "{" + labels + "}"));
 }
 
 constexpr const char* kIngestCommit = "hookd_ingest_commit_seconds";
@@ -70,9 +60,9 @@ class DeliveryStages : public ::testing::Test {
     const std::string series = "hookd_deliveries_total{outcome=\"succeeded\"}";
     eventually([&] {
       text = stack->get("/metrics", "").body;
-      return value_of(text, series) >= succeeded;
+      return metric_value(text, series) >= succeeded;
     });
-    EXPECT_EQ(value_of(text, series), succeeded) << text;
+    EXPECT_EQ(metric_value(text, series), succeeded) << text;
     return text;
   }
 

@@ -3,6 +3,7 @@
 #include "core/catalog/catalog.hpp"
 #include "http/api/app.hpp"
 #include "storage/rocksdb_storage.hpp"
+#include "support/test_util.hpp"
 
 #include <gtest/gtest.h>
 
@@ -15,20 +16,9 @@
 namespace hookd::http {
 namespace {
 
-using namespace std::chrono_literals;
+using hookd::testing::metric_value;
 
-// The value of one series ("name{labels}") in an exposition, or -1 when it is absent.
-double value_of(const std::string& text, const std::string& series) {
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 &&
-        line[series.size()] == ' ') {
-      return std::stod(line.substr(series.size() + 1));
-    }
-  }
-  return -1;
-}
+using namespace std::chrono_literals;
 
 class MetricsTest : public ::testing::Test {
  protected:
@@ -65,10 +55,10 @@ TEST_F(MetricsTest, CountsRequestsByRouteAndStatus) {
   stats_.record_request("", 431, 1ms);
   EXPECT_EQ(stats_.requests_total(), 4u);
   const auto text = stats_.render(*app_);
-  EXPECT_EQ(value_of(text, R"(hookd_http_requests_total{route="/a",code="200"})"), 2);
-  EXPECT_EQ(value_of(text, R"(hookd_http_requests_total{route="/a",code="404"})"), 1);
-  EXPECT_EQ(value_of(text, R"(hookd_http_requests_total{route="unmatched",code="431"})"), 1);
-  EXPECT_EQ(value_of(text, R"(hookd_http_requests_total{route="/a",code="500"})"), -1);
+  EXPECT_EQ(metric_value(text, R"(hookd_http_requests_total{route="/a",code="200"})"), 2);
+  EXPECT_EQ(metric_value(text, R"(hookd_http_requests_total{route="/a",code="404"})"), 1);
+  EXPECT_EQ(metric_value(text, R"(hookd_http_requests_total{route="unmatched",code="431"})"), 1);
+  EXPECT_EQ(metric_value(text, R"(hookd_http_requests_total{route="/a",code="500"})"), -1);
 }
 
 TEST_F(MetricsTest, LatencyHistogramIsCumulativeWithSumAndCount) {
@@ -77,7 +67,7 @@ TEST_F(MetricsTest, LatencyHistogramIsCumulativeWithSumAndCount) {
   stats_.record_request("/h", 200, 20s);    // above every bound: +Inf only
   const auto text = stats_.render(*app_);
   const auto bucket = [&](const char* le) {
-    return value_of(
+    return metric_value(
         text,
         std::string(R"(hookd_http_request_duration_seconds_bucket{route="/h",le=")") + le + "\"}");
   };
@@ -86,15 +76,15 @@ TEST_F(MetricsTest, LatencyHistogramIsCumulativeWithSumAndCount) {
   EXPECT_EQ(bucket("0.005"), 2);
   EXPECT_EQ(bucket("10"), 2);
   EXPECT_EQ(bucket("+Inf"), 3);
-  EXPECT_EQ(value_of(text, R"(hookd_http_request_duration_seconds_count{route="/h"})"), 3);
-  EXPECT_NEAR(value_of(text, R"(hookd_http_request_duration_seconds_sum{route="/h"})"), 20.0031,
+  EXPECT_EQ(metric_value(text, R"(hookd_http_request_duration_seconds_count{route="/h"})"), 3);
+  EXPECT_NEAR(metric_value(text, R"(hookd_http_request_duration_seconds_sum{route="/h"})"), 20.0031,
               1e-9);
 }
 
 TEST_F(MetricsTest, EscapesLabelValues) {
   stats_.record_request("/q\"uo\\te\n", 200, 1ms);
   const auto text = stats_.render(*app_);
-  EXPECT_EQ(value_of(text, R"(hookd_http_requests_total{route="/q\"uo\\te\n",code="200"})"), 1);
+  EXPECT_EQ(metric_value(text, R"(hookd_http_requests_total{route="/q\"uo\\te\n",code="200"})"), 1);
 }
 
 TEST_F(MetricsTest, TracksOpenConnections) {
@@ -103,8 +93,8 @@ TEST_F(MetricsTest, TracksOpenConnections) {
   stats_.connection_closed();
   EXPECT_EQ(stats_.open_connections(), 1);
   const auto text = stats_.render(*app_);
-  EXPECT_EQ(value_of(text, "hookd_http_open_connections"), 1);
-  EXPECT_EQ(value_of(text, "hookd_http_connections_total"), 2);
+  EXPECT_EQ(metric_value(text, "hookd_http_open_connections"), 1);
+  EXPECT_EQ(metric_value(text, "hookd_http_connections_total"), 2);
 }
 
 TEST_F(MetricsTest, ReportsCatalogSizesCommitsAndStorageWrites) {
@@ -118,14 +108,14 @@ TEST_F(MetricsTest, ReportsCatalogSizesCommitsAndStorageWrites) {
   const auto text = stats_.render(*app_);
   cat_->stop();
 
-  EXPECT_EQ(value_of(text, R"(hookd_catalog_objects{kind="organizations"})"), 1);
-  EXPECT_EQ(value_of(text, R"(hookd_catalog_objects{kind="webhooks"})"), 0);
-  EXPECT_GE(value_of(text, "hookd_catalog_commit_groups_total"), 1);
-  EXPECT_GE(value_of(text, "hookd_catalog_commit_mutations_total"), 1);
-  EXPECT_EQ(value_of(text, "hookd_catalog_commit_failed_total"), 0);
-  EXPECT_GE(value_of(text, "hookd_storage_write_batches_total"), 1);
-  EXPECT_GE(value_of(text, "hookd_storage_fsyncs_total"), 1);
-  EXPECT_EQ(value_of(text, "hookd_ready"), 1);
+  EXPECT_EQ(metric_value(text, R"(hookd_catalog_objects{kind="organizations"})"), 1);
+  EXPECT_EQ(metric_value(text, R"(hookd_catalog_objects{kind="webhooks"})"), 0);
+  EXPECT_GE(metric_value(text, "hookd_catalog_commit_groups_total"), 1);
+  EXPECT_GE(metric_value(text, "hookd_catalog_commit_mutations_total"), 1);
+  EXPECT_EQ(metric_value(text, "hookd_catalog_commit_failed_total"), 0);
+  EXPECT_GE(metric_value(text, "hookd_storage_write_batches_total"), 1);
+  EXPECT_GE(metric_value(text, "hookd_storage_fsyncs_total"), 1);
+  EXPECT_EQ(metric_value(text, "hookd_ready"), 1);
 }
 
 TEST_F(MetricsTest, ExpositionIsWellFormed) {

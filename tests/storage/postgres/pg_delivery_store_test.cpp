@@ -86,6 +86,35 @@ class pg_delivery_store_test : public ::testing::Test {
     return i;
   }
 
+  // `a` ingests `key` in a transaction left open, so `b`'s ingest of the same key must wait for
+  // it; `a` then ends it with `ending`: after COMMIT `b` replays a's event, after ROLLBACK it
+  // creates its own.
+  void expect_waits_then_replays_or_creates(pg_delivery_store& a, pg_delivery_store& b,
+                                            const std::string& key, object_id token,
+                                            std::string_view ending) {
+    SCOPED_TRACE(key);
+    ingest_item from_a = keyed(key, "body", token);
+    ingest_item from_b = keyed(key, "body", token);
+    ASSERT_TRUE(a.native().exec("BEGIN"));
+    auto held = a.ingest({from_a});
+    ASSERT_TRUE(held) << held.error().detail;
+    std::atomic<bool> returned{false};
+    result<std::vector<ingest_answer>> second = problem{};
+    std::thread waiting([&] {
+      second = b.ingest({from_b});
+      returned = true;
+    });
+    std::this_thread::sleep_for(300ms);
+    EXPECT_FALSE(returned.load()) << "b waits on a's uncommitted key";
+    ASSERT_TRUE(a.native().exec(ending));
+    waiting.join();
+    ASSERT_TRUE(second) << second.error().detail;
+    const bool committed = ending == "COMMIT";
+    EXPECT_EQ(second->front().outcome,
+              committed ? ingest_outcome::replay : ingest_outcome::created);
+    EXPECT_EQ(second->front().event, committed ? from_a.record.id : from_b.record.id);
+  }
+
   static std::vector<object_id> delivery_ids(const std::vector<ingest_item>& group) {
     std::vector<object_id> out;
     for (const auto& i : group) {
@@ -240,30 +269,7 @@ TEST_F(pg_delivery_store_test, a_key_held_by_an_uncommitted_ingest_waits_and_the
   // a's ingest stays uncommitted (an open transaction around it), so b's ingest of the same key
   // must wait for it: b replays when a commits, and creates when a rolls back.
   for (const char* ending : {"COMMIT", "ROLLBACK"}) {
-    const std::string key = std::string("held-") + ending;
-    ingest_item from_a = keyed(key, "body", token);
-    ingest_item from_b = keyed(key, "body", token);
-    ASSERT_TRUE(a->native().exec("BEGIN"));
-    auto first = a->ingest({from_a});
-    ASSERT_TRUE(first) << first.error().detail;
-    std::atomic<bool> returned{false};
-    result<std::vector<ingest_answer>> second = problem{};
-    std::thread waiting([&] {
-      second = b->ingest({from_b});
-      returned = true;
-    });
-    std::this_thread::sleep_for(300ms);
-    EXPECT_FALSE(returned.load()) << "b waits on a's uncommitted key";
-    ASSERT_TRUE(a->native().exec(ending));
-    waiting.join();
-    ASSERT_TRUE(second) << second.error().detail;
-    if (std::string(ending) == "COMMIT") {
-      EXPECT_EQ(second->front().outcome, ingest_outcome::replay);
-      EXPECT_EQ(second->front().event, from_a.record.id);
-    } else {
-      EXPECT_EQ(second->front().outcome, ingest_outcome::created);
-      EXPECT_EQ(second->front().event, from_b.record.id);
-    }
+    expect_waits_then_replays_or_creates(*a, *b, std::string("held-") + ending, token, ending);
   }
   EXPECT_EQ(value("SELECT count(*) FROM events"), "2");
   EXPECT_EQ(value("SELECT string_agg(key || ':' || event_id, ',' ORDER BY key) FROM"
@@ -321,27 +327,7 @@ TEST_F(pg_delivery_store_test, a_key_answers_across_the_midnight_between_two_day
   // At once: a's key uncommitted in 2026-12-06's partition, b's request at 00:00:00.100 waits
   // for it and replays it when a commits, or creates when a rolls back.
   for (const char* ending : {"COMMIT", "ROLLBACK"}) {
-    const std::string key = std::string("held-") + ending;
-    ingest_item from_a = keyed(key, "body", token);
-    ingest_item from_b = keyed(key, "body", token);
-    ASSERT_TRUE(a->native().exec("BEGIN"));
-    auto held = a->ingest({from_a});
-    ASSERT_TRUE(held) << held.error().detail;
-    std::atomic<bool> returned{false};
-    result<std::vector<ingest_answer>> second = problem{};
-    std::thread waiting([&] {
-      second = b->ingest({from_b});
-      returned = true;
-    });
-    std::this_thread::sleep_for(300ms);
-    EXPECT_FALSE(returned.load()) << "b waits on a's uncommitted key in the day before";
-    ASSERT_TRUE(a->native().exec(ending));
-    waiting.join();
-    ASSERT_TRUE(second) << second.error().detail;
-    const bool committed = std::string(ending) == "COMMIT";
-    EXPECT_EQ(second->front().outcome,
-              committed ? ingest_outcome::replay : ingest_outcome::created);
-    EXPECT_EQ(second->front().event, committed ? from_a.record.id : from_b.record.id);
+    expect_waits_then_replays_or_creates(*a, *b, std::string("held-") + ending, token, ending);
   }
   // And racing freely, twenty keys: one event each, both answers name it.
   for (int round = 0; round < 20; ++round) {
