@@ -12,8 +12,10 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <set>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace hookd::pg {
@@ -115,6 +117,27 @@ class pg_delivery_store_test : public ::testing::Test {
     EXPECT_EQ(second->front().event, committed ? from_a.record.id : from_b.record.id);
   }
 
+  // `a` ingests `in_a` and `b` ingests `in_b` at the same moment (two threads released together).
+  static std::pair<result<std::vector<ingest_answer>>, result<std::vector<ingest_answer>>>
+  ingest_at_once(pg_delivery_store& a, const std::vector<ingest_item>& in_a, pg_delivery_store& b,
+                 const std::vector<ingest_item>& in_b) {
+    result<std::vector<ingest_answer>> ra = problem{};
+    result<std::vector<ingest_answer>> rb = problem{};
+    std::atomic<int> ready{0};
+    auto run = [&ready](pg_delivery_store& store, const std::vector<ingest_item>& in,
+                        result<std::vector<ingest_answer>>& out) {
+      ++ready;
+      while (ready.load() < 2) {
+      }
+      out = store.ingest(in);
+    };
+    std::thread ta(run, std::ref(a), std::cref(in_a), std::ref(ra));
+    std::thread tb(run, std::ref(b), std::cref(in_b), std::ref(rb));
+    ta.join();
+    tb.join();
+    return {std::move(ra), std::move(rb)};
+  }
+
   static std::vector<object_id> delivery_ids(const std::vector<ingest_item>& group) {
     std::vector<object_id> out;
     for (const auto& i : group) {
@@ -212,23 +235,7 @@ TEST_F(pg_delivery_store_test, one_key_taken_by_two_nodes_at_once_makes_one_even
     const std::string key = "key-" + std::to_string(round);
     ingest_item from_a = keyed(key, "body", token);
     ingest_item from_b = keyed(key, "body", token);
-    std::atomic<int> ready{0};
-    result<std::vector<ingest_answer>> ra = problem{};
-    result<std::vector<ingest_answer>> rb = problem{};
-    std::thread ta([&] {
-      ++ready;
-      while (ready.load() < 2) {
-      }
-      ra = a->ingest({from_a});
-    });
-    std::thread tb([&] {
-      ++ready;
-      while (ready.load() < 2) {
-      }
-      rb = b->ingest({from_b});
-    });
-    ta.join();
-    tb.join();
+    auto [ra, rb] = ingest_at_once(*a, {from_a}, *b, {from_b});
     ASSERT_TRUE(ra) << ra.error().detail;
     ASSERT_TRUE(rb) << rb.error().detail;
     const ingest_answer& x = ra->front();
@@ -334,23 +341,7 @@ TEST_F(pg_delivery_store_test, a_key_answers_across_the_midnight_between_two_day
     const std::string key = "race-" + std::to_string(round);
     ingest_item from_a = keyed(key, "body", token);
     ingest_item from_b = keyed(key, "body", token);
-    result<std::vector<ingest_answer>> ra = problem{};
-    result<std::vector<ingest_answer>> rb = problem{};
-    std::atomic<int> ready{0};
-    std::thread ta([&] {
-      ++ready;
-      while (ready.load() < 2) {
-      }
-      ra = a->ingest({from_a});
-    });
-    std::thread tb([&] {
-      ++ready;
-      while (ready.load() < 2) {
-      }
-      rb = b->ingest({from_b});
-    });
-    ta.join();
-    tb.join();
+    auto [ra, rb] = ingest_at_once(*a, {from_a}, *b, {from_b});
     ASSERT_TRUE(ra) << ra.error().detail;
     ASSERT_TRUE(rb) << rb.error().detail;
     EXPECT_EQ(ra->front().event, rb->front().event) << key;
