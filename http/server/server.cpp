@@ -755,16 +755,24 @@ void server::impl::park(const std::shared_ptr<connection>& conn) {
 // a 400 in plain HTTP. True when TLS is up.
 asio::awaitable<bool> server::impl::start_tls(connection& conn) {
   conn.idle = true;
-  conn.expires_after(options.header_timeout);
-  const auto [wec] = co_await conn.socket().async_wait(tcp::socket::wait_read, use_tuple);
+  conn.expires_after(options.header_timeout);  // for the first byte, however many wake-ups
+  unsigned char first = 0;
+  std::size_t peeked = 0;
+  beast::error_code ec;
+  for (;;) {
+    std::tie(ec) = co_await conn.socket().async_wait(tcp::socket::wait_read, use_tuple);
+    if (ec || draining.load()) break;
+    peeked = conn.socket().receive(asio::buffer(&first, 1), tcp::socket::message_peek, ec);
+    // A readiness wait can end with nothing to read yet (seen with several I/O threads, on a
+    // descriptor number just freed by a connection its client reset). Closing then would drop a
+    // client whose ClientHello is on its way: its handshake would end unanswered (end of stream,
+    // or a reset once the ClientHello meets the closed socket). So wait again, within the same
+    // deadline.
+    if (ec != asio::error::would_block && ec != asio::error::try_again) break;
+  }
   conn.operation_done();
   conn.idle = false;
-  if (wec || draining.load()) co_return false;
-  unsigned char first = 0;
-  beast::error_code pec;
-  const auto peeked =
-      conn.socket().receive(asio::buffer(&first, 1), tcp::socket::message_peek, pec);
-  if (pec || peeked == 0) co_return false;
+  if (ec || draining.load() || peeked == 0) co_return false;
   if (first != kTlsHandshakeRecord) {
     co_await answer_plain_http(conn);
     co_return false;
