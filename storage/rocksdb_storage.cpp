@@ -6,6 +6,7 @@
 
 #include "storage/rocksdb_storage.hpp"
 
+#include "core/common/object_id.hpp"
 #include "core/delivery/history_keys.hpp"
 
 #include <rocksdb/cache.h>
@@ -320,6 +321,56 @@ rocksdb::DBOptions make_db_options(const rocksdb_options& options) {
   return db;
 }
 
+// ---- memtable insert hints ------------------------------------------------------------------
+// RocksDB can start a memtable insert where the previous insert of the same prefix went
+// (memtable_insert_with_hint_prefix_extractor), which suits keys that grow with time. RocksDB 7.8
+// keeps one map of those places per memtable for point keys and range tombstones alike, and a
+// range tombstone whose start key has a hinted prefix is linked into the wrong skip list (fixed
+// upstream in 2024, RocksDB PR 12558). So only keys of the exact shapes of point records get a
+// hint, and write() refuses a range erase that starts at such a key (none of hookd's does: they
+// start at "", at a bucket, a bucket + project, an attempt prefix or just after a key).
+
+// History: bucket + project + kind (kHistoryPrefixBytes + 1) for an event (+ id), an attempt
+// (+ delivery id + number), a finished delivery (+ status + id) and its entry by webhook
+// (+ webhook id + status + id); the queue: a delivery id. Subject entries (of any length) get no
+// hint.
+bool hinted_key(table t, std::string_view key) noexcept {
+  constexpr std::size_t id = object_id::kSize;
+  constexpr std::size_t kind_at = kHistoryPrefixBytes;
+  if (t == table::queue) return key.size() == id;
+  if (t != table::history || key.size() <= kind_at) return false;
+  switch (static_cast<history_kind>(key[kind_at])) {
+    case history_kind::event:
+      return key.size() == kind_at + 1 + id;
+    case history_kind::attempt:
+      return key.size() == kind_at + 1 + id + 4;
+    case history_kind::finished:
+      return key.size() == kind_at + 2 + id;
+    case history_kind::by_webhook:
+      return key.size() == kind_at + 1 + id + 1 + id;
+    default:
+      return false;
+  }
+}
+
+class insert_hint_prefix final : public rocksdb::SliceTransform {
+ public:
+  explicit insert_hint_prefix(table t) : table_(t) {}
+  const char* Name() const override {
+    return table_ == table::history ? "hookd.history_insert_hint.1" : "hookd.queue_insert_hint.1";
+  }
+  // The queue's ids share one place; history's records one per bucket, project and kind.
+  rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
+    return {key.data(), table_ == table::history ? kHistoryPrefixBytes + 1 : 0};
+  }
+  bool InDomain(const rocksdb::Slice& key) const override {
+    return hinted_key(table_, to_view(key));
+  }
+
+ private:
+  table table_;
+};
+
 // The history table differs from the others: it takes most of hookd's writes (every event,
 // attempt and finished delivery), appended at the end of its key space (keys start with a
 // big-endian time bucket); it is read a page at a time by range scans, newest first, and by
@@ -352,11 +403,10 @@ rocksdb::ColumnFamilyOptions make_cf_options(std::optional<table> t,
   // History's prefix is bucket + project + kind; the queue has one (the empty prefix). Inserts
   // only: reads do not use it. Measured with bench/cost.sh (bench/README.md, "The memtable's
   // insert hints"): a memtable insert from ~8 000 instructions to ~3 800.
-  if (history) {
-    cf.memtable_insert_with_hint_prefix_extractor.reset(
-        rocksdb::NewFixedPrefixTransform(kHistoryPrefixBytes + 1));
-  } else if (t == table::queue) {
-    cf.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(0));
+  // Only keys of the point records' shapes (hinted_key above: RocksDB 7.8 mixes up range
+  // tombstones that share a hinted prefix).
+  if (t == table::history || t == table::queue) {
+    cf.memtable_insert_with_hint_prefix_extractor = std::make_shared<insert_hint_prefix>(*t);
   }
   if (history) {
     // Default: off (files are compacted only when their level overflows). Every history file is
@@ -503,6 +553,15 @@ class rocksdb_storage final : public storage {
         return make_problem(error_kind::internal, "write batch names an unknown table (" +
                                                       std::to_string(static_cast<int>(op.where)) +
                                                       "); nothing was written");
+      }
+      if (op.range_end && hinted_key(op.where, op.key)) {
+        // See hinted_key: RocksDB would link the tombstone into the wrong skip list.
+        failures_.fetch_add(1, std::memory_order_relaxed);
+        return make_problem(error_kind::internal, "write batch erases a range of table " +
+                                                      std::string(table_name(op.where)) +
+                                                      " from a key of a record's shape, which "
+                                                      "the memtable's insert hints cannot take; "
+                                                      "nothing was written");
       }
       if (op.range_end && op.key > *op.range_end) {
         // RocksDB would refuse it too, but only while applying the batch to the memtable, after
