@@ -4,6 +4,8 @@
 //   page         delivery_log::list_deliveries of the project, 100 a page, newest first, from a
 //                random cursor anywhere in the history (one thread): p50/p99/max per page
 //   page_failed  the same with status=failed (one delivery in ten failed): a filtered page
+//   page_webhook the same for one webhook's list (a tenth of the deliveries): its index entries,
+//                then the records they name; history_bytes is the table's size on disk
 //   by_id        find_delivery of a random finished delivery, with its attempt
 //   restart      the stack (service) stopped and opened again over a data dir with the history,
 //                and over one with the same catalog and none, alternately (A B A B ...): open
@@ -81,6 +83,7 @@ struct history_fixture {
   bench::stack full{/*sync=*/false};
   bench::stack empty{/*sync=*/false};
   std::vector<object_id> ids;  // every finished delivery
+  object_id webhook;           // one of the kWebhooks
 
   history_fixture() {
     full.add_webhooks(full.project, kWebhooks);
@@ -124,6 +127,7 @@ struct history_fixture {
         a.status_code = fail ? 410 : 200;
         a.response = fail ? "gone" : R"({"received":true})";
         ids.push_back(job.delivery);
+        webhook = job.webhook;
         log.record_attempt(
             pending->record, std::move(a),
             fail ? attempt_decision::failed(kReasonGone) : attempt_decision::succeeded(),
@@ -161,7 +165,7 @@ void report(benchmark::State& state, std::vector<double>& us) {
   state.counters["history"] = static_cast<double>(fixture().ids.size());
 }
 
-void page(benchmark::State& state, bool failed_only) {
+void page(benchmark::State& state, bool failed_only, bool by_webhook = false) {
   history_fixture& f = fixture();
   const delivery_engine& log = *f.full.deliveries;
   bench::xorshift rng{0x9E3779B97F4A7C15ull};
@@ -173,6 +177,7 @@ void page(benchmark::State& state, bool failed_only) {
     q.project = f.full.project;
     q.limit = 100;
     if (failed_only) q.statuses.add(delivery_status::failed);
+    if (by_webhook) q.webhook = f.webhook;
     q.after = f.ids[rng.next() % f.ids.size()];
     const auto started = steady::now();
     auto result = log.list_deliveries(q);
@@ -198,6 +203,13 @@ void BM_page_failed(benchmark::State& state) {
   page(state, true);
 }
 BENCHMARK(BM_page_failed)->MinTime(3.0)->Unit(benchmark::kMicrosecond);
+
+void BM_page_webhook(benchmark::State& state) {
+  page(state, false, true);
+  state.counters["history_bytes"] =
+      static_cast<double>(fixture().full.store->size(table::history).bytes);
+}
+BENCHMARK(BM_page_webhook)->MinTime(3.0)->Unit(benchmark::kMicrosecond);
 
 void BM_by_id(benchmark::State& state) {
   history_fixture& f = fixture();

@@ -3,6 +3,7 @@
 // relies on (directory in use, corrupt files).
 
 #include "storage/rocksdb_storage.hpp"
+#include "core/delivery/history_keys.hpp"
 #include "crash_workload.hpp"
 
 #include <rocksdb/db.h>
@@ -16,6 +17,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -330,6 +332,86 @@ TEST_F(RocksdbStorageTest, BatchWithAnInvalidOpWritesNothing) {
   EXPECT_EQ(stats.failures, 1u);
   EXPECT_EQ(stats.batches, 0u);
   EXPECT_EQ(stats.records, 0u);
+}
+
+// History and the queue take memtable insert hints (storage/rocksdb_storage.cpp, hinted_key).
+// Interleaved with them, range erases of the shapes hookd writes (a delivery's attempts, the
+// records after an event, a bucket + project) delete exactly their ranges, in the memtable and
+// after a reopen; a range erase from a key of a record's shape is refused, writing nothing.
+TEST_F(RocksdbStorageTest, RangeErasesAmongHintedInsertsDeleteExactlyTheirRanges) {
+  reopen();
+  const object_id project = object_id::parse("65a0f1c2aabbccddee000001").value();
+  std::vector<object_id> ids;
+  for (int i = 0; i < 40; ++i) {
+    char hex[25];
+    std::snprintf(hex, sizeof hex, "65a0f1c2aabbccddee%06x", 0x100 + i);
+    ids.push_back(object_id::parse(hex).value());
+  }
+  const std::uint32_t bucket = 1'700'000'000;
+  std::map<std::string, std::string> want;
+  const auto put = [&](write_batch& b, table t, std::string key) {
+    b.put(t, key, "v" + std::to_string(want.size()));
+    if (t == table::history) want[key] = "v" + std::to_string(want.size());
+  };
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    write_batch b;
+    put(b, table::history, event_key(bucket, project, ids[i]));
+    put(b, table::history, attempt_key(bucket, project, ids[i], 1));
+    put(b, table::history, attempt_key(bucket, project, ids[i], 2));
+    put(b, table::queue, std::string(ids[i].binary()));
+    if (i % 4 == 3) {
+      // The attempts of an earlier delivery, as erasing a subject does, then its queue record.
+      const std::string from = attempt_prefix(bucket, project, ids[i - 2]);
+      b.erase_range(table::history, from, prefix_end(from));
+      want.erase(attempt_key(bucket, project, ids[i - 2], 1));
+      want.erase(attempt_key(bucket, project, ids[i - 2], 2));
+      b.erase(table::queue, std::string(ids[i - 2].binary()));
+    }
+    write(b);
+  }
+  // After an event, as retention steps around a kept one: from just after it to the next one's.
+  write_batch sweep;
+  const std::string after = event_key(bucket, project, ids[5]) + '\0';
+  const std::string upto = event_key(bucket, project, ids[9]);
+  sweep.erase_range(table::history, after, upto);
+  for (auto it = want.lower_bound(after); it != want.end() && it->first < upto;) {
+    it = want.erase(it);
+  }
+  write(sweep);
+  for (std::size_t i = 0; i < ids.size(); i += 5) {  // and inserts after it, in both ranges
+    write_batch b;
+    put(b, table::history, attempt_key(bucket, project, ids[i], 3));
+    write(b);
+  }
+  const auto history = [&] {
+    std::map<std::string, std::string> got;
+    for (auto& [k, v] : scan(table::history)) got.emplace(k, v);
+    return got;
+  };
+  EXPECT_EQ(history(), want);
+  EXPECT_EQ(scan(table::queue).size(), ids.size() - ids.size() / 4);
+  reopen();
+  EXPECT_EQ(history(), want);
+
+  // A whole bucket + project, then nothing of it is left.
+  write_batch project_gone;
+  const std::string all = history_prefix(bucket, project);
+  project_gone.erase_range(table::history, all, prefix_end(all));
+  write(project_gone);
+  EXPECT_TRUE(scan(table::history).empty());
+
+  for (const auto& [t, key] : std::vector<std::pair<table, std::string>>{
+           {table::history, event_key(bucket, project, ids[0])},
+           {table::history, attempt_key(bucket, project, ids[0], 1)},
+           {table::queue, std::string(ids[0].binary())}}) {
+    write_batch refused;
+    refused.put(table::webhooks, "w", "v");
+    refused.erase_range(t, key, key + "\xff");
+    auto written = store_->write(refused);
+    ASSERT_FALSE(written);
+    EXPECT_EQ(written.error().kind, error_kind::internal);
+    EXPECT_EQ(get(table::webhooks, "w"), std::nullopt);
+  }
 }
 
 TEST_F(RocksdbStorageTest, StatsCountBatchesRecordsAndSyncs) {
