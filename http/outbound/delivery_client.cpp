@@ -41,6 +41,12 @@ using tls_stream = beast::ssl_stream<beast::tcp_stream>;
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
+// How often taking an idle connection also closes the expired ones of every origin. Walking all
+// origins on every attempt costs O(origins) per delivery for connections that only matter once
+// reused, and a reused one is checked on its own; a second keeps the expired ones from lingering
+// much past client_options::idle_expiry while deliveries go on.
+constexpr std::chrono::seconds kPruneEvery{1};
+
 }  // namespace
 
 // ---------------------------------------------------------------- the URL
@@ -270,7 +276,11 @@ struct delivery_client::impl {
   std::size_t idle_count = 0;  // connections in `idle`, over all origins
   client_stats stats;
 
-  std::unique_ptr<connection> take_idle(const std::string& origin);
+  // When prune_idle last closed the expired connections of every origin. take_idle walks all
+  // origins at most once per kPruneEvery; the connection it takes is checked on its own.
+  steady::time_point last_prune{};
+
+  std::unique_ptr<connection> take_idle(const std::string& origin, steady::time_point now);
   void put_idle(const std::string& origin, std::unique_ptr<connection> c);
   void prune_idle(steady::time_point now);
   void close_oldest_idle();
@@ -307,8 +317,12 @@ std::shared_ptr<const delivery_target> delivery_client::impl::find_target(const 
   return made;
 }
 
-std::unique_ptr<connection> delivery_client::impl::take_idle(const std::string& origin) {
-  prune_idle(steady::now());
+std::unique_ptr<connection> delivery_client::impl::take_idle(const std::string& origin,
+                                                             steady::time_point now) {
+  if (now - last_prune >= kPruneEvery) {
+    prune_idle(now);
+    last_prune = now;
+  }
   auto it = idle.find(origin);
   if (it == idle.end()) return nullptr;
   auto& list = it->second;
@@ -317,7 +331,8 @@ std::unique_ptr<connection> delivery_client::impl::take_idle(const std::string& 
     std::unique_ptr<connection> c = std::move(list.back());
     list.pop_back();
     --idle_count;
-    if (c->looks_usable()) {
+    // The most recently used first: when it has expired, so have the others of its origin.
+    if (now - c->idle_since < options.idle_expiry && c->looks_usable()) {
       found = std::move(c);
     } else {
       c->close();
@@ -629,7 +644,7 @@ asio::awaitable<attempt_result> delivery_client::send(
   wire.append("Content-Length: ").append(std::to_string(body.size()));
   wire.append("\r\n\r\n").append(body);
 
-  std::unique_ptr<connection> c = self.take_idle(t.origin);
+  std::unique_ptr<connection> c = self.take_idle(t.origin, start);
   bool pooled = c != nullptr;
   if (pooled) {
     ++self.stats.connections_reused;

@@ -100,24 +100,46 @@ asio::awaitable<exchange_status> read_response(Stream& stream, beast::flat_buffe
   }
 
   // The body: keep the prefix, count the rest, give up on the connection past the read bound.
-  std::array<char, 8192> chunk{};
+  std::array<char, 8192> chunk;  // not zeroed: the parser writes what it holds
   std::string kept;
   std::uint64_t total = 0;
+  const auto keep = [&](std::size_t got) {
+    total += got;
+    if (kept.size() <= kBodyPrefixBytes) {
+      kept.append(chunk.data(), std::min(got, kBodyPrefixBytes + 1 - kept.size()));
+    }
+  };
   bool complete = parser->is_done();
-  while (!complete) {
+  bool failed = false;
+  // Most answers are small and arrive in one segment with their head, so the body is in `buffer`
+  // already: parse it from there, as Beast's read would, without starting an asynchronous read
+  // (its composed operation, timer and posted completion were ~5 000 instructions of a
+  // delivery, bench/README.md, issue #15). What is not there yet is read below.
+  while (!complete && buffer.size() != 0 && total <= limits.max_read_bytes) {
+    head.body().data = chunk.data();
+    head.body().size = chunk.size();
+    boost::system::error_code ec;
+    const std::size_t used = parser->put(buffer.data(), ec);
+    buffer.consume(used);
+    const std::size_t got = chunk.size() - head.body().size;
+    keep(got);
+    complete = parser->is_done();
+    if (ec == bhttp::error::need_more) break;  // the rest is still on its way
+    if (ec && ec != bhttp::error::need_buffer) {
+      failed = true;  // a malformed body: like a failed read below
+      break;
+    }
+    if (used == 0 && got == 0) break;
+  }
+  while (!complete && !failed && total <= limits.max_read_bytes) {
     head.body().data = chunk.data();
     head.body().size = chunk.size();
     before_read();
     auto [ec, n] = co_await bhttp::async_read(stream, buffer, *parser, use_tuple);
     (void)n;
-    const std::size_t got = chunk.size() - head.body().size;
-    total += got;
-    if (kept.size() <= kBodyPrefixBytes) {
-      kept.append(chunk.data(), std::min(got, kBodyPrefixBytes + 1 - kept.size()));
-    }
+    keep(chunk.size() - head.body().size);
     if (ec && ec != bhttp::error::need_buffer) break;  // best effort: the head already counts
     complete = parser->is_done();
-    if (total > limits.max_read_bytes) break;
   }
   cut_on_utf8_boundary(kept, kBodyPrefixBytes);
   result.body_prefix = std::move(kept);

@@ -248,6 +248,9 @@ class receiver {
         res.body() = std::move(body);
       } else if (target == "/medium") {
         res.body() = std::string(20 * 1024, 'm');
+      } else if (target == "/chunked" || target == "/chunked-large") {
+        res.body() = target == "/chunked" ? std::string("chunked ok") : std::string(20 * 1024, 'c');
+        res.chunked(true);
       } else if (target == "/redirect") {
         res.result(bhttp::status::found);
         res.set(bhttp::field::location, "/target");
@@ -258,7 +261,7 @@ class receiver {
         res.body() = "ok";
         s.drop_next = target == "/drop-next";
       }
-      res.prepare_payload();
+      if (!res.chunked()) res.prepare_payload();
       s.lowest().expires_after(10s);
       auto [wec, wn] = co_await bhttp::async_write(stream, res, use_tuple);
       if (wec || !res.keep_alive()) co_return;
@@ -341,6 +344,23 @@ TEST_F(delivery_client_test, discards_a_moderate_body_and_keeps_the_connection) 
   EXPECT_EQ(send(*client, url(r, "/ok")).status_code, 200);
   EXPECT_EQ(r.connections(), 1U);
   EXPECT_EQ(r.requests(), 2U);
+}
+
+// Chunked bodies, one shorter and one longer than the client's 8 KiB read piece: the prefix is
+// kept and the connection serves the next request (the body was parsed to the message's end,
+// from the bytes that came with the head and from reads after it).
+TEST_F(delivery_client_test, reads_a_chunked_body_and_keeps_the_connection) {
+  receiver r;
+  auto client = make_client(private_ok());
+  const attempt_result small = send(*client, url(r, "/chunked"));
+  EXPECT_EQ(small.status_code, 200) << small.error;
+  EXPECT_EQ(small.body_prefix, "chunked ok");
+  const attempt_result large = send(*client, url(r, "/chunked-large"));
+  EXPECT_EQ(large.status_code, 200) << large.error;
+  EXPECT_EQ(large.body_prefix, std::string(4096, 'c'));
+  EXPECT_EQ(send(*client, url(r, "/ok")).status_code, 200);
+  EXPECT_EQ(r.connections(), 1U);
+  EXPECT_EQ(r.requests(), 3U);
 }
 
 TEST_F(delivery_client_test, reuses_one_keep_alive_connection) {
