@@ -41,7 +41,8 @@
 #            and deliveries/s; then the same requests (same body and headers, each webhook's
 #            signed once beforehand with openssl) sent to the same hookd-sink by wrk -t1 -c32
 #            pinned to hookd's core: its CPU per request (bash `time`). hookd/raw CPU ratio and
-#            fan-out against hookd's GET rate (from get, or a reference wrk run).
+#            fan-out against hookd's GET rate (from get, or a reference wrk run). Both CPU
+#            figures also come split into user space and the kernel's (system) time.
 #   ingest   ingest -> first delivery attempt: hookd-load deliver closed loop (1 webhook per
 #            event, 64 connections) gives the max ingest rate; then, on a fresh hookd, open loop
 #            at half that rate: delivery latency p50/p99 (from the event's intended send time);
@@ -511,6 +512,15 @@ lower_sign() {
   key=$(printf '%s' "${1#whsec_}" | base64 -d | od -An -v -tx1 | tr -d ' \n')
   printf '%s.%s.%s' "$2" "$3" "$4" | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$key" -binary | base64 -w0
 }
+# lower_cpu_ticks PID: "USER SYSTEM", the process's CPU time (all threads) in clock ticks, user
+# space and kernel apart (utime and stime of /proc/PID/stat), so that the kernel's share of a
+# delivery (loopback TCP both ways, fdatasync, epoll) shows next to hookd's own work.
+lower_cpu_ticks() {
+  local stat rest
+  stat=$(cat "/proc/$1/stat") || die "no /proc/$1/stat"
+  rest=${stat##*) }
+  awk '{print $12, $13}' <<<"$rest"
+}
 phase_lower() {
   step_fits 60
   mkdir -p "$tmp/lower"
@@ -552,9 +562,10 @@ phase_lower() {
   printf '%s\n' 'wrk.method = "POST"' 'wrk.headers["Content-Type"] = "application/json"' \
     "wrk.body = [==[{\"type\":\"invoice.paid\",\"data\":$data}]==]" >"$tmp/lower/events.lua"
   log "lower: hookd, $lower_webhooks webhooks per event at hookd-sink, events by wrk -c16 for ${load_secs}s, until every delivery arrived"
-  local r0 ticks0 t0 events expected got ticks t1 bound
+  local r0 ticks0 t0 events expected got ticks t1 bound user0 sys0 user1 sys1
   r0=$(sink_stat received)
-  ticks0=$(proc_cpu_ticks "$hookd_pid")
+  read -r user0 sys0 <<<"$(lower_cpu_ticks "$hookd_pid")"
+  ticks0=$((user0 + sys0))
   t0=$(date +%s%N)
   step_fits $((load_secs + 20 + drain * 3))
   run_wrk "$tmp/lower/events.txt" "$hookd_url$path/events" 16 "$load_secs" -s "$tmp/lower/events.lua" >/dev/null
@@ -569,7 +580,8 @@ phase_lower() {
     sleep 0.05
   done
   t1=$(date +%s%N)
-  ticks=$(($(proc_cpu_ticks "$hookd_pid") - ticks0))
+  read -r user1 sys1 <<<"$(lower_cpu_ticks "$hookd_pid")"
+  ticks=$((user1 + sys1 - ticks0))
   (($(sink_stat failedVerification) == 0)) || die "lower: hookd-sink refused hookd's signatures"
   stop_hookd
 
@@ -615,18 +627,24 @@ phase_lower() {
     --argjson ns "$((t1 - t0))" --argjson ticks "$ticks" --argjson clk "$clk_tck" \
     --argjson raw_requests "$raw_requests" --argjson raw_rps "$raw_rps" --arg cpu "$cpu" \
     --argjson ref "$get_rps" --arg src "$source" --argjson per "$lower_webhooks" \
-    '($cpu | split(" ") | map(tonumber) | add) as $raw_cpu
-     | {webhooks_per_event: $per,
+    --argjson user_ticks "$((user1 - user0))" --argjson sys_ticks "$((sys1 - sys0))" \
+    --argjson load "$(load_1m)" \
+    '($cpu | split(" ") | map(tonumber)) as $raw_parts | ($raw_parts | add) as $raw_cpu
+     | {webhooks_per_event: $per, load_average_1m: $load,
         hookd: {events: $events, deliveries: $deliveries, seconds: ($ns / 1e9 | . * 100 | round / 100),
                 deliveries_per_s: ($deliveries / ($ns / 1e9) | round),
-                cpu_us_per_delivery: ($ticks / $clk * 1e6 / $deliveries | . * 10 | round / 10)},
+                cpu_us_per_delivery: ($ticks / $clk * 1e6 / $deliveries | . * 10 | round / 10),
+                user_us_per_delivery: ($user_ticks / $clk * 1e6 / $deliveries | . * 10 | round / 10),
+                system_us_per_delivery: ($sys_ticks / $clk * 1e6 / $deliveries | . * 10 | round / 10)},
         raw: {client: "wrk -t1 -c32", requests: $raw_requests, requests_per_s: $raw_rps,
-              cpu_s: $raw_cpu, cpu_us_per_request: ($raw_cpu * 1e6 / $raw_requests | . * 10 | round / 10)},
+              cpu_s: $raw_cpu, cpu_us_per_request: ($raw_cpu * 1e6 / $raw_requests | . * 10 | round / 10),
+              user_us_per_request: ($raw_parts[0] * 1e6 / $raw_requests | . * 10 | round / 10),
+              system_us_per_request: ($raw_parts[1] * 1e6 / $raw_requests | . * 10 | round / 10)},
         get_rps_reference: $ref, reference_source: $src}
      | .ratio_cpu_hookd_raw = (.hookd.cpu_us_per_delivery / .raw.cpu_us_per_request | . * 100 | round / 100)
      | .ratio_fanout_get = (.hookd.deliveries_per_s / $ref | . * 1000 | round / 1000)
      | .ratio_fanout_raw = (.hookd.deliveries_per_s / .raw.requests_per_s | . * 1000 | round / 1000)')"
-  log "lower: hookd $(res_get .lower.hookd.deliveries_per_s) deliveries/s at $(res_get .lower.hookd.cpu_us_per_delivery) µs CPU each; raw client $(res_get .lower.raw.requests_per_s) req/s at $(res_get .lower.raw.cpu_us_per_request) µs each: $(res_get .lower.ratio_cpu_hookd_raw)x the CPU; fan-out $(res_get .lower.ratio_fanout_get) of GET"
+  log "lower: hookd $(res_get .lower.hookd.deliveries_per_s) deliveries/s at $(res_get .lower.hookd.cpu_us_per_delivery) µs CPU each ($(res_get .lower.hookd.user_us_per_delivery) user, $(res_get .lower.hookd.system_us_per_delivery) system); raw client $(res_get .lower.raw.requests_per_s) req/s at $(res_get .lower.raw.cpu_us_per_request) µs each ($(res_get .lower.raw.user_us_per_request) user, $(res_get .lower.raw.system_us_per_request) system): $(res_get .lower.ratio_cpu_hookd_raw)x the CPU; fan-out $(res_get .lower.ratio_fanout_get) of GET"
 }
 
 # ------------------------------------------------------------------ ingest
