@@ -6,6 +6,8 @@
 //
 // `http_client` is a small blocking HTTP/1.1 client (Beast) that keeps one connection alive
 // and reconnects only when the server said `Connection: close`.
+//
+// The bodies of the longer functions are in test_server.cpp (the hookd_test_support library).
 
 #include "core/catalog/entities.hpp"
 #include "core/catalog/validation.hpp"
@@ -54,22 +56,9 @@ struct http_reply {
   }
   bool has_header(std::string_view name) const { return headers.find(name) != headers.end(); }
   // The body as JSON; a failed test (and null) when it is not JSON.
-  json::value json() const {
-    boost::system::error_code ec;
-    json::value v = json::parse(body, ec);
-    if (ec) {
-      ADD_FAILURE() << "response body is not JSON (" << ec.message() << "): " << body;
-      return nullptr;
-    }
-    return v;
-  }
+  json::value json() const;
   // Shorthands for problem bodies and JSON objects.
-  std::string str(std::string_view key) const {
-    auto v = json();
-    if (!v.is_object()) return {};
-    const auto* field = v.as_object().if_contains(key);
-    return field && field->is_string() ? std::string(field->as_string()) : std::string();
-  }
+  std::string str(std::string_view key) const;
 };
 
 struct header_list : std::vector<std::pair<std::string, std::string>> {
@@ -89,55 +78,13 @@ class http_client {
 
   // Sends `req` (version, Host and Content-Length filled in) and reads one response; an I/O
   // failure is a test failure (and an empty reply).
-  http_reply send(bhttp::request<bhttp::string_body> req) {
-    std::string failure;
-    auto reply = try_send(std::move(req), &failure);
-    if (!reply) {
-      ADD_FAILURE() << "HTTP " << failure;
-      return {};
-    }
-    return std::move(*reply);
-  }
+  http_reply send(bhttp::request<bhttp::string_body> req);
 
   // Like send(), but an I/O failure (a refused or reset connection, a timeout) is an outcome
   // too: nullopt, the connection closed, `failure` saying which step failed. For tests that
   // kill the server on purpose.
   std::optional<http_reply> try_send(bhttp::request<bhttp::string_body> req,
-                                     std::string* failure = nullptr) {
-    req.version(11);
-    req.set(bhttp::field::host, "127.0.0.1:" + std::to_string(endpoint_.port()));
-    req.prepare_payload();
-    boost::system::error_code ec;
-    auto failed = [&](const char* what) {
-      close();
-      if (failure != nullptr) *failure = std::string(what) + " failed: " + ec.message();
-      return std::optional<http_reply>();
-    };
-    if (!stream_) {
-      stream_ = std::make_unique<beast::tcp_stream>(ioc_);
-      stream_->expires_after(kTimeout);
-      stream_->connect(endpoint_, ec);
-      if (ec) return failed("connect");
-    }
-
-    stream_->expires_after(kTimeout);
-    bhttp::write(*stream_, req, ec);
-    if (ec) return failed("write");
-
-    bhttp::response_parser<bhttp::string_body> parser;
-    parser.body_limit(boost::none);
-    stream_->expires_after(kTimeout);
-    bhttp::read(*stream_, buffer_, parser, ec);
-    if (ec) return failed("read");
-
-    auto res = parser.release();
-    http_reply out;
-    out.status = res.result_int();
-    out.body = std::move(res.body());
-    for (const auto& field : res) out.headers.insert(field.name_string(), field.value());
-    if (!res.keep_alive()) close();
-    return out;
-  }
+                                     std::string* failure = nullptr);
 
   http_reply request(bhttp::verb method, std::string target, std::optional<std::string> body = {},
                      const header_list& headers = {}) {
@@ -151,24 +98,11 @@ class http_client {
 
   static bhttp::request<bhttp::string_body> make_request(bhttp::verb method, std::string target,
                                                          std::optional<std::string> body,
-                                                         const header_list& headers) {
-    bhttp::request<bhttp::string_body> req{method, target, 11};
-    for (const auto& [name, value] : headers) req.set(name, value);
-    if (body) req.body() = std::move(*body);
-    return req;
-  }
+                                                         const header_list& headers);
 
   bool connected() const { return stream_ != nullptr; }
 
-  void close() {
-    if (stream_) {
-      boost::system::error_code ignored;
-      stream_->socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-      stream_->close();
-    }
-    stream_.reset();
-    buffer_.clear();
-  }
+  void close();
 
  private:
   asio::io_context ioc_;
@@ -202,11 +136,7 @@ class test_server {
   explicit test_server(test_server_options options = {})
       : test_server(settings_for(options), "hookd-http-test") {}
 
-  virtual ~test_server() {
-    shutdown();
-    std::error_code ignored;
-    std::filesystem::remove_all(data_dir_, ignored);
-  }
+  virtual ~test_server();
 
   test_server(const test_server&) = delete;
   test_server& operator=(const test_server&) = delete;
@@ -228,11 +158,7 @@ class test_server {
 
   http_reply call(bhttp::verb method, const std::string& target,
                   std::optional<std::string> body = {}, std::string_view token = kAdminToken,
-                  header_list headers = {}) {
-    if (!token.empty()) headers.emplace_back("Authorization", "Bearer " + std::string(token));
-    if (body) headers.emplace_back("Content-Type", "application/json");
-    return client_->request(method, target, std::move(body), headers);
-  }
+                  header_list headers = {});
   http_reply get(const std::string& target, std::string_view token = kAdminToken) {
     return call(bhttp::verb::get, target, std::nullopt, token);
   }
@@ -250,44 +176,19 @@ class test_server {
 
   // ---- fixtures through the API; each asserts its 201
 
-  std::string create_organization(const std::string& name) {
-    auto r = post("/api/v1/organizations", {{"name", name}});
-    EXPECT_EQ(r.status, 201u) << r.body;
-    return r.str("_id");
-  }
-  std::string create_project(const std::string& org, const std::string& slug) {
-    auto r = post(projects_path(org), {{"name", "Project " + slug}, {"slug", slug}});
-    EXPECT_EQ(r.status, 201u) << r.body;
-    return r.str("_id");
-  }
+  std::string create_organization(const std::string& name);
+  std::string create_project(const std::string& org, const std::string& slug);
   struct issued_token {
     std::string id;
     std::string secret;
   };
   issued_token create_token(std::initializer_list<std::string> orgs,
-                            std::initializer_list<std::string> scopes) {
-    json::array org_list, scope_list;
-    for (const auto& o : orgs) org_list.emplace_back(o);
-    for (const auto& s : scopes) scope_list.emplace_back(s);
-    auto r = post("/api/v1/tokens",
-                  {{"name", "test token"}, {"organizations", org_list}, {"scopes", scope_list}});
-    EXPECT_EQ(r.status, 201u) << r.body;
-    return {r.str("_id"), r.str("token")};
-  }
+                            std::initializer_list<std::string> scopes);
   // A valid create body; tests change one field at a time.
-  static json::object webhook_body(const std::string& name = "Orders") {
-    return {{"name", name},
-            {"url", "https://example.com/hooks"},
-            {"events", json::array{"order.created", "order.*"}}};
-  }
+  static json::object webhook_body(const std::string& name = "Orders");
   // The created webhook, with its `secret`.
   json::object create_webhook(const std::string& org, const std::string& proj,
-                              const json::object& body) {
-    auto r = post(webhooks_path(org, proj), body);
-    EXPECT_EQ(r.status, 201u) << r.body;
-    auto v = r.json();
-    return v.is_object() ? v.as_object() : json::object{};
-  }
+                              const json::object& body);
 
   static std::string org_path(const std::string& org) { return "/api/v1/organizations/" + org; }
   static std::string projects_path(const std::string& org) { return org_path(org) + "/projects"; }
@@ -302,13 +203,7 @@ class test_server {
  protected:
   // A server over a fresh mkdtemp dir named after `dir_prefix`, built from `settings` (the data
   // dir, listener and threads are the fixture's).
-  test_server(config settings, std::string_view dir_prefix) : settings_(std::move(settings)) {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / (std::string(dir_prefix) + "-XXXXXX")).string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    data_dir_ = pattern;
-    open();
-  }
+  test_server(config settings, std::string_view dir_prefix);
 
   service& stack() { return *service_; }
 
@@ -322,45 +217,10 @@ class test_server {
 
   // The stack comes from the composition root (tools/service), like hookd's: only the values of
   // the configuration are the test's.
-  void open() {
-    service_options o;
-    if (on_postgresql() && settings_.storage.empty()) {
-      auto* pg = hookd::testing::shared_pg_cluster();
-      if (pg == nullptr) {
-        throw std::runtime_error(
-            "HOOKD_TEST_STORAGE=postgresql, but the PostgreSQL server binaries are not installed "
-            "(tools/setup.sh)");
-      }
-      settings_.storage = pg->uri(pg->create_database());  // one fresh database per server
-    }
-    if (!settings_.storage.empty()) o.master_key = std::string(kMasterKey);
-    o.settings = settings_;
-    o.settings.data_dir = data_dir_.string();
-    o.settings.listen_host = "127.0.0.1";
-    o.settings.listen_port = 0;
-    o.settings.threads = 2;
-    o.admin_token = std::string(kAdminToken);  // what HOOKD_ADMIN_TOKEN would do
-    o.log = [](const json::object&) {
-    };
-    auto opened = service::open(std::move(o));
-    if (auto* failed = std::get_if<service_failure>(&opened)) {
-      throw std::runtime_error("service: " + failed->message);
-    }
-    service_ = std::move(std::get<std::unique_ptr<service>>(opened));
-    service_->start();
-    endpoint_ = service_->endpoint();
-    if (client_) {
-      client_->set_endpoint(endpoint_);
-    } else {
-      client_ = std::make_unique<http_client>(endpoint_);
-    }
-  }
+  void open();
 
   // In the order hookd stops: listeners, dispatcher, delivery log, catalog, storage.
-  void shutdown() {
-    if (client_) client_->close();
-    service_.reset();
-  }
+  void shutdown();
 
   config settings_;
   std::filesystem::path data_dir_;
@@ -370,48 +230,13 @@ class test_server {
 };
 
 // Every byte of every file under `dir`, for scans of what reaches the disk.
-inline std::vector<std::pair<std::filesystem::path, std::string>> read_all_files(
-    const std::filesystem::path& dir) {
-  std::vector<std::pair<std::filesystem::path, std::string>> out;
-  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
-    if (!entry.is_regular_file()) continue;
-    std::ifstream in(entry.path(), std::ios::binary);
-    out.emplace_back(entry.path(), std::string(std::istreambuf_iterator<char>(in), {}));
-  }
-  return out;
-}
+std::vector<std::pair<std::filesystem::path, std::string>> read_all_files(
+    const std::filesystem::path& dir);
 
 // Asserts the RFC 9457 shape every error shares, and that requestId matches X-Request-Id.
-inline void expect_problem(const http_reply& r, unsigned status) {
-  EXPECT_EQ(r.status, status) << r.body;
-  EXPECT_EQ(r.header("Content-Type"), "application/problem+json") << r.body;
-  auto v = r.json();
-  ASSERT_TRUE(v.is_object()) << r.body;
-  const auto& o = v.as_object();
-  ASSERT_TRUE(o.contains("type") && o.at("type").is_string()) << r.body;
-  ASSERT_TRUE(o.contains("title") && o.at("title").is_string()) << r.body;
-  ASSERT_TRUE(o.contains("detail") && o.at("detail").is_string()) << r.body;
-  ASSERT_TRUE(o.contains("status") && o.at("status").is_int64()) << r.body;
-  EXPECT_EQ(o.at("status").as_int64(), static_cast<std::int64_t>(status));
-  ASSERT_TRUE(o.contains("requestId") && o.at("requestId").is_string()) << r.body;
-  EXPECT_FALSE(r.header("X-Request-Id").empty());
-  EXPECT_EQ(o.at("requestId").as_string(), r.header("X-Request-Id"));
-}
+void expect_problem(const http_reply& r, unsigned status);
 
 // The `field` of every entry of a problem's `errors`.
-inline std::vector<std::string> error_fields(const http_reply& r) {
-  std::vector<std::string> out;
-  auto v = r.json();
-  if (!v.is_object()) return out;
-  const auto* errors = v.as_object().if_contains("errors");
-  if (!errors || !errors->is_array()) return out;
-  for (const auto& e : errors->as_array()) {
-    if (const auto* f = e.is_object() ? e.as_object().if_contains("field") : nullptr;
-        f && f->is_string()) {
-      out.emplace_back(f->as_string());
-    }
-  }
-  return out;
-}
+std::vector<std::string> error_fields(const http_reply& r);
 
 }  // namespace hookd::test
