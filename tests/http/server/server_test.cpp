@@ -1037,12 +1037,19 @@ TEST_F(TlsServerTest, PipelinedRequestsInOneTlsRecordAreAllAnswered) {
 // handshake (end of stream, or a reset).
 TEST_F(TlsServerTest, ClientsResettingWhileAnswersAreWrittenLeaveTheServerServing) {
   const auto ep = start_tls(pki_a_);
-  std::string text;
-  for (int i = 0; i < 40; ++i) text += get("/echo?pad=" + std::string(8000, 'p'));
+  // Half the clients send 40 requests the server answers (~3 KB of JSON each: targets under
+  // max_target_bytes), so their answers are being written when the reset arrives; the other half
+  // send targets over it, answered with one 414 and a lingering close.
+  std::string answered;
+  std::string refused;
+  for (int i = 0; i < 40; ++i) {
+    answered += get("/echo?pad=" + std::string(3000, 'p'));
+    refused += get("/echo?pad=" + std::string(8000, 'p'));
+  }
   for (int round = 0; round < 10; ++round) {
     tls_client c(ep, pki_a_.ca_cert);
     ASSERT_FALSE(c.handshake_error) << c.handshake_error.message();
-    c.send_and_reset(text);
+    c.send_and_reset(round % 2 == 0 ? answered : refused);
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   tls_client after(ep, pki_a_.ca_cert);
