@@ -330,27 +330,11 @@ rocksdb::DBOptions make_db_options(const rocksdb_options& options) {
 // hint, and write() refuses a range erase that starts at such a key (none of hookd's does: they
 // start at "", at a bucket, a bucket + project, an attempt prefix or just after a key).
 
-// History: bucket + project + kind (kHistoryPrefixBytes + 1) for an event (+ id), an attempt
-// (+ delivery id + number), a finished delivery (+ status + id) and its entry by webhook
-// (+ webhook id + status + id); the queue: a delivery id. Subject entries (of any length) get no
-// hint.
+// History: the keys of one record (is_record_key: an event, an attempt, a finished delivery or
+// its entry by webhook; not subject entries); the queue: a delivery id.
 bool hinted_key(table t, std::string_view key) noexcept {
-  constexpr std::size_t id = object_id::kSize;
-  constexpr std::size_t kind_at = kHistoryPrefixBytes;
-  if (t == table::queue) return key.size() == id;
-  if (t != table::history || key.size() <= kind_at) return false;
-  switch (static_cast<history_kind>(key[kind_at])) {
-    case history_kind::event:
-      return key.size() == kind_at + 1 + id;
-    case history_kind::attempt:
-      return key.size() == kind_at + 1 + id + 4;
-    case history_kind::finished:
-      return key.size() == kind_at + 2 + id;
-    case history_kind::by_webhook:
-      return key.size() == kind_at + 1 + id + 1 + id;
-    default:
-      return false;
-  }
+  if (t == table::queue) return key.size() == object_id::kSize;
+  return t == table::history && is_record_key(key);
 }
 
 class insert_hint_prefix final : public rocksdb::SliceTransform {

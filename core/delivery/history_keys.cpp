@@ -209,4 +209,22 @@ std::uint32_t bucket_of_key(std::string_view key) noexcept {
   return read_be32(key.substr(0, kBucketBytes));
 }
 
+bool is_record_key(std::string_view key) noexcept {
+  constexpr std::size_t id = object_id::kSize;
+  constexpr std::size_t kind_at = kHistoryPrefixBytes;
+  if (key.size() <= kind_at) return false;
+  switch (static_cast<history_kind>(key[kind_at])) {
+    case history_kind::event:  // + event id
+      return key.size() == kind_at + 1 + id;
+    case history_kind::attempt:  // + delivery id + number
+      return key.size() == kind_at + 1 + id + 4;
+    case history_kind::finished:  // + status + delivery id
+      return key.size() == kind_at + 2 + id;
+    case history_kind::by_webhook:  // + webhook id + status + delivery id
+      return key.size() == kind_at + 1 + id + 1 + id;
+    default:
+      return false;
+  }
+}
+
 }  // namespace hookd

@@ -125,4 +125,9 @@ std::string prefix_end(std::string_view prefix);
 // The bucket a history key is in.
 std::uint32_t bucket_of_key(std::string_view key) noexcept;
 
+// True when `key` has the exact shape of one record's key of its kind: an event, an attempt, a
+// finished delivery or its entry by webhook (subject entries, of any length, and every prefix
+// above are not). The storage's memtable insert hints take only such keys.
+bool is_record_key(std::string_view key) noexcept;
+
 }  // namespace hookd

@@ -93,6 +93,29 @@ TEST(HistoryKeys, HaveTheDocumentedLayoutAndSortNewestLastWithinAPrefix) {
   EXPECT_LT(bucket_key(7), event_key(7, project, older));
 }
 
+// The storage gives memtable insert hints to record keys only and refuses a range erase that
+// starts at one (RocksDB 7.8 would misfile the tombstone): every range hookd erases starts at a
+// bucket, a prefix, or a subject entry, none of which may look like a record's key.
+TEST(HistoryKeys, RecordKeysAreTellableFromEveryPrefixAndSubjectEntry) {
+  const object_id project = id_of("65a0f1c2aabbccddee0000bb");
+  const object_id webhook = id_of("65a0f1c2aabbccddee0000cc");
+  const object_id id = id_of("65a0f1c2aabbccddee000001");
+  const auto s = delivery_status::failed;
+  EXPECT_TRUE(is_record_key(event_key(7, project, id)));
+  EXPECT_TRUE(is_record_key(attempt_key(7, project, id, 3)));
+  EXPECT_TRUE(is_record_key(finished_key(7, project, s, id)));
+  EXPECT_TRUE(is_record_key(by_webhook_key(7, project, webhook, s, id)));
+  EXPECT_FALSE(is_record_key(""));
+  EXPECT_FALSE(is_record_key(bucket_key(7)));
+  EXPECT_FALSE(is_record_key(history_prefix(7, project)));
+  EXPECT_FALSE(is_record_key(attempt_prefix(7, project, id)));
+  EXPECT_FALSE(is_record_key(finished_prefix(7, project, s)));
+  EXPECT_FALSE(is_record_key(by_webhook_prefix(7, project, webhook, s)));
+  // A subject of the length that would make its entry as long as an attempt's key.
+  EXPECT_FALSE(is_record_key(subject_key(7, project, "abc", id)));
+  EXPECT_FALSE(is_record_key(subject_prefix(7, project, "customer-7")));
+}
+
 TEST(HistoryKeys, PrefixEndIsTheFirstKeyPastThePrefix) {
   EXPECT_EQ(prefix_end("ab"), "ac");
   EXPECT_EQ(prefix_end(std::string("a\xFF", 2)), "b");
