@@ -512,15 +512,6 @@ lower_sign() {
   key=$(printf '%s' "${1#whsec_}" | base64 -d | od -An -v -tx1 | tr -d ' \n')
   printf '%s.%s.%s' "$2" "$3" "$4" | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$key" -binary | base64 -w0
 }
-# lower_cpu_ticks PID: "USER SYSTEM", the process's CPU time (all threads) in clock ticks, user
-# space and kernel apart (utime and stime of /proc/PID/stat), so that the kernel's share of a
-# delivery (loopback TCP both ways, fdatasync, epoll) shows next to hookd's own work.
-lower_cpu_ticks() {
-  local stat rest
-  stat=$(cat "/proc/$1/stat") || die "no /proc/$1/stat"
-  rest=${stat##*) }
-  awk '{print $12, $13}' <<<"$rest"
-}
 phase_lower() {
   step_fits 60
   mkdir -p "$tmp/lower"
@@ -564,7 +555,7 @@ phase_lower() {
   log "lower: hookd, $lower_webhooks webhooks per event at hookd-sink, events by wrk -c16 for ${load_secs}s, until every delivery arrived"
   local r0 ticks0 t0 events expected got ticks t1 bound user0 sys0 user1 sys1
   r0=$(sink_stat received)
-  read -r user0 sys0 <<<"$(lower_cpu_ticks "$hookd_pid")"
+  read -r user0 sys0 <<<"$(proc_cpu_split "$hookd_pid")"
   ticks0=$((user0 + sys0))
   t0=$(date +%s%N)
   step_fits $((load_secs + 20 + drain * 3))
@@ -580,7 +571,7 @@ phase_lower() {
     sleep 0.05
   done
   t1=$(date +%s%N)
-  read -r user1 sys1 <<<"$(lower_cpu_ticks "$hookd_pid")"
+  read -r user1 sys1 <<<"$(proc_cpu_split "$hookd_pid")"
   ticks=$((user1 + sys1 - ticks0))
   (($(sink_stat failedVerification) == 0)) || die "lower: hookd-sink refused hookd's signatures"
   stop_hookd

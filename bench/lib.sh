@@ -325,12 +325,18 @@ scrape() { curl -sS --max-time 10 -o "$1" "$hookd_url/metrics" || die "GET /metr
 
 # CPU time (user + system, all threads) of a process in clock ticks, and its resident memory.
 proc_cpu_ticks() {
+  local user sys
+  read -r user sys <<<"$(proc_cpu_split "$1")"
+  echo $((user + sys))
+}
+# proc_cpu_split PID: "USER SYSTEM", the same time with user space and the kernel's apart.
+proc_cpu_split() {
   # The fields after the command name (which is in parentheses and may hold spaces):
   # state is field 3 of /proc/PID/stat, utime 14 and stime 15.
   local stat rest
   stat=$(cat "/proc/$1/stat") || die "no /proc/$1/stat"
   rest=${stat##*) }
-  awk '{print $12 + $13}' <<<"$rest"
+  awk '{print $12, $13}' <<<"$rest"
 }
 proc_rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
