@@ -324,10 +324,11 @@ metric() { awk -v m="$1" '$1 == m {print $2}' "$2"; }
 scrape() { curl -sS --max-time 10 -o "$1" "$hookd_url/metrics" || die "GET /metrics failed"; }
 
 # CPU time (user + system, all threads) of a process in clock ticks, and its resident memory.
+# Fails, as proc_cpu_split does, when the process is gone (bench/cluster.sh skips it then).
 proc_cpu_ticks() {
-  local user sys
-  read -r user sys <<<"$(proc_cpu_split "$1")"
-  echo $((user + sys))
+  local split
+  split=$(proc_cpu_split "$1") || return 1
+  echo $((${split% *} + ${split#* }))
 }
 # proc_cpu_split PID: "USER SYSTEM", the same time with user space and the kernel's apart.
 proc_cpu_split() {
