@@ -271,7 +271,8 @@ struct catalog::impl {
               if (committed) remember_erased(change);
               return committed;
             },
-            [this] { pending.clear(); }, commit_writer_options{.plan_ahead = true}) {}
+            [this] { pending.clear(); },
+            commit_writer_options{.plan_ahead = true, .thread_name = "catalog"}) {}
 
   const std::unique_ptr<catalog_store> owned_store;
   catalog_store& store;

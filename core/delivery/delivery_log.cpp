@@ -4,6 +4,7 @@
 #include "core/delivery/delivery_log.hpp"
 
 #include "core/catalog/validation.hpp"
+#include "core/common/thread_name.hpp"
 #include "core/delivery/delivery_log_impl.hpp"
 
 #include <algorithm>
@@ -55,7 +56,8 @@ delivery_log::impl::impl(storage& s, const catalog& c, delivery_log_options o, c
           },
           options.scheduling),
       buckets(bucket_plan::width_for(options.retention)),
-      writer(s, [this] { overlay.clear(); }) {}
+      writer(
+          s, [this] { overlay.clear(); }, commit_writer_options{.thread_name = "delivery-log"}) {}
 
 std::optional<delivery_log::impl::pending_entry> delivery_log::impl::current_pending(
     const object_id& id) const {
@@ -183,7 +185,10 @@ result<delivery_log_counts> delivery_log::load() {
 void delivery_log::start() {
   impl_->writer.start();
   if (impl_->options.automatic_sweeps && !impl_->sweeper.joinable()) {
-    impl_->sweeper = std::thread([i = impl_.get()] { i->run_sweeps(); });
+    impl_->sweeper = std::thread([i = impl_.get()] {
+      set_thread_name("delivery-sweep");
+      i->run_sweeps();
+    });
   }
 }
 void delivery_log::stop() {

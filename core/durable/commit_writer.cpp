@@ -1,6 +1,9 @@
 #include "core/durable/commit_writer.hpp"
 
+#include "core/common/thread_name.hpp"
+
 #include <exception>
+#include <string>
 #include <system_error>
 #include <utility>
 
@@ -47,6 +50,7 @@ void basic_commit_writer<Batch>::start() {
   if (started_ || stopping_) return;
   started_ = true;
   thread_ = std::thread([this] {
+    set_thread_name(options_.thread_name);
     if (options_.plan_ahead) {
       run_planning_ahead();
     } else {
@@ -242,7 +246,10 @@ template <class Batch>
 void basic_commit_writer<Batch>::run_planning_ahead() {
   std::thread writes;
   try {
-    writes = std::thread([this] { write_loop(); });
+    writes = std::thread([this] {
+      set_thread_name(std::string(options_.thread_name) + ":w");
+      write_loop();
+    });
   } catch (const std::system_error&) {
     run();  // no second thread to be had: commit one group at a time, as without plan_ahead
     return;

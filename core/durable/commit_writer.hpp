@@ -47,6 +47,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -74,6 +75,9 @@ struct commit_writer_options {
   bool plan_ahead = false;  // see "Planning ahead" above
   // With plan_ahead: groups planned in a row before end_of_group must run (bounds the overlay).
   std::size_t max_groups_planned_ahead = 16;
+  // The writer thread's name (set_thread_name); with plan_ahead the thread that writes the planned
+  // groups is named thread_name + ":w" (docs/operations.md, "Threads").
+  std::string_view thread_name = "writer";
 };
 
 template <class Batch>

@@ -2,6 +2,7 @@
 
 #include "core/common/ascii.hpp"
 #include "core/common/log.hpp"
+#include "core/common/thread_name.hpp"
 #include "core/delivery/delivery.hpp"
 #include "core/delivery/signing.hpp"
 #include "core/delivery/trace_context.hpp"
@@ -452,7 +453,10 @@ void dispatcher::start() {
     asio::post(target->ioc, [target] { target->wake_loop(); });
   });
   d.spawn_loop();
-  d.thread = std::thread([&d] { d.ioc.run(); });
+  d.thread = std::thread([&d] {
+    set_thread_name("dispatcher");
+    d.ioc.run();
+  });
 }
 
 bool dispatcher::stop() {

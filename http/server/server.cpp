@@ -61,6 +61,7 @@
 
 #include "core/common/crypto.hpp"
 #include "core/common/log.hpp"
+#include "core/common/thread_name.hpp"
 #include "http/api/app.hpp"
 #include "http/api/auth.hpp"
 #include "http/api/token_digest_cache.hpp"
@@ -490,7 +491,8 @@ void server::impl::start() {
   const auto n = thread_count;
   threads.reserve(n);
   for (unsigned i = 0; i < n; ++i) {
-    threads.emplace_back([this] {
+    threads.emplace_back([this, i] {
+      set_thread_name("http-" + std::to_string(i));
       for (;;) {
         try {
           ioc.run();

@@ -1,5 +1,6 @@
 #include "storage/postgres/pg_change_feed.hpp"
 
+#include "core/common/thread_name.hpp"
 #include "storage/postgres/connection.hpp"
 #include "storage/postgres/pg_catalog_store.hpp"
 
@@ -108,7 +109,10 @@ result<std::optional<std::pair<catalog_change, std::int64_t>>> read_batch(
 pg_change_feed::pg_change_feed(change_feed_options options)
     : options_(std::move(options)), last_seq_(options_.after_seq) {
   if (::pipe2(wake_, O_CLOEXEC | O_NONBLOCK) != 0) wake_[0] = wake_[1] = -1;
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    set_thread_name("pg-feed");
+    run();
+  });
 }
 
 pg_change_feed::~pg_change_feed() {

@@ -1,6 +1,7 @@
 #include "storage/postgres/pg_delivery_log.hpp"
 
 #include "core/common/clock.hpp"
+#include "core/common/thread_name.hpp"
 #include "core/delivery/delivery_log.hpp"  // kRecoverBatch
 #include "core/delivery/fan_out.hpp"
 #include "core/delivery/trace_context.hpp"
@@ -806,12 +807,21 @@ result<delivery_log_counts> pg_delivery_log::load() {
 
 void pg_delivery_log::start() {
   if (!impl_->writer.joinable())
-    impl_->writer = std::thread([i = impl_.get()] { i->run_writer(); });
+    impl_->writer = std::thread([i = impl_.get()] {
+      set_thread_name("pg-writer");
+      i->run_writer();
+    });
   if (!impl_->claimer.joinable()) {
-    impl_->claimer = std::thread([i = impl_.get()] { i->run_claimer(); });
+    impl_->claimer = std::thread([i = impl_.get()] {
+      set_thread_name("pg-claimer");
+      i->run_claimer();
+    });
   }
   if (!impl_->listener.joinable()) {
-    impl_->listener = std::thread([i = impl_.get()] { i->run_listener(); });
+    impl_->listener = std::thread([i = impl_.get()] {
+      set_thread_name("pg-listener");
+      i->run_listener();
+    });
   }
 }
 

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -173,6 +174,30 @@ TEST_F(HookdTest, SighupIsLoggedAndNeverStopsHookd) {
     EXPECT_TRUE(level == "info" || level == "warn" || level == "error") << line;
     EXPECT_FALSE(str_of(parsed.as_object(), "event").empty()) << line;
   }
+}
+
+// Every thread of hookd's own carries a name (docs/operations.md, "Threads"), so that `top -H`,
+// `ps -L` and a profiler say which part of hookd is busy.
+TEST_F(HookdTest, ItsThreadsAreNamedForWhatTheyDo) {
+  auto hookd = start("threads", {"HOOKD_ADMIN_TOKEN=" + std::string(kToken)}, {"--threads", "2"});
+  const auto up = listening(*hookd);
+  ASSERT_TRUE(up) << hookd->output(true);
+
+  std::multiset<std::string> names;
+  for (const auto& task :
+       fs::directory_iterator(fs::path("/proc") / std::to_string(hookd->pid()) / "task")) {
+    std::string name = read_text(task.path() / "comm");
+    if (!name.empty() && name.back() == '\n') name.pop_back();
+    names.insert(name);
+  }
+  for (const char* expected : {"http-0", "http-1", "dispatcher", "delivery-log", "delivery-sweep",
+                               "catalog", "catalog:w"}) {
+    EXPECT_EQ(names.count(expected), 1u) << expected << " among " << names.size() << " threads";
+  }
+  EXPECT_EQ(names.count("http-2"), 0u);  // --threads 2: two of them
+
+  hookd->signal(SIGTERM);
+  EXPECT_EQ(hookd->wait_exit(60s), std::optional<int>(0));
 }
 
 // One keep-alive client of the stop test: GETs in a loop until the server refuses new
