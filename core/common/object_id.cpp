@@ -78,20 +78,23 @@ std::uint32_t object_id::seconds() const noexcept {
 
 std::size_t object_id_hash::operator()(const object_id& id) const noexcept {
   // The bytes are 4 of seconds, 5 random per process and 3 of counter. Two loads (the last
-  // eight bytes, the seconds) folded into one word, then one 64x64->128-bit multiply whose two
-  // halves are folded: every bit of the result depends on every input bit, so ids that differ
-  // only in the counter's lowest bits spread over all the bits a table may use (a power-of-two
-  // mask takes the low ones, sharded_map's mix the middle ones, libstdc++'s prime modulo all).
-  // About ten instructions, against ~50 for a byte-at-a-time FNV-1a.
+  // eight bytes, the seconds) folded into one word, then SplitMix64's finalizer (two multiplies,
+  // three xor-shifts): each output bit depends on every input bit, so ids that differ only in the
+  // counter's lowest bits spread over all the bits a table may use (a power-of-two mask takes the
+  // low ones, sharded_map's mix the middle ones, libstdc++'s prime modulo all). A single
+  // 64x64->128-bit multiply folded once, used before, left the counter's bytes (the top of the
+  // loaded word) in a few bit windows as a near-linear map whose spread depended on the random
+  // bytes: bits 16-27 of 4 096 consecutive ids filled 2 367-2 400 of 4 096 buckets in one
+  // process out of seven, against ~2 590 for a random function. About a dozen instructions.
   const std::uint8_t* b = id.bytes().data();
   std::uint64_t tail = 0;
   std::uint32_t seconds = 0;
   std::memcpy(&tail, b + 4, sizeof tail);
   std::memcpy(&seconds, b, sizeof seconds);
-  const std::uint64_t word = tail ^ (std::uint64_t{seconds} * 0x9E3779B97F4A7C15ull);
-  const unsigned __int128 product = static_cast<unsigned __int128>(word) * 0xD6E8FEB86659FD93ull;
-  return static_cast<std::size_t>(static_cast<std::uint64_t>(product) ^
-                                  static_cast<std::uint64_t>(product >> 64));
+  std::uint64_t z = tail ^ (std::uint64_t{seconds} * 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return static_cast<std::size_t>(z ^ (z >> 31));
 }
 
 object_id_generator::object_id_generator() {
