@@ -63,6 +63,57 @@ TEST(ObjectId, BinaryOrderMatchesHexOrderAndTime) {
   EXPECT_LT(earlier.to_string(), later.to_string());
 }
 
+// The comparisons are word compares; they must order and match exactly as the 12 bytes do (as
+// unsigned bytes, first byte first), which is what RocksDB keys and the hex form sort by. Every
+// pair of ids that differ in one byte, with that byte's values on both sides of 0x80, and
+// random pairs.
+TEST(ObjectId, ComparisonsAreTheBytesOrder) {
+  const auto check = [](const object_id& a, const object_id& b) {
+    const auto& x = a.bytes();
+    const auto& y = b.bytes();
+    const bool less = std::lexicographical_compare(x.begin(), x.end(), y.begin(), y.end());
+    const bool greater = std::lexicographical_compare(y.begin(), y.end(), x.begin(), x.end());
+    EXPECT_EQ(a < b, less) << a.to_string() << " " << b.to_string();
+    EXPECT_EQ(a > b, greater) << a.to_string() << " " << b.to_string();
+    EXPECT_EQ(a == b, !less && !greater) << a.to_string() << " " << b.to_string();
+    EXPECT_EQ(a < b, a.binary() < b.binary());
+    EXPECT_EQ(a < b, a.to_string() < b.to_string());
+  };
+  object_id::bytes_type base{};
+  for (std::size_t i = 0; i < base.size(); ++i) base[i] = static_cast<std::uint8_t>(0x40 + i);
+  for (std::size_t i = 0; i < base.size(); ++i) {
+    for (const int v : {0x00, 0x3f, 0x7f, 0x80, 0xc0, 0xff}) {
+      object_id::bytes_type changed = base;
+      changed[i] = static_cast<std::uint8_t>(v);
+      check(object_id(base), object_id(changed));
+      check(object_id(changed), object_id(base));
+      // A later byte never outweighs an earlier one.
+      object_id::bytes_type later = changed;
+      if (i + 1 < later.size()) later[i + 1] = static_cast<std::uint8_t>(~later[i + 1]);
+      check(object_id(later), object_id(base));
+    }
+  }
+  std::uint64_t state = 0x9E3779B97F4A7C15ull;
+  const auto next_byte = [&state] {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<std::uint8_t>(state >> 56);
+  };
+  for (int n = 0; n < 2000; ++n) {
+    object_id::bytes_type a{};
+    object_id::bytes_type b{};
+    for (auto& byte : a) byte = next_byte();
+    b = a;
+    b[static_cast<std::size_t>(n) % b.size()] = next_byte();  // often one byte apart
+    if (n % 3 == 0) {
+      for (auto& byte : b) byte = next_byte();
+    }
+    check(object_id(a), object_id(b));
+  }
+  constexpr object_id nil{};
+  static_assert(nil == object_id{});
+  static_assert(!(nil < object_id{}));
+}
+
 TEST(ObjectId, NilIsAllZeros) {
   EXPECT_TRUE(object_id{}.is_nil());
   EXPECT_EQ(object_id{}.to_string(), std::string(24, '0'));
