@@ -257,13 +257,22 @@ bool is_project_webhook_key(std::string_view key) noexcept {
 // start of a version that seals them rewrites every webhook with custom headers, in one batch
 // with a mark in the meta table that it is done, and compacts the table so that the plain values
 // leave the disk too; later starts see the mark and write nothing. Rewriting a record that is
-// sealed already is harmless, so records need no sign of their own.
+// sealed already is harmless, so records need no sign of their own. A store without a single
+// webhook gets the mark at once: whatever it holds later is written sealed. Without it, the
+// first restart of every new data dir rewrote and compacted all its webhooks with headers, a
+// long start with many of them and one that could fail on a nearly full disk (the compaction
+// needs room for a copy of the table).
 result<void> seal_plain_header_values(
     storage& store, const aes256gcm_key& master_key,
     const std::vector<std::vector<std::shared_ptr<webhook>>>& lists) {
   auto done = store.get(table::meta, kHeadersSealedKey);
   if (!done) return done.error();
   if (*done) return {};
+  if (std::all_of(lists.begin(), lists.end(), [](const auto& list) { return list.empty(); })) {
+    write_batch mark;
+    mark.put(table::meta, std::string(kHeadersSealedKey), "1");
+    return store.write(mark);
+  }
   write_batch batch;
   for (const auto& list : lists) {
     for (const auto& w : list) {

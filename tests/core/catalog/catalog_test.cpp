@@ -1001,6 +1001,28 @@ TEST_F(CatalogTest, StorageNeverShowsHeaderValues) {
   EXPECT_THAT(dump, Not(HasSubstr("key-9c2e-patched")));
 }
 
+// A new store is marked sealed at its first load, so the webhooks it gets later (sealed from
+// the start) are never rewritten: a restart writes and compacts nothing.
+TEST_F(CatalogTest, ANewStoreIsMarkedSealedAtOnceAndItsFirstRestartRewritesNothing) {
+  open();
+  EXPECT_TRUE(store_.records(table::meta).contains(std::string(kHeadersSealedKey)));
+  const auto org = make_org();
+  const auto proj = make_project(org->id, "shop");
+  webhook_patch p;
+  p.headers = std::vector<header_entry>{{"X-Api-Key", "key-41aa"}};
+  const auto hook = make_webhook(*proj, "with-headers");
+  ASSERT_TRUE(patch(*hook, p));
+  const std::string record = store_.records(table::webhooks).at(std::string(hook->id.binary()));
+  cat_->stop();
+  cat_.reset();
+
+  const std::size_t batches = store_.batches().size();
+  open();
+  EXPECT_EQ(store_.batches().size(), batches);
+  EXPECT_EQ(store_.records(table::webhooks).at(std::string(hook->id.binary())), record);
+  EXPECT_EQ(cat_->find_webhook(hook->id)->headers, p.headers);
+}
+
 // A store written before header values were sealed: the first load rewrites those webhooks
 // sealed (once, marked in the meta table) and reads the values back unchanged.
 TEST_F(CatalogTest, LoadSealsHeaderValuesWrittenInPlainText) {
