@@ -15,7 +15,10 @@ fi
 "${sudo_cmd[@]}" dpkg -i "$deb"
 trap '"${sudo_cmd[@]}" dpkg --purge hookd >/dev/null' EXIT
 
-dpkg-deb -f "$deb" Depends
+depends=$(dpkg-deb -f "$deb" Depends)
+echo "$depends"
+# hookd is linked with jemalloc (docs/operations.md, "Memory allocator"): the package must pull it in.
+[[ $depends == *libjemalloc2* ]] || { echo "check-package: Depends does not name libjemalloc2" >&2; exit 1; }
 for f in /usr/bin/hookd /usr/bin/hookctl /lib/systemd/system/hookd.service \
   /lib/systemd/system/hookd.socket /etc/hookd/hookd.toml /usr/share/doc/hookd/copyright \
   /usr/share/doc/hookd/operations.md; do

@@ -237,6 +237,17 @@ int migrate_command(const std::vector<std::string>& args) {
 
 }  // namespace
 
+#if defined(HOOKD_JEMALLOC)
+// jemalloc's settings unless MALLOC_CONF overrides them (docs/operations.md, "Memory allocator"):
+// a background thread hands freed pages back to the system on jemalloc's decay schedule (10 s),
+// also while hookd is idle after a burst, instead of only when later allocations come by; one
+// such thread is plenty for hookd's few arenas.
+extern "C" {
+extern const char* malloc_conf;
+const char* malloc_conf = "background_thread:true,max_background_threads:1";
+}
+#endif
+
 int main(int argc, char** argv) {
   // Block the stop and reload signals in every thread (threads inherit the mask); main sigwaits
   // for them.

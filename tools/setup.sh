@@ -2,29 +2,30 @@
 # Installs hookd's dependencies from Debian 12's packages. Idempotent: packages already present are
 # left alone, and apt-get runs only when something is missing.
 # Usage: bash tools/setup.sh [build|all]
-#   build  what building hookd and hookctl needs (tools/run.sh, tools/package.sh)
+#   build  what building hookd and hookctl needs (tools/run.sh, tools/package.sh), jemalloc among it
 #   all    (default) also the tests, benchmarks and CI: GoogleTest, Google Benchmark, Node for the
 #          independent signature checks, wrk and nginx for the benchmarks, systemd for
 #          systemd-analyze (checks the units), dpkg-dev and file for cpack's Debian package, lld (the
 #          test executables link three times faster than with the default linker), clang
 #          and libFuzzer for the fuzz targets, the PostgreSQL server the cluster tests start privately
 #          (tests/support/pg_cluster.hpp), haproxy for the cluster behind a load balancer
-#          (tests/cluster/haproxy_test.sh, tools/cluster-dev.sh), and Chromium for the portal's
-#          browser test (tests/portal).
+#          (tests/cluster/haproxy_test.sh, tools/cluster-dev.sh), Chromium for the portal's
+#          browser test (tests/portal), and perf for bench/profile.sh.
 set -euo pipefail
 
 profile=${1:-all}
 packages=(
   cmake ninja-build g++ pkg-config
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
-  librocksdb-dev libpq-dev libssl-dev libsystemd-dev libtomlplusplus-dev ca-certificates
+  librocksdb-dev libpq-dev libssl-dev libsystemd-dev libtomlplusplus-dev libjemalloc-dev
+  ca-certificates
 )
 case $profile in
 build) ;;
 all) packages+=(
   libgtest-dev libgmock-dev libbenchmark-dev
   nodejs npm wrk nginx-light curl jq openssl postgresql haproxy
-  systemd dpkg-dev file lld
+  systemd dpkg-dev file lld linux-perf
   clang-16 libfuzzer-16-dev libclang-rt-16-dev
   chromium
 ) ;;

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Where hookd's CPU goes while it fans out at full speed, natively: compare.sh's `lower` phase
+# (hookd --threads 1 on one core delivering 10 webhooks per event to hookd-sink) with
+# `perf record -e cpu-clock` attached to hookd for a few seconds in the middle of the fan-out.
+# Unlike cost.sh (callgrind: instructions, user space, one delivery at a time, on valgrind's
+# emulated CPU, which lacks SHA-NI and other extensions hookd's libraries use when present), this
+# samples the real run: the kernel's share, cache misses and the machine's own instructions
+# included. hookd names its threads (docs/operations.md, "Threads"), so the split by thread is
+# by what each thread does.
+#
+#   bash bench/profile.sh [--bin-dir DIR] [--seconds S] [--keep DIR]
+#
+#   DIR   where hookd, hookd-sink and hookd-load are (default build/release/bin)
+#   S     seconds sampled (default 5; 1..20), starting 2 s after the events begin
+#   DIR   --keep: keep perf.data and the reports there
+#
+# Prints, on stderr: the lower phase's own line, then the samples' shares by thread, by thread
+# and library (user space or the kernel), and the 25 hottest functions of the dispatcher and of
+# the delivery log's writer; on stdout a JSON summary (shares by thread and by library). Needs
+# perf (Debian's linux-perf) allowed to sample another process: root, or
+# /proc/sys/kernel/perf_event_paranoid at 1 or less. Bounded by compare.sh's own bounds.
+set -euo pipefail
+bench_name=profile.sh
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
+bin_dir=${BENCH_BIN_DIR:-$here/../build/release/bin}
+seconds=5
+keep=
+while (($#)); do
+  case $1 in
+    --bin-dir) bin_dir=$2; shift 2 ;;
+    --seconds) seconds=$2; shift 2 ;;
+    --keep) keep=$2; shift 2 ;;
+    -h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "profile.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+if ! [[ $seconds =~ ^[0-9]+$ ]] || ((seconds < 1 || seconds > 20)); then die "--seconds must be 1..20"; fi
+bench_require perf jq awk
+if [[ $(id -u) -ne 0 ]] && (($(cat /proc/sys/kernel/perf_event_paranoid) > 1)); then
+  die "perf may not sample another process here: run as root, or set /proc/sys/kernel/perf_event_paranoid to 1"
+fi
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/hookd-profile-XXXXXX")
+trap 'kill "$compare_pid" 2>/dev/null || true; rm -rf "$tmp"' EXIT
+compare_pid=
+
+bash "$here/compare.sh" --only lower --bin-dir "$bin_dir" >"$tmp/compare.json" 2>"$tmp/compare.log" &
+compare_pid=$!
+# The lower phase logs hookd's pid when it starts it, then the line below when the events begin.
+bound=$((SECONDS + 120))
+until grep -q 'lower: hookd, .* webhooks per event' "$tmp/compare.log" 2>/dev/null; do
+  kill -0 "$compare_pid" 2>/dev/null || { cat "$tmp/compare.log" >&2; die "compare.sh ended before the fan-out began"; }
+  ((SECONDS < bound)) || die "the fan-out did not begin within 120 s"
+  sleep 0.1
+done
+pid=$(sed -n 's/.*lower: hookd lower at .* (pid \([0-9]*\)).*/\1/p' "$tmp/compare.log" | tail -1)
+[[ -n $pid ]] || die "no hookd pid in compare.sh's log"
+sleep 2
+log "sampling hookd (pid $pid) for ${seconds} s"
+perf record -q -e cpu-clock -F 1999 -p "$pid" -o "$tmp/perf.data" -- sleep "$seconds" 2>"$tmp/perf-record.log" ||
+  { cat "$tmp/perf-record.log" >&2; die "perf record failed"; }
+wait "$compare_pid" || { cat "$tmp/compare.log" >&2; die "compare.sh failed"; }
+compare_pid=
+grep 'lower: hookd [0-9]' "$tmp/compare.log" | sed 's/.*lower: lower: /profile.sh: lower: /' >&2
+
+# perf report lines "  12.34%  name  [lib]" as "share<TAB>field<TAB>field".
+report() {
+  perf report -i "$tmp/perf.data" --no-children -g none --percent-limit 0.3 "$@" 2>/dev/null |
+    awk '/^ *[0-9.]+%/ { share = $1; sub("%", "", share); $1 = ""; sub(/^ +/, ""); print share "\t" $0 }'
+}
+report --sort comm >"$tmp/threads.tsv"
+report --sort comm,dso >"$tmp/libraries.tsv"
+{
+  echo "profile.sh: share of hookd's samples by thread"
+  awk -F'\t' '{ printf "  %6.2f %%  %s\n", $1, $2 }' "$tmp/threads.tsv"
+  echo "profile.sh: by thread and library ([kernel.kallsyms] is the kernel's side of its system calls)"
+  awk -F'\t' '{ printf "  %6.2f %%  %s\n", $1, $2 }' "$tmp/libraries.tsv"
+  for thread in dispatcher delivery-log; do
+    echo "profile.sh: the 25 hottest functions of $thread (share of all of hookd's samples)"
+    perf report -i "$tmp/perf.data" --no-children -g none --comm "$thread" --sort dso,sym 2>/dev/null |
+      awk '/^ *[0-9.]+%/ && n++ < 25 { print substr($0, 1, 150) }'
+  done
+} >&2
+
+jq -n --rawfile threads "$tmp/threads.tsv" --rawfile libraries "$tmp/libraries.tsv" \
+  --slurpfile lower "$tmp/compare.json" --argjson seconds "$seconds" '
+  def rows: split("\n") | map(select(length > 0) | split("\t") | {share: (.[0] | tonumber), what: .[1]});
+  {seconds_sampled: $seconds, lower: ($lower[0].lower // null),
+   threads: ($threads | rows), threads_and_libraries: ($libraries | rows)}'
+if [[ -n $keep ]]; then
+  mkdir -p "$keep"
+  cp "$tmp/perf.data" "$tmp/threads.tsv" "$tmp/libraries.tsv" "$tmp/compare.log" "$keep/"
+  log "kept in $keep (perf report -i $keep/perf.data --sort comm,dso,sym)"
+fi
