@@ -42,7 +42,7 @@ class object_id {
   // Byte order, which is creation order (seconds first, big-endian). Written out as two word
   // compares because the defaulted ones call memcmp for the 12 bytes: every lookup in the
   // delivery log's and the scheduler's maps and sets of ids goes through these, several per
-  // delivery (bench/README.md, "Memory allocator").
+  // delivery (bench/README.md, "What a native profile shows that callgrind did not").
   friend constexpr bool operator==(const object_id& a, const object_id& b) noexcept {
     if (std::is_constant_evaluated()) return a.bytes_ == b.bytes_;
     const auto [a_high, a_low] = a.words();
