@@ -46,7 +46,9 @@
 #   ingest   ingest -> first delivery attempt: hookd-load deliver closed loop (1 webhook per
 #            event, 64 connections) gives the max ingest rate; then, on a fresh hookd, open loop
 #            at half that rate: delivery latency p50/p99 (from the event's intended send time);
-#            kept_up is false when the deliveries fell behind the events (a backlog's age again).
+#            kept_up is false when the deliveries fell behind the events (a backlog's age again);
+#            hookd_share_within_5ms: the share of hookd's own first attempts, ingest commits and
+#            dispatch delays within 5 ms, from its /metrics histograms at the end of the run.
 #   million  hookd --unsafe-no-fsync, fresh data dir: VmRSS before and after hookd-load creates
 #            BENCH_WEBHOOKS webhooks over BENCH_WEBHOOKS/100 projects (limit 100 each); SIGTERM,
 #            restart on the same data dir and port: exec until /readyz answers 200, the load
@@ -639,6 +641,12 @@ phase_lower() {
 }
 
 # ------------------------------------------------------------------ ingest
+# metric_share FILE NAME LE: the share of histogram NAME's observations at or below LE in a
+# /metrics text (its le="LE" bucket over its _count); null when it has none.
+metric_share() {
+  awk -v bucket="$2_bucket{le=\"$3\"}" -v count="$2_count" \
+    '$1 == bucket { b = $2 } $1 == count { c = $2 } END { if (c > 0) printf "%.4f", b / c; else print "null" }' "$1"
+}
 phase_ingest() {
   step_fits 60
   fresh_hookd ingest-closed --allow-private-targets
@@ -656,12 +664,21 @@ phase_ingest() {
   run_load ingest-open $((load_secs + drain + 90)) --scenario deliver --admin-token "$admin_token" \
     --projects "$ingest_projects" --webhooks 1 --connections 64 --rate "$rate" --warmup 1 \
     --duration "$load_secs" --drain "$drain"
+  # hookd's own view of the same run (docs/operations.md, "Where a delivery's time goes"): the
+  # share of first attempts, ingest commits and dispatch delays within 5 ms, warm-up included.
+  # Set beside hookd-load's figures, it says whether a tail is inside hookd or outside it.
+  local metrics=$tmp/ingest-open.metrics within
+  curl -s --max-time 5 "$hookd_url/metrics" >"$metrics" || die "ingest: no /metrics from hookd"
+  within=$(jq -n --arg f "$(metric_share "$metrics" hookd_delivery_first_attempt_seconds 0.005)" \
+    --arg c "$(metric_share "$metrics" hookd_ingest_commit_seconds 0.005)" \
+    --arg d "$(metric_share "$metrics" hookd_delivery_dispatch_delay_seconds 0.005)" \
+    '{first_attempt: ($f | fromjson), ingest_commit: ($c | fromjson), dispatch_delay: ($d | fromjson)}')
   stop_hookd
   # When the deliveries cannot keep up with the rate, the latency is the age of a growing
   # backlog (it grows with the run's length), not the path's own latency: kept_up says which.
   res_set .ingest "$(jq -n --slurpfile c "$tmp/load-ingest-closed.json" --slurpfile o "$tmp/load-ingest-open.json" \
-    --argjson projects "$ingest_projects" \
-    '{webhooks: $projects, webhooks_per_event: 1,
+    --argjson projects "$ingest_projects" --argjson within "$within" \
+    '{webhooks: $projects, webhooks_per_event: 1, hookd_share_within_5ms: $within,
       closed: {connections: $c[0].connections, events_per_s: $c[0].rps, ingest_latency_us: $c[0].latency_us,
                deliveries_per_s: $c[0].deliver.deliveries_per_s, missing: $c[0].deliver.missing,
                delivery_latency_us: $c[0].deliver.latency_us, errors: $c[0].errors},
@@ -670,7 +687,7 @@ phase_ingest() {
              deliveries_per_s: $o[0].deliver.deliveries_per_s, missing: $o[0].deliver.missing,
              drain_waited_s: $o[0].deliver.drain_waited_s, errors: $o[0].errors,
              kept_up: ($o[0].deliver.missing == 0 and $o[0].deliver.deliveries_per_s >= 0.9 * $o[0].rate)}}')"
-  log "ingest: at $rate events/s, ingest -> first attempt p50 $(res_get .ingest.open.delivery_latency_us.p50) µs, p99 $(res_get .ingest.open.delivery_latency_us.p99) µs (ingest p99 $(res_get .ingest.open.ingest_latency_us.p99) µs); deliveries kept up: $(res_get .ingest.open.kept_up)"
+  log "ingest: at $rate events/s, ingest -> first attempt p50 $(res_get .ingest.open.delivery_latency_us.p50) µs, p99 $(res_get .ingest.open.delivery_latency_us.p99) µs (ingest p99 $(res_get .ingest.open.ingest_latency_us.p99) µs); deliveries kept up: $(res_get .ingest.open.kept_up); hookd's own histograms within 5 ms: first attempt $(res_get .ingest.hookd_share_within_5ms.first_attempt), ingest commit $(res_get .ingest.hookd_share_within_5ms.ingest_commit), dispatch delay $(res_get .ingest.hookd_share_within_5ms.dispatch_delay)"
 }
 
 # ------------------------------------------------------------------ million
