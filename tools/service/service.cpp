@@ -4,6 +4,7 @@
 #include "core/catalog/kv_catalog_store.hpp"
 #include "core/common/completion.hpp"
 #include "core/common/log.hpp"
+#include "core/common/thread_name.hpp"
 #include "core/delivery/delivery_log.hpp"
 #include "hookd/version.hpp"
 #include "http/api/portal_token.hpp"
@@ -22,10 +23,12 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <mutex>
 #include <optional>
 #include <set>
+#include <string>
 #include <thread>
 #include <utility>
 
@@ -38,6 +41,32 @@ using steady = std::chrono::steady_clock;
 // Connections the --metrics-listen listener serves at once: scrapers and probes need a handful,
 // and a scan of that port holds no more descriptors than this.
 constexpr std::size_t kOpsMaxConnections = 64;
+
+// The history readers' pool threads (docs/operations.md, "Threads"), named history-0..N-1: each
+// takes one naming task and waits there until every thread has one, so that no thread takes two.
+// Asio's thread_pool has no hook of its own for its threads' start. (A mutex and a condition
+// variable rather than std::latch: with libstdc++ 12's latch, a start in a loop of 30 left a
+// pool thread in latch::wait after every thread and the caller had arrived, and hookd hung at
+// its stop.)
+void name_pool_threads(boost::asio::thread_pool& pool, int threads) {
+  std::mutex mutex;
+  std::condition_variable changed;
+  int arrived = 0;  // tasks that have named their thread
+  int left = 0;     // tasks that have seen every thread named, and returned
+  for (int i = 0; i < threads; ++i) {
+    boost::asio::post(pool, [&, i] {
+      set_thread_name("history-" + std::to_string(i));
+      std::unique_lock lock(mutex);
+      ++arrived;
+      changed.notify_all();
+      changed.wait(lock, [&] { return arrived == threads; });
+      ++left;
+      changed.notify_all();
+    });
+  }
+  std::unique_lock lock(mutex);
+  changed.wait(lock, [&] { return left == threads; });
+}
 
 std::int64_t ms_since(steady::time_point start) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - start).count();
@@ -181,7 +210,8 @@ struct service::parts {
   // History reads (they may wait on the disk) run here, off the threads that serve the catalog.
   // Two threads: a page is one seek and a few hundred reads, and two keep one slow disk read from
   // holding up the next page.
-  boost::asio::thread_pool readers{2};
+  static constexpr int kHistoryReaders = 2;
+  boost::asio::thread_pool readers{kHistoryReaders};
   http::metrics stats;
   std::unique_ptr<http::app> shared;
   http::router routes;
@@ -588,6 +618,7 @@ std::variant<std::unique_ptr<service>, service_failure> service::open(service_op
   p->shared = std::make_unique<http::app>(*p->cat, p->stats, cfg.max_body_bytes);
   p->shared->store = p->store.get();
   p->shared->deliveries = p->deliveries.get();
+  name_pool_threads(p->readers, p->kHistoryReaders);
   p->shared->history_readers = &p->readers;
   p->shared->delivery_stats = &p->dispatch->stats();
   p->shared->health = p->health.get();

@@ -9,6 +9,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <set>
@@ -183,16 +184,25 @@ TEST_F(HookdTest, ItsThreadsAreNamedForWhatTheyDo) {
   const auto up = listening(*hookd);
   ASSERT_TRUE(up) << hookd->output(true);
 
+  // A thread names itself first thing, but may not have run yet when "listening" is logged.
+  const std::vector<std::string> expected{"http-0",       "http-1",         "dispatcher",
+                                          "delivery-log", "delivery-sweep", "catalog",
+                                          "catalog:w",    "history-0",      "history-1"};
   std::multiset<std::string> names;
-  for (const auto& task :
-       fs::directory_iterator(fs::path("/proc") / std::to_string(hookd->pid()) / "task")) {
-    std::string name = read_text(task.path() / "comm");
-    if (!name.empty() && name.back() == '\n') name.pop_back();
-    names.insert(name);
-  }
-  for (const char* expected : {"http-0", "http-1", "dispatcher", "delivery-log", "delivery-sweep",
-                               "catalog", "catalog:w"}) {
-    EXPECT_EQ(names.count(expected), 1u) << expected << " among " << names.size() << " threads";
+  const auto read_names = [&] {
+    names.clear();
+    for (const auto& task :
+         fs::directory_iterator(fs::path("/proc") / std::to_string(hookd->pid()) / "task")) {
+      std::string name = read_text(task.path() / "comm");
+      if (!name.empty() && name.back() == '\n') name.pop_back();
+      names.insert(name);
+    }
+    return std::all_of(expected.begin(), expected.end(),
+                       [&](const std::string& e) { return names.count(e) == 1; });
+  };
+  for (int tries = 0; tries < 100 && !read_names(); ++tries) std::this_thread::sleep_for(100ms);
+  for (const std::string& e : expected) {
+    EXPECT_EQ(names.count(e), 1u) << e << " among " << names.size() << " threads";
   }
   EXPECT_EQ(names.count("http-2"), 0u);  // --threads 2: two of them
 
