@@ -642,10 +642,13 @@ phase_lower() {
 
 # ------------------------------------------------------------------ ingest
 # metric_share FILE NAME LE: the share of histogram NAME's observations at or below LE in a
-# /metrics text (its le="LE" bucket over its _count); null when it has none.
+# /metrics text (its le="LE" bucket over its _count, read with lib.sh's metric); null when it
+# has none.
 metric_share() {
-  awk -v bucket="$2_bucket{le=\"$3\"}" -v count="$2_count" \
-    '$1 == bucket { b = $2 } $1 == count { c = $2 } END { if (c > 0) printf "%.4f", b / c; else print "null" }' "$1"
+  local bucket count
+  bucket=$(metric "$2_bucket{le=\"$3\"}" "$1")
+  count=$(metric "$2_count" "$1")
+  awk -v b="$bucket" -v c="$count" 'BEGIN { if (c > 0) printf "%.4f", b / c; else print "null" }'
 }
 phase_ingest() {
   step_fits 60
@@ -668,7 +671,7 @@ phase_ingest() {
   # share of first attempts, ingest commits and dispatch delays within 5 ms, warm-up included.
   # Set beside hookd-load's figures, it says whether a tail is inside hookd or outside it.
   local metrics=$tmp/ingest-open.metrics within
-  curl -s --max-time 5 "$hookd_url/metrics" >"$metrics" || die "ingest: no /metrics from hookd"
+  scrape "$metrics"
   within=$(jq -n --arg f "$(metric_share "$metrics" hookd_delivery_first_attempt_seconds 0.005)" \
     --arg c "$(metric_share "$metrics" hookd_ingest_commit_seconds 0.005)" \
     --arg d "$(metric_share "$metrics" hookd_delivery_dispatch_delay_seconds 0.005)" \
