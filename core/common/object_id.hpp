@@ -75,6 +75,9 @@ class object_id {
 };
 
 struct object_id_hash {
+  // Every output bit depends on every input bit (object_id.cpp), so Boost's open-addressing
+  // tables (id_map.hpp) use it as it is instead of mixing it once more.
+  using is_avalanching = void;
   std::size_t operator()(const object_id& id) const noexcept;
 };
 

@@ -93,11 +93,15 @@ void delivery_log::impl::install_locked(const pending_entry& entry) {
     pending_by_age.erase({it->second.record->created_at, d.id});
     it->second = entry;
   } else {
-    pending_by_webhook[d.webhook].insert(d.id);
-    pending_by_project[d.project].insert(d.id);
+    // Ids and creation times mostly grow: a hint at the end makes the usual insertion a compare
+    // with the last element instead of a walk down the tree (a wrong hint costs that compare).
+    std::set<object_id>& of_webhook = pending_by_webhook[d.webhook];
+    of_webhook.emplace_hint(of_webhook.end(), d.id);
+    std::set<object_id>& of_project = pending_by_project[d.project];
+    of_project.emplace_hint(of_project.end(), d.id);
     ++event_refs[d.event];
   }
-  pending_by_age.emplace(d.created_at, d.id);
+  pending_by_age.emplace_hint(pending_by_age.end(), d.created_at, d.id);
 }
 
 void delivery_log::impl::remove_locked(const object_id& id) {

@@ -19,6 +19,7 @@
 // the deliveries that ingest creates. The overlay is cleared after every group, committed or not.
 
 #include "core/common/clock.hpp"
+#include "core/common/id_map.hpp"
 #include "core/delivery/delivery_log.hpp"
 #include "core/delivery/history_keys.hpp"
 #include "core/durable/commit_writer.hpp"
@@ -71,11 +72,11 @@ struct delivery_log::impl {
   // ---- published state: read by any thread under `mutex` (shared), written by the writer
   // thread (or load()) under `mutex` (exclusive).
   mutable std::shared_mutex mutex;
-  std::unordered_map<object_id, pending_entry> pending;
-  std::unordered_map<object_id, std::set<object_id>> pending_by_webhook;
-  std::unordered_map<object_id, std::set<object_id>> pending_by_project;
+  id_map<pending_entry> pending;
+  id_map<std::set<object_id>> pending_by_webhook;
+  id_map<std::set<object_id>> pending_by_project;
   std::set<std::pair<timestamp, object_id>> pending_by_age;  // (createdAt, id)
-  std::unordered_map<object_id, std::size_t> event_refs;     // pending deliveries per event
+  id_map<std::size_t> event_refs;                            // pending deliveries per event
 
   // ---- writer thread only (and load() before start)
   std::unordered_map<std::string, idempotency_record> idempotency;
@@ -85,7 +86,7 @@ struct delivery_log::impl {
   // What the accepted mutations of the current group will publish.
   struct overlay {
     // nullopt: leaves memory in this group (finished).
-    std::unordered_map<object_id, std::optional<pending_entry>> deliveries;
+    id_map<std::optional<pending_entry>> deliveries;
     // nullopt: erased in this group.
     std::unordered_map<std::string, std::optional<idempotency_record>> idempotency;
     std::map<std::uint32_t, std::uint64_t> bucket_counts;  // the counts after this group

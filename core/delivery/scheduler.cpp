@@ -261,7 +261,7 @@ void scheduler::enqueue(const object_id& delivery, const object_id& webhook, tim
   webhook_jobs& w = jobs_of(webhook);
   queued_entry q{webhook, due, order, false};
   if (!order) {
-    w.queue.emplace(due, delivery);
+    w.queue.emplace_hint(w.queue.end(), due, delivery);  // new jobs are mostly the latest due
     queued_[delivery] = std::move(q);
   } else {
     key_line& line = w.lines[order->key];

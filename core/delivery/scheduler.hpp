@@ -21,6 +21,7 @@
 // "Ordering"). All of it is decided here, under the one mutex, with `now` from the caller.
 
 #include "core/common/clock.hpp"
+#include "core/common/id_map.hpp"
 #include "core/common/object_id.hpp"
 #include "core/delivery/retry_policy.hpp"
 
@@ -327,8 +328,8 @@ class scheduler {
   std::unordered_map<object_id, organization_slots> organizations_;
   std::set<head_key> heads_;  // the first ready webhook of each organization below its cap
   std::set<object_id> held_;
-  std::unordered_map<object_id, queued_entry> queued_;
-  std::unordered_map<object_id, in_flight_entry> in_flight_;
+  id_map<queued_entry> queued_;
+  id_map<in_flight_entry> in_flight_;
   std::set<object_id> unheld_;  // deliveries scheduled even_if_inactive (test pings: a few)
   std::optional<timestamp> last_take_;
   std::size_t recording_ = 0;  // in_flight_ entries with sent set
