@@ -42,7 +42,8 @@
 #            signed once beforehand with openssl) sent to the same hookd-sink by wrk -t1 -c32
 #            pinned to hookd's core: its CPU per request (bash `time`). hookd/raw CPU ratio and
 #            fan-out against hookd's GET rate (from get, or a reference wrk run). Both CPU
-#            figures also come split into user space and the kernel's (system) time.
+#            figures also come split into user space and the kernel's (system) time, hookd's
+#            also by thread (us_per_delivery_by_thread: its threads' names, docs/operations.md).
 #   ingest   ingest -> first delivery attempt: hookd-load deliver closed loop (1 webhook per
 #            event, 64 connections) gives the max ingest rate; then, on a fresh hookd, open loop
 #            at half that rate: delivery latency p50/p99 (from the event's intended send time);
@@ -558,6 +559,7 @@ phase_lower() {
   local r0 ticks0 t0 events expected got ticks t1 bound user0 sys0 user1 sys1
   r0=$(sink_stat received)
   read -r user0 sys0 <<<"$(proc_cpu_split "$hookd_pid")"
+  proc_thread_ticks "$hookd_pid" >"$tmp/lower/threads0.txt"
   ticks0=$((user0 + sys0))
   t0=$(date +%s%N)
   step_fits $((load_secs + 20 + drain * 3))
@@ -574,7 +576,14 @@ phase_lower() {
   done
   t1=$(date +%s%N)
   read -r user1 sys1 <<<"$(proc_cpu_split "$hookd_pid")"
+  proc_thread_ticks "$hookd_pid" >"$tmp/lower/threads1.txt"
   ticks=$((user1 + sys1 - ticks0))
+  # Each thread's share, per delivery: less noisy than the whole when one thread's work changes.
+  local by_thread
+  by_thread=$(awk -v clk="$clk_tck" -v n="$expected" 'NR == FNR {a[$1] = $2; next}
+      {printf "%s\t%.1f\n", $1, ($2 - a[$1]) / clk * 1e6 / n}' \
+    "$tmp/lower/threads0.txt" "$tmp/lower/threads1.txt" |
+    jq -Rn '[inputs | split("\t") | {(.[0]): (.[1] | tonumber)}] | add // {}')
   (($(sink_stat failedVerification) == 0)) || die "lower: hookd-sink refused hookd's signatures"
   stop_hookd
 
@@ -621,14 +630,15 @@ phase_lower() {
     --argjson raw_requests "$raw_requests" --argjson raw_rps "$raw_rps" --arg cpu "$cpu" \
     --argjson ref "$get_rps" --arg src "$source" --argjson per "$lower_webhooks" \
     --argjson user_ticks "$((user1 - user0))" --argjson sys_ticks "$((sys1 - sys0))" \
-    --argjson load "$(load_1m)" \
+    --argjson load "$(load_1m)" --argjson by_thread "$by_thread" \
     '($cpu | split(" ") | map(tonumber)) as $raw_parts | ($raw_parts | add) as $raw_cpu
      | {webhooks_per_event: $per, load_average_1m: $load,
         hookd: {events: $events, deliveries: $deliveries, seconds: ($ns / 1e9 | . * 100 | round / 100),
                 deliveries_per_s: ($deliveries / ($ns / 1e9) | round),
                 cpu_us_per_delivery: ($ticks / $clk * 1e6 / $deliveries | . * 10 | round / 10),
                 user_us_per_delivery: ($user_ticks / $clk * 1e6 / $deliveries | . * 10 | round / 10),
-                system_us_per_delivery: ($sys_ticks / $clk * 1e6 / $deliveries | . * 10 | round / 10)},
+                system_us_per_delivery: ($sys_ticks / $clk * 1e6 / $deliveries | . * 10 | round / 10),
+                us_per_delivery_by_thread: $by_thread},
         raw: {client: "wrk -t1 -c32", requests: $raw_requests, requests_per_s: $raw_rps,
               cpu_s: $raw_cpu, cpu_us_per_request: ($raw_cpu * 1e6 / $raw_requests | . * 10 | round / 10),
               user_us_per_request: ($raw_parts[0] * 1e6 / $raw_requests | . * 10 | round / 10),

@@ -339,6 +339,18 @@ proc_cpu_split() {
   rest=${stat##*) }
   awk '{print $12, $13}' <<<"$rest"
 }
+# proc_thread_ticks PID: "NAME TICKS" per thread name (hookd names its threads: docs/operations.md,
+# "Threads"), user and system time of PID's threads of that name together. A thread that ended
+# before the call is not counted.
+proc_thread_ticks() {
+  local f stat name
+  for f in /proc/"$1"/task/*/stat; do
+    stat=$(cat "$f" 2>/dev/null) || continue
+    name=${stat#*(}
+    name=${name%)*}
+    awk -v n="${name// /_}" '{print n, $12 + $13}' <<<"${stat##*) }"
+  done | awk '{t[$1] += $2} END {for (n in t) print n, t[n]}' | sort
+}
 proc_rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 # The machine, for the JSON summaries.
