@@ -332,7 +332,9 @@ std::unique_ptr<connection> delivery_client::impl::take_idle(const std::string& 
     list.pop_back();
     --idle_count;
     // The most recently used first: when it has expired, so have the others of its origin.
-    if (now - c->idle_since < options.idle_expiry && c->looks_usable()) {
+    const auto idle_for = now - c->idle_since;
+    if (idle_for < options.idle_expiry &&
+        (idle_for < options.check_idle_after || c->looks_usable())) {
       found = std::move(c);
     } else {
       c->close();

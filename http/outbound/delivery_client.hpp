@@ -121,6 +121,12 @@ struct client_options {
   // warm across a burst; servers that hang up sooner (Node and Apache wait 5 s) are caught by the
   // liveness peek before reuse or, in a race, by the one retry on a fresh connection.
   std::chrono::milliseconds idle_expiry{30'000};
+  // A connection idle at least this long is peeked at (one recv syscall) before reuse; one idle
+  // for less is reused as it is (docs/delivery.md, "Connections to receivers"). Servers close
+  // idle connections after seconds, so under load, where a connection idles for microseconds,
+  // the peek would find nothing; a close it misses ends as a failed write or an empty read before
+  // any response byte, and the request goes once more on a fresh connection.
+  std::chrono::milliseconds check_idle_after{100};
   // Replaces the system resolver (tests). It is called on the client's executor and must not
   // block. Empty: asio's asynchronous resolver (getaddrinfo on a background thread).
   resolve_function resolver;

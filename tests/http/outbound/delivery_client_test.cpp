@@ -109,7 +109,8 @@ struct seen_request {
 // Paths: /big (100 KiB body, UTF-8 two-byte characters after one ASCII byte), /medium (20 KiB),
 // /redirect (302 to /target), /hang (never answers), /retry (429 + Retry-After: 120),
 // /drop (closes without answering), /drop-next (answers, then drops the next request on the same
-// connection), /gate... (answers 200 only once open_gate() is called); anything else: 200 "ok".
+// connection), /close-after (answers as if keeping the connection, then closes it: closed()
+// counts those), /gate... (answers 200 only once open_gate() is called); anything else: 200 "ok".
 class receiver {
  public:
   explicit receiver(std::optional<tls_material> tls = std::nullopt,
@@ -141,6 +142,14 @@ class receiver {
 
   std::uint16_t port() const { return port_; }
   std::size_t connections() const { return connections_.load(); }
+  // Waits (bounded) until /close-after has closed `n` connections; the receiver has its own thread.
+  bool wait_closed(std::size_t n) const {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (closed_.load() < n && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(1ms);
+    }
+    return closed_.load() >= n;
+  }
   std::size_t requests() const {
     std::lock_guard lock(mutex_);
     return seen_.size();
@@ -265,6 +274,12 @@ class receiver {
       s.lowest().expires_after(10s);
       auto [wec, wn] = co_await bhttp::async_write(stream, res, use_tuple);
       if (wec || !res.keep_alive()) co_return;
+      if (target == "/close-after") {
+        boost::system::error_code ignored;
+        s.lowest().socket().close(ignored);  // on loopback the client's socket sees it at once
+        ++closed_;
+        co_return;
+      }
     }
   }
 
@@ -275,6 +290,7 @@ class receiver {
   std::set<session*> sessions_;  // touched only on the receiver's thread
   bool gate_open_ = false;       // likewise
   std::atomic<std::size_t> connections_{0};
+  std::atomic<std::size_t> closed_{0};  // connections /close-after closed
   mutable std::mutex mutex_;
   std::vector<seen_request> seen_;
   std::thread thread_;
@@ -690,6 +706,40 @@ TEST_F(delivery_client_test, retries_a_pooled_connection_the_server_dropped_once
   EXPECT_EQ(client->stats().stale_retries, 1U);
   EXPECT_EQ(r.connections(), 2U);
   EXPECT_EQ(r.requests("/ok"), 2U);  // the dropped one and the retry
+}
+
+TEST_F(delivery_client_test,
+       peeks_at_a_connection_idle_past_check_idle_after_and_drops_it_if_closed) {
+  receiver r;
+  client_options options = private_ok();
+  options.check_idle_after = 0ms;  // every reuse peeks first
+  auto client = make_client(options);
+  ASSERT_EQ(send(*client, url(r, "/close-after")).status_code, 200);
+  ASSERT_TRUE(r.wait_closed(1));
+  const attempt_result result = send(*client, url(r, "/ok"));
+  EXPECT_EQ(result.status_code, 200) << result.error;
+  // The peek saw the close: the request went on a new connection without a wasted write.
+  EXPECT_EQ(client->stats().stale_retries, 0U);
+  EXPECT_EQ(client->stats().connections_reused, 0U);
+  EXPECT_EQ(client->stats().connections_opened, 2U);
+  EXPECT_EQ(r.connections(), 2U);
+}
+
+TEST_F(delivery_client_test, reuses_a_connection_idle_for_less_than_check_idle_after_unpeeked) {
+  receiver r;
+  client_options options = private_ok();
+  options.check_idle_after = std::chrono::hours(1);  // no reuse peeks
+  auto client = make_client(options);
+  ASSERT_EQ(send(*client, url(r, "/close-after")).status_code, 200);
+  ASSERT_TRUE(r.wait_closed(1));
+  // Taken without a peek; the request fails on the closed connection before any response byte,
+  // and goes once more on a fresh one.
+  const attempt_result result = send(*client, url(r, "/ok"));
+  EXPECT_EQ(result.status_code, 200) << result.error;
+  EXPECT_EQ(client->stats().connections_reused, 1U);
+  EXPECT_EQ(client->stats().stale_retries, 1U);
+  EXPECT_EQ(r.connections(), 2U);
+  EXPECT_EQ(r.requests("/ok"), 1U);  // the closed connection took nothing
 }
 
 TEST_F(delivery_client_test, does_not_retry_a_fresh_connection_that_closes) {
