@@ -8,11 +8,14 @@
 # included. hookd names its threads (docs/operations.md, "Threads"), so the split by thread is
 # by what each thread does.
 #
-#   bash bench/profile.sh [--bin-dir DIR] [--seconds S] [--keep DIR]
+#   bash bench/profile.sh [--bin-dir DIR] [--seconds S] [--keep DIR] [--syscalls]
 #
 #   DIR   where hookd, hookd-sink and hookd-load are (default build/release/bin)
 #   S     seconds sampled (default 5; 1..20), starting 2 s after the events begin
 #   DIR   --keep: keep perf.data and the reports there
+#   --syscalls  then, for 3 s more, count hookd's system calls by thread and kind (perf stat on
+#         the syscalls:sys_enter_* tracepoints, which need tracefs), per delivery: per write
+#         (sendmsg) of the dispatcher, which makes one per delivery
 #
 # Prints, on stderr: the lower phase's own line, then the samples' shares by thread, by thread
 # and library (user space or the kernel), and the 25 hottest functions of the dispatcher and of
@@ -27,12 +30,14 @@ source "$here/lib.sh"
 bin_dir=${BENCH_BIN_DIR:-$here/../build/release/bin}
 seconds=5
 keep=
+syscalls=false
 while (($#)); do
   case $1 in
     --bin-dir) bin_dir=$2; shift 2 ;;
     --seconds) seconds=$2; shift 2 ;;
     --keep) keep=$2; shift 2 ;;
-    -h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --syscalls) syscalls=true; shift ;;
+    -h | --help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "profile.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -60,6 +65,13 @@ sleep 2
 log "sampling hookd (pid $pid) for ${seconds} s"
 perf record -q -e cpu-clock -F 1999 -p "$pid" -o "$tmp/perf.data" -- sleep "$seconds" 2>"$tmp/perf-record.log" ||
   { cat "$tmp/perf-record.log" >&2; die "perf record failed"; }
+syscall_kinds=(sendmsg recvmsg recvfrom sendto epoll_wait epoll_ctl futex write fdatasync timerfd_settime)
+if $syscalls; then
+  log "counting hookd's system calls for 3 s"
+  events=$(printf 'syscalls:sys_enter_%s,' "${syscall_kinds[@]}")
+  perf stat -e "${events%,}" --per-thread -x, -p "$pid" -o "$tmp/syscalls.csv" -- sleep 3 2>"$tmp/perf-stat.log" ||
+    { cat "$tmp/perf-stat.log" >&2; die "perf stat failed (the syscalls tracepoints need tracefs)"; }
+fi
 wait "$compare_pid" || { cat "$tmp/compare.log" >&2; die "compare.sh failed"; }
 compare_pid=
 grep 'lower: hookd [0-9]' "$tmp/compare.log" | sed 's/.*lower: lower: /profile.sh: lower: /' >&2
@@ -83,13 +95,31 @@ report --sort comm,dso >"$tmp/libraries.tsv"
   done
 } >&2
 
+# perf stat -x, lines "thread-TID,COUNT,,syscalls:sys_enter_KIND,...": per thread name and kind,
+# per dispatcher sendmsg (one per delivery).
+: >"$tmp/syscalls.tsv"
+if $syscalls; then
+  awk -F, '$4 ~ /^syscalls:sys_enter_/ && $2 ~ /^[0-9]+$/ {
+      name = $1; sub(/-[0-9]+$/, "", name); sub(/^ +/, "", name); kind = $4; sub(/^syscalls:sys_enter_/, "", kind)
+      n[name "\t" kind] += $2; if (name == "dispatcher" && kind == "sendmsg") d += $2 }
+    END { if (d == 0) exit 1; for (k in n) if (n[k] / d >= 0.0005) printf "%s\t%.3f\n", k, n[k] / d }' \
+    "$tmp/syscalls.csv" | sort >"$tmp/syscalls.tsv" || die "no dispatcher sendmsg counted: was hookd delivering?"
+  {
+    echo "profile.sh: system calls per delivery (per dispatcher sendmsg), by thread and kind"
+    awk -F'\t' '{ printf "  %8.3f  %s %s\n", $3, $1, $2 }' "$tmp/syscalls.tsv"
+  } >&2
+fi
+
 jq -n --rawfile threads "$tmp/threads.tsv" --rawfile libraries "$tmp/libraries.tsv" \
+  --rawfile syscalls "$tmp/syscalls.tsv" \
   --slurpfile lower "$tmp/compare.json" --argjson seconds "$seconds" '
   def rows: split("\n") | map(select(length > 0) | split("\t") | {share: (.[0] | tonumber), what: .[1]});
   {seconds_sampled: $seconds, lower: ($lower[0].lower // null),
-   threads: ($threads | rows), threads_and_libraries: ($libraries | rows)}'
+   threads: ($threads | rows), threads_and_libraries: ($libraries | rows),
+   syscalls_per_delivery: ($syscalls | split("\n") | map(select(length > 0) | split("\t")
+     | {thread: .[0], call: .[1], per_delivery: (.[2] | tonumber)}))}'
 if [[ -n $keep ]]; then
   mkdir -p "$keep"
-  cp "$tmp/perf.data" "$tmp/threads.tsv" "$tmp/libraries.tsv" "$tmp/compare.log" "$keep/"
+  cp "$tmp/perf.data" "$tmp/threads.tsv" "$tmp/libraries.tsv" "$tmp/syscalls.tsv" "$tmp/compare.log" "$keep/"
   log "kept in $keep (perf report -i $keep/perf.data --sort comm,dso,sym)"
 fi
