@@ -326,6 +326,22 @@ class delivery_client_test : public ::testing::Test {
            std::string(path);
   }
 
+  // One request to /close-after on a client whose pool peeks at connections idle
+  // `check_idle_after` or more; once the receiver has closed that connection, one to /ok.
+  struct after_close {
+    std::unique_ptr<delivery_client> client;
+    attempt_result result;  // of /ok
+  };
+  after_close send_after_a_close(receiver& r, std::chrono::milliseconds check_idle_after) {
+    client_options options = private_ok();
+    options.check_idle_after = check_idle_after;
+    auto client = make_client(options);
+    EXPECT_EQ(send(*client, url(r, "/close-after")).status_code, 200);
+    EXPECT_TRUE(r.wait_closed(1));
+    attempt_result result = send(*client, url(r, "/ok"));
+    return {std::move(client), std::move(result)};
+  }
+
   asio::io_context ioc_;
 };
 
@@ -711,33 +727,23 @@ TEST_F(delivery_client_test, retries_a_pooled_connection_the_server_dropped_once
 TEST_F(delivery_client_test,
        peeks_at_a_connection_idle_past_check_idle_after_and_drops_it_if_closed) {
   receiver r;
-  client_options options = private_ok();
-  options.check_idle_after = 0ms;  // every reuse peeks first
-  auto client = make_client(options);
-  ASSERT_EQ(send(*client, url(r, "/close-after")).status_code, 200);
-  ASSERT_TRUE(r.wait_closed(1));
-  const attempt_result result = send(*client, url(r, "/ok"));
-  EXPECT_EQ(result.status_code, 200) << result.error;
+  const after_close sent = send_after_a_close(r, 0ms);  // every reuse peeks first
+  EXPECT_EQ(sent.result.status_code, 200) << sent.result.error;
   // The peek saw the close: the request went on a new connection without a wasted write.
-  EXPECT_EQ(client->stats().stale_retries, 0U);
-  EXPECT_EQ(client->stats().connections_reused, 0U);
-  EXPECT_EQ(client->stats().connections_opened, 2U);
+  EXPECT_EQ(sent.client->stats().stale_retries, 0U);
+  EXPECT_EQ(sent.client->stats().connections_reused, 0U);
+  EXPECT_EQ(sent.client->stats().connections_opened, 2U);
   EXPECT_EQ(r.connections(), 2U);
 }
 
 TEST_F(delivery_client_test, reuses_a_connection_idle_for_less_than_check_idle_after_unpeeked) {
   receiver r;
-  client_options options = private_ok();
-  options.check_idle_after = std::chrono::hours(1);  // no reuse peeks
-  auto client = make_client(options);
-  ASSERT_EQ(send(*client, url(r, "/close-after")).status_code, 200);
-  ASSERT_TRUE(r.wait_closed(1));
+  const after_close sent = send_after_a_close(r, std::chrono::hours(1));  // no reuse peeks
   // Taken without a peek; the request fails on the closed connection before any response byte,
   // and goes once more on a fresh one.
-  const attempt_result result = send(*client, url(r, "/ok"));
-  EXPECT_EQ(result.status_code, 200) << result.error;
-  EXPECT_EQ(client->stats().connections_reused, 1U);
-  EXPECT_EQ(client->stats().stale_retries, 1U);
+  EXPECT_EQ(sent.result.status_code, 200) << sent.result.error;
+  EXPECT_EQ(sent.client->stats().connections_reused, 1U);
+  EXPECT_EQ(sent.client->stats().stale_retries, 1U);
   EXPECT_EQ(r.connections(), 2U);
   EXPECT_EQ(r.requests("/ok"), 1U);  // the closed connection took nothing
 }
