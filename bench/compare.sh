@@ -518,12 +518,11 @@ lower_sign() {
 phase_lower() {
   step_fits 60
   mkdir -p "$tmp/lower"
-  # A free port for the sink, which must know the webhooks' secrets when it starts.
-  sink_start "$sink_bin" "$tmp/lower" 0
-  local port=${sink_url##*:}
-  port=${port%%/*}
-  stop_pid "$sink_pid" 10
-  untrack "$sink_pid"
+  # The sink's port before the webhooks that name it; the sink starts after them, with their
+  # secrets (a port from a first start on port 0 was in the ephemeral range, where an outgoing
+  # connection could take it before the second start: that start failed once in 14 runs).
+  local port
+  port=$(quiet_port) || die "lower: no free port below the ephemeral range for hookd-sink"
 
   fresh_hookd lower --allow-private-targets
   local org project token path j id secrets=() sink_args=()

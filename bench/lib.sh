@@ -108,6 +108,24 @@ hookd_start() {
   hookd_url=$(wait_listening "$logfile" "$hookd_pid" 30) || exit 1
 }
 
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# quiet_port -> a random port below the ephemeral range that nothing listens on. Within that
+# range a port no one listens on may still be the local end of an outgoing connection (curl's,
+# hookd's), and a server started on it a moment later could not bind it: so for nginx, and for
+# hookd-sink, whose URL the webhooks must name before it starts (it needs their secrets).
+quiet_port() {
+  local low port
+  low=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+  ((low > 12000)) || low=32768
+  for _ in $(seq 20); do
+    port=$((10000 + (RANDOM % (low - 10000))))
+    port_in_use "$port" || {
+      echo "$port"
+      return 0
+    }
+  done
+  return 1
+}
 # sink_start BIN DIR PORT [hookd-sink options...]: hookd-sink on 127.0.0.1:PORT (0: any port)
 # pinned to client_cpu, --quiet, its output in DIR/sink.out and DIR/sink.err; waits for its
 # "listening" line and sets sink_pid and sink_url (tracked: bench_cleanup stops it).
@@ -207,12 +225,6 @@ nginx_start() {
     }
 "
   done
-  port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-  # A port below the ephemeral range: there, a port no one listens on may still be the local
-  # end of an outgoing connection, and nginx could not bind it.
-  local ephemeral_low
-  ephemeral_low=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-  ((ephemeral_low > 12000)) || ephemeral_low=32768
   local listen_options="" tls_lines="" scheme=http
   if [[ -n ${nginx_tls_cert:-} ]]; then
     listen_options=" ssl"
@@ -226,8 +238,7 @@ nginx_start() {
   nginx_pid=
   nginx_base=
   for attempt in $(seq 10); do
-    port=$((10000 + (RANDOM % (ephemeral_low - 10000))))
-    port_in_use "$port" && continue
+    port=$(quiet_port) || die "no free port below the ephemeral range for nginx"
     cat >"$dir/nginx.conf" <<EOF
 daemon off;
 master_process off;
