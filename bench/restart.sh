@@ -61,7 +61,7 @@ fi
 # start_once BIN: one start on $data; prints "ready_ms catalog_ms cpu_ms webhooks".
 start_once() {
   local bin=$1 log_file=$tmp/start.log port t0 t1 cpu ticks url
-  port=$((20000 + RANDOM % 20000))
+  port=$(quiet_port) || die "no free port below the ephemeral range for hookd"
   url=http://127.0.0.1:$port
   t0=$(date +%s%N)
   HOOKD_ADMIN_TOKEN=$admin_token HOOKD_SHUTDOWN_DELAY=0s taskset -c "$server_cpu" "$bin" \
