@@ -412,22 +412,32 @@ TEST_F(pg_delivery_store_test, two_nodes_claiming_1000_due_deliveries_take_each_
   std::vector<object_id> got_b;
   std::atomic<bool> failed{false};
   std::atomic<int> ready{0};
+  std::atomic<std::size_t> total{0};
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   auto run = [&](pg_delivery_store& s, std::vector<object_id>& got) {
     // Both start together, and claim in small batches, so that their claims interleave.
     ++ready;
     while (ready.load() < 2) {
     }
-    for (;;) {
+    // Until both together have claimed all 1000 (a claim twice would leave one unclaimed, below).
+    // An empty claim does not mean that nothing is left: a due delivery locked by the other
+    // node's claim at that moment is skipped (SKIP LOCKED), even when that claim does not win
+    // its webhook and lets it go when it commits; the node's next claim takes it.
+    while (total.load() < 1000 && std::chrono::steady_clock::now() < deadline) {
       auto claimed = s.claim_due(10);
       if (!claimed) {
         failed = true;
         return;
       }
-      if (claimed->empty()) return;
+      if (claimed->empty()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        continue;
+      }
       for (const auto& p : *claimed) {
         got.push_back(p.record->id);
         if (!p.source_event || p.source_event->id != p.record->event) failed = true;
       }
+      total += claimed->size();
     }
   };
   std::thread ta([&] { run(*a, got_a); });
