@@ -215,8 +215,8 @@ TEST_F(HookdTest, ItsThreadsAreNamedForWhatTheyDo) {
 // connection that served earlier requests, is the ordinary keep-alive race every HTTP client
 // retries on a new connection; a reset or a cut response on such a connection is what a stop must
 // never cause. A connection the kernel completed but hookd never accepted (it was in the listen
-// backlog when the listener closed) is reset by the kernel before its first answer: to the client
-// that is a refused connection, counted apart (a listener handed over by systemd keeps those
+// backlog when the listener closed) is reset by the kernel before its first answer, or even before
+// the connect's result is read: to the client that is a refused connection, counted apart (a listener handed over by systemd keeps those
 // queued across a restart instead; docs/operations.md, "Behind a load balancer").
 struct stop_outcomes {
   std::atomic<int> ok{0}, ready_503{0}, ok_after_503{0}, closed_clean{0}, refused{0};
@@ -246,6 +246,14 @@ void stop_client(asio::ip::tcp::endpoint at, std::string target, std::string tok
       if (ec == asio::error::connection_refused) {
         out.refused.fetch_add(1);
         return;  // the server stopped accepting: this client is done
+      }
+      if (ec == asio::error::connection_reset) {
+        // The kernel completed the handshake, then reset the unaccepted connection when the
+        // listener closed, before the connect's result was read: the same as a reset before the
+        // first answer below. The next connect is refused.
+        out.reset_unaccepted.fetch_add(1);
+        stream.reset();
+        continue;
       }
       if (ec) {
         out.other.fetch_add(1);
