@@ -124,7 +124,7 @@ void delivery_metrics::record_attempt(std::optional<int> status_code,
 }
 
 void delivery_metrics::record_unrecorded() noexcept {
-  unrecorded_.fetch_add(1, relaxed);
+  unrecorded_->fetch_add(1, relaxed);
 }
 
 std::uint64_t delivery_metrics::attempts(attempt_class c) const noexcept {
@@ -134,7 +134,7 @@ std::uint64_t delivery_metrics::guard_refusals() const noexcept {
   return guard_refusals_.load(relaxed);
 }
 std::uint64_t delivery_metrics::unrecorded() const noexcept {
-  return unrecorded_.load(relaxed);
+  return unrecorded_->load(relaxed);
 }
 
 void render_delivery_metrics(prometheus_writer& w, delivery_engine* log,

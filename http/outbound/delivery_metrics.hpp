@@ -3,8 +3,8 @@
 // attempt (status class, latency, SSRF refusals), and what the delivery log knows (deliveries by
 // outcome, jobs pending, the age of the oldest pending job).
 //
-// Thread-safe and lock-free: counters are relaxed atomics, written by the dispatcher's thread and
-// read by whichever thread renders /metrics.
+// Thread-safe and lock-free: counters are relaxed atomics, written by the dispatcher's thread (the
+// unrecorded attempts by the delivery log's writer) and read by whichever thread renders /metrics.
 
 #include "core/common/duration_histogram.hpp"
 
@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 
 namespace hookd {
@@ -44,6 +45,11 @@ class delivery_metrics {
                       bool refused_by_guard) noexcept;
   // Attempts whose outcome could not be recorded in the delivery log (storage failure, stop).
   void record_unrecorded() noexcept;
+  // The same count, shared with a completion that the delivery log's writer runs once the
+  // attempt's record is written, possibly after the dispatcher (and this object) are gone.
+  [[nodiscard]] std::shared_ptr<std::atomic<std::uint64_t>> unrecorded_counter() const {
+    return unrecorded_;
+  }
 
   // The stages of a delivery (docs/operations.md, "Where a delivery's time goes"), steady clock:
   // - dispatch delay: from the job ready (its ingest durable, or its due time) to the attempt
@@ -71,7 +77,8 @@ class delivery_metrics {
   std::array<std::atomic<std::uint64_t>, kAttemptBuckets.size() + 1> buckets_{};
   std::atomic<std::uint64_t> duration_ms_sum_{0};
   std::atomic<std::uint64_t> guard_refusals_{0};
-  std::atomic<std::uint64_t> unrecorded_{0};
+  std::shared_ptr<std::atomic<std::uint64_t>> unrecorded_ =
+      std::make_shared<std::atomic<std::uint64_t>>(0);
   duration_histogram dispatch_delay_;
   std::array<duration_histogram, kClasses> exchange_;
   duration_histogram first_attempt_;

@@ -7,7 +7,6 @@
 #include "core/delivery/signing.hpp"
 #include "core/delivery/trace_context.hpp"
 #include "hookd/version.hpp"
-#include "http/api/api.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -320,12 +319,18 @@ asio::awaitable<void> attempt_job(impl& d, scheduled_job job, bool& handed_over)
     d.options.health->attempted(*hook, attempt_report{decision.kind == decision_kind::succeeded,
                                                       a.status_code, a.duration, d.log.now()});
   }
+  // The outcome is the delivery log's from here: its writer makes the attempt durable, then
+  // frees the job's slot in the scheduler (or queues its retry). The attempt ends now rather than
+  // waiting for that fsync, so the dispatcher's thread is not woken once more per delivery to
+  // learn of it. The completion runs on the writer's thread, possibly after the dispatcher is
+  // gone (stop() does not wait for it; the log's stop() commits queued writes), so it holds the
+  // one counter it touches and nothing of the dispatcher's.
   handed_over = true;
-  auto recorded = co_await await_catalog<std::shared_ptr<const delivery>>(
-      [&](completion<std::shared_ptr<const delivery>> done) {
-        d.log.record_attempt(pending->record, std::move(a), std::move(decision), std::move(done));
-      });
-  if (!recorded) d.metrics.record_unrecorded();
+  d.log.record_attempt(pending->record, std::move(a), std::move(decision),
+                       [unrecorded = d.metrics.unrecorded_counter()](
+                           result<std::shared_ptr<const delivery>> recorded) {
+                         if (!recorded) unrecorded->fetch_add(1, std::memory_order_relaxed);
+                       });
 }
 
 asio::awaitable<void> run_attempt(impl& d, scheduled_job job) {

@@ -11,8 +11,9 @@
 // (scheduler::sent: the next job of that webhook need not wait for this one's fsync), maps the
 // result through decide(), and hands the attempt and the decision to
 // delivery_log::record_attempt, which makes it durable (group commit with every other attempt
-// and ingest queued meanwhile) and only then releases the job. Jobs the scheduler dropped (their
-// webhook no longer exists) are cancelled with delivery_log::cancel_webhook.
+// and ingest queued meanwhile) and only then releases the job. The attempt coroutine ends with
+// that hand-over; it does not wait for the write. Jobs the scheduler dropped (their webhook no
+// longer exists) are cancelled with delivery_log::cancel_webhook.
 //
 // Threads: the dispatcher runs its own io_context on one thread of its own, so the client (which
 // is not thread-safe), the timer and every attempt share that thread without a strand, and a slow
@@ -22,7 +23,8 @@
 // Shutdown: stop() stops taking jobs and waits for the attempts in flight, bounded by
 // stop_timeout; every attempt coroutine is tracked by a counter that its completion handler
 // decrements, none is detached and forgotten. An attempt cut short by the bound was never
-// recorded, so after the next start it is simply attempted again (at least once delivery).
+// recorded, so after the next start it is simply attempted again (at least once delivery). The
+// records of the attempts that ended are in the delivery log's queue: its stop() commits them.
 //
 // The request (docs/openapi.yaml): POST to the webhook's URL with content-type, user-agent and the
 // webhook's custom headers, in that order, prepared once per version of the webhook
@@ -75,8 +77,8 @@ class dispatcher {
   // `log` and `cat` must outlive the dispatcher. The client is built here, on the dispatcher's
   // own executor; it throws std::invalid_argument for a bad extra_ca_pem.
   dispatcher(delivery_engine& log, const catalog& cat, dispatcher_options options = {});
-  // stop(). If stop() hit its bound, call delivery_log::stop() before destroying the dispatcher:
-  // the log's writer may still complete an unfinished attempt's record_attempt into it.
+  // stop(). The completions it gives record_attempt hold nothing of the dispatcher's, so the
+  // delivery log may run them after this.
   ~dispatcher();
   dispatcher(const dispatcher&) = delete;
   dispatcher& operator=(const dispatcher&) = delete;

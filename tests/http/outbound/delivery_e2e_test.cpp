@@ -685,6 +685,33 @@ TEST_F(DeliveryE2E, PendingDeliveriesResumeAfterARestart) {
   EXPECT_EQ(got[1].header("webhook-id"), id);
 }
 
+// An attempt ends when its receiver has answered: from then on its record is the delivery log's
+// to write, and a stop commits the records handed over before it (docs/operations.md, "Signals
+// and shutdown"). The receiver answers the last request 300 ms late, so the stop begins while
+// that attempt is in flight and it ends during the stop: after a restart every delivery has
+// succeeded and none is sent again.
+TEST_F(DeliveryE2E, AnAttemptThatEndsDuringAStopIsRecorded) {
+  constexpr std::size_t kEvents = 10;
+  std::vector<scripted_reply> replies(kEvents);
+  replies.back().delay = 300ms;
+  sink.script("/stop", std::move(replies));
+  auto h = hook("Stop", "/stop", {"order.created"});
+  for (std::size_t i = 0; i < kEvents; ++i) {
+    ASSERT_EQ(ingest({{"type", "order.created"}, {"data", i}}).status, 202u);
+  }
+  ASSERT_TRUE(sink.wait_for("/stop", kEvents));
+  ASSERT_LT(sink.answered(), kEvents) << "the stop must begin before the last answer";
+  stack->restart();
+  const json::array list = deliveries_of(id_of(h));
+  ASSERT_EQ(list.size(), kEvents);
+  for (const json::value& d : list) {
+    EXPECT_EQ(std::string(d.at("status").as_string()), "succeeded") << d;
+  }
+  // A delivery left pending would be due at once after the restart.
+  std::this_thread::sleep_for(500ms);
+  EXPECT_EQ(sink.count("/stop"), kEvents);
+}
+
 // ---------------------------------------------------------------- the read API
 
 TEST_F(DeliveryE2E, DeliveriesAreListedNewestFirstWithACursorAndFilteredByStatus) {
