@@ -72,6 +72,7 @@ struct dispatcher::impl {
         options(with_pool_for(std::move(o), l)),
         user_agent(std::string("hookd/") + std::string(kVersion)),
         timer(ioc),
+        deadline(ioc),
         client(std::make_unique<delivery_client>(ioc.get_executor(), options.client)),
         link(std::make_shared<wake_link>()) {
     if (options.batch == 0) options.batch = 1;
@@ -86,7 +87,15 @@ struct dispatcher::impl {
 
   // Declared before what is bound to it, so that it is destroyed last.
   asio::io_context ioc{1};
+  // The loop sleeps on `timer`, whose expiry is never: wake_loop cancels it. When it must look
+  // again at the latest is `deadline`'s business, re-armed only when that moment moves earlier
+  // (deadline_at: the moment armed, max when none is). Arming a timer that becomes the earliest
+  // of the io_context makes Asio reprogram its timerfd, a system call that on a virtual machine
+  // also reprograms the host's timer; re-arming one timer at every pass of the loop cost 2 to 3
+  // of those per delivery at moderate rates (bench/README.md).
   asio::steady_timer timer;
+  asio::steady_timer deadline;
+  std::chrono::steady_clock::time_point deadline_at = std::chrono::steady_clock::time_point::max();
   std::unique_ptr<delivery_client> client;
   std::shared_ptr<wake_link> link;
   std::thread thread;
@@ -214,7 +223,19 @@ asio::awaitable<void> run_loop(impl& d) {
       wait = std::clamp<std::chrono::milliseconds>(*next - d.log.now(), 1ms, d.options.max_sleep);
     }
     if (d.woken || d.stopping) continue;
-    d.timer.expires_after(wait);
+    // A deadline later than needed only costs a pass that finds nothing; one armed earlier than
+    // `wait` stays (the loop looks again then, and sleeps anew).
+    const steady_time look_again = std::chrono::steady_clock::now() + wait;
+    if (look_again < d.deadline_at) {
+      d.deadline_at = look_again;
+      d.deadline.expires_at(look_again);
+      d.deadline.async_wait([&d](const boost::system::error_code& ec) {
+        if (ec) return;  // re-armed earlier, or the stop
+        d.deadline_at = steady_time::max();
+        d.wake_loop();
+      });
+    }
+    d.timer.expires_at(steady_time::max());
     (void)co_await d.timer.async_wait(asio::as_tuple(asio::use_awaitable));
   }
 }
@@ -475,6 +496,7 @@ bool dispatcher::stop() {
   asio::post(d.ioc, [&d] {
     d.stopping = true;
     d.timer.cancel();
+    d.deadline.cancel();
   });
 
   bool finished = false;
