@@ -19,6 +19,8 @@
 # hookd's context switches and system calls by thread for S - 2 seconds, and /proc gives each
 # thread's CPU time over the same window; both are divided by the events hookd took in that
 # window (from /metrics again). hookd-load must report every delivery received and no error.
+# At the end, from hookd's own histograms (the whole run): the share of first attempts, ingest
+# commits and dispatch delays within 5 ms.
 #
 # Prints a table on stderr and a JSON summary on stdout. Needs perf (Debian's linux-perf)
 # allowed to count another process's events (root, or /proc/sys/kernel/perf_event_paranoid at
@@ -39,7 +41,7 @@ while (($#)); do
     --rate) rate=$2; shift 2 ;;
     --seconds) seconds=$2; shift 2 ;;
     --projects) projects=$2; shift 2 ;;
-    -h | --help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "at_rate.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -104,6 +106,13 @@ done
 wait "$load_pid" || { cat "$tmp/load.err" >&2; die "hookd-load failed"; }
 jq -e '.deliver.missing == 0 and ([.errors[]] | add) == 0' "$tmp/load.json" >/dev/null ||
   die "hookd-load reports missing deliveries or errors: $(jq -c '{errors, missing: .deliver.missing}' "$tmp/load.json")"
+# hookd's own view of the whole run (docs/operations.md, "Where a delivery's time goes"): set
+# beside hookd-load's latencies, it says whether a tail is inside hookd or outside it.
+scrape "$tmp/metrics"
+within=$(jq -n --arg f "$(metric_share "$tmp/metrics" hookd_delivery_first_attempt_seconds 0.005)" \
+  --arg c "$(metric_share "$tmp/metrics" hookd_ingest_commit_seconds 0.005)" \
+  --arg d "$(metric_share "$tmp/metrics" hookd_delivery_dispatch_delay_seconds 0.005)" \
+  '{first_attempt: ($f | fromjson), ingest_commit: ($c | fromjson), dispatch_delay: ($d | fromjson)}')
 
 # Per thread name: "NAME cs|KIND COUNT" from perf, "NAME cpu TICKS" from /proc.
 awk -F, '$2 ~ /^[0-9]+$/ {
@@ -124,18 +133,20 @@ hz=$(getconf CLK_TCK)
     END { for (k in t) if (cpu[k] > 0 || cs[k] > 0) printf "  %-16s %9.1f %9.2f%s\n", k, cpu[k], cs[k], sc[k] }' \
     "$tmp/counts" | sort -k2 -g -r
   jq -r '"  hookd-load: \(.deliver.deliveries) deliveries, first attempt p50 \(.deliver.latency_us.p50) µs, p99 \(.deliver.latency_us.p99) µs; ingest p99 \(.latency_us.p99) µs"' "$tmp/load.json"
+  jq -r '"  hookd, within 5 ms: first attempts \(.first_attempt), ingest commits \(.ingest_commit), dispatch delays \(.dispatch_delay)"' <<<"$within"
 } >&2
 
 awk -v n="$counted" -v hz="$hz" '
   { if ($2 == "cpu_ticks") v = $3 * 1e6 / hz / n; else v = $3 / n
     printf "%s\t%s\t%.4f\n", $1, $2, v }' "$tmp/counts" >"$tmp/per_event.tsv"
 jq -n --rawfile rows "$tmp/per_event.tsv" --slurpfile load "$tmp/load.json" \
-  --argjson rate "$rate" --argjson window "$window" --argjson events "$counted" \
+  --argjson rate "$rate" --argjson window "$window" --argjson events "$counted" --argjson within "$within" \
   --arg commit "$(git_commit "$here/..")" --arg load_average "$(load_1m)" '
   {rate: $rate, seconds_counted: $window, events_counted: $events, commit: $commit,
    load_average_1m: ($load_average | tonumber),
    per_event_by_thread: ($rows | split("\n") | map(select(length > 0) | split("\t"))
      | reduce .[] as $r ({}; .[$r[0]] += {(if $r[1] == "cpu_ticks" then "cpu_us"
          elif $r[1] == "cs" then "context_switches" else $r[1] end): ($r[2] | tonumber)})),
+   hookd_share_within_5ms: $within,
    load: {deliveries: $load[0].deliver.deliveries, missing: $load[0].deliver.missing,
           first_attempt_us: $load[0].deliver.latency_us, ingest_us: $load[0].latency_us}}'

@@ -650,15 +650,6 @@ phase_lower() {
 }
 
 # ------------------------------------------------------------------ ingest
-# metric_share FILE NAME LE: the share of histogram NAME's observations at or below LE in a
-# /metrics text (its le="LE" bucket over its _count, read with lib.sh's metric); null when it
-# has none.
-metric_share() {
-  local bucket count
-  bucket=$(metric "$2_bucket{le=\"$3\"}" "$1")
-  count=$(metric "$2_count" "$1")
-  awk -v b="$bucket" -v c="$count" 'BEGIN { if (c > 0) printf "%.4f", b / c; else print "null" }'
-}
 phase_ingest() {
   step_fits 60
   fresh_hookd ingest-closed --allow-private-targets

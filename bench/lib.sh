@@ -332,6 +332,14 @@ EOF
 
 # /metrics of the current hookd
 metric() { awk -v m="$1" '$1 == m {print $2}' "$2"; }
+# metric_share FILE NAME LE: the share of histogram NAME's observations at or below LE in a
+# /metrics text (its le="LE" bucket over its _count); null when it has none.
+metric_share() {
+  local bucket count
+  bucket=$(metric "$2_bucket{le=\"$3\"}" "$1")
+  count=$(metric "$2_count" "$1")
+  awk -v b="$bucket" -v c="$count" 'BEGIN { if (c > 0) printf "%.4f", b / c; else print "null" }'
+}
 scrape() { curl -sS --max-time 10 -o "$1" "$hookd_url/metrics" || die "GET /metrics failed"; }
 
 # CPU time (user + system, all threads) of a process in clock ticks, and its resident memory.
