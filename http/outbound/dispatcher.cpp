@@ -90,9 +90,9 @@ struct dispatcher::impl {
   // The loop sleeps on `timer`, whose expiry is never: wake_loop cancels it. When it must look
   // again at the latest is `deadline`'s business, re-armed only when that moment moves earlier
   // (deadline_at: the moment armed, max when none is). Arming a timer that becomes the earliest
-  // of the io_context makes Asio reprogram its timerfd, a system call that on a virtual machine
-  // also reprograms the host's timer; re-arming one timer at every pass of the loop cost 2 to 3
-  // of those per delivery at moderate rates (bench/README.md).
+  // of the io_context makes Asio reprogram its timerfd (a system call); re-arming one timer at
+  // every pass of the loop cost 2 to 3 of those per delivery at moderate rates (bench/README.md,
+  // "Two hand-offs fewer per delivery").
   asio::steady_timer timer;
   asio::steady_timer deadline;
   std::chrono::steady_clock::time_point deadline_at = std::chrono::steady_clock::time_point::max();
