@@ -216,8 +216,9 @@ TEST_F(HookdTest, ItsThreadsAreNamedForWhatTheyDo) {
 // retries on a new connection; a reset or a cut response on such a connection is what a stop must
 // never cause. A connection the kernel completed but hookd never accepted (it was in the listen
 // backlog when the listener closed) is reset by the kernel before its first answer, or even before
-// the connect's result is read: to the client that is a refused connection, counted apart (a listener handed over by systemd keeps those
-// queued across a restart instead; docs/operations.md, "Behind a load balancer").
+// the connect's result is read: to the client that is a refused connection, counted apart (a
+// listener handed over by systemd keeps those queued across a restart instead; docs/operations.md,
+// "Behind a load balancer").
 struct stop_outcomes {
   std::atomic<int> ok{0}, ready_503{0}, ok_after_503{0}, closed_clean{0}, refused{0};
   std::atomic<int> reset_unaccepted{0};
