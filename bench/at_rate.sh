@@ -119,26 +119,25 @@ awk -F, '$2 ~ /^[0-9]+$/ {
     name = $1; sub(/-[0-9]+$/, "", name); sub(/^ +/, "", name); kind = $4
     sub(/^syscalls:sys_enter_/, "", kind); n[name " " kind] += $2 }
   END { for (k in n) print k, n[k] }' "$tmp/stat.csv" >"$tmp/counts"
-join_ticks() { awk 'NR == FNR {b[$1] = $2; next} {print $1, "cpu_ticks", $2 - b[$1]}' "$1" "$2"; }
-join_ticks "$tmp/ticks.before" "$tmp/ticks.after" >>"$tmp/counts"
-hz=$(getconf CLK_TCK)
+awk 'NR == FNR {b[$1] = $2; next} {print $1, "cpu_ticks", $2 - b[$1]}' \
+  "$tmp/ticks.before" "$tmp/ticks.after" >>"$tmp/counts"
+# Per event: "NAME<TAB>KIND<TAB>VALUE", CPU in µs.
+awk -v n="$counted" -v hz="$(getconf CLK_TCK)" '
+  { if ($2 == "cpu_ticks") v = $3 * 1e6 / hz / n; else v = $3 / n
+    printf "%s\t%s\t%.4f\n", $1, $2, v }' "$tmp/counts" >"$tmp/per_event.tsv"
 
 {
   echo "at_rate.sh: $counted events in ${window}s counted ($rate/s offered), per event, by thread"
   printf '  %-16s %9s %9s %s\n' thread "cpu µs" switches "system calls"
-  awk -v n="$counted" -v hz="$hz" '
-    { t[$1] = 1; if ($2 == "cpu_ticks") cpu[$1] = $3 * 1e6 / hz / n
-      else if ($2 == "cs") cs[$1] = $3 / n
-      else if ($3 > 0) sc[$1] = sc[$1] sprintf(" %s %.2f", $2, $3 / n) }
+  awk -F'\t' '
+    { t[$1] = 1; if ($2 == "cpu_ticks") cpu[$1] = $3; else if ($2 == "cs") cs[$1] = $3
+      else if ($3 > 0) sc[$1] = sc[$1] sprintf(" %s %.2f", $2, $3) }
     END { for (k in t) if (cpu[k] > 0 || cs[k] > 0) printf "  %-16s %9.1f %9.2f%s\n", k, cpu[k], cs[k], sc[k] }' \
-    "$tmp/counts" | sort -k2 -g -r
+    "$tmp/per_event.tsv" | sort -k2 -g -r
   jq -r '"  hookd-load: \(.deliver.deliveries) deliveries, first attempt p50 \(.deliver.latency_us.p50) µs, p99 \(.deliver.latency_us.p99) µs; ingest p99 \(.latency_us.p99) µs"' "$tmp/load.json"
   jq -r '"  hookd, within 5 ms: first attempts \(.first_attempt), ingest commits \(.ingest_commit), dispatch delays \(.dispatch_delay)"' <<<"$within"
 } >&2
 
-awk -v n="$counted" -v hz="$hz" '
-  { if ($2 == "cpu_ticks") v = $3 * 1e6 / hz / n; else v = $3 / n
-    printf "%s\t%s\t%.4f\n", $1, $2, v }' "$tmp/counts" >"$tmp/per_event.tsv"
 jq -n --rawfile rows "$tmp/per_event.tsv" --slurpfile load "$tmp/load.json" \
   --argjson rate "$rate" --argjson window "$window" --argjson events "$counted" --argjson within "$within" \
   --arg commit "$(git_commit "$here/..")" --arg load_average "$(load_1m)" '
