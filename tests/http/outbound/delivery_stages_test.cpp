@@ -116,7 +116,10 @@ TEST_F(DeliveryStages, ASlowReceiverShowsInTheAttemptStageNotInTheDispatchDelay)
   EXPECT_EQ(count(text, kAttempt, k2xx), 3) << text;
   EXPECT_EQ(bucket(text, kAttempt, k2xx, "0.1"), 0);
   EXPECT_LT(bucket(text, kAttempt, k2xx, "0.1"), bucket(text, kAttempt, k2xx, "0.5"));
-  EXPECT_GE(sum(text, kAttempt, k2xx), 0.6);
+  // About 3 x 200 ms, less a little: hookd's clock starts once its write of the request has
+  // completed, and the receiver, which may read the request first, starts its 200 ms then (a
+  // loaded run measured 0.5975 s in all).
+  EXPECT_GE(sum(text, kAttempt, k2xx), 0.57);
   // The receiver's 200 ms are not a dispatch delay...
   EXPECT_EQ(count(text, kDispatch), 3);
   EXPECT_EQ(bucket(text, kDispatch, "", "0.1"), 3);
