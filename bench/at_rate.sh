@@ -113,6 +113,13 @@ within=$(jq -n --arg f "$(metric_share "$tmp/metrics" hookd_delivery_first_attem
   --arg c "$(metric_share "$tmp/metrics" hookd_ingest_commit_seconds 0.005)" \
   --arg d "$(metric_share "$tmp/metrics" hookd_delivery_dispatch_delay_seconds 0.005)" \
   '{first_attempt: ($f | fromjson), ingest_commit: ($c | fromjson), dispatch_delay: ($d | fromjson)}')
+# RocksDB's jobs under the idle policy and the guard's raises (docs/operations.md, "RocksDB's
+# background work"); --storage-background (HOOKD_STORAGE_BACKGROUND) chooses the policy.
+background=$(jq -n --arg i "$(metric hookd_storage_background_idle_jobs_total "$tmp/metrics")" \
+  --arg w "$(metric 'hookd_storage_background_raised_total{reason="waited"}' "$tmp/metrics")" \
+  --arg s "$(metric 'hookd_storage_background_raised_total{reason="stalled"}' "$tmp/metrics")" \
+  '{idle_jobs: ($i | tonumber? // null), raised_waited: ($w | tonumber? // null),
+    raised_stalled: ($s | tonumber? // null)}')
 
 # Per thread name: "NAME cs|KIND COUNT" from perf, "NAME cpu TICKS" from /proc.
 awk -F, '$2 ~ /^[0-9]+$/ {
@@ -136,16 +143,17 @@ awk -v n="$counted" -v hz="$(getconf CLK_TCK)" '
     "$tmp/per_event.tsv" | sort -k2 -g -r
   jq -r '"  hookd-load: \(.deliver.deliveries) deliveries, first attempt p50 \(.deliver.latency_us.p50) µs, p99 \(.deliver.latency_us.p99) µs; ingest p99 \(.latency_us.p99) µs"' "$tmp/load.json"
   jq -r '"  hookd, within 5 ms: first attempts \(.first_attempt), ingest commits \(.ingest_commit), dispatch delays \(.dispatch_delay)"' <<<"$within"
+  jq -r '"  RocksDB jobs begun idle \(.idle_jobs), raised: waited \(.raised_waited), stalled \(.raised_stalled)"' <<<"$background"
 } >&2
 
 jq -n --rawfile rows "$tmp/per_event.tsv" --slurpfile load "$tmp/load.json" \
   --argjson rate "$rate" --argjson window "$window" --argjson events "$counted" --argjson within "$within" \
-  --arg commit "$(git_commit "$here/..")" --arg load_average "$(load_1m)" '
+  --argjson background "$background" --arg commit "$(git_commit "$here/..")" --arg load_average "$(load_1m)" '
   {rate: $rate, seconds_counted: $window, events_counted: $events, commit: $commit,
    load_average_1m: ($load_average | tonumber),
    per_event_by_thread: ($rows | split("\n") | map(select(length > 0) | split("\t"))
      | reduce .[] as $r ({}; .[$r[0]] += {(if $r[1] == "cpu_ticks" then "cpu_us"
          elif $r[1] == "cs" then "context_switches" else $r[1] end): ($r[2] | tonumber)})),
-   hookd_share_within_5ms: $within,
+   hookd_share_within_5ms: $within, rocksdb_background: $background,
    load: {deliveries: $load[0].deliver.deliveries, missing: $load[0].deliver.missing,
           first_attempt_us: $load[0].deliver.latency_us, ingest_us: $load[0].latency_us}}'

@@ -250,6 +250,56 @@ class health_listener final : public rocksdb::EventListener {
   std::shared_ptr<health_tracker> tracker_;
 };
 
+// RocksDB's side of background_priority: its flushes and compactions begin and end on the
+// thread that runs them, and a write stall (of any family) holds the normal policy until it
+// ends.
+class background_listener final : public rocksdb::EventListener {
+ public:
+  explicit background_listener(background_policy policy) : policy_(policy) {}
+  ~background_listener() override {
+    if (!stalled_.empty()) background_priority::instance().release();
+  }
+
+  void OnFlushBegin(rocksdb::DB*, const rocksdb::FlushJobInfo&) override {
+    background_priority::instance().job_began(policy_);
+  }
+  void OnFlushCompleted(rocksdb::DB*, const rocksdb::FlushJobInfo&) override {
+    background_priority::instance().job_ended();
+  }
+  void OnCompactionBegin(rocksdb::DB*, const rocksdb::CompactionJobInfo&) override {
+    background_priority::instance().job_began(policy_);
+  }
+  void OnCompactionCompleted(rocksdb::DB*, const rocksdb::CompactionJobInfo&) override {
+    background_priority::instance().job_ended();
+  }
+  void OnStallConditionsChanged(const rocksdb::WriteStallInfo& info) override {
+    const bool stalled = info.condition.cur != rocksdb::WriteStallCondition::kNormal;
+    std::lock_guard lock(mutex_);
+    const auto found = std::find(stalled_.begin(), stalled_.end(), info.cf_name);
+    if (stalled && found == stalled_.end()) {
+      if (stalled_.empty()) background_priority::instance().hold(/*stall=*/true);
+      stalled_.push_back(info.cf_name);
+    } else if (!stalled && found != stalled_.end()) {
+      stalled_.erase(found);
+      if (stalled_.empty()) background_priority::instance().release();
+    }
+  }
+
+ private:
+  const background_policy policy_;
+  std::mutex mutex_;
+  std::vector<std::string> stalled_;  // families whose writes are delayed or stopped
+};
+
+// The normal policy for RocksDB's threads while hookd waits for a flush of its own.
+class normal_priority_scope {
+ public:
+  normal_priority_scope() { background_priority::instance().hold(/*stall=*/false); }
+  ~normal_priority_scope() { background_priority::instance().release(); }
+  normal_priority_scope(const normal_priority_scope&) = delete;
+  normal_priority_scope& operator=(const normal_priority_scope&) = delete;
+};
+
 // ---- options -----------------------------------------------------------------------------
 
 // The entity tables and the queue are read by id (get) or loaded whole at start-up, and history
@@ -483,13 +533,15 @@ class rocksdb_storage final : public storage {
   rocksdb_storage(std::string path, rocksdb::DB* db,
                   std::vector<rocksdb::ColumnFamilyHandle*> all_handles,
                   std::array<rocksdb::ColumnFamilyHandle*, kTableCount> tables, bool sync,
-                  std::shared_ptr<health_tracker> health)
+                  std::shared_ptr<health_tracker> health,
+                  std::chrono::steady_clock::duration background_bound)
       : path_(std::move(path)),
         db_(db),
         all_handles_(std::move(all_handles)),
         tables_(tables),
         sync_(sync),
-        health_(std::move(health)) {}
+        health_(std::move(health)),
+        background_bound_(background_bound) {}
 
   rocksdb_storage(const rocksdb_storage&) = delete;
   rocksdb_storage& operator=(const rocksdb_storage&) = delete;
@@ -498,6 +550,7 @@ class rocksdb_storage final : public storage {
     // A clean stop writes the memtables out, so that the next start opens without replaying the
     // WAL into them first (up to max_total_wal_size of writes, about half a second per 64 MiB).
     // Not needed for durability: the WAL holds all of it.
+    const normal_priority_scope not_idle;
     rocksdb::FlushOptions flush;
     flush.wait = true;
     if (rocksdb::Status s = db_->Flush(flush, all_handles_); !s.ok()) {
@@ -565,6 +618,7 @@ class rocksdb_storage final : public storage {
         return write_problem(s);
       }
     }
+    background_priority::instance().check(background_bound_);
     rocksdb::WriteOptions wo;
     wo.sync = sync_;
     if (rocksdb::Status s = db_->Write(wo, &wb); !s.ok()) {
@@ -650,6 +704,7 @@ class rocksdb_storage final : public storage {
     // The memtable first (its flush keeps only the newest version of each key, and lets the WAL
     // files that hold older ones go), then every level down to the last, rewritten even where
     // nothing overlaps, so that no file keeps an overwritten value.
+    const normal_priority_scope not_idle;
     rocksdb::FlushOptions flush;
     flush.wait = true;
     rocksdb::Status s = db_->Flush(flush, cf);
@@ -730,6 +785,10 @@ class rocksdb_storage final : public storage {
     out.failures = failures_.load(std::memory_order_relaxed);
     out.degraded = health_->degraded();
     out.degraded_episodes = health_->episodes();
+    const background_priority::counters background = background_priority::instance().stats();
+    out.background_idle_jobs = background.idle_jobs;
+    out.background_raised_waited = background.raised_waited;
+    out.background_raised_stalled = background.raised_stalled;
     return out;
   }
 
@@ -741,6 +800,7 @@ class rocksdb_storage final : public storage {
   // the WAL, so it is in a flushed table file or in the copied WAL; a write running meanwhile is
   // in the copied WAL whole or not at all, as opening the copy replays only whole batches.
   result<checkpoint_result> checkpoint(const std::string& dir) override {
+    const normal_priority_scope not_idle;  // its flush
     rocksdb::Checkpoint* raw = nullptr;
     rocksdb::Status s = rocksdb::Checkpoint::Create(db_, &raw);
     const std::unique_ptr<rocksdb::Checkpoint> maker(raw);
@@ -779,6 +839,7 @@ class rocksdb_storage final : public storage {
   std::array<rocksdb::ColumnFamilyHandle*, kTableCount> tables_;  // indexed by table
   bool sync_;
   std::shared_ptr<health_tracker> health_;  // shared with the listener RocksDB holds
+  std::chrono::steady_clock::duration background_bound_;
   std::atomic<std::uint64_t> batches_{0}, records_{0}, syncs_{0}, failures_{0};
 };
 
@@ -801,6 +862,7 @@ result<std::unique_ptr<storage>> open_rocksdb_storage(const std::string& path,
   rocksdb::DBOptions db_options = make_db_options(options);
   auto health = std::make_shared<health_tracker>(options.on_health_change);
   db_options.listeners.push_back(std::make_shared<health_listener>(health));
+  db_options.listeners.push_back(std::make_shared<background_listener>(options.background));
 
   std::vector<std::string> names;
   if (existing) {
@@ -840,8 +902,9 @@ result<std::unique_ptr<storage>> open_rocksdb_storage(const std::string& path,
       tables[static_cast<std::size_t>(*t)] = h;
     }
   }
-  return std::unique_ptr<storage>(std::make_unique<rocksdb_storage>(
-      path, raw, std::move(handles), tables, options.sync, std::move(health)));
+  return std::unique_ptr<storage>(
+      std::make_unique<rocksdb_storage>(path, raw, std::move(handles), tables, options.sync,
+                                        std::move(health), options.background_bound));
 }
 
 }  // namespace hookd

@@ -4,6 +4,7 @@
 
 #include "core/common/error.hpp"
 #include "core/durable/storage.hpp"
+#include "storage/background_priority.hpp"
 
 #include <chrono>
 #include <functional>
@@ -30,6 +31,13 @@ struct rocksdb_options {
   // it (a writer, or one of RocksDB's background threads): it must be thread-safe and must not
   // call back into the storage. Empty: nobody is told (stats().degraded still says).
   std::function<void(const storage_health_change&)> on_health_change;
+  // RocksDB's flush and compaction threads: under SCHED_IDLE while they work, when this process
+  // may take that back, or as any thread (docs/operations.md, "RocksDB's background work").
+  background_policy background = background_policy::idle;
+  // How long a job may run lowered before the next write puts the lowered threads back. 2 s: a
+  // flush of history's 32 MiB memtable took 1.7 s lowered beside 8 000 events/s on one core,
+  // while that memtable takes several seconds to fill again (bench/README.md).
+  std::chrono::milliseconds background_bound{2000};
 };
 
 // Opens the database in `path` (e.g. "<data-dir>/db"), a private directory: created 0700, made

@@ -405,6 +405,14 @@ const std::array kOptions = {
                   c.min_log_level = *level;
                   return std::nullopt;
                 }},
+    option_spec{"storage-background", "POLICY", "idle",
+                "RocksDB's flushes and compactions: idle (they yield the core to hookd's threads, "
+                "back to normal when one runs over 2s or writes stall) or normal.",
+                [](config& c, std::string_view v) -> apply_result {
+                  if (v != "idle" && v != "normal") return "expected idle or normal";
+                  c.storage_background_idle = v == "idle";
+                  return std::nullopt;
+                }},
     option_spec{"unsafe-no-fsync", "", "false",
                 "Do not fsync writes. Benchmarks only: a crash loses acknowledged writes.",
                 [](config& c, std::string_view v) { return set_bool(c.unsafe_no_fsync, v); }, true},

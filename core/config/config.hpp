@@ -86,6 +86,10 @@ struct config {
   // with the webhooks (docs/operations.md, "Per-webhook metrics").
   bool metrics_per_webhook = false;
   bool unsafe_no_fsync = false;  // --unsafe-no-fsync: benchmarks only; loses acknowledged writes
+  // --storage-background: RocksDB's flush and compaction threads under SCHED_IDLE while they work
+  // (true, "idle", the default) or as any thread ("normal"); docs/operations.md, "RocksDB's
+  // background work". core/ knows no RocksDB, hence a flag here and the policy in storage/.
+  bool storage_background_idle = true;
   // --tls-cert FILE and --tls-key FILE (both or neither): the listener serves HTTPS with this PEM
   // certificate chain and key; SIGHUP reads them again. Empty: plain HTTP, for a node behind a
   // TLS-terminating load balancer (docs/operations.md, "TLS").

@@ -175,6 +175,17 @@ std::string metrics::render(const app& a) const {
              std::uint64_t{st.degraded ? 1u : 0u});
     w.single("hookd_storage_degraded_episodes_total", metric_type::counter,
              "Times storage went from healthy to degraded.", st.degraded_episodes);
+    // docs/operations.md, "RocksDB's background work".
+    w.single("hookd_storage_background_idle_jobs_total", metric_type::counter,
+             "RocksDB flushes and compactions begun under the idle scheduling policy.",
+             st.background_idle_jobs);
+    w.family("hookd_storage_background_raised_total", metric_type::counter,
+             "Times RocksDB's lowered threads were put back to the normal policy: a job ran "
+             "longer than its bound (waited), or writes stalled (stalled).");
+    w.sample("hookd_storage_background_raised_total", {{"reason", "waited"}},
+             st.background_raised_waited);
+    w.sample("hookd_storage_background_raised_total", {{"reason", "stalled"}},
+             st.background_raised_stalled);
   }
   render_delivery_metrics(w, a.deliveries, a.delivery_stats);
   if (a.metrics_per_webhook && a.health != nullptr) render_webhook_metrics(w, *a.health);

@@ -6,6 +6,11 @@
 //   crash_child write <db> <first_seq> <seed>  open <db> and write the batches of
 //                                              crash_workload.hpp from <first_seq> on, printing
 //                                              each seq only after write() succeeded, until killed
+//   crash_child background <db>               open <db> with the default background policy,
+//                                              write past a memtable, wait (up to 20 s) for
+//                                              RocksDB's flush to write a table file, print
+//                                              "idle_jobs <n> idle_threads <m>" (jobs begun
+//                                              lowered, RocksDB threads under SCHED_IDLE), exit
 //   crash_child catalog <data-dir>             open the data dir through the catalog, print
 //                                              "ready <project id>", then create webhooks, up to
 //                                              kCatalogWindow at a time, printing
@@ -20,13 +25,18 @@
 #include "storage/data_dir.hpp"
 #include "storage/rocksdb_storage.hpp"
 
+#include <sched.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <random>
 #include <semaphore>
 #include <string>
+#include <thread>
 
 namespace {
 
@@ -67,6 +77,48 @@ int hold(const std::string& db) {
   char c;
   while (::read(0, &c, 1) > 0) {
   }
+  return 0;
+}
+
+int background(const std::string& db) {
+  namespace fs = std::filesystem;
+  auto opened = open_rocksdb_storage(db);
+  if (!opened) {
+    say("error: " + opened.error().detail);
+    return 1;
+  }
+  const std::unique_ptr<storage> store = std::move(*opened);
+  const std::string value(64 << 10, 'v');
+  for (int i = 0; i < 160; ++i) {  // 10 MiB into meta, whose memtable holds 8
+    write_batch batch;
+    batch.put(table::meta, "k" + std::to_string(i), value);
+    if (auto written = store->write(batch); !written) {
+      say("error: " + written.error().detail);
+      return 1;
+    }
+  }
+  auto flushed = [&] {
+    for (const auto& entry : fs::directory_iterator(db)) {
+      if (entry.path().extension() == ".sst") return true;
+    }
+    return false;
+  };
+  for (int i = 0; i < 2000 && !flushed(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  if (!flushed()) {
+    say("error: RocksDB wrote no table file in 20 s");
+    return 1;
+  }
+  int idle_threads = 0;
+  for (const auto& task : fs::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    const auto tid = static_cast<pid_t>(std::stol(task.path().filename().string()));
+    if (name.starts_with("rocksdb:") && ::sched_getscheduler(tid) == SCHED_IDLE) ++idle_threads;
+  }
+  say("idle_jobs " + std::to_string(store->stats().background_idle_jobs) + " idle_threads " +
+      std::to_string(idle_threads));
   return 0;
 }
 
@@ -162,6 +214,7 @@ int catalog_until_killed(const std::string& data_dir) {
 int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "";
   if (mode == "hold" && argc == 3) return hold(argv[2]);
+  if (mode == "background" && argc == 3) return background(argv[2]);
   if (mode == "catalog" && argc == 3) return catalog_until_killed(argv[2]);
   if (mode == "write" && argc == 5) {
     const auto first = wl::parse_u64(argv[3]);

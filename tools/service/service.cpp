@@ -482,6 +482,8 @@ std::variant<std::unique_ptr<service>, service_failure> service::open(service_op
 
   if (auto ok = ensure_data_dir(p->data_dir); !ok) return start_failure(ok.error().detail);
   rocksdb_options store_options{.sync = !cfg.unsafe_no_fsync};
+  store_options.background =
+      cfg.storage_background_idle ? background_policy::idle : background_policy::normal;
   // One line per transition (docs/operations.md, "Storage faults"); the detail names database
   // files, which is why it stays in the log and never reaches a client.
   store_options.on_health_change = [log = p->log](const storage_health_change& change) {
@@ -500,6 +502,15 @@ std::variant<std::unique_ptr<service>, service_failure> service::open(service_op
   auto opened = open_rocksdb_storage((p->data_dir / "db").string(), store_options);
   if (!opened) return start_failure(opened.error().detail);
   p->store = std::move(*opened);
+  if (cfg.storage_background_idle && !background_priority::instance().can_restore()) {
+    p->log({{"level", "warn"},
+            {"event", "storage_background_normal"},
+            {"detail",
+             "RocksDB's flushes and compactions run at normal priority, because this process "
+             "may not put a thread back from SCHED_IDLE: allow it with RLIMIT_NICE 20 "
+             "(systemd: LimitNICE=+0, as the shipped unit has; a shell: ulimit -e 20) or "
+             "CAP_SYS_NICE, or pass --storage-background normal to silence this"}});
+  }
   if (cfg.unsafe_no_fsync) {
     p->log({{"level", "warn"},
             {"event", "unsafe_no_fsync"},

@@ -288,6 +288,16 @@ TEST_F(ConfigTest, Counts) {
                        "HOOKD_MAX_INFLIGHT_PER_WEBHOOK"));
 }
 
+TEST_F(ConfigTest, StorageBackgroundIsIdleOrNormal) {
+  EXPECT_TRUE(ok({}).storage_background_idle);
+  EXPECT_FALSE(ok({"--storage-background", "normal"}).storage_background_idle);
+  EXPECT_TRUE(ok({"--storage-background=idle"}).storage_background_idle);
+  EXPECT_FALSE(ok({}, {{"HOOKD_STORAGE_BACKGROUND", "normal"}}).storage_background_idle);
+  const std::string msg = fails({"--storage-background", "low"});
+  EXPECT_TRUE(contains(msg, "--storage-background")) << msg;
+  EXPECT_TRUE(contains(msg, "expected idle or normal")) << msg;
+}
+
 TEST_F(ConfigTest, BooleansInFlagsAndEnvironment) {
   EXPECT_TRUE(ok({"--allow-private-targets"}).allow_private_targets);
   EXPECT_FALSE(ok({"--allow-private-targets=false"}).allow_private_targets);
@@ -359,6 +369,7 @@ TEST_F(ConfigTest, HelpListsEveryOptionWithItsEnvironmentTwin) {
                            "--max-inflight-per-webhook|HOOKD_MAX_INFLIGHT_PER_WEBHOOK",
                            "--max-inflight-per-organization|HOOKD_MAX_INFLIGHT_PER_ORGANIZATION",
                            "--unsafe-no-fsync|HOOKD_UNSAFE_NO_FSYNC",
+                           "--storage-background|HOOKD_STORAGE_BACKGROUND",
                            "--metrics-per-webhook|HOOKD_METRICS_PER_WEBHOOK",
                            "--config|HOOKD_CONFIG",
                            "--tls-cert|HOOKD_TLS_CERT",
