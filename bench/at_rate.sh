@@ -117,9 +117,10 @@ within=$(jq -n --arg f "$(metric_share "$tmp/metrics" hookd_delivery_first_attem
 # background work"); --storage-background (HOOKD_STORAGE_BACKGROUND) chooses the policy.
 background=$(jq -n --arg i "$(metric hookd_storage_background_idle_jobs_total "$tmp/metrics")" \
   --arg w "$(metric 'hookd_storage_background_raised_total{reason="waited"}' "$tmp/metrics")" \
+  --arg f "$(metric 'hookd_storage_background_raised_total{reason="filling"}' "$tmp/metrics")" \
   --arg s "$(metric 'hookd_storage_background_raised_total{reason="stalled"}' "$tmp/metrics")" \
   '{idle_jobs: ($i | tonumber? // null), raised_waited: ($w | tonumber? // null),
-    raised_stalled: ($s | tonumber? // null)}')
+    raised_filling: ($f | tonumber? // null), raised_stalled: ($s | tonumber? // null)}')
 
 # Per thread name: "NAME cs|KIND COUNT" from perf, "NAME cpu TICKS" from /proc.
 awk -F, '$2 ~ /^[0-9]+$/ {
@@ -143,7 +144,7 @@ awk -v n="$counted" -v hz="$(getconf CLK_TCK)" '
     "$tmp/per_event.tsv" | sort -k2 -g -r
   jq -r '"  hookd-load: \(.deliver.deliveries) deliveries, first attempt p50 \(.deliver.latency_us.p50) µs, p99 \(.deliver.latency_us.p99) µs; ingest p99 \(.latency_us.p99) µs"' "$tmp/load.json"
   jq -r '"  hookd, within 5 ms: first attempts \(.first_attempt), ingest commits \(.ingest_commit), dispatch delays \(.dispatch_delay)"' <<<"$within"
-  jq -r '"  RocksDB jobs begun idle \(.idle_jobs), raised: waited \(.raised_waited), stalled \(.raised_stalled)"' <<<"$background"
+  jq -r '"  RocksDB jobs begun idle \(.idle_jobs), raised: waited \(.raised_waited), filling \(.raised_filling), stalled \(.raised_stalled)"' <<<"$background"
 } >&2
 
 jq -n --rawfile rows "$tmp/per_event.tsv" --slurpfile load "$tmp/load.json" \

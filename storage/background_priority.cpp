@@ -83,6 +83,12 @@ void background_priority::check(std::chrono::steady_clock::duration bound) {
   raise_locked();
 }
 
+void background_priority::raise_filling() {
+  std::lock_guard lock(mutex_);
+  if (!lowered_.empty()) raised_filling_.fetch_add(1, std::memory_order_relaxed);
+  raise_locked();
+}
+
 void background_priority::hold(bool stall) {
   std::lock_guard lock(mutex_);
   if (holds_++ == 0 && !lowered_.empty() && stall) {
@@ -107,7 +113,8 @@ void background_priority::raise_locked() {
 background_priority::counters background_priority::stats() const noexcept {
   return {idle_jobs_.load(std::memory_order_relaxed),
           raised_waited_.load(std::memory_order_relaxed),
-          raised_stalled_.load(std::memory_order_relaxed)};
+          raised_stalled_.load(std::memory_order_relaxed),
+          raised_filling_.load(std::memory_order_relaxed)};
 }
 
 }  // namespace hookd

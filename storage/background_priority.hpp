@@ -6,11 +6,12 @@
 // A job begins on its RocksDB thread, which puts itself under SCHED_IDLE: a hookd thread that
 // wakes then takes the core at once, instead of waiting out the job's turn (up to a 4 ms tick).
 // Because an idle-policy thread gets almost nothing of a core that a normal thread wants, the
-// policy is taken back (SCHED_OTHER for every thread lowered) when a job has been running
-// longer than a bound at the next write, while RocksDB reports a write stall, and while hookd
-// needs a flush done (a clean stop, a backup's checkpoint, a compaction it asked for). Taking it
-// back is what an unprivileged process may not do without RLIMIT_NICE of 20 or more (systemd's
-// LimitNICE=+0) or CAP_SYS_NICE: without that, nothing is lowered at all.
+// policy is taken back (SCHED_OTHER for every thread lowered) when a write finds a job running
+// longer than a bound or a family's memtable half full while the one before it waits for its
+// flush, while RocksDB reports a write stall, and while hookd needs a flush done (a clean stop,
+// a backup's checkpoint, a compaction it asked for). Taking it back is what an unprivileged
+// process may not do without RLIMIT_NICE of 20 or more (systemd's LimitNICE=+0) or
+// CAP_SYS_NICE: without that, nothing is lowered at all.
 
 #include <atomic>
 #include <chrono>
@@ -50,6 +51,14 @@ class background_priority {
   // longer than `bound`. One atomic load when no lowered job runs.
   void check(std::chrono::steady_clock::duration bound);
 
+  // Whether a job begun lowered is running (one atomic load).
+  bool lowered_job_running() const noexcept {
+    return lowered_since_.load(std::memory_order_relaxed) != 0;
+  }
+  // Puts the lowered threads back now: the storage saw a memtable half full while the one before
+  // it still waits for a lowered flush (counted in stats().raised_filling).
+  void raise_filling();
+
   // While held, every lowered thread is back to normal and no job is lowered. `stall`: the hold
   // is a write stall (counted in stats().raised_stalled).
   void hold(bool stall);
@@ -59,6 +68,7 @@ class background_priority {
     std::uint64_t idle_jobs = 0;       // jobs begun under SCHED_IDLE
     std::uint64_t raised_waited = 0;   // put back by check(): a job ran longer than the bound
     std::uint64_t raised_stalled = 0;  // put back because RocksDB stalled writes
+    std::uint64_t raised_filling = 0;  // put back by raise_filling()
   };
   counters stats() const noexcept;
 
@@ -76,7 +86,8 @@ class background_priority {
   std::uint32_t holds_ = 0;     // guarded by mutex_
   // steady_clock ticks when the oldest job still running lowered began; 0: none runs lowered.
   std::atomic<std::int64_t> lowered_since_{0};
-  std::atomic<std::uint64_t> idle_jobs_{0}, raised_waited_{0}, raised_stalled_{0};
+  std::atomic<std::uint64_t> idle_jobs_{0}, raised_waited_{0}, raised_stalled_{0},
+      raised_filling_{0};
 };
 
 }  // namespace hookd

@@ -405,6 +405,11 @@ class insert_hint_prefix final : public rocksdb::SliceTransform {
   table table_;
 };
 
+// A family's memtable size (write_buffer_size; see make_cf_options).
+std::uint64_t memtable_bytes(std::optional<table> t) noexcept {
+  return t == table::history ? 32u << 20 : 8u << 20;
+}
+
 // The history table differs from the others: it takes most of hookd's writes (every event,
 // attempt and finished delivery), appended at the end of its key space (keys start with a
 // big-endian time bucket); it is read a page at a time by range scans, newest first, and by
@@ -429,7 +434,7 @@ rocksdb::ColumnFamilyOptions make_cf_options(std::optional<table> t,
   // rarely written records. History gets half of the cap: it takes most of the writes, and a
   // larger memtable means fewer flushes and fewer level-0 files to merge for the same data.
   // When all memtables together reach the cap, RocksDB flushes the largest early.
-  cf.write_buffer_size = history ? 32u << 20 : 8u << 20;
+  cf.write_buffer_size = memtable_bytes(t);
   // Default: none (every insert searches the memtable's skip list from its top). The keys of
   // one bucket, project and kind of history record (event, attempt, finished delivery...) and
   // the queue's delivery ids grow with time, so each insert lands just after the previous one of
@@ -618,7 +623,9 @@ class rocksdb_storage final : public storage {
         return write_problem(s);
       }
     }
-    background_priority::instance().check(background_bound_);
+    background_priority& background = background_priority::instance();
+    background.check(background_bound_);
+    if (background.lowered_job_running()) check_memtables(background);
     rocksdb::WriteOptions wo;
     wo.sync = sync_;
     if (rocksdb::Status s = db_->Write(wo, &wb); !s.ok()) {
@@ -789,6 +796,7 @@ class rocksdb_storage final : public storage {
     out.background_idle_jobs = background.idle_jobs;
     out.background_raised_waited = background.raised_waited;
     out.background_raised_stalled = background.raised_stalled;
+    out.background_raised_filling = background.raised_filling;
     return out;
   }
 
@@ -820,6 +828,35 @@ class rocksdb_storage final : public storage {
   }
 
  private:
+  // A family whose memtable is half full while the one before it still waits for its flush
+  // would have RocksDB stop writes once this one is full too (two memtables per family, its
+  // default): that flush must not wait any longer under the idle policy (docs/operations.md,
+  // "RocksDB's background work"). Looked at every 50 ms at most, while a lowered job runs.
+  void check_memtables(background_priority& background) {
+    const std::int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
+    std::int64_t due = next_memtable_check_.load(std::memory_order_relaxed);
+    if (now < due) return;
+    const std::int64_t next =
+        now + std::chrono::steady_clock::duration(std::chrono::milliseconds(50)).count();
+    if (!next_memtable_check_.compare_exchange_strong(due, next, std::memory_order_relaxed)) {
+      return;  // another writer is looking
+    }
+    for (table t : kAllTables) {
+      rocksdb::ColumnFamilyHandle* cf = handle(t);
+      std::uint64_t waiting = 0, active = 0;
+      if (cf == nullptr ||
+          !db_->GetIntProperty(cf, rocksdb::DB::Properties::kNumImmutableMemTable, &waiting) ||
+          waiting == 0) {
+        continue;
+      }
+      (void)db_->GetIntProperty(cf, rocksdb::DB::Properties::kCurSizeActiveMemTable, &active);
+      if (active * 2 >= memtable_bytes(t)) {
+        background.raise_filling();
+        return;
+      }
+    }
+  }
+
   rocksdb::ColumnFamilyHandle* handle(table t) const noexcept {
     const auto i = static_cast<std::size_t>(t);
     return i < tables_.size() ? tables_[i] : nullptr;
@@ -840,6 +877,7 @@ class rocksdb_storage final : public storage {
   bool sync_;
   std::shared_ptr<health_tracker> health_;  // shared with the listener RocksDB holds
   std::chrono::steady_clock::duration background_bound_;
+  std::atomic<std::int64_t> next_memtable_check_{0};  // steady_clock ticks; see check_memtables
   std::atomic<std::uint64_t> batches_{0}, records_{0}, syncs_{0}, failures_{0};
 };
 

@@ -407,7 +407,7 @@ const std::array kOptions = {
                 }},
     option_spec{"storage-background", "POLICY", "idle",
                 "RocksDB's flushes and compactions: idle (they yield the core to hookd's threads, "
-                "back to normal when one runs over 2s or writes stall) or normal.",
+                "back to normal when they fall behind the writes) or normal.",
                 [](config& c, std::string_view v) -> apply_result {
                   if (v != "idle" && v != "normal") return "expected idle or normal";
                   c.storage_background_idle = v == "idle";

@@ -68,10 +68,12 @@ struct storage_stats {
   std::uint64_t degraded_episodes = 0;  // times the store went from healthy to degraded
   // RocksDB's background jobs (docs/operations.md, "RocksDB's background work"), counted for the
   // whole process: begun under the idle policy; its threads put back to normal because a job
-  // ran longer than the bound, or because writes stalled. Zero for stores without such jobs.
+  // ran longer than the bound, because writes stalled, or because a memtable filled halfway
+  // while the one before it waited for its flush. Zero for stores without such jobs.
   std::uint64_t background_idle_jobs = 0;
   std::uint64_t background_raised_waited = 0;
   std::uint64_t background_raised_stalled = 0;
+  std::uint64_t background_raised_filling = 0;
 };
 
 // What checkpoint() wrote.

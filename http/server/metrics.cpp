@@ -181,9 +181,12 @@ std::string metrics::render(const app& a) const {
              st.background_idle_jobs);
     w.family("hookd_storage_background_raised_total", metric_type::counter,
              "Times RocksDB's lowered threads were put back to the normal policy: a job ran "
-             "longer than its bound (waited), or writes stalled (stalled).");
+             "longer than its bound (waited), a memtable filled halfway while the one before "
+             "it waited for its flush (filling), or writes stalled (stalled).");
     w.sample("hookd_storage_background_raised_total", {{"reason", "waited"}},
              st.background_raised_waited);
+    w.sample("hookd_storage_background_raised_total", {{"reason", "filling"}},
+             st.background_raised_filling);
     w.sample("hookd_storage_background_raised_total", {{"reason", "stalled"}},
              st.background_raised_stalled);
   }

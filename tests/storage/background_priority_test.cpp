@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -249,6 +250,78 @@ TEST_F(RocksdbBackgroundTest, WithTheNormalPolicyNoThreadIsLowered) {
   })) << "RocksDB wrote no table file";
   EXPECT_EQ(count_policy(SCHED_IDLE), 0);
   EXPECT_EQ(store_->stats().background_idle_jobs, before.background_idle_jobs);
+}
+
+// A thread at normal priority that keeps one CPU busy until it goes: a lowered thread pinned to
+// that CPU gets next to nothing of it, as on a core hookd keeps busy.
+class core_hog {
+ public:
+  explicit core_hog(std::size_t cpu) {
+    thread_ = std::thread([this, cpu] {
+      cpu_set_t set;
+      CPU_ZERO(&set);
+      CPU_SET(cpu, &set);
+      (void)::sched_setaffinity(0, sizeof set, &set);
+      while (!stop_.load(std::memory_order_relaxed)) {
+      }
+    });
+  }
+  ~core_hog() {
+    stop_ = true;
+    thread_.join();
+  }
+  core_hog(const core_hog&) = delete;
+  core_hog& operator=(const core_hog&) = delete;
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+TEST_F(RocksdbBackgroundTest, AStarvedFlushIsPutBackOnceTheNextMemtableIsHalfFull) {
+  SKIP_UNLESS_RESTORABLE();
+  open(background_policy::idle);  // the time bound is an hour: only the memtables can raise
+  // RocksDB's threads and a hog on one CPU, so that a lowered flush cannot finish.
+  cpu_set_t allowed;
+  ASSERT_EQ(::sched_getaffinity(0, sizeof allowed, &allowed), 0);
+  std::size_t cpu = 0;
+  while (!CPU_ISSET(cpu, &allowed)) ++cpu;
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(cpu, &one);
+  for (const auto& [tid, policy] : rocksdb_thread_policies()) {
+    ASSERT_EQ(::sched_setaffinity(tid, sizeof one, &one), 0);
+  }
+  const core_hog hog(cpu);
+  const auto before = store_->stats();
+
+  // 10 MiB into meta (8 MiB memtables): the first memtable is sealed and its flush begins, lowered.
+  write_past_a_memtable();
+  ASSERT_TRUE(wait_until(
+      [&] { return store_->stats().background_idle_jobs > before.background_idle_jobs; }));
+  EXPECT_EQ(store_->stats().background_raised_filling, before.background_raised_filling)
+      << "put back while the next memtable was a quarter full";
+
+  // The next memtable past half full, the writes 60 ms apart (memtables are looked at every
+  // 50 ms at most): a write puts the flush back, and it finishes.
+  const std::string value(64 << 10, 'w');
+  for (int i = 0;
+       i < 40 && store_->stats().background_raised_filling == before.background_raised_filling;
+       ++i) {
+    write_batch batch;
+    batch.put(table::meta, "more" + std::to_string(i), value);
+    auto written = store_->write(batch);
+    ASSERT_TRUE(written) << written.error().detail;
+    std::this_thread::sleep_for(60ms);
+  }
+  EXPECT_EQ(store_->stats().background_raised_filling, before.background_raised_filling + 1);
+  EXPECT_EQ(store_->stats().background_raised_stalled, before.background_raised_stalled);
+  EXPECT_TRUE(wait_until([&] {
+    for (const auto& entry : fs::directory_iterator(dir_ / "db")) {
+      if (entry.path().extension() == ".sst") return true;
+    }
+    return false;
+  })) << "the flush did not finish once put back";
 }
 
 // What the probe answers in a child process with CAP_SYS_NICE dropped and a given RLIMIT_NICE:
