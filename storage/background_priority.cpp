@@ -79,22 +79,17 @@ void background_priority::check(std::chrono::steady_clock::duration bound) {
   if (since == 0 || now_ticks() - since < bound.count()) return;
   std::lock_guard lock(mutex_);
   if (lowered_since_.load(std::memory_order_relaxed) == 0) return;  // raised meanwhile
-  if (!lowered_.empty()) raised_waited_.fetch_add(1, std::memory_order_relaxed);
-  raise_locked();
+  raise_locked(&raised_waited_);
 }
 
 void background_priority::raise_filling() {
   std::lock_guard lock(mutex_);
-  if (!lowered_.empty()) raised_filling_.fetch_add(1, std::memory_order_relaxed);
-  raise_locked();
+  raise_locked(&raised_filling_);
 }
 
 void background_priority::hold(bool stall) {
   std::lock_guard lock(mutex_);
-  if (holds_++ == 0 && !lowered_.empty() && stall) {
-    raised_stalled_.fetch_add(1, std::memory_order_relaxed);
-  }
-  raise_locked();
+  raise_locked(holds_++ == 0 && stall ? &raised_stalled_ : nullptr);
 }
 
 void background_priority::release() {
@@ -102,7 +97,8 @@ void background_priority::release() {
   if (holds_ > 0) --holds_;
 }
 
-void background_priority::raise_locked() {
+void background_priority::raise_locked(std::atomic<std::uint64_t>* reason) {
+  if (reason != nullptr && !lowered_.empty()) reason->fetch_add(1, std::memory_order_relaxed);
   // A thread that cannot be put back (it should not happen once the probe passed) is dropped from
   // the list all the same: retrying at every write would not help it.
   for (const pid_t thread : lowered_) (void)set_policy(thread, SCHED_OTHER);

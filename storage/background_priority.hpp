@@ -77,7 +77,8 @@ class background_priority {
 
  private:
   background_priority();
-  void raise_locked();
+  // Every lowered thread back to normal; counted in `reason` when there was one to put back.
+  void raise_locked(std::atomic<std::uint64_t>* reason);
 
   const bool can_restore_;
   mutable std::mutex mutex_;

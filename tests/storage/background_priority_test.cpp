@@ -4,6 +4,7 @@
 // RocksDB's own while a real database in a temp dir flushes.
 
 #include "storage/background_priority.hpp"
+#include "crash_workload.hpp"
 #include "storage/rocksdb_storage.hpp"
 
 #include <gtest/gtest.h>
@@ -182,17 +183,10 @@ class RocksdbBackgroundTest : public ::testing::Test {
     store_ = std::move(*opened);
   }
 
-  // Writes more than a memtable of the meta table holds (8 MiB), so that RocksDB flushes it on
-  // its own, and waits until a flush has begun (stats().background_idle_jobs counts those begun
-  // lowered) or 20 s have passed.
+  // Writes more than a memtable of the meta table holds, so that RocksDB flushes it on its own.
   void write_past_a_memtable() {
-    const std::string value(64 << 10, 'v');
-    for (int i = 0; i < 160; ++i) {
-      write_batch batch;
-      batch.put(table::meta, "k" + std::to_string(i), value);
-      auto written = store_->write(batch);
-      ASSERT_TRUE(written) << written.error().detail;
-    }
+    auto written = crash_workload::write_past_a_memtable(*store_);
+    ASSERT_TRUE(written) << written.error().detail;
   }
 
   template <typename Done>
@@ -242,12 +236,8 @@ TEST_F(RocksdbBackgroundTest, WithTheNormalPolicyNoThreadIsLowered) {
   write_past_a_memtable();
   // RocksDB flushed the memtable on its own once a table file is there (compact() would flush
   // too, but it holds the normal policy itself and so would prove nothing here).
-  ASSERT_TRUE(wait_until([&] {
-    for (const auto& entry : fs::directory_iterator(dir_ / "db")) {
-      if (entry.path().extension() == ".sst") return true;
-    }
-    return false;
-  })) << "RocksDB wrote no table file";
+  ASSERT_TRUE(wait_until([&] { return crash_workload::has_table_file(dir_ / "db"); }))
+      << "RocksDB wrote no table file";
   EXPECT_EQ(count_policy(SCHED_IDLE), 0);
   EXPECT_EQ(store_->stats().background_idle_jobs, before.background_idle_jobs);
 }
@@ -316,12 +306,8 @@ TEST_F(RocksdbBackgroundTest, AStarvedFlushIsPutBackOnceTheNextMemtableIsHalfFul
   }
   EXPECT_EQ(store_->stats().background_raised_filling, before.background_raised_filling + 1);
   EXPECT_EQ(store_->stats().background_raised_stalled, before.background_raised_stalled);
-  EXPECT_TRUE(wait_until([&] {
-    for (const auto& entry : fs::directory_iterator(dir_ / "db")) {
-      if (entry.path().extension() == ".sst") return true;
-    }
-    return false;
-  })) << "the flush did not finish once put back";
+  EXPECT_TRUE(wait_until([&] { return crash_workload::has_table_file(dir_ / "db"); }))
+      << "the flush did not finish once put back";
 }
 
 // What the probe answers in a child process with CAP_SYS_NICE dropped and a given RLIMIT_NICE:

@@ -88,24 +88,14 @@ int background(const std::string& db) {
     return 1;
   }
   const std::unique_ptr<storage> store = std::move(*opened);
-  const std::string value(64 << 10, 'v');
-  for (int i = 0; i < 160; ++i) {  // 10 MiB into meta, whose memtable holds 8
-    write_batch batch;
-    batch.put(table::meta, "k" + std::to_string(i), value);
-    if (auto written = store->write(batch); !written) {
-      say("error: " + written.error().detail);
-      return 1;
-    }
+  if (auto written = wl::write_past_a_memtable(*store); !written) {
+    say("error: " + written.error().detail);
+    return 1;
   }
-  auto flushed = [&] {
-    for (const auto& entry : fs::directory_iterator(db)) {
-      if (entry.path().extension() == ".sst") return true;
-    }
-    return false;
-  };
-  for (int i = 0; i < 2000 && !flushed(); ++i)
+  for (int i = 0; i < 2000 && !wl::has_table_file(db); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  if (!flushed()) {
+  }
+  if (!wl::has_table_file(db)) {
     say("error: RocksDB wrote no table file in 20 s");
     return 1;
   }

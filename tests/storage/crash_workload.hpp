@@ -23,6 +23,7 @@
 #include <charconv>
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -35,6 +36,27 @@ inline constexpr std::array<table, 4> kRecordTables = {table::events, table::del
 
 // How many catalog creates the child keeps in flight (crash_child catalog).
 inline constexpr std::ptrdiff_t kCatalogWindow = 16;
+
+// Puts 10 MiB into meta, whose memtables hold 8 MiB (storage/rocksdb_storage.cpp), so that RocksDB
+// seals one and flushes it on its own (the background-priority tests, crash_child background).
+// Stops at the first write that fails.
+inline result<void> write_past_a_memtable(storage& store) {
+  const std::string value(64 << 10, 'v');
+  for (int i = 0; i < 160; ++i) {
+    write_batch batch;
+    batch.put(table::meta, "k" + std::to_string(i), value);
+    if (auto written = store.write(batch); !written) return written;
+  }
+  return {};
+}
+
+// Whether RocksDB has written a table file into the database directory `db`.
+inline bool has_table_file(const std::filesystem::path& db) {
+  for (const auto& entry : std::filesystem::directory_iterator(db)) {
+    if (entry.path().extension() == ".sst") return true;
+  }
+  return false;
+}
 
 inline std::string padded(std::uint64_t n) {
   char buf[32];
