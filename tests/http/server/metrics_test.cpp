@@ -116,6 +116,19 @@ TEST_F(MetricsTest, ReportsCatalogSizesCommitsAndStorageWrites) {
   EXPECT_GE(metric_value(text, "hookd_storage_write_batches_total"), 1);
   EXPECT_GE(metric_value(text, "hookd_storage_fsyncs_total"), 1);
   EXPECT_EQ(metric_value(text, "hookd_ready"), 1);
+  // RocksDB's background work (docs/operations.md): one series per reason, each present (0 or
+  // more) and not above the store's count taken after the render (the counts only grow).
+  const storage_stats st = store_->stats();
+  const std::pair<std::string_view, std::uint64_t> background[] = {
+      {"hookd_storage_background_idle_jobs_total", st.background_idle_jobs},
+      {R"(hookd_storage_background_raised_total{reason="waited"})", st.background_raised_waited},
+      {R"(hookd_storage_background_raised_total{reason="filling"})", st.background_raised_filling},
+      {R"(hookd_storage_background_raised_total{reason="stalled"})", st.background_raised_stalled},
+  };
+  for (const auto& [series, count] : background) {
+    EXPECT_GE(metric_value(text, series), 0) << series;
+    EXPECT_LE(metric_value(text, series), static_cast<double>(count)) << series;
+  }
 }
 
 TEST_F(MetricsTest, ExpositionIsWellFormed) {
