@@ -20,7 +20,6 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <semaphore>
 #include <string>
 #include <thread>
@@ -141,19 +140,7 @@ TEST(BackgroundPriority, AJobOfANormalDatabaseRunsAtNormalPriority) {
 
 // ---- RocksDB's own threads -------------------------------------------------------------------
 
-// The policies of this process's RocksDB threads (`rocksdb:high`, `rocksdb:low`), by thread id.
-std::vector<std::pair<pid_t, int>> rocksdb_thread_policies() {
-  std::vector<std::pair<pid_t, int>> out;
-  for (const auto& task : fs::directory_iterator("/proc/self/task")) {
-    std::ifstream comm(task.path() / "comm");
-    std::string name;
-    std::getline(comm, name);
-    if (!name.starts_with("rocksdb:")) continue;
-    const auto tid = static_cast<pid_t>(std::stol(task.path().filename().string()));
-    out.emplace_back(tid, policy_of(tid));
-  }
-  return out;
-}
+using crash_workload::rocksdb_thread_policies;
 
 int count_policy(int policy) {
   int n = 0;

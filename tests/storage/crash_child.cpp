@@ -31,8 +31,6 @@
 
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <random>
 #include <semaphore>
 #include <string>
@@ -81,7 +79,6 @@ int hold(const std::string& db) {
 }
 
 int background(const std::string& db) {
-  namespace fs = std::filesystem;
   auto opened = open_rocksdb_storage(db);
   if (!opened) {
     say("error: " + opened.error().detail);
@@ -100,12 +97,8 @@ int background(const std::string& db) {
     return 1;
   }
   int idle_threads = 0;
-  for (const auto& task : fs::directory_iterator("/proc/self/task")) {
-    std::ifstream comm(task.path() / "comm");
-    std::string name;
-    std::getline(comm, name);
-    const auto tid = static_cast<pid_t>(std::stol(task.path().filename().string()));
-    if (name.starts_with("rocksdb:") && ::sched_getscheduler(tid) == SCHED_IDLE) ++idle_threads;
+  for (const auto& [tid, policy] : wl::rocksdb_thread_policies()) {
+    idle_threads += policy == SCHED_IDLE ? 1 : 0;
   }
   say("idle_jobs " + std::to_string(store->stats().background_idle_jobs) + " idle_threads " +
       std::to_string(idle_threads));

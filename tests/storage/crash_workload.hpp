@@ -14,6 +14,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -24,9 +25,11 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace hookd::crash_workload {
@@ -48,6 +51,21 @@ inline result<void> write_past_a_memtable(storage& store) {
     if (auto written = store.write(batch); !written) return written;
   }
   return {};
+}
+
+// This process's RocksDB threads (`rocksdb:high`, `rocksdb:low`) and their scheduling policies
+// (sched_getscheduler: SCHED_OTHER, SCHED_IDLE...), by thread id.
+inline std::vector<std::pair<pid_t, int>> rocksdb_thread_policies() {
+  std::vector<std::pair<pid_t, int>> out;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    if (!name.starts_with("rocksdb:")) continue;
+    const auto tid = static_cast<pid_t>(std::stol(task.path().filename().string()));
+    out.emplace_back(tid, ::sched_getscheduler(tid));
+  }
+  return out;
 }
 
 // Whether RocksDB has written a table file into the database directory `db`.
