@@ -142,7 +142,7 @@ awk -v n="$counted" -v hz="$(getconf CLK_TCK)" '
       else if ($3 > 0) sc[$1] = sc[$1] sprintf(" %s %.2f", $2, $3) }
     END { for (k in t) if (cpu[k] > 0 || cs[k] > 0) printf "  %-16s %9.1f %9.2f%s\n", k, cpu[k], cs[k], sc[k] }' \
     "$tmp/per_event.tsv" | sort -k2 -g -r
-  jq -r '"  hookd-load: \(.deliver.deliveries) deliveries, first attempt p50 \(.deliver.latency_us.p50) µs, p99 \(.deliver.latency_us.p99) µs; ingest p99 \(.latency_us.p99) µs"' "$tmp/load.json"
+  jq -r '"  hookd-load: \(.deliver.deliveries) deliveries, first attempt p50 \(.deliver.latency_us.p50) µs, p99 \(.deliver.latency_us.p99) µs (hookd'"'"'s share, sent -> received: p50 \(.deliver.sent_to_received_us.p50) µs, p99 \(.deliver.sent_to_received_us.p99) µs); ingest p99 \(.latency_us.p99) µs"' "$tmp/load.json"
   jq -r '"  hookd, within 5 ms: first attempts \(.first_attempt), ingest commits \(.ingest_commit), dispatch delays \(.dispatch_delay)"' <<<"$within"
   jq -r '"  RocksDB jobs begun idle \(.idle_jobs), raised: waited \(.raised_waited), filling \(.raised_filling), stalled \(.raised_stalled)"' <<<"$background"
 } >&2
@@ -157,4 +157,6 @@ jq -n --rawfile rows "$tmp/per_event.tsv" --slurpfile load "$tmp/load.json" \
          elif $r[1] == "cs" then "context_switches" else $r[1] end): ($r[2] | tonumber)})),
    hookd_share_within_5ms: $within, rocksdb_background: $background,
    load: {deliveries: $load[0].deliver.deliveries, missing: $load[0].deliver.missing,
-          first_attempt_us: $load[0].deliver.latency_us, ingest_us: $load[0].latency_us}}'
+          first_attempt_us: $load[0].deliver.latency_us,
+          first_attempt_sent_to_received_us: $load[0].deliver.sent_to_received_us,
+          ingest_us: $load[0].latency_us}}'

@@ -46,7 +46,10 @@
 #            also by thread (us_per_delivery_by_thread: its threads' names, docs/operations.md).
 #   ingest   ingest -> first delivery attempt: hookd-load deliver closed loop (1 webhook per
 #            event, 64 connections) gives the max ingest rate; then, on a fresh hookd, open loop
-#            at half that rate: delivery latency p50/p99 (from the event's intended send time);
+#            at half that rate: delivery latency p50/p99 from the event's intended send time
+#            (delivery_latency_us) and hookd's share of it (delivery_sent_to_received_us: from
+#            the event's request written to the kernel's receive time of its delivery, the
+#            target; send_late_us: how late hookd-load sent, which the first includes);
 #            kept_up is false when the deliveries fell behind the events (a backlog's age again);
 #            hookd_share_within_5ms: the share of hookd's own first attempts, ingest commits and
 #            dispatch delays within 5 ms, from its /metrics histograms at the end of the run.
@@ -686,7 +689,9 @@ phase_ingest() {
                deliveries_per_s: $c[0].deliver.deliveries_per_s, missing: $c[0].deliver.missing,
                delivery_latency_us: $c[0].deliver.latency_us, errors: $c[0].errors},
       open: {rate: $o[0].rate, achieved_events_per_s: $o[0].rps, ingest_latency_us: $o[0].latency_us,
-             delivery_latency_us: $o[0].deliver.latency_us, deliveries: $o[0].deliver.deliveries,
+             delivery_latency_us: $o[0].deliver.latency_us,
+             delivery_sent_to_received_us: $o[0].deliver.sent_to_received_us,
+             send_late_us: $o[0].deliver.send_late_us, deliveries: $o[0].deliver.deliveries,
              deliveries_per_s: $o[0].deliver.deliveries_per_s, missing: $o[0].deliver.missing,
              drain_waited_s: $o[0].deliver.drain_waited_s, errors: $o[0].errors,
              kept_up: ($o[0].deliver.missing == 0 and $o[0].deliver.deliveries_per_s >= 0.9 * $o[0].rate)}}')"
@@ -946,6 +951,7 @@ target post_ratio_fsync_nofsync_at_64 .post.ratio_fsync_nofsync_64 ">=" 0.5
 target fanout_ratio_deliveries_get .fanout.ratio_deliveries_get ">=" 0.5
 target lower_ratio_cpu_hookd_raw .lower.ratio_cpu_hookd_raw "<=" 2
 target lower_ratio_fanout_get .lower.ratio_fanout_get ">=" 0.5
+target ingest_first_attempt_p99_us .ingest.open.delivery_sent_to_received_us.p99 "<=" 5000
 target latency_get_p99_us .latency.latency_us.p99 "<=" 1000
 target latency_get_p999_us .latency.latency_us.p999 "<=" 5000
 target million_bytes_per_webhook .million.bytes_per_webhook "<=" 1024
@@ -987,7 +993,8 @@ jq --argjson nproc "$(nproc)" --arg cpu "$(cpu_model)" --arg kernel "$(uname -r)
        row("lower bound: CPU us per delivery, hookd vs raw client"; .lower.hookd.cpu_us_per_delivery; .lower.raw.cpu_us_per_request; .lower.ratio_cpu_hookd_raw),
        row("lower bound: hookd deliveries/s vs GET req/s"; .lower.hookd.deliveries_per_s; .lower.get_rps_reference; .lower.ratio_fanout_get) else empty end),
     (if .ingest then row("ingest max events/s (closed), open-loop rate"; .ingest.closed.events_per_s; .ingest.open.rate; null),
-       row("ingest -> first attempt p50/p99 us (kept up: \(.ingest.open.kept_up))"; "\(.ingest.open.delivery_latency_us.p50)/\(.ingest.open.delivery_latency_us.p99)"; null; null) else empty end),
+       row("ingest -> first attempt p50/p99 us (kept up: \(.ingest.open.kept_up))"; "\(.ingest.open.delivery_latency_us.p50)/\(.ingest.open.delivery_latency_us.p99)"; null; null),
+       row("  of it hookd, sent -> received p50/p99 us, sent late p99"; "\(.ingest.open.delivery_sent_to_received_us.p50)/\(.ingest.open.delivery_sent_to_received_us.p99)"; .ingest.open.send_late_us.p99; null) else empty end),
     (if .million then row("\(.million.created) webhooks: bytes/webhook, after restart"; .million.bytes_per_webhook; .million.bytes_per_webhook_after_restart; null),
        row("restart to ready ms, catalog load ms"; .million.restart_ms; .million.startup_log.catalog_loaded_ms; null) else empty end),
     (if .idle then row("\(.idle.connections) idle keep-alive connections: RSS bytes each"; .idle.hookd_bytes_per_connection; .idle.nginx_bytes_per_connection; .idle.ratio_hookd_nginx) else empty end),

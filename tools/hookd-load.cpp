@@ -787,6 +787,8 @@ asio::awaitable<outcome> perform(app& a, shard& s, client_conn& conn, worker_sta
     bytes = w.request;
   }
 
+  // The request goes to the kernel now (a connection opened first counts against hookd).
+  if (o == op::ingest && a.tracker) a.tracker->sending(seq, wall_clock::now());
   const outcome r = co_await conn.exchange(bytes);
   const auto done = clock::now();
   const unsigned status = r == outcome::ok ? conn.status() : 0;
@@ -1049,6 +1051,8 @@ json::object summary(app& a) {
         {"deliveries_per_s", span > 0 ? round_to(double(d->deliveries) / span, 0.1) : 0.0},
         {"missing", d->missing()},
         {"latency_us", latency_json(d->latency, false)},
+        {"sent_to_received_us", latency_json(d->sent_to_received, false)},
+        {"send_late_us", latency_json(d->send_late, false)},
         {"webhooks_per_project", a.opt.webhooks},
         {"accepted", d->accepted},
         {"duplicates", d->duplicates},

@@ -6,19 +6,39 @@
 // Events are numbered (seq) by the tracker; event seq goes to project seq % projects, whose W
 // webhooks point at /d/<g> with g = project * W + j. A delivery is identified by (seq, j), so a
 // retry of one already seen is a duplicate, and its latency runs from the event's intended send
-// time to that first arrival.
+// time to that first arrival. A second latency leaves this process's own delays out of it: from
+// the moment the event's request was handed to the kernel to the kernel's receive time of the
+// delivery (SO_TIMESTAMPNS), so that a busy load generator, late in sending or in reading, does not
+// count as hookd's time (bench/README.md, "hookd's share of ingest -> first attempt").
 
 #include "core/common/latency_histogram.hpp"
 #include "core/delivery/signing.hpp"
 #include "tools/load/load_http.hpp"
 
-#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/asio/compose.hpp>
 #include <boost/json.hpp>
 
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
 #include <memory>
 #include <set>
+#include <stdexcept>
+#include <string>
 
 namespace hookd::load {
+
+using wall_clock = std::chrono::system_clock;
+
+inline std::uint64_t micros_between(wall_clock::time_point from, wall_clock::time_point to) {
+  if (to <= from) return 0;
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(to - from).count());
+}
 
 // Thread-safe: ingest workers on any shard and the receiver call it concurrently.
 class delivery_tracker {
@@ -30,10 +50,20 @@ class delivery_tracker {
   std::uint64_t begin_event(bool measured, clock::time_point intended) {
     std::lock_guard lock(mutex_);
     const std::uint64_t seq = events_.size();
-    events_.push_back({intended, 0, measured ? kMeasured : std::uint8_t{0}});
+    events_.push_back({intended, {}, 0, measured ? kMeasured : std::uint8_t{0}});
     const std::size_t bits_needed = (events_.size() * per_project_ + 63) / 64;
     if (words_.size() < bits_needed) words_.resize(bits_needed, 0);
     return seq;
+  }
+
+  // Event `seq`'s request is being written now (`at`, on the wall clock: the kernel's receive
+  // times are on it). Also how late that is against its intended time.
+  void sending(std::uint64_t seq, wall_clock::time_point at) {
+    const auto now = clock::now();
+    std::lock_guard lock(mutex_);
+    event_state& e = events_.at(seq);
+    e.sent = at;
+    if ((e.flags & kMeasured) != 0) send_late_.record(micros_between(e.intended, now));
   }
 
   // hookd answered 202 for the event, saying it made `accepted` deliveries.
@@ -50,8 +80,10 @@ class delivery_tracker {
 
   enum class arrival { first, duplicate, unknown };
 
-  // A delivery of event `seq` reached webhook `hook` (its global index).
-  arrival arrive(std::size_t hook, std::uint64_t seq, clock::time_point now) {
+  // A delivery of event `seq` reached webhook `hook` (its global index): read at `now`; the kernel
+  // received its last segment at `received` (none when the kernel gave no time).
+  arrival arrive(std::size_t hook, std::uint64_t seq, clock::time_point now,
+                 std::optional<wall_clock::time_point> received) {
     std::lock_guard lock(mutex_);
     if (seq >= events_.size() || hook / per_project_ != seq % projects_) {
       ++unknown_;
@@ -70,6 +102,9 @@ class delivery_tracker {
     if ((e.flags & kMeasured) != 0) {
       ++deliveries_;
       latency_.record(micros_between(e.intended, now));
+      if (received && e.sent != wall_clock::time_point{}) {
+        sent_to_received_.record(micros_between(e.sent, *received));
+      }
       last_arrival_ = std::max(last_arrival_, now);
       if ((e.flags & kConfirmed) != 0) ++received_confirmed_;
     }
@@ -95,7 +130,9 @@ class delivery_tracker {
     std::uint64_t received_of_expected = 0;
     std::uint64_t duplicates = 0, unknown = 0, signature_errors = 0;
     clock::time_point last_arrival{};
-    latency_histogram latency;
+    latency_histogram latency;           // from the event's intended time to the delivery read
+    latency_histogram sent_to_received;  // from its request written to the delivery received
+    latency_histogram send_late;         // from its intended time to its request written
 
     std::uint64_t missing() const { return expected - received_of_expected; }
   };
@@ -112,7 +149,11 @@ class delivery_tracker {
     s.unknown = unknown_;
     s.signature_errors = signature_errors_;
     s.last_arrival = last_arrival_;
-    if (with_latency) s.latency = latency_;
+    if (with_latency) {
+      s.latency = latency_;
+      s.sent_to_received = sent_to_received_;
+      s.send_late = send_late_;
+    }
     return s;
   }
 
@@ -120,6 +161,7 @@ class delivery_tracker {
   static constexpr std::uint8_t kMeasured = 1, kConfirmed = 2;
   struct event_state {
     clock::time_point intended;
+    wall_clock::time_point sent;  // epoch: not yet
     std::uint32_t arrived;
     std::uint8_t flags;
   };
@@ -131,14 +173,92 @@ class delivery_tracker {
   std::uint64_t confirmed_ = 0, accepted_ = 0, expected_ = 0, deliveries_ = 0;
   std::uint64_t received_confirmed_ = 0, duplicates_ = 0, unknown_ = 0, signature_errors_ = 0;
   clock::time_point last_arrival_{};
-  latency_histogram latency_;
+  latency_histogram latency_, sent_to_received_, send_late_;
+};
+
+// A TCP socket whose reads also return the kernel's receive time of what they read
+// (SO_TIMESTAMPNS, which an accepted socket inherits from its listener): received() is when the
+// newest segment of the last read reached the socket, on the wall clock. An AsyncReadStream for
+// Beast; writes go to socket() directly.
+class stamped_socket {
+ public:
+  using executor_type = tcp::socket::executor_type;
+
+  explicit stamped_socket(tcp::socket socket) : socket_(std::move(socket)) {}
+
+  executor_type get_executor() { return socket_.get_executor(); }
+  tcp::socket& socket() { return socket_; }
+  [[nodiscard]] std::optional<wall_clock::time_point> received() const { return received_; }
+
+  template <class MutableBuffers, class Token>
+  auto async_read_some(const MutableBuffers& buffers, Token&& token) {
+    // Reads at once when data is waiting (completing through a post, never inline), else waits
+    // for the socket to become readable and reads then.
+    return asio::async_compose<Token, void(boost::system::error_code, std::size_t)>(
+        [this, buffers, read = std::optional<std::size_t>()](
+            auto& self, boost::system::error_code ec = {}) mutable {
+          if (read) return self.complete({}, *read);
+          if (ec) return self.complete(ec, 0);
+          const auto n = read_now(buffers, ec);
+          if (ec) return self.complete(ec, 0);
+          if (!n) return socket_.async_wait(tcp::socket::wait_read, std::move(self));
+          read = *n;
+          asio::post(socket_.get_executor(), std::move(self));
+        },
+        token, socket_);
+  }
+
+ private:
+  // One recvmsg: the bytes read, nullopt when nothing is waiting, or an error (eof at the end).
+  template <class MutableBuffers>
+  std::optional<std::size_t> read_now(const MutableBuffers& buffers,
+                                      boost::system::error_code& ec) {
+    std::array<iovec, 8> iov{};
+    std::size_t count = 0;
+    for (auto it = asio::buffer_sequence_begin(buffers);
+         it != asio::buffer_sequence_end(buffers) && count < iov.size(); ++it) {
+      const asio::mutable_buffer b = *it;
+      if (b.size() == 0) continue;
+      iov[count++] = iovec{b.data(), b.size()};
+    }
+    if (count == 0) return 0;
+    alignas(cmsghdr) std::array<char, CMSG_SPACE(sizeof(timespec))> control{};
+    msghdr msg{};
+    msg.msg_iov = iov.data();
+    msg.msg_iovlen = count;
+    msg.msg_control = control.data();
+    msg.msg_controllen = control.size();
+    ssize_t n = 0;
+    do {
+      n = ::recvmsg(socket_.native_handle(), &msg, MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return std::nullopt;
+      ec.assign(errno, boost::system::system_category());
+      return std::nullopt;
+    }
+    if (n == 0) {
+      ec = asio::error::eof;
+      return std::nullopt;
+    }
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+        timespec ts{};
+        std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
+        received_ = wall_clock::time_point(std::chrono::duration_cast<wall_clock::duration>(
+            std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec)));
+      }
+    }
+    return static_cast<std::size_t>(n);
+  }
+
+  tcp::socket socket_;
+  std::optional<wall_clock::time_point> received_;
 };
 
 // The webhook receiver. Runs on one io_context (the controller's); not thread-safe otherwise.
 class delivery_receiver {
  public:
-  static constexpr auto kIoTimeout = 30s;
-
   delivery_receiver(asio::io_context& ioc, delivery_tracker& tracker)
       : ioc_(ioc), tracker_(tracker), acceptor_(ioc) {}
 
@@ -147,6 +267,12 @@ class delivery_receiver {
     const tcp::endpoint where(asio::ip::make_address("127.0.0.1"), 0);
     acceptor_.open(where.protocol());
     acceptor_.bind(where);
+    // Accepted sockets inherit it. The kernel turns its receive timestamps on a moment after the
+    // first socket asks (a deferred switch), well before the measured deliveries.
+    const int on = 1;
+    if (::setsockopt(acceptor_.native_handle(), SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on) != 0) {
+      throw std::runtime_error(std::string("SO_TIMESTAMPNS: ") + std::strerror(errno));
+    }
     acceptor_.listen(asio::socket_base::max_listen_connections);
     return acceptor_.local_endpoint().port();
   }
@@ -166,7 +292,7 @@ class delivery_receiver {
     stopping_ = true;
     boost::system::error_code ignored;
     acceptor_.close(ignored);
-    for (auto* stream : live_) stream->socket().close(ignored);
+    for (auto* socket : live_) socket->close(ignored);
   }
 
  private:
@@ -181,34 +307,34 @@ class delivery_receiver {
     }
   }
 
+  // No timeout of its own: hookd ends its connections, and stop() closes whatever is left.
   static asio::awaitable<void> serve(delivery_receiver& self, tcp::socket socket) {
-    auto stream = std::make_unique<beast::tcp_stream>(std::move(socket));
-    self.live_.insert(stream.get());
+    stamped_socket stream(std::move(socket));
+    self.live_.insert(&stream.socket());
     struct unregister {
       delivery_receiver& self;
-      beast::tcp_stream* stream;
-      ~unregister() { self.live_.erase(stream); }
-    } guard{self, stream.get()};
+      tcp::socket* socket;
+      ~unregister() { self.live_.erase(socket); }
+    } guard{self, &stream.socket()};
     beast::flat_buffer buffer;
     while (!self.stopping_) {
       bhttp::request_parser<bhttp::string_body> parser;
       parser.body_limit(1024 * 1024);
-      stream->expires_after(kIoTimeout);
-      auto [ec, n] = co_await bhttp::async_read(*stream, buffer, parser, use_tuple);
+      auto [ec, n] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
       (void)n;
       if (ec) co_return;
       const auto& req = parser.get();
-      bhttp::response<bhttp::empty_body> res{self.answer(req), req.version()};
+      bhttp::response<bhttp::empty_body> res{self.answer(req, stream.received()), req.version()};
       res.keep_alive(req.keep_alive());
       res.prepare_payload();
-      stream->expires_after(kIoTimeout);
-      auto [wec, written] = co_await bhttp::async_write(*stream, res, use_tuple);
+      auto [wec, written] = co_await bhttp::async_write(stream.socket(), res, use_tuple);
       (void)written;
       if (wec || !res.keep_alive()) co_return;
     }
   }
 
-  bhttp::status answer(const bhttp::request<bhttp::string_body>& req) {
+  bhttp::status answer(const bhttp::request<bhttp::string_body>& req,
+                       std::optional<wall_clock::time_point> received) {
     const auto now = clock::now();
     const std::string_view target = req.target();
     std::optional<std::uint64_t> hook;
@@ -245,7 +371,7 @@ class delivery_receiver {
     }
     const auto number =
         seq->is_uint64() ? seq->get_uint64() : static_cast<std::uint64_t>(seq->get_int64());
-    tracker_.arrive(static_cast<std::size_t>(*hook), number, now);
+    tracker_.arrive(static_cast<std::size_t>(*hook), number, now, received);
     return bhttp::status::ok;
   }
 
@@ -253,7 +379,7 @@ class delivery_receiver {
   delivery_tracker& tracker_;
   tcp::acceptor acceptor_;
   std::vector<std::optional<webhook_signer>> signers_;
-  std::set<beast::tcp_stream*> live_;
+  std::set<tcp::socket*> live_;
   bool stopping_ = false;
 };
 

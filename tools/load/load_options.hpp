@@ -30,7 +30,10 @@ Scenarios:
   mix        the operations above by --mix weights
   ingest     POST an event, round robin over the projects
   deliver    ingest events for webhooks that point at hookd-load's own receiver and measure the
-             deliveries (hookd must run with --allow-private-targets)
+             deliveries (hookd must run with --allow-private-targets). The summary's "deliver"
+             has latency_us (intended send time -> delivery read), sent_to_received_us (event
+             request written -> the kernel's receive time of its delivery: hookd's share,
+             without this tool's own delays) and send_late_us (intended -> written)
 
 Credentials (one of):
   --admin-token T        provision an organization, --projects projects, a token and --webhooks

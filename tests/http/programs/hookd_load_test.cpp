@@ -353,6 +353,14 @@ TEST_F(HookdLoadTest, DeliverReceivesEverySignedDelivery) {
   const auto& l = d.at("latency_us").as_object();
   EXPECT_LE(u64(l.at("p50")), u64(l.at("p99")));
   EXPECT_LE(u64(l.at("p99")), u64(l.at("max")));
+  // hookd's share: the kernel's receive time was read (a delivery takes an fsync at least), and
+  // each delivery's share lies inside its whole latency, so every percentile does too.
+  const auto& share = d.at("sent_to_received_us").as_object();
+  EXPECT_GT(u64(share.at("p50")), 0u);
+  for (const char* q : {"p50", "p99", "max"}) {
+    EXPECT_LE(u64(share.at(q)), u64(l.at(q))) << q;
+  }
+  EXPECT_LE(u64(d.at("send_late_us").at("p50")), u64(l.at("p50")));
   EXPECT_EQ(s.at("setup").at("cleanup"), "done");
 }
 
