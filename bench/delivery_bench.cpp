@@ -14,6 +14,8 @@
 //              flight
 //   scheduler  one retry round trip (take_due, done, schedule) and moving a queued job, with 10k
 //              jobs queued over 100 webhooks; next_due()
+//   index      one pending delivery in and one out of an index of N (4: a healthy webhook; 100k:
+//              a backlog), the newest in and the oldest out, in std::set and in lazy_sorted_set
 //   request    the signed outbound request for one delivery, as the dispatcher builds it, and the
 //              bytes delivery_client::send would write for it
 //
@@ -26,6 +28,7 @@
 #include "bench_stack.hpp"
 
 #include "core/common/completion.hpp"
+#include "core/common/lazy_sorted_set.hpp"
 #include "core/delivery/delivery.hpp"
 #include "core/delivery/delivery_log.hpp"
 #include "core/delivery/event_filter.hpp"
@@ -49,8 +52,10 @@
 #include <cstdint>
 #include <future>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -541,6 +546,46 @@ void BM_scheduler_next_due(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_scheduler_next_due)->MinTime(0.2);
+
+// ---------------------------------------------------------------- the pending indexes
+// The delivery log keeps its pending deliveries' ids by webhook, by project and by age. Per
+// iteration: the newest id in, the oldest out, so the index stays at N (Arg). std::set was the
+// index before lazy_sorted_set (bench/README.md, "the pending indexes without a node per key").
+
+template <class Index>
+void insert_id(Index& index, const object_id& id) {
+  if constexpr (std::is_same_v<Index, std::set<object_id>>) {
+    index.emplace_hint(index.end(), id);  // as the delivery log did
+  } else {
+    index.insert(id);
+  }
+}
+
+template <class Index>
+void BM_pending_index(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  object_id_generator ids;
+  std::vector<object_id> live;  // in creation order
+  Index index;
+  for (std::size_t i = 0; i < n; ++i) {
+    live.push_back(ids.next());
+    insert_id(index, live.back());
+  }
+  std::size_t oldest = 0;
+  for (auto _ : state) {
+    live.push_back(ids.next());
+    insert_id(index, live.back());
+    index.erase(live[oldest++]);
+  }
+  if (index.size() != n) state.SkipWithError("the index did not stay at its size");
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+}
+BENCHMARK(BM_pending_index<std::set<object_id>>)->ArgName("n")->Arg(4)->Arg(100'000)->MinTime(0.2);
+BENCHMARK(BM_pending_index<lazy_sorted_set<object_id>>)
+    ->ArgName("n")
+    ->Arg(4)
+    ->Arg(100'000)
+    ->MinTime(0.2);
 
 // ---------------------------------------------------------------- the outbound request
 

@@ -93,15 +93,11 @@ void delivery_log::impl::install_locked(const pending_entry& entry) {
     pending_by_age.erase({it->second.record->created_at, d.id});
     it->second = entry;
   } else {
-    // Ids and creation times mostly grow: a hint at the end makes the usual insertion a compare
-    // with the last element instead of a walk down the tree (a wrong hint costs that compare).
-    std::set<object_id>& of_webhook = pending_by_webhook[d.webhook];
-    of_webhook.emplace_hint(of_webhook.end(), d.id);
-    std::set<object_id>& of_project = pending_by_project[d.project];
-    of_project.emplace_hint(of_project.end(), d.id);
+    pending_by_webhook[d.webhook].insert(d.id);
+    pending_by_project[d.project].insert(d.id);
     ++event_refs[d.event];
   }
-  pending_by_age.emplace_hint(pending_by_age.end(), d.created_at, d.id);
+  pending_by_age.insert({d.created_at, d.id});
 }
 
 void delivery_log::impl::remove_locked(const object_id& id) {
@@ -266,7 +262,11 @@ void delivery_log::resume_webhook(const object_id& webhook) {
     std::shared_lock lock(impl_->mutex);
     if (const auto it = impl_->pending_by_webhook.find(webhook);
         it != impl_->pending_by_webhook.end()) {
-      ids.assign(it->second.begin(), it->second.end());  // ids grow with time: oldest first
+      ids.reserve(it->second.size());
+      it->second.for_each([&ids](const object_id& id) {  // ids grow with time: oldest first
+        ids.push_back(id);
+        return true;
+      });
     }
   }
   // One due time for all: the scheduler breaks the tie by delivery id, the creation order.
@@ -278,8 +278,9 @@ std::optional<std::chrono::milliseconds> delivery_log::oldest_pending_age() cons
   std::optional<timestamp> oldest;
   {
     std::shared_lock lock(impl_->mutex);
-    if (impl_->pending_by_age.empty()) return std::nullopt;
-    oldest = impl_->pending_by_age.begin()->first;
+    const auto first = impl_->pending_by_age.first();
+    if (!first) return std::nullopt;
+    oldest = first->first;
   }
   return std::max(impl_->clock() - *oldest, std::chrono::milliseconds::zero());
 }

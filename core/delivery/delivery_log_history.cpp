@@ -133,7 +133,6 @@ result<delivery_page> delivery_log::list_deliveries(const delivery_query& q) con
     std::shared_lock lock(i.mutex);
     const auto& index = q.webhook ? i.pending_by_webhook : i.pending_by_project;
     if (const auto it = index.find(q.webhook ? *q.webhook : q.project); it != index.end()) {
-      const std::set<object_id>& ids = it->second;
       std::size_t taken = 0;
       // Below the cursor and before `until` (ids of earlier seconds; createdAt settles the rest).
       std::optional<object_id> below = q.after;
@@ -141,19 +140,17 @@ result<delivery_page> delivery_log::list_deliveries(const delivery_query& q) con
         const auto bound = object_id::from_binary(first_id_of_second(ceil_seconds(*q.until)));
         if (bound && (!below || *bound < *below)) below = bound;
       }
-      const auto start = below ? ids.lower_bound(*below) : ids.end();
-      for (auto pos = start; pos != ids.begin() && taken < want;) {
-        --pos;
-        const auto& record = i.pending.at(*pos).record;
-        if (record->project != q.project || !wanted(*record, timestamp{})) continue;
+      it->second.for_each_below(below, [&](const object_id& id) {
+        const auto& record = i.pending.at(id).record;
+        if (record->project != q.project || !wanted(*record, timestamp{})) return true;
         // Paused (its webhook is inactive) and pending are listed apart.
         if (is_paused(*record) ? !q.statuses.allows_paused()
                                : !q.statuses.allows(delivery_status::pending)) {
-          continue;
+          return true;
         }
         found.push_back(record);
-        ++taken;
-      }
+        return ++taken < want;
+      });
     }
   }
 

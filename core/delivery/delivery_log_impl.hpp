@@ -20,6 +20,7 @@
 
 #include "core/common/clock.hpp"
 #include "core/common/id_map.hpp"
+#include "core/common/lazy_sorted_set.hpp"
 #include "core/delivery/delivery_log.hpp"
 #include "core/delivery/history_keys.hpp"
 #include "core/durable/commit_writer.hpp"
@@ -73,10 +74,12 @@ struct delivery_log::impl {
   // thread (or load()) under `mutex` (exclusive).
   mutable std::shared_mutex mutex;
   id_map<pending_entry> pending;
-  id_map<std::set<object_id>> pending_by_webhook;
-  id_map<std::set<object_id>> pending_by_project;
-  std::set<std::pair<timestamp, object_id>> pending_by_age;  // (createdAt, id)
-  id_map<std::size_t> event_refs;                            // pending deliveries per event
+  // Ids and creation times grow with time, and deliveries mostly finish oldest first: the sets
+  // that suit that (lazy_sorted_set) rather than a node per key.
+  id_map<lazy_sorted_set<object_id>> pending_by_webhook;
+  id_map<lazy_sorted_set<object_id>> pending_by_project;
+  lazy_sorted_set<std::pair<timestamp, object_id>> pending_by_age;  // (createdAt, id)
+  id_map<std::size_t> event_refs;                                   // pending deliveries per event
 
   // ---- writer thread only (and load() before start)
   std::unordered_map<std::string, idempotency_record> idempotency;

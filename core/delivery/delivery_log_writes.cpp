@@ -380,9 +380,10 @@ class cancel_webhook_op final : public commit_mutation {
       std::shared_lock lock(log_.mutex);
       if (const auto it = log_.pending_by_webhook.find(webhook_);
           it != log_.pending_by_webhook.end()) {
-        for (const object_id& id : it->second) {
+        it->second.for_each([&](const object_id& id) {
           if (!log_.overlay.deliveries.contains(id)) targets.push_back(log_.pending.at(id));
-        }
+          return true;
+        });
       }
     }
     for (const auto& [id, entry] : log_.overlay.deliveries) {
@@ -444,9 +445,10 @@ class erase_subject_op final : public commit_mutation {
       std::shared_lock lock(log_.mutex);
       if (const auto it = log_.pending_by_project.find(project_);
           it != log_.pending_by_project.end()) {
-        for (const object_id& id : it->second) {
+        it->second.for_each([&](const object_id& id) {
           oldest = std::min(oldest, log_.bucket_of(*log_.pending.at(id).record));
-        }
+          return true;
+        });
       }
     }
     // First every read (a failure refuses the mutation with nothing changed), then the changes.
@@ -588,9 +590,10 @@ class delete_project_op final : public commit_mutation {
       std::shared_lock lock(log_.mutex);
       if (const auto it = log_.pending_by_project.find(project_);
           it != log_.pending_by_project.end()) {
-        for (const object_id& id : it->second) {
+        it->second.for_each([&](const object_id& id) {
           if (!log_.overlay.deliveries.contains(id)) cancel(log_.pending.at(id));
-        }
+          return true;
+        });
       }
     }
     for (const auto& [id, entry] : log_.overlay.deliveries) {
@@ -658,10 +661,12 @@ class sweep_op final : public commit_mutation {
     };
     {
       std::shared_lock lock(log_.mutex);
-      for (const auto& [created, id] : log_.pending_by_age) {
-        if (log_.bucket_of(created) >= cutoff) break;  // oldest first: the rest are newer
+      log_.pending_by_age.for_each([&](const std::pair<timestamp, object_id>& entry) {
+        const auto& [created, id] = entry;
+        if (log_.bucket_of(created) >= cutoff) return false;  // oldest first: the rest are newer
         if (!log_.overlay.deliveries.contains(id)) pin(log_.pending.at(id));
-      }
+        return true;
+      });
     }
     for (const auto& [id, entry] : log_.overlay.deliveries) {
       if (entry) pin(*entry);
