@@ -295,7 +295,7 @@ void drop_bucket(benchmark::State& state, bool by_range) {
     if (by_range) {
       batch.erase_range(table::history, begin, end);
       (void)store.write(batch);
-      (void)store.reclaim(table::history, begin, end);
+      (void)store.reclaim(table::history, begin, end, nullptr);
     } else {
       for (const std::string& key : keys) {
         batch.erase(table::history, key);

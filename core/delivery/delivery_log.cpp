@@ -200,6 +200,7 @@ void delivery_log::impl::stop_sweeper() {
   {
     std::lock_guard lock(sweeper_mutex);
     sweeper_stopping = true;
+    sweeper_stop = true;
   }
   sweeper_wake.notify_all();
   if (sweeper.joinable()) sweeper.join();
@@ -225,7 +226,7 @@ void delivery_log::impl::run_sweeps() {
       n_sweep_failures.fetch_add(1, std::memory_order_relaxed);
       continue;
     }
-    if (!reclaim(*r)) n_sweep_failures.fetch_add(1, std::memory_order_relaxed);
+    if (!reclaim(*r, &sweeper_stop)) n_sweep_failures.fetch_add(1, std::memory_order_relaxed);
   }
 }
 

@@ -116,6 +116,9 @@ struct delivery_log::impl {
   std::mutex sweeper_mutex;
   std::condition_variable sweeper_wake;
   bool sweeper_stopping = false;
+  // Set with sweeper_stopping: a reclaim in progress ends early (storage::reclaim), so that a
+  // stop does not wait for a compaction of a large range.
+  std::atomic<bool> sweeper_stop{false};
   void run_sweeps();
   void stop_sweeper();
 
@@ -156,7 +159,7 @@ struct delivery_log::impl {
   std::unique_ptr<commit_mutation> make_sweep(completion<sweep_result> done);
   std::unique_ptr<commit_mutation> make_delete_project(object_id project,
                                                        completion<std::size_t> done);
-  result<void> reclaim(const sweep_result& swept);
+  result<void> reclaim(const sweep_result& swept, std::atomic<bool>* stop);
 
   // ---- delivery_log_load.cpp
   result<delivery_log_counts> load();

@@ -151,7 +151,8 @@ result<void> delivery_log::impl::migrate_earlier_layout() {
                     prefix_end(kWebhookDeliveryPrefix));
   if (auto written = store.write(batch); !written) return written.error();
   for (const table t : {table::events, table::deliveries, table::attempts}) {
-    (void)store.reclaim(t, "", kTableEnd);  // best effort: the next compaction frees it anyway
+    (void)store.reclaim(t, "", kTableEnd,
+                        nullptr);  // best effort: the next compaction frees it anyway
   }
   return {};
 }

@@ -817,19 +817,20 @@ void delivery_log::sweep(completion<sweep_result> done) {
 }
 
 result<void> delivery_log::reclaim_history(const sweep_result& swept) {
-  return impl_->reclaim(swept);
+  return impl_->reclaim(swept, nullptr);
 }
 
 std::unique_ptr<commit_mutation> delivery_log::impl::make_sweep(completion<sweep_result> done) {
   return std::make_unique<sweep_op>(*this, std::move(done));
 }
 
-result<void> delivery_log::impl::reclaim(const sweep_result& swept) {
+result<void> delivery_log::impl::reclaim(const sweep_result& swept, std::atomic<bool>* stop) {
   impl& i = *this;
   // Range by range: a file that holds a record kept for a pending delivery lies across two
   // ranges and is compacted, never dropped whole.
   for (const auto& [begin, end] : swept.erased) {
-    if (auto freed = i.store.reclaim(table::history, begin, end); !freed) return freed;
+    if (auto freed = i.store.reclaim(table::history, begin, end, stop); !freed) return freed;
+    if (stop != nullptr && stop->load()) return {};
   }
   // The oldest bucket left: the first key of the table (range-deleted keys are not seen).
   std::int64_t oldest = -1;

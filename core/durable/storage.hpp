@@ -6,6 +6,7 @@
 
 #include "core/common/error.hpp"
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -121,12 +122,17 @@ class storage {
   }
   // Frees now, rather than at some later compaction, the disk space of [begin, end) of `t`,
   // whose keys a committed erase_range deleted: files wholly inside the range are dropped and
-  // the rest of it is compacted. Blocking and slow (seconds): never on a request's path. The
-  // default does nothing, for stores that hold nothing on disk.
-  virtual result<void> reclaim(table t, std::string_view begin, std::string_view end) {
+  // the rest of it is compacted. Blocking and slow (seconds, minutes for a large range on a busy
+  // machine): never on a request's path. Once `*stop` (when given) is true, it ends soon and
+  // returns success with part of the space still held: the keys are deleted already, and what
+  // is left is freed by a later reclaim or the store's own compactions; a stop sets it rather
+  // than wait. The default does nothing, for stores that hold nothing on disk.
+  virtual result<void> reclaim(table t, std::string_view begin, std::string_view end,
+                               std::atomic<bool>* stop) {
     (void)t;
     (void)begin;
     (void)end;
+    (void)stop;
     return {};
   }
   // Writes a consistent copy of the whole store into `dir` (an absolute path that must not

@@ -19,7 +19,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
+#include <future>
+#include <optional>
+#include <random>
 #include <semaphore>
 #include <string>
 #include <thread>
@@ -295,6 +299,77 @@ TEST_F(RocksdbBackgroundTest, AStarvedFlushIsPutBackOnceTheNextMemtableIsHalfFul
   EXPECT_EQ(store_->stats().background_raised_stalled, before.background_raised_stalled);
   EXPECT_TRUE(wait_until([&] { return crash_workload::has_table_file(dir_ / "db"); }))
       << "the flush did not finish once put back";
+}
+
+// The sweeper's reclaim when hookd stops: the compaction of a range can take minutes (a bucket
+// of a month's retention is a sixteenth of the history), and lowered on a core another process
+// keeps busy, longer. Told to stop, the reclaim ends soon, the space left for a later one, and
+// nothing erased comes back.
+TEST_F(RocksdbBackgroundTest, AReclaimToldToStopEndsBeforeItsCompaction) {
+  SKIP_UNLESS_RESTORABLE();
+  open(background_policy::idle);
+  // 48 MiB in table files that each hold keys inside the range and outside it, so that the
+  // reclaim must compact them rather than drop them: a put under "a" and one under "k" per
+  // batch, the range [k, l) erased.
+  // Values that do not compress, so that the table's size says what the compaction did.
+  std::mt19937_64 random(7);
+  std::string value(16 << 10, '\0');
+  for (int i = 0; i < 1536; ++i) {
+    for (char& c : value) c = static_cast<char>('a' + random() % 26);
+    write_batch batch;
+    char key[16];
+    std::snprintf(key, sizeof key, "a%06d", i);
+    batch.put(table::history, key, value);
+    key[0] = 'k';
+    batch.put(table::history, key, value);
+    ASSERT_TRUE(store_->write(batch));
+  }
+  ASSERT_TRUE(store_->compact(table::history));  // into table files, at normal priority
+  write_batch erase;
+  erase.erase_range(table::history, "k", "l");
+  ASSERT_TRUE(store_->write(erase));
+  const std::uint64_t before = store_->size(table::history).bytes;
+
+  // RocksDB's threads, and this one (the threads started from here on, the reclaim's and any
+  // RocksDB adds, inherit it), on one CPU beside a hog.
+  cpu_set_t allowed;
+  ASSERT_EQ(::sched_getaffinity(0, sizeof allowed, &allowed), 0);
+  std::size_t cpu = 0;
+  while (!CPU_ISSET(cpu, &allowed)) ++cpu;
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(cpu, &one);
+  for (const auto& [tid, policy] : rocksdb_thread_policies()) {
+    ASSERT_EQ(::sched_setaffinity(tid, sizeof one, &one), 0);
+  }
+  ASSERT_EQ(::sched_setaffinity(0, sizeof one, &one), 0);
+  struct restore_affinity {
+    cpu_set_t set;
+    ~restore_affinity() { (void)::sched_setaffinity(0, sizeof set, &set); }
+  } restore{allowed};
+  std::optional<core_hog> hog(std::in_place, cpu);
+
+  std::atomic<bool> stop{false};
+  auto reclaimed = std::async(std::launch::async,
+                              [&] { return store_->reclaim(table::history, "k", "l", &stop); });
+  std::this_thread::sleep_for(100ms);
+  stop = true;
+  ASSERT_EQ(reclaimed.wait_for(10s), std::future_status::ready) << "the reclaim did not stop";
+  EXPECT_TRUE(reclaimed.get());
+  hog.reset();
+  // Not compacted: the files are still there (a finished reclaim leaves half).
+  EXPECT_GT(store_->size(table::history).bytes, before * 9 / 10)
+      << "the compaction was over before the stop: this test shows nothing here";
+
+  store_.reset();  // a clean close after a stopped compaction
+  open(background_policy::idle);
+  std::size_t outside = 0, inside = 0;
+  ASSERT_TRUE(store_->scan(table::history, "", [&](std::string_view key, std::string_view) {
+    ++(key.starts_with("k") ? inside : outside);
+    return true;
+  }));
+  EXPECT_EQ(outside, 1536u);
+  EXPECT_EQ(inside, 0u) << "erased keys came back";
 }
 
 // What the probe answers in a child process with CAP_SYS_NICE dropped and a given RLIMIT_NICE:

@@ -888,7 +888,7 @@ TEST_F(RocksdbStorageTest, UnknownTablesAreRefusedByTheNewOperations) {
                                     [](std::string_view, std::string_view) { return true; });
   ASSERT_FALSE(scanned);
   EXPECT_EQ(scanned.error().kind, error_kind::internal);
-  auto reclaimed = store_->reclaim(bad, "a", "b");
+  auto reclaimed = store_->reclaim(bad, "a", "b", nullptr);
   ASSERT_FALSE(reclaimed);
   EXPECT_EQ(reclaimed.error().kind, error_kind::internal);
   EXPECT_EQ(store_->size(bad).bytes, 0u);
@@ -962,7 +962,7 @@ TEST_F(HistorySizeTest, SizeGrowsWithWritesAndReclaimFreesMostOfAnErasedRange) {
   EXPECT_GT(erased.keys, kKeys / 2);
 
   const std::uintmax_t files_before = sst_bytes_on_disk();
-  ASSERT_TRUE(store_->reclaim(table::history, begin, end));
+  ASSERT_TRUE(store_->reclaim(table::history, begin, end, nullptr));
   const table_size reclaimed = store_->size(table::history);
   EXPECT_LT(reclaimed.bytes, on_disk.bytes / 2);
   EXPECT_LT(reclaimed.keys, kKeys / 2);
@@ -987,7 +987,7 @@ TEST_F(HistorySizeTest, ReclaimFreesAnErasedRangeThatLiesInTheLastLevel) {
   erase.erase_range(table::history, begin, end);
   write(erase);
   reopen();
-  ASSERT_TRUE(store_->reclaim(table::history, begin, end));
+  ASSERT_TRUE(store_->reclaim(table::history, begin, end, nullptr));
   EXPECT_LT(store_->size(table::history).bytes, compacted.bytes / 2);
   expect_left_from(18);
 }
@@ -1041,7 +1041,7 @@ TEST_F(RocksdbStorageTest, ReclaimDropsWholeFilesAndNothingErasedResurfaces) {
   write_batch erase;
   erase.erase_range(table::history, begin, end);
   write(erase);
-  ASSERT_TRUE(store_->reclaim(table::history, begin, end));
+  ASSERT_TRUE(store_->reclaim(table::history, begin, end, nullptr));
 
   // Buckets 0 and 9 are left, each key once, in its second version.
   std::size_t seen = 0;
@@ -1064,15 +1064,15 @@ TEST_F(RocksdbStorageTest, ReclaimDropsWholeFilesAndNothingErasedResurfaces) {
 
 TEST_F(RocksdbStorageTest, ReclaimOfAnEmptyOrUnwrittenRangeSucceedsAndChangesNothing) {
   reopen();
-  ASSERT_TRUE(store_->reclaim(table::history, "a", "b"));  // nothing ever written
+  ASSERT_TRUE(store_->reclaim(table::history, "a", "b", nullptr));  // nothing ever written
   write_batch batch;
   for (const char* k : {"a", "b", "c"}) batch.put(table::history, k, "v");
   write(batch);
   reopen();
-  ASSERT_TRUE(store_->reclaim(table::history, "", ""));
-  ASSERT_TRUE(store_->reclaim(table::history, "b", "b"));
-  ASSERT_TRUE(store_->reclaim(table::history, "c", "a"));  // end before begin: empty
-  ASSERT_TRUE(store_->reclaim(table::history, "x", "z"));  // no keys there
+  ASSERT_TRUE(store_->reclaim(table::history, "", "", nullptr));
+  ASSERT_TRUE(store_->reclaim(table::history, "b", "b", nullptr));
+  ASSERT_TRUE(store_->reclaim(table::history, "c", "a", nullptr));  // end before begin: empty
+  ASSERT_TRUE(store_->reclaim(table::history, "x", "z", nullptr));  // no keys there
   EXPECT_EQ(all_keys(table::history), (key_list{"a", "b", "c"}));
 }
 

@@ -188,8 +188,8 @@ TEST_F(MemoryStorageTest, SizeIsTheKeyAndValueBytesAndReclaimChangesNothing) {
   EXPECT_EQ(store_.size(table::history).bytes, 4u);  // freed at once
   EXPECT_EQ(store_.size(table::history).keys, 1u);
 
-  ASSERT_TRUE(store_.reclaim(table::history, "k", "l"));
-  ASSERT_TRUE(store_.reclaim(table::history, "", ""));
+  ASSERT_TRUE(store_.reclaim(table::history, "k", "l", nullptr));
+  ASSERT_TRUE(store_.reclaim(table::history, "", "", nullptr));
   EXPECT_EQ(all_keys(table::history), key_list{"x"});
   EXPECT_EQ(store_.size(table::queue).keys, 1u);
 }
