@@ -43,7 +43,9 @@ bool is_json_media_type(std::string_view content_type) noexcept;
 // The request body as JSON: 415 unless Content-Type is application/json, 400 for an empty body,
 // invalid_json naming the offset and the reason for malformed or too deeply nested text, and 413
 // for a body over `max_body_bytes` (the server normally refuses those before reading them).
-result<boost::json::value> read_json_body(const request& req, std::size_t max_body_bytes);
+// The value's memory comes from `sp` (the default resource when null).
+result<boost::json::value> read_json_body(const request& req, std::size_t max_body_bytes,
+                                          boost::json::storage_ptr sp = {});
 
 // 201 with `Location: <location>` and the JSON body.
 response created_response(std::string_view location, const boost::json::value& body);

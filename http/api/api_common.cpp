@@ -66,7 +66,8 @@ bool is_json_media_type(std::string_view content_type) noexcept {
   return true;
 }
 
-result<boost::json::value> read_json_body(const request& req, std::size_t max_body_bytes) {
+result<boost::json::value> read_json_body(const request& req, std::size_t max_body_bytes,
+                                          boost::json::storage_ptr sp) {
   const std::string& body = req.body();
   auto content_type = req.find(bhttp::field::content_type);
   if (content_type != req.end() && !is_json_media_type(content_type->value())) {
@@ -90,6 +91,7 @@ result<boost::json::value> read_json_body(const request& req, std::size_t max_bo
   boost::json::parse_options options;
   options.max_depth = kMaxJsonDepth;
   boost::json::parser parser({}, options);
+  parser.reset(std::move(sp));
   boost::system::error_code ec;
   const std::size_t consumed = parser.write(body.data(), body.size(), ec);
   if (ec) {
