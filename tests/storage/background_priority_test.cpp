@@ -259,21 +259,49 @@ class core_hog {
   std::thread thread_;
 };
 
+// RocksDB's threads, and with `this_thread_too` the calling one (the threads it starts from then
+// on inherit it: the pool threads RocksDB adds for its jobs), pinned to the first CPU this thread
+// may use, so that a core_hog there leaves the lowered jobs next to nothing. The calling thread
+// gets its CPUs back when this goes.
+class pinned_to_one_cpu {
+ public:
+  explicit pinned_to_one_cpu(bool this_thread_too) {
+    if (::sched_getaffinity(0, sizeof before_, &before_) != 0) {
+      ADD_FAILURE() << "sched_getaffinity failed";
+      return;
+    }
+    while (!CPU_ISSET(cpu_, &before_)) ++cpu_;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu_, &one);
+    for (const auto& [tid, policy] : rocksdb_thread_policies()) {
+      EXPECT_EQ(::sched_setaffinity(tid, sizeof one, &one), 0) << "thread " << tid;
+    }
+    if (this_thread_too) {
+      EXPECT_EQ(::sched_setaffinity(0, sizeof one, &one), 0);
+      restore_ = true;
+    }
+  }
+  ~pinned_to_one_cpu() {
+    if (restore_) (void)::sched_setaffinity(0, sizeof before_, &before_);
+  }
+  pinned_to_one_cpu(const pinned_to_one_cpu&) = delete;
+  pinned_to_one_cpu& operator=(const pinned_to_one_cpu&) = delete;
+
+  [[nodiscard]] std::size_t cpu() const noexcept { return cpu_; }
+
+ private:
+  cpu_set_t before_{};
+  std::size_t cpu_ = 0;
+  bool restore_ = false;
+};
+
 TEST_F(RocksdbBackgroundTest, AStarvedFlushIsPutBackOnceTheNextMemtableIsHalfFull) {
   SKIP_UNLESS_RESTORABLE();
   open(background_policy::idle);  // the time bound is an hour: only the memtables can raise
   // RocksDB's threads and a hog on one CPU, so that a lowered flush cannot finish.
-  cpu_set_t allowed;
-  ASSERT_EQ(::sched_getaffinity(0, sizeof allowed, &allowed), 0);
-  std::size_t cpu = 0;
-  while (!CPU_ISSET(cpu, &allowed)) ++cpu;
-  cpu_set_t one;
-  CPU_ZERO(&one);
-  CPU_SET(cpu, &one);
-  for (const auto& [tid, policy] : rocksdb_thread_policies()) {
-    ASSERT_EQ(::sched_setaffinity(tid, sizeof one, &one), 0);
-  }
-  const core_hog hog(cpu);
+  const pinned_to_one_cpu pinned(false);
+  const core_hog hog(pinned.cpu());
   const auto before = store_->stats();
 
   // 10 MiB into meta (8 MiB memtables): the first memtable is sealed and its flush begins, lowered.
@@ -330,24 +358,9 @@ TEST_F(RocksdbBackgroundTest, AReclaimToldToStopEndsBeforeItsCompaction) {
   ASSERT_TRUE(store_->write(erase));
   const std::uint64_t before = store_->size(table::history).bytes;
 
-  // RocksDB's threads, and this one (the threads started from here on, the reclaim's and any
-  // RocksDB adds, inherit it), on one CPU beside a hog.
-  cpu_set_t allowed;
-  ASSERT_EQ(::sched_getaffinity(0, sizeof allowed, &allowed), 0);
-  std::size_t cpu = 0;
-  while (!CPU_ISSET(cpu, &allowed)) ++cpu;
-  cpu_set_t one;
-  CPU_ZERO(&one);
-  CPU_SET(cpu, &one);
-  for (const auto& [tid, policy] : rocksdb_thread_policies()) {
-    ASSERT_EQ(::sched_setaffinity(tid, sizeof one, &one), 0);
-  }
-  ASSERT_EQ(::sched_setaffinity(0, sizeof one, &one), 0);
-  struct restore_affinity {
-    cpu_set_t set;
-    ~restore_affinity() { (void)::sched_setaffinity(0, sizeof set, &set); }
-  } restore{allowed};
-  std::optional<core_hog> hog(std::in_place, cpu);
+  // RocksDB's threads, and this one (so the reclaim's threads too), on one CPU beside a hog.
+  const pinned_to_one_cpu pinned(true);
+  std::optional<core_hog> hog(std::in_place, pinned.cpu());
 
   std::atomic<bool> stop{false};
   auto reclaimed = std::async(std::launch::async,
