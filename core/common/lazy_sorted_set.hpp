@@ -31,7 +31,7 @@ class lazy_sorted_set {
       ++live_;
       return true;
     }
-    const auto pos = lower_bound(key);
+    const auto pos = lower_bound(slots_, key);
     const auto index = static_cast<std::size_t>(pos - slots_.begin());
     if (pos != slots_.end() && !(key < pos->key)) {
       if (pos->live) return false;
@@ -46,7 +46,7 @@ class lazy_sorted_set {
 
   // False when `key` is not in the set.
   bool erase(const Key& key) {
-    const auto pos = lower_bound(key);
+    const auto pos = lower_bound(slots_, key);
     if (pos == slots_.end() || key < pos->key || !pos->live) return false;
     pos->live = false;
     --live_;
@@ -65,8 +65,7 @@ class lazy_sorted_set {
   }
 
   [[nodiscard]] bool contains(const Key& key) const {
-    const auto pos = std::lower_bound(slots_.begin(), slots_.end(), key,
-                                      [](const slot& s, const Key& k) { return s.key < k; });
+    const auto pos = lower_bound(slots_, key);
     return pos != slots_.end() && !(key < pos->key) && pos->live;
   }
 
@@ -92,9 +91,7 @@ class lazy_sorted_set {
   // f returns true.
   template <class F>
   void for_each_below(const std::optional<Key>& bound, F&& f) const {
-    auto pos = bound ? std::lower_bound(slots_.begin(), slots_.end(), *bound,
-                                        [](const slot& s, const Key& k) { return s.key < k; })
-                     : slots_.end();
+    auto pos = bound ? lower_bound(slots_, *bound) : slots_.end();
     while (pos != slots_.begin()) {
       --pos;
       if (pos->live && !f(pos->key)) return;
@@ -114,8 +111,10 @@ class lazy_sorted_set {
     bool live;
   };
 
-  typename std::vector<slot>::iterator lower_bound(const Key& key) {
-    return std::lower_bound(slots_.begin(), slots_.end(), key,
+  // The first slot whose key is not below `key`, live or not (`slots` is slots_, const or not).
+  template <class Slots>
+  static auto lower_bound(Slots& slots, const Key& key) {
+    return std::lower_bound(slots.begin(), slots.end(), key,
                             [](const slot& s, const Key& k) { return s.key < k; });
   }
 

@@ -200,7 +200,6 @@ void delivery_log::impl::stop_sweeper() {
   {
     std::lock_guard lock(sweeper_mutex);
     sweeper_stopping = true;
-    sweeper_stop = true;
   }
   sweeper_wake.notify_all();
   if (sweeper.joinable()) sweeper.join();
@@ -216,7 +215,7 @@ void delivery_log::impl::run_sweeps() {
   for (;;) {
     {
       std::unique_lock lock(sweeper_mutex);
-      if (sweeper_wake.wait_for(lock, interval, [this] { return sweeper_stopping; })) return;
+      if (sweeper_wake.wait_for(lock, interval, [this] { return sweeper_stopping.load(); })) return;
     }
     std::promise<result<sweep_result>> done;
     auto swept = done.get_future();
@@ -226,7 +225,7 @@ void delivery_log::impl::run_sweeps() {
       n_sweep_failures.fetch_add(1, std::memory_order_relaxed);
       continue;
     }
-    if (!reclaim(*r, &sweeper_stop)) n_sweep_failures.fetch_add(1, std::memory_order_relaxed);
+    if (!reclaim(*r, &sweeper_stopping)) n_sweep_failures.fetch_add(1, std::memory_order_relaxed);
   }
 }
 

@@ -115,10 +115,9 @@ struct delivery_log::impl {
   std::thread sweeper;
   std::mutex sweeper_mutex;
   std::condition_variable sweeper_wake;
-  bool sweeper_stopping = false;
-  // Set with sweeper_stopping: a reclaim in progress ends early (storage::reclaim), so that a
-  // stop does not wait for a compaction of a large range.
-  std::atomic<bool> sweeper_stop{false};
+  // Set (under sweeper_mutex) when the sweeper is to stop; a reclaim in progress reads it too and
+  // ends early (storage::reclaim), so that a stop does not wait for a large range's compaction.
+  std::atomic<bool> sweeper_stopping{false};
   void run_sweeps();
   void stop_sweeper();
 

@@ -150,9 +150,9 @@ result<void> delivery_log::impl::migrate_earlier_layout() {
   batch.erase_range(table::index, std::string(kWebhookDeliveryPrefix),
                     prefix_end(kWebhookDeliveryPrefix));
   if (auto written = store.write(batch); !written) return written.error();
+  // Best effort: the next compaction frees it anyway.
   for (const table t : {table::events, table::deliveries, table::attempts}) {
-    (void)store.reclaim(t, "", kTableEnd,
-                        nullptr);  // best effort: the next compaction frees it anyway
+    (void)store.reclaim(t, "", kTableEnd, nullptr);
   }
   return {};
 }
