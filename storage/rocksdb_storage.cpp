@@ -28,14 +28,12 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <future>
 #include <mutex>
 #include <optional>
 #include <system_error>
-#include <thread>
 #include <utility>
 
 namespace hookd {
@@ -710,44 +708,19 @@ class rocksdb_storage final : public storage {
     return std::optional<std::string>(std::move(value));
   }
 
-  // Flushes `cf`'s memtable and waits for the flush, looking every 10 ms whether stopped():
-  // then it returns at once and the flush goes on by itself.
-  template <typename Stopped>
-  rocksdb::Status flush_for_stop(rocksdb::ColumnFamilyHandle* cf, const Stopped& stopped) {
-    rocksdb::FlushOptions options;
-    options.wait = false;
-    options.allow_write_stall = true;
-    const rocksdb::Status s = db_->Flush(options, cf);
-    if (!s.ok()) return s;
-    while (!stopped()) {
-      std::uint64_t pending = 0;
-      std::uint64_t immutable = 0;
-      if (!db_->GetIntProperty(cf, rocksdb::DB::Properties::kMemTableFlushPending, &pending) ||
-          !db_->GetIntProperty(cf, rocksdb::DB::Properties::kNumImmutableMemTable, &immutable) ||
-          (pending == 0 && immutable == 0)) {
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return s;
-  }
-
-  // CompactRange on a thread of its own while this one looks every 10 ms whether stopped(): then
-  // the compaction, told so through `range.canceled`, is put back to normal priority until it
-  // returns, since a job under the idle policy on a busy core would be slow to notice.
-  // (Reclaims are rare: one thread each costs nothing worth saving.)
-  template <typename Stopped>
-  rocksdb::Status compact_for_stop(const rocksdb::CompactRangeOptions& range,
-                                   rocksdb::ColumnFamilyHandle* cf, const rocksdb::Slice& begin,
-                                   const rocksdb::Slice& end, const Stopped& stopped) {
-    auto compacted = std::async(std::launch::async, [this, &range, cf, &begin, &end] {
-      return db_->CompactRange(range, cf, &begin, &end);
-    });
+  // Runs `job`, a flush or a compaction that RocksDB's threads do while the caller waits, on a
+  // thread of its own while this one looks every 10 ms whether stopped(): from then on RocksDB's
+  // threads run at normal priority until it returns, since a job under the idle policy on a busy
+  // core would be slow to finish (a flush) or to notice that it is cancelled (a compaction).
+  // (Reclaims are rare: a thread each costs nothing worth saving.)
+  template <typename Job, typename Stopped>
+  static rocksdb::Status hurried_on_stop(Job job, const Stopped& stopped) {
+    auto done = std::async(std::launch::async, std::move(job));
     std::optional<normal_priority_scope> hurry;
-    while (compacted.wait_for(std::chrono::milliseconds(10)) != std::future_status::ready) {
+    while (done.wait_for(std::chrono::milliseconds(10)) != std::future_status::ready) {
       if (!hurry && stopped()) hurry.emplace();
     }
-    return compacted.get();
+    return done.get();
   }
 
   result<void> compact(table t) override {
@@ -794,15 +767,13 @@ class rocksdb_storage final : public storage {
     rocksdb::Status s = rocksdb::DeleteFilesInRange(db_, cf, &begin_slice, &end_slice,
                                                     /*include_end=*/false);
     if (s.ok()) {
-      // The memtable first, by a flush of our own: CompactRange's flush cannot be given up on,
-      // and a flush under the idle policy on a busy core may take long (docs/operations.md,
-      // "RocksDB's background work"). A stop leaves it to finish on its own (the store's close
-      // flushes at normal priority).
-      s = flush_for_stop(cf, stopped);
+      // The memtable first (the range's tombstone is in it), by a flush of our own rather than
+      // CompactRange's, so that a stop can hurry it.
+      s = hurried_on_stop([this, cf] { return db_->Flush(rocksdb::FlushOptions(), cf); }, stopped);
       if (s.ok() && stopped()) return {};
     }
     if (s.ok()) {
-      // Then the rest: the memtable if it overlaps the range (CompactRange flushes it), the
+      // Then the rest: the memtable if written into the range since (CompactRange flushes it), the
       // level-0 files, and the files that straddle `begin` or `end`, compacted level by level
       // down to the last. The tombstone lies above every key it covers, so on its way down it
       // meets them all and the compaction drops them, and at the last level the tombstone
@@ -812,7 +783,8 @@ class rocksdb_storage final : public storage {
       range.bottommost_level_compaction =
           rocksdb::BottommostLevelCompaction::kIfHaveCompactionFilter;
       range.canceled = stop;  // read only: DisableManualCompaction, which writes it, is not used
-      s = compact_for_stop(range, cf, begin_slice, end_slice, stopped);
+      s = hurried_on_stop([&] { return db_->CompactRange(range, cf, &begin_slice, &end_slice); },
+                          stopped);
       if (s.IsManualCompactionPaused() && stopped()) return {};
     }
     if (!s.ok()) {

@@ -372,7 +372,7 @@ TEST_F(RocksdbBackgroundTest, AReclaimToldToStopEndsBeforeItsCompaction) {
   hog.reset();
   // Not compacted: the files are still there (a finished reclaim leaves half).
   EXPECT_GT(store_->size(table::history).bytes, before * 9 / 10)
-      << "the compaction was over before the stop: this test shows nothing here";
+      << "the compaction ran to its end: the reclaim did not stop (or was over before told)";
 
   store_.reset();  // a clean close after a stopped compaction
   open(background_policy::idle);
