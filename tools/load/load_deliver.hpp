@@ -34,12 +34,6 @@ namespace hookd::load {
 
 using wall_clock = std::chrono::system_clock;
 
-inline std::uint64_t micros_between(wall_clock::time_point from, wall_clock::time_point to) {
-  if (to <= from) return 0;
-  return static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::microseconds>(to - from).count());
-}
-
 // Thread-safe: ingest workers on any shard and the receiver call it concurrently.
 class delivery_tracker {
  public:

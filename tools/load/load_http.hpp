@@ -47,7 +47,10 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 // A list of 100 webhooks is well under 100 KiB; this only stops a runaway answer.
 constexpr std::uint64_t kMaxResponseBody = 64ull * 1024 * 1024;
 
-inline std::uint64_t micros_between(clock::time_point from, clock::time_point to) {
+// Whole microseconds from `from` to `to` on one clock (steady, or the wall clock for the
+// kernel's receive times), 0 when `to` is not later.
+template <class TimePoint>
+std::uint64_t micros_between(TimePoint from, TimePoint to) {
   if (to <= from) return 0;
   return static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(to - from).count());
