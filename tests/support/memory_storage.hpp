@@ -50,6 +50,11 @@ class memory_storage final : public storage {
     std::lock_guard lock(mutex_);
     before_write_ = std::move(hook);
   }
+  // Runs in each reclaim(), outside the lock, with its stop flag (to stand for a long one).
+  void set_on_reclaim(std::function<void(std::atomic<bool>* stop)> hook) {
+    std::lock_guard lock(mutex_);
+    on_reclaim_ = std::move(hook);
+  }
   // Sets or replaces a record outside any batch, to plant damaged data.
   void put_raw(table t, std::string key, std::string value) {
     std::lock_guard lock(mutex_);
@@ -189,7 +194,20 @@ class memory_storage final : public storage {
     }
     return out;
   }
-  // reclaim() and compact(): the defaults, which do nothing; an erase frees its memory at once.
+  // An erase frees its memory at once: reclaim() only runs the hook; compact() is the default.
+  result<void> reclaim(table t, std::string_view begin, std::string_view end,
+                       std::atomic<bool>* stop) override {
+    (void)t;
+    (void)begin;
+    (void)end;
+    std::function<void(std::atomic<bool>*)> hook;
+    {
+      std::lock_guard lock(mutex_);
+      hook = on_reclaim_;
+    }
+    if (hook) hook(stop);
+    return {};
+  }
 
  private:
   static std::size_t index(table t) { return static_cast<std::size_t>(t); }
@@ -202,6 +220,7 @@ class memory_storage final : public storage {
   bool fail_all_ = false;
   std::chrono::milliseconds delay_{};
   std::function<void()> before_write_;
+  std::function<void(std::atomic<bool>*)> on_reclaim_;
   mutable std::function<void()> before_scan_range_;
 };
 

@@ -1465,6 +1465,39 @@ TEST_F(DeliveryLogTest, TheSweeperThreadSweepsOnItsOwn) {
   EXPECT_EQ(log_->counters().sweep_failures, 0u);
 }
 
+// A stop finds the sweeper freeing a dropped range's space (on RocksDB a compaction that can take
+// minutes): it tells the reclaim to end, and does not wait for it to run its course.
+TEST_F(DeliveryLogTest, AStopTellsTheSweepsReclaimToEnd) {
+  delivery_log_options options = manual();
+  options.automatic_sweeps = true;
+  options.retention = seconds(16);
+  options.sweep_interval = milliseconds(20);
+  open(options);
+  std::atomic<bool> entered{false}, told{false};
+  store_.set_on_reclaim([&](std::atomic<bool>* stop) {
+    entered = true;
+    const auto bound = std::chrono::steady_clock::now() + seconds(20);
+    while (stop != nullptr && !stop->load() && std::chrono::steady_clock::now() < bound) {
+      std::this_thread::sleep_for(milliseconds(5));
+    }
+    told = stop != nullptr && stop->load();
+  });
+  make_webhook({"*"});
+  ingest_ok(request());
+  ASSERT_TRUE(record(log_->jobs().take_due(now(), 10).ready.at(0).delivery, 200,
+                     attempt_decision::succeeded()));
+  advance(minutes(1));  // its bucket is past retention: the next sweep drops it and reclaims
+  const auto deadline = std::chrono::steady_clock::now() + seconds(10);
+  while (!entered && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  ASSERT_TRUE(entered) << "no reclaim began";
+  const auto stop_began = std::chrono::steady_clock::now();
+  log_->stop();
+  EXPECT_TRUE(told) << "the reclaim was not told to stop";
+  EXPECT_LT(std::chrono::steady_clock::now() - stop_began, seconds(10));
+}
+
 // ---------------------------------------------------------------- cancel
 
 TEST_F(DeliveryLogTest, CancelWebhookFailsItsPendingDeliveriesDurably) {
