@@ -579,6 +579,9 @@ TEST_F(TenantShareE2E, AStalledOrganizationCannotTakeTheSlotsOfAnother) {
   stalled.release_held();
   ASSERT_TRUE(eventually([&] { return all_succeeded(); }));
   EXPECT_EQ(stalled.count(), kStalledDeliveries);
+  // The receiver counts a request answered once its write has completed, which may be after
+  // hookd has read that response and recorded the success.
+  EXPECT_TRUE(eventually([&] { return stalled.answered() == kStalledDeliveries; }));
   EXPECT_EQ(stalled.answered(), kStalledDeliveries);
   EXPECT_LE(stalled.max_concurrent(), kShare);
   record("a_first_attempt_ms", released - stalled_ingested);  // held until released
