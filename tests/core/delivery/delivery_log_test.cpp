@@ -97,6 +97,21 @@ class DeliveryLogTest : public ::testing::Test {
     return o;
   }
 
+  // The sweeper thread running every 20 ms over a 16 s retention, and one delivery that succeeded
+  // and whose bucket is then a minute past it: the next sweep drops it and reclaims its range.
+  void start_sweeper_with_an_expired_delivery() {
+    delivery_log_options options = manual();
+    options.automatic_sweeps = true;
+    options.retention = std::chrono::seconds(16);
+    options.sweep_interval = std::chrono::milliseconds(20);
+    open(options);
+    make_webhook({"*"});
+    ingest_ok(request());
+    ASSERT_TRUE(record(log_->jobs().take_due(now(), 10).ready.at(0).delivery, 200,
+                       attempt_decision::succeeded()));
+    advance(std::chrono::minutes(1));
+  }
+
   // (Re)opens the log over the same storage, as a restart would.
   void open(delivery_log_options options = manual()) {
     options_ = options;
@@ -1446,16 +1461,7 @@ TEST_F(DeliveryLogTest, AChangedRetentionStartsANewBucketEpochAndKeepsOldRecords
 }
 
 TEST_F(DeliveryLogTest, TheSweeperThreadSweepsOnItsOwn) {
-  delivery_log_options options = manual();
-  options.automatic_sweeps = true;
-  options.retention = seconds(16);
-  options.sweep_interval = milliseconds(20);
-  open(options);
-  make_webhook({"*"});
-  ingest_ok(request());
-  ASSERT_TRUE(record(log_->jobs().take_due(now(), 10).ready.at(0).delivery, 200,
-                     attempt_decision::succeeded()));
-  advance(minutes(1));
+  start_sweeper_with_an_expired_delivery();
   const auto deadline = std::chrono::steady_clock::now() + seconds(10);
   while (log_->counters().expired == 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(milliseconds(10));
@@ -1468,11 +1474,6 @@ TEST_F(DeliveryLogTest, TheSweeperThreadSweepsOnItsOwn) {
 // A stop finds the sweeper freeing a dropped range's space (on RocksDB a compaction that can take
 // minutes): it tells the reclaim to end, and does not wait for it to run its course.
 TEST_F(DeliveryLogTest, AStopTellsTheSweepsReclaimToEnd) {
-  delivery_log_options options = manual();
-  options.automatic_sweeps = true;
-  options.retention = seconds(16);
-  options.sweep_interval = milliseconds(20);
-  open(options);
   std::atomic<bool> entered{false}, told{false};
   store_.set_on_reclaim([&](std::atomic<bool>* stop) {
     entered = true;
@@ -1482,11 +1483,7 @@ TEST_F(DeliveryLogTest, AStopTellsTheSweepsReclaimToEnd) {
     }
     told = stop != nullptr && stop->load();
   });
-  make_webhook({"*"});
-  ingest_ok(request());
-  ASSERT_TRUE(record(log_->jobs().take_due(now(), 10).ready.at(0).delivery, 200,
-                     attempt_decision::succeeded()));
-  advance(minutes(1));  // its bucket is past retention: the next sweep drops it and reclaims
+  start_sweeper_with_an_expired_delivery();
   const auto deadline = std::chrono::steady_clock::now() + seconds(10);
   while (!entered && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(milliseconds(5));
