@@ -1735,8 +1735,10 @@ TEST_F(DeliveryLogTest, AStartFinishesTheDeletionOfAProjectTheCatalogNoLongerHas
   auto reloaded = log_->load();
   ASSERT_TRUE(reloaded) << reloaded.error().detail;
   log_->start();
+  // The writer takes the delivery out of memory, then counts it: wait for both.
   const auto deadline = std::chrono::steady_clock::now() + seconds(10);
-  while (log_->pending_count() != 0 && std::chrono::steady_clock::now() < deadline) {
+  while ((log_->pending_count() != 0 || log_->counters().deleted == 0) &&
+         std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(milliseconds(5));
   }
   EXPECT_EQ(log_->pending_count(), 0u);
