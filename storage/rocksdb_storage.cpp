@@ -14,6 +14,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/listener.h>
+#include <rocksdb/memtablerep.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
@@ -371,6 +372,12 @@ rocksdb::DBOptions make_db_options(const rocksdb_options& options) {
   // replays the WAL up to the first torn record. Every acknowledged batch was fsync'd before
   // write() returned, so it lies before any torn tail and survives.
   db.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  // Default true. A memtable that is not a skip list (the queue's, see make_cf_options) cannot
+  // take inserts from several writers at once, and RocksDB refuses to open it unless this is
+  // off. hookd's writes come from a writer thread each for the catalog and the delivery log,
+  // small batches whose memtable inserts are a fraction of a microsecond: the group's leader
+  // applies them one after the other.
+  db.allow_concurrent_memtable_write = false;
   return db;
 }
 
@@ -384,28 +391,21 @@ rocksdb::DBOptions make_db_options(const rocksdb_options& options) {
 // start at "", at a bucket, a bucket + project, an attempt prefix or just after a key).
 
 // History: the keys of one record (is_record_key: an event, an attempt, a finished delivery or
-// its entry by webhook; not subject entries); the queue: a delivery id.
+// its entry by webhook; not subject entries).
 bool hinted_key(table t, std::string_view key) noexcept {
-  if (t == table::queue) return key.size() == object_id::kSize;
   return t == table::history && is_record_key(key);
 }
 
 class insert_hint_prefix final : public rocksdb::SliceTransform {
  public:
-  explicit insert_hint_prefix(table t) : table_(t) {}
-  const char* Name() const override {
-    return table_ == table::history ? "hookd.history_insert_hint.1" : "hookd.queue_insert_hint.1";
-  }
-  // The queue's ids share one place; history's records one per bucket, project and kind.
+  const char* Name() const override { return "hookd.history_insert_hint.1"; }
+  // One place per bucket, project and kind of record.
   rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
-    return {key.data(), table_ == table::history ? kHistoryPrefixBytes + 1 : 0};
+    return {key.data(), kHistoryPrefixBytes + 1};
   }
   bool InDomain(const rocksdb::Slice& key) const override {
-    return hinted_key(table_, to_view(key));
+    return hinted_key(table::history, to_view(key));
   }
-
- private:
-  table table_;
 };
 
 // A family's memtable size (write_buffer_size; see make_cf_options).
@@ -439,17 +439,23 @@ rocksdb::ColumnFamilyOptions make_cf_options(std::optional<table> t,
   // When all memtables together reach the cap, RocksDB flushes the largest early.
   cf.write_buffer_size = memtable_bytes(t);
   // Default: none (every insert searches the memtable's skip list from its top). The keys of
-  // one bucket, project and kind of history record (event, attempt, finished delivery...) and
-  // the queue's delivery ids grow with time, so each insert lands just after the previous one of
-  // its kind: RocksDB keeps the place of the last insert per prefix and starts the next there.
-  // History's prefix is bucket + project + kind; the queue has one (the empty prefix). Inserts
-  // only: reads do not use it. Measured with bench/cost.sh (bench/README.md, "The memtable's
-  // insert hints"): a memtable insert from ~8 000 instructions to ~3 800.
+  // one bucket, project and kind of history record (event, attempt, finished delivery...) grow
+  // with time, so each insert lands just after the previous one of its kind: RocksDB keeps the
+  // place of the last insert per prefix (bucket + project + kind) and starts the next there.
+  // Inserts only: reads do not use it. Measured with bench/cost.sh (bench/README.md, "The
+  // memtable's insert hints"): a memtable insert from ~8 000 instructions to ~3 800.
   // Only keys of the point records' shapes (hinted_key above: RocksDB 7.8 mixes up range
   // tombstones that share a hinted prefix).
-  if (t == table::history || t == table::queue) {
-    cf.memtable_insert_with_hint_prefix_extractor = std::make_shared<insert_hint_prefix>(*t);
+  if (history) {
+    cf.memtable_insert_with_hint_prefix_extractor = std::make_shared<insert_hint_prefix>();
   }
+  // Default: a skip list (every insert finds its place in key order). The queue takes a put as
+  // each delivery is accepted and an erase as it finishes, and is read only by the scan at
+  // start-up (pending work lives in memory), so its memtable is an unsorted vector: an insert is
+  // an append, and the sort is paid once, by the flush (on RocksDB's background thread) or by the
+  // start-up scan. A point read of it would copy and sort the vector each time: hookd does none.
+  // Measured with bench/cost.sh (bench/README.md, "The queue's memtable as a vector").
+  if (t == table::queue) cf.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
   if (history) {
     // Default: off (files are compacted only when their level overflows). Every history file is
     // rewritten at least once a day, so that records deleted one by one (an erased subject) leave

@@ -60,8 +60,8 @@ write_batch make_batch(std::uint64_t seq, std::uint64_t seed) {
               wl::record_value(seq, j, len));
   }
   batch.put(table::meta, "last", std::to_string(seq));
-  batch.put(table::idempotency, wl::tmp_key(seq), std::to_string(seq));
-  if (seq > 1) batch.erase(table::idempotency, wl::tmp_key(seq - 1));
+  batch.put(table::queue, wl::tmp_key(seq), std::to_string(seq));
+  if (seq > 1) batch.erase(table::queue, wl::tmp_key(seq - 1));
   return batch;
 }
 

@@ -98,7 +98,7 @@ class CrashTest : public ::testing::Test {
       ASSERT_TRUE(last);
       EXPECT_EQ(*last, std::optional<std::string>(std::to_string(newest)));
       std::vector<std::string> tmp;
-      auto tmps = store.scan(table::idempotency, "tmp/", [&](std::string_view k, std::string_view) {
+      auto tmps = store.scan(table::queue, "tmp/", [&](std::string_view k, std::string_view) {
         tmp.emplace_back(k);
         return true;
       });

@@ -5,7 +5,7 @@
 // Batch `seq` (1, 2, 3, ... with no gaps) holds:
 //   meta        "batch/<seq>"          -> "<k>"  (how many records the batch has)
 //   meta        "last"                 -> "<seq>" (overwritten by every batch)
-//   idempotency "tmp/<seq>"            -> "<seq>" and an erase of "tmp/<seq - 1>"
+//   queue       "tmp/<seq>"            -> "<seq>" and an erase of "tmp/<seq - 1>"
 //   k records   "b<seq>-<j>" in kRecordTables[j % 4] -> "<seq>:<j>:<len>:" + len filler bytes
 // so after any crash a batch is either entirely there or entirely absent, exactly one "tmp/"
 // key exists, and "last" names the newest batch.
@@ -34,7 +34,8 @@
 
 namespace hookd::crash_workload {
 
-inline constexpr std::array<table, 4> kRecordTables = {table::events, table::deliveries,
+// The queue among them: its memtable is a vector, not a skip list (storage/rocksdb_storage.cpp).
+inline constexpr std::array<table, 4> kRecordTables = {table::queue, table::deliveries,
                                                        table::attempts, table::webhooks};
 
 // How many catalog creates the child keeps in flight (crash_child catalog).
