@@ -19,7 +19,13 @@
 #
 # Prints, on stderr: the lower phase's own line, then the samples' shares by thread, by thread
 # and library (user space or the kernel), and the 25 hottest functions of the dispatcher and of
-# the delivery log's writer; on stdout a JSON summary (shares by thread and by library). Needs
+# the delivery log's writer; then by part, in µs per delivery (the run's CPU per delivery times
+# the share): the kernel's side of each thread but RocksDB's, RocksDB (its own threads whole, and
+# its functions on hookd's), OpenSSL, the C and C++ libraries and the allocator, and hookd's own
+# code with Boost's; and what the design's parts (the kernel and RocksDB) leave of the targets'
+# budgets (twice the raw client's CPU per request; twice a GET's, hookd's one core saturated by
+# GETs at the reference rate, for fan-out at half that rate). On stdout a
+# JSON summary (shares by thread, by library and by part, the budgets). Needs
 # perf (Debian's linux-perf) allowed to sample another process: root, or
 # /proc/sys/kernel/perf_event_paranoid at 1 or less. Bounded by compare.sh's own bounds.
 set -euo pipefail
@@ -83,6 +89,17 @@ report() {
 }
 report --sort comm >"$tmp/threads.tsv"
 report --sort comm,dso >"$tmp/libraries.tsv"
+# Every sample's thread, library and function, into parts (see the header).
+perf report -i "$tmp/perf.data" --no-children -g none --sort comm,dso,sym 2>/dev/null |
+  awk '/^ *[0-9.]+%/ {
+      share = $1; sub("%", "", share); comm = $2; dso = $3; sym = $0
+      if (comm ~ /^rocksdb/ || sym ~ /rocksdb::|ROCKSDB_|XXH|crc32c/ || dso ~ /liblz4|libsnappy|libzstd/) part = "rocksdb"
+      else if (dso ~ /kernel/) part = "kernel " comm
+      else if (dso ~ /libcrypto|libssl/) part = "openssl"
+      else if (dso ~ /libc\.so|libstdc\+\+|libjemalloc|libm\.so|vdso/) part = "libraries"
+      else part = "hookd"
+      sum[part] += share }
+    END { for (p in sum) printf "%.2f\t%s\n", sum[p], p }' | sort -t$'\t' -k1,1nr >"$tmp/parts.tsv"
 {
   echo "profile.sh: share of hookd's samples by thread"
   awk -F'\t' '{ printf "  %6.2f %%  %s\n", $1, $2 }' "$tmp/threads.tsv"
@@ -94,6 +111,20 @@ report --sort comm,dso >"$tmp/libraries.tsv"
       awk '/^ *[0-9.]+%/ && n++ < 25 { print substr($0, 1, 150) }'
   done
 } >&2
+# µs per delivery by part, and the targets' budgets against the design's parts.
+jq -r --rawfile parts "$tmp/parts.tsv" '
+  .lower as $l | ($l.hookd.cpu_us_per_delivery) as $cpu
+  | ($parts | split("\n") | map(select(length > 0) | split("\t") | {share: (.[0] | tonumber), part: .[1]})) as $rows
+  | ($rows | map(.share) | add) as $total
+  | ($rows | map(select(.part | test("^kernel|^rocksdb$"))) | map(.share) | add) as $design
+  | (2 * $l.raw.cpu_us_per_request) as $twice_raw
+  | ($l.hookd.deliveries_per_s / $l.ratio_fanout_get) as $get_rps
+  | (2 * 1000000 / $get_rps) as $half_get
+  | "profile.sh: by part, µs per delivery (of \($cpu))",
+    ($rows[] | "  \(.share / $total * $cpu * 10 | round / 10)\t\(.part)"),
+    "  \($design / $total * $cpu * 10 | round / 10)\tthe kernel and RocksDB together",
+    "profile.sh: budgets: 2x the raw client \($twice_raw * 10 | round / 10) µs, leaving \(($twice_raw - $design / $total * $cpu) * 10 | round / 10) for the rest; fan-out at 0.5x GET \($half_get * 10 | round / 10) µs (twice the CPU of one GET, at \($get_rps | round) req/s on one core), leaving \(($half_get - $design / $total * $cpu) * 10 | round / 10)"
+' "$tmp/compare.json" >&2
 
 # perf stat -x, lines "thread-TID,COUNT,,syscalls:sys_enter_KIND,...": per thread name and kind,
 # per dispatcher sendmsg (one per delivery).
@@ -111,15 +142,17 @@ if $syscalls; then
 fi
 
 jq -n --rawfile threads "$tmp/threads.tsv" --rawfile libraries "$tmp/libraries.tsv" \
-  --rawfile syscalls "$tmp/syscalls.tsv" \
+  --rawfile syscalls "$tmp/syscalls.tsv" --rawfile parts "$tmp/parts.tsv" \
   --slurpfile lower "$tmp/compare.json" --argjson seconds "$seconds" '
   def rows: split("\n") | map(select(length > 0) | split("\t") | {share: (.[0] | tonumber), what: .[1]});
   {seconds_sampled: $seconds, lower: ($lower[0].lower // null),
    threads: ($threads | rows), threads_and_libraries: ($libraries | rows),
+   parts: ($parts | rows | map({part: .what, share}) as $p | ($p | map(.share) | add) as $t
+     | $p | map(. + {us_per_delivery: (if $lower[0].lower then (.share / $t * $lower[0].lower.hookd.cpu_us_per_delivery * 100 | round / 100) else null end)})),
    syscalls_per_delivery: ($syscalls | split("\n") | map(select(length > 0) | split("\t")
      | {thread: .[0], call: .[1], per_delivery: (.[2] | tonumber)}))}'
 if [[ -n $keep ]]; then
   mkdir -p "$keep"
-  cp "$tmp/perf.data" "$tmp/threads.tsv" "$tmp/libraries.tsv" "$tmp/syscalls.tsv" "$tmp/compare.log" "$keep/"
+  cp "$tmp/perf.data" "$tmp/threads.tsv" "$tmp/libraries.tsv" "$tmp/parts.tsv" "$tmp/syscalls.tsv" "$tmp/compare.log" "$keep/"
   log "kept in $keep (perf report -i $keep/perf.data --sort comm,dso,sym)"
 fi
