@@ -802,6 +802,9 @@ TEST_F(DeliveryE2E, MetricsCountAttemptsOutcomesAndPendingJobs) {
   auto h = hook("Metrics", "/m", {"order.created"});
   ASSERT_EQ(ingest({{"type", "order.created"}, {"data", 1}}).status, 202u);
   ASSERT_TRUE(wait_status(id_of(h), only_delivery(id_of(h)), "succeeded"));
+  // The delivery leaves memory before the writer counts it (deliveries_total, history_deliveries)
+  // and gives its slot back last: wait for the slot.
+  EXPECT_TRUE(eventually([&] { return stack->log().jobs().counts().in_flight == 0; }));
   auto r = stack->get("/metrics", "");
   ASSERT_EQ(r.status, 200u);
   const std::string& text = r.body;

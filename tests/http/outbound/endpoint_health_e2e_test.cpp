@@ -109,7 +109,13 @@ TEST_F(EndpointHealthE2E, GoneDisablesTheWebhookAndTellsAHookdSubscriber) {
   // Never to the disabled webhook itself, although it subscribed to everything.
   EXPECT_TRUE(disabled_events("/gone").empty());
 
-  // The 410 failed its delivery; the second one is kept, paused.
+  // The 410 failed its delivery; the second one is kept, paused. The dispatcher disables the
+  // webhook (which sends the event above) before it hands the 410 to the delivery log, so wait
+  // until that delivery is recorded and out of the pending ones (then only the second is paused).
+  ASSERT_TRUE(eventually([&] {
+    return deliveries(gone, "&status=failed").size() == 1 &&
+           health(gone).at("paused") == json::value(1);
+  }));
   auto failed = deliveries(gone, "&status=failed");
   ASSERT_EQ(failed.size(), 1u);
   EXPECT_EQ(failed[0].at("reason"), "410 Gone");

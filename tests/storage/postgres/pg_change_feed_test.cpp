@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <mutex>
 #include <optional>
+#include <thread>
 
 namespace hookd::pg {
 namespace {
@@ -165,8 +166,14 @@ TEST_F(pg_change_feed_test, a_commit_on_one_node_reaches_the_other_nodes_feed) {
   erase.erase(last);
   ASSERT_TRUE(a->commit(erase));
   EXPECT_TRUE(got.wait_for(erased, last->id));
-  EXPECT_EQ(feed.last_seq(), std::stoll(shared_pg_cluster()->query_value(
-                                 database_, "SELECT max(seq) FROM changes")));
+  const std::int64_t newest =
+      std::stoll(shared_pg_cluster()->query_value(database_, "SELECT max(seq) FROM changes"));
+  // The feed hands a change over, then moves its last seq past it: wait for the second.
+  const auto until = clock_type::now() + std::chrono::seconds(10);
+  while (feed.last_seq() != newest && clock_type::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(feed.last_seq(), newest);
 }
 
 TEST_F(pg_change_feed_test, a_webhook_arrives_with_its_secrets_opened) {
