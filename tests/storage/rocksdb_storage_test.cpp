@@ -420,14 +420,17 @@ TEST_F(RocksdbStorageTest, RangeErasesAmongHintedInsertsDeleteExactlyTheirRanges
 TEST_F(RocksdbStorageTest, QueueRecordsScanInKeyOrderWithTheirLastValues) {
   reopen();
   std::map<std::string, std::string> want;
-  std::uint32_t state = 7;
-  const auto next = [&] { return state = state * 1'103'515'245u + 12'345u; };
+  std::mt19937_64 random(7);
+  const auto key_of = [](unsigned n) {
+    char key[8];
+    std::snprintf(key, sizeof key, "q%04u", n);
+    return std::string(key);
+  };
   for (int round = 0; round < 200; ++round) {
     write_batch b;
     for (int i = 0; i < 5; ++i) {
-      char key[8];
-      std::snprintf(key, sizeof key, "q%04u", next() % 500);
-      if (next() % 4 == 0) {
+      const std::string key = key_of(static_cast<unsigned>(random() % 500));
+      if (random() % 4 == 0) {
         b.erase(table::queue, key);
         want.erase(key);
       } else {
@@ -456,8 +459,7 @@ TEST_F(RocksdbStorageTest, QueueRecordsScanInKeyOrderWithTheirLastValues) {
   // Each key read alone too (hookd itself only scans the queue, at start-up).
   const auto each = [&] {
     for (unsigned n = 0; n < 500; ++n) {
-      char key[8];
-      std::snprintf(key, sizeof key, "q%04u", n);
+      const std::string key = key_of(n);
       const auto it = want.find(key);
       EXPECT_EQ(get(table::queue, key),
                 it == want.end() ? std::nullopt : std::optional<std::string>(it->second))
