@@ -438,17 +438,6 @@ rocksdb::ColumnFamilyOptions make_cf_options(std::optional<table> t,
   // larger memtable means fewer flushes and fewer level-0 files to merge for the same data.
   // When all memtables together reach the cap, RocksDB flushes the largest early.
   cf.write_buffer_size = memtable_bytes(t);
-  // Default: none (every insert searches the memtable's skip list from its top). The keys of
-  // one bucket, project and kind of history record (event, attempt, finished delivery...) grow
-  // with time, so each insert lands just after the previous one of its kind: RocksDB keeps the
-  // place of the last insert per prefix (bucket + project + kind) and starts the next there.
-  // Inserts only: reads do not use it. Measured with bench/cost.sh (bench/README.md, "The
-  // memtable's insert hints"): a memtable insert from ~8 000 instructions to ~3 800.
-  // Only keys of the point records' shapes (hinted_key above: RocksDB 7.8 mixes up range
-  // tombstones that share a hinted prefix).
-  if (history) {
-    cf.memtable_insert_with_hint_prefix_extractor = std::make_shared<insert_hint_prefix>();
-  }
   // Default: a skip list (every insert finds its place in key order). The queue takes a put as
   // each delivery is accepted and an erase as it finishes, and is read only by the scan at
   // start-up (pending work lives in memory), so its memtable is an unsorted vector: an insert is
@@ -457,6 +446,15 @@ rocksdb::ColumnFamilyOptions make_cf_options(std::optional<table> t,
   // Measured with bench/cost.sh (bench/README.md, "The queue's memtable as a vector").
   if (t == table::queue) cf.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
   if (history) {
+    // Default: none (every insert searches the memtable's skip list from its top). The keys of
+    // one bucket, project and kind of history record (event, attempt, finished delivery...) grow
+    // with time, so each insert lands just after the previous one of its kind: RocksDB keeps the
+    // place of the last insert per prefix (bucket + project + kind) and starts the next there.
+    // Inserts only: reads do not use it. Measured with bench/cost.sh (bench/README.md, "The
+    // memtable's insert hints"): a memtable insert from ~8 000 instructions to ~3 800.
+    // Only keys of the point records' shapes (hinted_key above: RocksDB 7.8 mixes up range
+    // tombstones that share a hinted prefix).
+    cf.memtable_insert_with_hint_prefix_extractor = std::make_shared<insert_hint_prefix>();
     // Default: off (files are compacted only when their level overflows). Every history file is
     // rewritten at least once a day, so that records deleted one by one (an erased subject) leave
     // the disk within a day even where no new data overlaps their file (docs/delivery.md,
